@@ -4,6 +4,7 @@ export default defineConfig({
   entry: ["src/index.ts"],
   format: ["esm"],
   dts: true,
+  tsconfig: "tsconfig.build.json",
   sourcemap: true,
   clean: true,
   target: "node20"

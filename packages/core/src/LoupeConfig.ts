@@ -1,0 +1,44 @@
+/**
+ * Where Loupe finds weights and keeps caches. Read from the environment by `layerConfig`
+ * (`LOUPE_MODELS_DIR`, `LOUPE_CACHE_DIR`, `LOUPE_OFFLINE`) or given explicitly with `layer`.
+ *
+ * @since 0.1.0
+ */
+import { Config, Context, Effect, Layer, Option } from "effect"
+import * as os from "node:os"
+import * as path from "node:path"
+
+export interface LoupeConfigShape {
+  /** The folder holding offline model folders (e.g. `../shared/models`). */
+  readonly modelsDir: string | undefined
+  /** The folder for the embedding cache and downloaded weights. */
+  readonly cacheDir: string
+  /** Never reach the network when true. */
+  readonly offline: boolean
+}
+
+export const defaultCacheDir = (): string => path.join(os.homedir(), ".cache", "loupe")
+
+export class LoupeConfig extends Context.Tag("@loupe/core/LoupeConfig")<LoupeConfig, LoupeConfigShape>() {
+  static readonly layer = (config: Partial<LoupeConfigShape>): Layer.Layer<LoupeConfig> =>
+    Layer.succeed(LoupeConfig, {
+      modelsDir: config.modelsDir,
+      cacheDir: config.cacheDir ?? defaultCacheDir(),
+      offline: config.offline ?? false
+    })
+
+  static readonly layerConfig = (overrides: Partial<LoupeConfigShape> = {}): Layer.Layer<LoupeConfig> =>
+    Layer.effect(
+      LoupeConfig,
+      Effect.gen(function*() {
+        const modelsDir = yield* Config.option(Config.string("LOUPE_MODELS_DIR"))
+        const cacheDir = yield* Config.option(Config.string("LOUPE_CACHE_DIR"))
+        const offline = yield* Config.withDefault(Config.boolean("LOUPE_OFFLINE"), false)
+        return {
+          modelsDir: overrides.modelsDir ?? Option.getOrUndefined(modelsDir),
+          cacheDir: overrides.cacheDir ?? Option.getOrElse(cacheDir, defaultCacheDir),
+          offline: overrides.offline ?? offline
+        }
+      }).pipe(Effect.orDie)
+    )
+}

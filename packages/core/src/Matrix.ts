@@ -1,0 +1,69 @@
+/**
+ * A dense row-major float32 matrix: the currency between backbones, heads and metrics.
+ *
+ * @since 0.1.0
+ */
+export interface Matrix {
+  readonly rows: number
+  readonly cols: number
+  readonly data: Float32Array
+}
+
+export const make = (rows: number, cols: number, data?: Float32Array): Matrix => {
+  const d = data ?? new Float32Array(rows * cols)
+  if (d.length !== rows * cols) {
+    throw new RangeError(`Matrix data has ${d.length} values, expected ${rows} x ${cols}`)
+  }
+  return { rows, cols, data: d }
+}
+
+/** The view of row `i` (no copy). */
+export const row = (m: Matrix, i: number): Float32Array => m.data.subarray(i * m.cols, (i + 1) * m.cols)
+
+/** A new matrix holding the given rows, in order. */
+export const takeRows = (m: Matrix, indices: ArrayLike<number>): Matrix => {
+  const out = new Float32Array(indices.length * m.cols)
+  for (let k = 0; k < indices.length; k++) out.set(row(m, indices[k]!), k * m.cols)
+  return { rows: indices.length, cols: m.cols, data: out }
+}
+
+/** Stack rows (each of the same length) into a matrix. */
+export const fromRows = (rows: ReadonlyArray<ArrayLike<number>>, cols?: number): Matrix => {
+  const c = cols ?? rows[0]?.length ?? 0
+  const out = new Float32Array(rows.length * c)
+  rows.forEach((r, i) => {
+    if (r.length !== c) throw new RangeError(`Row ${i} has ${r.length} values, expected ${c}`)
+    out.set(r, i * c)
+  })
+  return { rows: rows.length, cols: c, data: out }
+}
+
+/** Concatenate matrices with the same row count side by side (feature concatenation). */
+export const concatColumns = (parts: ReadonlyArray<Matrix>): Matrix => {
+  const rows = parts[0]?.rows ?? 0
+  const cols = parts.reduce((s, p) => s + p.cols, 0)
+  const out = new Float32Array(rows * cols)
+  for (let i = 0; i < rows; i++) {
+    let offset = i * cols
+    for (const p of parts) {
+      if (p.rows !== rows) throw new RangeError(`Cannot concatenate matrices with ${p.rows} and ${rows} rows`)
+      out.set(row(p, i), offset)
+      offset += p.cols
+    }
+  }
+  return { rows, cols, data: out }
+}
+
+/** Index of the largest value in row `i`. */
+export const argmaxRow = (m: Matrix, i: number): number => {
+  let best = 0
+  let bestValue = -Infinity
+  for (let j = 0; j < m.cols; j++) {
+    const v = m.data[i * m.cols + j]!
+    if (v > bestValue) {
+      bestValue = v
+      best = j
+    }
+  }
+  return best
+}

@@ -1,0 +1,19 @@
+/**
+ * The metric contract: a named function of true labels and predicted probabilities.
+ *
+ * @since 0.1.0
+ */
+import type { Matrix } from "./Matrix.js"
+
+export interface MetricInput {
+  readonly yTrue: Int32Array
+  /** `n x numClasses` predicted probabilities. */
+  readonly proba: Matrix
+  readonly numClasses: number
+}
+
+export interface Metric {
+  readonly name: string
+  readonly higherIsBetter: boolean
+  readonly compute: (input: MetricInput) => number
+}

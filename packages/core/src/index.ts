@@ -1,0 +1,16 @@
+/**
+ * @loupe/core: samples and datasets, image preprocessing, the plugin contracts, the registry, the embedder and its
+ * cache, fitted pipelines and model bundles.
+ *
+ * @since 0.1.0
+ */
+export * as Backbone from "./Backbone.js"
+export * as CoreError from "./CoreError.js"
+export * as Head from "./Head.js"
+export * as LoupeConfig from "./LoupeConfig.js"
+export * as Matrix from "./Matrix.js"
+export * as Metric from "./Metric.js"
+export * as Preprocess from "./Preprocess.js"
+export * as Progress from "./Progress.js"
+export * as Registry from "./Registry.js"
+export * as Sample from "./Sample.js"
