@@ -1,1 +1,6 @@
-export {}
+/**
+ * @loupe/trainers: heads trained on embeddings, cross-validation, calibration and hyper-parameter search.
+ *
+ * @since 0.1.0
+ */
+export * as TrainerError from "./TrainerError.js"
