@@ -4,6 +4,11 @@
  *
  * @since 0.1.0
  */
+import { Effect } from "effect"
+import * as fs from "node:fs/promises"
+import sharp from "sharp"
+import { CoreError } from "./CoreError.js"
+import { describeSource, type ImageSource } from "./Sample.js"
 
 /** How a backbone wants its pixels. Normalised value = (x / scale - mean[c]) / std[c] for x in 0..255. */
 export interface PreprocessSpec {
@@ -31,3 +36,89 @@ export const imagenet = (overrides: Partial<PreprocessSpec> = {}): PreprocessSpe
   std: [0.229, 0.224, 0.225],
   ...overrides
 })
+
+/** Read the bytes behind a source (a path is read from disk; bytes are returned as they are). */
+export const readSource = (source: ImageSource): Effect.Effect<Uint8Array, CoreError> =>
+  typeof source === "string"
+    ? Effect.tryPromise({
+      try: () => fs.readFile(source),
+      catch: (cause) =>
+        new CoreError({ reason: "Io", file: source, message: `Cannot read ${source}: ${String(cause)}`, cause })
+    })
+    : Effect.succeed(source)
+
+/**
+ * Decode image bytes to `size x size x 3` 8-bit RGB (HWC), following `spec`: EXIF orientation applied, greyscale,
+ * CMYK and 16-bit converted to 8-bit sRGB, transparency flattened onto white, then resized and cropped.
+ * `name` is used in error messages.
+ */
+export const decodeRgb = (bytes: Uint8Array, spec: PreprocessSpec, name: string): Effect.Effect<Uint8Array, CoreError> =>
+  Effect.tryPromise({
+    try: async () => {
+      if (bytes.byteLength === 0) throw new Error("the file is empty")
+      const { size } = spec
+      let image = sharp(bytes, { failOn: "truncated" }).rotate()
+      if (spec.resize === "squash") {
+        image = image.resize(size, size, { fit: "fill" })
+      } else {
+        const shorter = spec.resizeShorter ?? size
+        if (shorter < size) throw new Error(`resizeShorter ${shorter} is smaller than the crop size ${size}`)
+        const offset = Math.round((shorter - size) / 2)
+        image = image.resize(shorter, shorter, { fit: "cover", position: "centre" })
+        if (shorter > size) image = image.extract({ left: offset, top: offset, width: size, height: size })
+      }
+      const { data, info } = await image
+        .flatten({ background: { r: 255, g: 255, b: 255 } })
+        .toColourspace("srgb")
+        .raw({ depth: "uchar" })
+        .toBuffer({ resolveWithObject: true })
+      if (info.channels !== 3 || info.width !== size || info.height !== size) {
+        throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x3`)
+      }
+      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    },
+    catch: (cause) =>
+      new CoreError({
+        reason: "InvalidImage",
+        file: name,
+        message: `Cannot decode ${name}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        cause
+      })
+  })
+
+/** Read and decode a source (see `decodeRgb`). */
+export const loadRgb = (source: ImageSource, spec: PreprocessSpec): Effect.Effect<Uint8Array, CoreError> =>
+  Effect.flatMap(readSource(source), (bytes) => decodeRgb(bytes, spec, describeSource(source)))
+
+/**
+ * Normalise one `size x size x 3` RGB image into slot `index` of a batch tensor laid out per `spec.layout`.
+ */
+export const writeNormalized = (rgb: Uint8Array, spec: PreprocessSpec, out: Float32Array, index: number): void => {
+  const pixels = spec.size * spec.size
+  const base = index * pixels * 3
+  const inv = 1 / spec.scale
+  const [m0, m1, m2] = spec.mean
+  const [s0, s1, s2] = [1 / spec.std[0], 1 / spec.std[1], 1 / spec.std[2]]
+  if (spec.layout === "NHWC") {
+    for (let p = 0; p < pixels; p++) {
+      const i = p * 3
+      out[base + i] = (rgb[i]! * inv - m0) * s0
+      out[base + i + 1] = (rgb[i + 1]! * inv - m1) * s1
+      out[base + i + 2] = (rgb[i + 2]! * inv - m2) * s2
+    }
+  } else {
+    for (let p = 0; p < pixels; p++) {
+      const i = p * 3
+      out[base + p] = (rgb[i]! * inv - m0) * s0
+      out[base + pixels + p] = (rgb[i + 1]! * inv - m1) * s1
+      out[base + 2 * pixels + p] = (rgb[i + 2]! * inv - m2) * s2
+    }
+  }
+}
+
+/** Normalise several RGB images into one batch tensor. */
+export const toTensor = (images: ReadonlyArray<Uint8Array>, spec: PreprocessSpec): Float32Array => {
+  const out = new Float32Array(images.length * spec.size * spec.size * 3)
+  images.forEach((rgb, i) => writeNormalized(rgb, spec, out, i))
+  return out
+}

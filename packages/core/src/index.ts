@@ -6,6 +6,8 @@
  */
 export * as Backbone from "./Backbone.js"
 export * as CoreError from "./CoreError.js"
+export * as Embedder from "./Embedder.js"
+export * as EmbeddingCache from "./EmbeddingCache.js"
 export * as Head from "./Head.js"
 export * as LoupeConfig from "./LoupeConfig.js"
 export * as Matrix from "./Matrix.js"

@@ -1,0 +1,28 @@
+/**
+ * The embedding cache contract: vectors keyed by (namespace, image content sha256). The namespace identifies the
+ * backbone id, its weights hash and its preprocessing, so a change to any of them never reuses stale vectors.
+ * Implementations must make writes atomic, so two processes writing at once or a crash never leave a torn entry.
+ *
+ * @since 0.1.0
+ */
+import { Context } from "effect"
+import type { Effect } from "effect"
+import { createHash } from "node:crypto"
+import type { LoadedBackbone } from "./Backbone.js"
+
+export interface EmbeddingCacheShape {
+  readonly get: (namespace: string, contentHash: string) => Effect.Effect<Float32Array | undefined>
+  readonly set: (namespace: string, contentHash: string, vector: Float32Array) => Effect.Effect<void>
+}
+
+export class EmbeddingCache extends Context.Tag("@loupe/core/EmbeddingCache")<EmbeddingCache, EmbeddingCacheShape>() {}
+
+/** The cache namespace of a loaded backbone. */
+export const namespaceOf = (backbone: LoadedBackbone): string =>
+  createHash("sha256")
+    .update(JSON.stringify([backbone.info.id, backbone.weightsHash, backbone.info.preprocess]))
+    .digest("hex")
+    .slice(0, 32)
+
+/** sha256 of image bytes, hex. */
+export const contentHash = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex")
