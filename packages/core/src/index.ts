@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 export * as Backbone from "./Backbone.js"
+export * as Bundle from "./Bundle.js"
 export * as CoreError from "./CoreError.js"
 export * as Embedder from "./Embedder.js"
 export * as EmbeddingCache from "./EmbeddingCache.js"
@@ -12,6 +13,7 @@ export * as Head from "./Head.js"
 export * as LoupeConfig from "./LoupeConfig.js"
 export * as Matrix from "./Matrix.js"
 export * as Metric from "./Metric.js"
+export * as Pipeline from "./Pipeline.js"
 export * as Preprocess from "./Preprocess.js"
 export * as Progress from "./Progress.js"
 export * as Registry from "./Registry.js"

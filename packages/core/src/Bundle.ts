@@ -1,0 +1,171 @@
+/**
+ * A model bundle is a directory: `manifest.json` (labels, the backbone reference, the head's file, metrics) and
+ * `head.json` (the fitted head). Weights are referenced by backbone id and sha256, never copied. Saving is atomic:
+ * the bundle is written beside the target and renamed into place, so a reader never sees half a bundle and a crash
+ * leaves the previous bundle intact.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Schema } from "effect"
+import type { Scope } from "effect"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { CoreError } from "./CoreError.js"
+import type { LoupeConfig } from "./LoupeConfig.js"
+import type { FittedPipeline } from "./Pipeline.js"
+import { loadBackbone, Registry } from "./Registry.js"
+
+export const FORMAT = "loupe-bundle"
+export const FORMAT_VERSION = 1
+
+const PreprocessSchema = Schema.Struct({
+  size: Schema.Number,
+  resize: Schema.Literal("shorter-side-center-crop", "squash"),
+  resizeShorter: Schema.optional(Schema.Number),
+  layout: Schema.Literal("NCHW", "NHWC"),
+  scale: Schema.Number,
+  mean: Schema.Tuple(Schema.Number, Schema.Number, Schema.Number),
+  std: Schema.Tuple(Schema.Number, Schema.Number, Schema.Number)
+})
+
+export const Manifest = Schema.Struct({
+  format: Schema.Literal(FORMAT),
+  formatVersion: Schema.Literal(FORMAT_VERSION),
+  createdAt: Schema.String,
+  labels: Schema.Array(Schema.String),
+  backbone: Schema.Struct({
+    id: Schema.String,
+    weightsHash: Schema.String,
+    embeddingSize: Schema.Number,
+    preprocess: PreprocessSchema,
+    options: Schema.Unknown
+  }),
+  head: Schema.Struct({ kind: Schema.String, file: Schema.String }),
+  /** Free-form training facts (CV metrics, test metrics, selected candidate, timings). */
+  metadata: Schema.optional(Schema.Unknown)
+})
+export type Manifest = typeof Manifest.Type
+
+const io = (file: string, what: string) => (cause: unknown) =>
+  new CoreError({ reason: "Io", file, message: `Cannot ${what} ${file}: ${String(cause)}`, cause })
+
+/**
+ * Write `files` (name -> contents) as directory `dir`, atomically: into a sibling temp directory, then renamed
+ * over the old one (which is removed after the swap).
+ */
+export const writeDirectoryAtomic = (dir: string, files: Record<string, string | Uint8Array>): Effect.Effect<void, CoreError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const target = path.resolve(dir)
+      await fs.mkdir(path.dirname(target), { recursive: true })
+      const suffix = `${process.pid}-${randomBytes(4).toString("hex")}`
+      const tmp = `${target}.tmp-${suffix}`
+      await fs.mkdir(tmp)
+      for (const [name, contents] of Object.entries(files)) {
+        const handle = await fs.open(path.join(tmp, name), "w")
+        await handle.writeFile(contents)
+        await handle.sync()
+        await handle.close()
+      }
+      const old = `${target}.old-${suffix}`
+      const hadOld = await fs.rename(target, old).then(() => true, (e: NodeJS.ErrnoException) => {
+        if (e.code === "ENOENT") return false
+        throw e
+      })
+      await fs.rename(tmp, target)
+      if (hadOld) await fs.rm(old, { recursive: true, force: true })
+    },
+    catch: io(dir, "write bundle")
+  })
+
+/** Save a fitted pipeline as a bundle directory. */
+export const save = (fitted: FittedPipeline, dir: string, metadata?: unknown): Effect.Effect<Manifest, CoreError> =>
+  Effect.gen(function*() {
+    const manifest: Manifest = {
+      format: FORMAT,
+      formatVersion: FORMAT_VERSION,
+      createdAt: new Date().toISOString(),
+      labels: fitted.labels,
+      backbone: {
+        id: fitted.backbone.info.id,
+        weightsHash: fitted.backbone.weightsHash,
+        embeddingSize: fitted.backbone.info.embeddingSize,
+        preprocess: fitted.backbone.info.preprocess,
+        options: fitted.backboneOptions
+      },
+      head: { kind: fitted.head.kind, file: "head.json" },
+      ...(metadata === undefined ? {} : { metadata })
+    }
+    yield* writeDirectoryAtomic(dir, {
+      "manifest.json": JSON.stringify(manifest, null, 2) + "\n",
+      "head.json": JSON.stringify(fitted.head.toJSON())
+    })
+    return manifest
+  })
+
+const readJson = (file: string): Effect.Effect<unknown, CoreError> =>
+  Effect.tryPromise({ try: () => fs.readFile(file, "utf8"), catch: io(file, "read") }).pipe(
+    Effect.flatMap((text) =>
+      Effect.try({
+        try: () => JSON.parse(text) as unknown,
+        catch: (cause) => new CoreError({ reason: "InvalidBundle", file, message: `${file} is not valid JSON`, cause })
+      })
+    )
+  )
+
+/** Read and validate a bundle's manifest. */
+export const readManifest = (dir: string): Effect.Effect<Manifest, CoreError> => {
+  const file = path.join(dir, "manifest.json")
+  return readJson(file).pipe(
+    Effect.flatMap(Schema.decodeUnknown(Manifest)),
+    Effect.mapError((e) =>
+      e._tag === "CoreError"
+        ? e
+        : new CoreError({ reason: "InvalidBundle", file, message: `${file} is not a Loupe bundle manifest: ${e.message}` })
+    )
+  )
+}
+
+/**
+ * Load a bundle: its backbone from the registry (checking the weights are the ones it was trained with) and its
+ * head. The backbone session lives as long as the scope.
+ */
+export const load = (
+  dir: string
+): Effect.Effect<{ readonly fitted: FittedPipeline; readonly manifest: Manifest }, CoreError, Registry | LoupeConfig | Scope.Scope> =>
+  Effect.gen(function*() {
+    const manifest = yield* readManifest(dir)
+    const registry = yield* Registry
+    const headPlugin = yield* registry.head(manifest.head.kind)
+    const headFile = path.join(dir, manifest.head.file)
+    const serialized = yield* readJson(headFile)
+    const head = yield* headPlugin.load(serialized as never).pipe(
+      Effect.mapError((e) => new CoreError({ reason: "InvalidBundle", file: headFile, message: e.message, cause: e }))
+    )
+    const backbone = yield* loadBackbone(manifest.backbone.id, manifest.backbone.options)
+    if (backbone.weightsHash !== manifest.backbone.weightsHash) {
+      return yield* new CoreError({
+        reason: "InvalidBundle",
+        file: dir,
+        field: "backbone.weightsHash",
+        message: `Bundle ${dir} was trained with ${manifest.backbone.id} weights sha256 ${manifest.backbone.weightsHash}, ` +
+          `but the weights found have sha256 ${backbone.weightsHash}`
+      })
+    }
+    if (head.numClasses !== manifest.labels.length) {
+      return yield* new CoreError({
+        reason: "InvalidBundle",
+        file: headFile,
+        message: `Head has ${head.numClasses} classes but the manifest lists ${manifest.labels.length} labels`
+      })
+    }
+    const fitted: FittedPipeline = {
+      labels: manifest.labels,
+      backbone,
+      backboneOptions: manifest.backbone.options,
+      head,
+      embed: {}
+    }
+    return { fitted, manifest }
+  })

@@ -1,0 +1,149 @@
+/**
+ * A pipeline composes the stages in code: dataset -> preprocess -> backbone -> head. `fit` trains it on a labelled
+ * dataset and returns a `FittedPipeline`, which predicts on images and saves to and loads from a bundle directory
+ * (see `Bundle`).
+ *
+ * @since 0.1.0
+ */
+import { Effect, Schema } from "effect"
+import type { Scope } from "effect"
+import type { LoadedBackbone } from "./Backbone.js"
+import { CoreError } from "./CoreError.js"
+import { embedSamples, type EmbedOptions } from "./Embedder.js"
+import type { FittedHead, HeadPlugin } from "./Head.js"
+import type { LoupeConfig } from "./LoupeConfig.js"
+import * as Matrix from "./Matrix.js"
+import { loadBackbone, Registry } from "./Registry.js"
+import type { ImageSource, Sample, SkippedSample } from "./Sample.js"
+
+export interface PipelineSpec {
+  /** A registered backbone id, e.g. `onnx:mobilenetv2-int8`. */
+  readonly backbone: string
+  readonly backboneOptions?: unknown
+  /** A registered head kind and its parameters (validated by the head's schema). */
+  readonly head: { readonly kind: string; readonly params?: unknown }
+  readonly seed?: number
+  readonly embed?: EmbedOptions
+}
+
+/** What `fit` needs of a dataset: its labels (class order) and labelled samples. */
+export interface LabelledSamples {
+  readonly labels: ReadonlyArray<string>
+  readonly samples: ReadonlyArray<Sample>
+}
+
+export interface FittedPipeline {
+  readonly labels: ReadonlyArray<string>
+  readonly backbone: LoadedBackbone
+  readonly backboneOptions: unknown
+  readonly head: FittedHead
+  readonly embed: EmbedOptions
+}
+
+export interface LabelConfidence {
+  readonly labelName: string
+  readonly confidence: number
+}
+
+export interface Prediction {
+  readonly labelName: string
+  readonly confidence: number
+  /** Every label, most likely first. */
+  readonly labelConfidences: ReadonlyArray<LabelConfidence>
+}
+
+export const make = (spec: PipelineSpec): PipelineSpec => spec
+
+/** Decode a head's params with its schema; unknown keys are errors naming the field. */
+export const decodeHeadParams = (plugin: HeadPlugin, params: unknown): Effect.Effect<unknown, CoreError> =>
+  Schema.decodeUnknown(plugin.paramsSchema, { onExcessProperty: "error" })(params ?? {}).pipe(
+    Effect.mapError((e) =>
+      new CoreError({ reason: "InvalidConfig", field: `head.${plugin.kind}`, message: `Invalid params for head ${plugin.kind}: ${e.message}` })
+    )
+  )
+
+/** Class index of each sample's label; an unlabelled sample or unknown label is an error naming the sample. */
+export const labelIndices = (
+  labels: ReadonlyArray<string>,
+  samples: ReadonlyArray<Sample>
+): Effect.Effect<Int32Array, CoreError> =>
+  Effect.gen(function*() {
+    const index = new Map(labels.map((l, i) => [l, i]))
+    const y = new Int32Array(samples.length)
+    for (let i = 0; i < samples.length; i++) {
+      const s = samples[i]!
+      const k = s.label === undefined ? undefined : index.get(s.label)
+      if (k === undefined) {
+        return yield* new CoreError({
+          reason: "InvalidDataset",
+          file: s.id,
+          field: "label",
+          message: s.label === undefined ? `Sample ${s.id} has no label` : `Sample ${s.id} has unknown label "${s.label}"`
+        })
+      }
+      y[i] = k
+    }
+    return y
+  })
+
+/** Embed a labelled dataset and fit the head on all of it. */
+export const fit = Effect.fn("Pipeline.fit")(function*(spec: PipelineSpec, dataset: LabelledSamples) {
+  const registry = yield* Registry
+  const headPlugin = yield* registry.head(spec.head.kind)
+  const params = yield* decodeHeadParams(headPlugin, spec.head.params)
+  const backbone = yield* loadBackbone(spec.backbone, spec.backboneOptions ?? {})
+  const embedOptions = spec.embed ?? {}
+  const embeddings = yield* embedSamples(backbone, dataset.samples, embedOptions)
+  const y = yield* labelIndices(dataset.labels, embeddings.samples)
+  const head = yield* headPlugin.fit({ x: embeddings.vectors, y, numClasses: dataset.labels.length }, params, spec.seed ?? 0).pipe(
+    Effect.mapError((e) => new CoreError({ reason: "HeadFailed", field: spec.head.kind, message: e.message, cause: e }))
+  )
+  const fitted: FittedPipeline = {
+    labels: dataset.labels,
+    backbone,
+    backboneOptions: spec.backboneOptions ?? {},
+    head,
+    embed: embedOptions
+  }
+  return { fitted, skipped: embeddings.skipped }
+})
+
+/** Turn a row of probabilities into a prediction. */
+export const toPrediction = (labels: ReadonlyArray<string>, probabilities: ArrayLike<number>): Prediction => {
+  const labelConfidences = labels
+    .map((labelName, i) => ({ labelName, confidence: probabilities[i]! }))
+    .sort((a, b) => b.confidence - a.confidence)
+  return { labelName: labelConfidences[0]!.labelName, confidence: labelConfidences[0]!.confidence, labelConfidences }
+}
+
+/** Predict on embeddings already computed with the pipeline's backbone. */
+export const predictEmbeddings = (fitted: FittedPipeline, x: Matrix.Matrix): ReadonlyArray<Prediction> => {
+  const proba = fitted.head.predictProba(x)
+  return Array.from({ length: proba.rows }, (_, i) => toPrediction(fitted.labels, Matrix.row(proba, i)))
+}
+
+export interface PredictResults {
+  /** One entry per input that could be read, in input order. */
+  readonly predictions: ReadonlyArray<{ readonly sample: Sample; readonly prediction: Prediction }>
+  readonly skipped: ReadonlyArray<SkippedSample>
+}
+
+/** Predict many images at once (batched); unreadable images are listed in `skipped` with the reason. */
+export const predictMany = (
+  fitted: FittedPipeline,
+  samples: ReadonlyArray<Sample>
+): Effect.Effect<PredictResults, CoreError> =>
+  Effect.map(embedSamples(fitted.backbone, samples, fitted.embed), (embeddings) => {
+    const predictions = predictEmbeddings(fitted, embeddings.vectors)
+    return {
+      predictions: embeddings.samples.map((sample, i) => ({ sample, prediction: predictions[i]! })),
+      skipped: embeddings.skipped
+    }
+  })
+
+/** Predict one image; an unreadable image is an error naming it. */
+export const predict = (fitted: FittedPipeline, source: ImageSource): Effect.Effect<Prediction, CoreError> =>
+  Effect.flatMap(predictMany(fitted, [{ id: "0", source }]), ({ predictions, skipped }) =>
+    predictions[0]
+      ? Effect.succeed(predictions[0].prediction)
+      : Effect.fail(new CoreError({ reason: "InvalidImage", message: skipped[0]?.reason ?? "The image could not be read" })))
