@@ -1,0 +1,548 @@
+/**
+ * Classification metrics from true class indices and predicted probabilities: accuracy, balanced accuracy, the
+ * confusion matrix, per-class / macro / micro / weighted precision, recall and F1, top-k accuracy, log loss,
+ * one-vs-rest ROC-AUC, expected calibration error and a bootstrap confidence interval for accuracy.
+ *
+ * Conventions (they match scikit-learn's defaults unless noted):
+ * - `yTrue[i]` is a class index in `0..labels.length-1`; `proba` is `n x labels.length`, one probability row per
+ *   sample; the predicted class is the row's argmax (the first one on ties).
+ * - A precision, recall or F1 whose denominator is zero is 0 (`zero_division=0`).
+ * - Macro and micro averages run over the classes that occur in `yTrue` or in the predictions (scikit-learn's
+ *   `labels=None`); a class absent from both still gets a zero row in `perClass` but does not drag the averages.
+ *   Weighted averages weight each class by its support.
+ * - Balanced accuracy is the mean recall over classes present in `yTrue`.
+ * - ROC-AUC is one-vs-rest per class; it is `null` for a class that is absent from `yTrue` or is every sample's
+ *   class, and the macro value averages the defined ones (`null` when none is).
+ * - Expected calibration error uses equal-width confidence bins (default 15, as in Guo et al. 2017 and most
+ *   libraries) over the top-class confidence: `ECE = sum_b (n_b / n) * |accuracy_b - confidence_b|`, bin `b`
+ *   holding confidences in `(b/B, (b+1)/B]` (the first bin also holds 0).
+ * - The accuracy interval is a percentile bootstrap (default 1000 resamples, 95 %, seed 0), so it is reproducible.
+ *
+ * The plain functions are synchronous (a search calls them thousands of times) and throw a `MetricsError` on
+ * malformed input; `evaluate` wraps everything into one Effect.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Option } from "effect"
+import type { Metric } from "@loupe/core"
+import type { Matrix } from "@loupe/core"
+import { MetricsError } from "./MetricsError.js"
+import * as Prng from "./internal/Prng.js"
+
+type Proba = Matrix.Matrix
+
+/** Precision, recall and F1 of one class, with the counts they come from. */
+export interface ClassMetrics {
+  readonly label: string
+  readonly precision: number
+  readonly recall: number
+  readonly f1: number
+  /** Samples whose true class is this one. */
+  readonly support: number
+  /** Samples predicted as this class. */
+  readonly predicted: number
+  /** Samples of this class predicted correctly (true positives). */
+  readonly correct: number
+  /** One-vs-rest ROC-AUC of this class; `null` when undefined (the class is absent from, or all of, `yTrue`). */
+  readonly rocAuc: number | null
+}
+
+export interface Average {
+  readonly precision: number
+  readonly recall: number
+  readonly f1: number
+}
+
+export interface Averages {
+  readonly macro: Average
+  readonly micro: Average
+  readonly weighted: Average
+}
+
+export interface TopKAccuracy {
+  readonly k: number
+  readonly accuracy: number
+}
+
+/** One equal-width confidence bin of the reliability diagram. */
+export interface CalibrationBin {
+  readonly lower: number
+  readonly upper: number
+  readonly count: number
+  /** Mean top-class confidence in the bin; `null` when the bin is empty. */
+  readonly confidence: number | null
+  /** Fraction of the bin's samples predicted correctly; `null` when the bin is empty. */
+  readonly accuracy: number | null
+}
+
+export interface Calibration {
+  readonly ece: number
+  readonly bins: ReadonlyArray<CalibrationBin>
+}
+
+export interface ConfidenceInterval {
+  readonly level: number
+  readonly lower: number
+  readonly upper: number
+  readonly resamples: number
+  readonly seed: number
+}
+
+export interface RocAuc {
+  /** Per class, in label order; `null` where undefined. */
+  readonly perClass: ReadonlyArray<number | null>
+  /** Mean of the defined per-class values; `null` when none is defined. */
+  readonly macro: number | null
+}
+
+export interface BootstrapOptions {
+  /** Default 1000. */
+  readonly resamples?: number
+  /** Default 0.95. */
+  readonly level?: number
+  /** Default 0. */
+  readonly seed?: number
+}
+
+export interface EvaluateOptions {
+  /** Which top-k accuracies to report; values `>= labels.length` are dropped (they are always 1). Default `[2, 3, 5]`. */
+  readonly topK?: ReadonlyArray<number>
+  /** Equal-width bins for the calibration error and reliability diagram. Default 15. */
+  readonly calibrationBins?: number
+  readonly bootstrap?: BootstrapOptions
+}
+
+/** Everything `evaluate` computes. The field names are a public contract (see the package README). */
+export interface Evaluation {
+  readonly labels: ReadonlyArray<string>
+  readonly total: number
+  readonly correct: number
+  readonly accuracy: number
+  readonly accuracyCI: ConfidenceInterval
+  readonly balancedAccuracy: number
+  /** `confusionMatrix[t][p]`: samples of true class `t` predicted as `p`. */
+  readonly confusionMatrix: ReadonlyArray<ReadonlyArray<number>>
+  readonly perClass: ReadonlyArray<ClassMetrics>
+  readonly macro: Average
+  readonly micro: Average
+  readonly weighted: Average
+  readonly topKAccuracy: ReadonlyArray<TopKAccuracy>
+  readonly logLoss: number
+  /** Macro one-vs-rest ROC-AUC; `null` when no class has both positives and negatives. */
+  readonly rocAuc: number | null
+  readonly ece: number
+  readonly calibration: ReadonlyArray<CalibrationBin>
+}
+
+/** A prediction that disagrees with the true class; `index` is the sample's row. */
+export interface Mistake {
+  readonly index: number
+  readonly trueClass: number
+  readonly predictedClass: number
+  /** The predicted class's probability. */
+  readonly confidence: number
+}
+
+const fail = (reason: MetricsError["reason"], field: string, message: string): never => {
+  throw new MetricsError({ reason, field, message })
+}
+
+const checkLabels = (yTrue: Int32Array, numClasses: number, field: string): void => {
+  if (!Number.isInteger(numClasses) || numClasses < 1) {
+    fail("InvalidLabel", "numClasses", `numClasses must be a positive integer, got ${numClasses}`)
+  }
+  if (yTrue.length === 0) fail("EmptyInput", field, `${field} is empty: there is nothing to evaluate`)
+  for (let i = 0; i < yTrue.length; i++) {
+    const y = yTrue[i]!
+    if (y < 0 || y >= numClasses) {
+      fail("InvalidLabel", field, `${field}[${i}] is ${y}, outside the ${numClasses} classes 0..${numClasses - 1}`)
+    }
+  }
+}
+
+/** Same length, not empty, and (when `numClasses` is given) every index in range. */
+const checkPair = (yTrue: Int32Array, yPred: Int32Array, numClasses?: number): void => {
+  if (yPred.length !== yTrue.length) {
+    fail("ShapeMismatch", "yPred", `yPred has ${yPred.length} values but yTrue has ${yTrue.length}`)
+  }
+  if (yTrue.length === 0) fail("EmptyInput", "yTrue", "yTrue is empty: there is nothing to evaluate")
+  if (numClasses !== undefined) {
+    checkLabels(yTrue, numClasses, "yTrue")
+    checkLabels(yPred, numClasses, "yPred")
+  }
+}
+
+const checkProba = (yTrue: Int32Array, proba: Proba): void => {
+  if (proba.rows !== yTrue.length) {
+    fail("ShapeMismatch", "proba", `proba has ${proba.rows} rows but yTrue has ${yTrue.length} values`)
+  }
+  checkLabels(yTrue, proba.cols, "yTrue")
+  for (let i = 0; i < proba.rows; i++) {
+    let sum = 0
+    for (let j = 0; j < proba.cols; j++) {
+      const p = proba.data[i * proba.cols + j]!
+      if (!(p >= 0) || !Number.isFinite(p)) {
+        fail("InvalidProbability", "proba", `proba[${i}][${j}] is ${p}; probabilities must be finite and >= 0`)
+      }
+      sum += p
+    }
+    if (Math.abs(sum - 1) > 1e-3) {
+      fail("InvalidProbability", "proba", `proba row ${i} sums to ${sum}; pass probabilities (e.g. a softmax), not scores`)
+    }
+  }
+}
+
+const ratio = (num: number, den: number): number => (den === 0 ? 0 : num / den)
+
+const harmonic = (p: number, r: number): number => (p + r === 0 ? 0 : (2 * p * r) / (p + r))
+
+/** The predicted class of each row: its argmax (the first on ties). */
+export const predictions = (proba: Proba): Int32Array => {
+  const out = new Int32Array(proba.rows)
+  for (let i = 0; i < proba.rows; i++) {
+    let best = 0
+    for (let j = 1; j < proba.cols; j++) {
+      if (proba.data[i * proba.cols + j]! > proba.data[i * proba.cols + best]!) best = j
+    }
+    out[i] = best
+  }
+  return out
+}
+
+/** `matrix[t][p]` counts samples of true class `t` predicted as class `p`. */
+export const confusionMatrix = (yTrue: Int32Array, yPred: Int32Array, numClasses: number): Array<Array<number>> => {
+  checkPair(yTrue, yPred, numClasses)
+  const matrix = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0))
+  for (let i = 0; i < yTrue.length; i++) matrix[yTrue[i]!]![yPred[i]!]!++
+  return matrix
+}
+
+/** Fraction of samples predicted correctly. */
+export const accuracy = (yTrue: Int32Array, yPred: Int32Array): number => {
+  checkPair(yTrue, yPred)
+  let correct = 0
+  for (let i = 0; i < yTrue.length; i++) if (yTrue[i] === yPred[i]) correct++
+  return correct / yTrue.length
+}
+
+/** Mean recall over the classes present in `yTrue`. */
+export const balancedAccuracy = (yTrue: Int32Array, yPred: Int32Array, numClasses: number): number =>
+  balancedFromConfusion(confusionMatrix(yTrue, yPred, numClasses))
+
+const balancedFromConfusion = (matrix: ReadonlyArray<ReadonlyArray<number>>): number => {
+  let sum = 0
+  let present = 0
+  matrix.forEach((row, c) => {
+    const support = row.reduce((a, b) => a + b, 0)
+    if (support > 0) {
+      sum += row[c]! / support
+      present++
+    }
+  })
+  return sum / present
+}
+
+/**
+ * Per-class precision, recall, F1 and counts from a confusion matrix (`rocAuc` is left `null`; `evaluate` fills it).
+ */
+export const perClass = (
+  matrix: ReadonlyArray<ReadonlyArray<number>>,
+  labels: ReadonlyArray<string>
+): Array<ClassMetrics> =>
+  labels.map((label, c) => {
+    const correct = matrix[c]![c]!
+    const support = matrix[c]!.reduce((a, b) => a + b, 0)
+    const predicted = matrix.reduce((a, row) => a + row[c]!, 0)
+    const precision = ratio(correct, predicted)
+    const recall = ratio(correct, support)
+    return { label, precision, recall, f1: harmonic(precision, recall), support, predicted, correct, rocAuc: null }
+  })
+
+/** Macro, micro and weighted averages over the classes that occur in `yTrue` or in the predictions. */
+export const averages = (classes: ReadonlyArray<ClassMetrics>): Averages => {
+  const included = classes.filter((c) => c.support > 0 || c.predicted > 0)
+  const mean = (pick: (c: ClassMetrics) => number) =>
+    included.length === 0 ? 0 : included.reduce((a, c) => a + pick(c), 0) / included.length
+  const totalSupport = included.reduce((a, c) => a + c.support, 0)
+  const weightedMean = (pick: (c: ClassMetrics) => number) =>
+    ratio(included.reduce((a, c) => a + c.support * pick(c), 0), totalSupport)
+  const tp = included.reduce((a, c) => a + c.correct, 0)
+  const microPrecision = ratio(tp, included.reduce((a, c) => a + c.predicted, 0))
+  const microRecall = ratio(tp, totalSupport)
+  return {
+    macro: { precision: mean((c) => c.precision), recall: mean((c) => c.recall), f1: mean((c) => c.f1) },
+    micro: { precision: microPrecision, recall: microRecall, f1: harmonic(microPrecision, microRecall) },
+    weighted: {
+      precision: weightedMean((c) => c.precision),
+      recall: weightedMean((c) => c.recall),
+      f1: weightedMean((c) => c.f1)
+    }
+  }
+}
+
+/**
+ * Fraction of samples whose true class is among the `k` most probable. Ties are counted in the sample's favour:
+ * a hit when fewer than `k` classes score strictly higher than the true class.
+ */
+export const topKAccuracy = (yTrue: Int32Array, proba: Proba, k: number): number => {
+  checkProba(yTrue, proba)
+  if (!Number.isInteger(k) || k < 1) fail("InvalidOption", "k", `k must be a positive integer, got ${k}`)
+  let hits = 0
+  for (let i = 0; i < yTrue.length; i++) {
+    const base = i * proba.cols
+    const own = proba.data[base + yTrue[i]!]!
+    let higher = 0
+    for (let j = 0; j < proba.cols; j++) if (proba.data[base + j]! > own) higher++
+    if (higher < k) hits++
+  }
+  return hits / yTrue.length
+}
+
+/** Mean negative log-likelihood of the true class, with probabilities clipped to `[eps, 1 - eps]`. */
+export const logLoss = (yTrue: Int32Array, proba: Proba, eps = 1e-15): number => {
+  checkProba(yTrue, proba)
+  let sum = 0
+  for (let i = 0; i < yTrue.length; i++) {
+    const p = proba.data[i * proba.cols + yTrue[i]!]!
+    sum -= Math.log(Math.min(1 - eps, Math.max(eps, p)))
+  }
+  return sum / yTrue.length
+}
+
+/** Area under the ROC curve of `scores` for the samples flagged positive (Mann-Whitney U, ties get half credit). */
+const binaryAuc = (scores: Float64Array, positive: Uint8Array): number | null => {
+  const n = scores.length
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!)
+  let positives = 0
+  let rankSum = 0
+  for (let start = 0; start < n;) {
+    let end = start
+    while (end + 1 < n && scores[order[end + 1]!] === scores[order[start]!]) end++
+    const averageRank = (start + end) / 2 + 1
+    for (let t = start; t <= end; t++) {
+      if (positive[order[t]!] === 1) {
+        positives++
+        rankSum += averageRank
+      }
+    }
+    start = end + 1
+  }
+  const negatives = n - positives
+  if (positives === 0 || negatives === 0) return null
+  return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives)
+}
+
+/** One-vs-rest ROC-AUC per class and its macro average over the classes where it is defined. */
+export const rocAuc = (yTrue: Int32Array, proba: Proba): RocAuc => {
+  checkProba(yTrue, proba)
+  const scores = new Float64Array(yTrue.length)
+  const positive = new Uint8Array(yTrue.length)
+  const perClassAuc: Array<number | null> = []
+  for (let c = 0; c < proba.cols; c++) {
+    for (let i = 0; i < yTrue.length; i++) {
+      scores[i] = proba.data[i * proba.cols + c]!
+      positive[i] = yTrue[i] === c ? 1 : 0
+    }
+    perClassAuc.push(binaryAuc(scores, positive))
+  }
+  const defined = perClassAuc.filter((v): v is number => v !== null)
+  return {
+    perClass: perClassAuc,
+    macro: defined.length === 0 ? null : defined.reduce((a, b) => a + b, 0) / defined.length
+  }
+}
+
+/** Expected calibration error and the reliability-diagram bins (equal width, top-class confidence). */
+export const calibration = (yTrue: Int32Array, proba: Proba, bins = 15): Calibration => {
+  checkProba(yTrue, proba)
+  if (!Number.isInteger(bins) || bins < 1) fail("InvalidOption", "bins", `bins must be a positive integer, got ${bins}`)
+  const yPred = predictions(proba)
+  const count = new Float64Array(bins)
+  const confidenceSum = new Float64Array(bins)
+  const correctSum = new Float64Array(bins)
+  for (let i = 0; i < yTrue.length; i++) {
+    const confidence = proba.data[i * proba.cols + yPred[i]!]!
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence * bins) - 1))
+    count[b]!++
+    confidenceSum[b]! += confidence
+    if (yPred[i] === yTrue[i]) correctSum[b]!++
+  }
+  let ece = 0
+  const out: Array<CalibrationBin> = []
+  for (let b = 0; b < bins; b++) {
+    const n = count[b]!
+    const confidence = n === 0 ? null : confidenceSum[b]! / n
+    const binAccuracy = n === 0 ? null : correctSum[b]! / n
+    if (confidence !== null && binAccuracy !== null) ece += (n / yTrue.length) * Math.abs(binAccuracy - confidence)
+    out.push({ lower: b / bins, upper: (b + 1) / bins, count: n, confidence, accuracy: binAccuracy })
+  }
+  return { ece, bins: out }
+}
+
+/** The `q`-quantile of sorted values with linear interpolation (NumPy's default). */
+const quantile = (sorted: Float64Array, q: number): number => {
+  const position = q * (sorted.length - 1)
+  const lo = Math.floor(position)
+  const hi = Math.min(sorted.length - 1, lo + 1)
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (position - lo)
+}
+
+/** Percentile-bootstrap confidence interval for accuracy: resample the samples with replacement, seeded. */
+export const accuracyInterval = (
+  yTrue: Int32Array,
+  yPred: Int32Array,
+  options: BootstrapOptions = {}
+): ConfidenceInterval => {
+  checkPair(yTrue, yPred)
+  const resamples = options.resamples ?? 1000
+  const level = options.level ?? 0.95
+  const seed = options.seed ?? 0
+  if (!Number.isInteger(resamples) || resamples < 1) {
+    fail("InvalidOption", "bootstrap.resamples", `resamples must be a positive integer, got ${resamples}`)
+  }
+  if (!(level > 0 && level < 1)) fail("InvalidOption", "bootstrap.level", `level must be in (0, 1), got ${level}`)
+  const n = yTrue.length
+  const hit = new Uint8Array(n)
+  for (let i = 0; i < n; i++) hit[i] = yTrue[i] === yPred[i] ? 1 : 0
+  const random = Prng.make(seed)
+  const accuracies = new Float64Array(resamples)
+  for (let r = 0; r < resamples; r++) {
+    let correct = 0
+    for (let i = 0; i < n; i++) correct += hit[Math.floor(random() * n)]!
+    accuracies[r] = correct / n
+  }
+  accuracies.sort()
+  const tail = (1 - level) / 2
+  return { level, lower: quantile(accuracies, tail), upper: quantile(accuracies, 1 - tail), resamples, seed }
+}
+
+/** Every sample whose predicted class differs from its true class, most confident mistakes first. */
+export const mistakes = (yTrue: Int32Array, proba: Proba): Array<Mistake> => {
+  checkProba(yTrue, proba)
+  const yPred = predictions(proba)
+  const out: Array<Mistake> = []
+  for (let i = 0; i < yTrue.length; i++) {
+    if (yPred[i] !== yTrue[i]) {
+      out.push({
+        index: i,
+        trueClass: yTrue[i]!,
+        predictedClass: yPred[i]!,
+        confidence: proba.data[i * proba.cols + yPred[i]!]!
+      })
+    }
+  }
+  return out.sort((a, b) => b.confidence - a.confidence || a.index - b.index)
+}
+
+const checkLabelNames = (labels: ReadonlyArray<string>, proba: Proba): void => {
+  if (labels.length !== proba.cols) {
+    fail("ShapeMismatch", "labels", `${labels.length} labels but proba has ${proba.cols} columns`)
+  }
+  const seen = new Set<string>()
+  for (const label of labels) {
+    if (seen.has(label)) fail("InvalidLabel", "labels", `label "${label}" appears twice`)
+    seen.add(label)
+  }
+}
+
+const compute = (
+  yTrue: Int32Array,
+  proba: Proba,
+  labels: ReadonlyArray<string>,
+  options: EvaluateOptions
+): Evaluation => {
+  checkLabelNames(labels, proba)
+  checkProba(yTrue, proba)
+  const yPred = predictions(proba)
+  const matrix = confusionMatrix(yTrue, yPred, labels.length)
+  const auc = rocAuc(yTrue, proba)
+  const classes = perClass(matrix, labels).map((c, i) => ({ ...c, rocAuc: auc.perClass[i]! }))
+  const { macro, micro, weighted } = averages(classes)
+  const correct = classes.reduce((a, c) => a + c.correct, 0)
+  const topK = (options.topK ?? [2, 3, 5]).filter((k) => k < labels.length)
+  const { bins, ece } = calibration(yTrue, proba, options.calibrationBins ?? 15)
+  return {
+    labels: [...labels],
+    total: yTrue.length,
+    correct,
+    accuracy: correct / yTrue.length,
+    accuracyCI: accuracyInterval(yTrue, yPred, options.bootstrap),
+    balancedAccuracy: balancedFromConfusion(matrix),
+    confusionMatrix: matrix,
+    perClass: classes,
+    macro,
+    micro,
+    weighted,
+    topKAccuracy: topK.map((k) => ({ k, accuracy: topKAccuracy(yTrue, proba, k) })),
+    logLoss: logLoss(yTrue, proba),
+    rocAuc: auc.macro,
+    ece,
+    calibration: bins
+  }
+}
+
+/**
+ * Every metric of this module at once, for `labels.length` classes. Fails with a `MetricsError` naming the
+ * offending field when the inputs do not agree.
+ *
+ * @example
+ * const evaluation = yield* Classification.evaluate(yTrue, proba, ["cats", "dogs"])
+ * evaluation.accuracy, evaluation.macro.f1, evaluation.confusionMatrix
+ */
+export const evaluate = Effect.fn("Classification.evaluate")(function*(
+  yTrue: Int32Array,
+  proba: Proba,
+  labels: ReadonlyArray<string>,
+  options: EvaluateOptions = {}
+) {
+  return yield* Effect.try({
+    try: () => compute(yTrue, proba, labels, options),
+    catch: (cause) =>
+      cause instanceof MetricsError
+        ? cause
+        : new MetricsError({ reason: "InvalidOption", message: `evaluation failed: ${String(cause)}`, cause })
+  })
+})
+
+const scorer = (
+  name: string,
+  higherIsBetter: boolean,
+  score: (yTrue: Int32Array, proba: Proba, numClasses: number) => number
+): Metric.Metric => ({
+  name,
+  higherIsBetter,
+  compute: ({ numClasses, proba, yTrue }) => {
+    if (proba.cols !== numClasses) {
+      fail("ShapeMismatch", "proba", `proba has ${proba.cols} columns but numClasses is ${numClasses}`)
+    }
+    return score(yTrue, proba, numClasses)
+  }
+})
+
+const hardLabels = (yTrue: Int32Array, proba: Proba): Int32Array => {
+  checkProba(yTrue, proba)
+  return predictions(proba)
+}
+
+const f1Average = (which: "macro" | "weighted") => (yTrue: Int32Array, proba: Proba, numClasses: number) => {
+  const matrix = confusionMatrix(yTrue, hardLabels(yTrue, proba), numClasses)
+  return averages(perClass(matrix, matrix.map((_, i) => String(i))))[which].f1
+}
+
+/**
+ * The main metrics under the core `Metric` contract, so a search can pick one by name: `accuracy`,
+ * `balancedAccuracy`, `macroF1`, `weightedF1`, `logLoss`, `ece`. Their `compute` throws a `MetricsError` on
+ * malformed input.
+ */
+export const metrics: ReadonlyArray<Metric.Metric> = [
+  scorer("accuracy", true, (yTrue, proba) => accuracy(yTrue, hardLabels(yTrue, proba))),
+  scorer("balancedAccuracy", true, (yTrue, proba, k) => balancedAccuracy(yTrue, hardLabels(yTrue, proba), k)),
+  scorer("macroF1", true, f1Average("macro")),
+  scorer("weightedF1", true, f1Average("weighted")),
+  scorer("logLoss", false, (yTrue, proba) => logLoss(yTrue, proba)),
+  scorer("ece", false, (yTrue, proba) => calibration(yTrue, proba).ece)
+]
+
+/** The metric called `name` among `metrics`. */
+export const metricNamed = (name: string): Option.Option<Metric.Metric> =>
+  Option.fromNullable(metrics.find((m) => m.name === name))
