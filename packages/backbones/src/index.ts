@@ -6,3 +6,4 @@
 export * as BackboneError from "./BackboneError.js"
 export * as Catalog from "./Catalog.js"
 export * as OnnxBackbone from "./OnnxBackbone.js"
+export * as TfjsBackbone from "./TfjsBackbone.js"

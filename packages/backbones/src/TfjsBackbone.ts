@@ -1,0 +1,259 @@
+/**
+ * The TensorFlow.js runtime plugin: layers and graph models saved as `model.json` plus weight shards, read from
+ * local files (no `file://` handler or `@tensorflow/tfjs-node` needed). The embedding is the model's output, or the
+ * output of a named layer (layers models) or node (graph models), optionally averaged over height and width.
+ *
+ * TensorFlow.js keeps one active backend per process. `selectBackend` picks it: `@tensorflow/tfjs-node` when it can
+ * be imported (an optional peer dependency), else the wasm backend (initialised offline from the `.wasm` files inside
+ * `@tensorflow/tfjs-backend-wasm`), else the pure-JavaScript `cpu` backend, and logs the choice.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Schema } from "effect"
+import type * as Tf from "@tensorflow/tfjs"
+import type { Backbone, Preprocess } from "@loupe/core"
+import { createHash } from "node:crypto"
+import { createRequire } from "node:module"
+import * as path from "node:path"
+import { BackboneError } from "./BackboneError.js"
+import { errorText, fileHandler, importTf, readModelFiles, type TfModule } from "./internal/tfjsFiles.js"
+import { hashFiles, resolveLocalPath } from "./internal/weights.js"
+
+/**
+ * A TensorFlow.js backend that may be usable here.
+ *
+ * @since 0.1.0
+ * @category backends
+ */
+export interface BackendCandidate {
+  /** The name the backend registers under in TensorFlow.js (`tensorflow`, `wasm`, `cpu`). */
+  readonly name: string
+  /** Imports and registers the backend; rejects when it cannot run on this machine. */
+  readonly prepare: (tf: TfModule) => Promise<void>
+}
+
+// A non-literal specifier: bundlers and the type checker leave the optional peer alone.
+const optionalPeer = "@tensorflow/tfjs-node"
+
+/** `@tensorflow/tfjs-node` (native TensorFlow), when installed and its binary loads. */
+export const tensorflowBackend: BackendCandidate = {
+  name: "tensorflow",
+  prepare: async () => {
+    await import(optionalPeer)
+  }
+}
+
+/** The wasm backend, pointed at the `.wasm` files inside the installed package, so it starts offline. */
+export const wasmBackend: BackendCandidate = {
+  name: "wasm",
+  prepare: async () => {
+    const wasm = await import("@tensorflow/tfjs-backend-wasm")
+    const entry = createRequire(import.meta.url).resolve("@tensorflow/tfjs-backend-wasm")
+    wasm.setWasmPaths(path.dirname(entry) + path.sep)
+  }
+}
+
+/** The pure-JavaScript backend bundled with `@tensorflow/tfjs`: always available, about 10x slower than wasm. */
+export const cpuBackend: BackendCandidate = { name: "cpu", prepare: async () => {} }
+
+/** The order `auto` tries. */
+export const defaultBackends: ReadonlyArray<BackendCandidate> = [tensorflowBackend, wasmBackend, cpuBackend]
+
+/**
+ * Activates the first candidate that prepares and initialises, and logs which one it chose and why the earlier
+ * ones were skipped. Fails with every reason when none works. The choice is process-wide (TensorFlow.js has one
+ * active backend).
+ *
+ * @since 0.1.0
+ * @category backends
+ */
+export const selectBackend = (
+  candidates: ReadonlyArray<BackendCandidate> = defaultBackends
+): Effect.Effect<string, BackboneError> =>
+  Effect.gen(function*() {
+    const tf = yield* importTf
+    const skipped: Array<string> = []
+    for (const candidate of candidates) {
+      const outcome = yield* Effect.tryPromise(async () => {
+        await candidate.prepare(tf)
+        return await tf.setBackend(candidate.name)
+      }).pipe(Effect.either)
+      if (outcome._tag === "Right" && outcome.right) {
+        const why = skipped.length > 0 ? ` (skipped ${skipped.join("; ")})` : ""
+        yield* Effect.logInfo(`TensorFlow.js backend: ${candidate.name}${why}`)
+        return candidate.name
+      }
+      const reason = outcome._tag === "Left" ? firstLine(errorText(outcome.left.error)) : "it did not initialise"
+      skipped.push(`${candidate.name}: ${reason}`)
+    }
+    return yield* new BackboneError({
+      reason: "LoadFailed",
+      field: "backend",
+      message: `No TensorFlow.js backend could start: ${skipped.join("; ") || "no candidates given"}`
+    })
+  })
+
+const firstLine = (text: string) => text.split("\n")[0]!.trim()
+
+/**
+ * A TensorFlow.js model described as data.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TfjsModelConfig {
+  readonly id: string
+  readonly description: string
+  /** `model.json`, or the folder holding it. */
+  readonly weights: Backbone.WeightsSource
+  /** The layer (layers models) or node (graph models) whose output is the embedding. Default: the model output. */
+  readonly output?: string
+  /** `global-average`: the mean over height and width of an NHWC feature map. Default: `none`. */
+  readonly pooling?: "none" | "global-average"
+  readonly embeddingSize: number
+  readonly preprocess: Preprocess.PreprocessSpec
+  readonly tags: ReadonlyArray<string>
+  readonly license: string
+}
+
+/**
+ * @since 0.1.0
+ * @category options
+ */
+export const TfjsOptions = Schema.Struct({
+  /** `auto` tries tfjs-node, then wasm, then cpu. Naming one uses only that one. */
+  backend: Schema.optionalWith(Schema.Literal("auto", "tensorflow", "wasm", "cpu"), { default: () => "auto" as const }),
+  /** Largest batch per call. */
+  maxBatchSize: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1024)), { default: () => 16 })
+})
+export type TfjsOptions = typeof TfjsOptions.Type
+
+const candidatesFor = (backend: TfjsOptions["backend"]): ReadonlyArray<BackendCandidate> =>
+  backend === "auto" ? defaultBackends : defaultBackends.filter((c) => c.name === backend)
+
+type Run = (x: Tf.Tensor) => Tf.Tensor
+
+/**
+ * The plugin for one TensorFlow.js model.
+ *
+ * `weightsHash` is the sha256 of `model.json` and its shards (in manifest order), combined with the choice of
+ * output and pooling, so changing how the embedding is taken never reuses cached vectors.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const plugin = (config: TfjsModelConfig): Backbone.BackbonePlugin => {
+  const info: Backbone.BackboneInfo = {
+    id: config.id,
+    runtime: "tfjs",
+    description: config.description,
+    embeddingSize: config.embeddingSize,
+    preprocess: config.preprocess,
+    tags: config.tags,
+    license: config.license,
+    weights: config.weights
+  }
+  const pooling = config.pooling ?? "none"
+  const { size, layout } = config.preprocess
+  const inputShape = (count: number): [number, number, number, number] =>
+    layout === "NCHW" ? [count, 3, size, size] : [count, size, size, 3]
+  const fail = (reason: "LoadFailed" | "InferenceFailed", message: string, file?: string, cause?: unknown) =>
+    new BackboneError({ reason, field: config.id, message, ...(file === undefined ? {} : { file }), cause })
+
+  return {
+    info,
+    optionsSchema: TfjsOptions,
+    load: ({ config: loupeConfig, options }) =>
+      Effect.gen(function*() {
+        const opts = options as TfjsOptions
+        const location = yield* resolveLocalPath(config.id, config.weights, loupeConfig)
+        const files = yield* readModelFiles(config.id, location)
+        const filesHash = yield* hashFiles(files.files)
+        const weightsHash = createHash("sha256")
+          .update(JSON.stringify([filesHash, config.output ?? null, pooling]))
+          .digest("hex")
+        const tf = yield* importTf
+        yield* selectBackend(candidatesFor(opts.backend))
+
+        const handler = fileHandler(tf, files)
+        const loadError = (cause: unknown) => fail("LoadFailed", `Cannot load ${files.modelJson}: ${errorText(cause)}`, files.modelJson, cause)
+        const { run, inputs } = files.format === "graph-model"
+          ? yield* Effect.acquireRelease(
+            Effect.tryPromise({ try: () => tf.loadGraphModel(handler), catch: loadError }),
+            (m) => Effect.sync(() => m.dispose())
+          ).pipe(Effect.map((m) => ({
+            run: ((x) => m.execute(x, config.output) as Tf.Tensor) satisfies Run,
+            inputs: m.inputs.map((i) => i.shape)
+          })))
+          : yield* Effect.acquireRelease(
+            Effect.tryPromise({ try: () => tf.loadLayersModel(handler), catch: loadError }),
+            (m) => Effect.sync(() => m.dispose())
+          ).pipe(Effect.flatMap((m) =>
+            Effect.try({
+              try: () => {
+                const net = config.output === undefined
+                  ? m
+                  : tf.model({ inputs: m.inputs, outputs: m.getLayer(config.output).output as Tf.SymbolicTensor })
+                return { run: ((x) => net.predict(x) as Tf.Tensor) satisfies Run, inputs: m.inputs.map((i) => i.shape) }
+              },
+              catch: (cause) =>
+                fail(
+                  "LoadFailed",
+                  `${files.modelJson} has no layer "${config.output}" (layers: ${m.layers.map((l) => l.name).join(", ")})`,
+                  files.modelJson,
+                  cause
+                )
+            })
+          ))
+
+        const expected = inputShape(-1)
+        const shapeOk = inputs.length === 1 &&
+          (inputs[0] ?? []).length === 4 &&
+          (inputs[0] ?? []).every((d, i) => i === 0 || d === null || d === undefined || d < 0 || d === expected[i])
+        if (!shapeOk) {
+          return yield* fail(
+            "LoadFailed",
+            `${files.modelJson} takes inputs ${JSON.stringify(inputs)}; ${config.id} is configured for one ` +
+              `${layout} input of ${size}x${size}x3`,
+            files.modelJson
+          )
+        }
+
+        const embed = (batch: Float32Array, count: number) =>
+          Effect.try({
+            try: () =>
+              tf.tidy(() => {
+                const y = run(tf.tensor4d(batch, inputShape(count)))
+                const pooled = pooling === "global-average" ? y.mean([1, 2]) : y
+                return new Float32Array(pooled.reshape([count, -1]).dataSync())
+              }),
+            catch: (cause) => fail("InferenceFailed", `${config.id}: ${errorText(cause)}`, undefined, cause)
+          })
+
+        const probe = yield* embed(new Float32Array(size * size * 3), 1)
+        if (probe.length !== config.embeddingSize) {
+          return yield* fail(
+            "LoadFailed",
+            `${config.id} gives ${probe.length} values per image from ${config.output ?? "the model output"}` +
+              `${pooling === "global-average" ? " (global-average pooled)" : ""}; the config says ${config.embeddingSize}`,
+            files.modelJson
+          )
+        }
+
+        const embedBatch = (batch: Float32Array, count: number) =>
+          Effect.gen(function*() {
+            const per = size * size * 3
+            if (!Number.isInteger(count) || count < 1 || count > opts.maxBatchSize || batch.length !== count * per) {
+              return yield* new BackboneError({
+                reason: "InvalidInput",
+                field: config.id,
+                message: `${config.id} expects 1..${opts.maxBatchSize} images of ${per} values; got count ${count} and ` +
+                  `${batch.length} values`
+              })
+            }
+            return yield* embed(batch, count)
+          })
+        return { info, weightsHash, maxBatchSize: opts.maxBatchSize, embedBatch } satisfies Backbone.LoadedBackbone
+      })
+  }
+}
