@@ -1,35 +1,227 @@
 /**
- * The ONNX runtime plugin: any image model file, configured by data (file, input and output names, embedding size,
- * preprocessing). Sessions run on onnxruntime-node's CPU provider.
+ * The ONNX runtime plugin: any image model file, configured by data. The embedding is a graph output, or the
+ * output of an intermediate node (added to the graph's outputs in memory, dequantized when it is an int8 tensor),
+ * optionally pooled to one value per channel. Sessions run on onnxruntime-node's CPU provider in a worker thread,
+ * so decoding the next batch on the main thread overlaps inference.
+ *
+ * @example
+ * ```ts
+ * import { Preprocess } from "@loupe/core"
+ * import { OnnxBackbone } from "@loupe/backbones"
+ *
+ * // The plain MobileNetV2 classifier: the embedding is the output of its global-average-pool node.
+ * const mobilenet = OnnxBackbone.plugin({
+ *   id: "onnx:mobilenetv2-int8-gap",
+ *   description: "MobileNetV2 int8, global average pool",
+ *   weights: { _tag: "ModelsDir", path: "mobilenetv2-12-int8-onnx/mobilenetv2-12-int8.onnx" },
+ *   node: "GlobalAveragePool_97_quant",
+ *   pooling: "flatten",
+ *   embeddingSize: 1280,
+ *   preprocess: Preprocess.imagenet(),
+ *   tags: ["onnx", "imagenet"],
+ *   license: "Apache-2.0"
+ * })
+ * ```
  *
  * @since 0.1.0
  */
 import { Effect, Schema } from "effect"
 import type { Backbone, Preprocess } from "@loupe/core"
-import * as ort from "onnxruntime-node"
+import { createHash } from "node:crypto"
+import * as fs from "node:fs/promises"
 import { BackboneError } from "./BackboneError.js"
-import { hashFiles, resolveLocalPath } from "./internal/weights.js"
+import * as OnnxGraph from "./internal/onnxGraph.js"
+import * as OrtWorker from "./internal/ortWorker.js"
+import { type ChannelAxis, pool, type Pooling, pooledSize } from "./internal/pooling.js"
+import { resolveLocalPath } from "./internal/weights.js"
 
+export type { ChannelAxis, Pooling } from "./internal/pooling.js"
+
+/**
+ * An ONNX image model, described by data. Give exactly one of `outputName` and `node`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface OnnxModelConfig {
   readonly id: string
   readonly description: string
   readonly weights: Backbone.WeightsSource
-  readonly inputName: string
-  readonly outputName: string
+  /** The image input. Default: the model's only input. */
+  readonly inputName?: string
+  /** A graph output that holds the embedding. */
+  readonly outputName?: string
+  /**
+   * An intermediate node whose output is the embedding: a node name, or the name of a tensor a node produces.
+   * A quantized tensor (the output of a QLinear op) is dequantized with its own scale and zero point.
+   */
+  readonly node?: string
+  /** How the output becomes one vector per image. Default `flatten`. */
+  readonly pooling?: Pooling
+  /** Where the channel axis of the output is, for `mean` and `max` pooling. Default `first` (NCHW). */
+  readonly channels?: ChannelAxis
+  /** The vector length after pooling; checked when the model loads. */
   readonly embeddingSize: number
   readonly preprocess: Preprocess.PreprocessSpec
   readonly tags: ReadonlyArray<string>
   readonly license: string
 }
 
+/**
+ * @since 0.1.0
+ * @category options
+ */
 export const OnnxOptions = Schema.Struct({
-  /** Threads for one inference call. Default: 2 (this is a 2-core machine class; set to your cores). */
+  /** Threads for one inference call. Default 2. */
   intraOpNumThreads: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 256)), { default: () => 2 }),
-  /** Largest batch per call. */
-  maxBatchSize: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1024)), { default: () => 32 })
+  /** Largest batch per call. Default 32. */
+  maxBatchSize: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1024)), { default: () => 32 }),
+  /**
+   * Let idle intra-op threads spin while waiting for work. Default false: spinning threads take CPU from image
+   * decoding running beside inference.
+   */
+  spinning: Schema.optionalWith(Schema.Boolean, { default: () => false })
 })
 export type OnnxOptions = typeof OnnxOptions.Type
 
+/** The model bytes to load and the output to request. */
+interface Target {
+  readonly model: Uint8Array
+  readonly output: string
+}
+
+const chooseTarget = (config: OnnxModelConfig, model: Uint8Array, file: string): Effect.Effect<Target, BackboneError> => {
+  const invalid = (field: string, message: string) =>
+    new BackboneError({ reason: "LoadFailed", file, field, message })
+  if ((config.outputName === undefined) === (config.node === undefined)) {
+    return Effect.fail(invalid("outputName", "give exactly one of outputName (a graph output) and node (an intermediate node)"))
+  }
+  if (config.outputName !== undefined) return Effect.succeed({ model, output: config.outputName })
+  const ref = config.node!
+  return Effect.try({
+    try: () => OnnxGraph.readGraph(model),
+    catch: (cause) => invalid("weights", `${file} is not a readable ONNX model: ${String(cause)}`)
+  }).pipe(
+    Effect.flatMap((graph) => {
+      const found = OnnxGraph.findNode(graph, ref)
+      if (found === undefined) {
+        const pools = graph.nodes.filter((n) => n.opType.endsWith("Pool")).map((n) => n.name)
+        const last = graph.nodes.slice(-4).map((n) => n.name)
+        return Effect.fail(invalid(
+          "node",
+          `${file} has no node or tensor named "${ref}"; it has ${graph.nodes.length} nodes, among them the pooling ` +
+            `nodes [${pools.join(", ")}] and the last ones [${last.join(", ")}]`
+        ))
+      }
+      return Effect.succeed(OnnxGraph.exposeTensor(model, graph, found.tensor))
+    })
+  )
+}
+
+const loadModel = Effect.fn("OnnxBackbone.load")(function*(
+  config: OnnxModelConfig,
+  info: Backbone.BackboneInfo,
+  context: Backbone.LoadContext
+) {
+  const opts = context.options as OnnxOptions
+  const file = yield* resolveLocalPath(config.id, config.weights, context.config)
+  const bytes = yield* Effect.tryPromise({
+    try: () => fs.readFile(file),
+    catch: (cause) =>
+      new BackboneError({ reason: "WeightsNotFound", file, field: config.id, message: `Cannot read ${file}: ${String(cause)}`, cause })
+  })
+  const weightsHash = createHash("sha256").update(bytes).digest("hex")
+  const target = yield* chooseTarget(config, bytes, file)
+  const session = yield* OrtWorker.open(target.model, {
+    intraOpNumThreads: opts.intraOpNumThreads,
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+    graphOptimizationLevel: "all",
+    extra: { session: { intra_op: { allow_spinning: opts.spinning ? "1" : "0" } } }
+  }, file)
+
+  const inputNames = session.inputs.map((m) => m.name)
+  const outputNames = session.outputs.map((m) => m.name)
+  const input = config.inputName ?? (inputNames.length === 1 ? inputNames[0]! : undefined)
+  if (input === undefined || !inputNames.includes(input)) {
+    return yield* new BackboneError({
+      reason: "LoadFailed",
+      file,
+      field: "inputName",
+      message: `${file} has inputs [${inputNames.join(", ")}]; ` +
+        (config.inputName === undefined ? "name the image input with inputName" : `there is no input "${config.inputName}"`)
+    })
+  }
+  if (!outputNames.includes(target.output)) {
+    return yield* new BackboneError({
+      reason: "LoadFailed",
+      file,
+      field: "outputName",
+      message: `${file} has outputs [${outputNames.join(", ")}], not "${target.output}" ` +
+        `(to use an intermediate tensor, give it as node instead)`
+    })
+  }
+
+  const { size, layout } = config.preprocess
+  const perImage = size * size * 3
+  const pooling = config.pooling ?? "flatten"
+  const channels = config.channels ?? "first"
+  const dim = config.embeddingSize
+
+  const embedBatch = Effect.fn("OnnxBackbone.embedBatch")(function*(batch: Float32Array, count: number) {
+    if (!Number.isInteger(count) || count < 1 || count > opts.maxBatchSize || batch.length !== count * perImage) {
+      return yield* new BackboneError({
+        reason: "InvalidInput",
+        field: "batch",
+        message: `${config.id} takes 1 to ${opts.maxBatchSize} images of ${perImage} values ` +
+          `(${layout} ${size}x${size}x3); got ${batch.length} values for ${count} images`
+      })
+    }
+    const dims = layout === "NCHW" ? [count, 3, size, size] : [count, size, size, 3]
+    const result = yield* Effect.tryPromise({
+      try: () => session.run(input, batch, dims, [target.output]),
+      catch: (cause) =>
+        new BackboneError({
+          reason: "InferenceFailed",
+          file,
+          field: config.id,
+          message: `${config.id}: ${cause instanceof Error ? cause.message : String(cause)}`,
+          cause
+        })
+    })
+    const out = result[target.output]!
+    if (!(out.data instanceof Float32Array)) {
+      return yield* new BackboneError({
+        reason: "InferenceFailed",
+        file,
+        field: config.node === undefined ? "outputName" : "node",
+        message: `${config.id}: ${target.output} holds ${out.type} values, not float32; choose a float tensor`
+      })
+    }
+    const got = pooledSize(out.dims, pooling, channels)
+    if (out.dims[0] !== count || got !== dim) {
+      return yield* new BackboneError({
+        reason: "InferenceFailed",
+        file,
+        field: "embeddingSize",
+        message: `${config.id}: ${target.output} has shape [${out.dims.join(", ")}], which gives ${got} values per ` +
+          `image with ${pooling} pooling; the config says embeddingSize ${dim}`
+      })
+    }
+    return pool(out.data, out.dims, pooling, channels)
+  })
+
+  // One blank image: checks the output's type and size now rather than on the first real batch.
+  yield* embedBatch(new Float32Array(perImage), 1)
+  return { info, weightsHash, maxBatchSize: opts.maxBatchSize, embedBatch } satisfies Backbone.LoadedBackbone
+})
+
+/**
+ * A backbone plugin for an ONNX model file.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const plugin = (config: OnnxModelConfig): Backbone.BackbonePlugin => {
   const info: Backbone.BackboneInfo = {
     id: config.id,
@@ -41,57 +233,5 @@ export const plugin = (config: OnnxModelConfig): Backbone.BackbonePlugin => {
     license: config.license,
     weights: config.weights
   }
-  return {
-    info,
-    optionsSchema: OnnxOptions,
-    load: ({ config: loupeConfig, options }) =>
-      Effect.gen(function*() {
-        const opts = options as OnnxOptions
-        const file = yield* resolveLocalPath(config.id, config.weights, loupeConfig)
-        const weightsHash = yield* hashFiles([file])
-        const session = yield* Effect.acquireRelease(
-          Effect.tryPromise({
-            try: () =>
-              ort.InferenceSession.create(file, {
-                intraOpNumThreads: opts.intraOpNumThreads,
-                interOpNumThreads: 1,
-                graphOptimizationLevel: "all"
-              }),
-            catch: (cause) =>
-              new BackboneError({ reason: "LoadFailed", file, field: config.id, message: `Cannot load ${file}: ${String(cause)}`, cause })
-          }),
-          (s) => Effect.promise(() => s.release())
-        )
-        if (!session.outputNames.includes(config.outputName) || !session.inputNames.includes(config.inputName)) {
-          return yield* new BackboneError({
-            reason: "LoadFailed",
-            file,
-            field: config.id,
-            message: `${file} has inputs [${session.inputNames}] and outputs [${session.outputNames}]; ` +
-              `the config asks for input ${config.inputName} and output ${config.outputName}`
-          })
-        }
-        const { size, layout } = config.preprocess
-        const embedBatch = (batch: Float32Array, count: number) =>
-          Effect.gen(function*() {
-            const per = size * size * 3
-            if (batch.length !== count * per) {
-              return yield* new BackboneError({
-                reason: "InvalidInput",
-                field: config.id,
-                message: `Expected ${count} x ${per} input values for ${config.id}, got ${batch.length}`
-              })
-            }
-            const dims = layout === "NCHW" ? [count, 3, size, size] : [count, size, size, 3]
-            const result = yield* Effect.tryPromise({
-              try: () => session.run({ [config.inputName]: new ort.Tensor("float32", batch, dims) }, [config.outputName]),
-              catch: (cause) =>
-                new BackboneError({ reason: "InferenceFailed", field: config.id, message: `${config.id}: ${String(cause)}`, cause })
-            })
-            const out = result[config.outputName]!
-            return out.data as Float32Array
-          })
-        return { info, weightsHash, maxBatchSize: opts.maxBatchSize, embedBatch } satisfies Backbone.LoadedBackbone
-      })
-  }
+  return { info, optionsSchema: OnnxOptions, load: (context) => loadModel(config, info, context) }
 }

@@ -1,0 +1,101 @@
+/**
+ * The protobuf wire format, only as far as Loupe needs it to read and extend ONNX model files: walk the fields of a
+ * message without a schema, and encode small messages (strings, nested messages).
+ *
+ * Readers throw `Error` on malformed input; callers wrap them in `Effect.try`.
+ */
+
+/** One field of a message. `start`/`end` delimit the payload of a length-delimited field (wire type 2). */
+export interface Field {
+  readonly number: number
+  readonly wireType: 0 | 1 | 2 | 5
+  /** The value of a varint field (wire type 0); exact up to 2^53. */
+  readonly varint: number
+  readonly start: number
+  readonly end: number
+}
+
+const readVarint = (bytes: Uint8Array, at: number): [value: number, next: number] => {
+  let value = 0
+  let factor = 1
+  let p = at
+  for (let i = 0; i < 10; i++) {
+    if (p >= bytes.length) throw new Error(`truncated varint at byte ${at}`)
+    const b = bytes[p++]!
+    value += (b & 0x7f) * factor
+    if ((b & 0x80) === 0) return [value, p]
+    factor *= 128
+  }
+  throw new Error(`varint longer than 10 bytes at byte ${at}`)
+}
+
+/** The fields of the message stored in `bytes[start, end)`, in file order. */
+export function* fields(bytes: Uint8Array, start = 0, end = bytes.length): Generator<Field> {
+  let p = start
+  while (p < end) {
+    const [key, afterKey] = readVarint(bytes, p)
+    const number = Math.floor(key / 8)
+    const wireType = key % 8
+    p = afterKey
+    switch (wireType) {
+      case 0: {
+        const [varint, next] = readVarint(bytes, p)
+        yield { number, wireType, varint, start: p, end: next }
+        p = next
+        break
+      }
+      case 1:
+      case 5: {
+        const size = wireType === 1 ? 8 : 4
+        yield { number, wireType, varint: 0, start: p, end: p + size }
+        p += size
+        break
+      }
+      case 2: {
+        const [length, payload] = readVarint(bytes, p)
+        if (payload + length > end) throw new Error(`field ${number} at byte ${p} runs past the end of its message`)
+        yield { number, wireType, varint: length, start: payload, end: payload + length }
+        p = payload + length
+        break
+      }
+      default:
+        throw new Error(`unsupported wire type ${wireType} for field ${number} at byte ${p}`)
+    }
+  }
+  if (p !== end) throw new Error(`message ends inside a field (byte ${p}, expected ${end})`)
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: true })
+const encoder = new TextEncoder()
+
+/** The payload of a length-delimited field as a UTF-8 string. */
+export const string = (bytes: Uint8Array, field: Field): string => decoder.decode(bytes.subarray(field.start, field.end))
+
+const varintBytes = (value: number): Array<number> => {
+  const out: Array<number> = []
+  let v = value
+  while (v > 0x7f) {
+    out.push((v % 128) | 0x80)
+    v = Math.floor(v / 128)
+  }
+  out.push(v)
+  return out
+}
+
+export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let offset = 0
+  for (const part of parts) {
+    out.set(part, offset)
+    offset += part.length
+  }
+  return out
+}
+
+/** A length-delimited field: a nested message, bytes or a string. */
+export const message = (number: number, ...payload: ReadonlyArray<Uint8Array>): Uint8Array => {
+  const body = concat(payload)
+  return concat([Uint8Array.from([...varintBytes(number * 8 + 2), ...varintBytes(body.length)]), body])
+}
+
+export const stringField = (number: number, value: string): Uint8Array => message(number, encoder.encode(value))
