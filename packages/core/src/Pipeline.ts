@@ -116,15 +116,15 @@ export const toPrediction = (labels: ReadonlyArray<string>, probabilities: Array
   return { labelName: labelConfidences[0]!.labelName, confidence: labelConfidences[0]!.confidence, labelConfidences }
 }
 
-/** Predict on embeddings already computed with the pipeline's backbone. */
-export const predictEmbeddings = (fitted: FittedPipeline, x: Matrix.Matrix): ReadonlyArray<Prediction> => {
-  const proba = fitted.head.predictProba(x)
-  return Array.from({ length: proba.rows }, (_, i) => toPrediction(fitted.labels, Matrix.row(proba, i)))
-}
+/** One prediction per row of a probability matrix (columns in `labels` order). */
+export const toPredictions = (labels: ReadonlyArray<string>, proba: Matrix.Matrix): ReadonlyArray<Prediction> =>
+  Array.from({ length: proba.rows }, (_, i) => toPrediction(labels, Matrix.row(proba, i)))
 
 export interface PredictResults {
   /** One entry per input that could be read, in input order. */
   readonly predictions: ReadonlyArray<{ readonly sample: Sample; readonly prediction: Prediction }>
+  /** The head's probabilities, one row per prediction (columns in `labels` order). */
+  readonly proba: Matrix.Matrix
   readonly skipped: ReadonlyArray<SkippedSample>
 }
 
@@ -134,9 +134,11 @@ export const predictMany = (
   samples: ReadonlyArray<Sample>
 ): Effect.Effect<PredictResults, CoreError> =>
   Effect.map(embedSamples(fitted.backbone, samples, fitted.embed), (embeddings) => {
-    const predictions = predictEmbeddings(fitted, embeddings.vectors)
+    const proba = fitted.head.predictProba(embeddings.vectors)
+    const predictions = toPredictions(fitted.labels, proba)
     return {
       predictions: embeddings.samples.map((sample, i) => ({ sample, prediction: predictions[i]! })),
+      proba,
       skipped: embeddings.skipped
     }
   })
