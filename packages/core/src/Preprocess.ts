@@ -6,8 +6,8 @@
  */
 import { Effect } from "effect"
 import * as fs from "node:fs/promises"
-import sharp from "sharp"
 import { CoreError } from "./CoreError.js"
+import * as Decode from "./internal/Decode.js"
 import { describeSource, type ImageSource } from "./Sample.js"
 
 /** How a backbone wants its pixels. Normalised value = (x / scale - mean[c]) / std[c] for x in 0..255. */
@@ -52,39 +52,34 @@ export const readSource = (source: ImageSource): Effect.Effect<Uint8Array, CoreE
  * CMYK and 16-bit converted to 8-bit sRGB, transparency flattened onto white, then resized and cropped.
  * `name` is used in error messages.
  */
-export const decodeRgb = (bytes: Uint8Array, spec: PreprocessSpec, name: string): Effect.Effect<Uint8Array, CoreError> =>
-  Effect.tryPromise({
-    try: async () => {
-      if (bytes.byteLength === 0) throw new Error("the file is empty")
-      const { size } = spec
-      let image = sharp(bytes, { failOn: "truncated" }).rotate()
-      if (spec.resize === "squash") {
-        image = image.resize(size, size, { fit: "fill" })
-      } else {
-        const shorter = spec.resizeShorter ?? size
-        if (shorter < size) throw new Error(`resizeShorter ${shorter} is smaller than the crop size ${size}`)
-        const offset = Math.round((shorter - size) / 2)
-        image = image.resize(shorter, shorter, { fit: "cover", position: "centre" })
-        if (shorter > size) image = image.extract({ left: offset, top: offset, width: size, height: size })
-      }
-      const { data, info } = await image
-        .flatten({ background: { r: 255, g: 255, b: 255 } })
-        .toColourspace("srgb")
-        .raw({ depth: "uchar" })
-        .toBuffer({ resolveWithObject: true })
-      if (info.channels !== 3 || info.width !== size || info.height !== size) {
-        throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x3`)
-      }
-      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-    },
-    catch: (cause) =>
+export const decodeRgb = (bytes: Uint8Array, spec: PreprocessSpec, name: string): Effect.Effect<Uint8Array, CoreError> => {
+  const { size } = spec
+  const shorter = spec.resizeShorter ?? size
+  if (spec.resize === "shorter-side-center-crop" && shorter < size) {
+    return Effect.fail(
       new CoreError({
-        reason: "InvalidImage",
-        file: name,
-        message: `Cannot decode ${name}: ${cause instanceof Error ? cause.message : String(cause)}`,
-        cause
+        reason: "InvalidConfig",
+        field: "preprocess.resizeShorter",
+        message: `preprocess.resizeShorter (${shorter}) is smaller than the crop size ${size}`
       })
+    )
+  }
+  return Decode.attempt(name, async () => {
+    let image = Decode.open(bytes)
+    if (spec.resize === "squash") {
+      image = image.resize(size, size, { fit: "fill" })
+    } else {
+      const offset = Math.round((shorter - size) / 2)
+      image = image.resize(shorter, shorter, { fit: "cover", position: "centre" })
+      if (shorter > size) image = image.extract({ left: offset, top: offset, width: size, height: size })
+    }
+    const rgb = await Decode.toRgb(image)
+    if (rgb.width !== size || rgb.height !== size) {
+      throw new Error(`decoded to ${rgb.width}x${rgb.height}, expected ${size}x${size}`)
+    }
+    return rgb.data
   })
+}
 
 /** Read and decode a source (see `decodeRgb`). */
 export const loadRgb = (source: ImageSource, spec: PreprocessSpec): Effect.Effect<Uint8Array, CoreError> =>
