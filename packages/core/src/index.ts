@@ -4,9 +4,11 @@
  *
  * @since 0.1.0
  */
+export * as Augment from "./Augment.js"
 export * as Backbone from "./Backbone.js"
 export * as Bundle from "./Bundle.js"
 export * as CoreError from "./CoreError.js"
+export * as Dataset from "./Dataset.js"
 export * as Embedder from "./Embedder.js"
 export * as EmbeddingCache from "./EmbeddingCache.js"
 export * as Head from "./Head.js"
