@@ -1,0 +1,83 @@
+/**
+ * The JSON report: a stable, documented shape (see the package README) for scripts and dashboards. Image bytes are
+ * never embedded; a misclassified image is referred to by its path (or `null` when it was given as bytes).
+ *
+ * @since 0.1.0
+ */
+import type { Effect } from "effect"
+import type { Evaluation } from "./Classification.js"
+import type { MetricsError } from "./MetricsError.js"
+import type { ModelDescription, ReportInput, Timing } from "./Report.js"
+import { writeText } from "./internal/WriteFile.js"
+
+export interface JsonMisclassified {
+  readonly source: string | null
+  readonly id: string | null
+  readonly trueLabel: string
+  readonly predictedLabel: string
+  readonly confidence: number
+}
+
+export interface JsonEvaluation {
+  readonly name: string
+  readonly description: string | null
+  readonly evaluation: Evaluation
+  readonly misclassified: ReadonlyArray<JsonMisclassified>
+}
+
+export interface JsonLeaderboardRow {
+  readonly candidate: string
+  readonly metrics: Readonly<Record<string, number>>
+  readonly fitSeconds: number
+  readonly selected: boolean
+}
+
+export interface JsonReport {
+  readonly schema: "loupe/report"
+  /** Bumped on any incompatible change of this shape. */
+  readonly version: 1
+  readonly title: string
+  readonly subtitle: string | null
+  /** ISO 8601. */
+  readonly generatedAt: string
+  readonly model: ModelDescription | null
+  readonly evaluations: ReadonlyArray<JsonEvaluation>
+  readonly leaderboard: ReadonlyArray<JsonLeaderboardRow>
+  readonly timings: ReadonlyArray<Timing>
+}
+
+/** The report as a plain JSON-ready value (optional fields become `null` or empty arrays, so every key is always there). */
+export const make = (input: ReportInput): JsonReport => ({
+  schema: "loupe/report",
+  version: 1,
+  title: input.title,
+  subtitle: input.subtitle ?? null,
+  generatedAt: (input.generatedAt ?? new Date()).toISOString(),
+  model: input.model === undefined ? null : { description: input.model.description, details: input.model.details ?? {} },
+  evaluations: input.evaluations.map((e) => ({
+    name: e.name,
+    description: e.description ?? null,
+    evaluation: e.evaluation,
+    misclassified: (e.misclassified ?? []).map((m) => ({
+      source: typeof m.source === "string" ? m.source : null,
+      id: m.id ?? null,
+      trueLabel: m.trueLabel,
+      predictedLabel: m.predictedLabel,
+      confidence: m.confidence
+    }))
+  })),
+  leaderboard: (input.leaderboard ?? []).map((r) => ({
+    candidate: r.candidate,
+    metrics: r.metrics,
+    fitSeconds: r.fitSeconds,
+    selected: r.selected ?? false
+  })),
+  timings: input.timings ?? []
+})
+
+/** The report as JSON text (two-space indentation by default). */
+export const render = (input: ReportInput, indent = 2): string => `${JSON.stringify(make(input), null, indent)}\n`
+
+/** Writes the JSON report to `file`, creating its folder. */
+export const write = (input: ReportInput, file: string): Effect.Effect<void, MetricsError> =>
+  writeText(file, render(input))
