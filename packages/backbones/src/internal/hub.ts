@@ -1,0 +1,22 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+
+export const defaultHubUrl = "https://huggingface.co"
+
+/** `org/name` or `name`: letters, digits, `-`, `_`, `.`; no `..`. */
+export const isHubRepo = (repo: string): boolean => /^[\w.-]+(\/[\w.-]+)?$/.test(repo) && !repo.includes("..")
+
+/** Where downloaded hub files are kept: `<cacheDir>/transformers/<org>/<name>/<revision>/`. */
+export const hubCacheFolder = (cacheDir: string, repo: string, revision: string): string =>
+  path.join(cacheDir, "transformers", ...repo.split("/"), encodeURIComponent(revision))
+
+/** Where a user may place a hub model by hand: `<modelsDir>/<org>/<name>/`. */
+export const modelsDirFolder = (modelsDir: string | undefined, repo: string): string | undefined =>
+  modelsDir === undefined ? undefined : path.join(modelsDir, ...repo.split("/"))
+
+export const hubFileUrl = (hubUrl: string, repo: string, revision: string, file: string): string =>
+  `${hubUrl.replace(/\/+$/, "")}/${repo}/resolve/${encodeURIComponent(revision)}/${file.split("/").map(encodeURIComponent).join("/")}`
+
+/** A folder that looks like a model: it has `config.json`. */
+export const hasModel = (folder: string | undefined): folder is string =>
+  folder !== undefined && fs.existsSync(path.join(folder, "config.json"))
