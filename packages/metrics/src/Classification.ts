@@ -309,41 +309,45 @@ export const logLoss = (yTrue: Int32Array, proba: Proba, eps = 1e-15): number =>
   return sum / yTrue.length
 }
 
-/** Area under the ROC curve of `scores` for the samples flagged positive (Mann-Whitney U, ties get half credit). */
-const binaryAuc = (scores: Float64Array, positive: Uint8Array): number | null => {
-  const n = scores.length
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!)
-  let positives = 0
-  let rankSum = 0
-  for (let start = 0; start < n;) {
-    let end = start
-    while (end + 1 < n && scores[order[end + 1]!] === scores[order[start]!]) end++
-    const averageRank = (start + end) / 2 + 1
-    for (let t = start; t <= end; t++) {
-      if (positive[order[t]!] === 1) {
-        positives++
-        rankSum += averageRank
-      }
-    }
-    start = end + 1
-  }
+/**
+ * Area under the ROC curve (Mann-Whitney U, ties get half credit) from every sample's score and the positives'
+ * scores, both sorted ascending: each positive's rank is found by walking the two sorted arrays once.
+ */
+const binaryAuc = (sortedAll: Float64Array, sortedPositive: Float64Array): number | null => {
+  const n = sortedAll.length
+  const positives = sortedPositive.length
   const negatives = n - positives
   if (positives === 0 || negatives === 0) return null
+  let rankSum = 0
+  let below = 0
+  for (let j = 0; j < positives;) {
+    const v = sortedPositive[j]!
+    let jEnd = j
+    while (jEnd < positives && sortedPositive[jEnd] === v) jEnd++
+    while (below < n && sortedAll[below]! < v) below++
+    let through = below
+    while (through < n && sortedAll[through] === v) through++
+    // Samples tied at v hold ranks below + 1 .. through; each gets their mean.
+    rankSum += (jEnd - j) * ((below + 1 + through) / 2)
+    j = jEnd
+  }
   return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives)
 }
 
 /** One-vs-rest ROC-AUC per class and its macro average over the classes where it is defined. */
 export const rocAuc = (yTrue: Int32Array, proba: Proba): RocAuc => {
   checkProba(yTrue, proba)
-  const scores = new Float64Array(yTrue.length)
-  const positive = new Uint8Array(yTrue.length)
+  const counts = new Int32Array(proba.cols)
+  for (let i = 0; i < yTrue.length; i++) counts[yTrue[i]!]!++
   const perClassAuc: Array<number | null> = []
   for (let c = 0; c < proba.cols; c++) {
-    for (let i = 0; i < yTrue.length; i++) {
-      scores[i] = proba.data[i * proba.cols + c]!
-      positive[i] = yTrue[i] === c ? 1 : 0
+    const all = new Float64Array(yTrue.length)
+    const positive = new Float64Array(counts[c]!)
+    for (let i = 0, k = 0; i < yTrue.length; i++) {
+      all[i] = proba.data[i * proba.cols + c]!
+      if (yTrue[i] === c) positive[k++] = all[i]!
     }
-    perClassAuc.push(binaryAuc(scores, positive))
+    perClassAuc.push(binaryAuc(all.sort(), positive.sort()))
   }
   const defined = perClassAuc.filter((v): v is number => v !== null)
   return {

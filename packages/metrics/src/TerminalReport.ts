@@ -117,7 +117,7 @@ const evaluationSection = (named: NamedEvaluation, s: Style, options: Options): 
       `  ${s.bold("most confident mistakes")} ${s.dim(`(${shown.length} of ${mistakes.length})`)}`,
       ...table(
         shown.map((m) => [
-          truncate(m.id ?? (typeof m.source === "string" ? m.source : "<bytes>"), 48),
+          truncate(m.id ?? (typeof m.source === "string" ? m.source : "image bytes"), 48),
           `${truncate(m.trueLabel, labelWidth)} → ${s.red(truncate(m.predictedLabel, labelWidth))}`,
           percent(m.confidence)
         ]),
