@@ -1,0 +1,10 @@
+/**
+ * Record ids: a kind prefix and 20 random hex digits (`function_3fa9...`), like the ids of the hosted service.
+ *
+ * @internal
+ */
+import { randomBytes } from "node:crypto"
+
+export type Kind = "function" | "label" | "sample" | "model"
+
+export const make = (kind: Kind): string => `${kind}_${randomBytes(10).toString("hex")}`

@@ -1,0 +1,65 @@
+/**
+ * The store's schema, as numbered migrations run by `@effect/sql`'s Migrator (recorded in `loupe_migrations`).
+ * Plain SQL that SQLite and Postgres both accept; add a new numbered entry for every change, never edit one that
+ * has shipped.
+ *
+ * @internal
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+
+const initial = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE functions (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    preset TEXT NOT NULL,
+    overrides TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 0,
+    trained_revision INTEGER NOT NULL DEFAULT 0,
+    train_error TEXT
+  )`
+  yield* sql`CREATE TABLE labels (
+    id TEXT PRIMARY KEY,
+    function_id TEXT NOT NULL REFERENCES functions(id),
+    name TEXT NOT NULL,
+    description TEXT,
+    metadata TEXT,
+    created_at TEXT NOT NULL,
+    UNIQUE (function_id, name)
+  )`
+  yield* sql`CREATE TABLE samples (
+    id TEXT PRIMARY KEY,
+    function_id TEXT NOT NULL REFERENCES functions(id),
+    seq INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    external_id TEXT,
+    label_id TEXT REFERENCES labels(id),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (function_id, content_hash),
+    UNIQUE (function_id, seq)
+  )`
+  yield* sql`CREATE INDEX samples_by_label ON samples (function_id, label_id)`
+  yield* sql`CREATE TABLE model_versions (
+    id TEXT PRIMARY KEY,
+    function_id TEXT NOT NULL REFERENCES functions(id),
+    bundle TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    sample_count INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    promoted INTEGER NOT NULL DEFAULT 0
+  )`
+  yield* sql`CREATE INDEX model_versions_by_function ON model_versions (function_id, created_at)`
+  // At most one promoted version per function, enforced by the database.
+  yield* sql`CREATE UNIQUE INDEX model_versions_promoted ON model_versions (function_id) WHERE promoted = 1`
+})
+
+/** Every migration, by id. */
+export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
+  "0001_initial": initial
+}
