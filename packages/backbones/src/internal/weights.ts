@@ -27,7 +27,7 @@ export const resolveLocalPath = (
         )
         : exists(id, path.resolve(config.modelsDir, source.path))
     case "Url":
-      return exists(id, path.join(config.cacheDir, "models", source.file)).pipe(
+      return exists(id, urlWeightsPath(config, source.file)).pipe(
         Effect.mapError((e) =>
           new BackboneError({ ...e, message: `${e.message}. Download it with: loupe models pull ${id}` })
         )
@@ -38,6 +38,10 @@ export const resolveLocalPath = (
       )
   }
 }
+
+/** Where weights that come from a URL are kept: `<cacheDir>/models/<file>` (`loupe models pull` puts them there). */
+export const urlWeightsPath = (config: LoupeConfig.LoupeConfigShape, file: string): string =>
+  path.join(config.cacheDir, "models", file)
 
 const exists = (id: string, file: string) =>
   Effect.try({

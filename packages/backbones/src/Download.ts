@@ -1,0 +1,219 @@
+/**
+ * Weights that come from a URL, and the data behind `loupe models list` and `loupe models pull <id>`.
+ *
+ * A pulled file lands at `<cacheDir>/models/<file>` (where the plugins look for `Url` weights). It is streamed to a
+ * temp file in that folder while hashing, checked against the catalog's sha256, then renamed into place, so the
+ * file is either absent or complete and verified, even with two pulls at once or a crash half-way.
+ *
+ * @since 0.1.0
+ */
+import { Effect } from "effect"
+import { LoupeConfig, Registry } from "@loupe/core"
+import type { Backbone, CoreError } from "@loupe/core"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { BackboneError } from "./BackboneError.js"
+import { download } from "./internal/download.js"
+import { hasModel, hubCacheFolder, modelsDirFolder } from "./internal/hub.js"
+import { hashFiles, urlWeightsPath } from "./internal/weights.js"
+
+/**
+ * One row of `loupe models list`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ModelListing {
+  readonly id: string
+  readonly runtime: string
+  readonly description: string
+  readonly embeddingSize: number
+  readonly tags: ReadonlyArray<string>
+  readonly license: string
+  readonly weights: Backbone.WeightsSource
+  /** Where the weights come from, in words: `models dir: …`, `file: …`, `hub: org/name@rev`, `url: …`. */
+  readonly source: string
+  /** Where the weights are, or would be, on this machine; undefined without a models directory for `ModelsDir`. */
+  readonly localPath: string | undefined
+  /** Whether they are there now. */
+  readonly present: boolean
+  /** Whether `pull` applies (the weights come from a URL). */
+  readonly pullable: boolean
+}
+
+/**
+ * The result of `pull`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Pulled {
+  readonly id: string
+  readonly path: string
+  readonly sha256: string
+  readonly bytes: number
+  /** False when a verified copy was already there. */
+  readonly downloaded: boolean
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface PullOptions {
+  /** How long to wait for the server's response headers; the body streams without a deadline. Default 30 s. */
+  readonly responseTimeoutMs?: number
+}
+
+const describeSource = (source: Backbone.WeightsSource): string => {
+  switch (source._tag) {
+    case "ModelsDir":
+      return `models dir: ${source.path}`
+    case "Path":
+      return `file: ${source.path}`
+    case "Hub":
+      return `hub: ${source.repo}@${source.revision ?? "main"}`
+    case "Url":
+      return `url: ${source.url}`
+  }
+}
+
+const locate = (source: Backbone.WeightsSource, config: LoupeConfig.LoupeConfigShape): { path: string | undefined; present: boolean } => {
+  switch (source._tag) {
+    case "ModelsDir": {
+      const file = config.modelsDir === undefined ? undefined : path.resolve(config.modelsDir, source.path)
+      return { path: file, present: file !== undefined && fs.existsSync(file) }
+    }
+    case "Path": {
+      const file = path.resolve(source.path)
+      return { path: file, present: fs.existsSync(file) }
+    }
+    case "Url": {
+      const file = urlWeightsPath(config, source.file)
+      return { path: file, present: fs.existsSync(file) }
+    }
+    case "Hub": {
+      const byHand = modelsDirFolder(config.modelsDir, source.repo)
+      const folder = hasModel(byHand) ? byHand : hubCacheFolder(config.cacheDir, source.repo, source.revision ?? "main")
+      return { path: folder, present: hasModel(folder) }
+    }
+  }
+}
+
+/**
+ * The listing of `plugins` on this machine (reads only file existence; nothing is hashed or loaded).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const listModels = (
+  plugins: ReadonlyArray<Backbone.BackbonePlugin>,
+  config: LoupeConfig.LoupeConfigShape
+): ReadonlyArray<ModelListing> =>
+  plugins.map(({ info }) => {
+    const local = locate(info.weights, config)
+    return {
+      id: info.id,
+      runtime: info.runtime,
+      description: info.description,
+      embeddingSize: info.embeddingSize,
+      tags: info.tags,
+      license: info.license,
+      weights: info.weights,
+      source: describeSource(info.weights),
+      localPath: local.path,
+      present: local.present,
+      pullable: info.weights._tag === "Url"
+    }
+  })
+
+/**
+ * `loupe models list`: every registered backbone, in registration order.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const list: Effect.Effect<ReadonlyArray<ModelListing>, never, Registry.Registry | LoupeConfig.LoupeConfig> = Effect
+  .gen(function*() {
+    const registry = yield* Registry.Registry
+    const config = yield* LoupeConfig.LoupeConfig
+    return listModels(registry.backbones, config)
+  })
+
+/**
+ * Makes `Url` weights present at `<cacheDir>/models/<file>`: keeps a copy whose sha256 matches, else downloads and
+ * verifies a new one (atomically). Fails with `Offline` when a download is needed in offline mode, `DownloadFailed`
+ * when the server cannot be reached or answers with an error status, `ChecksumMismatch` when the bytes differ;
+ * none of them leaves a file behind.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const fetchUrlWeights = (
+  id: string,
+  source: Extract<Backbone.WeightsSource, { _tag: "Url" }>,
+  config: LoupeConfig.LoupeConfigShape,
+  options: PullOptions = {}
+): Effect.Effect<Pulled, BackboneError> =>
+  Effect.gen(function*() {
+    const normalised = path.normalize(source.file)
+    if (path.isAbsolute(normalised) || normalised.split(path.sep).includes("..")) {
+      return yield* new BackboneError({
+        reason: "DownloadFailed",
+        field: id,
+        file: source.file,
+        message: `${id}: the weights file name "${source.file}" must stay inside the cache folder`
+      })
+    }
+    const dest = urlWeightsPath(config, normalised)
+    const expected = source.sha256.toLowerCase()
+    if (fs.existsSync(dest)) {
+      const sha256 = yield* hashFiles([dest])
+      if (sha256 === expected) return { id, path: dest, sha256, bytes: fs.statSync(dest).size, downloaded: false }
+      yield* Effect.logWarning(`${dest} has sha256 ${sha256}, expected ${expected}; downloading it again`)
+    }
+    if (config.offline) {
+      return yield* new BackboneError({
+        reason: "Offline",
+        field: id,
+        file: dest,
+        message: `${id}: ${source.url} is needed but offline mode is on (--offline / LOUPE_OFFLINE). ` +
+          `Put the file at ${dest} (sha256 ${expected}), or run without offline mode`
+      })
+    }
+    yield* Effect.logInfo(`Downloading ${source.url} for ${id}`)
+    const done = yield* download({
+      id,
+      url: source.url,
+      dest,
+      sha256: expected,
+      responseTimeoutMs: options.responseTimeoutMs ?? 30_000
+    })
+    return { id, ...done, downloaded: true }
+  })
+
+/**
+ * `loupe models pull <id>`: fetches the weights of a registered backbone whose weights come from a URL (see
+ * `fetchUrlWeights`). Any other source is an error that says where its weights come from.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const pull = (
+  id: string,
+  options: PullOptions = {}
+): Effect.Effect<Pulled, BackboneError | CoreError.CoreError, Registry.Registry | LoupeConfig.LoupeConfig> =>
+  Effect.gen(function*() {
+    const registry = yield* Registry.Registry
+    const config = yield* LoupeConfig.LoupeConfig
+    const { info } = yield* registry.backbone(id)
+    if (info.weights._tag !== "Url") {
+      return yield* new BackboneError({
+        reason: "DownloadFailed",
+        field: id,
+        message: `${id} has nothing to pull: its weights come from ${describeSource(info.weights)}` +
+          (info.weights._tag === "Hub" ? " (fetched on first load unless offline)" : "")
+      })
+    }
+    return yield* fetchUrlWeights(id, info.weights, config, options)
+  })
