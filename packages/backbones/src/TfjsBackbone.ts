@@ -133,6 +133,12 @@ const candidatesFor = (backend: TfjsOptions["backend"]): ReadonlyArray<BackendCa
 
 type Run = (x: Tf.Tensor) => Tf.Tensor
 
+/** The one output tensor; a model with several outputs must be told which one is the embedding. */
+const single = (y: Tf.Tensor | Array<Tf.Tensor>, names: ReadonlyArray<string>): Tf.Tensor => {
+  if (!Array.isArray(y)) return y
+  throw new Error(`the model has ${y.length} outputs (${names.join(", ")}); name the embedding with \`output\``)
+}
+
 /**
  * The plugin for one TensorFlow.js model.
  *
@@ -182,7 +188,7 @@ export const plugin = (config: TfjsModelConfig): Backbone.BackbonePlugin => {
             Effect.tryPromise({ try: () => tf.loadGraphModel(handler), catch: loadError }),
             (m) => Effect.sync(() => m.dispose())
           ).pipe(Effect.map((m) => ({
-            run: ((x) => m.execute(x, config.output) as Tf.Tensor) satisfies Run,
+            run: ((x) => single(m.execute(x, config.output), m.outputNodes)) satisfies Run,
             inputs: m.inputs.map((i) => i.shape)
           })))
           : yield* Effect.acquireRelease(
@@ -194,7 +200,10 @@ export const plugin = (config: TfjsModelConfig): Backbone.BackbonePlugin => {
                 const net = config.output === undefined
                   ? m
                   : tf.model({ inputs: m.inputs, outputs: m.getLayer(config.output).output as Tf.SymbolicTensor })
-                return { run: ((x) => net.predict(x) as Tf.Tensor) satisfies Run, inputs: m.inputs.map((i) => i.shape) }
+                return {
+                  run: ((x) => single(net.predict(x) as Tf.Tensor | Array<Tf.Tensor>, net.outputNames)) satisfies Run,
+                  inputs: m.inputs.map((i) => i.shape)
+                }
               },
               catch: (cause) =>
                 fail(

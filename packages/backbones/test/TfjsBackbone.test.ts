@@ -175,9 +175,15 @@ describe("tfjs graph models", () => {
       expect((yield* rawNode.embedBatch(input, 3)).length).toBe(3 * 64)
     }))
 
-  it.scoped("rejects a model whose input does not match the preprocessing", () =>
+  it.scoped("rejects a model whose input does not match the preprocessing, and an unnamed output among several", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(load(TfjsBackbone.plugin({ ...base, preprocess: { ...spec, size: 16 } })))
       expect(error.message).toMatch(/takes inputs \[\[-1,8,8,3\]\]; tfjs:tiny-graph is configured for one NHWC input of 16x16x3/)
+      const twoOutputs = writeTinyGraphModel(fs.mkdtempSync(path.join(os.tmpdir(), "loupe-tfjs-graph2-")), { secondOutput: true })
+      const weights = { _tag: "Path", path: twoOutputs } as const
+      const unnamed = yield* Effect.flip(load(TfjsBackbone.plugin({ ...base, weights })))
+      expect(unnamed.message).toContain("the model has 2 outputs (Identity, aux); name the embedding with `output`")
+      const named = yield* load(TfjsBackbone.plugin({ ...base, weights, output: "Identity" }))
+      expect(maxAbsDiff(yield* named.embedBatch(input, 3), expected)).toBeLessThan(1e-5)
     }))
 })
