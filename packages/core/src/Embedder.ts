@@ -1,8 +1,14 @@
 /**
  * Turns samples into embeddings with a loaded backbone. Around the plugin's single `embedBatch` call it adds:
- * reading and hashing, decoding with bounded concurrency that overlaps inference (the next batch is decoded while
- * the current one runs), batching, shape checks, the embedding cache, progress events, and tolerance of bad images
- * (each is skipped with its reason; the run goes on).
+ * reading and hashing, the embedding cache, decoding with bounded concurrency, batching, shape checks, progress
+ * events, and tolerance of bad images (each is skipped with its reason; the run goes on).
+ *
+ * The work is a pipeline of stages that run at the same time, each holding a bounded number of items, so memory
+ * does not grow with the dataset:
+ *
+ * 1. read, hash, look up the cache, decode (up to `decodeConcurrency` images at once);
+ * 2. group into batches and normalise each batch into one float tensor;
+ * 3. run the backbone on a batch while stage 2 prepares the next one; store new vectors in the cache.
  *
  * @since 0.1.0
  */
@@ -15,13 +21,21 @@ import { decodeRgb, readSource, writeNormalized } from "./Preprocess.js"
 import { report } from "./Progress.js"
 import { describeSource, type Sample, type SkippedSample } from "./Sample.js"
 
+/**
+ * @since 0.1.0
+ * @category models
+ */
 export interface EmbedOptions {
-  /** Images per `embedBatch` call; capped by the backbone's `maxBatchSize`. Default 16. */
+  /** Images per `embedBatch` call; capped by the backbone's `maxBatchSize`. Default 32. */
   readonly batchSize?: number
-  /** Images read and decoded at once. Default 4. */
+  /** Images read, hashed and decoded at once. Default 4. */
   readonly decodeConcurrency?: number
 }
 
+/**
+ * @since 0.1.0
+ * @category models
+ */
 export interface Embeddings {
   readonly backboneId: string
   /** One row per embedded sample, in input order. */
@@ -35,18 +49,130 @@ export interface Embeddings {
   readonly cacheHits: number
 }
 
+/**
+ * The outcome for one sample, as `embedStream` emits it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EmbedResult =
+  | {
+    readonly _tag: "Embedded"
+    readonly sample: Sample
+    readonly contentHash: string
+    readonly vector: Float32Array
+    /** True when the vector came from the cache. */
+    readonly cached: boolean
+  }
+  | { readonly _tag: "Skipped"; readonly sample: Sample; readonly reason: string }
+
 type Prepared =
   | { readonly _tag: "Cached"; readonly sample: Sample; readonly hash: string; readonly vector: Float32Array }
   | { readonly _tag: "Decoded"; readonly sample: Sample; readonly hash: string; readonly rgb: Uint8Array }
   | { readonly _tag: "Skipped"; readonly sample: Sample; readonly reason: string }
 
-interface Embedded {
-  readonly sample: Sample
-  readonly hash: string
-  readonly vector: Float32Array
-  readonly cached: boolean
+interface Assembled {
+  readonly group: ReadonlyArray<Prepared>
+  /** The decoded images of the group, normalised, in group order; undefined when all were cached or skipped. */
+  readonly input: { readonly tensor: Float32Array; readonly count: number } | undefined
 }
 
+/** The pipeline, one array of results per batch. */
+const embedGroups = <E, R>(
+  backbone: LoadedBackbone,
+  samples: Stream.Stream<Sample, E, R>,
+  options: EmbedOptions
+): Stream.Stream<ReadonlyArray<EmbedResult>, CoreError | E, R> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const { info } = backbone
+    const dim = info.embeddingSize
+    const spec = info.preprocess
+    const perImage = spec.size * spec.size * 3
+    const batchSize = Math.max(1, Math.min(options.batchSize ?? 32, backbone.maxBatchSize))
+    const cache = Option.getOrUndefined(yield* Effect.serviceOption(EmbeddingCache))
+    const namespace = namespaceOf(backbone)
+
+    const prepare = (sample: Sample): Effect.Effect<Prepared> =>
+      Effect.gen(function*() {
+        const bytes = yield* readSource(sample.source)
+        const hash = contentHash(bytes)
+        const hit = cache ? yield* cache.get(namespace, hash) : undefined
+        if (hit && hit.length === dim) return { _tag: "Cached", sample, hash, vector: hit } as const
+        const rgb = yield* decodeRgb(bytes, spec, describeSource(sample.source))
+        return { _tag: "Decoded", sample, hash, rgb } as const
+      }).pipe(Effect.catchAll((error) => Effect.succeed({ _tag: "Skipped", sample, reason: error.message } as const)))
+
+    const assemble = (group: ReadonlyArray<Prepared>): Assembled => {
+      const decoded = group.filter((p) => p._tag === "Decoded")
+      if (decoded.length === 0) return { group, input: undefined }
+      const tensor = new Float32Array(decoded.length * perImage)
+      decoded.forEach((p, i) => writeNormalized(p.rgb, spec, tensor, i))
+      return { group, input: { tensor, count: decoded.length } }
+    }
+
+    const infer = ({ group, input }: Assembled) =>
+      Effect.gen(function*() {
+        let output: Float32Array = new Float32Array(0)
+        if (input !== undefined) {
+          output = yield* backbone.embedBatch(input.tensor, input.count).pipe(
+            Effect.mapError((e) =>
+              new CoreError({ reason: "BackboneFailed", field: info.id, message: `${info.id} failed: ${e.message}`, cause: e })
+            )
+          )
+          if (output.length !== input.count * dim) {
+            return yield* new CoreError({
+              reason: "ShapeMismatch",
+              field: info.id,
+              message: `${info.id} returned ${output.length} values for ${input.count} images; expected ${dim} per image`
+            })
+          }
+        }
+        const results: Array<EmbedResult> = []
+        let k = 0
+        for (const p of group) {
+          if (p._tag === "Skipped") {
+            results.push(p)
+          } else if (p._tag === "Cached") {
+            results.push({ _tag: "Embedded", sample: p.sample, contentHash: p.hash, vector: p.vector, cached: true })
+          } else {
+            const vector = output.subarray(k * dim, (k + 1) * dim)
+            k++
+            if (cache) yield* cache.set(namespace, p.hash, vector)
+            results.push({ _tag: "Embedded", sample: p.sample, contentHash: p.hash, vector, cached: false })
+          }
+        }
+        return results
+      })
+
+    return samples.pipe(
+      Stream.mapEffect(prepare, { concurrency: Math.max(1, options.decodeConcurrency ?? 4) }),
+      Stream.grouped(batchSize),
+      Stream.map((chunk) => assemble(Chunk.toReadonlyArray(chunk))),
+      // One assembled batch waits while the backbone works on the current one.
+      Stream.buffer({ capacity: 1 }),
+      Stream.mapEffect(infer)
+    )
+  }))
+
+/**
+ * Embed a stream of samples, emitting one result per sample in input order. Memory stays bounded whatever the
+ * stream's length.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const embedStream = <E, R>(
+  backbone: LoadedBackbone,
+  samples: Stream.Stream<Sample, E, R>,
+  options: EmbedOptions = {}
+): Stream.Stream<EmbedResult, CoreError | E, R> => Stream.flattenIterables(embedGroups(backbone, samples, options))
+
+/**
+ * Embed samples into a matrix (one row per embedded sample), reporting progress per batch.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const embedSamples = Effect.fn("Embedder.embedSamples")(function*(
   backbone: LoadedBackbone,
   samples: ReadonlyArray<Sample>,
@@ -54,87 +180,34 @@ export const embedSamples = Effect.fn("Embedder.embedSamples")(function*(
 ) {
   const { info } = backbone
   const dim = info.embeddingSize
-  const batchSize = Math.max(1, Math.min(options.batchSize ?? 16, backbone.maxBatchSize))
-  const cache = Option.getOrUndefined(yield* Effect.serviceOption(EmbeddingCache))
-  const namespace = namespaceOf(backbone)
   const total = samples.length
-  let done = 0
-
-  const prepare = (sample: Sample): Effect.Effect<Prepared> =>
-    Effect.gen(function*() {
-      const bytes = yield* readSource(sample.source)
-      const hash = contentHash(bytes)
-      const hit = cache ? yield* cache.get(namespace, hash) : undefined
-      if (hit && hit.length === dim) return { _tag: "Cached", sample, hash, vector: hit } as const
-      const rgb = yield* decodeRgb(bytes, info.preprocess, describeSource(sample.source))
-      return { _tag: "Decoded", sample, hash, rgb } as const
-    }).pipe(Effect.catchAll((error) => Effect.succeed({ _tag: "Skipped", sample, reason: error.message } as const)))
-
-  const embedGroup = (group: ReadonlyArray<Prepared>) =>
-    Effect.gen(function*() {
-      const toRun = group.filter((p): p is Extract<Prepared, { _tag: "Decoded" }> => p._tag === "Decoded")
-      const pixels = info.preprocess.size * info.preprocess.size * 3
-      let output: Float32Array = new Float32Array(0)
-      if (toRun.length > 0) {
-        const input = new Float32Array(toRun.length * pixels)
-        toRun.forEach((p, i) => writeNormalized(p.rgb, info.preprocess, input, i))
-        output = yield* backbone.embedBatch(input, toRun.length).pipe(
-          Effect.mapError((e) =>
-            new CoreError({ reason: "BackboneFailed", field: info.id, message: `${info.id} failed: ${e.message}`, cause: e })
-          )
-        )
-        if (output.length !== toRun.length * dim) {
-          return yield* new CoreError({
-            reason: "ShapeMismatch",
-            field: info.id,
-            message: `${info.id} returned ${output.length} values for ${toRun.length} images; expected ${dim} per image`
-          })
-        }
-      }
-      const results: Array<Embedded | SkippedSample> = []
-      let k = 0
-      for (const p of group) {
-        if (p._tag === "Skipped") {
-          results.push({ sample: p.sample, reason: p.reason })
-        } else if (p._tag === "Cached") {
-          results.push({ sample: p.sample, hash: p.hash, vector: p.vector, cached: true })
-        } else {
-          const vector = output.slice(k * dim, (k + 1) * dim)
-          k++
-          if (cache) yield* cache.set(namespace, p.hash, vector)
-          results.push({ sample: p.sample, hash: p.hash, vector, cached: false })
-        }
-      }
-      done += group.length
-      yield* report({ stage: "embed", done, total, detail: info.id })
-      return results
-    })
-
-  const results = yield* Stream.fromIterable(samples).pipe(
-    Stream.mapEffect(prepare, { concurrency: options.decodeConcurrency ?? 4 }),
-    Stream.grouped(batchSize),
-    // Keep one decoded batch ready while the backbone works on the current one.
-    Stream.buffer({ capacity: 1 }),
-    Stream.mapEffect((chunk) => embedGroup(Chunk.toReadonlyArray(chunk))),
-    Stream.runCollect
-  )
-
-  const embedded: Array<Embedded> = []
+  const data = new Float32Array(total * dim)
+  const embedded: Array<Sample> = []
+  const contentHashes: Array<string> = []
   const skipped: Array<SkippedSample> = []
-  for (const group of results) {
+  let cacheHits = 0
+  let done = 0
+  yield* Stream.runForEach(embedGroups(backbone, Stream.fromIterable(samples), options), (group) => {
     for (const r of group) {
-      if ("vector" in r) embedded.push(r)
-      else skipped.push(r)
+      if (r._tag === "Skipped") {
+        skipped.push({ sample: r.sample, reason: r.reason })
+      } else {
+        data.set(r.vector, embedded.length * dim)
+        embedded.push(r.sample)
+        contentHashes.push(r.contentHash)
+        if (r.cached) cacheHits++
+      }
     }
-  }
-  const vectors = Matrix.make(embedded.length, dim)
-  embedded.forEach((e, i) => vectors.data.set(e.vector, i * dim))
+    done += group.length
+    return report({ stage: "embed", done, total, detail: info.id })
+  })
+  const rows = embedded.length
   return {
     backboneId: info.id,
-    vectors,
-    samples: embedded.map((e) => e.sample),
-    contentHashes: embedded.map((e) => e.hash),
+    vectors: Matrix.make(rows, dim, rows === total ? data : data.slice(0, rows * dim)),
+    samples: embedded,
+    contentHashes,
     skipped,
-    cacheHits: embedded.filter((e) => e.cached).length
+    cacheHits
   } satisfies Embeddings
 })

@@ -1,0 +1,144 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Effect, Stream } from "effect"
+import { type Backbone, DiskEmbeddingCache, Embedder, Preprocess } from "@loupe/core"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { catsVsDogs } from "./fixtures/shared.js"
+
+const photos = ["cats", "dogs"].flatMap((label) => {
+  const dir = path.join(catsVsDogs, "test", label)
+  return fs.readdirSync(dir).sort().slice(0, 4).map((f) => path.join(dir, f))
+})
+const samples = photos.map((source, i) => ({ id: `photo-${i}`, source }))
+const bad = { id: "bad", source: new Uint8Array([0xff, 0xd8, 0xff, 0x00]) }
+
+interface Probe {
+  /** The image count of each `embedBatch` call. */
+  readonly calls: Array<number>
+}
+
+/**
+ * A real (if tiny) backbone: per image, the mean and standard deviation of each normalised colour channel of a 32x32
+ * squash. `delayMs` stands for inference time spent off the main thread.
+ */
+const channelStats = (probe: Probe, options: { readonly weightsHash?: string; readonly delayMs?: number } = {}): Backbone.LoadedBackbone => {
+  const size = 32
+  return {
+    info: {
+      id: "test:channel-stats",
+      runtime: "test",
+      description: "mean and std of each colour channel",
+      embeddingSize: 6,
+      preprocess: Preprocess.imagenet({ size, resize: "squash" }),
+      tags: ["test"],
+      license: "Apache-2.0",
+      weights: { _tag: "Path", path: "none" }
+    },
+    weightsHash: options.weightsHash ?? "weights-1",
+    maxBatchSize: 4,
+    embedBatch: (batch, count) =>
+      Effect.gen(function*() {
+        probe.calls.push(count)
+        if (options.delayMs !== undefined) yield* Effect.sleep(options.delayMs)
+        const out = new Float32Array(count * 6)
+        const plane = size * size
+        for (let n = 0; n < count; n++) {
+          for (let c = 0; c < 3; c++) {
+            const values = batch.subarray((n * 3 + c) * plane, (n * 3 + c + 1) * plane)
+            const mean = values.reduce((a, b) => a + b, 0) / plane
+            out[n * 6 + c] = mean
+            out[n * 6 + 3 + c] = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / plane)
+          }
+        }
+        return out
+      })
+  }
+}
+
+const rows = (m: { readonly data: Float32Array; readonly cols: number }) =>
+  Array.from({ length: m.data.length / m.cols }, (_, i) => Array.from(m.data.subarray(i * m.cols, (i + 1) * m.cols)))
+
+describe("Embedder", () => {
+  it.effect("embeds in input order in batches, and skips a bad image with its reason", () =>
+    Effect.gen(function*() {
+      const probe: Probe = { calls: [] }
+      const backbone = channelStats(probe)
+      const withBad = [...samples.slice(0, 3), bad, ...samples.slice(3)]
+      const result = yield* Embedder.embedSamples(backbone, withBad, { batchSize: 16, decodeConcurrency: 3 })
+      expect(result.samples.map((s) => s.id)).toEqual(samples.map((s) => s.id))
+      expect(result.skipped.map((s) => s.sample.id)).toEqual(["bad"])
+      expect(result.skipped[0]!.reason).toMatch(/Cannot decode <4 bytes in memory>/)
+      // batchSize is capped by the backbone's maxBatchSize (4); each group of 4 inputs holds at most 4 images.
+      expect(probe.calls.every((n) => n <= 4)).toBe(true)
+      expect(probe.calls.reduce((a, b) => a + b, 0)).toBe(samples.length)
+      // Each image alone gives the same vector as inside a batch.
+      const alone = yield* Embedder.embedSamples(backbone, samples, { batchSize: 1 })
+      expect(rows(result.vectors)).toEqual(rows(alone.vectors))
+      // Photos differ from each other.
+      expect(new Set(rows(result.vectors).map((r) => r.join())).size).toBe(samples.length)
+    }))
+
+  it.effect("a second run over the same images does no inference", () =>
+    Effect.gen(function*() {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-embedder-"))
+      const run = (probe: Probe, input: ReadonlyArray<{ id: string; source: string }>, weightsHash?: string) =>
+        Embedder.embedSamples(channelStats(probe, weightsHash === undefined ? {} : { weightsHash }), input).pipe(
+          Effect.provide(DiskEmbeddingCache.layer(dir))
+        )
+      const cold: Probe = { calls: [] }
+      const first = yield* run(cold, samples.slice(0, 6))
+      expect(cold.calls.reduce((a, b) => a + b, 0)).toBe(6)
+      expect(first.cacheHits).toBe(0)
+
+      const warm: Probe = { calls: [] }
+      const second = yield* run(warm, samples.slice(0, 6))
+      expect(warm.calls).toEqual([])
+      expect(second.cacheHits).toBe(6)
+      expect(rows(second.vectors)).toEqual(rows(first.vectors))
+
+      // Two new images among cached ones: only they reach the backbone.
+      const mixed: Probe = { calls: [] }
+      const third = yield* run(mixed, samples)
+      expect(mixed.calls.reduce((a, b) => a + b, 0)).toBe(2)
+      expect(third.cacheHits).toBe(6)
+      expect(rows(third.vectors).slice(0, 6)).toEqual(rows(first.vectors))
+
+      // Other weights are another namespace: nothing is reused.
+      const retrained: Probe = { calls: [] }
+      yield* run(retrained, samples.slice(0, 6), "weights-2")
+      expect(retrained.calls.reduce((a, b) => a + b, 0)).toBe(6)
+    }))
+
+  it.live("decodes the next batch while the backbone runs, and reads only a bounded distance ahead", () =>
+    Effect.gen(function*() {
+      const probe: Probe = { calls: [] }
+      const backbone = channelStats(probe, { delayMs: 100 })
+      const bytes = photos.map((p) => new Uint8Array(fs.readFileSync(p)))
+      const total = 48
+      let pulled = 0
+      let embedded = 0
+      let pulledAfterFirstBatch = 0
+      let maxAhead = 0
+      const input = Stream.range(0, total - 1).pipe(
+        Stream.rechunk(1),
+        Stream.map((i) => ({ id: String(i), source: bytes[i % bytes.length]! })),
+        Stream.tap(() => Effect.sync(() => pulled++))
+      )
+      const results = yield* Embedder.embedStream(backbone, input, { batchSize: 4, decodeConcurrency: 2 }).pipe(
+        Stream.tap(() =>
+          Effect.sync(() => {
+            embedded++
+            if (embedded === 4) pulledAfterFirstBatch = pulled
+            maxAhead = Math.max(maxAhead, pulled - embedded)
+          })
+        ),
+        Stream.runCollect
+      )
+      expect(Chunk.size(results)).toBe(total)
+      // While batch 1 ran (100 ms), batch 2 was read and decoded.
+      expect(pulledAfterFirstBatch).toBeGreaterThanOrEqual(8)
+      // Never more than a few batches ahead, however long the stream.
+      expect(maxAhead).toBeLessThanOrEqual(24)
+    }))
+})
