@@ -24,12 +24,10 @@
  * @since 0.1.0
  */
 import { Effect, Option } from "effect"
-import type { Metric } from "@loupe/core"
-import type { Matrix } from "@loupe/core"
+import type { Matrix, Metric } from "@loupe/core"
 import { MetricsError } from "./MetricsError.js"
 import * as Prng from "./internal/Prng.js"
 
-type Proba = Matrix.Matrix
 
 /** Precision, recall and F1 of one class, with the counts they come from. */
 export interface ClassMetrics {
@@ -172,7 +170,7 @@ const checkPair = (yTrue: Int32Array, yPred: Int32Array, numClasses?: number): v
   }
 }
 
-const checkProba = (yTrue: Int32Array, proba: Proba): void => {
+const checkProba = (yTrue: Int32Array, proba: Matrix.Matrix): void => {
   if (proba.rows !== yTrue.length) {
     fail("ShapeMismatch", "proba", `proba has ${proba.rows} rows but yTrue has ${yTrue.length} values`)
   }
@@ -197,7 +195,7 @@ const ratio = (num: number, den: number): number => (den === 0 ? 0 : num / den)
 const harmonic = (p: number, r: number): number => (p + r === 0 ? 0 : (2 * p * r) / (p + r))
 
 /** The predicted class of each row: its argmax (the first on ties). */
-export const predictions = (proba: Proba): Int32Array => {
+export const predictions = (proba: Matrix.Matrix): Int32Array => {
   const out = new Int32Array(proba.rows)
   for (let i = 0; i < proba.rows; i++) {
     let best = 0
@@ -284,7 +282,7 @@ export const averages = (classes: ReadonlyArray<ClassMetrics>): Averages => {
  * Fraction of samples whose true class is among the `k` most probable. Ties are counted in the sample's favour:
  * a hit when fewer than `k` classes score strictly higher than the true class.
  */
-export const topKAccuracy = (yTrue: Int32Array, proba: Proba, k: number): number => {
+export const topKAccuracy = (yTrue: Int32Array, proba: Matrix.Matrix, k: number): number => {
   checkProba(yTrue, proba)
   if (!Number.isInteger(k) || k < 1) fail("InvalidOption", "k", `k must be a positive integer, got ${k}`)
   let hits = 0
@@ -299,7 +297,7 @@ export const topKAccuracy = (yTrue: Int32Array, proba: Proba, k: number): number
 }
 
 /** Mean negative log-likelihood of the true class, with probabilities clipped to `[eps, 1 - eps]`. */
-export const logLoss = (yTrue: Int32Array, proba: Proba, eps = 1e-15): number => {
+export const logLoss = (yTrue: Int32Array, proba: Matrix.Matrix, eps = 1e-15): number => {
   checkProba(yTrue, proba)
   let sum = 0
   for (let i = 0; i < yTrue.length; i++) {
@@ -335,7 +333,7 @@ const binaryAuc = (sortedAll: Float64Array, sortedPositive: Float64Array): numbe
 }
 
 /** One-vs-rest ROC-AUC per class and its macro average over the classes where it is defined. */
-export const rocAuc = (yTrue: Int32Array, proba: Proba): RocAuc => {
+export const rocAuc = (yTrue: Int32Array, proba: Matrix.Matrix): RocAuc => {
   checkProba(yTrue, proba)
   const counts = new Int32Array(proba.cols)
   for (let i = 0; i < yTrue.length; i++) counts[yTrue[i]!]!++
@@ -357,7 +355,7 @@ export const rocAuc = (yTrue: Int32Array, proba: Proba): RocAuc => {
 }
 
 /** Expected calibration error and the reliability-diagram bins (equal width, top-class confidence). */
-export const calibration = (yTrue: Int32Array, proba: Proba, bins = 15): Calibration => {
+export const calibration = (yTrue: Int32Array, proba: Matrix.Matrix, bins = 15): Calibration => {
   checkProba(yTrue, proba)
   if (!Number.isInteger(bins) || bins < 1) fail("InvalidOption", "bins", `bins must be a positive integer, got ${bins}`)
   const yPred = predictions(proba)
@@ -421,7 +419,7 @@ export const accuracyInterval = (
 }
 
 /** Every sample whose predicted class differs from its true class, most confident mistakes first. */
-export const mistakes = (yTrue: Int32Array, proba: Proba): Array<Mistake> => {
+export const mistakes = (yTrue: Int32Array, proba: Matrix.Matrix): Array<Mistake> => {
   checkProba(yTrue, proba)
   const yPred = predictions(proba)
   const out: Array<Mistake> = []
@@ -438,7 +436,7 @@ export const mistakes = (yTrue: Int32Array, proba: Proba): Array<Mistake> => {
   return out.sort((a, b) => b.confidence - a.confidence || a.index - b.index)
 }
 
-const checkLabelNames = (labels: ReadonlyArray<string>, proba: Proba): void => {
+const checkLabelNames = (labels: ReadonlyArray<string>, proba: Matrix.Matrix): void => {
   if (labels.length !== proba.cols) {
     fail("ShapeMismatch", "labels", `${labels.length} labels but proba has ${proba.cols} columns`)
   }
@@ -451,7 +449,7 @@ const checkLabelNames = (labels: ReadonlyArray<string>, proba: Proba): void => {
 
 const compute = (
   yTrue: Int32Array,
-  proba: Proba,
+  proba: Matrix.Matrix,
   labels: ReadonlyArray<string>,
   options: EvaluateOptions
 ): Evaluation => {
@@ -493,9 +491,14 @@ const compute = (
  * const evaluation = yield* Classification.evaluate(yTrue, proba, ["cats", "dogs"])
  * evaluation.accuracy, evaluation.macro.f1, evaluation.confusionMatrix
  */
-export const evaluate = Effect.fn("Classification.evaluate")(function*(
+export const evaluate: (
   yTrue: Int32Array,
-  proba: Proba,
+  proba: Matrix.Matrix,
+  labels: ReadonlyArray<string>,
+  options?: EvaluateOptions
+) => Effect.Effect<Evaluation, MetricsError> = Effect.fn("Classification.evaluate")(function*(
+  yTrue: Int32Array,
+  proba: Matrix.Matrix,
   labels: ReadonlyArray<string>,
   options: EvaluateOptions = {}
 ) {
@@ -511,7 +514,7 @@ export const evaluate = Effect.fn("Classification.evaluate")(function*(
 const scorer = (
   name: string,
   higherIsBetter: boolean,
-  score: (yTrue: Int32Array, proba: Proba, numClasses: number) => number
+  score: (yTrue: Int32Array, proba: Matrix.Matrix, numClasses: number) => number
 ): Metric.Metric => ({
   name,
   higherIsBetter,
@@ -523,12 +526,12 @@ const scorer = (
   }
 })
 
-const hardLabels = (yTrue: Int32Array, proba: Proba): Int32Array => {
+const hardLabels = (yTrue: Int32Array, proba: Matrix.Matrix): Int32Array => {
   checkProba(yTrue, proba)
   return predictions(proba)
 }
 
-const f1Average = (which: "macro" | "weighted") => (yTrue: Int32Array, proba: Proba, numClasses: number) => {
+const f1Average = (which: "macro" | "weighted") => (yTrue: Int32Array, proba: Matrix.Matrix, numClasses: number) => {
   const matrix = confusionMatrix(yTrue, hardLabels(yTrue, proba), numClasses)
   return averages(perClass(matrix, matrix.map((_, i) => String(i))))[which].f1
 }

@@ -117,7 +117,11 @@ export const svg = (
 }
 
 /** The same image as PNG bytes, rendered from the SVG with sharp. */
-export const png = Effect.fn("ConfusionMatrixImage.png")(function*(
+export const png: (
+  matrix: ReadonlyArray<ReadonlyArray<number>>,
+  labels: ReadonlyArray<string>,
+  options?: PngOptions
+) => Effect.Effect<Uint8Array, MetricsError> = Effect.fn("ConfusionMatrixImage.png")(function*(
   matrix: ReadonlyArray<ReadonlyArray<number>>,
   labels: ReadonlyArray<string>,
   options: PngOptions = {}

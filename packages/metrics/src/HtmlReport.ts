@@ -35,22 +35,29 @@ const kpi = (label: string, value: string, note = "", hero = false) =>
 
 const kpis = (ev: Evaluation): string => {
   const ci = ev.accuracyCI
-  return `<div class="kpis">${
-    [
-      kpi(
-        "Accuracy",
-        percent(ev.accuracy),
-        `${ev.correct} of ${ev.total} · ${Math.round(ci.level * 100)}% CI ${percent(ci.lower)}–${percent(ci.upper)}`,
-        true
-      ),
-      kpi("Balanced accuracy", percent(ev.balancedAccuracy), "mean recall per class"),
-      kpi("Macro F1", fixed(ev.macro.f1), `P ${fixed(ev.macro.precision)} · R ${fixed(ev.macro.recall)}`),
-      ...ev.topKAccuracy.map((t) => kpi(`Top-${t.k} accuracy`, percent(t.accuracy), `true class in the top ${t.k}`)),
-      kpi("Log loss", fixed(ev.logLoss), "lower is better"),
-      kpi("ROC-AUC", fixed(ev.rocAuc), "one-vs-rest, macro"),
-      kpi("Calibration error", fixed(ev.ece), `ECE over ${ev.calibration.length} bins`)
-    ].join("")
-  }</div>`
+  const [topK, ...moreTopK] = ev.topKAccuracy
+  const rest = [
+    kpi("Balanced accuracy", percent(ev.balancedAccuracy), "mean recall per class"),
+    kpi("Macro F1", fixed(ev.macro.f1), `precision ${fixed(ev.macro.precision)} · recall ${fixed(ev.macro.recall)}`),
+    ...(topK === undefined
+      ? []
+      : [kpi(
+        `Top-${topK.k} accuracy`,
+        percent(topK.accuracy),
+        moreTopK.map((o) => `top-${o.k} ${percent(o.accuracy)}`).join(" · ") || `true class in the top ${topK.k}`
+      )]),
+    kpi("Log loss", fixed(ev.logLoss), "lower is better"),
+    kpi("ROC-AUC", fixed(ev.rocAuc), "one-vs-rest, macro"),
+    kpi("Calibration error", fixed(ev.ece), `ECE over ${ev.calibration.length} bins · lower is better`)
+  ]
+  return `<div class="kpis">` +
+    kpi(
+      "Accuracy",
+      percent(ev.accuracy),
+      `${ev.correct} of ${ev.total} correct\n${Math.round(ci.level * 100)}% CI ${percent(ci.lower)} – ${percent(ci.upper)}`,
+      true
+    ) +
+    `<div class="rest">${rest.join("")}</div></div>`
 }
 
 const bar = (value: number, kind: "p" | "r" | "f") =>
@@ -116,7 +123,7 @@ const evaluationSection = (
     ConfusionMatrixImage.svg(ev.confusionMatrix, ev.labels) +
     `<div class="caption">Rows are true classes, columns predictions; each cell shows its count and share of the row.</div></div>` +
     `<div class="figure"><h3>Reliability</h3>` +
-    ReliabilityDiagram.svg(ev.calibration, { ece: ev.ece, title: `${named.name}: reliability diagram` }) +
+    ReliabilityDiagram.svg(ev.calibration, { ece: ev.ece, size: 320, title: `${named.name}: reliability diagram` }) +
     `<div class="caption">Bars on the dashed diagonal mean the confidence can be taken at face value.</div></div></div>` +
     `<h3 style="margin-top:18px">Per class</h3>${perClassTable(ev)}` +
     (mistakesShown
@@ -160,7 +167,7 @@ const modelSection = (input: ReportInput): string => {
     `</div>` +
     (timings.length === 0
       ? ""
-      : `<div><h3 style="text-align:right">Time</h3><div class="timings">${
+      : `<div class="time"><h3>Time</h3><div class="timings">${
         timings.map((t) => `<span>${escape(t.name)} <b>${duration(t.seconds)}</b></span>`).join("")
       }</div></div>`) +
     `</section>`
@@ -206,7 +213,9 @@ const page = (
 }
 
 /** The report as one HTML document. Thumbnails are made with sharp; unreadable images become placeholders. */
-export const render = Effect.fn("HtmlReport.render")(function*(input: ReportInput, options: Options = {}) {
+export const render: (input: ReportInput, options?: Options) => Effect.Effect<string> = Effect.fn(
+  "HtmlReport.render"
+)(function*(input: ReportInput, options: Options = {}) {
   const size = options.thumbnailSize ?? 192
   const sorted = input.evaluations.map((e) => [...(e.misclassified ?? [])].sort((a, b) => b.confidence - a.confidence))
   const thumbs = yield* Effect.forEach(

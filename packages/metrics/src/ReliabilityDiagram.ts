@@ -28,7 +28,7 @@ const hash = (text: string): string => {
 export const svg = (bins: ReadonlyArray<CalibrationBin>, options: SvgOptions = {}): string => {
   const size = options.size ?? 280
   const left = 48
-  const top = 14
+  const top = 36
   const histogram = 52
   const gap = 12
   const width = left + size + 14
@@ -88,20 +88,20 @@ export const svg = (bins: ReadonlyArray<CalibrationBin>, options: SvgOptions = {
     `<text transform="translate(14 ${top + size + gap + histogram / 2}) rotate(-90)" font-size="10" ` +
       `fill="${Palette.muted}" text-anchor="middle">samples</text>`
   )
+  // Legend and ECE in a row above the plot, where no bar can cover them.
   const legend = [
-    [`fill="${Palette.accent}" fill-opacity="0.82"`, "accuracy"],
-    [`fill="url(#${hatch})" stroke="${Palette.danger}"`, "gap to mean confidence"]
+    [`fill="${Palette.accent}" fill-opacity="0.82"`, "accuracy", 0],
+    [`fill="url(#${hatch})" stroke="${Palette.danger}"`, "gap to confidence", 80]
   ] as const
-  legend.forEach(([paint, text], i) => {
-    const ly = top + 12 + i * 17
+  for (const [paint, text, offset] of legend) {
     parts.push(
-      `<rect x="${x(0) + 10}" y="${ly - 9}" width="11" height="11" ${paint}/>`,
-      `<text x="${x(0) + 27}" y="${ly}" font-size="11" fill="${Palette.ink}">${text}</text>`
+      `<rect x="${x(0) + offset}" y="8" width="11" height="11" ${paint}/>`,
+      `<text x="${x(0) + offset + 17}" y="18" font-size="11" fill="${Palette.ink}">${text}</text>`
     )
-  })
+  }
   if (options.ece !== undefined) {
     parts.push(
-      `<text x="${x(0) + 10}" y="${top + 12 + 2 * 17 + 4}" font-size="12" font-weight="600" fill="${Palette.ink}">` +
+      `<text x="${x(1)}" y="18" font-size="12" font-weight="600" fill="${Palette.ink}" text-anchor="end">` +
         `ECE ${fixed(options.ece)}</text>`
     )
   }

@@ -31,15 +31,19 @@ h3 { font-size: 13px; margin: 0 0 12px; font-weight: 650; color: var(--muted); t
 .chips { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 10px; }
 .chip { font-size: 12.5px; padding: 3px 10px; border-radius: 999px; background: #eef1f8; color: #374151; }
 .chip b { font-weight: 600; }
+.model .time h3 { text-align: right; }
 .timings { display: flex; flex-wrap: wrap; gap: 6px 18px; font-size: 13px; color: var(--muted); justify-content: flex-end; }
 .timings b { color: var(--ink); font-weight: 600; }
-.kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 12px; margin: 18px 0 22px; }
+.kpis { display: grid; grid-template-columns: minmax(210px, 1fr) minmax(0, 3fr); gap: 12px; margin: 18px 0 24px; }
+.kpis .rest { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 12px; }
 .kpi { border: 1px solid var(--line); border-radius: 12px; padding: 12px 14px; background: linear-gradient(180deg, #fbfcfe, #fff); }
 .kpi .label { font-size: 13px; color: var(--muted); font-weight: 500; }
-.kpi .value { font-size: 26px; font-weight: 680; letter-spacing: -0.02em; line-height: 1.25; margin-top: 2px; }
-.kpi .note { font-size: 12px; color: var(--muted); }
-.kpi.hero { border-color: #c9d4f6; background: linear-gradient(180deg, #f3f6ff, #fff); }
-.kpi.hero .value { color: var(--accent); }
+.kpi .value { font-size: 24px; font-weight: 680; letter-spacing: -0.02em; line-height: 1.25; margin-top: 2px; }
+.kpi .note { font-size: 12px; color: var(--muted); white-space: pre-line; }
+.kpi.hero { border-color: #c9d4f6; background: linear-gradient(180deg, #eef2ff, #fff 70%); padding: 18px 20px; display: flex; flex-direction: column; justify-content: center; }
+.kpi.hero .value { color: var(--accent); font-size: 46px; letter-spacing: -0.03em; margin: 4px 0 6px; }
+.kpi.hero .note { font-size: 13px; }
+@media (max-width: 860px) { .kpis { grid-template-columns: 1fr; } .kpis .rest { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
 .figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); gap: 22px; align-items: start; margin-bottom: 8px; }
 .figure { overflow-x: auto; }
 .figure svg { max-width: 100%; height: auto; display: block; margin: 0 auto; }
@@ -81,6 +85,9 @@ tr.avg td { color: var(--muted); font-size: 13px; }
 .empty { color: var(--muted); font-size: 14px; padding: 6px 0; }
 .ok { color: var(--ok); font-weight: 600; }
 footer { color: var(--muted); font-size: 12.5px; text-align: center; margin-top: 30px; }
-@media (max-width: 640px) { .page { padding: 22px 14px 40px; } .panel { padding: 16px; } h1 { font-size: 23px; } .meta { text-align: left; } }
+@media (max-width: 640px) {
+  .page { padding: 22px 14px 40px; } .panel { padding: 16px; } h1 { font-size: 23px; } .meta { text-align: left; }
+  .model { grid-template-columns: 1fr; gap: 14px; } .model .time h3 { text-align: left; } .timings { justify-content: flex-start; }
+}
 @media print { body { background: #fff; } .panel { box-shadow: none; break-inside: avoid; } nav.toc { display: none; } }
 `
