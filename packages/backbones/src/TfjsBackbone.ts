@@ -10,8 +10,9 @@
  * @since 0.1.0
  */
 import { Effect, Schema } from "effect"
+import type { Scope } from "effect"
 import type * as Tf from "@tensorflow/tfjs"
-import type { Backbone, Preprocess } from "@loupe/core"
+import type { Backbone, LoupeConfig, Preprocess } from "@loupe/core"
 import { createHash } from "node:crypto"
 import { createRequire } from "node:module"
 import * as path from "node:path"
@@ -124,7 +125,14 @@ export const TfjsOptions = Schema.Struct({
   /** `auto` tries tfjs-node, then wasm, then cpu. Naming one uses only that one. */
   backend: Schema.optionalWith(Schema.Literal("auto", "tensorflow", "wasm", "cpu"), { default: () => "auto" as const }),
   /** Largest batch per call. */
-  maxBatchSize: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1024)), { default: () => 16 })
+  maxBatchSize: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1024)), { default: () => 16 }),
+  /**
+   * Take the embedding from this layer (layers models) or node (graph models) instead of the catalog entry's; the
+   * embedding size is then whatever that output holds (partial fine-tuning embeds with the frozen trunk this way).
+   */
+  output: Schema.optional(Schema.String),
+  /** Override the catalog entry's pooling (the embedding size follows). */
+  pooling: Schema.optional(Schema.Literal("none", "global-average"))
 })
 export type TfjsOptions = typeof TfjsOptions.Type
 
@@ -140,6 +148,67 @@ const single = (y: Tf.Tensor | Array<Tf.Tensor>, names: ReadonlyArray<string>): 
 }
 
 /**
+ * A TensorFlow.js backbone plugin, carrying the model config it was made from.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TfjsBackbonePlugin extends Backbone.BackbonePlugin {
+  readonly model: TfjsModelConfig
+}
+
+/**
+ * Whether a registered plugin is a TensorFlow.js one (and so has a `model` config).
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isTfjsPlugin = (plugin: Backbone.BackbonePlugin): plugin is TfjsBackbonePlugin =>
+  plugin.info.runtime === "tfjs" && "model" in plugin
+
+/**
+ * Load the layers model behind a config, whole (partial fine-tuning trains its last layers). It is disposed with
+ * the scope. A graph model fails with `LoadFailed`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const loadLayersModel = (
+  config: TfjsModelConfig,
+  loupeConfig: LoupeConfig.LoupeConfigShape,
+  backend: TfjsOptions["backend"] = "auto"
+): Effect.Effect<{ readonly tf: TfModule; readonly model: Tf.LayersModel }, BackboneError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const location = yield* resolveLocalPath(config.id, config.weights, loupeConfig)
+    const files = yield* readModelFiles(config.id, location)
+    if (files.format !== "layers-model") {
+      return yield* new BackboneError({
+        reason: "LoadFailed",
+        field: config.id,
+        file: files.modelJson,
+        message: `${files.modelJson} is a graph model; only layers models have layers to train`
+      })
+    }
+    const tf = yield* importTf
+    yield* selectBackend(candidatesFor(backend))
+    const model = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => tf.loadLayersModel(fileHandler(tf, files)),
+        catch: (cause) =>
+          new BackboneError({
+            reason: "LoadFailed",
+            field: config.id,
+            file: files.modelJson,
+            message: `Cannot load ${files.modelJson}: ${errorText(cause)}`,
+            cause
+          })
+      }),
+      (m) => Effect.sync(() => m.dispose())
+    )
+    return { tf, model }
+  })
+
+/**
  * The plugin for one TensorFlow.js model.
  *
  * `weightsHash` is the sha256 of `model.json` and its shards (in manifest order), combined with the choice of
@@ -148,7 +217,7 @@ const single = (y: Tf.Tensor | Array<Tf.Tensor>, names: ReadonlyArray<string>): 
  * @since 0.1.0
  * @category constructors
  */
-export const plugin = (config: TfjsModelConfig): Backbone.BackbonePlugin => {
+export const plugin = (config: TfjsModelConfig): TfjsBackbonePlugin => {
   const info: Backbone.BackboneInfo = {
     id: config.id,
     runtime: "tfjs",
@@ -159,7 +228,6 @@ export const plugin = (config: TfjsModelConfig): Backbone.BackbonePlugin => {
     license: config.license,
     weights: config.weights
   }
-  const pooling = config.pooling ?? "none"
   const { size, layout } = config.preprocess
   const inputShape = (count: number): [number, number, number, number] =>
     layout === "NCHW" ? [count, 3, size, size] : [count, size, size, 3]
@@ -168,15 +236,19 @@ export const plugin = (config: TfjsModelConfig): Backbone.BackbonePlugin => {
 
   return {
     info,
+    model: config,
     optionsSchema: TfjsOptions,
     load: ({ config: loupeConfig, options }) =>
       Effect.gen(function*() {
         const opts = options as TfjsOptions
+        const output = opts.output ?? config.output
+        const pooling = opts.pooling ?? config.pooling ?? "none"
+        const custom = opts.output !== undefined || opts.pooling !== undefined
         const location = yield* resolveLocalPath(config.id, config.weights, loupeConfig)
         const files = yield* readModelFiles(config.id, location)
         const filesHash = yield* hashFiles(files.files)
         const weightsHash = createHash("sha256")
-          .update(JSON.stringify([filesHash, config.output ?? null, pooling]))
+          .update(JSON.stringify([filesHash, output ?? null, pooling]))
           .digest("hex")
         const tf = yield* importTf
         yield* selectBackend(candidatesFor(opts.backend))
@@ -188,7 +260,7 @@ export const plugin = (config: TfjsModelConfig): Backbone.BackbonePlugin => {
             Effect.tryPromise({ try: () => tf.loadGraphModel(handler), catch: loadError }),
             (m) => Effect.sync(() => m.dispose())
           ).pipe(Effect.map((m) => ({
-            run: ((x) => single(m.execute(x, config.output), m.outputNodes)) satisfies Run,
+            run: ((x) => single(m.execute(x, output), m.outputNodes)) satisfies Run,
             inputs: m.inputs.map((i) => i.shape)
           })))
           : yield* Effect.acquireRelease(
@@ -197,9 +269,9 @@ export const plugin = (config: TfjsModelConfig): Backbone.BackbonePlugin => {
           ).pipe(Effect.flatMap((m) =>
             Effect.try({
               try: () => {
-                const net = config.output === undefined
+                const net = output === undefined
                   ? m
-                  : tf.model({ inputs: m.inputs, outputs: m.getLayer(config.output).output as Tf.SymbolicTensor })
+                  : tf.model({ inputs: m.inputs, outputs: m.getLayer(output).output as Tf.SymbolicTensor })
                 return {
                   run: ((x) => single(net.predict(x) as Tf.Tensor | Array<Tf.Tensor>, net.outputNames)) satisfies Run,
                   inputs: m.inputs.map((i) => i.shape)
@@ -208,7 +280,7 @@ export const plugin = (config: TfjsModelConfig): Backbone.BackbonePlugin => {
               catch: (cause) =>
                 fail(
                   "LoadFailed",
-                  `${files.modelJson} has no layer "${config.output}" (layers: ${m.layers.map((l) => l.name).join(", ")})`,
+                  `${files.modelJson} has no layer "${output}" (layers: ${m.layers.map((l) => l.name).join(", ")})`,
                   files.modelJson,
                   cause
                 )
@@ -240,10 +312,10 @@ export const plugin = (config: TfjsModelConfig): Backbone.BackbonePlugin => {
           })
 
         const probe = yield* embed(new Float32Array(size * size * 3), 1)
-        if (probe.length !== config.embeddingSize) {
+        if (!custom && probe.length !== config.embeddingSize) {
           return yield* fail(
             "LoadFailed",
-            `${config.id} gives ${probe.length} values per image from ${config.output ?? "the model output"}` +
+            `${config.id} gives ${probe.length} values per image from ${output ?? "the model output"}` +
               `${pooling === "global-average" ? " (global-average pooled)" : ""}; the config says ${config.embeddingSize}`,
             files.modelJson
           )
@@ -262,7 +334,12 @@ export const plugin = (config: TfjsModelConfig): Backbone.BackbonePlugin => {
             }
             return yield* embed(batch, count)
           })
-        return { info, weightsHash, maxBatchSize: opts.maxBatchSize, embedBatch } satisfies Backbone.LoadedBackbone
+        return {
+          info: custom ? { ...info, embeddingSize: probe.length } : info,
+          weightsHash,
+          maxBatchSize: opts.maxBatchSize,
+          embedBatch
+        } satisfies Backbone.LoadedBackbone
       })
   }
 }
