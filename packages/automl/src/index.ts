@@ -5,4 +5,5 @@
  * @since 0.1.0
  */
 export * as BlobStore from "./BlobStore.js"
+export * as Preset from "./Preset.js"
 export * as Store from "./Store.js"

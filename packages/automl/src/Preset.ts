@@ -1,0 +1,211 @@
+/**
+ * AutoML presets as versioned data. A preset names which backbones to embed with (chosen by tags, never by id, so a
+ * user plugin tagged `fast` joins `fast` with no code change), which heads the search tries, how it
+ * cross-validates, and its time budget.
+ *
+ * Settings resolve in three layers, later ones winning: `defaults`, then the preset, then the user's overrides.
+ * Nested objects (`backbones`) merge key by key. Overrides are validated with `onExcessProperty: "error"`, so a
+ * misspelt key is an error that names it.
+ *
+ * @since 0.1.0
+ */
+import { Effect, ParseResult, Schema } from "effect"
+import { Registry } from "@loupe/core"
+import type * as AutoML from "./AutoML.js"
+import { AutomlError } from "./AutomlError.js"
+
+const PositiveInt = Schema.Int.pipe(Schema.positive())
+
+/** How backbones are chosen: every registered backbone carrying all `tags`, in registration order, at most `max`. */
+export const BackboneSelection = Schema.Struct({
+  tags: Schema.Array(Schema.String),
+  max: Schema.optional(PositiveInt),
+  /** Explicit backbone ids; when given, they replace the tag selection (a user override, never in a preset). */
+  ids: Schema.optional(Schema.Array(Schema.String))
+})
+
+/** Every setting, all present: what `defaults` holds and `resolve` returns. */
+export const Settings = Schema.Struct({
+  backbones: BackboneSelection,
+  /** Head kinds the search tries (each over its own parameter grid), or `"all"` for every registered head. */
+  heads: Schema.Union(Schema.Literal("all"), Schema.Array(Schema.String)),
+  /** Cross-validation folds (reduced automatically when the smallest class is smaller). */
+  folds: Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)),
+  /** Wall-clock budget for the search, in seconds (embedding excluded). */
+  timeBudgetSeconds: Schema.Number.pipe(Schema.positive()),
+  seed: Schema.Int
+})
+export type Settings = typeof Settings.Type
+
+/** Any subset of the settings; `backbones` may itself be partial. Unknown keys are errors. */
+export const Overrides = Schema.Struct({
+  backbones: Schema.optional(Schema.partialWith(BackboneSelection, { exact: true })),
+  heads: Schema.optional(Settings.fields.heads),
+  folds: Schema.optional(Settings.fields.folds),
+  timeBudgetSeconds: Schema.optional(Settings.fields.timeBudgetSeconds),
+  seed: Schema.optional(Settings.fields.seed)
+})
+export type Overrides = typeof Overrides.Type
+
+export interface Preset {
+  readonly name: string
+  /** Bumped whenever the preset's settings change; recorded with every model trained from it. */
+  readonly version: number
+  readonly description: string
+  readonly settings: Overrides
+}
+
+/** The base every preset starts from. */
+export const defaults: Settings = {
+  backbones: { tags: ["offline"] },
+  heads: "all",
+  folds: 5,
+  timeBudgetSeconds: 60,
+  seed: 0
+}
+
+export const fast: Preset = {
+  name: "fast",
+  version: 1,
+  description: "One fast offline backbone and linear heads: trains in seconds",
+  settings: {
+    backbones: { tags: ["fast", "offline"], max: 1 },
+    heads: ["logistic-regression", "linear-svm"],
+    timeBudgetSeconds: 10
+  }
+}
+
+export const balanced: Preset = {
+  name: "balanced",
+  version: 1,
+  description: "Every offline backbone and every head",
+  settings: {
+    backbones: { tags: ["offline"] },
+    heads: "all",
+    timeBudgetSeconds: 60
+  }
+}
+
+export const best: Preset = {
+  name: "best",
+  version: 1,
+  description: "Today: balanced with 10-fold cross-validation and a 5-minute budget. Augmented probes, ensembles and " +
+    "partial fine-tuning join it once the search can run them",
+  settings: {
+    backbones: { tags: ["offline"] },
+    heads: "all",
+    folds: 10,
+    timeBudgetSeconds: 300
+  }
+}
+
+/** The built-in presets, by name. */
+export const presets: ReadonlyArray<Preset> = [fast, balanced, best]
+
+/** The preset functions and `loupe train` use when none is named. */
+export const defaultPreset = "balanced"
+
+/** Find a preset by name; an unknown name is an `InvalidOptions` error listing the known ones. */
+export const named = (name: string, available: ReadonlyArray<Preset> = presets): Effect.Effect<Preset, AutomlError> => {
+  const preset = available.find((p) => p.name === name)
+  return preset
+    ? Effect.succeed(preset)
+    : Effect.fail(
+      new AutomlError({
+        reason: "InvalidOptions",
+        field: "preset",
+        message: `Unknown preset "${name}". Known presets: ${available.map((p) => p.name).join(", ")}`
+      })
+    )
+}
+
+/** The dotted path of the first problem in a parse error (`backbones.tagz`), for the error's `field`. */
+const firstPath = (error: ParseResult.ParseError): string => {
+  const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
+  return issue && issue.path.length > 0 ? issue.path.join(".") : "overrides"
+}
+
+/** Validate user overrides; an unknown or ill-typed key fails with `InvalidOptions` naming it. */
+export const decodeOverrides = (overrides: unknown): Effect.Effect<Overrides, AutomlError> =>
+  Schema.decodeUnknown(Overrides, { onExcessProperty: "error", errors: "all" })(overrides ?? {}).pipe(
+    Effect.mapError((error) => {
+      const field = firstPath(error)
+      return new AutomlError({
+        reason: "InvalidOptions",
+        field,
+        message: `Invalid preset override "${field}": ${ParseResult.TreeFormatter.formatErrorSync(error)}`
+      })
+    })
+  )
+
+const merge = (base: Settings, layer: Overrides): Settings => ({
+  backbones: { ...base.backbones, ...layer.backbones },
+  heads: layer.heads ?? base.heads,
+  folds: layer.folds ?? base.folds,
+  timeBudgetSeconds: layer.timeBudgetSeconds ?? base.timeBudgetSeconds,
+  seed: layer.seed ?? base.seed
+})
+
+export interface Resolved {
+  readonly preset: { readonly name: string; readonly version: number }
+  readonly settings: Settings
+}
+
+/** Defaults, then the preset, then the overrides (validated). */
+export const resolve = (name: string, overrides: unknown = {}): Effect.Effect<Resolved, AutomlError> =>
+  Effect.gen(function*() {
+    const preset = yield* named(name)
+    const user = yield* decodeOverrides(overrides)
+    return {
+      preset: { name: preset.name, version: preset.version },
+      settings: merge(merge(defaults, preset.settings), user)
+    }
+  })
+
+/** The backbone ids a settings' selection picks from the registry; none is a `NoBackbone` error. */
+export const selectBackbones = (settings: Settings): Effect.Effect<ReadonlyArray<string>, AutomlError, Registry.Registry> =>
+  Effect.gen(function*() {
+    const registry = yield* Registry.Registry
+    const { ids, max, tags } = settings.backbones
+    if (ids !== undefined && ids.length > 0) {
+      yield* Effect.forEach(ids, (id) =>
+        registry.backbone(id).pipe(
+          Effect.mapError((e) => new AutomlError({ reason: "InvalidOptions", field: "backbones.ids", message: e.message }))
+        ))
+      return ids
+    }
+    const chosen = registry.backbonesWithTags(tags).map((p) => p.info.id).slice(0, max ?? Infinity)
+    if (chosen.length === 0) {
+      return yield* new AutomlError({
+        reason: "NoBackbone",
+        field: "backbones.tags",
+        message: `No registered backbone has every tag of [${tags.join(", ")}]`
+      })
+    }
+    return chosen
+  })
+
+/** The head kinds a settings' `heads` picks; an unregistered kind is an `InvalidOptions` error naming it. */
+export const selectHeads = (settings: Settings): Effect.Effect<ReadonlyArray<string>, AutomlError, Registry.Registry> =>
+  Effect.gen(function*() {
+    const registry = yield* Registry.Registry
+    if (settings.heads === "all") return registry.heads.map((h) => h.kind)
+    yield* Effect.forEach(settings.heads, (kind) =>
+      registry.head(kind).pipe(
+        Effect.mapError((e) => new AutomlError({ reason: "InvalidOptions", field: "heads", message: e.message }))
+      ))
+    return settings.heads
+  })
+
+/** What `AutoML.fit` takes for a resolved preset. */
+export const fitOptions = (resolved: Resolved): Effect.Effect<AutoML.FitOptions, AutomlError, Registry.Registry> =>
+  Effect.gen(function*() {
+    const { settings } = resolved
+    return {
+      backbones: yield* selectBackbones(settings),
+      heads: yield* selectHeads(settings),
+      folds: settings.folds,
+      timeBudgetMs: Math.round(settings.timeBudgetSeconds * 1000),
+      seed: settings.seed
+    }
+  })

@@ -1,0 +1,102 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Schema } from "effect"
+import { Registry } from "@loupe/core"
+import type { Backbone, Head } from "@loupe/core"
+import { Catalog } from "@loupe/backbones"
+import { Preset } from "@loupe/automl"
+
+/** A user plugin: only its info matters to presets (it is never loaded here). */
+const userBackbone = (id: string, tags: ReadonlyArray<string>): Backbone.BackbonePlugin => ({
+  info: { ...Catalog.mobilenetV2Int8, id, runtime: "onnx", tags, weights: { _tag: "Path", path: "/nonexistent" } },
+  load: () => Effect.dieMessage("not loaded in this test")
+})
+
+const head = (kind: string): Head.HeadPlugin => ({
+  kind,
+  paramsSchema: Schema.Struct({}),
+  fit: () => Effect.dieMessage("not fitted in this test"),
+  load: () => Effect.dieMessage("not loaded in this test")
+})
+
+const heads = ["logistic-regression", "linear-svm", "knn", "mlp"].map(head)
+
+const withRegistry = (backbones: ReadonlyArray<Backbone.BackbonePlugin>) =>
+  Effect.provide(Registry.Registry.layer({ backbones, heads }))
+
+const failure = <A>(exit: Exit.Exit<A, { readonly reason: string; readonly field?: string; readonly message: string }>) => {
+  if (Exit.isSuccess(exit) || exit.cause._tag !== "Fail") throw new Error(`expected a failure, got ${String(exit)}`)
+  return exit.cause.error
+}
+
+describe("Preset", () => {
+  it.effect("precedence: defaults, then the preset, then the user's overrides (nested objects merge by key)", () =>
+    Effect.gen(function*() {
+      const plain = yield* Preset.resolve("fast")
+      expect(plain.preset).toEqual({ name: "fast", version: Preset.fast.version })
+      // From the preset: backbones, heads, budget. From the defaults: folds and seed.
+      expect(plain.settings).toEqual({
+        backbones: { tags: ["fast", "offline"], max: 1 },
+        heads: Preset.fast.settings.heads,
+        folds: Preset.defaults.folds,
+        timeBudgetSeconds: Preset.fast.settings.timeBudgetSeconds,
+        seed: Preset.defaults.seed
+      })
+      const overridden = yield* Preset.resolve("fast", { folds: 3, backbones: { max: 2 }, timeBudgetSeconds: 1.5 })
+      expect(overridden.settings.folds).toBe(3)
+      expect(overridden.settings.timeBudgetSeconds).toBe(1.5)
+      // `max` overridden, `tags` kept from the preset.
+      expect(overridden.settings.backbones).toEqual({ tags: ["fast", "offline"], max: 2 })
+      // best differs from balanced only by a wider search today.
+      const balanced = yield* Preset.resolve("balanced")
+      const best = yield* Preset.resolve("best")
+      expect(best.settings.backbones).toEqual(balanced.settings.backbones)
+      expect(best.settings.heads).toEqual(balanced.settings.heads)
+      expect(best.settings.folds).toBeGreaterThan(balanced.settings.folds)
+      expect(best.settings.timeBudgetSeconds).toBeGreaterThan(balanced.settings.timeBudgetSeconds)
+    }))
+
+  it.effect("an unknown key is an error that names it, nested ones with their path", () =>
+    Effect.gen(function*() {
+      const top = failure(yield* Effect.exit(Preset.resolve("balanced", { folds: 5, foldz: 3 })))
+      expect(top).toMatchObject({ _tag: "AutomlError", reason: "InvalidOptions", field: "foldz" })
+      expect(top.message).toContain("foldz")
+      const nested = failure(yield* Effect.exit(Preset.resolve("fast", { backbones: { tag: ["clip"] } })))
+      expect(nested).toMatchObject({ reason: "InvalidOptions", field: "backbones.tag" })
+      const badType = failure(yield* Effect.exit(Preset.resolve("fast", { folds: 1 })))
+      expect(badType).toMatchObject({ reason: "InvalidOptions", field: "folds" })
+      const unknownPreset = failure(yield* Effect.exit(Preset.resolve("fastest")))
+      expect(unknownPreset).toMatchObject({ reason: "InvalidOptions", field: "preset" })
+      expect(unknownPreset.message).toContain("fast, balanced, best")
+    }))
+
+  it.effect("backbones are chosen by tags: a user plugin tagged `fast` joins `fast`", () =>
+    Effect.gen(function*() {
+      const fast = yield* Preset.resolve("fast", { backbones: { max: 5 } })
+      const builtinOnly = yield* Preset.fitOptions(fast).pipe(withRegistry(Catalog.builtins))
+      expect(builtinOnly.backbones).toEqual(
+        Catalog.builtins.filter((b) => b.info.tags.includes("fast") && b.info.tags.includes("offline")).map((b) => b.info.id)
+      )
+      const mine = userBackbone("user:my-net", ["fast", "offline"])
+      const withMine = yield* Preset.fitOptions(fast).pipe(withRegistry([...Catalog.builtins, mine]))
+      expect(withMine.backbones).toEqual([...builtinOnly.backbones!, "user:my-net"])
+      // `balanced` takes every offline backbone; a plugin that is not offline stays out.
+      const online = userBackbone("user:hub-net", ["clip"])
+      const balanced = yield* Preset.fitOptions(yield* Preset.resolve("balanced")).pipe(
+        withRegistry([...Catalog.builtins, mine, online])
+      )
+      expect(balanced.backbones).toEqual([...Catalog.builtins.map((b) => b.info.id), "user:my-net"])
+      expect(balanced.heads).toEqual(heads.map((h) => h.kind))
+      expect(balanced.timeBudgetMs).toBe(60_000)
+      // Nothing carries the tags: an error naming the field.
+      const none = failure(
+        yield* Effect.exit(
+          Preset.fitOptions(yield* Preset.resolve("fast", { backbones: { tags: ["clip"] } })).pipe(withRegistry(Catalog.builtins))
+        )
+      )
+      expect(none).toMatchObject({ reason: "NoBackbone", field: "backbones.tags" })
+      const unknownHead = failure(
+        yield* Effect.exit(Preset.fitOptions(yield* Preset.resolve("fast", { heads: ["forest"] })).pipe(withRegistry(Catalog.builtins)))
+      )
+      expect(unknownHead).toMatchObject({ reason: "InvalidOptions", field: "heads" })
+    }))
+})
