@@ -5,6 +5,7 @@
  */
 export * as BackboneError from "./BackboneError.js"
 export * as Catalog from "./Catalog.js"
+export * as Conformance from "./Conformance.js"
 export * as OnnxBackbone from "./OnnxBackbone.js"
 export * as TfjsBackbone from "./TfjsBackbone.js"
 export * as TransformersBackbone from "./TransformersBackbone.js"
