@@ -1,0 +1,61 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { Embedder, LoupeConfig, Registry } from "@loupe/core"
+import { Catalog, Conformance } from "@loupe/backbones"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import plugin, { plugins } from "../src/index.js"
+
+const sharedDir = process.env["LOUPE_SHARED_DIR"] ?? path.resolve(import.meta.dirname, "../../../../shared")
+const testDir = path.join(sharedDir, "datasets/cats-vs-dogs/test")
+const photos = (label: string) => fs.readdirSync(path.join(testDir, label)).sort().map((f) => path.join(testDir, label, f))
+const cats = photos("cats")
+const dogs = photos("dogs")
+
+const layer = Layer.mergeAll(
+  Registry.Registry.layer({ backbones: [...Catalog.builtins, ...plugins.backbones] }),
+  LoupeConfig.LoupeConfig.layer({ modelsDir: path.join(sharedDir, "models") })
+)
+
+describe("the custom backbone example", () => {
+  it.effect("registers next to the built-ins and is found by its tag", () =>
+    Effect.gen(function*() {
+      const registry = yield* Registry.Registry
+      expect(registry.backbones.map((p) => p.info.id)).toContain(plugin.info.id)
+      expect(registry.backbonesWithTags(["custom"]).map((p) => p.info.id)).toEqual([plugin.info.id])
+      expect(registry.backbonesWithTags(["offline"]).map((p) => p.info.id)).toContain(plugin.info.id)
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("passes the conformance suite", () =>
+    Effect.gen(function*() {
+      const report = yield* Conformance.check(plugin.info.id, { images: [cats[0]!, cats[1]!, dogs[0]!, dogs[1]!] })
+      expect(report.status, Conformance.format([report])).toBe("passed")
+    }).pipe(Effect.provide(layer)))
+
+  it.scoped("its 1000 logits tell cats from dogs: nearest class mean, leave one out", () =>
+    Effect.gen(function*() {
+      const backbone = yield* Registry.loadBackbone(plugin.info.id)
+      const samples = [...cats, ...dogs].map((source, i) => ({ id: String(i), source, label: i < cats.length ? "cat" : "dog" }))
+      const { samples: embedded, vectors } = yield* Embedder.embedSamples(backbone, samples)
+      expect(vectors.cols).toBe(1000)
+      const row = (i: number) => vectors.data.subarray(i * 1000, (i + 1) * 1000)
+      const sum = (label: string) => {
+        const total = new Float64Array(1000)
+        embedded.forEach((s, i) => s.label === label && row(i).forEach((v, j) => (total[j] += v)))
+        return total
+      }
+      const sums = { cat: sum("cat"), dog: sum("dog") }
+      const counts = { cat: cats.length, dog: dogs.length }
+      let correct = 0
+      embedded.forEach((s, i) => {
+        const distance = (label: "cat" | "dog") => {
+          const own = s.label === label ? 1 : 0
+          let d = 0
+          row(i).forEach((v, j) => (d += (v - (sums[label][j]! - own * v) / (counts[label] - own)) ** 2))
+          return d
+        }
+        if ((distance("cat") < distance("dog") ? "cat" : "dog") === s.label) correct++
+      })
+      expect(correct / embedded.length).toBeGreaterThanOrEqual(0.9)
+    }).pipe(Effect.provide(layer)))
+})
