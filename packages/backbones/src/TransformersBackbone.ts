@@ -8,7 +8,7 @@
  * 3. Otherwise the files live in `<cacheDir>/transformers/<org>/<name>/<revision>/`. Missing ones are downloaded
  *    from the hub (`hubUrl`, default `https://huggingface.co`) unless offline mode is on; each lands through a
  *    temp file and a rename, so a broken download never leaves a torn file. When the hub cannot be reached the load
- *    fails within `hubTimeoutMs` (default 800 ms) with an error that names the model and how to provide it.
+ *    fails within `hubTimeoutMs` (default 600 ms) with an error that names the model and how to provide it.
  *
  * transformers.js then loads the local folder with `local_files_only: true`. Loupe does not touch transformers'
  * global `env` (remote host, cache, local paths): everything is passed per load, so other transformers.js users in
@@ -84,7 +84,7 @@ export const TransformersOptions = Schema.Struct({
   /** The hub to download from (a mirror, or a local server in tests). */
   hubUrl: Schema.optionalWith(Schema.String, { default: () => defaultHubUrl }),
   /** How long the first hub request may wait for a response before the load fails as "unreachable". */
-  hubTimeoutMs: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 600_000)), { default: () => 800 }),
+  hubTimeoutMs: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 600_000)), { default: () => 600 }),
   /** How long later requests (the weight files) may wait for a response. Their bodies have no deadline. */
   downloadTimeoutMs: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 3_600_000)), { default: () => 30_000 }),
   /** Threads for one inference call. */
@@ -218,13 +218,14 @@ interface Opened {
 }
 
 /** The folder holding the model, downloading missing hub files into the cache unless offline. */
-const locate = (spec: TransformersModelSpec, opts: TransformersOptions, loupe: LoupeConfig.LoupeConfigShape, T: Transformers) =>
+const locate = (spec: TransformersModelSpec, opts: TransformersOptions, loupe: LoupeConfig.LoupeConfigShape) =>
   Effect.gen(function*() {
     const { id, model: name } = spec
     const modelFileOf = (config: Record<string, unknown>) =>
       spec.modelFileName ?? visionFileByModelType[String(config["model_type"])] ?? "model"
+    // transformers.js is imported only once config.json is here, so an unreachable hub fails before that ~1 s import.
     const filesOf = (config: Record<string, unknown>) =>
-      Effect.tryPromise({
+      importTransformers.pipe(Effect.flatMap((T) => Effect.tryPromise({
         try: () =>
           T.ModelRegistry.get_model_files(name, {
             config: config as never,
@@ -234,7 +235,7 @@ const locate = (spec: TransformersModelSpec, opts: TransformersOptions, loupe: L
           }),
         catch: (cause) =>
           new BackboneError({ reason: "LoadFailed", field: id, message: `${id}: cannot list the files of ${name}: ${String(cause)}`, cause })
-      }).pipe(Effect.map((files) => ["preprocessor_config.json", ...files.filter((f) => f !== "config.json")]))
+      }))).pipe(Effect.map((files) => ["preprocessor_config.json", ...files.filter((f) => f !== "config.json")]))
     const missingIn = (folder: string, files: ReadonlyArray<string>) => files.filter((f) => !fs.existsSync(path.join(folder, f)))
     /** The files the model needs, from its config.json. */
     const listFiles = (folder: string) =>
@@ -317,7 +318,8 @@ const locate = (spec: TransformersModelSpec, opts: TransformersOptions, loupe: L
               reason: e.reason,
               field: id,
               file: hubFileUrl(opts.hubUrl, name, revision, file),
-              message: `${id}: cannot fetch ${name} from the hub: ${e.message}. ${howToProvide}`,
+              message: `${id}: cannot fetch ${name} from the hub: ${e.message}. ${howToProvide}` +
+                (first ? ` A slow but working connection may need a larger hubTimeoutMs (now ${opts.hubTimeoutMs} ms).` : ""),
               cause: e
             })
           )
@@ -336,8 +338,8 @@ const open = (
   loupe: LoupeConfig.LoupeConfigShape
 ): Effect.Effect<Opened, BackboneError, Scope.Scope> =>
   Effect.gen(function*() {
+    const { folder, modelFile, files } = yield* locate(spec, opts, loupe)
     const T = yield* importTransformers
-    const { folder, modelFile, files } = yield* locate(spec, opts, loupe, T)
     const onnxFiles = files.filter((f) => f.startsWith("onnx/")).map((f) => path.join(folder, f))
     const filesHash = yield* hashFiles(onnxFiles)
     const weightsHash = createHash("sha256")

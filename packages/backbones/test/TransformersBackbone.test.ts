@@ -206,7 +206,8 @@ describe("transformers.js models from a hub", () => {
       const hanging = yield* serveNothing
       const silent = yield* attempt(hanging.url)
       expect(silent.ms).toBeLessThan(1000)
-      expect(silent.error.message).toContain("no response within 800 ms")
+      expect(silent.error.message).toContain("no response within 600 ms")
+      expect(silent.error.message).toContain("may need a larger hubTimeoutMs (now 600 ms)")
       expect(hanging.requests).toEqual(["/loupe-test/absent-model/resolve/main/config.json"])
 
       const offline = yield* attempt("http://127.0.0.1:9", true)
