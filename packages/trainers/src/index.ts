@@ -3,4 +3,5 @@
  *
  * @since 0.1.0
  */
+export * as LogisticRegression from "./LogisticRegression.js"
 export * as TrainerError from "./TrainerError.js"

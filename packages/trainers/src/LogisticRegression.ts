@@ -1,0 +1,166 @@
+/**
+ * Multinomial logistic regression, the linear probe of CLIP's protocol and scikit-learn's `LogisticRegression`.
+ *
+ * Features are L2-normalised per row, then standardised with the training mean and standard deviation (fitted
+ * state). The weights minimise, in Float64 with L-BFGS from zero,
+ *
+ *     (1 / n) * sum_i w_i * crossEntropy_i  +  (l2 / (2 n)) * ||W||^2        (the intercept is not penalised)
+ *
+ * which is scikit-learn's objective with `l2 = 1 / C` (row weights are rescaled to sum to n). As in scikit-learn,
+ * two classes use a single weight vector (logits `[0, w.x + b]`) and more classes the symmetric multinomial form
+ * with one vector per class. The fit is deterministic and does not use the seed.
+ *
+ * @since 0.1.0
+ */
+import type { Head, Matrix } from "@loupe/core"
+import { Effect, Schema } from "effect"
+import * as Check from "./internal/Check.js"
+import * as Codec from "./internal/Codec.js"
+import * as HeadKit from "./internal/HeadKit.js"
+import * as Lbfgs from "./internal/Lbfgs.js"
+import { axpyRows, dotRows, softmaxInPlace } from "./internal/Linalg.js"
+import * as Scaler from "./internal/Scaler.js"
+import { TrainerError } from "./TrainerError.js"
+
+export const kind = "logistic-regression"
+
+/**
+ * - `l2`: L2 strength, the inverse of scikit-learn's `C` (default 1, i.e. C = 1).
+ * - `maxIter`: L-BFGS iterations at most (default 500).
+ * - `tol`: stop when no gradient entry of the objective exceeds this (default 1e-5; scikit-learn uses 1e-4, which stops further from the optimum).
+ */
+export const Params = Schema.Struct({
+  l2: HeadKit.withDefault(Schema.Number.pipe(Schema.positive(), Schema.finite()), 1),
+  maxIter: HeadKit.withDefault(Schema.Int.pipe(Schema.positive()), 500),
+  tol: HeadKit.withDefault(Schema.Number.pipe(Schema.positive(), Schema.finite()), 1e-5)
+})
+export type Params = typeof Params.Type
+
+export const State = Schema.Struct({
+  scaler: Scaler.Scaler,
+  numClasses: Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)),
+  /** `free x dim`, row-major, where `free` is 1 for two classes and `numClasses` otherwise. */
+  weights: Codec.Float64,
+  bias: Codec.Float64,
+  iterations: Schema.Int,
+  converged: Schema.Boolean
+})
+export type State = typeof State.Type
+
+export type Fitted = HeadKit.Fitted<Params, State>
+
+/** Weight vectors the model learns: one for a binary problem, one per class otherwise. */
+const freeVectors = (numClasses: number) => (numClasses === 2 ? 1 : numClasses)
+
+/**
+ * Logits of row `i` of `z` (`dim` wide) into `out[0..numClasses)`; with two classes logit 0 stays 0.
+ */
+const logits = (
+  weights: Float64Array,
+  bias: Float64Array,
+  numClasses: number,
+  z: Float64Array,
+  i: number,
+  dim: number,
+  out: Float64Array
+): void => {
+  const free = freeVectors(numClasses)
+  const offset = numClasses - free
+  out[0] = 0
+  dotRows(weights, 0, free, dim, z, i * dim, out, offset)
+  for (let k = 0; k < free; k++) out[offset + k] += bias[k]!
+}
+
+/** The objective above over parameters laid out as `[weights (free x dim), bias (free)]`. */
+const objective = (z: Float64Array, y: Int32Array, w: Float64Array, numClasses: number, dim: number, l2: number) => {
+  const n = y.length
+  const free = freeVectors(numClasses)
+  const offset = numClasses - free
+  const p = new Float64Array(numClasses)
+  const residual = new Float64Array(free)
+  return (theta: Float64Array, grad: Float64Array): number => {
+    const weights = theta.subarray(0, free * dim)
+    const bias = theta.subarray(free * dim)
+    grad.fill(0)
+    let loss = 0
+    for (let i = 0; i < n; i++) {
+      logits(weights, bias, numClasses, z, i, dim, p)
+      const label = y[i]!
+      const labelLogit = p[label]!
+      const wi = w[i]!
+      loss += wi * (softmaxInPlace(p, 0, numClasses) - labelLogit)
+      for (let k = 0; k < free; k++) {
+        residual[k] = wi * (p[offset + k]! - (offset + k === label ? 1 : 0))
+        grad[free * dim + k] += residual[k]!
+      }
+      axpyRows(residual, 0, free, z, i * dim, grad, 0, dim)
+    }
+    let penalty = 0
+    for (let j = 0; j < free * dim; j++) {
+      penalty += theta[j]! * theta[j]!
+      grad[j] = (grad[j]! + l2 * theta[j]!) / n
+    }
+    for (let k = 0; k < free; k++) grad[free * dim + k] /= n
+    return (loss + 0.5 * l2 * penalty) / n
+  }
+}
+
+const train = (data: Head.TrainingSet, params: Params): Effect.Effect<State, TrainerError> =>
+  HeadKit.attempt(kind, () => {
+    const { numClasses } = data
+    const dim = data.x.cols
+    const { scaler, z } = Scaler.fitTransform(data.x)
+    const free = freeVectors(numClasses)
+    const result = Lbfgs.minimize(
+      objective(z, data.y, Check.rowWeights(data), numClasses, dim, params.l2),
+      new Float64Array(free * (dim + 1)),
+      { maxIter: params.maxIter, tol: params.tol }
+    )
+    if (!Number.isFinite(result.value)) {
+      throw new TrainerError({ reason: "TrainingFailed", message: `${kind}: the objective diverged` })
+    }
+    return {
+      scaler,
+      numClasses,
+      weights: result.x.slice(0, free * dim),
+      bias: result.x.slice(free * dim),
+      iterations: result.iterations,
+      converged: result.converged
+    }
+  })
+
+const predict = (state: State, _params: Params, x: Matrix.Matrix): Matrix.Matrix => {
+  const { numClasses } = state
+  const dim = x.cols
+  const z = Scaler.transform(state.scaler, x)
+  const p = new Float64Array(numClasses)
+  const out = new Float32Array(x.rows * numClasses)
+  for (let i = 0; i < x.rows; i++) {
+    logits(state.weights, state.bias, numClasses, z, i, dim, p)
+    softmaxInPlace(p, 0, numClasses)
+    for (let k = 0; k < numClasses; k++) out[i * numClasses + k] = p[k]!
+  }
+  return { rows: x.rows, cols: numClasses, data: out }
+}
+
+export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
+  kind,
+  paramsSchema: Params,
+  stateSchema: State,
+  train: (data, params) => train(data, params),
+  predict,
+  shape: (state) => {
+    const dim = state.scaler.mean.length
+    const free = freeVectors(state.numClasses)
+    if (state.scaler.scale.length !== dim) return "scaler mean and scale differ in length"
+    if (state.weights.length !== free * dim) return `weights hold ${state.weights.length} values, expected ${free * dim}`
+    if (state.bias.length !== free) return `bias holds ${state.bias.length} values, expected ${free}`
+    return { numClasses: state.numClasses, dim }
+  }
+})
+
+/** Fits with `params` decoded from a partial object (defaults filled in). */
+export const fit = (data: Head.TrainingSet, params: Partial<Params> = {}, seed = 0): Effect.Effect<Fitted, TrainerError> =>
+  plugin.fit(data, { ...Params.make({}), ...params }, seed)
+
+export const load = plugin.load

@@ -1,0 +1,121 @@
+/** Float64 vector kernels, unrolled by four so V8 keeps independent accumulators in registers. */
+
+export const dot = (a: ArrayLike<number>, b: ArrayLike<number>, n = a.length, aOffset = 0, bOffset = 0): number => {
+  let s0 = 0
+  let s1 = 0
+  let s2 = 0
+  let s3 = 0
+  let j = 0
+  for (; j + 3 < n; j += 4) {
+    s0 += a[aOffset + j]! * b[bOffset + j]!
+    s1 += a[aOffset + j + 1]! * b[bOffset + j + 1]!
+    s2 += a[aOffset + j + 2]! * b[bOffset + j + 2]!
+    s3 += a[aOffset + j + 3]! * b[bOffset + j + 3]!
+  }
+  for (; j < n; j++) s0 += a[aOffset + j]! * b[bOffset + j]!
+  return s0 + s1 + s2 + s3
+}
+
+/** `y[yOffset..] += alpha * x[xOffset..]` over `n` entries. */
+export const axpy = (
+  alpha: number,
+  x: ArrayLike<number>,
+  y: Float64Array,
+  n: number,
+  xOffset = 0,
+  yOffset = 0
+): void => {
+  let j = 0
+  for (; j + 3 < n; j += 4) {
+    y[yOffset + j] += alpha * x[xOffset + j]!
+    y[yOffset + j + 1] += alpha * x[xOffset + j + 1]!
+    y[yOffset + j + 2] += alpha * x[xOffset + j + 2]!
+    y[yOffset + j + 3] += alpha * x[xOffset + j + 3]!
+  }
+  for (; j < n; j++) y[yOffset + j] += alpha * x[xOffset + j]!
+}
+
+/** In place: `z[offset..offset+k)` becomes its softmax; returns log-sum-exp of the inputs. */
+export const softmaxInPlace = (z: Float64Array, offset: number, k: number): number => {
+  let max = -Infinity
+  for (let c = 0; c < k; c++) if (z[offset + c]! > max) max = z[offset + c]!
+  let sum = 0
+  for (let c = 0; c < k; c++) {
+    const e = Math.exp(z[offset + c]! - max)
+    z[offset + c] = e
+    sum += e
+  }
+  for (let c = 0; c < k; c++) z[offset + c] /= sum
+  return max + Math.log(sum)
+}
+
+/**
+ * `out[outOffset + k] = <W row (first + k), x[xOffset .. xOffset + dim)>` for `k < count`, `W` row-major `dim` wide.
+ * Four rows share one pass over `x`, which roughly halves the time of separate dot products.
+ */
+export const dotRows = (
+  w: Float64Array,
+  first: number,
+  count: number,
+  dim: number,
+  x: Float64Array,
+  xOffset: number,
+  out: Float64Array,
+  outOffset: number
+): void => {
+  let k = 0
+  for (; k + 3 < count; k += 4) {
+    const w0 = (first + k) * dim
+    const w1 = w0 + dim
+    const w2 = w1 + dim
+    const w3 = w2 + dim
+    let a0 = 0
+    let a1 = 0
+    let a2 = 0
+    let a3 = 0
+    for (let j = 0; j < dim; j++) {
+      const v = x[xOffset + j]!
+      a0 += v * w[w0 + j]!
+      a1 += v * w[w1 + j]!
+      a2 += v * w[w2 + j]!
+      a3 += v * w[w3 + j]!
+    }
+    out[outOffset + k] = a0
+    out[outOffset + k + 1] = a1
+    out[outOffset + k + 2] = a2
+    out[outOffset + k + 3] = a3
+  }
+  for (; k < count; k++) out[outOffset + k] = dot(w, x, dim, (first + k) * dim, xOffset)
+}
+
+/** `G row (first + k) += r[rOffset + k] * x[xOffset ..]` for `k < count`; the transpose of `dotRows`. */
+export const axpyRows = (
+  r: Float64Array,
+  rOffset: number,
+  count: number,
+  x: Float64Array,
+  xOffset: number,
+  g: Float64Array,
+  first: number,
+  dim: number
+): void => {
+  let k = 0
+  for (; k + 3 < count; k += 4) {
+    const g0 = (first + k) * dim
+    const g1 = g0 + dim
+    const g2 = g1 + dim
+    const g3 = g2 + dim
+    const r0 = r[rOffset + k]!
+    const r1 = r[rOffset + k + 1]!
+    const r2 = r[rOffset + k + 2]!
+    const r3 = r[rOffset + k + 3]!
+    for (let j = 0; j < dim; j++) {
+      const v = x[xOffset + j]!
+      g[g0 + j] += r0 * v
+      g[g1 + j] += r1 * v
+      g[g2 + j] += r2 * v
+      g[g3 + j] += r3 * v
+    }
+  }
+  for (; k < count; k++) axpy(r[rOffset + k]!, x, g, dim, xOffset, (first + k) * dim)
+}
