@@ -390,7 +390,7 @@ const poolOutputs = (outputs: Record<string, Tensor>, count: number, pooling: Po
     : "cls"
   if (choice === "pooler_output" || choice === "image_embeds") {
     const t = named(choice)
-    if (t.dims.length !== 2) throw new Error(`${choice} has shape [${t.dims}], expected [N, D]`)
+    if (t.dims.length !== 2 || t.dims[0] !== count) throw new Error(`${choice} has shape [${t.dims}] for ${count} images`)
     return Float32Array.from(floats(t))
   }
   const hidden = named("last_hidden_state")
@@ -405,13 +405,14 @@ const poolOutputs = (outputs: Record<string, Tensor>, count: number, pooling: Po
     return out
   }
   // Tokens [N, T, D]: mean over T. A feature map [N, C, H, W] (either choice): mean over H, W.
-  const [groups, width, stride] = hidden.dims.length === 3 ? [a, b, 1] : [b * (c ?? 1), a, b * (c ?? 1)]
+  const tokensFirst = hidden.dims.length === 3
+  const [groups, width] = tokensFirst ? [a, b] : [b * c!, a]
   const out = new Float32Array(count * width)
   for (let i = 0; i < count; i++) {
     const base = i * groups * width
     for (let d = 0; d < width; d++) {
       let sum = 0
-      for (let g = 0; g < groups; g++) sum += hidden.dims.length === 3 ? data[base + g * width + d]! : data[base + d * stride + g]!
+      for (let g = 0; g < groups; g++) sum += data[tokensFirst ? base + g * width + d : base + d * groups + g]!
       out[i * width + d] = sum / groups
     }
   }

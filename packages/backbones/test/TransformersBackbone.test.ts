@@ -102,6 +102,15 @@ describe("transformers:tiny-vit from a local folder", () => {
       expect(cls.weightsHash).not.toBe(auto.weightsHash)
     }))
 
+  it.scoped("pools a convolutional [N, C, H, W] last_hidden_state over H, W", () =>
+    Effect.gen(function*() {
+      const convnet = writeTinyVit(path.join(tmp, "tiny-convnet"), "feature-map")
+      const backbone = yield* load(yield* TransformersBackbone.make({ id: "transformers:tiny-convnet", model: convnet }).pipe(Effect.provide(config())))
+      expect(backbone.info.embeddingSize).toBe(hidden)
+      const batch = batchOf(2)
+      expect(maxAbsDiff(yield* backbone.embedBatch(batch, 2), expected(batch, 2).mean)).toBeLessThan(1e-5)
+    }))
+
   it.scoped("is deterministic and batch-invariant, and a wrong-length batch is a typed InvalidInput error", () =>
     Effect.gen(function*() {
       const backbone = yield* load(yield* TransformersBackbone.make(tinySpec).pipe(Effect.provide(config())))
