@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { Embedder, LoupeConfig, Preprocess, Registry } from "@loupe/core"
 import type { Backbone } from "@loupe/core"
-import { BackboneError, TransformersBackbone } from "@loupe/backbones"
+import { BackboneError, Conformance, TransformersBackbone } from "@loupe/backbones"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -138,6 +138,17 @@ describe("transformers:tiny-vit from a local folder", () => {
       const rgb = yield* Preprocess.loadRgb(files[0]!, backbone.info.preprocess)
       const byHand = expected(Preprocess.toTensor([rgb], backbone.info.preprocess), 1).mean
       expect(maxAbsDiff(result.vectors.data.subarray(0, hidden), byHand)).toBeLessThan(1e-5)
+    }))
+
+  it.scoped("passes the conformance suite", () =>
+    Effect.gen(function*() {
+      const plugin = yield* TransformersBackbone.make(tinySpec).pipe(Effect.provide(config()))
+      const test = path.join(sharedDir, "datasets/cats-vs-dogs/test")
+      const images = ["cats", "dogs"].flatMap((label) =>
+        fs.readdirSync(path.join(test, label)).sort().slice(0, 2).map((f) => path.join(test, label, f))
+      )
+      const [report] = yield* Conformance.run([plugin], { cacheDir: path.join(tmp, "cache"), offline: true }, { images })
+      expect(report!.status, Conformance.format([report!])).toBe("passed")
     }))
 
   it.scoped("names a missing output, a wrong embedding size and a folder that is not a model", () =>
