@@ -3,5 +3,6 @@
  *
  * @since 0.1.0
  */
+export * as CrossValidation from "./CrossValidation.js"
 export * as LogisticRegression from "./LogisticRegression.js"
 export * as TrainerError from "./TrainerError.js"

@@ -1,0 +1,216 @@
+/**
+ * Stratified k-fold cross-validation on embeddings, with out-of-fold probabilities kept for metrics, calibration and
+ * the data engine.
+ *
+ * - **k adapts to the data**: `k = folds` (default 5) when every class has at least that many samples; otherwise
+ *   leave-one-out when there are at most `leaveOneOutBelow` samples (default 50), else `k` is the size of the
+ *   smallest class (at least 2). Every class needs two samples.
+ * - **Groups** (optional, one key per row: a content hash, the source image of an augmented view) are never split:
+ *   a group is one unit, labelled by its most frequent label, and counts once above. Without groups every row is
+ *   its own unit.
+ * - **Stratification**: per class, units are shuffled with the seed, then placed largest first into the fold that
+ *   holds the fewest rows of that class (then the fewest rows, then the lowest index), so class counts per fold
+ *   differ by at most one for single-row units.
+ * - **Repeats** reshuffle with a derived seed; out-of-fold probabilities are averaged over repeats. Leave-one-out is
+ *   deterministic and runs once.
+ *
+ * @since 0.1.0
+ */
+import type { Head } from "@loupe/core"
+import { Matrix, Progress } from "@loupe/core"
+import { Effect } from "effect"
+import * as Random from "./internal/Random.js"
+import { TrainerError } from "./TrainerError.js"
+
+export interface Options {
+  /** The largest number of folds (default 5). */
+  readonly folds?: number
+  /** Shuffled repetitions of the whole k-fold (default 1). */
+  readonly repeats?: number
+  readonly seed?: number
+  /** One key per row; rows sharing a key stay in one fold. */
+  readonly groups?: ReadonlyArray<string | number>
+  /** Use leave-one-out when some class is smaller than `folds` and there are at most this many units (default 50). */
+  readonly leaveOneOutBelow?: number
+}
+
+export interface Fold {
+  readonly repeat: number
+  readonly index: number
+  /** Row indices, ascending. */
+  readonly train: Int32Array
+  readonly test: Int32Array
+}
+
+export interface Plan {
+  /** Folds per repeat. */
+  readonly k: number
+  readonly repeats: number
+  readonly leaveOneOut: boolean
+  readonly folds: ReadonlyArray<Fold>
+}
+
+export interface FoldResult extends Fold {
+  readonly fitMs: number
+}
+
+export interface Result {
+  readonly plan: Plan
+  /** `n x numClasses` out-of-fold probabilities, averaged over repeats. */
+  readonly proba: Matrix.Matrix
+  readonly folds: ReadonlyArray<FoldResult>
+  /** Total time spent fitting, in milliseconds. */
+  readonly fitMs: number
+}
+
+interface Unit {
+  readonly rows: ReadonlyArray<number>
+  readonly label: number
+}
+
+const invalid = (field: string, message: string) => new TrainerError({ reason: "InvalidData", field, message })
+
+const units = (y: Int32Array, numClasses: number, groups: Options["groups"]): ReadonlyArray<Unit> => {
+  if (groups === undefined) return Array.from(y, (label, i) => ({ rows: [i], label }))
+  const byKey = new Map<string | number, Array<number>>()
+  groups.forEach((key, i) => {
+    const rows = byKey.get(key)
+    if (rows) rows.push(i)
+    else byKey.set(key, [i])
+  })
+  return [...byKey.values()].map((rows) => {
+    const counts = new Array<number>(numClasses).fill(0)
+    for (const i of rows) counts[y[i]!]++
+    return { rows, label: counts.indexOf(Math.max(...counts)) }
+  })
+}
+
+const sorted = (rows: Array<number>): Int32Array => Int32Array.from(rows).sort()
+
+/** Splits `assignment` (unit -> fold) into train/test row sets. */
+const toFolds = (all: ReadonlyArray<Unit>, assignment: Int32Array, k: number, repeat: number): Array<Fold> =>
+  Array.from({ length: k }, (_, index) => {
+    const train: Array<number> = []
+    const test: Array<number> = []
+    all.forEach((u, j) => (assignment[j] === index ? test : train).push(...u.rows))
+    return { repeat, index, train: sorted(train), test: sorted(test) }
+  })
+
+const stratify = (all: ReadonlyArray<Unit>, numClasses: number, k: number, seed: number): Int32Array => {
+  const random = Random.make(seed)
+  const assignment = new Int32Array(all.length)
+  const total = new Array<number>(k).fill(0)
+  for (let c = 0; c < numClasses; c++) {
+    const members = random.shuffle(all.flatMap((u, j) => (u.label === c ? [j] : [])))
+    // Largest first; the sort is stable, so equal sizes keep the shuffled order.
+    members.sort((a, b) => all[b]!.rows.length - all[a]!.rows.length)
+    const inClass = new Array<number>(k).fill(0)
+    for (const j of members) {
+      let best = 0
+      for (let f = 1; f < k; f++) {
+        if (inClass[f]! < inClass[best]! || (inClass[f] === inClass[best] && total[f]! < total[best]!)) best = f
+      }
+      assignment[j] = best
+      inClass[best] += all[j]!.rows.length
+      total[best] += all[j]!.rows.length
+    }
+  }
+  return assignment
+}
+
+/** The folds for labels `y`, as described above. Fails when a class has fewer than two units. */
+export const plan = (y: Int32Array, numClasses: number, options: Options = {}): Effect.Effect<Plan, TrainerError> =>
+  Effect.suspend((): Effect.Effect<Plan, TrainerError> => {
+    const maxFolds = options.folds ?? 5
+    const repeats = options.repeats ?? 1
+    const seed = options.seed ?? 0
+    if (!Number.isInteger(maxFolds) || maxFolds < 2) return invalid("options.folds", `folds must be an integer >= 2, got ${maxFolds}`)
+    if (!Number.isInteger(repeats) || repeats < 1) return invalid("options.repeats", `repeats must be an integer >= 1, got ${repeats}`)
+    if (options.groups !== undefined && options.groups.length !== y.length) {
+      return invalid("options.groups", `${options.groups.length} group keys for ${y.length} rows`)
+    }
+    const all = units(y, numClasses, options.groups)
+    const perClass = new Array<number>(numClasses).fill(0)
+    for (const u of all) perClass[u.label]++
+    const smallest = Math.min(...perClass)
+    if (smallest < 2) {
+      const c = perClass.indexOf(smallest)
+      return invalid("data.y", `class ${c} has ${smallest} ${options.groups ? "group" : "sample"}${smallest === 1 ? "" : "s"}; cross-validation needs at least 2`)
+    }
+    const leaveOneOut = smallest < maxFolds && all.length <= (options.leaveOneOutBelow ?? 50)
+    if (leaveOneOut) {
+      return Effect.succeed({ k: all.length, repeats: 1, leaveOneOut, folds: toFolds(all, Int32Array.from(all, (_, j) => j), all.length, 0) })
+    }
+    const k = Math.min(maxFolds, smallest)
+    const folds = Array.from({ length: repeats }, (_, r) => toFolds(all, stratify(all, numClasses, k, Random.derive(seed, r)), k, r)).flat()
+    return Effect.succeed({ k, repeats, leaveOneOut, folds })
+  })
+
+const fitFailed = (kind: string, field: string, cause: { readonly message: string }) =>
+  new TrainerError({ reason: "TrainingFailed", field, message: `${kind}: ${cause.message}`, cause })
+
+/**
+ * Fits `head` on every training fold and predicts its test fold. The head's seed for a fold is derived from
+ * `options.seed`, the repeat and the fold index. Reports progress with stage "cv".
+ */
+export const crossValidate = <P>(
+  head: Head.HeadPlugin<P>,
+  params: P,
+  data: Head.TrainingSet,
+  options: Options = {}
+): Effect.Effect<Result, TrainerError> =>
+  Effect.gen(function*() {
+    const p = yield* plan(data.y, data.numClasses, options)
+    return yield* runPlan(head, params, data, p, options.seed ?? 0)
+  }).pipe(Effect.withSpan("CrossValidation.crossValidate", { attributes: { head: head.kind } }))
+
+/** Runs a precomputed plan (the search reuses one plan for every candidate). */
+export const runPlan = <P>(
+  head: Head.HeadPlugin<P>,
+  params: P,
+  data: Head.TrainingSet,
+  p: Plan,
+  seed = 0
+): Effect.Effect<Result, TrainerError> =>
+  Effect.gen(function*() {
+    const { numClasses } = data
+    const n = data.y.length
+    const sums = new Float64Array(n * numClasses)
+    const results: Array<FoldResult> = []
+    let fitMs = 0
+    for (const fold of p.folds) {
+      const subset = (rows: Int32Array): Head.TrainingSet => ({
+        x: Matrix.takeRows(data.x, rows),
+        y: Int32Array.from(rows, (i) => data.y[i]!),
+        numClasses,
+        ...(data.weights ? { weights: Float32Array.from(rows, (i) => data.weights![i]!) } : {})
+      })
+      const start = performance.now()
+      const fitted = yield* head.fit(subset(fold.train), params, Random.derive(seed, fold.repeat, fold.index)).pipe(
+        Effect.mapError((e) => fitFailed(head.kind, `fold ${fold.repeat}.${fold.index}`, e))
+      )
+      const elapsed = performance.now() - start
+      fitMs += elapsed
+      const proba = yield* Effect.try({
+        try: () => fitted.predictProba(Matrix.takeRows(data.x, fold.test)),
+        catch: (e) => fitFailed(head.kind, `fold ${fold.repeat}.${fold.index}`, { message: String(e) })
+      })
+      fold.test.forEach((row, t) => {
+        for (let c = 0; c < numClasses; c++) sums[row * numClasses + c] += proba.data[t * numClasses + c]!
+      })
+      results.push({ ...fold, fitMs: elapsed })
+      yield* Progress.report({ stage: "cv", done: results.length, total: p.folds.length, detail: head.kind })
+    }
+    const proba = new Float32Array(n * numClasses)
+    for (let i = 0; i < proba.length; i++) proba[i] = sums[i]! / p.repeats
+    return { plan: p, proba: Matrix.make(n, numClasses, proba), folds: results, fitMs }
+  })
+
+/** The final model: `head` fitted on every sample. */
+export const refit = <P>(
+  head: Head.HeadPlugin<P>,
+  params: P,
+  data: Head.TrainingSet,
+  seed = 0
+): Effect.Effect<Head.FittedHead, TrainerError> =>
+  head.fit(data, params, seed).pipe(Effect.mapError((e) => fitFailed(head.kind, "refit", e)))

@@ -1,0 +1,116 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { Progress } from "@loupe/core"
+import type { Progress as P } from "@loupe/core"
+import { CrossValidation, LogisticRegression } from "@loupe/trainers"
+import { correct, split } from "./fixtures/helpers.js"
+
+/** Checks every invariant a plan promises, for labels `y` and optional groups. */
+const checkIntegrity = (plan: CrossValidation.Plan, y: Int32Array, numClasses: number, groups?: ReadonlyArray<number>) => {
+  const n = y.length
+  for (let r = 0; r < plan.repeats; r++) {
+    const folds = plan.folds.filter((f) => f.repeat === r)
+    expect(folds.length).toBe(plan.k)
+    const seen = new Int32Array(n)
+    for (const fold of folds) {
+      expect(fold.train.length + fold.test.length).toBe(n)
+      const inTest = new Set(fold.test)
+      for (const i of fold.train) expect(inTest.has(i)).toBe(false)
+      for (const i of fold.test) seen[i]++
+      // Every class stays in every training fold.
+      const trainClasses = new Set(Array.from(fold.train, (i) => y[i]))
+      expect(trainClasses.size).toBe(numClasses)
+      if (groups) {
+        const testGroups = new Set(Array.from(fold.test, (i) => groups[i]))
+        for (const i of fold.train) expect(testGroups.has(groups[i]!)).toBe(false)
+      }
+    }
+    // Every sample exactly once out of fold per repeat.
+    expect(Array.from(seen).every((s) => s === 1)).toBe(true)
+    if (!groups && !plan.leaveOneOut) {
+      for (let c = 0; c < numClasses; c++) {
+        const counts = folds.map((f) => Array.from(f.test).filter((i) => y[i] === c).length)
+        expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1)
+      }
+    }
+  }
+}
+
+const labels = (...counts: Array<number>) => Int32Array.from(counts.flatMap((count, c) => new Array<number>(count).fill(c)))
+
+describe("CrossValidation", () => {
+  it.effect("stratifies, never repeats a sample, and adapts k to the smallest class", () =>
+    Effect.gen(function*() {
+      const y = labels(100, 100)
+      const five = yield* CrossValidation.plan(y, 2, { repeats: 2, seed: 3 })
+      expect(five.k).toBe(5)
+      expect(five.folds.length).toBe(10)
+      checkIntegrity(five, y, 2)
+
+      const uneven = labels(80, 3, 40)
+      const three = yield* CrossValidation.plan(uneven, 3)
+      expect(three.k).toBe(3)
+      expect(three.leaveOneOut).toBe(false)
+      checkIntegrity(three, uneven, 3)
+
+      const tiny = labels(3, 2, 4)
+      const loo = yield* CrossValidation.plan(tiny, 3, { repeats: 4 })
+      expect(loo.leaveOneOut).toBe(true)
+      expect(loo.k).toBe(9)
+      expect(loo.repeats).toBe(1)
+      checkIntegrity(loo, tiny, 3)
+    }))
+
+  it.effect("keeps groups whole (augmented views, duplicate content)", () =>
+    Effect.gen(function*() {
+      const y = labels(60, 45)
+      // Groups of one to four rows, inside a class, as augmented views of one image would be.
+      const groups: Array<number> = []
+      let g = 0
+      for (let i = 0; i < y.length; i++) {
+        if (i === 0 || y[i] !== y[i - 1] || groups.filter((x) => x === g).length >= 1 + (g % 4)) g++
+        groups.push(g)
+      }
+      const plan = yield* CrossValidation.plan(y, 2, { groups, repeats: 3, seed: 7 })
+      expect(plan.k).toBe(5)
+      checkIntegrity(plan, y, 2, groups)
+    }))
+
+  it.effect("is deterministic given the seed", () =>
+    Effect.gen(function*() {
+      const y = labels(30, 30, 30)
+      const a = yield* CrossValidation.plan(y, 3, { seed: 11 })
+      const b = yield* CrossValidation.plan(y, 3, { seed: 11 })
+      const c = yield* CrossValidation.plan(y, 3, { seed: 12 })
+      expect(b).toEqual(a)
+      expect(c.folds.map((f) => Array.from(f.test))).not.toEqual(a.folds.map((f) => Array.from(f.test)))
+    }))
+
+  it.effect("names the class that is too small", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(CrossValidation.plan(labels(10, 1), 2))
+      expect(error.reason).toBe("InvalidData")
+      expect(error.message).toContain("class 1")
+      const groups = yield* Effect.flip(CrossValidation.plan(labels(10, 10), 2, { groups: [1, 2] }))
+      expect(groups.field).toBe("options.groups")
+    }))
+
+  it.effect("logistic regression reaches >= 96 % 5-fold CV on cats-vs-dogs, with out-of-fold probabilities", () =>
+    Effect.gen(function*() {
+      const train = yield* Effect.promise(() => split("cats-vs-dogs", "train"))
+      const events: Array<P.ProgressEvent> = []
+      const result = yield* CrossValidation.crossValidate(LogisticRegression.plugin, LogisticRegression.Params.make({}), train.set, { seed: 1 }).pipe(
+        Effect.provide(Progress.Progress.make((e) => events.push(e)))
+      )
+      expect(result.plan.k).toBe(5)
+      expect(result.proba.rows).toBe(200)
+      for (let i = 0; i < 200; i++) expect(result.proba.data[2 * i]! + result.proba.data[2 * i + 1]!).toBeCloseTo(1, 5)
+      expect(correct(result.proba, train.y) / 200).toBeGreaterThanOrEqual(0.96)
+      expect(events.map((e) => e.done)).toEqual([1, 2, 3, 4, 5])
+      expect(events.every((e) => e.stage === "cv" && e.total === 5)).toBe(true)
+
+      const refit = yield* CrossValidation.refit(LogisticRegression.plugin, LogisticRegression.Params.make({}), train.set)
+      const test = yield* Effect.promise(() => split("cats-vs-dogs", "test"))
+      expect(correct(refit.predictProba(test.x), test.y)).toBeGreaterThanOrEqual(38)
+    }))
+})
