@@ -1,1 +1,9 @@
-export {}
+/**
+ * @loupe/deploy: the predictor, the HTTP invoke server with its auth, limits and invoke capture, and export targets
+ * (bundle, single-graph ONNX, Docker build context).
+ *
+ * @since 0.1.0
+ */
+export * as DeployError from "./DeployError.js"
+export * as ImageGuard from "./ImageGuard.js"
+export * as Predictor from "./Predictor.js"
