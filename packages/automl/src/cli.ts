@@ -1,1 +1,126 @@
-export {}
+#!/usr/bin/env node
+/**
+ * The `loupe` command line.
+ *
+ * @since 0.1.0
+ */
+import { Args, Command, Options, ValidationError } from "@effect/cli"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Console, Effect, Logger, LogLevel, Option } from "effect"
+import { JsonReport, TerminalReport } from "@loupe/metrics"
+import type { Report } from "@loupe/metrics"
+import * as Evaluate from "./Evaluate.js"
+import { environment, json, modelsDir, plugins } from "./internal/cliOptions.js"
+import * as ModelsCommand from "./ModelsCommand.js"
+import * as Predict from "./Predict.js"
+import * as ReportFile from "./ReportFile.js"
+import * as Train from "./Train.js"
+import * as TrainSummary from "./TrainSummary.js"
+
+const train = Command.make(
+  "train",
+  {
+    dir: Args.directory({ name: "dir", exists: "yes" }),
+    out: Options.text("out").pipe(Options.withDescription("Bundle directory to write"), Options.withDefault("loupe-model")),
+    backbone: Options.text("backbone").pipe(
+      Options.withDescription("Backbone id to use (repeatable); default: the backbones tagged `default`"),
+      Options.repeated
+    ),
+    folds: Options.integer("folds").pipe(Options.withDefault(5)),
+    seed: Options.integer("seed").pipe(Options.withDefault(0)),
+    modelsDir,
+    plugins,
+    json
+  },
+  (flags) =>
+    Effect.gen(function*() {
+      const result = yield* Train.train({
+        dir: flags.dir,
+        out: flags.out,
+        backbones: flags.backbone,
+        folds: flags.folds,
+        seed: flags.seed
+      })
+      yield* Console.log(flags.json ? JSON.stringify(TrainSummary.toJson(result)) : TrainSummary.toText(result))
+    }).pipe(Effect.scoped, Effect.provide(environment(flags)))
+).pipe(Command.withDescription("Train a classifier on a folder of labelled images and save a bundle"))
+
+const predict = Command.make(
+  "predict",
+  {
+    bundle: Args.directory({ name: "bundle", exists: "yes" }),
+    images: Args.file({ name: "image" }).pipe(Args.atLeast(1)),
+    modelsDir,
+    plugins,
+    json
+  },
+  (flags) =>
+    Effect.gen(function*() {
+      const lines = yield* Predict.predictFiles(flags.bundle, flags.images)
+      if (flags.json) {
+        yield* Console.log(JSON.stringify({ predictions: lines }))
+        return
+      }
+      for (const line of lines) {
+        yield* Console.log(
+          line.error
+            ? `${line.file}\terror: ${line.error}`
+            : `${line.file}\t${line.labelName}\t${line.confidence!.toFixed(4)}`
+        )
+      }
+    }).pipe(Effect.scoped, Effect.provide(environment(flags)))
+).pipe(Command.withDescription("Predict the label of each image with a saved bundle"))
+
+const evaluate = Command.make(
+  "evaluate",
+  {
+    bundle: Args.directory({ name: "bundle", exists: "yes" }),
+    dir: Args.directory({ name: "dir", exists: "yes" }),
+    report: Options.file("report").pipe(Options.withDescription("Also write an .html or .json report"), Options.optional),
+    modelsDir,
+    plugins,
+    json
+  },
+  (flags) =>
+    Effect.gen(function*() {
+      const result = yield* Evaluate.evaluateFolder(flags.bundle, flags.dir)
+      const input: Report.ReportInput = {
+        title: `Evaluation of ${flags.bundle}`,
+        subtitle: result.dir,
+        model: { description: `${result.manifest.backbone.id} + ${result.manifest.head.kind}` },
+        evaluations: [{ name: "Evaluation", evaluation: result.evaluation, misclassified: result.misclassified }]
+      }
+      if (Option.isSome(flags.report)) yield* ReportFile.write(flags.report.value, input)
+      for (const s of result.skipped) yield* Effect.logWarning(`skipped ${s.file}: ${s.reason}`)
+      yield* Console.log(
+        flags.json ? JSON.stringify({ ...JsonReport.make(input), skipped: result.skipped }) : TerminalReport.render(input, { color: TerminalReport.supportsColor(process.stdout) })
+      )
+    }).pipe(Effect.scoped, Effect.provide(environment(flags)))
+).pipe(Command.withDescription("Evaluate a saved bundle on a folder of labelled images"))
+
+const loupe = Command.make("loupe").pipe(Command.withSubcommands([train, predict, evaluate, ModelsCommand.command]))
+
+const run = Command.run(loupe, { name: "loupe", version: "0.1.0" })
+
+/** Typed failures become one clear line on stderr and exit code 1, instead of a stack trace. */
+const reportFailure = (error: unknown) =>
+  Effect.gen(function*() {
+    if (ValidationError.isValidationError(error)) {
+      // @effect/cli has already printed the usage problem.
+    } else if (typeof error === "object" && error !== null && "message" in error) {
+      const e = error as { readonly _tag?: string; readonly reason?: string; readonly message: string }
+      yield* Console.error(`loupe: ${e.message}${e.reason ? ` [${e._tag ?? "Error"}: ${e.reason}]` : ""}`)
+    } else {
+      yield* Console.error(`loupe: ${String(error)}`)
+    }
+    process.exitCode = 1
+  })
+
+run(process.argv).pipe(
+  Effect.catchAll(reportFailure),
+  Effect.provide(NodeContext.layer),
+  // Logs go to stderr so stdout carries only results (one JSON object with --json).
+  Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))),
+  Logger.withMinimumLogLevel(LogLevel.Info),
+  NodeRuntime.runMain({ disableErrorReporting: false })
+)

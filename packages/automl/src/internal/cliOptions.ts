@@ -1,0 +1,34 @@
+import { Options } from "@effect/cli"
+import { Layer, Option } from "effect"
+import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
+import * as path from "node:path"
+import * as Plugins from "../Plugins.js"
+import * as ProgressBar from "../ProgressBar.js"
+
+export const modelsDir = Options.directory("models-dir").pipe(
+  Options.withDescription("Folder with offline model folders (default: $LOUPE_MODELS_DIR)"),
+  Options.optional
+)
+
+export const plugins = Options.text("plugin").pipe(
+  Options.withDescription("A module exporting backbone/head plugins to register next to the built-ins (repeatable)"),
+  Options.repeated
+)
+
+export const json = Options.boolean("json").pipe(Options.withDescription("Print one JSON object on stdout"))
+
+/**
+ * Services every command needs: config (flags over environment), plugins, the on-disk embedding cache under the
+ * cache directory, and progress on stderr.
+ */
+export const environment = (flags: { readonly modelsDir: Option.Option<string>; readonly plugins: ReadonlyArray<string> }) => {
+  const config = LoupeConfig.LoupeConfig.layerConfig(
+    Option.match(flags.modelsDir, { onNone: () => ({}), onSome: (dir) => ({ modelsDir: path.resolve(dir) }) })
+  )
+  return Layer.mergeAll(
+    config,
+    DiskEmbeddingCache.layer().pipe(Layer.provide(config)),
+    Plugins.registryLayer(flags.plugins),
+    ProgressBar.layer()
+  )
+}

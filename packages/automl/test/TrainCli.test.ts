@@ -1,0 +1,89 @@
+// End-to-end runs of `loupe train` and `loupe predict` on the real cats-vs-dogs photos and MobileNetV2-int8.
+import { beforeAll, describe, expect, it } from "vitest"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { loupe, modelsDir, sharedDir } from "./fixtures/cli.js"
+
+const dataset = path.join(sharedDir, "datasets/cats-vs-dogs")
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-train-cli-"))
+const cacheEnv = { LOUPE_CACHE_DIR: path.join(work, "cache") }
+
+describe("loupe train on cats-vs-dogs", () => {
+  const bundle = path.join(work, "bundle")
+  let result: any
+
+  beforeAll(() => {
+    const run = loupe(["train", dataset, "--models-dir", modelsDir, "--out", bundle, "--json"], cacheEnv)
+    expect(run.stderr).not.toMatch(/Error:/)
+    expect(run.status).toBe(0)
+    result = JSON.parse(run.stdout)
+  })
+
+  it("prints exactly one JSON object with the documented fields", () => {
+    expect(Object.keys(result)).toEqual(expect.arrayContaining(["cv", "test", "selected", "timings"]))
+    expect(result.test.labels).toEqual(["cats", "dogs"])
+    expect(result.test.total).toBe(40)
+    expect(result.test.confusionMatrix.flat().reduce((a: number, b: number) => a + b, 0)).toBe(40)
+    for (const key of ["embedMs", "trainMs", "totalMs"]) expect(result.timings[key]).toBeGreaterThan(0)
+  })
+
+  it("reaches at least 38/40 on test and 96 % CV accuracy", () => {
+    expect(result.test.correct).toBeGreaterThanOrEqual(38)
+    expect(result.cv.accuracy).toBeGreaterThanOrEqual(0.96)
+  })
+
+  it("writes a bundle whose predictions match the evaluation inside train", () => {
+    const files: Array<string> = result.test.predictions.map((p: any) => p.file)
+    const run = loupe(["predict", bundle, ...files.map((f) => path.join(dataset, "test", f)), "--json", "--models-dir", modelsDir], cacheEnv)
+    expect(run.status).toBe(0)
+    const predicted = JSON.parse(run.stdout).predictions
+    expect(predicted.map((p: any) => p.labelName)).toEqual(result.test.predictions.map((p: any) => p.labelName))
+    predicted.forEach((p: any, i: number) => expect(p.confidence).toBeCloseTo(result.test.predictions[i].confidence, 5))
+  })
+})
+
+describe("loupe train with bad input", () => {
+  const copyImages = (to: string, label: string, count: number) => {
+    fs.mkdirSync(path.join(to, label), { recursive: true })
+    const from = path.join(dataset, "train", label)
+    for (const f of fs.readdirSync(from).sort().slice(0, count)) fs.copyFileSync(path.join(from, f), path.join(to, label, f))
+  }
+
+  it("skips a corrupt JPEG, an empty file, text named .jpg and a non-image file, naming each with its reason", () => {
+    const dir = path.join(work, "bad-files")
+    copyImages(dir, "cats", 8)
+    copyImages(dir, "dogs", 8)
+    const good = fs.readFileSync(path.join(dataset, "train/cats/cat.1.jpg"))
+    fs.writeFileSync(path.join(dir, "cats/corrupt.jpg"), good.subarray(0, Math.floor(good.length / 3)))
+    fs.writeFileSync(path.join(dir, "cats/empty.jpg"), new Uint8Array(0))
+    fs.writeFileSync(path.join(dir, "dogs/not-really.jpg"), "this is a text file, not a JPEG\n")
+    fs.writeFileSync(path.join(dir, "dogs/notes.txt"), "labelling notes\n")
+    const run = loupe(["train", dir, "--models-dir", modelsDir, "--out", path.join(work, "bad-bundle"), "--json", "--folds", "3"], cacheEnv)
+    expect(run.status).toBe(0)
+    const out = JSON.parse(run.stdout)
+    const skipped = new Map<string, string>(out.skipped.map((s: any) => [path.basename(s.file), s.reason]))
+    expect([...skipped.keys()].sort()).toEqual(["corrupt.jpg", "empty.jpg", "not-really.jpg", "notes.txt"])
+    expect(skipped.get("empty.jpg")).toMatch(/empty/)
+    expect(skipped.get("notes.txt")).toMatch(/not an image/i)
+    expect(out.cv.total).toBe(16)
+  })
+
+  it("rejects a label with fewer than 2 images before any embedding, naming the label", () => {
+    const dir = path.join(work, "tiny-label")
+    copyImages(dir, "cats", 5)
+    copyImages(dir, "dogs", 1)
+    const run = loupe(["train", dir, "--models-dir", modelsDir, "--out", path.join(work, "x")], cacheEnv)
+    expect(run.status).not.toBe(0)
+    expect(run.stderr).toMatch(/"dogs" \(1 image\)/)
+    expect(run.stderr).not.toMatch(/embed/)
+  })
+
+  it("rejects a dataset with a single label, naming it", () => {
+    const dir = path.join(work, "one-label")
+    copyImages(dir, "cats", 5)
+    const run = loupe(["train", dir, "--models-dir", modelsDir, "--out", path.join(work, "y")], cacheEnv)
+    expect(run.status).not.toBe(0)
+    expect(run.stderr).toMatch(/single label, "cats"/)
+  })
+})
