@@ -3,7 +3,7 @@
 // Usage (after `pnpm build`): node examples/compose-pipeline/main.mjs <dataset-dir> <models-dir> <bundle-out>
 import { Bundle, Dataset, LoupeConfig, Pipeline, Registry } from "@loupe/core"
 import { Catalog } from "@loupe/backbones"
-import { Heads } from "@loupe/trainers"
+import { LogisticRegression } from "@loupe/trainers"
 import { Effect, Layer } from "effect"
 
 const [dataDir = "../shared/datasets/cats-vs-dogs", modelsDir = "../shared/models", out = "out/compose-pipeline"] =
@@ -27,7 +27,7 @@ const program = Effect.gen(function*() {
 })
 
 const services = Layer.mergeAll(
-  Registry.Registry.layer({ backbones: Catalog.builtins, heads: Heads.builtins }),
+  Registry.Registry.layer({ backbones: Catalog.builtins, heads: [LogisticRegression.plugin] }),
   LoupeConfig.LoupeConfig.layer({ modelsDir })
 )
 
