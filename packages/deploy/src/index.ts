@@ -7,3 +7,6 @@
 export * as DeployError from "./DeployError.js"
 export * as ImageGuard from "./ImageGuard.js"
 export * as Predictor from "./Predictor.js"
+export * as ApiKeys from "./ApiKeys.js"
+export * as RateLimiter from "./RateLimiter.js"
+export * as CapturePolicy from "./CapturePolicy.js"

@@ -1,0 +1,231 @@
+/**
+ * API keys for the HTTP server, stored hashed in a JSON file (`keys.json` in the function store). A key looks like
+ * `loupe_<id>_<secret>`: the id (8 hex digits) names it in listings and revocation; the whole token is stored only
+ * as its sha256, so the file gives nothing away. The token is shown once, when it is created.
+ *
+ * Keys are 192-bit random, so a plain sha256 is enough (a slow password hash is for guessable secrets); tokens are
+ * compared in constant time. The file is written atomically (temp file, fsync, rename) with mode 0600, and a
+ * running server notices keys created or revoked by `loupe keys` within a second.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, Schema } from "effect"
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { DeployError } from "./DeployError.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export const KeyRecord = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  /** sha256 of the whole token, hex. */
+  hash: Schema.String,
+  createdAt: Schema.String,
+  revokedAt: Schema.optional(Schema.String)
+})
+export type KeyRecord = typeof KeyRecord.Type
+
+const KeyFile = Schema.Struct({ version: Schema.Literal(1), keys: Schema.Array(KeyRecord) })
+
+/**
+ * What a listing shows of a key (never its hash).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface KeyInfo {
+  readonly id: string
+  readonly name: string
+  readonly createdAt: string
+  readonly revokedAt?: string
+}
+
+/**
+ * A key just created: the token is in here and nowhere else.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CreatedKey extends KeyInfo {
+  readonly token: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ApiKeysShape {
+  readonly file: string
+  readonly create: (name: string) => Effect.Effect<CreatedKey, DeployError>
+  readonly list: Effect.Effect<ReadonlyArray<KeyInfo>, DeployError>
+  /** Revoke by id; an unknown id is `NotFound`. */
+  readonly revoke: (id: string) => Effect.Effect<KeyInfo, DeployError>
+  /** The key a bearer token belongs to; `Unauthorized` for a malformed, unknown or revoked token. */
+  readonly verify: (token: string) => Effect.Effect<KeyInfo, DeployError>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class ApiKeys extends Context.Tag("@loupe/deploy/ApiKeys")<ApiKeys, ApiKeysShape>() {}
+
+const tokenPattern = /^loupe_([0-9a-f]{8})_([A-Za-z0-9_-]{32})$/
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest()
+
+const toInfo = (record: KeyRecord): KeyInfo => ({
+  id: record.id,
+  name: record.name,
+  createdAt: record.createdAt,
+  ...(record.revokedAt === undefined ? {} : { revokedAt: record.revokedAt })
+})
+
+const storeFailed = (file: string, what: string) => (cause: unknown) =>
+  new DeployError({ reason: "KeyStoreFailed", file, message: `Cannot ${what} the API key file ${file}: ${String(cause)}`, cause })
+
+const unauthorized = (message: string) => new DeployError({ reason: "Unauthorized", field: "authorization", message })
+
+/** How often a running server looks at the file for keys created or revoked elsewhere. */
+const RECHECK_MS = 1000
+
+/** The records in the key file; a missing file holds none. Throws on unreadable or malformed files. */
+const readKeys = (file: string): ReadonlyArray<KeyRecord> => {
+  let text: string
+  try {
+    text = fs.readFileSync(file, "utf8")
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return []
+    throw e
+  }
+  return Schema.decodeUnknownSync(KeyFile)(JSON.parse(text)).keys
+}
+
+/** Replace the key file atomically, readable by its owner only. */
+const writeKeys = (file: string, keys: ReadonlyArray<KeyRecord>): void => {
+  fs.mkdirSync(path.dirname(file), { recursive: true })
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
+  const fd = fs.openSync(tmp, "w", 0o600)
+  try {
+    fs.writeFileSync(fd, JSON.stringify({ version: 1, keys }, null, 2) + "\n")
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+  fs.renameSync(tmp, file)
+}
+
+const mtimeOf = (file: string): number => fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? -1
+
+/**
+ * The keys in `file` (created on the first `create`; a missing file means no keys).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (file: string): Effect.Effect<ApiKeysShape, DeployError> =>
+  Effect.gen(function*() {
+    const target = path.resolve(file)
+
+    let cache = { keys: yield* Effect.try({ try: () => readKeys(target), catch: storeFailed(target, "read") }), mtime: mtimeOf(target), checkedAt: Date.now() }
+
+    /** The keys, re-read when the file changed (looked at no more than once a second). */
+    const current = Effect.try({
+      try: () => {
+        const now = Date.now()
+        if (now - cache.checkedAt >= RECHECK_MS) {
+          const m = mtimeOf(target)
+          cache = m === cache.mtime ? { ...cache, checkedAt: now } : { keys: readKeys(target), mtime: m, checkedAt: now }
+        }
+        return cache.keys
+      },
+      catch: storeFailed(target, "read")
+    })
+
+    /** Read, change and write the file (always re-read first: another process may have written it). */
+    const update = <A>(change: (keys: ReadonlyArray<KeyRecord>) => { keys: ReadonlyArray<KeyRecord>; result: A } | DeployError) =>
+      Effect.flatMap(
+        Effect.try({ try: () => readKeys(target), catch: storeFailed(target, "read") }),
+        (keys) => {
+          const outcome = change(keys)
+          if (outcome instanceof DeployError) return Effect.fail(outcome)
+          return Effect.try({
+            try: () => {
+              writeKeys(target, outcome.keys)
+              cache = { keys: outcome.keys, mtime: mtimeOf(target), checkedAt: Date.now() }
+              return outcome.result
+            },
+            catch: storeFailed(target, "write")
+          })
+        }
+      )
+
+    const create = (name: string) =>
+      name.trim() === ""
+        ? Effect.fail(new DeployError({ reason: "InvalidRequest", field: "name", message: "name: a key needs a non-empty name" }))
+        : update((keys) => {
+          let id = randomBytes(4).toString("hex")
+          while (keys.some((k) => k.id === id)) id = randomBytes(4).toString("hex")
+          const token = `loupe_${id}_${randomBytes(24).toString("base64url")}`
+          const record: KeyRecord = {
+            id,
+            name: name.trim(),
+            hash: sha256(token).toString("hex"),
+            createdAt: new Date().toISOString()
+          }
+          return { keys: [...keys, record], result: { ...toInfo(record), token } }
+        })
+
+    const revoke = (id: string) =>
+      update((keys) => {
+        const found = keys.find((k) => k.id === id)
+        if (found === undefined) {
+          return new DeployError({ reason: "NotFound", field: "id", message: `No API key with id ${JSON.stringify(id)}` })
+        }
+        const revoked = { ...found, revokedAt: found.revokedAt ?? new Date().toISOString() }
+        return { keys: keys.map((k) => (k.id === id ? revoked : k)), result: toInfo(revoked) }
+      })
+
+    const verify = (token: string) =>
+      Effect.flatMap(current, (keys) => {
+        const match = tokenPattern.exec(token)
+        if (match === null) {
+          return Effect.fail(unauthorized(
+            token === "" ? "Send an API key as `Authorization: Bearer <key>`" : "The API key is malformed"
+          ))
+        }
+        const record = keys.find((k) => k.id === match[1])
+        const expected = record ? Buffer.from(record.hash, "hex") : undefined
+        if (record === undefined || expected === undefined || expected.length !== 32 || !timingSafeEqual(expected, sha256(token))) {
+          return Effect.fail(unauthorized("The API key is not known"))
+        }
+        if (record.revokedAt !== undefined) return Effect.fail(unauthorized(`The API key ${record.id} was revoked`))
+        return Effect.succeed(toInfo(record))
+      })
+
+    return {
+      file: target,
+      create,
+      list: Effect.map(current, (keys) => keys.map(toInfo)),
+      revoke,
+      verify
+    } satisfies ApiKeysShape
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (file: string): Layer.Layer<ApiKeys, DeployError> => Layer.effect(ApiKeys, make(file))
+
+/**
+ * The key file of a function store directory.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fileIn = (storeDir: string): string => path.join(storeDir, "keys.json")

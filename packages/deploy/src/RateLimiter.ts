@@ -1,0 +1,91 @@
+/**
+ * Token buckets by key: each key may spend `burst` requests at once and regains `perSecond` per second. The server
+ * keeps one limiter for API keys (a request over the limit is answered 429 with `Retry-After`) and one for invoke
+ * capture per function (a capture over the limit is skipped, the invocation still answered).
+ *
+ * Time comes from the Effect `Clock`, so tests drive it with `TestClock`.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Effect } from "effect"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateLimit {
+  /** Tokens regained per second. */
+  readonly perSecond: number
+  /** Bucket size: the most spent at once after a quiet spell. */
+  readonly burst: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Decision =
+  | { readonly allowed: true; readonly remaining: number }
+  | { readonly allowed: false; readonly retryAfterMs: number }
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateLimiter {
+  readonly limit: RateLimit
+  /** Spend one token of `key`'s bucket, or say how long until one is there. */
+  readonly take: (key: string) => Effect.Effect<Decision>
+}
+
+interface Bucket {
+  tokens: number
+  updatedAt: number
+}
+
+/**
+ * A limiter whose buckets live in memory. Buckets that have refilled are forgotten once there are more than
+ * `maxKeys`, so memory stays bounded whatever the keys.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (limit: RateLimit, options: { readonly maxKeys?: number } = {}): RateLimiter => {
+  if (!(limit.perSecond > 0) || !(limit.burst >= 1)) {
+    throw new RangeError(`A rate limit needs perSecond > 0 and burst >= 1, got ${limit.perSecond}/s burst ${limit.burst}`)
+  }
+  const maxKeys = options.maxKeys ?? 10_000
+  const buckets = new Map<string, Bucket>()
+
+  const refill = (bucket: Bucket, now: number) => {
+    const elapsed = Math.max(0, now - bucket.updatedAt)
+    bucket.tokens = Math.min(limit.burst, bucket.tokens + (elapsed * limit.perSecond) / 1000)
+    bucket.updatedAt = now
+  }
+
+  const prune = (now: number) => {
+    for (const [key, bucket] of buckets) {
+      refill(bucket, now)
+      if (bucket.tokens >= limit.burst) buckets.delete(key)
+    }
+  }
+
+  const take = (key: string) =>
+    Effect.map(Clock.currentTimeMillis, (now): Decision => {
+      let bucket = buckets.get(key)
+      if (bucket === undefined) {
+        if (buckets.size >= maxKeys) prune(now)
+        bucket = { tokens: limit.burst, updatedAt: now }
+        buckets.set(key, bucket)
+      } else {
+        refill(bucket, now)
+      }
+      if (bucket.tokens >= 1) {
+        bucket.tokens -= 1
+        return { allowed: true, remaining: Math.floor(bucket.tokens) }
+      }
+      return { allowed: false, retryAfterMs: Math.ceil(((1 - bucket.tokens) * 1000) / limit.perSecond) }
+    })
+
+  return { limit, take }
+}

@@ -1,0 +1,80 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Schema, TestClock } from "effect"
+import { ApiKeys, CapturePolicy, RateLimiter } from "@loupe/deploy"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { tempDir } from "./fixtures/shared.js"
+
+describe("ApiKeys", () => {
+  it.effect("stores keys hashed, verifies tokens and honours revocation across instances", () =>
+    Effect.gen(function*() {
+      const file = path.join(tempDir("keys"), "store", "keys.json")
+      const keys = yield* ApiKeys.make(file)
+      const created = yield* keys.create("ci")
+      expect(created.token).toMatch(/^loupe_[0-9a-f]{8}_[A-Za-z0-9_-]{32}$/)
+      const text = fs.readFileSync(file, "utf8")
+      expect(text).not.toContain(created.token)
+      expect(text).not.toContain(created.token.slice(15))
+      expect(fs.statSync(file).mode & 0o777).toBe(0o600)
+      expect((yield* keys.verify(created.token)).id).toBe(created.id)
+
+      const reason = (token: string) => Effect.map(Effect.flip(keys.verify(token)), (e) => `${e.reason}: ${e.message}`)
+      expect(yield* reason("")).toMatch(/Unauthorized: Send an API key/)
+      expect(yield* reason("not-a-key")).toMatch(/malformed/)
+      expect(yield* reason(created.token.slice(0, -1) + (created.token.endsWith("A") ? "B" : "A"))).toMatch(/not known/)
+
+      // Another process (here: another instance) revokes it; this one notices within a second.
+      const other = yield* ApiKeys.make(file)
+      yield* other.revoke(created.id)
+      yield* Effect.promise(() => new Promise((r) => setTimeout(r, 1100)))
+      expect(yield* reason(created.token)).toMatch(/revoked/)
+      expect((yield* keys.list).map((k) => [k.name, k.revokedAt !== undefined])).toEqual([["ci", true]])
+      const unknown = yield* Effect.either(keys.revoke("00000000"))
+      expect(Either.isLeft(unknown) && unknown.left.reason).toBe("NotFound")
+    }))
+
+  it.effect("names the file when it is not a key file", () =>
+    Effect.gen(function*() {
+      const file = path.join(tempDir("keys-bad"), "keys.json")
+      fs.writeFileSync(file, "{ not json")
+      const result = yield* Effect.either(ApiKeys.make(file))
+      expect(Either.isLeft(result) && result.left.reason).toBe("KeyStoreFailed")
+      expect(Either.isLeft(result) && result.left.file).toBe(file)
+    }))
+})
+
+describe("RateLimiter", () => {
+  it.effect("allows a burst, then refills at the rate, per key", () =>
+    Effect.gen(function*() {
+      const limiter = RateLimiter.make({ perSecond: 10, burst: 3 })
+      const take = (key: string) => Effect.map(limiter.take(key), (d) => (d.allowed ? "ok" : d.retryAfterMs))
+      expect(yield* Effect.all([take("a"), take("a"), take("a"), take("a")])).toEqual(["ok", "ok", "ok", 100])
+      expect(yield* take("b")).toBe("ok")
+      yield* TestClock.adjust("50 millis")
+      expect(yield* take("a")).toBe(50)
+      yield* TestClock.adjust("60 millis")
+      expect(yield* take("a")).toBe("ok")
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* Effect.all([take("a"), take("a"), take("a"), take("a")])).toEqual(["ok", "ok", "ok", 100])
+    }))
+})
+
+describe("CapturePolicy", () => {
+  const policy = CapturePolicy.defaults
+  const counts = new Map([["cats", 50], ["dogs", 48], ["foxes", 2]])
+
+  it("captures low confidence, rare classes and a random fraction, in that order", () => {
+    expect(CapturePolicy.decide(policy, { labelName: "cats", confidence: 0.55, labelCounts: counts }, 0.5)).toBe("low-confidence")
+    expect(CapturePolicy.decide(policy, { labelName: "foxes", confidence: 0.99, labelCounts: counts }, 0.5)).toBe("rare-class")
+    expect(CapturePolicy.decide(policy, { labelName: "cats", confidence: 0.99, labelCounts: counts }, 0.005)).toBe("random")
+    expect(CapturePolicy.decide(policy, { labelName: "cats", confidence: 0.99, labelCounts: counts }, 0.5)).toBeUndefined()
+    expect(CapturePolicy.decide(policy, { labelName: "foxes", confidence: 0.99 }, 0.5)).toBeUndefined()
+    const off = Schema.decodeSync(CapturePolicy.CapturePolicy)({ lowConfidence: 0, rareClassShare: 0, randomFraction: 0 })
+    expect(CapturePolicy.decide(off, { labelName: "foxes", confidence: 0.01, labelCounts: counts }, 0)).toBeUndefined()
+  })
+
+  it("rejects a policy out of range, naming the field", () => {
+    const result = Schema.decodeUnknownEither(CapturePolicy.CapturePolicy)({ lowConfidence: 1.5 })
+    expect(Either.isLeft(result) && String(result.left.message)).toMatch(/lowConfidence/)
+  })
+})
