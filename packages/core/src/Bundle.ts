@@ -13,6 +13,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { CoreError } from "./CoreError.js"
 import type { LoupeConfig } from "./LoupeConfig.js"
+import type { LoadedBackbone } from "./Backbone.js"
 import type { FittedPipeline } from "./Pipeline.js"
 import { loadBackbone, Registry } from "./Registry.js"
 
@@ -29,18 +30,22 @@ const PreprocessSchema = Schema.Struct({
   std: Schema.Tuple(Schema.Number, Schema.Number, Schema.Number)
 })
 
+const BackboneRef = Schema.Struct({
+  id: Schema.String,
+  weightsHash: Schema.String,
+  embeddingSize: Schema.Number,
+  preprocess: PreprocessSchema,
+  options: Schema.Unknown
+})
+
 export const Manifest = Schema.Struct({
   format: Schema.Literal(FORMAT),
   formatVersion: Schema.Literal(FORMAT_VERSION),
   createdAt: Schema.String,
   labels: Schema.Array(Schema.String),
-  backbone: Schema.Struct({
-    id: Schema.String,
-    weightsHash: Schema.String,
-    embeddingSize: Schema.Number,
-    preprocess: PreprocessSchema,
-    options: Schema.Unknown
-  }),
+  backbone: BackboneRef,
+  /** Multi-backbone pipelines: the further backbones, whose embeddings follow `backbone`'s in the head's input. */
+  extraBackbones: Schema.optional(Schema.Array(BackboneRef)),
   head: Schema.Struct({ kind: Schema.String, file: Schema.String }),
   /** Free-form training facts (CV metrics, test metrics, selected candidate, timings). */
   metadata: Schema.optional(Schema.Unknown)
@@ -79,21 +84,25 @@ export const writeDirectoryAtomic = (dir: string, files: Record<string, string |
     catch: io(dir, "write bundle")
   })
 
+const refOf = (backbone: LoadedBackbone, options: unknown): typeof BackboneRef.Type => ({
+  id: backbone.info.id,
+  weightsHash: backbone.weightsHash,
+  embeddingSize: backbone.info.embeddingSize,
+  preprocess: backbone.info.preprocess,
+  options
+})
+
 /** Save a fitted pipeline as a bundle directory. */
 export const save = (fitted: FittedPipeline, dir: string, metadata?: unknown): Effect.Effect<Manifest, CoreError> =>
   Effect.gen(function*() {
+    const extra = fitted.extraBackbones ?? []
     const manifest: Manifest = {
       format: FORMAT,
       formatVersion: FORMAT_VERSION,
       createdAt: new Date().toISOString(),
       labels: fitted.labels,
-      backbone: {
-        id: fitted.backbone.info.id,
-        weightsHash: fitted.backbone.weightsHash,
-        embeddingSize: fitted.backbone.info.embeddingSize,
-        preprocess: fitted.backbone.info.preprocess,
-        options: fitted.backboneOptions
-      },
+      backbone: refOf(fitted.backbone, fitted.backboneOptions),
+      ...(extra.length === 0 ? {} : { extraBackbones: extra.map((b) => refOf(b.backbone, b.options)) }),
       head: { kind: fitted.head.kind, file: "head.json" },
       ...(metadata === undefined ? {} : { metadata })
     }
@@ -143,16 +152,22 @@ export const load = (
     const head = yield* headPlugin.load(serialized as never).pipe(
       Effect.mapError((e) => new CoreError({ reason: "InvalidBundle", file: headFile, message: e.message, cause: e }))
     )
-    const backbone = yield* loadBackbone(manifest.backbone.id, manifest.backbone.options)
-    if (backbone.weightsHash !== manifest.backbone.weightsHash) {
-      return yield* new CoreError({
-        reason: "InvalidBundle",
-        file: dir,
-        field: "backbone.weightsHash",
-        message: `Bundle ${dir} was trained with ${manifest.backbone.id} weights sha256 ${manifest.backbone.weightsHash}, ` +
-          `but the weights found have sha256 ${backbone.weightsHash}`
-      })
-    }
+    const loadRef = (ref: typeof BackboneRef.Type, field: string) =>
+      Effect.flatMap(loadBackbone(ref.id, ref.options), (backbone) =>
+        backbone.weightsHash === ref.weightsHash
+          ? Effect.succeed(backbone)
+          : Effect.fail(
+            new CoreError({
+              reason: "InvalidBundle",
+              file: dir,
+              field: `${field}.weightsHash`,
+              message: `Bundle ${dir} was trained with ${ref.id} weights sha256 ${ref.weightsHash}, ` +
+                `but the weights found have sha256 ${backbone.weightsHash}`
+            })
+          ))
+    const backbone = yield* loadRef(manifest.backbone, "backbone")
+    const extraBackbones = yield* Effect.forEach(manifest.extraBackbones ?? [], (ref, i) =>
+      Effect.map(loadRef(ref, `extraBackbones.${i}`), (b) => ({ backbone: b, options: ref.options })))
     if (head.numClasses !== manifest.labels.length) {
       return yield* new CoreError({
         reason: "InvalidBundle",
@@ -165,7 +180,8 @@ export const load = (
       backbone,
       backboneOptions: manifest.backbone.options,
       head,
-      embed: {}
+      embed: {},
+      ...(extraBackbones.length === 0 ? {} : { extraBackbones })
     }
     return { fitted, manifest }
   })

@@ -38,7 +38,60 @@ export interface FittedPipeline {
   readonly backboneOptions: unknown
   readonly head: FittedHead
   readonly embed: EmbedOptions
+  /**
+   * The further backbones of a multi-backbone pipeline: each image is embedded by `backbone`, then by each of these,
+   * and the head reads the vectors concatenated in that order. Absent (or empty) for one backbone.
+   */
+  readonly extraBackbones?: ReadonlyArray<BackboneUse>
 }
+
+/** A loaded backbone and the plugin options it was loaded with. */
+export interface BackboneUse {
+  readonly backbone: LoadedBackbone
+  readonly options: unknown
+}
+
+/** Every backbone of a fitted pipeline, in the order their embeddings are concatenated. */
+export const backbonesOf = (fitted: FittedPipeline): ReadonlyArray<BackboneUse> => [
+  { backbone: fitted.backbone, options: fitted.backboneOptions },
+  ...(fitted.extraBackbones ?? [])
+]
+
+/** Rows of the head's input: one per sample that every backbone embedded, in input order. */
+export interface Features {
+  readonly vectors: Matrix.Matrix
+  readonly samples: ReadonlyArray<Sample>
+  readonly skipped: ReadonlyArray<SkippedSample>
+}
+
+/**
+ * Embed samples with each backbone in turn and concatenate the vectors per sample, in backbone order. A sample that
+ * any backbone cannot read is skipped (with the first reason).
+ */
+export const embedFeatures = (
+  backbones: ReadonlyArray<LoadedBackbone>,
+  samples: ReadonlyArray<Sample>,
+  options: EmbedOptions = {}
+): Effect.Effect<Features, CoreError> =>
+  Effect.gen(function*() {
+    const parts: Array<{ readonly vectors: Matrix.Matrix; readonly samples: ReadonlyArray<Sample> }> = []
+    const skipped: Array<SkippedSample> = []
+    let remaining = samples
+    for (const backbone of backbones) {
+      const embedded = yield* embedSamples(backbone, remaining, options)
+      skipped.push(...embedded.skipped)
+      parts.push(embedded)
+      remaining = embedded.samples
+    }
+    // Each backbone saw the samples the previous ones kept: keep the rows of the samples the last one kept.
+    const kept = new Set(remaining)
+    const vectors = Matrix.concatColumns(parts.map((p) =>
+      p.samples.length === remaining.length
+        ? p.vectors
+        : Matrix.takeRows(p.vectors, p.samples.flatMap((s, i) => (kept.has(s) ? [i] : [])))
+    ))
+    return { vectors, samples: remaining, skipped }
+  })
 
 export interface LabelConfidence {
   readonly labelName: string
@@ -133,7 +186,7 @@ export const predictMany = (
   fitted: FittedPipeline,
   samples: ReadonlyArray<Sample>
 ): Effect.Effect<PredictResults, CoreError> =>
-  Effect.map(embedSamples(fitted.backbone, samples, fitted.embed), (embeddings) => {
+  Effect.map(embedFeatures(backbonesOf(fitted).map((b) => b.backbone), samples, fitted.embed), (embeddings) => {
     const proba = fitted.head.predictProba(embeddings.vectors)
     const predictions = toPredictions(fitted.labels, proba)
     return {
