@@ -17,7 +17,7 @@ import { createHash } from "node:crypto"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import { BackboneError } from "./BackboneError.js"
-import { errorText, fileHandler, importTf, readModelFiles, type TfModule } from "./internal/tfjsFiles.js"
+import { errorText, fileHandler, importTf, readModelFiles, type TfjsModelFiles, type TfModule } from "./internal/tfjsFiles.js"
 import { hashFiles, resolveLocalPath } from "./internal/weights.js"
 
 /**
@@ -166,6 +166,42 @@ export interface TfjsBackbonePlugin extends Backbone.BackbonePlugin {
 export const isTfjsPlugin = (plugin: Backbone.BackbonePlugin): plugin is TfjsBackbonePlugin =>
   plugin.info.runtime === "tfjs" && "model" in plugin
 
+type Opened =
+  | { readonly _tag: "layers"; readonly tf: TfModule; readonly files: TfjsModelFiles; readonly model: Tf.LayersModel }
+  | { readonly _tag: "graph"; readonly tf: TfModule; readonly files: TfjsModelFiles; readonly model: Tf.GraphModel }
+
+/** Reads the model's files, activates a backend and loads the model, disposed with the scope. */
+const open = (
+  config: TfjsModelConfig,
+  loupeConfig: LoupeConfig.LoupeConfigShape,
+  backend: TfjsOptions["backend"]
+): Effect.Effect<Opened, BackboneError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const location = yield* resolveLocalPath(config.id, config.weights, loupeConfig)
+    const files = yield* readModelFiles(config.id, location)
+    const tf = yield* importTf
+    yield* selectBackend(candidatesFor(backend))
+    const handler = fileHandler(tf, files)
+    const loading = <M extends { dispose(): unknown }>(load: () => Promise<M>) =>
+      Effect.acquireRelease(
+        Effect.tryPromise({
+          try: load,
+          catch: (cause) =>
+            new BackboneError({
+              reason: "LoadFailed",
+              field: config.id,
+              file: files.modelJson,
+              message: `Cannot load ${files.modelJson}: ${errorText(cause)}`,
+              cause
+            })
+        }),
+        (m) => Effect.sync(() => m.dispose())
+      )
+    return files.format === "graph-model"
+      ? { _tag: "graph", tf, files, model: yield* loading(() => tf.loadGraphModel(handler)) } as const
+      : { _tag: "layers", tf, files, model: yield* loading(() => tf.loadLayersModel(handler)) } as const
+  })
+
 /**
  * Load the layers model behind a config, whole (partial fine-tuning trains its last layers). It is disposed with
  * the scope. A graph model fails with `LoadFailed`.
@@ -178,35 +214,17 @@ export const loadLayersModel = (
   loupeConfig: LoupeConfig.LoupeConfigShape,
   backend: TfjsOptions["backend"] = "auto"
 ): Effect.Effect<{ readonly tf: TfModule; readonly model: Tf.LayersModel }, BackboneError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const location = yield* resolveLocalPath(config.id, config.weights, loupeConfig)
-    const files = yield* readModelFiles(config.id, location)
-    if (files.format !== "layers-model") {
-      return yield* new BackboneError({
-        reason: "LoadFailed",
-        field: config.id,
-        file: files.modelJson,
-        message: `${files.modelJson} is a graph model; only layers models have layers to train`
-      })
-    }
-    const tf = yield* importTf
-    yield* selectBackend(candidatesFor(backend))
-    const model = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () => tf.loadLayersModel(fileHandler(tf, files)),
-        catch: (cause) =>
-          new BackboneError({
-            reason: "LoadFailed",
-            field: config.id,
-            file: files.modelJson,
-            message: `Cannot load ${files.modelJson}: ${errorText(cause)}`,
-            cause
-          })
-      }),
-      (m) => Effect.sync(() => m.dispose())
-    )
-    return { tf, model }
-  })
+  Effect.flatMap(open(config, loupeConfig, backend), (opened) =>
+    opened._tag === "layers"
+      ? Effect.succeed({ tf: opened.tf, model: opened.model })
+      : Effect.fail(
+        new BackboneError({
+          reason: "LoadFailed",
+          field: config.id,
+          file: opened.files.modelJson,
+          message: `${opened.files.modelJson} is a graph model; only layers models have layers to train`
+        })
+      ))
 
 /**
  * The plugin for one TensorFlow.js model.
@@ -244,48 +262,31 @@ export const plugin = (config: TfjsModelConfig): TfjsBackbonePlugin => {
         const output = opts.output ?? config.output
         const pooling = opts.pooling ?? config.pooling ?? "none"
         const custom = opts.output !== undefined || opts.pooling !== undefined
-        const location = yield* resolveLocalPath(config.id, config.weights, loupeConfig)
-        const files = yield* readModelFiles(config.id, location)
+        const opened = yield* open(config, loupeConfig, opts.backend)
+        const { tf, files } = opened
         const filesHash = yield* hashFiles(files.files)
         const weightsHash = createHash("sha256")
           .update(JSON.stringify([filesHash, output ?? null, pooling]))
           .digest("hex")
-        const tf = yield* importTf
-        yield* selectBackend(candidatesFor(opts.backend))
-
-        const handler = fileHandler(tf, files)
-        const loadError = (cause: unknown) => fail("LoadFailed", `Cannot load ${files.modelJson}: ${errorText(cause)}`, files.modelJson, cause)
-        const { run, inputs } = files.format === "graph-model"
-          ? yield* Effect.acquireRelease(
-            Effect.tryPromise({ try: () => tf.loadGraphModel(handler), catch: loadError }),
-            (m) => Effect.sync(() => m.dispose())
-          ).pipe(Effect.map((m) => ({
-            run: ((x) => single(m.execute(x, output), m.outputNodes)) satisfies Run,
-            inputs: m.inputs.map((i) => i.shape)
-          })))
-          : yield* Effect.acquireRelease(
-            Effect.tryPromise({ try: () => tf.loadLayersModel(handler), catch: loadError }),
-            (m) => Effect.sync(() => m.dispose())
-          ).pipe(Effect.flatMap((m) =>
-            Effect.try({
-              try: () => {
-                const net = output === undefined
-                  ? m
-                  : tf.model({ inputs: m.inputs, outputs: m.getLayer(output).output as Tf.SymbolicTensor })
-                return {
-                  run: ((x) => single(net.predict(x) as Tf.Tensor | Array<Tf.Tensor>, net.outputNames)) satisfies Run,
-                  inputs: m.inputs.map((i) => i.shape)
-                }
-              },
-              catch: (cause) =>
-                fail(
-                  "LoadFailed",
-                  `${files.modelJson} has no layer "${output}" (layers: ${m.layers.map((l) => l.name).join(", ")})`,
-                  files.modelJson,
-                  cause
-                )
-            })
-          ))
+        const inputs = opened.model.inputs.map((i) => i.shape)
+        const run: Run = opened._tag === "graph"
+          ? (x) => single(opened.model.execute(x, output), opened.model.outputNodes)
+          : yield* Effect.try({
+            try: () => {
+              const m = opened.model
+              const net = output === undefined
+                ? m
+                : tf.model({ inputs: m.inputs, outputs: m.getLayer(output).output as Tf.SymbolicTensor })
+              return (x: Tf.Tensor) => single(net.predict(x) as Tf.Tensor | Array<Tf.Tensor>, net.outputNames)
+            },
+            catch: (cause) =>
+              fail(
+                "LoadFailed",
+                `${files.modelJson} has no layer "${output}" (layers: ${opened.model.layers.map((l) => l.name).join(", ")})`,
+                files.modelJson,
+                cause
+              )
+          })
 
         const expected = inputShape(-1)
         const shapeOk = inputs.length === 1 &&

@@ -138,6 +138,28 @@ describe("tfjs:darknet-tiny", () => {
     }))
 })
 
+describe("tfjs options and whole layers models", () => {
+  it.scoped("output and pooling options override the catalog entry, and the embedding size follows", () =>
+    Effect.gen(function*() {
+      const backbone = yield* load(TfjsBackbone.plugin(Catalog.darknetTiny), { output: "leaky_re_lu_14", pooling: "global-average" })
+      expect(backbone.info.embeddingSize).toBe(512)
+      const input = yield* tensorOf(threePhotos.slice(0, 1), backbone.info.preprocess)
+      expect((yield* backbone.embedBatch(input, 1)).length).toBe(512)
+    }))
+
+  it.scoped("loadLayersModel gives the whole layers model, and refuses a graph model", () =>
+    Effect.gen(function*() {
+      const { model } = yield* TfjsBackbone.loadLayersModel(Catalog.darknetTiny, { modelsDir, cacheDir: os.tmpdir(), offline: true })
+      expect(model.getLayer("leaky_re_lu_15").outputShape).toEqual([null, 14, 14, 128])
+      const graph = writeTinyGraphModel(fs.mkdtempSync(path.join(os.tmpdir(), "loupe-tfjs-graph3-")))
+      const error = yield* Effect.flip(TfjsBackbone.loadLayersModel(
+        { ...Catalog.darknetTiny, weights: { _tag: "Path", path: graph } },
+        { modelsDir, cacheDir: os.tmpdir(), offline: true }
+      ))
+      expect(error.message).toContain("is a graph model; only layers models have layers to train")
+    }))
+})
+
 describe("tfjs graph models", () => {
   const dir = writeTinyGraphModel(fs.mkdtempSync(path.join(os.tmpdir(), "loupe-tfjs-graph-")))
   const spec: Preprocess.PreprocessSpec = {
