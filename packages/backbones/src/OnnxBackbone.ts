@@ -26,7 +26,7 @@
  * @since 0.1.0
  */
 import { Effect, Schema } from "effect"
-import type { Backbone, Preprocess } from "@loupe/core"
+import type { Backbone, LoupeConfig, Preprocess } from "@loupe/core"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import { BackboneError } from "./BackboneError.js"
@@ -118,20 +118,27 @@ const chooseTarget = (config: OnnxModelConfig, model: Uint8Array, file: string):
   )
 }
 
+/** Read a model's weights and pick the output that holds the embedding. */
+const readModel = (config: OnnxModelConfig, loupeConfig: LoupeConfig.LoupeConfigShape) =>
+  Effect.gen(function*() {
+    const file = yield* resolveLocalPath(config.id, config.weights, loupeConfig)
+    const bytes = yield* Effect.tryPromise({
+      try: () => fs.readFile(file),
+      catch: (cause) =>
+        new BackboneError({ reason: "WeightsNotFound", file, field: config.id, message: `Cannot read ${file}: ${String(cause)}`, cause })
+    })
+    const weightsHash = createHash("sha256").update(bytes).digest("hex")
+    const target = yield* chooseTarget(config, bytes, file)
+    return { file, weightsHash, target }
+  })
+
 const loadModel = Effect.fn("OnnxBackbone.load")(function*(
   config: OnnxModelConfig,
   info: Backbone.BackboneInfo,
   context: Backbone.LoadContext
 ) {
   const opts = context.options as OnnxOptions
-  const file = yield* resolveLocalPath(config.id, config.weights, context.config)
-  const bytes = yield* Effect.tryPromise({
-    try: () => fs.readFile(file),
-    catch: (cause) =>
-      new BackboneError({ reason: "WeightsNotFound", file, field: config.id, message: `Cannot read ${file}: ${String(cause)}`, cause })
-  })
-  const weightsHash = createHash("sha256").update(bytes).digest("hex")
-  const target = yield* chooseTarget(config, bytes, file)
+  const { file, target, weightsHash } = yield* readModel(config, context.config)
   const session = yield* OrtWorker.open(target.model, {
     intraOpNumThreads: opts.intraOpNumThreads,
     interOpNumThreads: 1,
@@ -217,12 +224,22 @@ const loadModel = Effect.fn("OnnxBackbone.load")(function*(
 })
 
 /**
+ * An ONNX backbone plugin: it keeps its model config, so export targets can find the graph behind a registered id.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OnnxPlugin extends Backbone.BackbonePlugin {
+  readonly onnx: OnnxModelConfig
+}
+
+/**
  * A backbone plugin for an ONNX model file.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const plugin = (config: OnnxModelConfig): Backbone.BackbonePlugin => {
+export const plugin = (config: OnnxModelConfig): OnnxPlugin => {
   const info: Backbone.BackboneInfo = {
     id: config.id,
     runtime: "onnx",
@@ -233,5 +250,58 @@ export const plugin = (config: OnnxModelConfig): Backbone.BackbonePlugin => {
     license: config.license,
     weights: config.weights
   }
-  return { info, optionsSchema: OnnxOptions, load: (context) => loadModel(config, info, context) }
+  return { info, optionsSchema: OnnxOptions, load: (context) => loadModel(config, info, context), onnx: config }
 }
+
+/**
+ * The model config behind a plugin made by `plugin`, or `undefined` for a plugin of another runtime.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const configOf = (backbone: Backbone.BackbonePlugin): OnnxModelConfig | undefined =>
+  "onnx" in backbone ? (backbone as OnnxPlugin).onnx : undefined
+
+/**
+ * The graph a backbone runs, for export: the model bytes (an intermediate embedding tensor exposed as a graph
+ * output, dequantized when it is int8), the names of its image input and of its embedding output, and the sha256 of
+ * the weights file. The config's pooling is not part of the graph.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EmbeddingGraph {
+  readonly file: string
+  readonly weightsHash: string
+  readonly model: Uint8Array
+  readonly input: string
+  readonly output: string
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const embeddingGraph = (
+  config: OnnxModelConfig,
+  loupeConfig: LoupeConfig.LoupeConfigShape
+): Effect.Effect<EmbeddingGraph, BackboneError> =>
+  Effect.gen(function*() {
+    const { file, target, weightsHash } = yield* readModel(config, loupeConfig)
+    const inputs = yield* Effect.try({
+      try: () => OnnxGraph.readGraph(target.model).inputs,
+      catch: (cause) =>
+        new BackboneError({ reason: "LoadFailed", file, field: "weights", message: `${file} is not a readable ONNX model: ${String(cause)}` })
+    })
+    const input = config.inputName ?? (inputs.length === 1 ? inputs[0]! : undefined)
+    if (input === undefined || !inputs.includes(input)) {
+      return yield* new BackboneError({
+        reason: "LoadFailed",
+        file,
+        field: "inputName",
+        message: `${file} has inputs [${inputs.join(", ")}]; ` +
+          (config.inputName === undefined ? "name the image input with inputName" : `there is no input "${config.inputName}"`)
+      })
+    }
+    return { file, weightsHash, model: target.model, input, output: target.output }
+  })
