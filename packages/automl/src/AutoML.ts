@@ -5,8 +5,9 @@
  * @since 0.1.0
  */
 import { Effect, Option } from "effect"
+import type { Scope } from "effect"
 import { Dataset, Embedder, Matrix, Pipeline, Registry } from "@loupe/core"
-import type { Embedder as EmbedderTypes } from "@loupe/core"
+import type { CoreError, Embedder as EmbedderTypes, LoupeConfig } from "@loupe/core"
 import { Classification } from "@loupe/metrics"
 import { CrossValidation, LogisticRegression } from "@loupe/trainers"
 import { AutomlError } from "./AutomlError.js"
@@ -17,6 +18,10 @@ export interface FitOptions {
   /** CV folds; adapted down when the smallest class is smaller. Default 5. */
   readonly folds?: number
   readonly seed?: number
+  /** Head kinds to search, each over its parameter grid; default: logistic regression. */
+  readonly heads?: ReadonlyArray<string>
+  /** Search budget in milliseconds: no new candidate starts once it is spent (the first always runs). */
+  readonly timeBudgetMs?: number
 }
 
 /** A backbone and a head with its parameters. */
@@ -57,7 +62,14 @@ const alignRows = (embeddings: EmbedderTypes.Embeddings, keep: ReadonlyArray<str
   return Matrix.takeRows(embeddings.vectors, keep.map((id) => rowOf.get(id)!))
 }
 
-export const fit = Effect.fn("AutoML.fit")(function*(dataset: Dataset.Dataset, options: FitOptions = {}) {
+export const fit: (
+  dataset: Dataset.Dataset,
+  options?: FitOptions
+) => Effect.Effect<
+  FitResult,
+  AutomlError | CoreError.CoreError,
+  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope
+> = Effect.fn("AutoML.fit")(function*(dataset: Dataset.Dataset, options: FitOptions = {}) {
   const registry = yield* Registry.Registry
   yield* Dataset.validateForTraining(dataset)
   const labels = dataset.labels
@@ -100,29 +112,36 @@ export const fit = Effect.fn("AutoML.fit")(function*(dataset: Dataset.Dataset, o
     seed,
     groups: keep.map((id) => hashOf.get(id)!)
   }).pipe(Effect.mapError(failed))
-  const headPlugin = yield* registry.head(LogisticRegression.kind)
+  const headKinds = options.heads && options.heads.length > 0 ? options.heads : [LogisticRegression.kind]
+  const deadline = trainStart + (options.timeBudgetMs ?? Infinity)
   const rows: Array<LeaderboardRow & { readonly proba: Matrix.Matrix }> = []
   for (const backbone of backboneIds) {
-    for (const l2 of L2_GRID) {
-      const params = yield* Pipeline.decodeHeadParams(headPlugin, { l2 })
-      const data = { x: features.get(backbone)!, y, numClasses: labels.length }
-      const cv = yield* CrossValidation.runPlan(headPlugin, params, data, plan, seed).pipe(Effect.mapError(failed))
-      const score = (name: string) =>
-        Option.getOrThrow(Classification.metricNamed(name)).compute({ yTrue: y, proba: cv.proba, numClasses: labels.length })
-      rows.push({
-        candidate: { backbone, head: { kind: LogisticRegression.kind, params: { l2 } } },
-        accuracy: score("accuracy"),
-        macroF1: score("macroF1"),
-        logLoss: score("logLoss"),
-        fitMs: Math.round(cv.fitMs),
-        proba: cv.proba
-      })
+    for (const kind of headKinds) {
+      const headPlugin = yield* registry.head(kind)
+      const grid: ReadonlyArray<Record<string, unknown>> = kind === LogisticRegression.kind ? L2_GRID.map((l2) => ({ l2 })) : [{}]
+      for (const raw of grid) {
+        if (rows.length > 0 && performance.now() > deadline) break
+        const params = yield* Pipeline.decodeHeadParams(headPlugin, raw)
+        const data = { x: features.get(backbone)!, y, numClasses: labels.length }
+        const cv = yield* CrossValidation.runPlan(headPlugin, params, data, plan, seed).pipe(Effect.mapError(failed))
+        const score = (name: string) =>
+          Option.getOrThrow(Classification.metricNamed(name)).compute({ yTrue: y, proba: cv.proba, numClasses: labels.length })
+        rows.push({
+          candidate: { backbone, head: { kind, params: raw } },
+          accuracy: score("accuracy"),
+          macroF1: score("macroF1"),
+          logLoss: score("logLoss"),
+          fitMs: Math.round(cv.fitMs),
+          proba: cv.proba
+        })
+      }
     }
   }
   // Best macro-F1 first; log loss breaks ties.
   rows.sort((a, b) => b.macroF1 - a.macroF1 || a.logLoss - b.logLoss)
   const best = rows[0]!
   const chosen = embedded.find((e) => e.id === best.candidate.backbone)!
+  const headPlugin = yield* registry.head(best.candidate.head.kind)
   const bestParams = yield* Pipeline.decodeHeadParams(headPlugin, best.candidate.head.params)
   const head = yield* CrossValidation.refit(headPlugin, bestParams, {
     x: features.get(chosen.id)!,
