@@ -27,7 +27,11 @@ export const BackboneSelection = Schema.Struct({
 /** Every setting, all present: what `defaults` holds and `resolve` returns. */
 export const Settings = Schema.Struct({
   backbones: BackboneSelection,
-  /** Head kinds the search tries (each over its own parameter grid), or `"all"` for every registered head. */
+  /**
+   * Head kinds the search tries (each over its own parameter grid), or `"all"` for every head the search supports
+   * (`AutoML.fit`'s default space). A preset's list is a preference: kinds not registered are left out. A user's list
+   * is strict: each kind must be registered.
+   */
   heads: Schema.Union(Schema.Literal("all"), Schema.Array(Schema.String)),
   /** Cross-validation folds (reduced automatically when the smallest class is smaller). */
   folds: Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)),
@@ -149,6 +153,8 @@ const merge = (base: Settings, layer: Overrides): Settings => ({
 export interface Resolved {
   readonly preset: { readonly name: string; readonly version: number }
   readonly settings: Settings
+  /** The top-level keys the user's overrides set. */
+  readonly overridden: ReadonlyArray<keyof Settings>
 }
 
 /** Defaults, then the preset, then the overrides (validated). */
@@ -158,7 +164,8 @@ export const resolve = (name: string, overrides: unknown = {}): Effect.Effect<Re
     const user = yield* decodeOverrides(overrides)
     return {
       preset: { name: preset.name, version: preset.version },
-      settings: merge(merge(defaults, preset.settings), user)
+      settings: merge(merge(defaults, preset.settings), user),
+      overridden: Object.keys(user) as Array<keyof Settings>
     }
   })
 
@@ -185,25 +192,46 @@ export const selectBackbones = (settings: Settings): Effect.Effect<ReadonlyArray
     return chosen
   })
 
-/** The head kinds a settings' `heads` picks; an unregistered kind is an `InvalidOptions` error naming it. */
-export const selectHeads = (settings: Settings): Effect.Effect<ReadonlyArray<string>, AutomlError, Registry.Registry> =>
+/**
+ * The head kinds a resolved preset picks, or `undefined` for `"all"` (the search's own default space). Kinds the user
+ * named must be registered (else `InvalidOptions` naming `heads`); kinds a preset names are kept when registered.
+ * None left is an `InvalidOptions` error.
+ */
+export const selectHeads = (
+  resolved: Resolved
+): Effect.Effect<ReadonlyArray<string> | undefined, AutomlError, Registry.Registry> =>
   Effect.gen(function*() {
     const registry = yield* Registry.Registry
-    if (settings.heads === "all") return registry.heads.map((h) => h.kind)
-    yield* Effect.forEach(settings.heads, (kind) =>
-      registry.head(kind).pipe(
-        Effect.mapError((e) => new AutomlError({ reason: "InvalidOptions", field: "heads", message: e.message }))
-      ))
-    return settings.heads
+    const { heads } = resolved.settings
+    if (heads === "all") return undefined
+    if (resolved.overridden.includes("heads")) {
+      yield* Effect.forEach(heads, (kind) =>
+        registry.head(kind).pipe(
+          Effect.mapError((e) => new AutomlError({ reason: "InvalidOptions", field: "heads", message: e.message }))
+        ))
+      return heads
+    }
+    const registered = new Set(registry.heads.map((h) => h.kind))
+    const chosen = heads.filter((kind) => registered.has(kind))
+    if (chosen.length === 0) {
+      return yield* new AutomlError({
+        reason: "InvalidOptions",
+        field: "heads",
+        message: `Preset ${resolved.preset.name} wants heads [${heads.join(", ")}], and none is registered ` +
+          `(registered: ${[...registered].join(", ") || "none"})`
+      })
+    }
+    return chosen
   })
 
 /** What `AutoML.fit` takes for a resolved preset. */
 export const fitOptions = (resolved: Resolved): Effect.Effect<AutoML.FitOptions, AutomlError, Registry.Registry> =>
   Effect.gen(function*() {
     const { settings } = resolved
+    const heads = yield* selectHeads(resolved)
     return {
       backbones: yield* selectBackbones(settings),
-      heads: yield* selectHeads(settings),
+      ...(heads === undefined ? {} : { heads }),
       folds: settings.folds,
       timeBudgetMs: Math.round(settings.timeBudgetSeconds * 1000),
       seed: settings.seed

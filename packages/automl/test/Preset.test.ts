@@ -85,7 +85,13 @@ describe("Preset", () => {
         withRegistry([...Catalog.builtins, mine, online])
       )
       expect(balanced.backbones).toEqual([...Catalog.builtins.map((b) => b.info.id), "user:my-net"])
-      expect(balanced.heads).toEqual(heads.map((h) => h.kind))
+      // "all": the search's own space.
+      expect(balanced.heads).toBeUndefined()
+      // A preset's head list keeps the registered kinds; a user's list must be registered.
+      const fastHeads = yield* Preset.fitOptions(fast).pipe(
+        Effect.provide(Registry.Registry.layer({ backbones: Catalog.builtins, heads: [head("logistic-regression")] }))
+      )
+      expect(fastHeads.heads).toEqual(["logistic-regression"])
       expect(balanced.timeBudgetMs).toBe(60_000)
       // Nothing carries the tags: an error naming the field.
       const none = failure(
