@@ -45,8 +45,8 @@ export type DeployErrorReason =
 export class DeployError extends Data.TaggedError("DeployError")<{
   readonly reason: DeployErrorReason
   readonly message: string
-  readonly file?: string
-  readonly field?: string
+  readonly file?: string | undefined
+  readonly field?: string | undefined
   readonly cause?: unknown
 }> {}
 

@@ -1,0 +1,434 @@
+/**
+ * Export a fitted pipeline as one ONNX graph that any ONNX runtime can run: the backbone's own graph (an ONNX
+ * backbone's model file, with the embedding exposed the way Loupe runs it), the pooling, then the head:
+ *
+ * ```
+ * input [batch, 3, 224, 224] -> backbone -> embedding [batch, d]
+ *   -> L2 normalise (x / max(||x||, 1e-12)) -> Sub(mean) -> Div(scale) -> MatMul(W) -> Add(b) -> Softmax
+ *   -> probabilities [batch, classes]
+ * ```
+ *
+ * The input is the preprocessed image tensor (decode, resize and crop, then `(x / scale - mean) / std`, as
+ * `model.json` describes); decoding images stays outside the graph, as it must for any runtime. The labels and the
+ * preprocessing are also stored in the model's metadata (`loupe.labels`, `loupe.preprocess`).
+ *
+ * Exportable: backbones of the ONNX runtime (`OnnxBackbone.plugin`), and the heads in `exportableHeads` (linear
+ * heads: logistic regression). Other backbones and heads fail with `NotExportable` naming them.
+ *
+ * Every export is verified before it is written: the exported graph and Loupe's own predictor (backbone then head)
+ * run on the same input tensors, and the export fails unless every probability agrees within `tolerance` (1e-4).
+ *
+ * @since 0.1.0
+ */
+import { Bundle, LoupeConfig, Matrix, Preprocess, Registry } from "@loupe/core"
+import type { Head, Pipeline, Sample } from "@loupe/core"
+import { OnnxBackbone } from "@loupe/backbones"
+import { LogisticRegression } from "@loupe/trainers"
+import { Effect, Schema } from "effect"
+import type { Scope } from "effect"
+import * as ort from "onnxruntime-node"
+import * as path from "node:path"
+import { DeployError } from "./DeployError.js"
+import * as Proto from "./internal/OnnxProto.js"
+
+/**
+ * The nodes that turn the embedding into probabilities.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface HeadGraph {
+  readonly nodes: ReadonlyArray<Uint8Array>
+  readonly initializers: ReadonlyArray<Uint8Array>
+}
+
+/**
+ * Builds a head's nodes, reading `embedding` ([batch, dim]) and writing `probabilities` ([batch, classes]).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type HeadExporter = (
+  head: Head.SerializedHead,
+  io: { readonly embedding: string; readonly probabilities: string; readonly dim: number }
+) => Effect.Effect<HeadGraph, DeployError>
+
+const notExportable = (field: string, message: string) => new DeployError({ reason: "NotExportable", field, message })
+
+/** `x / max(||x||_2, 1e-12)` per row, with ops whose form is the same in every opset. */
+const l2Normalize = (input: string, output: string, dim: number, prefix: string): HeadGraph => ({
+  nodes: [
+    Proto.node("Mul", [input, input], [`${prefix}/squares`], `${prefix}/Square`),
+    Proto.node("MatMul", [`${prefix}/squares`, `${prefix}/ones`], [`${prefix}/sum_squares`], `${prefix}/SumSquares`),
+    Proto.node("Sqrt", [`${prefix}/sum_squares`], [`${prefix}/norm`], `${prefix}/Norm`),
+    Proto.node("Max", [`${prefix}/norm`, `${prefix}/eps`], [`${prefix}/norm_safe`], `${prefix}/NormSafe`),
+    Proto.node("Div", [input, `${prefix}/norm_safe`], [output], `${prefix}/Normalize`)
+  ],
+  initializers: [
+    Proto.floatInitializer(`${prefix}/ones`, [dim, 1], new Float32Array(dim).fill(1)),
+    Proto.floatInitializer(`${prefix}/eps`, [1], [1e-12])
+  ]
+})
+
+const logisticRegression: HeadExporter = (head, io) =>
+  Effect.gen(function*() {
+    const state = yield* Schema.decodeUnknown(LogisticRegression.State)(head.state).pipe(
+      Effect.mapError((e) =>
+        new DeployError({ reason: "BundleFailed", field: "head.state", message: `The logistic-regression state does not decode: ${e.message}` })
+      )
+    )
+    const { dim } = io
+    const k = state.numClasses
+    if (state.scaler.mean.length !== dim) {
+      return yield* new DeployError({
+        reason: "BundleFailed",
+        field: "head.state",
+        message: `The head expects ${state.scaler.mean.length}-d embeddings but the backbone gives ${dim}`
+      })
+    }
+    // Binary problems keep one weight vector (logits [0, w.x + b]); write both columns so one MatMul serves both.
+    const free = k === 2 ? 1 : k
+    const offset = k - free
+    const w = new Float32Array(dim * k)
+    const b = new Float32Array(k)
+    for (let c = 0; c < free; c++) {
+      for (let j = 0; j < dim; j++) w[j * k + offset + c] = state.weights[c * dim + j]!
+      b[offset + c] = state.bias[c]!
+    }
+    const p = "loupe_head"
+    const normalize = l2Normalize(io.embedding, `${p}/normalized`, dim, `${p}/l2`)
+    return {
+      nodes: [
+        ...normalize.nodes,
+        Proto.node("Sub", [`${p}/normalized`, `${p}/mean`], [`${p}/centered`], `${p}/Center`),
+        Proto.node("Div", [`${p}/centered`, `${p}/scale`], [`${p}/standardized`], `${p}/Standardize`),
+        Proto.node("MatMul", [`${p}/standardized`, `${p}/weights`], [`${p}/linear`], `${p}/MatMul`),
+        Proto.node("Add", [`${p}/linear`, `${p}/bias`], [`${p}/logits`], `${p}/Add`),
+        Proto.node("Softmax", [`${p}/logits`], [io.probabilities], `${p}/Softmax`, { axis: { kind: "int", value: 1 } })
+      ],
+      initializers: [
+        ...normalize.initializers,
+        Proto.floatInitializer(`${p}/mean`, [dim], state.scaler.mean),
+        Proto.floatInitializer(`${p}/scale`, [dim], state.scaler.scale),
+        Proto.floatInitializer(`${p}/weights`, [dim, k], w),
+        Proto.floatInitializer(`${p}/bias`, [k], b)
+      ]
+    }
+  })
+
+/**
+ * The heads that have an ONNX form, by kind.
+ *
+ * @since 0.1.0
+ * @category exporters
+ */
+export const headExporters: Readonly<Record<string, HeadExporter>> = {
+  [LogisticRegression.kind]: logisticRegression
+}
+
+/**
+ * @since 0.1.0
+ * @category exporters
+ */
+export const exportableHeads: ReadonlyArray<string> = Object.keys(headExporters)
+
+/**
+ * What `model.json` says beside `model.onnx`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OnnxManifest {
+  readonly format: "loupe-onnx"
+  readonly formatVersion: 1
+  readonly labels: ReadonlyArray<string>
+  readonly input: {
+    readonly name: string
+    readonly shape: ReadonlyArray<number | string>
+    readonly preprocess: Preprocess.PreprocessSpec
+  }
+  readonly outputs: {
+    readonly probabilities: { readonly name: string; readonly shape: ReadonlyArray<number | string> }
+    readonly embedding: { readonly name: string; readonly shape: ReadonlyArray<number | string> }
+  }
+  readonly backbone: { readonly id: string; readonly weightsHash: string }
+  readonly head: { readonly kind: string }
+  readonly verification: { readonly inputs: number; readonly maxAbsDiff: number; readonly tolerance: number }
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Exported {
+  readonly model: Uint8Array
+  readonly manifest: OnnxManifest
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ExportOptions {
+  /** Images to verify on (decoded as Loupe decodes them). Default: a few synthetic images. */
+  readonly verifyImages?: ReadonlyArray<Sample.ImageSource>
+  /** Largest difference allowed between a probability of the export and of Loupe's predictor. Default 1e-4. */
+  readonly tolerance?: number
+}
+
+const BATCH = "batch"
+
+/** `wanted`, or `loupe_<wanted>` when the backbone's graph already uses that name. */
+const freeName = (taken: ReadonlySet<string>, wanted: string) => (taken.has(wanted) ? `loupe_${wanted}` : wanted)
+
+const session = (model: Uint8Array, file: string) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => ort.InferenceSession.create(model, { intraOpNumThreads: 2, graphOptimizationLevel: "all" }),
+      catch: (cause) =>
+        new DeployError({ reason: "ExportFailed", file, message: `onnxruntime cannot load the exported graph: ${String(cause)}`, cause })
+    }),
+    (s) => Effect.promise(() => s.release())
+  )
+
+const run = (s: ort.InferenceSession, input: string, data: Float32Array, dims: ReadonlyArray<number>, output: string) =>
+  Effect.tryPromise({
+    try: () => s.run({ [input]: new ort.Tensor("float32", data, dims) }, [output]),
+    catch: (cause) => new DeployError({ reason: "ExportFailed", message: `onnxruntime failed: ${String(cause)}`, cause })
+  }).pipe(Effect.map((result) => result[output]!))
+
+/** Nodes that pool the backbone's raw output (rank `rank`) into [batch, dim], following the plugin's config. */
+const poolingNodes = (
+  config: OnnxBackbone.OnnxModelConfig,
+  raw: string,
+  rank: number
+): { readonly nodes: ReadonlyArray<Uint8Array>; readonly output: string } => {
+  if (rank <= 2) return { nodes: [], output: raw }
+  const pooling = config.pooling ?? "flatten"
+  const p = "loupe_pool"
+  if (pooling === "flatten") {
+    return { nodes: [Proto.node("Flatten", [raw], [`${p}/flat`], `${p}/Flatten`, { axis: { kind: "int", value: 1 } })], output: `${p}/flat` }
+  }
+  const nodes: Array<Uint8Array> = []
+  let channelsFirst = raw
+  if ((config.channels ?? "first") === "last") {
+    const perm = [0, rank - 1, ...Array.from({ length: rank - 2 }, (_, i) => i + 1)]
+    nodes.push(Proto.node("Transpose", [raw], [`${p}/channels_first`], `${p}/Transpose`, { perm: { kind: "ints", value: perm } }))
+    channelsFirst = `${p}/channels_first`
+  }
+  const op = pooling === "mean" ? "GlobalAveragePool" : "GlobalMaxPool"
+  nodes.push(Proto.node(op, [channelsFirst], [`${p}/pooled`], `${p}/${op}`))
+  nodes.push(Proto.node("Flatten", [`${p}/pooled`], [`${p}/flat`], `${p}/Flatten`, { axis: { kind: "int", value: 1 } }))
+  return { nodes, output: `${p}/flat` }
+}
+
+/** Deterministic image-like inputs: smooth colour gradients with noise, normalised per `spec`. */
+const syntheticInputs = (spec: Preprocess.PreprocessSpec, count: number): Float32Array => {
+  let seed = 12345
+  const next = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    return seed / 2147483648
+  }
+  const images = Array.from({ length: count }, (_, n) => {
+    const rgb = new Uint8Array(spec.size * spec.size * 3)
+    for (let y = 0; y < spec.size; y++) {
+      for (let x = 0; x < spec.size; x++) {
+        for (let c = 0; c < 3; c++) {
+          const base = ((x * (c + 1) + y * (n + 1)) / (2 * spec.size)) * 255
+          rgb[(y * spec.size + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(base + (next() - 0.5) * 60)))
+        }
+      }
+    }
+    return rgb
+  })
+  return Preprocess.toTensor(images, spec)
+}
+
+/**
+ * Check, without loading anything, that a backbone id and a head kind have an ONNX form; `NotExportable` names the
+ * one that has none.
+ *
+ * @since 0.1.0
+ * @category exporters
+ */
+export const exportable = (
+  backboneId: string,
+  headKind: string
+): Effect.Effect<{ readonly config: OnnxBackbone.OnnxModelConfig; readonly exporter: HeadExporter }, DeployError, Registry.Registry> =>
+  Effect.gen(function*() {
+    const exporter = headExporters[headKind]
+    if (exporter === undefined) {
+      return yield* notExportable(
+        "head.kind",
+        `The ${headKind} head has no ONNX form; exportable heads: ${exportableHeads.join(", ")}. ` +
+          "Export it as a bundle or a Docker context instead."
+      )
+    }
+    const registry = yield* Registry.Registry
+    const plugin = yield* registry.backbone(backboneId).pipe(
+      Effect.mapError((e) => new DeployError({ reason: "BundleFailed", field: "backbone.id", message: e.message, cause: e }))
+    )
+    const config = OnnxBackbone.configOf(plugin)
+    if (config === undefined) {
+      return yield* notExportable(
+        "backbone.id",
+        `The backbone ${backboneId} runs on ${plugin.info.runtime}, not onnxruntime; only ONNX backbones export to ONNX. ` +
+          "Export it as a bundle or a Docker context instead."
+      )
+    }
+    return { config, exporter }
+  })
+
+/**
+ * Build the single graph for a fitted pipeline and verify it against the pipeline. Needs the registry the pipeline's
+ * backbone came from (to find its ONNX model) and the config that locates the weights.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const build = (
+  fitted: Pipeline.FittedPipeline,
+  options: ExportOptions = {}
+): Effect.Effect<Exported, DeployError, Registry.Registry | LoupeConfig.LoupeConfig> =>
+  Effect.scoped(Effect.gen(function*() {
+    const { info } = fitted.backbone
+    const headJson = fitted.head.toJSON()
+    const { config, exporter } = yield* exportable(info.id, headJson.kind)
+    const graph = yield* OnnxBackbone.embeddingGraph(config, yield* LoupeConfig.LoupeConfig).pipe(
+      Effect.mapError((e) => new DeployError({ reason: "ExportFailed", file: e.file, field: e.field, message: e.message, cause: e }))
+    )
+    if (graph.weightsHash !== fitted.backbone.weightsHash) {
+      return yield* new DeployError({
+        reason: "ExportFailed",
+        file: graph.file,
+        field: "backbone.weightsHash",
+        message: `The model was trained with ${info.id} weights sha256 ${fitted.backbone.weightsHash}, ` +
+          `but ${graph.file} has sha256 ${graph.weightsHash}`
+      })
+    }
+    const spec = info.preprocess
+    const inputDims = (n: number) => (spec.layout === "NCHW" ? [n, 3, spec.size, spec.size] : [n, spec.size, spec.size, 3])
+
+    // The rank of the raw output decides the pooling nodes; one blank image tells it.
+    const probe = yield* session(graph.model, graph.file)
+    const rawDims = (yield* run(probe, graph.input, new Float32Array(spec.size * spec.size * 3), inputDims(1), graph.output)).dims
+    const pooled = poolingNodes(config, graph.output, rawDims.length)
+    const dim = info.embeddingSize
+    const taken = yield* Effect.try({
+      try: () => Proto.tensorNames(graph.model),
+      catch: (cause) => new DeployError({ reason: "ExportFailed", file: graph.file, message: `Cannot read ${graph.file}: ${String(cause)}`, cause })
+    })
+    // The embedding output is the backbone's own output when no pooling was added (e.g. MobileNetV2's `embedding`).
+    const EMBEDDING = pooled.nodes.length === 0 ? pooled.output : freeName(taken, "embedding")
+    const PROBABILITIES = freeName(taken, "probabilities")
+    const head = yield* exporter(headJson, { embedding: EMBEDDING, probabilities: PROBABILITIES, dim })
+
+    const labels = fitted.labels
+    const fragment = Proto.concat([
+      ...pooled.nodes,
+      ...(EMBEDDING === pooled.output ? [] : [Proto.node("Identity", [pooled.output], [EMBEDDING], "loupe_embedding")]),
+      ...head.nodes,
+      ...head.initializers,
+      Proto.floatValueInfo(Proto.GRAPH_OUTPUT, PROBABILITIES, [BATCH, labels.length]),
+      Proto.floatValueInfo(Proto.GRAPH_OUTPUT, EMBEDDING, [BATCH, dim])
+    ])
+    const model = yield* Effect.try({
+      try: () =>
+        Proto.rewriteModel(
+          graph.model,
+          fragment,
+          Proto.concat([
+            Proto.metadata("loupe.labels", JSON.stringify(labels)),
+            Proto.metadata("loupe.preprocess", JSON.stringify(spec)),
+            Proto.metadata("loupe.backbone", info.id),
+            Proto.metadata("loupe.head", headJson.kind)
+          ])
+        ),
+      catch: (cause) =>
+        new DeployError({ reason: "ExportFailed", file: graph.file, message: `Cannot rewrite ${graph.file}: ${String(cause)}`, cause })
+    })
+
+    // Verify: the same input tensors through the export and through Loupe's backbone + head.
+    const tolerance = options.tolerance ?? 1e-4
+    const perImage = spec.size * spec.size * 3
+    const inputs = options.verifyImages === undefined || options.verifyImages.length === 0
+      ? syntheticInputs(spec, 4)
+      : Preprocess.toTensor(
+        yield* Effect.forEach(options.verifyImages, (source) => Preprocess.loadRgb(source, spec)).pipe(
+          Effect.mapError((e) => new DeployError({ reason: "InvalidImage", file: e.file, message: e.message, cause: e }))
+        ),
+        spec
+      )
+    const count = inputs.length / perImage
+    const exported = yield* session(model, "model.onnx")
+    let maxAbsDiff = 0
+    const chunk = Math.max(1, Math.min(8, fitted.backbone.maxBatchSize))
+    for (let start = 0; start < count; start += chunk) {
+      const n = Math.min(chunk, count - start)
+      const batch = inputs.subarray(start * perImage, (start + n) * perImage)
+      const vectors = yield* fitted.backbone.embedBatch(batch, n).pipe(
+        Effect.mapError((e) => new DeployError({ reason: "ExportFailed", message: `${info.id} failed: ${e.message}`, cause: e }))
+      )
+      const want = fitted.head.predictProba(Matrix.make(n, dim, vectors))
+      const got = yield* run(exported, graph.input, batch.slice(), inputDims(n), PROBABILITIES)
+      const data = got.data as Float32Array
+      if (data.length !== want.data.length) {
+        return yield* new DeployError({
+          reason: "ExportFailed",
+          message: `The export gives ${data.length} probabilities for ${n} inputs; Loupe gives ${want.data.length}`
+        })
+      }
+      for (let i = 0; i < data.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(data[i]! - want.data[i]!))
+    }
+    if (!(maxAbsDiff <= tolerance)) {
+      return yield* new DeployError({
+        reason: "ExportFailed",
+        message: `The exported graph differs from Loupe's predictor by ${maxAbsDiff} (tolerance ${tolerance})`
+      })
+    }
+
+    const manifest: OnnxManifest = {
+      format: "loupe-onnx",
+      formatVersion: 1,
+      labels,
+      input: { name: graph.input, shape: [BATCH, ...inputDims(1).slice(1)], preprocess: spec },
+      outputs: {
+        probabilities: { name: PROBABILITIES, shape: [BATCH, labels.length] },
+        embedding: { name: EMBEDDING, shape: [BATCH, dim] }
+      },
+      backbone: { id: info.id, weightsHash: graph.weightsHash },
+      head: { kind: headJson.kind },
+      verification: { inputs: count, maxAbsDiff, tolerance }
+    }
+    return { model, manifest }
+  }))
+
+/**
+ * Export a bundle directory as `model.onnx` + `model.json` in `outDir` (written atomically).
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export const exportBundle = (
+  bundleDir: string,
+  outDir: string,
+  options: ExportOptions = {}
+): Effect.Effect<OnnxManifest, DeployError, Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope> =>
+  Effect.gen(function*() {
+    const bundleManifest = yield* Bundle.readManifest(bundleDir).pipe(
+      Effect.mapError((e) => new DeployError({ reason: "BundleFailed", file: e.file ?? bundleDir, message: e.message, cause: e }))
+    )
+    // Fail before loading the model when it has no ONNX form.
+    yield* exportable(bundleManifest.backbone.id, bundleManifest.head.kind)
+    const { fitted } = yield* Bundle.load(bundleDir).pipe(
+      Effect.mapError((e) => new DeployError({ reason: "BundleFailed", file: e.file ?? bundleDir, message: e.message, cause: e }))
+    )
+    const { manifest, model } = yield* build(fitted, options)
+    yield* Bundle.writeDirectoryAtomic(outDir, {
+      "model.onnx": model,
+      "model.json": JSON.stringify(manifest, null, 2) + "\n"
+    }).pipe(
+      Effect.mapError((e) => new DeployError({ reason: "ExportFailed", file: path.resolve(outDir), message: e.message, cause: e }))
+    )
+    return manifest
+  })

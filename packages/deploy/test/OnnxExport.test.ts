@@ -1,0 +1,73 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { Preprocess } from "@loupe/core"
+import { OnnxExport, Predictor } from "@loupe/deploy"
+import * as ort from "onnxruntime-node"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { environment, fitBundle, photos, tempDir } from "./fixtures/shared.js"
+
+describe("OnnxExport", () => {
+  const work = tempDir("onnx")
+  const bundle = path.join(work, "bundle")
+  const out = path.join(work, "onnx")
+  const images = [...photos("test", "cats", 6), ...photos("test", "dogs", 6)]
+
+  it.effect("writes one graph whose probabilities equal the predictor's within 1e-4 on real photos", () =>
+    Effect.gen(function*() {
+      yield* fitBundle(bundle)
+      const manifest = yield* OnnxExport.exportBundle(bundle, out, { verifyImages: images.slice(0, 4) })
+      expect(manifest.labels).toEqual(["cats", "dogs"])
+      expect(manifest.input).toMatchObject({ name: "input", shape: ["batch", 3, 224, 224] })
+      expect(manifest.outputs.probabilities).toEqual({ name: "probabilities", shape: ["batch", 2] })
+      expect(manifest.verification.maxAbsDiff).toBeLessThanOrEqual(1e-4)
+      expect(JSON.parse(fs.readFileSync(path.join(out, "model.json"), "utf8"))).toEqual(manifest)
+
+      // Any runtime: a fresh onnxruntime session on the file alone, fed with the documented preprocessing.
+      const session = yield* Effect.promise(() => ort.InferenceSession.create(path.join(out, "model.onnx")))
+      expect(session.inputNames).toEqual(["input"])
+      expect([...session.outputNames].sort()).toEqual(["embedding", "probabilities"])
+      const spec = manifest.input.preprocess
+      const rgb = yield* Effect.forEach(images, (f) => Preprocess.loadRgb(f, spec))
+      const tensor = new ort.Tensor("float32", Preprocess.toTensor(rgb, spec), [images.length, 3, 224, 224])
+      const result = yield* Effect.promise(() => session.run({ input: tensor }))
+      const proba = result["probabilities"]!.data as Float32Array
+      expect(result["embedding"]!.dims).toEqual([images.length, 1280])
+
+      const predictor = yield* Predictor.load(bundle)
+      const predictions = yield* Effect.forEach(images, (f) => predictor.predict(new Uint8Array(fs.readFileSync(f))), {
+        concurrency: 4
+      })
+      let maxDiff = 0
+      predictions.forEach((p, i) => {
+        for (const { confidence, labelName } of p.labelConfidences) {
+          const k = manifest.labels.indexOf(labelName)
+          maxDiff = Math.max(maxDiff, Math.abs(proba[i * 2 + k]! - confidence))
+        }
+        const k = proba[i * 2]! >= proba[i * 2 + 1]! ? 0 : 1
+        expect(manifest.labels[k]).toBe(p.labelName)
+      })
+      expect(maxDiff).toBeLessThanOrEqual(1e-4)
+      yield* Effect.promise(() => session.release())
+    }).pipe(Effect.scoped, Effect.provide(environment)))
+
+  it.effect("verifies on synthetic inputs when no images are given", () =>
+    Effect.gen(function*() {
+      const manifest = yield* OnnxExport.exportBundle(bundle, path.join(work, "onnx-synthetic"))
+      expect(manifest.verification.inputs).toBe(4)
+      expect(manifest.verification.maxAbsDiff).toBeLessThanOrEqual(1e-4)
+    }).pipe(Effect.scoped, Effect.provide(environment)))
+
+  it.effect("refuses backbones and heads without an ONNX form, naming them, before loading anything", () =>
+    Effect.gen(function*() {
+      const tfjs = yield* Effect.flip(OnnxExport.exportable("tfjs:darknet-tiny", "logistic-regression"))
+      expect(tfjs.reason).toBe("NotExportable")
+      expect(tfjs.field).toBe("backbone.id")
+      expect(tfjs.message).toMatch(/tfjs:darknet-tiny runs on tfjs, not onnxruntime/)
+      const knn = yield* Effect.flip(OnnxExport.exportable("onnx:mobilenetv2-int8", "knn"))
+      expect(knn.field).toBe("head.kind")
+      expect(knn.message).toMatch(/The knn head has no ONNX form; exportable heads: logistic-regression/)
+      const unknown = yield* Effect.flip(OnnxExport.exportable("onnx:nope", "logistic-regression"))
+      expect(unknown.reason).toBe("BundleFailed")
+    }).pipe(Effect.provide(environment)))
+})
