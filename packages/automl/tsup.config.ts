@@ -3,7 +3,8 @@ import { defineConfig } from "tsup"
 export default defineConfig({
   entry: ["src/index.ts", "src/cli.ts"],
   format: ["esm"],
-  dts: true,
+  // Declarations for the library entry only; the CLI entry has no exports.
+  dts: { entry: "src/index.ts" },
   tsconfig: "tsconfig.build.json",
   sourcemap: true,
   clean: true,

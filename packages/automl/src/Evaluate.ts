@@ -5,7 +5,8 @@
  */
 import { Effect } from "effect"
 import { Bundle, Dataset, Pipeline } from "@loupe/core"
-import type { Matrix, Sample } from "@loupe/core"
+import type { CoreError, LoupeConfig, Matrix, Registry, Sample } from "@loupe/core"
+import type { Scope } from "effect"
 import { Classification } from "@loupe/metrics"
 import type { Report } from "@loupe/metrics"
 import * as path from "node:path"
@@ -23,7 +24,7 @@ export const evaluateProba = (
   labels: ReadonlyArray<string>,
   samples: ReadonlyArray<Sample.Sample>,
   proba: Matrix.Matrix
-) =>
+): Effect.Effect<Omit<Evaluated, "skipped">, CoreError.CoreError | AutomlError> =>
   Effect.gen(function*() {
     const y = yield* Pipeline.labelIndices(labels, samples)
     const evaluation = yield* Classification.evaluate(y, proba, labels)
@@ -40,7 +41,10 @@ export const evaluateProba = (
   )
 
 /** Predict every image of a labelled dataset with a fitted pipeline and evaluate. */
-export const evaluateDataset = Effect.fn("Evaluate.evaluateDataset")(function*(
+export const evaluateDataset: (
+  fitted: Pipeline.FittedPipeline,
+  dataset: Dataset.Dataset
+) => Effect.Effect<Evaluated, CoreError.CoreError | AutomlError> = Effect.fn("Evaluate.evaluateDataset")(function*(
   fitted: Pipeline.FittedPipeline,
   dataset: Dataset.Dataset
 ) {
@@ -53,7 +57,19 @@ export const evaluateDataset = Effect.fn("Evaluate.evaluateDataset")(function*(
 })
 
 /** `loupe evaluate <bundle> <dir>`: the bundle's labels must cover the folder's labels. */
-export const evaluateFolder = Effect.fn("Evaluate.evaluateFolder")(function*(bundle: string, dir: string) {
+export interface FolderEvaluation extends Evaluated {
+  readonly manifest: Bundle.Manifest
+  readonly dir: string
+}
+
+export const evaluateFolder: (
+  bundle: string,
+  dir: string
+) => Effect.Effect<
+  FolderEvaluation,
+  CoreError.CoreError | AutomlError,
+  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope
+> = Effect.fn("Evaluate.evaluateFolder")(function*(bundle: string, dir: string) {
   const { fitted, manifest } = yield* Bundle.load(bundle)
   const dataset = yield* Dataset.fromFolder(dir)
   const unknown = dataset.labels.filter((l) => !fitted.labels.includes(l))

@@ -5,6 +5,8 @@
  */
 import { Effect } from "effect"
 import { Bundle, Pipeline } from "@loupe/core"
+import type { CoreError, LoupeConfig, Registry } from "@loupe/core"
+import type { Scope } from "effect"
 
 export interface PredictLine {
   readonly file: string
@@ -16,7 +18,14 @@ export interface PredictLine {
 }
 
 /** Predict each file with the bundle in `dir`; unreadable files get an `error` line instead of stopping the run. */
-export const predictFiles = Effect.fn("Predict.predictFiles")(function*(dir: string, files: ReadonlyArray<string>) {
+export const predictFiles: (
+  dir: string,
+  files: ReadonlyArray<string>
+) => Effect.Effect<
+  ReadonlyArray<PredictLine>,
+  CoreError.CoreError,
+  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope
+> = Effect.fn("Predict.predictFiles")(function*(dir: string, files: ReadonlyArray<string>) {
   const { fitted } = yield* Bundle.load(dir)
   const samples = files.map((file) => ({ id: file, source: file }))
   const { predictions, skipped } = yield* Pipeline.predictMany(fitted, samples)

@@ -5,10 +5,10 @@
  */
 import { Effect } from "effect"
 import { HtmlReport, JsonReport } from "@loupe/metrics"
-import type { Report } from "@loupe/metrics"
+import type { MetricsError, Report } from "@loupe/metrics"
 import { AutomlError } from "./AutomlError.js"
 
-export const write = (file: string, input: Report.ReportInput) => {
+export const write = (file: string, input: Report.ReportInput): Effect.Effect<void, MetricsError.MetricsError | AutomlError> => {
   if (file.endsWith(".html") || file.endsWith(".htm")) return HtmlReport.write(input, file)
   if (file.endsWith(".json")) return JsonReport.write(input, file)
   return Effect.fail(

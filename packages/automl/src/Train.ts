@@ -6,6 +6,8 @@
  */
 import { Effect } from "effect"
 import { Bundle, Dataset, Pipeline } from "@loupe/core"
+import type { CoreError, LoupeConfig, Registry } from "@loupe/core"
+import type { Scope } from "effect"
 import { Classification } from "@loupe/metrics"
 import * as AutoML from "./AutoML.js"
 import { AutomlError } from "./AutomlError.js"
@@ -28,7 +30,13 @@ export interface TrainResult extends Omit<AutoML.FitResult, "fitted" | "timings"
   readonly timings: AutoML.FitResult["timings"] & { readonly totalMs: number }
 }
 
-export const train = Effect.fn("Train.train")(function*(options: TrainOptions) {
+export const train: (
+  options: TrainOptions
+) => Effect.Effect<
+  TrainResult,
+  AutomlError | CoreError.CoreError,
+  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope
+> = Effect.fn("Train.train")(function*(options: TrainOptions) {
   const started = performance.now()
   const split = yield* Dataset.fromSplitFolders(options.dir)
   const result = yield* AutoML.fit(split.train, options)
