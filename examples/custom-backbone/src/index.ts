@@ -18,9 +18,10 @@
  * @since 0.1.0
  */
 import { Preprocess } from "@loupe/core"
+import type { Backbone, Registry } from "@loupe/core"
 import { OnnxBackbone } from "@loupe/backbones"
 
-export const plugin = OnnxBackbone.plugin({
+export const plugin: Backbone.BackbonePlugin = OnnxBackbone.plugin({
   // `runtime:name`; the runtime is the one that runs it (here ONNX), the name is yours.
   id: "onnx:mobilenetv2-logits",
   description: "MobileNetV2 1.0 int8 ImageNet classifier; its 1000 class logits as features, photos squashed to 224",
@@ -37,6 +38,6 @@ export const plugin = OnnxBackbone.plugin({
 })
 
 /** What `loupe train --plugin <module>` reads: every plugin this module declares. */
-export const plugins = { backbones: [plugin] }
+export const plugins: Registry.Plugins = { backbones: [plugin] }
 
 export default plugin
