@@ -5,9 +5,10 @@
  *
  * ```
  * <dir>/<namespace>/<time>-<pid>-<random>.seg
+ * <dir>/.files/<time>-<pid>-<random>.seg        file fingerprint -> content sha256
  * ```
  *
- * - Writes are buffered and land as a new segment (every `flushEvery` vectors, every few seconds, and when the
+ * - Writes are buffered and land as a new segment (every `flushEvery` records, every few seconds, and when the
  *   layer's scope closes), written under a temporary name, synced, then renamed: readers never see a torn file, and
  *   a crash leaves at most a temporary file that is never read (and is removed later).
  * - Two processes writing at once each write their own segments, so they never interleave bytes. A vector computed
@@ -15,20 +16,21 @@
  * - Opening a namespace reads only the segments' keys (and checks each file's size and checksum); vectors are read
  *   from disk on demand, so memory stays small with many entries. When a namespace holds more than `maxSegments`
  *   segments, they are merged into one.
+ * - It also remembers each image file's content hash under the file's fingerprint (path, inode, size, times), so a
+ *   rerun over unchanged files reads neither the images nor their bytes' hashes again.
  *
- * One segment file instead of one file per vector: reading 1,600 cached vectors back from one segment takes a few
+ * Segments rather than one file per vector: reading 1,600 cached vectors back from one segment takes a few
  * milliseconds, against hundreds of milliseconds for 1,600 small files (see bench/RESULTS.md).
  *
  * @since 0.1.0
  */
 import { Effect, Layer } from "effect"
-import type { Duration } from "effect"
-import type { Scope } from "effect"
+import type { Duration, Scope } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { EmbeddingCache, type EmbeddingCacheShape } from "./EmbeddingCache.js"
-import * as Segment from "./internal/vectorSegment.js"
+import * as Segment from "./internal/recordSegment.js"
 import { LoupeConfig } from "./LoupeConfig.js"
 
 /**
@@ -36,9 +38,9 @@ import { LoupeConfig } from "./LoupeConfig.js"
  * @category models
  */
 export interface DiskCacheOptions {
-  /** Vectors buffered in memory before they are written as one segment. Default 512. */
+  /** Records buffered in memory before they are written as one segment. Default 512. */
   readonly flushEvery?: number
-  /** How often buffered vectors are written even when fewer than `flushEvery` are waiting. Default 5 seconds. */
+  /** How often buffered records are written even when fewer than `flushEvery` are waiting. Default 5 seconds. */
   readonly flushInterval?: Duration.DurationInput
   /** Segments in one namespace above which opening it merges them into one. Default 16. */
   readonly maxSegments?: number
@@ -46,27 +48,36 @@ export interface DiskCacheOptions {
 
 /** Temporary files older than this are leftovers of a crashed writer. */
 const STALE_TEMP_MS = 60 * 60 * 1000
+/** The folder of file fingerprints; vector namespaces never start with a dot (see `folderOf`). */
+const FILES_FOLDER = ".files"
 
 const HEX_KEY = /^[0-9a-f]{64}$/
-const SAFE_NAME = /^[A-Za-z0-9._-]{1,100}$/
+const SAFE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 
 /** Content hashes are used as they are; any other key is hashed to the same 32-byte form. */
 const keyOf = (key: string) => (HEX_KEY.test(key) ? key : sha256(key))
-const folderOf = (namespace: string) =>
-  SAFE_NAME.test(namespace) && !namespace.startsWith(".") ? namespace : sha256(namespace).slice(0, 32)
+const folderOf = (namespace: string) => (SAFE_NAME.test(namespace) ? namespace : sha256(namespace).slice(0, 32))
+
+const bytesOf = (vector: Float32Array) => new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength).slice()
+const vectorOf = (bytes: Uint8Array) => new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
 
 interface Location {
   readonly segment: Segment.Segment
   readonly slot: number
 }
 
-/** One namespace folder: the index of stored vectors and the vectors waiting to be written. */
+interface Settings {
+  readonly flushEvery: number
+  readonly maxSegments: number
+}
+
+/** One folder of segments: the index of stored records and the records waiting to be written. */
 class Namespace {
   readonly index = new Map<string, Location>()
-  readonly pending = new Map<string, Float32Array>()
+  readonly pending = new Map<string, Uint8Array>()
   segments: Array<Segment.Segment> = []
-  dim: number | undefined
+  valueBytes: number | undefined
   /** Writes run one at a time; this is the last one queued. */
   private writing: Promise<void> = Promise.resolve()
 
@@ -74,24 +85,25 @@ class Namespace {
 
   add(segment: Segment.Segment): void {
     this.segments.push(segment)
-    this.dim ??= segment.dim
+    this.valueBytes ??= segment.valueBytes
     segment.keys.forEach((key, slot) => this.index.set(key, { segment, slot }))
   }
 
-  async get(key: string): Promise<Float32Array | undefined> {
+  get(key: string): Uint8Array | undefined {
     const waiting = this.pending.get(key)
     if (waiting !== undefined) return waiting
     const at = this.index.get(key)
-    return at === undefined ? undefined : Segment.readVector(at.segment, at.slot)
+    return at === undefined ? undefined : Segment.readValue(at.segment, at.slot)
   }
 
-  async set(key: string, vector: Float32Array): Promise<void> {
+  /** Buffer a record (the caller gives up `value`); resolves once it is written when this write fills the buffer. */
+  async set(key: string, value: Uint8Array): Promise<void> {
     if (this.index.has(key) || this.pending.has(key)) return
-    this.dim ??= vector.length
-    if (vector.length !== this.dim) {
-      throw new Error(`a vector of ${vector.length} values in a namespace of ${this.dim}-value vectors`)
+    this.valueBytes ??= value.length
+    if (value.length !== this.valueBytes) {
+      throw new Error(`a record of ${value.length} bytes in a folder of ${this.valueBytes}-byte records`)
     }
-    this.pending.set(key, Float32Array.from(vector))
+    this.pending.set(key, value)
     if (this.pending.size >= this.flushEvery) await this.flush()
   }
 
@@ -102,9 +114,9 @@ class Namespace {
   }
 
   private async writePending(): Promise<void> {
-    if (this.pending.size === 0 || this.dim === undefined) return
+    if (this.pending.size === 0 || this.valueBytes === undefined) return
     const entries = [...this.pending]
-    const segment = await Segment.write(this.dir, this.dim, entries.map(([k]) => k), (i) => entries[i]![1])
+    const segment = await Segment.write(this.dir, this.valueBytes, entries.map(([k]) => k), (i) => entries[i]![1])
     this.add(segment)
     for (const [key] of entries) this.pending.delete(key)
   }
@@ -113,9 +125,9 @@ class Namespace {
   async compact(): Promise<void> {
     const old = this.segments
     const locations = [...this.index]
-    const merged = await Segment.write(this.dir, this.dim!, locations.map(([k]) => k), (i) => {
+    const merged = await Segment.write(this.dir, this.valueBytes!, locations.map(([k]) => k), (i) => {
       const { segment, slot } = locations[i]![1]
-      return Segment.readVector(segment, slot)
+      return Segment.readValue(segment, slot)
     })
     this.segments = []
     this.index.clear()
@@ -134,13 +146,9 @@ class Namespace {
 }
 
 /** Open a namespace folder: index its valid segments, drop broken ones and stale temporary files. */
-const openNamespace = async (
-  dir: string,
-  options: { readonly flushEvery: number; readonly maxSegments: number },
-  warn: (message: string) => void
-): Promise<Namespace> => {
+const openNamespace = async (dir: string, settings: Settings, warn: (message: string) => void): Promise<Namespace> => {
   await fs.mkdir(dir, { recursive: true })
-  const ns = new Namespace(dir, options.flushEvery)
+  const ns = new Namespace(dir, settings.flushEvery)
   for (const name of (await fs.readdir(dir)).sort()) {
     const file = path.join(dir, name)
     if (name.startsWith(Segment.TEMP_PREFIX)) {
@@ -158,65 +166,75 @@ const openNamespace = async (
     if (typeof opened === "string") {
       warn(`embedding cache: removing ${file}: ${opened}`)
       await fs.rm(file, { force: true })
-    } else if (ns.dim !== undefined && opened.dim !== ns.dim) {
-      warn(`embedding cache: ignoring ${file}: ${opened.dim}-value vectors in a folder of ${ns.dim}-value vectors`)
+    } else if (ns.valueBytes !== undefined && opened.valueBytes !== ns.valueBytes) {
+      warn(`embedding cache: ignoring ${file}: ${opened.valueBytes}-byte records in a folder of ${ns.valueBytes}-byte records`)
       await opened.handle.close()
     } else {
       ns.add(opened)
     }
   }
-  if (ns.segments.length > options.maxSegments) await ns.compact()
+  if (ns.segments.length > settings.maxSegments) await ns.compact()
   return ns
 }
 
 /**
- * A disk cache rooted at `dir`. Buffered vectors are written when the scope closes.
+ * A disk cache rooted at `dir`. Buffered records are written when the scope closes.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (dir: string, options: DiskCacheOptions = {}): Effect.Effect<EmbeddingCacheShape, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const settings = { flushEvery: options.flushEvery ?? 512, maxSegments: options.maxSegments ?? 16 }
-    const namespaces = new Map<string, Promise<Namespace>>()
+    const settings: Settings = { flushEvery: options.flushEvery ?? 512, maxSegments: options.maxSegments ?? 16 }
+    const opening = new Map<string, Promise<Namespace>>()
     const warnings: Array<string> = []
     const warn = (message: string) => warnings.push(message)
     const logWarnings = Effect.suspend(() => Effect.forEach(warnings.splice(0), (w) => Effect.logWarning(w), { discard: true }))
 
-    const namespace = (name: string): Promise<Namespace> => {
-      let opened = namespaces.get(name)
-      if (opened === undefined) {
-        opened = openNamespace(path.join(dir, folderOf(name)), settings, warn)
+    const namespace = (folder: string): Promise<Namespace> => {
+      let pending = opening.get(folder)
+      if (pending === undefined) {
+        pending = openNamespace(path.join(dir, folder), settings, warn)
         // A failed open is retried by the next call instead of being remembered.
-        opened.catch(() => namespaces.delete(name))
-        namespaces.set(name, opened)
+        pending.catch(() => opening.delete(folder))
+        opening.set(folder, pending)
       }
-      return opened
+      return pending
     }
 
     /** Cache failures never fail an embedding run: they are logged and the cache behaves as a miss. */
-    const attempt = <A>(what: string, job: () => Promise<A>, fallback: A): Effect.Effect<A> =>
-      Effect.tryPromise(job).pipe(
-        Effect.catchAll((error) => Effect.logWarning(`embedding cache in ${dir}: ${what} failed: ${error.cause}`).pipe(Effect.as(fallback))),
+    const attempt = <A>(what: string, folder: string, job: (ns: Namespace) => A | Promise<A>, fallback: A): Effect.Effect<A> =>
+      Effect.tryPromise(async () => job(await namespace(folder))).pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning(`embedding cache in ${dir}: ${what} failed: ${error.cause}`).pipe(Effect.as(fallback))
+        ),
         Effect.zipLeft(logWarnings)
       )
 
-    const flushAll = attempt("write", async () => {
-      for (const ns of namespaces.values()) await (await ns).flush()
-    }, undefined)
+    const forAll = (what: string, job: (ns: Namespace) => Promise<void>) =>
+      Effect.tryPromise(async () => {
+        for (const ns of opening.values()) await job(await ns)
+      }).pipe(
+        Effect.catchAll((error) => Effect.logWarning(`embedding cache in ${dir}: ${what} failed: ${error.cause}`)),
+        Effect.zipLeft(logWarnings)
+      )
 
-    yield* Effect.addFinalizer(() =>
-      attempt("close", async () => {
-        for (const ns of namespaces.values()) await (await ns).close()
-      }, undefined)
+    yield* Effect.addFinalizer(() => forAll("close", (ns) => ns.close()))
+    yield* Effect.forkScoped(
+      forAll("write", (ns) => ns.flush()).pipe(Effect.delay(options.flushInterval ?? "5 seconds"), Effect.forever)
     )
-    yield* Effect.forkScoped(flushAll.pipe(Effect.delay(options.flushInterval ?? "5 seconds"), Effect.forever))
 
     return {
-      get: (name, key) => attempt("read", () => namespace(name).then((ns) => ns.get(keyOf(key))), undefined),
-      set: (name, key, vector) => attempt("write", () => namespace(name).then((ns) => ns.set(keyOf(key), vector)), undefined)
+      get: (name, key) => attempt("read", folderOf(name), (ns) => mapDefined(ns.get(keyOf(key)), vectorOf), undefined),
+      set: (name, key, vector) => attempt("write", folderOf(name), (ns) => ns.set(keyOf(key), bytesOf(vector)), undefined),
+      knownContentHash: (fingerprint) =>
+        attempt("read", FILES_FOLDER, (ns) => mapDefined(ns.get(keyOf(fingerprint)), (b) => Buffer.from(b).toString("hex")), undefined),
+      rememberContentHash: (fingerprint, hash) =>
+        attempt("write", FILES_FOLDER, (ns) => ns.set(keyOf(fingerprint), Buffer.from(keyOf(hash), "hex")), undefined)
     } satisfies EmbeddingCacheShape
   })
+
+const mapDefined = <A, B>(a: A | undefined, f: (a: A) => B): B | undefined => (a === undefined ? undefined : f(a))
 
 /**
  * The disk cache as the `EmbeddingCache` service, in `dir`, or by default in `<cacheDir>/embeddings` of

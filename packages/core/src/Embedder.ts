@@ -6,20 +6,22 @@
  * The work is a pipeline of stages that run at the same time, each holding a bounded number of items, so memory
  * does not grow with the dataset:
  *
- * 1. read, hash, look up the cache, decode (up to `decodeConcurrency` images at once);
+ * 1. read, hash, look up the cache, decode (up to `decodeConcurrency` images at once); with a cache that remembers
+ *    file fingerprints, an unchanged file whose vector is cached is not even read;
  * 2. group into batches and normalise each batch into one float tensor;
  * 3. run the backbone on a batch while stage 2 prepares the next one; store new vectors in the cache.
  *
  * @since 0.1.0
  */
 import { Chunk, Effect, Option, Stream } from "effect"
+import * as fs from "node:fs"
 import type { LoadedBackbone } from "./Backbone.js"
 import { CoreError } from "./CoreError.js"
-import { contentHash, EmbeddingCache, namespaceOf } from "./EmbeddingCache.js"
+import { contentHash, EmbeddingCache, fileFingerprint, namespaceOf } from "./EmbeddingCache.js"
 import * as Matrix from "./Matrix.js"
 import { decodeRgb, readSource, writeNormalized } from "./Preprocess.js"
 import { report } from "./Progress.js"
-import { describeSource, type Sample, type SkippedSample } from "./Sample.js"
+import { describeSource, type ImageSource, type Sample, type SkippedSample } from "./Sample.js"
 
 /**
  * @since 0.1.0
@@ -92,12 +94,33 @@ const embedGroups = <E, R>(
     const cache = Option.getOrUndefined(yield* Effect.serviceOption(EmbeddingCache))
     const namespace = namespaceOf(backbone)
 
+    const lookup = (hash: string) =>
+      Effect.map(cache ? cache.get(namespace, hash) : Effect.succeed(undefined), (hit) => (hit?.length === dim ? hit : undefined))
+
+    /** For a file, its fingerprint and the content hash the cache remembers for it (files unchanged since then). */
+    const remembered = (source: ImageSource) =>
+      Effect.gen(function*() {
+        if (typeof source !== "string" || cache?.knownContentHash === undefined) return undefined
+        // Synchronous: a stat is a microsecond system call, cheaper than a thread-pool round trip.
+        const stat = yield* Effect.try(() => fs.statSync(source, { bigint: true })).pipe(Effect.orElseSucceed(() => undefined))
+        if (stat === undefined) return undefined
+        const fingerprint = fileFingerprint(source, stat)
+        return { fingerprint, hash: yield* cache.knownContentHash(fingerprint) }
+      })
+
     const prepare = (sample: Sample): Effect.Effect<Prepared> =>
       Effect.gen(function*() {
+        const file = yield* remembered(sample.source)
+        if (file?.hash !== undefined) {
+          // An unchanged file with a cached vector: neither read nor hashed again.
+          const hit = yield* lookup(file.hash)
+          if (hit) return { _tag: "Cached", sample, hash: file.hash, vector: hit } as const
+        }
         const bytes = yield* readSource(sample.source)
         const hash = contentHash(bytes)
-        const hit = cache ? yield* cache.get(namespace, hash) : undefined
-        if (hit && hit.length === dim) return { _tag: "Cached", sample, hash, vector: hit } as const
+        if (file !== undefined && file.hash !== hash) yield* cache!.rememberContentHash!(file.fingerprint, hash)
+        const hit = hash === file?.hash ? undefined : yield* lookup(hash)
+        if (hit) return { _tag: "Cached", sample, hash, vector: hit } as const
         const rgb = yield* decodeRgb(bytes, spec, describeSource(sample.source))
         return { _tag: "Decoded", sample, hash, rgb } as const
       }).pipe(Effect.catchAll((error) => Effect.succeed({ _tag: "Skipped", sample, reason: error.message } as const)))

@@ -8,11 +8,20 @@
 import { Context } from "effect"
 import type { Effect } from "effect"
 import { createHash } from "node:crypto"
+import type { BigIntStats } from "node:fs"
+import * as path from "node:path"
 import type { LoadedBackbone } from "./Backbone.js"
 
 export interface EmbeddingCacheShape {
   readonly get: (namespace: string, contentHash: string) => Effect.Effect<Float32Array | undefined>
   readonly set: (namespace: string, contentHash: string, vector: Float32Array) => Effect.Effect<void>
+  /**
+   * Optional: the content hash recorded for a file fingerprint (see `fileFingerprint`), so that a rerun does not
+   * read and hash unchanged files again.
+   */
+  readonly knownContentHash?: (fingerprint: string) => Effect.Effect<string | undefined>
+  /** Optional: record a file's content hash under its fingerprint. */
+  readonly rememberContentHash?: (fingerprint: string, contentHash: string) => Effect.Effect<void>
 }
 
 export class EmbeddingCache extends Context.Tag("@loupe/core/EmbeddingCache")<EmbeddingCache, EmbeddingCacheShape>() {}
@@ -26,3 +35,13 @@ export const namespaceOf = (backbone: LoadedBackbone): string =>
 
 /** sha256 of image bytes, hex. */
 export const contentHash = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex")
+
+/**
+ * What identifies a file's content without reading it, as git's index and ccache do: its absolute path, device,
+ * inode, size, and modification and change times in nanoseconds. Any write changes the change time, which no
+ * program can set back, so a file with the same fingerprint has the same bytes.
+ */
+export const fileFingerprint = (file: string, stat: BigIntStats): string =>
+  createHash("sha256")
+    .update(JSON.stringify([path.resolve(file), stat.dev, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs].map(String)))
+    .digest("hex")

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Stream } from "effect"
-import { type Backbone, DiskEmbeddingCache, Embedder, Preprocess } from "@loupe/core"
+import { type Backbone, DiskEmbeddingCache, Embedder, EmbeddingCache, Preprocess } from "@loupe/core"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -108,6 +108,28 @@ describe("Embedder", () => {
       const retrained: Probe = { calls: [] }
       yield* run(retrained, samples.slice(0, 6), "weights-2")
       expect(retrained.calls.reduce((a, b) => a + b, 0)).toBe(6)
+    }))
+
+  it.effect("a file rewritten in place is embedded again, an unchanged one is known by its fingerprint", () =>
+    Effect.gen(function*() {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-embedder-"))
+      const file = path.join(dir, "photo.jpg")
+      const cacheLayer = DiskEmbeddingCache.layer(path.join(dir, "cache"))
+      const embed = (probe: Probe) => Embedder.embedSamples(channelStats(probe), [{ id: "p", source: file }]).pipe(Effect.provide(cacheLayer))
+      fs.copyFileSync(photos[0]!, file)
+      const first = yield* embed({ calls: [] })
+      // The cache now knows the file's content hash by its fingerprint.
+      const fingerprint = EmbeddingCache.fileFingerprint(file, fs.statSync(file, { bigint: true }))
+      const known = yield* Effect.flatMap(EmbeddingCache.EmbeddingCache, (c) => c.knownContentHash!(fingerprint)).pipe(Effect.provide(cacheLayer))
+      expect(known).toBe(first.contentHashes[0])
+
+      fs.copyFileSync(photos[5]!, file)
+      const probe: Probe = { calls: [] }
+      const second = yield* embed(probe)
+      expect(probe.calls).toEqual([1])
+      expect(second.contentHashes[0]).not.toBe(first.contentHashes[0])
+      const direct = yield* Embedder.embedSamples(channelStats({ calls: [] }), [{ id: "q", source: photos[5]! }])
+      expect(rows(second.vectors)).toEqual(rows(direct.vectors))
     }))
 
   it.live("decodes the next batch while the backbone runs, and reads only a bounded distance ahead", () =>

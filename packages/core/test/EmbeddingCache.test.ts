@@ -43,6 +43,26 @@ describe("DiskEmbeddingCache", () => {
         }))
     }))
 
+  it.effect("remembers file content hashes by fingerprint, apart from the vectors", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const file = path.join(dir, "image.bin")
+      fs.writeFileSync(file, "first content")
+      const fingerprint = () => EmbeddingCache.fileFingerprint(file, fs.statSync(file, { bigint: true }))
+      const before = fingerprint()
+      yield* withCache(dir, (cache) => cache.rememberContentHash!(before, keyOf(1)))
+      fs.writeFileSync(file, "other content")
+      const after = fingerprint()
+      expect(after).not.toBe(before)
+      yield* withCache(dir, (cache) =>
+        Effect.gen(function*() {
+          expect(yield* cache.knownContentHash!(before)).toBe(keyOf(1))
+          expect(yield* cache.knownContentHash!(after)).toBeUndefined()
+          // Fingerprints live in their own folder: no vector namespace sees them.
+          expect(yield* cache.get(".files", before)).toBeUndefined()
+        }))
+    }))
+
   it.effect("defaults to <cacheDir>/embeddings", () =>
     Effect.gen(function*() {
       const dir = tempDir()

@@ -153,6 +153,8 @@ export const open = (
 ): Effect.Effect<WorkerSession, BackboneError, Scope.Scope> =>
   Effect.acquireRelease(start(model, options, file), ({ exited, worker }) =>
     Effect.promise(() => {
+      // Keep the process alive until the worker has released the session and exited.
+      worker.ref()
       worker.postMessage({ kind: "close" })
       return exited
     })).pipe(Effect.map(({ session }) => session))

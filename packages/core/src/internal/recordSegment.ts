@@ -1,46 +1,50 @@
 /**
- * Segment files of the disk embedding cache: immutable files holding many (sha256 key, float32 vector) records.
+ * Segment files of the disk embedding cache: immutable files holding many records, each a 32-byte key (a sha256)
+ * and a value of a fixed number of bytes (a float32 vector, or another sha256).
  *
  * A segment is written to a temporary name, synced and renamed into place, so a reader sees either nothing or the
  * whole file. Readers still check the size and a sha256 of the body, so a file damaged in any other way (a disk
  * that lost the tail, a partial copy) is rejected instead of read.
  *
  * Layout (little-endian):
- *   magic "LOUPEVEC" | version u32 | dim u32 | count u32 | reserved u32 | sha256(body) 32 bytes
- *   body: count keys of 32 bytes, then count vectors of dim float32
- * The header is 56 bytes, so vectors are 4-byte aligned.
+ *   magic "LOUPESEG" | version u32 | value bytes u32 | count u32 | reserved u32 | sha256(body) 32 bytes
+ *   body: count keys of 32 bytes, then count values
+ * The header is 56 bytes, so float32 values are 4-byte aligned.
  *
  * @internal
  */
 import { createHash, randomBytes } from "node:crypto"
+import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 
-const MAGIC = Buffer.from("LOUPEVEC", "latin1")
+const MAGIC = Buffer.from("LOUPESEG", "latin1")
 const VERSION = 1
 const HEADER = 56
 const KEY = 32
-/** Bytes of vector data hashed or copied per read or write. */
+/** Bytes of values hashed or copied per read or write. */
 const CHUNK = 1 << 20
 
 export const SEGMENT_SUFFIX = ".seg"
 export const TEMP_PREFIX = ".tmp-"
 
-/** An open, verified segment. `keys[i]` (hex) is the key of vector `i`. */
+/** An open, verified segment. `keys[i]` (hex) is the key of value `i`. */
 export interface Segment {
   readonly file: string
   readonly handle: fs.FileHandle
-  readonly dim: number
+  readonly valueBytes: number
   readonly keys: ReadonlyArray<string>
 }
 
-/** Read vector `index` of a segment. */
-export const readVector = async (segment: Segment, index: number): Promise<Float32Array> => {
-  const out = new Float32Array(segment.dim)
-  const bytes = segment.dim * 4
-  const position = HEADER + segment.keys.length * KEY + index * bytes
-  const { bytesRead } = await segment.handle.read(new Uint8Array(out.buffer), 0, bytes, position)
-  if (bytesRead !== bytes) throw new Error(`${segment.file} ended early`)
+/**
+ * Read value `index` of a segment, into its own (aligned) buffer. Synchronously: values are a few kilobytes, usually
+ * in the page cache, and a thread-pool round trip would cost more than the read itself.
+ */
+export const readValue = (segment: Segment, index: number): Uint8Array => {
+  const out = new Uint8Array(segment.valueBytes)
+  const position = HEADER + segment.keys.length * KEY + index * segment.valueBytes
+  const bytesRead = fsSync.readSync(segment.handle.fd, out, 0, out.length, position)
+  if (bytesRead !== out.length) throw new Error(`${segment.file} ended early`)
   return out
 }
 
@@ -64,16 +68,16 @@ export const open = async (file: string): Promise<Segment | string> => {
 const verify = async (
   file: string,
   handle: fs.FileHandle
-): Promise<{ readonly dim: number; readonly keys: ReadonlyArray<string> } | string> => {
+): Promise<{ readonly valueBytes: number; readonly keys: ReadonlyArray<string> } | string> => {
   const { size } = await handle.stat()
   const header = Buffer.alloc(HEADER)
   await handle.read(header, 0, HEADER, 0)
-  if (size < HEADER || !header.subarray(0, 8).equals(MAGIC)) return "not a Loupe vector segment"
+  if (size < HEADER || !header.subarray(0, 8).equals(MAGIC)) return "not a Loupe cache segment"
   if (header.readUInt32LE(8) !== VERSION) return `segment version ${header.readUInt32LE(8)}, expected ${VERSION}`
-  const dim = header.readUInt32LE(12)
+  const valueBytes = header.readUInt32LE(12)
   const count = header.readUInt32LE(16)
-  const expected = HEADER + count * (KEY + dim * 4)
-  if (size !== expected) return `${size} bytes where ${count} vectors of ${dim} need ${expected} (torn write)`
+  const expected = HEADER + count * (KEY + valueBytes)
+  if (size !== expected) return `${size} bytes where ${count} records of ${valueBytes} bytes need ${expected} (torn write)`
   const hash = createHash("sha256")
   const keyBytes = Buffer.alloc(count * KEY)
   await handle.read(keyBytes, 0, keyBytes.length, HEADER)
@@ -88,23 +92,23 @@ const verify = async (
   if (!hash.digest().equals(header.subarray(24, 56))) return "checksum mismatch (damaged file)"
   const keys: Array<string> = []
   for (let i = 0; i < count; i++) keys.push(keyBytes.toString("hex", i * KEY, (i + 1) * KEY))
-  return { dim, keys }
+  return { valueBytes, keys }
 }
 
 /**
- * Write `count` records into a new segment in `dir`, atomically. `vectorAt(i)` supplies vector `i` (it may read
- * from other segments); `keys` are hex sha256 strings. Returns the new segment, open for reading.
+ * Write records into a new segment in `dir`, atomically: `keys` are hex sha256 strings, `valueAt(i)` supplies value
+ * `i` (it may read from other segments). Returns the new segment, open for reading.
  */
 export const write = async (
   dir: string,
-  dim: number,
+  valueBytes: number,
   keys: ReadonlyArray<string>,
-  vectorAt: (index: number) => Float32Array | Promise<Float32Array>
+  valueAt: (index: number) => Uint8Array | Promise<Uint8Array>
 ): Promise<Segment> => {
   const tag = `${Date.now().toString(36)}-${process.pid}-${randomBytes(6).toString("hex")}`
   const temp = path.join(dir, `${TEMP_PREFIX}${tag}`)
   const handle = await fs.open(temp, "wx")
-  const filled = fill(handle, dim, keys, vectorAt).finally(() => handle.close())
+  const filled = fill(handle, valueBytes, keys, valueAt).finally(() => handle.close())
   await filled.catch(async (error: unknown) => {
     await fs.rm(temp, { force: true })
     throw error
@@ -117,39 +121,38 @@ export const write = async (
     await fs.rm(temp, { force: true })
     throw error
   })
-  return { file, handle: reader, dim, keys }
+  return { file, handle: reader, valueBytes, keys }
 }
 
 const fill = async (
   handle: fs.FileHandle,
-  dim: number,
+  valueBytes: number,
   keys: ReadonlyArray<string>,
-  vectorAt: (index: number) => Float32Array | Promise<Float32Array>
+  valueAt: (index: number) => Uint8Array | Promise<Uint8Array>
 ): Promise<void> => {
   const hash = createHash("sha256")
   const keyBytes = Buffer.alloc(keys.length * KEY)
   keys.forEach((k, i) => keyBytes.write(k, i * KEY, KEY, "hex"))
   hash.update(keyBytes)
   await handle.write(keyBytes, 0, keyBytes.length, HEADER)
-  const perChunk = Math.max(1, Math.floor(CHUNK / (dim * 4)))
+  const perChunk = Math.max(1, Math.floor(CHUNK / valueBytes))
   let position = HEADER + keyBytes.length
   for (let start = 0; start < keys.length; start += perChunk) {
     const n = Math.min(perChunk, keys.length - start)
-    const block = new Float32Array(n * dim)
+    const block = new Uint8Array(n * valueBytes)
     for (let i = 0; i < n; i++) {
-      const v = await vectorAt(start + i)
-      if (v.length !== dim) throw new Error(`vector ${start + i} has ${v.length} values, expected ${dim}`)
-      block.set(v, i * dim)
+      const v = await valueAt(start + i)
+      if (v.length !== valueBytes) throw new Error(`value ${start + i} has ${v.length} bytes, expected ${valueBytes}`)
+      block.set(v, i * valueBytes)
     }
-    const bytes = new Uint8Array(block.buffer)
-    hash.update(bytes)
-    await handle.write(bytes, 0, bytes.length, position)
-    position += bytes.length
+    hash.update(block)
+    await handle.write(block, 0, block.length, position)
+    position += block.length
   }
   const header = Buffer.alloc(HEADER)
   MAGIC.copy(header, 0)
   header.writeUInt32LE(VERSION, 8)
-  header.writeUInt32LE(dim, 12)
+  header.writeUInt32LE(valueBytes, 12)
   header.writeUInt32LE(keys.length, 16)
   hash.digest().copy(header, 24)
   await handle.write(header, 0, HEADER, 0)
