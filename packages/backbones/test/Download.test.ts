@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { LoupeConfig, Preprocess, Registry } from "@loupe/core"
 import { BackboneError, Catalog, Download, OnnxBackbone } from "@loupe/backbones"
@@ -13,12 +13,14 @@ const weights = fs.readFileSync(path.join(modelsDir, "mobilenetv2-12-int8-onnx/m
 const sha256 = createHash("sha256").update(weights).digest("hex")
 const file = "mobilenetv2-int8-embedding.onnx"
 const id = "onnx:mobilenetv2-int8-url"
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-download-"))
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
 const urlPlugin = (url: string, sha = sha256, name = file) =>
   OnnxBackbone.plugin({ ...Catalog.mobilenetV2Int8, id, weights: { _tag: "Url", url, sha256: sha, file: name } })
 
 const setup = (url: string, options: { sha?: string; name?: string; offline?: boolean } = {}) => {
-  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-download-"))
+  const cacheDir = fs.mkdtempSync(path.join(tmp, "cache-"))
   const layer = Layer.mergeAll(
     Registry.Registry.layer({ backbones: [...Catalog.builtins, urlPlugin(url, options.sha, options.name)] }),
     LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir, offline: options.offline ?? false })
@@ -123,7 +125,7 @@ describe("Download.pull", () => {
 
 describe("Download.listModels", () => {
   it("lists every backbone with its source and whether its weights are here", () => {
-    const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-list-"))
+    const cacheDir = fs.mkdtempSync(path.join(tmp, "list-"))
     const plugins = [...Catalog.builtins, urlPlugin("https://example.org/m.onnx")]
     const rows = Download.listModels(plugins, { modelsDir, cacheDir, offline: false })
     expect(rows.map((r) => r.id)).toEqual(plugins.map((p) => p.info.id))

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger } from "effect"
 import { Embedder, LoupeConfig, Preprocess, Registry } from "@loupe/core"
 import type { Backbone } from "@loupe/core"
@@ -15,6 +15,8 @@ const photos = (folder: string, n: number) => {
   return fs.readdirSync(dir).sort().slice(0, n).map((f) => path.join(dir, f))
 }
 const threePhotos = [...photos("cats", 2), ...photos("dogs", 1)]
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-tfjs-"))
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
 const load = (plugin: Backbone.BackbonePlugin, options: unknown = {}) =>
   Registry.loadBackbone(plugin.info.id, options).pipe(
@@ -151,7 +153,7 @@ describe("tfjs options and whole layers models", () => {
     Effect.gen(function*() {
       const { model } = yield* TfjsBackbone.loadLayersModel(Catalog.darknetTiny, { modelsDir, cacheDir: os.tmpdir(), offline: true })
       expect(model.getLayer("leaky_re_lu_15").outputShape).toEqual([null, 14, 14, 128])
-      const graph = writeTinyGraphModel(fs.mkdtempSync(path.join(os.tmpdir(), "loupe-tfjs-graph3-")))
+      const graph = writeTinyGraphModel(path.join(tmp, "graph-for-layers"))
       const error = yield* Effect.flip(TfjsBackbone.loadLayersModel(
         { ...Catalog.darknetTiny, weights: { _tag: "Path", path: graph } },
         { modelsDir, cacheDir: os.tmpdir(), offline: true }
@@ -161,7 +163,7 @@ describe("tfjs options and whole layers models", () => {
 })
 
 describe("tfjs graph models", () => {
-  const dir = writeTinyGraphModel(fs.mkdtempSync(path.join(os.tmpdir(), "loupe-tfjs-graph-")))
+  const dir = writeTinyGraphModel(path.join(tmp, "graph"))
   const spec: Preprocess.PreprocessSpec = {
     size: graphInputSize,
     resize: "squash",
@@ -201,7 +203,7 @@ describe("tfjs graph models", () => {
     Effect.gen(function*() {
       const error = yield* Effect.flip(load(TfjsBackbone.plugin({ ...base, preprocess: { ...spec, size: 16 } })))
       expect(error.message).toMatch(/takes inputs \[\[-1,8,8,3\]\]; tfjs:tiny-graph is configured for one NHWC input of 16x16x3/)
-      const twoOutputs = writeTinyGraphModel(fs.mkdtempSync(path.join(os.tmpdir(), "loupe-tfjs-graph2-")), { secondOutput: true })
+      const twoOutputs = writeTinyGraphModel(path.join(tmp, "graph-two-outputs"), { secondOutput: true })
       const weights = { _tag: "Path", path: twoOutputs } as const
       const unnamed = yield* Effect.flip(load(TfjsBackbone.plugin({ ...base, weights })))
       expect(unnamed.message).toContain("the model has 2 outputs (Identity, aux); name the embedding with `output`")

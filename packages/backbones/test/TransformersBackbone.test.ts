@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { Embedder, LoupeConfig, Preprocess, Registry } from "@loupe/core"
 import type { Backbone } from "@loupe/core"
@@ -11,6 +11,7 @@ import { sharedDir } from "./fixtures/shared.js"
 import { hidden, image, tokens, tokenStates, writeTinyVit } from "./fixtures/tinyVit.js"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-transformers-"))
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
 const folder = writeTinyVit(path.join(tmp, "tiny-vit"))
 const tinySpec: TransformersBackbone.TransformersModelSpec = { id: "transformers:tiny-vit", model: folder }
 
