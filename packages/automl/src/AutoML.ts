@@ -7,7 +7,7 @@
 import { Effect, Option } from "effect"
 import type { Scope } from "effect"
 import { Dataset, Embedder, Matrix, Pipeline, Registry } from "@loupe/core"
-import type { CoreError, Embedder as EmbedderTypes, LoupeConfig } from "@loupe/core"
+import type { CoreError, Embedder as EmbedderTypes, LoupeConfig, Sample } from "@loupe/core"
 import { Classification } from "@loupe/metrics"
 import { CrossValidation, LogisticRegression } from "@loupe/trainers"
 import { AutomlError } from "./AutomlError.js"
@@ -44,6 +44,8 @@ export interface FitResult {
   readonly selected: Candidate
   /** Every candidate tried, best first. */
   readonly leaderboard: ReadonlyArray<LeaderboardRow>
+  /** The selected candidate's out-of-fold probabilities, one row per training sample used. */
+  readonly outOfFold: { readonly samples: ReadonlyArray<Sample.Sample>; readonly proba: Matrix.Matrix }
   /** Images that could not be decoded, with the reason. */
   readonly skipped: ReadonlyArray<{ readonly file: string; readonly reason: string }>
   readonly timings: { readonly embedMs: number; readonly trainMs: number }
@@ -156,6 +158,7 @@ export const fit: (
     cv: { ...evaluation, macroF1: evaluation.macro.f1, folds: plan.k },
     selected: best.candidate,
     leaderboard: rows.map(({ proba: _proba, ...row }) => row),
+    outOfFold: { samples, proba: best.proba },
     skipped,
     timings: { embedMs, trainMs }
   } satisfies FitResult

@@ -12,8 +12,15 @@ import type { Report } from "@loupe/metrics"
 import * as path from "node:path"
 import { AutomlError } from "./AutomlError.js"
 
+export interface LabelledPrediction extends Pipeline.Prediction {
+  readonly file: string
+  readonly trueLabel: string
+}
+
 export interface Evaluated {
   readonly evaluation: Classification.Evaluation
+  /** One per evaluated image, in input order. */
+  readonly predictions: ReadonlyArray<LabelledPrediction>
   /** Misclassified images, most confident mistakes first. */
   readonly misclassified: ReadonlyArray<Report.MisclassifiedItem>
   readonly skipped: ReadonlyArray<{ readonly file: string; readonly reason: string }>
@@ -35,7 +42,12 @@ export const evaluateProba = (
       predictedLabel: labels[m.predictedClass]!,
       confidence: m.confidence
     }))
-    return { evaluation, misclassified }
+    const predictions = Pipeline.toPredictions(labels, proba).map((p, i) => ({
+      file: samples[i]!.id,
+      trueLabel: labels[y[i]!]!,
+      ...p
+    }))
+    return { evaluation, predictions, misclassified }
   }).pipe(
     Effect.mapError((e) => e._tag === "CoreError" ? e : new AutomlError({ reason: "TrainingFailed", message: e.message, cause: e }))
   )

@@ -1,66 +1,107 @@
 /**
  * The folder training run behind `loupe train`: load `<dir>` (a folder per label, or `train/` and `test/`),
- * fit with AutoML, save a bundle, and evaluate on the test split when there is one.
+ * fit with AutoML, save a bundle, evaluate on the test split when there is one, and optionally write a report.
  *
  * @since 0.1.0
  */
 import { Effect } from "effect"
-import { Bundle, Dataset, Pipeline } from "@loupe/core"
-import type { CoreError, LoupeConfig, Registry } from "@loupe/core"
 import type { Scope } from "effect"
-import { Classification } from "@loupe/metrics"
+import { Bundle, Dataset } from "@loupe/core"
+import type { CoreError, LoupeConfig, Registry } from "@loupe/core"
+import type { Classification, MetricsError, Report } from "@loupe/metrics"
 import * as AutoML from "./AutoML.js"
-import { AutomlError } from "./AutomlError.js"
+import type { AutomlError } from "./AutomlError.js"
+import * as Evaluate from "./Evaluate.js"
+import * as ReportFile from "./ReportFile.js"
 
 export interface TrainOptions extends AutoML.FitOptions {
   readonly dir: string
   /** Where to write the bundle. */
   readonly out: string
+  /** Also write a report: `.html` (self-contained page) or `.json`. */
+  readonly report?: string
 }
 
 export interface TestResult extends Classification.Evaluation {
   readonly macroF1: number
   /** The test predictions, one per embedded test image. */
-  readonly predictions: ReadonlyArray<{ readonly file: string; readonly trueLabel: string } & Pipeline.Prediction>
+  readonly predictions: ReadonlyArray<Evaluate.LabelledPrediction>
 }
 
-export interface TrainResult extends Omit<AutoML.FitResult, "fitted" | "timings"> {
+export interface TrainResult extends Omit<AutoML.FitResult, "fitted" | "timings" | "outOfFold"> {
   readonly test: TestResult | null
   readonly bundle: string
   readonly timings: AutoML.FitResult["timings"] & { readonly totalMs: number }
 }
 
+const describeCandidate = (c: AutoML.Candidate) =>
+  `${c.backbone} + ${c.head.kind}${Object.entries(c.head.params).map(([k, v]) => ` ${k}=${v}`).join("")}`
+
+/** The metrics package's report input for a finished run: test set first, then cross-validation. */
+export const reportInput = (
+  dir: string,
+  fit: AutoML.FitResult,
+  cvEvaluated: Evaluate.Evaluated,
+  test: Evaluate.Evaluated | undefined,
+  timings: TrainResult["timings"]
+): Report.ReportInput => ({
+  title: `Loupe training report`,
+  subtitle: dir,
+  model: {
+    description: describeCandidate(fit.selected),
+    details: { backbone: fit.selected.backbone, head: fit.selected.head.kind, ...Object.fromEntries(Object.entries(fit.selected.head.params).map(([k, v]) => [`head.${k}`, String(v)])) }
+  },
+  evaluations: [
+    ...(test ? [{ name: "Test set", description: `${test.evaluation.total} held-out images`, evaluation: test.evaluation, misclassified: test.misclassified }] : []),
+    {
+      name: "Cross-validation",
+      description: `${fit.cv.folds}-fold stratified, out-of-fold predictions on ${fit.cv.total} training images`,
+      evaluation: cvEvaluated.evaluation,
+      misclassified: cvEvaluated.misclassified
+    }
+  ],
+  leaderboard: fit.leaderboard.map((row, i) => ({
+    candidate: describeCandidate(row.candidate),
+    metrics: { accuracy: row.accuracy, macroF1: row.macroF1, logLoss: row.logLoss },
+    fitSeconds: row.fitMs / 1000,
+    selected: i === 0
+  })),
+  timings: [
+    { name: "embed", seconds: timings.embedMs / 1000 },
+    { name: "train", seconds: timings.trainMs / 1000 },
+    { name: "total", seconds: timings.totalMs / 1000 }
+  ]
+})
+
 export const train: (
   options: TrainOptions
 ) => Effect.Effect<
   TrainResult,
-  AutomlError | CoreError.CoreError,
+  AutomlError | CoreError.CoreError | MetricsError.MetricsError,
   Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope
 > = Effect.fn("Train.train")(function*(options: TrainOptions) {
   const started = performance.now()
   const split = yield* Dataset.fromSplitFolders(options.dir)
-  const result = yield* AutoML.fit(split.train, options)
-  let test: TestResult | null = null
-  const skipped = [...split.train.skipped, ...result.skipped]
-  if (split.test && split.test.samples.length > 0) {
-    const { predictions, proba, skipped: testSkipped } = yield* Pipeline.predictMany(result.fitted, split.test.samples)
-    skipped.push(...split.test.skipped, ...testSkipped.map((s) => ({ file: s.sample.id, reason: s.reason })))
-    const y = yield* Pipeline.labelIndices(result.fitted.labels, predictions.map((p) => p.sample))
-    const evaluation = yield* Classification.evaluate(y, proba, result.fitted.labels)
-      .pipe(Effect.mapError((e) => new AutomlError({ reason: "TrainingFailed", message: e.message, cause: e })))
-    test = {
-      ...evaluation,
-      macroF1: evaluation.macro.f1,
-      predictions: predictions.map((p) => ({ file: p.sample.id, trueLabel: p.sample.label!, ...p.prediction }))
-    }
-  }
-  const timings = { ...result.timings, totalMs: Math.round(performance.now() - started) }
-  yield* Bundle.save(result.fitted, options.out, {
-    selected: result.selected,
-    cv: { accuracy: result.cv.accuracy, macroF1: result.cv.macroF1, folds: result.cv.folds },
+  const fit = yield* AutoML.fit(split.train, options)
+  const skipped = [...split.train.skipped, ...fit.skipped]
+  const testEvaluated = split.test && split.test.samples.length > 0
+    ? yield* Evaluate.evaluateDataset(fit.fitted, split.test)
+    : undefined
+  if (testEvaluated) skipped.push(...testEvaluated.skipped)
+  const test: TestResult | null = testEvaluated
+    ? { ...testEvaluated.evaluation, macroF1: testEvaluated.evaluation.macro.f1, predictions: testEvaluated.predictions }
+    : null
+  const timings = { ...fit.timings, totalMs: Math.round(performance.now() - started) }
+  yield* Bundle.save(fit.fitted, options.out, {
+    selected: fit.selected,
+    cv: { accuracy: fit.cv.accuracy, macroF1: fit.cv.macroF1, folds: fit.cv.folds },
     test: test && { accuracy: test.accuracy, correct: test.correct, total: test.total },
     timings
   })
-  const { fitted: _fitted, ...rest } = result
+  if (options.report !== undefined) {
+    const cvEvaluated = yield* Evaluate.evaluateProba(fit.fitted.labels, fit.outOfFold.samples, fit.outOfFold.proba)
+    yield* ReportFile.write(options.report, reportInput(options.dir, fit, { ...cvEvaluated, skipped: [] }, testEvaluated, timings))
+  }
+  const { fitted: _fitted, outOfFold: _outOfFold, ...rest } = fit
   return { ...rest, test, skipped, bundle: options.out, timings } satisfies TrainResult
 })

@@ -28,6 +28,7 @@ const train = Command.make(
     ),
     folds: Options.integer("folds").pipe(Options.withDefault(5)),
     seed: Options.integer("seed").pipe(Options.withDefault(0)),
+    report: Options.file("report").pipe(Options.withDescription("Also write an .html or .json report"), Options.optional),
     modelsDir,
     plugins,
     json
@@ -39,7 +40,8 @@ const train = Command.make(
         out: flags.out,
         backbones: flags.backbone,
         folds: flags.folds,
-        seed: flags.seed
+        seed: flags.seed,
+        ...Option.match(flags.report, { onNone: () => ({}), onSome: (report) => ({ report }) })
       })
       yield* Console.log(flags.json ? JSON.stringify(TrainSummary.toJson(result)) : TrainSummary.toText(result))
     }).pipe(Effect.scoped, Effect.provide(environment(flags)))

@@ -3,7 +3,19 @@ import { beforeAll, describe, expect, it } from "vitest"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { pathToFileURL } from "node:url"
+import { chromium } from "playwright-core"
 import { loupe, modelsDir, sharedDir } from "./fixtures/cli.js"
+
+const chromiumArgs = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync"
+]
 
 const dataset = path.join(sharedDir, "datasets/cats-vs-dogs")
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-train-cli-"))
@@ -11,10 +23,11 @@ const cacheEnv = { LOUPE_CACHE_DIR: path.join(work, "cache") }
 
 describe("loupe train on cats-vs-dogs", () => {
   const bundle = path.join(work, "bundle")
+  const report = path.join(work, "report.html")
   let result: any
 
   beforeAll(() => {
-    const run = loupe(["train", dataset, "--models-dir", modelsDir, "--out", bundle, "--json"], cacheEnv)
+    const run = loupe(["train", dataset, "--models-dir", modelsDir, "--out", bundle, "--json", "--report", report], cacheEnv)
     expect(run.stderr).not.toMatch(/Error:/)
     expect(run.status).toBe(0)
     result = JSON.parse(run.stdout)
@@ -40,6 +53,31 @@ describe("loupe train on cats-vs-dogs", () => {
     const predicted = JSON.parse(run.stdout).predictions
     expect(predicted.map((p: any) => p.labelName)).toEqual(result.test.predictions.map((p: any) => p.labelName))
     predicted.forEach((p: any, i: number) => expect(p.confidence).toBeCloseTo(result.test.predictions[i].confidence, 5))
+  })
+
+  it("writes an HTML report that renders in Chromium: confusion matrices, mistake thumbnails, no console errors", async () => {
+    const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: chromiumArgs })
+    try {
+      const page = await browser.newPage()
+      const errors: Array<string> = []
+      page.on("console", (m) => m.type() === "error" && errors.push(m.text()))
+      page.on("pageerror", (e) => errors.push(e.message))
+      await page.goto(pathToFileURL(report).href, { waitUntil: "load" })
+      // Test set first, then cross-validation; each has a visible confusion matrix.
+      const matrices = page.locator("svg.confusion-matrix")
+      await expect(matrices.count()).resolves.toBe(2)
+      const box = await matrices.first().boundingBox()
+      expect(box!.width).toBeGreaterThan(100)
+      const mistakes = 40 - result.test.correct + (result.cv.total - result.cv.correct)
+      const thumbs = await page.locator("img.thumb").evaluateAll((imgs) =>
+        (imgs as unknown as Array<{ complete: boolean; naturalWidth: number }>).map((i) => i.complete && i.naturalWidth > 0)
+      )
+      expect(thumbs).toHaveLength(mistakes)
+      expect(thumbs.every(Boolean)).toBe(true)
+      expect(errors).toEqual([])
+    } finally {
+      await browser.close()
+    }
   })
 })
 
