@@ -8,24 +8,13 @@
  * @since 0.1.0
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Config, Console, Effect, Layer, Option } from "effect"
+import { Config, Console, Effect, Option } from "effect"
 import { Dataset } from "@loupe/core"
-import type { LoupeConfig, Progress, Registry } from "@loupe/core"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Functions from "./Functions.js"
-
-/** What the `loupe` command shares with its subcommands. */
-export interface Shared<E> {
-  readonly modelsDir: Options.Options<Option.Option<string>>
-  readonly plugins: Options.Options<Array<string>>
-  readonly json: Options.Options<boolean>
-  /** Config, registry and progress for a command's flags. */
-  readonly environment: (
-    flags: { readonly modelsDir: Option.Option<string>; readonly plugins: ReadonlyArray<string> }
-  ) => Layer.Layer<LoupeConfig.LoupeConfig | Registry.Registry | Progress.Progress, E>
-}
+import { environment, json, modelsDir, plugins } from "./internal/cliOptions.js"
 
 /** The store folder when neither `--store` nor `$LOUPE_STORE_DIR` names one: `$XDG_DATA_HOME/loupe` or `~/.local/share/loupe`. */
 export const defaultStoreDir = (): string =>
@@ -107,156 +96,149 @@ const collect = (paths: ReadonlyArray<string>, label: Option.Option<string>) =>
     return { items, skipped }
   })
 
-/** The `function` command, with its subcommands. Pass the `loupe` command's shared flags and environment. */
-export const make = <E>(shared: Shared<E>) => {
-  const common = { store, modelsDir: shared.modelsDir, plugins: shared.plugins, json: shared.json }
-  type Common = Command.Command.ParseConfig<typeof common>
+const common = { store, modelsDir, plugins, json }
+type Common = Command.Command.ParseConfig<typeof common>
 
-  /** Run `effect` with the function API on the store folder. */
-  const withFunctions = <A, E>(
-    flags: Common,
-    config: Functions.FunctionsConfig,
-    effect: Effect.Effect<A, E, Functions.Functions>
-  ) =>
-    effect.pipe(
-      Effect.provide(
-        Functions.layerDirectory(path.resolve(flags.store), config).pipe(Layer.provide(shared.environment(flags)))
-      )
-    )
-
-  /** Commands that only read or write records never start training; `add` does. */
-  const quiet: Functions.FunctionsConfig = { resumeOnStart: false }
-
-  const create = Command.make(
-    "create",
-    {
-      ...common,
-      name: Args.text({ name: "name" }),
-      preset: Options.text("preset").pipe(
-        Options.withDescription("fast | balanced | best"),
-        Options.withDefault("balanced")
-      ),
-      overrides: Options.text("overrides").pipe(
-        Options.withDescription("Preset overrides as JSON, e.g. '{\"folds\": 3}'"),
-        Options.optional
-      )
-    },
-    (flags) =>
-      withFunctions(
-        flags,
-        quiet,
-        Effect.gen(function*() {
-          const overrides = yield* Option.match(flags.overrides, {
-            onNone: () => Effect.succeed(undefined),
-            onSome: (text) =>
-              Effect.try({
-                try: () => JSON.parse(text) as unknown,
-                catch: () => new Error(`--overrides is not valid JSON: ${text}`)
-              })
-          })
-          const functions = yield* Functions.Functions
-          const fn = yield* functions.create(flags.name, { preset: flags.preset, overrides })
-          yield* Console.log(flags.json ? JSON.stringify(fn) : fn.id)
-        })
-      )
-  ).pipe(Command.withDescription("Create a function; prints its id"))
-
-  const add = Command.make(
-    "add",
-    {
-      ...common,
-      functionId,
-      paths: Args.path({ name: "path", exists: "yes" }).pipe(Args.atLeast(1)),
-      label: Options.text("label").pipe(
-        Options.withDescription("Label of the image files given (folders are read as a folder per label)"),
-        Options.optional
-      ),
-      noWait: Options.boolean("no-wait").pipe(Options.withDescription("Do not wait for the retrain"))
-    },
-    (flags) =>
-      withFunctions(
-        flags,
-        { debounce: 0 },
-        Effect.gen(function*() {
-          const functions = yield* Functions.Functions
-          const { items, skipped } = yield* collect(flags.paths, flags.label)
-          // Check each image first, so one unreadable file is reported and left out instead of failing the batch.
-          const checked = yield* Effect.forEach(
-            items,
-            (item) =>
-              Functions.readImage(item.file, item.file).pipe(
-                Effect.map((data) => ({ data, label: item.label, file: item.file })),
-                Effect.catchTag("AutomlError", (e) => Effect.as(Effect.sync(() => skipped.push({ file: item.file, reason: e.message })), undefined))
-              ),
-            { concurrency: 4 }
-          )
-          const good = checked.filter((c) => c !== undefined)
-          const ids = yield* functions.createSamples(
-            flags.functionId,
-            good.map((c) => (c.label === undefined ? { data: c.data } : { data: c.data, label: c.label }))
-          )
-          for (const s of skipped) yield* Console.error(`skipped ${s.file}: ${s.reason}`)
-          const status = flags.noWait ? yield* functions.get(flags.functionId) : yield* functions.awaitTrained(flags.functionId)
-          if (flags.json) {
-            yield* Console.log(JSON.stringify({ sampleIds: ids, skipped, status }))
-          } else {
-            yield* Console.log(`added ${ids.length} samples (${new Set(ids).size} distinct), skipped ${skipped.length}`)
-            yield* Console.log(statusText(status))
-          }
-        })
-      )
-  ).pipe(Command.withDescription("Add images as samples (a folder per label, or files with --label), then retrain"))
-
-  const invoke = Command.make(
-    "invoke",
-    { ...common, functionId, images: Args.file({ name: "image", exists: "yes" }).pipe(Args.atLeast(1)) },
-    (flags) =>
-      withFunctions(
-        flags,
-        quiet,
-        Effect.gen(function*() {
-          const functions = yield* Functions.Functions
-          const results = yield* Effect.forEach(flags.images, (file) =>
-            functions.invoke(flags.functionId, file).pipe(
-              Effect.map((result) => ({ file, ...result })),
-              Effect.catchIf((e) => e.reason === "InvalidImage", (e) => Effect.succeed({ file, error: e.message }))
-            ))
-          if (flags.json) {
-            yield* Console.log(JSON.stringify({ predictions: results }))
-            return
-          }
-          for (const r of results) {
-            yield* Console.log("error" in r ? `${r.file}\terror: ${r.error}` : `${r.file}\t${r.labelName}\t${r.confidence.toFixed(4)}`)
-          }
-        })
-      )
-  ).pipe(Command.withDescription("Classify images with a function's promoted model"))
-
-  const metrics = Command.make("metrics", { ...common, functionId }, (flags) =>
-    withFunctions(
-      flags,
-      quiet,
-      Effect.gen(function*() {
-        const functions = yield* Functions.Functions
-        const m = yield* functions.metrics(flags.functionId)
-        yield* Console.log(flags.json ? JSON.stringify(m) : metricsText(m))
-      })
-    )).pipe(Command.withDescription("Cross-validated metrics of a function's promoted model"))
-
-  const list = Command.make("list", common, (flags) =>
-    withFunctions(
-      flags,
-      quiet,
-      Effect.gen(function*() {
-        const functions = yield* Functions.Functions
-        const all = yield* Effect.flatMap(functions.list, Effect.forEach((f) => functions.get(f.id)))
-        if (flags.json) yield* Console.log(JSON.stringify({ functions: all }))
-        else for (const s of all) yield* Console.log(statusText(s))
-      })
-    )).pipe(Command.withDescription("List the functions of the store"))
-
-  return Command.make("function").pipe(
-    Command.withDescription("Functions: create, add samples (training starts by itself), invoke, metrics, list"),
-    Command.withSubcommands([create, add, invoke, metrics, list])
+/** Run `effect` with the function API on the store folder. */
+const withFunctions = <A, E>(flags: Common, config: Functions.FunctionsConfig, effect: Effect.Effect<A, E, Functions.Functions>) =>
+  effect.pipe(
+    Effect.provide(Functions.layerDirectory(path.resolve(flags.store), config)),
+    Effect.provide(environment(flags))
   )
-}
+
+/** Commands that only read or write records never start training; `add` does. */
+const quiet: Functions.FunctionsConfig = { resumeOnStart: false }
+
+const create = Command.make(
+  "create",
+  {
+    ...common,
+    name: Args.text({ name: "name" }),
+    preset: Options.text("preset").pipe(
+      Options.withDescription("fast | balanced | best"),
+      Options.withDefault("balanced")
+    ),
+    overrides: Options.text("overrides").pipe(
+      Options.withDescription("Preset overrides as JSON, e.g. '{\"folds\": 3}'"),
+      Options.optional
+    )
+  },
+  (flags) =>
+    withFunctions(
+      flags,
+      quiet,
+      Effect.gen(function*() {
+        const overrides = yield* Option.match(flags.overrides, {
+          onNone: () => Effect.succeed(undefined),
+          onSome: (text) =>
+            Effect.try({
+              try: () => JSON.parse(text) as unknown,
+              catch: () => new Error(`--overrides is not valid JSON: ${text}`)
+            })
+        })
+        const functions = yield* Functions.Functions
+        const fn = yield* functions.create(flags.name, { preset: flags.preset, overrides })
+        yield* Console.log(flags.json ? JSON.stringify(fn) : fn.id)
+      })
+    )
+).pipe(Command.withDescription("Create a function; prints its id"))
+
+const add = Command.make(
+  "add",
+  {
+    ...common,
+    functionId,
+    paths: Args.path({ name: "path", exists: "yes" }).pipe(Args.atLeast(1)),
+    label: Options.text("label").pipe(
+      Options.withDescription("Label of the image files given (folders are read as a folder per label)"),
+      Options.optional
+    ),
+    noWait: Options.boolean("no-wait").pipe(Options.withDescription("Do not wait for the retrain"))
+  },
+  (flags) =>
+    withFunctions(
+      flags,
+      { debounce: 0 },
+      Effect.gen(function*() {
+        const functions = yield* Functions.Functions
+        const { items, skipped } = yield* collect(flags.paths, flags.label)
+        // Check each image first, so one unreadable file is reported and left out instead of failing the batch.
+        const checked = yield* Effect.forEach(
+          items,
+          (item) =>
+            Functions.readImage(item.file, item.file).pipe(
+              Effect.map((data) => ({ data, label: item.label, file: item.file })),
+              Effect.catchTag("AutomlError", (e) => Effect.as(Effect.sync(() => skipped.push({ file: item.file, reason: e.message })), undefined))
+            ),
+          { concurrency: 4 }
+        )
+        const good = checked.filter((c) => c !== undefined)
+        const ids = yield* functions.createSamples(
+          flags.functionId,
+          good.map((c) => (c.label === undefined ? { data: c.data } : { data: c.data, label: c.label }))
+        )
+        for (const s of skipped) yield* Console.error(`skipped ${s.file}: ${s.reason}`)
+        const status = flags.noWait ? yield* functions.get(flags.functionId) : yield* functions.awaitTrained(flags.functionId)
+        if (flags.json) {
+          yield* Console.log(JSON.stringify({ sampleIds: ids, skipped, status }))
+        } else {
+          yield* Console.log(`added ${ids.length} samples (${new Set(ids).size} distinct), skipped ${skipped.length}`)
+          yield* Console.log(statusText(status))
+        }
+      })
+    )
+).pipe(Command.withDescription("Add images as samples (a folder per label, or files with --label), then retrain"))
+
+const invoke = Command.make(
+  "invoke",
+  { ...common, functionId, images: Args.file({ name: "image", exists: "yes" }).pipe(Args.atLeast(1)) },
+  (flags) =>
+    withFunctions(
+      flags,
+      quiet,
+      Effect.gen(function*() {
+        const functions = yield* Functions.Functions
+        const results = yield* Effect.forEach(flags.images, (file) =>
+          functions.invoke(flags.functionId, file).pipe(
+            Effect.map((result) => ({ file, ...result })),
+            Effect.catchIf((e) => e.reason === "InvalidImage", (e) => Effect.succeed({ file, error: e.message }))
+          ))
+        if (flags.json) {
+          yield* Console.log(JSON.stringify({ predictions: results }))
+          return
+        }
+        for (const r of results) {
+          yield* Console.log("error" in r ? `${r.file}\terror: ${r.error}` : `${r.file}\t${r.labelName}\t${r.confidence.toFixed(4)}`)
+        }
+      })
+    )
+).pipe(Command.withDescription("Classify images with a function's promoted model"))
+
+const metrics = Command.make("metrics", { ...common, functionId }, (flags) =>
+  withFunctions(
+    flags,
+    quiet,
+    Effect.gen(function*() {
+      const functions = yield* Functions.Functions
+      const m = yield* functions.metrics(flags.functionId)
+      yield* Console.log(flags.json ? JSON.stringify(m) : metricsText(m))
+    })
+  )).pipe(Command.withDescription("Cross-validated metrics of a function's promoted model"))
+
+const list = Command.make("list", common, (flags) =>
+  withFunctions(
+    flags,
+    quiet,
+    Effect.gen(function*() {
+      const functions = yield* Functions.Functions
+      const all = yield* Effect.flatMap(functions.list, Effect.forEach((f) => functions.get(f.id)))
+      if (flags.json) yield* Console.log(JSON.stringify({ functions: all }))
+      else for (const s of all) yield* Console.log(statusText(s))
+    })
+  )).pipe(Command.withDescription("List the functions of the store"))
+
+/** `loupe function create|add|invoke|metrics|list`. */
+export const command = Command.make("function").pipe(
+  Command.withDescription("Functions: create, add samples (training starts by itself), invoke, metrics, list"),
+  Command.withSubcommands([create, add, invoke, metrics, list])
+)

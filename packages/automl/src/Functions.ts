@@ -31,6 +31,9 @@ import type * as StoreTypes from "./Store.js"
 
 export type ImageData = ImageInput.ImageData
 
+/** How image input is read (URL fetching, size cap). */
+export type ReadOptions = ImageInput.ReadOptions
+
 export interface FunctionsConfig extends Retrainer.RetrainerConfig {
   /** Fetch `http(s):` image URLs given as sample or invoke data. Default false (a service should not fetch URLs it is handed). */
   readonly allowUrlFetch?: boolean
@@ -181,7 +184,7 @@ const toInfo = (fn: StoreTypes.FunctionRecord): FunctionInfo => ({
 
 const cvAccuracy = (metrics: unknown): number => (metrics as Retrainer.ModelMetrics).cv.accuracy
 
-export const make = (config: FunctionsConfig = {}) =>
+export const make = (config: FunctionsConfig = {}): Effect.Effect<FunctionsShape, never, Store | BlobStore | Retrainer.Retrainer> =>
   Effect.gen(function*() {
     const store = yield* Store
     const blobs = yield* BlobStore
@@ -397,20 +400,20 @@ export const layer = (
 > => Layer.effect(Functions, make(config)).pipe(Layer.provideMerge(Retrainer.layer(config)))
 
 /**
- * Everything in one folder: the SQLite store (`<dir>/loupe.db`) and the blob store (`<dir>/blobs`), with the disk
- * embedding cache of `LoupeConfig` (`<cacheDir>/embeddings`). Needs the registry and config.
+ * Everything in one folder: the SQLite store (`<dir>/loupe.db`) and the blob store (`<dir>/blobs`). Needs the
+ * registry, config and an embedding cache (e.g. `DiskEmbeddingCache.layer()`).
  */
 export const layerDirectory = (
   dir: string,
   config: FunctionsConfig = {}
-): Layer.Layer<Functions | Retrainer.Retrainer | Store | BlobStore, AutomlError, Registry.Registry | LoupeConfig.LoupeConfig> =>
-  layer(config).pipe(
-    Layer.provideMerge(Layer.mergeAll(layerSqlite(dir), layerFileSystem(path.join(dir, "blobs")))),
-    Layer.provide(DiskEmbeddingCache.layer())
-  )
+): Layer.Layer<
+  Functions | Retrainer.Retrainer | Store | BlobStore,
+  AutomlError,
+  Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache
+> => layer(config).pipe(Layer.provideMerge(Layer.mergeAll(layerSqlite(dir), layerFileSystem(path.join(dir, "blobs")))))
 
 /** Read an image input as the function API does (a path, bytes, a data URI or a URL), checking that it decodes. */
-export const readImage = (data: unknown, field: string, options: ImageInput.ReadOptions = {}) =>
+export const readImage = (data: unknown, field: string, options: ReadOptions = {}): Effect.Effect<Uint8Array, AutomlError> =>
   ImageInput.read(data, field, options)
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -454,11 +457,13 @@ export interface OpenOptions extends FunctionsConfig {
  */
 export const open = async (options: OpenOptions): Promise<Client> => {
   const { cacheDir, modelsDir, plugins, store: dir, ...config } = options
+  const loupeConfig = LoupeConfig.LoupeConfig.layerConfig({
+    ...(modelsDir === undefined ? {} : { modelsDir: path.resolve(modelsDir) }),
+    ...(cacheDir === undefined ? {} : { cacheDir: path.resolve(cacheDir) })
+  })
   const environment = Layer.mergeAll(
-    LoupeConfig.LoupeConfig.layerConfig({
-      ...(modelsDir === undefined ? {} : { modelsDir: path.resolve(modelsDir) }),
-      ...(cacheDir === undefined ? {} : { cacheDir: path.resolve(cacheDir) })
-    }),
+    loupeConfig,
+    DiskEmbeddingCache.layer().pipe(Layer.provide(loupeConfig)),
     Plugins.registryLayer(plugins ?? [])
   )
   const runtime = ManagedRuntime.make(layerDirectory(path.resolve(dir), config).pipe(Layer.provide(environment)))

@@ -179,7 +179,13 @@ const toMetrics = (
  * The retrainer. Needs the store, the blob store, the registry, config and an embedding cache; a `Progress` service
  * in the context receives training progress.
  */
-export const make = (config: RetrainerConfig = {}) =>
+export const make = (
+  config: RetrainerConfig = {}
+): Effect.Effect<
+  RetrainerShape,
+  AutomlError,
+  Store | BlobStore | Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | Scope.Scope
+> =>
   Effect.gen(function*() {
     const store = yield* Store
     const blobs = yield* BlobStore

@@ -2,7 +2,7 @@
 // Workers sleep on the real clock, so these tests run with `it.live`.
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Queue, Ref } from "effect"
-import { LoupeConfig } from "@loupe/core"
+import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -24,10 +24,8 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-functions-"))
 let folders = 0
 const freshDir = () => path.join(work, `store-${folders++}`)
 
-const environment = Layer.mergeAll(
-  LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true }),
-  Plugins.registryLayer()
-)
+const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true })
+const environment = Layer.mergeAll(config, DiskEmbeddingCache.layer().pipe(Layer.provide(config)), Plugins.registryLayer())
 
 const functionsIn = (dir: string, config: Functions.FunctionsConfig = {}) =>
   Functions.layerDirectory(dir, { debounce: "100 millis", ...config }).pipe(Layer.provide(environment))
