@@ -10,6 +10,7 @@ import { Console, Effect, Logger, LogLevel, Option } from "effect"
 import { JsonReport, TerminalReport } from "@loupe/metrics"
 import type { Report } from "@loupe/metrics"
 import * as Evaluate from "./Evaluate.js"
+import * as FunctionCommand from "./FunctionCommand.js"
 import { environment, json, modelsDir, plugins } from "./internal/cliOptions.js"
 import * as ModelsCommand from "./ModelsCommand.js"
 import * as Predict from "./Predict.js"
@@ -100,7 +101,7 @@ const evaluate = Command.make(
     }).pipe(Effect.scoped, Effect.provide(environment(flags)))
 ).pipe(Command.withDescription("Evaluate a saved bundle on a folder of labelled images"))
 
-const loupe = Command.make("loupe").pipe(Command.withSubcommands([train, predict, evaluate, ModelsCommand.command]))
+const loupe = Command.make("loupe").pipe(Command.withSubcommands([train, predict, evaluate, ModelsCommand.command, FunctionCommand.command]))
 
 const run = Command.run(loupe, { name: "loupe", version: "0.1.0" })
 
