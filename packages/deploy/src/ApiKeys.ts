@@ -133,11 +133,15 @@ export const make = (file: string): Effect.Effect<ApiKeysShape, DeployError> =>
 
     let cache = { keys: yield* Effect.try({ try: () => readKeys(target), catch: storeFailed(target, "read") }), mtime: mtimeOf(target), checkedAt: Date.now() }
 
-    /** The keys, re-read when the file changed (looked at no more than once a second). */
-    const current = Effect.try({
+    /**
+     * The keys, re-read when the file changed: looked at no more than once a second, and at once when `missing` (an
+     * id not in the cache: a key just created elsewhere).
+     */
+    const current = (missing?: string) => Effect.try({
       try: () => {
         const now = Date.now()
-        if (now - cache.checkedAt >= RECHECK_MS) {
+        const stale = missing !== undefined && !cache.keys.some((k) => k.id === missing)
+        if (stale || now - cache.checkedAt >= RECHECK_MS) {
           const m = mtimeOf(target)
           cache = m === cache.mtime ? { ...cache, checkedAt: now } : { keys: readKeys(target), mtime: m, checkedAt: now }
         }
@@ -190,14 +194,14 @@ export const make = (file: string): Effect.Effect<ApiKeysShape, DeployError> =>
         return { keys: keys.map((k) => (k.id === id ? revoked : k)), result: toInfo(revoked) }
       })
 
-    const verify = (token: string) =>
-      Effect.flatMap(current, (keys) => {
-        const match = tokenPattern.exec(token)
-        if (match === null) {
-          return Effect.fail(unauthorized(
-            token === "" ? "Send an API key as `Authorization: Bearer <key>`" : "The API key is malformed"
-          ))
-        }
+    const verify = (token: string) => {
+      const match = tokenPattern.exec(token)
+      if (match === null) {
+        return Effect.fail(unauthorized(
+          token === "" ? "Send an API key as `Authorization: Bearer <key>`" : "The API key is malformed"
+        ))
+      }
+      return Effect.flatMap(current(match[1]), (keys) => {
         const record = keys.find((k) => k.id === match[1])
         const expected = record ? Buffer.from(record.hash, "hex") : undefined
         if (record === undefined || expected === undefined || expected.length !== 32 || !timingSafeEqual(expected, sha256(token))) {
@@ -206,11 +210,12 @@ export const make = (file: string): Effect.Effect<ApiKeysShape, DeployError> =>
         if (record.revokedAt !== undefined) return Effect.fail(unauthorized(`The API key ${record.id} was revoked`))
         return Effect.succeed(toInfo(record))
       })
+    }
 
     return {
       file: target,
       create,
-      list: Effect.map(current, (keys) => keys.map(toInfo)),
+      list: Effect.map(current(), (keys) => keys.map(toInfo)),
       revoke,
       verify
     } satisfies ApiKeysShape

@@ -1,0 +1,92 @@
+/**
+ * What the HTTP server needs from whatever keeps functions: a small service in the API's own terms, so the server
+ * does not depend on how functions are stored or trained. `@loupe/automl` implements it over its function store
+ * and retrainer (`loupe serve`); `BundleBackend` implements it read-only over one model bundle (the Docker entry).
+ *
+ * Images reach the backend already checked (format, bytes and pixel limits); errors are `DeployError`s, whose
+ * reason decides the HTTP status.
+ *
+ * @since 0.1.0
+ */
+import { Context } from "effect"
+import type { Effect } from "effect"
+import type { DeployError } from "./DeployError.js"
+import type * as FunctionApi from "./FunctionApi.js"
+
+/**
+ * An invocation as the backend answers it (the server adds capture).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Invocation = Omit<FunctionApi.InvokeResult, "sampleId" | "externalId">
+
+/**
+ * A captured invocation to store for review.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NewCapture {
+  readonly reason: FunctionApi.CaptureView["reason"]
+  readonly labelName: string
+  readonly confidence: number
+  readonly modelId: string
+  readonly externalId?: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface NewSample {
+  readonly image: Uint8Array
+  readonly labelName?: string | undefined
+  readonly externalId?: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface FunctionBackendShape {
+  readonly createFunction: (input: FunctionApi.CreateFunction) => Effect.Effect<FunctionApi.FunctionView, DeployError>
+  readonly listFunctions: Effect.Effect<ReadonlyArray<FunctionApi.FunctionView>, DeployError>
+  readonly getFunction: (functionId: string) => Effect.Effect<FunctionApi.FunctionDetail, DeployError>
+  readonly deleteFunction: (functionId: string) => Effect.Effect<void, DeployError>
+  readonly createLabel: (functionId: string, label: FunctionApi.CreateLabel) => Effect.Effect<FunctionApi.LabelView, DeployError>
+  readonly listLabels: (functionId: string) => Effect.Effect<ReadonlyArray<FunctionApi.LabelView>, DeployError>
+  /** Add a sample; an image the function already holds returns the existing sample. */
+  readonly createSample: (functionId: string, sample: NewSample) => Effect.Effect<FunctionApi.SampleView, DeployError>
+  readonly listSamples: (
+    functionId: string,
+    paging: FunctionApi.Paging
+  ) => Effect.Effect<ReadonlyArray<FunctionApi.SampleView>, DeployError>
+  readonly getSample: (functionId: string, sampleId: string) => Effect.Effect<FunctionApi.SampleView, DeployError>
+  readonly deleteSample: (functionId: string, sampleId: string) => Effect.Effect<void, DeployError>
+  /** Set (or, with `null`, remove) a sample's annotation; a change to the training data schedules a retrain. */
+  readonly setAnnotation: (
+    functionId: string,
+    sampleId: string,
+    annotation: FunctionApi.AnnotationInput | null
+  ) => Effect.Effect<FunctionApi.SampleView, DeployError>
+  readonly invoke: (
+    functionId: string,
+    image: Uint8Array,
+    options: { readonly labelCount?: number | undefined; readonly modelId?: string | undefined }
+  ) => Effect.Effect<Invocation, DeployError>
+  readonly metrics: (functionId: string) => Effect.Effect<FunctionApi.Metrics, DeployError>
+  /** Store an invoked image as an unlabelled sample in the review queue; its sample id, or `null` when not kept. */
+  readonly capture: (functionId: string, image: Uint8Array, capture: NewCapture) => Effect.Effect<string | null, DeployError>
+  /** The review queue: captured samples not annotated yet, newest first. */
+  readonly listCaptures: (
+    functionId: string,
+    paging: FunctionApi.Paging
+  ) => Effect.Effect<ReadonlyArray<FunctionApi.CaptureView>, DeployError>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class FunctionBackend extends Context.Tag("@loupe/deploy/FunctionBackend")<FunctionBackend, FunctionBackendShape>() {}

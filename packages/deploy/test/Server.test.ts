@@ -1,0 +1,306 @@
+// The HTTP server over a real bundle (BundleBackend): routes, auth, rate limit, bad input, OpenAPI, graceful drain.
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Effect, Exit, Layer, Scope } from "effect"
+import { ApiKeys, BundleBackend, FunctionBackend, Predictor, Server } from "@loupe/deploy"
+import * as fs from "node:fs"
+import * as http from "node:http"
+import * as path from "node:path"
+import * as zlib from "node:zlib"
+import { environment, fitBundle, photos, tempDir } from "./fixtures/shared.js"
+import { dataUri, type Running, start } from "./fixtures/server.js"
+
+const work = tempDir("server")
+const bundleDir = path.join(work, "cats-or-dogs")
+const keysFile = path.join(work, "keys.json")
+const cat = new Uint8Array(fs.readFileSync(photos("test", "cats", 1)[0]!))
+const dog = new Uint8Array(fs.readFileSync(photos("test", "dogs", 1)[0]!))
+const fn = "cats-or-dogs"
+
+let scope: Scope.CloseableScope
+let backend: Layer.Layer<FunctionBackend.FunctionBackend>
+let keys: Layer.Layer<ApiKeys.ApiKeys>
+let token = ""
+let server: Running
+
+const serve = (options: Server.ServerOptions = {}) =>
+  start(Server.layer({ port: 0, ...options }).pipe(Layer.provide(backend), Layer.provide(keys)))
+
+beforeAll(async () => {
+  await Effect.runPromise(fitBundle(bundleDir, 8))
+  scope = Effect.runSync(Scope.make())
+  const predictor = await Effect.runPromise(
+    Predictor.load(bundleDir).pipe(Effect.provide(environment), Scope.extend(scope))
+  )
+  backend = Layer.succeed(FunctionBackend.FunctionBackend, BundleBackend.make(predictor, bundleDir))
+  const store = await Effect.runPromise(ApiKeys.make(keysFile))
+  token = (await Effect.runPromise(store.create("tests"))).token
+  keys = Layer.succeed(ApiKeys.ApiKeys, store)
+  server = await serve({ image: { maxBytes: 2_000_000 }, rateLimit: { perSecond: 1000, burst: 1000 } })
+})
+
+afterAll(async () => {
+  await server?.close()
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+})
+
+const auth = () => ({ authorization: `Bearer ${token}` })
+
+const call = async (
+  route: string,
+  init: { method?: string; headers?: Record<string, string>; body?: BodyInit | Uint8Array; target?: Running } = {}
+) => {
+  const response = await fetch(`${(init.target ?? server).url}${route}`, <RequestInit> {
+    method: init.method ?? "GET",
+    headers: init.headers ?? {},
+    ...(init.body === undefined ? {} : { body: init.body as BodyInit, duplex: "half" })
+  })
+  const text = await response.text()
+  let body: any = text
+  try {
+    body = JSON.parse(text)
+  } catch {
+    // not JSON
+  }
+  return { status: response.status, headers: response.headers, body }
+}
+
+const invokeJson = (body: unknown, query = "") =>
+  call(`/v1/functions/${fn}/invoke${query}`, {
+    method: "POST",
+    headers: { ...auth(), "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body)
+  })
+
+describe("routes", () => {
+  it("answers the probes and serves the OpenAPI document without a key", async () => {
+    expect((await call("/healthz")).body).toEqual({ status: "ok" })
+    expect((await call("/readyz")).body).toEqual({ status: "ready" })
+    const spec = (await call("/openapi.json")).body
+    expect(spec.openapi).toMatch(/^3\./)
+    expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining([
+      "/v1/functions",
+      "/v1/functions/{functionId}",
+      "/v1/functions/{functionId}/labels",
+      "/v1/functions/{functionId}/samples",
+      "/v1/functions/{functionId}/samples/{sampleId}/annotation",
+      "/v1/functions/{functionId}/invoke",
+      "/v1/functions/{functionId}/metrics",
+      "/v1/functions/{functionId}/captures"
+    ]))
+    expect(JSON.stringify(spec.components.securitySchemes)).toMatch(/bearer/i)
+  })
+
+  it("invokes with a data URI, a multipart file and a raw body, agreeing with each other", async () => {
+    const json = await invokeJson({ data: dataUri(cat), externalId: "ext-1" })
+    expect(json.status).toBe(200)
+    expect(json.body).toMatchObject({ labelName: "cats", labelId: "cats", sampleId: null, externalId: "ext-1" })
+    expect(json.body.labelConfidences.map((c: any) => c.labelName)).toEqual(["cats", "dogs"])
+    expect(json.body.confidence).toBeGreaterThan(0.5)
+    expect(json.body.labelConfidences.reduce((s: number, c: any) => s + c.confidence, 0)).toBeCloseTo(1, 6)
+
+    const dogJson = await invokeJson({ data: dataUri(dog) })
+    const form = new FormData()
+    form.append("data", new Blob([dog], { type: "image/jpeg" }), "dog.jpg")
+    const multipart = await call(`/v1/functions/${fn}/invoke?labelCount=1`, { method: "POST", headers: auth(), body: form })
+    expect(multipart.status).toBe(200)
+    expect(multipart.body.labelName).toBe(dogJson.body.labelName)
+    expect(multipart.body.confidence).toBeCloseTo(dogJson.body.confidence, 6)
+    expect(multipart.body.labelConfidences).toHaveLength(1)
+
+    const raw = await call(`/v1/functions/${fn}/invoke`, {
+      method: "POST",
+      headers: { ...auth(), "content-type": "image/jpeg" },
+      body: cat
+    })
+    expect(raw.status).toBe(200)
+    expect(raw.body.confidence).toBeCloseTo(json.body.confidence, 6)
+  })
+
+  it("lists the function, its labels and its detail; mutations answer 405 on a read-only bundle", async () => {
+    expect((await call("/v1/functions", { headers: auth() })).body).toEqual([
+      expect.objectContaining({ id: fn, name: fn })
+    ])
+    const detail = (await call(`/v1/functions/${fn}`, { headers: auth() })).body
+    expect(detail.labels.map((l: any) => l.name)).toEqual(["cats", "dogs"])
+    expect(detail.model).toMatchObject({ upToDate: true })
+    expect((await call(`/v1/functions/${fn}/labels`, { headers: auth() })).body).toHaveLength(2)
+    expect((await call(`/v1/functions/${fn}/captures`, { headers: auth() })).body).toEqual([])
+    const create = await call("/v1/functions", {
+      method: "POST",
+      headers: { ...auth(), "content-type": "application/json" },
+      body: JSON.stringify({ name: "x" })
+    })
+    expect(create.status).toBe(405)
+    expect(create.body).toMatchObject({ _tag: "MethodNotAllowed", reason: "ReadOnly" })
+    expect((await call(`/v1/functions/${fn}/metrics`, { headers: auth() })).body).toMatchObject({ reason: "NotFound", field: "metrics" })
+  })
+})
+
+describe("auth", () => {
+  it("refuses missing, malformed, unknown and revoked keys with 401 and a reason", async () => {
+    const route = `/v1/functions/${fn}/invoke`
+    const post = (headers: Record<string, string>) =>
+      call(route, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify({ data: dataUri(cat) }) })
+    const none = await post({})
+    expect(none.status).toBe(401)
+    expect(none.headers.get("www-authenticate")).toBe("Bearer")
+    expect(none.body).toMatchObject({ _tag: "Unauthorized", reason: "Unauthorized", field: "authorization" })
+    expect(none.body.message).toMatch(/Authorization: Bearer/)
+    expect((await post({ authorization: "Bearer nope" })).body.message).toMatch(/malformed/)
+    expect((await post({ authorization: `Basic ${Buffer.from("a:b").toString("base64")}` })).status).toBe(401)
+    const wrong = token.slice(0, -4) + (token.endsWith("AAAA") ? "BBBB" : "AAAA")
+    expect((await post({ authorization: `Bearer ${wrong}` })).body.message).toMatch(/not known/)
+    // Reads need a key too.
+    expect((await call("/v1/functions")).status).toBe(401)
+
+    const store = await Effect.runPromise(ApiKeys.make(keysFile))
+    const doomed = await Effect.runPromise(store.create("doomed"))
+    expect((await post({ authorization: `Bearer ${doomed.token}` })).status).toBe(200)
+    await Effect.runPromise(store.revoke(doomed.id))
+    await new Promise((r) => setTimeout(r, 1100))
+    const revoked = await post({ authorization: `Bearer ${doomed.token}` })
+    expect(revoked.status).toBe(401)
+    expect(revoked.body.message).toMatch(/revoked/)
+  })
+
+  it("answers 429 with Retry-After past a key's rate limit", async () => {
+    const limited = await serve({ rateLimit: { perSecond: 1, burst: 3 } })
+    try {
+      const statuses: Array<number> = []
+      let retryAfter: string | null = null
+      for (let i = 0; i < 5; i++) {
+        const r = await call("/v1/functions", { headers: auth(), target: limited })
+        statuses.push(r.status)
+        if (r.status === 429) {
+          retryAfter = r.headers.get("retry-after")
+          expect(r.body).toMatchObject({ _tag: "TooManyRequests", reason: "RateLimited", field: "authorization" })
+        }
+      }
+      expect(statuses).toEqual([200, 200, 200, 429, 429])
+      expect(Number(retryAfter)).toBeGreaterThanOrEqual(1)
+    } finally {
+      await limited.close()
+    }
+  })
+})
+
+const chunk = (type: string, data: Buffer) => {
+  const head = Buffer.alloc(8)
+  head.writeUInt32BE(data.length, 0)
+  head.write(type, 4, "latin1")
+  const crc = Buffer.alloc(4)
+  crc.writeUInt32BE(zlib.crc32(Buffer.concat([Buffer.from(type, "latin1"), data])) >>> 0, 0)
+  return Buffer.concat([head, data, crc])
+}
+const pngBomb = () => {
+  const ihdr = Buffer.alloc(13)
+  ihdr.writeUInt32BE(8000, 0)
+  ihdr.writeUInt32BE(8000, 4)
+  ihdr[8] = 8
+  return new Uint8Array(Buffer.concat([
+    Buffer.from("\x89PNG\r\n\x1a\n", "latin1"),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", zlib.deflateSync(Buffer.alloc(8001 * 8000), { level: 9 })),
+    chunk("IEND", Buffer.alloc(0))
+  ]))
+}
+
+describe("bad input", () => {
+  const svg = new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"></svg>')
+  const gifBomb = new Uint8Array(Buffer.concat([
+    Buffer.from("GIF89a", "latin1"),
+    Buffer.from([10, 0, 10, 0, 0, 0, 0, 0x2c, 0, 0, 0, 0, 0x50, 0xc3, 0x50, 0xc3, 0, 2, 0, 0x3b])
+  ]))
+  const form = (entries: Array<[string, string | Blob]>) => {
+    const f = new FormData()
+    for (const [k, v] of entries) f.append(k, v)
+    return f
+  }
+  const post = (query: string, headers: Record<string, string>, body: BodyInit | Uint8Array) =>
+    call(`/v1/functions/${fn}/invoke${query}`, { method: "POST", headers: { ...auth(), ...headers }, body })
+  const jsonType = { "content-type": "application/json" }
+
+  const cases: Array<[string, () => Promise<{ status: number; body: any }>, number, string, string | undefined]> = [
+    ["malformed JSON", () => post("", jsonType, "{ data: "), 400, "InvalidRequest", "body"],
+    ["JSON that is not UTF-8", () => post("", jsonType, new Uint8Array([0x7b, 0xff, 0xfe, 0x7d])), 400, "InvalidRequest", "body"],
+    ["no data field", () => invokeJson({ externalId: "x" }), 400, "InvalidRequest", "data"],
+    ["data of the wrong type", () => invokeJson({ data: 42 }), 400, "InvalidRequest", "data"],
+    ["an unknown field", () => invokeJson({ data: dataUri(cat), colour: "red" }), 400, "InvalidRequest", "colour"],
+    ["an empty externalId", () => invokeJson({ data: dataUri(cat), externalId: "" }), 400, "InvalidRequest", "externalId"],
+    ["data that is not a data URI", () => invokeJson({ data: "/etc/passwd" }), 400, "InvalidRequest", "data"],
+    ["a URL while fetching is off (SSRF)", () => invokeJson({ data: "http://169.254.169.254/latest/meta-data/" }), 400, "UrlFetchDisabled", "data"],
+    ["a data URI that is not base64", () => invokeJson({ data: "data:image/jpeg;base64,@@@" }), 400, "InvalidRequest", "data"],
+    ["a data URI of HTML", () => invokeJson({ data: dataUri(svg, "text/html") }), 415, "UnsupportedMediaType", "data"],
+    ["an SVG image", () => invokeJson({ data: dataUri(svg, "application/octet-stream") }), 415, "UnsupportedMediaType", "data"],
+    ["a JPEG declared as PNG", () => invokeJson({ data: dataUri(cat, "image/png") }), 415, "UnsupportedMediaType", "data"],
+    ["a truncated JPEG", () => invokeJson({ data: dataUri(cat.subarray(0, 3000)) }), 400, "InvalidImage", "data"],
+    ["an empty image", () => post("", { "content-type": "image/jpeg" }, new Uint8Array(0)), 400, "InvalidImage", "data"],
+    ["text sent as image/jpeg", () => post("", { "content-type": "image/jpeg" }, "hello"), 415, "UnsupportedMediaType", "data"],
+    ["a PNG decompression bomb", () => post("", { "content-type": "image/png" }, pngBomb()), 413, "ImageTooLarge", "data"],
+    ["a GIF with a giant frame", () => invokeJson({ data: dataUri(gifBomb, "image/gif") }), 413, "ImageTooLarge", "data"],
+    ["a body over the size limit", () => invokeJson({ data: dataUri(new Uint8Array(3_000_000)) }), 413, "BodyTooLarge", "body"],
+    ["a chunked body over the limit", () => post("", { "content-type": "image/jpeg" }, new Blob([new Uint8Array(2_500_000)]).stream() as any), 413, "BodyTooLarge", "body"],
+    ["a text/plain body", () => post("", { "content-type": "text/plain" }, "cat"), 415, "UnsupportedMediaType", "content-type"],
+    ["no content type", () => call(`/v1/functions/${fn}/invoke`, { method: "POST", headers: auth() }), 415, "UnsupportedMediaType", "content-type"],
+    ["labelCount=0", () => invokeJson({ data: dataUri(cat) }, "?labelCount=0"), 400, "InvalidRequest", "labelCount"],
+    ["labelCount=abc", () => invokeJson({ data: dataUri(cat) }, "?labelCount=abc"), 400, "InvalidRequest", "labelCount"],
+    ["capture=maybe", () => invokeJson({ data: dataUri(cat) }, "?capture=maybe"), 400, "InvalidRequest", "capture"],
+    ["an unknown model id", () => invokeJson({ data: dataUri(cat) }, "?modelId=model_x"), 404, "NotFound", "modelId"],
+    ["an unknown function", () => call("/v1/functions/nope/invoke", { method: "POST", headers: { ...auth(), ...jsonType }, body: JSON.stringify({ data: dataUri(cat) }) }), 404, "NotFound", "functionId"],
+    ["a function id longer than any id", () => call(`/v1/functions/${"f".repeat(300)}`, { headers: auth() }), 404, "NotFound", undefined],
+    ["a limit over 1000", () => call(`/v1/functions/${fn}/captures?limit=5000`, { headers: auth() }), 400, "InvalidRequest", "limit"],
+    ["a form without a file", () => post("", {}, form([["externalId", "x"]])), 400, "InvalidRequest", "data"],
+    ["a form with an unknown field", () => post("", {}, form([["data", new Blob([cat], { type: "image/jpeg" })], ["label", "cats"]])), 400, "InvalidRequest", "label"],
+    ["a form whose data is text", () => post("", {}, form([["data", "not a file"]])), 400, "InvalidRequest", "data"],
+    ["a broken multipart body", () => post("", { "content-type": "multipart/form-data; boundary=xyz" }, "--xyz\r\nnonsense"), 400, "InvalidRequest", "body"],
+    ["an unknown route", () => call("/v1/nothing-here", { headers: auth() }), 404, "NotFound", undefined]
+  ]
+
+  it(`answers each of ${cases.length} bad requests with a 4xx, a named reason and the field`, async () => {
+    expect(cases.length).toBeGreaterThanOrEqual(20)
+    const got: Array<unknown> = []
+    const want: Array<unknown> = []
+    for (const [name, send, status, reason, field] of cases) {
+      const { body, status: code } = await send()
+      got.push({ name, status: code, reason: body?.reason, field: body?.field, message: typeof body?.message })
+      want.push({ name, status, reason, field, message: "string" })
+    }
+    expect(got).toEqual(want)
+    // And the server is still there.
+    expect((await invokeJson({ data: dataUri(cat) })).status).toBe(200)
+  })
+})
+
+describe("shutdown", () => {
+  it("finishes a request in flight, refuses new connections, then stops", async () => {
+    const draining = await serve()
+    const { hostname, port } = new URL(draining.url)
+    const body = Buffer.from(JSON.stringify({ data: dataUri(cat) }))
+    const half = Math.floor(body.length / 2)
+    const response = new Promise<{ status: number; text: string; connection: string | undefined }>((resolve, reject) => {
+      const request = http.request({
+        host: hostname,
+        port,
+        method: "POST",
+        path: `/v1/functions/${fn}/invoke`,
+        headers: { ...auth(), "content-type": "application/json", "content-length": String(body.length) }
+      }, (res) => {
+        let text = ""
+        res.on("data", (c) => (text += c))
+        res.on("end", () => resolve({ status: res.statusCode!, text, connection: res.headers.connection }))
+      })
+      request.on("error", reject)
+      request.write(body.subarray(0, half))
+      setTimeout(() => request.end(body.subarray(half)), 600)
+    })
+    await new Promise((r) => setTimeout(r, 200))
+    const closed = draining.close()
+    await new Promise((r) => setTimeout(r, 100))
+    await expect(fetch(`${draining.url}/healthz`)).rejects.toThrow()
+    const done = await response
+    expect(done.status).toBe(200)
+    expect(JSON.parse(done.text).labelName).toBe("cats")
+    expect(done.connection).toBe("close")
+    await closed
+  })
+})
