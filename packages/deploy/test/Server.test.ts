@@ -9,6 +9,8 @@ import * as zlib from "node:zlib"
 import { environment, fitBundle, photos, tempDir } from "./fixtures/shared.js"
 import { dataUri, type Running, start } from "./fixtures/server.js"
 
+type Body = NonNullable<RequestInit["body"]>
+
 const work = tempDir("server")
 const bundleDir = path.join(work, "cats-or-dogs")
 const keysFile = path.join(work, "keys.json")
@@ -47,12 +49,12 @@ const auth = () => ({ authorization: `Bearer ${token}` })
 
 const call = async (
   route: string,
-  init: { method?: string; headers?: Record<string, string>; body?: BodyInit | Uint8Array; target?: Running } = {}
+  init: { method?: string; headers?: Record<string, string>; body?: Body | Uint8Array; target?: Running } = {}
 ) => {
   const response = await fetch(`${(init.target ?? server).url}${route}`, <RequestInit> {
     method: init.method ?? "GET",
     headers: init.headers ?? {},
-    ...(init.body === undefined ? {} : { body: init.body as BodyInit, duplex: "half" })
+    ...(init.body === undefined ? {} : { body: init.body as Body, duplex: "half" })
   })
   const text = await response.text()
   let body: any = text
@@ -216,7 +218,7 @@ describe("bad input", () => {
     for (const [k, v] of entries) f.append(k, v)
     return f
   }
-  const post = (query: string, headers: Record<string, string>, body: BodyInit | Uint8Array) =>
+  const post = (query: string, headers: Record<string, string>, body: Body | Uint8Array) =>
     call(`/v1/functions/${fn}/invoke${query}`, { method: "POST", headers: { ...auth(), ...headers }, body })
   const jsonType = { "content-type": "application/json" }
 
