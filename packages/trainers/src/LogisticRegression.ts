@@ -159,8 +159,7 @@ export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
   }
 })
 
-/** Fits with `params` decoded from a partial object (defaults filled in). */
-export const fit = (data: Head.TrainingSet, params: Partial<Params> = {}, seed = 0): Effect.Effect<Fitted, TrainerError> =>
-  plugin.fit(data, { ...Params.make({}), ...params }, seed)
+/** Fits with defaults for the params not given. */
+export const fit = HeadKit.fitWithDefaults(plugin, Params)
 
 export const load = plugin.load

@@ -4,5 +4,9 @@
  * @since 0.1.0
  */
 export * as CrossValidation from "./CrossValidation.js"
+export * as Heads from "./Heads.js"
+export * as Knn from "./Knn.js"
+export * as LinearSvm from "./LinearSvm.js"
+export * as NearestPrototype from "./NearestPrototype.js"
 export * as LogisticRegression from "./LogisticRegression.js"
 export * as TrainerError from "./TrainerError.js"

@@ -105,3 +105,8 @@ export const make = <P, PI, S, SI>(spec: Spec<P, PI, S, SI>): Plugin<P, S> => {
 /** `{ ...fields }` as a Struct whose every field has a default, so `{}` decodes to the defaults. */
 export const withDefault = <S extends Schema.Schema.Any>(schema: S, value: Schema.Schema.Type<S>) =>
   Schema.optionalWith(schema, { default: () => value, exact: true })
+
+/** `fit(data, partialParams?, seed?)`, the defaults of `paramsSchema` filling the params not given. */
+export const fitWithDefaults = <P, S>(plugin: Plugin<P, S>, paramsSchema: { readonly make: (p: {}) => P }) =>
+(data: Head.TrainingSet, params: Partial<P> = {}, seed = 0): Effect.Effect<Fitted<P, S>, TrainerError> =>
+  plugin.fit(data, { ...paramsSchema.make({}), ...params }, seed)

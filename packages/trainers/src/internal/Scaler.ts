@@ -12,10 +12,8 @@ export const Scaler = Schema.Struct({
 })
 export type Scaler = typeof Scaler.Type
 
-/** Row-wise L2 normalisation into a new Float64 buffer (a zero row stays zero). */
-export const normalizeRows = (x: Matrix.Matrix): Float64Array => {
-  const { rows, cols, data } = x
-  const out = new Float64Array(rows * cols)
+/** Row-wise L2 normalisation of `rows x cols` values into `out` (a zero row stays zero); `out` may be `data`. */
+export const normalizeInto = (data: ArrayLike<number>, rows: number, cols: number, out: Float64Array): Float64Array => {
   for (let i = 0; i < rows; i++) {
     let ss = 0
     for (let j = 0; j < cols; j++) ss += data[i * cols + j]! * data[i * cols + j]!
@@ -24,6 +22,10 @@ export const normalizeRows = (x: Matrix.Matrix): Float64Array => {
   }
   return out
 }
+
+/** Row-wise L2 normalisation into a new Float64 buffer. */
+export const normalizeRows = (x: Matrix.Matrix): Float64Array =>
+  normalizeInto(x.data, x.rows, x.cols, new Float64Array(x.rows * x.cols))
 
 /** Fits the scaler on `x` and returns it with the transformed rows. */
 export const fitTransform = (x: Matrix.Matrix): { readonly scaler: Scaler; readonly z: Float64Array } => {
@@ -59,4 +61,13 @@ export const transform = (scaler: Scaler, x: Matrix.Matrix): Float64Array => {
   const z = normalizeRows(x)
   applyInPlace(scaler, z, x.rows)
   return z
+}
+
+/**
+ * Rows for cosine similarity: L2-normalised, standardised when a scaler is given, then L2-normalised again so a dot
+ * product is a cosine.
+ */
+export const unitRows = (scaler: Scaler | undefined, x: Matrix.Matrix): Float64Array => {
+  const z = scaler === undefined ? normalizeRows(x) : transform(scaler, x)
+  return scaler === undefined ? z : normalizeInto(z, x.rows, x.cols, z)
 }

@@ -1,0 +1,226 @@
+/**
+ * A linear support vector machine, one-vs-rest, with Platt scaling for probabilities.
+ *
+ * Features are L2-normalised, then standardised (fitted state), and a constant feature 1 is appended for the
+ * intercept (regularised, as liblinear does). Each binary problem (class k against the rest; a two-class problem is
+ * one problem) minimises `0.5 * ||w||^2 + C * sum_i w_i * loss(y_i * w.x_i)`, with `C = 1 / l2` and the squared
+ * hinge (scikit-learn's `LinearSVC` default) or the hinge, by dual coordinate descent (Hsieh et al. 2008) over a
+ * seeded random order of rows.
+ *
+ * Probabilities: the decision values of rows held out by an inner stratified split (`calibrationFolds`, default 3)
+ * fit one Platt sigmoid per problem; with one vector per class the sigmoids are normalised to sum to 1. When a class
+ * has a single sample the sigmoids are fitted on training decision values instead.
+ *
+ * @since 0.1.0
+ */
+import type { Head, Matrix } from "@loupe/core"
+import { Matrix as M } from "@loupe/core"
+import { Effect, Schema } from "effect"
+import * as CrossValidation from "./CrossValidation.js"
+import * as Check from "./internal/Check.js"
+import * as Codec from "./internal/Codec.js"
+import * as HeadKit from "./internal/HeadKit.js"
+import { axpy, dot } from "./internal/Linalg.js"
+import * as Random from "./internal/Random.js"
+import * as Scaler from "./internal/Scaler.js"
+import { fitPlatt, sigmoid } from "./internal/Sigmoid.js"
+import type { TrainerError } from "./TrainerError.js"
+
+export const kind = "linear-svm"
+
+/**
+ * - `l2`: regularisation strength, `1 / C` (default 1).
+ * - `loss`: `"squared-hinge"` (default) or `"hinge"`.
+ * - `maxIter`: passes over the data at most (default 100).
+ * - `tol`: stop when the projected-gradient spread of a pass is below this (default 0.1, liblinear's).
+ * - `calibrationFolds`: inner folds whose held-out decision values fit the Platt sigmoids (default 3).
+ */
+export const Params = Schema.Struct({
+  l2: HeadKit.withDefault(Schema.Number.pipe(Schema.positive(), Schema.finite()), 1),
+  loss: HeadKit.withDefault(Schema.Literal("squared-hinge", "hinge"), "squared-hinge"),
+  maxIter: HeadKit.withDefault(Schema.Int.pipe(Schema.positive()), 100),
+  tol: HeadKit.withDefault(Schema.Number.pipe(Schema.positive(), Schema.finite()), 0.1),
+  calibrationFolds: HeadKit.withDefault(Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)), 3)
+})
+export type Params = typeof Params.Type
+
+export const State = Schema.Struct({
+  scaler: Scaler.Scaler,
+  numClasses: Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)),
+  /** `problems x (dim + 1)`, row-major; the last column is the intercept. */
+  weights: Codec.Float64,
+  /** Platt sigmoid per problem: `p = sigmoid(plattA * f + plattB)`. */
+  plattA: Codec.Float64,
+  plattB: Codec.Float64
+})
+export type State = typeof State.Type
+
+export type Fitted = HeadKit.Fitted<Params, State>
+
+const problems = (numClasses: number) => (numClasses === 2 ? 1 : numClasses)
+
+/** Is row label `label` on the positive side of problem `k`? */
+const positive = (numClasses: number, k: number, label: number) => (numClasses === 2 ? label === 1 : label === k)
+
+/** Dual coordinate descent for one binary problem on standardised rows `z` (`dim` wide, intercept implicit). */
+const solve = (
+  z: Float64Array,
+  dim: number,
+  sign: Float64Array,
+  rowWeight: Float64Array,
+  params: Params,
+  random: Random.Random
+) => {
+  const n = sign.length
+  const w = new Float64Array(dim + 1)
+  const alpha = new Float64Array(n)
+  const c = 1 / params.l2
+  const squared = params.loss === "squared-hinge"
+  const upper = new Float64Array(n)
+  const diag = new Float64Array(n)
+  const q = new Float64Array(n)
+  for (let i = 0; i < n; i++) {
+    const ci = c * rowWeight[i]!
+    upper[i] = squared ? Infinity : ci
+    diag[i] = squared ? (ci > 0 ? 0.5 / ci : Infinity) : 0
+    q[i] = dot(z, z, dim, i * dim, i * dim) + 1 + diag[i]!
+  }
+  const order = Int32Array.from({ length: n }, (_, i) => i)
+  for (let pass = 0; pass < params.maxIter; pass++) {
+    random.shuffle(order)
+    let pgMax = -Infinity
+    let pgMin = Infinity
+    for (const i of order) {
+      if (rowWeight[i] === 0) continue
+      const yi = sign[i]!
+      const g = yi * (dot(w, z, dim, 0, i * dim) + w[dim]!) - 1 + diag[i]! * alpha[i]!
+      const a = alpha[i]!
+      const pg = a === 0 ? Math.min(g, 0) : a === upper[i] ? Math.max(g, 0) : g
+      if (pg > pgMax) pgMax = pg
+      if (pg < pgMin) pgMin = pg
+      if (pg !== 0) {
+        const next = Math.min(Math.max(a - g / q[i]!, 0), upper[i]!)
+        const delta = (next - a) * yi
+        alpha[i] = next
+        axpy(delta, z, w, dim, i * dim, 0)
+        w[dim] += delta
+      }
+    }
+    if (pgMax - pgMin < params.tol) break
+  }
+  return w
+}
+
+/** Decision values `rows x problems` of standardised rows. */
+const decide = (weights: Float64Array, count: number, z: Float64Array, rows: number, dim: number) => {
+  const out = new Float64Array(rows * count)
+  for (let i = 0; i < rows; i++) {
+    for (let k = 0; k < count; k++) out[i * count + k] = dot(weights, z, dim, k * (dim + 1), i * dim) + weights[k * (dim + 1) + dim]!
+  }
+  return out
+}
+
+/** One weight vector per problem, fitted on standardised rows. */
+const fitProblems = (z: Float64Array, dim: number, data: Head.TrainingSet, params: Params, seed: number) => {
+  const { numClasses, y } = data
+  const count = problems(numClasses)
+  const rowWeight = Check.rowWeights(data)
+  const weights = new Float64Array(count * (dim + 1))
+  for (let k = 0; k < count; k++) {
+    const sign = Float64Array.from(y, (label) => (positive(numClasses, k, label) ? 1 : -1))
+    weights.set(solve(z, dim, sign, rowWeight, params, Random.make(Random.derive(seed, k))), k * (dim + 1))
+  }
+  return weights
+}
+
+/** Decision values of every row, each from a model that did not see it (or from the full model when too small). */
+const heldOutScores = (data: Head.TrainingSet, params: Params, seed: number): Effect.Effect<Float64Array, TrainerError> =>
+  CrossValidation.plan(data.y, data.numClasses, { folds: params.calibrationFolds, seed: Random.derive(seed, 101) }).pipe(
+    Effect.flatMap((plan) =>
+      HeadKit.attempt(kind, () => {
+        const count = problems(data.numClasses)
+        const dim = data.x.cols
+        const scores = new Float64Array(data.y.length * count)
+        for (const fold of plan.folds) {
+          const subset = {
+            x: M.takeRows(data.x, fold.train),
+            y: Int32Array.from(fold.train, (i) => data.y[i]!),
+            numClasses: data.numClasses,
+            ...(data.weights ? { weights: Float32Array.from(fold.train, (i) => data.weights![i]!) } : {})
+          }
+          const { scaler, z } = Scaler.fitTransform(subset.x)
+          const weights = fitProblems(z, dim, subset, params, Random.derive(seed, 200 + fold.index))
+          const test = Scaler.transform(scaler, M.takeRows(data.x, fold.test))
+          const f = decide(weights, count, test, fold.test.length, dim)
+          fold.test.forEach((row, t) => scores.set(f.subarray(t * count, (t + 1) * count), row * count))
+        }
+        return scores
+      })
+    )
+  )
+
+const train = (data: Head.TrainingSet, params: Params, seed: number): Effect.Effect<State, TrainerError> =>
+  Effect.gen(function*() {
+    const { numClasses } = data
+    const dim = data.x.cols
+    const count = problems(numClasses)
+    const { scaler, z } = Scaler.fitTransform(data.x)
+    const weights = yield* HeadKit.attempt(kind, () => fitProblems(z, dim, data, params, seed))
+    const scores = yield* heldOutScores(data, params, seed).pipe(
+      Effect.catchIf((e) => e.reason === "InvalidData", () => Effect.succeed(decide(weights, count, z, data.y.length, dim)))
+    )
+    const plattA = new Float64Array(count)
+    const plattB = new Float64Array(count)
+    const rowWeight = Check.rowWeights(data)
+    for (let k = 0; k < count; k++) {
+      const f = Float64Array.from(data.y, (_, i) => scores[i * count + k]!)
+      const { a, b } = fitPlatt(f, Array.from(data.y, (label) => positive(numClasses, k, label)), rowWeight)
+      plattA[k] = a
+      plattB[k] = b
+    }
+    return { scaler, numClasses, weights, plattA, plattB }
+  })
+
+const predict = (state: State, _params: Params, x: Matrix.Matrix): Matrix.Matrix => {
+  const { numClasses } = state
+  const count = problems(numClasses)
+  const f = decide(state.weights, count, Scaler.transform(state.scaler, x), x.rows, x.cols)
+  const out = new Float32Array(x.rows * numClasses)
+  for (let i = 0; i < x.rows; i++) {
+    if (count === 1) {
+      const p = sigmoid(state.plattA[0]! * f[i]! + state.plattB[0]!)
+      out[i * 2] = 1 - p
+      out[i * 2 + 1] = p
+      continue
+    }
+    let sum = 0
+    const p = new Float64Array(count)
+    for (let k = 0; k < count; k++) {
+      p[k] = sigmoid(state.plattA[k]! * f[i * count + k]! + state.plattB[k]!)
+      sum += p[k]!
+    }
+    for (let k = 0; k < count; k++) out[i * numClasses + k] = sum > 0 ? p[k]! / sum : 1 / numClasses
+  }
+  return { rows: x.rows, cols: numClasses, data: out }
+}
+
+export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
+  kind,
+  paramsSchema: Params,
+  stateSchema: State,
+  train,
+  predict,
+  shape: (state) => {
+    const dim = state.scaler.mean.length
+    const count = problems(state.numClasses)
+    if (state.scaler.scale.length !== dim) return "scaler mean and scale differ in length"
+    if (state.weights.length !== count * (dim + 1)) return `weights hold ${state.weights.length} values, expected ${count * (dim + 1)}`
+    if (state.plattA.length !== count || state.plattB.length !== count) return `expected ${count} Platt sigmoids`
+    return { numClasses: state.numClasses, dim }
+  }
+})
+
+/** Fits with defaults for the params not given. */
+export const fit = HeadKit.fitWithDefaults(plugin, Params)
+
+export const load = plugin.load
