@@ -141,6 +141,24 @@ const candidatesFor = (backend: TfjsOptions["backend"]): ReadonlyArray<BackendCa
 
 type Run = (x: Tf.Tensor) => Tf.Tensor
 
+/**
+ * A layer by name, also inside nested models (Teachable Machine wraps its trunk in `Sequential[Model, pooling]`, and
+ * the trunk's layers are what partial fine-tuning cuts at). Throws when there is none.
+ */
+const findLayer = (model: Tf.LayersModel, name: string): Tf.layers.Layer => {
+  const search = (m: Tf.LayersModel): Tf.layers.Layer | undefined => {
+    for (const layer of m.layers) {
+      if (layer.name === name) return layer
+      const inner = "layers" in layer && Array.isArray(layer.layers) ? search(layer as Tf.LayersModel) : undefined
+      if (inner !== undefined) return inner
+    }
+    return undefined
+  }
+  const found = search(model)
+  if (found === undefined) throw new Error(`No such layer: ${name}`)
+  return found
+}
+
 /** The one output tensor; a model with several outputs must be told which one is the embedding. */
 const single = (y: Tf.Tensor | Array<Tf.Tensor>, names: ReadonlyArray<string>): Tf.Tensor => {
   if (!Array.isArray(y)) return y
@@ -276,7 +294,7 @@ export const plugin = (config: TfjsModelConfig): TfjsBackbonePlugin => {
               const m = opened.model
               const net = output === undefined
                 ? m
-                : tf.model({ inputs: m.inputs, outputs: m.getLayer(output).output as Tf.SymbolicTensor })
+                : tf.model({ inputs: m.inputs, outputs: findLayer(m, output).output as Tf.SymbolicTensor })
               return (x: Tf.Tensor) => single(net.predict(x) as Tf.Tensor | Array<Tf.Tensor>, net.outputNames)
             },
             catch: (cause) =>
