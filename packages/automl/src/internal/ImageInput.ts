@@ -87,7 +87,10 @@ export const readBytes = (data: unknown, field: string, options: ReadOptions = {
     ? data.startsWith("data:")
       ? fromDataUri(data, field)
       : /^https?:\/\//i.test(data)
-      ? fromUrl(new URL(data), field, options)
+      ? Effect.flatMap(
+        Effect.try({ try: () => new URL(data), catch: (cause) => invalid(field, `${data} is not a valid URL`, cause) }),
+        (url) => fromUrl(url, field, options)
+      )
       : data === ""
       ? Effect.fail(invalid(field, "the path is empty"))
       : fromFile(data, field)
