@@ -3,8 +3,8 @@ import { defineConfig } from "tsup"
 export default defineConfig({
   entry: ["src/index.ts", "src/cli.ts"],
   format: ["esm"],
-  // Declarations for the library entry only; the CLI entry has no exports.
-  dts: { entry: "src/index.ts" },
+  // Declarations come from `tsc -p tsconfig.build.json`, one file per module, exactly as written.
+  dts: false,
   tsconfig: "tsconfig.build.json",
   sourcemap: true,
   clean: true,

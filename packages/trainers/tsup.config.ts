@@ -3,7 +3,8 @@ import { defineConfig } from "tsup"
 export default defineConfig({
   entry: ["src/index.ts"],
   format: ["esm"],
-  dts: true,
+  // Declarations come from `tsc -p tsconfig.build.json`, one file per module, exactly as written.
+  dts: false,
   tsconfig: "tsconfig.build.json",
   sourcemap: true,
   clean: true,

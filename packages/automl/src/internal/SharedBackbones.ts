@@ -7,10 +7,13 @@
  */
 import { Effect, Scope, SynchronizedRef } from "effect"
 import { Registry } from "@loupe/core"
-import type { Backbone } from "@loupe/core"
+import type { Backbone, CoreError } from "@loupe/core"
 
 /** Wrap `registry` so each (backbone id, options) loads once, into `scope`. */
-export const make = (registry: Registry.RegistryShape, scope: Scope.Scope) =>
+export const make = (
+  registry: Registry.RegistryShape,
+  scope: Scope.Scope
+): Effect.Effect<Registry.RegistryShape, CoreError.CoreError> =>
   Effect.gen(function*() {
     const loaded = yield* SynchronizedRef.make(new Map<string, Backbone.LoadedBackbone>())
     const share = (plugin: Backbone.BackbonePlugin): Backbone.BackbonePlugin => ({

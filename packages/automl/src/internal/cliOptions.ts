@@ -1,6 +1,8 @@
 import { Options } from "@effect/cli"
 import { Layer, Option } from "effect"
 import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
+import type { EmbeddingCache, Progress, Registry } from "@loupe/core"
+import type { AutomlError } from "../AutomlError.js"
 import * as path from "node:path"
 import * as Plugins from "../Plugins.js"
 import * as ProgressBar from "../ProgressBar.js"
@@ -21,7 +23,13 @@ export const json = Options.boolean("json").pipe(Options.withDescription("Print 
  * Services every command needs: config (flags over environment), plugins, the on-disk embedding cache under the
  * cache directory, and progress on stderr.
  */
-export const environment = (flags: { readonly modelsDir: Option.Option<string>; readonly plugins: ReadonlyArray<string> }) => {
+export const environment = (flags: {
+  readonly modelsDir: Option.Option<string>
+  readonly plugins: ReadonlyArray<string>
+}): Layer.Layer<
+  LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | Registry.Registry | Progress.Progress,
+  AutomlError
+> => {
   const config = LoupeConfig.LoupeConfig.layerConfig(
     Option.match(flags.modelsDir, { onNone: () => ({}), onSome: (dir) => ({ modelsDir: path.resolve(dir) }) })
   )
