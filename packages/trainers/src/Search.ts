@@ -1,0 +1,297 @@
+/**
+ * Cross-validated search over backbones, heads and their params, on precomputed embeddings (one matrix per backbone
+ * id; the search never embeds).
+ *
+ * Strategies implement one hook, `run(evaluate, context)`: `evaluate(candidates, { rows })` cross-validates each
+ * candidate (on a stratified subsample of `rows` when given) and returns its leaderboard entries. Grid, random and
+ * successive halving differ only in what they ask for. Every candidate evaluated on the same rows shares one fold
+ * plan, so comparisons are paired.
+ *
+ * Selection: the highest `metric` (default macro-F1) on out-of-fold predictions, then the lower log loss, then the
+ * earlier candidate (spaces list simpler candidates first). Entries on fewer rows (early successive-halving rungs)
+ * rank below entries on all rows. The best candidate is refit on every row.
+ *
+ * Deterministic given the seed, as long as the time budget does not cut the search short: when the budget runs out
+ * the search stops before the next candidate and selects among those evaluated.
+ *
+ * @since 0.1.0
+ */
+import type { Head, Metric } from "@loupe/core"
+import { Matrix, Progress } from "@loupe/core"
+import { Clock, Effect } from "effect"
+import * as CrossValidation from "./CrossValidation.js"
+import * as Heads from "./Heads.js"
+import * as Metrics from "./internal/Metrics.js"
+import * as Random from "./internal/Random.js"
+import * as SearchSpace from "./SearchSpace.js"
+import { TrainerError } from "./TrainerError.js"
+
+export interface Data {
+  /** Embeddings per backbone id, rows aligned with `y`. */
+  readonly embeddings: ReadonlyMap<string, Matrix.Matrix>
+  readonly y: Int32Array
+  readonly numClasses: number
+  readonly weights?: Float32Array
+}
+
+export interface Entry {
+  readonly candidate: SearchSpace.Candidate
+  readonly backboneId: string
+  readonly headKind: string
+  /** The head's decoded params. */
+  readonly params: unknown
+  /** Training rows cross-validated (all rows, or fewer on early successive-halving rungs). */
+  readonly rows: number
+  /** Out-of-fold scores: `macroF1`, `logLoss`, `accuracy` and the selection metric. */
+  readonly metrics: Readonly<Record<string, number>>
+  /** The selection metric's value. */
+  readonly score: number
+  /** Mean fit time per fold, ms. */
+  readonly fitMs: number
+  /** Time to cross-validate the candidate, ms. */
+  readonly cvMs: number
+  /** `rows x numClasses` out-of-fold probabilities (rows in `sampleRows` order). */
+  readonly proba: Matrix.Matrix
+  /** The rows of the data this entry used, ascending. */
+  readonly sampleRows: Int32Array
+  /** Evaluation order; the last tie-break. */
+  readonly order: number
+}
+
+export type Evaluate = (
+  candidates: ReadonlyArray<SearchSpace.Candidate>,
+  options?: { readonly rows?: number }
+) => Effect.Effect<ReadonlyArray<Entry>, TrainerError>
+
+export interface Context {
+  readonly space: SearchSpace.SearchSpace
+  readonly backboneIds: ReadonlyArray<string>
+  readonly rows: number
+  readonly numClasses: number
+  readonly folds: number
+  readonly seed: number
+  /** Sorts entries best first, by the search's selection rule. */
+  readonly rank: (entries: ReadonlyArray<Entry>) => ReadonlyArray<Entry>
+}
+
+export interface Strategy {
+  readonly name: string
+  readonly run: (evaluate: Evaluate, context: Context) => Effect.Effect<void, TrainerError>
+}
+
+export interface Options {
+  readonly space?: SearchSpace.SearchSpace
+  /** Default: `grid()`. */
+  readonly strategy?: Strategy
+  /** Head plugins by kind (default: the built-in `Heads.heads`). */
+  readonly heads?: ReadonlyArray<Head.HeadPlugin>
+  /** Selection metric (default macro-F1); log loss breaks ties. */
+  readonly metric?: Metric.Metric
+  readonly seed?: number
+  /** Stop starting new candidates after this many milliseconds. */
+  readonly timeBudgetMs?: number
+  readonly cv?: Pick<CrossValidation.Options, "folds" | "repeats" | "groups" | "leaveOneOutBelow">
+}
+
+export interface Failure {
+  readonly candidate: SearchSpace.Candidate
+  readonly message: string
+}
+
+export interface Result {
+  /** Best first. */
+  readonly leaderboard: ReadonlyArray<Entry>
+  readonly best: Entry
+  /** The best candidate refit on all rows. */
+  readonly fitted: Head.FittedHead
+  readonly strategy: string
+  readonly elapsedMs: number
+  readonly budgetExhausted: boolean
+  /** Candidates whose fit failed (numerical trouble); the search goes on without them. */
+  readonly failures: ReadonlyArray<Failure>
+}
+
+/** Evaluates every grid point of the space. */
+export const grid = (): Strategy => ({
+  name: "grid",
+  run: (evaluate, context) => Effect.asVoid(evaluate(SearchSpace.grid(context.space, context.backboneIds)))
+})
+
+/** Evaluates `candidates` distinct random points (default 20), drawn with the search seed. */
+export const random = (options: { readonly candidates?: number } = {}): Strategy => ({
+  name: "random",
+  run: (evaluate, context) =>
+    Effect.asVoid(
+      evaluate(SearchSpace.randomCandidates(context.space, context.backboneIds, options.candidates ?? 20, Random.derive(context.seed, 3)))
+    )
+})
+
+/**
+ * Successive halving (Jamieson & Talwalkar 2016) with training rows as the resource: every grid point on
+ * `rows / factor^R` rows, the best `1 / factor` of them on `factor` times more, ..., the last rung on all rows.
+ * `minRows` (default `max(30, 4 * numClasses * folds)`) bounds the first rung.
+ */
+export const successiveHalving = (options: { readonly factor?: number; readonly minRows?: number } = {}): Strategy => ({
+  name: "successive-halving",
+  run: (evaluate, context) =>
+    Effect.gen(function*() {
+      const factor = options.factor ?? 3
+      const minRows = Math.min(context.rows, options.minRows ?? Math.max(30, 4 * context.numClasses * context.folds))
+      const rungs = Math.max(0, Math.floor(Math.log(context.rows / minRows) / Math.log(factor)))
+      let candidates = SearchSpace.grid(context.space, context.backboneIds)
+      for (let r = 0; r <= rungs && candidates.length > 0; r++) {
+        const rows = r === rungs ? context.rows : Math.round(context.rows / Math.pow(factor, rungs - r))
+        const entries = yield* evaluate(candidates, { rows })
+        if (r < rungs) {
+          candidates = context.rank(entries).slice(0, Math.max(1, Math.ceil(entries.length / factor))).map((e) => e.candidate)
+        }
+      }
+    })
+})
+
+const fail = (reason: TrainerError["reason"], field: string, message: string) => new TrainerError({ reason, field, message })
+
+/** A stratified subsample of `rows` rows (at least 2 per class), ascending. */
+const subsample = (y: Int32Array, numClasses: number, rows: number, seed: number): Int32Array => {
+  if (rows >= y.length) return Int32Array.from(y, (_, i) => i)
+  const random = Random.make(seed)
+  const picked: Array<number> = []
+  for (let c = 0; c < numClasses; c++) {
+    const members = random.shuffle(Array.from(y, (label, i) => (label === c ? i : -1)).filter((i) => i >= 0))
+    const take = Math.min(members.length, Math.max(2, Math.round((rows * members.length) / y.length)))
+    picked.push(...members.slice(0, take))
+  }
+  return Int32Array.from(picked).sort()
+}
+
+export const run = (data: Data, options: Options = {}): Effect.Effect<Result, TrainerError> =>
+  Effect.gen(function*() {
+    const start = yield* Clock.currentTimeMillis
+    const space = options.space ?? SearchSpace.defaultSearchSpace
+    yield* SearchSpace.validate(space)
+    const strategy = options.strategy ?? grid()
+    const metric = options.metric ?? Metrics.macroF1
+    const seed = options.seed ?? 0
+    const n = data.y.length
+    const backboneIds = [...data.embeddings.keys()]
+    if (backboneIds.length === 0) return yield* fail("InvalidData", "embeddings", "no embeddings to search on")
+    for (const [id, x] of data.embeddings) {
+      if (x.rows !== n) return yield* fail("InvalidData", `embeddings.${id}`, `${id}: ${x.rows} rows for ${n} labels`)
+    }
+    const headsByKind = new Map((options.heads ?? Heads.heads).map((h) => [h.kind, h]))
+    const compare = (a: Entry, b: Entry) =>
+      b.rows - a.rows ||
+      (metric.higherIsBetter ? b.score - a.score : a.score - b.score) ||
+      a.metrics["logLoss"]! - b.metrics["logLoss"]! ||
+      a.order - b.order
+    const rank = (entries: ReadonlyArray<Entry>) => [...entries].sort(compare)
+
+    const plans = new Map<number, { readonly sampleRows: Int32Array; readonly plan: CrossValidation.Plan }>()
+    const planFor = (rows: number) =>
+      Effect.gen(function*() {
+        const cached = plans.get(rows)
+        if (cached) return cached
+        const sampleRows = subsample(data.y, data.numClasses, rows, Random.derive(seed, 2, rows))
+        const groups = options.cv?.groups
+        const plan = yield* CrossValidation.plan(Int32Array.from(sampleRows, (i) => data.y[i]!), data.numClasses, {
+          ...options.cv,
+          ...(groups ? { groups: Array.from(sampleRows, (i) => groups[i]!) } : {}),
+          seed: Random.derive(seed, 1)
+        })
+        const entry = { sampleRows, plan }
+        plans.set(rows, entry)
+        return entry
+      })
+
+    const entries: Array<Entry> = []
+    const failures: Array<Failure> = []
+    let budgetExhausted = false
+    let order = 0
+    const evaluateOne = (candidate: SearchSpace.Candidate, rows: number) =>
+      Effect.gen(function*() {
+        const { backboneId, headKind, headParams } = SearchSpace.resolve(candidate)
+        const head = headsByKind.get(headKind)
+        if (!head) {
+          return yield* fail("Unknown", "head.kind", `unknown head "${headKind}"; known: ${[...headsByKind.keys()].join(", ")}`)
+        }
+        const x = data.embeddings.get(backboneId)
+        if (!x) return yield* fail("Unknown", "backbone.id", `no embeddings for backbone "${backboneId}"; have: ${backboneIds.join(", ")}`)
+        const params = yield* Heads.decodeParams(head, headParams)
+        const { plan, sampleRows } = yield* planFor(rows)
+        const set: Head.TrainingSet = {
+          x: Matrix.takeRows(x, sampleRows),
+          y: Int32Array.from(sampleRows, (i) => data.y[i]!),
+          numClasses: data.numClasses,
+          ...(data.weights ? { weights: Float32Array.from(sampleRows, (i) => data.weights![i]!) } : {})
+        }
+        const t0 = yield* Clock.currentTimeMillis
+        const cv = yield* CrossValidation.runPlan(head, params, set, plan, Random.derive(seed, 4))
+        const cvMs = (yield* Clock.currentTimeMillis) - t0
+        const input = { yTrue: set.y, proba: cv.proba, numClasses: data.numClasses }
+        const metrics: Record<string, number> = {}
+        for (const m of [...Metrics.all, metric]) metrics[m.name] = m.compute(input)
+        const entry: Entry = {
+          candidate,
+          backboneId,
+          headKind,
+          params,
+          rows: sampleRows.length,
+          metrics,
+          score: metrics[metric.name]!,
+          fitMs: cv.fitMs / cv.folds.length,
+          cvMs,
+          proba: cv.proba,
+          sampleRows,
+          order: order++
+        }
+        return entry
+      })
+
+    const evaluate: Evaluate = (candidates, evalOptions) =>
+      Effect.gen(function*() {
+        const rows = Math.min(n, evalOptions?.rows ?? n)
+        const out: Array<Entry> = []
+        for (const [i, candidate] of candidates.entries()) {
+          if (options.timeBudgetMs !== undefined && (yield* Clock.currentTimeMillis) - start >= options.timeBudgetMs) {
+            budgetExhausted = true
+            break
+          }
+          const result = yield* evaluateOne(candidate, rows).pipe(
+            Effect.map((e) => e as Entry | undefined),
+            Effect.catchIf((e) => e.reason === "TrainingFailed", (e) =>
+              Effect.sync(() => {
+                failures.push({ candidate, message: e.message })
+                return undefined
+              }))
+          )
+          if (result) {
+            out.push(result)
+            entries.push(result)
+          }
+          yield* Progress.report({ stage: "search", done: i + 1, total: candidates.length, detail: SearchSpace.key(candidate) })
+        }
+        return out
+      })
+
+    const folds = options.cv?.folds ?? 5
+    yield* strategy.run(evaluate, { space, backboneIds, rows: n, numClasses: data.numClasses, folds, seed, rank })
+    const leaderboard = rank(entries)
+    const best = leaderboard[0]
+    if (!best) {
+      return yield* fail(
+        "TrainingFailed",
+        "search",
+        budgetExhausted ? "the time budget ran out before any candidate was evaluated" : "no candidate could be evaluated"
+      )
+    }
+    const head = headsByKind.get(best.headKind)!
+    const fitted = yield* CrossValidation.refit(head, best.params, {
+      x: data.embeddings.get(best.backboneId)!,
+      y: data.y,
+      numClasses: data.numClasses,
+      ...(data.weights ? { weights: data.weights } : {})
+    }, Random.derive(seed, 5))
+    const elapsedMs = (yield* Clock.currentTimeMillis) - start
+    return { leaderboard, best, fitted, strategy: strategy.name, elapsedMs, budgetExhausted, failures }
+  }).pipe(Effect.withSpan("Search.run"))
+export { accuracy, logLoss, macroF1 } from "./internal/Metrics.js"

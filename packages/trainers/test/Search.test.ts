@@ -1,0 +1,135 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { Matrix } from "@loupe/core"
+import { Search, SearchSpace } from "@loupe/trainers"
+import { correct, split } from "./fixtures/helpers.js"
+
+const BACKBONE = "onnx:mobilenetv2-int8"
+
+const cats = Effect.promise(async () => {
+  const train = await split("cats-vs-dogs", "train")
+  const test = await split("cats-vs-dogs", "test")
+  return { train, test, data: { embeddings: new Map([[BACKBONE, train.x]]), y: train.y, numClasses: 2 } }
+})
+
+const small: SearchSpace.SearchSpace = [
+  { "head.kind": ["logistic-regression"], "head.l2": [1, 100] },
+  { "head.kind": ["nearest-prototype"] },
+  { "head.kind": ["knn"], "head.k": [5, 15] }
+]
+
+/** What must not change between two runs with one seed. */
+const summary = (r: Search.Result) =>
+  r.leaderboard.map((e) => ({ candidate: e.candidate, rows: e.rows, metrics: e.metrics, proba: Array.from(e.proba.data) }))
+
+describe("SearchSpace", () => {
+  it("enumerates grids branch by branch, with backbones crossed in and ranges on a log scale", () => {
+    const grid = SearchSpace.grid(
+      [{ "head.kind": ["logistic-regression"], "head.l2": { min: 0.1, max: 10, log: true, gridPoints: 3 } }, { "head.kind": ["knn"] }],
+      ["a", "b"]
+    )
+    expect(grid.map((c) => [c["backbone.id"], c["head.kind"], c["head.l2"]])).toEqual([
+      ["a", "logistic-regression", 0.1],
+      ["a", "logistic-regression", 1],
+      ["a", "logistic-regression", 10],
+      ["b", "logistic-regression", 0.1],
+      ["b", "logistic-regression", 1],
+      ["b", "logistic-regression", 10],
+      ["a", "knn", undefined],
+      ["b", "knn", undefined]
+    ])
+    expect(SearchSpace.resolve(grid[0]!)).toEqual({ backboneId: "a", headKind: "logistic-regression", headParams: { l2: 0.1 } })
+  })
+
+  it.effect("rejects names outside backbone.id and head.*, and branches without a head kind", () =>
+    Effect.gen(function*() {
+      const unknown = yield* Effect.flip(SearchSpace.decode([{ "head.kind": ["knn"], "optimizer.lr": [0.1] }]))
+      expect(unknown.reason).toBe("InvalidParams")
+      expect(unknown.field).toBe("space[0].optimizer.lr")
+      const noKind = yield* Effect.flip(SearchSpace.decode([{ "head.l2": [1] }]))
+      expect(noKind.field).toBe("space[0]")
+      const ok = yield* SearchSpace.decode(SearchSpace.defaultSearchSpace)
+      expect(ok).toEqual(SearchSpace.defaultSearchSpace)
+    }))
+
+  it("draws random candidates deterministically from the seed", () => {
+    const space: SearchSpace.SearchSpace = [{ "head.kind": ["logistic-regression"], "head.l2": { min: 0.01, max: 1000, log: true } }]
+    const a = SearchSpace.randomCandidates(space, ["x"], 6, 9)
+    expect(a.length).toBe(6)
+    expect(SearchSpace.randomCandidates(space, ["x"], 6, 9)).toEqual(a)
+    expect(SearchSpace.randomCandidates(space, ["x"], 6, 10)).not.toEqual(a)
+    for (const c of a) expect(c["head.l2"]).toBeGreaterThanOrEqual(0.01)
+  })
+})
+
+describe("Search", () => {
+  it.effect("is deterministic given the seed: same leaderboard, same selection", () =>
+    Effect.gen(function*() {
+      const { data, test } = yield* cats
+      const a = yield* Search.run(data, { space: small, seed: 4 })
+      const b = yield* Search.run(data, { space: small, seed: 4 })
+      expect(summary(b)).toEqual(summary(a))
+      expect(b.best.candidate).toEqual(a.best.candidate)
+      expect(b.fitted.predictProba(test.x).data).toEqual(a.fitted.predictProba(test.x).data)
+      expect(a.leaderboard.length).toBe(5)
+      expect(a.strategy).toBe("grid")
+      // Ranked by macro-F1, then log loss.
+      for (let i = 1; i < a.leaderboard.length; i++) {
+        const [prev, cur] = [a.leaderboard[i - 1]!, a.leaderboard[i]!]
+        expect(prev.score).toBeGreaterThanOrEqual(cur.score)
+        if (prev.score === cur.score) expect(prev.metrics["logLoss"]).toBeLessThanOrEqual(cur.metrics["logLoss"]!)
+      }
+      expect(a.best.metrics["accuracy"]).toBeGreaterThanOrEqual(0.95)
+      expect(correct(a.fitted.predictProba(test.x), test.y)).toBeGreaterThanOrEqual(38)
+    }))
+
+  it.effect("successive halving evaluates everything on a subsample, then the best third on all rows", () =>
+    Effect.gen(function*() {
+      const { data } = yield* cats
+      const r = yield* Search.run(data, { space: small, strategy: Search.successiveHalving({ factor: 3 }), seed: 1 })
+      const rungs = [...new Set(r.leaderboard.map((e) => e.rows))].sort((a, b) => a - b)
+      expect(rungs.length).toBeGreaterThanOrEqual(2)
+      expect(rungs[rungs.length - 1]).toBe(200)
+      expect(r.leaderboard.filter((e) => e.rows === rungs[0]).length).toBe(5)
+      expect(r.leaderboard.filter((e) => e.rows === 200).length).toBeLessThanOrEqual(2)
+      expect(r.best.rows).toBe(200)
+      // The first rung is stratified: both classes equally present.
+      const first = r.leaderboard.find((e) => e.rows === rungs[0])!
+      expect(Array.from(first.sampleRows, (i) => data.y[i]).filter((l) => l === 1).length).toBe(first.rows / 2)
+    }))
+
+  it.effect("random search and a custom metric", () =>
+    Effect.gen(function*() {
+      const { data } = yield* cats
+      const space: SearchSpace.SearchSpace = [{ "head.kind": ["nearest-prototype"], "head.scale": { min: 1, max: 50, log: true } }]
+      const r = yield* Search.run(data, { space, strategy: Search.random({ candidates: 3 }), metric: Search.logLoss, seed: 2 })
+      expect(r.strategy).toBe("random")
+      expect(r.leaderboard.length).toBe(3)
+      expect(r.leaderboard.map((e) => e.score)).toEqual([...r.leaderboard.map((e) => e.score)].sort((a, b) => a - b))
+    }))
+
+  it.effect("picks the informative backbone among several", () =>
+    Effect.gen(function*() {
+      const { data } = yield* cats
+      let s = 7
+      const noise = Matrix.make(200, 64, Float32Array.from({ length: 200 * 64 }, () => (s = (s * 16807) % 2147483647) / 2147483647))
+      const both = { ...data, embeddings: new Map([["test:noise", noise], [BACKBONE, data.embeddings.get(BACKBONE)!]]) }
+      const r = yield* Search.run(both, { space: [{ "head.kind": ["nearest-prototype"] }] })
+      expect(r.leaderboard.map((e) => e.backboneId)).toEqual([BACKBONE, "test:noise"])
+      expect(r.fitted.dim).toBe(1280)
+    }))
+
+  it.effect("stops at the time budget and names unknown heads and backbones", () =>
+    Effect.gen(function*() {
+      const { data } = yield* cats
+      const none = yield* Effect.flip(Search.run(data, { space: small, timeBudgetMs: 0 }))
+      expect(none.reason).toBe("TrainingFailed")
+      expect(none.message).toContain("time budget")
+      const headError = yield* Effect.flip(Search.run(data, { space: [{ "head.kind": ["random-forest"] }] }))
+      expect(headError).toMatchObject({ reason: "Unknown", field: "head.kind" })
+      const backboneError = yield* Effect.flip(Search.run(data, { space: [{ "backbone.id": ["onnx:other"], "head.kind": ["knn"] }] }))
+      expect(backboneError).toMatchObject({ reason: "Unknown", field: "backbone.id" })
+      const paramError = yield* Effect.flip(Search.run(data, { space: [{ "head.kind": ["knn"], "head.k": [0] }] }))
+      expect(paramError).toMatchObject({ reason: "InvalidParams", field: "head.knn" })
+    }))
+})
