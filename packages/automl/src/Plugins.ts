@@ -9,14 +9,15 @@ import { Effect, Layer } from "effect"
 import { Registry } from "@loupe/core"
 import type { Backbone, Head } from "@loupe/core"
 import { Catalog } from "@loupe/backbones"
-import { LogisticRegression } from "@loupe/trainers"
+import { Heads, ManualTraining } from "@loupe/trainers"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
 import { AutomlError } from "./AutomlError.js"
 
 export const builtins: Registry.Plugins = {
   backbones: Catalog.builtins,
-  heads: [LogisticRegression.plugin]
+  // The search heads, plus the heads manual training and fine-tuning produce, so their bundles load.
+  heads: [...Heads.heads, ...ManualTraining.heads]
 }
 
 const isBackbonePlugin = (value: unknown): value is Backbone.BackbonePlugin =>
