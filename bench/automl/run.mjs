@@ -9,8 +9,10 @@
  *   - test accuracy on the 40 test photos through `invoke`, and the model's cross-validation accuracy;
  *   - 10 more photos posted (cats-vs-dogs-large train ids 101..105, disjoint from the test set) -> new model promoted
  *     (wall time: "retrain"; the embedding cache and the loaded backbones are warm).
- * The retrain debounce is 0 so the times are the work itself. The last preset listed is the same-run baseline the
- * ratios are computed against.
+ * The retrain debounce is 0 so the times are the work itself. Beside wall time it prints the process's CPU time
+ * (user + system) for the same span: on a machine shared with other jobs, wall time stretches with the load while CPU
+ * time stays close to what the work costs. The last preset listed is the same-run baseline the ratios are computed
+ * against.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -39,6 +41,16 @@ const extra = [101, 102, 103, 104, 105].flatMap((id) => [
 
 const seconds = (/** @type {number} */ ms) => (ms / 1000).toFixed(2)
 
+/** Wall and CPU milliseconds since `start()`. */
+const stopwatch = () => {
+  const wall = performance.now()
+  const cpu = process.cpuUsage()
+  return () => {
+    const used = process.cpuUsage(cpu)
+    return { wallMs: performance.now() - wall, cpuMs: (used.user + used.system) / 1000 }
+  }
+}
+
 /** @param {string} preset */
 const runPreset = async (preset) => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `loupe-bench-automl-${preset}-`))
@@ -49,12 +61,12 @@ const runPreset = async (preset) => {
     debounce: 0
   })
   try {
-    const t0 = performance.now()
+    const coldWatch = stopwatch()
     const fn = await loupe.create(`bench-${preset}`, { preset })
     await loupe.createSamples(fn.id, split("train").map(([data, label]) => ({ data, label })))
-    const postMs = performance.now() - t0
+    const postMs = coldWatch().wallMs
     const cold = await loupe.awaitTrained(fn.id)
-    const coldMs = performance.now() - t0
+    const { cpuMs: coldCpuMs, wallMs: coldMs } = coldWatch()
     if (cold.model === null) throw new Error(`${preset}: training failed: ${cold.trainError}`)
     const coldMetrics = await loupe.metrics(fn.id)
 
@@ -64,10 +76,10 @@ const runPreset = async (preset) => {
     for (const [file, label] of test) if ((await loupe.invoke(fn.id, file)).labelName === label) correct++
     const invokeMs = (performance.now() - t1) / test.length
 
-    const t2 = performance.now()
+    const retrainWatch = stopwatch()
     await loupe.createSamples(fn.id, extra.map(([data, label]) => ({ data, label })))
     const warm = await loupe.awaitTrained(fn.id)
-    const retrainMs = performance.now() - t2
+    const { cpuMs: retrainCpuMs, wallMs: retrainMs } = retrainWatch()
     if (warm.model === null || warm.model.id === cold.model.id) throw new Error(`${preset}: the retrain did not promote a model`)
     const warmMetrics = await loupe.metrics(fn.id)
     let correctAfter = 0
@@ -76,6 +88,7 @@ const runPreset = async (preset) => {
     return {
       preset,
       coldMs,
+      coldCpuMs,
       postMs,
       coldTimings: coldMetrics.timings,
       cvAccuracy: coldMetrics.cv.accuracy,
@@ -86,6 +99,7 @@ const runPreset = async (preset) => {
       testTotal: test.length,
       invokeMs,
       retrainMs,
+      retrainCpuMs,
       retrainTimings: warmMetrics.timings,
       testCorrectAfterRetrain: correctAfter
     }
@@ -108,12 +122,12 @@ for (const r of results) {
   console.log(`  selected: ${JSON.stringify(r.selected)}`)
   console.log(`  test ${r.testCorrect}/${r.testTotal}, CV accuracy ${(100 * r.cvAccuracy).toFixed(1)} % (${r.cvCorrect}/${r.cvTotal})`)
   console.log(
-    `  cold, create -> trained (200 photos): ${seconds(r.coldMs)} s ` +
+    `  cold, create -> trained (200 photos): ${seconds(r.coldMs)} s, CPU ${seconds(r.coldCpuMs)} s ` +
       `(posting the samples ${seconds(r.postMs)} s, embed ${seconds(r.coldTimings.embedMs)} s, ` +
       `search + refit ${seconds(r.coldTimings.trainMs)} s)`
   )
   console.log(
-    `  retrain after +10 photos: ${seconds(r.retrainMs)} s ` +
+    `  retrain after +10 photos: ${seconds(r.retrainMs)} s, CPU ${seconds(r.retrainCpuMs)} s ` +
       `(embed ${seconds(r.retrainTimings.embedMs)} s, search + refit ${seconds(r.retrainTimings.trainMs)} s); ` +
       `test after: ${r.testCorrectAfterRetrain}/${r.testTotal}`
   )
