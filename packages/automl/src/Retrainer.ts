@@ -51,6 +51,13 @@ export interface RetrainerConfig {
   readonly concurrency?: number
   /** At start, schedule every function whose data changed since its last training run. Default true. */
   readonly resumeOnStart?: boolean
+  /**
+   * How much the annotated samples may grow (as a fraction) since the last full search before a retrain searches the
+   * preset's whole space again. Until then a retrain searches only the promoted model's backbone and head kind, which
+   * keeps retrains cheap with multi-backbone presets. A change of labels or of the preset's version always brings a
+   * full search. Default 0.25; 0 makes every retrain a full search.
+   */
+  readonly fullSearchGrowth?: number
 }
 
 export type Phase = "idle" | "debouncing" | "training"
@@ -92,6 +99,8 @@ export interface ModelMetrics {
   /** Samples whose image could not be used, with the reason. */
   readonly skipped: ReadonlyArray<{ readonly sampleId: string; readonly reason: string }>
   readonly timings: { readonly embedMs: number; readonly trainMs: number; readonly totalMs: number }
+  /** `full`: the preset's whole space; `selected`: the previous model's backbone and head kind only. */
+  readonly search: { readonly scope: "full" | "selected"; readonly fullSearchSamples: number }
 }
 
 export type RetrainEvent =
@@ -147,10 +156,12 @@ const toMetrics = (
   result: AutoML.FitResult,
   preset: Preset.Resolved["preset"],
   sampleCount: number,
-  totalMs: number
+  totalMs: number,
+  search: ModelMetrics["search"]
 ): ModelMetrics => ({
   preset,
   sampleCount,
+  search,
   cv: {
     folds: result.cv.folds,
     total: result.cv.total,
@@ -253,6 +264,29 @@ export const make = (
         return { version, fitted: yield* loaded(version) } satisfies LoadedModel
       })
 
+    const growth = Math.max(0, config.fullSearchGrowth ?? 0.25)
+
+    /** The previous model's choice when a retrain may search only it (see `fullSearchGrowth`), else `undefined`. */
+    const narrowing = (
+      previous: StoreTypes.ModelVersionRecord | undefined,
+      resolved: Preset.Resolved,
+      full: AutoML.FitOptions,
+      dataset: Dataset.Dataset
+    ): (AutoML.Candidate & { readonly fullSearchSamples: number }) | undefined => {
+      const metrics = previous?.metrics as ModelMetrics | undefined
+      if (previous === undefined || metrics?.search === undefined || growth === 0) return undefined
+      const selected = metrics.selected as AutoML.Candidate
+      // Only a choice the full space can still make (a backbone the preset selects today).
+      if (!full.backbones?.includes(selected.backbone)) return undefined
+      const sameLabels = previous.labels.length === dataset.labels.length &&
+        previous.labels.every((l, i) => l.name === dataset.labels[i])
+      const samePreset = metrics.preset.name === resolved.preset.name && metrics.preset.version === resolved.preset.version
+      const small = dataset.samples.length <= metrics.search.fullSearchSamples * (1 + growth)
+      return sameLabels && samePreset && small
+        ? { ...selected, fullSearchSamples: metrics.search.fullSearchSamples }
+        : undefined
+    }
+
     const trainOnce = (functionId: string) =>
       Effect.gen(function*() {
         const started = performance.now()
@@ -275,13 +309,18 @@ export const make = (
         const outcome = yield* Effect.either(
           Effect.gen(function*() {
             const resolved = yield* Preset.resolve(fn.preset, fn.overrides)
-            const options = yield* Preset.fitOptions(resolved)
+            const full = yield* Preset.fitOptions(resolved)
+            const narrowTo = narrowing(yield* store.promotedVersion(functionId), resolved, full, dataset)
+            const options = narrowTo ? { ...full, backbones: [narrowTo.backbone], heads: [narrowTo.head.kind] } : full
+            const search: ModelMetrics["search"] = narrowTo
+              ? { scope: "selected", fullSearchSamples: narrowTo.fullSearchSamples }
+              : { scope: "full", fullSearchSamples: samples.length }
             const result = yield* Effect.scoped(AutoML.fit(dataset, options)).pipe(Effect.mapError(trainingFailed))
             const versionId = Ids.make("model")
             const bundle = `${bundlesPrefix(functionId)}/${versionId}`
             const labelIds = new Map(snapshot.labels.map((l) => [l.name, l.id]))
             const labels = result.fitted.labels.map((name) => ({ id: labelIds.get(name)!, name }))
-            const metrics = toMetrics(result, resolved.preset, samples.length, since(started))
+            const metrics = toMetrics(result, resolved.preset, samples.length, since(started), search)
             yield* blobs.putDirectory(bundle, (dir) =>
               Bundle.save(result.fitted, dir, { functionId, versionId, revision: fn.revision, labels, metrics }).pipe(
                 Effect.mapError(trainingFailed)

@@ -98,7 +98,14 @@ describe("Functions", () => {
       expect((yield* functions.invoke(fn.id, test[0]![0]!, { labelCount: 1 })).labelConfidences.length).toBe(1)
 
       const metrics = yield* functions.metrics(fn.id)
-      expect(metrics).toMatchObject({ functionId: fn.id, modelId: v1, upToDate: true, sampleCount: 24, preset: { name: "fast" } })
+      expect(metrics).toMatchObject({
+        functionId: fn.id,
+        modelId: v1,
+        upToDate: true,
+        sampleCount: 24,
+        preset: { name: "fast" },
+        search: { scope: "full", fullSearchSamples: 24 }
+      })
       expect(metrics.cv.total).toBe(24)
       expect(metrics.cv.folds).toBe(3)
       expect(metrics.cv.accuracy).toBeGreaterThanOrEqual(0.8)
@@ -131,6 +138,8 @@ describe("Functions", () => {
       expect(history.map((v) => v.id)).toEqual([v2, v1])
       expect(history.map((v) => v.promoted)).toEqual([true, false])
       expect(history[0]!.sampleCount).toBe(23)
+      // A small change retrains on the promoted model's choice only, counting from the last full search.
+      expect(history[0]!.metrics).toMatchObject({ search: { scope: "selected", fullSearchSamples: 24 } })
 
       const rolledBack = yield* functions.rollback(fn.id, v1)
       expect(rolledBack).toMatchObject({ id: v1, promoted: true })
