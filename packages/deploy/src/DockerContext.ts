@@ -1,0 +1,217 @@
+/**
+ * Export a model bundle as a Docker build context: a folder that `docker build` turns into an image serving the
+ * model over HTTP (the function API's routes, read-only, with API keys, limits and graceful shutdown).
+ *
+ * ```
+ * <out>/
+ *   Dockerfile        node:20 slim; installs only the native packages; runs as the `node` user
+ *   .dockerignore
+ *   package.json      the native runtime packages, pinned to the versions Loupe was tested with
+ *   server.mjs        the standalone server (`@loupe/deploy`'s entry, every pure-JS dependency inlined)
+ *   bundle/           the model bundle
+ *   models/           the backbone's weights, laid out as a models directory
+ *   README.md         build, run and call it
+ * ```
+ *
+ * The entry registers the built-in plugins only, so a bundle whose backbone or head comes from a user plugin is
+ * refused (`NotExportable`), as are weights that are not files Loupe can copy (hub models). API keys are not baked
+ * into the image: mount a key file (`loupe keys create --file keys.json`) at run time.
+ *
+ * @since 0.1.0
+ */
+import { Bundle, LoupeConfig, Registry } from "@loupe/core"
+import { Effect } from "effect"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { DeployError } from "./DeployError.js"
+import { builtins } from "./internal/BuiltinPlugins.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface DockerContextOptions {
+  /** The port the image listens on. Default 8080. */
+  readonly port?: number
+  /** The function id the image serves the model as (default: the bundle's own, else `model`). */
+  readonly functionId?: string
+}
+
+/**
+ * What was written.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DockerContextInfo {
+  readonly dir: string
+  /** Every file of the context, relative to it, sorted. */
+  readonly files: ReadonlyArray<string>
+  readonly backbone: string
+  readonly dependencies: Readonly<Record<string, string>>
+}
+
+const failed = (file: string, message: string, cause?: unknown) =>
+  new DeployError({ reason: "ExportFailed", file, message, cause })
+
+/** The built server entry and its native dependencies, beside this module in `dist` (or in `dist` from `src`). */
+const findEntry = Effect.tryPromise({
+  try: async () => {
+    const here = path.dirname(fileURLToPath(import.meta.url))
+    for (const dir of [here, path.join(here, "..", "dist")]) {
+      const entry = path.join(dir, "entry.js")
+      const manifest = path.join(dir, "entry.json")
+      const found = await Promise.all([fs.access(entry), fs.access(manifest)]).then(() => true, () => false)
+      if (found) {
+        const { dependencies } = JSON.parse(await fs.readFile(manifest, "utf8")) as { dependencies: Record<string, string> }
+        return { entry, dependencies }
+      }
+    }
+    throw new Error(`no entry.js and entry.json near ${here}`)
+  },
+  catch: (cause) =>
+    failed("dist/entry.js", `The standalone server entry is not built (${String(cause)}); build @loupe/deploy first`, cause)
+})
+
+/** The native packages each backbone runtime needs in the image. */
+const runtimePackages: Readonly<Record<string, ReadonlyArray<string>>> = {
+  onnx: [],
+  tfjs: ["@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm"],
+  transformers: ["@huggingface/transformers"]
+}
+
+const dockerfile = (port: number, functionId: string) => `# Built by \`loupe export --format docker\`. Build: docker build -t my-model .
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production ONNXRUNTIME_NODE_INSTALL=skip
+COPY package.json ./
+RUN npm install --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY server.mjs ./
+COPY bundle ./bundle
+COPY models ./models
+COPY cache ./cache
+ENV HOST=0.0.0.0 PORT=${port} LOUPE_FUNCTION_ID=${JSON.stringify(functionId)} LOUPE_MODELS_DIR=/app/models LOUPE_CACHE_DIR=/app/cache LOUPE_OFFLINE=1 LOUPE_KEYS_FILE=/app/keys/keys.json
+USER node
+EXPOSE ${port}
+HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+process.env.PORT+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# SIGTERM drains requests in flight before the process exits.
+STOPSIGNAL SIGTERM
+CMD ["node", "server.mjs"]
+`
+
+const readme = (functionId: string, port: number) => `# A Loupe model, ready to build
+
+\`\`\`sh
+docker build -t my-model .
+loupe keys create --file keys/keys.json          # prints the key once; only its hash is stored
+docker run --rm -p ${port}:${port} -v "$PWD/keys:/app/keys:ro" my-model
+\`\`\`
+
+Then:
+
+\`\`\`sh
+curl -s http://127.0.0.1:${port}/v1/functions/${functionId}/invoke \\
+  -H "Authorization: Bearer $KEY" -H "Content-Type: image/jpeg" --data-binary @photo.jpg
+\`\`\`
+
+The server answers the function API's read routes and \`invoke\` (\`/openapi.json\` describes them); it is read-only.
+Environment: \`PORT\`, \`LOUPE_RATE_LIMIT\` (requests/s per key), \`LOUPE_MAX_IMAGE_BYTES\`, \`LOUPE_MAX_PIXELS\`,
+\`LOUPE_KEYS_FILE\`. Without Docker: \`npm install && LOUPE_KEYS_FILE=keys/keys.json node server.mjs\`.
+`
+
+/** Files under `dir`, relative, sorted. */
+const listFiles = async (dir: string, prefix = ""): Promise<Array<string>> => {
+  const entries = await fs.readdir(path.join(dir, prefix), { withFileTypes: true })
+  const nested = await Promise.all(entries.map((e) =>
+    e.isDirectory() ? listFiles(dir, path.join(prefix, e.name)) : Promise.resolve([path.join(prefix, e.name)])
+  ))
+  return nested.flat().sort()
+}
+
+/**
+ * Write the build context for the bundle in `bundleDir` to `outDir` (atomically: a reader never sees half of it).
+ * Needs the registry (to find the backbone's weights) and the config that locates them.
+ *
+ * @since 0.1.0
+ * @category exports
+ */
+export const write = (
+  bundleDir: string,
+  outDir: string,
+  options: DockerContextOptions = {}
+): Effect.Effect<DockerContextInfo, DeployError, Registry.Registry | LoupeConfig.LoupeConfig> =>
+  Effect.gen(function*() {
+    const manifest = yield* Bundle.readManifest(bundleDir).pipe(
+      Effect.mapError((e) => new DeployError({ reason: "BundleFailed", file: e.file ?? bundleDir, message: e.message, cause: e }))
+    )
+    const backboneId = manifest.backbone.id
+    if (!(builtins.backbones ?? []).some((p) => p.info.id === backboneId)) {
+      return yield* new DeployError({
+        reason: "NotExportable",
+        field: "backbone.id",
+        message: `The image serves built-in backbones only, and ${backboneId} is not one; export it as a bundle or ONNX instead`
+      })
+    }
+    if (!(builtins.heads ?? []).some((h) => h.kind === manifest.head.kind)) {
+      return yield* new DeployError({
+        reason: "NotExportable",
+        field: "head.kind",
+        message: `The image serves built-in heads only, and ${manifest.head.kind} is not one`
+      })
+    }
+    const plugin = yield* Effect.flatMap(Registry.Registry, (r) => r.backbone(backboneId)).pipe(
+      Effect.mapError((e) => new DeployError({ reason: "BundleFailed", field: "backbone.id", message: e.message, cause: e }))
+    )
+    const config = yield* LoupeConfig.LoupeConfig
+    const weights = plugin.info.weights
+    // Where the weights are now, and where the image keeps them (its models directory, or its download cache).
+    const source = weights._tag === "ModelsDir" && config.modelsDir !== undefined
+      ? { from: path.resolve(config.modelsDir, weights.path), to: path.join("models", weights.path) }
+      : weights._tag === "Url"
+      ? { from: path.join(config.cacheDir, "models", weights.file), to: path.join("cache", "models", weights.file) }
+      : undefined
+    if (source === undefined) {
+      return yield* new DeployError({
+        reason: "NotExportable",
+        field: "backbone.weights",
+        message: weights._tag === "ModelsDir"
+          ? `${backboneId} needs ${weights.path} from a models directory: pass --models-dir or set LOUPE_MODELS_DIR`
+          : weights._tag === "Hub"
+          ? `${backboneId} loads its weights from the hub (${weights.repo}), which the image cannot carry`
+          : `${backboneId} loads its weights from the path ${weights._tag === "Path" ? weights.path : weights.url}, which the image cannot carry`
+      })
+    }
+    const { dependencies: pinned, entry } = yield* findEntry
+    const wanted = ["sharp", "onnxruntime-node", ...(runtimePackages[plugin.info.runtime] ?? [])]
+    const dependencies = Object.fromEntries(wanted.map((name) => [name, pinned[name] ?? "*"]))
+    const port = options.port ?? 8080
+    const functionId = options.functionId ??
+      ((manifest.metadata as { readonly functionId?: unknown } | undefined)?.functionId as string | undefined) ??
+      "model"
+
+    const target = path.resolve(outDir)
+    const staging = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
+    const build = Effect.tryPromise({
+      try: async () => {
+        await fs.mkdir(path.join(staging, "models"), { recursive: true })
+        await fs.mkdir(path.join(staging, "cache", "models"), { recursive: true })
+        await fs.cp(bundleDir, path.join(staging, "bundle"), { recursive: true })
+        await fs.mkdir(path.dirname(path.join(staging, source.to)), { recursive: true })
+        await fs.cp(source.from, path.join(staging, source.to), { recursive: true })
+        await fs.copyFile(entry, path.join(staging, "server.mjs"))
+        const pkg = { name: "loupe-model", private: true, type: "module", main: "server.mjs", dependencies }
+        await fs.writeFile(path.join(staging, "package.json"), JSON.stringify(pkg, null, 2) + "\n")
+        await fs.writeFile(path.join(staging, "Dockerfile"), dockerfile(port, functionId))
+        await fs.writeFile(path.join(staging, ".dockerignore"), "node_modules\nkeys\n*.log\n")
+        await fs.writeFile(path.join(staging, "README.md"), readme(functionId, port))
+        await fs.rm(target, { recursive: true, force: true })
+        await fs.rename(staging, target)
+        return listFiles(target)
+      },
+      catch: (cause) => failed(target, `Cannot write the Docker context ${target}: ${String(cause)}`, cause)
+    })
+    const files = yield* Effect.onError(build, () => Effect.promise(() => fs.rm(staging, { recursive: true, force: true })))
+    return { dir: target, files, backbone: backboneId, dependencies }
+  })

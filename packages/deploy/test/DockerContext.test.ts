@@ -1,0 +1,130 @@
+// The Docker build context: its contents, and its server entry run with node directly (node_modules stands in for
+// the `npm install` the Dockerfile runs).
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Effect, Exit, Scope } from "effect"
+import { ApiKeys, DockerContext, Predictor } from "@loupe/deploy"
+import { type ChildProcess, spawn } from "node:child_process"
+import { createHash } from "node:crypto"
+import { builtinModules } from "node:module"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { environment, fitBundle, photos, repoRoot, tempDir } from "./fixtures/shared.js"
+
+const work = tempDir("docker")
+const bundle = path.join(work, "bundle")
+const context = path.join(work, "context")
+const run = <A, E>(effect: Effect.Effect<A, E, any>) => Effect.runPromise(Effect.provide(effect, environment) as Effect.Effect<A, E>)
+
+let info: DockerContext.DockerContextInfo
+let child: ChildProcess | undefined
+
+beforeAll(async () => {
+  await Effect.runPromise(fitBundle(bundle, 8))
+  info = await run(DockerContext.write(bundle, context, { functionId: "cats-or-dogs" }))
+})
+
+afterAll(() => {
+  child?.kill("SIGKILL")
+})
+
+describe("DockerContext", () => {
+  it("holds the Dockerfile, the entry, the bundle, the exact weights and pinned native packages", () => {
+    expect(info.files).toEqual([
+      ".dockerignore",
+      "Dockerfile",
+      "README.md",
+      "bundle/head.json",
+      "bundle/manifest.json",
+      "models/mobilenetv2-12-int8-onnx/mobilenetv2-12-int8-embedding.onnx",
+      "package.json",
+      "server.mjs"
+    ])
+    const manifest = JSON.parse(fs.readFileSync(path.join(context, "bundle/manifest.json"), "utf8"))
+    const weights = fs.readFileSync(path.join(context, "models/mobilenetv2-12-int8-onnx/mobilenetv2-12-int8-embedding.onnx"))
+    expect(createHash("sha256").update(weights).digest("hex")).toBe(manifest.backbone.weightsHash)
+
+    const pkg = JSON.parse(fs.readFileSync(path.join(context, "package.json"), "utf8"))
+    const backbones = JSON.parse(fs.readFileSync(path.join(repoRoot, "packages/backbones/package.json"), "utf8"))
+    expect(pkg.dependencies).toEqual({
+      sharp: backbones.dependencies.sharp,
+      "onnxruntime-node": backbones.dependencies["onnxruntime-node"]
+    })
+    const dockerfile = fs.readFileSync(path.join(context, "Dockerfile"), "utf8")
+    for (const line of [
+      /^FROM node:20-bookworm-slim$/m,
+      /^RUN npm install --omit=dev/m,
+      /^COPY bundle \.\/bundle$/m,
+      /^USER node$/m,
+      /^EXPOSE 8080$/m,
+      /^HEALTHCHECK .*\/readyz/m,
+      /LOUPE_FUNCTION_ID="cats-or-dogs"/,
+      /^CMD \["node", "server.mjs"\]$/m
+    ]) expect(dockerfile).toMatch(line)
+    expect(fs.readFileSync(path.join(context, ".dockerignore"), "utf8")).toMatch(/^keys$/m)
+    // The server entry inlines everything but native packages.
+    const entry = fs.readFileSync(path.join(context, "server.mjs"), "utf8")
+    const imports = [...entry.matchAll(/^import .* from ["']([^"'.][^"']*)["']/gm)]
+      .map((m) => m[1]!)
+      .filter((m) => !m.startsWith("node:") && !builtinModules.includes(m))
+    expect([...new Set(imports)].sort()).toEqual(["sharp"])
+  })
+
+  it("serves the bundle when its entry runs with node, answering like the predictor, and stops on SIGTERM", async () => {
+    fs.symlinkSync(path.join(repoRoot, "node_modules/.pnpm/node_modules"), path.join(context, "node_modules"))
+    const keysFile = path.join(context, "keys", "keys.json")
+    const key = await Effect.runPromise(Effect.flatMap(ApiKeys.make(keysFile), (k) => k.create("docker test")))
+    child = spawn(process.execPath, ["server.mjs"], {
+      cwd: context,
+      env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOUPE_KEYS_FILE: keysFile, LOUPE_FUNCTION_ID: "cats-or-dogs" },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no "Serving" line in 60 s:\n${output}`)), 60_000)
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString()
+        const match = /Serving .* on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
+        if (match) {
+          clearTimeout(timer)
+          resolve(match[1]!)
+        }
+      }
+      child!.stdout!.on("data", onData)
+      child!.stderr!.on("data", onData)
+      child!.on("exit", (code) => reject(new Error(`entry exited with ${code}:\n${output}`)))
+    })
+    expect((await (await fetch(`${url}/readyz`)).json())).toEqual({ status: "ready" })
+    const photo = photos("test", "dogs", 2)[1]!
+    const bytes = new Uint8Array(fs.readFileSync(photo))
+    const response = await fetch(`${url}/v1/functions/cats-or-dogs/invoke`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key.token}`, "content-type": "image/jpeg" },
+      body: bytes
+    })
+    expect(response.status).toBe(200)
+    const answer = await response.json() as { labelName: string; confidence: number }
+    const scope = Effect.runSync(Scope.make())
+    const expected = await run(Effect.flatMap(Scope.extend(Predictor.load(bundle), scope), (p) => p.predict(bytes)))
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    expect(answer.labelName).toBe(expected.labelName)
+    expect(answer.confidence).toBeCloseTo(expected.confidence, 5)
+    expect((await fetch(`${url}/v1/functions/cats-or-dogs/invoke`, { method: "POST" })).status).toBe(401)
+
+    const exited = new Promise<number | null>((resolve) => child!.on("exit", resolve))
+    child.kill("SIGTERM")
+    expect(await exited).toBe(0)
+    child = undefined
+  })
+
+  it("refuses a bundle whose backbone the image cannot run, naming it", async () => {
+    const foreign = path.join(work, "foreign")
+    fs.cpSync(bundle, foreign, { recursive: true })
+    const manifest = JSON.parse(fs.readFileSync(path.join(foreign, "manifest.json"), "utf8"))
+    fs.writeFileSync(path.join(foreign, "manifest.json"), JSON.stringify({ ...manifest, backbone: { ...manifest.backbone, id: "user:my-backbone" } }))
+    const error = await run(Effect.flip(DockerContext.write(foreign, path.join(work, "foreign-context"))))
+    expect(error.reason).toBe("NotExportable")
+    expect(error.field).toBe("backbone.id")
+    expect(error.message).toMatch(/user:my-backbone/)
+    expect(fs.existsSync(path.join(work, "foreign-context"))).toBe(false)
+  })
+})
