@@ -9,6 +9,7 @@ import { Effect, Schema } from "effect"
 import * as Knn from "./Knn.js"
 import * as LinearSvm from "./LinearSvm.js"
 import * as LogisticRegression from "./LogisticRegression.js"
+import * as Mlp from "./Mlp.js"
 import * as NearestPrototype from "./NearestPrototype.js"
 import { TrainerError } from "./TrainerError.js"
 
@@ -17,7 +18,8 @@ export const heads: ReadonlyArray<Head.HeadPlugin> = [
   LogisticRegression.plugin,
   LinearSvm.plugin,
   NearestPrototype.plugin,
-  Knn.plugin
+  Knn.plugin,
+  Mlp.plugin
 ]
 
 /** Decodes `raw` with the head's params Schema (defaults filled in); an unknown key or a bad value is an error. */

@@ -1,0 +1,153 @@
+/**
+ * A multi-layer perceptron with one hidden layer (ReLU), dropout on the hidden units, Adam, and early stopping on a
+ * held-out split.
+ *
+ * Features are L2-normalised, then standardised (fitted state). A stratified `validationFraction` of the rows is held
+ * out (seeded); training runs mini-batch Adam for at most `maxEpochs` epochs and stops when the held-out log loss has
+ * not improved for `patience` epochs; the weights of the best epoch are kept. When a class has fewer than two rows
+ * nothing is held out and the training loss is watched instead.
+ *
+ * Engine: plain TypeScript in Float64 (manual mode's `DenseNet` and `Optimizer`), measured faster here than the tfjs
+ * wasm backend for these sizes (see bench/RESULTS.md, "bench/search").
+ *
+ * @since 0.1.0
+ */
+import type { Head, Matrix } from "@loupe/core"
+import { Effect, Schema } from "effect"
+import * as Check from "./internal/Check.js"
+import * as DenseHead from "./internal/DenseHead.js"
+import * as DenseNet from "./internal/DenseNet.js"
+import * as HeadKit from "./internal/HeadKit.js"
+import * as Random from "./internal/Random.js"
+import * as Scaler from "./internal/Scaler.js"
+import * as Optimizer from "./Optimizer.js"
+import type { TrainerError } from "./TrainerError.js"
+
+export const kind = "mlp"
+
+/**
+ * - `hidden`: hidden units (default 64). `dropout`: on hidden units while training (default 0.5).
+ * - `lr`, `weightDecay`: Adam's rate (default 1e-3) and L2 weight decay (default 1e-4).
+ * - `batchSize` (default 32), `maxEpochs` (default 100), `patience` (default 5).
+ * - `validationFraction`: share of rows held out for early stopping (default 0.15).
+ */
+export const Params = Schema.Struct({
+  hidden: HeadKit.withDefault(Schema.Int.pipe(Schema.positive()), 64),
+  dropout: HeadKit.withDefault(Schema.Number.pipe(Schema.greaterThanOrEqualTo(0), Schema.lessThan(1)), 0.5),
+  lr: HeadKit.withDefault(Schema.Number.pipe(Schema.positive(), Schema.finite()), 1e-3),
+  weightDecay: HeadKit.withDefault(Schema.Number.pipe(Schema.greaterThanOrEqualTo(0), Schema.finite()), 1e-4),
+  batchSize: HeadKit.withDefault(Schema.Int.pipe(Schema.positive()), 32),
+  maxEpochs: HeadKit.withDefault(Schema.Int.pipe(Schema.positive()), 100),
+  patience: HeadKit.withDefault(Schema.Int.pipe(Schema.positive()), 5),
+  validationFraction: HeadKit.withDefault(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1)), 0.15)
+})
+export type Params = typeof Params.Type
+
+export const State = Schema.Struct({
+  scaler: Scaler.Scaler,
+  /** Input to hidden, hidden to classes. */
+  layers: DenseHead.Layers,
+  /** Epochs run, and the (1-based) epoch whose weights were kept. */
+  epochs: Schema.Int,
+  bestEpoch: Schema.Int
+})
+export type State = typeof State.Type
+
+export type Fitted = HeadKit.Fitted<Params, State>
+
+const adam = Schema.decodeSync(Optimizer.Adam)({ kind: "adam" })
+
+/** A stratified, seeded held-out split: `validation` is empty when some class has fewer than two rows. */
+const holdOut = (y: Int32Array, numClasses: number, fraction: number, random: Random.Random) => {
+  const byClass = Array.from({ length: numClasses }, () => [] as Array<number>)
+  y.forEach((label, i) => byClass[label]!.push(i))
+  if (byClass.some((rows) => rows.length < 2)) return { train: Int32Array.from(y, (_, i) => i), validation: new Int32Array(0) }
+  const train: Array<number> = []
+  const validation: Array<number> = []
+  for (const rows of byClass) {
+    random.shuffle(rows)
+    const held = Math.min(rows.length - 1, Math.max(1, Math.round(rows.length * fraction)))
+    validation.push(...rows.slice(0, held))
+    train.push(...rows.slice(held))
+  }
+  return { train: Int32Array.from(train).sort(), validation: Int32Array.from(validation).sort() }
+}
+
+/** Mean weighted log loss of `layers` on `rows` of `z`. */
+const heldOutLoss = (layers: ReadonlyArray<DenseNet.Layer>, z: Float64Array, dim: number, rows: Int32Array, y: Int32Array, w: Float64Array) => {
+  const x = new Float32Array(rows.length * dim)
+  rows.forEach((r, t) => x.set(z.subarray(r * dim, (r + 1) * dim), t * dim))
+  const proba = DenseNet.predictProba(layers, { rows: rows.length, cols: dim, data: x })
+  let loss = 0
+  let weight = 0
+  rows.forEach((r, t) => {
+    loss -= w[r]! * Math.log(Math.max(proba.data[t * proba.cols + y[r]!]!, 1e-15))
+    weight += w[r]!
+  })
+  return weight > 0 ? loss / weight : 0
+}
+
+const train = (data: Head.TrainingSet, params: Params, seed: number): Effect.Effect<State, TrainerError> =>
+  HeadKit.attempt(kind, () => {
+    const { numClasses, y } = data
+    const dim = data.x.cols
+    const random = Random.make(Random.derive(seed, 0))
+    const { scaler, z } = Scaler.fitTransform(data.x)
+    const w = Check.rowWeights(data)
+    const split = holdOut(y, numClasses, params.validationFraction, random)
+    const watched = split.validation.length > 0 ? split.validation : split.train
+    let layers = DenseNet.init([dim, params.hidden, numClasses], Random.make(Random.derive(seed, 1)))
+    const weights = DenseNet.parameters(layers)
+    const grads = weights.map((p) => new Float64Array(p.length))
+    const stepper = Optimizer.make(adam, weights.map((p) => p.length))
+    const step = { labelSmoothing: 0, dropout: params.dropout, random }
+    const order = Int32Array.from(split.train)
+    const batchX = new Float64Array(params.batchSize * dim)
+    const batchY = new Int32Array(params.batchSize)
+    const batchW = new Float64Array(params.batchSize)
+    let best = { loss: Infinity, epoch: 0, layers: DenseNet.copy(layers) }
+    let epoch = 0
+    while (epoch < params.maxEpochs && epoch - best.epoch < params.patience) {
+      epoch++
+      random.shuffle(order)
+      for (let start = 0; start < order.length; start += params.batchSize) {
+        const rows = Math.min(params.batchSize, order.length - start)
+        for (let t = 0; t < rows; t++) {
+          const r = order[start + t]!
+          batchX.set(z.subarray(r * dim, (r + 1) * dim), t * dim)
+          batchY[t] = y[r]!
+          batchW[t] = w[r]!
+        }
+        DenseNet.gradient(layers, batchX, batchY, batchW, rows, grads, step)
+        stepper.step(weights, grads, params.lr, params.weightDecay)
+      }
+      const loss = heldOutLoss(layers, z, dim, watched, y, w)
+      if (!Number.isFinite(loss)) break
+      if (loss < best.loss) best = { loss, epoch, layers: DenseNet.copy(layers) }
+    }
+    layers = best.layers
+    return { scaler, layers, epochs: epoch, bestEpoch: best.epoch }
+  })
+
+const predict = (state: State, _params: Params, x: Matrix.Matrix): Matrix.Matrix =>
+  DenseNet.predictProba(state.layers, { rows: x.rows, cols: x.cols, data: Float32Array.from(Scaler.transform(state.scaler, x)) })
+
+export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
+  kind,
+  paramsSchema: Params,
+  stateSchema: State,
+  train,
+  predict,
+  shape: (state) => {
+    const shape = DenseHead.shape(state.layers)
+    if (typeof shape === "string") return shape
+    if (state.layers.length !== 2) return `expected 2 layers, got ${state.layers.length}`
+    if (state.scaler.mean.length !== shape.dim || state.scaler.scale.length !== shape.dim) return "scaler width differs"
+    return shape
+  }
+})
+
+/** Fits with defaults for the params not given. */
+export const fit = HeadKit.fitWithDefaults(plugin, Params)
+
+export const load = plugin.load
