@@ -4,12 +4,12 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import type { Scope } from "effect"
 import { Dataset, Embedder, Matrix, Pipeline, Registry } from "@loupe/core"
 import type { CoreError, Embedder as EmbedderTypes, LoupeConfig, Sample } from "@loupe/core"
 import { Classification } from "@loupe/metrics"
-import { CrossValidation, LogisticRegression } from "@loupe/trainers"
+import { CrossValidation, Search, SearchSpace } from "@loupe/trainers"
 import { AutomlError } from "./AutomlError.js"
 
 export interface FitOptions {
@@ -18,7 +18,7 @@ export interface FitOptions {
   /** CV folds; adapted down when the smallest class is smaller. Default 5. */
   readonly folds?: number
   readonly seed?: number
-  /** Head kinds to search, each over its parameter grid; default: logistic regression. */
+  /** Head kinds to search (branches of the default search space); default: every searchable head. */
   readonly heads?: ReadonlyArray<string>
   /** Search budget in milliseconds: no new candidate starts once it is spent (the first always runs). */
   readonly timeBudgetMs?: number
@@ -50,9 +50,6 @@ export interface FitResult {
   readonly skipped: ReadonlyArray<{ readonly file: string; readonly reason: string }>
   readonly timings: { readonly embedMs: number; readonly trainMs: number }
 }
-
-/** L2 strengths swept for logistic regression (1 is scikit-learn's default C = 1). */
-const L2_GRID = [0.1, 1, 10]
 
 const since = (start: number) => Math.round(performance.now() - start)
 
@@ -109,55 +106,51 @@ export const fit: (
   const y = yield* Pipeline.labelIndices(labels, samples)
 
   const trainStart = performance.now()
-  const plan = yield* CrossValidation.plan(y, labels.length, {
-    folds: options.folds ?? 5,
-    seed,
-    groups: keep.map((id) => hashOf.get(id)!)
-  }).pipe(Effect.mapError(failed))
-  const headKinds = options.heads && options.heads.length > 0 ? options.heads : [LogisticRegression.kind]
-  const deadline = trainStart + (options.timeBudgetMs ?? Infinity)
-  const rows: Array<LeaderboardRow & { readonly proba: Matrix.Matrix }> = []
-  for (const backbone of backboneIds) {
-    for (const kind of headKinds) {
-      const headPlugin = yield* registry.head(kind)
-      const grid: ReadonlyArray<Record<string, unknown>> = kind === LogisticRegression.kind ? L2_GRID.map((l2) => ({ l2 })) : [{}]
-      for (const raw of grid) {
-        if (rows.length > 0 && performance.now() > deadline) break
-        const params = yield* Pipeline.decodeHeadParams(headPlugin, raw)
-        const data = { x: features.get(backbone)!, y, numClasses: labels.length }
-        const cv = yield* CrossValidation.runPlan(headPlugin, params, data, plan, seed).pipe(Effect.mapError(failed))
-        const score = (name: string) =>
-          Option.getOrThrow(Classification.metricNamed(name)).compute({ yTrue: y, proba: cv.proba, numClasses: labels.length })
-        rows.push({
-          candidate: { backbone, head: { kind, params: raw } },
-          accuracy: score("accuracy"),
-          macroF1: score("macroF1"),
-          logLoss: score("logLoss"),
-          fitMs: Math.round(cv.fitMs),
-          proba: cv.proba
-        })
-      }
-    }
+  const folds = options.folds ?? 5
+  const space = options.heads && options.heads.length > 0
+    ? SearchSpace.defaultSearchSpace.filter((branch) => {
+      const kinds = branch["head.kind"]
+      return Array.isArray(kinds) && kinds.some((kind) => options.heads!.includes(String(kind)))
+    })
+    : SearchSpace.defaultSearchSpace
+  if (space.length === 0) {
+    return yield* new AutomlError({
+      reason: "InvalidOptions",
+      field: "heads",
+      message: `None of the heads [${options.heads!.join(", ")}] is in the search space (searchable: ${
+        SearchSpace.defaultSearchSpace.map((b) => b["head.kind"]).join(", ")
+      })`
+    })
   }
-  // Best macro-F1 first; log loss breaks ties.
-  rows.sort((a, b) => b.macroF1 - a.macroF1 || a.logLoss - b.logLoss)
-  const best = rows[0]!
-  const chosen = embedded.find((e) => e.id === best.candidate.backbone)!
-  const headPlugin = yield* registry.head(best.candidate.head.kind)
-  const bestParams = yield* Pipeline.decodeHeadParams(headPlugin, best.candidate.head.params)
-  const head = yield* CrossValidation.refit(headPlugin, bestParams, {
-    x: features.get(chosen.id)!,
-    y,
-    numClasses: labels.length
-  }, seed).pipe(Effect.mapError(failed))
+  const cvOptions = { folds, groups: keep.map((id) => hashOf.get(id)!) }
+  const plan = yield* CrossValidation.plan(y, labels.length, { ...cvOptions, seed }).pipe(Effect.mapError(failed))
+  const search = yield* Search.run({ embeddings: features, y, numClasses: labels.length }, {
+    space,
+    heads: registry.heads,
+    seed,
+    ...(options.timeBudgetMs === undefined ? {} : { timeBudgetMs: options.timeBudgetMs }),
+    cv: cvOptions
+  }).pipe(Effect.mapError(failed))
   const trainMs = since(trainStart)
 
+  const candidateOf = (entry: Search.Entry): Candidate => {
+    const resolved = SearchSpace.resolve(entry.candidate)
+    return { backbone: resolved.backboneId, head: { kind: resolved.headKind, params: resolved.headParams } }
+  }
+  const best = search.best
+  const chosen = embedded.find((e) => e.id === best.backboneId)!
   const evaluation = yield* Classification.evaluate(y, best.proba, labels).pipe(Effect.mapError(failed))
   return {
-    fitted: { labels, backbone: chosen.backbone, backboneOptions: {}, head, embed: {} },
+    fitted: { labels, backbone: chosen.backbone, backboneOptions: {}, head: search.fitted, embed: {} },
     cv: { ...evaluation, macroF1: evaluation.macro.f1, folds: plan.k },
-    selected: best.candidate,
-    leaderboard: rows.map(({ proba: _proba, ...row }) => row),
+    selected: candidateOf(best),
+    leaderboard: search.leaderboard.map((entry) => ({
+      candidate: candidateOf(entry),
+      accuracy: entry.metrics["accuracy"]!,
+      macroF1: entry.metrics["macroF1"]!,
+      logLoss: entry.metrics["logLoss"]!,
+      fitMs: Math.round(entry.cvMs)
+    })),
     outOfFold: { samples, proba: best.proba },
     skipped,
     timings: { embedMs, trainMs }
