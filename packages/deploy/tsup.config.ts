@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from "node:fs"
 import { defineConfig } from "tsup"
+import { library } from "../../tsup.base.js"
 
 /**
  * Native or optional runtime packages the standalone entry leaves to `npm install` (everything else is inlined).
@@ -17,16 +18,7 @@ const pinned = (): Record<string, string> => {
 }
 
 export default defineConfig([
-  {
-    entry: ["src/index.ts"],
-    format: ["esm"],
-    // Declarations come from `tsc -p tsconfig.build.json`, one file per module, exactly as written.
-    dts: false,
-    tsconfig: "tsconfig.build.json",
-    sourcemap: true,
-    clean: true,
-    target: "node20"
-  },
+  library(),
   {
     // The Docker image's server: one file with effect and @loupe/* inlined.
     entry: { entry: "src/entry.ts" },

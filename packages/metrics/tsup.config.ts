@@ -1,12 +1,4 @@
 import { defineConfig } from "tsup"
+import { library } from "../../tsup.base.js"
 
-export default defineConfig({
-  entry: ["src/index.ts"],
-  format: ["esm"],
-  // Declarations come from `tsc -p tsconfig.build.json`, one file per module, exactly as written.
-  dts: false,
-  tsconfig: "tsconfig.build.json",
-  sourcemap: true,
-  clean: true,
-  target: "node20"
-})
+export default defineConfig(library())
