@@ -12,8 +12,9 @@
  * `model.json` describes); decoding images stays outside the graph, as it must for any runtime. The labels and the
  * preprocessing are also stored in the model's metadata (`loupe.labels`, `loupe.preprocess`).
  *
- * Exportable: backbones of the ONNX runtime (`OnnxBackbone.plugin`), and the heads in `exportableHeads` (linear
- * heads: logistic regression). Other backbones and heads fail with `NotExportable` naming them.
+ * Exportable: backbones of the ONNX runtime (`OnnxBackbone.plugin`), and the heads in `exportableHeads`: the linear
+ * ones (logistic regression; linear SVM with its Platt sigmoids; nearest prototype, a cosine head). kNN (which
+ * keeps every training row) and the MLP are not. Other backbones and heads fail with `NotExportable` naming them.
  *
  * Every export is verified before it is written: the exported graph and Loupe's own predictor (backbone then head)
  * run on the same input tensors, and the export fails unless every probability agrees within `tolerance` (1e-4).
@@ -23,7 +24,7 @@
 import { Bundle, LoupeConfig, Matrix, Preprocess, Registry } from "@loupe/core"
 import type { Head, Pipeline, Sample } from "@loupe/core"
 import { OnnxBackbone } from "@loupe/backbones"
-import { LogisticRegression } from "@loupe/trainers"
+import { LinearSvm, LogisticRegression, NearestPrototype } from "@loupe/trainers"
 import { Effect, Schema } from "effect"
 import type { Scope } from "effect"
 import * as ort from "onnxruntime-node"
@@ -70,50 +71,145 @@ const l2Normalize = (input: string, output: string, dim: number, prefix: string)
   ]
 })
 
-const logisticRegression: HeadExporter = (head, io) =>
-  Effect.gen(function*() {
-    const state = yield* Schema.decodeUnknown(LogisticRegression.State)(head.state).pipe(
-      Effect.mapError((e) =>
-        new DeployError({ reason: "BundleFailed", field: "head.state", message: `The logistic-regression state does not decode: ${e.message}` })
-      )
-    )
-    const { dim } = io
-    const k = state.numClasses
-    if (state.scaler.mean.length !== dim) {
-      return yield* new DeployError({
-        reason: "BundleFailed",
-        field: "head.state",
-        message: `The head expects ${state.scaler.mean.length}-d embeddings but the backbone gives ${dim}`
-      })
-    }
-    // Binary problems keep one weight vector (logits [0, w.x + b]); write both columns so one MatMul serves both.
-    const free = k === 2 ? 1 : k
-    const offset = k - free
-    const w = new Float32Array(dim * k)
-    const b = new Float32Array(k)
-    for (let c = 0; c < free; c++) {
-      for (let j = 0; j < dim; j++) w[j * k + offset + c] = state.weights[c * dim + j]!
-      b[offset + c] = state.bias[c]!
-    }
-    const p = "loupe_head"
-    const normalize = l2Normalize(io.embedding, `${p}/normalized`, dim, `${p}/l2`)
-    return {
+/**
+ * The shape shared by the linear heads: features L2-normalised, optionally standardised (and L2-normalised again
+ * for cosine heads), then `z W + b` and an activation: softmax, or per-class sigmoids normalised to sum to 1.
+ */
+interface LinearForm {
+  readonly scaler: { readonly mean: ArrayLike<number>; readonly scale: ArrayLike<number> } | undefined
+  readonly renormalize: boolean
+  /** `dim x classes`, row-major. */
+  readonly weights: Float32Array
+  readonly bias: Float32Array
+  readonly activation: "softmax" | "sigmoid-normalized"
+}
+
+const linearGraph = (form: LinearForm, io: { readonly embedding: string; readonly probabilities: string; readonly dim: number }): HeadGraph => {
+  const p = "loupe_head"
+  const k = form.bias.length
+  const parts: Array<HeadGraph> = [l2Normalize(io.embedding, `${p}/normalized`, io.dim, `${p}/l2`)]
+  let features = `${p}/normalized`
+  if (form.scaler !== undefined) {
+    parts.push({
       nodes: [
-        ...normalize.nodes,
-        Proto.node("Sub", [`${p}/normalized`, `${p}/mean`], [`${p}/centered`], `${p}/Center`),
-        Proto.node("Div", [`${p}/centered`, `${p}/scale`], [`${p}/standardized`], `${p}/Standardize`),
-        Proto.node("MatMul", [`${p}/standardized`, `${p}/weights`], [`${p}/linear`], `${p}/MatMul`),
-        Proto.node("Add", [`${p}/linear`, `${p}/bias`], [`${p}/logits`], `${p}/Add`),
-        Proto.node("Softmax", [`${p}/logits`], [io.probabilities], `${p}/Softmax`, { axis: { kind: "int", value: 1 } })
+        Proto.node("Sub", [features, `${p}/mean`], [`${p}/centered`], `${p}/Center`),
+        Proto.node("Div", [`${p}/centered`, `${p}/scale`], [`${p}/standardized`], `${p}/Standardize`)
       ],
       initializers: [
-        ...normalize.initializers,
-        Proto.floatInitializer(`${p}/mean`, [dim], state.scaler.mean),
-        Proto.floatInitializer(`${p}/scale`, [dim], state.scaler.scale),
-        Proto.floatInitializer(`${p}/weights`, [dim, k], w),
-        Proto.floatInitializer(`${p}/bias`, [k], b)
+        Proto.floatInitializer(`${p}/mean`, [io.dim], form.scaler.mean),
+        Proto.floatInitializer(`${p}/scale`, [io.dim], form.scaler.scale)
       ]
+    })
+    features = `${p}/standardized`
+    if (form.renormalize) {
+      parts.push(l2Normalize(features, `${p}/unit`, io.dim, `${p}/l2_again`))
+      features = `${p}/unit`
     }
+  }
+  const linear = `${p}/logits`
+  parts.push({
+    nodes: [
+      Proto.node("MatMul", [features, `${p}/weights`], [`${p}/linear`], `${p}/MatMul`),
+      Proto.node("Add", [`${p}/linear`, `${p}/bias`], [linear], `${p}/Add`)
+    ],
+    initializers: [
+      Proto.floatInitializer(`${p}/weights`, [io.dim, k], form.weights),
+      Proto.floatInitializer(`${p}/bias`, [k], form.bias)
+    ]
+  })
+  parts.push(
+    form.activation === "softmax"
+      ? { nodes: [Proto.node("Softmax", [linear], [io.probabilities], `${p}/Softmax`, { axis: { kind: "int", value: 1 } })], initializers: [] }
+      : {
+        nodes: [
+          Proto.node("Sigmoid", [linear], [`${p}/sigmoids`], `${p}/Sigmoid`),
+          Proto.node("MatMul", [`${p}/sigmoids`, `${p}/class_ones`], [`${p}/sigmoid_sum`], `${p}/SigmoidSum`),
+          Proto.node("Div", [`${p}/sigmoids`, `${p}/sigmoid_sum`], [io.probabilities], `${p}/SigmoidNormalize`)
+        ],
+        initializers: [Proto.floatInitializer(`${p}/class_ones`, [k, 1], new Float32Array(k).fill(1))]
+      }
+  )
+  return { nodes: parts.flatMap((g) => g.nodes), initializers: parts.flatMap((g) => g.initializers) }
+}
+
+/** Decode a head's serialised state with its own Schema. */
+const decodeState = <A, I>(schema: Schema.Schema<A, I>, head: Head.SerializedHead) =>
+  Schema.decodeUnknown(schema)(head.state).pipe(
+    Effect.mapError((e) =>
+      new DeployError({ reason: "BundleFailed", field: "head.state", message: `The ${head.kind} state does not decode: ${e.message}` })
+    )
+  )
+
+const checkDim = (kind: string, expected: number, dim: number) =>
+  expected === dim
+    ? Effect.void
+    : Effect.fail(new DeployError({
+      reason: "BundleFailed",
+      field: "head.state",
+      message: `The ${kind} head expects ${expected}-d embeddings but the backbone gives ${dim}`
+    }))
+
+/**
+ * `count` weight vectors of `dim` (plus a bias each) as the `dim x classes` matrix of a softmax or sigmoid head.
+ * Two classes keep one vector (logit 0 for class 0): it fills class 1's column, class 0's stays zero, and the
+ * softmax of `[0, t]` is `[1 - sigmoid(t), sigmoid(t)]`.
+ */
+const columns = (
+  classes: number,
+  dim: number,
+  count: number,
+  weight: (c: number, j: number) => number,
+  bias: (c: number) => number
+) => {
+  const offset = classes - count
+  const weights = new Float32Array(dim * classes)
+  const biases = new Float32Array(classes)
+  for (let c = 0; c < count; c++) {
+    for (let j = 0; j < dim; j++) weights[j * classes + offset + c] = weight(c, j)
+    biases[offset + c] = bias(c)
+  }
+  return { weights, bias: biases }
+}
+
+const logisticRegression: HeadExporter = (head, io) =>
+  Effect.gen(function*() {
+    const state = yield* decodeState(LogisticRegression.State, head)
+    yield* checkDim(head.kind, state.scaler.mean.length, io.dim)
+    const k = state.numClasses
+    const count = k === 2 ? 1 : k
+    const { bias, weights } = columns(k, io.dim, count, (c, j) => state.weights[c * io.dim + j]!, (c) => state.bias[c]!)
+    return linearGraph({ scaler: state.scaler, renormalize: false, weights, bias, activation: "softmax" }, io)
+  })
+
+/** One-vs-rest decision values through Platt sigmoids (`sigmoid(A f + B)`, A and B folded into the weights). */
+const linearSvm: HeadExporter = (head, io) =>
+  Effect.gen(function*() {
+    const state = yield* decodeState(LinearSvm.State, head)
+    yield* checkDim(head.kind, state.scaler.mean.length, io.dim)
+    const k = state.numClasses
+    const count = k === 2 ? 1 : k
+    const stride = io.dim + 1
+    const { bias, weights } = columns(
+      k,
+      io.dim,
+      count,
+      (c, j) => state.plattA[c]! * state.weights[c * stride + j]!,
+      (c) => state.plattA[c]! * state.weights[c * stride + io.dim]! + state.plattB[c]!
+    )
+    return linearGraph({ scaler: state.scaler, renormalize: false, weights, bias, activation: k === 2 ? "softmax" : "sigmoid-normalized" }, io)
+  })
+
+/** Cosine similarity to unit prototypes, times the temperature `scale`, through a softmax. */
+const nearestPrototype: HeadExporter = (head, io) =>
+  Effect.gen(function*() {
+    const state = yield* decodeState(NearestPrototype.State, head)
+    const params = yield* Schema.decodeUnknown(NearestPrototype.Params)(head.params).pipe(
+      Effect.mapError((e) => new DeployError({ reason: "BundleFailed", field: "head.params", message: `The ${head.kind} params do not decode: ${e.message}` }))
+    )
+    const k = state.numClasses
+    yield* checkDim(head.kind, state.prototypes.length / k, io.dim)
+    const { bias, weights } = columns(k, io.dim, k, (c, j) => params.scale * state.prototypes[c * io.dim + j]!, () => 0)
+    return linearGraph({ scaler: state.scaler, renormalize: true, weights, bias, activation: "softmax" }, io)
   })
 
 /**
@@ -123,7 +219,9 @@ const logisticRegression: HeadExporter = (head, io) =>
  * @category exporters
  */
 export const headExporters: Readonly<Record<string, HeadExporter>> = {
-  [LogisticRegression.kind]: logisticRegression
+  [LogisticRegression.kind]: logisticRegression,
+  [LinearSvm.kind]: linearSvm,
+  [NearestPrototype.kind]: nearestPrototype
 }
 
 /**

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { Preprocess } from "@loupe/core"
+import { Pipeline, Preprocess } from "@loupe/core"
 import { OnnxExport, Predictor } from "@loupe/deploy"
 import * as ort from "onnxruntime-node"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { environment, fitBundle, photos, tempDir } from "./fixtures/shared.js"
+import { catsVsDogs, environment, fitBundle, flowers, photos, tempDir } from "./fixtures/shared.js"
 
 describe("OnnxExport", () => {
   const work = tempDir("onnx")
@@ -58,6 +58,22 @@ describe("OnnxExport", () => {
       expect(manifest.verification.maxAbsDiff).toBeLessThanOrEqual(1e-4)
     }).pipe(Effect.scoped, Effect.provide(environment)))
 
+  it.effect("exports the linear SVM and nearest-prototype heads, and five classes, within 1e-4", () =>
+    Effect.gen(function*() {
+      const cases = [["linear-svm", catsVsDogs], ["linear-svm", flowers], ["nearest-prototype", flowers], ["logistic-regression", flowers]] as const
+      for (const [head, dataset] of cases) {
+        const labels = fs.readdirSync(path.join(dataset, "train")).sort()
+        const samples = labels.flatMap((label) => photos("train", label, 5, dataset).map((source) => ({ id: source, source, label })))
+        const { fitted } = yield* Pipeline.fit({ backbone: "onnx:mobilenetv2-int8", head: { kind: head } }, { labels, samples })
+        const verifyImages = labels.map((label) => photos("test", label, 1, dataset)[0]!)
+        const { manifest } = yield* OnnxExport.build(fitted, { verifyImages })
+        expect(manifest.head.kind).toBe(head)
+        expect(manifest.labels).toEqual(labels)
+        expect(manifest.verification.inputs).toBe(labels.length)
+        expect(manifest.verification.maxAbsDiff).toBeLessThanOrEqual(1e-4)
+      }
+    }).pipe(Effect.scoped, Effect.provide(environment)))
+
   it.effect("refuses backbones and heads without an ONNX form, naming them, before loading anything", () =>
     Effect.gen(function*() {
       const tfjs = yield* Effect.flip(OnnxExport.exportable("tfjs:darknet-tiny", "logistic-regression"))
@@ -66,7 +82,7 @@ describe("OnnxExport", () => {
       expect(tfjs.message).toMatch(/tfjs:darknet-tiny runs on tfjs, not onnxruntime/)
       const knn = yield* Effect.flip(OnnxExport.exportable("onnx:mobilenetv2-int8", "knn"))
       expect(knn.field).toBe("head.kind")
-      expect(knn.message).toMatch(/The knn head has no ONNX form; exportable heads: logistic-regression/)
+      expect(knn.message).toMatch(/The knn head has no ONNX form; exportable heads: logistic-regression, linear-svm, nearest-prototype/)
       const unknown = yield* Effect.flip(OnnxExport.exportable("onnx:nope", "logistic-regression"))
       expect(unknown.reason).toBe("BundleFailed")
     }).pipe(Effect.provide(environment)))
