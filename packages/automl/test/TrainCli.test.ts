@@ -55,6 +55,14 @@ describe("loupe train on cats-vs-dogs", () => {
     predicted.forEach((p: any, i: number) => expect(p.confidence).toBeCloseTo(result.test.predictions[i].confidence, 5))
   })
 
+  it("evaluate on the test folder reproduces train's test metrics", () => {
+    const run = loupe(["evaluate", bundle, path.join(dataset, "test"), "--json", "--models-dir", modelsDir], cacheEnv)
+    expect(run.status).toBe(0)
+    const evaluation = JSON.parse(run.stdout).evaluations[0].evaluation
+    expect(evaluation.correct).toBe(result.test.correct)
+    expect(evaluation.confusionMatrix).toEqual(result.test.confusionMatrix)
+  })
+
   it("writes an HTML report that renders in Chromium: confusion matrices, mistake thumbnails, no console errors", async () => {
     const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: chromiumArgs })
     try {
