@@ -66,8 +66,8 @@ describe("Search", () => {
   it.effect("is deterministic given the seed: same leaderboard, same selection", () =>
     Effect.gen(function*() {
       const { data, test } = yield* cats
-      const a = yield* Search.run(data, { space: small, seed: 4 })
-      const b = yield* Search.run(data, { space: small, seed: 4 })
+      const a = yield* Search.run(data, { space: small, strategy: Search.grid(), seed: 4 })
+      const b = yield* Search.run(data, { space: small, strategy: Search.grid(), seed: 4 })
       expect(summary(b)).toEqual(summary(a))
       expect(b.best.candidate).toEqual(a.best.candidate)
       expect(b.fitted.predictProba(test.x).data).toEqual(a.fitted.predictProba(test.x).data)
@@ -83,10 +83,13 @@ describe("Search", () => {
       expect(correct(a.fitted.predictProba(test.x), test.y)).toBeGreaterThanOrEqual(38)
     }))
 
-  it.effect("successive halving evaluates everything on a subsample, then the best third on all rows", () =>
+  it.effect("successive halving (the default) evaluates everything on a subsample, then the best third on all rows", () =>
     Effect.gen(function*() {
       const { data } = yield* cats
-      const r = yield* Search.run(data, { space: small, strategy: Search.successiveHalving({ factor: 3 }), seed: 1 })
+      const r = yield* Search.run(data, { space: small, seed: 1 })
+      expect(r.strategy).toBe("successive-halving")
+      const again = yield* Search.run(data, { space: small, seed: 1 })
+      expect(summary(again)).toEqual(summary(r))
       const rungs = [...new Set(r.leaderboard.map((e) => e.rows))].sort((a, b) => a - b)
       expect(rungs.length).toBeGreaterThanOrEqual(2)
       expect(rungs[rungs.length - 1]).toBe(200)
@@ -114,7 +117,7 @@ describe("Search", () => {
       let s = 7
       const noise = Matrix.make(200, 64, Float32Array.from({ length: 200 * 64 }, () => (s = (s * 16807) % 2147483647) / 2147483647))
       const both = { ...data, embeddings: new Map([["test:noise", noise], [BACKBONE, data.embeddings.get(BACKBONE)!]]) }
-      const r = yield* Search.run(both, { space: [{ "head.kind": ["nearest-prototype"] }] })
+      const r = yield* Search.run(both, { space: [{ "head.kind": ["nearest-prototype"] }], strategy: Search.grid() })
       expect(r.leaderboard.map((e) => e.backboneId)).toEqual([BACKBONE, "test:noise"])
       expect(r.fitted.dim).toBe(1280)
     }))

@@ -1,0 +1,62 @@
+// bench/search: the full default search against a plain default logistic regression, in the same run, on cached
+// MobileNetV2-int8 embeddings of cats-vs-dogs and flowers-5. Needs a build first:
+//   npx turbo run build --filter=@loupe/trainers && node bench/search/run.mjs
+// Optional: `node bench/search/run.mjs cats-vs-dogs` runs one dataset.
+import * as os from "node:os"
+// The `effect` instance the built trainers package uses.
+import { Effect } from "../../packages/trainers/node_modules/effect/dist/esm/index.js"
+import { LogisticRegression, Search, SearchSpace } from "../../packages/trainers/dist/index.js"
+import { loadEmbeddings } from "../../packages/trainers/test/fixtures/embeddings.mjs"
+
+const BACKBONE = "onnx:mobilenetv2-int8"
+const datasets = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["cats-vs-dogs", "flowers-5"]
+
+const argmax = (proba, i) => {
+  let best = 0
+  for (let c = 1; c < proba.cols; c++) if (proba.data[i * proba.cols + c] > proba.data[i * proba.cols + best]) best = c
+  return best
+}
+const correct = (proba, y) => y.reduce((ok, label, i) => ok + (argmax(proba, i) === label ? 1 : 0), 0)
+
+/** Wall and CPU (user + system) milliseconds of `effect`. */
+const timed = async (effect) => {
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const value = await Effect.runPromise(effect)
+  const wall = performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
+  return { value, wall, cpu: (cpu.user + cpu.system) / 1000 }
+}
+
+const s = (ms) => `${(ms / 1000).toFixed(2)} s`
+const pct = (ok, n) => `${ok}/${n} (${((100 * ok) / n).toFixed(1)} %)`
+
+console.log(`bench/search on ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
+for (const dataset of datasets) {
+  const train = await loadEmbeddings(dataset, "train")
+  const test = await loadEmbeddings(dataset, "test")
+  const set = { x: train.x, y: train.y, numClasses: train.labels.length }
+  console.log(`\n## ${dataset}: ${train.x.rows} x ${train.x.cols} train, ${test.x.rows} test, ${train.labels.length} classes`)
+
+  const baseline = await timed(LogisticRegression.fit(set))
+  const baselineOk = correct(baseline.value.predictProba(test.x), test.y)
+
+  const search = await timed(Search.run({ embeddings: new Map([[BACKBONE, train.x]]), y: train.y, numClasses: set.numClasses }))
+  const result = search.value
+  const searchOk = correct(result.fitted.predictProba(test.x), test.y)
+
+  console.log(`| run | test | wall | CPU |`)
+  console.log(`|---|---|---|---|`)
+  console.log(`| default logistic regression (l2 = 1, C = 1) | ${pct(baselineOk, test.y.length)} | ${s(baseline.wall)} | ${s(baseline.cpu)} |`)
+  console.log(`| default search (${result.strategy}) -> ${SearchSpace.key(result.best.candidate)} | ${pct(searchOk, test.y.length)} | ${s(search.wall)} | ${s(search.cpu)} |`)
+  console.log(`search / baseline time: ${(search.wall / baseline.wall).toFixed(1)}x wall, ${(search.cpu / baseline.cpu).toFixed(1)}x CPU; ` +
+    `test accuracy ${searchOk - baselineOk >= 0 ? "+" : ""}${searchOk - baselineOk} images`)
+  console.log(`\nleaderboard (out-of-fold, ${result.leaderboard.length} evaluations${result.budgetExhausted ? ", time budget hit" : ""}):`)
+  console.log(`| candidate | rows | macro-F1 | log loss | accuracy | fit/fold | CV |`)
+  console.log(`|---|---|---|---|---|---|---|`)
+  for (const e of result.leaderboard) {
+    const params = Object.entries(e.candidate).filter(([k]) => k !== "backbone.id").map(([k, v]) => `${k.slice(5)}=${v}`).join(" ")
+    console.log(`| ${params} | ${e.rows} | ${e.metrics.macroF1.toFixed(4)} | ${e.metrics.logLoss.toFixed(4)} | ${e.metrics.accuracy.toFixed(4)} | ${e.fitMs.toFixed(0)} ms | ${s(e.cvMs)} |`)
+  }
+}
+console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
