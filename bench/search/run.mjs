@@ -1,15 +1,16 @@
 // bench/search: the full default search against a plain default logistic regression, in the same run, on cached
 // MobileNetV2-int8 embeddings of cats-vs-dogs and flowers-5. Needs a build first:
 //   npx turbo run build --filter=@loupe/trainers && node bench/search/run.mjs
-// Optional: `node bench/search/run.mjs cats-vs-dogs` runs one dataset.
+// Optional: `node bench/search/run.mjs cats-vs-dogs` runs one part; parts: cats-vs-dogs, flowers-5, heads-2000 (every
+// built-in head fitted on 2,000 x 1,280 cats-vs-dogs-large embeddings, against the plain logistic regression).
 import * as os from "node:os"
 // The `effect` instance the built trainers package uses.
 import { Effect } from "../../packages/trainers/node_modules/effect/dist/esm/index.js"
-import { LogisticRegression, Search, SearchSpace } from "../../packages/trainers/dist/index.js"
+import { Heads, LogisticRegression, Search, SearchSpace } from "../../packages/trainers/dist/index.js"
 import { loadEmbeddings } from "../../packages/trainers/test/fixtures/embeddings.mjs"
 
 const BACKBONE = "onnx:mobilenetv2-int8"
-const datasets = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["cats-vs-dogs", "flowers-5"]
+const parts = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["cats-vs-dogs", "flowers-5", "heads-2000"]
 
 const argmax = (proba, i) => {
   let best = 0
@@ -32,7 +33,7 @@ const s = (ms) => `${(ms / 1000).toFixed(2)} s`
 const pct = (ok, n) => `${ok}/${n} (${((100 * ok) / n).toFixed(1)} %)`
 
 console.log(`bench/search on ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
-for (const dataset of datasets) {
+const searchBench = async (dataset) => {
   const train = await loadEmbeddings(dataset, "train")
   const test = await loadEmbeddings(dataset, "test")
   const set = { x: train.x, y: train.y, numClasses: train.labels.length }
@@ -59,4 +60,30 @@ for (const dataset of datasets) {
     console.log(`| ${params} | ${e.rows} | ${e.metrics.macroF1.toFixed(4)} | ${e.metrics.logLoss.toFixed(4)} | ${e.metrics.accuracy.toFixed(4)} | ${e.fitMs.toFixed(0)} ms | ${s(e.cvMs)} |`)
   }
 }
+
+/** Each built-in head with default params on 2,000 x 1,280 (cats-vs-dogs-large: 1,600 train + the first 400 test rows). */
+const headsBench = async () => {
+  const train = await loadEmbeddings("cats-vs-dogs-large", "train")
+  const test = await loadEmbeddings("cats-vs-dogs-large", "test")
+  const extra = 400
+  const cols = train.x.cols
+  const data = new Float32Array((train.x.rows + extra) * cols)
+  data.set(train.x.data)
+  data.set(test.x.data.subarray(0, extra * cols), train.x.data.length)
+  const set = { x: { rows: train.x.rows + extra, cols, data }, y: Int32Array.from([...train.y, ...test.y.subarray(0, extra)]), numClasses: 2 }
+  const held = { x: { rows: test.x.rows - extra, cols, data: test.x.data.subarray(extra * cols) }, y: test.y.subarray(extra) }
+  console.log(`\n## heads-2000: fit time of each head on ${set.x.rows} x ${cols} (accuracy on the other ${held.y.length} test rows)`)
+  console.log(`| head (default params) | fit wall | fit CPU | x logistic regression (CPU) | held-out |`)
+  console.log(`|---|---|---|---|---|`)
+  let baselineCpu = 0
+  for (const head of Heads.heads) {
+    const params = await Effect.runPromise(Heads.decodeParams(head, {}))
+    const fit = await timed(head.fit(set, params, 0))
+    if (head.kind === LogisticRegression.kind) baselineCpu = fit.cpu
+    const ok = correct(fit.value.predictProba(held.x), held.y)
+    console.log(`| ${head.kind} | ${s(fit.wall)} | ${s(fit.cpu)} | ${(fit.cpu / baselineCpu).toFixed(2)} | ${pct(ok, held.y.length)} |`)
+  }
+}
+
+for (const part of parts) await (part === "heads-2000" ? headsBench() : searchBench(part))
 console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
