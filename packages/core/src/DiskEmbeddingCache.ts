@@ -25,8 +25,8 @@
  * @since 0.1.0
  */
 import { Effect, Layer } from "effect"
-import type { Duration, Scope } from "effect"
-import { createHash } from "node:crypto"
+import type { Cause, Duration, Scope } from "effect"
+import { hash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { EmbeddingCache, type EmbeddingCacheShape } from "./EmbeddingCache.js"
@@ -53,7 +53,7 @@ const FILES_FOLDER = ".files"
 
 const HEX_KEY = /^[0-9a-f]{64}$/
 const SAFE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/
-const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
+const sha256 = (text: string) => hash("sha256", text)
 
 /** Content hashes are used as they are; any other key is hashed to the same 32-byte form. */
 const keyOf = (key: string) => (HEX_KEY.test(key) ? key : sha256(key))
@@ -96,15 +96,18 @@ class Namespace {
     return at === undefined ? undefined : Segment.readValue(at.segment, at.slot)
   }
 
-  /** Buffer a record (the caller gives up `value`); resolves once it is written when this write fills the buffer. */
-  async set(key: string, value: Uint8Array): Promise<void> {
-    if (this.index.has(key) || this.pending.has(key)) return
+  /**
+   * Buffer a record (the caller gives up `value`). Returns the write's promise when this record filled the buffer,
+   * and nothing otherwise.
+   */
+  set(key: string, value: Uint8Array): Promise<void> | undefined {
+    if (this.index.has(key) || this.pending.has(key)) return undefined
     this.valueBytes ??= value.length
     if (value.length !== this.valueBytes) {
       throw new Error(`a record of ${value.length} bytes in a folder of ${this.valueBytes}-byte records`)
     }
     this.pending.set(key, value)
-    if (this.pending.size >= this.flushEvery) await this.flush()
+    return this.pending.size >= this.flushEvery ? this.flush() : undefined
   }
 
   flush(): Promise<void> {
@@ -187,14 +190,20 @@ export const make = (dir: string, options: DiskCacheOptions = {}): Effect.Effect
   Effect.gen(function*() {
     const settings: Settings = { flushEvery: options.flushEvery ?? 512, maxSegments: options.maxSegments ?? 16 }
     const opening = new Map<string, Promise<Namespace>>()
+    const opened = new Map<string, Namespace>()
     const warnings: Array<string> = []
     const warn = (message: string) => warnings.push(message)
-    const logWarnings = Effect.suspend(() => Effect.forEach(warnings.splice(0), (w) => Effect.logWarning(w), { discard: true }))
+    const logWarnings = Effect.suspend(() =>
+      warnings.length === 0 ? Effect.void : Effect.forEach(warnings.splice(0), (w) => Effect.logWarning(w), { discard: true })
+    )
 
     const namespace = (folder: string): Promise<Namespace> => {
       let pending = opening.get(folder)
       if (pending === undefined) {
-        pending = openNamespace(path.join(dir, folder), settings, warn)
+        pending = openNamespace(path.join(dir, folder), settings, warn).then((ns) => {
+          opened.set(folder, ns)
+          return ns
+        })
         // A failed open is retried by the next call instead of being remembered.
         pending.catch(() => opening.delete(folder))
         opening.set(folder, pending)
@@ -202,14 +211,24 @@ export const make = (dir: string, options: DiskCacheOptions = {}): Effect.Effect
       return pending
     }
 
-    /** Cache failures never fail an embedding run: they are logged and the cache behaves as a miss. */
-    const attempt = <A>(what: string, folder: string, job: (ns: Namespace) => A | Promise<A>, fallback: A): Effect.Effect<A> =>
-      Effect.tryPromise(async () => job(await namespace(folder))).pipe(
+    /**
+     * Run `job` on a namespace: synchronously once the namespace is open (reads are synchronous, see
+     * `Segment.readValue`), and through its opening the first time; a promise `job` returns is awaited. Cache
+     * failures never fail an embedding run: they are logged and the cache behaves as a miss.
+     */
+    const attempt = <A>(what: string, folder: string, job: (ns: Namespace) => A | Promise<A>, fallback: A): Effect.Effect<A> => {
+      const ns = opened.get(folder)
+      const run: Effect.Effect<A | Promise<A>, Cause.UnknownException> = ns !== undefined
+        ? Effect.try(() => job(ns))
+        : Effect.tryPromise(() => namespace(folder).then(job))
+      return run.pipe(
+        Effect.flatMap((a) => (a instanceof Promise ? Effect.tryPromise(() => a) : Effect.succeed(a))),
         Effect.catchAll((error) =>
           Effect.logWarning(`embedding cache in ${dir}: ${what} failed: ${error.cause}`).pipe(Effect.as(fallback))
         ),
         Effect.zipLeft(logWarnings)
       )
+    }
 
     const forAll = (what: string, job: (ns: Namespace) => Promise<void>) =>
       Effect.tryPromise(async () => {

@@ -6,10 +6,10 @@
  * The work is a pipeline of stages that run at the same time, each holding a bounded number of items, so memory
  * does not grow with the dataset:
  *
- * 1. read, hash, look up the cache, decode (up to `decodeConcurrency` images at once); with a cache that remembers
- *    file fingerprints, an unchanged file whose vector is cached is not even read;
- * 2. group into batches and normalise each batch into one float tensor;
- * 3. run the backbone on a batch while stage 2 prepares the next one; store new vectors in the cache.
+ * 1. prepare a batch (two batches at a time): look each sample up in the cache (with a cache that remembers file
+ *    fingerprints, an unchanged file whose vector is cached is not even read), then read, hash and decode the rest,
+ *    up to `decodeConcurrency` images at once, and normalise them into one float tensor;
+ * 2. run the backbone on a batch while stage 1 prepares the next ones; store the new vectors in the cache.
  *
  * @since 0.1.0
  */
@@ -21,14 +21,14 @@ import { contentHash, EmbeddingCache, fileFingerprint, namespaceOf } from "./Emb
 import * as Matrix from "./Matrix.js"
 import { decodeRgb, readSource, writeNormalized } from "./Preprocess.js"
 import { report } from "./Progress.js"
-import { describeSource, type ImageSource, type Sample, type SkippedSample } from "./Sample.js"
+import { describeSource, type Sample, type SkippedSample } from "./Sample.js"
 
 /**
  * @since 0.1.0
  * @category models
  */
 export interface EmbedOptions {
-  /** Images per `embedBatch` call; capped by the backbone's `maxBatchSize`. Default 32. */
+  /** Images per `embedBatch` call; capped by the backbone's `maxBatchSize`. Default 16. */
   readonly batchSize?: number
   /** Images read, hashed and decoded at once. Default 4. */
   readonly decodeConcurrency?: number
@@ -73,6 +73,13 @@ type Prepared =
   | { readonly _tag: "Decoded"; readonly sample: Sample; readonly hash: string; readonly rgb: Uint8Array }
   | { readonly _tag: "Skipped"; readonly sample: Sample; readonly reason: string }
 
+/** A sample the first look could not finish; `file` holds what the cache knew about its file. */
+interface Pending {
+  readonly _tag: "Pending"
+  readonly sample: Sample
+  readonly file?: { readonly fingerprint: string; readonly hash: string | undefined }
+}
+
 interface Assembled {
   readonly group: ReadonlyArray<Prepared>
   /** The decoded images of the group, normalised, in group order; undefined when all were cached or skipped. */
@@ -90,32 +97,37 @@ const embedGroups = <E, R>(
     const dim = info.embeddingSize
     const spec = info.preprocess
     const perImage = spec.size * spec.size * 3
-    const batchSize = Math.max(1, Math.min(options.batchSize ?? 32, backbone.maxBatchSize))
+    const batchSize = Math.max(1, Math.min(options.batchSize ?? 16, backbone.maxBatchSize))
     const cache = Option.getOrUndefined(yield* Effect.serviceOption(EmbeddingCache))
     const namespace = namespaceOf(backbone)
+
+    const decodePermits = yield* Effect.makeSemaphore(Math.max(1, options.decodeConcurrency ?? 4))
 
     const lookup = (hash: string) =>
       Effect.map(cache ? cache.get(namespace, hash) : Effect.succeed(undefined), (hit) => (hit?.length === dim ? hit : undefined))
 
-    /** For a file, its fingerprint and the content hash the cache remembers for it (files unchanged since then). */
-    const remembered = (source: ImageSource) =>
+    /**
+     * The cheap first look, one sample after another: for a file, its fingerprint and the content hash the cache
+     * remembers for it; when that hash has a cached vector, the sample is done without reading the file.
+     */
+    const recall = (sample: Sample): Effect.Effect<Prepared | Pending> =>
       Effect.gen(function*() {
-        if (typeof source !== "string" || cache?.knownContentHash === undefined) return undefined
+        const { source } = sample
+        if (typeof source !== "string" || cache?.knownContentHash === undefined) return { _tag: "Pending", sample } as const
         // Synchronous: a stat is a microsecond system call, cheaper than a thread-pool round trip.
         const stat = yield* Effect.try(() => fs.statSync(source, { bigint: true })).pipe(Effect.orElseSucceed(() => undefined))
-        if (stat === undefined) return undefined
+        if (stat === undefined) return { _tag: "Pending", sample } as const
         const fingerprint = fileFingerprint(source, stat)
-        return { fingerprint, hash: yield* cache.knownContentHash(fingerprint) }
+        const hash = yield* cache.knownContentHash(fingerprint)
+        const hit = hash === undefined ? undefined : yield* lookup(hash)
+        return hit === undefined || hash === undefined
+          ? { _tag: "Pending", sample, file: { fingerprint, hash } } as const
+          : { _tag: "Cached", sample, hash, vector: hit } as const
       })
 
-    const prepare = (sample: Sample): Effect.Effect<Prepared> =>
+    /** The expensive part, run `decodeConcurrency` at a time: read, hash, look up again, decode. */
+    const load = ({ file, sample }: Pending): Effect.Effect<Prepared> =>
       Effect.gen(function*() {
-        const file = yield* remembered(sample.source)
-        if (file?.hash !== undefined) {
-          // An unchanged file with a cached vector: neither read nor hashed again.
-          const hit = yield* lookup(file.hash)
-          if (hit) return { _tag: "Cached", sample, hash: file.hash, vector: hit } as const
-        }
         const bytes = yield* readSource(sample.source)
         const hash = contentHash(bytes)
         if (file !== undefined && file.hash !== hash) yield* cache!.rememberContentHash!(file.fingerprint, hash)
@@ -123,7 +135,20 @@ const embedGroups = <E, R>(
         if (hit) return { _tag: "Cached", sample, hash, vector: hit } as const
         const rgb = yield* decodeRgb(bytes, spec, describeSource(sample.source))
         return { _tag: "Decoded", sample, hash, rgb } as const
-      }).pipe(Effect.catchAll((error) => Effect.succeed({ _tag: "Skipped", sample, reason: error.message } as const)))
+      }).pipe(
+        Effect.catchAll((error) => Effect.succeed({ _tag: "Skipped", sample, reason: error.message } as const)),
+        decodePermits.withPermits(1)
+      )
+
+    /** Prepare one batch: recall every sample, load the rest concurrently, normalise the decoded images. */
+    const prepare = (group: ReadonlyArray<Sample>) =>
+      Effect.gen(function*() {
+        const prepared = yield* Effect.forEach(group, recall)
+        const pending = prepared.flatMap((p, i) => (p._tag === "Pending" ? [i] : []))
+        const loaded = yield* Effect.forEach(pending, (i) => load(prepared[i] as Pending), { concurrency: "unbounded" })
+        loaded.forEach((p, j) => (prepared[pending[j]!] = p))
+        return assemble(prepared as Array<Prepared>)
+      })
 
     const assemble = (group: ReadonlyArray<Prepared>): Assembled => {
       const decoded = group.filter((p) => p._tag === "Decoded")
@@ -168,10 +193,10 @@ const embedGroups = <E, R>(
       })
 
     return samples.pipe(
-      Stream.mapEffect(prepare, { concurrency: Math.max(1, options.decodeConcurrency ?? 4) }),
       Stream.grouped(batchSize),
-      Stream.map((chunk) => assemble(Chunk.toReadonlyArray(chunk))),
-      // One assembled batch waits while the backbone works on the current one.
+      // Two batches in preparation at once, so decoding never waits for a batch's slowest image.
+      Stream.mapEffect((chunk) => prepare(Chunk.toReadonlyArray(chunk)), { concurrency: 2 }),
+      // One prepared batch waits while the backbone works on the current one.
       Stream.buffer({ capacity: 1 }),
       Stream.mapEffect(infer)
     )

@@ -7,7 +7,7 @@
  */
 import { Context } from "effect"
 import type { Effect } from "effect"
-import { createHash } from "node:crypto"
+import { hash } from "node:crypto"
 import type { BigIntStats } from "node:fs"
 import * as path from "node:path"
 import type { LoadedBackbone } from "./Backbone.js"
@@ -28,13 +28,10 @@ export class EmbeddingCache extends Context.Tag("@loupe/core/EmbeddingCache")<Em
 
 /** The cache namespace of a loaded backbone. */
 export const namespaceOf = (backbone: LoadedBackbone): string =>
-  createHash("sha256")
-    .update(JSON.stringify([backbone.info.id, backbone.weightsHash, backbone.info.preprocess]))
-    .digest("hex")
-    .slice(0, 32)
+  hash("sha256", JSON.stringify([backbone.info.id, backbone.weightsHash, backbone.info.preprocess])).slice(0, 32)
 
 /** sha256 of image bytes, hex. */
-export const contentHash = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex")
+export const contentHash = (bytes: Uint8Array): string => hash("sha256", bytes)
 
 /**
  * What identifies a file's content without reading it, as git's index and ccache do: its absolute path, device,
@@ -42,6 +39,4 @@ export const contentHash = (bytes: Uint8Array): string => createHash("sha256").u
  * program can set back, so a file with the same fingerprint has the same bytes.
  */
 export const fileFingerprint = (file: string, stat: BigIntStats): string =>
-  createHash("sha256")
-    .update(JSON.stringify([path.resolve(file), stat.dev, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs].map(String)))
-    .digest("hex")
+  hash("sha256", JSON.stringify([path.resolve(file), stat.dev, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs].map(String)))
