@@ -11,7 +11,7 @@
  * @since 0.1.0
  */
 import { Augment, Embedder, Matrix, Pipeline, Registry } from "@loupe/core"
-import type { CoreError, Head, LoupeConfig, Sample } from "@loupe/core"
+import type { Backbone, CoreError, Head, LoupeConfig, Sample } from "@loupe/core"
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import * as CrossValidation from "./CrossValidation.js"
@@ -77,7 +77,7 @@ export interface AugmentedSet {
  * @category constructors
  */
 export const embed = (
-  backbone: Parameters<typeof Embedder.embedSamples>[0],
+  backbone: Backbone.LoadedBackbone,
   samples: ReadonlyArray<Sample.Sample>,
   spec: ViewSpec,
   options: Embedder.EmbedOptions = {}
