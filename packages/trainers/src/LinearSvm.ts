@@ -5,7 +5,7 @@
  * intercept (regularised, as liblinear does). Each binary problem (class k against the rest; a two-class problem is
  * one problem) minimises `0.5 * ||w||^2 + C * sum_i w_i * loss(y_i * w.x_i)`, with `C = 1 / l2` and the squared
  * hinge (scikit-learn's `LinearSVC` default) or the hinge, by dual coordinate descent (Hsieh et al. 2008) over a
- * seeded random order of rows.
+ * seeded random order of rows, with liblinear's shrinking.
  *
  * Probabilities: the decision values of rows held out by an inner stratified split (`calibrationFolds`, default 3)
  * fit one Platt sigmoid per problem; with one vector per class the sigmoids are normalised to sum to 1. When a class
@@ -85,17 +85,41 @@ const solve = (
     diag[i] = squared ? (ci > 0 ? 0.5 / ci : Infinity) : 0
     q[i] = dot(z, z, dim, i * dim, i * dim) + 1 + diag[i]!
   }
-  const order = Int32Array.from({ length: n }, (_, i) => i)
+  // liblinear's shrinking: a row at a bound whose gradient points outward beyond last pass's extremes leaves the
+  // active set; when the active rows converge, every row comes back for a final check.
+  const order = Int32Array.from({ length: n }, (_, i) => i).filter((i) => rowWeight[i] !== 0)
+  let active = order.length
+  let pgMaxOld = Infinity
+  let pgMinOld = -Infinity
   for (let pass = 0; pass < params.maxIter; pass++) {
-    random.shuffle(order)
+    random.shuffle(order.subarray(0, active))
     let pgMax = -Infinity
     let pgMin = Infinity
-    for (const i of order) {
-      if (rowWeight[i] === 0) continue
+    for (let s = 0; s < active; s++) {
+      const i = order[s]!
       const yi = sign[i]!
       const g = yi * (dot(w, z, dim, 0, i * dim) + w[dim]!) - 1 + diag[i]! * alpha[i]!
       const a = alpha[i]!
-      const pg = a === 0 ? Math.min(g, 0) : a === upper[i] ? Math.max(g, 0) : g
+      let pg = g
+      if (a === 0) {
+        if (g > pgMaxOld) {
+          active--
+          order[s] = order[active]!
+          order[active] = i
+          s--
+          continue
+        }
+        pg = Math.min(g, 0)
+      } else if (a === upper[i]) {
+        if (g < pgMinOld) {
+          active--
+          order[s] = order[active]!
+          order[active] = i
+          s--
+          continue
+        }
+        pg = Math.max(g, 0)
+      }
       if (pg > pgMax) pgMax = pg
       if (pg < pgMin) pgMin = pg
       if (pg !== 0) {
@@ -106,7 +130,15 @@ const solve = (
         w[dim] += delta
       }
     }
-    if (pgMax - pgMin < params.tol) break
+    if (pgMax - pgMin < params.tol) {
+      if (active === order.length) break
+      active = order.length
+      pgMaxOld = Infinity
+      pgMinOld = -Infinity
+      continue
+    }
+    pgMaxOld = pgMax <= 0 ? Infinity : pgMax
+    pgMinOld = pgMin >= 0 ? -Infinity : pgMin
   }
   return w
 }
