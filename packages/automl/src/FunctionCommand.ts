@@ -20,7 +20,8 @@ import { environment, json, modelsDir, plugins } from "./internal/cliOptions.js"
 export const defaultStoreDir = (): string =>
   path.join(process.env["XDG_DATA_HOME"] ?? path.join(os.homedir(), ".local", "share"), "loupe")
 
-const store = Options.directory("store").pipe(
+/** `--store`: the function store folder, shared by the commands that work on one. */
+export const store = Options.directory("store").pipe(
   Options.withDescription("The function store folder (default: $LOUPE_STORE_DIR, else ~/.local/share/loupe)"),
   Options.withFallbackConfig(Config.string("LOUPE_STORE_DIR")),
   Options.withDefault(defaultStoreDir())

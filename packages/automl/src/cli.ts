@@ -10,11 +10,14 @@ import { Console, Effect, Logger, LogLevel, Option } from "effect"
 import { JsonReport, TerminalReport } from "@loupe/metrics"
 import type { Report } from "@loupe/metrics"
 import * as Evaluate from "./Evaluate.js"
+import * as ExportCommand from "./ExportCommand.js"
 import * as FunctionCommand from "./FunctionCommand.js"
+import * as KeysCommand from "./KeysCommand.js"
 import { environment, json, modelsDir, plugins } from "./internal/cliOptions.js"
 import * as ModelsCommand from "./ModelsCommand.js"
 import * as Predict from "./Predict.js"
 import * as ReportFile from "./ReportFile.js"
+import * as ServeCommand from "./ServeCommand.js"
 import * as Train from "./Train.js"
 import * as TrainSummary from "./TrainSummary.js"
 
@@ -101,7 +104,7 @@ const evaluate = Command.make(
     }).pipe(Effect.scoped, Effect.provide(environment(flags)))
 ).pipe(Command.withDescription("Evaluate a saved bundle on a folder of labelled images"))
 
-const loupe = Command.make("loupe").pipe(Command.withSubcommands([train, predict, evaluate, ModelsCommand.command, FunctionCommand.command]))
+const loupe = Command.make("loupe").pipe(Command.withSubcommands([train, predict, evaluate, ModelsCommand.command, FunctionCommand.command, ServeCommand.command, KeysCommand.command, ExportCommand.command]))
 
 const run = Command.run(loupe, { name: "loupe", version: "0.1.0" })
 
