@@ -7,8 +7,9 @@
  * model said. `GET /v1/functions/:id/captures` lists the captured samples not annotated yet, newest first; annotating
  * one (`PUT .../annotation`) takes it off the queue and, as every annotation does, schedules a retrain.
  *
- * The server holds no state of its own beyond this: models come from the store's promoted versions, so several
- * servers can serve one store.
+ * Invocations go to the promoted model (as `Functions.invoke` finds it) through a `Predictor` per model version, so
+ * concurrent invocations share backbone calls in batches. The server holds no state of its own beyond this: models
+ * come from the store's promoted versions, so several servers can serve one store.
  *
  * @since 0.1.0
  */
@@ -17,13 +18,14 @@ import type { SqlError } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import type { HttpServer } from "@effect/platform"
 import type { EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
-import { ApiKeys, DeployError, FunctionBackend, Server as DeployServer } from "@loupe/deploy"
+import { ApiKeys, DeployError, FunctionBackend, Predictor, Server as DeployServer } from "@loupe/deploy"
 import type { FunctionApi } from "@loupe/deploy"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, ExecutionStrategy, Exit, Layer, Scope } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { AutomlError } from "./AutomlError.js"
 import * as Functions from "./Functions.js"
+import * as Retrainer from "./Retrainer.js"
 import { Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
 
@@ -173,19 +175,71 @@ export class CaptureLog extends Context.Tag("@loupe/automl/CaptureLog")<CaptureL
 // ---------------------------------------------------------------------------------------------------------------
 // The backend
 
+/** Model versions whose predictors are kept; an older one is released a while after it drops out. */
+const PREDICTORS = 4
+
 /**
- * The function API as the HTTP server's backend.
+ * The function API as the HTTP server's backend. Its predictors live as long as the scope.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const backend: Effect.Effect<FunctionBackend.FunctionBackendShape, never, Functions.Functions | Store | CaptureLog> =
-  Effect.gen(function*() {
+export const backend: Effect.Effect<
+  FunctionBackend.FunctionBackendShape,
+  never,
+  Functions.Functions | Retrainer.Retrainer | Store | CaptureLog | Scope.Scope
+> = Effect.gen(function*() {
     const functions = yield* Functions.Functions
+    const retrainer = yield* Retrainer.Retrainer
     const store = yield* Store
     const captures = yield* CaptureLog
+    const scope = yield* Effect.scope
     const run = <A>(effect: Effect.Effect<A, AutomlError | DeployError.DeployError>) =>
       Effect.mapError(effect, (e) => (e._tag === "AutomlError" ? toDeployError(e) : e))
+
+    /** Predictors by model version, most recently used last. */
+    const predictors = new Map<string, { readonly model: Retrainer.LoadedModel; readonly predictor: Predictor.PredictorShape }>()
+    const creating = yield* Effect.makeSemaphore(1)
+    const predictorFor = (model: Retrainer.LoadedModel) =>
+      creating.withPermits(1)(Effect.gen(function*() {
+        const id = model.version.id
+        const hit = predictors.get(id)
+        if (hit !== undefined && hit.model.fitted === model.fitted) {
+          predictors.delete(id)
+          predictors.set(id, hit)
+          return hit.predictor
+        }
+        const own = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+        const predictor = yield* Scope.extend(Predictor.make(model.fitted), own)
+        predictors.set(id, { model, predictor })
+        if (predictors.size > PREDICTORS) {
+          const [oldest] = predictors.keys()
+          predictors.delete(oldest!)
+          // Requests may still be using it: release it once they are surely done.
+          yield* Effect.forkIn(Effect.delay(Scope.close(own, Exit.void), "30 seconds"), scope)
+        }
+        return predictor
+      }))
+
+    const invoke: FunctionBackend.FunctionBackendShape["invoke"] = (functionId, image, options) =>
+      run(Effect.gen(function*() {
+        const model = yield* retrainer.model(functionId, options.modelId)
+        // No model yet: the function API says why, in words.
+        if (model === undefined) return yield* functions.invoke(functionId, image, options.labelCount === undefined ? {} : { labelCount: options.labelCount })
+        const prediction = yield* Effect.flatMap(predictorFor(model), (p) => p.predict(image))
+        const ids = new Map(model.version.labels.map((l) => [l.name, l.id]))
+        return {
+          labelName: prediction.labelName,
+          labelId: ids.get(prediction.labelName)!,
+          confidence: prediction.confidence,
+          labelConfidences: prediction.labelConfidences.slice(0, options.labelCount ?? Infinity).map((c) => ({
+            labelName: c.labelName,
+            labelId: ids.get(c.labelName)!,
+            confidence: c.confidence
+          })),
+          modelId: model.version.id
+        }
+      }))
 
     /** Captured samples still waiting: records whose sample is annotated or gone are dropped as they are met. */
     const listCaptures = (functionId: string, paging: FunctionApi.Paging) =>
@@ -247,11 +301,7 @@ export const backend: Effect.Effect<FunctionBackend.FunctionBackendShape, never,
           if (sample.annotation !== null) yield* captures.remove(functionId, [sampleId])
           return sampleView(sample)
         })),
-      invoke: (functionId, image, options) =>
-        run(functions.invoke(functionId, image, {
-          ...(options.labelCount === undefined ? {} : { labelCount: options.labelCount }),
-          ...(options.modelId === undefined ? {} : { modelId: options.modelId })
-        })),
+      invoke,
       metrics: (functionId) => run(functions.metrics(functionId)),
       capture: (functionId, image, capture) =>
         run(Effect.gen(function*() {
@@ -285,7 +335,7 @@ export const layer = (
   const store = path.resolve(options.store)
   const { store: _, ...config } = options
   return DeployServer.layer(options).pipe(
-    Layer.provide(Layer.effect(FunctionBackend.FunctionBackend, backend)),
+    Layer.provide(Layer.scoped(FunctionBackend.FunctionBackend, backend)),
     Layer.provide(Layer.mergeAll(CaptureLog.layer(store), ApiKeys.layer(ApiKeys.fileIn(store)))),
     Layer.provide(Functions.layerDirectory(store, config))
   )

@@ -1,8 +1,12 @@
 /**
  * A predictor serves one fitted pipeline to many concurrent callers. Calls to `predict` queue up, and worker fibers
- * take whatever has queued (up to `maxBatch` images) and run it as one batch: decoding in parallel, one backbone
- * call per batch. Alone, a request runs at once as a batch of one; under load, batches grow and the backbone's
- * per-call overhead is shared.
+ * take whatever has queued (up to `maxBatch` images) and run it as one batch: the images decoded in parallel, then
+ * one backbone call and one head call for the batch. Alone, a request runs at once as a batch of one; under load,
+ * batches grow and the backbone's per-call overhead is shared. While one batch is in the backbone (a worker thread
+ * for ONNX models), the next one decodes.
+ *
+ * This is the serving path, kept lean: no embedding cache and no progress events (see `Pipeline.predictMany` for
+ * batch jobs over files).
  *
  * ```ts
  * const predictor = yield* Predictor.load("./loupe-model")
@@ -11,9 +15,9 @@
  *
  * @since 0.1.0
  */
-import { Bundle, Pipeline } from "@loupe/core"
-import type { LoupeConfig, Matrix, Registry, Sample } from "@loupe/core"
-import { Context, Deferred, Effect, Layer, Queue } from "effect"
+import { Bundle, Matrix, Pipeline, Preprocess } from "@loupe/core"
+import type { LoupeConfig, Registry } from "@loupe/core"
+import { Cause, Context, Deferred, Effect, Either, Layer, Queue } from "effect"
 import type { Scope } from "effect"
 import { DeployError } from "./DeployError.js"
 
@@ -22,8 +26,10 @@ import { DeployError } from "./DeployError.js"
  * @category models
  */
 export interface PredictorOptions {
-  /** Most images in one batch. Default 16. */
+  /** Most images in one batch (at most the backbone's own limit). Default 16. */
   readonly maxBatch?: number
+  /** Images of a batch decoded at once. Default 4. */
+  readonly decodeConcurrency?: number
   /** Batches in flight at once (one decodes while another runs the backbone). Default 2. */
   readonly workers?: number
   /** Requests waiting beyond those being served; callers wait for room when it is full. Default 256. */
@@ -40,13 +46,6 @@ export interface PredictorShape {
   readonly manifest: Bundle.Manifest | undefined
   /** Classify one encoded image; an image that cannot be decoded fails with `InvalidImage` naming `data`. */
   readonly predict: (image: Uint8Array) => Effect.Effect<Pipeline.Prediction, DeployError>
-  /**
-   * Probabilities for several images in one batch, one row per image that could be read (columns in label
-   * order), with the unreadable ones listed.
-   */
-  readonly predictProba: (
-    images: ReadonlyArray<Sample.ImageSource>
-  ) => Effect.Effect<{ readonly proba: Matrix.Matrix; readonly skipped: ReadonlyArray<Sample.SkippedSample> }, DeployError>
 }
 
 /**
@@ -60,7 +59,7 @@ interface Job {
   readonly done: Deferred.Deferred<Pipeline.Prediction, DeployError>
 }
 
-const failed = (e: { readonly message: string }) =>
+const failed = (e: { readonly message: string }): DeployError =>
   new DeployError({ reason: "BundleFailed", message: `Prediction failed: ${e.message}`, cause: e })
 
 /**
@@ -74,34 +73,51 @@ export const make = (
   options: PredictorOptions & { readonly manifest?: Bundle.Manifest } = {}
 ): Effect.Effect<PredictorShape, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const maxBatch = Math.max(1, options.maxBatch ?? 16)
+    const { backbone, head, labels } = fitted
+    const spec = backbone.info.preprocess
+    const dim = backbone.info.embeddingSize
+    const maxBatch = Math.max(1, Math.min(options.maxBatch ?? 16, backbone.maxBatchSize))
+    const decodeConcurrency = Math.max(1, options.decodeConcurrency ?? 4)
     const queue = yield* Effect.acquireRelease(Queue.bounded<Job>(Math.max(1, options.queue ?? 256)), Queue.shutdown)
 
     const runBatch = (jobs: ReadonlyArray<Job>) =>
-      Pipeline.predictMany(fitted, jobs.map((job, i) => ({ id: String(i), source: job.image }))).pipe(
-        Effect.matchEffect({
-          onFailure: (e) => Effect.forEach(jobs, (job) => Deferred.fail(job.done, failed(e)), { discard: true }),
-          onSuccess: ({ predictions, skipped }) =>
-            Effect.gen(function*() {
-              for (const { prediction, sample } of predictions) {
-                yield* Deferred.succeed(jobs[Number(sample.id)]!.done, prediction)
-              }
-              for (const { reason, sample } of skipped) {
-                yield* Deferred.fail(
-                  jobs[Number(sample.id)]!.done,
-                  new DeployError({
-                    reason: "InvalidImage",
-                    field: "data",
-                    message: `data: not a decodable image: ${reason.replace(/^Cannot decode <[^>]*>: /, "")}`
-                  })
-                )
-              }
-            })
+      Effect.gen(function*() {
+        const decoded = yield* Effect.forEach(jobs, (job) => Effect.either(Preprocess.decodeRgb(job.image, spec, "data")), {
+          concurrency: decodeConcurrency
         })
-      )
+        const ready: Array<{ readonly job: Job; readonly rgb: Uint8Array }> = []
+        for (const [i, result] of decoded.entries()) {
+          if (Either.isRight(result)) {
+            ready.push({ job: jobs[i]!, rgb: result.right })
+          } else {
+            const reason = result.left.message.replace(/^Cannot decode data: /, "")
+            yield* Deferred.fail(
+              jobs[i]!.done,
+              new DeployError({ reason: "InvalidImage", field: "data", message: `data: not a decodable image: ${reason}` })
+            )
+          }
+        }
+        if (ready.length === 0) return
+        const outcome = yield* Effect.either(backbone.embedBatch(Preprocess.toTensor(ready.map((r) => r.rgb), spec), ready.length))
+        if (Either.isLeft(outcome)) return yield* failed(outcome.left)
+        const proba = yield* Effect.try({
+          try: () => head.predictProba(Matrix.make(ready.length, dim, outcome.right)),
+          catch: (cause) => failed(cause instanceof Error ? cause : new Error(String(cause)))
+        })
+        const predictions = Pipeline.toPredictions(labels, proba)
+        yield* Effect.forEach(ready, (r, i) => Deferred.succeed(r.job.done, predictions[i]!), { discard: true })
+      })
 
+    // A failure answers the batch's callers (those not answered yet) and the worker goes on.
     const worker = Effect.forever(
-      Effect.flatMap(Queue.takeBetween(queue, 1, maxBatch), (chunk) => runBatch(Array.from(chunk)))
+      Effect.flatMap(Queue.takeBetween(queue, 1, maxBatch), (chunk) => {
+        const jobs = Array.from(chunk)
+        return runBatch(jobs).pipe(
+          Effect.catchAllCause((cause) =>
+            Effect.forEach(jobs, (job) => Deferred.fail(job.done, failed(new Error(Cause.pretty(cause)))), { discard: true })
+          )
+        )
+      })
     )
     yield* Effect.forkScoped(Effect.all(Array.from({ length: Math.max(1, options.workers ?? 2) }, () => worker), {
       concurrency: "unbounded",
@@ -115,13 +131,7 @@ export const make = (
         return yield* Deferred.await(done)
       })
 
-    const predictProba: PredictorShape["predictProba"] = (images) =>
-      Pipeline.predictMany(fitted, images.map((source, i) => ({ id: String(i), source }))).pipe(
-        Effect.map(({ proba, skipped }) => ({ proba, skipped })),
-        Effect.mapError(failed)
-      )
-
-    return { fitted, manifest: options.manifest, predict, predictProba } satisfies PredictorShape
+    return { fitted, manifest: options.manifest, predict } satisfies PredictorShape
   })
 
 /**
