@@ -13,13 +13,15 @@ const cats = photos("cats")
 const dogs = photos("dogs")
 
 const layer = Layer.mergeAll(
-  Registry.Registry.layer({ backbones: [...Catalog.builtins, ...plugins.backbones] }),
+  Registry.Registry.layer({ backbones: [...Catalog.builtins, plugin] }),
   LoupeConfig.LoupeConfig.layer({ modelsDir: path.join(sharedDir, "models") })
 )
 
 describe("the custom backbone example", () => {
   it.effect("registers next to the built-ins and is found by its tag", () =>
     Effect.gen(function*() {
+      // What `loupe --plugin <module>` reads, and the default export, name the same plugin.
+      expect(plugins.backbones).toEqual([plugin])
       const registry = yield* Registry.Registry
       expect(registry.backbones.map((p) => p.info.id)).toContain(plugin.info.id)
       expect(registry.backbonesWithTags(["custom"]).map((p) => p.info.id)).toEqual([plugin.info.id])

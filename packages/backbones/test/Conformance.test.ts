@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { LoupeConfig, Registry } from "@loupe/core"
 import { Catalog, Conformance, OnnxBackbone } from "@loupe/backbones"
@@ -17,6 +17,7 @@ const images = [...firstTwo("cats"), ...firstTwo("dogs")]
 const plugins = [...Catalog.builtins, customBackbone]
 const config = { modelsDir, offline: true, cacheDir: fs.mkdtempSync(path.join(os.tmpdir(), "loupe-conformance-")) }
 const layer = Layer.mergeAll(Registry.Registry.layer({ backbones: plugins }), LoupeConfig.LoupeConfig.layer(config))
+afterAll(() => fs.rmSync(config.cacheDir, { recursive: true, force: true }))
 
 describe("backbone conformance", () => {
   for (const plugin of plugins) {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Stream } from "effect"
 import { type Backbone, DiskEmbeddingCache, Embedder, EmbeddingCache, Preprocess } from "@loupe/core"
 import * as fs from "node:fs"
@@ -56,6 +56,14 @@ const channelStats = (probe: Probe, options: { readonly weightsHash?: string; re
   }
 }
 
+const made: Array<string> = []
+const tempDir = () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-embedder-"))
+  made.push(dir)
+  return dir
+}
+afterAll(() => made.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })))
+
 const rows = (m: { readonly data: Float32Array; readonly cols: number }) =>
   Array.from({ length: m.data.length / m.cols }, (_, i) => Array.from(m.data.subarray(i * m.cols, (i + 1) * m.cols)))
 
@@ -81,7 +89,7 @@ describe("Embedder", () => {
 
   it.effect("a second run over the same images does no inference", () =>
     Effect.gen(function*() {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-embedder-"))
+      const dir = tempDir()
       const run = (probe: Probe, input: ReadonlyArray<{ id: string; source: string }>, weightsHash?: string) =>
         Embedder.embedSamples(channelStats(probe, weightsHash === undefined ? {} : { weightsHash }), input).pipe(
           Effect.provide(DiskEmbeddingCache.layer(dir))
@@ -112,7 +120,7 @@ describe("Embedder", () => {
 
   it.effect("a file rewritten in place is embedded again, an unchanged one is known by its fingerprint", () =>
     Effect.gen(function*() {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-embedder-"))
+      const dir = tempDir()
       const file = path.join(dir, "photo.jpg")
       const cacheLayer = DiskEmbeddingCache.layer(path.join(dir, "cache"))
       const embed = (probe: Probe) => Embedder.embedSamples(channelStats(probe), [{ id: "p", source: file }]).pipe(Effect.provide(cacheLayer))

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { DiskEmbeddingCache, EmbeddingCache, LoupeConfig } from "@loupe/core"
 import { execFile } from "node:child_process"
@@ -9,7 +9,13 @@ import * as path from "node:path"
 import { promisify } from "node:util"
 import { compileSources } from "./fixtures/compiledSources.js"
 
-const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "loupe-cache-"))
+const made: Array<string> = []
+const tempDir = () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-cache-"))
+  made.push(dir)
+  return dir
+}
+afterAll(() => made.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })))
 const keyOf = (i: number) => createHash("sha256").update(`entry-${i}`).digest("hex")
 const vectorOf = (i: number, dim = 64) => Float32Array.from({ length: dim }, (_, j) => i + j / dim)
 
