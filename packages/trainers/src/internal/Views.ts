@@ -18,7 +18,7 @@ export interface ViewOptions {
   readonly seed: number
   /** Images per `embedBatch` call (capped by the backbone's `maxBatchSize`). Default 32. */
   readonly batchSize?: number
-  /** Images decoded at once. Default 2. */
+  /** Images decoded at once. Default 4. */
   readonly decodeConcurrency?: number
 }
 
@@ -89,7 +89,7 @@ export const embedViews = (
     let rows = 0
     let done = 0
     yield* Stream.fromIterable(samples.map((_, index) => index)).pipe(
-      Stream.mapEffect(decode, { concurrency: Math.max(1, options.decodeConcurrency ?? 2) }),
+      Stream.mapEffect(decode, { concurrency: Math.max(1, options.decodeConcurrency ?? 4) }),
       Stream.tap((d) =>
         Effect.suspend(() => {
           if (d._tag === "Skipped") skipped.push({ sample: d.sample, reason: d.reason })
