@@ -12,9 +12,10 @@
  * `model.json` describes); decoding images stays outside the graph, as it must for any runtime. The labels and the
  * preprocessing are also stored in the model's metadata (`loupe.labels`, `loupe.preprocess`).
  *
- * Exportable: backbones of the ONNX runtime (`OnnxBackbone.plugin`), and the heads in `exportableHeads`: the linear
- * ones (logistic regression; linear SVM with its Platt sigmoids; nearest prototype, a cosine head). kNN (which
- * keeps every training row) and the MLP are not. Other backbones and heads fail with `NotExportable` naming them.
+ * Exportable: backbones of the ONNX runtime (`OnnxBackbone.plugin`), and the heads in `exportableHeads`: logistic
+ * regression; linear SVM with its Platt sigmoids; nearest prototype (a cosine head); the MLP; manual mode's `linear`
+ * head. kNN (which keeps every training row) is not, nor the fine-tuned head (its layers run in TensorFlow.js). Other
+ * backbones and heads fail with `NotExportable` naming them.
  *
  * Every export is verified before it is written: the exported graph and Loupe's own predictor (backbone then head)
  * run on the same input tensors, and the export fails unless every probability agrees within `tolerance` (1e-4).
@@ -24,7 +25,7 @@
 import { Bundle, LoupeConfig, Matrix, Preprocess, Registry } from "@loupe/core"
 import type { Head, Pipeline, Sample } from "@loupe/core"
 import { OnnxBackbone } from "@loupe/backbones"
-import { LinearSvm, LogisticRegression, NearestPrototype } from "@loupe/trainers"
+import { LinearSvm, LogisticRegression, ManualTraining, Mlp, NearestPrototype } from "@loupe/trainers"
 import { Effect, Schema } from "effect"
 import type { Scope } from "effect"
 import * as ort from "onnxruntime-node"
@@ -72,23 +73,27 @@ const l2Normalize = (input: string, output: string, dim: number, prefix: string)
 })
 
 /**
- * The shape shared by the linear heads: features L2-normalised, optionally standardised (and L2-normalised again
- * for cosine heads), then `z W + b` and an activation: softmax, or per-class sigmoids normalised to sum to 1.
+ * The shape every exportable head has: features optionally L2-normalised, standardised with the training mean and
+ * scale, L2-normalised again (cosine heads); then dense layers (`z W + b`, ReLU between them); then an activation:
+ * softmax, or per-class sigmoids normalised to sum to 1.
  */
-interface LinearForm {
+interface DenseForm {
+  readonly l2: boolean
   readonly scaler: { readonly mean: ArrayLike<number>; readonly scale: ArrayLike<number> } | undefined
   readonly renormalize: boolean
-  /** `dim x classes`, row-major. */
-  readonly weights: Float32Array
-  readonly bias: Float32Array
+  /** Input first; weights `inputs x outputs`, row-major. */
+  readonly layers: ReadonlyArray<{ readonly weights: Float32Array; readonly bias: Float32Array }>
   readonly activation: "softmax" | "sigmoid-normalized"
 }
 
-const linearGraph = (form: LinearForm, io: { readonly embedding: string; readonly probabilities: string; readonly dim: number }): HeadGraph => {
+const denseGraph = (form: DenseForm, io: { readonly embedding: string; readonly probabilities: string; readonly dim: number }): HeadGraph => {
   const p = "loupe_head"
-  const k = form.bias.length
-  const parts: Array<HeadGraph> = [l2Normalize(io.embedding, `${p}/normalized`, io.dim, `${p}/l2`)]
-  let features = `${p}/normalized`
+  const parts: Array<HeadGraph> = []
+  let features = io.embedding
+  if (form.l2) {
+    parts.push(l2Normalize(features, `${p}/normalized`, io.dim, `${p}/l2`))
+    features = `${p}/normalized`
+  }
   if (form.scaler !== undefined) {
     parts.push({
       nodes: [
@@ -106,23 +111,33 @@ const linearGraph = (form: LinearForm, io: { readonly embedding: string; readonl
       features = `${p}/unit`
     }
   }
-  const linear = `${p}/logits`
-  parts.push({
-    nodes: [
-      Proto.node("MatMul", [features, `${p}/weights`], [`${p}/linear`], `${p}/MatMul`),
-      Proto.node("Add", [`${p}/linear`, `${p}/bias`], [linear], `${p}/Add`)
-    ],
-    initializers: [
-      Proto.floatInitializer(`${p}/weights`, [io.dim, k], form.weights),
-      Proto.floatInitializer(`${p}/bias`, [k], form.bias)
-    ]
+  let width = io.dim
+  form.layers.forEach((layer, l) => {
+    const outputs = layer.bias.length
+    const q = `${p}/layer${l}`
+    const last = l === form.layers.length - 1
+    parts.push({
+      nodes: [
+        Proto.node("MatMul", [features, `${q}/weights`], [`${q}/linear`], `${q}/MatMul`),
+        Proto.node("Add", [`${q}/linear`, `${q}/bias`], [last ? `${p}/logits` : `${q}/affine`], `${q}/Add`),
+        ...(last ? [] : [Proto.node("Relu", [`${q}/affine`], [`${q}/relu`], `${q}/Relu`)])
+      ],
+      initializers: [
+        Proto.floatInitializer(`${q}/weights`, [width, outputs], layer.weights),
+        Proto.floatInitializer(`${q}/bias`, [outputs], layer.bias)
+      ]
+    })
+    features = `${q}/relu`
+    width = outputs
   })
+  const logits = `${p}/logits`
+  const k = width
   parts.push(
     form.activation === "softmax"
-      ? { nodes: [Proto.node("Softmax", [linear], [io.probabilities], `${p}/Softmax`, { axis: { kind: "int", value: 1 } })], initializers: [] }
+      ? { nodes: [Proto.node("Softmax", [logits], [io.probabilities], `${p}/Softmax`, { axis: { kind: "int", value: 1 } })], initializers: [] }
       : {
         nodes: [
-          Proto.node("Sigmoid", [linear], [`${p}/sigmoids`], `${p}/Sigmoid`),
+          Proto.node("Sigmoid", [logits], [`${p}/sigmoids`], `${p}/Sigmoid`),
           Proto.node("MatMul", [`${p}/sigmoids`, `${p}/class_ones`], [`${p}/sigmoid_sum`], `${p}/SigmoidSum`),
           Proto.node("Div", [`${p}/sigmoids`, `${p}/sigmoid_sum`], [io.probabilities], `${p}/SigmoidNormalize`)
         ],
@@ -131,6 +146,14 @@ const linearGraph = (form: LinearForm, io: { readonly embedding: string; readonl
   )
   return { nodes: parts.flatMap((g) => g.nodes), initializers: parts.flatMap((g) => g.initializers) }
 }
+
+/** Dense layers as stored by the trainers (`outputs x inputs`, row-major, Float64), transposed for `z W + b`. */
+const transposed = (layers: ReadonlyArray<{ readonly inputs: number; readonly outputs: number; readonly weights: ArrayLike<number>; readonly bias: ArrayLike<number> }>) =>
+  layers.map(({ bias, inputs, outputs, weights }) => {
+    const w = new Float32Array(inputs * outputs)
+    for (let o = 0; o < outputs; o++) for (let i = 0; i < inputs; i++) w[i * outputs + o] = weights[o * inputs + i]!
+    return { weights: w, bias: Float32Array.from(bias) }
+  })
 
 /** Decode a head's serialised state with its own Schema. */
 const decodeState = <A, I>(schema: Schema.Schema<A, I>, head: Head.SerializedHead) =>
@@ -178,7 +201,7 @@ const logisticRegression: HeadExporter = (head, io) =>
     const k = state.numClasses
     const count = k === 2 ? 1 : k
     const { bias, weights } = columns(k, io.dim, count, (c, j) => state.weights[c * io.dim + j]!, (c) => state.bias[c]!)
-    return linearGraph({ scaler: state.scaler, renormalize: false, weights, bias, activation: "softmax" }, io)
+    return denseGraph({ l2: true, scaler: state.scaler, renormalize: false, layers: [{ weights, bias }], activation: "softmax" }, io)
   })
 
 /** One-vs-rest decision values through Platt sigmoids (`sigmoid(A f + B)`, A and B folded into the weights). */
@@ -196,7 +219,13 @@ const linearSvm: HeadExporter = (head, io) =>
       (c, j) => state.plattA[c]! * state.weights[c * stride + j]!,
       (c) => state.plattA[c]! * state.weights[c * stride + io.dim]! + state.plattB[c]!
     )
-    return linearGraph({ scaler: state.scaler, renormalize: false, weights, bias, activation: k === 2 ? "softmax" : "sigmoid-normalized" }, io)
+    return denseGraph({
+      l2: true,
+      scaler: state.scaler,
+      renormalize: false,
+      layers: [{ weights, bias }],
+      activation: k === 2 ? "softmax" : "sigmoid-normalized"
+    }, io)
   })
 
 /** Cosine similarity to unit prototypes, times the temperature `scale`, through a softmax. */
@@ -209,7 +238,23 @@ const nearestPrototype: HeadExporter = (head, io) =>
     const k = state.numClasses
     yield* checkDim(head.kind, state.prototypes.length / k, io.dim)
     const { bias, weights } = columns(k, io.dim, k, (c, j) => params.scale * state.prototypes[c * io.dim + j]!, () => 0)
-    return linearGraph({ scaler: state.scaler, renormalize: true, weights, bias, activation: "softmax" }, io)
+    return denseGraph({ l2: true, scaler: state.scaler, renormalize: true, layers: [{ weights, bias }], activation: "softmax" }, io)
+  })
+
+/** The MLP: L2-normalised and standardised features, a ReLU hidden layer, a softmax. */
+const mlp: HeadExporter = (head, io) =>
+  Effect.gen(function*() {
+    const state = yield* decodeState(Mlp.State, head)
+    yield* checkDim(head.kind, state.layers[0]?.inputs ?? 0, io.dim)
+    return denseGraph({ l2: true, scaler: state.scaler, renormalize: false, layers: transposed(state.layers), activation: "softmax" }, io)
+  })
+
+/** Manual mode's head: dense layers on the raw embedding (the notebook's `Linear(d, classes)`), a softmax. */
+const manualLinear: HeadExporter = (head, io) =>
+  Effect.gen(function*() {
+    const state = yield* decodeState(ManualTraining.HeadState, head)
+    yield* checkDim(head.kind, state.layers[0]?.inputs ?? 0, io.dim)
+    return denseGraph({ l2: false, scaler: undefined, renormalize: false, layers: transposed(state.layers), activation: "softmax" }, io)
   })
 
 /**
@@ -221,7 +266,9 @@ const nearestPrototype: HeadExporter = (head, io) =>
 export const headExporters: Readonly<Record<string, HeadExporter>> = {
   [LogisticRegression.kind]: logisticRegression,
   [LinearSvm.kind]: linearSvm,
-  [NearestPrototype.kind]: nearestPrototype
+  [NearestPrototype.kind]: nearestPrototype,
+  [Mlp.kind]: mlp,
+  [ManualTraining.headKind]: manualLinear
 }
 
 /**

@@ -58,9 +58,16 @@ describe("OnnxExport", () => {
       expect(manifest.verification.maxAbsDiff).toBeLessThanOrEqual(1e-4)
     }).pipe(Effect.scoped, Effect.provide(environment)))
 
-  it.effect("exports the linear SVM and nearest-prototype heads, and five classes, within 1e-4", () =>
+  it.effect("exports the linear SVM, nearest-prototype, MLP and manual linear heads, and five classes, within 1e-4", () =>
     Effect.gen(function*() {
-      const cases = [["linear-svm", catsVsDogs], ["linear-svm", flowers], ["nearest-prototype", flowers], ["logistic-regression", flowers]] as const
+      const cases = [
+        ["linear-svm", catsVsDogs],
+        ["linear-svm", flowers],
+        ["nearest-prototype", flowers],
+        ["logistic-regression", flowers],
+        ["mlp", flowers],
+        ["linear", catsVsDogs]
+      ] as const
       for (const [head, dataset] of cases) {
         const labels = fs.readdirSync(path.join(dataset, "train")).sort()
         const samples = labels.flatMap((label) => photos("train", label, 5, dataset).map((source) => ({ id: source, source, label })))
@@ -82,7 +89,7 @@ describe("OnnxExport", () => {
       expect(tfjs.message).toMatch(/tfjs:darknet-tiny runs on tfjs, not onnxruntime/)
       const knn = yield* Effect.flip(OnnxExport.exportable("onnx:mobilenetv2-int8", "knn"))
       expect(knn.field).toBe("head.kind")
-      expect(knn.message).toMatch(/The knn head has no ONNX form; exportable heads: logistic-regression, linear-svm, nearest-prototype/)
+      expect(knn.message).toMatch(/The knn head has no ONNX form; exportable heads: logistic-regression, linear-svm, nearest-prototype, mlp, linear\./)
       const unknown = yield* Effect.flip(OnnxExport.exportable("onnx:nope", "logistic-regression"))
       expect(unknown.reason).toBe("BundleFailed")
     }).pipe(Effect.provide(environment)))
