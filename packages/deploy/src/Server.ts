@@ -344,52 +344,54 @@ const handlers = (options: {
  */
 export const layer = (
   options: ServerOptions = {}
-): Layer.Layer<HttpServer.HttpServer, DeployError, FunctionBackend | ApiKeys> => {
-  const lifecycle: Lifecycle = { inflight: 0, draining: false }
-  const image = { ...defaultImage, ...options.image }
-  const limits: Body.BodyLimits = {
-    // A JSON body carries the image as base64 (4/3 larger) plus a little more.
-    maxBodyBytes: Math.ceil((image.maxBytes * 4) / 3) + 64 * 1024,
-    image,
-    allowUrlFetch: options.allowUrlFetch ?? false
-  }
-  const capture = Schema.decodeSync(CapturePolicy.CapturePolicy)(options.capture ?? {})
-  const drainTimeoutMs = options.drainTimeoutMs ?? 10_000
-  const server = http.createServer({
-    requestTimeout: options.requestTimeoutMs ?? 30_000,
-    headersTimeout: Math.min(options.requestTimeoutMs ?? 30_000, 20_000)
-  })
-
-  const apiLayer = HttpApiBuilder.api(Api.FunctionApi).pipe(
-    Layer.provide(handlers({ limits, capture, lifecycle })),
-    Layer.provide(authorization(options.rateLimit ?? { perSecond: 50, burst: 100 }))
-  )
-  const serving = HttpApiBuilder.serve(lifecycleMiddleware(lifecycle)).pipe(
-    Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
-    Layer.provide(apiMiddleware),
-    Layer.provide(apiLayer)
-  )
-  // Built after `serving`, so released before it: requests drain while the handler is still attached.
-  const draining = Layer.scopedDiscard(Effect.addFinalizer(() =>
-    Effect.gen(function*() {
-      lifecycle.draining = true
-      server.close()
-      server.closeIdleConnections()
-      const deadline = Date.now() + drainTimeoutMs
-      while (lifecycle.inflight > 0 && Date.now() < deadline) yield* Effect.sleep("10 millis")
-      if (lifecycle.inflight > 0) yield* Effect.logWarning(`Shutting down with ${lifecycle.inflight} requests still in flight`)
-      server.closeAllConnections()
+): Layer.Layer<HttpServer.HttpServer, DeployError, FunctionBackend | ApiKeys> =>
+  // Each build gets its own Node server and lifecycle.
+  Layer.suspend(() => {
+    const lifecycle: Lifecycle = { inflight: 0, draining: false }
+    const image = { ...defaultImage, ...options.image }
+    const limits: Body.BodyLimits = {
+      // A JSON body carries the image as base64 (4/3 larger) plus a little more.
+      maxBodyBytes: Math.ceil((image.maxBytes * 4) / 3) + 64 * 1024,
+      image,
+      allowUrlFetch: options.allowUrlFetch ?? false
+    }
+    const capture = Schema.decodeSync(CapturePolicy.CapturePolicy)(options.capture ?? {})
+    const drainTimeoutMs = options.drainTimeoutMs ?? 10_000
+    const server = http.createServer({
+      requestTimeout: options.requestTimeoutMs ?? 30_000,
+      headersTimeout: Math.min(options.requestTimeoutMs ?? 30_000, 20_000)
     })
-  ))
-  const host = options.host ?? "127.0.0.1"
-  const port = options.port ?? 8080
-  const listening = NodeHttpServer.layer(() => server, { port, host }).pipe(
-    Layer.mapError((e) =>
-      new DeployError({ reason: "Unavailable", field: "port", message: `Cannot listen on ${host}:${port}: ${String(e.cause)}`, cause: e })
+
+    const apiLayer = HttpApiBuilder.api(Api.FunctionApi).pipe(
+      Layer.provide(handlers({ limits, capture, lifecycle })),
+      Layer.provide(authorization(options.rateLimit ?? { perSecond: 50, burst: 100 }))
     )
-  )
-  return draining.pipe(Layer.provide(serving), Layer.provideMerge(listening))
-}
+    const serving = HttpApiBuilder.serve(lifecycleMiddleware(lifecycle)).pipe(
+      Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+      Layer.provide(apiMiddleware),
+      Layer.provide(apiLayer)
+    )
+    // Built after `serving`, so released before it: requests drain while the handler is still attached.
+    const draining = Layer.scopedDiscard(Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        lifecycle.draining = true
+        server.close()
+        server.closeIdleConnections()
+        const deadline = Date.now() + drainTimeoutMs
+        while (lifecycle.inflight > 0 && Date.now() < deadline) yield* Effect.sleep("10 millis")
+        if (lifecycle.inflight > 0) yield* Effect.logWarning(`Shutting down with ${lifecycle.inflight} requests still in flight`)
+        server.closeAllConnections()
+      })
+    ))
+    const host = options.host ?? "127.0.0.1"
+    const port = options.port ?? 8080
+    const listening = NodeHttpServer.layer(() => server, { port, host }).pipe(
+      Layer.mapError((e) =>
+        new DeployError({ reason: "Unavailable", field: "port", message: `Cannot listen on ${host}:${port}: ${String(e.cause)}`, cause: e })
+      )
+    )
+    return draining.pipe(Layer.provide(serving), Layer.provideMerge(listening))
+  })
 
 /**
  * The base URL of a running server (`http://127.0.0.1:54321`).
