@@ -128,5 +128,6 @@ run(process.argv).pipe(
   // Logs go to stderr so stdout carries only results (one JSON object with --json).
   Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))),
   Logger.withMinimumLogLevel(LogLevel.Info),
-  NodeRuntime.runMain({ disableErrorReporting: false })
+  // Keep our stderr logger: runMain would otherwise install its pretty logger, which writes to stdout.
+  NodeRuntime.runMain({ disableErrorReporting: false, disablePrettyLogger: true })
 )

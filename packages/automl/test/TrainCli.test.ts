@@ -89,6 +89,19 @@ describe("loupe train on cats-vs-dogs", () => {
   })
 })
 
+describe("loupe train --backbone with each catalog backbone", () => {
+  // The model READMEs measure 37-38/40 (TM MobileNetV2 0.35) and 38-39/40 (Darknet-tiny) for a linear probe.
+  it.each(["tfjs:mobilenetv2-0.35", "tfjs:darknet-tiny"])("%s trains and predicts cats-vs-dogs", (id) => {
+    const out = path.join(work, id.replace(":", "-"))
+    const run = loupe(["train", dataset, "--backbone", id, "--models-dir", modelsDir, "--out", out, "--json"], cacheEnv)
+    expect(run.status).toBe(0)
+    const result = JSON.parse(run.stdout)
+    expect(result.selected.backbone).toBe(id)
+    expect(result.test.correct).toBeGreaterThanOrEqual(36)
+    expect(result.cv.accuracy).toBeGreaterThanOrEqual(0.9)
+  })
+})
+
 describe("loupe train with bad input", () => {
   const copyImages = (to: string, label: string, count: number) => {
     fs.mkdirSync(path.join(to, label), { recursive: true })
