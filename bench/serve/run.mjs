@@ -1,0 +1,220 @@
+// @ts-check
+/**
+ * bench/serve: `loupe serve` under load on 127.0.0.1.
+ *
+ *   pnpm build && node bench/serve/run.mjs [--requests 1000,3000,10000] [--concurrency 1,8,32]
+ *
+ * Starts the built `loupe serve` on a fresh store (its own process, default capture policy, a rate limit high enough
+ * not to interfere), trains a function on 20 cats-vs-dogs photos (`fast` preset), then invokes it with one 500x375
+ * JPEG (cats-vs-dogs-large train/cats/cat.402.jpg, sent as a raw image/jpeg body) at each concurrency, a bounded
+ * number of requests each, after a warm-up. It reports p50/p99 latency, requests/s, errors, the server's CPU time
+ * per request and its resident memory (after warm-up, peak, end). The same-run baseline is the model without HTTP:
+ * `Predictor.predict` in this process on the promoted bundle and the same image, one call at a time and 32 at once;
+ * the ratios say what serving adds. (Neither path has an embedding cache: each call decodes and runs the model.)
+ */
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { parseArgs } from "node:util"
+import { LoupeConfig, Registry } from "../../packages/core/dist/index.js"
+import { Catalog } from "../../packages/backbones/dist/index.js"
+import { Heads, ManualTraining } from "../../packages/trainers/dist/index.js"
+import { Predictor } from "../../packages/deploy/dist/index.js"
+// The packages' own copy of effect (the workspace has no top-level one), so values cross between them.
+import { Effect, Exit, Layer, Scope } from "../../packages/deploy/node_modules/effect/dist/esm/index.js"
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const repo = path.resolve(here, "../..")
+const shared = process.env["LOUPE_SHARED_DIR"] ?? path.resolve(repo, "../shared")
+const models = path.join(shared, "models")
+const image = fs.readFileSync(path.join(shared, "datasets/cats-vs-dogs-large/train/cats/cat.402.jpg"))
+
+const { values: args } = parseArgs({
+  options: {
+    requests: { type: "string", default: "1000,3000,10000" },
+    concurrency: { type: "string", default: "1,8,32" }
+  }
+})
+const levels = String(args.concurrency).split(",").map(Number)
+const counts = String(args.requests).split(",").map(Number)
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-bench-serve-"))
+const store = path.join(work, "store")
+const env = { ...process.env, LOUPE_MODELS_DIR: models, LOUPE_CACHE_DIR: path.join(work, "cache") }
+const cli = path.join(repo, "packages/automl/dist/cli.js")
+
+/** Run the CLI to completion and return its stdout. */
+const loupe = (/** @type {Array<string>} */ argv) =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...argv], { env, stdio: ["ignore", "pipe", "inherit"] })
+    let out = ""
+    child.stdout.on("data", (c) => (out += c))
+    child.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`loupe ${argv.join(" ")} exited with ${code}`))))
+  })
+
+/** Resident memory (MiB) and CPU time (ms, user + system) of a process, from /proc. */
+const processStats = (/** @type {number} */ pid) => {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8")
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")
+  const ticks = Number(fields[11]) + Number(fields[12])
+  return { rss, cpuMs: (ticks * 1000) / 100 }
+}
+
+const percentile = (/** @type {Array<number>} */ sorted, /** @type {number} */ p) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+
+const token = JSON.parse(String(await loupe(["keys", "create", "--store", store, "--name", "bench", "--json"]))).token
+const server = spawn(process.execPath, [cli, "serve", "--store", store, "--port", "0", "--rate-limit", "100000"], {
+  env,
+  stdio: ["ignore", "pipe", "inherit"]
+})
+const url = await new Promise((resolve, reject) => {
+  let out = ""
+  server.stdout.on("data", (c) => {
+    out += c
+    const match = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
+    if (match) resolve(match[1])
+  })
+  server.on("exit", (code) => reject(new Error(`loupe serve exited with ${code}`)))
+})
+const pid = /** @type {number} */ (server.pid)
+
+const call = async (/** @type {string} */ method, /** @type {string} */ route, /** @type {unknown} */ body) => {
+  const response = await fetch(`${url}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  })
+  return response.json()
+}
+
+try {
+  // A function trained on 10 + 10 photos.
+  const fn = (await call("POST", "/v1/functions", { name: "bench", preset: "fast" })).id
+  for (const label of ["cats", "dogs"]) {
+    const dir = path.join(shared, "datasets/cats-vs-dogs/train", label)
+    for (const file of fs.readdirSync(dir).sort().slice(0, 10)) {
+      const data = `data:image/jpeg;base64,${fs.readFileSync(path.join(dir, file)).toString("base64")}`
+      await call("POST", `/v1/functions/${fn}/samples`, { data, annotation: { labelName: label } })
+    }
+  }
+  let detail = await call("GET", `/v1/functions/${fn}`)
+  while (detail.model === null || detail.training.phase !== "idle") {
+    await new Promise((r) => setTimeout(r, 200))
+    detail = await call("GET", `/v1/functions/${fn}`)
+  }
+
+  const invoke = async () => {
+    const response = await fetch(`${url}/v1/functions/${fn}/invoke`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "image/jpeg" },
+      body: image
+    })
+    const body = await response.text()
+    if (response.status !== 200) throw new Error(`${response.status} ${body}`)
+  }
+
+  /** `total` invocations by `concurrency` workers; latency of each, errors counted. */
+  /** @type {Array<number>} */
+  let rssTrace = []
+  const phase = async (/** @type {number} */ concurrency, /** @type {number} */ total) => {
+    const latencies = []
+    let errors = 0
+    let next = 0
+    const worker = async () => {
+      while (next < total) {
+        if (++next % 1000 === 0) rssTrace.push(Math.round(processStats(pid).rss))
+        const t = performance.now()
+        try {
+          await invoke()
+          latencies.push(performance.now() - t)
+        } catch (e) {
+          if (errors++ < 3) console.error(String(e))
+        }
+      }
+    }
+    const started = performance.now()
+    await Promise.all(Array.from({ length: concurrency }, worker))
+    const seconds = (performance.now() - started) / 1000
+    latencies.sort((a, b) => a - b)
+    return { seconds, latencies, errors }
+  }
+
+  // Warm-up at the highest concurrency: loads the model, warms the JIT and opens the client's connections (a cold
+  // connection opened under load waits behind the busy ones; that start-up tail is not the steady state measured).
+  await phase(Math.max(...levels), 400)
+  const afterWarmup = processStats(pid)
+  rssTrace = []
+  const rows = []
+  let peak = afterWarmup.rss
+  const sampler = setInterval(() => (peak = Math.max(peak, processStats(pid).rss)), 250)
+  for (const [i, concurrency] of levels.entries()) {
+    const total = counts[i] ?? counts.at(-1)
+    const before = processStats(pid)
+    const load = os.loadavg()[0]
+    const { errors, latencies, seconds } = await phase(concurrency, total)
+    const after = processStats(pid)
+    rows.push({
+      concurrency,
+      requests: total,
+      errors,
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      rps: latencies.length / seconds,
+      serverCpuMsPerRequest: (after.cpuMs - before.cpuMs) / total,
+      rssEnd: after.rss,
+      load
+    })
+  }
+  clearInterval(sampler)
+  const end = processStats(pid)
+
+  // Baseline: the model alone, in this process, on the promoted bundle (the same Predictor the server uses).
+  const bundle = path.join(store, "blobs", "bundles", fn, detail.model.id)
+  const environment = Layer.mergeAll(
+    Registry.Registry.layer({ backbones: Catalog.builtins, heads: [...Heads.heads, ...ManualTraining.heads] }),
+    LoupeConfig.LoupeConfig.layer({ modelsDir: models, cacheDir: path.join(work, "cache") })
+  )
+  const scope = Effect.runSync(Scope.make())
+  const predictor = await Effect.runPromise(Predictor.load(bundle).pipe(Effect.provide(environment), Scope.extend(scope)))
+  const bytes = new Uint8Array(image)
+  const direct = []
+  for (let i = 0; i < 320; i++) {
+    const t = performance.now()
+    await Effect.runPromise(predictor.predict(bytes))
+    if (i >= 20) direct.push(performance.now() - t)
+  }
+  direct.sort((a, b) => a - b)
+  const baseline = percentile(direct, 50)
+  const burstStarted = performance.now()
+  const burst = 1000
+  let issued = 0
+  await Promise.all(Array.from({ length: 32 }, async () => {
+    while (issued++ < burst) await Effect.runPromise(predictor.predict(bytes))
+  }))
+  const baselineRps = burst / ((performance.now() - burstStarted) / 1000)
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+
+  const f1 = (/** @type {number} */ x) => x.toFixed(1)
+  console.log(`\nloupe serve, 500x375 JPEG (${image.length} bytes), ${os.cpus().length} CPUs, Node ${process.version}`)
+  console.log("concurrency  requests  errors   p50 ms   p99 ms    req/s  server CPU ms/req  RSS end MiB  load avg")
+  for (const r of rows) {
+    console.log(
+      `${String(r.concurrency).padStart(11)}  ${String(r.requests).padStart(8)}  ${String(r.errors).padStart(6)}  ${f1(r.p50).padStart(7)}  ` +
+        `${f1(r.p99).padStart(7)}  ${f1(r.rps).padStart(7)}  ${f1(r.serverCpuMsPerRequest).padStart(17)}  ${f1(r.rssEnd).padStart(11)}  ${r.load.toFixed(1).padStart(8)}`
+    )
+  }
+  console.log(`server RSS: ${f1(afterWarmup.rss)} MiB after warm-up, ${f1(peak)} MiB peak, ${f1(end.rss)} MiB at the end`)
+  console.log(`server RSS every 1000 requests (MiB): ${rssTrace.join(" ")}`)
+  const top = rows[rows.length - 1]
+  console.log(
+    `baseline (Predictor.predict in process, no HTTP): p50 ${f1(baseline)} ms one at a time, ${f1(baselineRps)} calls/s 32 at once; ` +
+      `serving / baseline: p50 at c=1 ${(rows[0].p50 / baseline).toFixed(2)}, req/s at c=${top.concurrency} ${(top.rps / baselineRps).toFixed(2)}`
+  )
+  console.log(JSON.stringify({ rows, rss: { afterWarmup: afterWarmup.rss, peak, end: end.rss, trace: rssTrace }, baseline: { p50: baseline, rps: baselineRps } }))
+} finally {
+  server.kill("SIGTERM")
+}
