@@ -273,6 +273,37 @@ describe("bad input", () => {
   })
 })
 
+describe("URL fetching", () => {
+  it("fetches http URLs only when enabled, refusing redirects and oversized downloads", async () => {
+    const origin = http.createServer((req, res) => {
+      if (req.url === "/cat.jpg") res.writeHead(200, { "content-type": "image/jpeg" }).end(cat)
+      else if (req.url === "/big.jpg") res.writeHead(200, { "content-type": "image/jpeg" }).end(Buffer.alloc(3_000_000))
+      else res.writeHead(302, { location: "http://169.254.169.254/" }).end()
+    })
+    await new Promise<void>((resolve) => origin.listen(0, "127.0.0.1", resolve))
+    const base = `http://127.0.0.1:${(origin.address() as { port: number }).port}`
+    const fetching = await serve({ allowUrlFetch: true, image: { maxBytes: 2_000_000 } })
+    try {
+      const post = (data: string, target: Running) =>
+        call(`/v1/functions/${fn}/invoke`, {
+          method: "POST",
+          headers: { ...auth(), "content-type": "application/json" },
+          body: JSON.stringify({ data }),
+          target
+        })
+      const ok = await post(`${base}/cat.jpg`, fetching)
+      expect(ok.status).toBe(200)
+      expect(ok.body.confidence).toBeCloseTo((await invokeJson({ data: dataUri(cat) })).body.confidence, 6)
+      expect((await post(`${base}/redirect.jpg`, fetching)).body).toMatchObject({ reason: "InvalidImage", field: "data" })
+      expect((await post(`${base}/big.jpg`, fetching)).body.message).toMatch(/over the 2000000-byte limit/)
+      expect((await post(`${base}/cat.jpg`, server)).body).toMatchObject({ reason: "UrlFetchDisabled", field: "data" })
+    } finally {
+      await fetching.close()
+      origin.close()
+    }
+  })
+})
+
 describe("shutdown", () => {
   it("finishes a request in flight, refuses new connections, then stops", async () => {
     const draining = await serve()
