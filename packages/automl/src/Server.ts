@@ -189,134 +189,142 @@ export const backend: Effect.Effect<
   never,
   Functions.Functions | Retrainer.Retrainer | Store | CaptureLog | Scope.Scope
 > = Effect.gen(function*() {
-    const functions = yield* Functions.Functions
-    const retrainer = yield* Retrainer.Retrainer
-    const store = yield* Store
-    const captures = yield* CaptureLog
-    const scope = yield* Effect.scope
-    const run = <A>(effect: Effect.Effect<A, AutomlError | DeployError.DeployError>) =>
-      Effect.mapError(effect, (e) => (e._tag === "AutomlError" ? toDeployError(e) : e))
+  const functions = yield* Functions.Functions
+  const retrainer = yield* Retrainer.Retrainer
+  const store = yield* Store
+  const captures = yield* CaptureLog
+  const scope = yield* Effect.scope
+  const run = <A>(effect: Effect.Effect<A, AutomlError | DeployError.DeployError>) =>
+    Effect.mapError(effect, (e) => (e._tag === "AutomlError" ? toDeployError(e) : e))
 
-    /** Predictors by model version, most recently used last. */
-    const predictors = new Map<string, { readonly model: Retrainer.LoadedModel; readonly predictor: Predictor.PredictorShape }>()
-    const creating = yield* Effect.makeSemaphore(1)
-    const predictorFor = (model: Retrainer.LoadedModel) =>
-      creating.withPermits(1)(Effect.gen(function*() {
-        const id = model.version.id
-        const hit = predictors.get(id)
-        if (hit !== undefined && hit.model.fitted === model.fitted) {
-          predictors.delete(id)
-          predictors.set(id, hit)
-          return hit.predictor
-        }
-        const own = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-        const predictor = yield* Scope.extend(Predictor.make(model.fitted), own)
-        predictors.set(id, { model, predictor })
-        if (predictors.size > PREDICTORS) {
-          const [oldest] = predictors.keys()
-          predictors.delete(oldest!)
-          // Requests may still be using it: release it once they are surely done.
-          yield* Effect.forkIn(Effect.delay(Scope.close(own, Exit.void), "30 seconds"), scope)
-        }
-        return predictor
-      }))
+  /** Predictors by model version, most recently used last. */
+  const predictors = new Map<string, {
+    readonly model: Retrainer.LoadedModel
+    readonly predictor: Predictor.PredictorShape
+    readonly scope: Scope.CloseableScope
+  }>()
+  const creating = yield* Effect.makeSemaphore(1)
+  /** Requests may still be using a predictor that drops out: release it once they are surely done. */
+  const release = (own: Scope.CloseableScope) =>
+    Effect.forkIn(Effect.delay(Scope.close(own, Exit.void), "30 seconds"), scope)
+  const predictorFor = (model: Retrainer.LoadedModel) =>
+    creating.withPermits(1)(Effect.gen(function*() {
+      const id = model.version.id
+      const hit = predictors.get(id)
+      predictors.delete(id)
+      if (hit !== undefined && hit.model.fitted === model.fitted) {
+        predictors.set(id, hit)
+        return hit.predictor
+      }
+      // A version seen for the first time, or loaded again since.
+      if (hit !== undefined) yield* release(hit.scope)
+      const own = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+      const predictor = yield* Scope.extend(Predictor.make(model.fitted), own)
+      predictors.set(id, { model, predictor, scope: own })
+      if (predictors.size > PREDICTORS) {
+        const [oldest, entry] = predictors.entries().next().value!
+        predictors.delete(oldest)
+        yield* release(entry.scope)
+      }
+      return predictor
+    }))
 
-    const invoke: FunctionBackend.FunctionBackendShape["invoke"] = (functionId, image, options) =>
+  const invoke: FunctionBackend.FunctionBackendShape["invoke"] = (functionId, image, options) =>
+    run(Effect.gen(function*() {
+      const model = yield* retrainer.model(functionId, options.modelId)
+      // No model yet: the function API says why, in words.
+      if (model === undefined) return yield* functions.invoke(functionId, image, options.labelCount === undefined ? {} : { labelCount: options.labelCount })
+      const prediction = yield* Effect.flatMap(predictorFor(model), (p) => p.predict(image))
+      const ids = new Map(model.version.labels.map((l) => [l.name, l.id]))
+      return {
+        labelName: prediction.labelName,
+        labelId: ids.get(prediction.labelName)!,
+        confidence: prediction.confidence,
+        labelConfidences: prediction.labelConfidences.slice(0, options.labelCount ?? Infinity).map((c) => ({
+          labelName: c.labelName,
+          labelId: ids.get(c.labelName)!,
+          confidence: c.confidence
+        })),
+        modelId: model.version.id
+      }
+    }))
+
+  /** Captured samples still waiting: records whose sample is annotated or gone are dropped as they are met. */
+  const listCaptures = (functionId: string, paging: FunctionApi.Paging) =>
+    run(Effect.gen(function*() {
+      yield* store.getFunction(functionId)
+      const limit = paging.limit ?? 100
+      const offset = paging.offset ?? 0
+      while (true) {
+        const page = yield* captures.page(functionId, limit, offset)
+        const samples = yield* Effect.forEach(page, (c) => Effect.option(store.getSample(functionId, c.sampleId)))
+        const resolved = page.filter((_, i) => samples[i]!._tag === "None" || samples[i]!.value.annotation !== null)
+        if (resolved.length === 0) return page
+        yield* captures.remove(functionId, resolved.map((c) => c.sampleId))
+      }
+    }))
+
+  return {
+    createFunction: (input) =>
+      run(functions.create(input.name, {
+        ...(input.preset === undefined ? {} : { preset: input.preset }),
+        ...(input.overrides === undefined ? {} : { overrides: input.overrides })
+      })),
+    listFunctions: run(functions.list),
+    getFunction: (functionId) => run(functions.get(functionId)),
+    deleteFunction: (functionId) => run(Effect.zipRight(functions.delete(functionId), captures.forget(functionId))),
+    createLabel: (functionId, label) =>
+      run(Effect.map(
+        functions.createLabels(functionId, [{
+          name: label.name,
+          ...(label.description === undefined ? {} : { description: label.description }),
+          ...(label.metadata === undefined ? {} : { metadata: label.metadata })
+        }]),
+        ([created]) => labelView(created!)
+      )),
+    listLabels: (functionId) => run(Effect.map(functions.listLabels(functionId), (labels) => labels.map(labelView))),
+    createSample: (functionId, sample) =>
       run(Effect.gen(function*() {
-        const model = yield* retrainer.model(functionId, options.modelId)
-        // No model yet: the function API says why, in words.
-        if (model === undefined) return yield* functions.invoke(functionId, image, options.labelCount === undefined ? {} : { labelCount: options.labelCount })
-        const prediction = yield* Effect.flatMap(predictorFor(model), (p) => p.predict(image))
-        const ids = new Map(model.version.labels.map((l) => [l.name, l.id]))
-        return {
-          labelName: prediction.labelName,
-          labelId: ids.get(prediction.labelName)!,
-          confidence: prediction.confidence,
-          labelConfidences: prediction.labelConfidences.slice(0, options.labelCount ?? Infinity).map((c) => ({
-            labelName: c.labelName,
-            labelId: ids.get(c.labelName)!,
-            confidence: c.confidence
-          })),
-          modelId: model.version.id
-        }
-      }))
-
-    /** Captured samples still waiting: records whose sample is annotated or gone are dropped as they are met. */
-    const listCaptures = (functionId: string, paging: FunctionApi.Paging) =>
+        const [id] = yield* functions.createSamples(functionId, [{
+          data: sample.image,
+          ...(sample.labelName === undefined ? {} : { label: sample.labelName }),
+          ...(sample.externalId === undefined ? {} : { externalId: sample.externalId })
+        }])
+        return sampleView(yield* functions.getSample(functionId, id!))
+      })),
+    listSamples: (functionId, paging) =>
+      run(Effect.map(
+        functions.listSamples(functionId, {
+          ...(paging.limit === undefined ? {} : { limit: paging.limit }),
+          ...(paging.offset === undefined ? {} : { offset: paging.offset })
+        }),
+        (samples) => samples.map(sampleView)
+      )),
+    getSample: (functionId, sampleId) => run(Effect.map(functions.getSample(functionId, sampleId), sampleView)),
+    deleteSample: (functionId, sampleId) =>
+      run(Effect.zipRight(functions.deleteSamples(functionId, [sampleId]), captures.remove(functionId, [sampleId]))),
+    setAnnotation: (functionId, sampleId, annotation) =>
       run(Effect.gen(function*() {
-        yield* store.getFunction(functionId)
-        const limit = paging.limit ?? 100
-        const offset = paging.offset ?? 0
-        while (true) {
-          const page = yield* captures.page(functionId, limit, offset)
-          const samples = yield* Effect.forEach(page, (c) => Effect.option(store.getSample(functionId, c.sampleId)))
-          const resolved = page.filter((_, i) => samples[i]!._tag === "None" || samples[i]!.value.annotation !== null)
-          if (resolved.length === 0) return page
-          yield* captures.remove(functionId, resolved.map((c) => c.sampleId))
-        }
-      }))
-
-    return {
-      createFunction: (input) =>
-        run(functions.create(input.name, {
-          ...(input.preset === undefined ? {} : { preset: input.preset }),
-          ...(input.overrides === undefined ? {} : { overrides: input.overrides })
-        })),
-      listFunctions: run(functions.list),
-      getFunction: (functionId) => run(functions.get(functionId)),
-      deleteFunction: (functionId) => run(Effect.zipRight(functions.delete(functionId), captures.forget(functionId))),
-      createLabel: (functionId, label) =>
-        run(Effect.map(
-          functions.createLabels(functionId, [{
-            name: label.name,
-            ...(label.description === undefined ? {} : { description: label.description }),
-            ...(label.metadata === undefined ? {} : { metadata: label.metadata })
-          }]),
-          ([created]) => labelView(created!)
-        )),
-      listLabels: (functionId) => run(Effect.map(functions.listLabels(functionId), (labels) => labels.map(labelView))),
-      createSample: (functionId, sample) =>
-        run(Effect.gen(function*() {
-          const [id] = yield* functions.createSamples(functionId, [{
-            data: sample.image,
-            ...(sample.labelName === undefined ? {} : { label: sample.labelName }),
-            ...(sample.externalId === undefined ? {} : { externalId: sample.externalId })
-          }])
-          return sampleView(yield* functions.getSample(functionId, id!))
-        })),
-      listSamples: (functionId, paging) =>
-        run(Effect.map(
-          functions.listSamples(functionId, {
-            ...(paging.limit === undefined ? {} : { limit: paging.limit }),
-            ...(paging.offset === undefined ? {} : { offset: paging.offset })
-          }),
-          (samples) => samples.map(sampleView)
-        )),
-      getSample: (functionId, sampleId) => run(Effect.map(functions.getSample(functionId, sampleId), sampleView)),
-      deleteSample: (functionId, sampleId) =>
-        run(Effect.zipRight(functions.deleteSamples(functionId, [sampleId]), captures.remove(functionId, [sampleId]))),
-      setAnnotation: (functionId, sampleId, annotation) =>
-        run(Effect.gen(function*() {
-          const sample = yield* functions.updateAnnotation(functionId, sampleId, annotation)
-          if (sample.annotation !== null) yield* captures.remove(functionId, [sampleId])
-          return sampleView(sample)
-        })),
-      invoke,
-      metrics: (functionId) => run(functions.metrics(functionId)),
-      capture: (functionId, image, capture) =>
-        run(Effect.gen(function*() {
-          const [id] = yield* functions.createSamples(functionId, [{
-            data: image,
-            ...(capture.externalId === undefined ? {} : { externalId: capture.externalId })
-          }])
-          const sample = yield* functions.getSample(functionId, id!)
-          // An image the function already holds with an annotation needs no review.
-          if (sample.annotation === null) yield* captures.add(functionId, sample.id, capture)
-          return sample.id
-        })),
-      listCaptures
-    } satisfies FunctionBackend.FunctionBackendShape
-  })
+        const sample = yield* functions.updateAnnotation(functionId, sampleId, annotation)
+        if (sample.annotation !== null) yield* captures.remove(functionId, [sampleId])
+        return sampleView(sample)
+      })),
+    invoke,
+    metrics: (functionId) => run(functions.metrics(functionId)),
+    capture: (functionId, image, capture) =>
+      run(Effect.gen(function*() {
+        const [id] = yield* functions.createSamples(functionId, [{
+          data: image,
+          ...(capture.externalId === undefined ? {} : { externalId: capture.externalId })
+        }])
+        const sample = yield* functions.getSample(functionId, id!)
+        // An image the function already holds with an annotation needs no review.
+        if (sample.annotation === null) yield* captures.add(functionId, sample.id, capture)
+        return sample.id
+      })),
+    listCaptures
+  } satisfies FunctionBackend.FunctionBackendShape
+})
 
 /**
  * Serve the function store in `options.store` over HTTP. Needs the registry, config and embedding cache (the CLI's

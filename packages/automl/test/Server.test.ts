@@ -5,7 +5,7 @@ import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpServer } from "@effect/platform"
 import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
 import { ApiKeys, Server as DeployServer } from "@loupe/deploy"
-import { Plugins, Server } from "@loupe/automl"
+import { Plugins, Server, Store } from "@loupe/automl"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -219,6 +219,28 @@ describe("the function API over HTTP", () => {
     expect(order.at(-1)).toBe(newModel)
     const stale = seen.filter((s) => order.some((id, rank) => rank > order.indexOf(s.modelId) && firstAnswer.get(id)! < s.start))
     expect(stale).toEqual([])
+  })
+
+  it("answers with any model of the history (modelId), more versions than it keeps predictors for", async () => {
+    // Two more retrains: annotate two unlabelled samples, one after the other.
+    for (const file of photos("test", "cats", 8, 2)) {
+      const sample = (await api("POST", `/v1/functions/${fn}/samples`, { data: dataUri(file) })).body
+      const before = (await api("GET", `/v1/functions/${fn}`)).body.model.id
+      await api("PUT", `/v1/functions/${fn}/samples/${sample.id}/annotation`, { labelName: "cats" })
+      await until(() => api("GET", `/v1/functions/${fn}`), (r) => r.body.model.id !== before && r.body.training.phase === "idle")
+    }
+    const versions = await Effect.runPromise(
+      Effect.flatMap(Store.Store, (s) => s.listModelVersions(fn)).pipe(Effect.provide(Store.layerSqlite(store)))
+    )
+    expect(versions.length).toBeGreaterThan(4)
+    const probe = dataUri(photos("test", "dogs", 9, 1)[0]!)
+    for (const version of [...versions, versions[0]!, versions.at(-1)!]) {
+      const r = await api("POST", `/v1/functions/${fn}/invoke?capture=false&modelId=${version.id}`, { data: probe })
+      expect(r.status).toBe(200)
+      expect(r.body.modelId).toBe(version.id)
+    }
+    const unknown = await api("POST", `/v1/functions/${fn}/invoke?modelId=model_nope`, { data: probe })
+    expect(unknown).toMatchObject({ status: 404, body: { reason: "NotFound" } })
   })
 
   it("deletes the function", async () => {
