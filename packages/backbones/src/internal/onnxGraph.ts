@@ -6,7 +6,7 @@
  * the first one, so appending a second `ModelProto.graph` field that holds only the new nodes and outputs appends
  * them to the graph. The new output carries no type; onnxruntime infers it.
  */
-import * as Pb from "./protobuf.js"
+import * as Pb from "../Protobuf.js"
 
 // Field numbers from onnx.proto.
 const MODEL_GRAPH = 7

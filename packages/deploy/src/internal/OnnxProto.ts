@@ -5,6 +5,7 @@
  *
  * @internal
  */
+import { Protobuf } from "@loupe/backbones"
 
 // ModelProto
 const MODEL_GRAPH = 7
@@ -19,36 +20,11 @@ export const FLOAT = 1
 
 const encoder = new TextEncoder()
 
-const varint = (value: number): Array<number> => {
-  const out: Array<number> = []
-  let v = value
-  while (v > 0x7f) {
-    out.push((v % 128) | 0x80)
-    v = Math.floor(v / 128)
-  }
-  out.push(v)
-  return out
-}
-
-export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
-}
-
+export const { concat } = Protobuf
 /** A varint field (int64, enum). */
-export const uint = (field: number, value: number): Uint8Array => Uint8Array.from([...varint(field * 8), ...varint(value)])
-
+export const uint = Protobuf.varintField
 /** A length-delimited field: bytes, a string or a nested message. */
-export const bytes = (field: number, ...payload: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const body = concat(payload)
-  return concat([Uint8Array.from([...varint(field * 8 + 2), ...varint(body.length)]), body])
-}
-
+export const bytes = Protobuf.message
 export const str = (field: number, value: string): Uint8Array => bytes(field, encoder.encode(value))
 
 /** A float attribute value (fixed32). */
@@ -117,41 +93,13 @@ interface RawField {
   readonly payload: Uint8Array
 }
 
-const readVarint = (b: Uint8Array, at: number): [number, number] => {
-  let value = 0
-  let factor = 1
-  for (let p = at; p < b.length && p < at + 10; p++) {
-    value += (b[p]! & 0x7f) * factor
-    if ((b[p]! & 0x80) === 0) return [value, p + 1]
-    factor *= 128
-  }
-  throw new Error(`truncated varint at byte ${at}`)
-}
-
 /** The top-level fields of a message, in order. Throws on malformed input. */
-export const fields = (b: Uint8Array): Array<RawField> => {
-  const out: Array<RawField> = []
-  let p = 0
-  while (p < b.length) {
-    const start = p
-    const [key, afterKey] = readVarint(b, p)
-    const wire = key % 8
-    let payloadStart = afterKey
-    let end: number
-    if (wire === 0) end = readVarint(b, afterKey)[1]
-    else if (wire === 1) end = afterKey + 8
-    else if (wire === 5) end = afterKey + 4
-    else if (wire === 2) {
-      const [length, after] = readVarint(b, afterKey)
-      payloadStart = after
-      end = after + length
-    } else throw new Error(`unsupported wire type ${wire} at byte ${start}`)
-    if (end > b.length) throw new Error(`field at byte ${start} runs past the end`)
-    out.push({ number: Math.floor(key / 8), raw: b.subarray(start, end), payload: b.subarray(payloadStart, end) })
-    p = end
-  }
-  return out
-}
+export const fields = (b: Uint8Array): Array<RawField> =>
+  Array.from(Protobuf.fields(b), (f) => ({
+    number: f.number,
+    raw: b.subarray(f.at, f.end),
+    payload: b.subarray(f.start, f.end)
+  }))
 
 /** Every tensor name a model's graph uses: node outputs, initializers and inputs. */
 export const tensorNames = (model: Uint8Array): ReadonlySet<string> => {

@@ -2,7 +2,10 @@
  * The protobuf wire format, only as far as Loupe needs it to read and extend ONNX model files: walk the fields of a
  * message without a schema, and encode small messages (strings, nested messages).
  *
- * Readers throw `Error` on malformed input; callers wrap them in `Effect.try`.
+ * Readers throw `Error` on malformed input; callers wrap them in `Effect.try`. Shared by the ONNX plugin (reading and
+ * extending models) and `@loupe/deploy`'s ONNX export.
+ *
+ * @since 0.1.0
  */
 
 /** One field of a message. `start`/`end` delimit the payload of a length-delimited field (wire type 2). */
@@ -11,6 +14,8 @@ export interface Field {
   readonly wireType: 0 | 1 | 2 | 5
   /** The value of a varint field (wire type 0); exact up to 2^53. */
   readonly varint: number
+  /** Where the field begins, its key included: `bytes.subarray(at, end)` is the whole field. */
+  readonly at: number
   readonly start: number
   readonly end: number
 }
@@ -33,6 +38,7 @@ const readVarint = (bytes: Uint8Array, at: number): [value: number, next: number
 export function* fields(bytes: Uint8Array, start = 0, end = bytes.length): Generator<Field> {
   let p = start
   while (p < end) {
+    const at = p
     const [key, afterKey] = readVarint(bytes, p)
     const number = Math.floor(key / 8)
     const wireType = key % 8
@@ -40,21 +46,21 @@ export function* fields(bytes: Uint8Array, start = 0, end = bytes.length): Gener
     switch (wireType) {
       case 0: {
         const [varint, next] = readVarint(bytes, p)
-        yield { number, wireType, varint, start: p, end: next }
+        yield { number, wireType, varint, at, start: p, end: next }
         p = next
         break
       }
       case 1:
       case 5: {
         const size = wireType === 1 ? 8 : 4
-        yield { number, wireType, varint: 0, start: p, end: p + size }
+        yield { number, wireType, varint: 0, at, start: p, end: p + size }
         p += size
         break
       }
       case 2: {
         const [length, payload] = readVarint(bytes, p)
         if (payload + length > end) throw new Error(`field ${number} at byte ${p} runs past the end of its message`)
-        yield { number, wireType, varint: length, start: payload, end: payload + length }
+        yield { number, wireType, varint: length, at, start: payload, end: payload + length }
         p = payload + length
         break
       }
@@ -91,6 +97,10 @@ export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
   }
   return out
 }
+
+/** A varint field (int64, enum). */
+export const varintField = (number: number, value: number): Uint8Array =>
+  Uint8Array.from([...varintBytes(number * 8), ...varintBytes(value)])
 
 /** A length-delimited field: a nested message, bytes or a string. */
 export const message = (number: number, ...payload: ReadonlyArray<Uint8Array>): Uint8Array => {
