@@ -47,6 +47,8 @@ export const Manifest = Schema.Struct({
   /** Multi-backbone pipelines: the further backbones, whose embeddings follow `backbone`'s in the head's input. */
   extraBackbones: Schema.optional(Schema.Array(BackboneRef)),
   head: Schema.Struct({ kind: Schema.String, file: Schema.String }),
+  /** Predictions average each image and its mirror image (`Pipeline`'s `mirror`). */
+  mirror: Schema.optional(Schema.Boolean),
   /** Free-form training facts (CV metrics, test metrics, selected candidate, timings). */
   metadata: Schema.optional(Schema.Unknown)
 })
@@ -104,6 +106,7 @@ export const save = (fitted: FittedPipeline, dir: string, metadata?: unknown): E
       backbone: refOf(fitted.backbone, fitted.backboneOptions),
       ...(extra.length === 0 ? {} : { extraBackbones: extra.map((b) => refOf(b.backbone, b.options)) }),
       head: { kind: fitted.head.kind, file: "head.json" },
+      ...(fitted.mirror === true ? { mirror: true } : {}),
       ...(metadata === undefined ? {} : { metadata })
     }
     yield* writeDirectoryAtomic(dir, {
@@ -181,7 +184,8 @@ export const load = (
       backboneOptions: manifest.backbone.options,
       head,
       embed: {},
-      ...(extraBackbones.length === 0 ? {} : { extraBackbones })
+      ...(extraBackbones.length === 0 ? {} : { extraBackbones }),
+      ...(manifest.mirror === true ? { mirror: true } : {})
     }
     return { fitted, manifest }
   })

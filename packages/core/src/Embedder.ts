@@ -11,6 +11,9 @@
  *    up to `decodeConcurrency` images at once, and normalise them into one float tensor;
  * 2. run the backbone on a batch while stage 1 prepares the next ones; store the new vectors in the cache.
  *
+ * With `mirror`, each image is also embedded flipped left to right, from the same decode and in the same backbone
+ * calls; heads train on both vectors and predict the mean of both (see `Pipeline`).
+ *
  * @since 0.1.0
  */
 import { Chunk, Effect, Option, Stream } from "effect"
@@ -19,7 +22,7 @@ import type { LoadedBackbone } from "./Backbone.js"
 import { CoreError } from "./CoreError.js"
 import { contentHash, EmbeddingCache, fileFingerprint, namespaceOf } from "./EmbeddingCache.js"
 import * as Matrix from "./Matrix.js"
-import { decodeRgb, readSource, writeNormalized } from "./Preprocess.js"
+import { decodeRgb, readSource, toTensor } from "./Preprocess.js"
 import { report } from "./Progress.js"
 import { describeSource, type Sample, type SkippedSample } from "./Sample.js"
 
@@ -32,6 +35,8 @@ export interface EmbedOptions {
   readonly batchSize?: number
   /** Images read, hashed and decoded at once. Default 4. */
   readonly decodeConcurrency?: number
+  /** Also embed the mirror image of each sample (cached apart from the originals). Default false. */
+  readonly mirror?: boolean
 }
 
 /**
@@ -42,6 +47,8 @@ export interface Embeddings {
   readonly backboneId: string
   /** One row per embedded sample, in input order. */
   readonly vectors: Matrix.Matrix
+  /** With the `mirror` option: the vectors of the mirror images, rows aligned with `vectors`. */
+  readonly mirrored?: Matrix.Matrix
   /** The samples that were embedded (input order, skipped ones left out). */
   readonly samples: ReadonlyArray<Sample>
   /** sha256 of each embedded sample's bytes, aligned with `samples`. */
@@ -63,13 +70,21 @@ export type EmbedResult =
     readonly sample: Sample
     readonly contentHash: string
     readonly vector: Float32Array
+    /** With the `mirror` option: the vector of the mirror image (else undefined). */
+    readonly mirrored: Float32Array | undefined
     /** True when the vector came from the cache. */
     readonly cached: boolean
   }
   | { readonly _tag: "Skipped"; readonly sample: Sample; readonly reason: string }
 
 type Prepared =
-  | { readonly _tag: "Cached"; readonly sample: Sample; readonly hash: string; readonly vector: Float32Array }
+  | {
+    readonly _tag: "Cached"
+    readonly sample: Sample
+    readonly hash: string
+    readonly vector: Float32Array
+    readonly mirrored: Float32Array | undefined
+  }
   | { readonly _tag: "Decoded"; readonly sample: Sample; readonly hash: string; readonly rgb: Uint8Array }
   | { readonly _tag: "Skipped"; readonly sample: Sample; readonly reason: string }
 
@@ -82,9 +97,48 @@ interface Pending {
 
 interface Assembled {
   readonly group: ReadonlyArray<Prepared>
-  /** The decoded images of the group, normalised, in group order; undefined when all were cached or skipped. */
+  /**
+   * The decoded images of the group, normalised, in group order (then their mirror images, with `mirror`);
+   * undefined when all were cached or skipped.
+   */
   readonly input: { readonly tensor: Float32Array; readonly count: number } | undefined
 }
+
+/**
+ * Run a backbone on `rows` normalised images of `tensor`, at most `maxBatchSize` per call, and check that it
+ * returned one embedding per image.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const embedTensor = (
+  backbone: LoadedBackbone,
+  tensor: Float32Array,
+  rows: number
+): Effect.Effect<Float32Array, CoreError> =>
+  Effect.gen(function*() {
+    const { info, maxBatchSize } = backbone
+    const dim = info.embeddingSize
+    const perImage = info.preprocess.size * info.preprocess.size * 3
+    const output = new Float32Array(rows * dim)
+    for (let start = 0; start < rows; start += maxBatchSize) {
+      const count = Math.min(maxBatchSize, rows - start)
+      const part = yield* backbone.embedBatch(tensor.subarray(start * perImage, (start + count) * perImage), count).pipe(
+        Effect.mapError((e) =>
+          new CoreError({ reason: "BackboneFailed", field: info.id, message: `${info.id} failed: ${e.message}`, cause: e })
+        )
+      )
+      if (part.length !== count * dim) {
+        return yield* new CoreError({
+          reason: "ShapeMismatch",
+          field: info.id,
+          message: `${info.id} returned ${part.length} values for ${count} images; expected ${dim} per image`
+        })
+      }
+      output.set(part, start * dim)
+    }
+    return output
+  })
 
 /** The pipeline, one array of results per batch. */
 const embedGroups = <E, R>(
@@ -96,15 +150,24 @@ const embedGroups = <E, R>(
     const { info } = backbone
     const dim = info.embeddingSize
     const spec = info.preprocess
-    const perImage = spec.size * spec.size * 3
     const batchSize = Math.max(1, Math.min(options.batchSize ?? 16, backbone.maxBatchSize))
+    const mirror = options.mirror === true
     const cache = Option.getOrUndefined(yield* Effect.serviceOption(EmbeddingCache))
     const namespace = namespaceOf(backbone)
+    const mirrorNamespace = namespaceOf(backbone, "mirror")
 
     const decodePermits = yield* Effect.makeSemaphore(Math.max(1, options.decodeConcurrency ?? 4))
 
+    const lookupIn = (ns: string, hash: string) =>
+      Effect.map(cache ? cache.get(ns, hash) : Effect.succeed(undefined), (hit) => (hit?.length === dim ? hit : undefined))
+    /** The cached vectors of an image: a hit needs the mirror image's vector too when `mirror` is on. */
     const lookup = (hash: string) =>
-      Effect.map(cache ? cache.get(namespace, hash) : Effect.succeed(undefined), (hit) => (hit?.length === dim ? hit : undefined))
+      Effect.gen(function*() {
+        const vector = yield* lookupIn(namespace, hash)
+        if (vector === undefined || !mirror) return vector && { vector, mirrored: undefined }
+        const mirrored = yield* lookupIn(mirrorNamespace, hash)
+        return mirrored && { vector, mirrored }
+      })
 
     /**
      * The cheap first look, one sample after another: for a file, its fingerprint and the content hash the cache
@@ -122,7 +185,7 @@ const embedGroups = <E, R>(
         const hit = hash === undefined ? undefined : yield* lookup(hash)
         return hit === undefined || hash === undefined
           ? { _tag: "Pending", sample, file: { fingerprint, hash } } as const
-          : { _tag: "Cached", sample, hash, vector: hit } as const
+          : { _tag: "Cached", sample, hash, ...hit } as const
       })
 
     /** The expensive part, run `decodeConcurrency` at a time: read, hash, look up again, decode. */
@@ -132,7 +195,7 @@ const embedGroups = <E, R>(
         const hash = contentHash(bytes)
         if (file !== undefined && file.hash !== hash) yield* cache!.rememberContentHash!(file.fingerprint, hash)
         const hit = hash === file?.hash ? undefined : yield* lookup(hash)
-        if (hit) return { _tag: "Cached", sample, hash, vector: hit } as const
+        if (hit) return { _tag: "Cached", sample, hash, ...hit } as const
         const rgb = yield* decodeRgb(bytes, spec, describeSource(sample.source))
         return { _tag: "Decoded", sample, hash, rgb } as const
       }).pipe(
@@ -153,40 +216,31 @@ const embedGroups = <E, R>(
     const assemble = (group: ReadonlyArray<Prepared>): Assembled => {
       const decoded = group.filter((p) => p._tag === "Decoded")
       if (decoded.length === 0) return { group, input: undefined }
-      const tensor = new Float32Array(decoded.length * perImage)
-      decoded.forEach((p, i) => writeNormalized(p.rgb, spec, tensor, i))
-      return { group, input: { tensor, count: decoded.length } }
+      return { group, input: { tensor: toTensor(decoded.map((p) => p.rgb), spec, mirror), count: decoded.length } }
     }
 
     const infer = ({ group, input }: Assembled) =>
       Effect.gen(function*() {
-        let output: Float32Array = new Float32Array(0)
-        if (input !== undefined) {
-          output = yield* backbone.embedBatch(input.tensor, input.count).pipe(
-            Effect.mapError((e) =>
-              new CoreError({ reason: "BackboneFailed", field: info.id, message: `${info.id} failed: ${e.message}`, cause: e })
-            )
-          )
-          if (output.length !== input.count * dim) {
-            return yield* new CoreError({
-              reason: "ShapeMismatch",
-              field: info.id,
-              message: `${info.id} returned ${output.length} values for ${input.count} images; expected ${dim} per image`
-            })
-          }
-        }
+        const output = input === undefined
+          ? new Float32Array(0)
+          : yield* embedTensor(backbone, input.tensor, (mirror ? 2 : 1) * input.count)
+        const mirrorOffset = (input?.count ?? 0) * dim
         const results: Array<EmbedResult> = []
         let k = 0
         for (const p of group) {
           if (p._tag === "Skipped") {
             results.push(p)
           } else if (p._tag === "Cached") {
-            results.push({ _tag: "Embedded", sample: p.sample, contentHash: p.hash, vector: p.vector, cached: true })
+            results.push({ _tag: "Embedded", sample: p.sample, contentHash: p.hash, vector: p.vector, mirrored: p.mirrored, cached: true })
           } else {
             const vector = output.subarray(k * dim, (k + 1) * dim)
+            const mirrored = mirror ? output.subarray(mirrorOffset + k * dim, mirrorOffset + (k + 1) * dim) : undefined
             k++
-            if (cache) yield* cache.set(namespace, p.hash, vector)
-            results.push({ _tag: "Embedded", sample: p.sample, contentHash: p.hash, vector, cached: false })
+            if (cache) {
+              yield* cache.set(namespace, p.hash, vector)
+              if (mirrored) yield* cache.set(mirrorNamespace, p.hash, mirrored)
+            }
+            results.push({ _tag: "Embedded", sample: p.sample, contentHash: p.hash, vector, mirrored, cached: false })
           }
         }
         return results
@@ -230,6 +284,7 @@ export const embedSamples = Effect.fn("Embedder.embedSamples")(function*(
   const dim = info.embeddingSize
   const total = samples.length
   const data = new Float32Array(total * dim)
+  const mirroredData = options.mirror === true ? new Float32Array(total * dim) : undefined
   const embedded: Array<Sample> = []
   const contentHashes: Array<string> = []
   const skipped: Array<SkippedSample> = []
@@ -241,6 +296,7 @@ export const embedSamples = Effect.fn("Embedder.embedSamples")(function*(
         skipped.push({ sample: r.sample, reason: r.reason })
       } else {
         data.set(r.vector, embedded.length * dim)
+        if (mirroredData && r.mirrored) mirroredData.set(r.mirrored, embedded.length * dim)
         embedded.push(r.sample)
         contentHashes.push(r.contentHash)
         if (r.cached) cacheHits++
@@ -250,9 +306,11 @@ export const embedSamples = Effect.fn("Embedder.embedSamples")(function*(
     return report({ stage: "embed", done, total, detail: info.id })
   })
   const rows = embedded.length
+  const matrix = (values: Float32Array) => Matrix.make(rows, dim, rows === total ? values : values.slice(0, rows * dim))
   return {
     backboneId: info.id,
-    vectors: Matrix.make(rows, dim, rows === total ? data : data.slice(0, rows * dim)),
+    vectors: matrix(data),
+    ...(mirroredData ? { mirrored: matrix(mirroredData) } : {}),
     samples: embedded,
     contentHashes,
     skipped,

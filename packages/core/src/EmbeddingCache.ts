@@ -26,9 +26,15 @@ export interface EmbeddingCacheShape {
 
 export class EmbeddingCache extends Context.Tag("@loupe/core/EmbeddingCache")<EmbeddingCache, EmbeddingCacheShape>() {}
 
-/** The cache namespace of a loaded backbone. */
-export const namespaceOf = (backbone: LoadedBackbone): string =>
-  hash("sha256", JSON.stringify([backbone.info.id, backbone.weightsHash, backbone.info.preprocess])).slice(0, 32)
+/**
+ * The cache namespace of a loaded backbone's vectors: of the images themselves, or of their mirror images
+ * (`Embedder`'s `mirror` option).
+ */
+export const namespaceOf = (backbone: LoadedBackbone, view: "original" | "mirror" = "original"): string =>
+  hash(
+    "sha256",
+    JSON.stringify([backbone.info.id, backbone.weightsHash, backbone.info.preprocess, ...(view === "mirror" ? ["mirror"] : [])])
+  ).slice(0, 32)
 
 /** sha256 of image bytes, hex. */
 export const contentHash = (bytes: Uint8Array): string => hash("sha256", bytes)

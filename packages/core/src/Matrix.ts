@@ -54,6 +54,20 @@ export const concatColumns = (parts: ReadonlyArray<Matrix>): Matrix => {
   return { rows, cols, data: out }
 }
 
+/** Stack matrices with the same column count on top of each other, in order. */
+export const concatRows = (parts: ReadonlyArray<Matrix>): Matrix => {
+  const cols = parts[0]?.cols ?? 0
+  const rows = parts.reduce((s, p) => s + p.rows, 0)
+  const out = new Float32Array(rows * cols)
+  let offset = 0
+  for (const p of parts) {
+    if (p.cols !== cols) throw new RangeError(`Cannot stack matrices with ${p.cols} and ${cols} columns`)
+    out.set(p.data, offset)
+    offset += p.data.length
+  }
+  return { rows, cols, data: out }
+}
+
 /** Index of the largest value in row `i`. */
 export const argmaxRow = (m: Matrix, i: number): number => {
   let best = 0

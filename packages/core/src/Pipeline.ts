@@ -3,13 +3,17 @@
  * dataset and returns a `FittedPipeline`, which predicts on images and saves to and loads from a bundle directory
  * (see `Bundle`).
  *
+ * With `mirror`, every image also counts as its mirror image (flipped left to right): the head trains on the
+ * vectors of both, and a prediction is the mean of the head's probabilities for both (test-time augmentation).
+ * Both vectors come from one decode, in the same backbone calls.
+ *
  * @since 0.1.0
  */
 import { Effect, Schema } from "effect"
 import type { Scope } from "effect"
 import type { LoadedBackbone } from "./Backbone.js"
 import { CoreError } from "./CoreError.js"
-import { embedSamples, type EmbedOptions } from "./Embedder.js"
+import { embedSamples, type EmbedOptions, type Embeddings } from "./Embedder.js"
 import type { FittedHead, HeadPlugin } from "./Head.js"
 import type { LoupeConfig } from "./LoupeConfig.js"
 import * as Matrix from "./Matrix.js"
@@ -24,6 +28,8 @@ export interface PipelineSpec {
   readonly head: { readonly kind: string; readonly params?: unknown }
   readonly seed?: number
   readonly embed?: EmbedOptions
+  /** Train and predict on each image and its mirror image (see above). Default false. */
+  readonly mirror?: boolean
 }
 
 /** What `fit` needs of a dataset: its labels (class order) and labelled samples. */
@@ -43,6 +49,8 @@ export interface FittedPipeline {
    * and the head reads the vectors concatenated in that order. Absent (or empty) for one backbone.
    */
   readonly extraBackbones?: ReadonlyArray<BackboneUse>
+  /** Predictions average the image and its mirror image (see above). */
+  readonly mirror?: boolean
 }
 
 /** A loaded backbone and the plugin options it was loaded with. */
@@ -60,6 +68,8 @@ export const backbonesOf = (fitted: FittedPipeline): ReadonlyArray<BackboneUse> 
 /** Rows of the head's input: one per sample that every backbone embedded, in input order. */
 export interface Features {
   readonly vectors: Matrix.Matrix
+  /** With the `mirror` option: the features of the mirror images, rows aligned with `vectors`. */
+  readonly mirrored?: Matrix.Matrix
   readonly samples: ReadonlyArray<Sample>
   readonly skipped: ReadonlyArray<SkippedSample>
 }
@@ -74,7 +84,7 @@ export const embedFeatures = (
   options: EmbedOptions = {}
 ): Effect.Effect<Features, CoreError> =>
   Effect.gen(function*() {
-    const parts: Array<{ readonly vectors: Matrix.Matrix; readonly samples: ReadonlyArray<Sample> }> = []
+    const parts: Array<Embeddings> = []
     const skipped: Array<SkippedSample> = []
     let remaining = samples
     for (const backbone of backbones) {
@@ -85,12 +95,11 @@ export const embedFeatures = (
     }
     // Each backbone saw the samples the previous ones kept: keep the rows of the samples the last one kept.
     const kept = new Set(remaining)
-    const vectors = Matrix.concatColumns(parts.map((p) =>
-      p.samples.length === remaining.length
-        ? p.vectors
-        : Matrix.takeRows(p.vectors, p.samples.flatMap((s, i) => (kept.has(s) ? [i] : [])))
-    ))
-    return { vectors, samples: remaining, skipped }
+    const keptRows = (p: Embeddings, m: Matrix.Matrix) =>
+      p.samples.length === remaining.length ? m : Matrix.takeRows(m, p.samples.flatMap((s, i) => (kept.has(s) ? [i] : [])))
+    const vectors = Matrix.concatColumns(parts.map((p) => keptRows(p, p.vectors)))
+    const mirrored = options.mirror === true ? Matrix.concatColumns(parts.map((p) => keptRows(p, p.mirrored!))) : undefined
+    return { vectors, ...(mirrored ? { mirrored } : {}), samples: remaining, skipped }
   })
 
 export interface LabelConfidence {
@@ -146,9 +155,13 @@ export const fit = Effect.fn("Pipeline.fit")(function*(spec: PipelineSpec, datas
   const params = yield* decodeHeadParams(headPlugin, spec.head.params)
   const backbone = yield* loadBackbone(spec.backbone, spec.backboneOptions ?? {})
   const embedOptions = spec.embed ?? {}
-  const embeddings = yield* embedSamples(backbone, dataset.samples, embedOptions)
+  const mirror = spec.mirror === true
+  const embeddings = yield* embedSamples(backbone, dataset.samples, { ...embedOptions, mirror })
   const y = yield* labelIndices(dataset.labels, embeddings.samples)
-  const head = yield* headPlugin.fit({ x: embeddings.vectors, y, numClasses: dataset.labels.length }, params, spec.seed ?? 0).pipe(
+  const training = mirror
+    ? { x: Matrix.concatRows([embeddings.vectors, embeddings.mirrored!]), y: Int32Array.from([...y, ...y]) }
+    : { x: embeddings.vectors, y }
+  const head = yield* headPlugin.fit({ ...training, numClasses: dataset.labels.length }, params, spec.seed ?? 0).pipe(
     Effect.mapError((e) => new CoreError({ reason: "HeadFailed", field: spec.head.kind, message: e.message, cause: e }))
   )
   const fitted: FittedPipeline = {
@@ -156,7 +169,8 @@ export const fit = Effect.fn("Pipeline.fit")(function*(spec: PipelineSpec, datas
     backbone,
     backboneOptions: spec.backboneOptions ?? {},
     head,
-    embed: embedOptions
+    embed: embedOptions,
+    ...(mirror ? { mirror } : {})
   }
   return { fitted, skipped: embeddings.skipped }
 })
@@ -181,13 +195,26 @@ export interface PredictResults {
   readonly skipped: ReadonlyArray<SkippedSample>
 }
 
+/**
+ * The head's probabilities for features (rows of `vectors`); with mirror images, the mean of the probabilities of
+ * each image and of its mirror image.
+ */
+export const predictProba = (head: FittedHead, features: Pick<Features, "vectors" | "mirrored">): Matrix.Matrix => {
+  const proba = head.predictProba(features.vectors)
+  if (features.mirrored === undefined) return proba
+  const mirrored = head.predictProba(features.mirrored)
+  const mean = new Float32Array(proba.data.length)
+  for (let i = 0; i < mean.length; i++) mean[i] = (proba.data[i]! + mirrored.data[i]!) / 2
+  return Matrix.make(proba.rows, proba.cols, mean)
+}
+
 /** Predict many images at once (batched); unreadable images are listed in `skipped` with the reason. */
 export const predictMany = (
   fitted: FittedPipeline,
   samples: ReadonlyArray<Sample>
 ): Effect.Effect<PredictResults, CoreError> =>
-  Effect.map(embedFeatures(backbonesOf(fitted).map((b) => b.backbone), samples, fitted.embed), (embeddings) => {
-    const proba = fitted.head.predictProba(embeddings.vectors)
+  Effect.map(embedFeatures(backbonesOf(fitted).map((b) => b.backbone), samples, { ...fitted.embed, mirror: fitted.mirror === true }), (embeddings) => {
+    const proba = predictProba(fitted.head, embeddings)
     const predictions = toPredictions(fitted.labels, proba)
     return {
       predictions: embeddings.samples.map((sample, i) => ({ sample, prediction: predictions[i]! })),

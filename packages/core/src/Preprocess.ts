@@ -111,9 +111,33 @@ export const writeNormalized = (rgb: Uint8Array, spec: PreprocessSpec, out: Floa
   }
 }
 
-/** Normalise several RGB images into one batch tensor. */
-export const toTensor = (images: ReadonlyArray<Uint8Array>, spec: PreprocessSpec): Float32Array => {
-  const out = new Float32Array(images.length * spec.size * spec.size * 3)
-  images.forEach((rgb, i) => writeNormalized(rgb, spec, out, i))
+/** The mirror image (flipped left to right) of a `size x size x 3` RGB image. */
+export const mirrorRgb = (rgb: Uint8Array, size: number): Uint8Array => {
+  const out = new Uint8Array(rgb.length)
+  const stride = size * 3
+  for (let row = 0; row < size; row++) {
+    const start = row * stride
+    for (let x = 0; x < size; x++) {
+      const from = start + x * 3
+      const to = start + (size - 1 - x) * 3
+      out[to] = rgb[from]!
+      out[to + 1] = rgb[from + 1]!
+      out[to + 2] = rgb[from + 2]!
+    }
+  }
+  return out
+}
+
+/**
+ * Normalise several RGB images into one batch tensor. With `mirror`, the tensor holds `2 x images.length` images:
+ * the images in order, then their mirror images in the same order.
+ */
+export const toTensor = (images: ReadonlyArray<Uint8Array>, spec: PreprocessSpec, mirror = false): Float32Array => {
+  const n = images.length
+  const out = new Float32Array((mirror ? 2 : 1) * n * spec.size * spec.size * 3)
+  images.forEach((rgb, i) => {
+    writeNormalized(rgb, spec, out, i)
+    if (mirror) writeNormalized(mirrorRgb(rgb, spec.size), spec, out, n + i)
+  })
   return out
 }

@@ -56,6 +56,29 @@ const channelStats = (probe: Probe, options: { readonly weightsHash?: string; re
   }
 }
 
+/** A backbone that sees left from right: per image, the mean of each normalised channel over the left and right halves. */
+const leftRightMeans = (probe: Probe): Backbone.LoadedBackbone => {
+  const size = 32
+  const stats = channelStats(probe)
+  return {
+    ...stats,
+    info: { ...stats.info, id: "test:left-right-means", description: "mean of each colour channel per half" },
+    embedBatch: (batch, count) =>
+      Effect.sync(() => {
+        probe.calls.push(count)
+        const out = new Float32Array(count * 6)
+        const plane = size * size
+        for (let n = 0; n < count; n++) {
+          for (let c = 0; c < 3; c++) {
+            const base = (n * 3 + c) * plane
+            for (let p = 0; p < plane; p++) out[n * 6 + (p % size < size / 2 ? 0 : 3) + c] += batch[base + p]! / (plane / 2)
+          }
+        }
+        return out
+      })
+  }
+}
+
 const made: Array<string> = []
 const tempDir = () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-embedder-"))
@@ -116,6 +139,42 @@ describe("Embedder", () => {
       const retrained: Probe = { calls: [] }
       yield* run(retrained, samples.slice(0, 6), "weights-2")
       expect(retrained.calls.reduce((a, b) => a + b, 0)).toBe(6)
+    }))
+
+  it.effect("mirror: each image's mirror image comes from the same decode and the same calls, cached apart", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const run = (probe: Probe, mirror: boolean) =>
+        Embedder.embedSamples(leftRightMeans(probe), [...samples.slice(0, 5), bad], { batchSize: 4, mirror }).pipe(
+          Effect.provide(DiskEmbeddingCache.layer(dir))
+        )
+      const plainProbe: Probe = { calls: [] }
+      const plain = yield* run(plainProbe, false)
+      expect(plain.mirrored).toBeUndefined()
+
+      // Originals are cached, mirror images are not yet: every image goes through the backbone twice.
+      const cold: Probe = { calls: [] }
+      const mirrored = yield* run(cold, true)
+      expect(mirrored.skipped.map((s) => s.sample.id)).toEqual(["bad"])
+      expect(cold.calls.every((n) => n <= 4)).toBe(true)
+      expect(cold.calls.reduce((a, b) => a + b, 0)).toBe(10)
+      expect(rows(mirrored.vectors)).toEqual(rows(plain.vectors))
+      // The mirror image's left half is the image's right half.
+      const original = rows(mirrored.vectors)
+      rows(mirrored.mirrored!).forEach((m, i) => {
+        const o = original[i]!
+        for (let c = 0; c < 3; c++) {
+          expect(m[c]).toBeCloseTo(o[3 + c]!, 5)
+          expect(m[3 + c]).toBeCloseTo(o[c]!, 5)
+        }
+        expect(m).not.toEqual(o)
+      })
+
+      const warm: Probe = { calls: [] }
+      const again = yield* run(warm, true)
+      expect(warm.calls).toEqual([])
+      expect(again.cacheHits).toBe(5)
+      expect(rows(again.mirrored!)).toEqual(rows(mirrored.mirrored!))
     }))
 
   it.effect("a file rewritten in place is embedded again, an unchanged one is known by its fingerprint", () =>

@@ -252,6 +252,16 @@ describe("Preprocess: normalisation", () => {
   })
 })
 
+describe("Preprocess: mirror images", () => {
+  it("mirrorRgb flips each row left to right, and toTensor puts the mirror images after the images", () => {
+    // 2 x 2 RGB: pixel values are 10 * (row * 2 + column) + channel
+    const rgb = Uint8Array.from([0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32])
+    expect(Array.from(Preprocess.mirrorRgb(rgb, 2))).toEqual([10, 11, 12, 0, 1, 2, 30, 31, 32, 20, 21, 22])
+    const spec = Preprocess.imagenet({ size: 2, layout: "NHWC", scale: 1, mean: [0, 0, 0], std: [1, 1, 1] })
+    expect(Array.from(Preprocess.toTensor([rgb], spec, true))).toEqual([...rgb, 10, 11, 12, 0, 1, 2, 30, 31, 32, 20, 21, 22])
+  })
+})
+
 describe("Preprocess: bad input names the file", () => {
   const dir = fs.mkdtemp(path.join(os.tmpdir(), "loupe-preprocess-"))
   const write = (name: string, bytes: Uint8Array | string) =>
