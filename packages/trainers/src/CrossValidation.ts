@@ -13,11 +13,14 @@
  *   differ by at most one for single-row units.
  * - **Repeats** reshuffle with a derived seed; out-of-fold probabilities are averaged over repeats. Leave-one-out is
  *   deterministic and runs once.
+ * - **Mirror images** (`Data.mirrored`, `Pipeline`'s `mirror`): a fold's head trains on the rows of its images and
+ *   of their mirror images, and a held-out image scores the mean of both; an image and its mirror image are never
+ *   in different folds.
  *
  * @since 0.1.0
  */
 import type { Head } from "@loupe/core"
-import { Matrix, Progress } from "@loupe/core"
+import { Matrix, Pipeline, Progress } from "@loupe/core"
 import { Effect } from "effect"
 import * as Random from "./internal/Random.js"
 import { TrainerError } from "./TrainerError.js"
@@ -33,6 +36,32 @@ export interface Options {
   /** Use leave-one-out when some class is smaller than `folds` and there are at most this many units (default 50). */
   readonly leaveOneOutBelow?: number
 }
+
+/** A training set, optionally with the embeddings of its images' mirror images (rows aligned with `x`). */
+export interface Data extends Head.TrainingSet {
+  readonly mirrored?: Matrix.Matrix
+}
+
+/** The rows a head trains on: the images, then their mirror images when there are any. */
+export const trainingRows = (data: Data): Head.TrainingSet => {
+  const { mirrored, ...set } = data
+  if (mirrored === undefined) return set
+  return {
+    ...set,
+    x: Matrix.concatRows([set.x, mirrored]),
+    y: Int32Array.from([...set.y, ...set.y]),
+    ...(set.weights ? { weights: Float32Array.from([...set.weights, ...set.weights]) } : {})
+  }
+}
+
+/** The rows `rows` of a training set (and of its mirror images). */
+export const subset = (data: Data, rows: ArrayLike<number>): Data => ({
+  x: Matrix.takeRows(data.x, rows),
+  y: Int32Array.from(rows, (i) => data.y[i]!),
+  numClasses: data.numClasses,
+  ...(data.weights ? { weights: Float32Array.from(rows, (i) => data.weights![i]!) } : {}),
+  ...(data.mirrored ? { mirrored: Matrix.takeRows(data.mirrored, rows) } : {})
+})
 
 export interface Fold {
   readonly repeat: number
@@ -156,7 +185,7 @@ const fitFailed = (kind: string, field: string, cause: { readonly message: strin
 export const crossValidate = <P>(
   head: Head.HeadPlugin<P>,
   params: P,
-  data: Head.TrainingSet,
+  data: Data,
   options: Options = {}
 ): Effect.Effect<Result, TrainerError> =>
   Effect.gen(function*() {
@@ -168,7 +197,7 @@ export const crossValidate = <P>(
 export const runPlan = <P>(
   head: Head.HeadPlugin<P>,
   params: P,
-  data: Head.TrainingSet,
+  data: Data,
   p: Plan,
   seed = 0
 ): Effect.Effect<Result, TrainerError> =>
@@ -179,20 +208,15 @@ export const runPlan = <P>(
     const results: Array<FoldResult> = []
     let fitMs = 0
     for (const fold of p.folds) {
-      const subset = (rows: Int32Array): Head.TrainingSet => ({
-        x: Matrix.takeRows(data.x, rows),
-        y: Int32Array.from(rows, (i) => data.y[i]!),
-        numClasses,
-        ...(data.weights ? { weights: Float32Array.from(rows, (i) => data.weights![i]!) } : {})
-      })
       const start = performance.now()
-      const fitted = yield* head.fit(subset(fold.train), params, Random.derive(seed, fold.repeat, fold.index)).pipe(
+      const fitted = yield* head.fit(trainingRows(subset(data, fold.train)), params, Random.derive(seed, fold.repeat, fold.index)).pipe(
         Effect.mapError((e) => fitFailed(head.kind, `fold ${fold.repeat}.${fold.index}`, e))
       )
       const elapsed = performance.now() - start
       fitMs += elapsed
+      const held = subset(data, fold.test)
       const proba = yield* Effect.try({
-        try: () => fitted.predictProba(Matrix.takeRows(data.x, fold.test)),
+        try: () => Pipeline.predictProba(fitted, { vectors: held.x, ...(held.mirrored ? { mirrored: held.mirrored } : {}) }),
         catch: (e) => fitFailed(head.kind, `fold ${fold.repeat}.${fold.index}`, { message: String(e) })
       })
       fold.test.forEach((row, t) => {
@@ -206,11 +230,11 @@ export const runPlan = <P>(
     return { plan: p, proba: Matrix.make(n, numClasses, proba), folds: results, fitMs }
   })
 
-/** The final model: `head` fitted on every sample. */
+/** The final model: `head` fitted on every sample (and their mirror images). */
 export const refit = <P>(
   head: Head.HeadPlugin<P>,
   params: P,
-  data: Head.TrainingSet,
+  data: Data,
   seed = 0
 ): Effect.Effect<Head.FittedHead, TrainerError> =>
-  head.fit(data, params, seed).pipe(Effect.mapError((e) => fitFailed(head.kind, "refit", e)))
+  head.fit(trainingRows(data), params, seed).pipe(Effect.mapError((e) => fitFailed(head.kind, "refit", e)))

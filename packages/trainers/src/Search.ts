@@ -35,6 +35,11 @@ export interface Data {
   readonly y: Int32Array
   readonly numClasses: number
   readonly weights?: Float32Array
+  /**
+   * Embeddings of the images' mirror images per backbone, rows aligned with `embeddings`: when given, every
+   * candidate trains on both and scores the mean of both (`CrossValidation.Data.mirrored`).
+   */
+  readonly mirrored?: ReadonlyMap<string, Matrix.Matrix>
 }
 
 export interface Entry {
@@ -180,6 +185,21 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
     if (backboneIds.length === 0) return yield* fail("InvalidData", "embeddings", "no embeddings to search on")
     for (const [id, x] of data.embeddings) {
       if (x.rows !== n) return yield* fail("InvalidData", `embeddings.${id}`, `${id}: ${x.rows} rows for ${n} labels`)
+      const mirrored = data.mirrored?.get(id)
+      if (data.mirrored && mirrored?.rows !== n) {
+        return yield* fail("InvalidData", `mirrored.${id}`, `${id}: ${mirrored?.rows ?? 0} mirror-image rows for ${n} labels`)
+      }
+    }
+    /** Every row of one backbone's embeddings (and mirror images), with the labels. */
+    const dataOf = (backboneId: string, x: Matrix.Matrix): CrossValidation.Data => {
+      const mirrored = data.mirrored?.get(backboneId)
+      return {
+        x,
+        y: data.y,
+        numClasses: data.numClasses,
+        ...(data.weights ? { weights: data.weights } : {}),
+        ...(mirrored ? { mirrored } : {})
+      }
     }
     const headsByKind = new Map((options.heads ?? Heads.heads).map((h) => [h.kind, h]))
     const compare = (a: Entry, b: Entry) =>
@@ -221,12 +241,7 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         if (!x) return yield* fail("Unknown", "backbone.id", `no embeddings for backbone "${backboneId}"; have: ${backboneIds.join(", ")}`)
         const params = yield* Heads.decodeParams(head, headParams)
         const { plan, sampleRows } = yield* planFor(rows)
-        const set: Head.TrainingSet = {
-          x: Matrix.takeRows(x, sampleRows),
-          y: Int32Array.from(sampleRows, (i) => data.y[i]!),
-          numClasses: data.numClasses,
-          ...(data.weights ? { weights: Float32Array.from(sampleRows, (i) => data.weights![i]!) } : {})
-        }
+        const set = CrossValidation.subset(dataOf(backboneId, x), sampleRows)
         const t0 = yield* Clock.currentTimeMillis
         const cv = yield* CrossValidation.runPlan(head, params, set, plan, Random.derive(seed, 4))
         const cvMs = (yield* Clock.currentTimeMillis) - t0
@@ -288,12 +303,12 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
       )
     }
     const head = headsByKind.get(best.headKind)!
-    const fitted = yield* CrossValidation.refit(head, best.params, {
-      x: data.embeddings.get(best.backboneId)!,
-      y: data.y,
-      numClasses: data.numClasses,
-      ...(data.weights ? { weights: data.weights } : {})
-    }, Random.derive(seed, 5))
+    const fitted = yield* CrossValidation.refit(
+      head,
+      best.params,
+      dataOf(best.backboneId, data.embeddings.get(best.backboneId)!),
+      Random.derive(seed, 5)
+    )
     const elapsedMs = (yield* Clock.currentTimeMillis) - start
     return { leaderboard, best, fitted, strategy: strategy.name, elapsedMs, budgetExhausted, failures }
   }).pipe(Effect.withSpan("Search.run"))

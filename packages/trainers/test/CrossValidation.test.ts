@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { Progress } from "@loupe/core"
+import { Matrix, Progress } from "@loupe/core"
 import type { Progress as P } from "@loupe/core"
-import { CrossValidation, LogisticRegression } from "@loupe/trainers"
+import { CrossValidation, Knn, LogisticRegression, NearestPrototype } from "@loupe/trainers"
 import { correct, split } from "./fixtures/helpers.js"
 
 /** Checks every invariant a plan promises, for labels `y` and optional groups. */
@@ -93,6 +93,30 @@ describe("CrossValidation", () => {
       expect(error.message).toContain("class 1")
       const groups = yield* Effect.flip(CrossValidation.plan(labels(10, 10), 2, { groups: [1, 2] }))
       expect(groups.field).toBe("options.groups")
+    }))
+
+  it.effect("mirror images: a fold never trains on a held-out image's mirror image, and scores the mean of both", () =>
+    Effect.gen(function*() {
+      const train = yield* Effect.promise(() => split("cats-vs-dogs", "train"))
+      // Labels that no feature predicts: a 1-nearest-neighbour head would score 100 % only by finding a held-out
+      // image's own copy in its training rows.
+      const y = Int32Array.from(train.y, (_, i) => (i * 7919) % 3 === 0 ? 1 : 0)
+      const knn1 = Knn.Params.make({ k: 1 })
+      // The control: the copies as plain rows, folds unaware of them.
+      const leaky = yield* CrossValidation.crossValidate(
+        Knn.plugin,
+        knn1,
+        { x: Matrix.concatRows([train.set.x, train.set.x]), y: Int32Array.from([...y, ...y]), numClasses: 2 },
+        { seed: 1 }
+      )
+      expect(correct(leaky.proba, Int32Array.from([...y, ...y])) / (2 * y.length)).toBeGreaterThan(0.9)
+      const mirrored = yield* CrossValidation.crossValidate(Knn.plugin, knn1, { ...train.set, y, mirrored: train.set.x }, { seed: 1 })
+      expect(correct(mirrored.proba, y) / y.length).toBeLessThan(0.8)
+      // Copies as mirror images change nothing for class means: out-of-fold results equal the plain run's.
+      const params = NearestPrototype.Params.make({})
+      const plain = yield* CrossValidation.crossValidate(NearestPrototype.plugin, params, train.set, { seed: 1 })
+      const copies = yield* CrossValidation.crossValidate(NearestPrototype.plugin, params, { ...train.set, mirrored: train.set.x }, { seed: 1 })
+      plain.proba.data.forEach((v, i) => expect(copies.proba.data[i]).toBeCloseTo(v, 5))
     }))
 
   it.effect("logistic regression reaches >= 96 % 5-fold CV on cats-vs-dogs, with out-of-fold probabilities", () =>
