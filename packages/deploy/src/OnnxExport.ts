@@ -8,22 +8,26 @@
  *   -> probabilities [batch, classes]
  * ```
  *
+ * A pipeline trained with mirror images (`Pipeline`'s `mirror`) exports with them: the graph flips the input left
+ * to right (a `Gather` over the width axis), runs the backbone and head on both as one batch of `2 x batch`, and
+ * averages the two probability rows of each image; the embedding output is the images' own.
+ *
  * The input is the preprocessed image tensor (decode, resize and crop, then `(x / scale - mean) / std`, as
  * `model.json` describes); decoding images stays outside the graph, as it must for any runtime. The labels and the
  * preprocessing are also stored in the model's metadata (`loupe.labels`, `loupe.preprocess`).
  *
  * Exportable: backbones of the ONNX runtime (`OnnxBackbone.plugin`), and the heads in `exportableHeads`: logistic
  * regression; linear SVM with its Platt sigmoids; nearest prototype (a cosine head); the MLP; manual mode's `linear`
- * head. kNN (which keeps every training row) is not, nor the fine-tuned head (its layers run in TensorFlow.js). Other
- * backbones and heads fail with `NotExportable` naming them.
+ * head. kNN (which keeps every training row) is not, nor the fine-tuned head (its layers run in TensorFlow.js), nor
+ * multi-backbone pipelines. Other backbones and heads fail with `NotExportable` naming them.
  *
  * Every export is verified before it is written: the exported graph and Loupe's own predictor (backbone then head)
  * run on the same input tensors, and the export fails unless every probability agrees within `tolerance` (1e-4).
  *
  * @since 0.1.0
  */
-import { Bundle, LoupeConfig, Matrix, Preprocess, Registry } from "@loupe/core"
-import type { Head, Pipeline, Sample } from "@loupe/core"
+import { Bundle, Embedder, LoupeConfig, Matrix, Pipeline, Preprocess, Registry } from "@loupe/core"
+import type { Head, Sample } from "@loupe/core"
 import { OnnxBackbone } from "@loupe/backbones"
 import { LinearSvm, LogisticRegression, ManualTraining, Mlp, NearestPrototype } from "@loupe/trainers"
 import { Effect, Schema } from "effect"
@@ -298,6 +302,8 @@ export interface OnnxManifest {
   }
   readonly backbone: { readonly id: string; readonly weightsHash: string }
   readonly head: { readonly kind: string }
+  /** The graph averages each image with its mirror image. */
+  readonly mirror: boolean
   readonly verification: { readonly inputs: number; readonly maxAbsDiff: number; readonly tolerance: number }
 }
 
@@ -365,6 +371,67 @@ const poolingNodes = (
   nodes.push(Proto.node(op, [channelsFirst], [`${p}/pooled`], `${p}/${op}`))
   nodes.push(Proto.node("Flatten", [`${p}/pooled`], [`${p}/flat`], `${p}/Flatten`, { axis: { kind: "int", value: 1 } }))
   return { nodes, output: `${p}/flat` }
+}
+
+/** The width axis of an image tensor. */
+const widthAxis = (spec: Preprocess.PreprocessSpec) => (spec.layout === "NCHW" ? 3 : 2)
+
+/** `batch` normalised images flipped left to right (the tensor of their mirror images). */
+const mirrorTensor = (batch: Float32Array, spec: Preprocess.PreprocessSpec): Float32Array => {
+  const out = new Float32Array(batch.length)
+  const w = spec.size
+  // Both layouts are rows of `w` pixels, each pixel `step` values wide: NCHW rows of one channel, NHWC rows of RGB.
+  const step = spec.layout === "NCHW" ? 1 : 3
+  const rowLength = w * step
+  for (let row = 0; row < batch.length / rowLength; row++) {
+    const base = row * rowLength
+    for (let x = 0; x < w; x++) {
+      for (let c = 0; c < step; c++) out[base + (w - 1 - x) * step + c] = batch[base + x * step + c]!
+    }
+  }
+  return out
+}
+
+/**
+ * The nodes around the backbone and head that add mirror images: `image` is flipped and stacked under itself into
+ * the backbone's `input`; the head's `2 x batch` probability rows (`views`) are averaged per image into
+ * `probabilities`, and the first `batch` rows of `embedding` become `imageEmbedding`. Only ops whose form is the
+ * same in every opset (Gather, Concat, Reshape, MatMul).
+ */
+const mirrorNodes = (io: {
+  readonly spec: Preprocess.PreprocessSpec
+  readonly image: string
+  readonly input: string
+  readonly views: string
+  readonly probabilities: string
+  readonly classes: number
+  readonly embedding: string
+  readonly imageEmbedding: string
+  readonly dim: number
+}): { readonly before: ReadonlyArray<Uint8Array>; readonly after: ReadonlyArray<Uint8Array> } => {
+  const p = "loupe_mirror"
+  /** `x` ([2 x batch, width]) -> [batch, width]: `weights[0]` times the first half plus `weights[1]` times the second. */
+  const combine = (x: string, out: string, width: number, weights: readonly [number, number], name: string) => [
+    Proto.node("Reshape", [x, `${p}/two_rows`], [`${p}/${name}_halves`], `${p}/${name}/Reshape`),
+    Proto.node("MatMul", [`${p}/${name}_weights`, `${p}/${name}_halves`], [`${p}/${name}_combined`], `${p}/${name}/MatMul`),
+    Proto.node("Reshape", [`${p}/${name}_combined`, `${p}/${name}_shape`], [out], `${p}/${name}/Reshape_back`),
+    Proto.floatInitializer(`${p}/${name}_weights`, [1, 2], weights),
+    Proto.int64Initializer(`${p}/${name}_shape`, [2], [-1, width])
+  ]
+  return {
+    before: [
+      Proto.node("Gather", [io.image, `${p}/reversed_columns`], [`${p}/mirrored`], `${p}/Flip`, {
+        axis: { kind: "int", value: widthAxis(io.spec) }
+      }),
+      Proto.node("Concat", [io.image, `${p}/mirrored`], [io.input], `${p}/Stack`, { axis: { kind: "int", value: 0 } })
+    ],
+    after: [
+      Proto.int64Initializer(`${p}/reversed_columns`, [io.spec.size], Array.from({ length: io.spec.size }, (_, x) => io.spec.size - 1 - x)),
+      Proto.int64Initializer(`${p}/two_rows`, [2], [2, -1]),
+      ...combine(io.views, io.probabilities, io.classes, [0.5, 0.5], "mean"),
+      ...combine(io.embedding, io.imageEmbedding, io.dim, [1, 0], "embedding")
+    ]
+  }
 }
 
 /** Deterministic image-like inputs: smooth colour gradients with noise, normalised per `spec`. */
@@ -438,6 +505,12 @@ export const build = (
   Effect.scoped(Effect.gen(function*() {
     const { info } = fitted.backbone
     const headJson = fitted.head.toJSON()
+    if ((fitted.extraBackbones ?? []).length > 0) {
+      return yield* notExportable(
+        "extraBackbones",
+        "Multi-backbone pipelines have no single-graph ONNX form yet. Export it as a bundle or a Docker context instead."
+      )
+    }
     const { config, exporter } = yield* exportable(info.id, headJson.kind)
     const graph = yield* OnnxBackbone.embeddingGraph(config, yield* LoupeConfig.LoupeConfig).pipe(
       Effect.mapError((e) => new DeployError({ reason: "ExportFailed", file: e.file, field: e.field, message: e.message, cause: e }))
@@ -466,27 +539,58 @@ export const build = (
     // The embedding output is the backbone's own output when no pooling was added (e.g. MobileNetV2's `embedding`).
     const EMBEDDING = pooled.nodes.length === 0 ? pooled.output : freeName(taken, "embedding")
     const PROBABILITIES = freeName(taken, "probabilities")
-    const head = yield* exporter(headJson, { embedding: EMBEDDING, probabilities: PROBABILITIES, dim })
-
     const labels = fitted.labels
-    const fragment = Proto.concat([
-      ...pooled.nodes,
-      ...(EMBEDDING === pooled.output ? [] : [Proto.node("Identity", [pooled.output], [EMBEDDING], "loupe_embedding")]),
-      ...head.nodes,
-      ...head.initializers,
-      Proto.floatValueInfo(Proto.GRAPH_OUTPUT, PROBABILITIES, [BATCH, labels.length]),
-      Proto.floatValueInfo(Proto.GRAPH_OUTPUT, EMBEDDING, [BATCH, dim])
-    ])
+    const mirror = fitted.mirror === true
+    // With mirror images, the graph's input is a new tensor, and its outputs are computed from the 2 x batch rows.
+    const IMAGE = mirror ? freeName(taken, "image") : graph.input
+    const VIEW_PROBABILITIES = mirror ? "loupe_mirror/view_probabilities" : PROBABILITIES
+    const IMAGE_EMBEDDING = mirror ? freeName(taken, "image_embedding") : EMBEDDING
+    const head = yield* exporter(headJson, { embedding: EMBEDDING, probabilities: VIEW_PROBABILITIES, dim })
+    const mirrored = mirror
+      ? mirrorNodes({
+        spec,
+        image: IMAGE,
+        input: graph.input,
+        views: VIEW_PROBABILITIES,
+        probabilities: PROBABILITIES,
+        classes: labels.length,
+        embedding: EMBEDDING,
+        imageEmbedding: IMAGE_EMBEDDING,
+        dim
+      })
+      : { before: [], after: [] }
+
+    const edit: Proto.GraphEdit = {
+      ...(mirror
+        ? {
+          before: Proto.concat([
+            Proto.floatValueInfo(Proto.GRAPH_INPUT, IMAGE, [BATCH, ...inputDims(1).slice(1)]),
+            ...mirrored.before
+          ]),
+          dropInputs: [graph.input]
+        }
+        : {}),
+      after: Proto.concat([
+        ...pooled.nodes,
+        ...(EMBEDDING === pooled.output ? [] : [Proto.node("Identity", [pooled.output], [EMBEDDING], "loupe_embedding")]),
+        ...head.nodes,
+        ...head.initializers,
+        ...mirrored.after,
+        Proto.floatValueInfo(Proto.GRAPH_OUTPUT, PROBABILITIES, [BATCH, labels.length]),
+        Proto.floatValueInfo(Proto.GRAPH_OUTPUT, IMAGE_EMBEDDING, [BATCH, dim])
+      ])
+    }
     const model = yield* Effect.try({
       try: () =>
         Proto.rewriteModel(
           graph.model,
-          fragment,
+          edit,
           Proto.concat([
             Proto.metadata("loupe.labels", JSON.stringify(labels)),
             Proto.metadata("loupe.preprocess", JSON.stringify(spec)),
             Proto.metadata("loupe.backbone", info.id),
-            Proto.metadata("loupe.head", headJson.kind)
+            Proto.metadata("loupe.head", headJson.kind),
+            ...(mirror ? [Proto.metadata("loupe.mirror", "true")] : [])
           ])
         ),
       catch: (cause) =>
@@ -511,11 +615,16 @@ export const build = (
     for (let start = 0; start < count; start += chunk) {
       const n = Math.min(chunk, count - start)
       const batch = inputs.subarray(start * perImage, (start + n) * perImage)
-      const vectors = yield* fitted.backbone.embedBatch(batch, n).pipe(
-        Effect.mapError((e) => new DeployError({ reason: "ExportFailed", message: `${info.id} failed: ${e.message}`, cause: e }))
-      )
-      const want = fitted.head.predictProba(Matrix.make(n, dim, vectors))
-      const got = yield* run(exported, graph.input, batch.slice(), inputDims(n), PROBABILITIES)
+      const embed = (tensor: Float32Array) =>
+        Embedder.embedTensor(fitted.backbone, tensor, n).pipe(
+          Effect.map((vectors) => Matrix.make(n, dim, vectors)),
+          Effect.mapError((e) => new DeployError({ reason: "ExportFailed", message: e.message, cause: e }))
+        )
+      const want = Pipeline.predictProba(fitted.head, {
+        vectors: yield* embed(batch),
+        ...(mirror ? { mirrored: yield* embed(mirrorTensor(batch, spec)) } : {})
+      })
+      const got = yield* run(exported, IMAGE, batch.slice(), inputDims(n), PROBABILITIES)
       const data = got.data as Float32Array
       if (data.length !== want.data.length) {
         return yield* new DeployError({
@@ -536,11 +645,12 @@ export const build = (
       format: "loupe-onnx",
       formatVersion: 1,
       labels,
-      input: { name: graph.input, shape: [BATCH, ...inputDims(1).slice(1)], preprocess: spec },
+      input: { name: IMAGE, shape: [BATCH, ...inputDims(1).slice(1)], preprocess: spec },
       outputs: {
         probabilities: { name: PROBABILITIES, shape: [BATCH, labels.length] },
-        embedding: { name: EMBEDDING, shape: [BATCH, dim] }
+        embedding: { name: IMAGE_EMBEDDING, shape: [BATCH, dim] }
       },
+      mirror,
       backbone: { id: info.id, weightsHash: graph.weightsHash },
       head: { kind: headJson.kind },
       verification: { inputs: count, maxAbsDiff, tolerance }

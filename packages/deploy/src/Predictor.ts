@@ -3,7 +3,8 @@
  * take whatever has queued (up to `maxBatch` images) and run it as one batch: the images decoded in parallel, then
  * one backbone call and one head call for the batch. Alone, a request runs at once as a batch of one; under load,
  * batches grow and the backbone's per-call overhead is shared. While one batch is in the backbone (a worker thread
- * for ONNX models), the next one decodes.
+ * for ONNX models), the next one decodes. Multi-backbone pipelines run each backbone on the batch; with `mirror`,
+ * each image's mirror image rides in the same backbone calls.
  *
  * This is the serving path, kept lean: no embedding cache and no progress events (see `Pipeline.predictMany` for
  * batch jobs over files).
@@ -15,7 +16,7 @@
  *
  * @since 0.1.0
  */
-import { Bundle, Matrix, Pipeline, Preprocess } from "@loupe/core"
+import { Bundle, Embedder, Matrix, Pipeline, Preprocess } from "@loupe/core"
 import type { LoupeConfig, Registry } from "@loupe/core"
 import { Cause, Context, Deferred, Effect, Either, Layer, Queue } from "effect"
 import type { Scope } from "effect"
@@ -73,18 +74,44 @@ export const make = (
   options: PredictorOptions & { readonly manifest?: Bundle.Manifest } = {}
 ): Effect.Effect<PredictorShape, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { backbone, head, labels } = fitted
-    const spec = backbone.info.preprocess
-    const dim = backbone.info.embeddingSize
-    const maxBatch = Math.max(1, Math.min(options.maxBatch ?? 16, backbone.maxBatchSize))
+    const { head, labels } = fitted
+    const backbones = Pipeline.backbonesOf(fitted).map((b) => b.backbone)
+    const mirror = fitted.mirror === true
+    const maxBatch = Math.max(1, Math.min(options.maxBatch ?? 16, ...backbones.map((b) => b.maxBatchSize)))
     const decodeConcurrency = Math.max(1, options.decodeConcurrency ?? 4)
     const queue = yield* Effect.acquireRelease(Queue.bounded<Job>(Math.max(1, options.queue ?? 256)), Queue.shutdown)
 
+    const decodeAll = (images: ReadonlyArray<Uint8Array>, spec: Preprocess.PreprocessSpec) =>
+      Effect.forEach(images, (image) => Effect.either(Preprocess.decodeRgb(image, spec, "data")), {
+        concurrency: decodeConcurrency
+      })
+
+    /** The features of decoded images (`first`, decoded for the first backbone) and of their mirror images. */
+    const features = (ready: ReadonlyArray<{ readonly job: Job; readonly rgb: Uint8Array }>) =>
+      Effect.gen(function*() {
+        const n = ready.length
+        const parts: Array<{ readonly vectors: Matrix.Matrix; readonly mirrored: Matrix.Matrix | undefined }> = []
+        for (const [b, backbone] of backbones.entries()) {
+          const { embeddingSize: dim, preprocess: spec } = backbone.info
+          // Further backbones decode again only when their preprocessing differs.
+          const rgb = b === 0 || JSON.stringify(spec) === JSON.stringify(backbones[0]!.info.preprocess)
+            ? ready.map((r) => r.rgb)
+            : (yield* decodeAll(ready.map((r) => r.job.image), spec)).map(Either.getOrThrow)
+          const output = yield* Embedder.embedTensor(backbone, Preprocess.toTensor(rgb, spec, mirror), (mirror ? 2 : 1) * n)
+          parts.push({
+            vectors: Matrix.make(n, dim, output.subarray(0, n * dim)),
+            mirrored: mirror ? Matrix.make(n, dim, output.subarray(n * dim)) : undefined
+          })
+        }
+        const vectors = parts.length === 1 ? parts[0]!.vectors : Matrix.concatColumns(parts.map((p) => p.vectors))
+        if (!mirror) return { vectors }
+        const mirrored = parts.length === 1 ? parts[0]!.mirrored! : Matrix.concatColumns(parts.map((p) => p.mirrored!))
+        return { vectors, mirrored }
+      })
+
     const runBatch = (jobs: ReadonlyArray<Job>) =>
       Effect.gen(function*() {
-        const decoded = yield* Effect.forEach(jobs, (job) => Effect.either(Preprocess.decodeRgb(job.image, spec, "data")), {
-          concurrency: decodeConcurrency
-        })
+        const decoded = yield* decodeAll(jobs.map((job) => job.image), backbones[0]!.info.preprocess)
         const ready: Array<{ readonly job: Job; readonly rgb: Uint8Array }> = []
         for (const [i, result] of decoded.entries()) {
           if (Either.isRight(result)) {
@@ -98,10 +125,10 @@ export const make = (
           }
         }
         if (ready.length === 0) return
-        const outcome = yield* Effect.either(backbone.embedBatch(Preprocess.toTensor(ready.map((r) => r.rgb), spec), ready.length))
+        const outcome = yield* Effect.either(features(ready))
         if (Either.isLeft(outcome)) return yield* failed(outcome.left)
         const proba = yield* Effect.try({
-          try: () => head.predictProba(Matrix.make(ready.length, dim, outcome.right)),
+          try: () => Pipeline.predictProba(head, outcome.right),
           catch: (cause) => failed(cause instanceof Error ? cause : new Error(String(cause)))
         })
         const predictions = Pipeline.toPredictions(labels, proba)

@@ -51,6 +51,49 @@ describe("OnnxExport", () => {
       yield* Effect.promise(() => session.release())
     }).pipe(Effect.scoped, Effect.provide(environment)))
 
+  it.effect("a model trained with mirror images exports the flip and the mean, and any runtime gets the predictor's answers", () =>
+    Effect.gen(function*() {
+      const mirrorBundle = path.join(work, "mirror-bundle")
+      const mirrorOut = path.join(work, "mirror-onnx")
+      yield* fitBundle(mirrorBundle, 12, { mirror: true })
+      const manifest = yield* OnnxExport.exportBundle(mirrorBundle, mirrorOut, { verifyImages: images.slice(0, 4) })
+      expect(manifest.mirror).toBe(true)
+      expect(manifest.input).toMatchObject({ name: "image", shape: ["batch", 3, 224, 224] })
+      expect(manifest.outputs.embedding).toEqual({ name: "image_embedding", shape: ["batch", 1280] })
+      expect(manifest.verification.maxAbsDiff).toBeLessThanOrEqual(1e-4)
+
+      const session = yield* Effect.promise(() => ort.InferenceSession.create(path.join(mirrorOut, "model.onnx")))
+      expect(session.inputNames).toEqual(["image"])
+      const spec = manifest.input.preprocess
+      const rgb = yield* Effect.forEach(images, (f) => Preprocess.loadRgb(f, spec))
+      const tensor = new ort.Tensor("float32", Preprocess.toTensor(rgb, spec), [images.length, 3, 224, 224])
+      const result = yield* Effect.promise(() => session.run({ image: tensor }))
+      const proba = result["probabilities"]!.data as Float32Array
+      expect(result["probabilities"]!.dims).toEqual([images.length, 2])
+
+      // The embedding output is each image's own: the same as the plain export's.
+      const plain = yield* Effect.promise(() => ort.InferenceSession.create(path.join(out, "model.onnx")))
+      const plainResult = yield* Effect.promise(() => plain.run({ input: tensor }))
+      const a = result["image_embedding"]!.data as Float32Array
+      const b = plainResult["embedding"]!.data as Float32Array
+      expect(a.length).toBe(b.length)
+      expect(Math.max(...a.map((v, i) => Math.abs(v - b[i]!)))).toBeLessThanOrEqual(1e-5)
+
+      const predictor = yield* Predictor.load(mirrorBundle)
+      expect(predictor.fitted.mirror).toBe(true)
+      const predictions = yield* Effect.forEach(images, (f) => predictor.predict(new Uint8Array(fs.readFileSync(f))), {
+        concurrency: 4
+      })
+      let maxDiff = 0
+      predictions.forEach((p, i) => {
+        for (const { confidence, labelName } of p.labelConfidences) {
+          maxDiff = Math.max(maxDiff, Math.abs(proba[i * 2 + manifest.labels.indexOf(labelName)]! - confidence))
+        }
+      })
+      expect(maxDiff).toBeLessThanOrEqual(1e-4)
+      yield* Effect.promise(() => Promise.all([session.release(), plain.release()]))
+    }).pipe(Effect.scoped, Effect.provide(environment)))
+
   it.effect("verifies on synthetic inputs when no images are given", () =>
     Effect.gen(function*() {
       const manifest = yield* OnnxExport.exportBundle(bundle, path.join(work, "onnx-synthetic"))

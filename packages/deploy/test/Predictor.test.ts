@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import { Bundle, Pipeline } from "@loupe/core"
+import { MultiBackbone } from "@loupe/trainers"
 import { Predictor } from "@loupe/deploy"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -27,6 +28,32 @@ describe("Predictor", () => {
       const right = got.filter((p, i) => images[i]!.includes(`/${p.labelName}/`)).length
       expect(right).toBeGreaterThanOrEqual(10)
       expect(predictor.manifest?.labels).toEqual(["cats", "dogs"])
+    }).pipe(Effect.scoped, Effect.provide(environment)))
+
+  it.effect("serves mirror-image and multi-backbone pipelines with the pipeline's own predictions", () =>
+    Effect.gen(function*() {
+      const labels = ["cats", "dogs"]
+      const samples = labels.flatMap((label) => photos("train", label, 8).map((source) => ({ id: source, source, label })))
+      const mirrored = yield* Pipeline.fit({ backbone: "onnx:mobilenetv2-int8", head: { kind: "logistic-regression" }, mirror: true }, { labels, samples })
+      const concat = yield* MultiBackbone.fitConcat(
+        { backbones: ["onnx:mobilenetv2-int8", "tfjs:darknet-tiny"], head: { kind: "logistic-regression" } },
+        { labels, samples }
+      )
+      const bytes = images.map((f) => new Uint8Array(fs.readFileSync(f)))
+      for (const fitted of [mirrored.fitted, concat.fitted]) {
+        const predictor = yield* Predictor.make(fitted, { maxBatch: 4 })
+        const expected = yield* Pipeline.predictMany(fitted, images.map((source) => ({ id: source, source })))
+        const got = yield* Effect.forEach(bytes, (b) => predictor.predict(b), { concurrency: "unbounded" })
+        got.forEach((prediction, i) => {
+          expect(prediction.labelName).toBe(expected.predictions[i]!.prediction.labelName)
+          expect(prediction.confidence).toBeCloseTo(expected.predictions[i]!.prediction.confidence, 5)
+        })
+      }
+      // Mirror images change the answer: the mean differs from the image alone.
+      const alone = yield* Pipeline.predictMany({ ...mirrored.fitted, mirror: false }, images.map((source) => ({ id: source, source })))
+      const withMirror = yield* Pipeline.predictMany(mirrored.fitted, images.map((source) => ({ id: source, source })))
+      const moved = alone.predictions.some((p, i) => Math.abs(p.prediction.confidence - withMirror.predictions[i]!.prediction.confidence) > 1e-3)
+      expect(moved).toBe(true)
     }).pipe(Effect.scoped, Effect.provide(environment)))
 
   it.effect("fails one bad image with InvalidImage and still serves the others in its batch", () =>

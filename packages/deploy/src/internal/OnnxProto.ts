@@ -17,6 +17,7 @@ export const GRAPH_INPUT = 11
 export const GRAPH_OUTPUT = 12
 // TensorProto.DataType
 export const FLOAT = 1
+export const INT64 = 7
 
 const encoder = new TextEncoder()
 
@@ -75,6 +76,13 @@ export const floatInitializer = (name: string, dims: ReadonlyArray<number>, valu
   return bytes(GRAPH_INITIALIZER, ...dims.map((d) => uint(1, d)), uint(2, FLOAT), str(8, name), bytes(9, raw))
 }
 
+/** A GraphProto.initializer field holding int64 values (raw little-endian data), e.g. a shape or indices. */
+export const int64Initializer = (name: string, dims: ReadonlyArray<number>, values: ReadonlyArray<number>): Uint8Array => {
+  const data = BigInt64Array.from(values, (v) => BigInt(v))
+  const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+  return bytes(GRAPH_INITIALIZER, ...dims.map((d) => uint(1, d)), uint(2, INT64), str(8, name), bytes(9, raw))
+}
+
 /** A float tensor value info (for GraphProto.input / output); a string dim is symbolic. */
 export const floatValueInfo = (field: number, name: string, dims: ReadonlyArray<number | string>): Uint8Array => {
   const shape = dims.map((d) => bytes(1, typeof d === "number" ? uint(1, d) : str(2, d)))
@@ -118,15 +126,34 @@ export const tensorNames = (model: Uint8Array): ReadonlySet<string> => {
   return names
 }
 
+export interface GraphEdit {
+  /** Graph fields placed before the model's own (nodes that must run first, so the node list stays sorted). */
+  readonly before?: Uint8Array
+  /** Graph fields placed after the model's own. */
+  readonly after: Uint8Array
+  /** Graph inputs to remove (a node in `before` produces the tensor instead). */
+  readonly dropInputs?: ReadonlyArray<string>
+}
+
+/** The name of a ValueInfoProto (a graph input or output). */
+const valueInfoName = (payload: Uint8Array): string | undefined => {
+  const name = fields(payload).find((f) => f.number === 1)
+  return name && new TextDecoder().decode(name.payload)
+}
+
 /**
- * Rewrite a model with one graph: the fields of all its graph messages (merged, as protobuf does) minus the graph
- * outputs, then `graphFragment`; and `modelFragment` appended at model level (metadata).
+ * Rewrite a model with one graph: `edit.before`, the fields of all its graph messages (merged, as protobuf does)
+ * minus the graph outputs and `edit.dropInputs`, then `edit.after`; and `modelFragment` appended at model level
+ * (metadata).
  */
-export const rewriteModel = (model: Uint8Array, graphFragment: Uint8Array, modelFragment: Uint8Array): Uint8Array => {
+export const rewriteModel = (model: Uint8Array, edit: GraphEdit, modelFragment: Uint8Array): Uint8Array => {
   const top = fields(model)
   const graphFields = top.filter((f) => f.number === MODEL_GRAPH).flatMap((f) => fields(f.payload))
   if (graphFields.length === 0) throw new Error("the model has no graph")
-  const kept = graphFields.filter((f) => f.number !== GRAPH_OUTPUT).map((f) => f.raw)
-  const graph = bytes(MODEL_GRAPH, ...kept, graphFragment)
+  const dropped = new Set(edit.dropInputs ?? [])
+  const kept = graphFields
+    .filter((f) => f.number !== GRAPH_OUTPUT && !(f.number === GRAPH_INPUT && dropped.has(valueInfoName(f.payload) ?? "")))
+    .map((f) => f.raw)
+  const graph = bytes(MODEL_GRAPH, ...(edit.before ? [edit.before] : []), ...kept, edit.after)
   return concat([...top.filter((f) => f.number !== MODEL_GRAPH).map((f) => f.raw), graph, modelFragment])
 }
