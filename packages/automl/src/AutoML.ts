@@ -22,6 +22,11 @@ export interface FitOptions {
   readonly heads?: ReadonlyArray<string>
   /** Search budget in milliseconds: no new candidate starts once it is spent (the first always runs). */
   readonly timeBudgetMs?: number
+  /**
+   * Also embed each image's mirror image: heads train on both and predict the mean of both (`Pipeline`'s
+   * `mirror`). Costs one more backbone pass per image, no more decoding. Default false.
+   */
+  readonly mirror?: boolean
 }
 
 /** A backbone and a head with its parameters. */
@@ -55,10 +60,10 @@ const since = (start: number) => Math.round(performance.now() - start)
 
 const failed = (e: { readonly message: string }) => new AutomlError({ reason: "TrainingFailed", message: e.message, cause: e })
 
-/** Rows of `embeddings` for the samples whose ids are in `keep`, in `keep`'s order. */
-const alignRows = (embeddings: EmbedderTypes.Embeddings, keep: ReadonlyArray<string>): Matrix.Matrix => {
+/** Rows of `vectors` (one per embedded sample) for the samples whose ids are in `keep`, in `keep`'s order. */
+const alignRows = (embeddings: EmbedderTypes.Embeddings, vectors: Matrix.Matrix, keep: ReadonlyArray<string>): Matrix.Matrix => {
   const rowOf = new Map(embeddings.samples.map((s, i) => [s.id, i]))
-  return Matrix.takeRows(embeddings.vectors, keep.map((id) => rowOf.get(id)!))
+  return Matrix.takeRows(vectors, keep.map((id) => rowOf.get(id)!))
 }
 
 export const fit: (
@@ -81,11 +86,12 @@ export const fit: (
     return yield* new AutomlError({ reason: "NoBackbone", message: "No backbone selected and none is tagged `default`" })
   }
 
+  const mirror = options.mirror === true
   const embedStart = performance.now()
   const embedded = yield* Effect.forEach(backboneIds, (id) =>
     Effect.gen(function*() {
       const backbone = yield* Registry.loadBackbone(id)
-      return { id, backbone, embeddings: yield* Embedder.embedSamples(backbone, dataset.samples) }
+      return { id, backbone, embeddings: yield* Embedder.embedSamples(backbone, dataset.samples, { mirror }) }
     }))
   const embedMs = since(embedStart)
 
@@ -100,7 +106,10 @@ export const fit: (
     }))
   yield* Dataset.validateForTraining(Dataset.make(samples, { labels }))
   const keep = samples.map((s) => s.id)
-  const features = new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, keep)]))
+  const features = new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.vectors, keep)]))
+  const mirrored = mirror
+    ? new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.mirrored!, keep)]))
+    : undefined
   const first = embedded[0]!.embeddings
   const hashOf = new Map(first.samples.map((s, i) => [s.id, first.contentHashes[i]!]))
   const y = yield* Pipeline.labelIndices(labels, samples)
@@ -124,7 +133,7 @@ export const fit: (
   }
   const cvOptions = { folds, groups: keep.map((id) => hashOf.get(id)!) }
   const plan = yield* CrossValidation.plan(y, labels.length, { ...cvOptions, seed }).pipe(Effect.mapError(failed))
-  const search = yield* Search.run({ embeddings: features, y, numClasses: labels.length }, {
+  const search = yield* Search.run({ embeddings: features, ...(mirrored ? { mirrored } : {}), y, numClasses: labels.length }, {
     space,
     heads: registry.heads,
     seed,
@@ -141,7 +150,7 @@ export const fit: (
   const chosen = embedded.find((e) => e.id === best.backboneId)!
   const evaluation = yield* Classification.evaluate(y, best.proba, labels).pipe(Effect.mapError(failed))
   return {
-    fitted: { labels, backbone: chosen.backbone, backboneOptions: {}, head: search.fitted, embed: {} },
+    fitted: { labels, backbone: chosen.backbone, backboneOptions: {}, head: search.fitted, embed: {}, ...(mirror ? { mirror } : {}) },
     cv: { ...evaluation, macroF1: evaluation.macro.f1, folds: plan.k },
     selected: candidateOf(best),
     leaderboard: search.leaderboard.map((entry) => ({

@@ -10,11 +10,14 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Config, Console, Effect, Option } from "effect"
 import { Dataset } from "@loupe/core"
+// Named so the declaration emitter can refer to the error types in this module's inferred command type.
+import type { CoreError as _CoreError } from "@loupe/core"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Functions from "./Functions.js"
-import { environment, json, modelsDir, plugins } from "./internal/cliOptions.js"
+import { environment, json, modelsDir, overrides, parseOverrides, plugins, preset } from "./internal/cliOptions.js"
+import * as Preset from "./Preset.js"
 
 /** The store folder when neither `--store` nor `$LOUPE_STORE_DIR` names one: `$XDG_DATA_HOME/loupe` or `~/.local/share/loupe`. */
 export const defaultStoreDir = (): string =>
@@ -115,28 +118,15 @@ const create = Command.make(
   {
     ...common,
     name: Args.text({ name: "name" }),
-    preset: Options.text("preset").pipe(
-      Options.withDescription("fast | balanced | best"),
-      Options.withDefault("balanced")
-    ),
-    overrides: Options.text("overrides").pipe(
-      Options.withDescription("Preset overrides as JSON, e.g. '{\"folds\": 3}'"),
-      Options.optional
-    )
+    preset: preset(Preset.defaultPreset),
+    overrides
   },
   (flags) =>
     withFunctions(
       flags,
       quiet,
       Effect.gen(function*() {
-        const overrides = yield* Option.match(flags.overrides, {
-          onNone: () => Effect.succeed(undefined),
-          onSome: (text) =>
-            Effect.try({
-              try: () => JSON.parse(text) as unknown,
-              catch: () => new Error(`--overrides is not valid JSON: ${text}`)
-            })
-        })
+        const overrides = yield* parseOverrides(flags.overrides)
         const functions = yield* Functions.Functions
         const fn = yield* functions.create(flags.name, { preset: flags.preset, overrides })
         yield* Console.log(flags.json ? JSON.stringify(fn) : fn.id)

@@ -37,6 +37,8 @@ export const Settings = Schema.Struct({
   folds: Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)),
   /** Wall-clock budget for the search, in seconds (embedding excluded). */
   timeBudgetSeconds: Schema.Number.pipe(Schema.positive()),
+  /** Train and predict on each image and its mirror image (`AutoML.FitOptions.mirror`). */
+  mirror: Schema.Boolean,
   seed: Schema.Int
 })
 export type Settings = typeof Settings.Type
@@ -47,6 +49,7 @@ export const Overrides = Schema.Struct({
   heads: Schema.optional(Settings.fields.heads),
   folds: Schema.optional(Settings.fields.folds),
   timeBudgetSeconds: Schema.optional(Settings.fields.timeBudgetSeconds),
+  mirror: Schema.optional(Settings.fields.mirror),
   seed: Schema.optional(Settings.fields.seed)
 })
 export type Overrides = typeof Overrides.Type
@@ -65,12 +68,13 @@ export const defaults: Settings = {
   heads: "all",
   folds: 5,
   timeBudgetSeconds: 60,
+  mirror: true,
   seed: 0
 }
 
 export const fast: Preset = {
   name: "fast",
-  version: 1,
+  version: 2,
   description: "One fast offline backbone and linear heads: trains in seconds",
   settings: {
     backbones: { tags: ["fast", "offline"], max: 1 },
@@ -81,7 +85,7 @@ export const fast: Preset = {
 
 export const balanced: Preset = {
   name: "balanced",
-  version: 1,
+  version: 2,
   description: "Every offline backbone and every head",
   settings: {
     backbones: { tags: ["offline"] },
@@ -92,7 +96,7 @@ export const balanced: Preset = {
 
 export const best: Preset = {
   name: "best",
-  version: 1,
+  version: 2,
   description: "Today: balanced with 10-fold cross-validation and a 5-minute budget. Augmented probes, ensembles and " +
     "partial fine-tuning join it once the search can run them",
   settings: {
@@ -147,6 +151,7 @@ const merge = (base: Settings, layer: Overrides): Settings => ({
   heads: layer.heads ?? base.heads,
   folds: layer.folds ?? base.folds,
   timeBudgetSeconds: layer.timeBudgetSeconds ?? base.timeBudgetSeconds,
+  mirror: layer.mirror ?? base.mirror,
   seed: layer.seed ?? base.seed
 })
 
@@ -234,6 +239,7 @@ export const fitOptions = (resolved: Resolved): Effect.Effect<AutoML.FitOptions,
       ...(heads === undefined ? {} : { heads }),
       folds: settings.folds,
       timeBudgetMs: Math.round(settings.timeBudgetSeconds * 1000),
+      mirror: settings.mirror,
       seed: settings.seed
     }
   })

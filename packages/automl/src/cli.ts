@@ -13,9 +13,10 @@ import * as Evaluate from "./Evaluate.js"
 import * as ExportCommand from "./ExportCommand.js"
 import * as FunctionCommand from "./FunctionCommand.js"
 import * as KeysCommand from "./KeysCommand.js"
-import { environment, json, modelsDir, plugins } from "./internal/cliOptions.js"
+import { environment, json, modelsDir, overrides, parseOverrides, plugins, preset } from "./internal/cliOptions.js"
 import * as ModelsCommand from "./ModelsCommand.js"
 import * as Predict from "./Predict.js"
+import * as Preset from "./Preset.js"
 import * as ReportFile from "./ReportFile.js"
 import * as ServeCommand from "./ServeCommand.js"
 import * as Train from "./Train.js"
@@ -26,12 +27,14 @@ const train = Command.make(
   {
     dir: Args.directory({ name: "dir", exists: "yes" }),
     out: Options.text("out").pipe(Options.withDescription("Bundle directory to write"), Options.withDefault("loupe-model")),
+    preset: preset("fast"),
+    overrides,
     backbone: Options.text("backbone").pipe(
-      Options.withDescription("Backbone id to use (repeatable); default: the backbones tagged `default`"),
+      Options.withDescription("Backbone id to use (repeatable); overrides the preset's choice"),
       Options.repeated
     ),
-    folds: Options.integer("folds").pipe(Options.withDefault(5)),
-    seed: Options.integer("seed").pipe(Options.withDefault(0)),
+    folds: Options.integer("folds").pipe(Options.withDescription("Cross-validation folds (overrides the preset)"), Options.optional),
+    seed: Options.integer("seed").pipe(Options.optional),
     report: Options.file("report").pipe(Options.withDescription("Also write an .html or .json report"), Options.optional),
     modelsDir,
     plugins,
@@ -39,17 +42,24 @@ const train = Command.make(
   },
   (flags) =>
     Effect.gen(function*() {
+      const fromFlags = {
+        ...(flags.backbone.length > 0 ? { backbones: { ids: flags.backbone } } : {}),
+        ...Option.match(flags.folds, { onNone: () => ({}), onSome: (folds) => ({ folds }) }),
+        ...Option.match(flags.seed, { onNone: () => ({}), onSome: (seed) => ({ seed }) })
+      }
+      // Flags win over --overrides; JSON that is not an object goes to the preset check as it is, to be rejected there.
+      const user = yield* parseOverrides(flags.overrides)
+      const isObject = typeof user === "object" && user !== null && !Array.isArray(user)
+      const resolved = yield* Preset.resolve(flags.preset, user === undefined || isObject ? { ...user as object, ...fromFlags } : user)
       const result = yield* Train.train({
         dir: flags.dir,
         out: flags.out,
-        backbones: flags.backbone,
-        folds: flags.folds,
-        seed: flags.seed,
+        ...(yield* Preset.fitOptions(resolved)),
         ...Option.match(flags.report, { onNone: () => ({}), onSome: (report) => ({ report }) })
       })
       yield* Console.log(flags.json ? JSON.stringify(TrainSummary.toJson(result)) : TrainSummary.toText(result))
     }).pipe(Effect.scoped, Effect.provide(environment(flags)))
-).pipe(Command.withDescription("Train a classifier on a folder of labelled images and save a bundle"))
+).pipe(Command.withDescription("Train a classifier on a folder of labelled images with an AutoML preset and save a bundle"))
 
 const predict = Command.make(
   "predict",

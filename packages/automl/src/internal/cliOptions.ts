@@ -1,8 +1,8 @@
 import { Options } from "@effect/cli"
-import { Layer, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
 import type { EmbeddingCache, Progress, Registry } from "@loupe/core"
-import type { AutomlError } from "../AutomlError.js"
+import { AutomlError } from "../AutomlError.js"
 import * as path from "node:path"
 import * as Plugins from "../Plugins.js"
 import * as ProgressBar from "../ProgressBar.js"
@@ -18,6 +18,26 @@ export const plugins = Options.text("plugin").pipe(
 )
 
 export const json = Options.boolean("json").pipe(Options.withDescription("Print one JSON object on stdout"))
+
+/** `--preset <name>`, defaulting to `fallback`. */
+export const preset = (fallback: string) =>
+  Options.text("preset").pipe(Options.withDescription("fast | balanced | best"), Options.withDefault(fallback))
+
+export const overrides = Options.text("overrides").pipe(
+  Options.withDescription("Preset overrides as JSON, e.g. '{\"folds\": 3}'"),
+  Options.optional
+)
+
+/** The parsed `--overrides` JSON (undefined when absent). */
+export const parseOverrides = (text: Option.Option<string>): Effect.Effect<unknown, AutomlError> =>
+  Option.match(text, {
+    onNone: () => Effect.succeed(undefined),
+    onSome: (json) =>
+      Effect.try({
+        try: () => JSON.parse(json) as unknown,
+        catch: () => new AutomlError({ reason: "InvalidOptions", field: "overrides", message: `--overrides is not valid JSON: ${json}` })
+      })
+  })
 
 /**
  * Services every command needs: config (flags over environment), plugins, the on-disk embedding cache under the
