@@ -33,16 +33,19 @@ describe("Preset", () => {
     Effect.gen(function*() {
       const plain = yield* Preset.resolve("fast")
       expect(plain.preset).toEqual({ name: "fast", version: Preset.fast.version })
-      // From the preset: backbones, heads, budget. From the defaults: folds and seed.
+      // From the preset: backbones, heads, budget. From the defaults: folds, mirror images and seed.
       expect(plain.settings).toEqual({
         backbones: { tags: ["fast", "offline"], max: 1 },
         heads: Preset.fast.settings.heads,
         folds: Preset.defaults.folds,
         timeBudgetSeconds: Preset.fast.settings.timeBudgetSeconds,
+        mirror: true,
         seed: Preset.defaults.seed
       })
-      const overridden = yield* Preset.resolve("fast", { folds: 3, backbones: { max: 2 }, timeBudgetSeconds: 1.5 })
+      const overridden = yield* Preset.resolve("fast", { folds: 3, backbones: { max: 2 }, timeBudgetSeconds: 1.5, mirror: false })
       expect(overridden.settings.folds).toBe(3)
+      expect(overridden.settings.mirror).toBe(false)
+      expect((yield* Preset.fitOptions(overridden).pipe(withRegistry(Catalog.builtins))).mirror).toBe(false)
       expect(overridden.settings.timeBudgetSeconds).toBe(1.5)
       // `max` overridden, `tags` kept from the preset.
       expect(overridden.settings.backbones).toEqual({ tags: ["fast", "offline"], max: 2 })

@@ -17,6 +17,11 @@ export interface TrainingSet {
   readonly numClasses: number
   /** Optional per-row weights (class weighting). */
   readonly weights?: Float32Array
+  /**
+   * Optional group per row: rows of one group are views of one image (an image and its mirror image). A head that
+   * splits its rows internally (held-out calibration, early stopping) keeps each group on one side.
+   */
+  readonly groups?: Int32Array
 }
 
 export interface SerializedHead {

@@ -158,8 +158,9 @@ export const fit = Effect.fn("Pipeline.fit")(function*(spec: PipelineSpec, datas
   const mirror = spec.mirror === true
   const embeddings = yield* embedSamples(backbone, dataset.samples, { ...embedOptions, mirror })
   const y = yield* labelIndices(dataset.labels, embeddings.samples)
+  const rows = Int32Array.from(y, (_, i) => i)
   const training = mirror
-    ? { x: Matrix.concatRows([embeddings.vectors, embeddings.mirrored!]), y: Int32Array.from([...y, ...y]) }
+    ? { x: Matrix.concatRows([embeddings.vectors, embeddings.mirrored!]), y: Int32Array.from([...y, ...y]), groups: Int32Array.from([...rows, ...rows]) }
     : { x: embeddings.vectors, y }
   const head = yield* headPlugin.fit({ ...training, numClasses: dataset.labels.length }, params, spec.seed ?? 0).pipe(
     Effect.mapError((e) => new CoreError({ reason: "HeadFailed", field: spec.head.kind, message: e.message, cause: e }))

@@ -155,7 +155,12 @@ export const fit = (
     const embedOptions = spec.embed ?? {}
     const set = yield* embed(backbone, dataset.samples, spec.views ?? defaultViews, embedOptions)
     const y = yield* Pipeline.labelIndices(dataset.labels, set.samples)
-    const head = yield* CrossValidation.refit(plugin, params, { x: set.x, y: rowLabels(set, y), numClasses: dataset.labels.length }, spec.seed ?? 0)
+    const head = yield* CrossValidation.refit(
+      plugin,
+      params,
+      { x: set.x, y: rowLabels(set, y), numClasses: dataset.labels.length, groups: set.groups },
+      spec.seed ?? 0
+    )
     return {
       fitted: { labels: dataset.labels, backbone, backboneOptions: spec.backboneOptions ?? {}, head, embed: embedOptions },
       skipped: set.skipped
@@ -211,7 +216,7 @@ export const crossValidate = <P>(
     if (y.length !== set.images) {
       return yield* new TrainerError({ reason: "InvalidData", field: "data.y", message: `${y.length} labels for ${set.images} images` })
     }
-    const cv = yield* CrossValidation.crossValidate(head, params, { x: set.x, y: rowLabels(set, y), numClasses }, {
+    const cv = yield* CrossValidation.crossValidate(head, params, { x: set.x, y: rowLabels(set, y), numClasses, groups: set.groups }, {
       ...options,
       groups: Array.from(set.groups)
     })

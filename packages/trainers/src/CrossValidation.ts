@@ -42,15 +42,20 @@ export interface Data extends Head.TrainingSet {
   readonly mirrored?: Matrix.Matrix
 }
 
-/** The rows a head trains on: the images, then their mirror images when there are any. */
+/**
+ * The rows a head trains on: the images, then their mirror images when there are any, each mirror image in its
+ * image's group.
+ */
 export const trainingRows = (data: Data): Head.TrainingSet => {
   const { mirrored, ...set } = data
   if (mirrored === undefined) return set
+  const images = set.groups ?? Int32Array.from(set.y, (_, i) => i)
   return {
     ...set,
     x: Matrix.concatRows([set.x, mirrored]),
     y: Int32Array.from([...set.y, ...set.y]),
-    ...(set.weights ? { weights: Float32Array.from([...set.weights, ...set.weights]) } : {})
+    ...(set.weights ? { weights: Float32Array.from([...set.weights, ...set.weights]) } : {}),
+    groups: Int32Array.from([...images, ...images])
   }
 }
 
@@ -60,6 +65,7 @@ export const subset = (data: Data, rows: ArrayLike<number>): Data => ({
   y: Int32Array.from(rows, (i) => data.y[i]!),
   numClasses: data.numClasses,
   ...(data.weights ? { weights: Float32Array.from(rows, (i) => data.weights![i]!) } : {}),
+  ...(data.groups ? { groups: Int32Array.from(rows, (i) => data.groups![i]!) } : {}),
   ...(data.mirrored ? { mirrored: Matrix.takeRows(data.mirrored, rows) } : {})
 })
 

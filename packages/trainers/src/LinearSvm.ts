@@ -8,8 +8,9 @@
  * seeded random order of rows, with liblinear's shrinking.
  *
  * Probabilities: the decision values of rows held out by an inner stratified split (`calibrationFolds`, default 3)
- * fit one Platt sigmoid per problem; with one vector per class the sigmoids are normalised to sum to 1. When a class
- * has a single sample the sigmoids are fitted on training decision values instead.
+ * fit one Platt sigmoid per problem (an image's views, `TrainingSet.groups`, stay in one inner fold); with one vector
+ * per class the sigmoids are normalised to sum to 1. When a class has a single sample the sigmoids are fitted on
+ * training decision values instead.
  *
  * @since 0.1.0
  */
@@ -167,7 +168,11 @@ const fitProblems = (z: Float64Array, dim: number, data: Head.TrainingSet, param
 
 /** Decision values of every row, each from a model that did not see it (or from the full model when too small). */
 const heldOutScores = (data: Head.TrainingSet, params: Params, seed: number): Effect.Effect<Float64Array, TrainerError> =>
-  CrossValidation.plan(data.y, data.numClasses, { folds: params.calibrationFolds, seed: Random.derive(seed, 101) }).pipe(
+  CrossValidation.plan(data.y, data.numClasses, {
+    folds: params.calibrationFolds,
+    seed: Random.derive(seed, 101),
+    ...(data.groups ? { groups: Array.from(data.groups) } : {})
+  }).pipe(
     Effect.flatMap((plan) =>
       HeadKit.attempt(kind, () => {
         const count = problems(data.numClasses)

@@ -57,18 +57,28 @@ export type Fitted = HeadKit.Fitted<Params, State>
 
 const adam = Schema.decodeSync(Optimizer.Adam)({ kind: "adam" })
 
-/** A stratified, seeded held-out split: `validation` is empty when some class has fewer than two rows. */
-const holdOut = (y: Int32Array, numClasses: number, fraction: number, random: Random.Random) => {
-  const byClass = Array.from({ length: numClasses }, () => [] as Array<number>)
-  y.forEach((label, i) => byClass[label]!.push(i))
-  if (byClass.some((rows) => rows.length < 2)) return { train: Int32Array.from(y, (_, i) => i), validation: new Int32Array(0) }
+/**
+ * A stratified, seeded held-out split of the groups (an image and its views; each row its own group without
+ * `groups`): `validation` is empty when some class has fewer than two groups.
+ */
+const holdOut = (y: Int32Array, groups: Int32Array | undefined, numClasses: number, fraction: number, random: Random.Random) => {
+  const rowsOf = new Map<number, Array<number>>()
+  y.forEach((_, i) => {
+    const key = groups ? groups[i]! : i
+    const rows = rowsOf.get(key)
+    if (rows) rows.push(i)
+    else rowsOf.set(key, [i])
+  })
+  const byClass = Array.from({ length: numClasses }, () => [] as Array<Array<number>>)
+  for (const rows of rowsOf.values()) byClass[y[rows[0]!]!]!.push(rows)
+  if (byClass.some((units) => units.length < 2)) return { train: Int32Array.from(y, (_, i) => i), validation: new Int32Array(0) }
   const train: Array<number> = []
   const validation: Array<number> = []
-  for (const rows of byClass) {
-    random.shuffle(rows)
-    const held = Math.min(rows.length - 1, Math.max(1, Math.round(rows.length * fraction)))
-    validation.push(...rows.slice(0, held))
-    train.push(...rows.slice(held))
+  for (const units of byClass) {
+    random.shuffle(units)
+    const held = Math.min(units.length - 1, Math.max(1, Math.round(units.length * fraction)))
+    validation.push(...units.slice(0, held).flat())
+    train.push(...units.slice(held).flat())
   }
   return { train: Int32Array.from(train).sort(), validation: Int32Array.from(validation).sort() }
 }
@@ -94,7 +104,7 @@ const train = (data: Head.TrainingSet, params: Params, seed: number): Effect.Eff
     const random = Random.make(Random.derive(seed, 0))
     const { scaler, z } = Scaler.fitTransform(data.x)
     const w = Check.rowWeights(data)
-    const split = holdOut(y, numClasses, params.validationFraction, random)
+    const split = holdOut(y, data.groups, numClasses, params.validationFraction, random)
     const watched = split.validation.length > 0 ? split.validation : split.train
     let layers = DenseNet.init([dim, params.hidden, numClasses], Random.make(Random.derive(seed, 1)))
     const weights = DenseNet.parameters(layers)
