@@ -6,6 +6,7 @@
 import * as os from "node:os"
 // The `effect` instance the built trainers package uses.
 import { Effect } from "../../packages/trainers/node_modules/effect/dist/esm/index.js"
+import { Pipeline } from "../../packages/core/dist/index.js"
 import { Heads, LogisticRegression, Search, SearchSpace } from "../../packages/trainers/dist/index.js"
 import { loadEmbeddings } from "../../packages/trainers/test/fixtures/embeddings.mjs"
 
@@ -46,12 +47,27 @@ const searchBench = async (dataset) => {
   const result = search.value
   const searchOk = correct(result.fitted.predictProba(test.x), test.y)
 
+  // The same search with mirror images, as AutoML's presets run it: train on both, predict the mean of both.
+  const trainMirror = await loadEmbeddings(dataset, "train", Infinity, { mirror: true })
+  const testMirror = await loadEmbeddings(dataset, "test", Infinity, { mirror: true })
+  const mirrorSearch = await timed(Search.run({
+    embeddings: new Map([[BACKBONE, train.x]]),
+    mirrored: new Map([[BACKBONE, trainMirror.x]]),
+    y: train.y,
+    numClasses: set.numClasses
+  }))
+  const mirrorResult = mirrorSearch.value
+  const mirrorOk = correct(Pipeline.predictProba(mirrorResult.fitted, { vectors: test.x, mirrored: testMirror.x }), test.y)
+
   console.log(`| run | test | wall | CPU |`)
   console.log(`|---|---|---|---|`)
   console.log(`| default logistic regression (l2 = 1, C = 1) | ${pct(baselineOk, test.y.length)} | ${s(baseline.wall)} | ${s(baseline.cpu)} |`)
   console.log(`| default search (${result.strategy}) -> ${SearchSpace.key(result.best.candidate)} | ${pct(searchOk, test.y.length)} | ${s(search.wall)} | ${s(search.cpu)} |`)
+  console.log(`| default search with mirror images -> ${SearchSpace.key(mirrorResult.best.candidate)} | ${pct(mirrorOk, test.y.length)} | ${s(mirrorSearch.wall)} | ${s(mirrorSearch.cpu)} |`)
   console.log(`search / baseline time: ${(search.wall / baseline.wall).toFixed(1)}x wall, ${(search.cpu / baseline.cpu).toFixed(1)}x CPU; ` +
     `test accuracy ${searchOk - baselineOk >= 0 ? "+" : ""}${searchOk - baselineOk} images`)
+  console.log(`mirror search / baseline time: ${(mirrorSearch.wall / baseline.wall).toFixed(1)}x wall, ${(mirrorSearch.cpu / baseline.cpu).toFixed(1)}x CPU; ` +
+    `test accuracy ${mirrorOk - baselineOk >= 0 ? "+" : ""}${mirrorOk - baselineOk} images; out-of-fold accuracy ${(result.best.metrics.accuracy * 100).toFixed(1)} % -> ${(mirrorResult.best.metrics.accuracy * 100).toFixed(1)} % with mirror images`)
   console.log(`\nleaderboard (out-of-fold, ${result.leaderboard.length} evaluations${result.budgetExhausted ? ", time budget hit" : ""}):`)
   console.log(`| candidate | rows | macro-F1 | log loss | accuracy | fit/fold | CV |`)
   console.log(`|---|---|---|---|---|---|---|`)
