@@ -2,7 +2,7 @@
 /**
  * bench/serve: `loupe serve` under load on 127.0.0.1.
  *
- *   pnpm build && node bench/serve/run.mjs [--requests 1000,3000,10000] [--concurrency 1,8,32]
+ *   pnpm build && node bench/serve/run.mjs [--requests 1000,3000,10000] [--concurrency 1,8,32] [--no-mirror]
  *
  * Starts the built `loupe serve` on a fresh store (its own process, default capture policy, a rate limit high enough
  * not to interfere), trains a function on 20 cats-vs-dogs photos (`fast` preset), then invokes it with one 500x375
@@ -34,7 +34,10 @@ const image = fs.readFileSync(path.join(shared, "datasets/cats-vs-dogs-large/tra
 const { values: args } = parseArgs({
   options: {
     requests: { type: "string", default: "1000,3000,10000" },
-    concurrency: { type: "string", default: "1,8,32" }
+    concurrency: { type: "string", default: "1,8,32" },
+    // The `fast` preset predicts the mean of each image and its mirror image (two backbone passes per request);
+    // `--no-mirror` serves a model trained without them (one pass).
+    "no-mirror": { type: "boolean", default: false }
   }
 })
 const levels = String(args.concurrency).split(",").map(Number)
@@ -93,7 +96,11 @@ const call = async (/** @type {string} */ method, /** @type {string} */ route, /
 
 try {
   // A function trained on 10 + 10 photos.
-  const fn = (await call("POST", "/v1/functions", { name: "bench", preset: "fast" })).id
+  const fn = (await call("POST", "/v1/functions", {
+    name: "bench",
+    preset: "fast",
+    ...(args["no-mirror"] ? { overrides: { mirror: false } } : {})
+  })).id
   for (const label of ["cats", "dogs"]) {
     const dir = path.join(shared, "datasets/cats-vs-dogs/train", label)
     for (const file of fs.readdirSync(dir).sort().slice(0, 10)) {

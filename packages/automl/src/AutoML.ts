@@ -2,6 +2,9 @@
  * Fit the best model for a labelled dataset without choosing one: embed with each candidate backbone, search heads
  * and hyperparameters by stratified cross-validation on the embeddings, and refit the winner on every image.
  *
+ * With several backbones, their concatenated embeddings (one head on all of them, backbone id `a+b+...`) compete
+ * with each backbone alone.
+ *
  * @since 0.1.0
  */
 import { Effect } from "effect"
@@ -66,6 +69,16 @@ const alignRows = (embeddings: EmbedderTypes.Embeddings, vectors: Matrix.Matrix,
   return Matrix.takeRows(vectors, keep.map((id) => rowOf.get(id)!))
 }
 
+/** The backbone id the search knows the concatenation of several backbones' embeddings by. */
+export const combinedId = (ids: ReadonlyArray<string>): string => ids.join("+")
+
+/** The member backbones of a (possibly combined) backbone id. */
+export const membersOf = (id: string): ReadonlyArray<string> => id.split("+")
+
+/** `features` plus, with more than one backbone, their concatenation under `combinedId`. */
+const withCombination = (features: Map<string, Matrix.Matrix>): Map<string, Matrix.Matrix> =>
+  features.size < 2 ? features : features.set(combinedId([...features.keys()]), Matrix.concatColumns([...features.values()]))
+
 export const fit: (
   dataset: Dataset.Dataset,
   options?: FitOptions
@@ -106,9 +119,9 @@ export const fit: (
     }))
   yield* Dataset.validateForTraining(Dataset.make(samples, { labels }))
   const keep = samples.map((s) => s.id)
-  const features = new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.vectors, keep)]))
+  const features = withCombination(new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.vectors, keep)])))
   const mirrored = mirror
-    ? new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.mirrored!, keep)]))
+    ? withCombination(new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.mirrored!, keep)])))
     : undefined
   const first = embedded[0]!.embeddings
   const hashOf = new Map(first.samples.map((s, i) => [s.id, first.contentHashes[i]!]))
@@ -147,10 +160,22 @@ export const fit: (
     return { backbone: resolved.backboneId, head: { kind: resolved.headKind, params: resolved.headParams } }
   }
   const best = search.best
-  const chosen = embedded.find((e) => e.id === best.backboneId)!
+  // The selected backbone, or the backbones whose concatenation was selected, in concatenation order.
+  const chosen = best.backboneId === combinedId(embedded.map((e) => e.id))
+    ? embedded
+    : embedded.filter((e) => e.id === best.backboneId)
   const evaluation = yield* Classification.evaluate(y, best.proba, labels).pipe(Effect.mapError(failed))
+  const extraBackbones = chosen.slice(1).map((e) => ({ backbone: e.backbone, options: {} }))
   return {
-    fitted: { labels, backbone: chosen.backbone, backboneOptions: {}, head: search.fitted, embed: {}, ...(mirror ? { mirror } : {}) },
+    fitted: {
+      labels,
+      backbone: chosen[0]!.backbone,
+      backboneOptions: {},
+      head: search.fitted,
+      embed: {},
+      ...(extraBackbones.length > 0 ? { extraBackbones } : {}),
+      ...(mirror ? { mirror } : {})
+    },
     cv: { ...evaluation, macroF1: evaluation.macro.f1, folds: plan.k },
     selected: candidateOf(best),
     leaderboard: search.leaderboard.map((entry) => ({

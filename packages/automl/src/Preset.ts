@@ -68,7 +68,7 @@ export const defaults: Settings = {
   heads: "all",
   folds: 5,
   timeBudgetSeconds: 60,
-  mirror: true,
+  mirror: false,
   seed: 0
 }
 
@@ -86,11 +86,12 @@ export const fast: Preset = {
 export const balanced: Preset = {
   name: "balanced",
   version: 2,
-  description: "Every offline backbone and every head",
+  description: "Every offline backbone, alone and concatenated, every head, and mirror images",
   settings: {
     backbones: { tags: ["offline"] },
     heads: "all",
-    timeBudgetSeconds: 60
+    timeBudgetSeconds: 60,
+    mirror: true
   }
 }
 
@@ -103,7 +104,8 @@ export const best: Preset = {
     backbones: { tags: ["offline"] },
     heads: "all",
     folds: 10,
-    timeBudgetSeconds: 300
+    timeBudgetSeconds: 300,
+    mirror: true
   }
 }
 

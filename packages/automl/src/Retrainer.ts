@@ -276,8 +276,8 @@ export const make = (
       const metrics = previous?.metrics as ModelMetrics | undefined
       if (previous === undefined || metrics?.search === undefined || growth === 0) return undefined
       const selected = metrics.selected as AutoML.Candidate
-      // Only a choice the full space can still make (a backbone the preset selects today).
-      if (!full.backbones?.includes(selected.backbone)) return undefined
+      // Only a choice the full space can still make (backbones the preset selects today).
+      if (!AutoML.membersOf(selected.backbone).every((id) => full.backbones?.includes(id))) return undefined
       const sameLabels = previous.labels.length === dataset.labels.length &&
         previous.labels.every((l, i) => l.name === dataset.labels[i])
       const samePreset = metrics.preset.name === resolved.preset.name && metrics.preset.version === resolved.preset.version
@@ -311,7 +311,9 @@ export const make = (
             const resolved = yield* Preset.resolve(fn.preset, fn.overrides)
             const full = yield* Preset.fitOptions(resolved)
             const narrowTo = narrowing(yield* store.promotedVersion(functionId), resolved, full, dataset)
-            const options = narrowTo ? { ...full, backbones: [narrowTo.backbone], heads: [narrowTo.head.kind] } : full
+            const options = narrowTo
+              ? { ...full, backbones: AutoML.membersOf(narrowTo.backbone), heads: [narrowTo.head.kind] }
+              : full
             const search: ModelMetrics["search"] = narrowTo
               ? { scope: "selected", fullSearchSamples: narrowTo.fullSearchSamples }
               : { scope: "full", fullSearchSamples: samples.length }

@@ -33,25 +33,26 @@ describe("Preset", () => {
     Effect.gen(function*() {
       const plain = yield* Preset.resolve("fast")
       expect(plain.preset).toEqual({ name: "fast", version: Preset.fast.version })
-      // From the preset: backbones, heads, budget. From the defaults: folds, mirror images and seed.
+      // From the preset: backbones, heads, budget. From the defaults: folds, mirror images (off) and seed.
       expect(plain.settings).toEqual({
         backbones: { tags: ["fast", "offline"], max: 1 },
         heads: Preset.fast.settings.heads,
         folds: Preset.defaults.folds,
         timeBudgetSeconds: Preset.fast.settings.timeBudgetSeconds,
-        mirror: true,
+        mirror: false,
         seed: Preset.defaults.seed
       })
-      const overridden = yield* Preset.resolve("fast", { folds: 3, backbones: { max: 2 }, timeBudgetSeconds: 1.5, mirror: false })
+      const overridden = yield* Preset.resolve("fast", { folds: 3, backbones: { max: 2 }, timeBudgetSeconds: 1.5, mirror: true })
       expect(overridden.settings.folds).toBe(3)
-      expect(overridden.settings.mirror).toBe(false)
-      expect((yield* Preset.fitOptions(overridden).pipe(withRegistry(Catalog.builtins))).mirror).toBe(false)
+      expect(overridden.settings.mirror).toBe(true)
+      expect((yield* Preset.fitOptions(overridden).pipe(withRegistry(Catalog.builtins))).mirror).toBe(true)
       expect(overridden.settings.timeBudgetSeconds).toBe(1.5)
       // `max` overridden, `tags` kept from the preset.
       expect(overridden.settings.backbones).toEqual({ tags: ["fast", "offline"], max: 2 })
       // best differs from balanced only by a wider search today.
       const balanced = yield* Preset.resolve("balanced")
       const best = yield* Preset.resolve("best")
+      expect(balanced.settings.mirror).toBe(true)
       expect(best.settings.backbones).toEqual(balanced.settings.backbones)
       expect(best.settings.heads).toEqual(balanced.settings.heads)
       expect(best.settings.folds).toBeGreaterThan(balanced.settings.folds)
