@@ -2,7 +2,7 @@
 /**
  * bench/serve: `loupe serve` under load on 127.0.0.1.
  *
- *   pnpm build && node bench/serve/run.mjs [--requests 1000,3000,10000] [--concurrency 1,8,32] [--no-mirror]
+ *   pnpm build && node bench/serve/run.mjs [--requests 1000,3000,10000] [--concurrency 1,8,32] [--mirror]
  *
  * Starts the built `loupe serve` on a fresh store (its own process, default capture policy, a rate limit high enough
  * not to interfere), trains a function on 20 cats-vs-dogs photos (`fast` preset), then invokes it with one 500x375
@@ -35,9 +35,8 @@ const { values: args } = parseArgs({
   options: {
     requests: { type: "string", default: "1000,3000,10000" },
     concurrency: { type: "string", default: "1,8,32" },
-    // The `fast` preset predicts the mean of each image and its mirror image (two backbone passes per request);
-    // `--no-mirror` serves a model trained without them (one pass).
-    "no-mirror": { type: "boolean", default: false }
+    // `--mirror` serves a model trained with mirror images (`balanced`'s setting): two backbone passes per request.
+    mirror: { type: "boolean", default: false }
   }
 })
 const levels = String(args.concurrency).split(",").map(Number)
@@ -99,7 +98,7 @@ try {
   const fn = (await call("POST", "/v1/functions", {
     name: "bench",
     preset: "fast",
-    ...(args["no-mirror"] ? { overrides: { mirror: false } } : {})
+    ...(args.mirror ? { overrides: { mirror: true } } : {})
   })).id
   for (const label of ["cats", "dogs"]) {
     const dir = path.join(shared, "datasets/cats-vs-dogs/train", label)
