@@ -11,8 +11,10 @@
  * the best third on all 200; with thousands of rows only the last few candidates pay for full-size fits.
  *
  * Selection: the highest `metric` (default macro-F1) on out-of-fold predictions, then the lower log loss, then the
- * earlier candidate (spaces list simpler candidates first). Entries on fewer rows (early successive-halving rungs)
- * rank below entries on all rows. The best candidate is refit on every row.
+ * earlier candidate (spaces list simpler candidates first). Scores within `tieTolerance` of the best (default: one
+ * sample's worth, `1 / rows`) count as tied: on a few hundred images one image more or less is noise, and log loss,
+ * which scores every probability, tells the tied candidates apart better. Entries on fewer rows (early
+ * successive-halving rungs) rank below entries on all rows. The best candidate is refit on every row.
  *
  * Deterministic given the seed, as long as the time budget does not cut the search short: when the budget runs out
  * the search stops before the next candidate and selects among those evaluated.
@@ -95,6 +97,8 @@ export interface Options {
   readonly heads?: ReadonlyArray<Head.HeadPlugin>
   /** Selection metric (default macro-F1); log loss breaks ties. */
   readonly metric?: Metric.Metric
+  /** Scores this close to the best are ties, broken by log loss (default `1 / rows`; 0 for exact ties only). */
+  readonly tieTolerance?: number
   readonly seed?: number
   /** Stop starting new candidates after this many milliseconds. */
   readonly timeBudgetMs?: number
@@ -207,7 +211,27 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
       (metric.higherIsBetter ? b.score - a.score : a.score - b.score) ||
       a.metrics["logLoss"]! - b.metrics["logLoss"]! ||
       a.order - b.order
-    const rank = (entries: ReadonlyArray<Entry>) => [...entries].sort(compare)
+    /**
+     * Best first: by rows, then score; in each rows group the entries within the tie tolerance of the group's best
+     * come first, by log loss.
+     */
+    const rank = (entries: ReadonlyArray<Entry>): ReadonlyArray<Entry> => {
+      const sorted = [...entries].sort(compare)
+      const out: Array<Entry> = []
+      for (let start = 0; start < sorted.length;) {
+        const rows = sorted[start]!.rows
+        let end = start
+        while (end < sorted.length && sorted[end]!.rows === rows) end++
+        const group = sorted.slice(start, end)
+        const tolerance = options.tieTolerance ?? 1 / rows
+        const lead = group[0]!.score
+        const tied = group.filter((e) => Math.abs(e.score - lead) <= tolerance)
+        tied.sort((a, b) => a.metrics["logLoss"]! - b.metrics["logLoss"]! || a.order - b.order)
+        out.push(...tied, ...group.filter((e) => Math.abs(e.score - lead) > tolerance))
+        start = end
+      }
+      return out
+    }
 
     const plans = new Map<number, { readonly sampleRows: Int32Array; readonly plan: CrossValidation.Plan }>()
     const planFor = (rows: number) =>

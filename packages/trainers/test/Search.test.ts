@@ -73,9 +73,19 @@ describe("Search", () => {
       expect(b.fitted.predictProba(test.x).data).toEqual(a.fitted.predictProba(test.x).data)
       expect(a.leaderboard.length).toBe(5)
       expect(a.strategy).toBe("grid")
-      // Ranked by macro-F1, then log loss.
+      // Ranked by macro-F1, with scores within one sample's worth (1/200) of the best tied and ordered by log loss.
+      const top = Math.max(...a.leaderboard.map((e) => e.score))
+      const tied = a.leaderboard.filter((e) => top - e.score <= 1 / 200)
+      expect(a.leaderboard.slice(0, tied.length)).toEqual(tied)
       for (let i = 1; i < a.leaderboard.length; i++) {
         const [prev, cur] = [a.leaderboard[i - 1]!, a.leaderboard[i]!]
+        if (i < tied.length) expect(prev.metrics["logLoss"]).toBeLessThanOrEqual(cur.metrics["logLoss"]!)
+        else expect(prev.score).toBeGreaterThanOrEqual(cur.score)
+      }
+      // With exact ties only, the plain order: macro-F1, then log loss.
+      const exact = yield* Search.run(data, { space: small, strategy: Search.grid(), seed: 4, tieTolerance: 0 })
+      for (let i = 1; i < exact.leaderboard.length; i++) {
+        const [prev, cur] = [exact.leaderboard[i - 1]!, exact.leaderboard[i]!]
         expect(prev.score).toBeGreaterThanOrEqual(cur.score)
         if (prev.score === cur.score) expect(prev.metrics["logLoss"]).toBeLessThanOrEqual(cur.metrics["logLoss"]!)
       }
