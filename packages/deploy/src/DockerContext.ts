@@ -9,7 +9,8 @@
  *   package.json      the native runtime packages, pinned to the versions Loupe was tested with
  *   server.mjs        the standalone server (`@loupe/deploy`'s entry, every pure-JS dependency inlined)
  *   bundle/           the model bundle
- *   models/           the backbone's weights, laid out as a models directory
+ *   models/           the weights of the bundle's backbones (all of them, for a multi-backbone bundle), laid out
+ *                     as a models directory
  *   README.md         build, run and call it
  * ```
  *
@@ -49,7 +50,8 @@ export interface DockerContextInfo {
   readonly dir: string
   /** Every file of the context, relative to it, sorted. */
   readonly files: ReadonlyArray<string>
-  readonly backbone: string
+  /** The bundle's backbones (more than one for a multi-backbone pipeline), whose weights the context carries. */
+  readonly backbones: ReadonlyArray<string>
   readonly dependencies: Readonly<Record<string, string>>
 }
 
@@ -146,14 +148,10 @@ export const write = (
     const manifest = yield* Bundle.readManifest(bundleDir).pipe(
       Effect.mapError((e) => new DeployError({ reason: "BundleFailed", file: e.file ?? bundleDir, message: e.message, cause: e }))
     )
-    const backboneId = manifest.backbone.id
-    if (!(builtins.backbones ?? []).some((p) => p.info.id === backboneId)) {
-      return yield* new DeployError({
-        reason: "NotExportable",
-        field: "backbone.id",
-        message: `The image serves built-in backbones only, and ${backboneId} is not one; export it as a bundle or ONNX instead`
-      })
-    }
+    const refs = [
+      { field: "backbone", id: manifest.backbone.id },
+      ...(manifest.extraBackbones ?? []).map((b, i) => ({ field: `extraBackbones.${i}`, id: b.id }))
+    ]
     if (!(builtins.heads ?? []).some((h) => h.kind === manifest.head.kind)) {
       return yield* new DeployError({
         reason: "NotExportable",
@@ -161,30 +159,41 @@ export const write = (
         message: `The image serves built-in heads only, and ${manifest.head.kind} is not one`
       })
     }
-    const plugin = yield* Effect.flatMap(Registry.Registry, (r) => r.backbone(backboneId)).pipe(
-      Effect.mapError((e) => new DeployError({ reason: "BundleFailed", field: "backbone.id", message: e.message, cause: e }))
-    )
     const config = yield* LoupeConfig.LoupeConfig
-    const weights = plugin.info.weights
-    // Where the weights are now, and where the image keeps them (its models directory, or its download cache).
-    const source = weights._tag === "ModelsDir" && config.modelsDir !== undefined
-      ? { from: path.resolve(config.modelsDir, weights.path), to: path.join("models", weights.path) }
-      : weights._tag === "Url"
-      ? { from: path.join(config.cacheDir, "models", weights.file), to: path.join("cache", "models", weights.file) }
-      : undefined
-    if (source === undefined) {
-      return yield* new DeployError({
-        reason: "NotExportable",
-        field: "backbone.weights",
-        message: weights._tag === "ModelsDir"
-          ? `${backboneId} needs ${weights.path} from a models directory: pass --models-dir or set LOUPE_MODELS_DIR`
-          : weights._tag === "Hub"
-          ? `${backboneId} loads its weights from the hub (${weights.repo}), which the image cannot carry`
-          : `${backboneId} loads its weights from the path ${weights._tag === "Path" ? weights.path : weights.url}, which the image cannot carry`
-      })
-    }
+    const backbones = yield* Effect.forEach(refs, ({ field, id }) =>
+      Effect.gen(function*() {
+        if (!(builtins.backbones ?? []).some((p) => p.info.id === id)) {
+          return yield* new DeployError({
+            reason: "NotExportable",
+            field: `${field}.id`,
+            message: `The image serves built-in backbones only, and ${id} is not one; export it as a bundle or ONNX instead`
+          })
+        }
+        const plugin = yield* Effect.flatMap(Registry.Registry, (r) => r.backbone(id)).pipe(
+          Effect.mapError((e) => new DeployError({ reason: "BundleFailed", field: `${field}.id`, message: e.message, cause: e }))
+        )
+        const weights = plugin.info.weights
+        // Where the weights are now, and where the image keeps them (its models directory, or its download cache).
+        const source = weights._tag === "ModelsDir" && config.modelsDir !== undefined
+          ? { from: path.resolve(config.modelsDir, weights.path), to: path.join("models", weights.path) }
+          : weights._tag === "Url"
+          ? { from: path.join(config.cacheDir, "models", weights.file), to: path.join("cache", "models", weights.file) }
+          : undefined
+        if (source === undefined) {
+          return yield* new DeployError({
+            reason: "NotExportable",
+            field: `${field}.weights`,
+            message: weights._tag === "ModelsDir"
+              ? `${id} needs ${weights.path} from a models directory: pass --models-dir or set LOUPE_MODELS_DIR`
+              : weights._tag === "Hub"
+              ? `${id} loads its weights from the hub (${weights.repo}), which the image cannot carry`
+              : `${id} loads its weights from the path ${weights._tag === "Path" ? weights.path : weights.url}, which the image cannot carry`
+          })
+        }
+        return { id, runtime: plugin.info.runtime, source }
+      }))
     const { dependencies: pinned, entry } = yield* findEntry
-    const wanted = ["sharp", "onnxruntime-node", ...(runtimePackages[plugin.info.runtime] ?? [])]
+    const wanted = [...new Set(["sharp", "onnxruntime-node", ...backbones.flatMap((b) => runtimePackages[b.runtime] ?? [])])]
     const dependencies = Object.fromEntries(wanted.map((name) => [name, pinned[name] ?? "*"]))
     const port = options.port ?? 8080
     const functionId = options.functionId ??
@@ -198,8 +207,10 @@ export const write = (
         await fs.mkdir(path.join(staging, "models"), { recursive: true })
         await fs.mkdir(path.join(staging, "cache", "models"), { recursive: true })
         await fs.cp(bundleDir, path.join(staging, "bundle"), { recursive: true })
-        await fs.mkdir(path.dirname(path.join(staging, source.to)), { recursive: true })
-        await fs.cp(source.from, path.join(staging, source.to), { recursive: true })
+        for (const { source } of backbones) {
+          await fs.mkdir(path.dirname(path.join(staging, source.to)), { recursive: true })
+          await fs.cp(source.from, path.join(staging, source.to), { recursive: true })
+        }
         await fs.copyFile(entry, path.join(staging, "server.mjs"))
         const pkg = { name: "loupe-model", private: true, type: "module", main: "server.mjs", dependencies }
         await fs.writeFile(path.join(staging, "package.json"), JSON.stringify(pkg, null, 2) + "\n")
@@ -213,5 +224,5 @@ export const write = (
       catch: (cause) => failed(target, `Cannot write the Docker context ${target}: ${String(cause)}`, cause)
     })
     const files = yield* Effect.onError(build, () => Effect.promise(() => fs.rm(staging, { recursive: true, force: true })))
-    return { dir: target, files, backbone: backboneId, dependencies }
+    return { dir: target, files, backbones: backbones.map((b) => b.id), dependencies }
   })

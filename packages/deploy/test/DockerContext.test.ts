@@ -2,7 +2,9 @@
 // the `npm install` the Dockerfile runs).
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Exit, Scope } from "effect"
+import { Bundle } from "@loupe/core"
 import { ApiKeys, DockerContext, Predictor } from "@loupe/deploy"
+import { MultiBackbone } from "@loupe/trainers"
 import { type ChildProcess, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { builtinModules } from "node:module"
@@ -114,6 +116,26 @@ describe("DockerContext", () => {
     child.kill("SIGTERM")
     expect(await exited).toBe(0)
     child = undefined
+  })
+
+  it("carries the weights of every backbone of a multi-backbone bundle, and their runtimes' packages", async () => {
+    const multi = path.join(work, "multi-bundle")
+    await run(Effect.scoped(Effect.gen(function*() {
+      const labels = ["cats", "dogs"]
+      const samples = labels.flatMap((label) => photos("train", label, 4).map((source) => ({ id: source, source, label })))
+      const { fitted } = yield* MultiBackbone.fitConcat(
+        { backbones: ["onnx:mobilenetv2-int8", "tfjs:darknet-tiny"], head: { kind: "logistic-regression" } },
+        { labels, samples }
+      )
+      yield* Bundle.save(fitted, multi)
+    })))
+    const multiInfo = await run(DockerContext.write(multi, path.join(work, "multi-context")))
+    expect(multiInfo.backbones).toEqual(["onnx:mobilenetv2-int8", "tfjs:darknet-tiny"])
+    expect(multiInfo.files).toContain("models/mobilenetv2-12-int8-onnx/mobilenetv2-12-int8-embedding.onnx")
+    expect(multiInfo.files).toContain("models/darknet-tiny-tfjs/model.json")
+    expect(Object.keys(multiInfo.dependencies).sort()).toEqual(
+      ["@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm", "onnxruntime-node", "sharp"]
+    )
   })
 
   it("refuses a bundle whose backbone the image cannot run, naming it", async () => {
