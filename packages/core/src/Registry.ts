@@ -50,6 +50,15 @@ export const make = (plugins: Plugins): Effect.Effect<RegistryShape, CoreError> 
     const backbones = plugins.backbones ?? []
     const heads = plugins.heads ?? []
     const byId = yield* indexBy(backbones, (p) => p.info.id, "backbone")
+    // "+" joins backbone ids in the name of a concatenation (AutoML's search), so no single id may hold one.
+    const joined = backbones.find((p) => p.info.id.includes("+"))
+    if (joined) {
+      return yield* new CoreError({
+        reason: "InvalidConfig",
+        field: joined.info.id,
+        message: `Backbone id "${joined.info.id}" contains "+", which joins the ids of concatenated backbones; rename it`
+      })
+    }
     const byKind = yield* indexBy(heads, (h) => h.kind, "head")
     return {
       backbones,

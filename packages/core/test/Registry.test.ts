@@ -35,6 +35,13 @@ describe("Registry", () => {
       expect(error.message).toContain("a:one")
     }))
 
+  it.effect("rejects a backbone id with \"+\", which names concatenations", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Registry.make({ backbones: [plugin("a:one", []), plugin("a:x+y", [])] }))
+      expect(error.reason).toBe("InvalidConfig")
+      expect(error.field).toBe("a:x+y")
+    }))
+
   it.effect("an unknown id lists the registered ones", () =>
     Effect.gen(function*() {
       const registry = yield* Registry.make({ backbones: [plugin("a:one", [])] })
