@@ -321,6 +321,28 @@ const chunks = <A>(items: ReadonlyArray<A>): ReadonlyArray<ReadonlyArray<A>> =>
 // ---------------------------------------------------------------------------------------------------------------
 // The store
 
+const newestMigration = Math.max(...Object.keys(migrations).map((key) => Number.parseInt(key, 10)))
+
+/**
+ * Wait until the newest migration is committed. When another process is migrating the same new store, the Migrator
+ * here finds its migrations "already running" and returns at once, before the other process has committed the
+ * tables; a migration's row and its tables commit in one transaction, so seeing the row means the schema is there.
+ */
+const awaitSchema = (sql: SqlClient.SqlClient): Effect.Effect<void, AutomlError> =>
+  Effect.gen(function*() {
+    for (let attempt = 0; attempt < 300; attempt++) {
+      const rows = yield* sql<{ readonly latest: number | null }>`SELECT MAX(migration_id) AS latest FROM loupe_migrations`.pipe(
+        Effect.orElseSucceed(() => [])
+      )
+      if ((rows[0]?.latest ?? 0) >= newestMigration) return
+      yield* Effect.sleep("100 millis")
+    }
+    return yield* new AutomlError({
+      reason: "StoreFailed",
+      message: "Store: the schema is still not migrated after 30 s (another process is migrating it, or failed to)"
+    })
+  })
+
 /** The store over whatever `SqlClient` is provided; runs the migrations first. */
 export const make: Effect.Effect<StoreShape, AutomlError, SqlClient.SqlClient> = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -329,6 +351,7 @@ export const make: Effect.Effect<StoreShape, AutomlError, SqlClient.SqlClient> =
       new AutomlError({ reason: "StoreFailed", message: `Store: migrating the schema failed: ${cause.message}`, cause })
     )
   )
+  yield* awaitSchema(sql)
 
   const run = <A, E, R>(what: string, effect: Effect.Effect<A, E | SqlError.SqlError, R>) =>
     Effect.catchTag(effect, "SqlError", (e) => Effect.fail(sqlFailed(what)(e as SqlError.SqlError))) as Effect.Effect<

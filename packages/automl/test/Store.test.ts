@@ -4,6 +4,8 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { BlobStore, Store } from "@loupe/automl"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
 
 const tempDir = (prefix: string) => Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), `loupe-${prefix}-`)))
 
@@ -13,7 +15,30 @@ const withStore = <A, E>(dir: string, effect: Effect.Effect<A, E, Store.Store>) 
 
 const hash = (i: number) => i.toString(16).padStart(64, "0")
 
+/** Exit code and output of a process. */
+const runNode = (args: ReadonlyArray<string>) =>
+  new Promise<{ readonly code: number | null; readonly output: string }>((resolve) => {
+    const child = spawn(process.execPath, args)
+    let output = ""
+    child.stdout.on("data", (d) => (output += d))
+    child.stderr.on("data", (d) => (output += d))
+    child.on("close", (code) => resolve({ code, output }))
+  })
+
 describe("Store", () => {
+  it("several processes opening one new store at the same moment all get the migrated schema", async () => {
+    const script = fileURLToPath(new URL("./fixtures/open-store.mjs", import.meta.url))
+    // Before the fix, about one round in six failed with "listFunctions failed: Failed to prepare statement".
+    for (let round = 0; round < 6; round++) {
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), "loupe-store-race-"))
+      const startAt = String(Date.now() + 1500)
+      const results = await Promise.all(["a", "b", "c"].map((name) => runNode([script, dir, startAt, name])))
+      for (const r of results) expect(r, r.output).toMatchObject({ code: 0 })
+      const ids = await Effect.runPromise(withStore(dir, Effect.flatMap(Store.Store, (store) => store.listFunctions)))
+      expect(ids.length).toBe(3)
+    }
+  })
+
   it.effect("functions, labels and samples: dedupe by content, annotations, revisions, listing order", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir("store")
