@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import type { Effect, Schema } from "effect"
+import * as M from "./Matrix.js"
 import type { Matrix } from "./Matrix.js"
 import type { PluginFailure } from "./CoreError.js"
 
@@ -22,6 +23,21 @@ export interface TrainingSet {
    * splits its rows internally (held-out calibration, early stopping) keeps each group on one side.
    */
   readonly groups?: Int32Array
+}
+
+/**
+ * The rows a head trains on when each image also has a mirror image (`mirrored`, rows aligned with `set.x`): the
+ * images, then their mirror images, each mirror image in its image's group (its own index when `set` has none).
+ */
+export const withMirrorRows = (set: TrainingSet, mirrored: Matrix): TrainingSet => {
+  const groups = set.groups ?? Int32Array.from(set.y, (_, i) => i)
+  return {
+    ...set,
+    x: M.concatRows([set.x, mirrored]),
+    y: Int32Array.from([...set.y, ...set.y]),
+    ...(set.weights ? { weights: Float32Array.from([...set.weights, ...set.weights]) } : {}),
+    groups: Int32Array.from([...groups, ...groups])
+  }
 }
 
 export interface SerializedHead {

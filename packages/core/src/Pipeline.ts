@@ -14,7 +14,7 @@ import type { Scope } from "effect"
 import type { LoadedBackbone } from "./Backbone.js"
 import { CoreError } from "./CoreError.js"
 import { embedSamples, type EmbedOptions, type Embeddings } from "./Embedder.js"
-import type { FittedHead, HeadPlugin } from "./Head.js"
+import { type FittedHead, type HeadPlugin, withMirrorRows } from "./Head.js"
 import type { LoupeConfig } from "./LoupeConfig.js"
 import * as Matrix from "./Matrix.js"
 import { loadBackbone, Registry } from "./Registry.js"
@@ -158,11 +158,9 @@ export const fit = Effect.fn("Pipeline.fit")(function*(spec: PipelineSpec, datas
   const mirror = spec.mirror === true
   const embeddings = yield* embedSamples(backbone, dataset.samples, { ...embedOptions, mirror })
   const y = yield* labelIndices(dataset.labels, embeddings.samples)
-  const rows = Int32Array.from(y, (_, i) => i)
-  const training = mirror
-    ? { x: Matrix.concatRows([embeddings.vectors, embeddings.mirrored!]), y: Int32Array.from([...y, ...y]), groups: Int32Array.from([...rows, ...rows]) }
-    : { x: embeddings.vectors, y }
-  const head = yield* headPlugin.fit({ ...training, numClasses: dataset.labels.length }, params, spec.seed ?? 0).pipe(
+  const images = { x: embeddings.vectors, y, numClasses: dataset.labels.length }
+  const training = mirror ? withMirrorRows(images, embeddings.mirrored!) : images
+  const head = yield* headPlugin.fit(training, params, spec.seed ?? 0).pipe(
     Effect.mapError((e) => new CoreError({ reason: "HeadFailed", field: spec.head.kind, message: e.message, cause: e }))
   )
   const fitted: FittedPipeline = {

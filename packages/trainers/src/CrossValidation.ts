@@ -19,8 +19,7 @@
  *
  * @since 0.1.0
  */
-import type { Head } from "@loupe/core"
-import { Matrix, Pipeline, Progress } from "@loupe/core"
+import { Head, Matrix, Pipeline, Progress } from "@loupe/core"
 import { Effect } from "effect"
 import * as Random from "./internal/Random.js"
 import { TrainerError } from "./TrainerError.js"
@@ -42,21 +41,10 @@ export interface Data extends Head.TrainingSet {
   readonly mirrored?: Matrix.Matrix
 }
 
-/**
- * The rows a head trains on: the images, then their mirror images when there are any, each mirror image in its
- * image's group.
- */
+/** The rows a head trains on: the images, and their mirror images when there are any (`Head.withMirrorRows`). */
 export const trainingRows = (data: Data): Head.TrainingSet => {
   const { mirrored, ...set } = data
-  if (mirrored === undefined) return set
-  const images = set.groups ?? Int32Array.from(set.y, (_, i) => i)
-  return {
-    ...set,
-    x: Matrix.concatRows([set.x, mirrored]),
-    y: Int32Array.from([...set.y, ...set.y]),
-    ...(set.weights ? { weights: Float32Array.from([...set.weights, ...set.weights]) } : {}),
-    groups: Int32Array.from([...images, ...images])
-  }
+  return mirrored === undefined ? set : Head.withMirrorRows(set, mirrored)
 }
 
 /** The rows `rows` of a training set (and of its mirror images). */

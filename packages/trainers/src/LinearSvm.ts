@@ -101,26 +101,18 @@ const solve = (
       const yi = sign[i]!
       const g = yi * (dot(w, z, dim, 0, i * dim) + w[dim]!) - 1 + diag[i]! * alpha[i]!
       const a = alpha[i]!
-      let pg = g
-      if (a === 0) {
-        if (g > pgMaxOld) {
-          active--
-          order[s] = order[active]!
-          order[active] = i
-          s--
-          continue
-        }
-        pg = Math.min(g, 0)
-      } else if (a === upper[i]) {
-        if (g < pgMinOld) {
-          active--
-          order[s] = order[active]!
-          order[active] = i
-          s--
-          continue
-        }
-        pg = Math.max(g, 0)
+      const atLower = a === 0
+      const atUpper = !atLower && a === upper[i]
+      // Shrinking: a bound variable whose gradient points out of the box, beyond last pass's spread, leaves the
+      // active set (swapped behind it) until the final check.
+      if ((atLower && g > pgMaxOld) || (atUpper && g < pgMinOld)) {
+        active--
+        order[s] = order[active]!
+        order[active] = i
+        s--
+        continue
       }
+      const pg = atLower ? Math.min(g, 0) : atUpper ? Math.max(g, 0) : g
       if (pg > pgMax) pgMax = pg
       if (pg < pgMin) pgMin = pg
       if (pg !== 0) {
