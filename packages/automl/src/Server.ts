@@ -236,17 +236,7 @@ export const backend: Effect.Effect<
       if (model === undefined) return yield* functions.invoke(functionId, image, options.labelCount === undefined ? {} : { labelCount: options.labelCount })
       const prediction = yield* Effect.flatMap(predictorFor(model), (p) => p.predict(image))
       const ids = new Map(model.version.labels.map((l) => [l.name, l.id]))
-      return {
-        labelName: prediction.labelName,
-        labelId: ids.get(prediction.labelName)!,
-        confidence: prediction.confidence,
-        labelConfidences: prediction.labelConfidences.slice(0, options.labelCount ?? Infinity).map((c) => ({
-          labelName: c.labelName,
-          labelId: ids.get(c.labelName)!,
-          confidence: c.confidence
-        })),
-        modelId: model.version.id
-      }
+      return FunctionBackend.invocation(prediction, ids, model.version.id, options.labelCount)
     }))
 
   /** Captured samples still waiting: records whose sample is annotated or gone are dropped as they are met. */

@@ -11,7 +11,7 @@ import { Effect, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
 import { DeployError } from "./DeployError.js"
 import * as Api from "./FunctionApi.js"
-import { FunctionBackend, type FunctionBackendShape } from "./FunctionBackend.js"
+import { FunctionBackend, type FunctionBackendShape, invocation } from "./FunctionBackend.js"
 import * as Predictor from "./Predictor.js"
 
 /**
@@ -102,17 +102,7 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
           return yield* new DeployError({ reason: "NotFound", field: "modelId", message: `No model ${JSON.stringify(options.modelId)}; this server serves ${modelId}` })
         }
         const prediction = yield* predictor.predict(image)
-        return {
-          labelName: prediction.labelName,
-          labelId: labelIds.get(prediction.labelName)!,
-          confidence: prediction.confidence,
-          labelConfidences: prediction.labelConfidences.slice(0, options.labelCount ?? Infinity).map((c) => ({
-            labelName: c.labelName,
-            labelId: labelIds.get(c.labelName)!,
-            confidence: c.confidence
-          })),
-          modelId
-        }
+        return invocation(prediction, labelIds, modelId, options.labelCount)
       }),
     metrics: (functionId) =>
       Effect.zipRight(

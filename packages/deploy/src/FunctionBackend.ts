@@ -12,6 +12,7 @@ import { Context } from "effect"
 import type { Effect } from "effect"
 import type { DeployError } from "./DeployError.js"
 import type * as FunctionApi from "./FunctionApi.js"
+import type { Pipeline } from "@loupe/core"
 
 /**
  * An invocation as the backend answers it (the server adds capture).
@@ -20,6 +21,30 @@ import type * as FunctionApi from "./FunctionApi.js"
  * @category models
  */
 export type Invocation = Omit<FunctionApi.InvokeResult, "sampleId" | "externalId">
+
+/**
+ * A prediction as an invocation: label ids from `labelIds` (label name -> id), at most `labelCount` label
+ * confidences.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const invocation = (
+  prediction: Pipeline.Prediction,
+  labelIds: ReadonlyMap<string, string>,
+  modelId: string,
+  labelCount: number | undefined
+): Invocation => ({
+  labelName: prediction.labelName,
+  labelId: labelIds.get(prediction.labelName)!,
+  confidence: prediction.confidence,
+  labelConfidences: prediction.labelConfidences.slice(0, labelCount ?? Infinity).map((c) => ({
+    labelName: c.labelName,
+    labelId: labelIds.get(c.labelName)!,
+    confidence: c.confidence
+  })),
+  modelId
+})
 
 /**
  * A captured invocation to store for review.

@@ -86,27 +86,27 @@ export const make = (
         concurrency: decodeConcurrency
       })
 
-    /** The features of decoded images (`first`, decoded for the first backbone) and of their mirror images. */
+    // A further backbone decodes the batch again only when its preprocessing differs from the first one's.
+    const firstSpec = JSON.stringify(backbones[0]!.info.preprocess)
+    const ownDecode = backbones.map((b, i) => i > 0 && JSON.stringify(b.info.preprocess) !== firstSpec)
+    const join = (parts: ReadonlyArray<Matrix.Matrix>) => (parts.length === 1 ? parts[0]! : Matrix.concatColumns(parts))
+
+    /** The features of images decoded for the first backbone (`ready`), and of their mirror images. */
     const features = (ready: ReadonlyArray<{ readonly job: Job; readonly rgb: Uint8Array }>) =>
       Effect.gen(function*() {
         const n = ready.length
-        const parts: Array<{ readonly vectors: Matrix.Matrix; readonly mirrored: Matrix.Matrix | undefined }> = []
+        const vectors: Array<Matrix.Matrix> = []
+        const mirrored: Array<Matrix.Matrix> = []
         for (const [b, backbone] of backbones.entries()) {
           const { embeddingSize: dim, preprocess: spec } = backbone.info
-          // Further backbones decode again only when their preprocessing differs.
-          const rgb = b === 0 || JSON.stringify(spec) === JSON.stringify(backbones[0]!.info.preprocess)
-            ? ready.map((r) => r.rgb)
-            : (yield* decodeAll(ready.map((r) => r.job.image), spec)).map(Either.getOrThrow)
+          const rgb = ownDecode[b]
+            ? (yield* decodeAll(ready.map((r) => r.job.image), spec)).map(Either.getOrThrow)
+            : ready.map((r) => r.rgb)
           const output = yield* Embedder.embedTensor(backbone, Preprocess.toTensor(rgb, spec, mirror), (mirror ? 2 : 1) * n)
-          parts.push({
-            vectors: Matrix.make(n, dim, output.subarray(0, n * dim)),
-            mirrored: mirror ? Matrix.make(n, dim, output.subarray(n * dim)) : undefined
-          })
+          vectors.push(Matrix.make(n, dim, output.subarray(0, n * dim)))
+          if (mirror) mirrored.push(Matrix.make(n, dim, output.subarray(n * dim)))
         }
-        const vectors = parts.length === 1 ? parts[0]!.vectors : Matrix.concatColumns(parts.map((p) => p.vectors))
-        if (!mirror) return { vectors }
-        const mirrored = parts.length === 1 ? parts[0]!.mirrored! : Matrix.concatColumns(parts.map((p) => p.mirrored!))
-        return { vectors, mirrored }
+        return mirror ? { vectors: join(vectors), mirrored: join(mirrored) } : { vectors: join(vectors) }
       })
 
     const runBatch = (jobs: ReadonlyArray<Job>) =>
