@@ -3,16 +3,18 @@
  * and hyperparameters by stratified cross-validation on the embeddings, and refit the winner on every image.
  *
  * With several backbones, their concatenated embeddings (one head on all of them, backbone id `a+b+...`) compete
- * with each backbone alone.
+ * with each backbone alone, and optionally (`ensembles`) so does the probability ensemble of each backbone's best
+ * head. Optionally (`augmentedViews`) the best candidate is also tried as an augmented probe, trained on augmented
+ * views of every image as well (`Search`'s refinements).
  *
  * @since 0.1.0
  */
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import { Dataset, Embedder, Matrix, Pipeline, Registry } from "@loupe/core"
-import type { CoreError, Embedder as EmbedderTypes, LoupeConfig, Sample } from "@loupe/core"
+import type { Backbone, CoreError, Embedder as EmbedderTypes, LoupeConfig, Sample } from "@loupe/core"
 import { Classification } from "@loupe/metrics"
-import { CrossValidation, Search, SearchSpace } from "@loupe/trainers"
+import { AugmentedProbe, CrossValidation, MultiBackbone, Search, SearchSpace } from "@loupe/trainers"
 import { AutomlError } from "./AutomlError.js"
 
 export interface FitOptions {
@@ -30,12 +32,25 @@ export interface FitOptions {
    * `mirror`). Costs one more backbone pass per image, no more decoding. Default false.
    */
   readonly mirror?: boolean
+  /**
+   * The augmented probe: embed this many augmented views of every image with every backbone (random resized crop,
+   * flip and colour jitter, `AugmentedProbe.defaultViews`), and retry the best candidate trained on them as well.
+   * Costs this many backbone passes per image. 0 (the default) is off.
+   */
+  readonly augmentedViews?: number
+  /** With several backbones, also try the probability ensemble of each backbone's best head. Default false. */
+  readonly ensembles?: boolean
 }
 
-/** A backbone and a head with its parameters. */
+/**
+ * A backbone and a head with its parameters. An ensemble's head has kind `ensemble` and lists its members
+ * (`{ backbone, kind, params }`) in `params.members`.
+ */
 export interface Candidate {
   readonly backbone: string
   readonly head: { readonly kind: string; readonly params: Record<string, unknown> }
+  /** Augmented views per image the head also trained on (the augmented probe). */
+  readonly augmentedViews?: number
 }
 
 export interface LeaderboardRow {
@@ -75,9 +90,49 @@ export const combinedId = (ids: ReadonlyArray<string>): string => ids.join("+")
 /** The member backbones of a (possibly combined) backbone id. */
 export const membersOf = (id: string): ReadonlyArray<string> => id.split("+")
 
+/** One line for a candidate: `backbone + head k=v ...`, an ensemble as its members, an augmented probe marked. */
+export const describeCandidate = (c: Candidate): string => {
+  const members = c.head.params["members"] as ReadonlyArray<{ readonly backbone: string; readonly kind: string; readonly params: Record<string, unknown> }> | undefined
+  if (c.head.kind === MultiBackbone.ensembleKind && members !== undefined) {
+    return `ensemble of [${members.map((m) => describeCandidate({ backbone: m.backbone, head: m })).join(", ")}]`
+  }
+  const params = Object.entries(c.head.params).map(([k, v]) => ` ${k}=${v}`).join("")
+  return `${c.backbone} + ${c.head.kind}${params}${c.augmentedViews ? ` (augmented probe, ${c.augmentedViews} views)` : ""}`
+}
+
+/** The head kinds a candidate trains: its head's, or for an ensemble its members'. */
+export const headKindsOf = (candidate: Candidate): ReadonlyArray<string> => {
+  const members = candidate.head.params["members"] as ReadonlyArray<{ readonly kind: string }> | undefined
+  return candidate.head.kind === MultiBackbone.ensembleKind && members !== undefined ? [...new Set(members.map((m) => m.kind))] : [candidate.head.kind]
+}
+
 /** `features` plus, with more than one backbone, their concatenation under `combinedId`. */
 const withCombination = (features: Map<string, Matrix.Matrix>): Map<string, Matrix.Matrix> =>
   features.size < 2 ? features : features.set(combinedId([...features.keys()]), Matrix.concatColumns([...features.values()]))
+
+/**
+ * `views` augmented views of each of `samples` for every backbone (the same crops for each), as training rows for
+ * `samples`' rows; plus their concatenation when every backbone viewed the same images.
+ */
+const augmentedViews = (
+  embedded: ReadonlyArray<{ readonly id: string; readonly backbone: Backbone.LoadedBackbone }>,
+  samples: ReadonlyArray<Sample.Sample>,
+  views: number,
+  seed: number
+) =>
+  Effect.gen(function*() {
+    const out = new Map<string, CrossValidation.Views>()
+    for (const e of embedded) {
+      const set = yield* AugmentedProbe.embed(e.backbone, samples, { ...AugmentedProbe.defaultViews, views, seed })
+      out.set(e.id, AugmentedProbe.trainingViews(set, samples))
+    }
+    const all = [...out.values()]
+    const sameImages = all.every((v) => v.image.length === all[0]!.image.length && v.image.every((row, r) => row === all[0]!.image[r]))
+    if (all.length > 1 && sameImages) {
+      out.set(combinedId([...out.keys()]), { x: Matrix.concatColumns(all.map((v) => v.x)), image: all[0]!.image })
+    }
+    return out
+  })
 
 export const fit: (
   dataset: Dataset.Dataset,
@@ -106,7 +161,6 @@ export const fit: (
       const backbone = yield* Registry.loadBackbone(id)
       return { id, backbone, embeddings: yield* Embedder.embedSamples(backbone, dataset.samples, { mirror }) }
     }))
-  const embedMs = since(embedStart)
 
   // An image that fails to decode fails for every backbone; train on the images every backbone embedded.
   const embeddedBy = embedded.map((e) => new Set(e.embeddings.samples.map((s) => s.id)))
@@ -125,6 +179,9 @@ export const fit: (
     : undefined
   const first = embedded[0]!.embeddings
   const hashOf = new Map(first.samples.map((s, i) => [s.id, first.contentHashes[i]!]))
+  const viewCount = options.augmentedViews ?? 0
+  const views = viewCount > 0 ? yield* augmentedViews(embedded, samples, viewCount, seed) : undefined
+  const embedMs = since(embedStart)
   const y = yield* Pipeline.labelIndices(labels, samples)
 
   const trainStart = performance.now()
@@ -146,22 +203,38 @@ export const fit: (
   }
   const cvOptions = { folds, groups: keep.map((id) => hashOf.get(id)!) }
   const plan = yield* CrossValidation.plan(y, labels.length, { ...cvOptions, seed }).pipe(Effect.mapError(failed))
-  const search = yield* Search.run({ embeddings: features, ...(mirrored ? { mirrored } : {}), y, numClasses: labels.length }, {
+  const ids = embedded.map((e) => e.id)
+  const search = yield* Search.run({
+    embeddings: features,
+    ...(mirrored ? { mirrored } : {}),
+    ...(views ? { views } : {}),
+    y,
+    numClasses: labels.length
+  }, {
     space,
     heads: registry.heads,
     seed,
     ...(options.timeBudgetMs === undefined ? {} : { timeBudgetMs: options.timeBudgetMs }),
+    ...(options.ensembles === true && ids.length > 1 ? { ensemble: { members: ids, over: combinedId(ids) } } : {}),
     cv: cvOptions
   }).pipe(Effect.mapError(failed))
   const trainMs = since(trainStart)
 
   const candidateOf = (entry: Search.Entry): Candidate => {
+    if (entry.ensembleOf !== undefined) {
+      const members = entry.ensembleOf.map((m) => ({ backbone: m.backboneId, ...candidateOf(m).head }))
+      return { backbone: entry.backboneId, head: { kind: entry.headKind, params: { members } } }
+    }
     const resolved = SearchSpace.resolve(entry.candidate)
-    return { backbone: resolved.backboneId, head: { kind: resolved.headKind, params: resolved.headParams } }
+    return {
+      backbone: resolved.backboneId,
+      head: { kind: resolved.headKind, params: resolved.headParams },
+      ...(entry.augmented ? { augmentedViews: viewCount } : {})
+    }
   }
   const best = search.best
   // The selected backbone, or the backbones whose concatenation was selected, in concatenation order.
-  const chosen = best.backboneId === combinedId(embedded.map((e) => e.id))
+  const chosen = best.backboneId === combinedId(ids)
     ? embedded
     : embedded.filter((e) => e.id === best.backboneId)
   const evaluation = yield* Classification.evaluate(y, best.proba, labels).pipe(Effect.mapError(failed))

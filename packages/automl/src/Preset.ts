@@ -39,6 +39,10 @@ export const Settings = Schema.Struct({
   timeBudgetSeconds: Schema.Number.pipe(Schema.positive()),
   /** Train and predict on each image and its mirror image (`AutoML.FitOptions.mirror`). */
   mirror: Schema.Boolean,
+  /** Augmented views per image for the augmented probe; 0 is off (`AutoML.FitOptions.augmentedViews`). */
+  augmentedViews: Schema.Int.pipe(Schema.between(0, 16)),
+  /** Try the probability ensemble of each backbone's best head (`AutoML.FitOptions.ensembles`). */
+  ensembles: Schema.Boolean,
   seed: Schema.Int
 })
 export type Settings = typeof Settings.Type
@@ -50,6 +54,8 @@ export const Overrides = Schema.Struct({
   folds: Schema.optional(Settings.fields.folds),
   timeBudgetSeconds: Schema.optional(Settings.fields.timeBudgetSeconds),
   mirror: Schema.optional(Settings.fields.mirror),
+  augmentedViews: Schema.optional(Settings.fields.augmentedViews),
+  ensembles: Schema.optional(Settings.fields.ensembles),
   seed: Schema.optional(Settings.fields.seed)
 })
 export type Overrides = typeof Overrides.Type
@@ -69,6 +75,8 @@ export const defaults: Settings = {
   folds: 5,
   timeBudgetSeconds: 60,
   mirror: false,
+  augmentedViews: 0,
+  ensembles: false,
   seed: 0
 }
 
@@ -97,15 +105,17 @@ export const balanced: Preset = {
 
 export const best: Preset = {
   name: "best",
-  version: 2,
-  description: "Today: balanced with 10-fold cross-validation and a 5-minute budget. Augmented probes, ensembles and " +
-    "partial fine-tuning join it once the search can run them",
+  version: 3,
+  description: "Balanced plus augmented probes (4 views per image) and probability ensembles, with 10-fold " +
+    "cross-validation and a 5-minute budget. Partial fine-tuning is not in its search yet",
   settings: {
     backbones: { tags: ["offline"] },
     heads: "all",
     folds: 10,
     timeBudgetSeconds: 300,
-    mirror: true
+    mirror: true,
+    augmentedViews: 4,
+    ensembles: true
   }
 }
 
@@ -154,6 +164,8 @@ const merge = (base: Settings, layer: Overrides): Settings => ({
   folds: layer.folds ?? base.folds,
   timeBudgetSeconds: layer.timeBudgetSeconds ?? base.timeBudgetSeconds,
   mirror: layer.mirror ?? base.mirror,
+  augmentedViews: layer.augmentedViews ?? base.augmentedViews,
+  ensembles: layer.ensembles ?? base.ensembles,
   seed: layer.seed ?? base.seed
 })
 
@@ -242,6 +254,8 @@ export const fitOptions = (resolved: Resolved): Effect.Effect<AutoML.FitOptions,
       folds: settings.folds,
       timeBudgetMs: Math.round(settings.timeBudgetSeconds * 1000),
       mirror: settings.mirror,
+      augmentedViews: settings.augmentedViews,
+      ensembles: settings.ensembles,
       seed: settings.seed
     }
   })

@@ -312,7 +312,7 @@ export const make = (
             const full = yield* Preset.fitOptions(resolved)
             const narrowTo = narrowing(yield* store.promotedVersion(functionId), resolved, full, dataset)
             const options = narrowTo
-              ? { ...full, backbones: AutoML.membersOf(narrowTo.backbone), heads: [narrowTo.head.kind] }
+              ? { ...full, backbones: AutoML.membersOf(narrowTo.backbone), heads: AutoML.headKindsOf(narrowTo) }
               : full
             const search: ModelMetrics["search"] = narrowTo
               ? { scope: "selected", fullSearchSamples: narrowTo.fullSearchSamples }

@@ -34,9 +34,6 @@ export interface TrainResult extends Omit<AutoML.FitResult, "fitted" | "timings"
   readonly timings: AutoML.FitResult["timings"] & { readonly totalMs: number }
 }
 
-const describeCandidate = (c: AutoML.Candidate) =>
-  `${c.backbone} + ${c.head.kind}${Object.entries(c.head.params).map(([k, v]) => ` ${k}=${v}`).join("")}`
-
 /** The metrics package's report input for a finished run: test set first, then cross-validation. */
 export const reportInput = (
   dir: string,
@@ -48,8 +45,13 @@ export const reportInput = (
   title: `Loupe training report`,
   subtitle: dir,
   model: {
-    description: describeCandidate(fit.selected),
-    details: { backbone: fit.selected.backbone, head: fit.selected.head.kind, ...Object.fromEntries(Object.entries(fit.selected.head.params).map(([k, v]) => [`head.${k}`, String(v)])) }
+    description: AutoML.describeCandidate(fit.selected),
+    details: {
+      backbone: fit.selected.backbone,
+      head: fit.selected.head.kind,
+      ...Object.fromEntries(Object.entries(fit.selected.head.params).map(([k, v]) => [`head.${k}`, typeof v === "object" ? JSON.stringify(v) : String(v)])),
+      ...(fit.selected.augmentedViews ? { augmentedViews: String(fit.selected.augmentedViews) } : {})
+    }
   },
   evaluations: [
     ...(test ? [{ name: "Test set", description: `${test.evaluation.total} held-out images`, evaluation: test.evaluation, misclassified: test.misclassified }] : []),
@@ -61,7 +63,7 @@ export const reportInput = (
     }
   ],
   leaderboard: fit.leaderboard.map((row, i) => ({
-    candidate: describeCandidate(row.candidate),
+    candidate: AutoML.describeCandidate(row.candidate),
     metrics: { accuracy: row.accuracy, macroF1: row.macroF1, logLoss: row.logLoss },
     fitSeconds: row.fitMs / 1000,
     selected: i === 0

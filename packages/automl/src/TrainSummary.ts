@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import * as AutoML from "./AutoML.js"
 import type { TrainResult } from "./Train.js"
 
 const round = (x: number) => Math.round(x * 1e4) / 1e4
@@ -42,7 +43,7 @@ export const toJson = (result: TrainResult) => ({
 
 export const toText = (result: TrainResult): string => {
   const lines = [
-    `selected   ${JSON.stringify(result.selected)}`,
+    `selected   ${AutoML.describeCandidate(result.selected)}`,
     `cv         accuracy ${round(result.cv.accuracy)}  macro-F1 ${round(result.cv.macroF1)}  (${result.cv.folds}-fold, ${result.cv.total} images)`
   ]
   if (result.test) {

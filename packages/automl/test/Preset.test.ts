@@ -40,6 +40,8 @@ describe("Preset", () => {
         folds: Preset.defaults.folds,
         timeBudgetSeconds: Preset.fast.settings.timeBudgetSeconds,
         mirror: false,
+        augmentedViews: 0,
+        ensembles: false,
         seed: Preset.defaults.seed
       })
       const overridden = yield* Preset.resolve("fast", { folds: 3, backbones: { max: 2 }, timeBudgetSeconds: 1.5, mirror: true })

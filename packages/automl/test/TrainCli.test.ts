@@ -102,6 +102,34 @@ describe("loupe train --backbone with each catalog backbone", () => {
   })
 })
 
+describe("loupe train --preset best: augmented probe and probability ensemble", () => {
+  it("both join the leaderboard, and the selected model predicts from its bundle as in training", () => {
+    const out = path.join(work, "best")
+    // Two backbones (the run above cached their embeddings of the originals), 2 views per image, no mirror images:
+    // the refinements of `best` at a cost CI can pay.
+    const overrides = { backbones: { ids: ["onnx:mobilenetv2-int8", "tfjs:mobilenetv2-0.35"] }, augmentedViews: 2, mirror: false, folds: 5 }
+    const run = loupe(["train", dataset, "--preset", "best", "--overrides", JSON.stringify(overrides), "--models-dir", modelsDir, "--out", out, "--json"], cacheEnv)
+    expect(run.stderr).not.toMatch(/Error:/)
+    expect(run.status).toBe(0)
+    const result = JSON.parse(run.stdout)
+    const ensemble = result.leaderboard.find((row: any) => row.candidate.head.kind === "ensemble")
+    expect(ensemble.candidate.backbone).toBe("onnx:mobilenetv2-int8+tfjs:mobilenetv2-0.35")
+    expect(ensemble.candidate.head.params.members.map((m: any) => m.backbone)).toEqual(["onnx:mobilenetv2-int8", "tfjs:mobilenetv2-0.35"])
+    const augmented = result.leaderboard.filter((row: any) => row.candidate.augmentedViews === 2)
+    expect(augmented.length).toBe(1)
+    expect(result.test.correct).toBeGreaterThanOrEqual(38)
+    expect(result.cv.accuracy).toBeGreaterThanOrEqual(0.96)
+    const files: Array<string> = result.test.predictions.map((p: any) => p.file)
+    const predicted = loupe(["predict", out, ...files.map((f) => path.join(dataset, "test", f)), "--json", "--models-dir", modelsDir], cacheEnv)
+    expect(predicted.status).toBe(0)
+    JSON.parse(predicted.stdout).predictions.forEach((p: any, i: number) => {
+      expect(p.labelName).toBe(result.test.predictions[i].labelName)
+      expect(p.confidence).toBeCloseTo(result.test.predictions[i].confidence, 5)
+    })
+    console.log(`best (2 backbones, 2 views): selected ${JSON.stringify(result.selected)}, test ${result.test.correct}/40, CV ${result.cv.accuracy}, ${result.timings.totalMs} ms`)
+  })
+})
+
 describe("loupe train with bad input", () => {
   const copyImages = (to: string, label: string, count: number) => {
     fs.mkdirSync(path.join(to, label), { recursive: true })

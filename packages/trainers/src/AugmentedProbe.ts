@@ -111,6 +111,28 @@ export const embed = (
     }
   })
 
+/**
+ * The views of an augmented set as extra training rows (`CrossValidation.Views`, `Search.Data.views`) for data whose
+ * rows are `samples`: a view's `image` is its sample's row there. Views of images not in `samples` are dropped.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const trainingViews = (set: AugmentedSet, samples: ReadonlyArray<Sample.Sample>): CrossValidation.Views => {
+  const rowOf = new Map(samples.map((s, row) => [s.id, row]))
+  const viewRows: Array<number> = []
+  const image: Array<number> = []
+  set.samples.forEach((sample, k) => {
+    const row = rowOf.get(sample.id)
+    if (row === undefined) return
+    for (let v = 0; v < set.views; v++) {
+      viewRows.push(set.images + k * set.views + v)
+      image.push(row)
+    }
+  })
+  return { x: Matrix.takeRows(set.x, viewRows), image: Int32Array.from(image) }
+}
+
 /** Labels of every row of an augmented set. */
 const rowLabels = (set: AugmentedSet, y: Int32Array): Int32Array => Int32Array.from(set.groups, (g) => y[g]!)
 

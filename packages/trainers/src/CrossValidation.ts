@@ -16,6 +16,9 @@
  * - **Mirror images** (`Data.mirrored`, `Pipeline`'s `mirror`): a fold's head trains on the rows of its images and
  *   of their mirror images, and a held-out image scores the mean of both; an image and its mirror image are never
  *   in different folds.
+ * - **Augmented views** (`Data.views`, the augmented probe): extra training rows, each a view of one image. A fold's
+ *   head also trains on the views of its training images; views are never scored, and a held-out image's views are
+ *   held out with it.
  *
  * @since 0.1.0
  */
@@ -36,25 +39,63 @@ export interface Options {
   readonly leaveOneOutBelow?: number
 }
 
-/** A training set, optionally with the embeddings of its images' mirror images (rows aligned with `x`). */
+/** Embedded augmented views: row `r` of `x` is a view of image (row of `Data.x`) `image[r]`. */
+export interface Views {
+  readonly x: Matrix.Matrix
+  readonly image: Int32Array
+}
+
+/**
+ * A training set, optionally with the embeddings of its images' mirror images (rows aligned with `x`) and with
+ * augmented views that only ever train.
+ */
 export interface Data extends Head.TrainingSet {
   readonly mirrored?: Matrix.Matrix
+  readonly views?: Views
 }
 
-/** The rows a head trains on: the images, and their mirror images when there are any (`Head.withMirrorRows`). */
+/** `set` plus the rows of `views`, each with its image's label, weight and group (`image` indexes `set`'s first rows). */
+const withViewRows = (set: Head.TrainingSet, views: Views): Head.TrainingSet => {
+  const image = views.image
+  const groups = set.groups ?? Int32Array.from(set.y, (_, i) => i)
+  return {
+    ...set,
+    x: Matrix.concatRows([set.x, views.x]),
+    y: Int32Array.from([...set.y, ...Array.from(image, (i) => set.y[i]!)]),
+    ...(set.weights ? { weights: Float32Array.from([...set.weights, ...Array.from(image, (i) => set.weights![i]!)]) } : {}),
+    groups: Int32Array.from([...groups, ...Array.from(image, (i) => groups[i]!)])
+  }
+}
+
+/**
+ * The rows a head trains on: the images, their mirror images when there are any (`Head.withMirrorRows`), and their
+ * augmented views when there are any.
+ */
 export const trainingRows = (data: Data): Head.TrainingSet => {
-  const { mirrored, ...set } = data
-  return mirrored === undefined ? set : Head.withMirrorRows(set, mirrored)
+  const { mirrored, views, ...set } = data
+  const withMirrors = mirrored === undefined ? set : Head.withMirrorRows(set, mirrored)
+  return views === undefined ? withMirrors : withViewRows(withMirrors, views)
 }
 
-/** The rows `rows` of a training set (and of its mirror images). */
+/** The views of the images `rows`, renumbered to positions in `rows`. */
+const viewsOf = (views: Views, rows: ArrayLike<number>): Views => {
+  const position = new Map(Array.from(rows, (row, k) => [row, k]))
+  const kept = Array.from(views.image.keys()).filter((r) => position.has(views.image[r]!))
+  return {
+    x: Matrix.takeRows(views.x, kept),
+    image: Int32Array.from(kept, (r) => position.get(views.image[r]!)!)
+  }
+}
+
+/** The rows `rows` of a training set (and of its mirror images and views). */
 export const subset = (data: Data, rows: ArrayLike<number>): Data => ({
   x: Matrix.takeRows(data.x, rows),
   y: Int32Array.from(rows, (i) => data.y[i]!),
   numClasses: data.numClasses,
   ...(data.weights ? { weights: Float32Array.from(rows, (i) => data.weights![i]!) } : {}),
   ...(data.groups ? { groups: Int32Array.from(rows, (i) => data.groups![i]!) } : {}),
-  ...(data.mirrored ? { mirrored: Matrix.takeRows(data.mirrored, rows) } : {})
+  ...(data.mirrored ? { mirrored: Matrix.takeRows(data.mirrored, rows) } : {}),
+  ...(data.views ? { views: viewsOf(data.views, rows) } : {})
 })
 
 export interface Fold {

@@ -19,6 +19,15 @@
  * Deterministic given the seed, as long as the time budget does not cut the search short: when the budget runs out
  * the search stops before the next candidate and selects among those evaluated.
  *
+ * After the strategy, two refinements can join the leaderboard and compete under the same rule:
+ *
+ * - **Augmented probe** (`Data.views`): the best `augmentTop` full-size candidates whose backbone has augmented
+ *   views are cross-validated again, training also on the views of their training images (never scoring them).
+ * - **Probability ensemble** (`Options.ensemble`): the mean of the probabilities of the best plain full-size entry
+ *   of each member backbone, read from the columns of their concatenation (a member the strategy stopped on fewer
+ *   rows is cross-validated on all rows first). Its out-of-fold probabilities are the mean of its members' (same
+ *   plan, same fold seeds), so it costs no further fitting until it wins.
+ *
  * @since 0.1.0
  */
 import type { Head, Metric } from "@loupe/core"
@@ -28,6 +37,7 @@ import * as CrossValidation from "./CrossValidation.js"
 import * as Heads from "./Heads.js"
 import * as Metrics from "./internal/Metrics.js"
 import * as Random from "./internal/Random.js"
+import * as MultiBackbone from "./MultiBackbone.js"
 import * as SearchSpace from "./SearchSpace.js"
 import { TrainerError } from "./TrainerError.js"
 
@@ -42,6 +52,8 @@ export interface Data {
    * candidate trains on both and scores the mean of both (`CrossValidation.Data.mirrored`).
    */
   readonly mirrored?: ReadonlyMap<string, Matrix.Matrix>
+  /** Augmented views of the images per backbone (`CrossValidation.Views`): enables the augmented-probe refinement. */
+  readonly views?: ReadonlyMap<string, CrossValidation.Views>
 }
 
 export interface Entry {
@@ -66,6 +78,10 @@ export interface Entry {
   readonly sampleRows: Int32Array
   /** Evaluation order; the last tie-break. */
   readonly order: number
+  /** Trained also on augmented views (the augmented-probe refinement). */
+  readonly augmented: boolean
+  /** For the probability ensemble: its members' entries, in concatenation order. */
+  readonly ensembleOf?: ReadonlyArray<Entry>
 }
 
 export type Evaluate = (
@@ -103,6 +119,13 @@ export interface Options {
   /** Stop starting new candidates after this many milliseconds. */
   readonly timeBudgetMs?: number
   readonly cv?: Pick<CrossValidation.Options, "folds" | "repeats" | "groups" | "leaveOneOutBelow">
+  /** With `Data.views`: how many of the best full-size candidates to retry with augmented views (default 1). */
+  readonly augmentTop?: number
+  /**
+   * Also try the probability ensemble of the best plain entry of each of `members`, whose embeddings concatenated
+   * in that order are `Data.embeddings.get(over)`.
+   */
+  readonly ensemble?: { readonly members: ReadonlyArray<string>; readonly over: string }
 }
 
 export interface Failure {
@@ -194,16 +217,25 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         return yield* fail("InvalidData", `mirrored.${id}`, `${id}: ${mirrored?.rows ?? 0} mirror-image rows for ${n} labels`)
       }
     }
-    /** Every row of one backbone's embeddings (and mirror images), with the labels. */
-    const dataOf = (backboneId: string, x: Matrix.Matrix): CrossValidation.Data => {
+    /** Every row of one backbone's embeddings (and mirror images, and with `augmented` its views), with the labels. */
+    const dataOf = (backboneId: string, augmented = false): CrossValidation.Data => {
       const mirrored = data.mirrored?.get(backboneId)
+      const views = augmented ? data.views?.get(backboneId) : undefined
       return {
-        x,
+        x: data.embeddings.get(backboneId)!,
         y: data.y,
         numClasses: data.numClasses,
         ...(data.weights ? { weights: data.weights } : {}),
-        ...(mirrored ? { mirrored } : {})
+        ...(mirrored ? { mirrored } : {}),
+        ...(views ? { views } : {})
       }
+    }
+    /** Out-of-fold scores of `proba` (rows `sampleRows`). */
+    const scoresOf = (sampleRows: Int32Array, proba: Matrix.Matrix) => {
+      const input = { yTrue: Int32Array.from(sampleRows, (i) => data.y[i]!), proba, numClasses: data.numClasses }
+      const metrics: Record<string, number> = {}
+      for (const m of [...Metrics.all, metric]) metrics[m.name] = m.compute(input)
+      return { metrics, score: metrics[metric.name]! }
     }
     const headsByKind = new Map((options.heads ?? Heads.heads).map((h) => [h.kind, h]))
     const compare = (a: Entry, b: Entry) =>
@@ -254,51 +286,48 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
     const failures: Array<Failure> = []
     let budgetExhausted = false
     let order = 0
-    const evaluateOne = (candidate: SearchSpace.Candidate, rows: number) =>
+    const evaluateOne = (candidate: SearchSpace.Candidate, rows: number, augmented: boolean) =>
       Effect.gen(function*() {
         const { backboneId, headKind, headParams } = SearchSpace.resolve(candidate)
         const head = headsByKind.get(headKind)
         if (!head) {
           return yield* fail("Unknown", "head.kind", `unknown head "${headKind}"; known: ${[...headsByKind.keys()].join(", ")}`)
         }
-        const x = data.embeddings.get(backboneId)
-        if (!x) return yield* fail("Unknown", "backbone.id", `no embeddings for backbone "${backboneId}"; have: ${backboneIds.join(", ")}`)
+        if (!data.embeddings.has(backboneId)) {
+          return yield* fail("Unknown", "backbone.id", `no embeddings for backbone "${backboneId}"; have: ${backboneIds.join(", ")}`)
+        }
         const params = yield* Heads.decodeParams(head, headParams)
         const { plan, sampleRows } = yield* planFor(rows)
-        const set = CrossValidation.subset(dataOf(backboneId, x), sampleRows)
+        const set = CrossValidation.subset(dataOf(backboneId, augmented), sampleRows)
         const t0 = yield* Clock.currentTimeMillis
         const cv = yield* CrossValidation.runPlan(head, params, set, plan, Random.derive(seed, 4))
         const cvMs = (yield* Clock.currentTimeMillis) - t0
-        const input = { yTrue: set.y, proba: cv.proba, numClasses: data.numClasses }
-        const metrics: Record<string, number> = {}
-        for (const m of [...Metrics.all, metric]) metrics[m.name] = m.compute(input)
         const entry: Entry = {
           candidate,
           backboneId,
           headKind,
           params,
           rows: sampleRows.length,
-          metrics,
-          score: metrics[metric.name]!,
+          ...scoresOf(sampleRows, cv.proba),
           fitMs: cv.fitMs / cv.folds.length,
           cvMs,
           proba: cv.proba,
           sampleRows,
-          order: order++
+          order: order++,
+          augmented
         }
         return entry
       })
 
-    const evaluate: Evaluate = (candidates, evalOptions) =>
+    const evaluateAll = (candidates: ReadonlyArray<SearchSpace.Candidate>, rows: number, augmented: boolean) =>
       Effect.gen(function*() {
-        const rows = Math.min(n, evalOptions?.rows ?? n)
         const out: Array<Entry> = []
         for (const [i, candidate] of candidates.entries()) {
           if (options.timeBudgetMs !== undefined && (yield* Clock.currentTimeMillis) - start >= options.timeBudgetMs) {
             budgetExhausted = true
             break
           }
-          const result = yield* evaluateOne(candidate, rows).pipe(
+          const result = yield* evaluateOne(candidate, rows, augmented).pipe(
             Effect.map((e) => e as Entry | undefined),
             Effect.catchIf((e) => e.reason === "TrainingFailed", (e) =>
               Effect.sync(() => {
@@ -314,9 +343,78 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         }
         return out
       })
+    const evaluate: Evaluate = (candidates, evalOptions) => evaluateAll(candidates, Math.min(n, evalOptions?.rows ?? n), false)
+
+    /** The best plain full-size entries, best first. */
+    const plainFullSize = () => rank(entries).filter((e) => e.rows === n && !e.augmented && e.ensembleOf === undefined)
+
+    /** The probability ensemble of the best plain entry of each member (undefined when one has none). */
+    const ensembleEntry = (spec: NonNullable<Options["ensemble"]>) =>
+      Effect.gen(function*() {
+        const over = data.embeddings.get(spec.over)
+        if (!over) return yield* fail("InvalidData", "ensemble.over", `no embeddings for "${spec.over}"; have: ${backboneIds.join(", ")}`)
+        const width = spec.members.reduce((sum, id) => sum + (data.embeddings.get(id)?.cols ?? NaN), 0)
+        if (width !== over.cols) {
+          return yield* fail("InvalidData", "ensemble.members", `[${spec.members.join(", ")}] are not the ${over.cols} columns of "${spec.over}"`)
+        }
+        // Each member's best plain candidate, cross-validated on all rows if the strategy stopped it on fewer.
+        const members: Array<Entry> = []
+        for (const id of spec.members) {
+          const full = plainFullSize().find((e) => e.backboneId === id)
+          const best = full ?? rank(entries).find((e) => e.backboneId === id && !e.augmented && e.ensembleOf === undefined)
+          const member = full ?? (best ? (yield* evaluateAll([best.candidate], n, false))[0] : undefined)
+          if (member === undefined) return undefined
+          members.push(member)
+        }
+        if (members.length < 2) return undefined
+        const ofMembers = members
+        const proba = Matrix.make(n, data.numClasses)
+        for (const m of ofMembers) for (let i = 0; i < proba.data.length; i++) proba.data[i] += m.proba.data[i]! / ofMembers.length
+        const sampleRows = ofMembers[0]!.sampleRows
+        const entry: Entry = {
+          candidate: { "backbone.id": spec.over, "head.kind": MultiBackbone.ensembleKind },
+          backboneId: spec.over,
+          headKind: MultiBackbone.ensembleKind,
+          params: { members: ofMembers.map((m) => ({ kind: m.headKind, params: m.params })) },
+          rows: n,
+          ...scoresOf(sampleRows, proba),
+          fitMs: ofMembers.reduce((sum, m) => sum + m.fitMs, 0),
+          cvMs: 0,
+          proba,
+          sampleRows,
+          order: order++,
+          augmented: false,
+          ensembleOf: ofMembers
+        }
+        return entry
+      })
+
+    /** Refit an entry on every row: its head, or each member's head for the ensemble. */
+    const refit = (entry: Entry): Effect.Effect<Head.FittedHead, TrainerError> =>
+      entry.ensembleOf === undefined
+        ? CrossValidation.refit(headsByKind.get(entry.headKind)!, entry.params, dataOf(entry.backboneId, entry.augmented), Random.derive(seed, 5))
+        : Effect.gen(function*() {
+          let offset = 0
+          const members = yield* Effect.forEach(entry.ensembleOf!, (m) =>
+            Effect.map(refit(m), (head) => {
+              const columns = [[offset, offset + head.dim] as const]
+              offset += head.dim
+              return { head, columns, weight: 1 }
+            }))
+          return yield* MultiBackbone.makeEnsembleHead(offset, members)
+        })
 
     const folds = options.cv?.folds ?? 5
     yield* strategy.run(evaluate, { space, backboneIds, rows: n, numClasses: data.numClasses, folds, seed, rank })
+    if (data.views) {
+      const views = data.views
+      const top = plainFullSize().filter((e) => views.has(e.backboneId)).slice(0, options.augmentTop ?? 1)
+      yield* evaluateAll(top.map((e) => e.candidate), n, true)
+    }
+    if (options.ensemble) {
+      const ensemble = yield* ensembleEntry(options.ensemble)
+      if (ensemble) entries.push(ensemble)
+    }
     const leaderboard = rank(entries)
     const best = leaderboard[0]
     if (!best) {
@@ -326,13 +424,7 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         budgetExhausted ? "the time budget ran out before any candidate was evaluated" : "no candidate could be evaluated"
       )
     }
-    const head = headsByKind.get(best.headKind)!
-    const fitted = yield* CrossValidation.refit(
-      head,
-      best.params,
-      dataOf(best.backboneId, data.embeddings.get(best.backboneId)!),
-      Random.derive(seed, 5)
-    )
+    const fitted = yield* refit(best)
     const elapsedMs = (yield* Clock.currentTimeMillis) - start
     return { leaderboard, best, fitted, strategy: strategy.name, elapsedMs, budgetExhausted, failures }
   }).pipe(Effect.withSpan("Search.run"))

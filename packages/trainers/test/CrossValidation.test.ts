@@ -119,6 +119,29 @@ describe("CrossValidation", () => {
       plain.proba.data.forEach((v, i) => expect(copies.proba.data[i]).toBeCloseTo(v, 5))
     }))
 
+  it.effect("augmented views train with their image's fold only and are never scored", () =>
+    Effect.gen(function*() {
+      const train = yield* Effect.promise(() => split("cats-vs-dogs", "train"))
+      // As above: labels no feature predicts, and two exact copies of every image as its views. A fold that trained
+      // on a held-out image's views would find them with 1-NN and score ~100 %.
+      const y = Int32Array.from(train.y, (_, i) => (i * 7919) % 3 === 0 ? 1 : 0)
+      const n = y.length
+      const views = {
+        x: Matrix.concatRows([train.set.x, train.set.x]),
+        image: Int32Array.from({ length: 2 * n }, (_, r) => r % n)
+      }
+      const knn1 = Knn.Params.make({ k: 1 })
+      const cv = yield* CrossValidation.crossValidate(Knn.plugin, knn1, { ...train.set, y, views }, { seed: 1 })
+      expect(cv.proba.rows).toBe(n)
+      expect(correct(cv.proba, y) / n).toBeLessThan(0.8)
+      // A fold's training rows: its images, then their views (label and group of their image).
+      const rows = CrossValidation.trainingRows(CrossValidation.subset({ ...train.set, y, views }, [3, 10]))
+      expect(rows.x.rows).toBe(6)
+      expect(Array.from(rows.y)).toEqual([y[3], y[10], y[3], y[10], y[3], y[10]])
+      expect(Array.from(rows.groups!)).toEqual([0, 1, 0, 1, 0, 1])
+      expect(Array.from(rows.x.data.subarray(4 * 1280, 5 * 1280))).toEqual(Array.from(train.set.x.data.subarray(3 * 1280, 4 * 1280)))
+    }))
+
   it.effect("logistic regression reaches >= 96 % 5-fold CV on cats-vs-dogs, with out-of-fold probabilities", () =>
     Effect.gen(function*() {
       const train = yield* Effect.promise(() => split("cats-vs-dogs", "train"))

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Matrix } from "@loupe/core"
 import { Search, SearchSpace } from "@loupe/trainers"
+import { loadEmbeddings } from "./fixtures/embeddings.mjs"
 import { correct, split } from "./fixtures/helpers.js"
 
 const BACKBONE = "onnx:mobilenetv2-int8"
@@ -130,6 +131,49 @@ describe("Search", () => {
       const r = yield* Search.run(both, { space: [{ "head.kind": ["nearest-prototype"] }], strategy: Search.grid() })
       expect(r.leaderboard.map((e) => e.backboneId)).toEqual([BACKBONE, "test:noise"])
       expect(r.fitted.dim).toBe(1280)
+    }))
+
+  it.effect("refinements: the augmented probe retries the best candidate with views; the ensemble averages each backbone's best", () =>
+    Effect.gen(function*() {
+      const { data, test } = yield* cats
+      const x = data.embeddings.get(BACKBONE)!
+      // One view per image: its mirror image (embedded by the fixture).
+      const flipped = yield* Effect.promise(() => loadEmbeddings("cats-vs-dogs", "train", undefined, { mirror: true }))
+      const views = { x: flipped.x, image: Int32Array.from(data.y, (_, i) => i) }
+      // Two "backbones": the two halves of MobileNetV2's embedding, and their concatenation (the whole).
+      const half = (from: number) => Matrix.make(x.rows, 640, Float32Array.from({ length: x.rows * 640 }, (_, k) => x.data[Math.floor(k / 640) * 1280 + from + (k % 640)]!))
+      const embeddings = new Map([["test:a", half(0)], ["test:b", half(640)], ["test:a+b", x]])
+      const r = yield* Search.run(
+        { embeddings, y: data.y, numClasses: 2, views: new Map([["test:a+b", views]]) },
+        { space: [{ "head.kind": ["logistic-regression"], "head.l2": [10, 100] }], strategy: Search.grid(), ensemble: { members: ["test:a", "test:b"], over: "test:a+b" } }
+      )
+      const ensemble = r.leaderboard.find((e) => e.ensembleOf !== undefined)!
+      const [a, b] = ensemble.ensembleOf!
+      expect([a!.backboneId, b!.backboneId]).toEqual(["test:a", "test:b"])
+      ensemble.proba.data.forEach((p, i) => expect(p).toBeCloseTo((a!.proba.data[i]! + b!.proba.data[i]!) / 2, 6))
+      // Only the best plain candidate is retried, on the backbone that has views.
+      const augmented = r.leaderboard.filter((e) => e.augmented)
+      expect(augmented.length).toBe(1)
+      expect(augmented[0]!.candidate).toEqual(r.leaderboard.filter((e) => !e.augmented && e.backboneId === "test:a+b")[0]!.candidate)
+      expect(r.leaderboard.length).toBe(2 * 3 + 2)
+      // Whatever wins is refit on every row and reads the 1280 columns.
+      expect(r.fitted.dim).toBe(1280)
+      expect(correct(r.fitted.predictProba(test.x), test.y)).toBeGreaterThanOrEqual(38)
+      // The ensemble refit: forced by a search over the halves alone, with the ensemble the only way to see both.
+      const forced = yield* Search.run(
+        { embeddings, y: data.y, numClasses: 2 },
+        { space: [{ "backbone.id": ["test:a", "test:b"], "head.kind": ["logistic-regression"], "head.l2": [100] }], strategy: Search.grid(), ensemble: { members: ["test:a", "test:b"], over: "test:a+b" } }
+      )
+      expect(forced.leaderboard.length).toBe(3)
+      // Halves alone score 96.0 % out of fold; their ensemble 96.5 % (seeded, so fixed).
+      expect(forced.best.ensembleOf).toBeDefined()
+      expect(forced.fitted.kind).toBe("ensemble")
+      expect(forced.fitted.dim).toBe(1280)
+      expect(correct(forced.fitted.predictProba(test.x), test.y)).toBeGreaterThanOrEqual(37)
+      // Under successive halving a member's best may stop on a subsample: it is cross-validated on all rows first.
+      const halving = yield* Search.run({ embeddings, y: data.y, numClasses: 2 }, { ensemble: { members: ["test:a", "test:b"], over: "test:a+b" } })
+      const halvingEnsemble = halving.leaderboard.find((e) => e.ensembleOf !== undefined)!
+      expect(halvingEnsemble.ensembleOf!.map((m) => m.rows)).toEqual([200, 200])
     }))
 
   it.effect("stops at the time budget and names unknown heads and backbones", () =>

@@ -6,6 +6,6 @@
  */
 import type { Registry } from "@loupe/core"
 import { Catalog } from "@loupe/backbones"
-import { Heads, ManualTraining } from "@loupe/trainers"
+import { Heads, ManualTraining, MultiBackbone } from "@loupe/trainers"
 
-export const builtins: Registry.Plugins = { backbones: Catalog.builtins, heads: [...Heads.heads, ...ManualTraining.heads] }
+export const builtins: Registry.Plugins = { backbones: Catalog.builtins, heads: [...Heads.heads, ...ManualTraining.heads, ...MultiBackbone.heads] }
