@@ -19,6 +19,7 @@
  */
 import { Cause, Context, Effect, Exit, Layer, ManagedRuntime } from "effect"
 import { DiskEmbeddingCache, EmbeddingCache, LoupeConfig, Pipeline, Registry } from "@loupe/core"
+import type { UrlFetch } from "@loupe/deploy"
 import * as path from "node:path"
 import { AutomlError } from "./AutomlError.js"
 import { BlobStore, layerFileSystem } from "./BlobStore.js"
@@ -37,6 +38,12 @@ export type ReadOptions = ImageInput.ReadOptions
 export interface FunctionsConfig extends Retrainer.RetrainerConfig {
   /** Fetch `http(s):` image URLs given as sample or invoke data. Default false (a service should not fetch URLs it is handed). */
   readonly allowUrlFetch?: boolean
+  /**
+   * With `allowUrlFetch`: fetch from private addresses too (loopback, RFC 1918, link-local, unique-local, ...; see
+   * `UrlFetch` in `@loupe/deploy`): `true` for all, or a function deciding per address. Default false: only public
+   * addresses are fetched.
+   */
+  readonly allowPrivateUrls?: UrlFetch.AddressPolicy
   /** Largest image accepted, in bytes. Default 32 MiB. */
   readonly maxImageBytes?: number
 }
@@ -189,7 +196,11 @@ export const make = (config: FunctionsConfig = {}): Effect.Effect<FunctionsShape
     const store = yield* Store
     const blobs = yield* BlobStore
     const retrainer = yield* Retrainer.Retrainer
-    const imageOptions: ImageInput.ReadOptions = { allowUrlFetch: config.allowUrlFetch, maxBytes: config.maxImageBytes }
+    const imageOptions: ImageInput.ReadOptions = {
+      allowUrlFetch: config.allowUrlFetch,
+      allowPrivateUrls: config.allowPrivateUrls,
+      maxBytes: config.maxImageBytes
+    }
 
     // Sample writes and deletes of one function run one at a time, so an image's blob and its row never race.
     const locks = new Map<string, Effect.Semaphore>()

@@ -19,7 +19,7 @@ import { ApiKeys, ServeBundle, Server as DeployServer } from "@loupe/deploy"
 import type { DeployError } from "@loupe/deploy"
 import { Console, Effect, Layer, Option } from "effect"
 import * as path from "node:path"
-import type { AutomlError } from "./AutomlError.js"
+import { AutomlError } from "./AutomlError.js"
 import { store } from "./FunctionCommand.js"
 import { environment, modelsDir, plugins } from "./internal/cliOptions.js"
 import * as Server from "./Server.js"
@@ -45,7 +45,10 @@ const flags = {
   maxImageBytes: Options.integer("max-image-bytes").pipe(Options.withDescription("Largest image, in bytes"), Options.optional),
   maxPixels: Options.integer("max-pixels").pipe(Options.withDescription("Largest image, in pixels (width x height)"), Options.optional),
   allowUrlFetch: Options.boolean("allow-url-fetch").pipe(
-    Options.withDescription("Fetch http(s) image URLs sent as data (off: a server fetching URLs it is handed can be turned on private addresses)")
+    Options.withDescription("Fetch http(s) image URLs sent as data, from public addresses only (off: a server fetching URLs it is handed makes requests for its callers)")
+  ),
+  allowPrivateUrls: Options.boolean("allow-private-urls").pipe(
+    Options.withDescription("With --allow-url-fetch: fetch from private addresses too (loopback, 10/8, 192.168/16, link-local, fc00::/7, ...); for an intranet image host")
   ),
   captureLowConfidence: optionalNumber("capture-low-confidence", "Capture invocations below this confidence (default 0.6; 0: off)"),
   captureRareShare: optionalNumber("capture-rare-share", "Capture predictions of labels under this share of the samples (default 0.1; 0: off)"),
@@ -60,11 +63,19 @@ const some = <A, K extends string>(key: K, option: Option.Option<A>): { readonly
 
 export const command = Command.make("serve", flags, (f) =>
   Effect.gen(function*() {
+    if (f.allowPrivateUrls && !f.allowUrlFetch) {
+      return yield* new AutomlError({
+        reason: "InvalidOptions",
+        field: "allow-private-urls",
+        message: "--allow-private-urls only applies to URL fetching: add --allow-url-fetch, or drop --allow-private-urls"
+      })
+    }
     const options: DeployServer.ServerOptions = {
       port: f.port,
       host: f.host,
       rateLimit: { perSecond: f.rateLimit, burst: 2 * f.rateLimit },
       allowUrlFetch: f.allowUrlFetch,
+      allowPrivateUrls: f.allowPrivateUrls,
       image: { ...some("maxBytes", f.maxImageBytes), ...some("maxPixels", f.maxPixels) },
       capture: {
         ...some("lowConfidence", f.captureLowConfidence),

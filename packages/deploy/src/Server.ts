@@ -39,6 +39,7 @@ import { FunctionBackend } from "./FunctionBackend.js"
 import type * as ImageGuard from "./ImageGuard.js"
 import * as Body from "./internal/Body.js"
 import * as RateLimiter from "./RateLimiter.js"
+import type * as UrlFetch from "./UrlFetch.js"
 
 /**
  * @since 0.1.0
@@ -55,8 +56,17 @@ export interface ServerOptions {
   readonly rateLimit?: RateLimiter.RateLimit
   /** Invoke capture. Default `CapturePolicy.defaults`. */
   readonly capture?: Partial<CapturePolicy.CapturePolicy>
-  /** Fetch `http(s)` URLs given as image data. Default false: a server that fetches URLs it is handed can be made to reach private addresses (SSRF). */
+  /**
+   * Fetch `http(s)` URLs given as image data, from public addresses only unless `allowPrivateUrls` (see `UrlFetch`).
+   * Default false: a server that fetches URLs it is handed makes requests on its callers' behalf.
+   */
   readonly allowUrlFetch?: boolean
+  /**
+   * With `allowUrlFetch`: fetch from private addresses too (loopback, RFC 1918, link-local, unique-local, ...; see
+   * `UrlFetch`): `true` for all of them, or a function deciding per address (say, one intranet image host). Default
+   * false: only public addresses are fetched.
+   */
+  readonly allowPrivateUrls?: UrlFetch.AddressPolicy
   /** The longest a shutdown waits for requests in flight. Default 10 s. */
   readonly drainTimeoutMs?: number
   /** The longest a client may take to send a request. Default 30 s. */
@@ -353,7 +363,8 @@ export const layer = (
       // A JSON body carries the image as base64 (4/3 larger) plus a little more.
       maxBodyBytes: Math.ceil((image.maxBytes * 4) / 3) + 64 * 1024,
       image,
-      allowUrlFetch: options.allowUrlFetch ?? false
+      allowUrlFetch: options.allowUrlFetch ?? false,
+      allowPrivateUrls: options.allowPrivateUrls ?? false
     }
     const capture = Schema.decodeSync(CapturePolicy.CapturePolicy)(options.capture ?? {})
     const drainTimeoutMs = options.drainTimeoutMs ?? 10_000

@@ -6,6 +6,7 @@
  */
 export * as DeployError from "./DeployError.js"
 export * as ImageGuard from "./ImageGuard.js"
+export * as UrlFetch from "./UrlFetch.js"
 export * as Predictor from "./Predictor.js"
 export * as ApiKeys from "./ApiKeys.js"
 export * as RateLimiter from "./RateLimiter.js"

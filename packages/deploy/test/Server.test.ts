@@ -274,15 +274,18 @@ describe("bad input", () => {
 })
 
 describe("URL fetching", () => {
-  it("fetches http URLs only when enabled, refusing redirects and oversized downloads", async () => {
+  it("fetches http URLs only when enabled, from private addresses only when allowed, re-checking redirects and capping downloads", async () => {
     const origin = http.createServer((req, res) => {
       if (req.url === "/cat.jpg") res.writeHead(200, { "content-type": "image/jpeg" }).end(cat)
       else if (req.url === "/big.jpg") res.writeHead(200, { "content-type": "image/jpeg" }).end(Buffer.alloc(3_000_000))
+      else if (req.url === "/moved.jpg") res.writeHead(301, { location: "/cat.jpg" }).end()
       else res.writeHead(302, { location: "http://169.254.169.254/" }).end()
     })
     await new Promise<void>((resolve) => origin.listen(0, "127.0.0.1", resolve))
     const base = `http://127.0.0.1:${(origin.address() as { port: number }).port}`
-    const fetching = await serve({ allowUrlFetch: true, image: { maxBytes: 2_000_000 } })
+    // The test origin listens on 127.0.0.1: allowed here, and nothing else that is private.
+    const fetching = await serve({ allowUrlFetch: true, allowPrivateUrls: (address) => address === "127.0.0.1", image: { maxBytes: 2_000_000 } })
+    const publicOnly = await serve({ allowUrlFetch: true, image: { maxBytes: 2_000_000 } })
     try {
       const post = (data: string, target: Running) =>
         call(`/v1/functions/${fn}/invoke`, {
@@ -294,11 +297,28 @@ describe("URL fetching", () => {
       const ok = await post(`${base}/cat.jpg`, fetching)
       expect(ok.status).toBe(200)
       expect(ok.body.confidence).toBeCloseTo((await invokeJson({ data: dataUri(cat) })).body.confidence, 6)
-      expect((await post(`${base}/redirect.jpg`, fetching)).body).toMatchObject({ reason: "InvalidImage", field: "data" })
+      const moved = await post(`${base}/moved.jpg`, fetching)
+      expect(moved.status).toBe(200)
+      expect(moved.body.confidence).toBeCloseTo(ok.body.confidence, 6)
+      const redirected = await post(`${base}/redirect.jpg`, fetching)
+      expect(redirected.status).toBe(400)
+      expect(redirected.body).toMatchObject({ reason: "InvalidImage", field: "data" })
+      expect(redirected.body.message).toBe(
+        `data: ${base}/redirect.jpg redirects to http://169.254.169.254/, which resolves to 169.254.169.254, a link-local address; this server does not fetch private addresses (start it with --allow-private-urls to allow them)`
+      )
       expect((await post(`${base}/big.jpg`, fetching)).body.message).toMatch(/over the 2000000-byte limit/)
+      const refused = await post(`${base}/cat.jpg`, publicOnly)
+      expect(refused.status).toBe(400)
+      expect(refused.body).toMatchObject({
+        reason: "InvalidImage",
+        field: "data",
+        message: `data: ${base}/cat.jpg resolves to 127.0.0.1, a loopback address; this server does not fetch private addresses (start it with --allow-private-urls to allow them)`
+      })
+      expect((await post("http://169.254.169.254/latest/meta-data/", publicOnly)).body).toMatchObject({ reason: "InvalidImage", field: "data" })
       expect((await post(`${base}/cat.jpg`, server)).body).toMatchObject({ reason: "UrlFetchDisabled", field: "data" })
     } finally {
       await fetching.close()
+      await publicOnly.close()
       origin.close()
     }
   })

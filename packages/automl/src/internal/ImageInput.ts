@@ -1,11 +1,13 @@
 /**
  * Image input of the function API: a path, bytes, a `data:` URI, or a URL (`file:` always; `http(s):` only when
- * fetching is enabled). Reading fails with `InvalidImage` naming the field (`data`, `samples[3].data`).
+ * fetching is enabled, through `UrlFetch` from `@loupe/deploy`: public addresses only unless `allowPrivateUrls`).
+ * Reading fails with `InvalidImage` naming the field (`data`, `samples[3].data`).
  *
  * @internal
  */
 import { Effect } from "effect"
 import { Preprocess } from "@loupe/core"
+import { UrlFetch } from "@loupe/deploy"
 import * as fs from "node:fs/promises"
 import { fileURLToPath } from "node:url"
 import { AutomlError } from "../AutomlError.js"
@@ -16,9 +18,14 @@ export type ImageData = string | Uint8Array | URL
 export interface ReadOptions {
   /** Fetch `http:` and `https:` URLs. Off by default: a service fetching URLs it is handed can be abused (SSRF). */
   readonly allowUrlFetch?: boolean | undefined
+  /**
+   * With `allowUrlFetch`: fetch from private addresses too (loopback, RFC 1918, link-local, unique-local, ...): `true`
+   * for all, or a function deciding per address. Off by default: only public addresses are fetched.
+   */
+  readonly allowPrivateUrls?: UrlFetch.AddressPolicy | undefined
   /** Largest image accepted, in bytes. Default 32 MiB. */
   readonly maxBytes?: number | undefined
-  /** Timeout of a URL fetch. Default 15 s. */
+  /** Timeout of a URL fetch, redirects included. Default 10 s (`UrlFetch`'s). */
   readonly fetchTimeoutMs?: number | undefined
 }
 
@@ -58,19 +65,16 @@ const fromUrl = (url: URL, field: string, options: ReadOptions): Effect.Effect<U
       if (options.allowUrlFetch !== true) {
         return Effect.fail(invalid(field, `fetching ${url.href} is disabled; enable URL fetching or send the bytes`))
       }
-      const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES
-      return Effect.tryPromise({
-        try: async (signal) => {
-          const response = await fetch(url, {
-            signal: AbortSignal.any([signal, AbortSignal.timeout(options.fetchTimeoutMs ?? 15_000)])
-          })
-          if (!response.ok) throw new Error(`HTTP ${response.status}`)
-          const declared = Number(response.headers.get("content-length") ?? "0")
-          if (declared > maxBytes) throw new Error(`${declared} bytes is over the ${maxBytes}-byte limit`)
-          return new Uint8Array(await response.arrayBuffer())
-        },
-        catch: (cause) => invalid(field, `cannot fetch ${url.href}: ${(cause as Error).message ?? String(cause)}`, cause)
-      })
+      return UrlFetch.fetchBytes(url, {
+        maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
+        field,
+        allowPrivateAddresses: options.allowPrivateUrls ?? false,
+        privateAddressHint: "private addresses are not fetched (allowPrivateUrls allows them)",
+        timeoutMs: options.fetchTimeoutMs
+      }).pipe(
+        Effect.map((fetched) => fetched.bytes),
+        Effect.mapError((e) => new AutomlError({ reason: "InvalidImage", field, message: e.message, cause: e }))
+      )
     }
     default:
       return Effect.fail(invalid(field, `unsupported URL scheme ${url.protocol}`))

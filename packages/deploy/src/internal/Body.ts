@@ -1,8 +1,8 @@
 /**
  * Reading untrusted request bodies: a byte cap enforced while reading (and from `Content-Length` before reading),
  * content-type dispatch (JSON, multipart form, raw image), JSON that must parse and match its schema (unknown keys
- * are errors naming them), and image data that passes `ImageGuard` before anything decodes it. Every failure is a
- * `DeployError` naming the offending field.
+ * are errors naming them), image URLs fetched (when enabled) by `UrlFetch` under its address policy, and image data
+ * that passes `ImageGuard` before anything decodes it. Every failure is a `DeployError` naming the offending field.
  *
  * @internal
  */
@@ -11,6 +11,7 @@ import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Effect, ParseResult, Schema } from "effect"
 import { DeployError, invalid } from "../DeployError.js"
 import * as ImageGuard from "../ImageGuard.js"
+import * as UrlFetch from "../UrlFetch.js"
 
 export interface BodyLimits {
   /** Largest request body, in bytes. */
@@ -18,6 +19,8 @@ export interface BodyLimits {
   readonly image: ImageGuard.ImageLimits
   /** Fetch `http(s)` URLs given as image data. */
   readonly allowUrlFetch: boolean
+  /** With `allowUrlFetch`: which private addresses (loopback, RFC 1918, link-local, ...) are fetched too. */
+  readonly allowPrivateUrls: UrlFetch.AddressPolicy
 }
 
 const tooLarge = (message: string) =>
@@ -121,26 +124,6 @@ export interface ImageBody<F> {
   readonly fields: F
 }
 
-const fetchImage = (url: URL, maxBytes: number) =>
-  Effect.tryPromise({
-    try: async (signal) => {
-      const response = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]), redirect: "error" })
-      if (!response.ok || response.body === null) throw new Error(`HTTP ${response.status}`)
-      const declared = Number(response.headers.get("content-length") ?? "0")
-      if (declared > maxBytes) throw new Error(`${declared} bytes is over the ${maxBytes}-byte limit`)
-      const chunks: Array<Uint8Array> = []
-      let size = 0
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        size += chunk.length
-        if (size > maxBytes) throw new Error(`over the ${maxBytes}-byte limit`)
-        chunks.push(chunk)
-      }
-      return { bytes: new Uint8Array(Buffer.concat(chunks)), mediaType: response.headers.get("content-type") ?? undefined }
-    },
-    catch: (cause) =>
-      new DeployError({ reason: "InvalidImage", field: "data", message: `data: cannot fetch ${url.href}: ${cause instanceof Error ? cause.message : String(cause)}` })
-  })
-
 /** The bytes behind a JSON `data` string: a data URI, or (when enabled) an http(s) URL. */
 const fromDataString = (data: string, limits: BodyLimits) => {
   if (data.startsWith("data:")) return ImageGuard.fromDataUri(data, limits.image.maxBytes, "data")
@@ -152,10 +135,12 @@ const fromDataString = (data: string, limits: BodyLimits) => {
         message: "data: this server does not fetch URLs (that would let callers make it request any address); send the image as a data URI, multipart or a raw body"
       }))
     }
-    return Effect.flatMap(
-      Effect.try({ try: () => new URL(data), catch: () => invalid("data", "not a valid URL") }),
-      (url) => fetchImage(url, limits.image.maxBytes)
-    )
+    return UrlFetch.fetchBytes(data, {
+      maxBytes: limits.image.maxBytes,
+      field: "data",
+      allowPrivateAddresses: limits.allowPrivateUrls,
+      privateAddressHint: "this server does not fetch private addresses (start it with --allow-private-urls to allow them)"
+    })
   }
   return Effect.fail(invalid("data", "expected a data URI (data:image/jpeg;base64,...)"))
 }
