@@ -15,6 +15,7 @@ const { values: flags } = parseArgs({
     batch: { type: "string", default: "16" },
     decode: { type: "string", default: "4" },
     threads: { type: "string", default: "2" },
+    engine: { type: "string" },
     "sharp-concurrency": { type: "string" },
     repeat: { type: "string", default: "3" },
     limit: { type: "string" }
@@ -56,7 +57,8 @@ const layer = Layer.mergeAll(
 )
 
 const program = Effect.gen(function*() {
-  const backbone = yield* Registry.loadBackbone(flags.backbone, { intraOpNumThreads: num("threads"), maxBatchSize: Math.max(num("batch"), 1) })
+  const engine = flags.engine === undefined ? {} : { engine: flags.engine }
+  const backbone = yield* Registry.loadBackbone(flags.backbone, { intraOpNumThreads: num("threads"), maxBatchSize: Math.max(num("batch"), 1), ...engine })
   const spec = backbone.info.preprocess
   const runP = (effect) => Effect.runPromise(effect)
 
@@ -118,7 +120,7 @@ const range = (ts) => `${fmt(Math.min(...ts.map(rate)))}-${fmt(Math.max(...ts.ma
 const cpu = (t) => `${fmt((t.cpu / n) * 1000, 2)} ms CPU/image, ${fmt(t.cpu / t.wall, 2)} cores busy`
 const slower = Math.min(rate(decode), rate(model))
 console.log(`images: ${n} from ${flags.images}`)
-console.log(`backbone: ${flags.backbone}; batch ${embedOptions.batchSize}, decode concurrency ${embedOptions.decodeConcurrency}, ` +
+console.log(`backbone: ${flags.backbone}${flags.engine === undefined ? "" : ` (engine ${flags.engine})`}; batch ${embedOptions.batchSize}, decode concurrency ${embedOptions.decodeConcurrency}, ` +
   `onnx threads ${flags.threads}, sharp concurrency ${sharp.concurrency()}, UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? "4 (default)"}, ` +
   `${os.availableParallelism()} CPUs, median of ${flags.repeat}`)
 console.log(`end-to-end (files -> embeddings): ${fmt(rate(e2e)).padStart(6)} images/s [${range(times.e2e)}]  ${cpu(e2e)}`)

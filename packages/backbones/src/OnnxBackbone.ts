@@ -31,8 +31,9 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import { BackboneError } from "./BackboneError.js"
 import * as OnnxGraph from "./internal/onnxGraph.js"
+import * as OrtEmbed from "./internal/ortEmbed.js"
 import * as OrtWorker from "./internal/ortWorker.js"
-import { type ChannelAxis, pool, type Pooling, pooledSize } from "./internal/pooling.js"
+import type { ChannelAxis, Pooling } from "./internal/pooling.js"
 import { resolveLocalPath } from "./internal/weights.js"
 
 export type { ChannelAxis, Pooling } from "./internal/pooling.js"
@@ -139,13 +140,7 @@ const loadModel = Effect.fn("OnnxBackbone.load")(function*(
 ) {
   const opts = context.options as OnnxOptions
   const { file, target, weightsHash } = yield* readModel(config, context.config)
-  const session = yield* OrtWorker.open(target.model, {
-    intraOpNumThreads: opts.intraOpNumThreads,
-    interOpNumThreads: 1,
-    executionMode: "sequential",
-    graphOptimizationLevel: "all",
-    extra: { session: { intra_op: { allow_spinning: opts.spinning ? "1" : "0" } } }
-  }, file)
+  const session = yield* OrtWorker.open(target.model, OrtEmbed.sessionOptions(opts), file)
 
   const inputNames = session.inputs.map((m) => m.name)
   const outputNames = session.outputs.map((m) => m.name)
@@ -171,9 +166,18 @@ const loadModel = Effect.fn("OnnxBackbone.load")(function*(
 
   const { size, layout } = config.preprocess
   const perImage = size * size * 3
-  const pooling = config.pooling ?? "flatten"
-  const channels = config.channels ?? "first"
-  const dim = config.embeddingSize
+
+  const run = OrtEmbed.embedder(session, {
+    id: config.id,
+    file,
+    input,
+    output: target.output,
+    outputField: config.node === undefined ? "outputName" : "node",
+    pooling: config.pooling ?? "flatten",
+    channels: config.channels ?? "first",
+    embeddingSize: config.embeddingSize,
+    inputDims: (count) => layout === "NCHW" ? [count, 3, size, size] : [count, size, size, 3]
+  })
 
   const embedBatch = Effect.fn("OnnxBackbone.embedBatch")(function*(batch: Float32Array, count: number) {
     if (!Number.isInteger(count) || count < 1 || count > opts.maxBatchSize || batch.length !== count * perImage) {
@@ -184,38 +188,7 @@ const loadModel = Effect.fn("OnnxBackbone.load")(function*(
           `(${layout} ${size}x${size}x3); got ${batch.length} values for ${count} images`
       })
     }
-    const dims = layout === "NCHW" ? [count, 3, size, size] : [count, size, size, 3]
-    const result = yield* Effect.tryPromise({
-      try: () => session.run(input, batch, dims, [target.output]),
-      catch: (cause) =>
-        new BackboneError({
-          reason: "InferenceFailed",
-          file,
-          field: config.id,
-          message: `${config.id}: ${cause instanceof Error ? cause.message : String(cause)}`,
-          cause
-        })
-    })
-    const out = result[target.output]!
-    if (!(out.data instanceof Float32Array)) {
-      return yield* new BackboneError({
-        reason: "InferenceFailed",
-        file,
-        field: config.node === undefined ? "outputName" : "node",
-        message: `${config.id}: ${target.output} holds ${out.type} values, not float32; choose a float tensor`
-      })
-    }
-    const got = pooledSize(out.dims, pooling, channels)
-    if (out.dims[0] !== count || got !== dim) {
-      return yield* new BackboneError({
-        reason: "InferenceFailed",
-        file,
-        field: "embeddingSize",
-        message: `${config.id}: ${target.output} has shape [${out.dims.join(", ")}], which gives ${got} values per ` +
-          `image with ${pooling} pooling; the config says embeddingSize ${dim}`
-      })
-    }
-    return pool(out.data, out.dims, pooling, channels)
+    return yield* run(batch, count)
   })
 
   // One blank image: checks the output's type and size now rather than on the first real batch.

@@ -1,6 +1,6 @@
 /**
  * The protobuf wire format, only as far as Loupe needs it to read and extend ONNX model files: walk the fields of a
- * message without a schema, and encode small messages (strings, nested messages).
+ * message without a schema, and encode small messages (varints, floats, strings, nested messages).
  *
  * Readers throw `Error` on malformed input; callers wrap them in `Effect.try`. Shared by the ONNX plugin (reading and
  * extending models) and `@loupe/deploy`'s ONNX export.
@@ -79,6 +79,13 @@ export const string = (bytes: Uint8Array, field: Field): string => decoder.decod
 
 const varintBytes = (value: number): Array<number> => {
   const out: Array<number> = []
+  if (value < 0) {
+    // int64 fields carry a negative value as its 64-bit two's complement: always ten bytes.
+    let big = BigInt.asUintN(64, BigInt(value))
+    for (; big > 0x7fn; big >>= 7n) out.push(Number(big & 0x7fn) | 0x80)
+    out.push(Number(big))
+    return out
+  }
   let v = value
   while (v > 0x7f) {
     out.push((v % 128) | 0x80)
@@ -98,7 +105,7 @@ export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
   return out
 }
 
-/** A varint field (int64, enum). */
+/** A varint field (int64, enum); negative values are encoded as int64. */
 export const varintField = (number: number, value: number): Uint8Array =>
   Uint8Array.from([...varintBytes(number * 8), ...varintBytes(value)])
 
@@ -109,3 +116,10 @@ export const message = (number: number, ...payload: ReadonlyArray<Uint8Array>): 
 }
 
 export const stringField = (number: number, value: string): Uint8Array => message(number, encoder.encode(value))
+
+/** A fixed32 field holding a float. */
+export const float32Field = (number: number, value: number): Uint8Array => {
+  const out = new Uint8Array([...varintBytes(number * 8 + 5), 0, 0, 0, 0])
+  new DataView(out.buffer).setFloat32(out.length - 4, value, true)
+  return out
+}

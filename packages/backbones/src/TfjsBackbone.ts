@@ -3,6 +3,12 @@
  * local files (no `file://` handler or `@tensorflow/tfjs-node` needed). The embedding is the model's output, or the
  * output of a named layer (layers models) or node (graph models), optionally averaged over height and width.
  *
+ * Two engines run the model. A layers model whose layers all have an ONNX translation (Conv2D, DepthwiseConv2D,
+ * BatchNormalization, ReLU, pooling, ... see `internal/kerasOnnx.ts`) is translated in memory and runs on
+ * onnxruntime in a worker thread, off the main thread, several times faster than tfjs on the wasm backend; any other
+ * model (a graph model, or a layer without a translation) runs on TensorFlow.js. The `engine` option chooses, and the
+ * loaded backbone's `info.engine` and a log line say which one runs and why.
+ *
  * TensorFlow.js keeps one active backend per process. `selectBackend` picks it: `@tensorflow/tfjs-node` when it can
  * be imported (an optional peer dependency), else the wasm backend (initialised offline from the `.wasm` files inside
  * `@tensorflow/tfjs-backend-wasm`), else the pure-JavaScript `cpu` backend, and logs the choice.
@@ -17,8 +23,21 @@ import { createHash } from "node:crypto"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import { BackboneError } from "./BackboneError.js"
-import { errorText, fileHandler, importTf, readModelFiles, type TfjsModelFiles, type TfModule } from "./internal/tfjsFiles.js"
+import * as KerasOnnx from "./internal/kerasOnnx.js"
+import * as OrtEmbed from "./internal/ortEmbed.js"
+import * as OrtWorker from "./internal/ortWorker.js"
+import {
+  decodeFloatWeights,
+  errorText,
+  fileHandler,
+  importTf,
+  readModelFiles,
+  readWeightData,
+  type TfjsModelFiles,
+  type TfModule
+} from "./internal/tfjsFiles.js"
 import { hashFiles, resolveLocalPath } from "./internal/weights.js"
+import { OnnxOptions } from "./OnnxBackbone.js"
 
 /**
  * A TensorFlow.js backend that may be usable here.
@@ -122,8 +141,17 @@ export interface TfjsModelConfig {
  * @category options
  */
 export const TfjsOptions = Schema.Struct({
-  /** `auto` tries tfjs-node, then wasm, then cpu. Naming one uses only that one. */
+  /**
+   * `auto`: onnxruntime when every layer the embedding needs translates to ONNX, else TensorFlow.js.
+   * `onnxruntime`: fail with the reason when the model does not translate. `tfjs`: never translate.
+   */
+  engine: Schema.optionalWith(Schema.Literal("auto", "tfjs", "onnxruntime"), { default: () => "auto" as const }),
+  /** The TensorFlow.js backend. `auto` tries tfjs-node, then wasm, then cpu. Naming one uses only that one. */
   backend: Schema.optionalWith(Schema.Literal("auto", "tensorflow", "wasm", "cpu"), { default: () => "auto" as const }),
+  /** onnxruntime engine: threads for one inference call, as the ONNX plugin's option. Default 2. */
+  intraOpNumThreads: OnnxOptions.fields.intraOpNumThreads,
+  /** onnxruntime engine: let idle threads spin, as the ONNX plugin's option. Default false. */
+  spinning: OnnxOptions.fields.spinning,
   /** Largest batch per call. */
   maxBatchSize: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1024)), { default: () => 16 }),
   /**
@@ -188,15 +216,24 @@ type Opened =
   | { readonly _tag: "layers"; readonly tf: TfModule; readonly files: TfjsModelFiles; readonly model: Tf.LayersModel }
   | { readonly _tag: "graph"; readonly tf: TfModule; readonly files: TfjsModelFiles; readonly model: Tf.GraphModel }
 
+const locate = (config: TfjsModelConfig, loupeConfig: LoupeConfig.LoupeConfigShape) =>
+  Effect.flatMap(resolveLocalPath(config.id, config.weights, loupeConfig), (location) => readModelFiles(config.id, location))
+
 /** Reads the model's files, activates a backend and loads the model, disposed with the scope. */
 const open = (
   config: TfjsModelConfig,
   loupeConfig: LoupeConfig.LoupeConfigShape,
   backend: TfjsOptions["backend"]
 ): Effect.Effect<Opened, BackboneError, Scope.Scope> =>
+  Effect.flatMap(locate(config, loupeConfig), (files) => openFiles(config, files, backend))
+
+/** Activates a backend and loads the model from files already read, disposed with the scope. */
+const openFiles = (
+  config: TfjsModelConfig,
+  files: TfjsModelFiles,
+  backend: TfjsOptions["backend"]
+): Effect.Effect<Opened, BackboneError, Scope.Scope> =>
   Effect.gen(function*() {
-    const location = yield* resolveLocalPath(config.id, config.weights, loupeConfig)
-    const files = yield* readModelFiles(config.id, location)
     const tf = yield* importTf
     yield* selectBackend(candidatesFor(backend))
     const handler = fileHandler(tf, files)
@@ -245,6 +282,125 @@ export const loadLayersModel = (
       ))
 
 /**
+ * What a loaded TensorFlow.js backbone reports: the plugin's info and the engine that runs it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TfjsLoadedInfo extends Backbone.BackboneInfo {
+  readonly engine: "onnxruntime" | "tfjs"
+}
+
+type Embed = (batch: Float32Array, count: number) => Effect.Effect<Float32Array, BackboneError>
+
+interface Engine {
+  readonly name: TfjsLoadedInfo["engine"]
+  /** The model's declared input shapes, batch first. */
+  readonly inputs: ReadonlyArray<ReadonlyArray<number | null | undefined> | undefined>
+  readonly embed: Embed
+  /** For the log line. */
+  readonly detail: string
+}
+
+/** What the embedding is taken from. */
+interface Target {
+  readonly output: string | undefined
+  readonly pooling: "none" | "global-average"
+}
+
+const loadFailed = (config: TfjsModelConfig, message: string, file?: string, cause?: unknown) =>
+  new BackboneError({ reason: "LoadFailed", field: config.id, message, ...(file === undefined ? {} : { file }), cause })
+
+const noLayer = (files: TfjsModelFiles, output: string | undefined, layers: ReadonlyArray<string>) =>
+  `${files.modelJson} has no layer "${output}" (layers: ${layers.join(", ")})`
+
+const translateData = (config: TfjsModelConfig, files: TfjsModelFiles, target: Target, data: ArrayBuffer): KerasOnnx.Translation => {
+  try {
+    const weights = decodeFloatWeights(files.json.weightsManifest ?? [], data)
+    return KerasOnnx.translate(files.json.modelTopology, weights, { ...target, size: config.preprocess.size })
+  } catch (cause) {
+    return { _tag: "Untranslatable", reason: errorText(cause) }
+  }
+}
+
+/** The model translated to ONNX, or why it is not. Reading the weight files can fail; translating cannot. */
+const translate = (
+  config: TfjsModelConfig,
+  files: TfjsModelFiles,
+  target: Target
+): Effect.Effect<KerasOnnx.Translation, BackboneError> => {
+  const untranslatable = (reason: string) => Effect.succeed({ _tag: "Untranslatable", reason } as const)
+  if (files.format === "graph-model") return untranslatable("it is a graph model (only layers models are translated)")
+  if (config.preprocess.layout !== "NHWC") return untranslatable("its input is laid out NCHW (the translation takes NHWC)")
+  return Effect.tryPromise({
+    try: () => readWeightData(files),
+    catch: (cause) => loadFailed(config, `Cannot read the weights of ${files.modelJson}: ${errorText(cause)}`, files.modelJson, cause)
+  }).pipe(Effect.map((data) => translateData(config, files, target, data)))
+}
+
+const onnxEngine = (
+  config: TfjsModelConfig,
+  files: TfjsModelFiles,
+  translated: Extract<KerasOnnx.Translation, { _tag: "Translated" }>,
+  opts: TfjsOptions
+): Effect.Effect<Engine, BackboneError, Scope.Scope> =>
+  Effect.map(OrtWorker.open(translated.model, OrtEmbed.sessionOptions(opts), files.modelJson), (session) => ({
+    name: "onnxruntime",
+    inputs: [translated.inputShape],
+    embed: OrtEmbed.embedder(session, {
+      id: config.id,
+      file: files.modelJson,
+      input: translated.input,
+      output: translated.output,
+      outputField: "output",
+      // The translated graph already pools (or flattens NHWC, as tfjs does) into [count, embeddingSize].
+      pooling: "flatten",
+      channels: "last",
+      embeddingSize: translated.embeddingSize,
+      inputDims: (count) => [count, config.preprocess.size, config.preprocess.size, 3]
+    }),
+    detail: `Keras layers translated to ${translated.nodes} ONNX nodes, ${opts.intraOpNumThreads} intra-op ` +
+      (opts.intraOpNumThreads === 1 ? "thread" : "threads")
+  }))
+
+const tfjsEngine = (
+  config: TfjsModelConfig,
+  files: TfjsModelFiles,
+  target: Target,
+  opts: TfjsOptions
+): Effect.Effect<Engine, BackboneError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { output, pooling } = target
+    const opened = yield* openFiles(config, files, opts.backend)
+    const { tf } = opened
+    const run: Run = opened._tag === "graph"
+      ? (x) => single(opened.model.execute(x, output), opened.model.outputNodes)
+      : yield* Effect.try({
+        try: () => {
+          const m = opened.model
+          const net = output === undefined
+            ? m
+            : tf.model({ inputs: m.inputs, outputs: findLayer(m, output).output as Tf.SymbolicTensor })
+          return (x: Tf.Tensor) => single(net.predict(x) as Tf.Tensor | Array<Tf.Tensor>, net.outputNames)
+        },
+        catch: (cause) => loadFailed(config, noLayer(files, output, opened.model.layers.map((l) => l.name)), files.modelJson, cause)
+      })
+    const { layout, size } = config.preprocess
+    const embed: Embed = (batch, count) =>
+      Effect.try({
+        try: () =>
+          tf.tidy(() => {
+            const y = run(tf.tensor4d(batch, layout === "NCHW" ? [count, 3, size, size] : [count, size, size, 3]))
+            const pooled = pooling === "global-average" ? y.mean([1, 2]) : y
+            return new Float32Array(pooled.reshape([count, -1]).dataSync())
+          }),
+        catch: (cause) =>
+          new BackboneError({ reason: "InferenceFailed", field: config.id, message: `${config.id}: ${errorText(cause)}`, cause })
+      })
+    return { name: "tfjs", inputs: opened.model.inputs.map((i) => i.shape), embed, detail: `TensorFlow.js ${tf.getBackend()}` }
+  })
+
+/**
  * The plugin for one TensorFlow.js model.
  *
  * `weightsHash` is the sha256 of `model.json` and its shards (in manifest order), combined with the choice of
@@ -265,10 +421,6 @@ export const plugin = (config: TfjsModelConfig): TfjsBackbonePlugin => {
     weights: config.weights
   }
   const { size, layout } = config.preprocess
-  const inputShape = (count: number): [number, number, number, number] =>
-    layout === "NCHW" ? [count, 3, size, size] : [count, size, size, 3]
-  const fail = (reason: "LoadFailed" | "InferenceFailed", message: string, file?: string, cause?: unknown) =>
-    new BackboneError({ reason, field: config.id, message, ...(file === undefined ? {} : { file }), cause })
 
   return {
     info,
@@ -277,63 +429,52 @@ export const plugin = (config: TfjsModelConfig): TfjsBackbonePlugin => {
     load: ({ config: loupeConfig, options }) =>
       Effect.gen(function*() {
         const opts = options as TfjsOptions
-        const output = opts.output ?? config.output
-        const pooling = opts.pooling ?? config.pooling ?? "none"
+        const target: Target = { output: opts.output ?? config.output, pooling: opts.pooling ?? config.pooling ?? "none" }
+        const { output, pooling } = target
         const custom = opts.output !== undefined || opts.pooling !== undefined
-        const opened = yield* open(config, loupeConfig, opts.backend)
-        const { tf, files } = opened
+        const files = yield* locate(config, loupeConfig)
         const filesHash = yield* hashFiles(files.files)
+        // The engine is not part of the key: both compute the same function (the tests hold them within 1e-4 on
+        // the catalog models), so vectors cached by one serve the other, as vectors from tfjs-node and wasm do.
         const weightsHash = createHash("sha256")
           .update(JSON.stringify([filesHash, output ?? null, pooling]))
           .digest("hex")
-        const inputs = opened.model.inputs.map((i) => i.shape)
-        const run: Run = opened._tag === "graph"
-          ? (x) => single(opened.model.execute(x, output), opened.model.outputNodes)
-          : yield* Effect.try({
-            try: () => {
-              const m = opened.model
-              const net = output === undefined
-                ? m
-                : tf.model({ inputs: m.inputs, outputs: findLayer(m, output).output as Tf.SymbolicTensor })
-              return (x: Tf.Tensor) => single(net.predict(x) as Tf.Tensor | Array<Tf.Tensor>, net.outputNames)
-            },
-            catch: (cause) =>
-              fail(
-                "LoadFailed",
-                `${files.modelJson} has no layer "${output}" (layers: ${opened.model.layers.map((l) => l.name).join(", ")})`,
-                files.modelJson,
-                cause
-              )
-          })
 
-        const expected = inputShape(-1)
+        const translation = opts.engine === "tfjs" ? undefined : yield* translate(config, files, target)
+        if (translation?._tag === "NoSuchLayer") {
+          return yield* loadFailed(config, noLayer(files, output, translation.layers), files.modelJson)
+        }
+        if (translation?._tag === "Untranslatable" && opts.engine === "onnxruntime") {
+          return yield* loadFailed(
+            config,
+            `${config.id}: engine "onnxruntime" cannot run ${files.modelJson}: ${translation.reason}`,
+            files.modelJson
+          )
+        }
+        const engine = translation?._tag === "Translated"
+          ? yield* onnxEngine(config, files, translation, opts)
+          : yield* tfjsEngine(config, files, target, opts)
+        const why = translation?._tag === "Untranslatable" ? `; not translated to ONNX: ${translation.reason}` : ""
+        yield* Effect.logInfo(`${config.id}: engine ${engine.name} (${engine.detail})${why}`)
+
+        const expected = layout === "NCHW" ? [-1, 3, size, size] : [-1, size, size, 3]
+        const inputs = engine.inputs
         const shapeOk = inputs.length === 1 &&
           (inputs[0] ?? []).length === 4 &&
           (inputs[0] ?? []).every((d, i) => i === 0 || d === null || d === undefined || d < 0 || d === expected[i])
         if (!shapeOk) {
-          return yield* fail(
-            "LoadFailed",
+          return yield* loadFailed(
+            config,
             `${files.modelJson} takes inputs ${JSON.stringify(inputs)}; ${config.id} is configured for one ` +
               `${layout} input of ${size}x${size}x3`,
             files.modelJson
           )
         }
 
-        const embed = (batch: Float32Array, count: number) =>
-          Effect.try({
-            try: () =>
-              tf.tidy(() => {
-                const y = run(tf.tensor4d(batch, inputShape(count)))
-                const pooled = pooling === "global-average" ? y.mean([1, 2]) : y
-                return new Float32Array(pooled.reshape([count, -1]).dataSync())
-              }),
-            catch: (cause) => fail("InferenceFailed", `${config.id}: ${errorText(cause)}`, undefined, cause)
-          })
-
-        const probe = yield* embed(new Float32Array(size * size * 3), 1)
+        const probe = yield* engine.embed(new Float32Array(size * size * 3), 1)
         if (!custom && probe.length !== config.embeddingSize) {
-          return yield* fail(
-            "LoadFailed",
+          return yield* loadFailed(
+            config,
             `${config.id} gives ${probe.length} values per image from ${output ?? "the model output"}` +
               `${pooling === "global-average" ? " (global-average pooled)" : ""}; the config says ${config.embeddingSize}`,
             files.modelJson
@@ -351,14 +492,10 @@ export const plugin = (config: TfjsModelConfig): TfjsBackbonePlugin => {
                   `${batch.length} values`
               })
             }
-            return yield* embed(batch, count)
+            return yield* engine.embed(batch, count)
           })
-        return {
-          info: custom ? { ...info, embeddingSize: probe.length } : info,
-          weightsHash,
-          maxBatchSize: opts.maxBatchSize,
-          embedBatch
-        } satisfies Backbone.LoadedBackbone
+        const loadedInfo: TfjsLoadedInfo = { ...info, embeddingSize: custom ? probe.length : info.embeddingSize, engine: engine.name }
+        return { info: loadedInfo, weightsHash, maxBatchSize: opts.maxBatchSize, embedBatch } satisfies Backbone.LoadedBackbone
       })
   }
 }

@@ -6,14 +6,12 @@
  * the first one, so appending a second `ModelProto.graph` field that holds only the new nodes and outputs appends
  * them to the graph. The new output carries no type; onnxruntime infers it.
  */
+import * as OnnxProto from "../OnnxProto.js"
 import * as Pb from "../Protobuf.js"
 
 // Field numbers from onnx.proto.
 const MODEL_GRAPH = 7
-const GRAPH_NODE = 1
-const GRAPH_INITIALIZER = 5
-const GRAPH_INPUT = 11
-const GRAPH_OUTPUT = 12
+const { GRAPH_INITIALIZER, GRAPH_INPUT, GRAPH_NODE, GRAPH_OUTPUT } = OnnxProto
 const NODE_INPUT = 1
 const NODE_OUTPUT = 2
 const NODE_NAME = 3
@@ -148,15 +146,7 @@ export const exposeTensor = (model: Uint8Array, graph: OnnxGraph, tensor: string
     return { model: Pb.concat([model, Pb.message(MODEL_GRAPH, fragment)]), output: tensor, dequantized: false }
   }
   const output = `${tensor}__loupe_float`
-  const node = Pb.message(
-    GRAPH_NODE,
-    Pb.stringField(NODE_INPUT, tensor),
-    Pb.stringField(NODE_INPUT, quantization[0]),
-    Pb.stringField(NODE_INPUT, quantization[1]),
-    Pb.stringField(NODE_OUTPUT, output),
-    Pb.stringField(NODE_NAME, `${tensor}__loupe_dequantize`),
-    Pb.stringField(NODE_OP_TYPE, "DequantizeLinear")
-  )
+  const node = OnnxProto.node("DequantizeLinear", [tensor, ...quantization], [output], `${tensor}__loupe_dequantize`)
   const fragment = Pb.concat([node, Pb.message(GRAPH_OUTPUT, Pb.stringField(VALUE_INFO_NAME, output))])
   return { model: Pb.concat([model, Pb.message(MODEL_GRAPH, fragment)]), output, dequantized: true }
 }

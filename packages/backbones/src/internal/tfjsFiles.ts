@@ -49,15 +49,77 @@ export const readModelFiles = (id: string, location: string): Effect.Effect<Tfjs
       })
   })
 
+/** Every weight shard, concatenated in manifest order (how the manifest's offsets count). */
+export const readWeightData = async (files: TfjsModelFiles): Promise<ArrayBuffer> => {
+  const joined = Buffer.concat(await Promise.all(files.files.slice(1).map((f) => fs.promises.readFile(f))))
+  return joined.buffer.slice(joined.byteOffset, joined.byteOffset + joined.byteLength) as ArrayBuffer
+}
+
 /** An IO handler that loads the model's artifacts and concatenated weight shards from disk. */
 export const fileHandler = (tf: TfModule, files: TfjsModelFiles): Tf.io.IOHandler => ({
   load: () =>
-    tf.io.getModelArtifactsForJSON(files.json, async (manifest) => {
-      const buffers = await Promise.all(files.files.slice(1).map((f) => fs.promises.readFile(f)))
-      const joined = Buffer.concat(buffers)
-      const weightData = joined.buffer.slice(joined.byteOffset, joined.byteOffset + joined.byteLength) as ArrayBuffer
-      return [tf.io.getWeightSpecs(manifest), weightData]
-    })
+    tf.io.getModelArtifactsForJSON(files.json, async (manifest) => [tf.io.getWeightSpecs(manifest), await readWeightData(files)])
 })
+
+/** A weight as float32 values, or why it cannot be one (an int32 or string weight). */
+export type FloatWeight =
+  | { readonly shape: ReadonlyArray<number>; readonly values: Float32Array }
+  | { readonly shape: ReadonlyArray<number>; readonly problem: string }
+
+const bytesPer: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2 }
+
+/** A float16 bit pattern as a number (exact). */
+const halfToFloat = (h: number): number => {
+  const sign = h & 0x8000 ? -1 : 1
+  const exponent = (h >> 10) & 0x1f
+  const fraction = h & 0x3ff
+  if (exponent === 0) return sign * fraction * 2 ** -24
+  if (exponent === 31) return fraction === 0 ? sign * Infinity : NaN
+  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15)
+}
+
+/**
+ * The manifest's weights, by name, decoded from the concatenated shards the way TensorFlow.js decodes them:
+ * float32 as stored, uint8/uint16-quantised weights as `q * scale + min`, float16 ones widened. Throws when the
+ * data does not match the manifest.
+ */
+export const decodeFloatWeights = (
+  manifest: Tf.io.WeightsManifestConfig,
+  data: ArrayBuffer
+): ReadonlyMap<string, FloatWeight> => {
+  const view = new DataView(data)
+  const weights = new Map<string, FloatWeight>()
+  let offset = 0
+  for (const spec of manifest.flatMap((group) => group.weights)) {
+    const shape = spec.shape
+    const count = shape.reduce((a, b) => a * b, 1)
+    const q = spec.quantization
+    const stored = q?.dtype ?? spec.dtype
+    const size = bytesPer[stored]
+    if (size === undefined) throw new Error(`weight ${spec.name} is stored as ${stored}, which has no fixed size`)
+    const end = offset + count * size
+    if (end > data.byteLength) throw new Error(`the weight files end before weight ${spec.name} (byte ${end} of ${data.byteLength})`)
+    const at = (i: number) => offset + i * size
+    const scale = q?.scale ?? NaN
+    const min = q?.min ?? NaN
+    const readable = spec.dtype === "float32" &&
+      (q === undefined || stored === "float16" || ((stored === "uint8" || stored === "uint16") && !isNaN(scale + min)))
+    if (!readable) {
+      weights.set(spec.name, { shape, problem: `weight ${spec.name} is ${spec.dtype}${q ? ` quantised as ${JSON.stringify(q)}` : ""}` })
+    } else {
+      const values = new Float32Array(count)
+      for (let i = 0; i < count; i++) {
+        values[i] = stored === "float32"
+          ? view.getFloat32(at(i), true)
+          : stored === "float16"
+          ? halfToFloat(view.getUint16(at(i), true))
+          : (stored === "uint8" ? view.getUint8(at(i)) : view.getUint16(at(i), true)) * scale + min
+      }
+      weights.set(spec.name, { shape, values })
+    }
+    offset = end
+  }
+  return weights
+}
 
 export const errorText = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
