@@ -40,6 +40,11 @@ export interface FitOptions {
   readonly augmentedViews?: number
   /** With several backbones, also try the probability ensemble of each backbone's best head. Default false. */
   readonly ensembles?: boolean
+  /**
+   * Search only this feature set among those embedded: one of `backbones`, or their concatenation's `combinedId`
+   * (a retrain that keeps the previous choice). Default: every backbone alone and, with several, concatenated.
+   */
+  readonly searchBackbone?: string
 }
 
 /**
@@ -100,10 +105,19 @@ export const describeCandidate = (c: Candidate): string => {
   return `${c.backbone} + ${c.head.kind}${params}${c.augmentedViews ? ` (augmented probe, ${c.augmentedViews} views)` : ""}`
 }
 
-/** The head kinds a candidate trains: its head's, or for an ensemble its members'. */
-export const headKindsOf = (candidate: Candidate): ReadonlyArray<string> => {
+/**
+ * `options` narrowed to a previous choice: its backbones, its head kind (an ensemble: its members' kinds) and its
+ * feature set only (an ensemble keeps its members' searches, which it is made of).
+ */
+export const narrowedTo = (options: FitOptions, candidate: Candidate): FitOptions => {
   const members = candidate.head.params["members"] as ReadonlyArray<{ readonly kind: string }> | undefined
-  return candidate.head.kind === MultiBackbone.ensembleKind && members !== undefined ? [...new Set(members.map((m) => m.kind))] : [candidate.head.kind]
+  const ensemble = candidate.head.kind === MultiBackbone.ensembleKind && members !== undefined
+  return {
+    ...options,
+    backbones: membersOf(candidate.backbone),
+    heads: ensemble ? [...new Set(members.map((m) => m.kind))] : [candidate.head.kind],
+    ...(ensemble ? {} : { searchBackbone: candidate.backbone })
+  }
 }
 
 /** `features` plus, with more than one backbone, their concatenation under `combinedId`. */
@@ -173,14 +187,23 @@ export const fit: (
     }))
   yield* Dataset.validateForTraining(Dataset.make(samples, { labels }))
   const keep = samples.map((s) => s.id)
-  const features = withCombination(new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.vectors, keep)])))
+  const only = options.searchBackbone
+  const searched = <V>(all: Map<string, V>): Map<string, V> => only === undefined ? all : new Map([...all].filter(([id]) => id === only))
+  const features = searched(withCombination(new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.vectors, keep)]))))
+  if (features.size === 0) {
+    return yield* new AutomlError({
+      reason: "InvalidOptions",
+      field: "searchBackbone",
+      message: `"${only}" is neither one of the backbones [${backboneIds.join(", ")}] nor their concatenation`
+    })
+  }
   const mirrored = mirror
-    ? withCombination(new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.mirrored!, keep)])))
+    ? searched(withCombination(new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.mirrored!, keep)]))))
     : undefined
   const first = embedded[0]!.embeddings
   const hashOf = new Map(first.samples.map((s, i) => [s.id, first.contentHashes[i]!]))
   const viewCount = options.augmentedViews ?? 0
-  const views = viewCount > 0 ? yield* augmentedViews(embedded, samples, viewCount, seed) : undefined
+  const views = viewCount > 0 ? searched(yield* augmentedViews(embedded, samples, viewCount, seed)) : undefined
   const embedMs = since(embedStart)
   const y = yield* Pipeline.labelIndices(labels, samples)
 
@@ -215,7 +238,7 @@ export const fit: (
     heads: registry.heads,
     seed,
     ...(options.timeBudgetMs === undefined ? {} : { timeBudgetMs: options.timeBudgetMs }),
-    ...(options.ensembles === true && ids.length > 1 ? { ensemble: { members: ids, over: combinedId(ids) } } : {}),
+    ...(options.ensembles === true && ids.length > 1 && only === undefined ? { ensemble: { members: ids, over: combinedId(ids) } } : {}),
     cv: cvOptions
   }).pipe(Effect.mapError(failed))
   const trainMs = since(trainStart)

@@ -53,9 +53,9 @@ export interface RetrainerConfig {
   readonly resumeOnStart?: boolean
   /**
    * How much the annotated samples may grow (as a fraction) since the last full search before a retrain searches the
-   * preset's whole space again. Until then a retrain searches only the promoted model's backbone and head kind, which
-   * keeps retrains cheap with multi-backbone presets. A change of labels or of the preset's version always brings a
-   * full search. Default 0.25; 0 makes every retrain a full search.
+   * preset's whole space again. Until then a retrain searches only the promoted model's feature set (a backbone or a
+   * concatenation) and head kind, which keeps retrains cheap with multi-backbone presets. A change of labels or of the
+   * preset's version always brings a full search. Default 0.25; 0 makes every retrain a full search.
    */
   readonly fullSearchGrowth?: number
 }
@@ -311,9 +311,7 @@ export const make = (
             const resolved = yield* Preset.resolve(fn.preset, fn.overrides)
             const full = yield* Preset.fitOptions(resolved)
             const narrowTo = narrowing(yield* store.promotedVersion(functionId), resolved, full, dataset)
-            const options = narrowTo
-              ? { ...full, backbones: AutoML.membersOf(narrowTo.backbone), heads: AutoML.headKindsOf(narrowTo) }
-              : full
+            const options = narrowTo ? AutoML.narrowedTo(full, narrowTo) : full
             const search: ModelMetrics["search"] = narrowTo
               ? { scope: "selected", fullSearchSamples: narrowTo.fullSearchSamples }
               : { scope: "full", fullSearchSamples: samples.length }

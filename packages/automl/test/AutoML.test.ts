@@ -1,0 +1,26 @@
+import { describe, expect, it } from "vitest"
+import { AutoML } from "@loupe/automl"
+
+describe("AutoML.narrowedTo (what a retrain searches when it keeps the previous choice)", () => {
+  const full: AutoML.FitOptions = { backbones: ["a", "b", "c"], folds: 5, mirror: true, ensembles: true }
+
+  it("a concatenation: its member backbones are embedded, only the concatenation is searched, with its head kind", () => {
+    const narrowed = AutoML.narrowedTo(full, { backbone: "a+b+c", head: { kind: "logistic-regression", params: { l2: 100 } } })
+    expect(narrowed).toEqual({ ...full, backbones: ["a", "b", "c"], heads: ["logistic-regression"], searchBackbone: "a+b+c" })
+  })
+
+  it("a single backbone, and an ensemble, which keeps its members' own searches", () => {
+    expect(AutoML.narrowedTo(full, { backbone: "b", head: { kind: "knn", params: { k: 10 } } })).toMatchObject({
+      backbones: ["b"],
+      heads: ["knn"],
+      searchBackbone: "b"
+    })
+    const ensemble = AutoML.narrowedTo(full, {
+      backbone: "a+b",
+      head: { kind: "ensemble", params: { members: [{ backbone: "a", kind: "knn", params: {} }, { backbone: "b", kind: "linear-svm", params: {} }] } }
+    })
+    expect(ensemble.backbones).toEqual(["a", "b"])
+    expect(ensemble.heads).toEqual(["knn", "linear-svm"])
+    expect(ensemble.searchBackbone).toBeUndefined()
+  })
+})
