@@ -28,7 +28,7 @@ export interface ViewSpec {
   /** Augmented views per image. */
   readonly views: number
   readonly augment: Augment.AugmentOptions
-  /** Views of image `i` use seeds `Augment.deriveSeed(seed, i, v)`. */
+  /** View `v` of an image uses seed `Augment.deriveSeed(seed, key, v)`, `key` taken from its content hash. */
   readonly seed?: number
 }
 

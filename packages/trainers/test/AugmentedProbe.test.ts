@@ -1,9 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Dataset, LoupeConfig, Pipeline, Registry } from "@loupe/core"
-import type { Sample } from "@loupe/core"
+import { Dataset, DiskEmbeddingCache, LoupeConfig, Pipeline, Registry } from "@loupe/core"
+import type { Backbone, Sample } from "@loupe/core"
 import { Catalog } from "@loupe/backbones"
 import { AugmentedProbe, LogisticRegression } from "@loupe/trainers"
 import { Effect, Layer } from "effect"
+import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { sharedDir } from "./fixtures/embeddings.mjs"
@@ -54,6 +55,27 @@ describe("AugmentedProbe (MobileNetV2-int8, 25 + 25 cats-vs-dogs, 2 views each)"
       console.log(`augmented probe CV on 50 images: originals ${plain}, with TTA ${tta}`)
       expect(plain).toBeGreaterThanOrEqual(0.85)
       expect(tta).toBeGreaterThanOrEqual(0.85)
+    }).pipe(Effect.scoped, Effect.provide(services)), 120_000)
+
+  it.effect("an image's views do not depend on its position; with a cache, a second run embeds nothing", () =>
+    Effect.gen(function*() {
+      const data = yield* subset
+      const loaded = yield* Registry.loadBackbone("onnx:mobilenetv2-int8")
+      let embedded = 0
+      const backbone: Backbone.LoadedBackbone = { ...loaded, embedBatch: (tensor, count) => (embedded += count, loaded.embedBatch(tensor, count)) }
+      const four = data.train.slice(0, 4)
+      const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-views-cache-"))
+      const withCache = Effect.provide(DiskEmbeddingCache.layer(cacheDir))
+      const first = yield* AugmentedProbe.embed(backbone, four, views).pipe(withCache)
+      expect(embedded).toBe(4 + 4 * 2)
+      embedded = 0
+      const reversed = yield* AugmentedProbe.embed(backbone, [...four].reverse(), views).pipe(withCache)
+      expect(embedded).toBe(0)
+      // Views of image 0 (rows 4, 5 of the first run) are views of image 3 (rows 10, 11) of the reversed run.
+      expect(Array.from(reversed.x.data.subarray(10 * 1280, 12 * 1280))).toEqual(Array.from(first.x.data.subarray(4 * 1280, 6 * 1280)))
+      // And without a cache they are computed again, the same.
+      const uncached = yield* AugmentedProbe.embed(backbone, [four[2]!, four[0]!], views)
+      Array.from(uncached.x.data.subarray(4 * 1280, 6 * 1280)).forEach((v, k) => expect(v).toBeCloseTo(first.x.data[4 * 1280 + k]!, 4))
     }).pipe(Effect.scoped, Effect.provide(services)), 120_000)
 
   it.effect("fits on originals + views and predicts the test split, with and without test-time augmentation", () =>
