@@ -128,7 +128,7 @@ const withCombination = (features: Map<string, Matrix.Matrix>): Map<string, Matr
  * `views` augmented views of each of `samples` for every backbone (the same crops for each), as training rows for
  * `samples`' rows; plus their concatenation when every backbone viewed the same images.
  */
-const augmentedViews = (
+const embedTrainingViews = (
   embedded: ReadonlyArray<{ readonly id: string; readonly backbone: Backbone.LoadedBackbone }>,
   samples: ReadonlyArray<Sample.Sample>,
   views: number,
@@ -203,7 +203,7 @@ export const fit: (
   const first = embedded[0]!.embeddings
   const hashOf = new Map(first.samples.map((s, i) => [s.id, first.contentHashes[i]!]))
   const viewCount = options.augmentedViews ?? 0
-  const views = viewCount > 0 ? searched(yield* augmentedViews(embedded, samples, viewCount, seed)) : undefined
+  const views = viewCount > 0 ? searched(yield* embedTrainingViews(embedded, samples, viewCount, seed)) : undefined
   const embedMs = since(embedStart)
   const y = yield* Pipeline.labelIndices(labels, samples)
 
