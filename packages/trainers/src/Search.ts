@@ -345,8 +345,10 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
       })
     const evaluate: Evaluate = (candidates, evalOptions) => evaluateAll(candidates, Math.min(n, evalOptions?.rows ?? n), false)
 
+    /** A candidate trained on the images alone: no augmented views, not an ensemble. */
+    const isPlain = (e: Entry) => !e.augmented && e.ensembleOf === undefined
     /** The best plain full-size entries, best first. */
-    const plainFullSize = () => rank(entries).filter((e) => e.rows === n && !e.augmented && e.ensembleOf === undefined)
+    const plainFullSize = () => rank(entries).filter((e) => e.rows === n && isPlain(e))
 
     /** The probability ensemble of the best plain entry of each member (undefined when one has none). */
     const ensembleEntry = (spec: NonNullable<Options["ensemble"]>) =>
@@ -361,30 +363,29 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         const members: Array<Entry> = []
         for (const id of spec.members) {
           const full = plainFullSize().find((e) => e.backboneId === id)
-          const best = full ?? rank(entries).find((e) => e.backboneId === id && !e.augmented && e.ensembleOf === undefined)
+          const best = full ?? rank(entries).find((e) => e.backboneId === id && isPlain(e))
           const member = full ?? (best ? (yield* evaluateAll([best.candidate], n, false))[0] : undefined)
           if (member === undefined) return undefined
           members.push(member)
         }
         if (members.length < 2) return undefined
-        const ofMembers = members
         const proba = Matrix.make(n, data.numClasses)
-        for (const m of ofMembers) for (let i = 0; i < proba.data.length; i++) proba.data[i] += m.proba.data[i]! / ofMembers.length
-        const sampleRows = ofMembers[0]!.sampleRows
+        for (const m of members) for (let i = 0; i < proba.data.length; i++) proba.data[i] += m.proba.data[i]! / members.length
+        const sampleRows = members[0]!.sampleRows
         const entry: Entry = {
           candidate: { "backbone.id": spec.over, "head.kind": MultiBackbone.ensembleKind },
           backboneId: spec.over,
           headKind: MultiBackbone.ensembleKind,
-          params: { members: ofMembers.map((m) => ({ kind: m.headKind, params: m.params })) },
+          params: { members: members.map((m) => ({ kind: m.headKind, params: m.params })) },
           rows: n,
           ...scoresOf(sampleRows, proba),
-          fitMs: ofMembers.reduce((sum, m) => sum + m.fitMs, 0),
+          fitMs: members.reduce((sum, m) => sum + m.fitMs, 0),
           cvMs: 0,
           proba,
           sampleRows,
           order: order++,
           augmented: false,
-          ensembleOf: ofMembers
+          ensembleOf: members
         }
         return entry
       })
