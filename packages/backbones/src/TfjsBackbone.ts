@@ -32,11 +32,10 @@ import {
   fileHandler,
   importTf,
   readModelFiles,
-  readWeightData,
   type TfjsModelFiles,
   type TfModule
 } from "./internal/tfjsFiles.js"
-import { hashFiles, resolveLocalPath } from "./internal/weights.js"
+import { resolveLocalPath } from "./internal/weights.js"
 import { OnnxOptions } from "./OnnxBackbone.js"
 
 /**
@@ -314,28 +313,17 @@ const loadFailed = (config: TfjsModelConfig, message: string, file?: string, cau
 const noLayer = (files: TfjsModelFiles, output: string | undefined, layers: ReadonlyArray<string>) =>
   `${files.modelJson} has no layer "${output}" (layers: ${layers.join(", ")})`
 
-const translateData = (config: TfjsModelConfig, files: TfjsModelFiles, target: Target, data: ArrayBuffer): KerasOnnx.Translation => {
-  try {
-    const weights = decodeFloatWeights(files.json.weightsManifest ?? [], data)
-    return KerasOnnx.translate(files.json.modelTopology, weights, { ...target, size: config.preprocess.size })
-  } catch (cause) {
-    return { _tag: "Untranslatable", reason: errorText(cause) }
-  }
-}
-
-/** The model translated to ONNX, or why it is not. Reading the weight files can fail; translating cannot. */
-const translate = (
-  config: TfjsModelConfig,
-  files: TfjsModelFiles,
-  target: Target
-): Effect.Effect<KerasOnnx.Translation, BackboneError> => {
-  const untranslatable = (reason: string) => Effect.succeed({ _tag: "Untranslatable", reason } as const)
+/** The model translated to ONNX, or why it is not. */
+const translate = (config: TfjsModelConfig, files: TfjsModelFiles, target: Target): KerasOnnx.Translation => {
+  const untranslatable = (reason: string) => ({ _tag: "Untranslatable", reason } as const)
   if (files.format === "graph-model") return untranslatable("it is a graph model (only layers models are translated)")
   if (config.preprocess.layout !== "NHWC") return untranslatable("its input is laid out NCHW (the translation takes NHWC)")
-  return Effect.tryPromise({
-    try: () => readWeightData(files),
-    catch: (cause) => loadFailed(config, `Cannot read the weights of ${files.modelJson}: ${errorText(cause)}`, files.modelJson, cause)
-  }).pipe(Effect.map((data) => translateData(config, files, target, data)))
+  try {
+    const weights = decodeFloatWeights(files.json.weightsManifest ?? [], files.weightData)
+    return KerasOnnx.translate(files.json.modelTopology, weights, { ...target, size: config.preprocess.size })
+  } catch (cause) {
+    return untranslatable(errorText(cause))
+  }
 }
 
 const onnxEngine = (
@@ -433,14 +421,13 @@ export const plugin = (config: TfjsModelConfig): TfjsBackbonePlugin => {
         const { output, pooling } = target
         const custom = opts.output !== undefined || opts.pooling !== undefined
         const files = yield* locate(config, loupeConfig)
-        const filesHash = yield* hashFiles(files.files)
         // The engine is not part of the key: both compute the same function (the tests hold them within 1e-4 on
         // the catalog models), so vectors cached by one serve the other, as vectors from tfjs-node and wasm do.
         const weightsHash = createHash("sha256")
-          .update(JSON.stringify([filesHash, output ?? null, pooling]))
+          .update(JSON.stringify([files.sha256, output ?? null, pooling]))
           .digest("hex")
 
-        const translation = opts.engine === "tfjs" ? undefined : yield* translate(config, files, target)
+        const translation = opts.engine === "tfjs" ? undefined : translate(config, files, target)
         if (translation?._tag === "NoSuchLayer") {
           return yield* loadFailed(config, noLayer(files, output, translation.layers), files.modelJson)
         }

@@ -1,5 +1,6 @@
 import { Effect } from "effect"
 import type * as Tf from "@tensorflow/tfjs"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { BackboneError } from "../BackboneError.js"
@@ -13,52 +14,60 @@ export const importTf: Effect.Effect<TfModule, BackboneError> = Effect.tryPromis
     new BackboneError({ reason: "LoadFailed", field: "@tensorflow/tfjs", message: `Cannot import @tensorflow/tfjs: ${String(cause)}`, cause })
 })
 
-/** A TensorFlow.js model saved as `model.json` plus weight shards, read from disk. */
+/**
+ * A TensorFlow.js model saved as `model.json` plus weight shards, read from disk once: the hash, the translation to
+ * ONNX and TensorFlow.js itself all take the bytes from here.
+ */
 export interface TfjsModelFiles {
   readonly modelJson: string
-  /** `model.json` then every shard in manifest order: what the weights hash covers. */
-  readonly files: ReadonlyArray<string>
   readonly format: "layers-model" | "graph-model"
   readonly json: Tf.io.ModelJSON
+  /** Every weight shard, concatenated in manifest order (how the manifest's offsets count). */
+  readonly weightData: ArrayBuffer
+  /** sha256 of `model.json` then every shard in manifest order. */
+  readonly sha256: string
 }
 
-/** Reads `model.json` (given directly or as the folder holding it) and lists its shards. */
+/** Reads `model.json` (given directly or as the folder holding it) and its shards. */
 export const readModelFiles = (id: string, location: string): Effect.Effect<TfjsModelFiles, BackboneError> =>
-  Effect.try({
-    try: () => {
-      const modelJson = fs.statSync(location).isDirectory() ? path.join(location, "model.json") : location
-      const json = JSON.parse(fs.readFileSync(modelJson, "utf8")) as Tf.io.ModelJSON
-      if (json === null || typeof json !== "object" || json.modelTopology === undefined) {
-        throw new Error("it has no modelTopology")
-      }
-      const dir = path.dirname(modelJson)
-      const shards = (json.weightsManifest ?? []).flatMap((group) => group.paths.map((p) => path.resolve(dir, p)))
-      const topology = json.modelTopology as { readonly node?: unknown }
-      const format = json.format === "graph-model" || (json.format === undefined && Array.isArray(topology.node))
-        ? "graph-model"
-        : "layers-model"
-      return { modelJson, files: [modelJson, ...shards], format, json } as const
-    },
-    catch: (cause) =>
-      new BackboneError({
-        reason: "LoadFailed",
-        field: id,
-        file: location,
-        message: `${location} is not a TensorFlow.js model.json (or a folder holding one): ${errorText(cause)}`,
-        cause
-      })
+  Effect.gen(function*() {
+    const failed = (message: string, file: string) => (cause: unknown) =>
+      new BackboneError({ reason: "LoadFailed", field: id, file, message: `${message}: ${errorText(cause)}`, cause })
+    const { modelJson, bytes, json } = yield* Effect.try({
+      try: () => {
+        const modelJson = fs.statSync(location).isDirectory() ? path.join(location, "model.json") : location
+        const bytes = fs.readFileSync(modelJson)
+        const json = JSON.parse(bytes.toString("utf8")) as Tf.io.ModelJSON
+        if (json === null || typeof json !== "object" || json.modelTopology === undefined) {
+          throw new Error("it has no modelTopology")
+        }
+        return { modelJson, bytes, json }
+      },
+      catch: failed(`${location} is not a TensorFlow.js model.json (or a folder holding one)`, location)
+    })
+    const dir = path.dirname(modelJson)
+    const shards = (json.weightsManifest ?? []).flatMap((group) => group.paths.map((p) => path.resolve(dir, p)))
+    const joined = yield* Effect.try({
+      try: () => Buffer.concat(shards.map((f) => fs.readFileSync(f))),
+      catch: failed(`Cannot read the weights of ${modelJson}`, modelJson)
+    })
+    const topology = json.modelTopology as { readonly node?: unknown }
+    const format = json.format === "graph-model" || (json.format === undefined && Array.isArray(topology.node))
+      ? "graph-model"
+      : "layers-model"
+    return {
+      modelJson,
+      format,
+      json,
+      weightData: joined.buffer.slice(joined.byteOffset, joined.byteOffset + joined.byteLength) as ArrayBuffer,
+      sha256: createHash("sha256").update(bytes).update(joined).digest("hex")
+    } as const
   })
 
-/** Every weight shard, concatenated in manifest order (how the manifest's offsets count). */
-export const readWeightData = async (files: TfjsModelFiles): Promise<ArrayBuffer> => {
-  const joined = Buffer.concat(await Promise.all(files.files.slice(1).map((f) => fs.promises.readFile(f))))
-  return joined.buffer.slice(joined.byteOffset, joined.byteOffset + joined.byteLength) as ArrayBuffer
-}
-
-/** An IO handler that loads the model's artifacts and concatenated weight shards from disk. */
+/** An IO handler that gives TensorFlow.js the model's artifacts and the weight shards already read. */
 export const fileHandler = (tf: TfModule, files: TfjsModelFiles): Tf.io.IOHandler => ({
   load: () =>
-    tf.io.getModelArtifactsForJSON(files.json, async (manifest) => [tf.io.getWeightSpecs(manifest), await readWeightData(files)])
+    tf.io.getModelArtifactsForJSON(files.json, async (manifest) => [tf.io.getWeightSpecs(manifest), files.weightData])
 })
 
 /** A weight as float32 values, or why it cannot be one (an int32 or string weight). */
