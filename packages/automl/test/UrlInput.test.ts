@@ -90,9 +90,11 @@ describe("URL image input", () => {
                 headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
                 body: JSON.stringify(body)
               })
-              return { status: response.status, body: await response.json() as any }
+              // Either a created function (`id`) or an error answer (`reason`, `field`, `message`).
+              const answer = await response.json() as { readonly id?: string; readonly reason?: string; readonly field?: string; readonly message?: string }
+              return { status: response.status, body: answer }
             })
-          const fn = (yield* send("/v1/functions", { name: "pets" })).body.id
+          const fn = (yield* send("/v1/functions", { name: "pets" })).body.id!
           return yield* send(`/v1/functions/${fn}/samples`, { data: `${base}/cat.jpg` })
         }).pipe(Effect.scoped)
 
