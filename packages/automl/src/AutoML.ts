@@ -137,8 +137,7 @@ const embedTrainingViews = (
   Effect.gen(function*() {
     const out = new Map<string, CrossValidation.Views>()
     for (const e of embedded) {
-      const set = yield* AugmentedProbe.embed(e.backbone, samples, { ...AugmentedProbe.defaultViews, views, seed })
-      out.set(e.id, AugmentedProbe.trainingViews(set, samples))
+      out.set(e.id, yield* AugmentedProbe.embedTrainingViews(e.backbone, samples, { ...AugmentedProbe.defaultViews, views, seed }))
     }
     const all = [...out.values()]
     const sameImages = all.every((v) => v.image.length === all[0]!.image.length && v.image.every((row, r) => row === all[0]!.image[r]))

@@ -69,6 +69,14 @@ export interface AugmentedSet {
   readonly skipped: ReadonlyArray<Sample.SkippedSample>
 }
 
+/** What `Views.embedViews` takes for a view spec and embedding options. */
+const viewOptions = (spec: ViewSpec, options: Embedder.EmbedOptions): Views.ViewOptions => ({
+  views: spec.views,
+  augment: spec.augment,
+  seed: spec.seed ?? 0,
+  ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize })
+})
+
 /**
  * Embed every sample with the backbone's standard preprocessing and `spec.views` augmented views of it. A sample
  * that cannot be read is skipped.
@@ -84,12 +92,7 @@ export const embed = (
 ): Effect.Effect<AugmentedSet, CoreError.CoreError> =>
   Effect.gen(function*() {
     const originals = yield* Embedder.embedSamples(backbone, samples, options)
-    const views = yield* Views.embedViews(backbone, originals.samples, {
-      views: spec.views,
-      augment: spec.augment,
-      seed: spec.seed ?? 0,
-      ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize })
-    })
+    const views = yield* Views.embedViews(backbone, originals.samples, viewOptions(spec, options))
     // An image whose original embedded but whose views failed is dropped (rare: the same bytes decoded once before).
     const kept = views.kept
     const images = kept.length
@@ -112,26 +115,23 @@ export const embed = (
   })
 
 /**
- * The views of an augmented set as extra training rows (`CrossValidation.Views`, `Search.Data.views`) for data whose
- * rows are `samples`: a view's `image` is its sample's row there. Views of images not in `samples` are dropped.
+ * Only the augmented views of `samples`, as extra training rows for data whose row `i` is `samples[i]`
+ * (`CrossValidation.Views`, `Search.Data.views`): for a caller that has the originals' embeddings already. An
+ * image whose views cannot be made has none.
  *
  * @since 0.1.0
- * @category models
+ * @category constructors
  */
-export const trainingViews = (set: AugmentedSet, samples: ReadonlyArray<Sample.Sample>): CrossValidation.Views => {
-  const rowOf = new Map(samples.map((s, row) => [s.id, row]))
-  const viewRows: Array<number> = []
-  const image: Array<number> = []
-  set.samples.forEach((sample, k) => {
-    const row = rowOf.get(sample.id)
-    if (row === undefined) return
-    for (let v = 0; v < set.views; v++) {
-      viewRows.push(set.images + k * set.views + v)
-      image.push(row)
-    }
-  })
-  return { x: Matrix.takeRows(set.x, viewRows), image: Int32Array.from(image) }
-}
+export const embedTrainingViews = (
+  backbone: Backbone.LoadedBackbone,
+  samples: ReadonlyArray<Sample.Sample>,
+  spec: ViewSpec,
+  options: Embedder.EmbedOptions = {}
+): Effect.Effect<CrossValidation.Views, CoreError.CoreError> =>
+  Effect.map(
+    Views.embedViews(backbone, samples, viewOptions(spec, options)),
+    (embedded) => ({ x: embedded.vectors, image: Int32Array.from(embedded.kept.flatMap((row) => Array<number>(spec.views).fill(row))) })
+  )
 
 /** Labels of every row of an augmented set. */
 const rowLabels = (set: AugmentedSet, y: Int32Array): Int32Array => Int32Array.from(set.groups, (g) => y[g]!)
@@ -267,12 +267,7 @@ export const predictMany = (
     const originals = yield* Pipeline.embedFeatures(backbones, samples, fitted.embed)
     const parts: Array<Views.EmbeddedViews> = []
     for (const backbone of backbones) {
-      parts.push(yield* Views.embedViews(backbone, originals.samples, {
-        views: tta.views,
-        augment: tta.augment,
-        seed: tta.seed ?? 0,
-        ...(fitted.embed.batchSize === undefined ? {} : { batchSize: fitted.embed.batchSize })
-      }))
+      parts.push(yield* Views.embedViews(backbone, originals.samples, viewOptions(tta, fitted.embed)))
     }
     // keep the images every backbone made views of (the same bytes decoded for the originals: normally all)
     const keptEverywhere = parts.reduce((kept, p) => {

@@ -73,6 +73,11 @@ describe("AugmentedProbe (MobileNetV2-int8, 25 + 25 cats-vs-dogs, 2 views each)"
       expect(embedded).toBe(0)
       // Views of image 0 (rows 4, 5 of the first run) are views of image 3 (rows 10, 11) of the reversed run.
       expect(Array.from(reversed.x.data.subarray(10 * 1280, 12 * 1280))).toEqual(Array.from(first.x.data.subarray(4 * 1280, 6 * 1280)))
+      // The views alone, as training rows for `four` (the caller has the originals): the same vectors, from the cache.
+      const only = yield* AugmentedProbe.embedTrainingViews(backbone, four, views).pipe(withCache)
+      expect(embedded).toBe(0)
+      expect(Array.from(only.image)).toEqual([0, 0, 1, 1, 2, 2, 3, 3])
+      expect(Array.from(only.x.data)).toEqual(Array.from(first.x.data.subarray(4 * 1280)))
       // And without a cache they are computed again, the same.
       const uncached = yield* AugmentedProbe.embed(backbone, [four[2]!, four[0]!], views)
       Array.from(uncached.x.data.subarray(4 * 1280, 6 * 1280)).forEach((v, k) => expect(v).toBeCloseTo(first.x.data[4 * 1280 + k]!, 4))
