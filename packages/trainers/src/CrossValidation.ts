@@ -25,6 +25,7 @@
 import { Head, Matrix, Pipeline, Progress } from "@loupe/core"
 import { Effect } from "effect"
 import * as Random from "./internal/Random.js"
+import * as Scaler from "./internal/Scaler.js"
 import { TrainerError } from "./TrainerError.js"
 
 export interface Options {
@@ -210,6 +211,44 @@ export const plan = (y: Int32Array, numClasses: number, options: Options = {}): 
     return Effect.succeed({ k, repeats, leaveOneOut, folds })
   })
 
+/** A fold's training rows and held-out rows. */
+interface FoldRows {
+  readonly train: Head.TrainingSet
+  readonly held: Data
+}
+
+/**
+ * Fold rows kept per (data, plan): a search cross-validates every candidate head of a feature set on the same data
+ * and plan, so the rows are copied out once and their standardisation statistics are fitted once
+ * (`Scaler.reuseStatistics`). Only when all folds' training rows together stay under `keptFoldBytes`, so memory
+ * stays bounded on large data, where the heads' fits cost far more than copying anyway. Weak: the rows go with the
+ * data.
+ */
+const keptFolds = new WeakMap<Data, WeakMap<Plan, ReadonlyArray<FoldRows>>>()
+const keptFoldBytes = 256 * 2 ** 20
+
+const foldRowsOf = (data: Data, fold: Fold): FoldRows => ({
+  train: trainingRows(subset(data, fold.train)),
+  held: subset(data, fold.test)
+})
+
+const foldRows = (data: Data, p: Plan): ReadonlyArray<FoldRows> => {
+  const kept = keptFolds.get(data)?.get(p)
+  if (kept) return kept
+  const perImage = 1 + (data.mirrored ? 1 : 0) + (data.views ? data.views.x.rows / data.x.rows : 0)
+  const bytes = p.folds.reduce((sum, fold) => sum + fold.train.length, 0) * perImage * data.x.cols * 4
+  if (bytes > keptFoldBytes) return p.folds.map((fold) => foldRowsOf(data, fold))
+  const rows = p.folds.map((fold) => {
+    const { train, held } = foldRowsOf(data, fold)
+    Scaler.reuseStatistics(train.x)
+    return { train, held }
+  })
+  const byPlan = keptFolds.get(data) ?? new WeakMap<Plan, ReadonlyArray<FoldRows>>()
+  byPlan.set(p, rows)
+  keptFolds.set(data, byPlan)
+  return rows
+}
+
 const fitFailed = (kind: string, field: string, cause: { readonly message: string }) =>
   new TrainerError({ reason: "TrainingFailed", field, message: `${kind}: ${cause.message}`, cause })
 
@@ -242,14 +281,15 @@ export const runPlan = <P>(
     const sums = new Float64Array(n * numClasses)
     const results: Array<FoldResult> = []
     let fitMs = 0
-    for (const fold of p.folds) {
+    const rows = foldRows(data, p)
+    for (const [f, fold] of p.folds.entries()) {
+      const { train, held } = rows[f]!
       const start = performance.now()
-      const fitted = yield* head.fit(trainingRows(subset(data, fold.train)), params, Random.derive(seed, fold.repeat, fold.index)).pipe(
+      const fitted = yield* head.fit(train, params, Random.derive(seed, fold.repeat, fold.index)).pipe(
         Effect.mapError((e) => fitFailed(head.kind, `fold ${fold.repeat}.${fold.index}`, e))
       )
       const elapsed = performance.now() - start
       fitMs += elapsed
-      const held = subset(data, fold.test)
       const proba = yield* Effect.try({
         try: () => Pipeline.predictProba(fitted, { vectors: held.x, ...(held.mirrored ? { mirrored: held.mirrored } : {}) }),
         catch: (e) => fitFailed(head.kind, `fold ${fold.repeat}.${fold.index}`, { message: String(e) })

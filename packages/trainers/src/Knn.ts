@@ -48,12 +48,12 @@ export type Fitted = HeadKit.Fitted<Params, State>
 
 const train = (data: Head.TrainingSet, params: Params): Effect.Effect<State, TrainerError> =>
   HeadKit.attempt(kind, () => {
-    const scaler = params.standardize ? Scaler.fitTransform(data.x).scaler : undefined
+    const { scaler, z } = Scaler.fitUnitRows(data.x, params.standardize)
     return {
       ...(scaler ? { scaler } : {}),
       numClasses: data.numClasses,
       dim: data.x.cols,
-      rows: Float32Array.from(Scaler.unitRows(scaler, data.x)),
+      rows: Float32Array.from(z),
       labels: Array.from(data.y)
     }
   })

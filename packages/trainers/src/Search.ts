@@ -76,7 +76,7 @@ export interface Entry {
   readonly proba: Matrix.Matrix
   /** The rows of the data this entry used, ascending. */
   readonly sampleRows: Int32Array
-  /** Evaluation order; the last tie-break. */
+  /** Position in the order candidates were listed for evaluation; the last tie-break. */
   readonly order: number
   /** Trained also on augmented views (the augmented-probe refinement). */
   readonly augmented: boolean
@@ -282,11 +282,27 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         return entry
       })
 
+    /**
+     * The rows one feature set is cross-validated on, the same object for consecutive candidates of that feature set
+     * so CrossValidation reuses their folds; only the latest is kept, so one feature set's folds are alive at a time.
+     */
+    let latestRows:
+      | { readonly backboneId: string; readonly augmented: boolean; readonly sampleRows: Int32Array; readonly set: CrossValidation.Data }
+      | undefined
+    const rowsOf = (backboneId: string, augmented: boolean, sampleRows: Int32Array): CrossValidation.Data => {
+      if (latestRows?.backboneId === backboneId && latestRows.augmented === augmented && latestRows.sampleRows === sampleRows) {
+        return latestRows.set
+      }
+      const set = CrossValidation.subset(dataOf(backboneId, augmented), sampleRows)
+      latestRows = { backboneId, augmented, sampleRows, set }
+      return set
+    }
+
     const entries: Array<Entry> = []
     const failures: Array<Failure> = []
     let budgetExhausted = false
     let order = 0
-    const evaluateOne = (candidate: SearchSpace.Candidate, rows: number, augmented: boolean) =>
+    const evaluateOne = (candidate: SearchSpace.Candidate, rows: number, augmented: boolean, position: number) =>
       Effect.gen(function*() {
         const { backboneId, headKind, headParams } = SearchSpace.resolve(candidate)
         const head = headsByKind.get(headKind)
@@ -298,7 +314,7 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         }
         const params = yield* Heads.decodeParams(head, headParams)
         const { plan, sampleRows } = yield* planFor(rows)
-        const set = CrossValidation.subset(dataOf(backboneId, augmented), sampleRows)
+        const set = rowsOf(backboneId, augmented, sampleRows)
         const t0 = yield* Clock.currentTimeMillis
         const cv = yield* CrossValidation.runPlan(head, params, set, plan, Random.derive(seed, 4))
         const cvMs = (yield* Clock.currentTimeMillis) - t0
@@ -313,7 +329,7 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
           cvMs,
           proba: cv.proba,
           sampleRows,
-          order: order++,
+          order: position,
           augmented
         }
         return entry
@@ -322,12 +338,18 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
     const evaluateAll = (candidates: ReadonlyArray<SearchSpace.Candidate>, rows: number, augmented: boolean) =>
       Effect.gen(function*() {
         const out: Array<Entry> = []
-        for (const [i, candidate] of candidates.entries()) {
+        const firstOrder = order
+        order += candidates.length
+        // Grouped by feature set, so its folds are prepared once (`rowsOf`); `order` keeps the listed order.
+        const byFeatureSet = [...candidates.entries()].sort(([i, a], [j, b]) =>
+          backboneIds.indexOf(String(a["backbone.id"])) - backboneIds.indexOf(String(b["backbone.id"])) || i - j
+        )
+        for (const [done, [i, candidate]] of byFeatureSet.entries()) {
           if (options.timeBudgetMs !== undefined && (yield* Clock.currentTimeMillis) - start >= options.timeBudgetMs) {
             budgetExhausted = true
             break
           }
-          const result = yield* evaluateOne(candidate, rows, augmented).pipe(
+          const result = yield* evaluateOne(candidate, rows, augmented, firstOrder + i).pipe(
             Effect.map((e) => e as Entry | undefined),
             Effect.catchIf((e) => e.reason === "TrainingFailed", (e) =>
               Effect.sync(() => {
@@ -339,7 +361,7 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
             out.push(result)
             entries.push(result)
           }
-          yield* Progress.report({ stage: "search", done: i + 1, total: candidates.length, detail: SearchSpace.key(candidate) })
+          yield* Progress.report({ stage: "search", done: done + 1, total: candidates.length, detail: SearchSpace.key(candidate) })
         }
         return out
       })

@@ -1,6 +1,10 @@
 /**
  * The feature preprocessing heads share: L2-normalise each row, then standardise with the training mean and
  * standard deviation (population, as scikit-learn's StandardScaler; a constant feature keeps scale 1). Float64.
+ *
+ * A search fits every candidate head on the same cross-validation folds, and each of them would standardise the
+ * fold's rows the same way. `reuseStatistics` marks such a matrix (CrossValidation marks its fold rows): the
+ * statistics fitted on it are kept with it, so later fits only apply them. A marked matrix must not be written to.
  */
 import type { Matrix } from "@loupe/core"
 import { Schema } from "effect"
@@ -12,13 +16,28 @@ export const Scaler = Schema.Struct({
 })
 export type Scaler = typeof Scaler.Type
 
+/** Statistics fitted on a marked matrix (`null` until the first fit); weak, so they go with the matrix. */
+const fittedOn = new WeakMap<Matrix.Matrix, Scaler | null>()
+
+/** Keep the statistics fitted on `x` for later fits on the same matrix, which must never be written to. */
+export const reuseStatistics = (x: Matrix.Matrix): Matrix.Matrix => {
+  if (!fittedOn.has(x)) fittedOn.set(x, null)
+  return x
+}
+
+/** `1 / ||row i||`, or 0 for a zero row. */
+const inverseNorm = (data: ArrayLike<number>, offset: number, cols: number): number => {
+  let ss = 0
+  for (let j = 0; j < cols; j++) ss += data[offset + j]! * data[offset + j]!
+  return ss > 0 ? 1 / Math.sqrt(ss) : 0
+}
+
 /** Row-wise L2 normalisation of `rows x cols` values into `out` (a zero row stays zero); `out` may be `data`. */
 export const normalizeInto = (data: ArrayLike<number>, rows: number, cols: number, out: Float64Array): Float64Array => {
   for (let i = 0; i < rows; i++) {
-    let ss = 0
-    for (let j = 0; j < cols; j++) ss += data[i * cols + j]! * data[i * cols + j]!
-    const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0
-    for (let j = 0; j < cols; j++) out[i * cols + j] = data[i * cols + j]! * inv
+    const o = i * cols
+    const inv = inverseNorm(data, o, cols)
+    for (let j = 0; j < cols; j++) out[o + j] = data[o + j]! * inv
   }
   return out
 }
@@ -27,14 +46,38 @@ export const normalizeInto = (data: ArrayLike<number>, rows: number, cols: numbe
 export const normalizeRows = (x: Matrix.Matrix): Float64Array =>
   normalizeInto(x.data, x.rows, x.cols, new Float64Array(x.rows * x.cols))
 
-/** Fits the scaler on `x` and returns it with the transformed rows. */
-export const fitTransform = (x: Matrix.Matrix): { readonly scaler: Scaler; readonly z: Float64Array } => {
-  const { rows, cols } = x
-  const z = normalizeRows(x)
+const inverseScales = (scaler: Scaler): Float64Array => scaler.scale.map((s) => 1 / s)
+
+/** L2-normalise, then standardise with the fitted statistics: one pass over `x`. */
+export const transform = (scaler: Scaler, x: Matrix.Matrix): Float64Array => {
+  const { rows, cols, data } = x
+  const { mean } = scaler
+  const inverseScale = inverseScales(scaler)
+  const z = new Float64Array(rows * cols)
+  for (let i = 0; i < rows; i++) {
+    const o = i * cols
+    const inv = inverseNorm(data, o, cols)
+    for (let j = 0; j < cols; j++) z[o + j] = (data[o + j]! * inv - mean[j]!) * inverseScale[j]!
+  }
+  return z
+}
+
+/** Fits the statistics of `x`'s L2-normalised rows and standardises them (the same values `transform` gives). */
+const fit = (x: Matrix.Matrix): { readonly scaler: Scaler; readonly z: Float64Array } => {
+  const { rows, cols, data } = x
+  const z = new Float64Array(rows * cols)
   const mean = new Float64Array(cols)
-  const scale = new Float64Array(cols)
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) mean[j] += z[i * cols + j]!
+  for (let i = 0; i < rows; i++) {
+    const o = i * cols
+    const inv = inverseNorm(data, o, cols)
+    for (let j = 0; j < cols; j++) {
+      const v = data[o + j]! * inv
+      z[o + j] = v
+      mean[j] += v
+    }
+  }
   for (let j = 0; j < cols; j++) mean[j] /= rows
+  const scale = new Float64Array(cols)
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < cols; j++) {
       const c = z[i * cols + j]! - mean[j]!
@@ -45,22 +88,21 @@ export const fitTransform = (x: Matrix.Matrix): { readonly scaler: Scaler; reado
     const sd = Math.sqrt(scale[j]! / rows)
     scale[j] = sd > 1e-12 ? sd : 1
   }
-  applyInPlace({ mean, scale }, z, rows)
-  return { scaler: { mean, scale }, z }
-}
-
-const applyInPlace = (scaler: Scaler, z: Float64Array, rows: number): void => {
-  const cols = scaler.mean.length
+  const scaler = { mean, scale }
+  const inverseScale = inverseScales(scaler)
   for (let i = 0; i < rows; i++) {
-    for (let j = 0; j < cols; j++) z[i * cols + j] = (z[i * cols + j]! - scaler.mean[j]!) / scaler.scale[j]!
+    for (let j = 0; j < cols; j++) z[i * cols + j] = (z[i * cols + j]! - mean[j]!) * inverseScale[j]!
   }
+  return { scaler, z }
 }
 
-/** L2-normalise, then standardise with the fitted statistics. */
-export const transform = (scaler: Scaler, x: Matrix.Matrix): Float64Array => {
-  const z = normalizeRows(x)
-  applyInPlace(scaler, z, x.rows)
-  return z
+/** Fits the scaler on `x` (or reuses the one fitted on this marked matrix) and returns it with the transformed rows. */
+export const fitTransform = (x: Matrix.Matrix): { readonly scaler: Scaler; readonly z: Float64Array } => {
+  const known = fittedOn.get(x)
+  if (known) return { scaler: known, z: transform(known, x) }
+  const fitted = fit(x)
+  if (fittedOn.has(x)) fittedOn.set(x, fitted.scaler)
+  return fitted
 }
 
 /**
@@ -70,4 +112,11 @@ export const transform = (scaler: Scaler, x: Matrix.Matrix): Float64Array => {
 export const unitRows = (scaler: Scaler | undefined, x: Matrix.Matrix): Float64Array => {
   const z = scaler === undefined ? normalizeRows(x) : transform(scaler, x)
   return scaler === undefined ? z : normalizeInto(z, x.rows, x.cols, z)
+}
+
+/** `unitRows` for the training rows: fits the scaler first when `standardize`, and returns it with the rows. */
+export const fitUnitRows = (x: Matrix.Matrix, standardize: boolean): { readonly scaler?: Scaler; readonly z: Float64Array } => {
+  if (!standardize) return { z: normalizeRows(x) }
+  const { scaler, z } = fitTransform(x)
+  return { scaler, z: normalizeInto(z, x.rows, x.cols, z) }
 }
