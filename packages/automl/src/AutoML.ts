@@ -169,11 +169,10 @@ export const fit: (
 
   const mirror = options.mirror === true
   const embedStart = performance.now()
-  const embedded = yield* Effect.forEach(backboneIds, (id) =>
-    Effect.gen(function*() {
-      const backbone = yield* Registry.loadBackbone(id)
-      return { id, backbone, embeddings: yield* Embedder.embedSamples(backbone, dataset.samples, { mirror }) }
-    }))
+  const loaded = yield* Effect.forEach(backboneIds, (id) => Registry.loadBackbone(id))
+  // One pass over the images for every backbone: each image is read, hashed and decoded once per decoding.
+  const embeddings = yield* Embedder.embedSamplesMany(loaded, dataset.samples, { mirror })
+  const embedded = backboneIds.map((id, i) => ({ id, backbone: loaded[i]!, embeddings: embeddings[i]! }))
 
   // An image that fails to decode fails for every backbone; train on the images every backbone embedded.
   const embeddedBy = embedded.map((e) => new Set(e.embeddings.samples.map((s) => s.id)))

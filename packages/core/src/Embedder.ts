@@ -14,6 +14,9 @@
  * With `mirror`, each image is also embedded flipped left to right, from the same decode and in the same backbone
  * calls; heads train on both vectors and predict the mean of both (see `Pipeline`).
  *
+ * With several backbones (`embedSamplesMany`), one pipeline serves them all: an image is read and hashed once and
+ * decoded once per distinct decoding the backbones ask for, and each backbone gets its own normalised batch.
+ *
  * @since 0.1.0
  */
 import { Chunk, Effect, Option, Stream } from "effect"
@@ -22,7 +25,7 @@ import type { LoadedBackbone } from "./Backbone.js"
 import { CoreError } from "./CoreError.js"
 import { contentHash, EmbeddingCache, fileFingerprint, namespaceOf } from "./EmbeddingCache.js"
 import * as Matrix from "./Matrix.js"
-import { decodeRgb, readSource, toTensor } from "./Preprocess.js"
+import { decodeRgb, type PreprocessSpec, readSource, toTensor } from "./Preprocess.js"
 import { report } from "./Progress.js"
 import { describeSource, type Sample, type SkippedSample } from "./Sample.js"
 
@@ -77,32 +80,70 @@ export type EmbedResult =
   }
   | { readonly _tag: "Skipped"; readonly sample: Sample; readonly reason: string }
 
+/** One backbone's part of a run over several: its cache namespaces and how its images are decoded. */
+interface Lane {
+  readonly backbone: LoadedBackbone
+  readonly dim: number
+  readonly spec: PreprocessSpec
+  readonly namespace: string
+  readonly mirrorNamespace: string
+  /** Lanes with the same key decode an image the same way, so they share one decode. */
+  readonly decodeKey: string
+}
+
+/** What decoding depends on (not normalisation, which each lane does on its own). */
+const decodeKeyOf = (spec: PreprocessSpec): string =>
+  `${spec.size}/${spec.resize}${spec.resize === "squash" ? "" : `/${spec.resizeShorter ?? spec.size}`}`
+
+/** An image's cached vectors for one lane. */
+interface Hit {
+  readonly vector: Float32Array
+  readonly mirrored: Float32Array | undefined
+}
+
 type Prepared =
   | {
-    readonly _tag: "Cached"
+    readonly _tag: "Ready"
     readonly sample: Sample
     readonly hash: string
-    readonly vector: Float32Array
-    readonly mirrored: Float32Array | undefined
+    /** Per lane: the cached vectors, or undefined when the lane must embed the image. */
+    readonly hits: ReadonlyArray<Hit | undefined>
+    /** The decoded image per decode key of the lanes that must embed it. */
+    readonly rgb: ReadonlyMap<string, Uint8Array>
   }
-  | { readonly _tag: "Decoded"; readonly sample: Sample; readonly hash: string; readonly rgb: Uint8Array }
   | { readonly _tag: "Skipped"; readonly sample: Sample; readonly reason: string }
 
 /** A sample the first look could not finish; `file` holds what the cache knew about its file. */
 interface Pending {
   readonly _tag: "Pending"
   readonly sample: Sample
-  readonly file?: { readonly fingerprint: string; readonly hash: string | undefined }
+  readonly file?: {
+    readonly fingerprint: string
+    readonly hash: string | undefined
+    /** The lanes' lookups under `hash`, when it is known. */
+    readonly hits: ReadonlyArray<Hit | undefined>
+  }
 }
 
 interface Assembled {
   readonly group: ReadonlyArray<Prepared>
   /**
-   * The decoded images of the group, normalised, in group order (then their mirror images, with `mirror`);
-   * undefined when all were cached or skipped.
+   * Per lane: the images of the group it must embed, normalised, in group order (then their mirror images, with
+   * `mirror`); undefined when it has none.
    */
-  readonly input: { readonly tensor: Float32Array; readonly count: number } | undefined
+  readonly inputs: ReadonlyArray<{ readonly tensor: Float32Array; readonly count: number } | undefined>
 }
+
+/** One sample's outcome in a run over several backbones. */
+type MultiResult =
+  | {
+    readonly _tag: "Embedded"
+    readonly sample: Sample
+    readonly contentHash: string
+    /** Per backbone, in the order given. */
+    readonly vectors: ReadonlyArray<Hit & { readonly cached: boolean }>
+  }
+  | { readonly _tag: "Skipped"; readonly sample: Sample; readonly reason: string }
 
 /**
  * Run a backbone on `rows` normalised images of `tensor`, at most `maxBatchSize` per call, and check that it
@@ -140,38 +181,47 @@ export const embedTensor = (
     return output
   })
 
-/** The pipeline, one array of results per batch. */
+/**
+ * The pipeline over one or more backbones, one array of results per batch. Each image is read and hashed once and
+ * decoded once per distinct decoding among the backbones that do not have it cached; each backbone then gets its own
+ * normalised batch.
+ */
 const embedGroups = <E, R>(
-  backbone: LoadedBackbone,
+  backbones: ReadonlyArray<LoadedBackbone>,
   samples: Stream.Stream<Sample, E, R>,
   options: EmbedOptions
-): Stream.Stream<ReadonlyArray<EmbedResult>, CoreError | E, R> =>
+): Stream.Stream<ReadonlyArray<MultiResult>, CoreError | E, R> =>
   Stream.unwrap(Effect.gen(function*() {
-    const { info } = backbone
-    const dim = info.embeddingSize
-    const spec = info.preprocess
-    const batchSize = Math.max(1, Math.min(options.batchSize ?? 16, backbone.maxBatchSize))
+    const lanes: ReadonlyArray<Lane> = backbones.map((backbone) => ({
+      backbone,
+      dim: backbone.info.embeddingSize,
+      spec: backbone.info.preprocess,
+      namespace: namespaceOf(backbone),
+      mirrorNamespace: namespaceOf(backbone, "mirror"),
+      decodeKey: decodeKeyOf(backbone.info.preprocess)
+    }))
+    const batchSize = Math.max(1, Math.min(options.batchSize ?? 16, ...backbones.map((b) => b.maxBatchSize)))
     const mirror = options.mirror === true
     const cache = Option.getOrUndefined(yield* Effect.serviceOption(EmbeddingCache))
-    const namespace = namespaceOf(backbone)
-    const mirrorNamespace = namespaceOf(backbone, "mirror")
 
     const decodePermits = yield* Effect.makeSemaphore(Math.max(1, options.decodeConcurrency ?? 4))
 
-    const lookupIn = (ns: string, hash: string) =>
+    const lookupIn = (ns: string, dim: number, hash: string) =>
       Effect.map(cache ? cache.get(ns, hash) : Effect.succeed(undefined), (hit) => (hit?.length === dim ? hit : undefined))
-    /** The cached vectors of an image: a hit needs the mirror image's vector too when `mirror` is on. */
-    const lookup = (hash: string) =>
+    /** The cached vectors of an image for one lane: a hit needs the mirror image's vector too when `mirror` is on. */
+    const lookup = (lane: Lane, hash: string): Effect.Effect<Hit | undefined> =>
       Effect.gen(function*() {
-        const vector = yield* lookupIn(namespace, hash)
+        const vector = yield* lookupIn(lane.namespace, lane.dim, hash)
         if (vector === undefined || !mirror) return vector && { vector, mirrored: undefined }
-        const mirrored = yield* lookupIn(mirrorNamespace, hash)
+        const mirrored = yield* lookupIn(lane.mirrorNamespace, lane.dim, hash)
         return mirrored && { vector, mirrored }
       })
+    const lookupAll = (hash: string) => Effect.forEach(lanes, (lane) => lookup(lane, hash))
 
     /**
      * The cheap first look, one sample after another: for a file, its fingerprint and the content hash the cache
-     * remembers for it; when that hash has a cached vector, the sample is done without reading the file.
+     * remembers for it; when every backbone has a cached vector under that hash, the sample is done without reading
+     * the file.
      */
     const recall = (sample: Sample): Effect.Effect<Prepared | Pending> =>
       Effect.gen(function*() {
@@ -182,28 +232,31 @@ const embedGroups = <E, R>(
         if (stat === undefined) return { _tag: "Pending", sample } as const
         const fingerprint = fileFingerprint(source, stat)
         const hash = yield* cache.knownContentHash(fingerprint)
-        const hit = hash === undefined ? undefined : yield* lookup(hash)
-        return hit === undefined || hash === undefined
-          ? { _tag: "Pending", sample, file: { fingerprint, hash } } as const
-          : { _tag: "Cached", sample, hash, ...hit } as const
+        const hits = hash === undefined ? [] : yield* lookupAll(hash)
+        return hash !== undefined && hits.every((hit) => hit !== undefined)
+          ? { _tag: "Ready", sample, hash, hits, rgb: new Map() } as const
+          : { _tag: "Pending", sample, file: { fingerprint, hash, hits } } as const
       })
 
-    /** The expensive part, run `decodeConcurrency` at a time: read, hash, look up again, decode. */
+    /** The expensive part, run `decodeConcurrency` at a time: read, hash, look up again, decode what is missing. */
     const load = ({ file, sample }: Pending): Effect.Effect<Prepared> =>
       Effect.gen(function*() {
         const bytes = yield* readSource(sample.source)
         const hash = contentHash(bytes)
         if (file !== undefined && file.hash !== hash) yield* cache!.rememberContentHash!(file.fingerprint, hash)
-        const hit = hash === file?.hash ? undefined : yield* lookup(hash)
-        if (hit) return { _tag: "Cached", sample, hash, ...hit } as const
-        const rgb = yield* decodeRgb(bytes, spec, describeSource(sample.source))
-        return { _tag: "Decoded", sample, hash, rgb } as const
+        const hits = file !== undefined && hash === file.hash ? file.hits : yield* lookupAll(hash)
+        const rgb = new Map<string, Uint8Array>()
+        for (const [l, lane] of lanes.entries()) {
+          if (hits[l] !== undefined || rgb.has(lane.decodeKey)) continue
+          rgb.set(lane.decodeKey, yield* decodeRgb(bytes, lane.spec, describeSource(sample.source)))
+        }
+        return { _tag: "Ready", sample, hash, hits, rgb } as const
       }).pipe(
         Effect.catchAll((error) => Effect.succeed({ _tag: "Skipped", sample, reason: error.message } as const)),
         decodePermits.withPermits(1)
       )
 
-    /** Prepare one batch: recall every sample, load the rest concurrently, normalise the decoded images. */
+    /** Prepare one batch: recall every sample, load the rest concurrently, normalise the decoded images per lane. */
     const prepare = (group: ReadonlyArray<Sample>) =>
       Effect.gen(function*() {
         const prepared = yield* Effect.forEach(group, recall)
@@ -213,44 +266,57 @@ const embedGroups = <E, R>(
         return assemble(prepared as Array<Prepared>)
       })
 
-    const assemble = (group: ReadonlyArray<Prepared>): Assembled => {
-      const decoded = group.filter((p) => p._tag === "Decoded")
-      if (decoded.length === 0) return { group, input: undefined }
-      return { group, input: { tensor: toTensor(decoded.map((p) => p.rgb), spec, mirror), count: decoded.length } }
-    }
+    const assemble = (group: ReadonlyArray<Prepared>): Assembled => ({
+      group,
+      inputs: lanes.map((lane, l) => {
+        const rgb = group.flatMap((p) => (p._tag === "Ready" && p.hits[l] === undefined ? [p.rgb.get(lane.decodeKey)!] : []))
+        return rgb.length === 0 ? undefined : { tensor: toTensor(rgb, lane.spec, mirror), count: rgb.length }
+      })
+    })
 
-    const infer = ({ group, input }: Assembled) =>
+    /** Lane `l`'s vectors for the group's images, new ones stored in the cache. */
+    const inferLane = (group: ReadonlyArray<Prepared>, l: number, input: Assembled["inputs"][number]) =>
       Effect.gen(function*() {
-        const output = input === undefined
-          ? new Float32Array(0)
-          : yield* embedTensor(backbone, input.tensor, (mirror ? 2 : 1) * input.count)
+        const lane = lanes[l]!
+        const { dim } = lane
+        const output = input === undefined ? new Float32Array(0) : yield* embedTensor(lane.backbone, input.tensor, (mirror ? 2 : 1) * input.count)
         const mirrorOffset = (input?.count ?? 0) * dim
-        const results: Array<EmbedResult> = []
+        const vectors = new Map<Prepared, Hit & { readonly cached: boolean }>()
         let k = 0
         for (const p of group) {
-          if (p._tag === "Skipped") {
-            results.push(p)
-          } else if (p._tag === "Cached") {
-            results.push({ _tag: "Embedded", sample: p.sample, contentHash: p.hash, vector: p.vector, mirrored: p.mirrored, cached: true })
-          } else {
-            const vector = output.subarray(k * dim, (k + 1) * dim)
-            const mirrored = mirror ? output.subarray(mirrorOffset + k * dim, mirrorOffset + (k + 1) * dim) : undefined
-            k++
-            if (cache) {
-              yield* cache.set(namespace, p.hash, vector)
-              if (mirrored) yield* cache.set(mirrorNamespace, p.hash, mirrored)
-            }
-            results.push({ _tag: "Embedded", sample: p.sample, contentHash: p.hash, vector, mirrored, cached: false })
+          if (p._tag !== "Ready") continue
+          const hit = p.hits[l]
+          if (hit !== undefined) {
+            vectors.set(p, { ...hit, cached: true })
+            continue
           }
+          const vector = output.subarray(k * dim, (k + 1) * dim)
+          const mirrored = mirror ? output.subarray(mirrorOffset + k * dim, mirrorOffset + (k + 1) * dim) : undefined
+          k++
+          if (cache) {
+            yield* cache.set(lane.namespace, p.hash, vector)
+            if (mirrored) yield* cache.set(lane.mirrorNamespace, p.hash, mirrored)
+          }
+          vectors.set(p, { vector, mirrored, cached: false })
         }
-        return results
+        return vectors
+      })
+
+    const infer = ({ group, inputs }: Assembled) =>
+      Effect.gen(function*() {
+        const perLane = yield* Effect.forEach(inputs, (input, l) => inferLane(group, l, input))
+        return group.map((p): MultiResult =>
+          p._tag === "Skipped"
+            ? p
+            : { _tag: "Embedded", sample: p.sample, contentHash: p.hash, vectors: perLane.map((vectors) => vectors.get(p)!) }
+        )
       })
 
     return samples.pipe(
       Stream.grouped(batchSize),
       // Two batches in preparation at once, so decoding never waits for a batch's slowest image.
       Stream.mapEffect((chunk) => prepare(Chunk.toReadonlyArray(chunk)), { concurrency: 2 }),
-      // One prepared batch waits while the backbone works on the current one.
+      // One prepared batch waits while the backbones work on the current one.
       Stream.buffer({ capacity: 1 }),
       Stream.mapEffect(infer)
     )
@@ -267,7 +333,63 @@ export const embedStream = <E, R>(
   backbone: LoadedBackbone,
   samples: Stream.Stream<Sample, E, R>,
   options: EmbedOptions = {}
-): Stream.Stream<EmbedResult, CoreError | E, R> => Stream.flattenIterables(embedGroups(backbone, samples, options))
+): Stream.Stream<EmbedResult, CoreError | E, R> =>
+  Stream.flattenIterables(embedGroups([backbone], samples, options)).pipe(
+    Stream.map((r): EmbedResult => r._tag === "Skipped" ? r : { ...r.vectors[0]!, _tag: "Embedded", sample: r.sample, contentHash: r.contentHash })
+  )
+
+/**
+ * Embed samples with several backbones at once, one `Embeddings` per backbone in the order given (each as
+ * `embedSamples` would return it). Each image is read and hashed once, and decoded once per distinct decoding
+ * (size, resize) among the backbones that need it, however many backbones there are. Reports progress per batch.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const embedSamplesMany = Effect.fn("Embedder.embedSamplesMany")(function*(
+  backbones: ReadonlyArray<LoadedBackbone>,
+  samples: ReadonlyArray<Sample>,
+  options: EmbedOptions = {}
+) {
+  const total = samples.length
+  const dims = backbones.map((b) => b.info.embeddingSize)
+  const data = dims.map((dim) => new Float32Array(total * dim))
+  const mirroredData = options.mirror === true ? dims.map((dim) => new Float32Array(total * dim)) : undefined
+  const embedded: Array<Sample> = []
+  const contentHashes: Array<string> = []
+  const skipped: Array<SkippedSample> = []
+  const cacheHits = dims.map(() => 0)
+  let done = 0
+  const detail = backbones.map((b) => b.info.id).join(" + ")
+  yield* Stream.runForEach(embedGroups(backbones, Stream.fromIterable(samples), options), (group) => {
+    for (const r of group) {
+      if (r._tag === "Skipped") {
+        skipped.push({ sample: r.sample, reason: r.reason })
+        continue
+      }
+      r.vectors.forEach((v, l) => {
+        data[l]!.set(v.vector, embedded.length * dims[l]!)
+        if (mirroredData && v.mirrored) mirroredData[l]!.set(v.mirrored, embedded.length * dims[l]!)
+        if (v.cached) cacheHits[l]!++
+      })
+      embedded.push(r.sample)
+      contentHashes.push(r.contentHash)
+    }
+    done += group.length
+    return report({ stage: "embed", done, total, detail })
+  })
+  const rows = embedded.length
+  const matrix = (values: Float32Array, dim: number) => Matrix.make(rows, dim, rows === total ? values : values.slice(0, rows * dim))
+  return backbones.map((backbone, l): Embeddings => ({
+    backboneId: backbone.info.id,
+    vectors: matrix(data[l]!, dims[l]!),
+    ...(mirroredData ? { mirrored: matrix(mirroredData[l]!, dims[l]!) } : {}),
+    samples: embedded,
+    contentHashes,
+    skipped,
+    cacheHits: cacheHits[l]!
+  }))
+})
 
 /**
  * Embed samples into a matrix (one row per embedded sample), reporting progress per batch.
@@ -275,45 +397,8 @@ export const embedStream = <E, R>(
  * @since 0.1.0
  * @category constructors
  */
-export const embedSamples = Effect.fn("Embedder.embedSamples")(function*(
+export const embedSamples = (
   backbone: LoadedBackbone,
   samples: ReadonlyArray<Sample>,
   options: EmbedOptions = {}
-) {
-  const { info } = backbone
-  const dim = info.embeddingSize
-  const total = samples.length
-  const data = new Float32Array(total * dim)
-  const mirroredData = options.mirror === true ? new Float32Array(total * dim) : undefined
-  const embedded: Array<Sample> = []
-  const contentHashes: Array<string> = []
-  const skipped: Array<SkippedSample> = []
-  let cacheHits = 0
-  let done = 0
-  yield* Stream.runForEach(embedGroups(backbone, Stream.fromIterable(samples), options), (group) => {
-    for (const r of group) {
-      if (r._tag === "Skipped") {
-        skipped.push({ sample: r.sample, reason: r.reason })
-      } else {
-        data.set(r.vector, embedded.length * dim)
-        if (mirroredData && r.mirrored) mirroredData.set(r.mirrored, embedded.length * dim)
-        embedded.push(r.sample)
-        contentHashes.push(r.contentHash)
-        if (r.cached) cacheHits++
-      }
-    }
-    done += group.length
-    return report({ stage: "embed", done, total, detail: info.id })
-  })
-  const rows = embedded.length
-  const matrix = (values: Float32Array) => Matrix.make(rows, dim, rows === total ? values : values.slice(0, rows * dim))
-  return {
-    backboneId: info.id,
-    vectors: matrix(data),
-    ...(mirroredData ? { mirrored: matrix(mirroredData) } : {}),
-    samples: embedded,
-    contentHashes,
-    skipped,
-    cacheHits
-  } satisfies Embeddings
-})
+): Effect.Effect<Embeddings, CoreError> => Effect.map(embedSamplesMany([backbone], samples, options), (all) => all[0]!)

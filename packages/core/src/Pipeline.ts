@@ -13,7 +13,7 @@ import { Effect, Schema } from "effect"
 import type { Scope } from "effect"
 import type { LoadedBackbone } from "./Backbone.js"
 import { CoreError } from "./CoreError.js"
-import { embedSamples, type EmbedOptions, type Embeddings } from "./Embedder.js"
+import { embedSamples, embedSamplesMany, type EmbedOptions } from "./Embedder.js"
 import { type FittedHead, type HeadPlugin, withMirrorRows } from "./Head.js"
 import type { LoupeConfig } from "./LoupeConfig.js"
 import * as Matrix from "./Matrix.js"
@@ -75,31 +75,19 @@ export interface Features {
 }
 
 /**
- * Embed samples with each backbone in turn and concatenate the vectors per sample, in backbone order. A sample that
- * any backbone cannot read is skipped (with the first reason).
+ * Embed samples with every backbone (one pass over the images, `Embedder.embedSamplesMany`) and concatenate the
+ * vectors per sample, in backbone order. A sample that cannot be read or decoded is skipped with its reason.
  */
 export const embedFeatures = (
   backbones: ReadonlyArray<LoadedBackbone>,
   samples: ReadonlyArray<Sample>,
   options: EmbedOptions = {}
 ): Effect.Effect<Features, CoreError> =>
-  Effect.gen(function*() {
-    const parts: Array<Embeddings> = []
-    const skipped: Array<SkippedSample> = []
-    let remaining = samples
-    for (const backbone of backbones) {
-      const embedded = yield* embedSamples(backbone, remaining, options)
-      skipped.push(...embedded.skipped)
-      parts.push(embedded)
-      remaining = embedded.samples
-    }
-    // Each backbone saw the samples the previous ones kept: keep the rows of the samples the last one kept.
-    const kept = new Set(remaining)
-    const keptRows = (p: Embeddings, m: Matrix.Matrix) =>
-      p.samples.length === remaining.length ? m : Matrix.takeRows(m, p.samples.flatMap((s, i) => (kept.has(s) ? [i] : [])))
-    const vectors = Matrix.concatColumns(parts.map((p) => keptRows(p, p.vectors)))
-    const mirrored = options.mirror === true ? Matrix.concatColumns(parts.map((p) => keptRows(p, p.mirrored!))) : undefined
-    return { vectors, ...(mirrored ? { mirrored } : {}), samples: remaining, skipped }
+  Effect.map(embedSamplesMany(backbones, samples, options), (parts) => {
+    const vectors = Matrix.concatColumns(parts.map((p) => p.vectors))
+    const mirrored = options.mirror === true ? Matrix.concatColumns(parts.map((p) => p.mirrored!)) : undefined
+    const { samples: embedded, skipped } = parts[0]!
+    return { vectors, ...(mirrored ? { mirrored } : {}), samples: embedded, skipped }
   })
 
 export interface LabelConfidence {

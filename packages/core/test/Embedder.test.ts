@@ -22,15 +22,19 @@ interface Probe {
  * A real (if tiny) backbone: per image, the mean and standard deviation of each normalised colour channel of a 32x32
  * squash. `delayMs` stands for inference time spent off the main thread.
  */
-const channelStats = (probe: Probe, options: { readonly weightsHash?: string; readonly delayMs?: number } = {}): Backbone.LoadedBackbone => {
-  const size = 32
+const channelStats = (
+  probe: Probe,
+  options: { readonly weightsHash?: string; readonly delayMs?: number; readonly preprocess?: Preprocess.PreprocessSpec } = {}
+): Backbone.LoadedBackbone => {
+  const preprocess = options.preprocess ?? Preprocess.imagenet({ size: 32, resize: "squash" })
+  const size = preprocess.size
   return {
     info: {
-      id: "test:channel-stats",
+      id: options.preprocess ? "test:channel-stats-cropped" : "test:channel-stats",
       runtime: "test",
       description: "mean and std of each colour channel",
       embeddingSize: 6,
-      preprocess: Preprocess.imagenet({ size, resize: "squash" }),
+      preprocess,
       tags: ["test"],
       license: "Apache-2.0",
       weights: { _tag: "Path", path: "none" }
@@ -175,6 +179,40 @@ describe("Embedder", () => {
       expect(warm.calls).toEqual([])
       expect(again.cacheHits).toBe(5)
       expect(rows(again.mirrored!)).toEqual(rows(mirrored.mirrored!))
+    }))
+
+  it.effect("several backbones in one pass: each gets what its own run gives; one with its vectors cached does no inference", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const cropped = Preprocess.imagenet({ size: 24, resizeShorter: 40 })
+      const backbones = (probes: ReadonlyArray<Probe>) => [
+        channelStats(probes[0]!),
+        leftRightMeans(probes[1]!), // decoded as channelStats is: the two share each decode
+        channelStats(probes[2]!, { preprocess: cropped }) // decoded another way
+      ]
+      const input = [...samples.slice(0, 3), bad, ...samples.slice(3, 6)]
+      const alone = yield* Effect.forEach(backbones([{ calls: [] }, { calls: [] }, { calls: [] }]), (b) =>
+        Embedder.embedSamples(b, input, { batchSize: 4, mirror: true }))
+      const probes: Array<Probe> = [{ calls: [] }, { calls: [] }, { calls: [] }]
+      const together = yield* Embedder.embedSamplesMany(backbones(probes), input, { batchSize: 4, mirror: true })
+      expect(together.map((e) => e.backboneId)).toEqual(["test:channel-stats", "test:left-right-means", "test:channel-stats-cropped"])
+      together.forEach((e, b) => {
+        expect(e.samples.map((s) => s.id)).toEqual(alone[b]!.samples.map((s) => s.id))
+        expect(e.skipped.map((s) => s.sample.id)).toEqual(["bad"])
+        expect(rows(e.vectors)).toEqual(rows(alone[b]!.vectors))
+        expect(rows(e.mirrored!)).toEqual(rows(alone[b]!.mirrored!))
+      })
+      expect(rows(together[2]!.vectors)).not.toEqual(rows(together[0]!.vectors))
+      expect(probes.map((p) => p.calls.reduce((a, b) => a + b, 0))).toEqual([12, 12, 12])
+
+      // With the first backbone's vectors cached, only the others run.
+      const cached = DiskEmbeddingCache.layer(dir)
+      yield* Embedder.embedSamples(channelStats({ calls: [] }), input, { mirror: true }).pipe(Effect.provide(cached))
+      const warm: Array<Probe> = [{ calls: [] }, { calls: [] }, { calls: [] }]
+      const again = yield* Embedder.embedSamplesMany(backbones(warm), input, { batchSize: 4, mirror: true }).pipe(Effect.provide(cached))
+      expect(warm.map((p) => p.calls.reduce((a, b) => a + b, 0))).toEqual([0, 12, 12])
+      expect(again.map((e) => e.cacheHits)).toEqual([6, 0, 0])
+      again.forEach((e, b) => expect(rows(e.vectors)).toEqual(rows(alone[b]!.vectors)))
     }))
 
   it.effect("a file rewritten in place is embedded again, an unchanged one is known by its fingerprint", () =>
