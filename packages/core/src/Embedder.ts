@@ -25,7 +25,7 @@ import type { LoadedBackbone } from "./Backbone.js"
 import { CoreError } from "./CoreError.js"
 import { contentHash, EmbeddingCache, fileFingerprint, namespaceOf } from "./EmbeddingCache.js"
 import * as Matrix from "./Matrix.js"
-import { decodeRgb, type PreprocessSpec, readSource, toTensor } from "./Preprocess.js"
+import { decodeKey, decodeRgb, type PreprocessSpec, readSource, toTensor } from "./Preprocess.js"
 import { report } from "./Progress.js"
 import { describeSource, type Sample, type SkippedSample } from "./Sample.js"
 
@@ -90,10 +90,6 @@ interface Lane {
   /** Lanes with the same key decode an image the same way, so they share one decode. */
   readonly decodeKey: string
 }
-
-/** What decoding depends on (not normalisation, which each lane does on its own). */
-const decodeKeyOf = (spec: PreprocessSpec): string =>
-  `${spec.size}/${spec.resize}${spec.resize === "squash" ? "" : `/${spec.resizeShorter ?? spec.size}`}`
 
 /** An image's cached vectors for one lane. */
 interface Hit {
@@ -198,7 +194,7 @@ const embedGroups = <E, R>(
       spec: backbone.info.preprocess,
       namespace: namespaceOf(backbone),
       mirrorNamespace: namespaceOf(backbone, "mirror"),
-      decodeKey: decodeKeyOf(backbone.info.preprocess)
+      decodeKey: decodeKey(backbone.info.preprocess)
     }))
     const batchSize = Math.max(1, Math.min(options.batchSize ?? 16, ...backbones.map((b) => b.maxBatchSize)))
     const mirror = options.mirror === true

@@ -37,6 +37,13 @@ export const imagenet = (overrides: Partial<PreprocessSpec> = {}): PreprocessSpe
   ...overrides
 })
 
+/**
+ * What `decodeRgb` depends on: specs with the same key decode an image to the same pixels (they may still normalise
+ * them differently), so several backbones can share one decode.
+ */
+export const decodeKey = (spec: PreprocessSpec): string =>
+  `${spec.size}/${spec.resize}${spec.resize === "squash" ? "" : `/${spec.resizeShorter ?? spec.size}`}`
+
 /** Read the bytes behind a source (a path is read from disk; bytes are returned as they are). */
 export const readSource = (source: ImageSource): Effect.Effect<Uint8Array, CoreError> =>
   typeof source === "string"

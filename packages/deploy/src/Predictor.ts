@@ -86,22 +86,23 @@ export const make = (
         concurrency: decodeConcurrency
       })
 
-    // A further backbone decodes the batch again only when its preprocessing differs from the first one's.
-    const firstSpec = JSON.stringify(backbones[0]!.info.preprocess)
-    const ownDecode = backbones.map((b, i) => i > 0 && JSON.stringify(b.info.preprocess) !== firstSpec)
     const join = (parts: ReadonlyArray<Matrix.Matrix>) => (parts.length === 1 ? parts[0]! : Matrix.concatColumns(parts))
 
-    /** The features of images decoded for the first backbone (`ready`), and of their mirror images. */
+    /**
+     * The features of images decoded for the first backbone (`ready`), and of their mirror images. A further
+     * backbone decodes the batch again only when no earlier one decodes the same way (`Preprocess.decodeKey`).
+     */
     const features = (ready: ReadonlyArray<{ readonly job: Job; readonly rgb: Uint8Array }>) =>
       Effect.gen(function*() {
         const n = ready.length
         const vectors: Array<Matrix.Matrix> = []
         const mirrored: Array<Matrix.Matrix> = []
-        for (const [b, backbone] of backbones.entries()) {
+        const decodedAs = new Map([[Preprocess.decodeKey(backbones[0]!.info.preprocess), ready.map((r) => r.rgb)]])
+        for (const backbone of backbones) {
           const { embeddingSize: dim, preprocess: spec } = backbone.info
-          const rgb = ownDecode[b]
-            ? (yield* decodeAll(ready.map((r) => r.job.image), spec)).map(Either.getOrThrow)
-            : ready.map((r) => r.rgb)
+          const key = Preprocess.decodeKey(spec)
+          const rgb = decodedAs.get(key) ?? (yield* decodeAll(ready.map((r) => r.job.image), spec)).map(Either.getOrThrow)
+          decodedAs.set(key, rgb)
           const output = yield* Embedder.embedTensor(backbone, Preprocess.toTensor(rgb, spec, mirror), (mirror ? 2 : 1) * n)
           vectors.push(Matrix.make(n, dim, output.subarray(0, n * dim)))
           if (mirror) mirrored.push(Matrix.make(n, dim, output.subarray(n * dim)))
