@@ -2,12 +2,14 @@
 // MobileNetV2-int8 embeddings of cats-vs-dogs and flowers-5. Needs a build first:
 //   npx turbo run build --filter=@loupe/trainers && node bench/search/run.mjs
 // Optional: `node bench/search/run.mjs cats-vs-dogs` runs one part; parts: cats-vs-dogs, flowers-5, heads-2000 (every
-// built-in head fitted on 2,000 x 1,280 cats-vs-dogs-large embeddings, against the plain logistic regression).
+// built-in head fitted on 2,000 x 1,280 cats-vs-dogs-large embeddings, against the plain logistic regression), mlp (the
+// MLP head, seeds 0-2, at the sizes the search meets; not in the default run; `MLP_PARAMS='{"hidden": 32}'` overrides
+// its default params).
 import * as os from "node:os"
 // The `effect` instance the built trainers package uses.
 import { Effect } from "../../packages/trainers/node_modules/effect/dist/esm/index.js"
 import { Pipeline } from "../../packages/core/dist/index.js"
-import { Heads, LogisticRegression, Search, SearchSpace } from "../../packages/trainers/dist/index.js"
+import { Heads, LogisticRegression, Mlp, Search, SearchSpace } from "../../packages/trainers/dist/index.js"
 import { loadEmbeddings } from "../../packages/trainers/test/fixtures/embeddings.mjs"
 
 const BACKBONE = "onnx:mobilenetv2-int8"
@@ -77,8 +79,8 @@ const searchBench = async (dataset) => {
   }
 }
 
-/** Each built-in head with default params on 2,000 x 1,280 (cats-vs-dogs-large: 1,600 train + the first 400 test rows). */
-const headsBench = async () => {
+/** 2,000 x 1,280 training rows (cats-vs-dogs-large: 1,600 train + the first 400 test rows) and the other 100 test rows. */
+const heads2000 = async () => {
   const train = await loadEmbeddings("cats-vs-dogs-large", "train")
   const test = await loadEmbeddings("cats-vs-dogs-large", "test")
   const extra = 400
@@ -88,7 +90,13 @@ const headsBench = async () => {
   data.set(test.x.data.subarray(0, extra * cols), train.x.data.length)
   const set = { x: { rows: train.x.rows + extra, cols, data }, y: Int32Array.from([...train.y, ...test.y.subarray(0, extra)]), numClasses: 2 }
   const held = { x: { rows: test.x.rows - extra, cols, data: test.x.data.subarray(extra * cols) }, y: test.y.subarray(extra) }
-  console.log(`\n## heads-2000: fit time of each head on ${set.x.rows} x ${cols} (accuracy on the other ${held.y.length} test rows)`)
+  return { set, held }
+}
+
+/** Each built-in head with default params on 2,000 x 1,280. */
+const headsBench = async () => {
+  const { held, set } = await heads2000()
+  console.log(`\n## heads-2000: fit time of each head on ${set.x.rows} x ${set.x.cols} (accuracy on the other ${held.y.length} test rows)`)
   console.log(`| head (default params) | fit wall | fit CPU | x logistic regression (CPU) | held-out |`)
   console.log(`|---|---|---|---|---|`)
   let baselineCpu = 0
@@ -101,5 +109,54 @@ const headsBench = async () => {
   }
 }
 
-for (const part of parts) await (part === "heads-2000" ? headsBench() : searchBench(part))
+/** `{ set, held }` of a dataset's train and test splits. */
+const splits = async (dataset) => {
+  const train = await loadEmbeddings(dataset, "train")
+  const test = await loadEmbeddings(dataset, "test")
+  return { set: { x: train.x, y: train.y, numClasses: train.labels.length }, held: { x: test.x, y: test.y } }
+}
+
+/**
+ * 160 cats-vs-dogs training rows (80 per class) 2,688 wide, the width of the `balanced` preset's three-backbone
+ * concatenation: each row is its embedding, its mirror image's embedding and the embedding's first 128 features.
+ */
+const wide = async () => {
+  const widen = async (split, rows) => {
+    const original = await loadEmbeddings("cats-vs-dogs", split)
+    const mirror = await loadEmbeddings("cats-vs-dogs", split, Infinity, { mirror: true })
+    const dim = original.x.cols
+    const cols = 2 * dim + 128
+    const data = new Float32Array(rows.length * cols)
+    rows.forEach((r, i) => {
+      data.set(original.x.data.subarray(r * dim, (r + 1) * dim), i * cols)
+      data.set(mirror.x.data.subarray(r * dim, (r + 1) * dim), i * cols + dim)
+      data.set(original.x.data.subarray(r * dim, r * dim + 128), i * cols + 2 * dim)
+    })
+    return { x: { rows: rows.length, cols, data }, y: Int32Array.from(rows, (r) => original.y[r]) }
+  }
+  const perClass = (n, total) => [...Array.from({ length: n }, (_, i) => i), ...Array.from({ length: n }, (_, i) => total + i)]
+  const set = await widen("train", perClass(80, 100))
+  return { set: { ...set, numClasses: 2 }, held: await widen("test", perClass(20, 20)) }
+}
+
+/** The MLP head (default params, or MLP_PARAMS) at the sizes the search meets, three seeds each. */
+const mlpBench = async () => {
+  const params = await Effect.runPromise(Heads.decodeParams(Mlp.plugin, JSON.parse(process.env.MLP_PARAMS ?? "{}")))
+  console.log(`\n## mlp: ${JSON.stringify(params)}`)
+  console.log(`| data | rows x cols | seed | fit wall | fit CPU | epochs (best) | test |`)
+  console.log(`|---|---|---|---|---|---|---|`)
+  const sizes = [["heads-2000", heads2000], ["cats-vs-dogs", () => splits("cats-vs-dogs")], ["wide", wide], ["flowers-5", () => splits("flowers-5")]]
+  for (const [name, load] of sizes) {
+    const { held, set } = await load()
+    for (const seed of [0, 1, 2]) {
+      const fit = await timed(Mlp.plugin.fit(set, params, seed))
+      const { bestEpoch, epochs } = fit.value.state
+      const ok = correct(fit.value.predictProba(held.x), held.y)
+      console.log(`| ${name} | ${set.x.rows} x ${set.x.cols} | ${seed} | ${s(fit.wall)} | ${s(fit.cpu)} | ${epochs} (${bestEpoch}) | ${pct(ok, held.y.length)} |`)
+    }
+  }
+}
+
+const benches = { "heads-2000": headsBench, mlp: mlpBench }
+for (const part of parts) await (benches[part] ?? (() => searchBench(part)))()
 console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)

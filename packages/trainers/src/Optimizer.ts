@@ -113,21 +113,26 @@ export const make = (config: Optimizer, sizes: ReadonlyArray<number>): Stepper =
   return {
     step: (params, grads, lr, weightDecay) => {
       t++
-      const c1 = 1 - Math.pow(beta1, t)
-      const c2 = 1 - Math.pow(beta2, t)
-      params.forEach((p, k) => {
+      // torch.optim.Adam's arithmetic: p -= (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps)
+      const stepSize = lr / (1 - Math.pow(beta1, t))
+      const rootC2 = Math.sqrt(1 - Math.pow(beta2, t))
+      const shrink = decoupled ? 1 - lr * weightDecay : 1
+      const l2 = decoupled ? 0 : weightDecay
+      for (let k = 0; k < params.length; k++) {
+        const p = params[k]!
         const g = grads[k]!
         const m = first[k]!
         const v = second[k]!
         for (let j = 0; j < p.length; j++) {
-          let gj = g[j]!
-          if (decoupled) p[j] *= 1 - lr * weightDecay
-          else gj += weightDecay * p[j]!
-          m[j] = beta1 * m[j]! + (1 - beta1) * gj
-          v[j] = beta2 * v[j]! + (1 - beta2) * gj * gj
-          p[j] -= (lr * (m[j]! / c1)) / (Math.sqrt(v[j]! / c2) + eps)
+          const pj = p[j]! * shrink
+          const gj = g[j]! + l2 * pj
+          const mj = beta1 * m[j]! + (1 - beta1) * gj
+          const vj = beta2 * v[j]! + (1 - beta2) * gj * gj
+          m[j] = mj
+          v[j] = vj
+          p[j] = pj - (stepSize * mj) / (Math.sqrt(vj) / rootC2 + eps)
         }
-      })
+      }
     }
   }
 }
