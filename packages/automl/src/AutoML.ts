@@ -7,14 +7,21 @@
  * head. Optionally (`augmentedViews`) the best candidate is also tried as an augmented probe, trained on augmented
  * views of every image as well (`Search`'s refinements).
  *
+ * Optionally (`fineTune`) partial fine-tuning competes too: the first backbone that can be fine-tuned (a TensorFlow.js
+ * layers model, `FineTune.prepare`) is cut into a frozen trunk and a trainable tail; the trunk's embeddings are one
+ * more feature set, `<backbone>@<cut layer>`, searched only by the `finetune` head (`FineTune.searchHead`), which
+ * trains the tail and a head in each fold. It is neither concatenated nor part of the ensembles. When it wins, the
+ * pipeline's backbone is the trunk (its `output` option names the cut), as in manual mode.
+ *
  * @since 0.1.0
  */
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import { Dataset, Embedder, Matrix, Pipeline, Registry } from "@loupe/core"
 import type { Backbone, CoreError, Embedder as EmbedderTypes, LoupeConfig, Sample } from "@loupe/core"
+import { TfjsBackbone } from "@loupe/backbones"
 import { Classification } from "@loupe/metrics"
-import { AugmentedProbe, CrossValidation, MultiBackbone, Search, SearchSpace } from "@loupe/trainers"
+import { AugmentedProbe, CrossValidation, FineTune, MultiBackbone, Search, SearchSpace } from "@loupe/trainers"
 import { AutomlError } from "./AutomlError.js"
 
 export interface FitOptions {
@@ -45,6 +52,12 @@ export interface FitOptions {
    * (a retrain that keeps the previous choice). Default: every backbone alone and, with several, concatenated.
    */
   readonly searchBackbone?: string
+  /**
+   * Partial fine-tuning as a candidate: the last `trainableLayers` weight layers of the first backbone that allows
+   * it, trained with a linear head for `epochs` epochs per fit (each epoch one view, original or mirror image, of
+   * every image). Searched only when `heads` is unset or names `finetune`. Default: off.
+   */
+  readonly fineTune?: { readonly trainableLayers: number; readonly epochs: number }
 }
 
 /**
@@ -120,6 +133,40 @@ export const narrowedTo = (options: FitOptions, candidate: Candidate): FitOption
   }
 }
 
+/** The feature-set id of a backbone's trunk cut after layer `cut` (the `finetune` head's input). */
+export const trunkId = (backboneId: string, cut: string): string => `${backboneId}@${cut}`
+
+/**
+ * The first of `backboneIds` that can be fine-tuned (a TensorFlow.js layers model with enough weight layers), cut for
+ * `trainableLayers`, under its trunk id; undefined when none can. Why each other one cannot is logged.
+ */
+const prepareFineTune = (backboneIds: ReadonlyArray<string>, trainableLayers: number) =>
+  Effect.gen(function*() {
+    const registry = yield* Registry.Registry
+    for (const backbone of backboneIds) {
+      const plugin = yield* registry.backbone(backbone)
+      if (!TfjsBackbone.isTfjsPlugin(plugin)) continue
+      const prepared = yield* Effect.either(FineTune.prepare({ backbone, trainableLayers }))
+      if (prepared._tag === "Right") return { id: trunkId(backbone, prepared.right.cut.name), prepared: prepared.right }
+      yield* Effect.logWarning(`Not fine-tuning ${backbone}: ${prepared.left.message}`)
+    }
+    yield* Effect.logWarning(`No backbone of [${backboneIds.join(", ")}] can be fine-tuned`)
+    return undefined
+  })
+
+/**
+ * The search space: each of `branches` over the feature sets `ids` (the backbones and their concatenation), and with
+ * fine-tuning, the `finetune` head over the trunk's features alone.
+ */
+const spaceOf = (
+  branches: SearchSpace.SearchSpace,
+  ids: ReadonlyArray<string>,
+  fineTune: { readonly id: string; readonly epochs: number } | undefined
+): SearchSpace.SearchSpace => [
+  ...(ids.length === 0 ? [] : branches.map((branch) => ({ "backbone.id": ids, ...branch }))),
+  ...(fineTune === undefined ? [] : [{ "backbone.id": [fineTune.id], "head.kind": [FineTune.headKind], "head.epochs": [fineTune.epochs] }])
+]
+
 /** `features` plus, with more than one backbone, their concatenation under `combinedId`. */
 const withCombination = (features: Map<string, Matrix.Matrix>): Map<string, Matrix.Matrix> =>
   features.size < 2 ? features : features.set(combinedId([...features.keys()]), Matrix.concatColumns([...features.values()]))
@@ -169,35 +216,46 @@ export const fit: (
 
   const mirror = options.mirror === true
   const embedStart = performance.now()
+  const only = options.searchBackbone
+  const fineTuneSearched = options.fineTune !== undefined &&
+    (options.heads === undefined || options.heads.length === 0 || options.heads.includes(FineTune.headKind))
+  const prepared = fineTuneSearched ? yield* prepareFineTune(backboneIds, options.fineTune!.trainableLayers) : undefined
+  const trunk = prepared === undefined || (only !== undefined && only !== prepared.id) ? undefined : prepared
   const loaded = yield* Effect.forEach(backboneIds, (id) => Registry.loadBackbone(id))
-  // One pass over the images for every backbone: each image is read, hashed and decoded once per decoding.
-  const embeddings = yield* Embedder.embedSamplesMany(loaded, dataset.samples, { mirror })
+  // One pass over the images for every backbone (and the trunk): each image is read, hashed and decoded once per
+  // decoding.
+  const embeddings = yield* Embedder.embedSamplesMany([...loaded, ...(trunk ? [trunk.prepared.trunk] : [])], dataset.samples, { mirror })
   const embedded = backboneIds.map((id, i) => ({ id, backbone: loaded[i]!, embeddings: embeddings[i]! }))
+  const fineTune = trunk && { ...trunk, embeddings: embeddings[backboneIds.length]! }
 
   // An image that fails to decode fails for every backbone; train on the images every backbone embedded.
-  const embeddedBy = embedded.map((e) => new Set(e.embeddings.samples.map((s) => s.id)))
+  const embeddedBy = embeddings.map((e) => new Set(e.samples.map((s) => s.id)))
   const samples = dataset.samples.filter((s) => embeddedBy.every((ids) => ids.has(s.id)))
   const skipped = dataset.samples
     .filter((s) => !embeddedBy.every((ids) => ids.has(s.id)))
     .map((s) => ({
       file: s.id,
-      reason: embedded.flatMap((e) => e.embeddings.skipped).find((k) => k.sample.id === s.id)?.reason ?? "not embedded"
+      reason: embeddings.flatMap((e) => e.skipped).find((k) => k.sample.id === s.id)?.reason ?? "not embedded"
     }))
   yield* Dataset.validateForTraining(Dataset.make(samples, { labels }))
   const keep = samples.map((s) => s.id)
-  const only = options.searchBackbone
   const searched = <V>(all: Map<string, V>): Map<string, V> => only === undefined ? all : new Map([...all].filter(([id]) => id === only))
   const features = searched(withCombination(new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.vectors, keep)]))))
+  const mirrored = mirror
+    ? searched(withCombination(new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.mirrored!, keep)]))))
+    : undefined
+  const ordinaryIds = [...features.keys()]
+  if (fineTune) {
+    features.set(fineTune.id, alignRows(fineTune.embeddings, fineTune.embeddings.vectors, keep))
+    mirrored?.set(fineTune.id, alignRows(fineTune.embeddings, fineTune.embeddings.mirrored!, keep))
+  }
   if (features.size === 0) {
     return yield* new AutomlError({
       reason: "InvalidOptions",
       field: "searchBackbone",
-      message: `"${only}" is neither one of the backbones [${backboneIds.join(", ")}] nor their concatenation`
+      message: `"${only}" is neither one of the backbones [${backboneIds.join(", ")}], their concatenation nor a fine-tuned trunk`
     })
   }
-  const mirrored = mirror
-    ? searched(withCombination(new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.mirrored!, keep)]))))
-    : undefined
   const first = embedded[0]!.embeddings
   const hashOf = new Map(first.samples.map((s, i) => [s.id, first.contentHashes[i]!]))
   const viewCount = options.augmentedViews ?? 0
@@ -207,18 +265,19 @@ export const fit: (
 
   const trainStart = performance.now()
   const folds = options.folds ?? 5
-  const space = options.heads && options.heads.length > 0
+  const branches = options.heads && options.heads.length > 0
     ? SearchSpace.defaultSearchSpace.filter((branch) => {
       const kinds = branch["head.kind"]
       return Array.isArray(kinds) && kinds.some((kind) => options.heads!.includes(String(kind)))
     })
     : SearchSpace.defaultSearchSpace
+  const space = spaceOf(branches, ordinaryIds, fineTune && { id: fineTune.id, epochs: options.fineTune!.epochs })
   if (space.length === 0) {
     return yield* new AutomlError({
       reason: "InvalidOptions",
       field: "heads",
       message: `None of the heads [${options.heads!.join(", ")}] is in the search space (searchable: ${
-        SearchSpace.defaultSearchSpace.map((b) => b["head.kind"]).join(", ")
+        [...SearchSpace.defaultSearchSpace.map((b) => b["head.kind"]), ...(options.fineTune ? [FineTune.headKind] : [])].join(", ")
       })`
     })
   }
@@ -233,7 +292,10 @@ export const fit: (
     numClasses: labels.length
   }, {
     space,
-    heads: registry.heads,
+    // The `finetune` kind trains the prepared tail here; the registered one only loads bundles.
+    heads: fineTune
+      ? [...registry.heads.filter((h) => h.kind !== FineTune.headKind), FineTune.searchHead(fineTune.prepared)]
+      : registry.heads,
     seed,
     ...(options.timeBudgetMs === undefined ? {} : { timeBudgetMs: options.timeBudgetMs }),
     ...(options.ensembles === true && ids.length > 1 && only === undefined ? { ensemble: { members: ids, over: combinedId(ids) } } : {}),
@@ -254,17 +316,18 @@ export const fit: (
     }
   }
   const best = search.best
-  // The selected backbone, or the backbones whose concatenation was selected, in concatenation order.
-  const chosen = best.backboneId === combinedId(ids)
-    ? embedded
-    : embedded.filter((e) => e.id === best.backboneId)
+  // The trunk, the selected backbone, or the backbones whose concatenation was selected, in concatenation order.
+  const chosen = best.backboneId === fineTune?.id
+    ? [{ backbone: fineTune.prepared.trunk, options: fineTune.prepared.trunkOptions }]
+    : (best.backboneId === combinedId(ids) ? embedded : embedded.filter((e) => e.id === best.backboneId))
+      .map((e) => ({ backbone: e.backbone, options: {} }))
   const evaluation = yield* Classification.evaluate(y, best.proba, labels).pipe(Effect.mapError(failed))
-  const extraBackbones = chosen.slice(1).map((e) => ({ backbone: e.backbone, options: {} }))
+  const extraBackbones = chosen.slice(1)
   return {
     fitted: {
       labels,
       backbone: chosen[0]!.backbone,
-      backboneOptions: {},
+      backboneOptions: chosen[0]!.options,
       head: search.fitted,
       embed: {},
       ...(extraBackbones.length > 0 ? { extraBackbones } : {}),

@@ -42,6 +42,7 @@ describe("Preset", () => {
         mirror: false,
         augmentedViews: 0,
         ensembles: false,
+        fineTune: false,
         seed: Preset.defaults.seed
       })
       const overridden = yield* Preset.resolve("fast", { folds: 3, backbones: { max: 2 }, timeBudgetSeconds: 1.5, mirror: true })
@@ -59,6 +60,27 @@ describe("Preset", () => {
       expect(best.settings.heads).toEqual(balanced.settings.heads)
       expect(best.settings.folds).toBeGreaterThan(balanced.settings.folds)
       expect(best.settings.timeBudgetSeconds).toBeGreaterThan(balanced.settings.timeBudgetSeconds)
+    }))
+
+  it.effect("fineTune: on in best (v4), off elsewhere; an override turns it off, on, or changes one field", () =>
+    Effect.gen(function*() {
+      const best = yield* Preset.resolve("best")
+      expect(best.preset.version).toBe(4)
+      expect(best.settings.fineTune).toEqual(Preset.fineTuneRecipe)
+      expect((yield* Preset.fitOptions(best).pipe(withRegistry(Catalog.builtins))).fineTune).toEqual(Preset.fineTuneRecipe)
+      expect((yield* Preset.resolve("balanced")).settings.fineTune).toBe(false)
+      expect((yield* Preset.resolve("fast")).settings.fineTune).toBe(false)
+
+      const off = yield* Preset.resolve("best", { fineTune: false })
+      expect(off.settings.fineTune).toBe(false)
+      expect((yield* Preset.fitOptions(off).pipe(withRegistry(Catalog.builtins))).fineTune).toBeUndefined()
+      expect((yield* Preset.resolve("balanced", { fineTune: true })).settings.fineTune).toEqual(Preset.fineTuneRecipe)
+      expect((yield* Preset.resolve("best", { fineTune: { epochs: 5 } })).settings.fineTune).toEqual({ ...Preset.fineTuneRecipe, epochs: 5 })
+
+      const unknown = failure(yield* Effect.exit(Preset.resolve("best", { fineTune: { layers: 2 } })))
+      expect(unknown).toMatchObject({ reason: "InvalidOptions", field: "fineTune.layers" })
+      const zero = failure(yield* Effect.exit(Preset.resolve("best", { fineTune: { epochs: 0 } })))
+      expect(zero).toMatchObject({ reason: "InvalidOptions", field: "fineTune.epochs" })
     }))
 
   it.effect("an unknown key is an error that names it, nested ones with their path", () =>

@@ -102,12 +102,18 @@ describe("loupe train --backbone with each catalog backbone", () => {
   })
 })
 
-describe("loupe train --preset best: augmented probe and probability ensemble", () => {
-  it("both join the leaderboard, and the selected model predicts from its bundle as in training", () => {
+describe("loupe train --preset best: augmented probe, probability ensemble and partial fine-tuning", () => {
+  it("all join the leaderboard, and the selected model predicts from its bundle as in training", () => {
     const out = path.join(work, "best")
-    // Two backbones (the run above cached their embeddings of the originals), 2 views per image, no mirror images:
-    // the refinements of `best` at a cost CI can pay.
-    const overrides = { backbones: { ids: ["onnx:mobilenetv2-int8", "tfjs:mobilenetv2-0.35"] }, augmentedViews: 2, mirror: false, folds: 5 }
+    // Two backbones (the run above cached their embeddings of the originals), 2 views per image, no mirror images,
+    // one fine-tuning epoch per fold: the refinements of `best` at a cost CI can pay.
+    const overrides = {
+      backbones: { ids: ["onnx:mobilenetv2-int8", "tfjs:mobilenetv2-0.35"] },
+      augmentedViews: 2,
+      mirror: false,
+      folds: 5,
+      fineTune: { epochs: 1 }
+    }
     const run = loupe(["train", dataset, "--preset", "best", "--overrides", JSON.stringify(overrides), "--models-dir", modelsDir, "--out", out, "--json"], cacheEnv)
     expect(run.stderr).not.toMatch(/Error:/)
     expect(run.status).toBe(0)
@@ -117,6 +123,8 @@ describe("loupe train --preset best: augmented probe and probability ensemble", 
     expect(ensemble.candidate.head.params.members.map((m: any) => m.backbone)).toEqual(["onnx:mobilenetv2-int8", "tfjs:mobilenetv2-0.35"])
     const augmented = result.leaderboard.filter((row: any) => row.candidate.augmentedViews === 2)
     expect(augmented.length).toBe(1)
+    const fineTuned = result.leaderboard.filter((row: any) => row.candidate.head.kind === "finetune")
+    expect(fineTuned.map((row: any) => row.candidate.backbone)).toEqual(["tfjs:mobilenetv2-0.35@block_16_project_BN"])
     expect(result.test.correct).toBeGreaterThanOrEqual(38)
     expect(result.cv.accuracy).toBeGreaterThanOrEqual(0.96)
     const files: Array<string> = result.test.predictions.map((p: any) => p.file)
@@ -126,7 +134,7 @@ describe("loupe train --preset best: augmented probe and probability ensemble", 
       expect(p.labelName).toBe(result.test.predictions[i].labelName)
       expect(p.confidence).toBeCloseTo(result.test.predictions[i].confidence, 5)
     })
-    console.log(`best (2 backbones, 2 views): selected ${JSON.stringify(result.selected)}, test ${result.test.correct}/40, CV ${result.cv.accuracy}, ${result.timings.totalMs} ms`)
+    console.log(`best (2 backbones, 2 views, 1 fine-tuning epoch): selected ${JSON.stringify(result.selected)}, test ${result.test.correct}/40, CV ${result.cv.accuracy}, ${result.timings.totalMs} ms`)
   })
 })
 

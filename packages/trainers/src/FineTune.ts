@@ -16,20 +16,26 @@
  * head, of kind `finetune`, holds the tail's topology and trained weights and the head layers, so a bundle saves
  * and loads it like any other. Register `headPlugin` (it is in `ManualTraining.heads`) to load such bundles.
  *
+ * The search fine-tunes too: the trunk's embeddings are one more feature set, and `searchHead(prepared)` is a
+ * `finetune` head plugin whose `fit` trains the tail + head on them by the ordinary head contract, so the search
+ * cross-validates it on the same folds, mirror images and selection rule as every other candidate. Every fit starts
+ * from the pretrained tail (`Prepared.pretrained`), whatever fit ran before it.
+ *
  * @since 0.1.0
  */
-import { CoreError, LoupeConfig, Registry } from "@loupe/core"
-import type { Backbone, Head, Matrix } from "@loupe/core"
+import { CoreError, LoupeConfig, Matrix, Registry } from "@loupe/core"
+import type { Backbone, Head } from "@loupe/core"
 import { TfjsBackbone } from "@loupe/backbones"
 import type * as Tf from "@tensorflow/tfjs"
-import { Effect, ParseResult, Schema } from "effect"
+import { Effect, ParseResult, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import * as DenseHead from "./internal/DenseHead.js"
 import * as DenseNet from "./internal/DenseNet.js"
-import type * as EpochLoop from "./internal/EpochLoop.js"
+import * as EpochLoop from "./internal/EpochLoop.js"
 import * as Random from "./internal/Random.js"
 import * as TfjsTail from "./internal/TfjsTail.js"
 import * as BackpropKernels from "./internal/BackpropKernels.js"
+import * as LrSchedule from "./LrSchedule.js"
 import * as Optimizer from "./Optimizer.js"
 import { TrainerError } from "./TrainerError.js"
 
@@ -66,8 +72,10 @@ export interface Prepared {
   readonly trunk: Backbone.LoadedBackbone
   /** The plugin options that load `trunk` (the user's options plus `output` and `pooling: "none"`). */
   readonly trunkOptions: Record<string, unknown>
-  /** The trainable part: one input of `inputShape`. */
+  /** The trainable part: one input of `inputShape`. Training overwrites its weights. */
   readonly tail: Tf.LayersModel
+  /** The tail's trainable weights as loaded (in `tail.trainableWeights` order): where every training starts. */
+  readonly pretrained: ReadonlyArray<Float32Array>
   readonly inputShape: readonly [number, number, number]
   /** Pooling applied to the tail's output when it is a feature map (the catalog entry's). */
   readonly pooling: Pooling
@@ -133,7 +141,8 @@ export const prepare = (
           `the tail takes ${JSON.stringify(inputShape)}`
       })
     }
-    return { tf, trunk, trunkOptions, tail, inputShape, pooling, cut }
+    const pretrained = tail.trainableWeights.map((w) => Float32Array.from(w.read().dataSync() as Float32Array))
+    return { tf, trunk, trunkOptions, tail, pretrained, inputShape, pooling, cut }
   })
 
 /** The tail's features for a batch of flattened activation maps (pooled when the tail ends in a feature map). */
@@ -177,8 +186,17 @@ export interface Snapshot {
   readonly head: ReadonlyArray<DenseNet.Layer>
 }
 
+/** Write weights (one array per trainable weight, in `tail.trainableWeights` order) into the tail. */
+const writeTail = (prepared: Prepared, weights: ReadonlyArray<Float32Array>): void =>
+  prepared.tail.trainableWeights.forEach((w, k) =>
+    prepared.tf.tidy(() => {
+      w.write(prepared.tf.tensor(weights[k]!, w.shape as Array<number>))
+    })
+  )
+
 /**
- * The epoch loop's engine: tail + head trained with tfjs gradients and `Optimizer` updates.
+ * The epoch loop's engine: tail + head trained with tfjs gradients and `Optimizer` updates, the tail starting from
+ * its pretrained weights.
  *
  * @since 0.1.0
  * @category training
@@ -192,6 +210,7 @@ export const engine = (
     try: () => {
       const { tf, tail, inputShape, pooling } = prepared
       BackpropKernels.ensure(tf)
+      writeTail(prepared, prepared.pretrained)
       const outShape = tail.outputs[0]!.shape
       const featureDim = outShape.length === 4 && pooling === "global-average"
         ? outShape[3]!
@@ -404,11 +423,7 @@ export const toHead = (
 ): Effect.Effect<Head.FittedHead, TrainerError> =>
   Effect.gen(function*() {
     const { tf, tail } = prepared
-    tail.trainableWeights.forEach((w, k) =>
-      tf.tidy(() => {
-        w.write(tf.tensor(snapshot.tail[k]!, w.shape as Array<number>))
-      })
-    )
+    writeTail(prepared, snapshot.tail)
     const artifacts = yield* Effect.tryPromise({
       try: () =>
         new Promise<Tf.io.ModelArtifacts>((resolve, reject) => {
@@ -430,3 +445,84 @@ export const toHead = (
       head: snapshot.head
     })
   })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fine-tuning as a search candidate
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * The `finetune` search head's params: `DenseHead.Params` with defaults for a short fine-tune (Adam at 5e-4 with a
+ * cosine schedule, batches of 16, 4 epochs), since a search space can set numbers (`head.epochs`, `head.lr`,
+ * `head.batchSize`, `head.hidden`) but not the optimiser or schedule objects.
+ *
+ * @since 0.1.0
+ * @category search
+ */
+export const SearchParams = Schema.Struct({
+  ...DenseHead.Params.fields,
+  optimizer: DenseHead.opt(Optimizer.Optimizer, { kind: "adam", beta1: 0.9, beta2: 0.999, eps: 1e-8 }),
+  lr: DenseHead.opt(Schema.Number.pipe(Schema.positive(), Schema.finite()), 0.0005),
+  schedule: DenseHead.opt(LrSchedule.LrSchedule, { kind: "cosine", minLr: 0, warmupEpochs: 0 }),
+  epochs: DenseHead.opt(DenseHead.PositiveInt, 4),
+  batchSize: DenseHead.opt(DenseHead.PositiveInt, 16)
+})
+
+/**
+ * A head's training rows as the epoch loop's images and views: the rows of one group (`Head.TrainingSet.groups`,
+ * an image and its mirror image) are the views of one image, so an epoch trains on one view of each image, as
+ * manual mode does with augmented views, rather than on every row. Groups smaller than the largest cycle through
+ * their rows; an image's weight is its first row's.
+ */
+const asViews = (data: Head.TrainingSet): EpochLoop.LoopData => {
+  const rowsOf = new Map<number, Array<number>>()
+  for (let r = 0; r < data.x.rows; r++) {
+    const group = data.groups?.[r] ?? r
+    const rows = rowsOf.get(group)
+    if (rows) rows.push(r)
+    else rowsOf.set(group, [r])
+  }
+  const images = [...rowsOf.values()]
+  const views = Math.max(...images.map((rows) => rows.length))
+  const order = images.flatMap((rows) => Array.from({ length: views }, (_, v) => rows[v % rows.length]!))
+  return {
+    features: Matrix.takeRows(data.x, order),
+    views,
+    y: Int32Array.from(images, (rows) => data.y[rows[0]!]!),
+    weights: Float64Array.from(images, (rows) => data.weights?.[rows[0]!] ?? 1)
+  }
+}
+
+/**
+ * A `finetune` head plugin for the search: `fit` trains `prepared`'s tail and a head on the trunk's embeddings
+ * (every epoch one view of each image, the last epoch kept) and returns the head `toHead` builds, the one a bundle
+ * restores. It uses `prepared`'s tail as scratch space, so fits must not run concurrently (the search runs them one
+ * after another). `load` is `headPlugin.load`.
+ *
+ * @since 0.1.0
+ * @category search
+ */
+export const searchHead = (prepared: Prepared): Head.HeadPlugin<DenseHead.Params> => {
+  const [h, w, c] = prepared.inputShape
+  return {
+    kind: headKind,
+    paramsSchema: SearchParams,
+    fit: (data, params, seed) =>
+      Effect.gen(function*() {
+        if (data.x.cols !== h * w * c) {
+          return yield* new TrainerError({
+            reason: "ShapeMismatch",
+            field: "data.x",
+            message: `${headKind}: the tail after ${prepared.cut.name} takes ${h}x${w}x${c} = ${h * w * c} values per row, got ${data.x.cols}`
+          })
+        }
+        const loop = EpochLoop.make(
+          yield* engine(prepared, data.numClasses, { ...params, seed }),
+          asViews(data),
+          { epochs: params.epochs, batchSize: params.batchSize, lr: params.lr, schedule: params.schedule, seed }
+        )
+        yield* Stream.runDrain(loop.epochs)
+        return yield* toHead(prepared, loop.best()!.state, params)
+      }),
+    load: headPlugin.load
+  }
+}
