@@ -219,13 +219,13 @@ interface FoldRows {
 
 /**
  * Fold rows kept per (data, plan): a search cross-validates every candidate head of a feature set on the same data
- * and plan, so the rows are copied out once and their standardisation statistics are fitted once
- * (`Scaler.reuseStatistics`). Only when all folds' training rows together stay under `keptFoldBytes`, so memory
- * stays bounded on large data, where the heads' fits cost far more than copying anyway. Weak: the rows go with the
- * data.
+ * and plan, so the rows are copied out once and standardised once (`Scaler.reuseStandardized`). Only when all folds'
+ * training rows together stay under `keptFoldBytes` (three times that with their Float64 standardised copies), so
+ * memory stays bounded on large data, where the heads' fits cost far more than copying anyway. Weak: the rows go
+ * with the data.
  */
 const keptFolds = new WeakMap<Data, WeakMap<Plan, ReadonlyArray<FoldRows>>>()
-const keptFoldBytes = 256 * 2 ** 20
+const keptFoldBytes = 64 * 2 ** 20
 
 const foldRowsOf = (data: Data, fold: Fold): FoldRows => ({
   train: trainingRows(subset(data, fold.train)),
@@ -240,7 +240,7 @@ const foldRows = (data: Data, p: Plan): ReadonlyArray<FoldRows> => {
   if (bytes > keptFoldBytes) return p.folds.map((fold) => foldRowsOf(data, fold))
   const rows = p.folds.map((fold) => {
     const { train, held } = foldRowsOf(data, fold)
-    Scaler.reuseStatistics(train.x)
+    Scaler.reuseStandardized(train.x)
     return { train, held }
   })
   const byPlan = keptFolds.get(data) ?? new WeakMap<Plan, ReadonlyArray<FoldRows>>()

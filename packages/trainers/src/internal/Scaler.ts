@@ -3,8 +3,9 @@
  * standard deviation (population, as scikit-learn's StandardScaler; a constant feature keeps scale 1). Float64.
  *
  * A search fits every candidate head on the same cross-validation folds, and each of them would standardise the
- * fold's rows the same way. `reuseStatistics` marks such a matrix (CrossValidation marks its fold rows): the
- * statistics fitted on it are kept with it, so later fits only apply them. A marked matrix must not be written to.
+ * fold's rows the same way. `reuseStandardized` marks such a matrix (CrossValidation marks its fold rows): the
+ * statistics fitted on it and the standardised rows are kept with it, and later fits get them as they are. Neither
+ * the marked matrix nor the rows `fitTransform` returns for it may be written to.
  */
 import type { Matrix } from "@loupe/core"
 import { Schema } from "effect"
@@ -16,11 +17,16 @@ export const Scaler = Schema.Struct({
 })
 export type Scaler = typeof Scaler.Type
 
-/** Statistics fitted on a marked matrix (`null` until the first fit); weak, so they go with the matrix. */
-const fittedOn = new WeakMap<Matrix.Matrix, Scaler | null>()
+interface Standardized {
+  readonly scaler: Scaler
+  readonly z: Float64Array
+}
 
-/** Keep the statistics fitted on `x` for later fits on the same matrix, which must never be written to. */
-export const reuseStatistics = (x: Matrix.Matrix): Matrix.Matrix => {
+/** What `fitTransform` gave for a marked matrix (`null` until the first fit); weak, so it goes with the matrix. */
+const fittedOn = new WeakMap<Matrix.Matrix, Standardized | null>()
+
+/** Keep what `fitTransform` gives for `x` for later fits on the same matrix; neither may be written to. */
+export const reuseStandardized = (x: Matrix.Matrix): Matrix.Matrix => {
   if (!fittedOn.has(x)) fittedOn.set(x, null)
   return x
 }
@@ -63,7 +69,7 @@ export const transform = (scaler: Scaler, x: Matrix.Matrix): Float64Array => {
 }
 
 /** Fits the statistics of `x`'s L2-normalised rows and standardises them (the same values `transform` gives). */
-const fit = (x: Matrix.Matrix): { readonly scaler: Scaler; readonly z: Float64Array } => {
+const fit = (x: Matrix.Matrix): Standardized => {
   const { rows, cols, data } = x
   const z = new Float64Array(rows * cols)
   const mean = new Float64Array(cols)
@@ -96,12 +102,15 @@ const fit = (x: Matrix.Matrix): { readonly scaler: Scaler; readonly z: Float64Ar
   return { scaler, z }
 }
 
-/** Fits the scaler on `x` (or reuses the one fitted on this marked matrix) and returns it with the transformed rows. */
-export const fitTransform = (x: Matrix.Matrix): { readonly scaler: Scaler; readonly z: Float64Array } => {
+/**
+ * Fits the scaler on `x` and returns it with the transformed rows; for a marked matrix, the ones kept from its first
+ * fit (read-only).
+ */
+export const fitTransform = (x: Matrix.Matrix): Standardized => {
   const known = fittedOn.get(x)
-  if (known) return { scaler: known, z: transform(known, x) }
+  if (known) return known
   const fitted = fit(x)
-  if (fittedOn.has(x)) fittedOn.set(x, fitted.scaler)
+  if (fittedOn.has(x)) fittedOn.set(x, fitted)
   return fitted
 }
 
@@ -118,5 +127,5 @@ export const unitRows = (scaler: Scaler | undefined, x: Matrix.Matrix): Float64A
 export const fitUnitRows = (x: Matrix.Matrix, standardize: boolean): { readonly scaler?: Scaler; readonly z: Float64Array } => {
   if (!standardize) return { z: normalizeRows(x) }
   const { scaler, z } = fitTransform(x)
-  return { scaler, z: normalizeInto(z, x.rows, x.cols, z) }
+  return { scaler, z: normalizeInto(z, x.rows, x.cols, new Float64Array(z.length)) }
 }
