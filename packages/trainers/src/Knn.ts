@@ -13,7 +13,7 @@ import type { Head, Matrix } from "@loupe/core"
 import { Effect, Schema } from "effect"
 import * as Codec from "./internal/Codec.js"
 import * as HeadKit from "./internal/HeadKit.js"
-import { dotRows } from "./internal/Linalg.js"
+import { crossDots } from "./internal/Linalg.js"
 import * as Scaler from "./internal/Scaler.js"
 import type { TrainerError } from "./TrainerError.js"
 
@@ -58,23 +58,30 @@ const train = (data: Head.TrainingSet, params: Params): Effect.Effect<State, Tra
     }
   })
 
+/** Query rows whose similarities are computed at once; bounds that matrix at `queryChunk x n`. */
+const queryChunk = 256
+
 const predict = (state: State, params: Params, x: Matrix.Matrix): Matrix.Matrix => {
   const { numClasses, dim, labels } = state
   const n = labels.length
   const k = Math.min(params.k, n)
   const z = Scaler.unitRows(state.scaler, x)
   const train = Float64Array.from(state.rows)
-  const sims = new Float64Array(n)
+  const sims = new Float64Array(Math.min(queryChunk, x.rows) * n)
   const topIndex = new Int32Array(k)
   const topSim = new Float64Array(k)
   const votes = new Float64Array(numClasses)
   const out = new Float32Array(x.rows * numClasses)
   for (let i = 0; i < x.rows; i++) {
-    dotRows(train, 0, n, dim, z, i * dim, sims, 0)
+    const q = i % queryChunk
+    if (q === 0) {
+      const rows = Math.min(queryChunk, x.rows - i)
+      crossDots(z.subarray(i * dim, (i + rows) * dim), rows, train, n, dim, sims)
+    }
     // Keep the k best in descending order (insertion; k is small).
     let filled = 0
     for (let j = 0; j < n; j++) {
-      const s = sims[j]!
+      const s = sims[q * n + j]!
       if (filled === k && s <= topSim[k - 1]!) continue
       let pos = filled === k ? k - 1 : filled++
       while (pos > 0 && topSim[pos - 1]! < s) {
