@@ -53,6 +53,11 @@ export interface FitOptions {
    */
   readonly searchBackbone?: string
   /**
+   * With `heads` naming one kind: search only these params of it (a retrain that keeps the previous choice, whose
+   * params are re-tuned by the next full search). Default: the kind's whole grid.
+   */
+  readonly headParams?: Readonly<Record<string, SearchSpace.Value>>
+  /**
    * Partial fine-tuning as a candidate: the last `trainableLayers` weight layers of the first backbone that allows
    * it, trained with a linear head for `epochs` epochs per fit (each epoch one view, original or mirror image, of
    * every image). Searched only when `heads` is unset or names `finetune`. Default: off.
@@ -118,18 +123,25 @@ export const describeCandidate = (c: Candidate): string => {
   return `${c.backbone} + ${c.head.kind}${params}${c.augmentedViews ? ` (augmented probe, ${c.augmentedViews} views)` : ""}`
 }
 
+const isValue = (u: unknown): u is SearchSpace.Value => typeof u === "string" || typeof u === "number" || typeof u === "boolean"
+
 /**
- * `options` narrowed to a previous choice: its backbones, its head kind (an ensemble: its members' kinds) and its
- * feature set only (an ensemble keeps its members' searches, which it is made of).
+ * `options` narrowed to a previous choice: its backbones, its feature set, its head kind and its params, so a retrain
+ * cross-validates and refits that one candidate. An ensemble keeps its members' searches (over their kinds), which it
+ * is made of; a head whose params are not all plain values keeps its kind's grid.
  */
 export const narrowedTo = (options: FitOptions, candidate: Candidate): FitOptions => {
   const members = candidate.head.params["members"] as ReadonlyArray<{ readonly kind: string }> | undefined
-  const ensemble = candidate.head.kind === MultiBackbone.ensembleKind && members !== undefined
+  if (candidate.head.kind === MultiBackbone.ensembleKind && members !== undefined) {
+    return { ...options, backbones: membersOf(candidate.backbone), heads: [...new Set(members.map((m) => m.kind))] }
+  }
+  const params = Object.entries(candidate.head.params)
   return {
     ...options,
     backbones: membersOf(candidate.backbone),
-    heads: ensemble ? [...new Set(members.map((m) => m.kind))] : [candidate.head.kind],
-    ...(ensemble ? {} : { searchBackbone: candidate.backbone })
+    heads: [candidate.head.kind],
+    searchBackbone: candidate.backbone,
+    ...(params.every(([, v]) => isValue(v)) ? { headParams: Object.fromEntries(params) as Record<string, SearchSpace.Value> } : {})
   }
 }
 
@@ -265,7 +277,10 @@ export const fit: (
 
   const trainStart = performance.now()
   const folds = options.folds ?? 5
-  const branches = options.heads && options.heads.length > 0
+  const kept = options.headParams !== undefined && options.heads?.length === 1 ? options.headParams : undefined
+  const branches = kept !== undefined
+    ? [{ "head.kind": [options.heads![0]!], ...Object.fromEntries(Object.entries(kept).map(([k, v]) => [`head.${k}`, [v]])) }]
+    : options.heads && options.heads.length > 0
     ? SearchSpace.defaultSearchSpace.filter((branch) => {
       const kinds = branch["head.kind"]
       return Array.isArray(kinds) && kinds.some((kind) => options.heads!.includes(String(kind)))
@@ -297,6 +312,8 @@ export const fit: (
       ? [...registry.heads.filter((h) => h.kind !== FineTune.headKind), FineTune.searchHead(fineTune.prepared)]
       : registry.heads,
     seed,
+    // One candidate: cross-validate it on every row at once, with no subsampled first rung.
+    ...(kept === undefined ? {} : { strategy: Search.grid() }),
     ...(options.timeBudgetMs === undefined ? {} : { timeBudgetMs: options.timeBudgetMs }),
     ...(options.ensembles === true && ids.length > 1 && only === undefined ? { ensemble: { members: ids, over: combinedId(ids) } } : {}),
     cv: cvOptions

@@ -53,9 +53,10 @@ export interface RetrainerConfig {
   readonly resumeOnStart?: boolean
   /**
    * How much the annotated samples may grow (as a fraction) since the last full search before a retrain searches the
-   * preset's whole space again. Until then a retrain searches only the promoted model's feature set (a backbone or a
-   * concatenation) and head kind, which keeps retrains cheap with multi-backbone presets. A change of labels or of the
-   * preset's version always brings a full search. Default 0.25; 0 makes every retrain a full search.
+   * preset's whole space again. Until then a retrain cross-validates and refits only the promoted model's candidate:
+   * its feature set (a backbone or a concatenation), head kind and params (`AutoML.narrowedTo`), which keeps retrains
+   * cheap with multi-backbone presets; the next full search re-tunes the params. A change of labels or of the preset's
+   * version always brings a full search. Default 0.25; 0 makes every retrain a full search.
    */
   readonly fullSearchGrowth?: number
 }
@@ -99,7 +100,7 @@ export interface ModelMetrics {
   /** Samples whose image could not be used, with the reason. */
   readonly skipped: ReadonlyArray<{ readonly sampleId: string; readonly reason: string }>
   readonly timings: { readonly embedMs: number; readonly trainMs: number; readonly totalMs: number }
-  /** `full`: the preset's whole space; `selected`: the previous model's backbone and head kind only. */
+  /** `full`: the preset's whole space; `selected`: the previous model's candidate only (backbone, head and params). */
   readonly search: { readonly scope: "full" | "selected"; readonly fullSearchSamples: number }
 }
 

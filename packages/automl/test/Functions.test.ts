@@ -138,8 +138,11 @@ describe("Functions", () => {
       expect(history.map((v) => v.id)).toEqual([v2, v1])
       expect(history.map((v) => v.promoted)).toEqual([true, false])
       expect(history[0]!.sampleCount).toBe(23)
-      // A small change retrains on the promoted model's choice only, counting from the last full search.
+      // A small change retrains on the promoted model's choice only (the same candidate, refit and cross-validated
+      // again), counting from the last full search.
       expect(history[0]!.metrics).toMatchObject({ search: { scope: "selected", fullSearchSamples: 24 } })
+      expect(history[0]!.metrics.selected).toEqual(history[1]!.metrics.selected)
+      expect(history[0]!.metrics.leaderboard.length).toBe(1)
 
       const rolledBack = yield* functions.rollback(fn.id, v1)
       expect(rolledBack).toMatchObject({ id: v1, promoted: true })
