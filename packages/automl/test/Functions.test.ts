@@ -141,8 +141,9 @@ describe("Functions", () => {
       // A small change retrains on the promoted model's choice only (the same candidate, refit and cross-validated
       // again), counting from the last full search.
       expect(history[0]!.metrics).toMatchObject({ search: { scope: "selected", fullSearchSamples: 24 } })
-      expect(history[0]!.metrics.selected).toEqual(history[1]!.metrics.selected)
-      expect(history[0]!.metrics.leaderboard.length).toBe(1)
+      const [retrained, previous] = history.map((v) => v.metrics as { readonly selected: unknown; readonly leaderboard: ReadonlyArray<unknown> })
+      expect(retrained!.selected).toEqual(previous!.selected)
+      expect(retrained!.leaderboard.length).toBe(1)
 
       const rolledBack = yield* functions.rollback(fn.id, v1)
       expect(rolledBack).toMatchObject({ id: v1, promoted: true })
