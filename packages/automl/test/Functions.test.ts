@@ -141,7 +141,8 @@ describe("Functions", () => {
       // A small change retrains on the promoted model's choice only (the same candidate, refit and cross-validated
       // again), counting from the last full search.
       expect(history[0]!.metrics).toMatchObject({ search: { scope: "selected", fullSearchSamples: 24 } })
-      const [retrained, previous] = history.map((v) => v.metrics as { readonly selected: unknown; readonly leaderboard: ReadonlyArray<unknown> })
+      type Chosen = { readonly selected: unknown; readonly leaderboard: ReadonlyArray<unknown> }
+      const [retrained, previous] = history.map((v) => v.metrics as Chosen)
       expect(retrained!.selected).toEqual(previous!.selected)
       expect(retrained!.leaderboard.length).toBe(1)
 
