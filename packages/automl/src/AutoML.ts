@@ -167,6 +167,24 @@ const prepareFineTune = (backboneIds: ReadonlyArray<string>, trainableLayers: nu
   })
 
 /**
+ * The head branches of the search space: one point, `kept`'s params of the one kind in `heads` (a retrain that keeps
+ * the previous choice); else the default space's branches of the `heads` kinds, or all of them.
+ */
+const headBranches = (
+  heads: ReadonlyArray<string> | undefined,
+  kept: Readonly<Record<string, SearchSpace.Value>> | undefined
+): SearchSpace.SearchSpace => {
+  if (kept !== undefined && heads?.length === 1) {
+    return [{ "head.kind": [heads[0]!], ...Object.fromEntries(Object.entries(kept).map(([k, v]) => [`head.${k}`, [v]])) }]
+  }
+  if (heads === undefined || heads.length === 0) return SearchSpace.defaultSearchSpace
+  return SearchSpace.defaultSearchSpace.filter((branch) => {
+    const kinds = branch["head.kind"]
+    return Array.isArray(kinds) && kinds.some((kind) => heads.includes(String(kind)))
+  })
+}
+
+/**
  * The search space: each of `branches` over the feature sets `ids` (the backbones and their concatenation), and with
  * fine-tuning, the `finetune` head over the trunk's features alone.
  */
@@ -278,15 +296,7 @@ export const fit: (
   const trainStart = performance.now()
   const folds = options.folds ?? 5
   const kept = options.headParams !== undefined && options.heads?.length === 1 ? options.headParams : undefined
-  const branches = kept !== undefined
-    ? [{ "head.kind": [options.heads![0]!], ...Object.fromEntries(Object.entries(kept).map(([k, v]) => [`head.${k}`, [v]])) }]
-    : options.heads && options.heads.length > 0
-    ? SearchSpace.defaultSearchSpace.filter((branch) => {
-      const kinds = branch["head.kind"]
-      return Array.isArray(kinds) && kinds.some((kind) => options.heads!.includes(String(kind)))
-    })
-    : SearchSpace.defaultSearchSpace
-  const space = spaceOf(branches, ordinaryIds, fineTune && { id: fineTune.id, epochs: options.fineTune!.epochs })
+  const space = spaceOf(headBranches(options.heads, kept), ordinaryIds, fineTune && { id: fineTune.id, epochs: options.fineTune!.epochs })
   if (space.length === 0) {
     return yield* new AutomlError({
       reason: "InvalidOptions",
