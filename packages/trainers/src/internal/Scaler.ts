@@ -68,25 +68,17 @@ export const transform = (scaler: Scaler, x: Matrix.Matrix): Float64Array => {
   return z
 }
 
-/** Fits the statistics of `x`'s L2-normalised rows and standardises them (the same values `transform` gives). */
-const fit = (x: Matrix.Matrix): Standardized => {
+/** The mean and standard deviation of `x`'s L2-normalised rows, normalised on the fly. */
+const statistics = (x: Matrix.Matrix): Scaler => {
   const { rows, cols, data } = x
-  const z = new Float64Array(rows * cols)
+  const inv = Float64Array.from({ length: rows }, (_, i) => inverseNorm(data, i * cols, cols))
   const mean = new Float64Array(cols)
-  for (let i = 0; i < rows; i++) {
-    const o = i * cols
-    const inv = inverseNorm(data, o, cols)
-    for (let j = 0; j < cols; j++) {
-      const v = data[o + j]! * inv
-      z[o + j] = v
-      mean[j] += v
-    }
-  }
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) mean[j] += data[i * cols + j]! * inv[i]!
   for (let j = 0; j < cols; j++) mean[j] /= rows
   const scale = new Float64Array(cols)
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < cols; j++) {
-      const c = z[i * cols + j]! - mean[j]!
+      const c = data[i * cols + j]! * inv[i]! - mean[j]!
       scale[j] += c * c
     }
   }
@@ -94,12 +86,7 @@ const fit = (x: Matrix.Matrix): Standardized => {
     const sd = Math.sqrt(scale[j]! / rows)
     scale[j] = sd > 1e-12 ? sd : 1
   }
-  const scaler = { mean, scale }
-  const inverseScale = inverseScales(scaler)
-  for (let i = 0; i < rows; i++) {
-    for (let j = 0; j < cols; j++) z[i * cols + j] = (z[i * cols + j]! - mean[j]!) * inverseScale[j]!
-  }
-  return { scaler, z }
+  return { mean, scale }
 }
 
 /**
@@ -109,7 +96,8 @@ const fit = (x: Matrix.Matrix): Standardized => {
 export const fitTransform = (x: Matrix.Matrix): Standardized => {
   const known = fittedOn.get(x)
   if (known) return known
-  const fitted = fit(x)
+  const scaler = statistics(x)
+  const fitted = { scaler, z: transform(scaler, x) }
   if (fittedOn.has(x)) fittedOn.set(x, fitted)
   return fitted
 }
