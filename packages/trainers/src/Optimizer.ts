@@ -9,7 +9,8 @@
  *
  * The rate and the weight decay come with each step (the rate follows an `LrSchedule`). Weight decay applies to
  * every parameter, biases included, as PyTorch does by default. `make` returns the plain-TypeScript (Float64)
- * stepper that manual mode uses for its heads; partial fine-tuning applies the same rules to tfjs variables.
+ * stepper that manual mode uses for its heads; partial fine-tuning applies the same rules to tfjs variables, and the
+ * MLP head's float32 engine applies Adam's in a WebAssembly SIMD kernel (`internal/WasmSimd`).
  *
  * @since 0.1.0
  */

@@ -1,20 +1,15 @@
-// The dense engine under the MLP and manual mode's heads: its gradient against central finite differences, with and
-// without dropout (the backward pass skips dropped and inactive units, so it must still match the loss it reports).
+// The Float64 dense engine under manual mode's heads (and the MLP head where WebAssembly SIMD is missing): its gradient
+// against central finite differences, with and without dropout (the backward pass skips dropped and inactive units,
+// so it must still match the loss it reports).
 import { describe, expect, it } from "@effect/vitest"
 import * as DenseNet from "../src/internal/DenseNet.js"
 import * as Random from "../src/internal/Random.js"
+import { denseBatch } from "./fixtures/denseBatch.js"
 
 const dim = 9
 const rows = 6
 const numClasses = 3
-const data = (() => {
-  const random = Random.make(11)
-  return {
-    x: Float64Array.from({ length: rows * dim }, () => random.normal()),
-    y: Int32Array.from({ length: rows }, (_, i) => i % numClasses),
-    w: Float64Array.from({ length: rows }, () => 0.5 + random.next())
-  }
-})()
+const data = denseBatch(rows, dim, numClasses)
 
 /** Loss and gradients of one batch; the same seed gives the same dropout masks. */
 const evaluate = (layers: ReadonlyArray<DenseNet.Layer>, dropout: number) => {
