@@ -5,13 +5,16 @@
  *
  * Two engines run the model. A layers model whose layers all have an ONNX translation (Conv2D, DepthwiseConv2D,
  * BatchNormalization, ReLU, pooling, ... see `internal/kerasOnnx.ts`) is translated in memory and runs on
- * onnxruntime in a worker thread, off the main thread, several times faster than tfjs on the wasm backend; any other
- * model (a graph model, or a layer without a translation) runs on TensorFlow.js. The `engine` option chooses, and the
- * loaded backbone's `info.engine` and a log line say which one runs and why.
+ * onnxruntime, several times faster than tfjs on the wasm backend; any other model (a graph model, or a layer without
+ * a translation) runs on TensorFlow.js. Both engines run in a worker thread, so the main thread keeps decoding the
+ * next batch (and answering requests) while a batch is inferred. The `engine` option chooses, and the loaded
+ * backbone's `info.engine` and a log line say which one runs and why.
  *
- * TensorFlow.js keeps one active backend per process. `selectBackend` picks it: `@tensorflow/tfjs-node` when it can
- * be imported (an optional peer dependency), else the wasm backend (initialised offline from the `.wasm` files inside
- * `@tensorflow/tfjs-backend-wasm`), else the pure-JavaScript `cpu` backend, and logs the choice.
+ * TensorFlow.js keeps one active backend per thread. The backend is picked in order: `@tensorflow/tfjs-node` when it
+ * can be imported (an optional peer dependency), else the wasm backend (initialised offline from the `.wasm` files
+ * inside `@tensorflow/tfjs-backend-wasm`), else the pure-JavaScript `cpu` backend, and the choice is logged. The tfjs
+ * engine's worker picks its own; `selectBackend` picks the main thread's, for models trained here (partial
+ * fine-tuning, `loadLayersModel`).
  *
  * @since 0.1.0
  */
@@ -35,6 +38,7 @@ import {
   type TfjsModelFiles,
   type TfModule
 } from "./internal/tfjsFiles.js"
+import * as TfjsWorker from "./internal/tfjsWorker.js"
 import { resolveLocalPath } from "./internal/weights.js"
 import { OnnxOptions } from "./OnnxBackbone.js"
 
@@ -98,21 +102,27 @@ export const selectBackend = (
         return await tf.setBackend(candidate.name)
       }).pipe(Effect.either)
       if (outcome._tag === "Right" && outcome.right) {
-        const why = skipped.length > 0 ? ` (skipped ${skipped.join("; ")})` : ""
-        yield* Effect.logInfo(`TensorFlow.js backend: ${candidate.name}${why}`)
+        yield* logBackend(candidate.name, skipped)
         return candidate.name
       }
       const reason = outcome._tag === "Left" ? firstLine(errorText(outcome.left.error)) : "it did not initialise"
       skipped.push(`${candidate.name}: ${reason}`)
     }
-    return yield* new BackboneError({
-      reason: "LoadFailed",
-      field: "backend",
-      message: `No TensorFlow.js backend could start: ${skipped.join("; ") || "no candidates given"}`
-    })
+    return yield* noBackend(skipped)
   })
 
 const firstLine = (text: string) => text.split("\n")[0]!.trim()
+
+const logBackend = (name: string, skipped: ReadonlyArray<string>) =>
+  Effect.logInfo(`TensorFlow.js backend: ${name}${skipped.length > 0 ? ` (skipped ${skipped.join("; ")})` : ""}`)
+
+const noBackend = (skipped: ReadonlyArray<string>, file?: string) =>
+  new BackboneError({
+    reason: "LoadFailed",
+    field: "backend",
+    message: `No TensorFlow.js backend could start: ${skipped.join("; ") || "no candidates given"}`,
+    ...(file === undefined ? {} : { file })
+  })
 
 /**
  * A TensorFlow.js model described as data.
@@ -166,32 +176,6 @@ export type TfjsOptions = typeof TfjsOptions.Type
 const candidatesFor = (backend: TfjsOptions["backend"]): ReadonlyArray<BackendCandidate> =>
   backend === "auto" ? defaultBackends : defaultBackends.filter((c) => c.name === backend)
 
-type Run = (x: Tf.Tensor) => Tf.Tensor
-
-/**
- * A layer by name, also inside nested models (Teachable Machine wraps its trunk in `Sequential[Model, pooling]`, and
- * the trunk's layers are what partial fine-tuning cuts at). Throws when there is none.
- */
-const findLayer = (model: Tf.LayersModel, name: string): Tf.layers.Layer => {
-  const search = (m: Tf.LayersModel): Tf.layers.Layer | undefined => {
-    for (const layer of m.layers) {
-      if (layer.name === name) return layer
-      const inner = "layers" in layer && Array.isArray(layer.layers) ? search(layer as Tf.LayersModel) : undefined
-      if (inner !== undefined) return inner
-    }
-    return undefined
-  }
-  const found = search(model)
-  if (found === undefined) throw new Error(`No such layer: ${name}`)
-  return found
-}
-
-/** The one output tensor; a model with several outputs must be told which one is the embedding. */
-const single = (y: Tf.Tensor | Array<Tf.Tensor>, names: ReadonlyArray<string>): Tf.Tensor => {
-  if (!Array.isArray(y)) return y
-  throw new Error(`the model has ${y.length} outputs (${names.join(", ")}); name the embedding with \`output\``)
-}
-
 /**
  * A TensorFlow.js backbone plugin, carrying the model config it was made from.
  *
@@ -211,54 +195,16 @@ export interface TfjsBackbonePlugin extends Backbone.BackbonePlugin {
 export const isTfjsPlugin = (plugin: Backbone.BackbonePlugin): plugin is TfjsBackbonePlugin =>
   plugin.info.runtime === "tfjs" && "model" in plugin
 
-type Opened =
-  | { readonly _tag: "layers"; readonly tf: TfModule; readonly files: TfjsModelFiles; readonly model: Tf.LayersModel }
-  | { readonly _tag: "graph"; readonly tf: TfModule; readonly files: TfjsModelFiles; readonly model: Tf.GraphModel }
-
 const locate = (config: TfjsModelConfig, loupeConfig: LoupeConfig.LoupeConfigShape) =>
   Effect.flatMap(resolveLocalPath(config.id, config.weights, loupeConfig), (location) => readModelFiles(config.id, location))
 
-/** Reads the model's files, activates a backend and loads the model, disposed with the scope. */
-const open = (
-  config: TfjsModelConfig,
-  loupeConfig: LoupeConfig.LoupeConfigShape,
-  backend: TfjsOptions["backend"]
-): Effect.Effect<Opened, BackboneError, Scope.Scope> =>
-  Effect.flatMap(locate(config, loupeConfig), (files) => openFiles(config, files, backend))
-
-/** Activates a backend and loads the model from files already read, disposed with the scope. */
-const openFiles = (
-  config: TfjsModelConfig,
-  files: TfjsModelFiles,
-  backend: TfjsOptions["backend"]
-): Effect.Effect<Opened, BackboneError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const tf = yield* importTf
-    yield* selectBackend(candidatesFor(backend))
-    const handler = fileHandler(tf, files)
-    const loading = <M extends { dispose(): unknown }>(load: () => Promise<M>) =>
-      Effect.acquireRelease(
-        Effect.tryPromise({
-          try: load,
-          catch: (cause) =>
-            new BackboneError({
-              reason: "LoadFailed",
-              field: config.id,
-              file: files.modelJson,
-              message: `Cannot load ${files.modelJson}: ${errorText(cause)}`,
-              cause
-            })
-        }),
-        (m) => Effect.sync(() => m.dispose())
-      )
-    return files.format === "graph-model"
-      ? { _tag: "graph", tf, files, model: yield* loading(() => tf.loadGraphModel(handler)) } as const
-      : { _tag: "layers", tf, files, model: yield* loading(() => tf.loadLayersModel(handler)) } as const
-  })
+const loadFailed = (config: TfjsModelConfig, message: string, file?: string, cause?: unknown) =>
+  new BackboneError({ reason: "LoadFailed", field: config.id, message, ...(file === undefined ? {} : { file }), cause })
 
 /**
- * Load the layers model behind a config, whole (partial fine-tuning trains its last layers). It is disposed with
- * the scope. A graph model fails with `LoadFailed`.
+ * Load the layers model behind a config, whole, on the main thread (partial fine-tuning trains its last layers
+ * here). The main thread's backend is activated first (`selectBackend`). The model is disposed with the scope. A
+ * graph model fails with `LoadFailed`.
  *
  * @since 0.1.0
  * @category constructors
@@ -268,17 +214,22 @@ export const loadLayersModel = (
   loupeConfig: LoupeConfig.LoupeConfigShape,
   backend: TfjsOptions["backend"] = "auto"
 ): Effect.Effect<{ readonly tf: TfModule; readonly model: Tf.LayersModel }, BackboneError, Scope.Scope> =>
-  Effect.flatMap(open(config, loupeConfig, backend), (opened) =>
-    opened._tag === "layers"
-      ? Effect.succeed({ tf: opened.tf, model: opened.model })
-      : Effect.fail(
-        new BackboneError({
-          reason: "LoadFailed",
-          field: config.id,
-          file: opened.files.modelJson,
-          message: `${opened.files.modelJson} is a graph model; only layers models have layers to train`
-        })
-      ))
+  Effect.gen(function*() {
+    const files = yield* locate(config, loupeConfig)
+    if (files.format === "graph-model") {
+      return yield* loadFailed(config, `${files.modelJson} is a graph model; only layers models have layers to train`, files.modelJson)
+    }
+    const tf = yield* importTf
+    yield* selectBackend(candidatesFor(backend))
+    const model = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => tf.loadLayersModel(fileHandler(tf, files)),
+        catch: (cause) => loadFailed(config, `Cannot load ${files.modelJson}: ${errorText(cause)}`, files.modelJson, cause)
+      }),
+      (m) => Effect.sync(() => m.dispose())
+    )
+    return { tf, model }
+  })
 
 /**
  * What a loaded TensorFlow.js backbone reports: the plugin's info and the engine that runs it.
@@ -306,9 +257,6 @@ interface Target {
   readonly output: string | undefined
   readonly pooling: "none" | "global-average"
 }
-
-const loadFailed = (config: TfjsModelConfig, message: string, file?: string, cause?: unknown) =>
-  new BackboneError({ reason: "LoadFailed", field: config.id, message, ...(file === undefined ? {} : { file }), cause })
 
 const noLayer = (files: TfjsModelFiles, output: string | undefined, layers: ReadonlyArray<string>) =>
   `${files.modelJson} has no layer "${output}" (layers: ${layers.join(", ")})`
@@ -351,6 +299,10 @@ const onnxEngine = (
       (opts.intraOpNumThreads === 1 ? "thread" : "threads")
   }))
 
+/**
+ * The model on TensorFlow.js, in a worker thread. Takes the model's weight bytes: `files.weightData` moves to the
+ * worker (it is detached here afterwards).
+ */
 const tfjsEngine = (
   config: TfjsModelConfig,
   files: TfjsModelFiles,
@@ -359,33 +311,29 @@ const tfjsEngine = (
 ): Effect.Effect<Engine, BackboneError, Scope.Scope> =>
   Effect.gen(function*() {
     const { output, pooling } = target
-    const opened = yield* openFiles(config, files, opts.backend)
-    const { tf } = opened
-    const run: Run = opened._tag === "graph"
-      ? (x) => single(opened.model.execute(x, output), opened.model.outputNodes)
-      : yield* Effect.try({
-        try: () => {
-          const m = opened.model
-          const net = output === undefined
-            ? m
-            : tf.model({ inputs: m.inputs, outputs: findLayer(m, output).output as Tf.SymbolicTensor })
-          return (x: Tf.Tensor) => single(net.predict(x) as Tf.Tensor | Array<Tf.Tensor>, net.outputNames)
-        },
-        catch: (cause) => loadFailed(config, noLayer(files, output, opened.model.layers.map((l) => l.name)), files.modelJson, cause)
-      })
-    const { layout, size } = config.preprocess
+    const file = files.modelJson
+    const model = yield* TfjsWorker.open({
+      backends: candidatesFor(opts.backend).map((c) => c.name),
+      files,
+      output,
+      pooling,
+      layout: config.preprocess.layout,
+      size: config.preprocess.size,
+      loadFailed: (message, problem) =>
+        problem._tag === "NoBackend"
+          ? noBackend(problem.skipped, file)
+          : problem._tag === "NoSuchLayer"
+          ? loadFailed(config, noLayer(files, output, problem.layers), file)
+          : loadFailed(config, `Cannot load ${file}: ${message}`, file)
+    })
+    yield* logBackend(model.backend, model.skipped)
     const embed: Embed = (batch, count) =>
-      Effect.try({
-        try: () =>
-          tf.tidy(() => {
-            const y = run(tf.tensor4d(batch, layout === "NCHW" ? [count, 3, size, size] : [count, size, size, 3]))
-            const pooled = pooling === "global-average" ? y.mean([1, 2]) : y
-            return new Float32Array(pooled.reshape([count, -1]).dataSync())
-          }),
+      Effect.tryPromise({
+        try: () => model.embed(batch, count),
         catch: (cause) =>
-          new BackboneError({ reason: "InferenceFailed", field: config.id, message: `${config.id}: ${errorText(cause)}`, cause })
+          new BackboneError({ reason: "InferenceFailed", field: config.id, file, message: `${config.id}: ${errorText(cause)}`, cause })
       })
-    return { name: "tfjs", inputs: opened.model.inputs.map((i) => i.shape), embed, detail: `TensorFlow.js ${tf.getBackend()}` }
+    return { name: "tfjs", inputs: model.inputs, embed, detail: `TensorFlow.js ${model.backend}` }
   })
 
 /**

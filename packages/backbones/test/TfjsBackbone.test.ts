@@ -1,35 +1,18 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger } from "effect"
-import { Embedder, LoupeConfig, Preprocess, Registry } from "@loupe/core"
-import type { Backbone } from "@loupe/core"
+import { Effect } from "effect"
+import { Embedder } from "@loupe/core"
 import { BackboneError, Catalog, TfjsBackbone } from "@loupe/backbones"
 import * as tf from "@tensorflow/tfjs"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { modelsDir, sharedDir } from "./fixtures/shared.js"
-import { graphChannels, graphFilter, graphInputSize, writeTinyGraphModel } from "./fixtures/tfjsGraphModel.js"
+import { captureLogs, loadPlugin as load, maxAbsDiff, photos, tensorOf } from "./fixtures/helpers.js"
+import { modelsDir } from "./fixtures/shared.js"
+import { graphChannels, graphEmbedding, graphInputSize, graphModelConfig, writeTinyGraphModel } from "./fixtures/tfjsGraphModel.js"
 
-const photos = (folder: string, n: number) => {
-  const dir = path.join(sharedDir, "datasets/cats-vs-dogs/test", folder)
-  return fs.readdirSync(dir).sort().slice(0, n).map((f) => path.join(dir, f))
-}
 const threePhotos = [...photos("cats", 2), ...photos("dogs", 1)]
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-tfjs-"))
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
-
-const load = (plugin: Backbone.BackbonePlugin, options: unknown = {}) =>
-  Registry.loadBackbone(plugin.info.id, options).pipe(
-    Effect.provide(Layer.mergeAll(Registry.Registry.layer({ backbones: [plugin] }), LoupeConfig.LoupeConfig.layer({ modelsDir })))
-  )
-
-const tensorOf = (files: ReadonlyArray<string>, spec: Preprocess.PreprocessSpec) =>
-  Effect.forEach(files, (f) => Preprocess.loadRgb(f, spec)).pipe(Effect.map((rgb) => Preprocess.toTensor(rgb, spec)))
-
-const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0)
-
-const captureLogs = (into: Array<string>) =>
-  Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => into.push([message].flat().map(String).join(" "))))
 
 describe("TfjsBackbone.selectBackend", () => {
   const unavailable = (name: string): TfjsBackbone.BackendCandidate => ({
@@ -70,7 +53,7 @@ describe("TfjsBackbone.selectBackend", () => {
 describe("tfjs:mobilenetv2-0.35", () => {
   const plugin = TfjsBackbone.plugin(Catalog.tmMobilenetV2035)
 
-  it.scoped("embeds real photos into finite 1280-d vectors, deterministically, batch-invariantly, with flat memory", () =>
+  it.scoped("embeds real photos into finite 1280-d vectors, deterministically, batch-invariantly, no tensors left here", () =>
     Effect.gen(function*() {
       const backbone = yield* load(plugin)
       expect(backbone.weightsHash).toMatch(/^[0-9a-f]{64}$/)
@@ -164,30 +147,10 @@ describe("tfjs options and whole layers models", () => {
 
 describe("tfjs graph models", () => {
   const dir = writeTinyGraphModel(path.join(tmp, "graph"))
-  const spec: Preprocess.PreprocessSpec = {
-    size: graphInputSize,
-    resize: "squash",
-    layout: "NHWC",
-    scale: 255,
-    mean: [0, 0, 0],
-    std: [1, 1, 1]
-  }
-  const base = {
-    id: "tfjs:tiny-graph",
-    description: "a tiny graph model written by the test",
-    weights: { _tag: "Path", path: dir } as const,
-    embeddingSize: graphChannels,
-    preprocess: spec,
-    tags: ["tfjs"],
-    license: "MIT"
-  }
+  const base = graphModelConfig("tfjs:tiny-graph", dir)
+  const spec = base.preprocess
   const input = Float32Array.from({ length: 3 * graphInputSize * graphInputSize * 3 }, (_, i) => ((i * 7919) % 101) / 101)
-  const expected = tf.tidy(() =>
-    tf.conv2d(tf.tensor4d(input, [3, graphInputSize, graphInputSize, 3]), tf.tensor4d(graphFilter(), [2, 2, 3, graphChannels]), 2, "valid")
-      .relu()
-      .mean([1, 2])
-      .dataSync()
-  ) as Float32Array
+  const expected = graphEmbedding(input, 3)
 
   it.scoped("embeds with the model output, or a named node with global-average pooling, matching tf ops", () =>
     Effect.gen(function*() {

@@ -4,21 +4,17 @@
  * layers; a tiny model exercising the other translated layers; and the fallback when a layer has no translation.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger } from "effect"
-import { LoupeConfig, Preprocess, Registry } from "@loupe/core"
+import { Effect } from "effect"
+import { Preprocess } from "@loupe/core"
 import type { Backbone } from "@loupe/core"
 import { BackboneError, Catalog, TfjsBackbone } from "@loupe/backbones"
 import * as tf from "@tensorflow/tfjs"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { modelsDir, sharedDir } from "./fixtures/shared.js"
+import { loadPlugin as load, maxAbsDiff, photos, tensorOf } from "./fixtures/helpers.js"
 import { writeTinyGraphModel } from "./fixtures/tfjsGraphModel.js"
 
-const photos = (folder: string, n: number) => {
-  const dir = path.join(sharedDir, "datasets/cats-vs-dogs/test", folder)
-  return fs.readdirSync(dir).sort().slice(0, n).map((f) => path.join(dir, f))
-}
 const eightPhotos = [...photos("cats", 4), ...photos("dogs", 4)]
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-tfjs-onnx-"))
 const maxDiffs: Array<string> = []
@@ -27,21 +23,7 @@ afterAll(() => {
   console.log(`max abs diff, onnxruntime vs tfjs engine:\n  ${maxDiffs.join("\n  ")}`)
 })
 
-const withLogs = (into: Array<string>) =>
-  Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => into.push([message].flat().map(String).join(" "))))
-
-const load = (plugin: Backbone.BackbonePlugin, options: unknown = {}, logs: Array<string> = []) =>
-  Registry.loadBackbone(plugin.info.id, options).pipe(
-    Effect.provide(Layer.mergeAll(
-      Registry.Registry.layer({ backbones: [plugin] }),
-      LoupeConfig.LoupeConfig.layer({ modelsDir }),
-      withLogs(logs)
-    ))
-  )
-
 const engineOf = (backbone: Backbone.LoadedBackbone) => (backbone.info as TfjsBackbone.TfjsLoadedInfo).engine
-
-const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0)
 
 /**
  * Embeds `input` with both engines and checks they agree within 1e-4, or, for an unpooled map (`relative`), within
@@ -73,8 +55,7 @@ const compareEngines = (
     return b
   })
 
-const photoTensor = (spec: Preprocess.PreprocessSpec) =>
-  Effect.forEach(eightPhotos, (f) => Preprocess.loadRgb(f, spec)).pipe(Effect.map((rgb) => Preprocess.toTensor(rgb, spec)))
+const photoTensor = (spec: Preprocess.PreprocessSpec) => tensorOf(eightPhotos, spec)
 
 describe("tfjs:mobilenetv2-0.35 (Sequential[Model, GlobalAveragePooling2D]) on onnxruntime", () => {
   const plugin = TfjsBackbone.plugin(Catalog.tmMobilenetV2035)
