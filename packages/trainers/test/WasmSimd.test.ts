@@ -22,6 +22,30 @@ describe("WasmSimd", () => {
     expect(WasmSimd.available).toBe(true)
   })
 
+  // Addresses are unsigned: a row that starts below 2 GiB and ends above it (a fit of a few hundred thousand rows) must
+  // not stop early, as a signed comparison of its pointers would.
+  it("affineAt on a row that crosses the 2 GiB address", () => {
+    const random = Random.make(7)
+    const inputs = 130
+    const width = padded(inputs)
+    const plan = WasmSimd.layout()
+    const [w, bias, units] = [width, 1, 1].map((n) => plan.block(n)) as Array<WasmSimd.Block>
+    plan.block(2 ** 29 - 16 - plan.bytes() / 4) // untouched filler up to 64 bytes below 2 GiB
+    const x = plan.block(width)
+    const out = plan.block(1)
+    expect(x.address).toBeLessThan(2 ** 31)
+    expect(x.address + 4 * width).toBeGreaterThan(2 ** 31)
+    const simd = WasmSimd.instantiate(plan)
+    fill(simd.floats(w!), 1, inputs, random)
+    fill(simd.floats(x), 1, inputs, random)
+    simd.floats(bias!)[0] = 0.5
+    simd.kernels.affineAt(w!.address, bias!.address, width, units!.address, 1, x.address, out.address)
+    const [W, xs] = [simd.floats(w!), simd.floats(x)]
+    let expected = 0.5
+    for (let k = 0; k < width; k++) expected += W[k]! * xs[k]!
+    expectClose(simd.floats(out), [expected])
+  })
+
   for (const inputs of [1, 4, 9, 13, 130]) {
     for (const count of [0, 1, 3, 4, 5, 7, 9]) {
       for (const relu of [false, true]) {

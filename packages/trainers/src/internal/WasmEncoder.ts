@@ -62,9 +62,12 @@ export const I32 = {
   add: binary(0x6a),
   mul: binary(0x6c),
   shl: binary(0x74),
-  /** Signed `a < b` and `a <= b`, 1 or 0. */
-  lt: binary(0x48),
-  le: binary(0x4c),
+  /**
+   * Unsigned `a < b` and `a <= b`, 1 or 0: the kernels compare addresses and byte counts, which pass 2^31 in a memory
+   * over 2 GiB.
+   */
+  lt: binary(0x49),
+  le: binary(0x4d),
   load: (address: Code, offset = 0): Code => [...address, 0x28, ...memarg(2, offset)]
 }
 
