@@ -89,19 +89,22 @@ const searchBench = async (dataset) => {
  */
 const multiBench = async (dataset) => {
   const ids = Catalog.builtins.map((b) => b.info.id)
+  /** Each backbone's embeddings of a split and their concatenation, by feature-set id, and the split's labels. */
   const features = async (split, mirror) => {
-    const parts = []
-    for (const backbone of ids) parts.push((await loadEmbeddings(dataset, split, Infinity, { mirror, backbone })).x)
-    return new Map([...ids.map((id, i) => [id, parts[i]]), [ids.join("+"), Matrix.concatColumns(parts)]])
+    const loaded = []
+    for (const backbone of ids) loaded.push(await loadEmbeddings(dataset, split, Infinity, { mirror, backbone }))
+    const parts = loaded.map((l) => l.x)
+    return { y: loaded[0].y, labels: loaded[0].labels, sets: new Map([...ids.map((id, i) => [id, parts[i]]), [ids.join("+"), Matrix.concatColumns(parts)]]) }
   }
-  const train = await loadEmbeddings(dataset, "train")
-  const test = await loadEmbeddings(dataset, "test")
-  const [trainX, trainMirror, testX, testMirror] = [await features("train", false), await features("train", true), await features("test", false), await features("test", true)]
+  const train = await features("train", false)
+  const test = await features("test", false)
+  const [trainX, testX] = [train.sets, test.sets]
+  const [trainMirror, testMirror] = [(await features("train", true)).sets, (await features("test", true)).sets]
   const numClasses = train.labels.length
-  console.log(`\n## multi:${dataset}: ${train.x.rows} train, ${test.x.rows} test; feature sets ${[...trainX].map(([id, x]) => `${id} (${x.cols})`).join(", ")}`)
+  console.log(`\n## multi:${dataset}: ${train.y.length} train, ${test.y.length} test; feature sets ${[...trainX].map(([id, x]) => `${id} (${x.cols})`).join(", ")}`)
 
-  const baseline = await timed(LogisticRegression.fit({ x: train.x, y: train.y, numClasses }))
-  const baselineOk = correct(baseline.value.predictProba(test.x), test.y)
+  const baseline = await timed(LogisticRegression.fit({ x: trainX.get(ids[0]), y: train.y, numClasses }))
+  const baselineOk = correct(baseline.value.predictProba(testX.get(ids[0])), test.y)
   const search = await timed(Search.run({ embeddings: trainX, mirrored: trainMirror, y: train.y, numClasses }))
   const result = search.value
   const chosen = result.best.backboneId
