@@ -22,11 +22,19 @@ const log = (msg) => console.log(`build-native: ${msg}`)
 
 // better-sqlite3 as packages/automl resolves it (through @effect/sql-sqlite-node), so it is the copy the store loads.
 const packageDir = (() => {
-  const fromAutoml = createRequire(path.join(root, "packages/automl/package.json"))
-  const sqliteNode = fromAutoml.resolve("@effect/sql-sqlite-node/package.json")
-  const fromDriver = createRequire(sqliteNode)
-  return path.dirname(fromDriver.resolve("better-sqlite3/package.json"))
+  try {
+    const fromAutoml = createRequire(path.join(root, "packages/automl/package.json"))
+    const sqliteNode = fromAutoml.resolve("@effect/sql-sqlite-node/package.json")
+    return path.dirname(createRequire(sqliteNode).resolve("better-sqlite3/package.json"))
+  } catch {
+    return undefined
+  }
 })()
+if (packageDir === undefined) {
+  // A filtered install (`pnpm install --filter ...`) may leave packages/automl's dependencies out.
+  log("better-sqlite3 is not installed (packages/automl's dependencies are not), nothing to build")
+  process.exit(0)
+}
 const { version } = JSON.parse(readFileSync(path.join(packageDir, "package.json"), "utf8"))
 const binding = path.join(packageDir, "build/Release/better_sqlite3.node")
 
