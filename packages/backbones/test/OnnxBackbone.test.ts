@@ -39,10 +39,8 @@ const layer = Layer.mergeAll(
 
 const catsDir = path.join(sharedDir, "datasets/cats-vs-dogs/test/cats")
 const dogsDir = path.join(sharedDir, "datasets/cats-vs-dogs/test/dogs")
-const photos = [
-  ...fs.readdirSync(catsDir).sort().slice(0, 3).map((f) => path.join(catsDir, f)),
-  ...fs.readdirSync(dogsDir).sort().slice(0, 3).map((f) => path.join(dogsDir, f))
-]
+const testPhotos = (dir: string) => fs.readdirSync(dir).sort().map((f) => path.join(dir, f))
+const photos = [...testPhotos(catsDir).slice(0, 3), ...testPhotos(dogsDir).slice(0, 3)]
 const samples = photos.map((f, i) => ({ id: String(i), source: f }))
 
 const embed = (id: string) =>
@@ -113,19 +111,26 @@ describe("ONNX intermediate nodes", () => {
       }
     }).pipe(Effect.provide(layer)))
 
-  it.scoped("a graph output other than the embedding: the 1000 ImageNet logits rank cat classes first for cats", () =>
+  // int8 kernels round differently on AVX-512 VNNI and AVX2-only CPUs, so one photo's top-1 class can change (on
+  // VNNI cat.4002's top-1 is 361, a cat class only 4th). The check is therefore top-5 over all 40 test photos.
+  // Measured on AVX-512 VNNI (2026-12): a cat class in the top 5 for 19/20 cats, a dog breed for 20/20 dogs (top-1:
+  // 16/20 and 17/20); on AVX2 the first 3 cats and 3 dogs were right at top-1. The bars leave 2 flips per class.
+  it.scoped("a graph output other than the embedding: the 1000 ImageNet logits rank cat classes in the top 5 for cats", () =>
     Effect.gen(function*() {
-      const result = yield* embed("onnx:logits")
+      const backbone = yield* Registry.loadBackbone("onnx:logits")
+      const all = [...testPhotos(catsDir), ...testPhotos(dogsDir)].map((f, i) => ({ id: String(i), source: f }))
+      const result = yield* Embedder.embedSamples(backbone, all, { batchSize: 8 })
       expect(result.vectors.cols).toBe(1000)
-      const top = (i: number) => {
-        const row = result.vectors.data.subarray(i * 1000, (i + 1) * 1000)
-        return row.indexOf(Math.max(...row))
+      expect(result.vectors.rows).toBe(40)
+      const inTop5 = (i: number, from: number, to: number) => {
+        const row = Array.from(result.vectors.data.subarray(i * 1000, (i + 1) * 1000))
+        const top5 = row.map((_, j) => j).sort((a, b) => row[b]! - row[a]!).slice(0, 5)
+        return top5.some((j) => j >= from && j <= to)
       }
-      // torchvision classes 281-285 are domestic cats, 151-268 dog breeds.
-      for (let i = 0; i < 3; i++) expect(top(i)).toBeGreaterThanOrEqual(281)
-      for (let i = 0; i < 3; i++) expect(top(i)).toBeLessThanOrEqual(285)
-      for (let i = 3; i < 6; i++) expect(top(i)).toBeGreaterThanOrEqual(151)
-      for (let i = 3; i < 6; i++) expect(top(i)).toBeLessThanOrEqual(268)
+      // torchvision classes 281-285 are domestic cats, 151-268 dog breeds; the first 20 rows are cats.
+      const rows = Array.from({ length: 20 }, (_, i) => i)
+      expect(rows.filter((i) => inTop5(i, 281, 285)).length).toBeGreaterThanOrEqual(17)
+      expect(rows.filter((i) => inTop5(20 + i, 151, 268)).length).toBeGreaterThanOrEqual(18)
     }).pipe(Effect.provide(layer)))
 
   it.scoped("configuration mistakes fail at load with the offending field", () =>

@@ -17,7 +17,12 @@ describe("Calibration", () => {
     expect(Calibration.ece(sure, Int32Array.from([0, 1]))).toBeCloseTo(0.5, 6)
   })
 
-  it.effect("lowers ECE and log loss of out-of-fold predictions (two and five classes)", () =>
+  // Temperature scaling and Platt scaling minimise log loss, so log loss must not rise (the identity is a candidate).
+  // ECE is binned and not what they fit: rows crossing a bin edge move it in steps of about 1/n, so it may rise by up
+  // to one row's worth (1/n) and count as kept. Measured on 200 rows, AVX-512 VNNI (2026-12): cats-vs-dogs logistic
+  // regression ECE 0.01733 -> 0.01774, kNN + Platt 0.0284 -> 0.0314 (both < 1/200 up), flowers-5 0.190 -> 0.068 and
+  // 0.140 -> 0.076; on AVX2-only CPUs ECE went down in all four cases.
+  it.effect("lowers log loss of out-of-fold predictions and keeps ECE within one row's worth (two and five classes)", () =>
     Effect.gen(function*() {
       const cases = [
         ["cats-vs-dogs", undefined, LogisticRegression.plugin, "temperature"],
@@ -31,8 +36,8 @@ describe("Calibration", () => {
         const cv = yield* CrossValidation.crossValidate(head as Head.HeadPlugin, params, train.set, { seed: 5 })
         const result = yield* Calibration.fit(cv.proba, train.y, { method })
         expect(result.calibrator.kind).toBe(method)
-        expect(result.eceAfter).toBeLessThan(result.eceBefore)
-        expect(logLoss(result.calibrated, train.y)).toBeLessThan(logLoss(cv.proba, train.y))
+        expect(logLoss(result.calibrated, train.y)).toBeLessThanOrEqual(logLoss(cv.proba, train.y))
+        expect(result.eceAfter).toBeLessThanOrEqual(result.eceBefore + 1 / train.y.length)
         const loaded = yield* Calibration.load(throughJson(result.calibrator))
         expect(Calibration.apply(loaded, cv.proba).data).toEqual(result.calibrated.data)
       }
