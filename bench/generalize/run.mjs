@@ -55,6 +55,7 @@ const { values: args } = parseArgs({
     "cache-dir": { type: "string", default: process.env["LOUPE_BENCH_GENERALIZE_DIR"] ?? path.join(os.homedir(), ".cache", "loupe", "bench-generalize") },
     table: { type: "string" },
     fresh: { type: "boolean", default: false },
+    "any-code": { type: "boolean", default: false },
     "dry-run": { type: "boolean", default: false }
   }
 })
@@ -194,10 +195,12 @@ const runLoupe = (/** @type {keyof typeof LOUPE} */ variant, /** @type {string} 
     const r = spawnSync(process.execPath, argv, { encoding: "utf8", maxBuffer: 256 * 1024 * 1024, env: process.env })
     const wallMs = performance.now() - t0
     if (r.status !== 0) {
-      const tail = (r.stderr ?? "").trim().split("\n").slice(-5).join("\n")
+      // The error line (`loupe: ... [AutomlError: ...]`), not the progress bars before it.
+      const errLines = (r.stderr ?? "").trim().split("\n").filter((l) => /^loupe:|Error|is unexpected/.test(l))
+      const tail = (errLines.length > 0 ? errLines : (r.stderr ?? "").trim().split("\n")).slice(-3).join("\n") || `exit ${r.status ?? r.signal}`
       // An override the preset settings do not know yet: the variant is not in this build.
       if (overrides !== undefined && /InvalidOptions|Invalid preset override|is unexpected/.test(tail) && /strategy/.test(tail)) {
-        return { status: UNAVAILABLE, reason: tail.split("\n").pop() }
+        return { status: UNAVAILABLE, reason: (tail.split("\n")[0] ?? "").slice(0, 80) }
       }
       return { status: "failed", wallMs, reason: tail }
     }
@@ -289,14 +292,64 @@ for (const dataset of datasets) {
 const resultFile = (/** @type {Job} */ job, /** @type {string} */ variant) =>
   path.join(cacheDir, "results", job.dataset, RESPLIT.has(job.dataset) ? `t${testPerLabel}-shots-${job.setting}` : "own-split", `split-${job.split}`, `${variant}.json`)
 
+/**
+ * The code a result was measured with: the git tree of the packages it depends on (all of packages/ for Loupe's
+ * variants; core and backbones, which make the embeddings, for the baseline), "+dirty" when they hold uncommitted
+ * changes. A cached result measured with other code is stale: it is rerun, and left out of the table
+ * (unless --any-code).
+ */
+const git = (/** @type {string[]} */ argv) => {
+  const r = spawnSync("git", ["-C", repo, ...argv], { encoding: "utf8" })
+  return r.status === 0 ? r.stdout.trim() : "unknown"
+}
+const codeOf = (/** @type {string[]} */ dirs) => {
+  const trees = dirs.map((d) => git(["rev-parse", `HEAD:${d}`]).slice(0, 12)).join(",")
+  return `${trees}${git(["status", "--porcelain", "--", ...dirs]).length > 0 ? "+dirty" : ""}`
+}
+const CODE = { loupe: codeOf(["packages"]), baseline: codeOf(["packages/core", "packages/backbones", "bench/generalize/baseline.py"]) }
+const codeFor = (/** @type {string} */ variant) => (variant === "baseline" ? CODE.baseline : CODE.loupe)
+/** The cached result of a variant, or undefined when there is none or (unless --any-code) it is stale. */
+const cached = (/** @type {string} */ file, /** @type {string} */ variant) => {
+  if (!fs.existsSync(file)) return undefined
+  const r = JSON.parse(fs.readFileSync(file, "utf8"))
+  return args["any-code"] || r.code === codeFor(variant) ? r : undefined
+}
+
 const cpu = fs.readFileSync("/proc/cpuinfo", "utf8")
 const cpuFlag = /\bavx512_vnni\b/.test(cpu) ? "avx512_vnni" : /\bavx2\b/.test(cpu) ? "avx2" : "neither avx2 nor avx512_vnni"
 const cpuModel = (cpu.match(/^model name\s*:\s*(.*)$/m) ?? [])[1] ?? "unknown CPU"
 
 const runs = plan.reduce((n, j) => n + j.variants.length, 0)
 log(`${plan.length} (dataset, setting, split) jobs, ${runs} variant runs; cache ${cacheDir}${args.fresh ? " (--fresh: ignoring cached results)" : ""}`)
+
+/**
+ * Estimated seconds of a run: the mean wall time of the cached results (any code, any split) of the same dataset,
+ * setting and variant; undefined when there are none. First passes over a dataset also embed, so later runs are
+ * usually faster than the first.
+ */
+const estimates = new Map()
+const estimate = (/** @type {Job} */ job, /** @type {string} */ variant) => {
+  const key = `${job.dataset}/${job.setting}/${variant}`
+  if (!estimates.has(key)) {
+    const dir = path.dirname(path.dirname(resultFile({ ...job, split: 0 }, variant)))
+    const walls = fs.existsSync(dir)
+      ? fs.readdirSync(dir).map((d) => path.join(dir, d, `${variant}.json`)).filter((f) => fs.existsSync(f)).map((f) => JSON.parse(fs.readFileSync(f, "utf8")).wallMs)
+      : []
+    estimates.set(key, walls.length > 0 ? walls.reduce((a, b) => a + b, 0) / walls.length / 1000 : undefined)
+  }
+  return estimates.get(key)
+}
+const pending = plan.flatMap((job) => job.variants.filter((v) => args.fresh || cached(resultFile(job, v), v) === undefined).map((v) => ({ job, v })))
+const known = pending.map(({ job, v }) => estimate(job, v)).filter((x) => x !== undefined)
+log(`${pending.length} runs to do; estimated ${(known.reduce((a, b) => a + b, 0) / 60).toFixed(1)} min from earlier runs of the same ` +
+  `dataset, setting and variant${known.length < pending.length ? `, plus ${pending.length - known.length} runs never measured` : ""}`)
 if (args["dry-run"]) {
-  for (const j of plan) log(`plan: ${j.dataset} ${j.setting} split ${j.split}: ${j.variants.join(",")}`)
+  for (const j of plan) {
+    log(`plan: ${j.dataset} ${j.setting} split ${j.split}: ${j.variants.map((v) => {
+      const e = estimate(j, v)
+      return `${v}${cached(resultFile(j, v), v) !== undefined && !args.fresh ? " (cached)" : e === undefined ? " (?)" : ` (~${e.toFixed(0)} s)`}`
+    }).join(", ")}`)
+  }
   process.exit(0)
 }
 
@@ -311,7 +364,7 @@ for (const job of plan) {
     done++
     const file = resultFile(job, variant)
     const where = `${job.dataset} ${job.setting === "own split" ? "own split" : `${job.setting}/label`} split ${job.split} ${variant} (${done}/${runs})`
-    if (!args.fresh && fs.existsSync(file)) {
+    if (!args.fresh && cached(file, variant) !== undefined) {
       log(`${where}: cached`)
       continue
     }
@@ -334,7 +387,8 @@ for (const job of plan) {
     fs.mkdirSync(path.dirname(file), { recursive: true })
     const record = {
       dataset: job.dataset, setting: job.setting, split: job.split, seed, variant, testPerLabel,
-      nTrain: split.train.length, nTest: split.test.length, cpu: cpuFlag, date: new Date().toISOString(), ...result
+      nTrain: split.train.length, nTest: split.test.length, cpu: cpuFlag, date: new Date().toISOString(), code: codeFor(variant),
+      ...result
     }
     fs.writeFileSync(`${file}.tmp`, JSON.stringify(record, null, 2))
     fs.renameSync(`${file}.tmp`, file)
@@ -363,8 +417,8 @@ for (const job of plan) {
   /** @type {Record<string, any>} */
   const row = {}
   for (const variant of VARIANTS) {
-    const file = resultFile(job, variant)
-    if (fs.existsSync(file)) row[variant] = JSON.parse(fs.readFileSync(file, "utf8"))
+    const r = cached(resultFile(job, variant), variant)
+    if (r !== undefined) row[variant] = r
   }
   entry.bySplit.set(job.split, row)
 }
@@ -429,8 +483,9 @@ lines.push(`Targets: per setting mean(balanced − baseline) ≥ −1 SE: ${sett
   `overall mean > 0: ${Number.isNaN(overall) ? "not measured" : overall > 0 ? "holds" : "**misses**"}; ` +
   `|balanced − grid| ≤ 1 SE in every setting: ${gridSettings === 0 ? "not measured (grid variant unavailable or not run)" : gridOk ? "holds" : "**misses**"}.`)
 if (unavailable.size > 0) lines.push(`Unavailable in this build: ${[...unavailable].join(", ")} (the preset settings reject the override).`)
-const failures = plan.flatMap((job) => job.variants.filter((v) => !unavailable.has(v) && !fs.existsSync(resultFile(job, v))).map((v) => `${job.dataset}/${job.setting}/split ${job.split}/${v}`))
+const failures = plan.flatMap((job) => job.variants.filter((v) => !unavailable.has(v) && cached(resultFile(job, v), v) === undefined).map((v) => `${job.dataset}/${job.setting}/split ${job.split}/${v}`))
 if (failures.length > 0) lines.push(`Missing (failed or not yet run): ${failures.length}: ${failures.slice(0, 12).join(", ")}${failures.length > 12 ? ", ..." : ""}`)
+lines.push(`Code: packages tree ${CODE.loupe} (baseline: ${CODE.baseline})${args["any-code"] ? "; --any-code: results measured with other code included" : ""}.`)
 lines.push(`Command: node bench/generalize/run.mjs ${process.argv.slice(2).join(" ")}`.trim())
 
 const text = lines.join("\n")
