@@ -17,9 +17,11 @@
  * on out-of-fold predictions. A candidate is tied with it when its out-of-fold mistakes exceed the leader's by at most
  * `max(ties.images, ties.standardErrors * SE)` images, where `SE = sqrt(n p (1 - p))` is the standard error of the
  * leader's mistake count on `n` rows at its error rate `p` (default: one image, one standard error). Among tied
- * candidates the lowest log loss wins, then the earlier candidate (spaces list simpler candidates first): on a few
- * hundred images a difference of a mistake or two is noise, and log loss, which scores every probability, tells the
- * tied candidates apart better. Entries on fewer rows (early successive-halving rungs) rank below entries on all
+ * candidates log loss decides, which scores every probability and tells them apart better than a mistake or two;
+ * but only by more than noise: the tied candidates whose log loss is within `ties.standardErrors` standard errors of
+ * the lowest (of the image-by-image paired difference) are equal, and the earliest listed of them wins (spaces list
+ * the preferred candidates first: the first backbone, the plainest head). On 10 images every candidate is often
+ * perfect out of fold and log losses differ by noise; the rule then keeps the first candidate instead of a lucky one. Entries on fewer rows (early successive-halving rungs) rank below entries on all
  * rows. The best candidate is refit on every row.
  *
  * The budget counts work, not time: `budget` is the most rows scored, summed over the candidates cross-validated
@@ -296,6 +298,29 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
       a.metrics["logLoss"]! - b.metrics["logLoss"]! ||
       a.order - b.order
     const ties = options.ties ?? { images: 1, standardErrors: 1 }
+    /** Per-row log losses of an entry's out-of-fold probabilities, kept once computed. */
+    const rowLosses = new WeakMap<Entry, Float64Array>()
+    const lossesOf = (e: Entry): Float64Array => {
+      let losses = rowLosses.get(e)
+      if (losses === undefined) {
+        losses = Float64Array.from(e.sampleRows, (row, i) => -Math.log(Math.max(e.proba.data[i * e.proba.cols + data.y[row]!]!, 1e-15)))
+        rowLosses.set(e, losses)
+      }
+      return losses
+    }
+    /** Mean per-row log loss of `e` minus that of `base` (same rows). */
+    const logLossGap = (e: Entry, base: Entry) => e.metrics["logLoss"]! - base.metrics["logLoss"]!
+    /** Standard error of the mean paired difference of per-row log losses between `e` and `base`. */
+    const logLossGapSE = (e: Entry, base: Entry) => {
+      const [a, b] = [lossesOf(e), lossesOf(base)]
+      const n = a.length
+      if (n < 2 || b.length !== n) return 0
+      let mean = 0
+      for (let i = 0; i < n; i++) mean += (a[i]! - b[i]!) / n
+      let squares = 0
+      for (let i = 0; i < n; i++) squares += (a[i]! - b[i]! - mean) ** 2
+      return Math.sqrt(squares / (n - 1) / n)
+    }
     /** How many more mistakes than `leader`'s still tie with it: one image, or one standard error of its count. */
     const tieBand = (leader: Entry) => {
       const p = leader.mistakes / leader.rows
@@ -315,9 +340,14 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         const group = sorted.slice(start, end)
         const leader = group[0]!
         const isTied = (e: Entry) => e.mistakes - leader.mistakes <= tieBand(leader) + 1e-9
-        const tied = group.filter(isTied)
-        tied.sort((a, b) => a.metrics["logLoss"]! - b.metrics["logLoss"]! || a.order - b.order)
-        out.push(...tied, ...group.filter((e) => !isTied(e)))
+        const tied = group.filter(isTied).sort((a, b) => a.metrics["logLoss"]! - b.metrics["logLoss"]! || a.order - b.order)
+        // Log loss decides among the tied only where its difference is more than noise: those within one standard
+        // error of the lowest (paired, image by image) are equal, and the earliest listed of them wins.
+        const lowest = tied[0]!
+        const close = tied.filter((e) => ties.standardErrors > 0 && logLossGap(e, lowest) <= ties.standardErrors * logLossGapSE(e, lowest))
+        const closeSet = new Set(close)
+        close.sort((a, b) => a.order - b.order)
+        out.push(...close, ...tied.filter((e) => !closeSet.has(e)), ...group.filter((e) => !isTied(e)))
         start = end
       }
       return out
