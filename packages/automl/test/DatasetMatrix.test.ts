@@ -34,23 +34,33 @@ const jsonOf = (run: ReturnType<typeof loupe>, what: string) => {
 }
 
 interface Expectation {
-  /**
-   * The test-accuracy bar. Each is chance (1 / labels, or 0.5 on the balanced test split of the imbalanced case) or
-   * above, set from the numbers measured on this matrix (noted beside each) with room for the other CPU's rounding.
-   */
+  /** The test-accuracy bar (see `specs`). */
   readonly minTestAccuracy: number
+  /** A label with few training images that must still be predicted right at least once on test. */
+  readonly minority?: string
 }
+
+/**
+ * `balanced` as it is, but for its search budget: measured here, its search filled the whole 60 s on every case of 40
+ * images or more (leave-one-out on the small ones, 20-120 labels on the others), which alone took the matrix past 8
+ * minutes. The matrix checks the data path of every backbone, their concatenation, every head and mirror images, not
+ * how far the search gets, so it gives `balanced` the 10 s of `fast`.
+ */
+const presetArgs = {
+  fast: ["--preset", "fast"],
+  balanced: ["--preset", "balanced", "--overrides", JSON.stringify({ timeBudgetSeconds: 10 })]
+} as const
 
 const trainAndCheck = (c: Matrix.MatrixCase, preset: "fast" | "balanced", expectation: Expectation) => {
   const bundle = path.join(work, "bundles", `${path.basename(c.dir)}-${preset}`)
   const result = jsonOf(
-    loupe(["train", c.dir, "--preset", preset, "--models-dir", modelsDir, "--out", bundle, "--json"], env),
+    loupe(["train", c.dir, ...presetArgs[preset], "--models-dir", modelsDir, "--out", bundle, "--json"], env),
     `loupe train ${c.name} --preset ${preset}`
   )
   console.log(
     `matrix ${c.name} / ${preset}: test ${result.test?.correct}/${result.test?.total} (${result.test?.accuracy}), ` +
       `CV ${result.cv.accuracy} (${result.cv.folds} folds), selected ${result.selected.backbone} + ${result.selected.head.kind}, ` +
-      `${result.timings.totalMs} ms`
+      `embed ${result.timings.embedMs} ms, train ${result.timings.trainMs} ms, total ${result.timings.totalMs} ms`
   )
   // The documented fields, on every image: nothing skipped (special formats are embedded, not dropped).
   expect(Object.keys(result)).toEqual(expect.arrayContaining(["cv", "test", "selected", "timings"]))
@@ -60,6 +70,10 @@ const trainAndCheck = (c: Matrix.MatrixCase, preset: "fast" | "balanced", expect
   expect(result.test.labels).toEqual(c.labels)
   expect(result.selected.backbone).toEqual(expect.any(String))
   expect(result.test.accuracy).toBeGreaterThanOrEqual(expectation.minTestAccuracy)
+  if (expectation.minority !== undefined) {
+    const i = c.labels.indexOf(expectation.minority)
+    expect(result.test.confusionMatrix[i][i], `test images of "${expectation.minority}" predicted right`).toBeGreaterThan(0)
+  }
 
   // The bundle reloads in a fresh process and predicts as training's own evaluation did.
   expect(fs.existsSync(path.join(bundle, "manifest.json"))).toBe(true)
@@ -85,20 +99,26 @@ const trainAndCheck = (c: Matrix.MatrixCase, preset: "fast" | "balanced", expect
   return { result, bundle }
 }
 
-const manifestMinTestAccuracy = 0.5
+// Test-accuracy bars. Each is the midpoint between chance and the lowest test accuracy measured for the case (fast
+// and balanced, 2026-12-06, AVX-512 VNNI CPU, shown as "measured"), rounded down to 0.05: above chance by half the
+// margin the models showed, which leaves room for a miss or two on another CPU. Chance is 1 / labels; the test splits
+// are balanced, the imbalanced case's too.
+const manifestMinTestAccuracy = 0.75 // measured 8/8 (fast, balanced)
 
 /** The cases, by name, with their test-accuracy bars (see `Expectation`). */
 const specs: ReadonlyArray<readonly [string, Expectation]> = [
-  ["2 labels", { minTestAccuracy: 0.5 }],
-  ["3 labels", { minTestAccuracy: 1 / 3 }],
-  ["10 labels", { minTestAccuracy: 1 / 10 }],
-  ["20 labels", { minTestAccuracy: 1 / 20 }],
-  ["120 labels", { minTestAccuracy: 1 / 120 }],
-  ["20:1 imbalance", { minTestAccuracy: 0.5 }],
-  ["exactly 2 images in one label", { minTestAccuracy: 1 / 3 }],
-  ["28x28 greyscale PNG", { minTestAccuracy: 1 / 3 }],
-  ["formats", { minTestAccuracy: 0.5 }],
-  ["nested folders", { minTestAccuracy: 0.5 }]
+  ["2 labels", { minTestAccuracy: 0.65 }], // measured 14/16 (fast, balanced)
+  ["3 labels", { minTestAccuracy: 0.5 }], // measured 19/24 (fast), 18/24 (balanced)
+  ["10 labels", { minTestAccuracy: 0.45 }], // measured 17/20 (fast), 16/20 (balanced)
+  ["20 labels", { minTestAccuracy: 0.45 }], // measured 35/40 (fast), 36/40 (balanced)
+  ["120 labels", { minTestAccuracy: 0.3 }], // measured 72/117 (fast), 70/117 (balanced)
+  // Measured 7/10 with balanced's full 60 s search (k-NN); 5/10, every image called a cat, by fast and by balanced
+  // with 10 s (logistic regression): chance. Two dogs are enough to learn dogs (see "2 labels"), so the bar stays.
+  ["20:1 imbalance", { minTestAccuracy: 0.6, minority: "dogs" }],
+  ["exactly 2 images in one label", { minTestAccuracy: 0.5 }], // measured 12/18 (fast), 14/18 (balanced)
+  ["28x28 greyscale PNG", { minTestAccuracy: 0.45 }], // measured 14/24 (fast), 15/24 (balanced)
+  ["formats", { minTestAccuracy: 0.7 }], // measured 12/12 (fast, best), 11/12 (balanced)
+  ["nested folders", { minTestAccuracy: 0.7 }] // measured 15/16 (fast, balanced)
 ]
 
 const built = new Map<string, Matrix.MatrixCase>()
@@ -169,8 +189,9 @@ describe("dataset matrix: EXIF orientation", () => {
       await Matrix.exifRotated(photo, triple.sideways, undefined)
       return triple
     }))
-    // The fixture is right: turned by its tag, the EXIF file is the upright photo (up to JPEG loss).
-    for (const t of triples) expect(await Matrix.meanAbsoluteDifference(t.exif, t.upright)).toBeLessThan(3)
+    // The fixture is right: turned by its tag, the EXIF file is the upright photo up to JPEG loss (measured 1.3-3.5
+    // per 8-bit channel on these photos; the photo turned 180 degrees instead differs by 41-81).
+    for (const t of triples) expect(await Matrix.meanAbsoluteDifference(t.exif, t.upright)).toBeLessThan(10)
     const all = triples.flatMap((t) => [t.upright, t.exif, t.sideways])
     const predictions = jsonOf(loupe(["predict", bundle, ...all, "--json", "--models-dir", modelsDir], env), "loupe predict (EXIF)").predictions
     const byFile = new Map<string, any>(predictions.map((p: any) => [p.file, p]))
