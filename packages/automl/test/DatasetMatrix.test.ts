@@ -112,8 +112,9 @@ const specs: ReadonlyArray<readonly [string, Expectation]> = [
   ["10 labels", { minTestAccuracy: 0.45 }], // measured 17/20 (fast), 16/20 (balanced)
   ["20 labels", { minTestAccuracy: 0.45 }], // measured 35/40 (fast), 36/40 (balanced)
   ["120 labels", { minTestAccuracy: 0.3 }], // measured 72/117 (fast), 70/117 (balanced)
-  // Measured 7/10 with balanced's full 60 s search (k-NN); 5/10, every image called a cat, by fast and by balanced
-  // with 10 s (logistic regression): chance. Two dogs are enough to learn dogs (see "2 labels"), so the bar stays.
+  // Measured on a 5 + 5 test split: 7/10 with balanced's full 60 s search (k-NN); 5/10, every image called a cat, by fast and by balanced
+  // with 10 s (logistic regression, CV 0.952 = always "cats"): chance. Two dogs are enough to learn dogs (see "2
+  // labels"), so the bar stays; this case fails until the search stops picking the majority-only model.
   ["20:1 imbalance", { minTestAccuracy: 0.6, minority: "dogs" }],
   ["exactly 2 images in one label", { minTestAccuracy: 0.5 }], // measured 12/18 (fast), 14/18 (balanced)
   ["28x28 greyscale PNG", { minTestAccuracy: 0.45 }], // measured 14/24 (fast), 15/24 (balanced)
