@@ -32,8 +32,16 @@ export interface FitOptions {
   readonly seed?: number
   /** Head kinds to search (branches of the default search space); default: every searchable head. */
   readonly heads?: ReadonlyArray<string>
-  /** Search budget in milliseconds: no new candidate starts once it is spent (the first always runs). */
-  readonly timeBudgetMs?: number
+  /**
+   * How the search visits candidates: successive halving (default; one bracket per feature set) or the full grid on
+   * all rows.
+   */
+  readonly strategy?: "successive-halving" | "grid"
+  /**
+   * The search's budget in rows scored (`Search.Options.budget`): deterministic, so a busy machine selects the same
+   * model as an idle one. Default: no limit.
+   */
+  readonly searchBudget?: number
   /**
    * Also embed each image's mirror image: heads train on both and predict the mean of both (`Pipeline`'s
    * `mirror`). Costs one more backbone pass per image, no more decoding. Default false.
@@ -78,18 +86,28 @@ export interface Candidate {
 
 export interface LeaderboardRow {
   readonly candidate: Candidate
+  /** The candidate in one line (`describeCandidate`). */
+  readonly description: string
+  /** Training rows it was cross-validated on: all of them, or fewer on an early successive-halving rung. */
+  readonly rows: number
+  /** The search round it comes from: `rung 1 of 3`, `rung 3 of 3`, `grid`, `augmented probe`, `ensemble`, ... */
+  readonly round: string
   readonly accuracy: number
   readonly macroF1: number
   readonly logLoss: number
+  /** Out-of-fold mistakes on `rows` rows. */
+  readonly mistakes: number
   readonly fitMs: number
 }
 
 export interface FitResult {
   readonly fitted: Pipeline.FittedPipeline
-  readonly cv: Classification.Evaluation & { readonly macroF1: number; readonly folds: number }
+  readonly cv: Classification.Evaluation & { readonly macroF1: number; readonly folds: number; readonly repeats: number }
   readonly selected: Candidate
-  /** Every candidate tried, best first. */
+  /** The candidates scored on all training rows, ranked by the selection rule: the selected one first. */
   readonly leaderboard: ReadonlyArray<LeaderboardRow>
+  /** Candidates scored only on early successive-halving rungs (fewer rows), in the order they were evaluated. */
+  readonly earlierRungs: ReadonlyArray<LeaderboardRow>
   /** The selected candidate's out-of-fold probabilities, one row per training sample used. */
   readonly outOfFold: { readonly samples: ReadonlyArray<Sample.Sample>; readonly proba: Matrix.Matrix }
   /** Images that could not be decoded, with the reason. */
@@ -113,14 +131,24 @@ export const combinedId = (ids: ReadonlyArray<string>): string => ids.join("+")
 /** The member backbones of a (possibly combined) backbone id. */
 export const membersOf = (id: string): ReadonlyArray<string> => id.split("+")
 
-/** One line for a candidate: `backbone + head k=v ...`, an ensemble as its members, an augmented probe marked. */
+/** A backbone id without its runtime (`onnx:mobilenetv2-int8` is `mobilenetv2-int8`); a concatenation as `concat(a, b)`. */
+export const describeBackbone = (id: string): string => {
+  const short = (member: string) => member.slice(member.indexOf(":") + 1)
+  const members = membersOf(id)
+  return members.length > 1 ? `concat(${members.map(short).join(", ")})` : short(id)
+}
+
+/**
+ * One line for a candidate: `concat(mobilenetv2-int8, mobilenetv2-0.35) + logistic-regression l2=100`, an ensemble
+ * as its members, an augmented probe marked.
+ */
 export const describeCandidate = (c: Candidate): string => {
   const members = c.head.params["members"] as ReadonlyArray<{ readonly backbone: string; readonly kind: string; readonly params: Record<string, unknown> }> | undefined
   if (c.head.kind === MultiBackbone.ensembleKind && members !== undefined) {
     return `ensemble of [${members.map((m) => describeCandidate({ backbone: m.backbone, head: m })).join(", ")}]`
   }
   const params = Object.entries(c.head.params).map(([k, v]) => ` ${k}=${v}`).join("")
-  return `${c.backbone} + ${c.head.kind}${params}${c.augmentedViews ? ` (augmented probe, ${c.augmentedViews} views)` : ""}`
+  return `${describeBackbone(c.backbone)} + ${c.head.kind}${params}${c.augmentedViews ? ` (augmented probe, ${c.augmentedViews} views)` : ""}`
 }
 
 const isValue = (u: unknown): u is SearchSpace.Value => typeof u === "string" || typeof u === "number" || typeof u === "boolean"
@@ -306,7 +334,10 @@ export const fit: (
       })`
     })
   }
-  const cvOptions = { folds, groups: keep.map((id) => hashOf.get(id)!) }
+  // Small sets are cross-validated several times over (about 100 held-out predictions in all, at most 5 repeats): on
+  // 10 images one 5-fold split is too noisy to choose between candidates.
+  const repeats = Math.min(5, Math.max(1, Math.round(100 / samples.length)))
+  const cvOptions = { folds, repeats, groups: keep.map((id) => hashOf.get(id)!) }
   const plan = yield* CrossValidation.plan(y, labels.length, { ...cvOptions, seed }).pipe(Effect.mapError(failed))
   const ids = embedded.map((e) => e.id)
   const search = yield* Search.run({
@@ -323,8 +354,8 @@ export const fit: (
       : registry.heads,
     seed,
     // One candidate: cross-validate it on every row at once, with no subsampled first rung.
-    ...(kept === undefined ? {} : { strategy: Search.grid() }),
-    ...(options.timeBudgetMs === undefined ? {} : { timeBudgetMs: options.timeBudgetMs }),
+    ...(kept !== undefined || options.strategy === "grid" ? { strategy: Search.grid() } : {}),
+    ...(options.searchBudget === undefined ? {} : { budget: options.searchBudget }),
     ...(options.ensembles === true && ids.length > 1 && only === undefined ? { ensemble: { members: ids, over: combinedId(ids) } } : {}),
     cv: cvOptions
   }).pipe(Effect.mapError(failed))
@@ -340,6 +371,20 @@ export const fit: (
       backbone: resolved.backboneId,
       head: { kind: resolved.headKind, params: resolved.headParams },
       ...(entry.augmented ? { augmentedViews: viewCount } : {})
+    }
+  }
+  const rowOf = (entry: Search.Entry): LeaderboardRow => {
+    const candidate = candidateOf(entry)
+    return {
+      candidate,
+      description: describeCandidate(candidate),
+      rows: entry.rows,
+      round: Search.describeRound(entry.round),
+      accuracy: entry.metrics["accuracy"]!,
+      macroF1: entry.metrics["macroF1"]!,
+      logLoss: entry.metrics["logLoss"]!,
+      mistakes: entry.mistakes,
+      fitMs: Math.round(entry.cvMs)
     }
   }
   const best = search.best
@@ -360,15 +405,10 @@ export const fit: (
       ...(extraBackbones.length > 0 ? { extraBackbones } : {}),
       ...(mirror ? { mirror } : {})
     },
-    cv: { ...evaluation, macroF1: evaluation.macro.f1, folds: plan.k },
+    cv: { ...evaluation, macroF1: evaluation.macro.f1, folds: plan.k, repeats: plan.repeats },
     selected: candidateOf(best),
-    leaderboard: search.leaderboard.map((entry) => ({
-      candidate: candidateOf(entry),
-      accuracy: entry.metrics["accuracy"]!,
-      macroF1: entry.metrics["macroF1"]!,
-      logLoss: entry.metrics["logLoss"]!,
-      fitMs: Math.round(entry.cvMs)
-    })),
+    leaderboard: search.leaderboard.filter((entry) => entry.rows === y.length).map(rowOf),
+    earlierRungs: search.leaderboard.filter((entry) => entry.rows < y.length).sort((a, b) => a.order - b.order).map(rowOf),
     outOfFold: { samples, proba: best.proba },
     skipped,
     timings: { embedMs, trainMs }

@@ -1,7 +1,7 @@
 /**
  * AutoML presets as versioned data. A preset names which backbones to embed with (chosen by tags, never by id, so a
  * user plugin tagged `fast` joins `fast` with no code change), which heads the search tries, how it
- * cross-validates, and its time budget.
+ * cross-validates, its search strategy and its budget (counted in work, so a result never depends on machine load).
  *
  * Settings resolve in three layers, later ones winning: `defaults`, then the preset, then the user's overrides.
  * Nested objects (`backbones`, `fineTune`) merge key by key. Overrides are validated with
@@ -50,8 +50,16 @@ export const Settings = Schema.Struct({
   heads: Schema.Union(Schema.Literal("all"), Schema.Array(Schema.String)),
   /** Cross-validation folds (reduced automatically when the smallest class is smaller). */
   folds: Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)),
-  /** Wall-clock budget for the search, in seconds (embedding excluded). */
-  timeBudgetSeconds: Schema.Number.pipe(Schema.positive()),
+  /**
+   * How candidates are searched: `successive-halving` (every candidate on a subsample, the best of each feature set
+   * on more rows, the last rung on all rows) or `grid` (every candidate on all rows).
+   */
+  strategy: Schema.Literal("successive-halving", "grid"),
+  /**
+   * The search's budget in rows scored: the sum, over the candidates cross-validated, of the rows each was scored on
+   * (`Search.Options.budget`). Work, not time, so the same data and seed give the same model on any machine.
+   */
+  searchBudget: PositiveInt,
   /** Train and predict on each image and its mirror image (`AutoML.FitOptions.mirror`). */
   mirror: Schema.Boolean,
   /** Augmented views per image for the augmented probe; 0 is off (`AutoML.FitOptions.augmentedViews`). */
@@ -69,7 +77,13 @@ export const Overrides = Schema.Struct({
   backbones: Schema.optional(Schema.partialWith(BackboneSelection, { exact: true })),
   heads: Schema.optional(Settings.fields.heads),
   folds: Schema.optional(Settings.fields.folds),
-  timeBudgetSeconds: Schema.optional(Settings.fields.timeBudgetSeconds),
+  strategy: Schema.optional(Settings.fields.strategy),
+  searchBudget: Schema.optional(Settings.fields.searchBudget),
+  /**
+   * Deprecated and ignored: the budget used to be wall-clock time, which made the result depend on machine load.
+   * Still accepted so functions created with it keep retraining; `searchBudget` replaces it.
+   */
+  timeBudgetSeconds: Schema.optional(Schema.Number.pipe(Schema.positive())),
   mirror: Schema.optional(Settings.fields.mirror),
   augmentedViews: Schema.optional(Settings.fields.augmentedViews),
   ensembles: Schema.optional(Settings.fields.ensembles),
@@ -92,7 +106,8 @@ export const defaults: Settings = {
   backbones: { tags: ["offline"] },
   heads: "all",
   folds: 5,
-  timeBudgetSeconds: 60,
+  strategy: "successive-halving",
+  searchBudget: 2_000_000,
   mirror: false,
   augmentedViews: 0,
   ensembles: false,
@@ -102,37 +117,36 @@ export const defaults: Settings = {
 
 export const fast: Preset = {
   name: "fast",
-  version: 2,
+  version: 3,
   description: "One fast offline backbone and linear heads: trains in seconds",
   settings: {
     backbones: { tags: ["fast", "offline"], max: 1 },
     heads: ["logistic-regression", "linear-svm"],
-    timeBudgetSeconds: 10
+    searchBudget: 500_000
   }
 }
 
 export const balanced: Preset = {
   name: "balanced",
-  version: 2,
+  version: 3,
   description: "Every offline backbone, alone and concatenated, every head, and mirror images",
   settings: {
     backbones: { tags: ["offline"] },
     heads: "all",
-    timeBudgetSeconds: 60,
     mirror: true
   }
 }
 
 export const best: Preset = {
   name: "best",
-  version: 4,
+  version: 5,
   description: "Balanced plus augmented probes (4 views per image), probability ensembles and partial fine-tuning " +
-    "(the last layer of the first TensorFlow.js backbone, 2 epochs), with 10-fold cross-validation and a 5-minute budget",
+    "(the last layer of the first TensorFlow.js backbone, 2 epochs), with 10-fold cross-validation and a 5x larger search budget",
   settings: {
     backbones: { tags: ["offline"] },
     heads: "all",
     folds: 10,
-    timeBudgetSeconds: 300,
+    searchBudget: 10_000_000,
     mirror: true,
     augmentedViews: 4,
     ensembles: true,
@@ -186,7 +200,8 @@ const merge = (base: Settings, layer: Overrides): Settings => ({
   backbones: { ...base.backbones, ...layer.backbones },
   heads: layer.heads ?? base.heads,
   folds: layer.folds ?? base.folds,
-  timeBudgetSeconds: layer.timeBudgetSeconds ?? base.timeBudgetSeconds,
+  strategy: layer.strategy ?? base.strategy,
+  searchBudget: layer.searchBudget ?? base.searchBudget,
   mirror: layer.mirror ?? base.mirror,
   augmentedViews: layer.augmentedViews ?? base.augmentedViews,
   ensembles: layer.ensembles ?? base.ensembles,
@@ -199,6 +214,8 @@ export interface Resolved {
   readonly settings: Settings
   /** The top-level keys the user's overrides set. */
   readonly overridden: ReadonlyArray<keyof Settings>
+  /** Deprecated keys the overrides set, which are ignored. */
+  readonly deprecated: ReadonlyArray<string>
 }
 
 /** Defaults, then the preset, then the overrides (validated). */
@@ -209,7 +226,8 @@ export const resolve = (name: string, overrides: unknown = {}): Effect.Effect<Re
     return {
       preset: { name: preset.name, version: preset.version },
       settings: merge(merge(defaults, preset.settings), user),
-      overridden: Object.keys(user) as Array<keyof Settings>
+      overridden: Object.keys(user).filter((k): k is keyof Settings => k in defaults),
+      deprecated: Object.keys(user).filter((k) => !(k in defaults))
     }
   })
 
@@ -272,12 +290,16 @@ export const selectHeads = (
 export const fitOptions = (resolved: Resolved): Effect.Effect<AutoML.FitOptions, AutomlError, Registry.Registry> =>
   Effect.gen(function*() {
     const { settings } = resolved
+    if (resolved.deprecated.length > 0) {
+      yield* Effect.logWarning(`Ignoring the deprecated override ${resolved.deprecated.join(", ")}: the search budget is now searchBudget (rows scored)`)
+    }
     const heads = yield* selectHeads(resolved)
     return {
       backbones: yield* selectBackbones(settings),
       ...(heads === undefined ? {} : { heads }),
       folds: settings.folds,
-      timeBudgetMs: Math.round(settings.timeBudgetSeconds * 1000),
+      strategy: settings.strategy,
+      searchBudget: settings.searchBudget,
       mirror: settings.mirror,
       augmentedViews: settings.augmentedViews,
       ensembles: settings.ensembles,

@@ -57,13 +57,13 @@ export const reportInput = (
     ...(test ? [{ name: "Test set", description: `${test.evaluation.total} held-out images`, evaluation: test.evaluation, misclassified: test.misclassified }] : []),
     {
       name: "Cross-validation",
-      description: `${fit.cv.folds}-fold stratified, out-of-fold predictions on ${fit.cv.total} training images`,
+      description: `${fit.cv.folds}-fold stratified${fit.cv.repeats > 1 ? `, repeated ${fit.cv.repeats} times` : ""}, out-of-fold predictions on ${fit.cv.total} training images`,
       evaluation: cvEvaluated.evaluation,
       misclassified: cvEvaluated.misclassified
     }
   ],
   leaderboard: fit.leaderboard.map((row, i) => ({
-    candidate: AutoML.describeCandidate(row.candidate),
+    candidate: row.description,
     metrics: { accuracy: row.accuracy, macroF1: row.macroF1, logLoss: row.logLoss },
     fitSeconds: row.fitMs / 1000,
     selected: i === 0

@@ -14,6 +14,7 @@ export const toJson = (result: TrainResult) => ({
     accuracy: result.cv.accuracy,
     macroF1: result.cv.macroF1,
     folds: result.cv.folds,
+    repeats: result.cv.repeats,
     total: result.cv.total,
     correct: result.cv.correct,
     logLoss: result.cv.logLoss,
@@ -36,6 +37,7 @@ export const toJson = (result: TrainResult) => ({
   },
   selected: result.selected,
   leaderboard: result.leaderboard,
+  earlierRungs: result.earlierRungs,
   skipped: result.skipped,
   bundle: result.bundle,
   timings: result.timings
@@ -44,7 +46,7 @@ export const toJson = (result: TrainResult) => ({
 export const toText = (result: TrainResult): string => {
   const lines = [
     `selected   ${AutoML.describeCandidate(result.selected)}`,
-    `cv         accuracy ${round(result.cv.accuracy)}  macro-F1 ${round(result.cv.macroF1)}  (${result.cv.folds}-fold, ${result.cv.total} images)`
+    `cv         accuracy ${round(result.cv.accuracy)}  macro-F1 ${round(result.cv.macroF1)}  (${result.cv.folds}-fold${result.cv.repeats > 1 ? ` x ${result.cv.repeats}` : ""}, ${result.cv.total} images)`
   ]
   if (result.test) {
     lines.push(

@@ -38,18 +38,24 @@ describe("Preset", () => {
         backbones: { tags: ["fast", "offline"], max: 1 },
         heads: Preset.fast.settings.heads,
         folds: Preset.defaults.folds,
-        timeBudgetSeconds: Preset.fast.settings.timeBudgetSeconds,
+        strategy: "successive-halving",
+        searchBudget: Preset.fast.settings.searchBudget,
         mirror: false,
         augmentedViews: 0,
         ensembles: false,
         fineTune: false,
         seed: Preset.defaults.seed
       })
-      const overridden = yield* Preset.resolve("fast", { folds: 3, backbones: { max: 2 }, timeBudgetSeconds: 1.5, mirror: true })
+      const overridden = yield* Preset.resolve("fast", { folds: 3, backbones: { max: 2 }, searchBudget: 1500, strategy: "grid", mirror: true })
       expect(overridden.settings.folds).toBe(3)
       expect(overridden.settings.mirror).toBe(true)
       expect((yield* Preset.fitOptions(overridden).pipe(withRegistry(Catalog.builtins))).mirror).toBe(true)
-      expect(overridden.settings.timeBudgetSeconds).toBe(1.5)
+      expect(overridden.settings.searchBudget).toBe(1500)
+      expect(overridden.settings.strategy).toBe("grid")
+      // The old wall-clock budget is still accepted (stored functions carry it) and ignored.
+      const old = yield* Preset.resolve("fast", { timeBudgetSeconds: 5 })
+      expect(old.deprecated).toEqual(["timeBudgetSeconds"])
+      expect(old.settings).toEqual(plain.settings)
       // `max` overridden, `tags` kept from the preset.
       expect(overridden.settings.backbones).toEqual({ tags: ["fast", "offline"], max: 2 })
       // best differs from balanced only by a wider search today.
@@ -59,13 +65,13 @@ describe("Preset", () => {
       expect(best.settings.backbones).toEqual(balanced.settings.backbones)
       expect(best.settings.heads).toEqual(balanced.settings.heads)
       expect(best.settings.folds).toBeGreaterThan(balanced.settings.folds)
-      expect(best.settings.timeBudgetSeconds).toBeGreaterThan(balanced.settings.timeBudgetSeconds)
+      expect(best.settings.searchBudget).toBeGreaterThan(balanced.settings.searchBudget)
     }))
 
-  it.effect("fineTune: on in best (v4), off elsewhere; an override turns it off, on, or changes one field", () =>
+  it.effect("fineTune: on in best (v5), off elsewhere; an override turns it off, on, or changes one field", () =>
     Effect.gen(function*() {
       const best = yield* Preset.resolve("best")
-      expect(best.preset.version).toBe(4)
+      expect(best.preset.version).toBe(5)
       expect(best.settings.fineTune).toEqual(Preset.fineTuneRecipe)
       expect((yield* Preset.fitOptions(best).pipe(withRegistry(Catalog.builtins))).fineTune).toEqual(Preset.fineTuneRecipe)
       expect((yield* Preset.resolve("balanced")).settings.fineTune).toBe(false)
@@ -120,7 +126,8 @@ describe("Preset", () => {
         Effect.provide(Registry.Registry.layer({ backbones: Catalog.builtins, heads: [head("logistic-regression")] }))
       )
       expect(fastHeads.heads).toEqual(["logistic-regression"])
-      expect(balanced.timeBudgetMs).toBe(60_000)
+      expect(balanced.searchBudget).toBe(Preset.defaults.searchBudget)
+      expect(balanced.strategy).toBe("successive-halving")
       // Nothing carries the tags: an error naming the field.
       const none = failure(
         yield* Effect.exit(

@@ -7,17 +7,26 @@
  * successive halving differ only in what they ask for. Every candidate evaluated on the same rows shares one fold
  * plan, so comparisons are paired.
  *
- * The default strategy is successive halving over the grid of the space: with 200 rows it is a grid on 67 rows and
- * the best third on all 200; with thousands of rows only the last few candidates pay for full-size fits.
+ * The default strategy is successive halving over the grid of the space, one bracket per feature set: every
+ * backbone (or concatenation) keeps its own best candidates up to the last rung, so a wide feature set that scores
+ * lower on a small early rung is not dropped before it is seen on all rows. With 200 rows it is a grid on 67 rows and
+ * the best third of each feature set on all 200; with thousands of rows only the last few candidates pay for
+ * full-size fits.
  *
- * Selection: the highest `metric` (default macro-F1) on out-of-fold predictions, then the lower log loss, then the
- * earlier candidate (spaces list simpler candidates first). Scores within `tieTolerance` of the best (default: one
- * sample's worth, `1 / rows`) count as tied: on a few hundred images one image more or less is noise, and log loss,
- * which scores every probability, tells the tied candidates apart better. Entries on fewer rows (early
- * successive-halving rungs) rank below entries on all rows. The best candidate is refit on every row.
+ * Selection (the one-standard-error rule, counted in images): the leader is the highest `metric` (default macro-F1)
+ * on out-of-fold predictions. A candidate is tied with it when its out-of-fold mistakes exceed the leader's by at most
+ * `max(ties.images, ties.standardErrors * SE)` images, where `SE = sqrt(n p (1 - p))` is the standard error of the
+ * leader's mistake count on `n` rows at its error rate `p` (default: one image, one standard error). Among tied
+ * candidates the lowest log loss wins, then the earlier candidate (spaces list simpler candidates first): on a few
+ * hundred images a difference of a mistake or two is noise, and log loss, which scores every probability, tells the
+ * tied candidates apart better. Entries on fewer rows (early successive-halving rungs) rank below entries on all
+ * rows. The best candidate is refit on every row.
  *
- * Deterministic given the seed, as long as the time budget does not cut the search short: when the budget runs out
- * the search stops before the next candidate and selects among those evaluated.
+ * The budget counts work, not time: `budget` is the most rows scored, summed over the candidates cross-validated
+ * (a candidate cross-validated on `r` rows costs `r`). A candidate that would pass it is skipped, so the result is the
+ * same on a busy machine and an idle one. The selection is always made on all rows: when the budget stopped the
+ * strategy before any candidate reached them, the best candidate so far is cross-validated on all rows anyway.
+ * Deterministic given the seed.
  *
  * After the strategy, two refinements can join the leaderboard and compete under the same rule:
  *
@@ -64,8 +73,12 @@ export interface Entry {
   readonly params: unknown
   /** Training rows cross-validated (all rows, or fewer on early successive-halving rungs). */
   readonly rows: number
+  /** Which search round produced it: a successive-halving rung, the final rung, or a refinement. */
+  readonly round: Round
   /** Out-of-fold scores: `macroF1`, `logLoss`, `accuracy` and the selection metric. */
   readonly metrics: Readonly<Record<string, number>>
+  /** Out-of-fold mistakes (rows whose most probable class is not their label). */
+  readonly mistakes: number
   /** The selection metric's value. */
   readonly score: number
   /** Mean fit time per fold, ms. */
@@ -84,9 +97,22 @@ export interface Entry {
   readonly ensembleOf?: ReadonlyArray<Entry>
 }
 
+/**
+ * `rung`: a successive-halving rung, `index` of `of` (the last rung is on all rows); `grid` and `random`: the
+ * strategy's one round; `augmented-probe` and `ensemble`: the refinements after the strategy; `full-size`: a candidate
+ * cross-validated on all rows because the budget stopped it earlier.
+ */
+export type Round =
+  | { readonly kind: "rung"; readonly index: number; readonly of: number }
+  | { readonly kind: "grid" | "random" | "augmented-probe" | "ensemble" | "full-size" }
+
+/** `rung 1 of 3`, `grid`, `augmented probe`, ... */
+export const describeRound = (round: Round): string =>
+  round.kind === "rung" ? `rung ${round.index} of ${round.of}` : round.kind.replace("-", " ")
+
 export type Evaluate = (
   candidates: ReadonlyArray<SearchSpace.Candidate>,
-  options?: { readonly rows?: number }
+  options?: { readonly rows?: number; readonly round?: Round }
 ) => Effect.Effect<ReadonlyArray<Entry>, TrainerError>
 
 export interface Context {
@@ -113,11 +139,18 @@ export interface Options {
   readonly heads?: ReadonlyArray<Head.HeadPlugin>
   /** Selection metric (default macro-F1); log loss breaks ties. */
   readonly metric?: Metric.Metric
-  /** Scores this close to the best are ties, broken by log loss (default `1 / rows`; 0 for exact ties only). */
-  readonly tieTolerance?: number
+  /**
+   * Candidates with at most `max(images, standardErrors * SE)` more out-of-fold mistakes than the leader are tied
+   * with it, and log loss decides among them (default `{ images: 1, standardErrors: 1 }`; zeros: only candidates
+   * with no more mistakes than the leader tie).
+   */
+  readonly ties?: { readonly images: number; readonly standardErrors: number }
   readonly seed?: number
-  /** Stop starting new candidates after this many milliseconds. */
-  readonly timeBudgetMs?: number
+  /**
+   * The most rows scored, summed over the candidates cross-validated (a candidate on `r` rows costs `r`); a
+   * candidate that would pass it is skipped. Default: no limit. The refinements are not counted.
+   */
+  readonly budget?: number
   readonly cv?: Pick<CrossValidation.Options, "folds" | "repeats" | "groups" | "leaveOneOutBelow">
   /** With `Data.views`: how many of the best full-size candidates to retry with augmented views (default 1). */
   readonly augmentTop?: number
@@ -141,6 +174,9 @@ export interface Result {
   readonly fitted: Head.FittedHead
   readonly strategy: string
   readonly elapsedMs: number
+  /** Rows scored by the strategy (what `budget` limits). */
+  readonly work: number
+  /** True when the budget made the strategy skip a candidate. */
   readonly budgetExhausted: boolean
   /** Candidates whose fit failed (numerical trouble); the search goes on without them. */
   readonly failures: ReadonlyArray<Failure>
@@ -149,7 +185,7 @@ export interface Result {
 /** Evaluates every grid point of the space. */
 export const grid = (): Strategy => ({
   name: "grid",
-  run: (evaluate, context) => Effect.asVoid(evaluate(SearchSpace.grid(context.space, context.backboneIds)))
+  run: (evaluate, context) => Effect.asVoid(evaluate(SearchSpace.grid(context.space, context.backboneIds), { round: { kind: "grid" } }))
 })
 
 /** Evaluates `candidates` distinct random points (default 20), drawn with the search seed. */
@@ -157,14 +193,17 @@ export const random = (options: { readonly candidates?: number } = {}): Strategy
   name: "random",
   run: (evaluate, context) =>
     Effect.asVoid(
-      evaluate(SearchSpace.randomCandidates(context.space, context.backboneIds, options.candidates ?? 20, Random.derive(context.seed, 3)))
+      evaluate(SearchSpace.randomCandidates(context.space, context.backboneIds, options.candidates ?? 20, Random.derive(context.seed, 3)), {
+        round: { kind: "random" }
+      })
     )
 })
 
 /**
- * Successive halving (Jamieson & Talwalkar 2016) with training rows as the resource: every grid point on
- * `rows / factor^R` rows, the best `1 / factor` of them on `factor` times more, ..., the last rung on all rows.
- * `minRows` (default `max(30, 4 * numClasses * folds)`) bounds the first rung.
+ * Successive halving (Jamieson & Talwalkar 2016) with training rows as the resource, one bracket per feature set
+ * (`backbone.id`): every grid point on `rows / factor^R` rows, the best `1 / factor` of each feature set's on `factor`
+ * times more, ..., the last rung on all rows. `minRows` (default `max(30, 4 * folds)` rows per label) bounds the first
+ * rung, so every fold of a small rung still sees each label a few times.
  */
 export const successiveHalving = (options: { readonly factor?: number; readonly minRows?: number } = {}): Strategy => ({
   name: "successive-halving",
@@ -173,12 +212,23 @@ export const successiveHalving = (options: { readonly factor?: number; readonly 
       const factor = options.factor ?? 3
       const minRows = Math.min(context.rows, options.minRows ?? Math.max(30, 4 * context.numClasses * context.folds))
       const rungs = Math.max(0, Math.floor(Math.log(context.rows / minRows) / Math.log(factor)))
+      const featureSet = (c: SearchSpace.Candidate) => String(c["backbone.id"])
       let candidates = SearchSpace.grid(context.space, context.backboneIds)
       for (let r = 0; r <= rungs && candidates.length > 0; r++) {
         const rows = r === rungs ? context.rows : Math.round(context.rows / Math.pow(factor, rungs - r))
-        const entries = yield* evaluate(candidates, { rows })
+        const entries = yield* evaluate(candidates, { rows, round: { kind: "rung", index: r + 1, of: rungs + 1 } })
         if (r < rungs) {
-          candidates = context.rank(entries).slice(0, Math.max(1, Math.ceil(entries.length / factor))).map((e) => e.candidate)
+          const brackets = new Map<string, Array<Entry>>()
+          for (const e of context.rank(entries)) {
+            const bracket = brackets.get(featureSet(e.candidate)) ?? []
+            bracket.push(e)
+            brackets.set(featureSet(e.candidate), bracket)
+          }
+          const kept = new Set(
+            [...brackets.values()].flatMap((b) => b.slice(0, Math.ceil(b.length / factor))).map((e) => SearchSpace.key(e.candidate))
+          )
+          // In the order the space lists them, so ties keep preferring the simpler candidate.
+          candidates = candidates.filter((c) => kept.has(SearchSpace.key(c)))
         }
       }
     })
@@ -230,12 +280,14 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         ...(views ? { views } : {})
       }
     }
-    /** Out-of-fold scores of `proba` (rows `sampleRows`). */
+    /** Out-of-fold scores and mistakes of `proba` (rows `sampleRows`). */
     const scoresOf = (sampleRows: Int32Array, proba: Matrix.Matrix) => {
       const input = { yTrue: Int32Array.from(sampleRows, (i) => data.y[i]!), proba, numClasses: data.numClasses }
       const metrics: Record<string, number> = {}
       for (const m of [...Metrics.all, metric]) metrics[m.name] = m.compute(input)
-      return { metrics, score: metrics[metric.name]! }
+      let mistakes = 0
+      for (let i = 0; i < sampleRows.length; i++) if (Matrix.argmaxRow(proba, i) !== input.yTrue[i]) mistakes++
+      return { metrics, score: metrics[metric.name]!, mistakes }
     }
     const headsByKind = new Map((options.heads ?? Heads.heads).map((h) => [h.kind, h]))
     const compare = (a: Entry, b: Entry) =>
@@ -243,9 +295,15 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
       (metric.higherIsBetter ? b.score - a.score : a.score - b.score) ||
       a.metrics["logLoss"]! - b.metrics["logLoss"]! ||
       a.order - b.order
+    const ties = options.ties ?? { images: 1, standardErrors: 1 }
+    /** How many more mistakes than `leader`'s still tie with it: one image, or one standard error of its count. */
+    const tieBand = (leader: Entry) => {
+      const p = leader.mistakes / leader.rows
+      return Math.max(ties.images, ties.standardErrors * Math.sqrt(leader.rows * p * (1 - p)))
+    }
     /**
-     * Best first: by rows, then score; in each rows group the entries within the tie tolerance of the group's best
-     * come first, by log loss.
+     * Best first: by rows, then score; in each rows group the entries tied with the group's leader (`tieBand`) come
+     * first, by log loss.
      */
     const rank = (entries: ReadonlyArray<Entry>): ReadonlyArray<Entry> => {
       const sorted = [...entries].sort(compare)
@@ -255,11 +313,11 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         let end = start
         while (end < sorted.length && sorted[end]!.rows === rows) end++
         const group = sorted.slice(start, end)
-        const tolerance = options.tieTolerance ?? 1 / rows
-        const lead = group[0]!.score
-        const tied = group.filter((e) => Math.abs(e.score - lead) <= tolerance)
+        const leader = group[0]!
+        const isTied = (e: Entry) => e.mistakes - leader.mistakes <= tieBand(leader) + 1e-9
+        const tied = group.filter(isTied)
         tied.sort((a, b) => a.metrics["logLoss"]! - b.metrics["logLoss"]! || a.order - b.order)
-        out.push(...tied, ...group.filter((e) => Math.abs(e.score - lead) > tolerance))
+        out.push(...tied, ...group.filter((e) => !isTied(e)))
         start = end
       }
       return out
@@ -301,8 +359,9 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
     const entries: Array<Entry> = []
     const failures: Array<Failure> = []
     let budgetExhausted = false
+    let work = 0
     let order = 0
-    const evaluateOne = (candidate: SearchSpace.Candidate, rows: number, augmented: boolean, position: number) =>
+    const evaluateOne = (candidate: SearchSpace.Candidate, rows: number, round: Round, augmented: boolean, position: number) =>
       Effect.gen(function*() {
         const { backboneId, headKind, headParams } = SearchSpace.resolve(candidate)
         const head = headsByKind.get(headKind)
@@ -324,6 +383,7 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
           headKind,
           params,
           rows: sampleRows.length,
+          round,
           ...scoresOf(sampleRows, cv.proba),
           fitMs: cv.fitMs / cv.folds.length,
           cvMs,
@@ -335,7 +395,13 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         return entry
       })
 
-    const evaluateAll = (candidates: ReadonlyArray<SearchSpace.Candidate>, rows: number, augmented: boolean) =>
+    /** Cross-validates `candidates` on `rows` rows; `counted` ones are charged to the budget and skipped past it. */
+    const evaluateAll = (
+      candidates: ReadonlyArray<SearchSpace.Candidate>,
+      rows: number,
+      round: Round,
+      options: { readonly augmented: boolean; readonly counted: boolean }
+    ) =>
       Effect.gen(function*() {
         const out: Array<Entry> = []
         const firstOrder = order
@@ -345,11 +411,15 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
           backboneIds.indexOf(String(a["backbone.id"])) - backboneIds.indexOf(String(b["backbone.id"])) || i - j
         )
         for (const [done, [i, candidate]] of byFeatureSet.entries()) {
-          if (options.timeBudgetMs !== undefined && (yield* Clock.currentTimeMillis) - start >= options.timeBudgetMs) {
-            budgetExhausted = true
-            break
+          if (options.counted) {
+            const cost = (yield* planFor(rows)).sampleRows.length
+            if (budget !== undefined && work + cost > budget) {
+              budgetExhausted = true
+              continue
+            }
+            work += cost
           }
-          const result = yield* evaluateOne(candidate, rows, augmented, firstOrder + i).pipe(
+          const result = yield* evaluateOne(candidate, rows, round, options.augmented, firstOrder + i).pipe(
             Effect.map((e) => e as Entry | undefined),
             Effect.catchIf((e) => e.reason === "TrainingFailed", (e) =>
               Effect.sync(() => {
@@ -365,7 +435,9 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         }
         return out
       })
-    const evaluate: Evaluate = (candidates, evalOptions) => evaluateAll(candidates, Math.min(n, evalOptions?.rows ?? n), false)
+    const budget = options.budget
+    const evaluate: Evaluate = (candidates, evalOptions) =>
+      evaluateAll(candidates, Math.min(n, evalOptions?.rows ?? n), evalOptions?.round ?? { kind: "grid" }, { augmented: false, counted: true })
 
     /** A candidate trained on the images alone: no augmented views, not an ensemble. */
     const isPlain = (e: Entry) => !e.augmented && e.ensembleOf === undefined
@@ -386,7 +458,8 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         for (const id of spec.members) {
           const full = plainFullSize().find((e) => e.backboneId === id)
           const best = full ?? rank(entries).find((e) => e.backboneId === id && isPlain(e))
-          const member = full ?? (best ? (yield* evaluateAll([best.candidate], n, false))[0] : undefined)
+          const member = full ??
+            (best ? (yield* evaluateAll([best.candidate], n, { kind: "full-size" }, { augmented: false, counted: false }))[0] : undefined)
           if (member === undefined) return undefined
           members.push(member)
         }
@@ -400,6 +473,7 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
           headKind: MultiBackbone.ensembleKind,
           params: { members: members.map((m) => ({ kind: m.headKind, params: m.params })) },
           rows: n,
+          round: { kind: "ensemble" },
           ...scoresOf(sampleRows, proba),
           fitMs: members.reduce((sum, m) => sum + m.fitMs, 0),
           cvMs: 0,
@@ -429,10 +503,15 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
 
     const folds = options.cv?.folds ?? 5
     yield* strategy.run(evaluate, { space, backboneIds, rows: n, numClasses: data.numClasses, folds, seed, rank })
+    // The selection is made on all rows: if the budget stopped every candidate short of them, the best so far goes on.
+    const leading = rank(entries)[0]
+    if (leading !== undefined && leading.rows < n) {
+      yield* evaluateAll([leading.candidate], n, { kind: "full-size" }, { augmented: false, counted: false })
+    }
     if (data.views) {
       const views = data.views
       const top = plainFullSize().filter((e) => views.has(e.backboneId)).slice(0, options.augmentTop ?? 1)
-      yield* evaluateAll(top.map((e) => e.candidate), n, true)
+      yield* evaluateAll(top.map((e) => e.candidate), n, { kind: "augmented-probe" }, { augmented: true, counted: false })
     }
     if (options.ensemble) {
       const ensemble = yield* ensembleEntry(options.ensemble)
@@ -444,11 +523,11 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
       return yield* fail(
         "TrainingFailed",
         "search",
-        budgetExhausted ? "the time budget ran out before any candidate was evaluated" : "no candidate could be evaluated"
+        budgetExhausted ? `the budget (${budget} rows scored) is smaller than one candidate on ${n} rows` : "no candidate could be evaluated"
       )
     }
     const fitted = yield* refit(best)
     const elapsedMs = (yield* Clock.currentTimeMillis) - start
-    return { leaderboard, best, fitted, strategy: strategy.name, elapsedMs, budgetExhausted, failures }
+    return { leaderboard, best, fitted, strategy: strategy.name, elapsedMs, work, budgetExhausted, failures }
   }).pipe(Effect.withSpan("Search.run"))
 export { accuracy, logLoss, macroF1 } from "./internal/Metrics.js"
