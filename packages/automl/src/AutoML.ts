@@ -340,8 +340,14 @@ export const fit: (
   const cvOptions = { folds, repeats, groups: keep.map((id) => hashOf.get(id)!) }
   const plan = yield* CrossValidation.plan(y, labels.length, { ...cvOptions, seed }).pipe(Effect.mapError(failed))
   const ids = embedded.map((e) => e.id)
+  // Labels weigh the same in training as in the selection metric (macro-F1): each row weighs n / (labels * its label's
+  // rows), scikit-learn's class_weight="balanced". On 40 cats and 2 dogs, unweighted heads learned "always cat".
+  const perLabel = new Array<number>(labels.length).fill(0)
+  for (const label of y) perLabel[label]++
+  const weights = Float32Array.from(y, (label) => y.length / (labels.length * perLabel[label]!))
   const search = yield* Search.run({
     embeddings: features,
+    weights,
     ...(mirrored ? { mirrored } : {}),
     ...(views ? { views } : {}),
     y,

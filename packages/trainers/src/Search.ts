@@ -16,7 +16,9 @@
  * Selection (the one-standard-error rule, counted in images): the leader is the highest `metric` (default macro-F1)
  * on out-of-fold predictions. A candidate is tied with it when its out-of-fold mistakes exceed the leader's by at most
  * `max(ties.images, ties.standardErrors * SE)` images, where `SE = sqrt(n p (1 - p))` is the standard error of the
- * leader's mistake count on `n` rows at its error rate `p` (default: one image, one standard error). Among tied
+ * leader's mistake count on `n` rows at its error rate `p` (default: one image, one standard error). Mistakes are
+ * weighted by label (`Entry.weightedMistakes`: each label weighs the same in all, as in macro-F1); on balanced labels
+ * that is the plain count. Among tied
  * candidates log loss decides, which scores every probability and tells them apart better than a mistake or two;
  * but only by more than noise: the tied candidates whose log loss is within `ties.standardErrors` standard errors of
  * the lowest (of the image-by-image paired difference) are equal, and the earliest listed of them wins (spaces list
@@ -81,6 +83,8 @@ export interface Entry {
   readonly metrics: Readonly<Record<string, number>>
   /** Out-of-fold mistakes (rows whose most probable class is not their label). */
   readonly mistakes: number
+  /** The mistakes weighted by label: one on a label with `m` of the `rows` rows counts `rows / (labels * m)`. */
+  readonly weightedMistakes: number
   /** The selection metric's value. */
   readonly score: number
   /** Mean fit time per fold, ms. */
@@ -287,9 +291,21 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
       const input = { yTrue: Int32Array.from(sampleRows, (i) => data.y[i]!), proba, numClasses: data.numClasses }
       const metrics: Record<string, number> = {}
       for (const m of [...Metrics.all, metric]) metrics[m.name] = m.compute(input)
+      // A mistake on a label counts `rows / (labels * its rows)` in `weightedMistakes`, so one unit is one average
+      // image and a model that ignores a rare label cannot tie with one that learns it.
+      const perLabel = new Array<number>(data.numClasses).fill(0)
+      for (const label of input.yTrue) perLabel[label]++
+      const present = perLabel.filter((count) => count > 0).length
       let mistakes = 0
-      for (let i = 0; i < sampleRows.length; i++) if (Matrix.argmaxRow(proba, i) !== input.yTrue[i]) mistakes++
-      return { metrics, score: metrics[metric.name]!, mistakes }
+      let weightedMistakes = 0
+      for (let i = 0; i < sampleRows.length; i++) {
+        const label = input.yTrue[i]!
+        if (Matrix.argmaxRow(proba, i) !== label) {
+          mistakes++
+          weightedMistakes += sampleRows.length / (present * perLabel[label]!)
+        }
+      }
+      return { metrics, score: metrics[metric.name]!, mistakes, weightedMistakes }
     }
     const headsByKind = new Map((options.heads ?? Heads.heads).map((h) => [h.kind, h]))
     const compare = (a: Entry, b: Entry) =>
@@ -323,7 +339,7 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
     }
     /** How many more mistakes than `leader`'s still tie with it: one image, or one standard error of its count. */
     const tieBand = (leader: Entry) => {
-      const p = leader.mistakes / leader.rows
+      const p = Math.min(1, leader.weightedMistakes / leader.rows)
       return Math.max(ties.images, ties.standardErrors * Math.sqrt(leader.rows * p * (1 - p)))
     }
     /**
@@ -339,7 +355,7 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         while (end < sorted.length && sorted[end]!.rows === rows) end++
         const group = sorted.slice(start, end)
         const leader = group[0]!
-        const isTied = (e: Entry) => e.mistakes - leader.mistakes <= tieBand(leader) + 1e-9
+        const isTied = (e: Entry) => e.weightedMistakes - leader.weightedMistakes <= tieBand(leader) + 1e-9
         const tied = group.filter(isTied).sort((a, b) => a.metrics["logLoss"]! - b.metrics["logLoss"]! || a.order - b.order)
         // Log loss decides among the tied only where its difference is more than noise: those within one standard
         // error of the lowest (paired, image by image) are equal, and the earliest listed of them wins.
