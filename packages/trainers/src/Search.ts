@@ -18,13 +18,13 @@
  * `max(ties.images, ties.standardErrors * SE)` images, where `SE = sqrt(n p (1 - p))` is the standard error of the
  * leader's mistake count on `n` rows at its error rate `p` (default: one image, one standard error). Mistakes are
  * weighted by label (`Entry.weightedMistakes`: each label weighs the same in all, as in macro-F1); on balanced labels
- * that is the plain count. Among tied
- * candidates log loss decides, which scores every probability and tells them apart better than a mistake or two;
- * but only by more than noise: the tied candidates whose log loss is within `ties.standardErrors` standard errors of
- * the lowest (of the image-by-image paired difference) are equal, and the earliest listed of them wins (spaces list
- * the preferred candidates first: the first backbone, the plainest head). On 10 images every candidate is often
- * perfect out of fold and log losses differ by noise; the rule then keeps the first candidate instead of a lucky one. Entries on fewer rows (early successive-halving rungs) rank below entries on all
- * rows. The best candidate is refit on every row.
+ * that is the plain count. Among tied candidates log loss decides, which scores every probability and tells them
+ * apart better than a mistake or two; but only by more than noise: the tied candidates whose log loss is within
+ * `ties.standardErrors` standard errors of the lowest (of the image-by-image paired difference) are equal, and the
+ * earliest listed of them wins (spaces list the preferred candidates first: the first backbone, the plainest head).
+ * On 10 images every candidate is often perfect out of fold and log losses differ by noise; the rule then keeps the
+ * first candidate instead of a lucky one. Entries on fewer rows (early successive-halving rungs) rank below entries
+ * on all rows. The best candidate is refit on every row.
  *
  * The budget counts work, not time: `budget` is the most rows scored, summed over the candidates cross-validated
  * (a candidate cross-validated on `r` rows costs `r`). A candidate that would pass it is skipped, so the result is the
@@ -355,7 +355,8 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         while (end < sorted.length && sorted[end]!.rows === rows) end++
         const group = sorted.slice(start, end)
         const leader = group[0]!
-        const isTied = (e: Entry) => e.weightedMistakes - leader.weightedMistakes <= tieBand(leader) + 1e-9
+        const band = tieBand(leader)
+        const isTied = (e: Entry) => e.weightedMistakes - leader.weightedMistakes <= band + 1e-9
         const tied = group.filter(isTied).sort((a, b) => a.metrics["logLoss"]! - b.metrics["logLoss"]! || a.order - b.order)
         // Log loss decides among the tied only where its difference is more than noise: those within one standard
         // error of the lowest (paired, image by image) are equal, and the earliest listed of them wins.
