@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
-const packages = ["core", "backbones", "trainers", "metrics", "deploy", "automl"]
+const packages = ["core", "backbones", "trainers", "metrics", "deploy", "functions", "cli"]
 
 // Tests import each workspace package from its sources, so a test run never sees a stale build.
 const alias = Object.fromEntries(

@@ -20,19 +20,19 @@ import { fileURLToPath } from "node:url"
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const log = (msg) => console.log(`build-native: ${msg}`)
 
-// better-sqlite3 as packages/automl resolves it (through @effect/sql-sqlite-node), so it is the copy the store loads.
+// better-sqlite3 as packages/functions resolves it (through @effect/sql-sqlite-node), so it is the copy the store loads.
 const packageDir = (() => {
   try {
-    const fromAutoml = createRequire(path.join(root, "packages/automl/package.json"))
-    const sqliteNode = fromAutoml.resolve("@effect/sql-sqlite-node/package.json")
+    const fromFunctions = createRequire(path.join(root, "packages/functions/package.json"))
+    const sqliteNode = fromFunctions.resolve("@effect/sql-sqlite-node/package.json")
     return path.dirname(createRequire(sqliteNode).resolve("better-sqlite3/package.json"))
   } catch {
     return undefined
   }
 })()
 if (packageDir === undefined) {
-  // A filtered install (`pnpm install --filter ...`) may leave packages/automl's dependencies out.
-  log("better-sqlite3 is not installed (packages/automl's dependencies are not), nothing to build")
+  // A filtered install (`pnpm install --filter ...`) may leave the dependencies of packages/functions out.
+  log("better-sqlite3 is not installed (the dependencies of packages/functions are not), nothing to build")
   process.exit(0)
 }
 const { version } = JSON.parse(readFileSync(path.join(packageDir, "package.json"), "utf8"))

@@ -19,7 +19,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { Functions } from "../../packages/automl/dist/index.js"
+import { Plugins } from "../../packages/cli/dist/index.js"
+import { Functions } from "../../packages/functions/dist/index.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const shared = process.env["LOUPE_SHARED_DIR"] ?? path.resolve(here, "../../../shared")
@@ -58,6 +59,7 @@ const runPreset = async (preset) => {
     store: path.join(work, "store"),
     cacheDir: path.join(work, "cache"),
     modelsDir: path.join(shared, "models"),
+    plugins: Plugins.builtins,
     debounce: 0
   })
   try {

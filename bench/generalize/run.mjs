@@ -27,7 +27,7 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const repo = path.resolve(here, "../..")
 const shared = process.env["LOUPE_SHARED_DIR"] ?? path.resolve(repo, "../shared")
 const modelsDir = process.env["LOUPE_MODELS_DIR"] ?? path.join(shared, "models")
-const cli = path.join(repo, "packages/automl/dist/cli.js")
+const cli = path.join(repo, "packages/cli/dist/cli.js")
 
 const DATASETS = ["cats-vs-dogs-large", "flowers-5", "dog-breeds-120"]
 /** Datasets that are re-split; the others are used as they are (their own train/ and test/). */

@@ -45,7 +45,7 @@ const counts = String(args.requests).split(",").map(Number)
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-bench-serve-"))
 const store = path.join(work, "store")
 const env = { ...process.env, LOUPE_MODELS_DIR: models, LOUPE_CACHE_DIR: path.join(work, "cache") }
-const cli = path.join(repo, "packages/automl/dist/cli.js")
+const cli = path.join(repo, "packages/cli/dist/cli.js")
 
 /** Run the CLI to completion and return its stdout. */
 const loupe = (/** @type {Array<string>} */ argv) =>

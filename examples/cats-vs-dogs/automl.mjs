@@ -6,14 +6,15 @@
  *
  *   pnpm build && node examples/cats-vs-dogs/automl.mjs [--preset fast|balanced|best] [--store <dir>]
  *
- * Plain Node 20, no TypeScript step: it loads the built `@loupe/automl` from the workspace.
+ * Plain Node 20, no TypeScript step: it loads the built `@loupe/functions` and `@loupe/cli` from the workspace.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { Functions } from "../../packages/automl/dist/index.js"
+import { Plugins } from "../../packages/cli/dist/index.js"
+import { Functions } from "../../packages/functions/dist/index.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const shared = process.env["LOUPE_SHARED_DIR"] ?? path.resolve(here, "../../../shared")
@@ -34,7 +35,7 @@ const split = (/** @type {"train" | "test"} */ name) =>
 
 const percent = (/** @type {number} */ x) => `${(100 * x).toFixed(1)} %`
 
-const loupe = await Functions.open({ store: String(args.store), modelsDir: path.join(shared, "models") })
+const loupe = await Functions.open({ store: String(args.store), modelsDir: path.join(shared, "models"), plugins: Plugins.builtins })
 try {
   const started = performance.now()
   const fn = await loupe.create("IsCatOrDog", { preset: String(args.preset) })

@@ -23,7 +23,7 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const repo = path.resolve(here, "../..")
 const shared = process.env["LOUPE_SHARED_DIR"] ?? path.resolve(repo, "../shared")
 const dataset = path.join(shared, "datasets", "cats-vs-dogs")
-const cli = path.join(repo, "packages/automl/dist/cli.js")
+const cli = path.join(repo, "packages/cli/dist/cli.js")
 const { values: args } = parseArgs({
   options: { store: { type: "string", default: fs.mkdtempSync(path.join(os.tmpdir(), "loupe-serve-invoke-")) } }
 })

@@ -1,6 +1,6 @@
 /**
  * What the HTTP server needs from whatever keeps functions: a small service in the API's own terms, so the server
- * does not depend on how functions are stored or trained. `@loupe/automl` implements it over its function store
+ * does not depend on how functions are stored or trained. `@loupe/functions` implements it over its function store
  * and retrainer (`loupe serve`); `BundleBackend` implements it read-only over one model bundle (the Docker entry).
  *
  * Images reach the backend already checked (format, bytes and pixel limits); errors are `DeployError`s, whose

@@ -1,0 +1,101 @@
+/**
+ * `loupe export <bundle|function> --format bundle|onnx|docker --out <dir>`: take a model elsewhere. The source is a
+ * bundle directory, or a function id of the store (`--store`), whose promoted model is exported.
+ *
+ * - `bundle`: a copy of the model bundle (labels, head, backbone reference), for `loupe predict` / `loupe serve --bundle`.
+ * - `onnx`: `model.onnx`, the backbone and the head as one graph any ONNX runtime runs, and `model.json` (labels,
+ *   preprocessing). Verified against Loupe's predictor within 1e-4 before it is written (on the function's own
+ *   images, or `--verify-image` files, else synthetic inputs).
+ * - `docker`: a build context (Dockerfile, bundle, weights, standalone server); see its README.md.
+ *
+ * @since 0.1.0
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { DeployError, DockerContext, OnnxExport } from "@loupe/deploy"
+import { Console, Effect, Layer } from "effect"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { BlobStore, FunctionsError, Store } from "@loupe/functions"
+import { store } from "./FunctionCommand.js"
+import { environment, json, modelsDir, plugins } from "./internal/cliOptions.js"
+
+/** Images used to verify an ONNX export of a function: its first few samples. */
+const VERIFY_SAMPLES = 8
+
+/** The bundle behind a function id: its promoted model, with a few of its images. */
+const functionBundle = (storeDir: string, functionId: string) =>
+  Effect.gen(function*() {
+    const records = yield* Store.Store
+    const blobs = yield* BlobStore.BlobStore
+    const version = yield* records.promotedVersion(functionId)
+    if (version === undefined) {
+      yield* records.getFunction(functionId)
+      return yield* new FunctionsError.FunctionsError({ reason: "NotTrained", field: "functionId", message: `Function ${functionId} has no trained model to export yet` })
+    }
+    const samples = yield* records.listSamples(functionId, { limit: VERIFY_SAMPLES })
+    const images = yield* Effect.forEach(samples, (s) => Effect.option(blobs.localFile(Store.imageKey(functionId, s.contentHash))))
+    return {
+      dir: yield* blobs.localDirectory(version.bundle),
+      images: images.flatMap((o) => (o._tag === "Some" ? [o.value] : [])),
+      functionId
+    }
+  }).pipe(Effect.provide(Layer.mergeAll(Store.layerSqlite(storeDir), BlobStore.layerFileSystem(path.join(storeDir, "blobs")))))
+
+/** Copy a bundle directory to `out`, atomically. */
+const copyBundle = (from: string, out: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      const target = path.resolve(out)
+      const staging = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
+      await fs.promises.cp(from, staging, { recursive: true })
+      await fs.promises.rm(target, { recursive: true, force: true })
+      await fs.promises.rename(staging, target)
+      return target
+    },
+    catch: (cause) => new DeployError.DeployError({ reason: "ExportFailed", file: out, message: `Cannot write ${out}: ${String(cause)}`, cause })
+  })
+
+export const command = Command.make(
+  "export",
+  {
+    source: Args.text({ name: "bundle-or-function" }),
+    format: Options.choice("format", ["bundle", "onnx", "docker"]).pipe(Options.withDefault("bundle" as const)),
+    out: Options.text("out").pipe(Options.withDescription("The folder to write")),
+    verifyImage: Options.file("verify-image", { exists: "yes" }).pipe(
+      Options.withDescription("An image to verify an ONNX export on (repeatable)"),
+      Options.repeated
+    ),
+    port: Options.integer("port").pipe(Options.withDescription("The port of a Docker image"), Options.withDefault(8080)),
+    store,
+    modelsDir,
+    plugins,
+    json
+  },
+  (flags) =>
+    Effect.gen(function*() {
+      const isBundle = fs.existsSync(path.join(flags.source, "manifest.json"))
+      const source = isBundle
+        ? { dir: path.resolve(flags.source), images: [] as ReadonlyArray<string>, functionId: undefined }
+        : yield* functionBundle(path.resolve(flags.store), flags.source)
+      const verifyImages = flags.verifyImage.length > 0 ? flags.verifyImage : source.images
+      const result = flags.format === "bundle"
+        ? { format: "bundle", dir: yield* copyBundle(source.dir, flags.out) }
+        : flags.format === "onnx"
+        ? { ...(yield* OnnxExport.exportBundle(source.dir, flags.out, { verifyImages })), format: "onnx", dir: path.resolve(flags.out) }
+        : {
+          format: "docker",
+          ...(yield* DockerContext.write(source.dir, flags.out, {
+            port: flags.port,
+            ...(source.functionId === undefined ? {} : { functionId: source.functionId })
+          }))
+        }
+      if (flags.json) return yield* Console.log(JSON.stringify({ source: flags.source, ...result }))
+      yield* Console.log(`Exported ${flags.source} as ${result.format} to ${result.dir}`)
+      if ("verification" in result) {
+        yield* Console.log(`Verified on ${result.verification.inputs} inputs: largest difference from Loupe's predictor ${result.verification.maxAbsDiff.toExponential(2)}`)
+      }
+      if ("files" in result) yield* Console.log(`Build it with: docker build -t my-model ${result.dir}`)
+    }).pipe(Effect.scoped, Effect.provide(environment(flags)))
+).pipe(Command.withDescription("Export a bundle or a function's model: as a bundle, one ONNX graph, or a Docker build context"))
+

@@ -1,0 +1,234 @@
+/**
+ * `loupe function create|add|invoke|metrics|list`: the function API from the command line, on a store folder
+ * (`--store`, default `$LOUPE_STORE_DIR` or `~/.local/share/loupe`).
+ *
+ * A command line process lives only as long as its command, so `add` waits for the retrain it causes (and any
+ * retrain left over from an earlier interrupted run) before it exits; `--no-wait` leaves it to the next `add`.
+ *
+ * @since 0.1.0
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Config, Console, Effect, Option } from "effect"
+import { Dataset } from "@loupe/core"
+// Named so the declaration emitter can refer to the error types in this module's inferred command type.
+import type { CoreError as _CoreError } from "@loupe/core"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Functions, Preset } from "@loupe/functions"
+import { environment, json, modelsDir, overrides, parseOverrides, plugins, preset } from "./internal/cliOptions.js"
+
+/** The store folder when neither `--store` nor `$LOUPE_STORE_DIR` names one: `$XDG_DATA_HOME/loupe` or `~/.local/share/loupe`. */
+export const defaultStoreDir = (): string =>
+  path.join(process.env["XDG_DATA_HOME"] ?? path.join(os.homedir(), ".local", "share"), "loupe")
+
+/** `--store`: the function store folder, shared by the commands that work on one. */
+export const store = Options.directory("store").pipe(
+  Options.withDescription("The function store folder (default: $LOUPE_STORE_DIR, else ~/.local/share/loupe)"),
+  Options.withFallbackConfig(Config.string("LOUPE_STORE_DIR")),
+  Options.withDefault(defaultStoreDir())
+)
+
+const functionId = Args.text({ name: "function-id" })
+
+const percent = (x: number) => `${(100 * x).toFixed(1)} %`
+
+const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)))
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  "))
+    .join("\n")
+}
+
+/** The metrics of a function's model, as text. */
+export const metricsText = (m: Functions.FunctionMetrics): string => {
+  const { cv } = m
+  const lines = [
+    `model ${m.modelId} (${m.createdAt}${m.upToDate ? "" : ", data changed since"}), preset ${m.preset.name} v${m.preset.version}`,
+    `cross-validation (${cv.folds} folds, ${cv.total} samples): accuracy ${percent(cv.accuracy)} (${cv.correct}/${cv.total}), ` +
+    `macro-F1 ${cv.macroF1.toFixed(3)}, log loss ${cv.logLoss.toFixed(3)}`,
+    "",
+    table([
+      ["label", "accuracy", "precision", "recall", "f1", "support"],
+      ...cv.perClass.map((c) => [
+        c.labelName,
+        percent(c.accuracy),
+        c.precision.toFixed(3),
+        c.recall.toFixed(3),
+        c.f1.toFixed(3),
+        String(c.support)
+      ])
+    ]),
+    "",
+    "confusion matrix (rows: true label, columns: predicted)",
+    table([["", ...cv.labels], ...cv.confusionMatrix.map((row, t) => [cv.labels[t]!, ...row.map(String)])]),
+    "",
+    `selected: ${JSON.stringify(m.selected)}`
+  ]
+  if (m.skipped.length > 0) lines.push(`skipped ${m.skipped.length} unreadable images`)
+  return lines.join("\n")
+}
+
+/** A function's status, as one line. */
+export const statusText = (s: Functions.FunctionStatus): string => {
+  const samples = s.labels.map((l) => `${l.name}: ${l.sampleCount}`).join(", ") || "no labels"
+  const model = s.model
+    ? `model ${s.model.id}, CV accuracy ${percent(s.model.cvAccuracy)}${s.model.upToDate ? "" : " (data changed since)"}`
+    : `not trained${s.trainError ? `: ${s.trainError}` : ""}`
+  const training = s.training.phase === "idle" ? "" : `, ${s.training.phase}`
+  return `${s.id}\t${s.name}\t${s.preset}\t${samples}\t${model}${training}`
+}
+
+/** The samples `add` posts: folders are read as a folder per label; files get `--label`. */
+const collect = (paths: ReadonlyArray<string>, label: Option.Option<string>) =>
+  Effect.gen(function*() {
+    const items: Array<{ readonly file: string; readonly label: string | undefined }> = []
+    const skipped: Array<{ readonly file: string; readonly reason: string }> = []
+    for (const p of paths) {
+      const isDir = yield* Effect.tryPromise(() => fs.stat(p)).pipe(
+        Effect.map((s) => s.isDirectory()),
+        Effect.orElseSucceed(() => false)
+      )
+      if (isDir) {
+        const dataset = yield* Dataset.fromFolder(p)
+        for (const s of dataset.samples) items.push({ file: s.source as string, label: s.label ?? Option.getOrUndefined(label) })
+        skipped.push(...dataset.skipped)
+      } else {
+        items.push({ file: p, label: Option.getOrUndefined(label) })
+      }
+    }
+    return { items, skipped }
+  })
+
+const common = { store, modelsDir, plugins, json }
+type Common = Command.Command.ParseConfig<typeof common>
+
+/** Run `effect` with the function API on the store folder. */
+const withFunctions = <A, E>(flags: Common, config: Functions.FunctionsConfig, effect: Effect.Effect<A, E, Functions.Functions>) =>
+  effect.pipe(
+    Effect.provide(Functions.layerDirectory(path.resolve(flags.store), config)),
+    Effect.provide(environment(flags))
+  )
+
+/** Commands that only read or write records never start training; `add` does. */
+const quiet: Functions.FunctionsConfig = { resumeOnStart: false }
+
+const create = Command.make(
+  "create",
+  {
+    ...common,
+    name: Args.text({ name: "name" }),
+    preset: preset(Preset.defaultPreset),
+    overrides
+  },
+  (flags) =>
+    withFunctions(
+      flags,
+      quiet,
+      Effect.gen(function*() {
+        const overrides = yield* parseOverrides(flags.overrides)
+        const functions = yield* Functions.Functions
+        const fn = yield* functions.create(flags.name, { preset: flags.preset, overrides })
+        yield* Console.log(flags.json ? JSON.stringify(fn) : fn.id)
+      })
+    )
+).pipe(Command.withDescription("Create a function; prints its id"))
+
+const add = Command.make(
+  "add",
+  {
+    ...common,
+    functionId,
+    paths: Args.path({ name: "path", exists: "yes" }).pipe(Args.atLeast(1)),
+    label: Options.text("label").pipe(
+      Options.withDescription("Label of the image files given (folders are read as a folder per label)"),
+      Options.optional
+    ),
+    noWait: Options.boolean("no-wait").pipe(Options.withDescription("Do not wait for the retrain"))
+  },
+  (flags) =>
+    withFunctions(
+      flags,
+      { debounce: 0 },
+      Effect.gen(function*() {
+        const functions = yield* Functions.Functions
+        const { items, skipped } = yield* collect(flags.paths, flags.label)
+        // Check each image first, so one unreadable file is reported and left out instead of failing the batch.
+        const checked = yield* Effect.forEach(
+          items,
+          (item) =>
+            Functions.readImage(item.file, item.file).pipe(
+              Effect.map((data) => ({ data, label: item.label, file: item.file })),
+              Effect.catchTag("FunctionsError", (e) => Effect.as(Effect.sync(() => skipped.push({ file: item.file, reason: e.message })), undefined))
+            ),
+          { concurrency: 4 }
+        )
+        const good = checked.filter((c) => c !== undefined)
+        const ids = yield* functions.createSamples(
+          flags.functionId,
+          good.map((c) => (c.label === undefined ? { data: c.data } : { data: c.data, label: c.label }))
+        )
+        for (const s of skipped) yield* Console.error(`skipped ${s.file}: ${s.reason}`)
+        const status = flags.noWait ? yield* functions.get(flags.functionId) : yield* functions.awaitTrained(flags.functionId)
+        if (flags.json) {
+          yield* Console.log(JSON.stringify({ sampleIds: ids, skipped, status }))
+        } else {
+          yield* Console.log(`added ${ids.length} samples (${new Set(ids).size} distinct), skipped ${skipped.length}`)
+          yield* Console.log(statusText(status))
+        }
+      })
+    )
+).pipe(Command.withDescription("Add images as samples (a folder per label, or files with --label), then retrain"))
+
+const invoke = Command.make(
+  "invoke",
+  { ...common, functionId, images: Args.file({ name: "image", exists: "yes" }).pipe(Args.atLeast(1)) },
+  (flags) =>
+    withFunctions(
+      flags,
+      quiet,
+      Effect.gen(function*() {
+        const functions = yield* Functions.Functions
+        const results = yield* Effect.forEach(flags.images, (file) =>
+          functions.invoke(flags.functionId, file).pipe(
+            Effect.map((result) => ({ file, ...result })),
+            Effect.catchIf((e) => e.reason === "InvalidImage", (e) => Effect.succeed({ file, error: e.message }))
+          ))
+        if (flags.json) {
+          yield* Console.log(JSON.stringify({ predictions: results }))
+          return
+        }
+        for (const r of results) {
+          yield* Console.log("error" in r ? `${r.file}\terror: ${r.error}` : `${r.file}\t${r.labelName}\t${r.confidence.toFixed(4)}`)
+        }
+      })
+    )
+).pipe(Command.withDescription("Classify images with a function's promoted model"))
+
+const metrics = Command.make("metrics", { ...common, functionId }, (flags) =>
+  withFunctions(
+    flags,
+    quiet,
+    Effect.gen(function*() {
+      const functions = yield* Functions.Functions
+      const m = yield* functions.metrics(flags.functionId)
+      yield* Console.log(flags.json ? JSON.stringify(m) : metricsText(m))
+    })
+  )).pipe(Command.withDescription("Cross-validated metrics of a function's promoted model"))
+
+const list = Command.make("list", common, (flags) =>
+  withFunctions(
+    flags,
+    quiet,
+    Effect.gen(function*() {
+      const functions = yield* Functions.Functions
+      const all = yield* Effect.flatMap(functions.list, Effect.forEach((f) => functions.get(f.id)))
+      if (flags.json) yield* Console.log(JSON.stringify({ functions: all }))
+      else for (const s of all) yield* Console.log(statusText(s))
+    })
+  )).pipe(Command.withDescription("List the functions of the store"))
+
+/** `loupe function create|add|invoke|metrics|list`. */
+export const command = Command.make("function").pipe(
+  Command.withDescription("Functions: create, add samples (training starts by itself), invoke, metrics, list"),
+  Command.withSubcommands([create, add, invoke, metrics, list])
+)

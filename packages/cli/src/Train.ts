@@ -1,0 +1,109 @@
+/**
+ * The folder training run behind `loupe train`: load `<dir>` (a folder per label, or `train/` and `test/`),
+ * fit with AutoML, save a bundle, evaluate on the test split when there is one, and optionally write a report.
+ *
+ * @since 0.1.0
+ */
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import { Bundle, Dataset } from "@loupe/core"
+import type { CoreError, LoupeConfig, Registry } from "@loupe/core"
+import type { Classification, MetricsError, Report } from "@loupe/metrics"
+import type { FunctionsError } from "@loupe/functions"
+import { AutoML } from "@loupe/functions"
+import * as Evaluate from "./Evaluate.js"
+import * as ReportFile from "./ReportFile.js"
+
+export interface TrainOptions extends AutoML.FitOptions {
+  readonly dir: string
+  /** Where to write the bundle. */
+  readonly out: string
+  /** Also write a report: `.html` (self-contained page) or `.json`. */
+  readonly report?: string
+}
+
+export interface TestResult extends Classification.Evaluation {
+  readonly macroF1: number
+  /** The test predictions, one per embedded test image. */
+  readonly predictions: ReadonlyArray<Evaluate.LabelledPrediction>
+}
+
+export interface TrainResult extends Omit<AutoML.FitResult, "fitted" | "timings" | "outOfFold"> {
+  readonly test: TestResult | null
+  readonly bundle: string
+  readonly timings: AutoML.FitResult["timings"] & { readonly totalMs: number }
+}
+
+/** The metrics package's report input for a finished run: test set first, then cross-validation. */
+export const reportInput = (
+  dir: string,
+  fit: AutoML.FitResult,
+  cvEvaluated: Evaluate.Evaluated,
+  test: Evaluate.Evaluated | undefined,
+  timings: TrainResult["timings"]
+): Report.ReportInput => ({
+  title: `Loupe training report`,
+  subtitle: dir,
+  model: {
+    description: AutoML.describeCandidate(fit.selected),
+    details: {
+      backbone: fit.selected.backbone,
+      head: fit.selected.head.kind,
+      ...Object.fromEntries(Object.entries(fit.selected.head.params).map(([k, v]) => [`head.${k}`, typeof v === "object" ? JSON.stringify(v) : String(v)])),
+      ...(fit.selected.augmentedViews ? { augmentedViews: String(fit.selected.augmentedViews) } : {})
+    }
+  },
+  evaluations: [
+    ...(test ? [{ name: "Test set", description: `${test.evaluation.total} held-out images`, evaluation: test.evaluation, misclassified: test.misclassified }] : []),
+    {
+      name: "Cross-validation",
+      description: `${fit.cv.folds}-fold stratified${fit.cv.repeats > 1 ? `, repeated ${fit.cv.repeats} times` : ""}, out-of-fold predictions on ${fit.cv.total} training images`,
+      evaluation: cvEvaluated.evaluation,
+      misclassified: cvEvaluated.misclassified
+    }
+  ],
+  leaderboard: fit.leaderboard.map((row, i) => ({
+    candidate: row.description,
+    metrics: { accuracy: row.accuracy, macroF1: row.macroF1, logLoss: row.logLoss },
+    fitSeconds: row.fitMs / 1000,
+    selected: i === 0
+  })),
+  timings: [
+    { name: "embed", seconds: timings.embedMs / 1000 },
+    { name: "train", seconds: timings.trainMs / 1000 },
+    { name: "total", seconds: timings.totalMs / 1000 }
+  ]
+})
+
+export const train: (
+  options: TrainOptions
+) => Effect.Effect<
+  TrainResult,
+  FunctionsError.FunctionsError | CoreError.CoreError | MetricsError.MetricsError,
+  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope
+> = Effect.fn("Train.train")(function*(options: TrainOptions) {
+  const started = performance.now()
+  const split = yield* Dataset.fromSplitFolders(options.dir)
+  const fit = yield* AutoML.fit(split.train, options)
+  const skipped = [...split.train.skipped, ...fit.skipped]
+  const testEvaluated = split.test && split.test.samples.length > 0
+    ? yield* Evaluate.evaluateDataset(fit.fitted, split.test)
+    : undefined
+  if (testEvaluated) skipped.push(...testEvaluated.skipped)
+  const test: TestResult | null = testEvaluated
+    ? { ...testEvaluated.evaluation, macroF1: testEvaluated.evaluation.macro.f1, predictions: testEvaluated.predictions }
+    : null
+  const timings = { ...fit.timings, totalMs: Math.round(performance.now() - started) }
+  yield* Bundle.save(fit.fitted, options.out, {
+    selected: fit.selected,
+    cv: { accuracy: fit.cv.accuracy, macroF1: fit.cv.macroF1, folds: fit.cv.folds },
+    test: test && { accuracy: test.accuracy, correct: test.correct, total: test.total },
+    timings
+  })
+  if (options.report !== undefined) {
+    const cvEvaluated = yield* Evaluate.evaluateProba(fit.fitted.labels, fit.outOfFold.samples, fit.outOfFold.proba)
+    yield* ReportFile.write(options.report, reportInput(options.dir, fit, { ...cvEvaluated, skipped: [] }, testEvaluated, timings))
+  }
+  const { fitted: _fitted, outOfFold: _outOfFold, ...rest } = fit
+  return { ...rest, test, skipped, bundle: options.out, timings } satisfies TrainResult
+})

@@ -1,0 +1,80 @@
+// `loupe function ...` end to end with the built CLI, including two processes writing to one store at once.
+import { describe, expect, it } from "vitest"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { loupe, modelsDir, repoRoot, sharedDir } from "./fixtures/cli.js"
+
+const train = path.join(sharedDir, "datasets/cats-vs-dogs/train")
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-function-cli-"))
+const env = { LOUPE_CACHE_DIR: path.join(work, "cache"), LOUPE_STORE_DIR: path.join(work, "store"), LOUPE_MODELS_DIR: modelsDir }
+
+/** A folder per label holding `count` training photos of each label, from the `from`-th on. */
+const folder = (name: string, from: number, count: number) => {
+  const dir = path.join(work, name)
+  for (const label of ["cats", "dogs"]) {
+    fs.mkdirSync(path.join(dir, label), { recursive: true })
+    const files = fs.readdirSync(path.join(train, label)).sort().slice(from, from + count)
+    for (const f of files) fs.copyFileSync(path.join(train, label, f), path.join(dir, label, f))
+  }
+  return dir
+}
+
+/** The CLI as a child process that runs alongside others. */
+const loupeAsync = (args: ReadonlyArray<string>) =>
+  new Promise<{ readonly status: number | null; readonly stdout: string; readonly stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [path.join(repoRoot, "packages/cli/dist/cli.js"), ...args], {
+      env: { ...process.env, ...env }
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d) => (stdout += d))
+    child.stderr.on("data", (d) => (stderr += d))
+    child.on("close", (status) => resolve({ status, stdout, stderr }))
+  })
+
+describe("loupe function", () => {
+  it("create, two concurrent add processes, add with a bad file (trains), invoke, metrics", async () => {
+    const created = loupe(["function", "create", "IsCatOrDog", "--preset", "fast", "--overrides", "{\"folds\": 3}", "--json"], env)
+    expect(created.status).toBe(0)
+    const fn = JSON.parse(created.stdout)
+    expect(fn).toMatchObject({ name: "IsCatOrDog", preset: "fast" })
+
+    // Two writers at once on one SQLite store (WAL, busy timeout): every sample lands.
+    const [a, b] = await Promise.all([
+      loupeAsync(["function", "add", fn.id, folder("a", 0, 12), "--no-wait", "--json"]),
+      loupeAsync(["function", "add", fn.id, folder("b", 12, 12), "--no-wait", "--json"])
+    ])
+    expect(a.stderr + b.stderr).not.toMatch(/Error/)
+    expect([a.status, b.status]).toEqual([0, 0])
+    expect(JSON.parse(a.stdout).sampleIds.length + JSON.parse(b.stdout).sampleIds.length).toBe(48)
+
+    // A third add, with one unreadable file among its images, picks up the pending retrain and waits for it.
+    const c = folder("c", 24, 2)
+    fs.writeFileSync(path.join(c, "dogs", "broken.jpg"), "not a JPEG")
+    const added = loupe(["function", "add", fn.id, c, "--json"], env)
+    expect(added.status).toBe(0)
+    const result = JSON.parse(added.stdout)
+    expect(result.sampleIds.length).toBe(4)
+    expect(result.skipped.map((s: { file: string }) => path.basename(s.file))).toEqual(["broken.jpg"])
+    expect(added.stderr).toContain("broken.jpg")
+    expect(result.status.labels.map((l: { name: string; sampleCount: number }) => [l.name, l.sampleCount])).toEqual([
+      ["cats", 26],
+      ["dogs", 26]
+    ])
+    expect(result.status.model).toMatchObject({ upToDate: true })
+
+    const test = path.join(sharedDir, "datasets/cats-vs-dogs/test")
+    const invoked = loupe(["function", "invoke", fn.id, path.join(test, "cats/cat.4002.jpg"), path.join(test, "dogs/dog.4002.jpg"), "--json"], env)
+    expect(invoked.status).toBe(0)
+    const predictions = JSON.parse(invoked.stdout).predictions
+    expect(predictions.map((p: { labelName: string }) => p.labelName)).toEqual(["cats", "dogs"])
+    expect(predictions[0].modelId).toBe(result.status.model.id)
+
+    const metrics = loupe(["function", "metrics", fn.id], env)
+    expect(metrics.status).toBe(0)
+    expect(metrics.stdout).toContain("cross-validation (3 folds, 52 samples)")
+    expect(metrics.stdout).toContain("confusion matrix")
+  })
+})

@@ -1,0 +1,170 @@
+// The built CLI: `loupe keys`, `loupe serve` killed with SIGKILL while samples stream in (every acknowledged sample
+// survives the restart), `loupe export` of the trained function in every format, and SIGTERM stopping cleanly.
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { loupe, modelsDir, repoRoot, sharedDir } from "./fixtures/cli.js"
+
+const dataset = path.join(sharedDir, "datasets", "cats-vs-dogs")
+const photos = (label: "cats" | "dogs", count: number) =>
+  fs.readdirSync(path.join(dataset, "train", label)).sort().slice(0, count).map((f) => path.join(dataset, "train", label, f))
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-serve-cli-"))
+const store = path.join(work, "store")
+const env = { LOUPE_CACHE_DIR: path.join(work, "cache"), LOUPE_MODELS_DIR: modelsDir }
+const cli = path.join(repoRoot, "packages/cli/dist/cli.js")
+
+interface Serving {
+  readonly child: ChildProcess
+  readonly url: string
+  readonly exited: Promise<number | null>
+}
+
+/** Start `loupe serve` on a free port and wait for its "Serving ... on <url>" line. */
+const serve = (): Promise<Serving> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, "serve", "--store", store, "--port", "0", "--capture-random", "0"], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    const exited = new Promise<number | null>((done) => child.on("exit", (code, signal) => done(code ?? (signal === null ? null : -1))))
+    let output = ""
+    const timer = setTimeout(() => reject(new Error(`loupe serve did not start:\n${output}`)), 60_000)
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString()
+      const match = /Serving .* on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
+      if (match) {
+        clearTimeout(timer)
+        resolve({ child, url: match[1]!, exited })
+      }
+    }
+    child.stdout!.on("data", onData)
+    child.stderr!.on("data", onData)
+    void exited.then((code) => reject(new Error(`loupe serve exited with ${code}:\n${output}`)))
+  })
+
+let token = ""
+let server: Serving | undefined
+let fn = ""
+
+const call = async (method: string, route: string, body?: unknown) => {
+  const response = await fetch(`${server!.url}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  })
+  return { status: response.status, body: await response.json().catch(() => undefined) as any }
+}
+
+beforeAll(() => {
+  const created = loupe(["keys", "create", "--store", store, "--name", "ci", "--json"], env)
+  expect(created.status).toBe(0)
+  token = JSON.parse(created.stdout).token
+})
+
+afterAll(() => {
+  server?.child.kill("SIGKILL")
+})
+
+describe("loupe keys", () => {
+  it("lists keys without their secrets and revokes by id", () => {
+    const extra = JSON.parse(loupe(["keys", "create", "--store", store, "--name", "temp", "--json"], env).stdout)
+    const listed = loupe(["keys", "list", "--store", store], env)
+    expect(listed.stdout).toMatch(/\tci\t/)
+    expect(listed.stdout).not.toContain(token)
+    expect(loupe(["keys", "revoke", extra.id, "--store", store], env).stdout).toMatch(`Revoked ${extra.id} (temp)`)
+    const unknown = loupe(["keys", "revoke", "00000000", "--store", store], env)
+    expect(unknown.status).toBe(1)
+    expect(unknown.stderr).toMatch(/No API key with id "00000000"/)
+  })
+})
+
+describe("loupe serve", () => {
+  it("keeps every acknowledged sample when killed with SIGKILL during ingestion", async () => {
+    server = await serve()
+    fn = (await call("POST", "/v1/functions", { name: "IsCatOrDog", preset: "fast", overrides: { folds: 3 } })).body.id
+    const files = [...photos("cats", 12).map((f) => [f, "cats"]), ...photos("dogs", 12).map((f) => [f, "dogs"])] as const
+    const acknowledged: Array<string> = []
+    let next = 0
+    let killed = false
+    const uploader = async () => {
+      while (next < files.length) {
+        const [file, label] = files[next++]!
+        try {
+          const r = await call("POST", `/v1/functions/${fn}/samples`, {
+            data: `data:image/jpeg;base64,${fs.readFileSync(file).toString("base64")}`,
+            annotation: { labelName: label }
+          })
+          if (r.status === 201) acknowledged.push(r.body.id)
+          if (acknowledged.length >= 10 && !killed) {
+            killed = true
+            server!.child.kill("SIGKILL")
+          }
+        } catch {
+          return // the server is gone: this request was never acknowledged
+        }
+      }
+    }
+    await Promise.all([uploader(), uploader(), uploader()])
+    expect(await server.exited).toBe(-1)
+    expect(acknowledged.length).toBeGreaterThanOrEqual(10)
+    expect(acknowledged.length).toBeLessThan(files.length)
+
+    server = await serve()
+    const stored = (await call("GET", `/v1/functions/${fn}/samples`)).body.map((s: any) => s.id)
+    expect(stored).toEqual(expect.arrayContaining(acknowledged))
+    for (const id of acknowledged) expect((await call("GET", `/v1/functions/${fn}/samples/${id}`)).status).toBe(200)
+
+    // The rest goes in after the restart, and the function trains on all of it.
+    for (const [file, label] of files) {
+      const r = await call("POST", `/v1/functions/${fn}/samples`, {
+        data: `data:image/jpeg;base64,${fs.readFileSync(file).toString("base64")}`,
+        annotation: { labelName: label }
+      })
+      expect(r.status).toBe(201)
+    }
+    expect((await call("GET", `/v1/functions/${fn}/samples`)).body).toHaveLength(files.length)
+    const deadline = Date.now() + 120_000
+    let detail = (await call("GET", `/v1/functions/${fn}`)).body
+    while ((detail.model === null || !detail.model.upToDate || detail.training.phase !== "idle") && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200))
+      detail = (await call("GET", `/v1/functions/${fn}`)).body
+    }
+    expect(detail.model).toMatchObject({ upToDate: true })
+  })
+
+  it("stops on SIGTERM with exit code 0", async () => {
+    server!.child.kill("SIGTERM")
+    expect(await server!.exited).toBe(0)
+    server = undefined
+  })
+})
+
+describe("loupe export", () => {
+  it("exports the function's model as ONNX (verified on its own photos), a bundle and a Docker context", () => {
+    const onnx = loupe(["export", fn, "--store", store, "--format", "onnx", "--out", path.join(work, "onnx"), "--json"], env)
+    expect(onnx.stderr).toBe("")
+    const exported = JSON.parse(onnx.stdout)
+    expect(exported).toMatchObject({ format: "onnx", labels: ["cats", "dogs"], verification: { inputs: 8 } })
+    expect(exported.verification.maxAbsDiff).toBeLessThanOrEqual(1e-4)
+    expect(fs.statSync(path.join(work, "onnx", "model.onnx")).size).toBeGreaterThan(3_000_000)
+
+    const bundle = loupe(["export", fn, "--store", store, "--out", path.join(work, "bundle")], env)
+    expect(bundle.status).toBe(0)
+    const manifest = JSON.parse(fs.readFileSync(path.join(work, "bundle", "manifest.json"), "utf8"))
+    expect(manifest.metadata.functionId).toBe(fn)
+    const predicted = loupe(["predict", path.join(work, "bundle"), photos("cats", 1)[0]!, "--json"], env)
+    expect(JSON.parse(predicted.stdout).predictions[0].labelName).toBe("cats")
+
+    const docker = loupe(["export", path.join(work, "bundle"), "--format", "docker", "--out", path.join(work, "docker"), "--json"], env)
+    expect(docker.status).toBe(0)
+    expect(JSON.parse(docker.stdout).files).toEqual(expect.arrayContaining(["Dockerfile", "server.mjs", "bundle/manifest.json", "package.json"]))
+    expect(fs.readFileSync(path.join(work, "docker", "Dockerfile"), "utf8")).toContain(`LOUPE_FUNCTION_ID="${fn}"`)
+
+    const missing = loupe(["export", "function_nope", "--store", store, "--format", "onnx", "--out", path.join(work, "nope")], env)
+    expect(missing.status).toBe(1)
+    expect(missing.stderr).toMatch(/function_nope/)
+  })
+})

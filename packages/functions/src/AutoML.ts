@@ -1,0 +1,422 @@
+/**
+ * Fit the best model for a labelled dataset without choosing one: embed with each candidate backbone, search heads
+ * and hyperparameters by stratified cross-validation on the embeddings, and refit the winner on every image.
+ *
+ * With several backbones, their concatenated embeddings (one head on all of them, backbone id `a+b+...`) compete
+ * with each backbone alone, and optionally (`ensembles`) so does the probability ensemble of each backbone's best
+ * head. Optionally (`augmentedViews`) the best candidate is also tried as an augmented probe, trained on augmented
+ * views of every image as well (`Search`'s refinements).
+ *
+ * Optionally (`fineTune`) partial fine-tuning competes too: the first backbone that can be fine-tuned (a TensorFlow.js
+ * layers model, `FineTune.prepare`) is cut into a frozen trunk and a trainable tail; the trunk's embeddings are one
+ * more feature set, `<backbone>@<cut layer>`, searched only by the `finetune` head (`FineTune.searchHead`), which
+ * trains the tail and a head in each fold. It is neither concatenated nor part of the ensembles. When it wins, the
+ * pipeline's backbone is the trunk (its `output` option names the cut), as in manual mode.
+ *
+ * @since 0.1.0
+ */
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import { Dataset, Embedder, Matrix, Pipeline, Registry } from "@loupe/core"
+import type { Backbone, CoreError, Embedder as EmbedderTypes, LoupeConfig, Sample } from "@loupe/core"
+import { TfjsBackbone } from "@loupe/backbones"
+import { Classification } from "@loupe/metrics"
+import { AugmentedProbe, CrossValidation, FineTune, MultiBackbone, Search, SearchSpace } from "@loupe/trainers"
+import { FunctionsError } from "./FunctionsError.js"
+
+export interface FitOptions {
+  /** Backbone ids to consider; default: the registered backbones tagged `default`. */
+  readonly backbones?: ReadonlyArray<string>
+  /** CV folds; adapted down when the smallest class is smaller. Default 5. */
+  readonly folds?: number
+  readonly seed?: number
+  /** Head kinds to search (branches of the default search space); default: every searchable head. */
+  readonly heads?: ReadonlyArray<string>
+  /**
+   * How the search visits candidates: successive halving (default; one bracket per feature set) or the full grid on
+   * all rows.
+   */
+  readonly strategy?: "successive-halving" | "grid"
+  /**
+   * The search's budget in rows scored (`Search.Options.budget`): deterministic, so a busy machine selects the same
+   * model as an idle one. Default: no limit.
+   */
+  readonly searchBudget?: number
+  /**
+   * Also embed each image's mirror image: heads train on both and predict the mean of both (`Pipeline`'s
+   * `mirror`). Costs one more backbone pass per image, no more decoding. Default false.
+   */
+  readonly mirror?: boolean
+  /**
+   * The augmented probe: embed this many augmented views of every image with every backbone (random resized crop,
+   * flip and colour jitter, `AugmentedProbe.defaultViews`), and retry the best candidate trained on them as well.
+   * Costs this many backbone passes per image. 0 (the default) is off.
+   */
+  readonly augmentedViews?: number
+  /** With several backbones, also try the probability ensemble of each backbone's best head. Default false. */
+  readonly ensembles?: boolean
+  /**
+   * Search only this feature set among those embedded: one of `backbones`, or their concatenation's `combinedId`
+   * (a retrain that keeps the previous choice). Default: every backbone alone and, with several, concatenated.
+   */
+  readonly searchBackbone?: string
+  /**
+   * With `heads` naming one kind: search only these params of it (a retrain that keeps the previous choice, whose
+   * params are re-tuned by the next full search). Default: the kind's whole grid.
+   */
+  readonly headParams?: Readonly<Record<string, SearchSpace.Value>>
+  /**
+   * Partial fine-tuning as a candidate: the last `trainableLayers` weight layers of the first backbone that allows
+   * it, trained with a linear head for `epochs` epochs per fit (each epoch one view, original or mirror image, of
+   * every image). Searched only when `heads` is unset or names `finetune`. Default: off.
+   */
+  readonly fineTune?: { readonly trainableLayers: number; readonly epochs: number }
+}
+
+/**
+ * A backbone and a head with its parameters. An ensemble's head has kind `ensemble` and lists its members
+ * (`{ backbone, kind, params }`) in `params.members`.
+ */
+export interface Candidate {
+  readonly backbone: string
+  readonly head: { readonly kind: string; readonly params: Record<string, unknown> }
+  /** Augmented views per image the head also trained on (the augmented probe). */
+  readonly augmentedViews?: number
+}
+
+export interface LeaderboardRow {
+  readonly candidate: Candidate
+  /** The candidate in one line (`describeCandidate`). */
+  readonly description: string
+  /** Training rows it was cross-validated on: all of them, or fewer on an early successive-halving rung. */
+  readonly rows: number
+  /** The search round it comes from: `rung 1 of 3`, `rung 3 of 3`, `grid`, `augmented probe`, `ensemble`, ... */
+  readonly round: string
+  readonly accuracy: number
+  readonly macroF1: number
+  readonly logLoss: number
+  /** Out-of-fold mistakes on `rows` rows. */
+  readonly mistakes: number
+  readonly fitMs: number
+}
+
+export interface FitResult {
+  readonly fitted: Pipeline.FittedPipeline
+  readonly cv: Classification.Evaluation & { readonly macroF1: number; readonly folds: number; readonly repeats: number }
+  readonly selected: Candidate
+  /** The candidates scored on all training rows, ranked by the selection rule: the selected one first. */
+  readonly leaderboard: ReadonlyArray<LeaderboardRow>
+  /** Candidates scored only on early successive-halving rungs (fewer rows), in the order they were evaluated. */
+  readonly earlierRungs: ReadonlyArray<LeaderboardRow>
+  /** The selected candidate's out-of-fold probabilities, one row per training sample used. */
+  readonly outOfFold: { readonly samples: ReadonlyArray<Sample.Sample>; readonly proba: Matrix.Matrix }
+  /** Images that could not be decoded, with the reason. */
+  readonly skipped: ReadonlyArray<{ readonly file: string; readonly reason: string }>
+  readonly timings: { readonly embedMs: number; readonly trainMs: number }
+}
+
+const since = (start: number) => Math.round(performance.now() - start)
+
+const failed = (e: { readonly message: string }) => new FunctionsError({ reason: "TrainingFailed", message: e.message, cause: e })
+
+/** Rows of `vectors` (one per embedded sample) for the samples whose ids are in `keep`, in `keep`'s order. */
+const alignRows = (embeddings: EmbedderTypes.Embeddings, vectors: Matrix.Matrix, keep: ReadonlyArray<string>): Matrix.Matrix => {
+  const rowOf = new Map(embeddings.samples.map((s, i) => [s.id, i]))
+  return Matrix.takeRows(vectors, keep.map((id) => rowOf.get(id)!))
+}
+
+/** The backbone id the search knows the concatenation of several backbones' embeddings by. */
+export const combinedId = (ids: ReadonlyArray<string>): string => ids.join("+")
+
+/** The member backbones of a (possibly combined) backbone id. */
+export const membersOf = (id: string): ReadonlyArray<string> => id.split("+")
+
+/** A backbone id without its runtime (`onnx:mobilenetv2-int8` is `mobilenetv2-int8`); a concatenation as `concat(a, b)`. */
+export const describeBackbone = (id: string): string => {
+  const short = (member: string) => member.slice(member.indexOf(":") + 1)
+  const members = membersOf(id)
+  return members.length > 1 ? `concat(${members.map(short).join(", ")})` : short(id)
+}
+
+/**
+ * One line for a candidate: `concat(mobilenetv2-int8, mobilenetv2-0.35) + logistic-regression l2=100`, an ensemble
+ * as its members, an augmented probe marked.
+ */
+export const describeCandidate = (c: Candidate): string => {
+  const members = c.head.params["members"] as ReadonlyArray<{ readonly backbone: string; readonly kind: string; readonly params: Record<string, unknown> }> | undefined
+  if (c.head.kind === MultiBackbone.ensembleKind && members !== undefined) {
+    return `ensemble of [${members.map((m) => describeCandidate({ backbone: m.backbone, head: m })).join(", ")}]`
+  }
+  const params = Object.entries(c.head.params).map(([k, v]) => ` ${k}=${v}`).join("")
+  return `${describeBackbone(c.backbone)} + ${c.head.kind}${params}${c.augmentedViews ? ` (augmented probe, ${c.augmentedViews} views)` : ""}`
+}
+
+const isValue = (u: unknown): u is SearchSpace.Value => typeof u === "string" || typeof u === "number" || typeof u === "boolean"
+
+/**
+ * `options` narrowed to a previous choice: its backbones, its feature set, its head kind and its params, so a retrain
+ * cross-validates and refits that one candidate. An ensemble keeps its members' searches (over their kinds), which it
+ * is made of; a head whose params are not all plain values keeps its kind's grid.
+ */
+export const narrowedTo = (options: FitOptions, candidate: Candidate): FitOptions => {
+  const members = candidate.head.params["members"] as ReadonlyArray<{ readonly kind: string }> | undefined
+  if (candidate.head.kind === MultiBackbone.ensembleKind && members !== undefined) {
+    return { ...options, backbones: membersOf(candidate.backbone), heads: [...new Set(members.map((m) => m.kind))] }
+  }
+  const params = Object.entries(candidate.head.params)
+  return {
+    ...options,
+    backbones: membersOf(candidate.backbone),
+    heads: [candidate.head.kind],
+    searchBackbone: candidate.backbone,
+    ...(params.every(([, v]) => isValue(v)) ? { headParams: Object.fromEntries(params) as Record<string, SearchSpace.Value> } : {})
+  }
+}
+
+/** The feature-set id of a backbone's trunk cut after layer `cut` (the `finetune` head's input). */
+export const trunkId = (backboneId: string, cut: string): string => `${backboneId}@${cut}`
+
+/**
+ * The first of `backboneIds` that can be fine-tuned (a TensorFlow.js layers model with enough weight layers), cut for
+ * `trainableLayers`, under its trunk id; undefined when none can. Why each other one cannot is logged.
+ */
+const prepareFineTune = (backboneIds: ReadonlyArray<string>, trainableLayers: number) =>
+  Effect.gen(function*() {
+    const registry = yield* Registry.Registry
+    for (const backbone of backboneIds) {
+      const plugin = yield* registry.backbone(backbone)
+      if (!TfjsBackbone.isTfjsPlugin(plugin)) continue
+      const prepared = yield* Effect.either(FineTune.prepare({ backbone, trainableLayers }))
+      if (prepared._tag === "Right") return { id: trunkId(backbone, prepared.right.cut.name), prepared: prepared.right }
+      yield* Effect.logWarning(`Not fine-tuning ${backbone}: ${prepared.left.message}`)
+    }
+    yield* Effect.logWarning(`No backbone of [${backboneIds.join(", ")}] can be fine-tuned`)
+    return undefined
+  })
+
+/**
+ * The head branches of the search space: one point, `kept`'s params of the one kind in `heads` (a retrain that keeps
+ * the previous choice); else the default space's branches of the `heads` kinds, or all of them.
+ */
+const headBranches = (
+  heads: ReadonlyArray<string> | undefined,
+  kept: Readonly<Record<string, SearchSpace.Value>> | undefined
+): SearchSpace.SearchSpace => {
+  if (kept !== undefined && heads?.length === 1) {
+    return [{ "head.kind": [heads[0]!], ...Object.fromEntries(Object.entries(kept).map(([k, v]) => [`head.${k}`, [v]])) }]
+  }
+  if (heads === undefined || heads.length === 0) return SearchSpace.defaultSearchSpace
+  return SearchSpace.defaultSearchSpace.filter((branch) => {
+    const kinds = branch["head.kind"]
+    return Array.isArray(kinds) && kinds.some((kind) => heads.includes(String(kind)))
+  })
+}
+
+/**
+ * The search space: each of `branches` over the feature sets `ids` (the backbones and their concatenation), and with
+ * fine-tuning, the `finetune` head over the trunk's features alone.
+ */
+const spaceOf = (
+  branches: SearchSpace.SearchSpace,
+  ids: ReadonlyArray<string>,
+  fineTune: { readonly id: string; readonly epochs: number } | undefined
+): SearchSpace.SearchSpace => [
+  ...(ids.length === 0 ? [] : branches.map((branch) => ({ "backbone.id": ids, ...branch }))),
+  ...(fineTune === undefined ? [] : [{ "backbone.id": [fineTune.id], "head.kind": [FineTune.headKind], "head.epochs": [fineTune.epochs] }])
+]
+
+/** `features` plus, with more than one backbone, their concatenation under `combinedId`. */
+const withCombination = (features: Map<string, Matrix.Matrix>): Map<string, Matrix.Matrix> =>
+  features.size < 2 ? features : features.set(combinedId([...features.keys()]), Matrix.concatColumns([...features.values()]))
+
+/**
+ * `views` augmented views of each of `samples` for every backbone (the same crops for each), as training rows for
+ * `samples`' rows; plus their concatenation when every backbone viewed the same images.
+ */
+const embedTrainingViews = (
+  embedded: ReadonlyArray<{ readonly id: string; readonly backbone: Backbone.LoadedBackbone }>,
+  samples: ReadonlyArray<Sample.Sample>,
+  views: number,
+  seed: number
+) =>
+  Effect.gen(function*() {
+    const out = new Map<string, CrossValidation.Views>()
+    for (const e of embedded) {
+      out.set(e.id, yield* AugmentedProbe.embedTrainingViews(e.backbone, samples, { ...AugmentedProbe.defaultViews, views, seed }))
+    }
+    const all = [...out.values()]
+    const sameImages = all.every((v) => v.image.length === all[0]!.image.length && v.image.every((row, r) => row === all[0]!.image[r]))
+    if (all.length > 1 && sameImages) {
+      out.set(combinedId([...out.keys()]), { x: Matrix.concatColumns(all.map((v) => v.x)), image: all[0]!.image })
+    }
+    return out
+  })
+
+export const fit: (
+  dataset: Dataset.Dataset,
+  options?: FitOptions
+) => Effect.Effect<
+  FitResult,
+  FunctionsError | CoreError.CoreError,
+  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope
+> = Effect.fn("AutoML.fit")(function*(dataset: Dataset.Dataset, options: FitOptions = {}) {
+  const registry = yield* Registry.Registry
+  yield* Dataset.validateForTraining(dataset)
+  const labels = dataset.labels
+  const seed = options.seed ?? 0
+
+  const backboneIds = options.backbones && options.backbones.length > 0
+    ? options.backbones
+    : registry.backbonesWithTags(["default"]).map((p) => p.info.id)
+  if (backboneIds.length === 0) {
+    return yield* new FunctionsError({ reason: "NoBackbone", message: "No backbone selected and none is tagged `default`" })
+  }
+
+  const mirror = options.mirror === true
+  const embedStart = performance.now()
+  const only = options.searchBackbone
+  const fineTuneSearched = options.fineTune !== undefined &&
+    (options.heads === undefined || options.heads.length === 0 || options.heads.includes(FineTune.headKind))
+  const prepared = fineTuneSearched ? yield* prepareFineTune(backboneIds, options.fineTune!.trainableLayers) : undefined
+  const trunk = prepared === undefined || (only !== undefined && only !== prepared.id) ? undefined : prepared
+  const loaded = yield* Effect.forEach(backboneIds, (id) => Registry.loadBackbone(id))
+  // One pass over the images for every backbone (and the trunk): each image is read, hashed and decoded once per
+  // decoding.
+  const embeddings = yield* Embedder.embedSamplesMany([...loaded, ...(trunk ? [trunk.prepared.trunk] : [])], dataset.samples, { mirror })
+  const embedded = backboneIds.map((id, i) => ({ id, backbone: loaded[i]!, embeddings: embeddings[i]! }))
+  const fineTune = trunk && { ...trunk, embeddings: embeddings[backboneIds.length]! }
+
+  // An image that fails to decode fails for every backbone; train on the images every backbone embedded.
+  const embeddedBy = embeddings.map((e) => new Set(e.samples.map((s) => s.id)))
+  const samples = dataset.samples.filter((s) => embeddedBy.every((ids) => ids.has(s.id)))
+  const skipped = dataset.samples
+    .filter((s) => !embeddedBy.every((ids) => ids.has(s.id)))
+    .map((s) => ({
+      file: s.id,
+      reason: embeddings.flatMap((e) => e.skipped).find((k) => k.sample.id === s.id)?.reason ?? "not embedded"
+    }))
+  yield* Dataset.validateForTraining(Dataset.make(samples, { labels }))
+  const keep = samples.map((s) => s.id)
+  const searched = <V>(all: Map<string, V>): Map<string, V> => only === undefined ? all : new Map([...all].filter(([id]) => id === only))
+  const features = searched(withCombination(new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.vectors, keep)]))))
+  const mirrored = mirror
+    ? searched(withCombination(new Map(embedded.map((e) => [e.id, alignRows(e.embeddings, e.embeddings.mirrored!, keep)]))))
+    : undefined
+  const ordinaryIds = [...features.keys()]
+  if (fineTune) {
+    features.set(fineTune.id, alignRows(fineTune.embeddings, fineTune.embeddings.vectors, keep))
+    mirrored?.set(fineTune.id, alignRows(fineTune.embeddings, fineTune.embeddings.mirrored!, keep))
+  }
+  if (features.size === 0) {
+    return yield* new FunctionsError({
+      reason: "InvalidOptions",
+      field: "searchBackbone",
+      message: `"${only}" is neither one of the backbones [${backboneIds.join(", ")}], their concatenation nor a fine-tuned trunk`
+    })
+  }
+  const first = embedded[0]!.embeddings
+  const hashOf = new Map(first.samples.map((s, i) => [s.id, first.contentHashes[i]!]))
+  const viewCount = options.augmentedViews ?? 0
+  const views = viewCount > 0 ? searched(yield* embedTrainingViews(embedded, samples, viewCount, seed)) : undefined
+  const embedMs = since(embedStart)
+  const y = yield* Pipeline.labelIndices(labels, samples)
+
+  const trainStart = performance.now()
+  const folds = options.folds ?? 5
+  const kept = options.headParams !== undefined && options.heads?.length === 1 ? options.headParams : undefined
+  const space = spaceOf(headBranches(options.heads, kept), ordinaryIds, fineTune && { id: fineTune.id, epochs: options.fineTune!.epochs })
+  if (space.length === 0) {
+    return yield* new FunctionsError({
+      reason: "InvalidOptions",
+      field: "heads",
+      message: `None of the heads [${options.heads!.join(", ")}] is in the search space (searchable: ${
+        [...SearchSpace.defaultSearchSpace.map((b) => b["head.kind"]), ...(options.fineTune ? [FineTune.headKind] : [])].join(", ")
+      })`
+    })
+  }
+  // Small sets are cross-validated several times over (about 100 held-out predictions in all, at most 5 repeats): on
+  // 10 images one 5-fold split is too noisy to choose between candidates.
+  const repeats = Math.min(5, Math.max(1, Math.round(100 / samples.length)))
+  const cvOptions = { folds, repeats, groups: keep.map((id) => hashOf.get(id)!) }
+  const plan = yield* CrossValidation.plan(y, labels.length, { ...cvOptions, seed }).pipe(Effect.mapError(failed))
+  const ids = embedded.map((e) => e.id)
+  // Labels weigh the same in training as in the selection metric (macro-F1): each row weighs n / (labels * its label's
+  // rows), scikit-learn's class_weight="balanced". On 40 cats and 2 dogs, unweighted heads learned "always cat".
+  const perLabel = new Array<number>(labels.length).fill(0)
+  for (const label of y) perLabel[label]++
+  const weights = Float32Array.from(y, (label) => y.length / (labels.length * perLabel[label]!))
+  const search = yield* Search.run({
+    embeddings: features,
+    weights,
+    ...(mirrored ? { mirrored } : {}),
+    ...(views ? { views } : {}),
+    y,
+    numClasses: labels.length
+  }, {
+    space,
+    // The `finetune` kind trains the prepared tail here; the registered one only loads bundles.
+    heads: fineTune
+      ? [...registry.heads.filter((h) => h.kind !== FineTune.headKind), FineTune.searchHead(fineTune.prepared)]
+      : registry.heads,
+    seed,
+    // One candidate: cross-validate it on every row at once, with no subsampled first rung.
+    ...(kept !== undefined || options.strategy === "grid" ? { strategy: Search.grid() } : {}),
+    ...(options.searchBudget === undefined ? {} : { budget: options.searchBudget }),
+    ...(options.ensembles === true && ids.length > 1 && only === undefined ? { ensemble: { members: ids, over: combinedId(ids) } } : {}),
+    cv: cvOptions
+  }).pipe(Effect.mapError(failed))
+  const trainMs = since(trainStart)
+
+  const candidateOf = (entry: Search.Entry): Candidate => {
+    if (entry.ensembleOf !== undefined) {
+      const members = entry.ensembleOf.map((m) => ({ backbone: m.backboneId, ...candidateOf(m).head }))
+      return { backbone: entry.backboneId, head: { kind: entry.headKind, params: { members } } }
+    }
+    const resolved = SearchSpace.resolve(entry.candidate)
+    return {
+      backbone: resolved.backboneId,
+      head: { kind: resolved.headKind, params: resolved.headParams },
+      ...(entry.augmented ? { augmentedViews: viewCount } : {})
+    }
+  }
+  const rowOf = (entry: Search.Entry): LeaderboardRow => {
+    const candidate = candidateOf(entry)
+    return {
+      candidate,
+      description: describeCandidate(candidate),
+      rows: entry.rows,
+      round: Search.describeRound(entry.round),
+      accuracy: entry.metrics["accuracy"]!,
+      macroF1: entry.metrics["macroF1"]!,
+      logLoss: entry.metrics["logLoss"]!,
+      mistakes: entry.mistakes,
+      fitMs: Math.round(entry.cvMs)
+    }
+  }
+  const best = search.best
+  // The trunk, the selected backbone, or the backbones whose concatenation was selected, in concatenation order.
+  const chosen = best.backboneId === fineTune?.id
+    ? [{ backbone: fineTune.prepared.trunk, options: fineTune.prepared.trunkOptions }]
+    : (best.backboneId === combinedId(ids) ? embedded : embedded.filter((e) => e.id === best.backboneId))
+      .map((e) => ({ backbone: e.backbone, options: {} }))
+  const evaluation = yield* Classification.evaluate(y, best.proba, labels).pipe(Effect.mapError(failed))
+  const extraBackbones = chosen.slice(1)
+  return {
+    fitted: {
+      labels,
+      backbone: chosen[0]!.backbone,
+      backboneOptions: chosen[0]!.options,
+      head: search.fitted,
+      embed: {},
+      ...(extraBackbones.length > 0 ? { extraBackbones } : {}),
+      ...(mirror ? { mirror } : {})
+    },
+    cv: { ...evaluation, macroF1: evaluation.macro.f1, folds: plan.k, repeats: plan.repeats },
+    selected: candidateOf(best),
+    leaderboard: search.leaderboard.filter((entry) => entry.rows === y.length).map(rowOf),
+    earlierRungs: search.leaderboard.filter((entry) => entry.rows < y.length).sort((a, b) => a.order - b.order).map(rowOf),
+    outOfFold: { samples, proba: best.proba },
+    skipped,
+    timings: { embedMs, trainMs }
+  } satisfies FitResult
+})

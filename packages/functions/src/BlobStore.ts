@@ -1,0 +1,136 @@
+/**
+ * Where image bytes and model bundles live: a key -> bytes store with atomic writes. The filesystem implementation
+ * keeps everything under one root folder; the interface is small enough for an S3-compatible implementation (keys
+ * map to object names, `putDirectory` uploads a staged folder, `localFile` / `localDirectory` download to a local
+ * cache).
+ *
+ * Keys are `/`-separated relative names (`images/<function>/<sha256>`, `bundles/<function>/<version>`); a key with
+ * `..`, a leading `/` or an empty segment is rejected.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer } from "effect"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { FunctionsError } from "./FunctionsError.js"
+
+export interface BlobStoreShape {
+  /** Store `bytes` under `key`, atomically: a reader sees the old value or the whole new one, never a torn file. */
+  readonly put: (key: string, bytes: Uint8Array) => Effect.Effect<void, FunctionsError>
+  /** The bytes under `key`; `NotFound` when there are none. */
+  readonly get: (key: string) => Effect.Effect<Uint8Array, FunctionsError>
+  readonly has: (key: string) => Effect.Effect<boolean, FunctionsError>
+  /** Remove `key`, or every key under the folder `key`. Removing what is not there is not an error. */
+  readonly remove: (key: string) => Effect.Effect<void, FunctionsError>
+  /** A local file holding the bytes under `key` (the file itself on a filesystem store; a cached copy elsewhere). */
+  readonly localFile: (key: string) => Effect.Effect<string, FunctionsError>
+  /**
+   * Publish a folder under `prefix`: `write` fills a fresh local staging folder, which then becomes visible under
+   * `prefix` all at once (a rename on a filesystem store). Fails when `prefix` already exists.
+   */
+  readonly putDirectory: <A, E, R>(
+    prefix: string,
+    write: (dir: string) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | FunctionsError, R>
+  /** A local folder holding the files published under `prefix`. */
+  readonly localDirectory: (prefix: string) => Effect.Effect<string, FunctionsError>
+}
+
+export class BlobStore extends Context.Tag("@loupe/functions/BlobStore")<BlobStore, BlobStoreShape>() {}
+
+const storeFailed = (key: string, what: string) => (cause: unknown) =>
+  new FunctionsError({ reason: "StoreFailed", file: key, message: `Blob store: cannot ${what} ${key}: ${String(cause)}`, cause })
+
+const isMissing = (cause: unknown): boolean => (cause as { readonly code?: unknown } | undefined)?.code === "ENOENT"
+
+/** Check a key's shape; fails with `InvalidInput` naming it. */
+export const validateKey = (key: string): Effect.Effect<string, FunctionsError> => {
+  const segments = key.split("/")
+  return key.length > 0 && !key.startsWith("/") && segments.every((s) => s !== "" && s !== "." && s !== "..")
+    ? Effect.succeed(key)
+    : Effect.fail(new FunctionsError({ reason: "InvalidInput", field: "key", message: `Invalid blob key ${JSON.stringify(key)}` }))
+}
+
+const tempSuffix = () => `.tmp-${process.pid}-${randomBytes(6).toString("hex")}`
+
+/** A blob store in the folder `root` (created when missing). */
+export const makeFileSystem = (root: string): Effect.Effect<BlobStoreShape, FunctionsError> =>
+  Effect.gen(function*() {
+    const base = path.resolve(root)
+    yield* Effect.tryPromise({ try: () => fs.mkdir(base, { recursive: true }), catch: storeFailed(base, "create") })
+    const resolve = (key: string) => Effect.map(validateKey(key), (k) => path.join(base, ...k.split("/")))
+
+    const put = (key: string, bytes: Uint8Array) =>
+      Effect.flatMap(resolve(key), (file) =>
+        Effect.tryPromise({
+          try: async () => {
+            await fs.mkdir(path.dirname(file), { recursive: true })
+            const tmp = file + tempSuffix()
+            const handle = await fs.open(tmp, "w")
+            try {
+              await handle.writeFile(bytes)
+              await handle.sync()
+            } finally {
+              await handle.close()
+            }
+            await fs.rename(tmp, file).catch(async (e: unknown) => {
+              await fs.rm(tmp, { force: true })
+              throw e
+            })
+          },
+          catch: storeFailed(key, "write")
+        }))
+
+    const get = (key: string) =>
+      Effect.flatMap(resolve(key), (file) =>
+        Effect.tryPromise({
+          try: () => fs.readFile(file),
+          catch: (cause) =>
+            isMissing(cause)
+              ? new FunctionsError({ reason: "NotFound", file: key, message: `Blob store: no blob ${key}` })
+              : storeFailed(key, "read")(cause)
+        }).pipe(Effect.map((buffer) => new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength))))
+
+    const has = (key: string) =>
+      Effect.flatMap(resolve(key), (file) =>
+        Effect.tryPromise({
+          try: () => fs.stat(file).then(() => true, (e: unknown) => (isMissing(e) ? false : Promise.reject(e))),
+          catch: storeFailed(key, "stat")
+        }))
+
+    const remove = (key: string) =>
+      Effect.flatMap(resolve(key), (file) =>
+        Effect.tryPromise({ try: () => fs.rm(file, { recursive: true, force: true }), catch: storeFailed(key, "remove") }))
+
+    const localFile = (key: string) =>
+      Effect.flatMap(resolve(key), (file) =>
+        Effect.flatMap(has(key), (present) =>
+          present
+            ? Effect.succeed(file)
+            : Effect.fail(new FunctionsError({ reason: "NotFound", file: key, message: `Blob store: no blob ${key}` }))))
+
+    const putDirectory = <A, E, R>(prefix: string, write: (dir: string) => Effect.Effect<A, E, R>) =>
+      Effect.gen(function*() {
+        const target = yield* resolve(prefix)
+        if (yield* has(prefix)) {
+          return yield* new FunctionsError({ reason: "StoreFailed", file: prefix, message: `Blob store: ${prefix} already exists` })
+        }
+        const staging = target + tempSuffix()
+        yield* Effect.tryPromise({ try: () => fs.mkdir(staging, { recursive: true }), catch: storeFailed(prefix, "create") })
+        const cleanup = Effect.promise(() => fs.rm(staging, { recursive: true, force: true }))
+        const result = yield* write(staging).pipe(Effect.onError(() => cleanup))
+        yield* Effect.tryPromise({ try: () => fs.rename(staging, target), catch: storeFailed(prefix, "publish") }).pipe(
+          Effect.onError(() => cleanup)
+        )
+        return result
+      })
+
+    const localDirectory = (prefix: string) => localFile(prefix)
+
+    return { put, get, has, remove, localFile, putDirectory, localDirectory } satisfies BlobStoreShape
+  })
+
+/** The filesystem blob store as a layer. */
+export const layerFileSystem = (root: string): Layer.Layer<BlobStore, FunctionsError> =>
+  Layer.effect(BlobStore, makeFileSystem(root))

@@ -1,0 +1,498 @@
+/**
+ * The function API, after the Nyckel SDK: a function owns labels, samples and a model history behind one id. Post
+ * samples and it trains by itself, in the background, once there are at least 2 labels and every label has at
+ * least 2 annotated samples; `invoke` answers with the promoted model meanwhile, and with a typed `NotTrained`
+ * error (saying what is missing) before the first model exists.
+ *
+ * ```ts
+ * const functions = yield* Functions.Functions
+ * const fn = yield* functions.create("IsCatOrDog")
+ * yield* functions.createSamples(fn.id, [{ data: "cats/1.jpg", label: "cats" }, ...])
+ * yield* functions.awaitTrained(fn.id)
+ * const { labelName, confidence } = yield* functions.invoke(fn.id, "some.jpg")
+ * ```
+ *
+ * Samples are deduplicated by content (sha256) within a function, and their bytes are kept in the `BlobStore`, so a
+ * function never depends on the original files staying where they were.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Context, Effect, Exit, Layer, ManagedRuntime } from "effect"
+import { DiskEmbeddingCache, EmbeddingCache, LoupeConfig, Pipeline, Registry } from "@loupe/core"
+import type { UrlFetch } from "@loupe/deploy"
+import * as path from "node:path"
+import { FunctionsError } from "./FunctionsError.js"
+import { BlobStore, layerFileSystem } from "./BlobStore.js"
+import * as ImageInput from "./internal/ImageInput.js"
+import * as Preset from "./Preset.js"
+import * as Retrainer from "./Retrainer.js"
+import { bundlesPrefix, imageKey, imagesPrefix, layerSqlite, Store } from "./Store.js"
+import type * as StoreTypes from "./Store.js"
+
+export type ImageData = ImageInput.ImageData
+
+/** How image input is read (URL fetching, size cap). */
+export type ReadOptions = ImageInput.ReadOptions
+
+export interface FunctionsConfig extends Retrainer.RetrainerConfig {
+  /** Fetch `http(s):` image URLs given as sample or invoke data. Default false (a service should not fetch URLs it is handed). */
+  readonly allowUrlFetch?: boolean
+  /**
+   * With `allowUrlFetch`: fetch from private addresses too (loopback, RFC 1918, link-local, unique-local, ...; see
+   * `UrlFetch` in `@loupe/deploy`): `true` for all, or a function deciding per address. Default false: only public
+   * addresses are fetched.
+   */
+  readonly allowPrivateUrls?: UrlFetch.AddressPolicy
+  /** Largest image accepted, in bytes. Default 32 MiB. */
+  readonly maxImageBytes?: number
+}
+
+export interface FunctionInfo {
+  readonly id: string
+  readonly name: string
+  readonly preset: string
+  readonly createdAt: string
+}
+
+export interface LabelStatus {
+  readonly id: string
+  readonly name: string
+  /** Annotated samples with this label. */
+  readonly sampleCount: number
+}
+
+export interface FunctionStatus extends FunctionInfo {
+  readonly labels: ReadonlyArray<LabelStatus>
+  /** The promoted model, or `null` before the first one. */
+  readonly model: {
+    readonly id: string
+    readonly createdAt: string
+    readonly cvAccuracy: number
+    /** Trained on the current data (no change since). */
+    readonly upToDate: boolean
+  } | null
+  readonly training: Retrainer.TrainingStatus
+  /** Why the last training run produced no model, or `null`. */
+  readonly trainError: string | null
+}
+
+export interface NewLabel {
+  readonly name: string
+  readonly description?: string
+  readonly metadata?: Readonly<Record<string, string>>
+}
+
+export interface SampleInput {
+  readonly data: ImageData
+  /** The annotation: a label name (created on demand). */
+  readonly label?: string
+  readonly externalId?: string
+}
+
+export interface LabelConfidence {
+  readonly labelName: string
+  readonly labelId: string
+  readonly confidence: number
+}
+
+export interface InvokeOptions {
+  /** Return only the top `labelCount` label confidences. Default: all. */
+  readonly labelCount?: number
+  /** Answer with this model version instead of the promoted one. */
+  readonly modelId?: string
+}
+
+export interface InvokeResult {
+  readonly labelName: string
+  readonly labelId: string
+  readonly confidence: number
+  /** Most likely first. */
+  readonly labelConfidences: ReadonlyArray<LabelConfidence>
+  /** The model version that answered. */
+  readonly modelId: string
+}
+
+export interface FunctionMetrics extends Retrainer.ModelMetrics {
+  readonly functionId: string
+  readonly modelId: string
+  readonly createdAt: string
+  /** Trained on the current data (no change since). */
+  readonly upToDate: boolean
+}
+
+export interface FunctionsShape {
+  /** Create a function; `preset` (default `balanced`) and `overrides` are validated now (unknown keys fail). */
+  readonly create: (
+    name: string,
+    options?: { readonly preset?: string; readonly overrides?: unknown }
+  ) => Effect.Effect<FunctionInfo, FunctionsError>
+  readonly get: (functionId: string) => Effect.Effect<FunctionStatus, FunctionsError>
+  readonly list: Effect.Effect<ReadonlyArray<FunctionInfo>, FunctionsError>
+  /** Delete a function with its samples, images and models. */
+  readonly delete: (functionId: string) => Effect.Effect<void, FunctionsError>
+  /** Create labels (a name alone, or with a description and metadata); existing names return the existing label. */
+  readonly createLabels: (
+    functionId: string,
+    labels: ReadonlyArray<string | NewLabel>
+  ) => Effect.Effect<ReadonlyArray<StoreTypes.LabelRecord>, FunctionsError>
+  readonly listLabels: (functionId: string) => Effect.Effect<ReadonlyArray<StoreTypes.LabelRecord>, FunctionsError>
+  /**
+   * Add samples; returns their ids in input order. An image the function already holds returns the existing id.
+   * All or nothing: an unreadable image fails the call with `InvalidImage` naming `samples[i].data`, and nothing
+   * is added. A change to the training data schedules a retrain.
+   */
+  readonly createSamples: (
+    functionId: string,
+    samples: ReadonlyArray<SampleInput>
+  ) => Effect.Effect<ReadonlyArray<string>, FunctionsError>
+  readonly listSamples: (
+    functionId: string,
+    options?: { readonly limit?: number; readonly offset?: number }
+  ) => Effect.Effect<ReadonlyArray<StoreTypes.SampleRecord>, FunctionsError>
+  readonly getSample: (functionId: string, sampleId: string) => Effect.Effect<StoreTypes.SampleRecord, FunctionsError>
+  /** Set (`{ labelName }` or `{ labelId }`) or remove (`null`) a sample's annotation. */
+  readonly updateAnnotation: (
+    functionId: string,
+    sampleId: string,
+    annotation: StoreTypes.AnnotationInput
+  ) => Effect.Effect<StoreTypes.SampleRecord, FunctionsError>
+  readonly deleteSamples: (functionId: string, sampleIds: ReadonlyArray<string>) => Effect.Effect<void, FunctionsError>
+  /** Classify an image with the promoted model; `NotTrained` before there is one, `InvalidImage` naming `data`. */
+  readonly invoke: (functionId: string, data: ImageData, options?: InvokeOptions) => Effect.Effect<InvokeResult, FunctionsError>
+  /** The promoted model's cross-validated metrics; `NotTrained` before there is one. */
+  readonly metrics: (functionId: string) => Effect.Effect<FunctionMetrics, FunctionsError>
+  /** The model history, newest first. */
+  readonly models: (functionId: string) => Effect.Effect<ReadonlyArray<StoreTypes.ModelVersionRecord>, FunctionsError>
+  /** Promote an earlier model version again. */
+  readonly rollback: (functionId: string, versionId: string) => Effect.Effect<StoreTypes.ModelVersionRecord, FunctionsError>
+  /** Wait until no retrain is scheduled or running, then return the function's status. */
+  readonly awaitTrained: (functionId: string) => Effect.Effect<FunctionStatus, FunctionsError>
+}
+
+export class Functions extends Context.Tag("@loupe/functions/Functions")<Functions, FunctionsShape>() {}
+
+const invalidInput = (field: string, message: string) => new FunctionsError({ reason: "InvalidInput", field, message })
+
+const checkName = (value: unknown, field: string): Effect.Effect<string, FunctionsError> =>
+  typeof value === "string" && value.trim() !== ""
+    ? Effect.succeed(value)
+    : Effect.fail(invalidInput(field, `${field} must be a non-empty string`))
+
+const checkOptionalString = (value: unknown, field: string): Effect.Effect<string | undefined, FunctionsError> =>
+  value === undefined ? Effect.succeed(undefined) : checkName(value, field)
+
+const toInfo = (fn: StoreTypes.FunctionRecord): FunctionInfo => ({
+  id: fn.id,
+  name: fn.name,
+  preset: fn.preset,
+  createdAt: fn.createdAt
+})
+
+const cvAccuracy = (metrics: unknown): number => (metrics as Retrainer.ModelMetrics).cv.accuracy
+
+export const make = (config: FunctionsConfig = {}): Effect.Effect<FunctionsShape, never, Store | BlobStore | Retrainer.Retrainer> =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    const blobs = yield* BlobStore
+    const retrainer = yield* Retrainer.Retrainer
+    const imageOptions: ImageInput.ReadOptions = {
+      allowUrlFetch: config.allowUrlFetch,
+      allowPrivateUrls: config.allowPrivateUrls,
+      maxBytes: config.maxImageBytes
+    }
+
+    // Sample writes and deletes of one function run one at a time, so an image's blob and its row never race.
+    const locks = new Map<string, Effect.Semaphore>()
+    const exclusive = (functionId: string) => {
+      let lock = locks.get(functionId)
+      if (!lock) {
+        lock = Effect.unsafeMakeSemaphore(1)
+        locks.set(functionId, lock)
+      }
+      return lock.withPermits(1)
+    }
+
+    const status = (functionId: string) =>
+      Effect.gen(function*() {
+        const fn = yield* store.getFunction(functionId)
+        const counts = yield* store.labelCounts(functionId)
+        const promoted = yield* store.promotedVersion(functionId)
+        return {
+          ...toInfo(fn),
+          labels: counts.map((c) => ({ id: c.label.id, name: c.label.name, sampleCount: c.count })),
+          model: promoted
+            ? {
+              id: promoted.id,
+              createdAt: promoted.createdAt,
+              cvAccuracy: cvAccuracy(promoted.metrics),
+              upToDate: promoted.revision === fn.revision
+            }
+            : null,
+          training: yield* retrainer.status(functionId),
+          trainError: fn.trainError
+        } satisfies FunctionStatus
+      })
+
+    /** Why a function has no model yet, in words. */
+    const notTrained = (functionId: string) =>
+      Effect.gen(function*() {
+        const s = yield* status(functionId)
+        const short = s.labels.filter((l) => l.sampleCount < 2)
+        const why = s.training.phase === "training"
+          ? "training is in progress"
+          : s.labels.length < 2
+          ? `it has ${s.labels.length} label${s.labels.length === 1 ? "" : "s"}; training needs at least 2 labels ` +
+            "with at least 2 annotated samples each"
+          : short.length > 0
+          ? short.map((l) => `label "${l.name}" has ${l.sampleCount} annotated sample${l.sampleCount === 1 ? "" : "s"}`)
+            .join(", ") + "; every label needs at least 2"
+          : s.trainError !== null
+          ? `the last training run failed: ${s.trainError}`
+          : "training has not finished yet"
+        return new FunctionsError({
+          reason: "NotTrained",
+          field: "functionId",
+          message: `Function ${s.name} (${functionId}) is not trained yet: ${why}`
+        })
+      })
+
+    const create: FunctionsShape["create"] = (name, options = {}) =>
+      Effect.gen(function*() {
+        const checked = yield* checkName(name, "name")
+        const preset = options.preset ?? Preset.defaultPreset
+        // Validates the preset name and the overrides now, so a typo fails at creation, not at the first retrain.
+        yield* Preset.resolve(preset, options.overrides ?? {})
+        return toInfo(yield* store.createFunction({ name: checked, preset, overrides: options.overrides ?? {} }))
+      })
+
+    const createLabels: FunctionsShape["createLabels"] = (functionId, labels) =>
+      Effect.gen(function*() {
+        const checked = yield* Effect.forEach(labels, (label, i) =>
+          typeof label === "string"
+            ? Effect.map(checkName(label, `labels[${i}]`), (name) => ({ name }))
+            : Effect.map(checkName(label?.name, `labels[${i}].name`), (name) => ({ ...label, name })))
+        return yield* store.createLabels(functionId, checked)
+      })
+
+    const createSamples: FunctionsShape["createSamples"] = (functionId, samples) =>
+      Effect.gen(function*() {
+        yield* store.getFunction(functionId)
+        const checked = yield* Effect.forEach(samples, (sample, i) =>
+          Effect.all({
+            label: checkOptionalString(sample?.label, `samples[${i}].label`),
+            externalId: checkOptionalString(sample?.externalId, `samples[${i}].externalId`)
+          }))
+        // Read and decode-check every image before anything is written.
+        const images = yield* Effect.forEach(
+          samples,
+          (sample, i) =>
+            ImageInput.read(sample.data, `samples[${i}].data`, imageOptions).pipe(
+              Effect.map((bytes) => ({ bytes, contentHash: EmbeddingCache.contentHash(bytes) }))
+            ),
+          { concurrency: 4 }
+        )
+        const added = yield* exclusive(functionId)(
+          Effect.gen(function*() {
+            const unique = new Map(images.map((img) => [img.contentHash, img.bytes]))
+            yield* Effect.forEach(
+              unique,
+              ([hash, bytes]) => {
+                const key = imageKey(functionId, hash)
+                return Effect.flatMap(blobs.has(key), (present) => (present ? Effect.void : blobs.put(key, bytes)))
+              },
+              { concurrency: 8, discard: true }
+            )
+            return yield* store.addSamples(
+              functionId,
+              images.map((img, i) => ({
+                contentHash: img.contentHash,
+                externalId: checked[i]!.externalId,
+                labelName: checked[i]!.label
+              }))
+            )
+          })
+        )
+        yield* retrainer.schedule(functionId)
+        return added.map((a) => a.sample.id)
+      })
+
+    const invoke: FunctionsShape["invoke"] = (functionId, data, options = {}) =>
+      Effect.gen(function*() {
+        if (options.labelCount !== undefined && !(Number.isInteger(options.labelCount) && options.labelCount > 0)) {
+          return yield* invalidInput("labelCount", `labelCount must be a positive integer, got ${options.labelCount}`)
+        }
+        const bytes = yield* ImageInput.readBytes(data, "data", imageOptions)
+        const model = yield* retrainer.model(functionId, options.modelId)
+        if (model === undefined) return yield* Effect.flatMap(notTrained(functionId), Effect.fail)
+        const prediction = yield* Pipeline.predict(model.fitted, bytes).pipe(
+          Effect.mapError((e) =>
+            new FunctionsError({
+              reason: "InvalidImage",
+              field: "data",
+              message: `data: ${e.message.replace("Cannot decode <", "not a decodable image <")}`,
+              cause: e
+            })
+          )
+        )
+        const ids = new Map(model.version.labels.map((l) => [l.name, l.id]))
+        const labelConfidences = prediction.labelConfidences
+          .slice(0, options.labelCount ?? Infinity)
+          .map((c) => ({ labelName: c.labelName, labelId: ids.get(c.labelName)!, confidence: c.confidence }))
+        return {
+          labelName: prediction.labelName,
+          labelId: ids.get(prediction.labelName)!,
+          confidence: prediction.confidence,
+          labelConfidences,
+          modelId: model.version.id
+        } satisfies InvokeResult
+      })
+
+    const metrics: FunctionsShape["metrics"] = (functionId) =>
+      Effect.gen(function*() {
+        const fn = yield* store.getFunction(functionId)
+        const promoted = yield* store.promotedVersion(functionId)
+        if (promoted === undefined) return yield* Effect.flatMap(notTrained(functionId), Effect.fail)
+        return {
+          ...(promoted.metrics as Retrainer.ModelMetrics),
+          functionId,
+          modelId: promoted.id,
+          createdAt: promoted.createdAt,
+          upToDate: promoted.revision === fn.revision
+        } satisfies FunctionMetrics
+      })
+
+    return {
+      create,
+      get: status,
+      list: Effect.map(store.listFunctions, (fns) => fns.map(toInfo)),
+      delete: (functionId) =>
+        exclusive(functionId)(
+          Effect.gen(function*() {
+            yield* store.getFunction(functionId)
+            yield* retrainer.forget(functionId)
+            yield* store.deleteFunction(functionId)
+            yield* blobs.remove(imagesPrefix(functionId))
+            yield* blobs.remove(bundlesPrefix(functionId))
+          })
+        ).pipe(Effect.ensuring(Effect.sync(() => locks.delete(functionId)))),
+      createLabels,
+      listLabels: store.listLabels,
+      createSamples,
+      listSamples: (functionId, options) => store.listSamples(functionId, options),
+      getSample: store.getSample,
+      updateAnnotation: (functionId, sampleId, annotation) =>
+        Effect.tap(store.setAnnotation(functionId, sampleId, annotation), () => retrainer.schedule(functionId)),
+      deleteSamples: (functionId, sampleIds) =>
+        exclusive(functionId)(
+          Effect.gen(function*() {
+            const deleted = yield* store.deleteSamples(functionId, sampleIds)
+            yield* Effect.forEach(deleted, (s) => blobs.remove(imageKey(functionId, s.contentHash)), { discard: true })
+          })
+        ).pipe(Effect.zipLeft(retrainer.schedule(functionId))),
+      invoke,
+      metrics,
+      models: store.listModelVersions,
+      rollback: retrainer.rollback,
+      awaitTrained: (functionId) => Effect.zipRight(retrainer.awaitIdle(functionId), status(functionId))
+    } satisfies FunctionsShape
+  })
+
+/**
+ * The function API over a provided store, blob store, registry, config and embedding cache (the retrainer is built
+ * in).
+ */
+export const layer = (
+  config: FunctionsConfig = {}
+): Layer.Layer<
+  Functions | Retrainer.Retrainer,
+  FunctionsError,
+  Store | BlobStore | Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache
+> => Layer.effect(Functions, make(config)).pipe(Layer.provideMerge(Retrainer.layer(config)))
+
+/**
+ * Everything in one folder: the SQLite store (`<dir>/loupe.db`) and the blob store (`<dir>/blobs`). Needs the
+ * registry, config and an embedding cache (e.g. `DiskEmbeddingCache.layer()`).
+ */
+export const layerDirectory = (
+  dir: string,
+  config: FunctionsConfig = {}
+): Layer.Layer<
+  Functions | Retrainer.Retrainer | Store | BlobStore,
+  FunctionsError,
+  Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache
+> => layer(config).pipe(Layer.provideMerge(Layer.mergeAll(layerSqlite(dir), layerFileSystem(path.join(dir, "blobs")))))
+
+/** Read an image input as the function API does (a path, bytes, a data URI or a URL), checking that it decodes. */
+export const readImage = (data: unknown, field: string, options: ReadOptions = {}): Effect.Effect<Uint8Array, FunctionsError> =>
+  ImageInput.read(data, field, options)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Promises
+
+/** The function API with Promises instead of Effects: each method resolves with its result or rejects with the `FunctionsError`. */
+export type Client =
+  & {
+    readonly [K in keyof FunctionsShape]: FunctionsShape[K] extends (...args: infer Args) => Effect.Effect<infer A, any>
+      ? (...args: Args) => Promise<A>
+      : FunctionsShape[K] extends Effect.Effect<infer A, any> ? () => Promise<A>
+      : never
+  }
+  & {
+    /** Stop background training and close the store. */
+    readonly close: () => Promise<void>
+  }
+
+export interface OpenOptions extends FunctionsConfig {
+  /** The store folder. */
+  readonly store: string
+  /** Where the offline model folders are (default `$LOUPE_MODELS_DIR`). */
+  readonly modelsDir?: string
+  /** Where the embedding cache lives (default `$LOUPE_CACHE_DIR` or `~/.cache/loupe`). */
+  readonly cacheDir?: string
+  /**
+   * The backbones and heads to train and load models with: `Plugins.builtins` from `@loupe/cli`, plus your own.
+   * Nothing is registered unless it is passed here.
+   */
+  readonly plugins: Registry.Plugins
+}
+
+/**
+ * Open a store folder for use from plain JavaScript (no Effect code needed).
+ *
+ * ```js
+ * const loupe = await Functions.open({ store: "./loupe-store", modelsDir: "../shared/models", plugins: Plugins.builtins })
+ * const fn = await loupe.create("IsCatOrDog")
+ * await loupe.createSamples(fn.id, [{ data: "cats/1.jpg", label: "cats" }, ...])
+ * await loupe.awaitTrained(fn.id)
+ * const { labelName } = await loupe.invoke(fn.id, "some.jpg")
+ * await loupe.close()
+ * ```
+ */
+export const open = async (options: OpenOptions): Promise<Client> => {
+  const { cacheDir, modelsDir, plugins, store: dir, ...config } = options
+  const loupeConfig = LoupeConfig.LoupeConfig.layerConfig({
+    ...(modelsDir === undefined ? {} : { modelsDir: path.resolve(modelsDir) }),
+    ...(cacheDir === undefined ? {} : { cacheDir: path.resolve(cacheDir) })
+  })
+  const environment = Layer.mergeAll(
+    loupeConfig,
+    DiskEmbeddingCache.layer().pipe(Layer.provide(loupeConfig)),
+    Registry.Registry.layer(plugins).pipe(
+      Layer.mapError((e) => new FunctionsError({ reason: "InvalidPlugin", field: e.field ?? "plugins", message: e.message, cause: e }))
+    )
+  )
+  const runtime = ManagedRuntime.make(layerDirectory(path.resolve(dir), config).pipe(Layer.provide(environment)))
+  const run = async <A>(effect: Effect.Effect<A, FunctionsError, Functions>): Promise<A> => {
+    const exit = await runtime.runPromiseExit(effect)
+    if (Exit.isSuccess(exit)) return exit.value
+    throw Cause.squash(exit.cause)
+  }
+  const service = await run(Functions)
+  const client: Record<string, unknown> = { close: () => runtime.dispose() }
+  for (const [name, member] of Object.entries(service)) {
+    client[name] = Effect.isEffect(member)
+      ? () => run(member as Effect.Effect<unknown, FunctionsError>)
+      : (...args: Array<unknown>) => run((member as (...a: Array<unknown>) => Effect.Effect<unknown, FunctionsError>)(...args))
+  }
+  return client as Client
+}

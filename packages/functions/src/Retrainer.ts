@@ -1,0 +1,479 @@
+/**
+ * Background retraining and the models that serve. After a change to a function's training data, `schedule` wakes
+ * the function's worker fiber; it waits for the changes to settle (the debounce), reads a snapshot of the data,
+ * fits with AutoML, writes a bundle to a versioned folder of the blob store, and promotes it. One run at a time per
+ * function; changes that arrive during a run schedule another.
+ *
+ * Serving reads the promoted version from the store and keeps loaded models in memory by version id. A new model is
+ * put in that cache before the store transaction that promotes it commits, so an invocation sees either the old
+ * version (still cached) or the new one (already cached): the switch is atomic and never waits for a load. Older
+ * versions stay in the history and `rollback` promotes one again.
+ *
+ * Backbones are loaded once per service (see `internal/SharedBackbones`) and the `EmbeddingCache` keeps every
+ * embedding, so a retrain embeds only images it has not seen.
+ *
+ * @since 0.1.0
+ */
+import { Bundle, Dataset, EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
+import type { Pipeline } from "@loupe/core"
+import {
+  Cause,
+  Context,
+  Duration,
+  Effect,
+  Fiber,
+  Layer,
+  Option,
+  PubSub,
+  Queue,
+  Ref,
+  Runtime,
+  Scope,
+  Stream,
+  SubscriptionRef,
+  SynchronizedRef
+} from "effect"
+import * as AutoML from "./AutoML.js"
+import { FunctionsError } from "./FunctionsError.js"
+import { BlobStore } from "./BlobStore.js"
+import * as Ids from "./internal/Ids.js"
+import * as SharedBackbones from "./internal/SharedBackbones.js"
+import * as Preset from "./Preset.js"
+import { bundlesPrefix, imageKey, Store } from "./Store.js"
+import type * as StoreTypes from "./Store.js"
+
+export interface RetrainerConfig {
+  /** Quiet time after the last change before a retrain starts. Default 500 ms. */
+  readonly debounce?: Duration.DurationInput
+  /** The longest a retrain is put off while changes keep coming. Default 10 x `debounce`. */
+  readonly maxWait?: Duration.DurationInput
+  /** Training runs at once, across functions. Default 1. */
+  readonly concurrency?: number
+  /** At start, schedule every function whose data changed since its last training run. Default true. */
+  readonly resumeOnStart?: boolean
+  /**
+   * How much the annotated samples may grow (as a fraction) since the last full search before a retrain searches the
+   * preset's whole space again. Until then a retrain cross-validates and refits only the promoted model's candidate:
+   * its feature set (a backbone or a concatenation), head kind and params (`AutoML.narrowedTo`), which keeps retrains
+   * cheap with multi-backbone presets; the next full search re-tunes the params. A change of labels or of the preset's
+   * version always brings a full search. Default 0.25; 0 makes every retrain a full search.
+   */
+  readonly fullSearchGrowth?: number
+}
+
+export type Phase = "idle" | "debouncing" | "training"
+
+export interface TrainingStatus {
+  readonly phase: Phase
+  /** A change arrived after the current phase began: another run follows. */
+  readonly pending: boolean
+}
+
+/** Cross-validated facts about a model, stored with its version. */
+export interface ModelMetrics {
+  readonly preset: { readonly name: string; readonly version: number }
+  readonly sampleCount: number
+  readonly cv: {
+    readonly folds: number
+    readonly total: number
+    readonly correct: number
+    readonly accuracy: number
+    readonly macroF1: number
+    readonly logLoss: number
+    readonly labels: ReadonlyArray<string>
+    /** `confusionMatrix[t][p]`: samples of true label `t` predicted as `p`, out of fold. */
+    readonly confusionMatrix: ReadonlyArray<ReadonlyArray<number>>
+    readonly perClass: ReadonlyArray<{
+      readonly labelName: string
+      /** Share of this label's samples predicted right (its recall). */
+      readonly accuracy: number
+      readonly precision: number
+      readonly recall: number
+      readonly f1: number
+      readonly support: number
+    }>
+  }
+  /** The chosen candidate (backbone, head and parameters). */
+  readonly selected: unknown
+  /** The best candidates of the search, best first. */
+  readonly leaderboard: ReadonlyArray<unknown>
+  /** Samples whose image could not be used, with the reason. */
+  readonly skipped: ReadonlyArray<{ readonly sampleId: string; readonly reason: string }>
+  readonly timings: { readonly embedMs: number; readonly trainMs: number; readonly totalMs: number }
+  /** `full`: the preset's whole space; `selected`: the previous model's candidate only (backbone, head and params). */
+  readonly search: { readonly scope: "full" | "selected"; readonly fullSearchSamples: number }
+}
+
+export type RetrainEvent =
+  | { readonly _tag: "Started"; readonly functionId: string; readonly revision: number; readonly samples: number }
+  | {
+    readonly _tag: "Trained"
+    readonly functionId: string
+    /** The new version; `promoted` is false when a model of newer data was promoted meanwhile. */
+    readonly version: StoreTypes.ModelVersionRecord
+    readonly durationMs: number
+  }
+  | { readonly _tag: "Failed"; readonly functionId: string; readonly revision: number; readonly error: string }
+
+export interface LoadedModel {
+  readonly version: StoreTypes.ModelVersionRecord
+  readonly fitted: Pipeline.FittedPipeline
+}
+
+export interface RetrainerShape {
+  /** Note a change to a function's training data: a retrain follows after the debounce. */
+  readonly schedule: (functionId: string) => Effect.Effect<void>
+  readonly status: (functionId: string) => Effect.Effect<TrainingStatus>
+  /** Wait until the function has no retrain scheduled or running. */
+  readonly awaitIdle: (functionId: string) => Effect.Effect<void>
+  /** Training events of every function, from the moment of subscribing. */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<RetrainEvent>, never, Scope.Scope>
+  /** The promoted model (or the version `versionId`), loaded; `undefined` when the function has none yet. */
+  readonly model: (functionId: string, versionId?: string) => Effect.Effect<LoadedModel | undefined, FunctionsError>
+  /** Promote an earlier (or later) version; it is loaded before the switch. */
+  readonly rollback: (functionId: string, versionId: string) => Effect.Effect<StoreTypes.ModelVersionRecord, FunctionsError>
+  /** Stop the function's worker and drop its loaded models (when the function is deleted). */
+  readonly forget: (functionId: string) => Effect.Effect<void>
+}
+
+export class Retrainer extends Context.Tag("@loupe/functions/Retrainer")<Retrainer, RetrainerShape>() {}
+
+interface Worker {
+  readonly status: SubscriptionRef.SubscriptionRef<TrainingStatus>
+  readonly wake: Queue.Queue<void>
+  readonly fiber: Fiber.RuntimeFiber<never>
+}
+
+const idle: TrainingStatus = { phase: "idle", pending: false }
+const debouncing: TrainingStatus = { phase: "debouncing", pending: false }
+const training: TrainingStatus = { phase: "training", pending: false }
+
+const since = (start: number) => Math.round(performance.now() - start)
+
+const trainingFailed = (e: { readonly message: string }) =>
+  e instanceof FunctionsError ? e : new FunctionsError({ reason: "TrainingFailed", message: e.message, cause: e })
+
+const toMetrics = (
+  result: AutoML.FitResult,
+  preset: Preset.Resolved["preset"],
+  sampleCount: number,
+  totalMs: number,
+  search: ModelMetrics["search"]
+): ModelMetrics => ({
+  preset,
+  sampleCount,
+  search,
+  cv: {
+    folds: result.cv.folds,
+    total: result.cv.total,
+    correct: result.cv.correct,
+    accuracy: result.cv.accuracy,
+    macroF1: result.cv.macroF1,
+    logLoss: result.cv.logLoss,
+    labels: result.cv.labels,
+    confusionMatrix: result.cv.confusionMatrix,
+    perClass: result.cv.perClass.map((c) => ({
+      labelName: c.label,
+      accuracy: c.support === 0 ? 0 : c.correct / c.support,
+      precision: c.precision,
+      recall: c.recall,
+      f1: c.f1,
+      support: c.support
+    }))
+  },
+  selected: result.selected,
+  leaderboard: result.leaderboard.slice(0, 10),
+  skipped: result.skipped.map((s) => ({ sampleId: s.file, reason: s.reason })),
+  timings: { ...result.timings, totalMs }
+})
+
+/**
+ * The retrainer. Needs the store, the blob store, the registry, config and an embedding cache; a `Progress` service
+ * in the context receives training progress.
+ */
+export const make = (
+  config: RetrainerConfig = {}
+): Effect.Effect<
+  RetrainerShape,
+  FunctionsError,
+  Store | BlobStore | Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    const blobs = yield* BlobStore
+    const scope = yield* Effect.scope
+    // Workers run on the layer's runtime, not on the fiber of whoever scheduled the first retrain.
+    const runtime = yield* Effect.runtime<never>()
+    const registry = yield* SharedBackbones.make(yield* Registry.Registry, scope).pipe(Effect.orDie)
+    // Everything the layer was given (config, cache, progress), with the shared-backbone registry in front.
+    const context = Context.add(
+      yield* Effect.context<LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache>(),
+      Registry.Registry,
+      registry
+    )
+    const debounce = Duration.decode(config.debounce ?? Duration.millis(500))
+    const maxWait = Duration.decode(config.maxWait ?? Duration.times(debounce, 10))
+    const trainings = yield* Effect.makeSemaphore(Math.max(1, config.concurrency ?? 1))
+    const events = yield* Effect.acquireRelease(PubSub.unbounded<RetrainEvent>(), PubSub.shutdown)
+    const workers = yield* SynchronizedRef.make(new Map<string, Worker>())
+    /** Loaded models by version id. */
+    const models = yield* Ref.make(new Map<string, LoadedModel["fitted"]>())
+    const loads = yield* Effect.makeSemaphore(1)
+
+    const loadBundle = (version: StoreTypes.ModelVersionRecord) =>
+      Effect.gen(function*() {
+        const dir = yield* blobs.localDirectory(version.bundle)
+        const { fitted } = yield* Effect.scoped(Bundle.load(dir)).pipe(
+          Effect.provide(context),
+          Effect.mapError((e) =>
+            new FunctionsError({ reason: "StoreFailed", file: version.bundle, message: `Cannot load model ${version.id}: ${e.message}`, cause: e })
+          )
+        )
+        return fitted
+      })
+
+    /** Keep only `keep` among the function's loaded versions. */
+    const evict = (functionId: string, keep: ReadonlySet<string>) =>
+      Effect.flatMap(store.listModelVersions(functionId), (versions) =>
+        Ref.update(models, (map) => {
+          const next = new Map(map)
+          for (const v of versions) if (!keep.has(v.id)) next.delete(v.id)
+          return next
+        }))
+
+    const loaded = (version: StoreTypes.ModelVersionRecord) =>
+      Effect.flatMap(Ref.get(models), (map) => {
+        const hit = map.get(version.id)
+        if (hit) return Effect.succeed(hit)
+        return loads.withPermits(1)(
+          Effect.gen(function*() {
+            const again = (yield* Ref.get(models)).get(version.id)
+            if (again) return again
+            const fitted = yield* loadBundle(version)
+            yield* Ref.update(models, (map) => new Map(map).set(version.id, fitted))
+            return fitted
+          })
+        )
+      })
+
+    const model = (functionId: string, versionId?: string) =>
+      Effect.gen(function*() {
+        const version = versionId === undefined
+          ? yield* store.promotedVersion(functionId)
+          : yield* store.getModelVersion(functionId, versionId)
+        if (version === undefined) return undefined
+        return { version, fitted: yield* loaded(version) } satisfies LoadedModel
+      })
+
+    const growth = Math.max(0, config.fullSearchGrowth ?? 0.25)
+
+    /** The previous model's choice when a retrain may search only it (see `fullSearchGrowth`), else `undefined`. */
+    const narrowing = (
+      previous: StoreTypes.ModelVersionRecord | undefined,
+      resolved: Preset.Resolved,
+      full: AutoML.FitOptions,
+      dataset: Dataset.Dataset
+    ): (AutoML.Candidate & { readonly fullSearchSamples: number }) | undefined => {
+      const metrics = previous?.metrics as ModelMetrics | undefined
+      if (previous === undefined || metrics?.search === undefined || growth === 0) return undefined
+      const selected = metrics.selected as AutoML.Candidate
+      // Only a choice the full space can still make (backbones the preset selects today).
+      if (!AutoML.membersOf(selected.backbone).every((id) => full.backbones?.includes(id))) return undefined
+      const sameLabels = previous.labels.length === dataset.labels.length &&
+        previous.labels.every((l, i) => l.name === dataset.labels[i])
+      const samePreset = metrics.preset.name === resolved.preset.name && metrics.preset.version === resolved.preset.version
+      const small = dataset.samples.length <= metrics.search.fullSearchSamples * (1 + growth)
+      return sameLabels && samePreset && small
+        ? { ...selected, fullSearchSamples: metrics.search.fullSearchSamples }
+        : undefined
+    }
+
+    const trainOnce = (functionId: string) =>
+      Effect.gen(function*() {
+        const started = performance.now()
+        const snapshot = yield* store.trainingSnapshot(functionId)
+        const fn = snapshot.function
+        if (fn.revision <= fn.trainedRevision) return
+        const files = yield* Effect.forEach(snapshot.samples, (s) =>
+          blobs.localFile(imageKey(functionId, s.contentHash)).pipe(Effect.option))
+        const samples = snapshot.samples.flatMap((s, i) =>
+          Option.match(files[i]!, { onNone: () => [], onSome: (file) => [{ id: s.id, source: file, label: s.annotation.labelName }] })
+        )
+        const dataset = Dataset.make(samples, { labels: snapshot.labels.map((l) => l.name) })
+        const trainable = yield* Effect.either(Dataset.validateForTraining(dataset))
+        if (trainable._tag === "Left") {
+          yield* store.markTrainingFailed(functionId, fn.revision, trainable.left.message)
+          yield* PubSub.publish(events, { _tag: "Failed", functionId, revision: fn.revision, error: trainable.left.message })
+          return
+        }
+        yield* PubSub.publish(events, { _tag: "Started", functionId, revision: fn.revision, samples: samples.length })
+        const outcome = yield* Effect.either(
+          Effect.gen(function*() {
+            const resolved = yield* Preset.resolve(fn.preset, fn.overrides)
+            const full = yield* Preset.fitOptions(resolved)
+            const narrowTo = narrowing(yield* store.promotedVersion(functionId), resolved, full, dataset)
+            const options = narrowTo ? AutoML.narrowedTo(full, narrowTo) : full
+            const search: ModelMetrics["search"] = narrowTo
+              ? { scope: "selected", fullSearchSamples: narrowTo.fullSearchSamples }
+              : { scope: "full", fullSearchSamples: samples.length }
+            const result = yield* Effect.scoped(AutoML.fit(dataset, options)).pipe(Effect.mapError(trainingFailed))
+            const versionId = Ids.make("model")
+            const bundle = `${bundlesPrefix(functionId)}/${versionId}`
+            const labelIds = new Map(snapshot.labels.map((l) => [l.name, l.id]))
+            const labels = result.fitted.labels.map((name) => ({ id: labelIds.get(name)!, name }))
+            const metrics = toMetrics(result, resolved.preset, samples.length, since(started), search)
+            yield* blobs.putDirectory(bundle, (dir) =>
+              Bundle.save(result.fitted, dir, { functionId, versionId, revision: fn.revision, labels, metrics }).pipe(
+                Effect.mapError(trainingFailed)
+              ))
+            // Cached first, promoted second: an invocation finds whichever version the store names.
+            return yield* Effect.uninterruptible(
+              Effect.gen(function*() {
+                yield* Ref.update(models, (map) => new Map(map).set(versionId, result.fitted))
+                const version = yield* store.addModelVersion({
+                  functionId,
+                  id: versionId,
+                  bundle,
+                  labels,
+                  metrics,
+                  revision: fn.revision,
+                  sampleCount: samples.length
+                })
+                const promoted = yield* store.promotedVersion(functionId)
+                yield* evict(functionId, new Set(promoted ? [promoted.id] : []))
+                return version
+              })
+            )
+          }).pipe(Effect.provide(context))
+        )
+        if (outcome._tag === "Left") {
+          yield* store.markTrainingFailed(functionId, fn.revision, outcome.left.message)
+          yield* PubSub.publish(events, { _tag: "Failed", functionId, revision: fn.revision, error: outcome.left.message })
+          yield* Effect.logWarning(`Training function ${functionId} failed: ${outcome.left.message}`)
+          return
+        }
+        yield* PubSub.publish(events, { _tag: "Trained", functionId, version: outcome.right, durationMs: since(started) })
+      })
+
+    /** Wait until no change has arrived for `debounce` (at most `maxWait`). */
+    const settle = (status: SubscriptionRef.SubscriptionRef<TrainingStatus>) =>
+      Effect.gen(function*() {
+        const start = performance.now()
+        while (true) {
+          yield* SubscriptionRef.set(status, debouncing)
+          yield* Effect.sleep(debounce)
+          const { pending } = yield* SubscriptionRef.get(status)
+          if (!pending || performance.now() - start >= Duration.toMillis(maxWait)) return
+        }
+      })
+
+    const runWorker = (functionId: string, status: SubscriptionRef.SubscriptionRef<TrainingStatus>, wake: Queue.Queue<void>) =>
+      Effect.forever(
+        Effect.gen(function*() {
+          yield* Queue.take(wake)
+          let again = true
+          while (again) {
+            yield* settle(status)
+            yield* SubscriptionRef.set(status, training)
+            yield* trainings.withPermits(1)(trainOnce(functionId)).pipe(
+              Effect.catchAllCause((cause) =>
+                Cause.isInterruptedOnly(cause)
+                  ? Effect.interrupt
+                  : Effect.logError(`Retraining function ${functionId} failed`, cause)
+              )
+            )
+            again = yield* SubscriptionRef.modify(status, (s): [boolean, TrainingStatus] =>
+              s.pending ? [true, { phase: "debouncing", pending: true }] : [false, idle])
+          }
+        })
+      )
+
+    const worker = (functionId: string) =>
+      SynchronizedRef.modifyEffect(workers, (map) => {
+        const existing = map.get(functionId)
+        if (existing) return Effect.succeed([existing, map] as const)
+        return Effect.gen(function*() {
+          const status = yield* SubscriptionRef.make(idle)
+          const wake = yield* Queue.sliding<void>(1)
+          const fiber = Runtime.runFork(runtime)(runWorker(functionId, status, wake))
+          const created: Worker = { status, wake, fiber }
+          return [created, new Map(map).set(functionId, created)] as const
+        })
+      })
+
+    const schedule = (functionId: string) =>
+      Effect.gen(function*() {
+        const w = yield* worker(functionId)
+        const wake = yield* SubscriptionRef.modify(w.status, (s): [boolean, TrainingStatus] =>
+          s.phase === "idle" ? [true, debouncing] : [false, { ...s, pending: true }])
+        if (wake) yield* Queue.offer(w.wake, undefined)
+      })
+
+    const status = (functionId: string) =>
+      Effect.flatMap(SynchronizedRef.get(workers), (map) => {
+        const w = map.get(functionId)
+        return w ? SubscriptionRef.get(w.status) : Effect.succeed(idle)
+      })
+
+    const awaitIdle = (functionId: string) =>
+      Effect.flatMap(SynchronizedRef.get(workers), (map) => {
+        const w = map.get(functionId)
+        return w
+          ? w.status.changes.pipe(Stream.filter((s) => s.phase === "idle"), Stream.take(1), Stream.runDrain)
+          : Effect.void
+      })
+
+    const rollback = (functionId: string, versionId: string) =>
+      Effect.gen(function*() {
+        const version = yield* store.getModelVersion(functionId, versionId)
+        yield* loaded(version)
+        const promoted = yield* store.promote(functionId, versionId)
+        yield* evict(functionId, new Set([versionId]))
+        return promoted
+      })
+
+    const forget = (functionId: string) =>
+      Effect.gen(function*() {
+        const w = yield* SynchronizedRef.modify(workers, (map) => {
+          const next = new Map(map)
+          next.delete(functionId)
+          return [map.get(functionId), next] as const
+        })
+        if (w) yield* Fiber.interrupt(w.fiber)
+        const versions = yield* Effect.orElseSucceed(store.listModelVersions(functionId), () => [])
+        yield* Ref.update(models, (map) => {
+          const next = new Map(map)
+          for (const v of versions) next.delete(v.id)
+          return next
+        })
+      })
+
+    yield* Effect.addFinalizer(() =>
+      Effect.flatMap(SynchronizedRef.get(workers), (map) => Fiber.interruptAll([...map.values()].map((w) => w.fiber)))
+    )
+
+    if (config.resumeOnStart ?? true) {
+      const functions = yield* store.listFunctions
+      yield* Effect.forEach(functions.filter((f) => f.revision > f.trainedRevision), (f) => schedule(f.id), {
+        discard: true
+      })
+    }
+
+    return {
+      schedule,
+      status,
+      awaitIdle,
+      subscribe: PubSub.subscribe(events),
+      model,
+      rollback,
+      forget
+    } satisfies RetrainerShape
+  })
+
+export const layer = (
+  config: RetrainerConfig = {}
+): Layer.Layer<
+  Retrainer,
+  FunctionsError,
+  Store | BlobStore | Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache
+> => Layer.scoped(Retrainer, make(config))

@@ -1,0 +1,340 @@
+/**
+ * The function API over HTTP (`loupe serve`): `@loupe/deploy`'s server with the function store behind it. This
+ * module adapts `Functions` to the server's `FunctionBackend` and keeps the review queue of captured invocations.
+ *
+ * The review queue: a captured invocation is stored as an unlabelled sample of its function (deduplicated by
+ * content, like every sample) and recorded in `captures.db` beside the store with why it was captured and what the
+ * model said. `GET /v1/functions/:id/captures` lists the captured samples not annotated yet, newest first; annotating
+ * one (`PUT .../annotation`) takes it off the queue and, as every annotation does, schedules a retrain.
+ *
+ * Invocations go to the promoted model (as `Functions.invoke` finds it) through a `Predictor` per model version, so
+ * concurrent invocations share backbone calls in batches. The server holds no state of its own beyond this: models
+ * come from the store's promoted versions, so several servers can serve one store.
+ *
+ * @since 0.1.0
+ */
+import { SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import type { HttpServer } from "@effect/platform"
+import type { EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
+import { ApiKeys, DeployError, FunctionBackend, Predictor, Server as DeployServer } from "@loupe/deploy"
+import type { FunctionApi } from "@loupe/deploy"
+import { Context, Effect, ExecutionStrategy, Exit, Layer, Scope } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import type { FunctionsError } from "./FunctionsError.js"
+import * as Functions from "./Functions.js"
+import * as Retrainer from "./Retrainer.js"
+import { Store } from "./Store.js"
+import type * as StoreTypes from "./Store.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServeOptions extends DeployServer.ServerOptions, Functions.FunctionsConfig {
+  /** The function store folder; its `keys.json` holds the API keys. */
+  readonly store: string
+}
+
+const reasons: Readonly<Record<FunctionsError["reason"], DeployError.DeployErrorReason>> = {
+  NotFound: "NotFound",
+  NotTrained: "NotTrained",
+  InvalidImage: "InvalidImage",
+  InvalidInput: "InvalidRequest",
+  InvalidOptions: "InvalidRequest",
+  InvalidPlugin: "InvalidRequest",
+  NoBackbone: "Internal",
+  TrainingFailed: "Internal",
+  StoreFailed: "Internal"
+}
+
+/** The server's error for a function API error, keeping its message and field. */
+const toDeployError = (e: FunctionsError): DeployError.DeployError =>
+  new DeployError.DeployError({ reason: reasons[e.reason] ?? "Internal", message: e.message, field: e.field, file: e.file, cause: e })
+
+const sampleView = (s: StoreTypes.SampleRecord): FunctionApi.SampleView => ({
+  id: s.id,
+  externalId: s.externalId,
+  annotation: s.annotation,
+  createdAt: s.createdAt
+})
+
+const labelView = (l: StoreTypes.LabelRecord): FunctionApi.LabelView => ({
+  id: l.id,
+  name: l.name,
+  description: l.description,
+  metadata: l.metadata
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// The capture log
+
+interface CaptureRow {
+  readonly function_id: string
+  readonly sample_id: string
+  readonly reason: FunctionApi.CaptureView["reason"]
+  readonly label_name: string
+  readonly confidence: number
+  readonly model_id: string
+  readonly external_id: string | null
+  readonly captured_at: string
+}
+
+/**
+ * Captured invocations waiting for review, in `captures.db` in the store folder (SQLite, WAL). A record is dropped
+ * once its sample is annotated or deleted.
+ *
+ * @since 0.1.0
+ * @category captures
+ */
+export class CaptureLog extends Context.Tag("@loupe/functions/CaptureLog")<CaptureLog, {
+  readonly add: (functionId: string, sampleId: string, capture: FunctionBackend.NewCapture) => Effect.Effect<void, DeployError.DeployError>
+  readonly page: (functionId: string, limit: number, offset: number) => Effect.Effect<ReadonlyArray<FunctionApi.CaptureView>, DeployError.DeployError>
+  readonly remove: (functionId: string, sampleIds: ReadonlyArray<string>) => Effect.Effect<void, DeployError.DeployError>
+  readonly forget: (functionId: string) => Effect.Effect<void, DeployError.DeployError>
+}>() {
+  static readonly layer = (storeDir: string): Layer.Layer<CaptureLog, DeployError.DeployError> => {
+    const failed = (what: string) => (cause: SqlError.SqlError) =>
+      new DeployError.DeployError({ reason: "Internal", file: path.join(storeDir, "captures.db"), message: `Capture log: ${what} failed: ${cause.message}`, cause })
+    const make = Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* Effect.all([
+        sql`PRAGMA journal_mode = WAL`,
+        sql`PRAGMA busy_timeout = 10000`,
+        sql`CREATE TABLE IF NOT EXISTS captures (
+          function_id TEXT NOT NULL,
+          sample_id TEXT NOT NULL,
+          reason TEXT NOT NULL,
+          label_name TEXT NOT NULL,
+          confidence REAL NOT NULL,
+          model_id TEXT NOT NULL,
+          external_id TEXT,
+          captured_at TEXT NOT NULL,
+          PRIMARY KEY (function_id, sample_id)
+        )`,
+        sql`CREATE INDEX IF NOT EXISTS captures_by_time ON captures (function_id, captured_at)`
+      ], { discard: true }).pipe(Effect.mapError(failed("creating the table")))
+      return CaptureLog.of({
+        add: (functionId, sampleId, c) =>
+          sql`INSERT OR REPLACE INTO captures ${
+            sql.insert({
+              function_id: functionId,
+              sample_id: sampleId,
+              reason: c.reason,
+              label_name: c.labelName,
+              confidence: c.confidence,
+              model_id: c.modelId,
+              external_id: c.externalId ?? null,
+              captured_at: new Date().toISOString()
+            })
+          }`.pipe(Effect.asVoid, Effect.mapError(failed("recording a capture"))),
+        page: (functionId, limit, offset) =>
+          sql<CaptureRow>`SELECT * FROM captures WHERE function_id = ${functionId}
+            ORDER BY captured_at DESC, sample_id LIMIT ${limit} OFFSET ${offset}`.pipe(
+            Effect.map((rows) =>
+              rows.map((r): FunctionApi.CaptureView => ({
+                sampleId: r.sample_id,
+                capturedAt: r.captured_at,
+                reason: r.reason,
+                labelName: r.label_name,
+                confidence: Number(r.confidence),
+                modelId: r.model_id,
+                externalId: r.external_id
+              }))
+            ),
+            Effect.mapError(failed("listing captures"))
+          ),
+        remove: (functionId, sampleIds) =>
+          sampleIds.length === 0
+            ? Effect.void
+            : sql`DELETE FROM captures WHERE function_id = ${functionId} AND ${sql.in("sample_id", sampleIds)}`.pipe(
+              Effect.asVoid,
+              Effect.mapError(failed("removing captures"))
+            ),
+        forget: (functionId) =>
+          sql`DELETE FROM captures WHERE function_id = ${functionId}`.pipe(Effect.asVoid, Effect.mapError(failed("removing captures")))
+      })
+    })
+    const client = SqliteClient.layer({ filename: path.join(storeDir, "captures.db") }).pipe(
+      Layer.mapError((cause) =>
+        new DeployError.DeployError({ reason: "Internal", file: storeDir, message: `Cannot open the capture log in ${storeDir}: ${String(cause)}`, cause })
+      )
+    )
+    const createDir = Layer.effectDiscard(
+      Effect.try({
+        try: () => fs.mkdirSync(storeDir, { recursive: true }),
+        catch: (cause) => new DeployError.DeployError({ reason: "Internal", file: storeDir, message: `Cannot create ${storeDir}: ${String(cause)}`, cause })
+      })
+    )
+    return Layer.effect(CaptureLog, make).pipe(Layer.provide(client), Layer.provide(createDir))
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The backend
+
+/** Model versions whose predictors are kept; an older one is released a while after it drops out. */
+const PREDICTORS = 4
+
+/**
+ * The function API as the HTTP server's backend. Its predictors live as long as the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const backend: Effect.Effect<
+  FunctionBackend.FunctionBackendShape,
+  never,
+  Functions.Functions | Retrainer.Retrainer | Store | CaptureLog | Scope.Scope
+> = Effect.gen(function*() {
+  const functions = yield* Functions.Functions
+  const retrainer = yield* Retrainer.Retrainer
+  const store = yield* Store
+  const captures = yield* CaptureLog
+  const scope = yield* Effect.scope
+  const run = <A>(effect: Effect.Effect<A, FunctionsError | DeployError.DeployError>) =>
+    Effect.mapError(effect, (e) => (e._tag === "FunctionsError" ? toDeployError(e) : e))
+
+  /** Predictors by model version, most recently used last. */
+  const predictors = new Map<string, {
+    readonly model: Retrainer.LoadedModel
+    readonly predictor: Predictor.PredictorShape
+    readonly scope: Scope.CloseableScope
+  }>()
+  const creating = yield* Effect.makeSemaphore(1)
+  /** Requests may still be using a predictor that drops out: release it once they are surely done. */
+  const release = (own: Scope.CloseableScope) =>
+    Effect.forkIn(Effect.delay(Scope.close(own, Exit.void), "30 seconds"), scope)
+  const predictorFor = (model: Retrainer.LoadedModel) =>
+    creating.withPermits(1)(Effect.gen(function*() {
+      const id = model.version.id
+      const hit = predictors.get(id)
+      predictors.delete(id)
+      if (hit !== undefined && hit.model.fitted === model.fitted) {
+        predictors.set(id, hit)
+        return hit.predictor
+      }
+      // A version seen for the first time, or loaded again since.
+      if (hit !== undefined) yield* release(hit.scope)
+      const own = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+      const predictor = yield* Scope.extend(Predictor.make(model.fitted), own)
+      predictors.set(id, { model, predictor, scope: own })
+      if (predictors.size > PREDICTORS) {
+        const [oldest, entry] = predictors.entries().next().value!
+        predictors.delete(oldest)
+        yield* release(entry.scope)
+      }
+      return predictor
+    }))
+
+  const invoke: FunctionBackend.FunctionBackendShape["invoke"] = (functionId, image, options) =>
+    run(Effect.gen(function*() {
+      const model = yield* retrainer.model(functionId, options.modelId)
+      // No model yet: the function API says why, in words.
+      if (model === undefined) return yield* functions.invoke(functionId, image, options.labelCount === undefined ? {} : { labelCount: options.labelCount })
+      const prediction = yield* Effect.flatMap(predictorFor(model), (p) => p.predict(image))
+      const ids = new Map(model.version.labels.map((l) => [l.name, l.id]))
+      return FunctionBackend.invocation(prediction, ids, model.version.id, options.labelCount)
+    }))
+
+  /** Captured samples still waiting: records whose sample is annotated or gone are dropped as they are met. */
+  const listCaptures = (functionId: string, paging: FunctionApi.Paging) =>
+    run(Effect.gen(function*() {
+      yield* store.getFunction(functionId)
+      const limit = paging.limit ?? 100
+      const offset = paging.offset ?? 0
+      while (true) {
+        const page = yield* captures.page(functionId, limit, offset)
+        const samples = yield* Effect.forEach(page, (c) => Effect.option(store.getSample(functionId, c.sampleId)))
+        const resolved = page.filter((_, i) => samples[i]!._tag === "None" || samples[i]!.value.annotation !== null)
+        if (resolved.length === 0) return page
+        yield* captures.remove(functionId, resolved.map((c) => c.sampleId))
+      }
+    }))
+
+  return {
+    createFunction: (input) =>
+      run(functions.create(input.name, {
+        ...(input.preset === undefined ? {} : { preset: input.preset }),
+        ...(input.overrides === undefined ? {} : { overrides: input.overrides })
+      })),
+    listFunctions: run(functions.list),
+    getFunction: (functionId) => run(functions.get(functionId)),
+    deleteFunction: (functionId) => run(Effect.zipRight(functions.delete(functionId), captures.forget(functionId))),
+    createLabel: (functionId, label) =>
+      run(Effect.map(
+        functions.createLabels(functionId, [{
+          name: label.name,
+          ...(label.description === undefined ? {} : { description: label.description }),
+          ...(label.metadata === undefined ? {} : { metadata: label.metadata })
+        }]),
+        ([created]) => labelView(created!)
+      )),
+    listLabels: (functionId) => run(Effect.map(functions.listLabels(functionId), (labels) => labels.map(labelView))),
+    createSample: (functionId, sample) =>
+      run(Effect.gen(function*() {
+        const [id] = yield* functions.createSamples(functionId, [{
+          data: sample.image,
+          ...(sample.labelName === undefined ? {} : { label: sample.labelName }),
+          ...(sample.externalId === undefined ? {} : { externalId: sample.externalId })
+        }])
+        return sampleView(yield* functions.getSample(functionId, id!))
+      })),
+    listSamples: (functionId, paging) =>
+      run(Effect.map(
+        functions.listSamples(functionId, {
+          ...(paging.limit === undefined ? {} : { limit: paging.limit }),
+          ...(paging.offset === undefined ? {} : { offset: paging.offset })
+        }),
+        (samples) => samples.map(sampleView)
+      )),
+    getSample: (functionId, sampleId) => run(Effect.map(functions.getSample(functionId, sampleId), sampleView)),
+    deleteSample: (functionId, sampleId) =>
+      run(Effect.zipRight(functions.deleteSamples(functionId, [sampleId]), captures.remove(functionId, [sampleId]))),
+    setAnnotation: (functionId, sampleId, annotation) =>
+      run(Effect.gen(function*() {
+        const sample = yield* functions.updateAnnotation(functionId, sampleId, annotation)
+        if (sample.annotation !== null) yield* captures.remove(functionId, [sampleId])
+        return sampleView(sample)
+      })),
+    invoke,
+    metrics: (functionId) => run(functions.metrics(functionId)),
+    capture: (functionId, image, capture) =>
+      run(Effect.gen(function*() {
+        const [id] = yield* functions.createSamples(functionId, [{
+          data: image,
+          ...(capture.externalId === undefined ? {} : { externalId: capture.externalId })
+        }])
+        const sample = yield* functions.getSample(functionId, id!)
+        // An image the function already holds with an annotation needs no review.
+        if (sample.annotation === null) yield* captures.add(functionId, sample.id, capture)
+        return sample.id
+      })),
+    listCaptures
+  } satisfies FunctionBackend.FunctionBackendShape
+})
+
+/**
+ * Serve the function store in `options.store` over HTTP. Needs the registry, config and embedding cache (the CLI's
+ * environment).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: ServeOptions
+): Layer.Layer<
+  HttpServer.HttpServer,
+  DeployError.DeployError | FunctionsError,
+  Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache
+> => {
+  const store = path.resolve(options.store)
+  const { store: _, ...config } = options
+  return DeployServer.layer(options).pipe(
+    Layer.provide(Layer.scoped(FunctionBackend.FunctionBackend, backend)),
+    Layer.provide(Layer.mergeAll(CaptureLog.layer(store), ApiKeys.layer(ApiKeys.fileIn(store)))),
+    Layer.provide(Functions.layerDirectory(store, config))
+  )
+}

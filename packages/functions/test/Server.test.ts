@@ -1,0 +1,252 @@
+// `loupe serve` in process: every route of the function API over HTTP on a real store (cats-vs-dogs photos,
+// MobileNetV2-int8, the `fast` preset), invoke capture into the review queue, and a retrain under load.
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { HttpServer } from "@effect/platform"
+import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
+import { ApiKeys, Server as DeployServer } from "@loupe/deploy"
+import { Plugins } from "@loupe/cli"
+import { Server, Store } from "@loupe/functions"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { modelsDir, sharedDir } from "./fixtures/shared.js"
+
+const dataset = path.join(sharedDir, "datasets", "cats-vs-dogs")
+const photos = (split: "train" | "test", label: "cats" | "dogs", from: number, count: number) =>
+  fs.readdirSync(path.join(dataset, split, label))
+    .sort((a, b) => Number(a.split(".")[1]) - Number(b.split(".")[1]))
+    .slice(from, from + count)
+    .map((f) => path.join(dataset, split, label, f))
+const dataUri = (file: string) => `data:image/jpeg;base64,${fs.readFileSync(file).toString("base64")}`
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-serve-"))
+const store = path.join(work, "store")
+const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true })
+const environment = Layer.mergeAll(config, DiskEmbeddingCache.layer().pipe(Layer.provide(config)), Plugins.registryLayer())
+
+let scope: Scope.CloseableScope
+let base = ""
+let token = ""
+
+beforeAll(async () => {
+  token = (await Effect.runPromise(Effect.flatMap(ApiKeys.make(ApiKeys.fileIn(store)), (k) => k.create("tests")))).token
+  scope = Effect.runSync(Scope.make())
+  const serving = Server.layer({
+    store,
+    port: 0,
+    debounce: "100 millis",
+    rateLimit: { perSecond: 10_000, burst: 10_000 },
+    // Capture every invocation (the policy's random fraction is 1), so the review queue is deterministic.
+    capture: { lowConfidence: 0, rareClassShare: 0, randomFraction: 1, perMinute: 6000 }
+  }).pipe(Layer.provide(environment))
+  const context = await Effect.runPromise(Layer.buildWithScope(serving, scope))
+  base = Effect.runSync(Effect.provide(DeployServer.url, Context.pick(HttpServer.HttpServer)(context)))
+})
+
+afterAll(async () => {
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+})
+
+const api = async (method: string, route: string, body?: unknown, headers: Record<string, string> = {}) => {
+  const init: RequestInit = { method, headers: { authorization: `Bearer ${token}`, ...headers } }
+  if (body instanceof FormData) init.body = body
+  else if (body !== undefined) {
+    init.body = JSON.stringify(body)
+    ;(init.headers as Record<string, string>)["content-type"] = "application/json"
+  }
+  const response = await fetch(`${base}${route}`, init)
+  const text = await response.text()
+  return { status: response.status, body: text === "" ? undefined : JSON.parse(text) }
+}
+
+const until = async <A>(probe: () => Promise<A>, done: (a: A) => boolean, timeoutMs = 120_000): Promise<A> => {
+  const deadline = Date.now() + timeoutMs
+  while (true) {
+    const value = await probe()
+    if (done(value) || Date.now() > deadline) return value
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+describe("the function API over HTTP", () => {
+  let fn = ""
+  let modelId = ""
+  let captured = ""
+
+  it("creates functions and labels, refusing bad presets and overrides by name", async () => {
+    const created = await api("POST", "/v1/functions", { name: "IsCatOrDog", preset: "fast", overrides: { folds: 3 } })
+    expect(created.status).toBe(201)
+    expect(created.body).toMatchObject({ name: "IsCatOrDog", preset: "fast" })
+    fn = created.body.id
+    expect((await api("GET", "/v1/functions")).body).toEqual([created.body])
+
+    const badPreset = await api("POST", "/v1/functions", { name: "x", preset: "turbo" })
+    expect(badPreset.status).toBe(400)
+    const badOverride = await api("POST", "/v1/functions", { name: "x", overrides: { fold: 3 } })
+    expect(badOverride.status).toBe(400)
+    expect(badOverride.body.message).toMatch(/fold/)
+
+    const cats = await api("POST", `/v1/functions/${fn}/labels`, { name: "cats" })
+    expect(cats.status).toBe(201)
+    const dogs = await api("POST", `/v1/functions/${fn}/labels`, { name: "dogs", description: "good boys", metadata: { kind: "animal" } })
+    expect(dogs.body).toMatchObject({ name: "dogs", description: "good boys", metadata: { kind: "animal" } })
+    expect((await api("GET", `/v1/functions/${fn}/labels`)).body.map((l: any) => l.name)).toEqual(["cats", "dogs"])
+  })
+
+  it("says 409 NotTrained before there is a model", async () => {
+    const early = await api("POST", `/v1/functions/${fn}/invoke`, { data: dataUri(photos("test", "cats", 0, 1)[0]!) })
+    expect(early.status).toBe(409)
+    expect(early.body).toMatchObject({ _tag: "Conflict", reason: "NotTrained", field: "functionId" })
+  })
+
+  it("takes samples as JSON data URIs and as multipart files, deduplicated, and trains by itself", async () => {
+    const uploads = await Promise.all([
+      ...photos("train", "cats", 0, 5).map((f) => api("POST", `/v1/functions/${fn}/samples`, { data: dataUri(f), annotation: { labelName: "cats" }, externalId: path.basename(f) })),
+      ...photos("train", "dogs", 0, 5).map((f) => {
+        const form = new FormData()
+        form.append("data", new Blob([fs.readFileSync(f)], { type: "image/jpeg" }), path.basename(f))
+        form.append("labelName", "dogs")
+        return api("POST", `/v1/functions/${fn}/samples`, form)
+      })
+    ])
+    expect(uploads.map((u) => u.status)).toEqual(Array(10).fill(201))
+    expect(uploads[0]!.body).toMatchObject({ externalId: "cat.1.jpg", annotation: { labelName: "cats" } })
+    expect(uploads[9]!.body.annotation.labelName).toBe("dogs")
+    const again = await api("POST", `/v1/functions/${fn}/samples`, { data: dataUri(photos("train", "cats", 0, 1)[0]!) })
+    expect(again.body.id).toBe(uploads[0]!.body.id)
+
+    const listed = await api("GET", `/v1/functions/${fn}/samples?limit=4&offset=2`)
+    expect(listed.body).toHaveLength(4)
+    expect((await api("GET", `/v1/functions/${fn}/samples/${uploads[3]!.body.id}`)).body).toEqual(uploads[3]!.body)
+
+    const trained = await until(() => api("GET", `/v1/functions/${fn}`), (r) => r.body.model !== null && r.body.training.phase === "idle")
+    expect(trained.body.labels).toEqual([
+      expect.objectContaining({ name: "cats", sampleCount: 5 }),
+      expect.objectContaining({ name: "dogs", sampleCount: 5 })
+    ])
+    expect(trained.body.model.upToDate).toBe(true)
+    modelId = trained.body.model.id
+    const metrics = await api("GET", `/v1/functions/${fn}/metrics`)
+    expect(metrics.body).toMatchObject({ functionId: fn, modelId, sampleCount: 10 })
+    expect(metrics.body.cv.labels).toEqual(["cats", "dogs"])
+  })
+
+  it("invokes, captures the invocation into the review queue, and takes it off once annotated", async () => {
+    const photo = photos("test", "dogs", 0, 1)[0]!
+    const result = await api("POST", `/v1/functions/${fn}/invoke?labelCount=1`, { data: dataUri(photo), externalId: "req-1" })
+    expect(result.status).toBe(200)
+    expect(result.body).toMatchObject({ modelId, externalId: "req-1" })
+    expect(["cats", "dogs"]).toContain(result.body.labelName)
+    expect(result.body.labelConfidences).toHaveLength(1)
+    expect(typeof result.body.sampleId).toBe("string")
+    captured = result.body.sampleId
+
+    const uncaptured = await api("POST", `/v1/functions/${fn}/invoke?capture=false`, { data: dataUri(photos("test", "cats", 1, 1)[0]!) })
+    expect(uncaptured.body.sampleId).toBeNull()
+
+    const queue = await api("GET", `/v1/functions/${fn}/captures`)
+    expect(queue.body).toEqual([expect.objectContaining({
+      sampleId: captured,
+      reason: "random",
+      labelName: result.body.labelName,
+      modelId,
+      externalId: "req-1"
+    })])
+    const sample = await api("GET", `/v1/functions/${fn}/samples/${captured}`)
+    expect(sample.body.annotation).toBeNull()
+
+    const annotated = await api("PUT", `/v1/functions/${fn}/samples/${captured}/annotation`, { labelName: "dogs" })
+    expect(annotated.body.annotation).toMatchObject({ labelName: "dogs" })
+    expect((await api("GET", `/v1/functions/${fn}/captures`)).body).toEqual([])
+    // The annotation changed the training data: a retrain follows and a new model is promoted.
+    const retrained = await until(() => api("GET", `/v1/functions/${fn}`), (r) => r.body.model.id !== modelId && r.body.training.phase === "idle")
+    expect(retrained.body.model.id).not.toBe(modelId)
+    expect(retrained.body.labels.find((l: any) => l.name === "dogs").sampleCount).toBe(6)
+    modelId = retrained.body.model.id
+
+    const cleared = await api("DELETE", `/v1/functions/${fn}/samples/${captured}/annotation`)
+    expect(cleared.body.annotation).toBeNull()
+    expect((await api("DELETE", `/v1/functions/${fn}/samples/${captured}`)).status).toBe(204)
+    expect((await api("GET", `/v1/functions/${fn}/samples/${captured}`)).body).toMatchObject({ reason: "NotFound", field: "sampleId" })
+  })
+
+  it("names the field of bad annotations", async () => {
+    const sample = (await api("GET", `/v1/functions/${fn}/samples?limit=1`)).body[0]
+    const unknownLabel = await api("PUT", `/v1/functions/${fn}/samples/${sample.id}/annotation`, { labelId: "label_nope" })
+    expect(unknownLabel).toMatchObject({ status: 404, body: { reason: "NotFound", field: "annotation.labelId" } })
+    const empty = await api("PUT", `/v1/functions/${fn}/samples/${sample.id}/annotation`, {})
+    expect(empty.status).toBe(400)
+    const noData = await api("POST", `/v1/functions/${fn}/samples`, { annotation: { labelName: "cats" } })
+    expect(noData.body).toMatchObject({ reason: "InvalidRequest", field: "data" })
+  })
+
+  it("serves every invocation during a retrain and promotion: zero failures, old model then new", async () => {
+    const probes = [...photos("test", "cats", 2, 4), ...photos("test", "dogs", 2, 4)].map(dataUri)
+    /** Each answer with when its request started and ended. */
+    const seen: Array<{ readonly modelId: string; readonly start: number; readonly end: number }> = []
+    const failures: Array<unknown> = []
+    let stop = false
+    const worker = async (w: number) => {
+      for (let i = 0; !stop && i < 2000; i++) {
+        const start = performance.now()
+        const r = await api("POST", `/v1/functions/${fn}/invoke?capture=false`, { data: probes[(w + i) % probes.length] })
+        if (r.status !== 200) failures.push(r.body)
+        else seen.push({ modelId: r.body.modelId, start, end: performance.now() })
+      }
+    }
+    const load = Promise.all([0, 1, 2, 3].map(worker))
+    await new Promise((r) => setTimeout(r, 300))
+    const added = await Promise.all(
+      [...photos("train", "cats", 10, 2), ...photos("train", "dogs", 10, 2)].map((f, i) =>
+        api("POST", `/v1/functions/${fn}/samples`, { data: dataUri(f), annotation: { labelName: i < 2 ? "cats" : "dogs" } }))
+    )
+    expect(added.map((a) => a.status)).toEqual([201, 201, 201, 201])
+    const promoted = await until(() => api("GET", `/v1/functions/${fn}`), (r) => r.body.model.id !== modelId && r.body.training.phase === "idle")
+    await new Promise((r) => setTimeout(r, 300))
+    stop = true
+    await load
+    expect(failures).toEqual([])
+    const newModel = promoted.body.model.id
+    expect(seen.length).toBeGreaterThan(20)
+    expect(seen[0]!.modelId).toBe(modelId)
+    expect(seen.at(-1)!.modelId).toBe(newModel)
+    // Samples that arrive more than the debounce apart may retrain more than once; each promotion is atomic: once a
+    // model has answered, a request that starts later never gets an older one.
+    const firstAnswer = new Map<string, number>()
+    for (const s of seen) firstAnswer.set(s.modelId, Math.min(firstAnswer.get(s.modelId) ?? Infinity, s.end))
+    const order = [...firstAnswer].sort((a, b) => a[1] - b[1]).map(([id]) => id)
+    expect(order[0]).toBe(modelId)
+    expect(order.at(-1)).toBe(newModel)
+    const stale = seen.filter((s) => order.some((id, rank) => rank > order.indexOf(s.modelId) && firstAnswer.get(id)! < s.start))
+    expect(stale).toEqual([])
+  })
+
+  it("answers with any model of the history (modelId), more versions than it keeps predictors for", async () => {
+    // Two more retrains: annotate two unlabelled samples, one after the other.
+    for (const file of photos("test", "cats", 8, 2)) {
+      const sample = (await api("POST", `/v1/functions/${fn}/samples`, { data: dataUri(file) })).body
+      const before = (await api("GET", `/v1/functions/${fn}`)).body.model.id
+      await api("PUT", `/v1/functions/${fn}/samples/${sample.id}/annotation`, { labelName: "cats" })
+      await until(() => api("GET", `/v1/functions/${fn}`), (r) => r.body.model.id !== before && r.body.training.phase === "idle")
+    }
+    const versions = await Effect.runPromise(
+      Effect.flatMap(Store.Store, (s) => s.listModelVersions(fn)).pipe(Effect.provide(Store.layerSqlite(store)))
+    )
+    expect(versions.length).toBeGreaterThan(4)
+    const probe = dataUri(photos("test", "dogs", 9, 1)[0]!)
+    for (const version of [...versions, versions[0]!, versions.at(-1)!]) {
+      const r = await api("POST", `/v1/functions/${fn}/invoke?capture=false&modelId=${version.id}`, { data: probe })
+      expect(r.status).toBe(200)
+      expect(r.body.modelId).toBe(version.id)
+    }
+    const unknown = await api("POST", `/v1/functions/${fn}/invoke?modelId=model_nope`, { data: probe })
+    expect(unknown).toMatchObject({ status: 404, body: { reason: "NotFound" } })
+  })
+
+  it("deletes the function", async () => {
+    expect((await api("DELETE", `/v1/functions/${fn}`)).status).toBe(204)
+    expect((await api("GET", `/v1/functions/${fn}`)).status).toBe(404)
+    expect((await api("GET", `/v1/functions/${fn}/captures`)).status).toBe(404)
+  })
+})

@@ -1,0 +1,243 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit } from "effect"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { BlobStore, Store } from "@loupe/functions"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+
+const tempDir = (prefix: string) => Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), `loupe-${prefix}-`)))
+
+/** Run `effect` with a store opened on `dir`, closing it afterwards (like a process exiting). */
+const withStore = <A, E>(dir: string, effect: Effect.Effect<A, E, Store.Store>) =>
+  Effect.provide(effect, Store.layerSqlite(dir))
+
+const hash = (i: number) => i.toString(16).padStart(64, "0")
+
+/** Exit code and output of a process. */
+const runNode = (args: ReadonlyArray<string>) =>
+  new Promise<{ readonly code: number | null; readonly output: string }>((resolve) => {
+    const child = spawn(process.execPath, args)
+    let output = ""
+    child.stdout.on("data", (d) => (output += d))
+    child.stderr.on("data", (d) => (output += d))
+    child.on("close", (code) => resolve({ code, output }))
+  })
+
+describe("Store", () => {
+  it("several processes opening one new store at the same moment all get the migrated schema", async () => {
+    const script = fileURLToPath(new URL("./fixtures/open-store.mjs", import.meta.url))
+    // Before the fix, about one round in six failed with "listFunctions failed: Failed to prepare statement".
+    for (let round = 0; round < 6; round++) {
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), "loupe-store-race-"))
+      const startAt = String(Date.now() + 1500)
+      const results = await Promise.all(["a", "b", "c"].map((name) => runNode([script, dir, startAt, name])))
+      for (const r of results) expect(r, r.output).toMatchObject({ code: 0 })
+      const ids = await Effect.runPromise(withStore(dir, Effect.flatMap(Store.Store, (store) => store.listFunctions)))
+      expect(ids.length).toBe(3)
+    }
+  })
+
+  it.effect("functions, labels and samples: dedupe by content, annotations, revisions, listing order", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("store")
+      yield* withStore(
+        dir,
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const fn = yield* store.createFunction({ name: "IsCatOrDog", preset: "fast", overrides: { folds: 3 } })
+          expect(fn).toMatchObject({ name: "IsCatOrDog", preset: "fast", overrides: { folds: 3 }, revision: 0 })
+          expect(fn.id).toMatch(/^function_[0-9a-f]{20}$/)
+
+          const labels = yield* store.createLabels(fn.id, [{ name: "cats", description: "felines" }, { name: "dogs" }])
+          expect(labels.map((l) => l.name)).toEqual(["cats", "dogs"])
+          // Creating an existing label returns it.
+          const again = yield* store.createLabels(fn.id, [{ name: "cats" }])
+          expect(again[0]!.id).toBe(labels[0]!.id)
+          expect(again[0]!.description).toBe("felines")
+
+          // Unlabelled samples do not change the training data; annotated ones do.
+          const unlabelled = yield* store.addSamples(fn.id, [{ contentHash: hash(1), externalId: "x1" }])
+          expect(unlabelled[0]!.created).toBe(true)
+          expect((yield* store.getFunction(fn.id)).revision).toBe(0)
+
+          const added = yield* store.addSamples(fn.id, [
+            { contentHash: hash(2), labelName: "cats" },
+            { contentHash: hash(3), labelName: "birds" },
+            // The same content twice in one call, and content already present (unlabelled): one sample each.
+            { contentHash: hash(2), labelName: "dogs" },
+            { contentHash: hash(1), labelName: "dogs" }
+          ])
+          expect(added.map((a) => a.created)).toEqual([true, true, false, false])
+          expect(added[2]!.sample.id).toBe(added[0]!.sample.id)
+          expect(added[2]!.sample.annotation?.labelName).toBe("cats")
+          expect(added[3]!.sample.id).toBe(unlabelled[0]!.sample.id)
+          // The unlabelled duplicate took the annotation it came with.
+          expect(added[3]!.sample.annotation?.labelName).toBe("dogs")
+          expect((yield* store.getFunction(fn.id)).revision).toBe(1)
+          expect((yield* store.listLabels(fn.id)).map((l) => l.name)).toEqual(["birds", "cats", "dogs"])
+
+          const listed = yield* store.listSamples(fn.id)
+          expect(listed.map((s) => s.contentHash)).toEqual([hash(1), hash(2), hash(3)])
+          expect(listed[0]!.externalId).toBe("x1")
+          expect((yield* store.listSamples(fn.id, { limit: 1, offset: 1 })).map((s) => s.contentHash)).toEqual([hash(2)])
+
+          const counts = yield* store.labelCounts(fn.id)
+          expect(counts.map((c) => [c.label.name, c.count])).toEqual([["birds", 1], ["cats", 1], ["dogs", 1]])
+
+          // Annotation changes bump the revision; setting the same label does not.
+          const sample = listed[2]!
+          yield* store.setAnnotation(fn.id, sample.id, { labelName: "cats" })
+          expect((yield* store.getFunction(fn.id)).revision).toBe(2)
+          yield* store.setAnnotation(fn.id, sample.id, { labelId: labels[0]!.id })
+          expect((yield* store.getFunction(fn.id)).revision).toBe(2)
+          const cleared = yield* store.setAnnotation(fn.id, sample.id, null)
+          expect(cleared.annotation).toBeNull()
+          expect((yield* store.getFunction(fn.id)).revision).toBe(3)
+
+          const unknownLabel = yield* Effect.exit(store.setAnnotation(fn.id, sample.id, { labelId: "label_nope" }))
+          expect(unknownLabel).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "NotFound", field: "annotation.labelId" })))
+
+          // Deleting: unknown ids fail and delete nothing.
+          const bad = yield* Effect.exit(store.deleteSamples(fn.id, [sample.id, "sample_missing"]))
+          expect(bad).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "NotFound", field: "sampleIds" })))
+          expect((yield* store.listSamples(fn.id)).length).toBe(3)
+          const deleted = yield* store.deleteSamples(fn.id, [listed[1]!.id])
+          expect(deleted.map((s) => s.contentHash)).toEqual([hash(2)])
+          expect((yield* store.getFunction(fn.id)).revision).toBe(4)
+
+          const snapshot = yield* store.trainingSnapshot(fn.id)
+          expect(snapshot.samples.map((s) => s.annotation.labelName)).toEqual(["dogs"])
+          expect(snapshot.function.revision).toBe(4)
+
+          const missing = yield* Effect.exit(store.getFunction("function_missing"))
+          expect(missing).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "NotFound", field: "functionId" })))
+        })
+      )
+    }))
+
+  it.effect("model versions: one promoted at a time, stale versions not promoted, rollback, all survive a reopen", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("store")
+      const version = (functionId: string, id: string, revision: number): Store.NewModelVersion => ({
+        functionId,
+        id,
+        bundle: `bundles/${functionId}/${id}`,
+        labels: [{ id: "label_a", name: "a" }],
+        metrics: { accuracy: revision / 10 },
+        revision,
+        sampleCount: 4
+      })
+      const fnId = yield* withStore(
+        dir,
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const fn = yield* store.createFunction({ name: "f", preset: "fast", overrides: {} })
+          expect(yield* store.promotedVersion(fn.id)).toBeUndefined()
+          const v1 = yield* store.addModelVersion(version(fn.id, "model_1", 1))
+          expect(v1.promoted).toBe(true)
+          const v3 = yield* store.addModelVersion(version(fn.id, "model_3", 3))
+          expect(v3.promoted).toBe(true)
+          // A run that finishes late, on older data, is kept in the history but not promoted.
+          const v2 = yield* store.addModelVersion(version(fn.id, "model_2", 2))
+          expect(v2.promoted).toBe(false)
+          expect((yield* store.promotedVersion(fn.id))?.id).toBe("model_3")
+          expect((yield* store.getFunction(fn.id)).trainedRevision).toBe(3)
+
+          const rolledBack = yield* store.promote(fn.id, "model_1")
+          expect(rolledBack).toMatchObject({ id: "model_1", promoted: true, metrics: { accuracy: 0.1 } })
+          const history = yield* store.listModelVersions(fn.id)
+          expect(history.filter((v) => v.promoted).map((v) => v.id)).toEqual(["model_1"])
+          expect(history.length).toBe(3)
+
+          yield* store.markTrainingFailed(fn.id, 4, "Label \"a\" has 1 sample")
+          expect(yield* store.getFunction(fn.id)).toMatchObject({ trainedRevision: 4, trainError: "Label \"a\" has 1 sample" })
+          const unknown = yield* Effect.exit(store.promote(fn.id, "model_nope"))
+          expect(unknown).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "NotFound", field: "versionId" })))
+          return fn.id
+        })
+      )
+      // A new store on the same folder sees everything.
+      yield* withStore(
+        dir,
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          expect((yield* store.promotedVersion(fnId))?.id).toBe("model_1")
+          expect((yield* store.listModelVersions(fnId)).length).toBe(3)
+          expect((yield* store.listFunctions).map((f) => f.id)).toEqual([fnId])
+          yield* store.deleteFunction(fnId)
+          expect(yield* store.listFunctions).toEqual([])
+          expect(yield* store.promotedVersion(fnId)).toBeUndefined()
+        })
+      )
+    }))
+
+  it.effect("concurrent writers in one process lose nothing and keep one sample per content", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("store")
+      yield* withStore(
+        dir,
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const fn = yield* store.createFunction({ name: "f", preset: "fast", overrides: {} })
+          // 8 writers, each adding 25 samples of which 5 are shared by all writers.
+          yield* Effect.forEach(
+            Array.from({ length: 8 }, (_, w) => w),
+            (w) =>
+              store.addSamples(fn.id, [
+                ...Array.from({ length: 20 }, (_, i) => ({ contentHash: hash(1000 * (w + 1) + i), labelName: `l${w % 2}` })),
+                ...Array.from({ length: 5 }, (_, i) => ({ contentHash: hash(i), labelName: "shared" }))
+              ]),
+            { concurrency: "unbounded" }
+          )
+          const samples = yield* store.listSamples(fn.id)
+          expect(samples.length).toBe(8 * 20 + 5)
+          expect(new Set(samples.map((s) => s.contentHash)).size).toBe(samples.length)
+          // Every call changed the training data at least once (the shared ones only in the first call).
+          expect((yield* store.getFunction(fn.id)).revision).toBe(8)
+        })
+      )
+    }))
+})
+
+describe("BlobStore (filesystem)", () => {
+  it.effect("put/get/has/remove, atomic directories, key validation", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("blobs")
+      const blobs = yield* BlobStore.makeFileSystem(dir)
+      const bytes = new Uint8Array([1, 2, 3])
+      yield* blobs.put("images/f/abc", bytes)
+      expect(yield* blobs.get("images/f/abc")).toEqual(bytes)
+      expect(yield* blobs.has("images/f/abc")).toBe(true)
+      expect(yield* blobs.localFile("images/f/abc")).toBe(path.join(dir, "images", "f", "abc"))
+      // No temp files are left beside the blob.
+      expect(yield* Effect.promise(() => fs.readdir(path.join(dir, "images", "f")))).toEqual(["abc"])
+
+      const missing = yield* Effect.exit(blobs.get("images/f/nope"))
+      expect(missing).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "NotFound", file: "images/f/nope" })))
+      for (const key of ["../escape", "/abs", "a//b", "a/./b", ""]) {
+        const bad = yield* Effect.exit(blobs.put(key, bytes))
+        expect(bad).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "InvalidInput", field: "key" })))
+      }
+
+      const written = yield* blobs.putDirectory("bundles/f/v1", (staging) =>
+        Effect.promise(() => fs.writeFile(path.join(staging, "manifest.json"), "{}")).pipe(Effect.as(staging)))
+      expect(written).not.toBe(path.join(dir, "bundles", "f", "v1"))
+      const published = yield* blobs.localDirectory("bundles/f/v1")
+      expect(yield* Effect.promise(() => fs.readFile(path.join(published, "manifest.json"), "utf8"))).toBe("{}")
+      // A failing writer publishes nothing and leaves no staging folder behind.
+      const failed = yield* Effect.exit(blobs.putDirectory("bundles/f/v2", () => Effect.fail("boom")))
+      expect(Exit.isFailure(failed)).toBe(true)
+      expect(yield* blobs.has("bundles/f/v2")).toBe(false)
+      expect(yield* Effect.promise(() => fs.readdir(path.join(dir, "bundles", "f")))).toEqual(["v1"])
+      // Publishing over an existing prefix is refused.
+      const twice = yield* Effect.exit(blobs.putDirectory("bundles/f/v1", () => Effect.void))
+      expect(twice).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "StoreFailed", file: "bundles/f/v1" })))
+
+      yield* blobs.remove("bundles/f")
+      expect(yield* blobs.has("bundles/f/v1")).toBe(false)
+      yield* blobs.remove("bundles/f")
+    }))
+
+})
