@@ -10,6 +10,7 @@ import * as fs from "node:fs"
 import * as http from "node:http"
 import * as os from "node:os"
 import * as path from "node:path"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Plugins } from "@loupe/cli"
 import { Functions, Server } from "@loupe/functions"
 import { loupe, modelsDir, sharedDir } from "./fixtures/cli.js"
@@ -18,7 +19,12 @@ const catsDir = path.join(sharedDir, "datasets", "cats-vs-dogs", "test", "cats")
 const cat = fs.readFileSync(path.join(catsDir, fs.readdirSync(catsDir).sort()[0]!))
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-url-input-"))
 const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true })
-const environment = Layer.mergeAll(config, DiskEmbeddingCache.layer().pipe(Layer.provide(config)), Plugins.registryLayer())
+const environment = Layer.mergeAll(
+  config,
+  DiskEmbeddingCache.layer().pipe(Layer.provide(config)),
+  Plugins.registryLayer(),
+  NodeFileSystem.layer
+)
 
 let origin: http.Server
 let base = ""
@@ -56,7 +62,7 @@ describe("URL image input", () => {
       // The byte cap applies to fetched images too.
       expect((yield* Effect.flip(Functions.readImage(`${base}/cat.jpg`, "data", { allowUrlFetch: true, allowPrivateUrls: true, maxBytes: 1000 }))).message)
         .toMatch(/over the 1000-byte limit/)
-    }))
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
 
   it.live("createSamples fetches with the options of Functions", () =>
     Effect.gen(function*() {

@@ -15,8 +15,8 @@
  */
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
+import { FileSystem } from "@effect/platform"
 import { Context, Effect, Layer } from "effect"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
 import * as SqlStore from "./internal/SqlStore.js"
@@ -207,13 +207,13 @@ export const layer: Layer.Layer<Store, FunctionsError, SqlClient.SqlClient> = La
  * The embedded default: a SQLite database `loupe.db` in `dir` (created when missing), WAL mode, with a busy timeout
  * so concurrent writers from other processes wait for each other.
  */
-export const layerSqlite = (dir: string): Layer.Layer<Store, FunctionsError> => {
+export const layerSqlite = (dir: string): Layer.Layer<Store, FunctionsError, FileSystem.FileSystem> => {
   const createDir = Layer.effectDiscard(
-    Effect.try({
-      try: () => fs.mkdirSync(dir, { recursive: true }),
-      catch: (cause) =>
-        new FunctionsError({ reason: "StoreFailed", file: dir, message: `Store: cannot create ${dir}: ${String(cause)}`, cause })
-    })
+    Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeDirectory(dir, { recursive: true })).pipe(
+      Effect.mapError((cause) =>
+        new FunctionsError({ reason: "StoreFailed", file: dir, message: `Store: cannot create ${dir}: ${cause.message}`, cause })
+      )
+    )
   )
   const client = SqliteClient.layer({ filename: path.join(dir, "loupe.db") }).pipe(
     Layer.mapError((cause) =>

@@ -7,6 +7,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Plugins } from "@loupe/cli"
 import { Functions, Retrainer } from "@loupe/functions"
 import { modelsDir, sharedDir } from "./fixtures/shared.js"
@@ -26,7 +27,12 @@ let folders = 0
 const freshDir = () => path.join(work, `store-${folders++}`)
 
 const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true })
-const environment = Layer.mergeAll(config, DiskEmbeddingCache.layer().pipe(Layer.provide(config)), Plugins.registryLayer())
+const environment = Layer.mergeAll(
+  config,
+  DiskEmbeddingCache.layer().pipe(Layer.provide(config)),
+  Plugins.registryLayer(),
+  NodeFileSystem.layer
+)
 
 const functionsIn = (dir: string, config: Functions.FunctionsConfig = {}) =>
   Functions.layerDirectory(dir, { debounce: "100 millis", ...config }).pipe(Layer.provide(environment))
