@@ -167,9 +167,9 @@ const leaderboardSection = (input: ReportInput, s: Style): Array<string> => {
 }
 
 /**
- * The whole report as text, ending with a newline: the title, the model, the leaderboard, then for each evaluation
- * its headline metrics, per-class table, confusion matrix (or its most confused pairs) and most confident mistakes.
- * Never fails.
+ * The whole report as text, ending with a newline: the title, the model, the leaderboard, for each evaluation its
+ * headline metrics, per-class table, confusion matrix (or its most confused pairs) and most confident mistakes, and
+ * the timings. Never fails.
  *
  * @since 0.1.0
  * @category rendering
