@@ -21,6 +21,7 @@ import { BlobStore, layerFileSystem } from "./BlobStore.js"
 import { store } from "./FunctionCommand.js"
 import { environment, json, modelsDir, plugins } from "./internal/cliOptions.js"
 import { imageKey, layerSqlite, Store } from "./Store.js"
+import * as ServerImage from "./ServerImage.js"
 
 /** Images used to verify an ONNX export of a function: its first few samples. */
 const VERIFY_SAMPLES = 8
@@ -87,7 +88,7 @@ export const command = Command.make(
         ? { ...(yield* OnnxExport.exportBundle(source.dir, flags.out, { verifyImages })), format: "onnx", dir: path.resolve(flags.out) }
         : {
           format: "docker",
-          ...(yield* DockerContext.write(source.dir, flags.out, {
+          ...(yield* DockerContext.write(source.dir, flags.out, yield* ServerImage.entry, {
             port: flags.port,
             ...(source.functionId === undefined ? {} : { functionId: source.functionId })
           }))
