@@ -35,7 +35,7 @@ import { Effect } from "effect"
 import type { Scope } from "effect"
 import * as path from "node:path"
 import { DeployError } from "./DeployError.js"
-import { mirrorTensor, run, session, syntheticInputs } from "./internal/ExportCheck.js"
+import { mirrorTensor, session, syntheticInputs } from "./internal/ExportCheck.js"
 import { freeName, mirrorNodes, poolingNodes } from "./internal/ExportGraph.js"
 
 /**
@@ -180,7 +180,7 @@ export const build = (
 
     // The rank of the raw output decides the pooling nodes; one blank image tells it.
     const probe = yield* session(graph.model, graph.file)
-    const rawDims = (yield* run(probe, graph.input, new Float32Array(spec.size * spec.size * 3), inputDims(1), graph.output)).dims
+    const rawDims = (yield* probe.run(graph.input, new Float32Array(spec.size * spec.size * 3), inputDims(1), graph.output)).dims
     const pooled = poolingNodes(config, graph.output, rawDims.length)
     const dim = info.embeddingSize
     const taken = yield* Effect.try({
@@ -275,7 +275,7 @@ export const build = (
         vectors: yield* embed(batch),
         ...(mirror ? { mirrored: yield* embed(mirrorTensor(batch, spec)) } : {})
       })
-      const got = yield* run(exported, IMAGE, batch.slice(), inputDims(n), PROBABILITIES)
+      const got = yield* exported.run(IMAGE, batch.slice(), inputDims(n), PROBABILITIES)
       const data = got.data as Float32Array
       if (data.length !== want.data.length) {
         return yield* new DeployError({

@@ -4,24 +4,37 @@
  */
 import { Preprocess } from "@loupe/core"
 import { Effect } from "effect"
-import * as ort from "onnxruntime-node"
+import type * as Ort from "onnxruntime-node"
 import { DeployError } from "../DeployError.js"
 
-export const session = (model: Uint8Array, file: string) =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: () => ort.InferenceSession.create(model, { intraOpNumThreads: 2, graphOptimizationLevel: "all" }),
-      catch: (cause) =>
-        new DeployError({ reason: "ExportFailed", file, message: `onnxruntime cannot load the exported graph: ${String(cause)}`, cause })
-    }),
-    (s) => Effect.promise(() => s.release())
-  )
+/** A graph loaded in onnxruntime: `run` feeds one float input and returns one output. */
+export interface Session {
+  readonly run: (input: string, data: Float32Array, dims: ReadonlyArray<number>, output: string) => Effect.Effect<Ort.Tensor, DeployError>
+}
 
-export const run = (s: ort.InferenceSession, input: string, data: Float32Array, dims: ReadonlyArray<number>, output: string) =>
-  Effect.tryPromise({
-    try: () => s.run({ [input]: new ort.Tensor("float32", data, dims) }, [output]),
-    catch: (cause) => new DeployError({ reason: "ExportFailed", message: `onnxruntime failed: ${String(cause)}`, cause })
-  }).pipe(Effect.map((result) => result[output]!))
+// Imported when an export runs, so that a server which never exports does not load onnxruntime for it.
+const importOrt = Effect.tryPromise({
+  try: () => import("onnxruntime-node"),
+  catch: (cause) => new DeployError({ reason: "ExportFailed", message: `Cannot import onnxruntime-node: ${String(cause)}`, cause })
+})
+
+/** An onnxruntime session for `model` (from `file`), released with the scope. */
+export const session = (model: Uint8Array, file: string) =>
+  Effect.flatMap(importOrt, (ort) =>
+    Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => ort.InferenceSession.create(model, { intraOpNumThreads: 2, graphOptimizationLevel: "all" }),
+        catch: (cause) =>
+          new DeployError({ reason: "ExportFailed", file, message: `onnxruntime cannot load the exported graph: ${String(cause)}`, cause })
+      }),
+      (s) => Effect.promise(() => s.release())
+    ).pipe(Effect.map((s): Session => ({
+      run: (input, data, dims, output) =>
+        Effect.tryPromise({
+          try: () => s.run({ [input]: new ort.Tensor("float32", data, dims) }, [output]),
+          catch: (cause) => new DeployError({ reason: "ExportFailed", message: `onnxruntime failed: ${String(cause)}`, cause })
+        }).pipe(Effect.map((result) => result[output]!))
+    }))))
 
 /** `batch` normalised images flipped left to right (the tensor of their mirror images). */
 export const mirrorTensor = (batch: Float32Array, spec: Preprocess.PreprocessSpec): Float32Array => {
