@@ -3,6 +3,10 @@
  * function of (data, params, seed) returning a new fitted value, and fitted heads serialise to JSON and load back
  * exactly. Heads take raw backbone embeddings; any normalisation they need is part of their fitted state.
  *
+ * Fitted heads are built with `make`, which checks the width of what they predict on, once, for every head. A head
+ * plugin may offer capabilities beside the contract: `toOnnx`, its ONNX form, which `@loupe/deploy`'s exporter asks
+ * for.
+ *
  * @since 0.1.0
  */
 import type { Effect, Schema } from "effect"
