@@ -19,6 +19,7 @@ import * as path from "node:path"
 import { BlobStore, FunctionsError, Store } from "@loupe/functions"
 import { store } from "./FunctionCommand.js"
 import { environment, json, modelsDir, plugins } from "./internal/cliOptions.js"
+import * as ServerImage from "./ServerImage.js"
 
 /** Images used to verify an ONNX export of a function: its first few samples. */
 const VERIFY_SAMPLES = 8
@@ -85,7 +86,7 @@ export const command = Command.make(
         ? { ...(yield* OnnxExport.exportBundle(source.dir, flags.out, { verifyImages })), format: "onnx", dir: path.resolve(flags.out) }
         : {
           format: "docker",
-          ...(yield* DockerContext.write(source.dir, flags.out, {
+          ...(yield* DockerContext.write(source.dir, flags.out, yield* ServerImage.entry, {
             port: flags.port,
             ...(source.functionId === undefined ? {} : { functionId: source.functionId })
           }))

@@ -21,6 +21,7 @@ import * as CrossValidation from "./CrossValidation.js"
 import * as Check from "./internal/Check.js"
 import * as Codec from "./internal/Codec.js"
 import * as HeadKit from "./internal/HeadKit.js"
+import * as OnnxHead from "./internal/OnnxHead.js"
 import { axpy, dot } from "./internal/Linalg.js"
 import * as Random from "./internal/Random.js"
 import * as Scaler from "./internal/Scaler.js"
@@ -246,6 +247,25 @@ export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
     if (state.weights.length !== count * (dim + 1)) return `weights hold ${state.weights.length} values, expected ${count * (dim + 1)}`
     if (state.plattA.length !== count || state.plattB.length !== count) return `expected ${count} Platt sigmoids`
     return { numClasses: state.numClasses, dim }
+  },
+  // One-vs-rest decision values through the Platt sigmoids (`sigmoid(A f + B)`, A and B folded into the weights).
+  toOnnx: (state, _params, io) => {
+    const k = state.numClasses
+    const stride = io.dim + 1
+    const layer = OnnxHead.columns(
+      k,
+      io.dim,
+      problems(k),
+      (c, j) => state.plattA[c]! * state.weights[c * stride + j]!,
+      (c) => state.plattA[c]! * state.weights[c * stride + io.dim]! + state.plattB[c]!
+    )
+    return OnnxHead.denseGraph({
+      l2: true,
+      scaler: state.scaler,
+      renormalize: false,
+      layers: [layer],
+      activation: k === 2 ? "softmax" : "sigmoid-normalized"
+    }, io)
   }
 })
 

@@ -25,6 +25,7 @@ import * as Check from "./internal/Check.js"
 import * as DenseHead from "./internal/DenseHead.js"
 import * as DenseNet from "./internal/DenseNet.js"
 import * as HeadKit from "./internal/HeadKit.js"
+import * as OnnxHead from "./internal/OnnxHead.js"
 import * as Random from "./internal/Random.js"
 import * as Scaler from "./internal/Scaler.js"
 import * as WasmDenseNet from "./internal/WasmDenseNet.js"
@@ -197,7 +198,9 @@ export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
     if (state.layers.length !== 2) return `expected 2 layers, got ${state.layers.length}`
     if (state.scaler.mean.length !== shape.dim || state.scaler.scale.length !== shape.dim) return "scaler width differs"
     return shape
-  }
+  },
+  toOnnx: (state, _params, io) =>
+    OnnxHead.denseGraph({ l2: true, scaler: state.scaler, renormalize: false, layers: OnnxHead.transposed(state.layers), activation: "softmax" }, io)
 })
 
 /** Fits with defaults for the params not given. */

@@ -1,18 +1,17 @@
 #!/usr/bin/env node
 /**
  * The standalone server of an exported Docker context: serves `./bundle` (beside this file) with the built-in
- * plugins, configured by the environment (see `ServeBundle.fromEnvironment`). Built into `dist/entry.js` with every
- * pure-JavaScript dependency inlined; only native packages (sharp, onnxruntime-node, tfjs) are installed beside it.
+ * plugins, configured by the environment (see `ServeBundle.fromEnvironment`). Built into `dist/serverEntry.js` with
+ * every pure-JavaScript dependency inlined; only native packages (sharp, onnxruntime-node, tfjs) are installed beside
+ * it. `ServerImage.entry` hands it to `DockerContext.write`.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { LoupeConfig, Registry } from "@loupe/core"
 import { Effect, Layer } from "effect"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import * as ApiKeys from "./ApiKeys.js"
-import { builtins } from "./internal/BuiltinPlugins.js"
-import * as ServeBundle from "./ServeBundle.js"
-import * as Server from "./Server.js"
+import { ApiKeys, ServeBundle, Server } from "@loupe/deploy"
+import { builtins } from "./BuiltinPlugins.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 
