@@ -24,9 +24,8 @@
  * @since 0.1.0
  */
 import { Effect, Option } from "effect"
-import type { Matrix, Metric } from "@loupe/core"
+import { type Matrix, type Metric, Prng } from "@loupe/core"
 import { MetricsError } from "./MetricsError.js"
-import * as Prng from "./internal/Prng.js"
 
 
 /** Precision, recall and F1 of one class, with the counts they come from. */
@@ -406,11 +405,12 @@ export const accuracyInterval = (
   const n = yTrue.length
   const hit = new Uint8Array(n)
   for (let i = 0; i < n; i++) hit[i] = yTrue[i] === yPred[i] ? 1 : 0
-  const random = Prng.make(seed)
+  // The seed is the generator's state as given (not scrambled), as since the first release: same seed, same interval.
+  const random = Prng.fromState(seed)
   const accuracies = new Float64Array(resamples)
   for (let r = 0; r < resamples; r++) {
     let correct = 0
-    for (let i = 0; i < n; i++) correct += hit[Math.floor(random() * n)]!
+    for (let i = 0; i < n; i++) correct += hit[random.int(n)]!
     accuracies[r] = correct / n
   }
   accuracies.sort()
