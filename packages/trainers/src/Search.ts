@@ -45,10 +45,10 @@
  */
 import type { Head, Metric } from "@loupe/core"
 import { Matrix, Progress } from "@loupe/core"
+import { Classification } from "@loupe/metrics"
 import { Clock, Effect } from "effect"
 import * as CrossValidation from "./CrossValidation.js"
 import * as Heads from "./Heads.js"
-import * as Metrics from "./internal/Metrics.js"
 import * as Random from "./internal/Random.js"
 import * as MultiBackbone from "./MultiBackbone.js"
 import * as SearchSpace from "./SearchSpace.js"
@@ -255,13 +255,42 @@ const subsample = (y: Int32Array, numClasses: number, rows: number, seed: number
   return Int32Array.from(picked).sort()
 }
 
+/**
+ * A score every candidate gets, from `@loupe/metrics` without input checks: the search made the probabilities itself
+ * and scores thousands of candidates.
+ */
+const scoreNamed = (name: "accuracy" | "logLoss" | "macroF1"): Metric.Metric =>
+  Classification.uncheckedMetrics.find((m) => m.name === name)!
+
+/**
+ * Accuracy (`@loupe/metrics`' `Classification.accuracy`), as a selection `metric`.
+ *
+ * @since 0.1.0
+ */
+export const accuracy: Metric.Metric = scoreNamed("accuracy")
+/**
+ * Log loss, probabilities clipped below at 1e-15 (`Classification.logLoss`), as a selection `metric`.
+ *
+ * @since 0.1.0
+ */
+export const logLoss: Metric.Metric = scoreNamed("logLoss")
+/**
+ * Macro-F1 (`Classification.averages(...).macro.f1`), the default selection `metric`.
+ *
+ * @since 0.1.0
+ */
+export const macroF1: Metric.Metric = scoreNamed("macroF1")
+
+/** The scores in every entry's `metrics`, in this order, besides the selection metric. */
+const scored = [macroF1, logLoss, accuracy]
+
 export const run = (data: Data, options: Options = {}): Effect.Effect<Result, TrainerError> =>
   Effect.gen(function*() {
     const start = yield* Clock.currentTimeMillis
     const space = options.space ?? SearchSpace.defaultSearchSpace
     yield* SearchSpace.validate(space)
     const strategy = options.strategy ?? successiveHalving()
-    const metric = options.metric ?? Metrics.macroF1
+    const metric = options.metric ?? macroF1
     const seed = options.seed ?? 0
     const n = data.y.length
     const backboneIds = [...data.embeddings.keys()]
@@ -290,7 +319,7 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
     const scoresOf = (sampleRows: Int32Array, proba: Matrix.Matrix) => {
       const input = { yTrue: Int32Array.from(sampleRows, (i) => data.y[i]!), proba, numClasses: data.numClasses }
       const metrics: Record<string, number> = {}
-      for (const m of [...Metrics.all, metric]) metrics[m.name] = m.compute(input)
+      for (const m of [...scored, metric]) metrics[m.name] = m.compute(input)
       // A mistake on a label counts `rows / (labels * its rows)` in `weightedMistakes`, so one unit is one average
       // image and a model that ignores a rare label cannot tie with one that learns it.
       const perLabel = new Array<number>(data.numClasses).fill(0)
@@ -577,4 +606,3 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
     const elapsedMs = (yield* Clock.currentTimeMillis) - start
     return { leaderboard, best, fitted, strategy: strategy.name, elapsedMs, work, budgetExhausted, failures }
   }).pipe(Effect.withSpan("Search.run"))
-export { accuracy, logLoss, macroF1 } from "./internal/Metrics.js"
