@@ -417,19 +417,20 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
       })
 
     /**
-     * The rows one feature set is cross-validated on, the same object for consecutive candidates of that feature set
-     * so CrossValidation reuses their folds; only the latest is kept, so one feature set's folds are alive at a time.
+     * The folds one feature set is cross-validated on (rows copied and standardised once), the same value for
+     * consecutive candidates of that feature set; only the latest is kept, so one feature set's folds are alive at a
+     * time.
      */
-    let latestRows:
-      | { readonly backboneId: string; readonly augmented: boolean; readonly sampleRows: Int32Array; readonly set: CrossValidation.Data }
+    let latestFolds:
+      | { readonly backboneId: string; readonly augmented: boolean; readonly sampleRows: Int32Array; readonly folds: CrossValidation.Folds }
       | undefined
-    const rowsOf = (backboneId: string, augmented: boolean, sampleRows: Int32Array): CrossValidation.Data => {
-      if (latestRows?.backboneId === backboneId && latestRows.augmented === augmented && latestRows.sampleRows === sampleRows) {
-        return latestRows.set
+    const foldsOf = (backboneId: string, augmented: boolean, sampleRows: Int32Array, plan: CrossValidation.Plan): CrossValidation.Folds => {
+      if (latestFolds?.backboneId === backboneId && latestFolds.augmented === augmented && latestFolds.sampleRows === sampleRows) {
+        return latestFolds.folds
       }
-      const set = CrossValidation.subset(dataOf(backboneId, augmented), sampleRows)
-      latestRows = { backboneId, augmented, sampleRows, set }
-      return set
+      const folds = CrossValidation.prepare(CrossValidation.subset(dataOf(backboneId, augmented), sampleRows), plan)
+      latestFolds = { backboneId, augmented, sampleRows, folds }
+      return folds
     }
 
     const entries: Array<Entry> = []
@@ -449,9 +450,9 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         }
         const params = yield* Heads.decodeParams(head, headParams)
         const { plan, sampleRows } = yield* planFor(rows)
-        const set = rowsOf(backboneId, augmented, sampleRows)
+        const folds = foldsOf(backboneId, augmented, sampleRows, plan)
         const t0 = yield* Clock.currentTimeMillis
-        const cv = yield* CrossValidation.runPlan(head, params, set, plan, Random.derive(seed, 4))
+        const cv = yield* CrossValidation.runPlan(head, params, folds, Random.derive(seed, 4))
         const cvMs = (yield* Clock.currentTimeMillis) - t0
         const entry: Entry = {
           candidate,
