@@ -564,6 +564,8 @@ export const metrics: ReadonlyArray<Metric.Metric> = scores.map(({ higherIsBette
  * `metrics` without their input checks, for a caller that made the probabilities itself (`yTrue.length x
  * numClasses`, labels in range, not empty), as a search does for each of thousands of candidates: the checks would
  * cost as much as the scores. A NaN probability gives a NaN or meaningless score, not an error.
+ *
+ * @since 0.1.0
  */
 export const uncheckedMetrics: ReadonlyArray<Metric.Metric> = scores.map(({ higherIsBetter, name, score }) => ({
   name,

@@ -224,6 +224,8 @@ interface FoldRows {
  * scores that feature set. Only when all folds' training rows together stay under `keptFoldBytes` (three times that
  * with their Float64 standardised copies), so memory stays bounded on large data, where the heads' fits cost far more
  * than copying anyway; above it each run copies the rows again.
+ *
+ * @since 0.1.0
  */
 export interface Folds {
   readonly data: Data
@@ -239,7 +241,11 @@ const foldRowsOf = (data: Data, fold: Fold): FoldRows => ({
   held: subset(data, fold.test)
 })
 
-/** `plan`'s folds of `data`, their rows copied out once when they are small enough (see `Folds`). */
+/**
+ * `plan`'s folds of `data`, their rows copied out once when they are small enough (see `Folds`).
+ *
+ * @since 0.1.0
+ */
 export const prepare = (data: Data, plan: Plan): Folds => {
   const perImage = 1 + (data.mirrored ? 1 : 0) + (data.views ? data.views.x.rows / data.x.rows : 0)
   const bytes = plan.folds.reduce((sum, fold) => sum + fold.train.length, 0) * perImage * data.x.cols * 4
