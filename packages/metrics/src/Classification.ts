@@ -6,7 +6,8 @@
  * Conventions (they match scikit-learn's defaults unless noted):
  * - `yTrue[i]` is a class index in `0..labels.length-1`; `proba` is `n x labels.length`, one probability row per
  *   sample; the predicted class is the row's argmax (the first one on ties).
- * - A precision, recall or F1 whose denominator is zero is 0 (`zero_division=0`).
+ * - A precision, recall or F1 whose denominator is zero is 0 (`zero_division=0`); F1 is computed from the counts,
+ *   `2 tp / (2 tp + fp + fn)`, as scikit-learn does.
  * - Macro and micro averages run over the classes that occur in `yTrue` or in the predictions (scikit-learn's
  *   `labels=None`); a class absent from both still gets a zero row in `perClass` but does not drag the averages.
  *   Weighted averages weight each class by its support.
@@ -16,17 +17,19 @@
  * - Expected calibration error uses equal-width confidence bins (default 15, as in Guo et al. 2017 and most
  *   libraries) over the top-class confidence: `ECE = sum_b (n_b / n) * |accuracy_b - confidence_b|`, bin `b`
  *   holding confidences in `(b/B, (b+1)/B]` (the first bin also holds 0).
+ * - Log loss clips the true class's probability below at `eps` (1e-15) only: a probability of 1 costs nothing.
  * - The accuracy interval is a percentile bootstrap (default 1000 resamples, 95 %, seed 0), so it is reproducible.
  *
- * The plain functions are synchronous (a search calls them thousands of times) and throw a `MetricsError` on
- * malformed input; `evaluate` wraps everything into one Effect.
+ * The plain functions are synchronous and throw a `MetricsError` on malformed input; `evaluate` wraps everything
+ * into one Effect. `metrics` are the main ones under the core `Metric` contract, checked the same way;
+ * `uncheckedMetrics` are the same computations without the checks, for a search that scores thousands of
+ * candidates whose probabilities it made itself.
  *
  * @since 0.1.0
  */
 import { Effect, Option } from "effect"
-import type { Matrix, Metric } from "@loupe/core"
+import { Matrix, type Metric, Prng } from "@loupe/core"
 import { MetricsError } from "./MetricsError.js"
-import * as Prng from "./internal/Prng.js"
 
 
 /**
@@ -304,13 +307,7 @@ const harmonic = (p: number, r: number): number => (p + r === 0 ? 0 : (2 * p * r
  */
 export const predictions = (proba: Matrix.Matrix): Int32Array => {
   const out = new Int32Array(proba.rows)
-  for (let i = 0; i < proba.rows; i++) {
-    let best = 0
-    for (let j = 1; j < proba.cols; j++) {
-      if (proba.data[i * proba.cols + j]! > proba.data[i * proba.cols + best]!) best = j
-    }
-    out[i] = best
-  }
+  for (let i = 0; i < proba.rows; i++) out[i] = Matrix.argmaxRow(proba, i)
   return out
 }
 
@@ -324,6 +321,10 @@ export const predictions = (proba: Matrix.Matrix): Int32Array => {
  */
 export const confusionMatrix = (yTrue: Int32Array, yPred: Int32Array, numClasses: number): Array<Array<number>> => {
   checkPair(yTrue, yPred, numClasses)
+  return countConfusion(yTrue, yPred, numClasses)
+}
+
+const countConfusion = (yTrue: Int32Array, yPred: Int32Array, numClasses: number): Array<Array<number>> => {
   const matrix = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0))
   for (let i = 0; i < yTrue.length; i++) matrix[yTrue[i]!]![yPred[i]!]!++
   return matrix
@@ -338,6 +339,10 @@ export const confusionMatrix = (yTrue: Int32Array, yPred: Int32Array, numClasses
  */
 export const accuracy = (yTrue: Int32Array, yPred: Int32Array): number => {
   checkPair(yTrue, yPred)
+  return countAccuracy(yTrue, yPred)
+}
+
+const countAccuracy = (yTrue: Int32Array, yPred: Int32Array): number => {
   let correct = 0
   for (let i = 0; i < yTrue.length; i++) if (yTrue[i] === yPred[i]) correct++
   return correct / yTrue.length
@@ -382,9 +387,9 @@ export const perClass = (
     const correct = matrix[c]![c]!
     const support = matrix[c]!.reduce((a, b) => a + b, 0)
     const predicted = matrix.reduce((a, row) => a + row[c]!, 0)
-    const precision = ratio(correct, predicted)
-    const recall = ratio(correct, support)
-    return { label, precision, recall, f1: harmonic(precision, recall), support, predicted, correct, rocAuc: null }
+    // F1 from the counts (2 tp / (2 tp + fp + fn)): the harmonic mean of the two ratios can differ in the last bit.
+    const f1 = ratio(2 * correct, support + predicted)
+    return { label, precision: ratio(correct, predicted), recall: ratio(correct, support), f1, support, predicted, correct, rocAuc: null }
   })
 
 /**
@@ -440,8 +445,8 @@ export const topKAccuracy = (yTrue: Int32Array, proba: Matrix.Matrix, k: number)
 }
 
 /**
- * Mean negative log-likelihood of the true class in nats (natural log), with probabilities clipped to
- * `[eps, 1 - eps]`: >= 0, lower is better, at most `-ln(eps)` (about 34.5 with the default `eps = 1e-15`).
+ * Mean negative log-likelihood of the true class in nats (natural log), with the true class's probability clipped
+ * below at `eps`: >= 0, lower is better, at most `-ln(eps)` (about 34.5 with the default `eps = 1e-15`).
  * Throws a `MetricsError`: `ShapeMismatch` when `proba.rows !== yTrue.length`, `EmptyInput` when there are no samples,
  * `InvalidLabel` when a class index is outside `0..proba.cols-1`, `InvalidProbability` when a row has a negative or
  * non-finite value or does not sum to 1 (within 1e-3).
@@ -451,11 +456,12 @@ export const topKAccuracy = (yTrue: Int32Array, proba: Matrix.Matrix, k: number)
  */
 export const logLoss = (yTrue: Int32Array, proba: Matrix.Matrix, eps = 1e-15): number => {
   checkProba(yTrue, proba)
+  return meanLogLoss(yTrue, proba, eps)
+}
+
+const meanLogLoss = (yTrue: Int32Array, proba: Matrix.Matrix, eps: number): number => {
   let sum = 0
-  for (let i = 0; i < yTrue.length; i++) {
-    const p = proba.data[i * proba.cols + yTrue[i]!]!
-    sum -= Math.log(Math.min(1 - eps, Math.max(eps, p)))
-  }
+  for (let i = 0; i < yTrue.length; i++) sum -= Math.log(Math.max(eps, proba.data[i * proba.cols + yTrue[i]!]!))
   return sum / yTrue.length
 }
 
@@ -529,6 +535,10 @@ export const rocAuc = (yTrue: Int32Array, proba: Matrix.Matrix): RocAuc => {
 export const calibration = (yTrue: Int32Array, proba: Matrix.Matrix, bins = 15): Calibration => {
   checkProba(yTrue, proba)
   if (!Number.isInteger(bins) || bins < 1) fail("InvalidOption", "bins", `bins must be a positive integer, got ${bins}`)
+  return binCalibration(yTrue, proba, bins)
+}
+
+const binCalibration = (yTrue: Int32Array, proba: Matrix.Matrix, bins: number): Calibration => {
   const yPred = predictions(proba)
   const count = new Float64Array(bins)
   const confidenceSum = new Float64Array(bins)
@@ -585,11 +595,12 @@ export const accuracyInterval = (
   const n = yTrue.length
   const hit = new Uint8Array(n)
   for (let i = 0; i < n; i++) hit[i] = yTrue[i] === yPred[i] ? 1 : 0
-  const random = Prng.make(seed)
+  // The seed is the generator's state as given (not scrambled), as since the first release: same seed, same interval.
+  const random = Prng.fromState(seed)
   const accuracies = new Float64Array(resamples)
   for (let r = 0; r < resamples; r++) {
     let correct = 0
-    for (let i = 0; i < n; i++) correct += hit[Math.floor(random() * n)]!
+    for (let i = 0; i < n; i++) correct += hit[random.int(n)]!
     accuracies[r] = correct / n
   }
   accuracies.sort()
@@ -703,30 +714,26 @@ export const evaluate: (
   })
 })
 
-const scorer = (
-  name: string,
-  higherIsBetter: boolean,
-  score: (yTrue: Int32Array, proba: Matrix.Matrix, numClasses: number) => number
-): Metric.Metric => ({
-  name,
-  higherIsBetter,
-  compute: ({ numClasses, proba, yTrue }) => {
-    if (proba.cols !== numClasses) {
-      fail("ShapeMismatch", "proba", `proba has ${proba.cols} columns but numClasses is ${numClasses}`)
-    }
-    return score(yTrue, proba, numClasses)
-  }
-})
+/** A score of `yTrue` against `proba` (`yTrue.length x numClasses`, labels in range), without input checks. */
+type Score = (yTrue: Int32Array, proba: Matrix.Matrix, numClasses: number) => number
 
-const hardLabels = (yTrue: Int32Array, proba: Matrix.Matrix): Int32Array => {
-  checkProba(yTrue, proba)
-  return predictions(proba)
-}
-
-const f1Average = (which: "macro" | "weighted") => (yTrue: Int32Array, proba: Matrix.Matrix, numClasses: number) => {
-  const matrix = confusionMatrix(yTrue, hardLabels(yTrue, proba), numClasses)
+const f1Average = (which: "macro" | "weighted"): Score => (yTrue, proba, numClasses) => {
+  const matrix = countConfusion(yTrue, predictions(proba), numClasses)
   return averages(perClass(matrix, matrix.map((_, i) => String(i))))[which].f1
 }
+
+const scores: ReadonlyArray<{ readonly name: string; readonly higherIsBetter: boolean; readonly score: Score }> = [
+  { name: "accuracy", higherIsBetter: true, score: (yTrue, proba) => countAccuracy(yTrue, predictions(proba)) },
+  {
+    name: "balancedAccuracy",
+    higherIsBetter: true,
+    score: (yTrue, proba, k) => balancedFromConfusion(countConfusion(yTrue, predictions(proba), k))
+  },
+  { name: "macroF1", higherIsBetter: true, score: f1Average("macro") },
+  { name: "weightedF1", higherIsBetter: true, score: f1Average("weighted") },
+  { name: "logLoss", higherIsBetter: false, score: (yTrue, proba) => meanLogLoss(yTrue, proba, 1e-15) },
+  { name: "ece", higherIsBetter: false, score: (yTrue, proba) => binCalibration(yTrue, proba, 15).ece }
+]
 
 /**
  * The main metrics under the core `Metric` contract, so a search can pick one by name: `accuracy`,
@@ -736,14 +743,30 @@ const f1Average = (which: "macro" | "weighted") => (yTrue: Int32Array, proba: Ma
  * @since 0.1.0
  * @category scorers
  */
-export const metrics: ReadonlyArray<Metric.Metric> = [
-  scorer("accuracy", true, (yTrue, proba) => accuracy(yTrue, hardLabels(yTrue, proba))),
-  scorer("balancedAccuracy", true, (yTrue, proba, k) => balancedAccuracy(yTrue, hardLabels(yTrue, proba), k)),
-  scorer("macroF1", true, f1Average("macro")),
-  scorer("weightedF1", true, f1Average("weighted")),
-  scorer("logLoss", false, (yTrue, proba) => logLoss(yTrue, proba)),
-  scorer("ece", false, (yTrue, proba) => calibration(yTrue, proba).ece)
-]
+export const metrics: ReadonlyArray<Metric.Metric> = scores.map(({ higherIsBetter, name, score }) => ({
+  name,
+  higherIsBetter,
+  compute: ({ numClasses, proba, yTrue }) => {
+    if (proba.cols !== numClasses) {
+      fail("ShapeMismatch", "proba", `proba has ${proba.cols} columns but numClasses is ${numClasses}`)
+    }
+    checkProba(yTrue, proba)
+    return score(yTrue, proba, numClasses)
+  }
+}))
+
+/**
+ * `metrics` without their input checks, for a caller that made the probabilities itself (`yTrue.length x
+ * numClasses`, labels in range, not empty), as a search does for each of thousands of candidates: the checks would
+ * cost as much as the scores. A NaN probability gives a NaN or meaningless score, not an error.
+ *
+ * @since 0.1.0
+ */
+export const uncheckedMetrics: ReadonlyArray<Metric.Metric> = scores.map(({ higherIsBetter, name, score }) => ({
+  name,
+  higherIsBetter,
+  compute: ({ numClasses, proba, yTrue }) => score(yTrue, proba, numClasses)
+}))
 
 /**
  * The metric called `name` among `metrics`, or `None` when there is none.

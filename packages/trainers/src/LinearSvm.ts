@@ -178,7 +178,7 @@ const heldOutScores = (data: Head.TrainingSet, params: Params, seed: number): Ef
             numClasses: data.numClasses,
             ...(data.weights ? { weights: Float32Array.from(fold.train, (i) => data.weights![i]!) } : {})
           }
-          const { scaler, z } = Scaler.fitTransform(subset.x)
+          const { scaler, z } = Scaler.fitTransform(subset)
           const weights = fitProblems(z, dim, subset, params, Random.derive(seed, 200 + fold.index))
           const test = Scaler.transform(scaler, M.takeRows(data.x, fold.test))
           const f = decide(weights, count, test, fold.test.length, dim)
@@ -194,7 +194,7 @@ const train = (data: Head.TrainingSet, params: Params, seed: number): Effect.Eff
     const { numClasses } = data
     const dim = data.x.cols
     const count = problems(numClasses)
-    const { scaler, z } = Scaler.fitTransform(data.x)
+    const { scaler, z } = Scaler.fitTransform(data)
     const weights = yield* HeadKit.attempt(kind, () => fitProblems(z, dim, data, params, seed))
     const scores = yield* heldOutScores(data, params, seed).pipe(
       Effect.catchIf((e) => e.reason === "InvalidData", () => Effect.succeed(decide(weights, count, z, data.y.length, dim)))
