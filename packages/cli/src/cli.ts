@@ -55,7 +55,7 @@ const train = DocumentedCommand.make(
     overwrite: Flag.boolean("overwrite", "Replace the --out folder if it already holds something"),
     preset: preset("fast"),
     overrides,
-    backbone: pipe(Flag.text("backbone", "<id>", "Search only this backbone instead of the preset's (see `loupe models list`)"), Flag.repeated),
+    backbone: pipe(Flag.text("backbone", "<id>", "Search this backbone instead of the preset's choice (ids: `loupe models list`)"), Flag.repeated),
     folds: pipe(Flag.integer("folds", "<n>", "Cross-validation folds, instead of the preset's"), Flag.optional()),
     seed: pipe(
       Flag.integer("seed", "<n>", "Seed of every random choice (folds, augmentation, initial weights): the same data and seed train the same model"),

@@ -126,8 +126,8 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
 
 /**
  * The outermost middleware: the in-flight count, 503 once draining, and headers on every response (set in a
- * pre-response handler, as the response is written inside). Probes still answer while draining (`/readyz` says 503
- * from its handler).
+ * pre-response handler, as the response is written inside), where `logRequests` also logs the request with the time
+ * until its response was ready. Probes still answer while draining (`/readyz` says 503 from its handler).
  */
 const lifecycleMiddleware = (lifecycle: Lifecycle, logRequests: boolean) => (app: HttpApp.Default): HttpApp.Default =>
   Effect.gen(function*() {
