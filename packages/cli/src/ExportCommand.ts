@@ -18,9 +18,10 @@ import * as path from "node:path"
 import { BlobStore, FunctionsError, Store } from "@loupe/functions"
 import { store } from "./FunctionCommand.js"
 import * as Arg from "./internal/Arg.js"
-import { environment, json, modelsDir, plugins } from "./internal/cliOptions.js"
+import { environment, json, modelsDir, overwrite, plugins } from "./internal/cliOptions.js"
 import * as DocumentedCommand from "./internal/DocumentedCommand.js"
 import * as Flag from "./internal/Flag.js"
+import * as OutputFolder from "./internal/OutputFolder.js"
 
 /** Images used to verify an ONNX export of a function: its first few samples. */
 const VERIFY_SAMPLES = 8
@@ -72,7 +73,8 @@ export const command = DocumentedCommand.make(
   {
     source: Arg.text("bundle-or-function", "A bundle folder, or the id of a function of the store (its current model)"),
     format: pipe(Flag.choice("format", ["bundle", "onnx", "docker"], "What to write"), Flag.withDefault<"bundle" | "onnx" | "docker">("bundle")),
-    out: Flag.directory("out", "The folder to write; it is replaced if it exists"),
+    out: Flag.directory("out", "The folder to write. It must not exist yet, or be empty, unless --overwrite is given"),
+    overwrite,
     verifyImage: pipe(
       Flag.file("verify-image", "An image to check an ONNX export on, instead of the function's own photos or synthetic inputs", { exists: "yes" }),
       Flag.repeated
@@ -85,6 +87,7 @@ export const command = DocumentedCommand.make(
   },
   (flags) =>
     Effect.gen(function*() {
+      yield* OutputFolder.checkFree(path.resolve(flags.out), flags.overwrite)
       const isBundle = fs.existsSync(path.join(flags.source, "manifest.json"))
       const source = isBundle
         ? { dir: path.resolve(flags.source), images: [] as ReadonlyArray<string>, functionId: undefined }

@@ -4,15 +4,17 @@
  *
  * @since 0.1.0
  */
-import { FileSystem } from "@effect/platform"
+import type { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import * as path from "node:path"
 import { Bundle, Dataset } from "@loupe/core"
 import type { CoreError, LoupeConfig, Registry } from "@loupe/core"
 import type { Classification, MetricsError, Report } from "@loupe/metrics"
-import { AutoML, FunctionsError } from "@loupe/functions"
+import type { FunctionsError } from "@loupe/functions"
+import { AutoML } from "@loupe/functions"
 import * as Evaluate from "./Evaluate.js"
+import * as OutputFolder from "./internal/OutputFolder.js"
 import * as ReportFile from "./ReportFile.js"
 
 export interface TrainOptions extends AutoML.FitOptions {
@@ -81,29 +83,6 @@ export const reportInput = (
   ]
 })
 
-/**
- * Fails unless `out` is free to write: missing, empty, or `overwrite`. Checked before training, so a run of minutes
- * does not end in a refusal, and a bundle is never replaced by accident.
- */
-const checkOut = (out: string, overwrite: boolean) =>
-  Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const entries = yield* fs.readDirectory(out).pipe(
-      Effect.catchTag("SystemError", (e) => (e.reason === "NotFound" ? Effect.succeed([]) : Effect.fail(e))),
-      Effect.mapError((cause) =>
-        new FunctionsError.FunctionsError({ reason: "InvalidOptions", field: "out", file: out, message: `Cannot write the bundle to ${out}: ${cause.message}`, cause })
-      )
-    )
-    if (entries.length > 0 && !overwrite) {
-      return yield* new FunctionsError.FunctionsError({
-        reason: "InvalidOptions",
-        field: "out",
-        file: out,
-        message: `${out} already exists and is not empty: choose another output folder, or allow replacing it (--overwrite)`
-      })
-    }
-  })
-
 export const train: (
   options: TrainOptions
 ) => Effect.Effect<
@@ -113,7 +92,7 @@ export const train: (
 > = Effect.fn("Train.train")(function*(options: TrainOptions) {
   const started = performance.now()
   const out = path.resolve(options.out)
-  yield* checkOut(out, options.overwrite ?? false)
+  yield* OutputFolder.checkFree(out, options.overwrite ?? false)
   const split = yield* Dataset.fromSplitFolders(options.dir)
   const fit = yield* AutoML.fit(split.train, options)
   const skipped = [...split.train.skipped, ...fit.skipped]

@@ -14,7 +14,7 @@ import * as Evaluate from "./Evaluate.js"
 import * as ExportCommand from "./ExportCommand.js"
 import * as FunctionCommand from "./FunctionCommand.js"
 import * as Arg from "./internal/Arg.js"
-import { environment, json, modelsDir, overrides, parseOverrides, plugins, preset, presetsHelp } from "./internal/cliOptions.js"
+import { environment, json, modelsDir, overrides, overwrite, parseOverrides, plugins, preset, presetsHelp } from "./internal/cliOptions.js"
 import * as DocumentedCommand from "./internal/DocumentedCommand.js"
 import * as Flag from "./internal/Flag.js"
 import * as HelpText from "./internal/HelpText.js"
@@ -52,7 +52,7 @@ const train = DocumentedCommand.make(
       Flag.directory("out", "Where to save the bundle. It must not exist yet, or be empty, unless --overwrite is given"),
       Flag.withDefault("loupe-model", "./loupe-model")
     ),
-    overwrite: Flag.boolean("overwrite", "Replace the --out folder if it already holds something"),
+    overwrite,
     preset: preset("fast"),
     overrides,
     backbone: pipe(Flag.text("backbone", "<id>", "Search this backbone instead of the preset's choice (ids: `loupe models list`)"), Flag.repeated),

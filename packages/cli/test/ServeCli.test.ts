@@ -166,6 +166,10 @@ describe("loupe export", () => {
     expect(bundle.status).toBe(0)
     const manifest = JSON.parse(fs.readFileSync(path.join(work, "bundle", "manifest.json"), "utf8"))
     expect(manifest.metadata.functionId).toBe(fn)
+    const again = loupe(["export", fn, "--store", store, "--out", path.join(work, "bundle")], env)
+    expect(again.status).toBe(1)
+    expect(again.stderr).toContain(`${path.join(work, "bundle")} already exists and is not empty`)
+    expect(loupe(["export", fn, "--store", store, "--out", path.join(work, "bundle"), "--overwrite"], env).status).toBe(0)
     const predicted = loupe(["predict", path.join(work, "bundle"), photos("cats", 1)[0]!, "--json"], env)
     expect(JSON.parse(predicted.stdout).predictions[0].labelName).toBe("cats")
 

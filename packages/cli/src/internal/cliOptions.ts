@@ -19,6 +19,9 @@ export const plugins = pipe(
 
 export const json = Flag.boolean("json", "Print one JSON object on stdout instead of text")
 
+/** `--overwrite`, for the commands that write an `--out` folder (see `OutputFolder`). */
+export const overwrite = Flag.boolean("overwrite", "Replace the --out folder if it already holds something")
+
 /** `--preset <name>`, defaulting to `fallback`. */
 export const preset = (fallback: string) =>
   pipe(
