@@ -19,6 +19,7 @@ import { parseArgs } from "node:util"
 import { Catalog } from "../../packages/backbones/dist/index.js"
 import { Bundle, Dataset, LoupeConfig, Pipeline, Registry } from "../../packages/core/dist/index.js"
 import { ManualTraining } from "../../packages/trainers/dist/index.js"
+import { ProgressBar } from "../../packages/cli/dist/index.js"
 
 // `effect` as the workspace packages resolve it (the same module instance they use), typed by its declarations
 /** @type {typeof import("../../packages/core/node_modules/effect/dist/dts/index.js")} */
@@ -55,6 +56,8 @@ const program = Effect.gen(function*() {
     ...(args.views === undefined ? {} : { views: Number(args.views) })
   }
   const started = performance.now()
+  // Embedding the augmented views is most of the run: progress bars (with the time left) show it, on stdout here.
+  console.log(`Embedding ${recipe.views ?? recipe.epochs} augmented views of ${train.samples.length} training photos and the ${test.samples.length} test photos with ${recipe.backbone}`)
   const result = yield* ManualTraining.runWith(
     ManualTraining.train(recipe, { train, validation: test.samples }),
     (e) =>
@@ -91,7 +94,8 @@ const program = Effect.gen(function*() {
 
 const services = Layer.mergeAll(
   Registry.Registry.layer({ backbones: Catalog.builtins, heads: ManualTraining.heads }),
-  LoupeConfig.LoupeConfig.layer({ modelsDir: path.join(shared, "models") })
+  LoupeConfig.LoupeConfig.layer({ modelsDir: path.join(shared, "models") }),
+  ProgressBar.layer(process.stdout)
 )
 
 await Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(services)))

@@ -25,7 +25,8 @@ const main = Effect.gen(function*() {
     Registry.Registry.layer(builtins),
     LoupeConfig.LoupeConfig.layerConfig({ modelsDir: process.env["LOUPE_MODELS_DIR"] ?? path.join(here, "models"), offline: true })
   )
-  const serving = yield* Layer.build(ServeBundle.layer(options).pipe(Layer.provide(environment)))
+  // A container logs each request, as `loupe serve` does.
+  const serving = yield* Layer.build(ServeBundle.layer({ ...options, logRequests: true }).pipe(Layer.provide(environment)))
   const url = yield* Effect.provide(Server.url, serving)
   yield* Effect.log(`Serving ${options.bundle} on ${url}`)
   return yield* Effect.never
