@@ -25,6 +25,7 @@
  *
  * @since 0.1.0
  */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Effect, Schema } from "effect"
 import type { Backbone, LoupeConfig, Preprocess } from "@loupe/core"
 import { createHash } from "node:crypto"
@@ -140,10 +141,9 @@ const loadModel = Effect.fn("OnnxBackbone.load")(function*(
 ) {
   const opts = context.options as OnnxOptions
   const { file, target, weightsHash } = yield* readModel(config, context.config)
-  const session = yield* OrtWorker.open(target.model, OrtEmbed.sessionOptions(opts), file)
+  const session = yield* OrtWorker.open(target.model, opts, file)
 
-  const inputNames = session.inputs.map((m) => m.name)
-  const outputNames = session.outputs.map((m) => m.name)
+  const { inputNames, outputNames } = session
   const input = config.inputName ?? (inputNames.length === 1 ? inputNames[0]! : undefined)
   if (input === undefined || !inputNames.includes(input)) {
     return yield* new BackboneError({
@@ -223,7 +223,12 @@ export const plugin = (config: OnnxModelConfig): OnnxPlugin => {
     license: config.license,
     weights: config.weights
   }
-  return { info, optionsSchema: OnnxOptions, load: (context) => loadModel(config, info, context), onnx: config }
+  return {
+    info,
+    optionsSchema: OnnxOptions,
+    load: (context) => Effect.provide(loadModel(config, info, context), NodeFileSystem.layer),
+    onnx: config
+  }
 }
 
 /**
