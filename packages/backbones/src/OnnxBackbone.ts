@@ -25,11 +25,11 @@
  *
  * @since 0.1.0
  */
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Effect, Schema } from "effect"
 import type { Backbone, LoupeConfig, Preprocess } from "@loupe/core"
 import { createHash } from "node:crypto"
-import * as fs from "node:fs/promises"
 import { BackboneError } from "./BackboneError.js"
 import * as OnnxGraph from "./internal/onnxGraph.js"
 import * as OrtEmbed from "./internal/ortEmbed.js"
@@ -124,11 +124,12 @@ const chooseTarget = (config: OnnxModelConfig, model: Uint8Array, file: string):
 const readModel = (config: OnnxModelConfig, loupeConfig: LoupeConfig.LoupeConfigShape) =>
   Effect.gen(function*() {
     const file = yield* resolveLocalPath(config.id, config.weights, loupeConfig)
-    const bytes = yield* Effect.tryPromise({
-      try: () => fs.readFile(file),
-      catch: (cause) =>
+    const fs = yield* FileSystem.FileSystem
+    const bytes = yield* Effect.mapError(
+      fs.readFile(file),
+      (cause) =>
         new BackboneError({ reason: "WeightsNotFound", file, field: config.id, message: `Cannot read ${file}: ${String(cause)}`, cause })
-    })
+    )
     const weightsHash = createHash("sha256").update(bytes).digest("hex")
     const target = yield* chooseTarget(config, bytes, file)
     return { file, weightsHash, target }
@@ -282,4 +283,4 @@ export const embeddingGraph = (
       })
     }
     return { file, weightsHash, model: target.model, input, output: target.output }
-  })
+  }).pipe(Effect.provide(NodeFileSystem.layer))

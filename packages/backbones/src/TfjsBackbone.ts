@@ -185,7 +185,7 @@ export const loadLayersModel = (
       (m) => Effect.sync(() => m.dispose())
     )
     return { tf, model }
-  })
+  }).pipe(Effect.provide(NodeFileSystem.layer))
 
 /**
  * What a loaded TensorFlow.js backbone reports: the plugin's info and the engine that runs it.

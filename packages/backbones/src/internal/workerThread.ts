@@ -82,13 +82,18 @@ export const open = <I extends Schema.TaggedRequest.All>(
       })
     }
 
-    // The worker's own scope: closed when it dies, so that @effect/platform does not respawn a worker without a model.
+    // The worker's own scope, closed once it has died: @effect/platform would respawn it, without a model.
     const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+    // Set when the worker exits or crashes; every later request fails with it.
+    let dead: WorkerFailed | undefined
     // A worker that exits before it is ready (its module threw on import) would otherwise be respawned forever.
     const diedEarly = yield* Deferred.make<never, WorkerFailed>()
     const spawn = () => {
       const worker = new ThreadWorker(url)
-      const died = (message: string) => Deferred.unsafeDone(diedEarly, Exit.fail(new WorkerFailed({ message })))
+      const died = (message: string) => {
+        dead ??= new WorkerFailed({ message })
+        Deferred.unsafeDone(diedEarly, Exit.fail(dead))
+      }
       worker.once("error", (error) => died(`the ${name} worker crashed: ${error.message}`))
       worker.once("exit", (code) => died(`the ${name} worker exited with code ${code}`))
       return worker
@@ -109,10 +114,10 @@ export const open = <I extends Schema.TaggedRequest.All>(
       Effect.tapError(() => Scope.close(scope, Exit.void))
     )
 
-    let dead: WorkerFailed | undefined
+    const fail = (failed: WorkerFailed) => Effect.zipRight(Scope.close(scope, Exit.void), Effect.fail(failed))
     const request = <Req extends I>(req: Req) =>
       Effect.suspend(() => {
-        if (dead !== undefined) return Effect.fail(dead)
+        if (dead !== undefined) return fail(dead)
         const reply = worker.executeEffect(req) as unknown as Effect.Effect<
           Schema.WithResult.Success<Req>,
           Schema.WithResult.Failure<Req> | WorkerError | ParseResult.ParseError
@@ -122,8 +127,8 @@ export const open = <I extends Schema.TaggedRequest.All>(
           (error): error is WorkerError | ParseResult.ParseError => isWorkerError(error) || ParseResult.isParseError(error),
           (error) => {
             if (!isWorkerError(error)) return Effect.fail(new WorkerFailed({ message: describe(name, error) }))
-            dead = new WorkerFailed({ message: describe(name, error) })
-            return Effect.zipRight(Scope.close(scope, Exit.void), Effect.fail(dead))
+            dead ??= new WorkerFailed({ message: describe(name, error) })
+            return fail(dead)
           }
         )
       })
