@@ -2,7 +2,7 @@
  * The onnxruntime worker's requests (`ortRunner.ts` answers them; `ortWorker.ts` sends them).
  */
 import { Schema } from "effect"
-import { EngineFailure, failure, Float32ArrayFromSelf, TypedArrayFromSelf } from "./workerProtocol.js"
+import { EngineFailure, failure, TransferredFloat32Array, TypedArrayFromSelf } from "./workerProtocol.js"
 
 /** Create the session: the model's bytes (copied to the worker) and the thread options of `ortEmbed.sessionOptions`. */
 // "InitialMessage" is @effect/platform's tag for the request a worker is started with: `Worker.makeSerialized` sends
@@ -32,13 +32,13 @@ export const OutputTensor = Schema.Struct({
 })
 export type OutputTensor = typeof OutputTensor.Type
 
-/** One float32 input through the session (the batch is copied: it stays the caller's), `outputs` requested. */
+/** One float32 input through the session, `outputs` requested; `data` moves to the worker (detached here). */
 export class Run extends Schema.TaggedRequest<Run>()("Run", {
   failure: failure(EngineFailure),
   success: Schema.Record({ key: Schema.String, value: OutputTensor }),
   payload: {
     input: Schema.String,
-    data: Float32ArrayFromSelf,
+    data: TransferredFloat32Array,
     dims: Schema.Array(Schema.Number),
     outputs: Schema.Array(Schema.String)
   }

@@ -15,7 +15,10 @@ export type { OutputTensor } from "./ortProtocol.js"
 export interface WorkerSession {
   readonly inputNames: ReadonlyArray<string>
   readonly outputNames: ReadonlyArray<string>
-  /** Run one float32 input (copied to the worker) through the model; fails with onnxruntime's message. */
+  /**
+   * Run one float32 input through the model; fails with onnxruntime's message. `data` stays the caller's: a copy of
+   * it moves to the worker (one copy, where a structured clone makes two and allocates in both threads).
+   */
   readonly run: (
     input: string,
     data: Float32Array,
@@ -45,6 +48,6 @@ export const open = (
     return {
       inputNames: inputs,
       outputNames: outputs,
-      run: (input, data, dims, outputs) => worker.request(new Run({ input, data, dims, outputs }))
+      run: (input, data, dims, outputs) => worker.request(new Run({ input, data: data.slice(), dims, outputs }))
     }
   })

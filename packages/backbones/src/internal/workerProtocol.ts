@@ -30,8 +30,7 @@ export const TypedArrayFromSelf = Schema.declare(
   { identifier: "TypedArray" }
 )
 
-/** A Float32Array, copied between threads (structured clone). */
-export const Float32ArrayFromSelf = Schema.declare((u: unknown): u is Float32Array => u instanceof Float32Array, {
+const Float32ArrayFromSelf = Schema.declare((u: unknown): u is Float32Array => u instanceof Float32Array, {
   identifier: "Float32Array"
 })
 
