@@ -32,10 +32,16 @@ export const OutputTensor = Schema.Struct({
 })
 export type OutputTensor = typeof OutputTensor.Type
 
-/** One float32 input through the session, `outputs` requested; `data` moves to the worker (detached here). */
+/**
+ * One float32 input through the session, `outputs` requested. `data` moves to the worker (detached here) and back
+ * with the reply (`input`), so that the main thread reuses the buffer for a later batch.
+ */
 export class Run extends Schema.TaggedRequest<Run>()("Run", {
   failure: failure(EngineFailure),
-  success: Schema.Record({ key: Schema.String, value: OutputTensor }),
+  success: Schema.Struct({
+    outputs: Schema.Record({ key: Schema.String, value: OutputTensor }),
+    input: TransferredFloat32Array
+  }),
   payload: {
     input: Schema.String,
     data: TransferredFloat32Array,

@@ -38,7 +38,7 @@ WorkerRunner.layerSerialized(OrtRequest, {
             const t = result[name]!
             tensors[name] = { type: t.type, dims: t.dims, data: t.data as OutputTensor["data"] }
           }
-          return tensors
+          return { outputs: tensors, input: data }
         },
         catch: engineFailure
       }))

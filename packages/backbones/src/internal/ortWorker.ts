@@ -17,7 +17,7 @@ export interface WorkerSession {
   readonly outputNames: ReadonlyArray<string>
   /**
    * Run one float32 input through the model; fails with onnxruntime's message. `data` stays the caller's: a copy of
-   * it moves to the worker (one copy, where a structured clone makes two and allocates in both threads).
+   * it moves to the worker and back (one copy, into a buffer reused from batch to batch).
    */
   readonly run: (
     input: string,
@@ -45,9 +45,24 @@ export const open = (
       loadFailed
     )
     const { inputs, outputs } = yield* Effect.mapError(worker.request(new Describe()), loadFailed)
+    // Input buffers back from the worker. A fresh 10 MB buffer per batch would die in the worker's old generation
+    // and make it run a full garbage collection every few batches; reusing them keeps both threads' heaps quiet.
+    const spare: Array<Float32Array> = []
+    const copyOf = (data: Float32Array) => {
+      const i = spare.findIndex((b) => b.length === data.length)
+      const buffer = i < 0 ? new Float32Array(data.length) : spare.splice(i, 1)[0]!
+      buffer.set(data)
+      return buffer
+    }
     return {
       inputNames: inputs,
       outputNames: outputs,
-      run: (input, data, dims, outputs) => worker.request(new Run({ input, data: data.slice(), dims, outputs }))
+      run: (input, data, dims, outputs) =>
+        Effect.suspend(() => worker.request(new Run({ input, data: copyOf(data), dims, outputs }))).pipe(
+          Effect.map((reply) => {
+            if (spare.length < 2) spare.push(reply.input)
+            return reply.outputs
+          })
+        )
     }
   })
