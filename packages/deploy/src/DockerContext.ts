@@ -8,6 +8,8 @@
  *   .dockerignore
  *   package.json      the native runtime packages, pinned to the versions Loupe was tested with
  *   server.mjs        the standalone server (`@loupe/deploy`'s entry, every pure-JS dependency inlined)
+ *   ortRunner.js      the onnxruntime and TensorFlow.js engines' worker modules, which the server starts
+ *   tfjsRunner.js
  *   bundle/           the model bundle
  *   models/           the weights of the bundle's backbones (all of them, for a multi-backbone bundle), laid out
  *                     as a models directory
@@ -58,6 +60,9 @@ export interface DockerContextInfo {
 const failed = (file: string, message: string, cause?: unknown) =>
   new DeployError({ reason: "ExportFailed", file, message, cause })
 
+/** The engines' worker modules, built beside the entry; the server looks for them beside itself. */
+const runners = ["ortRunner.js", "tfjsRunner.js"]
+
 /** The built server entry and its native dependencies, beside this module in `dist` (or in `dist` from `src`). */
 const findEntry = Effect.tryPromise({
   try: async () => {
@@ -65,13 +70,14 @@ const findEntry = Effect.tryPromise({
     for (const dir of [here, path.join(here, "..", "dist")]) {
       const entry = path.join(dir, "entry.js")
       const manifest = path.join(dir, "entry.json")
-      const found = await Promise.all([fs.access(entry), fs.access(manifest)]).then(() => true, () => false)
+      const workers = runners.map((file) => path.join(dir, file))
+      const found = await Promise.all([entry, manifest, ...workers].map((file) => fs.access(file))).then(() => true, () => false)
       if (found) {
         const { dependencies } = JSON.parse(await fs.readFile(manifest, "utf8")) as { dependencies: Record<string, string> }
-        return { entry, dependencies }
+        return { entry, workers, dependencies }
       }
     }
-    throw new Error(`no entry.js and entry.json near ${here}`)
+    throw new Error(`no entry.js, entry.json, ${runners.join(", ")} near ${here}`)
   },
   catch: (cause) =>
     failed("dist/entry.js", `The standalone server entry is not built (${String(cause)}); build @loupe/deploy first`, cause)
@@ -90,7 +96,7 @@ WORKDIR /app
 ENV NODE_ENV=production ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json ./
 RUN npm install --omit=dev --no-audit --no-fund && npm cache clean --force
-COPY server.mjs ./
+COPY server.mjs ortRunner.js tfjsRunner.js ./
 COPY bundle ./bundle
 COPY models ./models
 COPY cache ./cache
@@ -192,7 +198,7 @@ export const write = (
         }
         return { id, runtime: plugin.info.runtime, source }
       }))
-    const { dependencies: pinned, entry } = yield* findEntry
+    const { dependencies: pinned, entry, workers } = yield* findEntry
     const wanted = [...new Set(["sharp", "onnxruntime-node", ...backbones.flatMap((b) => runtimePackages[b.runtime] ?? [])])]
     const dependencies = Object.fromEntries(wanted.map((name) => [name, pinned[name] ?? "*"]))
     const port = options.port ?? 8080
@@ -212,6 +218,7 @@ export const write = (
           await fs.cp(source.from, path.join(staging, source.to), { recursive: true })
         }
         await fs.copyFile(entry, path.join(staging, "server.mjs"))
+        for (const worker of workers) await fs.copyFile(worker, path.join(staging, path.basename(worker)))
         const pkg = { name: "loupe-model", private: true, type: "module", main: "server.mjs", dependencies }
         await fs.writeFile(path.join(staging, "package.json"), JSON.stringify(pkg, null, 2) + "\n")
         await fs.writeFile(path.join(staging, "Dockerfile"), dockerfile(port, functionId))
