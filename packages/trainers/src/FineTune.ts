@@ -36,12 +36,18 @@ import * as Optimizer from "./Optimizer.js"
 import { TrainerError } from "./TrainerError.js"
 
 /**
+ * The kind of the fine-tuned head, `"finetune"`: the backbone's trainable tail with dense head layers on top. Register
+ * it (it is in `ManualTraining.heads`) to load what fine-tuning saves.
+ *
  * @since 0.1.0
  * @category head
  */
 export const headKind = "finetune"
 
 /**
+ * What `prepare` needs: a registered backbone with a trainable tail, its options, and the number of weight layers to
+ * train, counted from the end of the embedding network.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -210,6 +216,12 @@ export const State = Schema.Struct({
   inputShape: Schema.Tuple(DenseHead.PositiveInt, DenseHead.PositiveInt, DenseHead.PositiveInt),
   head: DenseHead.Layers
 })
+/**
+ * The decoded `finetune` head state.
+ *
+ * @since 0.1.0
+ * @category head
+ */
 export type State = typeof State.Type
 
 const invalidState = (field: string, message: string, cause?: unknown) =>
