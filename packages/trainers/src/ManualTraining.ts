@@ -36,6 +36,7 @@ import type { Scope } from "effect"
 import * as FineTune from "./FineTune.js"
 import * as DenseNet from "./internal/DenseNet.js"
 import * as EpochLoop from "./internal/EpochLoop.js"
+import * as FineTuneEngine from "./internal/FineTuneEngine.js"
 import * as DenseHead from "./internal/DenseHead.js"
 import * as HeadKit from "./internal/HeadKit.js"
 import * as OnnxHead from "./internal/OnnxHead.js"
@@ -399,10 +400,10 @@ const frozenSetup = (config: Config): Effect.Effect<
 const fineTuneSetup = (config: Config) =>
   Effect.map(
     FineTune.prepare({ backbone: config.backbone, backboneOptions: config.backboneOptions, trainableLayers: config.trainableLayers }),
-    (prepared): Setup<FineTune.Snapshot> => ({
+    (prepared): Setup<FineTuneEngine.Snapshot> => ({
       backbone: prepared.trunk,
       backboneOptions: prepared.trunkOptions,
-      engine: (_dim, numClasses) => FineTune.engine(prepared, numClasses, { ...headParamsOf(config), seed: config.seed }),
+      engine: (_dim, numClasses) => FineTuneEngine.engine(prepared.tail, numClasses, { ...headParamsOf(config), seed: config.seed }),
       toHead: (snapshot) => FineTune.toHead(prepared, snapshot, headParamsOf(config))
     })
   )
