@@ -137,6 +137,9 @@ export const embedTrainingViews = (
 const rowLabels = (set: AugmentedSet, y: Int32Array): Int32Array => Int32Array.from(set.groups, (g) => y[g]!)
 
 /**
+ * What `fit` trains: a registered backbone id and its options, a registered head kind and its params (decoded with the
+ * head's defaults), the training views (default `defaultViews`), the seed (default 0), and the embedding batching.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -19,29 +19,73 @@ import { Effect, Schema } from "effect"
 import { fitPlatt, sigmoid } from "./internal/Sigmoid.js"
 import { TrainerError } from "./TrainerError.js"
 
+/**
+ * A temperature-scaling calibrator: `p' = softmax(log(p) / temperature)`, `temperature` positive and finite (above 1
+ * softens, below 1 sharpens).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Temperature = Schema.Struct({
   kind: Schema.Literal("temperature"),
   temperature: Schema.Number.pipe(Schema.positive(), Schema.finite())
 })
 
+/**
+ * A Platt-scaling calibrator for two classes: `p1' = sigmoid(a * logit(p1) + b)`, `a` and `b` finite.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Platt = Schema.Struct({
   kind: Schema.Literal("platt"),
   a: Schema.Number.pipe(Schema.finite()),
   b: Schema.Number.pipe(Schema.finite())
 })
 
-/** A fitted calibrator; JSON-serialisable as is. */
+/**
+ * A fitted calibrator; JSON-serialisable as is.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Calibrator = Schema.Union(Temperature, Platt)
+/**
+ * A decoded calibrator, temperature or Platt.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Calibrator = typeof Calibrator.Type
 
+/**
+ * Which calibrator `fit` uses: `"auto"` (the default: temperature scaling), `"temperature"`, or `"platt"` (two classes
+ * only).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Method = "auto" | "temperature" | "platt"
 
+/**
+ * `fit`'s options: `method` (default `"auto"`) and `bins`, the number of equal-width ECE bins (default 10).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Options {
   readonly method?: Method
   /** ECE bins (default 10). */
   readonly bins?: number
 }
 
+/**
+ * What `fit` returns: the calibrator, the ECE of the given probabilities before and after calibration, and the
+ * calibrated probabilities (`rows x classes`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Result {
   readonly calibrator: Calibrator
   /** ECE of the given probabilities. */
@@ -53,7 +97,12 @@ export interface Result {
 
 const EPS = 1e-12
 
-/** Expected calibration error with `bins` equal-width confidence bins (default 10). */
+/**
+ * Expected calibration error with `bins` equal-width confidence bins (default 10).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const ece = (proba: Matrix.Matrix, y: Int32Array, bins = 10): number => {
   const k = proba.cols
   const count = new Float64Array(bins)
@@ -73,7 +122,12 @@ export const ece = (proba: Matrix.Matrix, y: Int32Array, bins = 10): number => {
   return proba.rows > 0 ? total / proba.rows : 0
 }
 
-/** Applies a calibrator; rows still sum to 1. */
+/**
+ * Applies a calibrator; rows still sum to 1.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const apply = (calibrator: Calibrator, proba: Matrix.Matrix): Matrix.Matrix => {
   const k = proba.cols
   const out = new Float32Array(proba.data.length)
@@ -171,7 +225,14 @@ const fitTemperature = (proba: Matrix.Matrix, y: Int32Array): number => {
 
 const invalid = (field: string, message: string) => new TrainerError({ reason: "InvalidData", field, message })
 
-/** Fits a calibrator on (out-of-fold) probabilities and their labels. */
+/**
+ * Fits a calibrator on (out-of-fold) probabilities and their labels, and reports ECE before and after. Fails with
+ * `TrainerError` `InvalidData` naming `y` (a label count that differs from the rows, or a label outside the classes),
+ * `proba` (no rows) or `method` (Platt asked for with other than 2 classes).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fit = (proba: Matrix.Matrix, y: Int32Array, options: Options = {}): Effect.Effect<Result, TrainerError> =>
   Effect.suspend((): Effect.Effect<Result, TrainerError> => {
     const method = options.method ?? "auto"
@@ -190,7 +251,13 @@ export const fit = (proba: Matrix.Matrix, y: Int32Array, options: Options = {}):
     return Effect.succeed({ calibrator, eceBefore: ece(proba, y, bins), eceAfter: ece(calibrated, y, bins), calibrated })
   })
 
-/** Decodes a calibrator from JSON. */
+/**
+ * Decodes a calibrator from JSON (the output of `JSON.stringify` on a `Calibrator`). Fails with `TrainerError`
+ * `InvalidState` (field `calibrator`) when it does not decode or carries unknown keys.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const load = (json: unknown): Effect.Effect<Calibrator, TrainerError> =>
   Schema.decodeUnknown(Calibrator, { onExcessProperty: "error" })(json).pipe(
     Effect.mapError((e) => new TrainerError({ reason: "InvalidState", field: "calibrator", message: e.message, cause: e }))

@@ -28,6 +28,15 @@ import * as Random from "./internal/Random.js"
 import * as Scaler from "./internal/Scaler.js"
 import { TrainerError } from "./TrainerError.js"
 
+/**
+ * How the folds are planned: `folds`, the largest number of folds (an integer >= 2, default 5); `repeats`, shuffled
+ * repetitions of the whole k-fold (an integer >= 1, default 1); `seed` (default 0); `groups`, one key per row, rows
+ * sharing a key staying in one fold; `leaveOneOutBelow`, the number of units at or below which leave-one-out replaces
+ * a smaller k (default 50). `plan` fails with `TrainerError` `InvalidData` naming the option that is out of range.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Options {
   /** The largest number of folds (default 5). */
   readonly folds?: number
@@ -40,7 +49,12 @@ export interface Options {
   readonly leaveOneOutBelow?: number
 }
 
-/** Embedded augmented views: row `r` of `x` is a view of image (row of `Data.x`) `image[r]`. */
+/**
+ * Embedded augmented views: row `r` of `x` is a view of image (row of `Data.x`) `image[r]`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Views {
   readonly x: Matrix.Matrix
   readonly image: Int32Array
@@ -49,6 +63,9 @@ export interface Views {
 /**
  * A training set, optionally with the embeddings of its images' mirror images (rows aligned with `x`) and with
  * augmented views that only ever train.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface Data extends Head.TrainingSet {
   readonly mirrored?: Matrix.Matrix
@@ -71,6 +88,9 @@ const withViewRows = (set: Head.TrainingSet, views: Views): Head.TrainingSet => 
 /**
  * The rows a head trains on: the images, their mirror images when there are any (`Head.withMirrorRows`), and their
  * augmented views when there are any.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const trainingRows = (data: Data): Head.TrainingSet => {
   const { mirrored, views, ...set } = data
@@ -88,7 +108,12 @@ const viewsOf = (views: Views, rows: ArrayLike<number>): Views => {
   }
 }
 
-/** The rows `rows` of a training set (and of its mirror images and views). */
+/**
+ * The rows `rows` of a training set (and of its mirror images and views).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const subset = (data: Data, rows: ArrayLike<number>): Data => ({
   x: Matrix.takeRows(data.x, rows),
   y: Int32Array.from(rows, (i) => data.y[i]!),
@@ -99,6 +124,13 @@ export const subset = (data: Data, rows: ArrayLike<number>): Data => ({
   ...(data.views ? { views: viewsOf(data.views, rows) } : {})
 })
 
+/**
+ * One fold of a plan: its repeat and index within the repeat, and the ascending row indices it trains on (`train`) and
+ * holds out (`test`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Fold {
   readonly repeat: number
   readonly index: number
@@ -107,6 +139,13 @@ export interface Fold {
   readonly test: Int32Array
 }
 
+/**
+ * The folds `plan` chose: `k` folds per repeat, `repeats` repetitions (1 for leave-one-out), whether it is
+ * leave-one-out, and every fold, repeat by repeat.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Plan {
   /** Folds per repeat. */
   readonly k: number
@@ -115,10 +154,23 @@ export interface Plan {
   readonly folds: ReadonlyArray<Fold>
 }
 
+/**
+ * A fold as run, with the time its head took to fit, in milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FoldResult extends Fold {
   readonly fitMs: number
 }
 
+/**
+ * A cross-validation's outcome: the plan, the out-of-fold probabilities (`n x numClasses`, each row the mean over
+ * repeats of the fold that held it out), each fold's fit time, and the total fit time in milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Result {
   readonly plan: Plan
   /** `n x numClasses` out-of-fold probabilities, averaged over repeats. */
@@ -183,7 +235,12 @@ const stratify = (all: ReadonlyArray<Unit>, numClasses: number, k: number, seed:
   return assignment
 }
 
-/** The folds for labels `y`, as described above. Fails when a class has fewer than two units. */
+/**
+ * The folds for labels `y`, as described above. Fails when a class has fewer than two units.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const plan = (y: Int32Array, numClasses: number, options: Options = {}): Effect.Effect<Plan, TrainerError> =>
   Effect.suspend((): Effect.Effect<Plan, TrainerError> => {
     const maxFolds = options.folds ?? 5
@@ -262,7 +319,12 @@ const fitFailed = (kind: string, field: string, cause: { readonly message: strin
 
 /**
  * Fits `head` on every training fold and predicts its test fold. The head's seed for a fold is derived from
- * `options.seed`, the repeat and the fold index. Reports progress with stage "cv".
+ * `options.seed` (default 0), the repeat and the fold index. Reports progress with stage "cv". Fails with
+ * `TrainerError`: `InvalidData` when the folds cannot be planned (see `plan`), `TrainingFailed` naming the fold when a
+ * fit or a prediction fails.
+ *
+ * @since 0.1.0
+ * @category cross-validation
  */
 export const crossValidate = <P>(
   head: Head.HeadPlugin<P>,
@@ -275,7 +337,14 @@ export const crossValidate = <P>(
     return yield* runPlan(head, params, prepare(data, p), options.seed ?? 0)
   }).pipe(Effect.withSpan("CrossValidation.crossValidate", { attributes: { head: head.kind } }))
 
-/** Runs prepared folds (the search reuses one `Folds` for every candidate of a feature set). */
+/**
+ * Runs prepared folds (the search reuses one `Folds` for every candidate of a feature set), each fold's head seeded
+ * from `seed` (default 0), the repeat and the fold index. Fails with `TrainerError` `TrainingFailed` naming the fold
+ * whose fit or prediction failed.
+ *
+ * @since 0.1.0
+ * @category cross-validation
+ */
 export const runPlan = <P>(
   head: Head.HeadPlugin<P>,
   params: P,
@@ -313,7 +382,13 @@ export const runPlan = <P>(
     return { plan: p, proba: Matrix.make(n, numClasses, proba), folds: results, fitMs }
   })
 
-/** The final model: `head` fitted on every sample (and their mirror images). */
+/**
+ * The final model: `head` fitted on every sample (and on their mirror images and views when there are any) with `seed`
+ * (default 0). Fails with `TrainerError` `TrainingFailed` (field `refit`) when the fit fails.
+ *
+ * @since 0.1.0
+ * @category cross-validation
+ */
 export const refit = <P>(
   head: Head.HeadPlugin<P>,
   params: P,

@@ -8,8 +8,9 @@
  * block). The part before the cut, the **trunk**, is the same backbone loaded with the plugin option
  * `output: <cut layer>`: it embeds each augmented view once, before the first epoch, into its activation map. The
  * part after the cut, the **tail**, is trained with the head (a linear layer or an MLP): the backbone's runtime
- * computes each batch's loss and gradients through tail and head (`TrainableTail.Tail.step`); this module keeps the
- * head layers and the Float64 master weights, updated by `Optimizer` (the same rules as the frozen-backbone heads).
+ * computes each batch's loss and gradients through tail and head (`TrainableTail.Tail.step`); the training engine
+ * (`internal/FineTuneEngine`) keeps the head layers and the Float64 master weights, updated by `Optimizer` (the same
+ * rules as the frozen-backbone heads).
  *
  * The result is a `FittedPipeline` whose backbone is the trunk (the bundle records its `output` option) and whose
  * head, of kind `finetune`, holds the tail's topology and trained weights and the head layers, so a bundle saves
@@ -19,7 +20,7 @@
  * The search fine-tunes too: the trunk's embeddings are one more feature set, and `searchHead(prepared)` is a
  * `finetune` head plugin whose `fit` trains the tail + head on them by the ordinary head contract, so the search
  * cross-validates it on the same folds, mirror images and selection rule as every other candidate. Every fit starts
- * from the pretrained tail (`Prepared.pretrained`), whatever fit ran before it.
+ * from the pretrained tail (`Prepared.tail.pretrained`), whatever fit ran before it.
  *
  * @since 0.1.0
  */
@@ -28,20 +29,25 @@ import type { Backbone, TrainableTail } from "@loupe/core"
 import { Effect, ParseResult, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import * as DenseHead from "./internal/DenseHead.js"
-import * as DenseNet from "./internal/DenseNet.js"
 import * as EpochLoop from "./internal/EpochLoop.js"
-import * as Random from "./internal/Random.js"
+import * as FineTuneEngine from "./internal/FineTuneEngine.js"
 import * as LrSchedule from "./LrSchedule.js"
 import * as Optimizer from "./Optimizer.js"
 import { TrainerError } from "./TrainerError.js"
 
 /**
+ * The kind of the fine-tuned head, `"finetune"`: the backbone's trainable tail with dense head layers on top. Register
+ * it (it is in `ManualTraining.heads`) to load what fine-tuning saves.
+ *
  * @since 0.1.0
  * @category head
  */
 export const headKind = "finetune"
 
 /**
+ * What `prepare` needs: a registered backbone with a trainable tail, its options, and the number of weight layers to
+ * train, counted from the end of the embedding network.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -127,74 +133,6 @@ export const prepare = (
   })
 
 /** Probabilities: the tail's features, then the head layers in TypeScript. */
-const predictWith = (tail: TrainableTail.Tail, head: ReadonlyArray<DenseNet.Layer>, x: Matrix.Matrix): Matrix.Matrix =>
-  DenseNet.predictProba(head, tail.features(x))
-
-/**
- * The weights of one epoch: the tail's trainable tensors (in `tail.trainableWeights` order) and the head layers.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Snapshot {
-  readonly tail: ReadonlyArray<Float32Array>
-  readonly head: ReadonlyArray<DenseNet.Layer>
-}
-
-/**
- * The epoch loop's engine: tail + head trained with the tail's gradients and `Optimizer` updates, the tail starting
- * from its pretrained weights.
- *
- * @since 0.1.0
- * @category training
- */
-export const engine = (
-  prepared: Prepared,
-  numClasses: number,
-  params: DenseHead.Params & { readonly seed: number }
-): Effect.Effect<EpochLoop.Engine<Snapshot>, TrainerError> =>
-  Effect.try({
-    try: () => {
-      const { tail } = prepared
-      tail.write(tail.pretrained)
-      const head = DenseHead.init(tail.featureDim, numClasses, params, params.seed)
-      const tailMaster = tail.pretrained.map((p) => Float64Array.from(p))
-      // The head layers' arrays are their master weights: the optimiser updates them in place.
-      const master = [...tailMaster, ...DenseNet.parameters(head)]
-      const grads = master.map((p) => new Float64Array(p.length))
-      const stepper = Optimizer.make(params.optimizer, master.map((p) => p.length))
-      const random = Random.make(Random.derive(params.seed, 5))
-      const hidden = head.length - 1
-
-      const step = (batch: EpochLoop.Batch, lr: number) => {
-        let wSum = 0
-        for (let i = 0; i < batch.rows; i++) wSum += batch.w[i]!
-        const result = tail.step(
-          { x: batch.x, rows: batch.rows, y: batch.y, weights: Float64Array.from(batch.w, (v) => (wSum > 0 ? v / wSum : 0)) },
-          head,
-          {
-            numClasses,
-            labelSmoothing: params.labelSmoothing,
-            dropout: params.dropout,
-            dropoutSeeds: params.dropout > 0 ? Array.from({ length: hidden }, () => random.int(2 ** 31)) : []
-          }
-        )
-        result.gradients.forEach((g, k) => grads[k]!.set(g))
-        stepper.step(master, grads, lr, params.weightDecay)
-        tail.write(tailMaster)
-        return { loss: result.loss, correct: result.correct }
-      }
-
-      return {
-        step,
-        predictProba: (x) => predictWith(tail, head, x),
-        snapshot: () => ({ tail: tailMaster.map((p) => Float32Array.from(p)), head: DenseNet.copy(head) })
-      } satisfies EpochLoop.Engine<Snapshot>
-    },
-    catch: (cause) =>
-      new TrainerError({ reason: "TrainingFailed", message: `Cannot set up fine-tuning: ${String(cause)}`, cause })
-  })
-
 // ---------------------------------------------------------------------------------------------------------------
 // The `finetune` head
 // ---------------------------------------------------------------------------------------------------------------
@@ -210,6 +148,12 @@ export const State = Schema.Struct({
   inputShape: Schema.Tuple(DenseHead.PositiveInt, DenseHead.PositiveInt, DenseHead.PositiveInt),
   head: DenseHead.Layers
 })
+/**
+ * The decoded `finetune` head state.
+ *
+ * @since 0.1.0
+ * @category head
+ */
 export type State = typeof State.Type
 
 const invalidState = (field: string, message: string, cause?: unknown) =>
@@ -238,7 +182,7 @@ const fromTail = (
       state: { ...saved, ...Schema.encodeSync(State)(state) }
     }
     return Head.make({ kind: headKind, numClasses: headShape.numClasses, dim: h * w * c, toJSON: () => serialized }, (x) =>
-      predictWith(tail, state.head, x))
+      FineTuneEngine.predictWith(tail, state.head, x))
   })
 
 const decode = <A, I>(schema: Schema.Schema<A, I>, field: string, value: unknown) =>
@@ -294,7 +238,7 @@ export const headPlugin: Head.HeadPlugin<DenseHead.Params> = {
  */
 export const toHead = (
   prepared: Prepared,
-  snapshot: Snapshot,
+  snapshot: FineTuneEngine.Snapshot,
   params: DenseHead.Params
 ): Effect.Effect<Head.FittedHead, TrainerError> =>
   Effect.gen(function*() {
@@ -377,7 +321,7 @@ export const searchHead = (prepared: Prepared): Head.HeadPlugin<DenseHead.Params
           })
         }
         const loop = EpochLoop.make(
-          yield* engine(prepared, data.numClasses, { ...params, seed }),
+          yield* FineTuneEngine.engine(prepared.tail, data.numClasses, { ...params, seed }),
           asViews(data),
           { epochs: params.epochs, batchSize: params.batchSize, lr: params.lr, schedule: params.schedule, seed }
         )

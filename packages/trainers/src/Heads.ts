@@ -13,7 +13,12 @@ import * as Mlp from "./Mlp.js"
 import * as NearestPrototype from "./NearestPrototype.js"
 import { TrainerError } from "./TrainerError.js"
 
-/** Every built-in head plugin, linear ones first. */
+/**
+ * Every built-in head plugin, linear ones first.
+ *
+ * @since 0.1.0
+ * @category head
+ */
 export const heads: ReadonlyArray<Head.HeadPlugin> = [
   LogisticRegression.plugin,
   LinearSvm.plugin,
@@ -22,7 +27,13 @@ export const heads: ReadonlyArray<Head.HeadPlugin> = [
   Mlp.plugin
 ]
 
-/** Decodes `raw` with the head's params Schema (defaults filled in); an unknown key or a bad value is an error. */
+/**
+ * Decodes `raw` with the head's params Schema, filling in defaults. Fails with `TrainerError` `InvalidParams` (field
+ * `head.<kind>`) on an unknown key or a bad value.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const decodeParams = <P>(head: Head.HeadPlugin<P>, raw: unknown): Effect.Effect<P, TrainerError> =>
   Schema.decodeUnknown(head.paramsSchema, { onExcessProperty: "error" })(raw).pipe(
     Effect.mapError((e) =>

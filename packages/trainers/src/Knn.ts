@@ -17,6 +17,12 @@ import { crossDots } from "./internal/Linalg.js"
 import * as Scaler from "./internal/Scaler.js"
 import type { TrainerError } from "./TrainerError.js"
 
+/**
+ * The head kind, `"knn"`: the `kind` of its `SerializedHead`s, of `head.kind` in a search space, and of the plugin.
+ *
+ * @since 0.1.0
+ * @category head
+ */
 export const kind = "knn"
 
 /**
@@ -24,6 +30,9 @@ export const kind = "knn"
  * - `temperature`: vote weight `exp(similarity / temperature)` (default 0.1; large values approach equal votes).
  * - `smoothing`: share of probability spread evenly over the classes (default 0.01).
  * - `standardize`: standardise before the cosine (default true).
+ *
+ * @since 0.1.0
+ * @category schemas
  */
 export const Params = Schema.Struct({
   k: HeadKit.withDefault(Schema.Int.pipe(Schema.positive()), 10),
@@ -31,8 +40,22 @@ export const Params = Schema.Struct({
   smoothing: HeadKit.withDefault(Schema.Number.pipe(Schema.greaterThanOrEqualTo(0), Schema.lessThan(1)), 0.01),
   standardize: HeadKit.withDefault(Schema.Boolean, true)
 })
+/**
+ * The decoded k-nearest-neighbours params, every default filled in.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Params = typeof Params.Type
 
+/**
+ * The fitted k-nearest-neighbours state as serialised in a `SerializedHead`: every training row (Float32, unit length
+ * after standardisation), its label, the number of classes, the width and, when `standardize`, the scaler. Float
+ * arrays are encoded as base64 by the codec, so a state round-trips through JSON exactly.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const State = Schema.Struct({
   /** Present when `standardize` is true. */
   scaler: Schema.optionalWith(Scaler.Scaler, { exact: true }),
@@ -42,8 +65,20 @@ export const State = Schema.Struct({
   rows: Codec.Float32,
   labels: Schema.Array(Schema.Int)
 })
+/**
+ * The decoded fitted k-nearest-neighbours state.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type State = typeof State.Type
 
+/**
+ * A fitted k-nearest-neighbours head: the core `FittedHead` contract plus its typed params and state.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Fitted = HeadKit.Fitted<Params, State>
 
 const train = (data: Head.TrainingSet, params: Params): Effect.Effect<State, TrainerError> =>
@@ -106,6 +141,15 @@ const predict = (state: State, params: Params, x: Matrix.Matrix): Matrix.Matrix 
   return { rows: x.rows, cols: numClasses, data: out }
 }
 
+/**
+ * The k-nearest-neighbours head plugin, for `Registry.layer({ heads })`, the search and `Pipeline.fit`. `fit` checks
+ * the params and the training set and fails with `TrainerError` (`InvalidParams`, `InvalidData`, or `TrainingFailed`);
+ * `load` fails with `InvalidState` on a serialised head of another kind or with an invalid state; it has no `toOnnx`,
+ * so it is not exported to ONNX.
+ *
+ * @since 0.1.0
+ * @category head
+ */
 export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
   kind,
   paramsSchema: Params,
@@ -123,7 +167,21 @@ export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
   }
 })
 
-/** Fits with defaults for the params not given. */
+/**
+ * Fits a k-nearest-neighbours head on a training set: `fit(data, params?, seed?)`, the params not given taking their
+ * defaults and the seed 0. Fails with `TrainerError` (`InvalidParams`, `InvalidData` or `TrainingFailed`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fit = HeadKit.fitWithDefaults(plugin, Params)
 
+/**
+ * Loads a k-nearest-neighbours head from its `SerializedHead` (the output of `FittedHead.serialize`). Fails with
+ * `TrainerError` `InvalidState`, naming `kind`, `params` or `state`, when the head is of another kind or does not
+ * decode.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const load = plugin.load

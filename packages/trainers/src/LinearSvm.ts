@@ -28,6 +28,13 @@ import * as Scaler from "./internal/Scaler.js"
 import { fitPlatt, sigmoid } from "./internal/Sigmoid.js"
 import type { TrainerError } from "./TrainerError.js"
 
+/**
+ * The head kind, `"linear-svm"`: the `kind` of its `SerializedHead`s, of `head.kind` in a search space, and of the
+ * plugin.
+ *
+ * @since 0.1.0
+ * @category head
+ */
 export const kind = "linear-svm"
 
 /**
@@ -36,6 +43,9 @@ export const kind = "linear-svm"
  * - `maxIter`: passes over the data at most (default 100).
  * - `tol`: stop when the projected-gradient spread of a pass is below this (default 0.1, liblinear's).
  * - `calibrationFolds`: inner folds whose held-out decision values fit the Platt sigmoids (default 3).
+ *
+ * @since 0.1.0
+ * @category schemas
  */
 export const Params = Schema.Struct({
   l2: HeadKit.withDefault(Schema.Number.pipe(Schema.positive(), Schema.finite()), 1),
@@ -44,8 +54,22 @@ export const Params = Schema.Struct({
   tol: HeadKit.withDefault(Schema.Number.pipe(Schema.positive(), Schema.finite()), 0.1),
   calibrationFolds: HeadKit.withDefault(Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)), 3)
 })
+/**
+ * The decoded linear-SVM params, every default filled in.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Params = typeof Params.Type
 
+/**
+ * The fitted linear-SVM state as serialised in a `SerializedHead`: the scaler, the per-problem weights with their
+ * intercept column, and the Platt sigmoid of each problem. Float arrays are encoded as base64 by the codec, so a state
+ * round-trips through JSON exactly.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const State = Schema.Struct({
   scaler: Scaler.Scaler,
   numClasses: Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)),
@@ -55,8 +79,20 @@ export const State = Schema.Struct({
   plattA: Codec.Float64,
   plattB: Codec.Float64
 })
+/**
+ * The decoded fitted linear-SVM state.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type State = typeof State.Type
 
+/**
+ * A fitted linear-SVM head: the core `FittedHead` contract plus its typed params and state.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Fitted = HeadKit.Fitted<Params, State>
 
 const problems = (numClasses: number) => (numClasses === 2 ? 1 : numClasses)
@@ -234,6 +270,15 @@ const predict = (state: State, _params: Params, x: Matrix.Matrix): Matrix.Matrix
   return { rows: x.rows, cols: numClasses, data: out }
 }
 
+/**
+ * The linear-SVM head plugin, for `Registry.layer({ heads })`, the search and `Pipeline.fit`. `fit` checks the params
+ * and the training set and fails with `TrainerError` (`InvalidParams`, `InvalidData`, or `TrainingFailed`); `load`
+ * fails with `InvalidState` on a serialised head of another kind or with an invalid state; `toOnnx` writes the head as
+ * an ONNX graph and fails with `ShapeMismatch` when the backbone's width differs.
+ *
+ * @since 0.1.0
+ * @category head
+ */
 export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
   kind,
   paramsSchema: Params,
@@ -269,7 +314,20 @@ export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
   }
 })
 
-/** Fits with defaults for the params not given. */
+/**
+ * Fits a linear-SVM head on a training set: `fit(data, params?, seed?)`, the params not given taking their defaults
+ * and the seed 0. Fails with `TrainerError` (`InvalidParams`, `InvalidData` or `TrainingFailed`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fit = HeadKit.fitWithDefaults(plugin, Params)
 
+/**
+ * Loads a linear-SVM head from its `SerializedHead` (the output of `FittedHead.serialize`). Fails with `TrainerError`
+ * `InvalidState`, naming `kind`, `params` or `state`, when the head is of another kind or does not decode.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const load = plugin.load

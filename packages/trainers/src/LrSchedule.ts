@@ -16,12 +16,17 @@ const NonNegativeInt = Schema.Int.pipe(Schema.greaterThanOrEqualTo(0))
 const warmupEpochs = Schema.optionalWith(NonNegativeInt, { default: () => 0, exact: true })
 
 /**
+ * The constant schedule: the base rate every epoch after the warm-up (`warmupEpochs`, an integer >= 0, default 0).
+ *
  * @since 0.1.0
  * @category schemas
  */
 export const Constant = Schema.Struct({ kind: Schema.Literal("constant"), warmupEpochs })
 
 /**
+ * The step schedule (PyTorch's `StepLR`): the base rate multiplied by `gamma` (positive, default 0.1) every `stepSize`
+ * epochs (an integer >= 1, default 7), after `warmupEpochs` of warm-up (default 0).
+ *
  * @since 0.1.0
  * @category schemas
  */
@@ -33,6 +38,9 @@ export const Step = Schema.Struct({
 })
 
 /**
+ * The cosine schedule (PyTorch's `CosineAnnealingLR`): the rate annealed from the base rate down to `minLr` (>= 0,
+ * default 0) over the epochs after the warm-up (`warmupEpochs`, default 0).
+ *
  * @since 0.1.0
  * @category schemas
  */
@@ -49,6 +57,12 @@ export const Cosine = Schema.Struct({
  * @category schemas
  */
 export const LrSchedule = Schema.Union(Constant, Step, Cosine)
+/**
+ * A decoded schedule, every default filled in.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type LrSchedule = typeof LrSchedule.Type
 
 /**

@@ -36,6 +36,7 @@ import type { Scope } from "effect"
 import * as FineTune from "./FineTune.js"
 import * as DenseNet from "./internal/DenseNet.js"
 import * as EpochLoop from "./internal/EpochLoop.js"
+import * as FineTuneEngine from "./internal/FineTuneEngine.js"
 import * as DenseHead from "./internal/DenseHead.js"
 import * as HeadKit from "./internal/HeadKit.js"
 import * as OnnxHead from "./internal/OnnxHead.js"
@@ -59,6 +60,9 @@ export const TrainingFields = DenseHead.TrainingFields
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
+ * The kind of the head manual mode trains, `"linear"` (a linear layer, or an MLP when `hidden > 0`); register it with
+ * `heads` to load what manual mode saves.
+ *
  * @since 0.1.0
  * @category head
  */
@@ -73,6 +77,12 @@ export const headKind = "linear"
  * @category head
  */
 export const HeadParams = DenseHead.Params
+/**
+ * The decoded `linear` head params, every default filled in.
+ *
+ * @since 0.1.0
+ * @category head
+ */
 export type HeadParams = DenseHead.Params
 
 /**
@@ -82,6 +92,12 @@ export type HeadParams = DenseHead.Params
  * @category head
  */
 export const HeadState = Schema.Struct({ layers: DenseHead.Layers })
+/**
+ * The decoded `linear` head state.
+ *
+ * @since 0.1.0
+ * @category head
+ */
 export type HeadState = typeof HeadState.Type
 
 /** The dense engine: a `DenseNet` stepped by an `Optimizer`. */
@@ -164,6 +180,9 @@ export const AugmentConfig = Schema.Struct({
 })
 
 /**
+ * The head manual mode trains: `{ kind: "linear" }` (the default) or `{ kind: "mlp", hidden, dropout }` with one ReLU
+ * hidden layer of `hidden` units (a positive integer, default 256) and `dropout` on it (a probability, default 0.2).
+ *
  * @since 0.1.0
  * @category schemas
  */
@@ -209,7 +228,19 @@ export const Config = Schema.Struct({
     decodeConcurrency: Schema.optionalWith(PositiveInt, { exact: true })
   }))
 })
+/**
+ * A decoded manual-mode config, every default filled in.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Config = typeof Config.Type
+/**
+ * What a caller writes for `Config` (before defaults): only `backbone` is required.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type ConfigInput = typeof Config.Encoded
 
 const invalidParams = (field: string, message: string) => new TrainerError({ reason: "InvalidParams", field, message })
@@ -262,6 +293,10 @@ export interface Prepared {
 }
 
 /**
+ * Emitted after each epoch: its 1-based number out of `epochs`, the learning rate, the training loss and accuracy, the
+ * validation loss and accuracy when there is validation data, whether its weights are the best so far, and its
+ * seconds.
+ *
  * @since 0.1.0
  * @category events
  */
@@ -270,6 +305,10 @@ export interface Epoch extends EpochLoop.EpochStats {
 }
 
 /**
+ * The outcome of manual training: the fitted pipeline (backbone and the best epoch's head), the kept epoch (1-based),
+ * every epoch's statistics, the images that could not be used, and the seconds spent preparing (embedding views and
+ * validation images) and training.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -285,6 +324,8 @@ export interface Result {
 }
 
 /**
+ * Emitted last, with the result.
+ *
  * @since 0.1.0
  * @category events
  */
@@ -294,6 +335,8 @@ export interface Done {
 }
 
 /**
+ * What the `train` stream emits: `Prepared` once, one `Epoch` per epoch, then `Done`.
+ *
  * @since 0.1.0
  * @category events
  */
@@ -357,10 +400,10 @@ const frozenSetup = (config: Config): Effect.Effect<
 const fineTuneSetup = (config: Config) =>
   Effect.map(
     FineTune.prepare({ backbone: config.backbone, backboneOptions: config.backboneOptions, trainableLayers: config.trainableLayers }),
-    (prepared): Setup<FineTune.Snapshot> => ({
+    (prepared): Setup<FineTuneEngine.Snapshot> => ({
       backbone: prepared.trunk,
       backboneOptions: prepared.trunkOptions,
-      engine: (_dim, numClasses) => FineTune.engine(prepared, numClasses, { ...headParamsOf(config), seed: config.seed }),
+      engine: (_dim, numClasses) => FineTuneEngine.engine(prepared.tail, numClasses, { ...headParamsOf(config), seed: config.seed }),
       toHead: (snapshot) => FineTune.toHead(prepared, snapshot, headParamsOf(config))
     })
   )

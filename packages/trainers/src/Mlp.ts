@@ -31,6 +31,12 @@ import * as WasmDenseNet from "./internal/WasmDenseNet.js"
 import * as Optimizer from "./Optimizer.js"
 import type { TrainerError } from "./TrainerError.js"
 
+/**
+ * The head kind, `"mlp"`: the `kind` of its `SerializedHead`s, of `head.kind` in a search space, and of the plugin.
+ *
+ * @since 0.1.0
+ * @category head
+ */
 export const kind = "mlp"
 
 /**
@@ -38,6 +44,9 @@ export const kind = "mlp"
  * - `lr`, `weightDecay`: Adam's rate (default 3e-3) and L2 weight decay (default 1e-4).
  * - `batchSize` (default 128), `maxEpochs` (default 100), `patience` (default 3).
  * - `validationFraction`: share of rows held out for early stopping (default 0.15).
+ *
+ * @since 0.1.0
+ * @category schemas
  */
 export const Params = Schema.Struct({
   hidden: HeadKit.withDefault(Schema.Int.pipe(Schema.positive()), 64),
@@ -49,8 +58,22 @@ export const Params = Schema.Struct({
   patience: HeadKit.withDefault(Schema.Int.pipe(Schema.positive()), 3),
   validationFraction: HeadKit.withDefault(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1)), 0.15)
 })
+/**
+ * The decoded MLP params, every default filled in.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Params = typeof Params.Type
 
+/**
+ * The fitted MLP state as serialised in a `SerializedHead`: the scaler, the two dense layers, the epochs run and the
+ * (1-based) epoch whose weights were kept. Float arrays are encoded as base64 by the codec, so a state round-trips
+ * through JSON exactly.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const State = Schema.Struct({
   scaler: Scaler.Scaler,
   /** Input to hidden, hidden to classes. */
@@ -59,8 +82,20 @@ export const State = Schema.Struct({
   epochs: Schema.Int,
   bestEpoch: Schema.Int
 })
+/**
+ * The decoded fitted MLP state.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type State = typeof State.Type
 
+/**
+ * A fitted MLP head: the core `FittedHead` contract plus its typed params and state.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Fitted = HeadKit.Fitted<Params, State>
 
 const adam = Schema.decodeSync(Optimizer.Adam)({ kind: "adam" })
@@ -139,6 +174,15 @@ const predict = (state: State, _params: Params, x: Matrix.Matrix): Matrix.Matrix
   data: Float32Array.from(WasmDenseNet.forward(state.layers, Scaler.transform(state.scaler, x), x.rows))
 })
 
+/**
+ * The MLP head plugin, for `Registry.layer({ heads })`, the search and `Pipeline.fit`. `fit` checks the params and the
+ * training set and fails with `TrainerError` (`InvalidParams`, `InvalidData`, or `TrainingFailed`); `load` fails with
+ * `InvalidState` on a serialised head of another kind or with an invalid state; `toOnnx` writes the head as an ONNX
+ * graph and fails with `ShapeMismatch` when the backbone's width differs.
+ *
+ * @since 0.1.0
+ * @category head
+ */
 export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
   kind,
   paramsSchema: Params,
@@ -156,7 +200,20 @@ export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
     OnnxHead.denseGraph({ l2: true, scaler: state.scaler, renormalize: false, layers: OnnxHead.transposed(state.layers), activation: "softmax" }, io)
 })
 
-/** Fits with defaults for the params not given. */
+/**
+ * Fits a MLP head on a training set: `fit(data, params?, seed?)`, the params not given taking their defaults and the
+ * seed 0. Fails with `TrainerError` (`InvalidParams`, `InvalidData` or `TrainingFailed`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fit = HeadKit.fitWithDefaults(plugin, Params)
 
+/**
+ * Loads a MLP head from its `SerializedHead` (the output of `FittedHead.serialize`). Fails with `TrainerError`
+ * `InvalidState`, naming `kind`, `params` or `state`, when the head is of another kind or does not decode.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const load = plugin.load

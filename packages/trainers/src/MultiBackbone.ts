@@ -32,6 +32,9 @@ const idOf = (choice: BackboneChoice) => (typeof choice === "string" ? choice : 
 const optionsOf = (choice: BackboneChoice) => (typeof choice === "string" ? {} : choice.options ?? {})
 
 /**
+ * What `fitConcat` and `fitEnsemble` train: the backbones (at least one, in the order their embeddings are
+ * concatenated), a registered head kind and its params, the seed (default 0), and the embedding batching.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -109,6 +112,9 @@ export const fitConcat = Effect.fn("MultiBackbone.fitConcat")(function*(spec: Sp
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
+ * The kind of the probability-ensemble head, `"ensemble"`: the weighted mean of its members' probabilities, each
+ * member reading some columns of the concatenated embeddings.
+ *
  * @since 0.1.0
  * @category head
  */
@@ -131,6 +137,12 @@ export const EnsembleParams = Schema.Struct({
     weight: Schema.optionalWith(Schema.Number.pipe(Schema.positive(), Schema.finite()), { default: () => 1, exact: true })
   }))
 })
+/**
+ * The decoded `ensemble` head params, member weights filled in.
+ *
+ * @since 0.1.0
+ * @category head
+ */
 export type EnsembleParams = typeof EnsembleParams.Type
 
 /**

@@ -18,26 +18,62 @@ import { axpy, dotRows, softmaxInPlace } from "./internal/Linalg.js"
 import * as Scaler from "./internal/Scaler.js"
 import type { TrainerError } from "./TrainerError.js"
 
+/**
+ * The head kind, `"nearest-prototype"`: the `kind` of its `SerializedHead`s, of `head.kind` in a search space, and of
+ * the plugin.
+ *
+ * @since 0.1.0
+ * @category head
+ */
 export const kind = "nearest-prototype"
 
 /**
  * - `scale`: inverse temperature of the softmax over cosines (default 10).
  * - `standardize`: standardise before the cosine (default true).
+ *
+ * @since 0.1.0
+ * @category schemas
  */
 export const Params = Schema.Struct({
   scale: HeadKit.withDefault(Schema.Number.pipe(Schema.positive(), Schema.finite()), 10),
   standardize: HeadKit.withDefault(Schema.Boolean, true)
 })
+/**
+ * The decoded nearest-prototype params, every default filled in.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Params = typeof Params.Type
 
+/**
+ * The fitted nearest-prototype state as serialised in a `SerializedHead`: one unit prototype per class, the number of
+ * classes and, when `standardize`, the scaler. Float arrays are encoded as base64 by the codec, so a state round-trips
+ * through JSON exactly.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const State = Schema.Struct({
   scaler: Schema.optionalWith(Scaler.Scaler, { exact: true }),
   numClasses: Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)),
   /** `numClasses x dim` unit prototypes. */
   prototypes: Codec.Float64
 })
+/**
+ * The decoded fitted nearest-prototype state.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type State = typeof State.Type
 
+/**
+ * A fitted nearest-prototype head: the core `FittedHead` contract plus its typed params and state.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Fitted = HeadKit.Fitted<Params, State>
 
 const train = (data: Head.TrainingSet, params: Params): Effect.Effect<State, TrainerError> =>
@@ -64,6 +100,15 @@ const predict = (state: State, params: Params, x: Matrix.Matrix): Matrix.Matrix 
   return { rows: x.rows, cols: numClasses, data: Float32Array.from(logits) }
 }
 
+/**
+ * The nearest-prototype head plugin, for `Registry.layer({ heads })`, the search and `Pipeline.fit`. `fit` checks the
+ * params and the training set and fails with `TrainerError` (`InvalidParams`, `InvalidData`, or `TrainingFailed`);
+ * `load` fails with `InvalidState` on a serialised head of another kind or with an invalid state; `toOnnx` writes the
+ * head as an ONNX graph and fails with `ShapeMismatch` when the backbone's width differs.
+ *
+ * @since 0.1.0
+ * @category head
+ */
 export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
   kind,
   paramsSchema: Params,
@@ -85,7 +130,21 @@ export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
   }
 })
 
-/** Fits with defaults for the params not given. */
+/**
+ * Fits a nearest-prototype head on a training set: `fit(data, params?, seed?)`, the params not given taking their
+ * defaults and the seed 0. Fails with `TrainerError` (`InvalidParams`, `InvalidData` or `TrainingFailed`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fit = HeadKit.fitWithDefaults(plugin, Params)
 
+/**
+ * Loads a nearest-prototype head from its `SerializedHead` (the output of `FittedHead.serialize`). Fails with
+ * `TrainerError` `InvalidState`, naming `kind`, `params` or `state`, when the head is of another kind or does not
+ * decode.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const load = plugin.load

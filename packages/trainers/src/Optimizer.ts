@@ -22,6 +22,9 @@ const opt = <S extends Schema.Schema.Any>(schema: S, value: Schema.Schema.Type<S
   Schema.optionalWith(schema, { default: () => value, exact: true })
 
 /**
+ * SGD with momentum, as `torch.optim.SGD`: `momentum` in [0, 1) (default 0.9; 0 is plain SGD) and `nesterov` (default
+ * false). Weight decay is added to the gradient (L2).
+ *
  * @since 0.1.0
  * @category schemas
  */
@@ -32,6 +35,9 @@ export const Sgd = Schema.Struct({
 })
 
 /**
+ * Adam, as `torch.optim.Adam`: `beta1` and `beta2` in [0, 1) (defaults 0.9 and 0.999) and `eps` (positive, default
+ * 1e-8). Weight decay is added to the gradient (L2).
+ *
  * @since 0.1.0
  * @category schemas
  */
@@ -43,6 +49,9 @@ export const Adam = Schema.Struct({
 })
 
 /**
+ * AdamW, as `torch.optim.AdamW`: Adam's settings and defaults, with weight decay decoupled from the gradient (the
+ * weights shrink by `lr * weightDecay` each step).
+ *
  * @since 0.1.0
  * @category schemas
  */
@@ -60,6 +69,12 @@ export const AdamW = Schema.Struct({
  * @category schemas
  */
 export const Optimizer = Schema.Union(Sgd, Adam, AdamW)
+/**
+ * A decoded optimiser, every default filled in.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Optimizer = typeof Optimizer.Type
 
 /**

@@ -54,6 +54,15 @@ import * as MultiBackbone from "./MultiBackbone.js"
 import * as SearchSpace from "./SearchSpace.js"
 import { TrainerError } from "./TrainerError.js"
 
+/**
+ * What the search runs on: embeddings per backbone id (rows aligned with `y`), the labels `y` in `0..numClasses - 1`,
+ * optional row weights, and optionally the embeddings of the images' mirror images and augmented views per backbone.
+ * `run` fails with `TrainerError` `InvalidData` naming `embeddings.<id>` or `mirrored.<id>` when a matrix's rows do
+ * not match the labels.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Data {
   /** Embeddings per backbone id, rows aligned with `y`. */
   readonly embeddings: ReadonlyMap<string, Matrix.Matrix>
@@ -69,6 +78,13 @@ export interface Data {
   readonly views?: ReadonlyMap<string, CrossValidation.Views>
 }
 
+/**
+ * One leaderboard row: a candidate cross-validated on some rows, with its out-of-fold scores, mistakes and
+ * probabilities, its timings, and the round that produced it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Entry {
   readonly candidate: SearchSpace.Candidate
   readonly backboneId: string
@@ -107,20 +123,43 @@ export interface Entry {
  * `rung`: a successive-halving rung, `index` of `of` (the last rung is on all rows); `grid` and `random`: the
  * strategy's one round; `augmented-probe` and `ensemble`: the refinements after the strategy; `full-size`: a candidate
  * cross-validated on all rows because the budget stopped it earlier.
+ *
+ * @since 0.2.0
+ * @category models
  */
 export type Round =
   | { readonly kind: "rung"; readonly index: number; readonly of: number }
   | { readonly kind: "grid" | "random" | "augmented-probe" | "ensemble" | "full-size" }
 
-/** `rung 1 of 3`, `grid`, `augmented probe`, ... */
+/**
+ * `rung 1 of 3`, `grid`, `augmented probe`, ...
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const describeRound = (round: Round): string =>
   round.kind === "rung" ? `rung ${round.index} of ${round.of}` : round.kind.replace("-", " ")
 
+/**
+ * What a strategy calls to cross-validate candidates: on a stratified subsample of `rows` rows when given (else all
+ * rows), labelled with `round`. It returns their leaderboard entries; a candidate that would pass the budget is
+ * skipped, one whose fit fails numerically is recorded in `Result.failures`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Evaluate = (
   candidates: ReadonlyArray<SearchSpace.Candidate>,
   options?: { readonly rows?: number; readonly round?: Round }
 ) => Effect.Effect<ReadonlyArray<Entry>, TrainerError>
 
+/**
+ * What a strategy knows about the search: the space, the backbone ids, the number of rows and classes, the folds per
+ * cross-validation, the seed, and `rank`, the selection rule.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Context {
   readonly space: SearchSpace.SearchSpace
   readonly backboneIds: ReadonlyArray<string>
@@ -132,11 +171,26 @@ export interface Context {
   readonly rank: (entries: ReadonlyArray<Entry>) => ReadonlyArray<Entry>
 }
 
+/**
+ * A search strategy (`grid`, `random`, `successiveHalving`, or your own): a name for the result and a `run` that asks
+ * `evaluate` for the candidates it wants scored.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Strategy {
   readonly name: string
   readonly run: (evaluate: Evaluate, context: Context) => Effect.Effect<void, TrainerError>
 }
 
+/**
+ * Search options; every one has a default: the default space (`SearchSpace.defaultSearchSpace`), successive halving,
+ * the built-in heads, macro-F1, ties within one image or one standard error, seed 0, no budget, 5-fold
+ * cross-validation, one augmented-probe retry, and no ensemble.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Options {
   readonly space?: SearchSpace.SearchSpace
   /** Default: `successiveHalving()` (the plain grid when the data is too small for a second rung). */
@@ -167,11 +221,25 @@ export interface Options {
   readonly ensemble?: { readonly members: ReadonlyArray<string>; readonly over: string }
 }
 
+/**
+ * A candidate whose fit failed (numerical trouble), with the error's message; the search went on without it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Failure {
   readonly candidate: SearchSpace.Candidate
   readonly message: string
 }
 
+/**
+ * A search's outcome: the leaderboard (best first; entries scored on all rows rank above those from earlier rungs),
+ * the best entry and its head refit on all rows, the strategy's name, the elapsed milliseconds, the rows scored (what
+ * `budget` limits), whether the budget made the strategy skip a candidate, and the candidates whose fit failed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Result {
   /** Best first. */
   readonly leaderboard: ReadonlyArray<Entry>
@@ -188,13 +256,23 @@ export interface Result {
   readonly failures: ReadonlyArray<Failure>
 }
 
-/** Evaluates every grid point of the space. */
+/**
+ * Evaluates every grid point of the space.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const grid = (): Strategy => ({
   name: "grid",
   run: (evaluate, context) => Effect.asVoid(evaluate(SearchSpace.grid(context.space, context.backboneIds), { round: { kind: "grid" } }))
 })
 
-/** Evaluates `candidates` distinct random points (default 20), drawn with the search seed. */
+/**
+ * Evaluates `candidates` distinct random points (default 20), drawn with the search seed.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const random = (options: { readonly candidates?: number } = {}): Strategy => ({
   name: "random",
   run: (evaluate, context) =>
@@ -210,6 +288,9 @@ export const random = (options: { readonly candidates?: number } = {}): Strategy
  * (`backbone.id`): every grid point on `rows / factor^R` rows, the best `1 / factor` of each feature set's on `factor`
  * times more, ..., the last rung on all rows. `minRows` (default `max(30, 4 * folds)` rows per label) bounds the first
  * rung, so every fold of a small rung still sees each label a few times.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const successiveHalving = (options: { readonly factor?: number; readonly minRows?: number } = {}): Strategy => ({
   name: "successive-halving",
@@ -284,6 +365,16 @@ export const macroF1: Metric.Metric = scoreNamed("macroF1")
 /** The scores in every entry's `metrics`, in this order, besides the selection metric. */
 const scored = [macroF1, logLoss, accuracy]
 
+/**
+ * Runs a search on `data` and refits the best candidate on every row. Deterministic given `options.seed`. Fails with
+ * `TrainerError`: `InvalidParams` for an invalid space, `InvalidData` for embeddings whose rows do not match the
+ * labels (or an ensemble whose members are not the columns of `over`), `Unknown` for a head kind or backbone id the
+ * search does not have, and `TrainingFailed` when no candidate could be evaluated within the budget or the final refit
+ * fails.
+ *
+ * @since 0.1.0
+ * @category search
+ */
 export const run = (data: Data, options: Options = {}): Effect.Effect<Result, TrainerError> =>
   Effect.gen(function*() {
     const start = yield* Clock.currentTimeMillis

@@ -12,10 +12,27 @@ import { Effect, Schema } from "effect"
 import * as Random from "./internal/Random.js"
 import { TrainerError } from "./TrainerError.js"
 
+/**
+ * A value a dimension can take: a string (a backbone id, a head kind, an option), a number or a boolean.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Value = Schema.Union(Schema.String, Schema.Number, Schema.Boolean)
+/**
+ * A decoded value: string, number or boolean.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Value = typeof Value.Type
 
-/** A numeric range: sampled uniformly (on a log scale with `log`) by random search; `gridPoints` points for grids. */
+/**
+ * A numeric range: sampled uniformly (on a log scale with `log`) by random search; `gridPoints` points for grids.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Range = Schema.Struct({
   min: Schema.Number.pipe(Schema.finite()),
   max: Schema.Number.pipe(Schema.finite()),
@@ -26,21 +43,73 @@ export const Range = Schema.Struct({
   /** Grid points, ends included (default 3). */
   gridPoints: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)))
 })
+/**
+ * A decoded numeric range.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Range = typeof Range.Type
 
+/**
+ * A dimension of a branch: a list of choices (every one a grid point) or a numeric `Range`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Dimension = Schema.Union(Schema.Array(Value), Range)
+/**
+ * A decoded dimension.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Dimension = typeof Dimension.Type
 
+/**
+ * A branch of a space: each dotted name (`backbone.id`, `head.kind`, `head.<param>`) mapped to its dimension.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Branch = Schema.Record({ key: Schema.String, value: Dimension })
+/**
+ * A decoded branch.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Branch = typeof Branch.Type
 
+/**
+ * A search space: a list of branches (decode it with `decode`, which also validates names).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const SearchSpace = Schema.Array(Branch)
+/**
+ * A decoded search space.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type SearchSpace = typeof SearchSpace.Type
 
-/** One point of a space: dotted name -> value, every branch key set. */
+/**
+ * One point of a space: dotted name -> value, every branch key set.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Candidate = Readonly<Record<string, Value>>
 
-/** Where a candidate's parameters go. */
+/**
+ * Where a candidate's parameters go.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Resolved {
   readonly backboneId: string
   readonly headKind: string
@@ -50,14 +119,28 @@ export interface Resolved {
 
 const invalid = (field: string, message: string) => new TrainerError({ reason: "InvalidParams", field, message })
 
-/** Decodes a space from JSON-like data; names outside `backbone.id`, `head.*` are errors. */
+/**
+ * Decodes a space from JSON-like data and validates it. Fails with `TrainerError` `InvalidParams`: field `space` when
+ * it does not decode, else the field named by `validate`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const decode = (input: unknown): Effect.Effect<SearchSpace, TrainerError> =>
   Schema.decodeUnknown(SearchSpace)(input).pipe(
     Effect.mapError((e) => invalid("space", `invalid search space: ${e.message}`)),
     Effect.tap(validate)
   )
 
-/** Checks names, that each branch names its head kind, and that ranges and choice lists are not empty. */
+/**
+ * Checks that every branch sets `head.kind`, that names are `backbone.id`, `head.kind` or `head.<param>`, that choice
+ * lists are not empty, and that ranges have `max >= min`, a positive `min` when log-scaled, and are not used for
+ * `backbone.id` or `head.kind`. Fails with `TrainerError` `InvalidParams` naming `space[<branch>].<name>` (or `space`
+ * for an empty space).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const validate = (space: SearchSpace): Effect.Effect<void, TrainerError> =>
   Effect.suspend(() => {
     if (space.length === 0) return invalid("space", "the search space has no branches")
@@ -99,11 +182,21 @@ const sample = (dim: Dimension, random: Random.Random): Value =>
 const withBackbones = (branch: Branch, backboneIds: ReadonlyArray<string>): Branch =>
   "backbone.id" in branch ? branch : { "backbone.id": backboneIds, ...branch }
 
-/** A stable text key of a candidate (for de-duplication and tie-breaks). */
+/**
+ * A stable text key of a candidate (for de-duplication and tie-breaks).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const key = (candidate: Candidate): string =>
   JSON.stringify(Object.keys(candidate).sort().map((k) => [k, candidate[k]]))
 
-/** Every grid point, branch by branch, the last name varying fastest; duplicates removed. */
+/**
+ * Every grid point, branch by branch, the last name varying fastest; duplicates removed.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const grid = (space: SearchSpace, backboneIds: ReadonlyArray<string>): ReadonlyArray<Candidate> => {
   const out = new Map<string, Candidate>()
   for (const raw of space) {
@@ -117,7 +210,14 @@ export const grid = (space: SearchSpace, backboneIds: ReadonlyArray<string>): Re
   return [...out.values()]
 }
 
-/** `count` distinct random candidates (fewer if the space is smaller): a branch uniformly, then each name. */
+/**
+ * `count` distinct random candidates drawn with `seed` (fewer if the space is smaller, after `20 * count` draws): a
+ * branch uniformly, then each name uniformly (ranges on their own scale). Branches without `backbone.id` span
+ * `backboneIds`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const randomCandidates = (
   space: SearchSpace,
   backboneIds: ReadonlyArray<string>,
@@ -135,7 +235,12 @@ export const randomCandidates = (
   return [...out.values()]
 }
 
-/** Splits a candidate into backbone id, head kind and the head's params. */
+/**
+ * Splits a candidate into backbone id, head kind and the head's params.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const resolve = (candidate: Candidate): Resolved => {
   const headParams: Record<string, Value> = {}
   for (const [name, value] of Object.entries(candidate)) {
@@ -148,6 +253,9 @@ export const resolve = (candidate: Candidate): Resolved => {
  * The default space: the regularisation sweep of CLIP's linear-probe protocol for logistic regression, a strongly
  * regularised linear SVM, and the two few-shot heads (cosine prototypes and kNN). Sized to finish within 3 s on
  * 200 x 1280 features on 2 cores.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const defaultSearchSpace: SearchSpace = [
   { "head.kind": ["logistic-regression"], "head.l2": [1, 10, 100, 1000] },

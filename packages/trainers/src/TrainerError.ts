@@ -6,6 +6,12 @@
  */
 import { Data } from "effect"
 
+/**
+ * What went wrong in a `TrainerError`; each member is described where it is declared.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type TrainerErrorReason =
   /** Head or search parameters that do not decode against their Schema (unknown key, wrong type, out of range). */
   | "InvalidParams"
@@ -20,6 +26,14 @@ export type TrainerErrorReason =
   /** A fit or search that could not finish (numerical failure, nothing evaluated within the time budget). */
   | "TrainingFailed"
 
+/**
+ * The error of every fallible operation in `@loupe/trainers`: a `reason`, a readable `message`, the `field` it
+ * concerns when there is one (`params.l2`, `data.y`, `fold 0.3`, ...), and the underlying `cause` when it wraps
+ * another error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class TrainerError extends Data.TaggedError("TrainerError")<{
   readonly reason: TrainerErrorReason
   readonly message: string
