@@ -24,10 +24,10 @@ import { Heads, ManualTraining } from "../../packages/trainers/dist/index.js"
 import { Predictor } from "../../packages/deploy/dist/index.js"
 // The packages' own copy of effect (the workspace has no top-level one), so values cross between them.
 import { Effect, Exit, Layer, Scope } from "../../packages/deploy/node_modules/effect/dist/esm/index.js"
+import { sharedDir as shared } from "../../test/fixtures/shared.mjs"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repo = path.resolve(here, "../..")
-const shared = process.env["LOUPE_SHARED_DIR"] ?? path.resolve(repo, "../shared")
 const models = path.join(shared, "models")
 const image = fs.readFileSync(path.join(shared, "datasets/cats-vs-dogs-large/train/cats/cat.402.jpg"))
 

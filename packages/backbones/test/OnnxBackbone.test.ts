@@ -5,7 +5,7 @@ import { Catalog, OnnxBackbone } from "@loupe/backbones"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { pool } from "../src/internal/pooling.js"
-import { modelsDir, sharedDir } from "./fixtures/shared.js"
+import { modelsDir, sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const classifierFile = "mobilenetv2-12-int8-onnx/mobilenetv2-12-int8.onnx"
 

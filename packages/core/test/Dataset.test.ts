@@ -4,7 +4,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Dataset } from "@loupe/core"
-import { catsVsDogs } from "./fixtures/shared.js"
+import { catsVsDogs } from "../../../test/fixtures/shared.mjs"
 
 const tempDir = (prefix: string) => Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), `loupe-${prefix}-`)))
 

@@ -10,7 +10,7 @@ import { Server, Store } from "@loupe/functions"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { modelsDir, sharedDir } from "./fixtures/shared.js"
+import { modelsDir, sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const dataset = path.join(sharedDir, "datasets", "cats-vs-dogs")
 const photos = (split: "train" | "test", label: "cats" | "dogs", from: number, count: number) =>

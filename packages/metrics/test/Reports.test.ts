@@ -14,7 +14,7 @@ import {
   TerminalReport
 } from "@loupe/metrics"
 import type { Report } from "@loupe/metrics"
-import { datasetDir } from "./fixtures/catsVsDogsRun.js"
+import { catsVsDogs } from "../../../test/fixtures/shared.mjs"
 
 const ansi = /\u001b\[[0-9;]*m/
 
@@ -42,7 +42,7 @@ const input: Report.ReportInput = {
     description: "8 images",
     evaluation,
     misclassified: [
-      { source: path.join(datasetDir, "test/dogs/dog.4001.jpg"), id: "dogs/dog.4001.jpg", trueLabel: "dog", predictedLabel: "cat", confidence: 0.7 },
+      { source: path.join(catsVsDogs, "test/dogs/dog.4001.jpg"), id: "dogs/dog.4001.jpg", trueLabel: "dog", predictedLabel: "cat", confidence: 0.7 },
       { source: new Uint8Array([1, 2, 3]), trueLabel: "bird", predictedLabel: "cat", confidence: 0.5 }
     ]
   }],

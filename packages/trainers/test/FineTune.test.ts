@@ -8,7 +8,7 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { sharedDir } from "./fixtures/embeddings.mjs"
+import { sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const services = Layer.mergeAll(
   Registry.Registry.layer({ backbones: Catalog.builtins, heads: ManualTraining.heads }),

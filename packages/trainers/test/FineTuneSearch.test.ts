@@ -8,7 +8,7 @@ import { FineTune, Heads, ManualTraining, Search } from "@loupe/trainers"
 import { Effect, Layer, Schema } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
-import { sharedDir } from "./fixtures/embeddings.mjs"
+import { sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const services = Layer.mergeAll(
   Registry.Registry.layer({ backbones: Catalog.builtins, heads: [...Heads.heads, ...ManualTraining.heads] }),

@@ -7,7 +7,7 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { sharedDir } from "./fixtures/embeddings.mjs"
+import { sharedDir } from "../../../test/fixtures/shared.mjs"
 
 // The three tests embed the same photos: share the vectors through an in-memory embedding cache.
 const vectors = new Map<string, Float32Array>()
