@@ -18,12 +18,12 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { LoupeConfig, Registry } from "../../packages/core/dist/index.js"
-import { Catalog } from "../../packages/backbones/dist/index.js"
-import { Heads, ManualTraining } from "../../packages/trainers/dist/index.js"
-import { Predictor } from "../../packages/deploy/dist/index.js"
-// The packages' own copy of effect (the workspace has no top-level one), so values cross between them.
-import { Effect, Exit, Layer, Scope } from "../../packages/deploy/node_modules/effect/dist/esm/index.js"
+// The packages by name, resolved through bench/package.json (a workspace package), as a user's project would.
+import { LoupeConfig, Registry } from "@loupe/core"
+import { Catalog } from "@loupe/backbones"
+import { Heads, ManualTraining } from "@loupe/trainers"
+import { Predictor } from "@loupe/deploy"
+import { Effect, Exit, Layer, Scope } from "effect"
 import { sharedDir as shared } from "../../test/fixtures/shared.mjs"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
