@@ -23,6 +23,7 @@ import { LoupeConfig, Registry } from "@loupe/core"
 import { Catalog } from "@loupe/backbones"
 import { Heads, ManualTraining } from "@loupe/trainers"
 import { Predictor } from "@loupe/deploy"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { sharedDir as shared } from "../../test/fixtures/shared.mjs"
 
@@ -181,6 +182,7 @@ try {
   // Baseline: the model alone, in this process, on the promoted bundle (the same Predictor the server uses).
   const bundle = path.join(store, "blobs", "bundles", fn, detail.model.id)
   const environment = Layer.mergeAll(
+    NodeFileSystem.layer,
     Registry.Registry.layer({ backbones: Catalog.builtins, heads: [...Heads.heads, ...ManualTraining.heads] }),
     LoupeConfig.LoupeConfig.layer({ modelsDir: models, cacheDir: path.join(work, "cache") })
   )

@@ -19,6 +19,7 @@ import { parseArgs } from "node:util"
 import { Catalog } from "@loupe/backbones"
 import { Bundle, Dataset, LoupeConfig, Pipeline, Registry } from "@loupe/core"
 import { ManualTraining } from "@loupe/trainers"
+import { NodeContext } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -86,7 +87,9 @@ const program = Effect.gen(function*() {
   labels.forEach((l, i) => console.log(l.padEnd(width) + confusion[i].map((n) => String(n).padStart(width)).join("")))
 })
 
+// The Node file system (datasets are read and bundles written through it), the registry and the config.
 const services = Layer.mergeAll(
+  NodeContext.layer,
   Registry.Registry.layer({ backbones: Catalog.builtins, heads: ManualTraining.heads }),
   LoupeConfig.LoupeConfig.layer({ modelsDir: path.join(shared, "models") })
 )

@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import { Args, Command, Options } from "@effect/cli"
+import type { FileSystem } from "@effect/platform"
 import { Config, Console, Effect, Option } from "effect"
 import { Dataset } from "@loupe/core"
 // Named so the declaration emitter can refer to the error types in this module's inferred command type.
@@ -103,7 +104,11 @@ const common = { store, modelsDir, plugins, json }
 type Common = Command.Command.ParseConfig<typeof common>
 
 /** Run `effect` with the function API on the store folder. */
-const withFunctions = <A, E>(flags: Common, config: Functions.FunctionsConfig, effect: Effect.Effect<A, E, Functions.Functions>) =>
+const withFunctions = <A, E>(
+  flags: Common,
+  config: Functions.FunctionsConfig,
+  effect: Effect.Effect<A, E, Functions.Functions | FileSystem.FileSystem>
+) =>
   effect.pipe(
     Effect.provide(Functions.layerDirectory(path.resolve(flags.store), config)),
     Effect.provide(environment(flags))

@@ -13,7 +13,7 @@
  * @since 0.1.0
  */
 import { Command, Options } from "@effect/cli"
-import type { HttpServer } from "@effect/platform"
+import type { FileSystem, HttpServer } from "@effect/platform"
 import type { EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
 import { ApiKeys, ServeBundle, Server as DeployServer } from "@loupe/deploy"
 import type { DeployError } from "@loupe/deploy"
@@ -88,7 +88,7 @@ export const command = Command.make("serve", flags, (f) =>
     const serving: Layer.Layer<
       HttpServer.HttpServer,
       DeployError.DeployError | FunctionsError.FunctionsError,
-      Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache
+      Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
     > = Option.match(f.bundle, {
       onNone: () => Server.layer({ ...options, store: storeDir }),
       onSome: (bundle) => ServeBundle.layer({ ...options, bundle: path.resolve(bundle), keysFile: ApiKeys.fileIn(storeDir) })

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import type { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import { Bundle, Dataset } from "@loupe/core"
@@ -80,7 +81,7 @@ export const train: (
 ) => Effect.Effect<
   TrainResult,
   FunctionsError.FunctionsError | CoreError.CoreError | MetricsError.MetricsError,
-  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope
+  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope | FileSystem.FileSystem
 > = Effect.fn("Train.train")(function*(options: TrainOptions) {
   const started = performance.now()
   const split = yield* Dataset.fromSplitFolders(options.dir)

@@ -2,6 +2,7 @@
 // `allowPrivateUrls`, with the field named in the error; the options of `Functions`, of the server and of
 // `loupe serve` reach the fetch.
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { HttpServer } from "@effect/platform"
 import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
@@ -18,7 +19,7 @@ const catsDir = path.join(sharedDir, "datasets", "cats-vs-dogs", "test", "cats")
 const cat = fs.readFileSync(path.join(catsDir, fs.readdirSync(catsDir).sort()[0]!))
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-url-input-"))
 const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true })
-const environment = Layer.mergeAll(config, DiskEmbeddingCache.layer().pipe(Layer.provide(config)), Plugins.registryLayer())
+const environment = Layer.mergeAll(config, NodeFileSystem.layer, DiskEmbeddingCache.layer().pipe(Layer.provide(config)), Plugins.registryLayer())
 
 let origin: http.Server
 let base = ""
@@ -78,7 +79,9 @@ describe("URL image input", () => {
   it.live("the server answers 400 naming the field, and fetches once --allow-private-urls is given", () =>
     Effect.gen(function*() {
       const store = path.join(work, "served")
-      const token = (yield* Effect.flatMap(ApiKeys.make(ApiKeys.fileIn(store)), (k) => k.create("tests"))).token
+      const token = (yield* Effect.flatMap(ApiKeys.make(ApiKeys.fileIn(store)), (k) => k.create("tests")).pipe(
+        Effect.provide(NodeFileSystem.layer)
+      )).token
       const post = (options: Partial<Server.ServeOptions>) =>
         Effect.gen(function*() {
           const url = yield* Effect.provide(DeployServer.url, yield* Layer.build(Server.layer({ store, port: 0, resumeOnStart: false, ...options }).pipe(

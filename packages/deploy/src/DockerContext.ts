@@ -21,9 +21,9 @@
  * @since 0.1.0
  */
 import { Bundle, LoupeConfig, Registry } from "@loupe/core"
+import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import { randomBytes } from "node:crypto"
-import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { DeployError } from "./DeployError.js"
@@ -59,22 +59,26 @@ const failed = (file: string, message: string, cause?: unknown) =>
   new DeployError({ reason: "ExportFailed", file, message, cause })
 
 /** The built server entry and its native dependencies, beside this module in `dist` (or in `dist` from `src`). */
-const findEntry = Effect.tryPromise({
-  try: async () => {
-    const here = path.dirname(fileURLToPath(import.meta.url))
-    for (const dir of [here, path.join(here, "..", "dist")]) {
-      const entry = path.join(dir, "entry.js")
-      const manifest = path.join(dir, "entry.json")
-      const found = await Promise.all([fs.access(entry), fs.access(manifest)]).then(() => true, () => false)
-      if (found) {
-        const { dependencies } = JSON.parse(await fs.readFile(manifest, "utf8")) as { dependencies: Record<string, string> }
-        return { entry, dependencies }
-      }
+const findEntry = Effect.gen(function*() {
+  const fs = yield* FileSystem.FileSystem
+  const here = path.dirname(fileURLToPath(import.meta.url))
+  const notBuilt = (why: string, cause?: unknown) =>
+    failed("dist/entry.js", `The standalone server entry is not built (${why}); build @loupe/deploy first`, cause)
+  for (const dir of [here, path.join(here, "..", "dist")]) {
+    const entry = path.join(dir, "entry.js")
+    const manifest = path.join(dir, "entry.json")
+    const found = (yield* fs.exists(entry).pipe(Effect.orElseSucceed(() => false))) &&
+      (yield* fs.exists(manifest).pipe(Effect.orElseSucceed(() => false)))
+    if (found) {
+      const text = yield* fs.readFileString(manifest).pipe(Effect.mapError((e) => notBuilt(e.message, e)))
+      const { dependencies } = yield* Effect.try({
+        try: () => JSON.parse(text) as { dependencies: Record<string, string> },
+        catch: (cause) => notBuilt(`${manifest} is not valid JSON`, cause)
+      })
+      return { entry, dependencies }
     }
-    throw new Error(`no entry.js and entry.json near ${here}`)
-  },
-  catch: (cause) =>
-    failed("dist/entry.js", `The standalone server entry is not built (${String(cause)}); build @loupe/deploy first`, cause)
+  }
+  return yield* notBuilt(`no entry.js and entry.json near ${here}`)
 })
 
 /** The native packages each backbone runtime needs in the image. */
@@ -124,13 +128,14 @@ Environment: \`PORT\`, \`LOUPE_RATE_LIMIT\` (requests/s per key), \`LOUPE_MAX_IM
 `
 
 /** Files under `dir`, relative, sorted. */
-const listFiles = async (dir: string, prefix = ""): Promise<Array<string>> => {
-  const entries = await fs.readdir(path.join(dir, prefix), { withFileTypes: true })
-  const nested = await Promise.all(entries.map((e) =>
-    e.isDirectory() ? listFiles(dir, path.join(prefix, e.name)) : Promise.resolve([path.join(prefix, e.name)])
-  ))
-  return nested.flat().sort()
-}
+const listFiles = (fs: FileSystem.FileSystem, dir: string) =>
+  Effect.gen(function*() {
+    const all = yield* fs.readDirectory(dir, { recursive: true })
+    const kinds = yield* Effect.forEach(all, (name) => Effect.map(fs.stat(path.join(dir, name)), (info) => info.type), {
+      concurrency: 16
+    })
+    return all.filter((_, i) => kinds[i] !== "Directory").sort()
+  })
 
 /**
  * Write the build context for the bundle in `bundleDir` to `outDir` (atomically: a reader never sees half of it).
@@ -143,8 +148,9 @@ export const write = (
   bundleDir: string,
   outDir: string,
   options: DockerContextOptions = {}
-): Effect.Effect<DockerContextInfo, DeployError, Registry.Registry | LoupeConfig.LoupeConfig> =>
+): Effect.Effect<DockerContextInfo, DeployError, Registry.Registry | LoupeConfig.LoupeConfig | FileSystem.FileSystem> =>
   Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
     const manifest = yield* Bundle.readManifest(bundleDir).pipe(
       Effect.mapError((e) => new DeployError({ reason: "BundleFailed", file: e.file ?? bundleDir, message: e.message, cause: e }))
     )
@@ -202,27 +208,25 @@ export const write = (
 
     const target = path.resolve(outDir)
     const staging = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
-    const build = Effect.tryPromise({
-      try: async () => {
-        await fs.mkdir(path.join(staging, "models"), { recursive: true })
-        await fs.mkdir(path.join(staging, "cache", "models"), { recursive: true })
-        await fs.cp(bundleDir, path.join(staging, "bundle"), { recursive: true })
-        for (const { source } of backbones) {
-          await fs.mkdir(path.dirname(path.join(staging, source.to)), { recursive: true })
-          await fs.cp(source.from, path.join(staging, source.to), { recursive: true })
-        }
-        await fs.copyFile(entry, path.join(staging, "server.mjs"))
-        const pkg = { name: "loupe-model", private: true, type: "module", main: "server.mjs", dependencies }
-        await fs.writeFile(path.join(staging, "package.json"), JSON.stringify(pkg, null, 2) + "\n")
-        await fs.writeFile(path.join(staging, "Dockerfile"), dockerfile(port, functionId))
-        await fs.writeFile(path.join(staging, ".dockerignore"), "node_modules\nkeys\n*.log\n")
-        await fs.writeFile(path.join(staging, "README.md"), readme(functionId, port))
-        await fs.rm(target, { recursive: true, force: true })
-        await fs.rename(staging, target)
-        return listFiles(target)
-      },
-      catch: (cause) => failed(target, `Cannot write the Docker context ${target}: ${String(cause)}`, cause)
-    })
-    const files = yield* Effect.onError(build, () => Effect.promise(() => fs.rm(staging, { recursive: true, force: true })))
+    const staged = (name: string) => path.join(staging, name)
+    const build = Effect.gen(function*() {
+      yield* fs.makeDirectory(staged("models"), { recursive: true })
+      yield* fs.makeDirectory(staged("cache/models"), { recursive: true })
+      yield* fs.copy(bundleDir, staged("bundle"))
+      for (const { source } of backbones) {
+        yield* fs.makeDirectory(path.dirname(staged(source.to)), { recursive: true })
+        yield* fs.copy(source.from, staged(source.to))
+      }
+      yield* fs.copyFile(entry, staged("server.mjs"))
+      const pkg = { name: "loupe-model", private: true, type: "module", main: "server.mjs", dependencies }
+      yield* fs.writeFileString(staged("package.json"), JSON.stringify(pkg, null, 2) + "\n")
+      yield* fs.writeFileString(staged("Dockerfile"), dockerfile(port, functionId))
+      yield* fs.writeFileString(staged(".dockerignore"), "node_modules\nkeys\n*.log\n")
+      yield* fs.writeFileString(staged("README.md"), readme(functionId, port))
+      yield* fs.remove(target, { recursive: true, force: true })
+      yield* fs.rename(staging, target)
+      return yield* listFiles(fs, target)
+    }).pipe(Effect.mapError((cause) => failed(target, `Cannot write the Docker context ${target}: ${cause.message}`, cause)))
+    const files = yield* Effect.onError(build, () => Effect.ignore(fs.remove(staging, { recursive: true, force: true })))
     return { dir: target, files, backbones: backbones.map((b) => b.id), dependencies }
   })

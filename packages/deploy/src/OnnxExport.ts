@@ -30,6 +30,7 @@ import { Bundle, Embedder, LoupeConfig, Matrix, Pipeline, Preprocess, Registry }
 import type { Head, Sample } from "@loupe/core"
 import { OnnxBackbone } from "@loupe/backbones"
 import { LinearSvm, LogisticRegression, ManualTraining, Mlp, NearestPrototype } from "@loupe/trainers"
+import type { FileSystem } from "@effect/platform"
 import { Effect, Schema } from "effect"
 import type { Scope } from "effect"
 import * as ort from "onnxruntime-node"
@@ -668,7 +669,11 @@ export const exportBundle = (
   bundleDir: string,
   outDir: string,
   options: ExportOptions = {}
-): Effect.Effect<OnnxManifest, DeployError, Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope> =>
+): Effect.Effect<
+  OnnxManifest,
+  DeployError,
+  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope | FileSystem.FileSystem
+> =>
   Effect.gen(function*() {
     const bundleManifest = yield* Bundle.readManifest(bundleDir).pipe(
       Effect.mapError((e) => new DeployError({ reason: "BundleFailed", file: e.file ?? bundleDir, message: e.message, cause: e }))

@@ -1,11 +1,12 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Either, Schema, TestClock } from "effect"
 import { ApiKeys, CapturePolicy, RateLimiter } from "@loupe/deploy"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { tempDir } from "./fixtures/shared.js"
 
-describe("ApiKeys", () => {
+layer(NodeFileSystem.layer)("ApiKeys", (it) => {
   it.effect("stores keys hashed, verifies tokens and honours revocation across instances", () =>
     Effect.gen(function*() {
       const file = path.join(tempDir("keys"), "store", "keys.json")

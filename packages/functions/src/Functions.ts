@@ -17,6 +17,8 @@
  *
  * @since 0.1.0
  */
+import type { FileSystem } from "@effect/platform"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Cause, Context, Effect, Exit, Layer, ManagedRuntime } from "effect"
 import { DiskEmbeddingCache, EmbeddingCache, LoupeConfig, Pipeline, Registry } from "@loupe/core"
 import type { UrlFetch } from "@loupe/deploy"
@@ -406,7 +408,7 @@ export const layer = (
 ): Layer.Layer<
   Functions | Retrainer.Retrainer,
   FunctionsError,
-  Store | BlobStore | Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache
+  Store | BlobStore | Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
 > => Layer.effect(Functions, make(config)).pipe(Layer.provideMerge(Retrainer.layer(config)))
 
 /**
@@ -419,7 +421,7 @@ export const layerDirectory = (
 ): Layer.Layer<
   Functions | Retrainer.Retrainer | Store | BlobStore,
   FunctionsError,
-  Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache
+  Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
 > => layer(config).pipe(Layer.provideMerge(Layer.mergeAll(layerSqlite(dir), layerFileSystem(path.join(dir, "blobs")))))
 
 /** Read an image input as the function API does (a path, bytes, a data URI or a URL), checking that it decodes. */
@@ -476,6 +478,7 @@ export const open = async (options: OpenOptions): Promise<Client> => {
   }).pipe(Layer.mapError(fromConfigError))
   const environment = Layer.mergeAll(
     loupeConfig,
+    NodeFileSystem.layer,
     DiskEmbeddingCache.layer().pipe(Layer.provide(loupeConfig)),
     Registry.Registry.layer(plugins).pipe(
       Layer.mapError((e) => new FunctionsError({ reason: "InvalidPlugin", field: e.field ?? "plugins", message: e.message, cause: e }))

@@ -16,7 +16,7 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import type { HttpServer } from "@effect/platform"
+import type { FileSystem, HttpServer } from "@effect/platform"
 import type { EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
 import { ApiKeys, DeployError, FunctionBackend, Predictor, Server as DeployServer } from "@loupe/deploy"
 import type { FunctionApi } from "@loupe/deploy"
@@ -328,7 +328,7 @@ export const layer = (
 ): Layer.Layer<
   HttpServer.HttpServer,
   DeployError.DeployError | FunctionsError,
-  Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache
+  Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
 > => {
   const store = path.resolve(options.store)
   const { store: _, ...config } = options

@@ -1,6 +1,7 @@
 // The function API end to end on real cats-vs-dogs photos with the offline MobileNetV2-int8 (`fast` preset).
 // Workers sleep on the real clock, so these tests run with `it.live`.
 import { describe, expect, it } from "@effect/vitest"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Fiber, Layer, Queue, Ref } from "effect"
 import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
 import * as fs from "node:fs"
@@ -26,7 +27,12 @@ let folders = 0
 const freshDir = () => path.join(work, `store-${folders++}`)
 
 const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true })
-const environment = Layer.mergeAll(config, DiskEmbeddingCache.layer().pipe(Layer.provide(config)), Plugins.registryLayer())
+const environment = Layer.mergeAll(
+  config,
+  NodeFileSystem.layer,
+  DiskEmbeddingCache.layer().pipe(Layer.provide(config)),
+  Plugins.registryLayer()
+)
 
 const functionsIn = (dir: string, config: Functions.FunctionsConfig = {}) =>
   Functions.layerDirectory(dir, { debounce: "100 millis", ...config }).pipe(Layer.provide(environment))

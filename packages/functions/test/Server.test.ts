@@ -1,6 +1,7 @@
 // `loupe serve` in process: every route of the function API over HTTP on a real store (cats-vs-dogs photos,
 // MobileNetV2-int8, the `fast` preset), invoke capture into the review queue, and a retrain under load.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpServer } from "@effect/platform"
 import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
@@ -23,14 +24,19 @@ const dataUri = (file: string) => `data:image/jpeg;base64,${fs.readFileSync(file
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-serve-"))
 const store = path.join(work, "store")
 const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true })
-const environment = Layer.mergeAll(config, DiskEmbeddingCache.layer().pipe(Layer.provide(config)), Plugins.registryLayer())
+const environment = Layer.mergeAll(
+  config,
+  NodeFileSystem.layer,
+  DiskEmbeddingCache.layer().pipe(Layer.provide(config)),
+  Plugins.registryLayer()
+)
 
 let scope: Scope.CloseableScope
 let base = ""
 let token = ""
 
 beforeAll(async () => {
-  token = (await Effect.runPromise(Effect.flatMap(ApiKeys.make(ApiKeys.fileIn(store)), (k) => k.create("tests")))).token
+  token = (await Effect.runPromise(Effect.flatMap(ApiKeys.make(ApiKeys.fileIn(store)), (k) => k.create("tests")).pipe(Effect.provide(NodeFileSystem.layer)))).token
   scope = Effect.runSync(Scope.make())
   const serving = Server.layer({
     store,

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect } from "effect"
 import { mkdtemp, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -175,5 +176,5 @@ describe("HtmlReport", () => {
       const error = yield* Effect.flip(HtmlReport.write(input, blocked))
       expect(error).toMatchObject({ _tag: "MetricsError", reason: "Io", file: blocked })
       yield* Effect.promise(() => rm(dir, { recursive: true, force: true }))
-    }).pipe(Effect.runPromise))
+    }).pipe(Effect.provide(NodeFileSystem.layer), Effect.runPromise))
 })

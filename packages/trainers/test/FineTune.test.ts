@@ -4,6 +4,7 @@ import type { Sample } from "@loupe/core"
 import { Catalog, TfjsBackbone } from "@loupe/backbones"
 import * as tf from "@tensorflow/tfjs"
 import { FineTune, ManualTraining } from "@loupe/trainers"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -11,6 +12,7 @@ import * as path from "node:path"
 import { sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const services = Layer.mergeAll(
+  NodeFileSystem.layer,
   Registry.Registry.layer({ backbones: Catalog.builtins, heads: ManualTraining.heads }),
   LoupeConfig.LoupeConfig.layer({ modelsDir: path.join(sharedDir, "models"), cacheDir: path.join(os.tmpdir(), "loupe-finetune-test") })
 )
