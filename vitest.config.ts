@@ -3,10 +3,14 @@ import { defineConfig } from "vitest/config"
 
 const packages = ["core", "backbones", "trainers", "metrics", "deploy", "functions", "cli"]
 
-// Tests import each workspace package from its sources, so a test run never sees a stale build.
-const alias = Object.fromEntries(
-  packages.map((p) => [`@loupe/${p}`, fileURLToPath(new URL(`./packages/${p}/src/index.ts`, import.meta.url))])
-)
+const source = (file: string) => fileURLToPath(new URL(`./packages/${file}`, import.meta.url))
+
+// Tests import each workspace package from its sources, so a test run never sees a stale build. An array, so the
+// subpath entry `@loupe/core/onnx` is matched before the `@loupe/core` prefix.
+const alias = [
+  { find: "@loupe/core/onnx", replacement: source("core/src/onnx.ts") },
+  ...packages.map((p) => ({ find: `@loupe/${p}`, replacement: source(`${p}/src/index.ts`) }))
+]
 
 export default defineConfig({
   resolve: { alias },

@@ -19,6 +19,7 @@ import { parseArgs } from "node:util"
 import { Catalog } from "@loupe/backbones"
 import { Bundle, Dataset, LoupeConfig, Pipeline, Registry } from "@loupe/core"
 import { ManualTraining } from "@loupe/trainers"
+import { ProgressBar } from "@loupe/cli"
 import { NodeContext } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 
@@ -53,6 +54,8 @@ const program = Effect.gen(function*() {
     ...(args.views === undefined ? {} : { views: Number(args.views) })
   }
   const started = performance.now()
+  // Embedding the augmented views is most of the run: progress bars (with the time left) show it, on stdout here.
+  console.log(`Embedding ${recipe.views ?? recipe.epochs} augmented views of ${train.samples.length} training photos and the ${test.samples.length} test photos with ${recipe.backbone}`)
   const result = yield* ManualTraining.runWith(
     ManualTraining.train(recipe, { train, validation: test.samples }),
     (e) =>
@@ -91,7 +94,8 @@ const program = Effect.gen(function*() {
 const services = Layer.mergeAll(
   NodeContext.layer,
   Registry.Registry.layer({ backbones: Catalog.builtins, heads: ManualTraining.heads }),
-  LoupeConfig.LoupeConfig.layer({ modelsDir: path.join(shared, "models") })
+  LoupeConfig.LoupeConfig.layer({ modelsDir: path.join(shared, "models") }),
+  ProgressBar.layer(process.stdout)
 )
 
 await Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(services)))

@@ -1,40 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs"
 import { defineConfig } from "tsup"
 import { library } from "../../tsup.base.js"
 
-/**
- * Native or optional runtime packages the standalone entry leaves to `npm install` (everything else is inlined).
- * Their versions come from the workspace packages that depend on them, so the Docker context pins what was tested.
- */
-const native = ["sharp", "onnxruntime-node", "@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm", "@tensorflow/tfjs-node", "@huggingface/transformers"]
-
-const pinned = (): Record<string, string> => {
-  const versions: Record<string, string> = {}
-  for (const pkg of ["../core/package.json", "../backbones/package.json", "../trainers/package.json", "./package.json"]) {
-    const deps = (JSON.parse(readFileSync(pkg, "utf8")) as { dependencies?: Record<string, string> }).dependencies ?? {}
-    for (const name of native) if (deps[name] !== undefined) versions[name] = deps[name]
-  }
-  return versions
-}
-
-export default defineConfig([
-  library(),
-  {
-    // The Docker image's server: one file with effect and @loupe/* inlined.
-    entry: { entry: "src/entry.ts" },
-    format: ["esm"],
-    dts: false,
-    tsconfig: "tsconfig.build.json",
-    sourcemap: false,
-    clean: false,
-    target: "node20",
-    platform: "node",
-    noExternal: [/^@loupe\//, /^effect$/, /^effect\//, /^@effect\//],
-    external: native,
-    // Inlined CommonJS dependencies call require(): give the ESM bundle one.
-    banner: { js: "import { createRequire as __loupeCreateRequire } from 'node:module'; const require = __loupeCreateRequire(import.meta.url);" },
-    onSuccess: async () => {
-      writeFileSync("dist/entry.json", JSON.stringify({ dependencies: pinned() }, null, 2) + "\n")
-    }
-  }
-])
+export default defineConfig(library())

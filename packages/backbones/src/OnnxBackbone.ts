@@ -27,10 +27,11 @@
  */
 import { Effect, Schema } from "effect"
 import type { Backbone, LoupeConfig, Preprocess } from "@loupe/core"
+import { OnnxModel } from "@loupe/core/onnx"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import { BackboneError } from "./BackboneError.js"
-import * as OnnxGraph from "./internal/onnxGraph.js"
+import * as ExposeTensor from "./internal/ExposeTensor.js"
 import * as OrtEmbed from "./internal/ortEmbed.js"
 import * as OrtWorker from "./internal/ortWorker.js"
 import type { ChannelAxis, Pooling } from "./internal/pooling.js"
@@ -100,11 +101,11 @@ const chooseTarget = (config: OnnxModelConfig, model: Uint8Array, file: string):
   if (config.outputName !== undefined) return Effect.succeed({ model, output: config.outputName })
   const ref = config.node!
   return Effect.try({
-    try: () => OnnxGraph.readGraph(model),
+    try: () => OnnxModel.readGraph(model),
     catch: (cause) => invalid("weights", `${file} is not a readable ONNX model: ${String(cause)}`)
   }).pipe(
     Effect.flatMap((graph) => {
-      const found = OnnxGraph.findNode(graph, ref)
+      const found = ExposeTensor.findNode(graph, ref)
       if (found === undefined) {
         const pools = graph.nodes.filter((n) => n.opType.endsWith("Pool")).map((n) => n.name)
         const last = graph.nodes.slice(-4).map((n) => n.name)
@@ -114,7 +115,7 @@ const chooseTarget = (config: OnnxModelConfig, model: Uint8Array, file: string):
             `nodes [${pools.join(", ")}] and the last ones [${last.join(", ")}]`
         ))
       }
-      return Effect.succeed(OnnxGraph.exposeTensor(model, graph, found.tensor))
+      return Effect.succeed(ExposeTensor.exposeTensor(model, graph, found.tensor))
     })
   )
 }
@@ -262,7 +263,7 @@ export const embeddingGraph = (
   Effect.gen(function*() {
     const { file, target, weightsHash } = yield* readModel(config, loupeConfig)
     const inputs = yield* Effect.try({
-      try: () => OnnxGraph.readGraph(target.model).inputs,
+      try: () => OnnxModel.readGraph(target.model).inputs,
       catch: (cause) =>
         new BackboneError({ reason: "LoadFailed", file, field: "weights", message: `${file} is not a readable ONNX model: ${String(cause)}` })
     })

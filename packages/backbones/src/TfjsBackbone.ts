@@ -4,7 +4,7 @@
  * output of a named layer (layers models) or node (graph models), optionally averaged over height and width.
  *
  * Two engines run the model. A layers model whose layers all have an ONNX translation (Conv2D, DepthwiseConv2D,
- * BatchNormalization, ReLU, pooling, ... see `internal/kerasOnnx.ts`) is translated in memory and runs on
+ * BatchNormalization, ReLU, pooling, ... see `internal/KerasLayers.ts`) is translated in memory and runs on
  * onnxruntime, several times faster than tfjs on the wasm backend; any other model (a graph model, or a layer without
  * a translation) runs on TensorFlow.js. Both engines run in a worker thread, so the main thread keeps decoding the
  * next batch (and answering requests) while a batch is inferred. The `engine` option chooses, and the loaded
@@ -26,7 +26,7 @@ import { createHash } from "node:crypto"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import { BackboneError } from "./BackboneError.js"
-import * as KerasOnnx from "./internal/kerasOnnx.js"
+import * as KerasOnnx from "./internal/KerasOnnx.js"
 import * as OrtEmbed from "./internal/ortEmbed.js"
 import * as OrtWorker from "./internal/ortWorker.js"
 import {
@@ -38,6 +38,7 @@ import {
   type TfjsModelFiles,
   type TfModule
 } from "./internal/tfjsFiles.js"
+import * as TfjsTrainableTail from "./internal/TfjsTrainableTail.js"
 import * as TfjsWorker from "./internal/tfjsWorker.js"
 import { resolveLocalPath } from "./internal/weights.js"
 import { OnnxOptions } from "./OnnxBackbone.js"
@@ -231,6 +232,38 @@ export const loadLayersModel = (
     return { tf, model }
   })
 
+/** Partial fine-tuning's capability: the layers model loaded whole on the main thread, cut by the capability. */
+const trainableTail = (config: TfjsModelConfig) =>
+  TfjsTrainableTail.make({
+    id: config.id,
+    load: (loupeConfig, options) =>
+      Effect.gen(function*() {
+        const decoded = yield* Schema.decodeUnknown(TfjsOptions, { onExcessProperty: "error" })(options).pipe(
+          Effect.mapError((e) =>
+            new BackboneError({ reason: "InvalidInput", field: "backboneOptions", message: `Invalid options for ${config.id}: ${e.message}` })
+          )
+        )
+        // A load failure names no option: it is the model's, not the request's.
+        const { model, tf } = yield* loadLayersModel(config, loupeConfig, decoded.backend).pipe(
+          Effect.mapError((e) =>
+            new BackboneError({ reason: e.reason, message: e.message, ...(e.file === undefined ? {} : { file: e.file }), cause: e })
+          )
+        )
+        return { tf, model, output: decoded.output ?? config.output, pooling: decoded.pooling ?? config.pooling ?? "none" }
+      }),
+    tf: Effect.zipRight(selectBackend(), importTf)
+  })
+
+/**
+ * Make convolution gradients work on the active tfjs backend: registers plain-TypeScript versions of the backprop
+ * kernels it lacks (the wasm backend lacks three), process-wide, never replacing one it has. The trainable tail
+ * calls it when it cuts a model.
+ *
+ * @since 0.1.0
+ * @category backends
+ */
+export const ensureGradients: (tf: TfModule) => void = TfjsTrainableTail.ensureGradients
+
 /**
  * What a loaded TensorFlow.js backbone reports: the plugin's info and the engine that runs it.
  *
@@ -362,6 +395,7 @@ export const plugin = (config: TfjsModelConfig): TfjsBackbonePlugin => {
     info,
     model: config,
     optionsSchema: TfjsOptions,
+    trainableTail: trainableTail(config),
     load: ({ config: loupeConfig, options }) =>
       Effect.gen(function*() {
         const opts = options as TfjsOptions

@@ -10,15 +10,19 @@
  *
  * @since 0.1.0
  */
-import { Args, Command, Options } from "@effect/cli"
 import { DeployError, DockerContext, OnnxExport } from "@loupe/deploy"
-import { Console, Effect, Layer } from "effect"
+import { Console, Effect, Layer, pipe } from "effect"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { BlobStore, FunctionsError, Store } from "@loupe/functions"
 import { store } from "./FunctionCommand.js"
-import { environment, json, modelsDir, plugins } from "./internal/cliOptions.js"
+import * as Arg from "./internal/Arg.js"
+import { environment, json, modelsDir, overwrite, plugins } from "./internal/cliOptions.js"
+import * as DocumentedCommand from "./internal/DocumentedCommand.js"
+import * as Flag from "./internal/Flag.js"
+import * as OutputFolder from "./internal/OutputFolder.js"
+import * as ServerImage from "./ServerImage.js"
 
 /** Images used to verify an ONNX export of a function: its first few samples. */
 const VERIFY_SAMPLES = 8
@@ -56,17 +60,27 @@ const copyBundle = (from: string, out: string) =>
     catch: (cause) => new DeployError.DeployError({ reason: "ExportFailed", file: out, message: `Cannot write ${out}: ${String(cause)}`, cause })
   })
 
-export const command = Command.make(
+export const command = DocumentedCommand.make(
   "export",
   {
-    source: Args.text({ name: "bundle-or-function" }),
-    format: Options.choice("format", ["bundle", "onnx", "docker"]).pipe(Options.withDefault("bundle" as const)),
-    out: Options.text("out").pipe(Options.withDescription("The folder to write")),
-    verifyImage: Options.file("verify-image", { exists: "yes" }).pipe(
-      Options.withDescription("An image to verify an ONNX export on (repeatable)"),
-      Options.repeated
+    summary: "Export a bundle or a function's model: as a bundle, one ONNX graph, or a Docker build context",
+    details: [
+      "bundle: a copy of the bundle folder. onnx: model.onnx (backbone and head in one graph) and model.json (labels, " +
+      "preprocessing), checked against Loupe's own predictions before it is written. docker: a folder to `docker build`, " +
+      "with the bundle, the weights and a standalone server."
+    ],
+    examples: ["loupe export ./pets-model --format onnx --out ./pets-onnx"]
+  },
+  {
+    source: Arg.text("bundle-or-function", "A bundle folder, or the id of a function of the store (its current model)"),
+    format: pipe(Flag.choice("format", ["bundle", "onnx", "docker"], "What to write"), Flag.withDefault<"bundle" | "onnx" | "docker">("bundle")),
+    out: Flag.directory("out", "The folder to write. It must not exist yet, or be empty, unless --overwrite is given"),
+    overwrite,
+    verifyImage: pipe(
+      Flag.file("verify-image", "An image to check an ONNX export on, instead of the function's own photos or synthetic inputs", { exists: "yes" }),
+      Flag.repeated
     ),
-    port: Options.integer("port").pipe(Options.withDescription("The port of a Docker image"), Options.withDefault(8080)),
+    port: pipe(Flag.integer("port", "<port>", "The port the Docker image's server listens on"), Flag.withDefault(8080)),
     store,
     modelsDir,
     plugins,
@@ -74,6 +88,7 @@ export const command = Command.make(
   },
   (flags) =>
     Effect.gen(function*() {
+      yield* OutputFolder.checkFree(path.resolve(flags.out), flags.overwrite)
       const isBundle = fs.existsSync(path.join(flags.source, "manifest.json"))
       const source = isBundle
         ? { dir: path.resolve(flags.source), images: [] as ReadonlyArray<string>, functionId: undefined }
@@ -85,7 +100,7 @@ export const command = Command.make(
         ? { ...(yield* OnnxExport.exportBundle(source.dir, flags.out, { verifyImages })), format: "onnx", dir: path.resolve(flags.out) }
         : {
           format: "docker",
-          ...(yield* DockerContext.write(source.dir, flags.out, {
+          ...(yield* DockerContext.write(source.dir, flags.out, yield* ServerImage.entry, {
             port: flags.port,
             ...(source.functionId === undefined ? {} : { functionId: source.functionId })
           }))
@@ -97,5 +112,5 @@ export const command = Command.make(
       }
       if ("files" in result) yield* Console.log(`Build it with: docker build -t my-model ${result.dir}`)
     }).pipe(Effect.scoped, Effect.provide(environment(flags)))
-).pipe(Command.withDescription("Export a bundle or a function's model: as a bundle, one ONNX graph, or a Docker build context"))
+)
 

@@ -7,9 +7,8 @@
  *
  * @since 0.1.0
  */
-import { Args, Command, Options } from "@effect/cli"
-import type { FileSystem } from "@effect/platform"
-import { Config, Console, Effect, Option } from "effect"
+import { FileSystem } from "@effect/platform"
+import { Console, Effect, Option, pipe } from "effect"
 import { Dataset } from "@loupe/core"
 // Named so the declaration emitter can refer to the error types in this module's inferred command type.
 import type { CoreError as _CoreError } from "@loupe/core"
@@ -17,20 +16,23 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Functions, Preset } from "@loupe/functions"
-import { environment, json, modelsDir, overrides, parseOverrides, plugins, preset } from "./internal/cliOptions.js"
+import * as Arg from "./internal/Arg.js"
+import { environment, json, modelsDir, overrides, parseOverrides, plugins, preset, presetsHelp } from "./internal/cliOptions.js"
+import * as DocumentedCommand from "./internal/DocumentedCommand.js"
+import * as Flag from "./internal/Flag.js"
 
 /** The store folder when neither `--store` nor `$LOUPE_STORE_DIR` names one: `$XDG_DATA_HOME/loupe` or `~/.local/share/loupe`. */
 export const defaultStoreDir = (): string =>
   path.join(process.env["XDG_DATA_HOME"] ?? path.join(os.homedir(), ".local", "share"), "loupe")
 
 /** `--store`: the function store folder, shared by the commands that work on one. */
-export const store = Options.directory("store").pipe(
-  Options.withDescription("The function store folder (default: $LOUPE_STORE_DIR, else ~/.local/share/loupe)"),
-  Options.withFallbackConfig(Config.string("LOUPE_STORE_DIR")),
-  Options.withDefault(defaultStoreDir())
+export const store = pipe(
+  Flag.directory("store", "The function store folder: functions, samples, models and API keys"),
+  Flag.withFallbackEnv("LOUPE_STORE_DIR"),
+  Flag.withDefault(defaultStoreDir(), `$LOUPE_STORE_DIR, else ${defaultStoreDir()}`)
 )
 
-const functionId = Args.text({ name: "function-id" })
+const functionId = Arg.text("function-id", "The function's id, as `loupe function create` printed it")
 
 const percent = (x: number) => `${(100 * x).toFixed(1)} %`
 
@@ -101,7 +103,7 @@ const collect = (paths: ReadonlyArray<string>, label: Option.Option<string>) =>
   })
 
 const common = { store, modelsDir, plugins, json }
-type Common = Command.Command.ParseConfig<typeof common>
+type Common = DocumentedCommand.Parsed<typeof common>
 
 /** Run `effect` with the function API on the store folder. */
 const withFunctions = <A, E>(
@@ -117,11 +119,16 @@ const withFunctions = <A, E>(
 /** Commands that only read or write records never start training; `add` does. */
 const quiet: Functions.FunctionsConfig = { resumeOnStart: false }
 
-const create = Command.make(
+const create = DocumentedCommand.make(
   "create",
   {
+    summary: "Create a function (a classifier that trains itself as samples arrive) and print its id",
+    details: [presetsHelp],
+    examples: ["loupe function create pets --preset fast --store ./store"]
+  },
+  {
     ...common,
-    name: Args.text({ name: "name" }),
+    name: Arg.text("name", "A name for people; the printed id is what other commands take"),
     preset: preset(Preset.defaultPreset),
     overrides
   },
@@ -136,19 +143,24 @@ const create = Command.make(
         yield* Console.log(flags.json ? JSON.stringify(fn) : fn.id)
       })
     )
-).pipe(Command.withDescription("Create a function; prints its id"))
+)
 
-const add = Command.make(
+const add = DocumentedCommand.make(
   "add",
+  {
+    summary: "Add images as samples, then wait for the retrain they cause",
+    details: [
+      "A folder is read as a subfolder per label; image files take --label, or stay unlabelled without it. " +
+      "Unreadable images are reported on stderr and left out."
+    ],
+    examples: ["loupe function add function_3fa94c0e21b7d5a86c10 ./photos --store ./store", "loupe function add function_3fa94c0e21b7d5a86c10 cat.jpg --label cats"]
+  },
   {
     ...common,
     functionId,
-    paths: Args.path({ name: "path", exists: "yes" }).pipe(Args.atLeast(1)),
-    label: Options.text("label").pipe(
-      Options.withDescription("Label of the image files given (folders are read as a folder per label)"),
-      Options.optional
-    ),
-    noWait: Options.boolean("no-wait").pipe(Options.withDescription("Do not wait for the retrain"))
+    paths: Arg.atLeastOne(Arg.path("path", "A folder of labelled photos, or an image file", { exists: "yes" })),
+    label: pipe(Flag.text("label", "<label>", "The label of the image files given (not of folders)"), Flag.optional()),
+    noWait: Flag.boolean("no-wait", "Return at once, without waiting for the retrain; the next `add` (or `loupe serve`) resumes it")
   },
   (flags) =>
     withFunctions(
@@ -182,11 +194,16 @@ const add = Command.make(
         }
       })
     )
-).pipe(Command.withDescription("Add images as samples (a folder per label, or files with --label), then retrain"))
+)
 
-const invoke = Command.make(
+const invoke = DocumentedCommand.make(
   "invoke",
-  { ...common, functionId, images: Args.file({ name: "image", exists: "yes" }).pipe(Args.atLeast(1)) },
+  {
+    summary: "Classify images with a function's current model",
+    details: ["Prints a line per image: the file, the predicted label and its probability (or why it could not be read)."],
+    examples: ["loupe function invoke function_3fa94c0e21b7d5a86c10 cat.jpg --store ./store"]
+  },
+  { ...common, functionId, images: Arg.atLeastOne(Arg.file("image", "An image file", { exists: "yes" })) },
   (flags) =>
     withFunctions(
       flags,
@@ -207,9 +224,16 @@ const invoke = Command.make(
         }
       })
     )
-).pipe(Command.withDescription("Classify images with a function's promoted model"))
+)
 
-const metrics = Command.make("metrics", { ...common, functionId }, (flags) =>
+const metrics = DocumentedCommand.make(
+  "metrics",
+  {
+    summary: "Show the cross-validated accuracy, per-label scores and confusion matrix of a function's model",
+    examples: ["loupe function metrics function_3fa94c0e21b7d5a86c10 --store ./store"]
+  },
+  { ...common, functionId },
+  (flags) =>
   withFunctions(
     flags,
     quiet,
@@ -218,9 +242,17 @@ const metrics = Command.make("metrics", { ...common, functionId }, (flags) =>
       const m = yield* functions.metrics(flags.functionId)
       yield* Console.log(flags.json ? JSON.stringify(m) : metricsText(m))
     })
-  )).pipe(Command.withDescription("Cross-validated metrics of a function's promoted model"))
+  )
+)
 
-const list = Command.make("list", common, (flags) =>
+const list = DocumentedCommand.make(
+  "list",
+  {
+    summary: "List the store's functions: labels and sample counts, model accuracy, training state",
+    examples: ["loupe function list --store ./store"]
+  },
+  common,
+  (flags) =>
   withFunctions(
     flags,
     quiet,
@@ -230,10 +262,15 @@ const list = Command.make("list", common, (flags) =>
       if (flags.json) yield* Console.log(JSON.stringify({ functions: all }))
       else for (const s of all) yield* Console.log(statusText(s))
     })
-  )).pipe(Command.withDescription("List the functions of the store"))
+  )
+)
 
 /** `loupe function create|add|invoke|metrics|list`. */
-export const command = Command.make("function").pipe(
-  Command.withDescription("Functions: create, add samples (training starts by itself), invoke, metrics, list"),
-  Command.withSubcommands([create, add, invoke, metrics, list])
+export const command = DocumentedCommand.group(
+  "function",
+  {
+    summary: "Classifiers that train themselves: create one, add samples, invoke it, read its metrics",
+    examples: ["loupe function create pets --store ./store"]
+  },
+  [create, add, invoke, metrics, list]
 )

@@ -5,24 +5,30 @@
  *
  * @since 0.1.0
  */
-import { Args, Command, Options } from "@effect/cli"
 import { ApiKeys } from "@loupe/deploy"
-import { Console, Effect, Option } from "effect"
+import { Console, Effect, Option, pipe } from "effect"
 import * as path from "node:path"
 import { store } from "./FunctionCommand.js"
+import * as Arg from "./internal/Arg.js"
 import { json } from "./internal/cliOptions.js"
+import * as DocumentedCommand from "./internal/DocumentedCommand.js"
+import * as Flag from "./internal/Flag.js"
 
-const file = Options.file("file").pipe(
-  Options.withDescription("The key file to use instead of the store's keys.json"),
-  Options.optional
+const file = pipe(
+  Flag.file("file", "The key file to use instead of the store's keys.json (e.g. one to mount into a Docker image)"),
+  Flag.optional()
 )
 
 const keysIn = (flags: { readonly store: string; readonly file: Option.Option<string> }) =>
   ApiKeys.make(Option.getOrElse(flags.file, () => ApiKeys.fileIn(path.resolve(flags.store))))
 
-const create = Command.make(
+const create = DocumentedCommand.make(
   "create",
-  { store, file, json, name: Options.text("name").pipe(Options.withDescription("What the key is for"), Options.withDefault("default")) },
+  {
+    summary: "Create an API key and print it: it is shown this once only",
+    examples: ["loupe keys create --name my-app --store ./store"]
+  },
+  { store, file, json, name: pipe(Flag.text("name", "<name>", "What the key is for"), Flag.withDefault("default")) },
   (flags) =>
     Effect.gen(function*() {
       const keys = yield* keysIn(flags)
@@ -31,9 +37,16 @@ const create = Command.make(
       yield* Console.log(key.token)
       yield* Console.error(`Created key ${key.id} (${key.name}) in ${keys.file}. It is shown only now; send it as "Authorization: Bearer <key>".`)
     })
-).pipe(Command.withDescription("Create an API key and print it (once)"))
+)
 
-const list = Command.make("list", { store, file, json }, (flags) =>
+const list = DocumentedCommand.make(
+  "list",
+  {
+    summary: "List the API keys: ids, names and dates (the keys themselves are stored hashed only)",
+    examples: ["loupe keys list --store ./store"]
+  },
+  { store, file, json },
+  (flags) =>
   Effect.gen(function*() {
     const keys = yield* keysIn(flags)
     const all = yield* keys.list
@@ -41,16 +54,23 @@ const list = Command.make("list", { store, file, json }, (flags) =>
     for (const k of all) {
       yield* Console.log(`${k.id}\t${k.name}\t${k.createdAt}${k.revokedAt === undefined ? "" : `\trevoked ${k.revokedAt}`}`)
     }
-  })).pipe(Command.withDescription("List API keys (ids and names; keys themselves are not stored)"))
+  })
+)
 
-const revoke = Command.make("revoke", { store, file, json, id: Args.text({ name: "key-id" }) }, (flags) =>
+const revoke = DocumentedCommand.make(
+  "revoke",
+  { summary: "Revoke an API key: a running server refuses it within a second", examples: ["loupe keys revoke 3f9a2c1e --store ./store"] },
+  { store, file, json, id: Arg.text("key-id", "The key's id, as `loupe keys list` shows it") },
+  (flags) =>
   Effect.gen(function*() {
     const keys = yield* keysIn(flags)
     const revoked = yield* keys.revoke(flags.id)
     yield* Console.log(flags.json ? JSON.stringify(revoked) : `Revoked ${revoked.id} (${revoked.name})`)
-  })).pipe(Command.withDescription("Revoke an API key by id"))
+  })
+)
 
-export const command = Command.make("keys").pipe(
-  Command.withDescription("API keys for loupe serve"),
-  Command.withSubcommands([create, list, revoke])
+export const command = DocumentedCommand.group(
+  "keys",
+  { summary: "The API keys that `loupe serve` accepts", examples: ["loupe keys create --name my-app --store ./store"] },
+  [create, list, revoke]
 )

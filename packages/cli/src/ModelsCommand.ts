@@ -3,12 +3,20 @@
  *
  * @since 0.1.0
  */
-import { Args, Command } from "@effect/cli"
 import { Console, Effect } from "effect"
 import { Download } from "@loupe/backbones"
+import * as Arg from "./internal/Arg.js"
 import { environment, json, modelsDir, plugins } from "./internal/cliOptions.js"
+import * as DocumentedCommand from "./internal/DocumentedCommand.js"
 
-const list = Command.make("list", { modelsDir, plugins, json }, (flags) =>
+const list = DocumentedCommand.make(
+  "list",
+  {
+    summary: "List the known backbones: embedding size, whether their weights are here, tags and source",
+    examples: ["loupe models list --models-dir ./models"]
+  },
+  { modelsDir, plugins, json },
+  (flags) =>
   Effect.gen(function*() {
     const models = yield* Download.list
     if (flags.json) return yield* Console.log(JSON.stringify({ models }))
@@ -17,9 +25,17 @@ const list = Command.make("list", { modelsDir, plugins, json }, (flags) =>
       const status = m.present ? "present" : m.pullable ? "pullable" : "missing"
       yield* Console.log(`${m.id.padEnd(width)}  ${String(m.embeddingSize).padStart(5)}-d  ${status.padEnd(8)}  ${m.tags.join(",")}  ${m.source}`)
     }
-  }).pipe(Effect.provide(environment(flags)))).pipe(Command.withDescription("List registered backbones and where their weights are"))
+  }).pipe(Effect.provide(environment(flags)))
+)
 
-const pull = Command.make("pull", { id: Args.text({ name: "id" }), modelsDir, plugins, json }, (flags) =>
+const pull = DocumentedCommand.make(
+  "pull",
+  {
+    summary: "Download a backbone's weights into the models folder, checked against their sha256",
+    examples: ["loupe models pull onnx:mobilenetv2-int8 --models-dir ./models"]
+  },
+  { id: Arg.text("id", "The backbone id, as `loupe models list` shows it"), modelsDir, plugins, json },
+  (flags) =>
   Effect.gen(function*() {
     const pulled = yield* Download.pull(flags.id)
     yield* Console.log(
@@ -27,11 +43,11 @@ const pull = Command.make("pull", { id: Args.text({ name: "id" }), modelsDir, pl
         ? JSON.stringify(pulled)
         : `${pulled.id}: ${pulled.downloaded ? "downloaded" : "already present"} ${pulled.path} (${pulled.bytes} bytes, sha256 ${pulled.sha256})`
     )
-  }).pipe(Effect.provide(environment(flags)))).pipe(
-    Command.withDescription("Download a backbone's weights from its URL, verified with sha256")
-  )
+  }).pipe(Effect.provide(environment(flags)))
+)
 
-export const command = Command.make("models").pipe(
-  Command.withDescription("Known backbones and their weights"),
-  Command.withSubcommands([list, pull])
+export const command = DocumentedCommand.group(
+  "models",
+  { summary: "The backbones Loupe knows, and their weights", examples: ["loupe models list"] },
+  [list, pull]
 )

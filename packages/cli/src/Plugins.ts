@@ -8,17 +8,13 @@
 import { Effect, Layer } from "effect"
 import { Registry } from "@loupe/core"
 import type { Backbone, Head } from "@loupe/core"
-import { Catalog } from "@loupe/backbones"
-import { Heads, ManualTraining, MultiBackbone } from "@loupe/trainers"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
 import { FunctionsError } from "@loupe/functions"
 
-export const builtins: Registry.Plugins = {
-  backbones: Catalog.builtins,
-  // The search heads, plus the heads manual training, fine-tuning and ensembles produce, so their bundles load.
-  heads: [...Heads.heads, ...ManualTraining.heads, ...MultiBackbone.heads]
-}
+import { builtins } from "./BuiltinPlugins.js"
+
+export { builtins }
 
 const isBackbonePlugin = (value: unknown): value is Backbone.BackbonePlugin =>
   typeof value === "object" && value !== null && "info" in value && "load" in value

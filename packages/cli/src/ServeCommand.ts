@@ -12,48 +12,66 @@
  *
  * @since 0.1.0
  */
-import { Command, Options } from "@effect/cli"
 import type { FileSystem, HttpServer } from "@effect/platform"
 import type { EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
-import { ApiKeys, ServeBundle, Server as DeployServer } from "@loupe/deploy"
+import { ApiKeys, CapturePolicy, ServeBundle, Server as DeployServer } from "@loupe/deploy"
 import type { DeployError } from "@loupe/deploy"
-import { Console, Effect, Layer, Option } from "effect"
+import { Console, Effect, Layer, Option, pipe } from "effect"
 import * as path from "node:path"
 import { FunctionsError } from "@loupe/functions"
 import { store } from "./FunctionCommand.js"
 import { environment, modelsDir, plugins } from "./internal/cliOptions.js"
+import * as DocumentedCommand from "./internal/DocumentedCommand.js"
+import * as Flag from "./internal/Flag.js"
 import { Server } from "@loupe/functions"
 
-const optionalNumber = (name: string, description: string) =>
-  Options.float(name).pipe(Options.withDescription(description), Options.optional)
+const optionalNumber = (name: string, value: string, description: string, shownDefault: string) =>
+  pipe(Flag.float(name, value, description), Flag.optional(shownDefault))
+
+const optionalInteger = (name: string, value: string, description: string, shownDefault: string) =>
+  pipe(Flag.integer(name, value, description), Flag.optional(shownDefault))
+
+const capture = CapturePolicy.defaults
+const image = DeployServer.defaultImageLimits
 
 const flags = {
   store,
-  bundle: Options.directory("bundle", { exists: "yes" }).pipe(
-    Options.withDescription("Serve this model bundle read-only instead of the store's functions"),
-    Options.optional
+  bundle: pipe(
+    Flag.directory("bundle", "Serve this model bundle, read-only, instead of the store's functions", { exists: "yes" }),
+    Flag.optional()
   ),
-  port: Options.integer("port").pipe(Options.withDescription("Port to listen on (0 picks a free one)"), Options.withDefault(8080)),
-  host: Options.text("host").pipe(
-    Options.withDescription("Address to listen on; 0.0.0.0 serves other machines too"),
-    Options.withDefault("127.0.0.1")
+  port: pipe(Flag.integer("port", "<port>", "Port to listen on; 0 picks a free one"), Flag.withDefault(8080)),
+  host: pipe(Flag.text("host", "<address>", "Address to listen on; 0.0.0.0 serves other machines too"), Flag.withDefault("127.0.0.1")),
+  rateLimit: pipe(
+    Flag.integer("rate-limit", "<n>", "Requests per second per API key, with bursts of twice that; past it the server answers 429"),
+    Flag.withDefault(50)
   ),
-  rateLimit: Options.integer("rate-limit").pipe(
-    Options.withDescription("Requests per second per API key (bursts of twice that); over it answers 429"),
-    Options.withDefault(50)
+  maxImageBytes: optionalInteger("max-image-bytes", "<bytes>", "Largest image accepted, in bytes", String(image.maxBytes)),
+  maxPixels: optionalInteger("max-pixels", "<pixels>", "Largest image accepted, in pixels (width x height)", String(image.maxPixels)),
+  allowUrlFetch: Flag.boolean(
+    "allow-url-fetch",
+    "Fetch http(s) image URLs sent as image data, from public addresses only. Off by default: a server that fetches " +
+      "the URLs it is handed makes requests on its callers' behalf"
   ),
-  maxImageBytes: Options.integer("max-image-bytes").pipe(Options.withDescription("Largest image, in bytes"), Options.optional),
-  maxPixels: Options.integer("max-pixels").pipe(Options.withDescription("Largest image, in pixels (width x height)"), Options.optional),
-  allowUrlFetch: Options.boolean("allow-url-fetch").pipe(
-    Options.withDescription("Fetch http(s) image URLs sent as data, from public addresses only (off: a server fetching URLs it is handed makes requests for its callers)")
+  allowPrivateUrls: Flag.boolean(
+    "allow-private-urls",
+    "With --allow-url-fetch, fetch from private addresses too (loopback, 10/8, 192.168/16, link-local, fc00::/7, ...), " +
+      "e.g. for an intranet image host"
   ),
-  allowPrivateUrls: Options.boolean("allow-private-urls").pipe(
-    Options.withDescription("With --allow-url-fetch: fetch from private addresses too (loopback, 10/8, 192.168/16, link-local, fc00::/7, ...); for an intranet image host")
+  captureLowConfidence: optionalNumber(
+    "capture-low-confidence",
+    "<p>",
+    "Keep invocations below this confidence as samples to review (0: never)",
+    String(capture.lowConfidence)
   ),
-  captureLowConfidence: optionalNumber("capture-low-confidence", "Capture invocations below this confidence (default 0.6; 0: off)"),
-  captureRareShare: optionalNumber("capture-rare-share", "Capture predictions of labels under this share of the samples (default 0.1; 0: off)"),
-  captureRandom: optionalNumber("capture-random", "Capture this fraction of invocations at random (default 0.01; 0: off)"),
-  capturePerMinute: optionalNumber("capture-per-minute", "Most captures per function per minute (default 60)"),
+  captureRareShare: optionalNumber(
+    "capture-rare-share",
+    "<share>",
+    "Keep invocations predicting a label with less than this share of the samples (0: never)",
+    String(capture.rareClassShare)
+  ),
+  captureRandom: optionalNumber("capture-random", "<fraction>", "Keep this fraction of invocations at random (0: never)", String(capture.randomFraction)),
+  capturePerMinute: optionalNumber("capture-per-minute", "<n>", "Most invocations kept per function per minute", String(capture.perMinute)),
   modelsDir,
   plugins
 }
@@ -61,7 +79,19 @@ const flags = {
 const some = <A, K extends string>(key: K, option: Option.Option<A>): { readonly [P in K]?: A } =>
   Option.match(option, { onNone: () => ({}), onSome: (value) => ({ [key]: value }) as { readonly [P in K]: A } })
 
-export const command = Command.make("serve", flags, (f) =>
+export const command = DocumentedCommand.make(
+  "serve",
+  {
+    summary: "Serve the store's functions (or one bundle) over HTTP",
+    details: [
+      "Every /v1 route needs an API key (`loupe keys create`); OpenAPI at /openapi.json. Each request (method, path, " +
+      "status, milliseconds) and each background training (function, samples, outcome, duration) is logged on stderr. " +
+      "SIGINT or SIGTERM finishes the requests in flight, then exits."
+    ],
+    examples: ["loupe serve --store ./store --port 8080"]
+  },
+  flags,
+  (f) =>
   Effect.gen(function*() {
     if (f.allowPrivateUrls && !f.allowUrlFetch) {
       return yield* new FunctionsError.FunctionsError({
@@ -76,6 +106,7 @@ export const command = Command.make("serve", flags, (f) =>
       rateLimit: { perSecond: f.rateLimit, burst: 2 * f.rateLimit },
       allowUrlFetch: f.allowUrlFetch,
       allowPrivateUrls: f.allowPrivateUrls,
+      logRequests: true,
       image: { ...some("maxBytes", f.maxImageBytes), ...some("maxPixels", f.maxPixels) },
       capture: {
         ...some("lowConfidence", f.captureLowConfidence),
@@ -101,6 +132,5 @@ export const command = Command.make("serve", flags, (f) =>
     }
     yield* Console.log(`Serving ${Option.getOrElse(f.bundle, () => storeDir)} on ${url} (OpenAPI: ${url}/openapi.json)`)
     return yield* Effect.never
-  }).pipe(Effect.scoped, Effect.provide(environment(f)))).pipe(
-    Command.withDescription("Serve functions (or one bundle) over HTTP: invoke, samples, labels, capture for review")
-  )
+  }).pipe(Effect.scoped, Effect.provide(environment(f)))
+)

@@ -7,18 +7,22 @@
 import type { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import type { Scope } from "effect"
+import * as path from "node:path"
 import { Bundle, Dataset } from "@loupe/core"
 import type { CoreError, LoupeConfig, Registry } from "@loupe/core"
 import type { Classification, MetricsError, Report } from "@loupe/metrics"
 import type { FunctionsError } from "@loupe/functions"
 import { AutoML } from "@loupe/functions"
 import * as Evaluate from "./Evaluate.js"
+import * as OutputFolder from "./internal/OutputFolder.js"
 import * as ReportFile from "./ReportFile.js"
 
 export interface TrainOptions extends AutoML.FitOptions {
   readonly dir: string
-  /** Where to write the bundle. */
+  /** Where to write the bundle: a folder that does not exist yet, or is empty, unless `overwrite`. */
   readonly out: string
+  /** Replace `out` when it already holds something. */
+  readonly overwrite?: boolean
   /** Also write a report: `.html` (self-contained page) or `.json`. */
   readonly report?: string
 }
@@ -31,7 +35,10 @@ export interface TestResult extends Classification.Evaluation {
 
 export interface TrainResult extends Omit<AutoML.FitResult, "fitted" | "timings" | "outOfFold"> {
   readonly test: TestResult | null
+  /** The bundle folder written, as an absolute path. */
   readonly bundle: string
+  /** The report file written, as an absolute path. */
+  readonly report?: string
   readonly timings: AutoML.FitResult["timings"] & { readonly totalMs: number }
 }
 
@@ -81,9 +88,11 @@ export const train: (
 ) => Effect.Effect<
   TrainResult,
   FunctionsError.FunctionsError | CoreError.CoreError | MetricsError.MetricsError,
-  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope | FileSystem.FileSystem
+  Registry.Registry | LoupeConfig.LoupeConfig | FileSystem.FileSystem | Scope.Scope
 > = Effect.fn("Train.train")(function*(options: TrainOptions) {
   const started = performance.now()
+  const out = path.resolve(options.out)
+  yield* OutputFolder.checkFree(out, options.overwrite ?? false)
   const split = yield* Dataset.fromSplitFolders(options.dir)
   const fit = yield* AutoML.fit(split.train, options)
   const skipped = [...split.train.skipped, ...fit.skipped]
@@ -95,16 +104,17 @@ export const train: (
     ? { ...testEvaluated.evaluation, macroF1: testEvaluated.evaluation.macro.f1, predictions: testEvaluated.predictions }
     : null
   const timings = { ...fit.timings, totalMs: Math.round(performance.now() - started) }
-  yield* Bundle.save(fit.fitted, options.out, {
+  yield* Bundle.save(fit.fitted, out, {
     selected: fit.selected,
     cv: { accuracy: fit.cv.accuracy, macroF1: fit.cv.macroF1, folds: fit.cv.folds },
     test: test && { accuracy: test.accuracy, correct: test.correct, total: test.total },
     timings
   })
-  if (options.report !== undefined) {
+  const report = options.report === undefined ? undefined : path.resolve(options.report)
+  if (report !== undefined) {
     const cvEvaluated = yield* Evaluate.evaluateProba(fit.fitted.labels, fit.outOfFold.samples, fit.outOfFold.proba)
-    yield* ReportFile.write(options.report, reportInput(options.dir, fit, { ...cvEvaluated, skipped: [] }, testEvaluated, timings))
+    yield* ReportFile.write(report, reportInput(options.dir, fit, { ...cvEvaluated, skipped: [] }, testEvaluated, timings))
   }
   const { fitted: _fitted, outOfFold: _outOfFold, ...rest } = fit
-  return { ...rest, test, skipped, bundle: options.out, timings } satisfies TrainResult
+  return { ...rest, test, skipped, bundle: out, ...(report === undefined ? {} : { report }), timings } satisfies TrainResult
 })

@@ -40,6 +40,7 @@ export const toJson = (result: TrainResult) => ({
   earlierRungs: result.earlierRungs,
   skipped: result.skipped,
   bundle: result.bundle,
+  ...(result.report === undefined ? {} : { report: result.report }),
   timings: result.timings
 })
 
@@ -59,7 +60,8 @@ export const toText = (result: TrainResult): string => {
     )
   }
   for (const s of result.skipped) lines.push(`skipped    ${s.file}: ${s.reason}`)
-  lines.push(`bundle     ${result.bundle}`)
+  lines.push(`bundle     saved to ${result.bundle}`)
+  if (result.report !== undefined) lines.push(`report     saved to ${result.report}`)
   lines.push(`time       embed ${result.timings.embedMs} ms, train ${result.timings.trainMs} ms, total ${result.timings.totalMs} ms`)
   return lines.join("\n")
 }

@@ -4,16 +4,21 @@
  *
  * @since 0.1.0
  */
-import { Args, Command, Options, ValidationError } from "@effect/cli"
+import { Command, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Logger, LogLevel, Option } from "effect"
+import { Console, Effect, Logger, LogLevel, Option, pipe } from "effect"
 import { JsonReport, TerminalReport } from "@loupe/metrics"
 import type { Report } from "@loupe/metrics"
+import * as path from "node:path"
 import * as Evaluate from "./Evaluate.js"
 import * as ExportCommand from "./ExportCommand.js"
 import * as FunctionCommand from "./FunctionCommand.js"
+import * as Arg from "./internal/Arg.js"
+import { environment, json, modelsDir, overrides, overwrite, parseOverrides, plugins, preset, presetsHelp } from "./internal/cliOptions.js"
+import * as DocumentedCommand from "./internal/DocumentedCommand.js"
+import * as Flag from "./internal/Flag.js"
+import * as HelpText from "./internal/HelpText.js"
 import * as KeysCommand from "./KeysCommand.js"
-import { environment, json, modelsDir, overrides, parseOverrides, plugins, preset } from "./internal/cliOptions.js"
 import * as ModelsCommand from "./ModelsCommand.js"
 import * as Predict from "./Predict.js"
 import { Preset } from "@loupe/functions"
@@ -22,20 +27,41 @@ import * as ServeCommand from "./ServeCommand.js"
 import * as Train from "./Train.js"
 import * as TrainSummary from "./TrainSummary.js"
 
-const train = Command.make(
+const VERSION = "0.1.0"
+
+const report = pipe(
+  Flag.file("report", "Also write a report to this file: a self-contained page (.html) or JSON (.json)"),
+  Flag.optional()
+)
+
+const train = DocumentedCommand.make(
   "train",
   {
-    dir: Args.directory({ name: "dir", exists: "yes" }),
-    out: Options.text("out").pipe(Options.withDescription("Bundle directory to write"), Options.withDefault("loupe-model")),
+    summary: "Train an image classifier on a folder of labelled photos and save it as a bundle",
+    details: [
+      "The folder holds a subfolder per label (cats/, dogs/, ...), or train/ and test/ folders that each do; with a " +
+      "test/ folder, the model is also scored on it. The preset's search picks the backbone and head by " +
+      "cross-validation. The bundle is a folder that `loupe predict`, `loupe evaluate` and `loupe serve --bundle` load.",
+      presetsHelp
+    ],
+    examples: ["loupe train ./photos --out ./pets-model --report ./pets-report.html"]
+  },
+  {
+    dir: Arg.directory("dir", "The folder of labelled photos", { exists: "yes" }),
+    out: pipe(
+      Flag.directory("out", "Where to save the bundle. It must not exist yet, or be empty, unless --overwrite is given"),
+      Flag.withDefault("loupe-model", "./loupe-model")
+    ),
+    overwrite,
     preset: preset("fast"),
     overrides,
-    backbone: Options.text("backbone").pipe(
-      Options.withDescription("Backbone id to use (repeatable); overrides the preset's choice"),
-      Options.repeated
+    backbone: pipe(Flag.text("backbone", "<id>", "Search this backbone instead of the preset's choice (ids: `loupe models list`)"), Flag.repeated),
+    folds: pipe(Flag.integer("folds", "<n>", "Cross-validation folds, instead of the preset's"), Flag.optional()),
+    seed: pipe(
+      Flag.integer("seed", "<n>", "Seed of every random choice (folds, augmentation, initial weights): the same data and seed train the same model"),
+      Flag.optional(String(Preset.defaults.seed))
     ),
-    folds: Options.integer("folds").pipe(Options.withDescription("Cross-validation folds (overrides the preset)"), Options.optional),
-    seed: Options.integer("seed").pipe(Options.optional),
-    report: Options.file("report").pipe(Options.withDescription("Also write an .html or .json report"), Options.optional),
+    report,
     modelsDir,
     plugins,
     json
@@ -54,18 +80,24 @@ const train = Command.make(
       const result = yield* Train.train({
         dir: flags.dir,
         out: flags.out,
+        overwrite: flags.overwrite,
         ...(yield* Preset.fitOptions(resolved)),
         ...Option.match(flags.report, { onNone: () => ({}), onSome: (report) => ({ report }) })
       })
       yield* Console.log(flags.json ? JSON.stringify(TrainSummary.toJson(result)) : TrainSummary.toText(result))
     }).pipe(Effect.scoped, Effect.provide(environment(flags)))
-).pipe(Command.withDescription("Train a classifier on a folder of labelled images with an AutoML preset and save a bundle"))
+)
 
-const predict = Command.make(
+const predict = DocumentedCommand.make(
   "predict",
   {
-    bundle: Args.directory({ name: "bundle", exists: "yes" }),
-    images: Args.file({ name: "image" }).pipe(Args.atLeast(1)),
+    summary: "Predict the label of each image with a saved bundle",
+    details: ["Prints a line per image: the file, the predicted label and its probability (or the reason it was skipped)."],
+    examples: ["loupe predict ./pets-model cat.jpg dog.png"]
+  },
+  {
+    bundle: Arg.directory("bundle", "The bundle folder that `loupe train` wrote", { exists: "yes" }),
+    images: Arg.atLeastOne(Arg.file("image", "An image file (JPEG, PNG, WebP, ...)")),
     modelsDir,
     plugins,
     json
@@ -85,14 +117,19 @@ const predict = Command.make(
         )
       }
     }).pipe(Effect.scoped, Effect.provide(environment(flags)))
-).pipe(Command.withDescription("Predict the label of each image with a saved bundle"))
+)
 
-const evaluate = Command.make(
+const evaluate = DocumentedCommand.make(
   "evaluate",
   {
-    bundle: Args.directory({ name: "bundle", exists: "yes" }),
-    dir: Args.directory({ name: "dir", exists: "yes" }),
-    report: Options.file("report").pipe(Options.withDescription("Also write an .html or .json report"), Options.optional),
+    summary: "Score a saved bundle on a folder of labelled photos",
+    details: ["Prints accuracy, per-label precision and recall, the confusion matrix and the misclassified images."],
+    examples: ["loupe evaluate ./pets-model ./photos/test --report ./evaluation.html"]
+  },
+  {
+    bundle: Arg.directory("bundle", "The bundle folder that `loupe train` wrote", { exists: "yes" }),
+    dir: Arg.directory("dir", "A folder with a subfolder of photos per label", { exists: "yes" }),
+    report,
     modelsDir,
     plugins,
     json
@@ -106,23 +143,41 @@ const evaluate = Command.make(
         model: { description: `${result.manifest.backbone.id} + ${result.manifest.head.kind}` },
         evaluations: [{ name: "Evaluation", evaluation: result.evaluation, misclassified: result.misclassified }]
       }
-      if (Option.isSome(flags.report)) yield* ReportFile.write(flags.report.value, input)
+      const reportFile = Option.map(flags.report, (file) => path.resolve(file))
+      if (Option.isSome(reportFile)) yield* ReportFile.write(reportFile.value, input)
       for (const s of result.skipped) yield* Effect.logWarning(`skipped ${s.file}: ${s.reason}`)
       yield* Console.log(
-        flags.json ? JSON.stringify({ ...JsonReport.make(input), skipped: result.skipped }) : TerminalReport.render(input, { color: TerminalReport.supportsColor(process.stdout) })
+        flags.json
+          ? JSON.stringify({ ...JsonReport.make(input), skipped: result.skipped, ...Option.match(reportFile, { onNone: () => ({}), onSome: (report) => ({ report }) }) })
+          : TerminalReport.render(input, { color: TerminalReport.supportsColor(process.stdout) })
       )
+      // stdout holds the report itself; where the file went is a note beside it.
+      if (Option.isSome(reportFile)) yield* Console.error(`Report saved to ${reportFile.value}`)
     }).pipe(Effect.scoped, Effect.provide(environment(flags)))
-).pipe(Command.withDescription("Evaluate a saved bundle on a folder of labelled images"))
+)
 
-const loupe = Command.make("loupe").pipe(Command.withSubcommands([train, predict, evaluate, ModelsCommand.command, FunctionCommand.command, ServeCommand.command, KeysCommand.command, ExportCommand.command]))
+const loupe = DocumentedCommand.group(
+  "loupe",
+  {
+    summary: "train, evaluate and serve image classifiers",
+    details: ["Logs and progress go to stderr; stdout carries results (one JSON object with --json)."],
+    examples: ["loupe train ./photos --out ./pets-model", "loupe predict ./pets-model cat.jpg"]
+  },
+  [train, predict, evaluate, ModelsCommand.command, FunctionCommand.command, ServeCommand.command, KeysCommand.command, ExportCommand.command]
+)
 
-const run = Command.run(loupe, { name: "loupe", version: "0.1.0" })
+const args = process.argv.slice(2)
+const run = HelpText.isRequested(loupe.doc, args)
+  ? Console.log(HelpText.render(HelpText.commandPath(loupe.doc, args), VERSION))
+  : Command.run(loupe.command, { name: "loupe", version: VERSION })(process.argv)
 
 /** Typed failures become one clear line on stderr and exit code 1, instead of a stack trace. */
 const reportFailure = (error: unknown) =>
   Effect.gen(function*() {
     if (ValidationError.isValidationError(error)) {
       // @effect/cli has already printed the usage problem.
+      const names = HelpText.commandPath(loupe.doc, args).map((c) => c.name).join(" ")
+      yield* Console.error(`Run \`${names} --help\` for usage.`)
     } else if (typeof error === "object" && error !== null && "message" in error) {
       const e = error as { readonly _tag?: string; readonly reason?: string; readonly message: string }
       yield* Console.error(`loupe: ${e.message}${e.reason ? ` [${e._tag ?? "Error"}: ${e.reason}]` : ""}`)
@@ -132,7 +187,7 @@ const reportFailure = (error: unknown) =>
     process.exitCode = 1
   })
 
-run(process.argv).pipe(
+run.pipe(
   Effect.catchAll(reportFailure),
   Effect.provide(NodeContext.layer),
   // Logs go to stderr so stdout carries only results (one JSON object with --json).

@@ -20,6 +20,8 @@ interface Serving {
   readonly child: ChildProcess
   readonly url: string
   readonly exited: Promise<number | null>
+  /** What it has written on stderr so far. */
+  readonly stderr: () => string
 }
 
 /** Start `loupe serve` on a free port and wait for its "Serving ... on <url>" line. */
@@ -31,13 +33,15 @@ const serve = (): Promise<Serving> =>
     })
     const exited = new Promise<number | null>((done) => child.on("exit", (code, signal) => done(code ?? (signal === null ? null : -1))))
     let output = ""
+    let stderr = ""
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
     const timer = setTimeout(() => reject(new Error(`loupe serve did not start:\n${output}`)), 60_000)
     const onData = (chunk: Buffer) => {
       output += chunk.toString()
       const match = /Serving .* on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
       if (match) {
         clearTimeout(timer)
-        resolve({ child, url: match[1]!, exited })
+        resolve({ child, url: match[1]!, exited, stderr: () => stderr })
       }
     }
     child.stdout!.on("data", onData)
@@ -133,6 +137,13 @@ describe("loupe serve", () => {
       detail = (await call("GET", `/v1/functions/${fn}`)).body
     }
     expect(detail.model).toMatchObject({ upToDate: true })
+
+    // On stderr: each request, and each background training with its samples, outcome and duration.
+    const logs = server.stderr()
+    expect(logs).toMatch(new RegExp(`POST /v1/functions/${fn}/samples 201 \\d+ ms`))
+    expect(logs).toMatch(new RegExp(`GET /v1/functions/${fn} 200 \\d+ ms`))
+    expect(logs).toMatch(new RegExp(`Training function ${fn} started: ${files.length} samples`))
+    expect(logs).toMatch(new RegExp(`Training function ${fn} finished in [\\d.]+ s: model model_\\w+ on ${files.length} samples, promoted`))
   })
 
   it("stops on SIGTERM with exit code 0", async () => {
@@ -155,6 +166,10 @@ describe("loupe export", () => {
     expect(bundle.status).toBe(0)
     const manifest = JSON.parse(fs.readFileSync(path.join(work, "bundle", "manifest.json"), "utf8"))
     expect(manifest.metadata.functionId).toBe(fn)
+    const again = loupe(["export", fn, "--store", store, "--out", path.join(work, "bundle")], env)
+    expect(again.status).toBe(1)
+    expect(again.stderr).toContain(`${path.join(work, "bundle")} already exists and is not empty`)
+    expect(loupe(["export", fn, "--store", store, "--out", path.join(work, "bundle"), "--overwrite"], env).status).toBe(0)
     const predicted = loupe(["predict", path.join(work, "bundle"), photos("cats", 1)[0]!, "--json"], env)
     expect(JSON.parse(predicted.stdout).predictions[0].labelName).toBe("cats")
 

@@ -55,6 +55,19 @@ describe("loupe train on cats-vs-dogs", () => {
     predicted.forEach((p: any, i: number) => expect(p.confidence).toBeCloseTo(result.test.predictions[i].confidence, 5))
   })
 
+  it("names the bundle and report it wrote, as absolute paths", () => {
+    expect(result.bundle).toBe(bundle)
+    expect(result.report).toBe(report)
+  })
+
+  it("evaluate --report says where it wrote the report", () => {
+    const file = path.join(fs.realpathSync(work), "evaluation.json")
+    const run = loupe(["evaluate", bundle, path.join(dataset, "test"), "--report", "evaluation.json", "--models-dir", modelsDir], cacheEnv, work)
+    expect(run.status).toBe(0)
+    expect(run.stderr).toContain(`Report saved to ${file}`)
+    expect(JSON.parse(fs.readFileSync(file, "utf8")).evaluations[0].evaluation.total).toBe(40)
+  })
+
   it("evaluate on the test folder reproduces train's test metrics", () => {
     const run = loupe(["evaluate", bundle, path.join(dataset, "test"), "--json", "--models-dir", modelsDir], cacheEnv)
     expect(run.status).toBe(0)
@@ -86,6 +99,29 @@ describe("loupe train on cats-vs-dogs", () => {
     } finally {
       await browser.close()
     }
+  })
+})
+
+describe("loupe train without --out", () => {
+  it("saves ./loupe-model, says so, and replaces it only with --overwrite", () => {
+    const cwd = fs.realpathSync(fs.mkdtempSync(path.join(work, "cwd-")))
+    const bundle = path.join(cwd, "loupe-model")
+    const first = loupe(["train", dataset, "--models-dir", modelsDir], cacheEnv, cwd)
+    expect(first.status).toBe(0)
+    expect(first.stdout).toContain(`bundle     saved to ${bundle}\n`)
+    const written = fs.readFileSync(path.join(bundle, "manifest.json"), "utf8")
+
+    const again = loupe(["train", dataset, "--models-dir", modelsDir], cacheEnv, cwd)
+    expect(again.status).toBe(1)
+    expect(again.stderr).toContain(`${bundle} already exists and is not empty`)
+    expect(again.stderr).toContain("--overwrite")
+    expect(again.stderr).not.toMatch(/embed/)
+    expect(fs.readFileSync(path.join(bundle, "manifest.json"), "utf8")).toBe(written)
+
+    const replaced = loupe(["train", dataset, "--models-dir", modelsDir, "--overwrite", "--json"], cacheEnv, cwd)
+    expect(replaced.status).toBe(0)
+    expect(JSON.parse(replaced.stdout).bundle).toBe(bundle)
+    expect(fs.readFileSync(path.join(bundle, "manifest.json"), "utf8")).not.toBe(written)
   })
 })
 

@@ -19,7 +19,12 @@ const catsDir = path.join(sharedDir, "datasets", "cats-vs-dogs", "test", "cats")
 const cat = fs.readFileSync(path.join(catsDir, fs.readdirSync(catsDir).sort()[0]!))
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-url-input-"))
 const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true })
-const environment = Layer.mergeAll(config, NodeFileSystem.layer, DiskEmbeddingCache.layer().pipe(Layer.provide(config)), Plugins.registryLayer())
+const environment = Layer.mergeAll(
+  config,
+  DiskEmbeddingCache.layer().pipe(Layer.provide(config)),
+  Plugins.registryLayer(),
+  NodeFileSystem.layer
+)
 
 let origin: http.Server
 let base = ""
@@ -57,7 +62,7 @@ describe("URL image input", () => {
       // The byte cap applies to fetched images too.
       expect((yield* Effect.flip(Functions.readImage(`${base}/cat.jpg`, "data", { allowUrlFetch: true, allowPrivateUrls: true, maxBytes: 1000 }))).message)
         .toMatch(/over the 1000-byte limit/)
-    }))
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
 
   it.live("createSamples fetches with the options of Functions", () =>
     Effect.gen(function*() {

@@ -10,7 +10,7 @@
 import { Effect } from "effect"
 import { CoreError } from "./CoreError.js"
 import * as Decode from "./internal/Decode.js"
-import * as Prng from "./internal/Prng.js"
+import * as Prng from "./Prng.js"
 import { decodeRgb, type PreprocessSpec } from "./Preprocess.js"
 
 export interface AugmentOptions {
@@ -102,7 +102,7 @@ const sampleCrop = (width: number, height: number, o: Required<AugmentOptions>, 
     const w = Math.round(Math.sqrt(targetArea * aspect))
     const h = Math.round(Math.sqrt(targetArea / aspect))
     if (w > 0 && w <= width && h > 0 && h <= height) {
-      return { top: rng.int(0, height - h), left: rng.int(0, width - w), width: w, height: h }
+      return { top: rng.int(height - h + 1), left: rng.int(width - w + 1), width: w, height: h }
     }
   }
   const inRatio = width / height
@@ -125,11 +125,7 @@ export const plan = (width: number, height: number, options: Required<AugmentOpt
   const jitter = jitterKinds
     .filter((kind) => options[kind] > 0)
     .map((kind) => ({ kind, factor: rng.uniform(Math.max(0, 1 - options[kind]), 1 + options[kind]) }))
-  for (let i = jitter.length - 1; i > 0; i--) {
-    const j = rng.int(0, i)
-    ;[jitter[i], jitter[j]] = [jitter[j]!, jitter[i]!]
-  }
-  return { crop, flip, jitter }
+  return { crop, flip, jitter: rng.shuffle(jitter) }
 }
 
 /** Mirror packed RGB pixels left to right, in place. */

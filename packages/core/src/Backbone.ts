@@ -10,6 +10,7 @@ import { Context } from "effect"
 import type { LoupeConfigShape } from "./LoupeConfig.js"
 import type { PluginFailure } from "./CoreError.js"
 import type { PreprocessSpec } from "./Preprocess.js"
+import type { TrainableTail } from "./TrainableTail.js"
 
 /** Where a backbone's weights come from. */
 export type WeightsSource =
@@ -61,6 +62,8 @@ export interface BackbonePlugin {
   /** Validates user options; unknown keys are errors. */
   readonly optionsSchema?: Schema.Schema<any, any>
   readonly load: (context: LoadContext) => Effect.Effect<LoadedBackbone, PluginFailure, Scope.Scope>
+  /** Capability: a frozen trunk and a trainable tail, for partial fine-tuning. */
+  readonly trainableTail?: TrainableTail
 }
 
 /** The backbone in use, as a service. */

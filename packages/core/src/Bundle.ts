@@ -166,7 +166,10 @@ export const load = (
     const headPlugin = yield* registry.head(manifest.head.kind)
     const headFile = path.join(dir, manifest.head.file)
     const serialized = yield* readJson(headFile)
-    const head = yield* headPlugin.load(serialized as never).pipe(
+    // A head that runs part of its backbone (a fine-tuned tail) loads through the backbone's plugin.
+    const backbonePlugin = yield* Effect.option(registry.backbone(manifest.backbone.id))
+    const context = backbonePlugin._tag === "Some" ? { backbone: backbonePlugin.value } : {}
+    const head = yield* headPlugin.load(serialized as never, context).pipe(
       Effect.mapError((e) => new CoreError({ reason: "InvalidBundle", file: headFile, message: e.message, cause: e }))
     )
     const loadRef = (ref: typeof BackboneRef.Type, field: string) =>

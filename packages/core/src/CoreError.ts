@@ -31,4 +31,6 @@ export class CoreError extends Data.TaggedError("CoreError")<{
 export interface PluginFailure {
   readonly _tag: string
   readonly message: string
+  /** The offending input, when the plugin names one. */
+  readonly field?: string
 }

@@ -3,12 +3,18 @@
  * function of (data, params, seed) returning a new fitted value, and fitted heads serialise to JSON and load back
  * exactly. Heads take raw backbone embeddings; any normalisation they need is part of their fitted state.
  *
+ * Fitted heads are built with `make`, which checks the width of what they predict on, once, for every head. A head
+ * plugin may offer capabilities beside the contract: `toOnnx`, its ONNX form, which `@loupe/deploy`'s exporter asks
+ * for.
+ *
  * @since 0.1.0
  */
 import type { Effect, Schema } from "effect"
+import type { BackbonePlugin } from "./Backbone.js"
+import { CoreError } from "./CoreError.js"
+import type { PluginFailure } from "./CoreError.js"
 import * as M from "./Matrix.js"
 import type { Matrix } from "./Matrix.js"
-import type { PluginFailure } from "./CoreError.js"
 
 export interface TrainingSet {
   /** `n x d` embeddings. */
@@ -50,9 +56,64 @@ export interface FittedHead {
   readonly kind: string
   readonly numClasses: number
   readonly dim: number
-  /** `rows x numClasses` probabilities; each row sums to 1. */
+  /**
+   * `rows x numClasses` probabilities; each row sums to 1. Synchronous, as it runs on the serving hot path; a head
+   * built with `make` throws a `CoreError` (`ShapeMismatch`, field `x`) when `x` is not `dim` wide.
+   */
   readonly predictProba: (x: Matrix) => Matrix
   readonly toJSON: () => SerializedHead
+}
+
+/**
+ * A fitted head from what it computes: `predict` is only ever called with rows `head.dim` wide, since the returned
+ * `predictProba` checks the width first. Every head is built this way, so the check lives here once.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <A extends Omit<FittedHead, "predictProba">>(head: A, predict: (x: Matrix) => Matrix): A & FittedHead => ({
+  ...head,
+  predictProba: (x) => {
+    if (x.cols !== head.dim) {
+      throw new CoreError({ reason: "ShapeMismatch", field: "x", message: `${head.kind}: fitted on ${head.dim}-d features, got ${x.cols}-d` })
+    }
+    return predict(x)
+  }
+})
+
+/**
+ * The tensors a head's ONNX nodes read and write: `embedding` (`[batch, dim]`, the backbone's pooled output) and
+ * `probabilities` (`[batch, classes]`).
+ *
+ * @since 0.1.0
+ * @category capabilities
+ */
+export interface OnnxIo {
+  readonly embedding: string
+  readonly probabilities: string
+  readonly dim: number
+}
+
+/**
+ * A head as ONNX: GraphProto node and initializer fields (written with `@loupe/core/onnx`'s `OnnxGraph`).
+ *
+ * @since 0.1.0
+ * @category capabilities
+ */
+export interface HeadGraph {
+  readonly nodes: ReadonlyArray<Uint8Array>
+  readonly initializers: ReadonlyArray<Uint8Array>
+}
+
+/**
+ * What loading a head may use besides its JSON: the plugin of the backbone it was fitted on (a bundle's backbone),
+ * for heads that run part of that backbone (a fine-tuned tail).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LoadContext {
+  readonly backbone?: BackbonePlugin
 }
 
 export interface HeadPlugin<P = any> {
@@ -60,5 +121,10 @@ export interface HeadPlugin<P = any> {
   /** Decodes user params (with defaults); unknown keys are errors. */
   readonly paramsSchema: Schema.Schema<P, any>
   readonly fit: (data: TrainingSet, params: P, seed: number) => Effect.Effect<FittedHead, PluginFailure>
-  readonly load: (serialized: SerializedHead) => Effect.Effect<FittedHead, PluginFailure>
+  readonly load: (serialized: SerializedHead, context?: LoadContext) => Effect.Effect<FittedHead, PluginFailure>
+  /**
+   * Capability: the head's ONNX form, computing the same probabilities as `predictProba` from a serialised head of
+   * this kind. Heads without it (kNN keeps every training row) do not export to ONNX.
+   */
+  readonly toOnnx?: (head: SerializedHead, io: OnnxIo) => Effect.Effect<HeadGraph, PluginFailure>
 }

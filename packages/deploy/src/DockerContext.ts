@@ -7,15 +7,16 @@
  *   Dockerfile        node:20 slim; installs only the native packages; runs as the `node` user
  *   .dockerignore
  *   package.json      the native runtime packages, pinned to the versions Loupe was tested with
- *   server.mjs        the standalone server (`@loupe/deploy`'s entry, every pure-JS dependency inlined)
+ *   server.mjs        the standalone server (the caller's `ServerEntry`, every pure-JS dependency inlined)
  *   bundle/           the model bundle
  *   models/           the weights of the bundle's backbones (all of them, for a multi-backbone bundle), laid out
  *                     as a models directory
  *   README.md         build, run and call it
  * ```
  *
- * The entry registers the built-in plugins only, so a bundle whose backbone or head comes from a user plugin is
- * refused (`NotExportable`), as are weights that are not files Loupe can copy (hub models). API keys are not baked
+ * The server is built by the caller (the CLI builds one that registers the built-in plugins) and handed in as a
+ * `ServerEntry` with the plugins it registers, so a bundle whose backbone or head is not among them is refused
+ * (`NotExportable`), as are weights that are not files Loupe can copy (hub models). API keys are not baked
  * into the image: mount a key file (`loupe keys create --file keys.json`) at run time.
  *
  * @since 0.1.0
@@ -25,9 +26,7 @@ import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import { randomBytes } from "node:crypto"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { DeployError } from "./DeployError.js"
-import { builtins } from "./internal/BuiltinPlugins.js"
 
 /**
  * @since 0.1.0
@@ -38,6 +37,21 @@ export interface DockerContextOptions {
   readonly port?: number
   /** The function id the image serves the model as (default: the bundle's own, else `model`). */
   readonly functionId?: string
+}
+
+/**
+ * The image's server: one built ESM file that serves `./bundle` beside it (configured by the environment, see
+ * `ServeBundle.fromEnvironment`), with every pure-JavaScript dependency inlined.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServerEntry {
+  readonly file: string
+  /** The native packages it needs installed beside it, pinned to the versions it was built against. */
+  readonly dependencies: Readonly<Record<string, string>>
+  /** The plugins it registers: the bundles it can serve. */
+  readonly plugins: Registry.Plugins
 }
 
 /**
@@ -57,29 +71,6 @@ export interface DockerContextInfo {
 
 const failed = (file: string, message: string, cause?: unknown) =>
   new DeployError({ reason: "ExportFailed", file, message, cause })
-
-/** The built server entry and its native dependencies, beside this module in `dist` (or in `dist` from `src`). */
-const findEntry = Effect.gen(function*() {
-  const fs = yield* FileSystem.FileSystem
-  const here = path.dirname(fileURLToPath(import.meta.url))
-  const notBuilt = (why: string, cause?: unknown) =>
-    failed("dist/entry.js", `The standalone server entry is not built (${why}); build @loupe/deploy first`, cause)
-  for (const dir of [here, path.join(here, "..", "dist")]) {
-    const entry = path.join(dir, "entry.js")
-    const manifest = path.join(dir, "entry.json")
-    const found = (yield* fs.exists(entry).pipe(Effect.orElseSucceed(() => false))) &&
-      (yield* fs.exists(manifest).pipe(Effect.orElseSucceed(() => false)))
-    if (found) {
-      const text = yield* fs.readFileString(manifest).pipe(Effect.mapError((e) => notBuilt(e.message, e)))
-      const { dependencies } = yield* Effect.try({
-        try: () => JSON.parse(text) as { dependencies: Record<string, string> },
-        catch: (cause) => notBuilt(`${manifest} is not valid JSON`, cause)
-      })
-      return { entry, dependencies }
-    }
-  }
-  return yield* notBuilt(`no entry.js and entry.json near ${here}`)
-})
 
 /** The native packages each backbone runtime needs in the image. */
 const runtimePackages: Readonly<Record<string, ReadonlyArray<string>>> = {
@@ -138,8 +129,8 @@ const listFiles = (fs: FileSystem.FileSystem, dir: string) =>
   })
 
 /**
- * Write the build context for the bundle in `bundleDir` to `outDir` (atomically: a reader never sees half of it).
- * Needs the registry (to find the backbone's weights) and the config that locates them.
+ * Write the build context for the bundle in `bundleDir` to `outDir` (atomically: a reader never sees half of it),
+ * with `entry` as its server. Needs the registry (to find the backbone's weights) and the config that locates them.
  *
  * @since 0.1.0
  * @category exports
@@ -147,6 +138,7 @@ const listFiles = (fs: FileSystem.FileSystem, dir: string) =>
 export const write = (
   bundleDir: string,
   outDir: string,
+  entry: ServerEntry,
   options: DockerContextOptions = {}
 ): Effect.Effect<DockerContextInfo, DeployError, Registry.Registry | LoupeConfig.LoupeConfig | FileSystem.FileSystem> =>
   Effect.gen(function*() {
@@ -158,7 +150,7 @@ export const write = (
       { field: "backbone", id: manifest.backbone.id },
       ...(manifest.extraBackbones ?? []).map((b, i) => ({ field: `extraBackbones.${i}`, id: b.id }))
     ]
-    if (!(builtins.heads ?? []).some((h) => h.kind === manifest.head.kind)) {
+    if (!(entry.plugins.heads ?? []).some((h) => h.kind === manifest.head.kind)) {
       return yield* new DeployError({
         reason: "NotExportable",
         field: "head.kind",
@@ -168,7 +160,7 @@ export const write = (
     const config = yield* LoupeConfig.LoupeConfig
     const backbones = yield* Effect.forEach(refs, ({ field, id }) =>
       Effect.gen(function*() {
-        if (!(builtins.backbones ?? []).some((p) => p.info.id === id)) {
+        if (!(entry.plugins.backbones ?? []).some((p) => p.info.id === id)) {
           return yield* new DeployError({
             reason: "NotExportable",
             field: `${field}.id`,
@@ -198,7 +190,7 @@ export const write = (
         }
         return { id, runtime: plugin.info.runtime, source }
       }))
-    const { dependencies: pinned, entry } = yield* findEntry
+    const pinned = entry.dependencies
     const wanted = [...new Set(["sharp", "onnxruntime-node", ...backbones.flatMap((b) => runtimePackages[b.runtime] ?? [])])]
     const dependencies = Object.fromEntries(wanted.map((name) => [name, pinned[name] ?? "*"]))
     const port = options.port ?? 8080
@@ -217,7 +209,7 @@ export const write = (
         yield* fs.makeDirectory(path.dirname(staged(source.to)), { recursive: true })
         yield* fs.copy(source.from, staged(source.to))
       }
-      yield* fs.copyFile(entry, staged("server.mjs"))
+      yield* fs.copyFile(entry.file, staged("server.mjs"))
       const pkg = { name: "loupe-model", private: true, type: "module", main: "server.mjs", dependencies }
       yield* fs.writeFileString(staged("package.json"), JSON.stringify(pkg, null, 2) + "\n")
       yield* fs.writeFileString(staged("Dockerfile"), dockerfile(port, functionId))

@@ -16,10 +16,11 @@
  * `model.json` describes); decoding images stays outside the graph, as it must for any runtime. The labels and the
  * preprocessing are also stored in the model's metadata (`loupe.labels`, `loupe.preprocess`).
  *
- * Exportable: backbones of the ONNX runtime (`OnnxBackbone.plugin`), and the heads in `exportableHeads`: logistic
- * regression; linear SVM with its Platt sigmoids; nearest prototype (a cosine head); the MLP; manual mode's `linear`
- * head. kNN (which keeps every training row) is not, nor the fine-tuned head (its layers run in TensorFlow.js), nor
- * multi-backbone pipelines. Other backbones and heads fail with `NotExportable` naming them.
+ * Exportable: backbones of the ONNX runtime (`OnnxBackbone.plugin`), and the heads whose plugin has the `toOnnx`
+ * capability (the built-in logistic regression, linear SVM, nearest prototype, MLP and manual mode's `linear` head);
+ * the exporter asks the registered head plugin for its nodes. kNN (which keeps every training row) has none, nor the
+ * fine-tuned head (its layers run in TensorFlow.js), nor multi-backbone pipelines. Other backbones and heads fail
+ * with `NotExportable` naming them.
  *
  * Every export is verified before it is written: the exported graph and Loupe's own predictor (backbone then head)
  * run on the same input tensors, and the export fails unless every probability agrees within `tolerance` (1e-4).
@@ -28,259 +29,15 @@
  */
 import { Bundle, Embedder, LoupeConfig, Matrix, Pipeline, Preprocess, Registry } from "@loupe/core"
 import type { Head, Sample } from "@loupe/core"
+import { OnnxGraph, OnnxModel, Protobuf } from "@loupe/core/onnx"
 import { OnnxBackbone } from "@loupe/backbones"
-import { LinearSvm, LogisticRegression, ManualTraining, Mlp, NearestPrototype } from "@loupe/trainers"
 import type { FileSystem } from "@effect/platform"
-import { Effect, Schema } from "effect"
+import { Effect } from "effect"
 import type { Scope } from "effect"
-import * as ort from "onnxruntime-node"
 import * as path from "node:path"
 import { DeployError } from "./DeployError.js"
-import * as Proto from "./internal/OnnxProto.js"
-
-/**
- * The nodes that turn the embedding into probabilities.
- *
- * @since 0.1.0
- * @category models
- */
-export interface HeadGraph {
-  readonly nodes: ReadonlyArray<Uint8Array>
-  readonly initializers: ReadonlyArray<Uint8Array>
-}
-
-/**
- * Builds a head's nodes, reading `embedding` ([batch, dim]) and writing `probabilities` ([batch, classes]).
- *
- * @since 0.1.0
- * @category models
- */
-export type HeadExporter = (
-  head: Head.SerializedHead,
-  io: { readonly embedding: string; readonly probabilities: string; readonly dim: number }
-) => Effect.Effect<HeadGraph, DeployError>
-
-const notExportable = (field: string, message: string) => new DeployError({ reason: "NotExportable", field, message })
-
-/** `x / max(||x||_2, 1e-12)` per row, with ops whose form is the same in every opset. */
-const l2Normalize = (input: string, output: string, dim: number, prefix: string): HeadGraph => ({
-  nodes: [
-    Proto.node("Mul", [input, input], [`${prefix}/squares`], `${prefix}/Square`),
-    Proto.node("MatMul", [`${prefix}/squares`, `${prefix}/ones`], [`${prefix}/sum_squares`], `${prefix}/SumSquares`),
-    Proto.node("Sqrt", [`${prefix}/sum_squares`], [`${prefix}/norm`], `${prefix}/Norm`),
-    Proto.node("Max", [`${prefix}/norm`, `${prefix}/eps`], [`${prefix}/norm_safe`], `${prefix}/NormSafe`),
-    Proto.node("Div", [input, `${prefix}/norm_safe`], [output], `${prefix}/Normalize`)
-  ],
-  initializers: [
-    Proto.floatInitializer(`${prefix}/ones`, [dim, 1], new Float32Array(dim).fill(1)),
-    Proto.floatInitializer(`${prefix}/eps`, [1], [1e-12])
-  ]
-})
-
-/**
- * The shape every exportable head has: features optionally L2-normalised, standardised with the training mean and
- * scale, L2-normalised again (cosine heads); then dense layers (`z W + b`, ReLU between them); then an activation:
- * softmax, or per-class sigmoids normalised to sum to 1.
- */
-interface DenseForm {
-  readonly l2: boolean
-  readonly scaler: { readonly mean: ArrayLike<number>; readonly scale: ArrayLike<number> } | undefined
-  readonly renormalize: boolean
-  /** Input first; weights `inputs x outputs`, row-major. */
-  readonly layers: ReadonlyArray<{ readonly weights: Float32Array; readonly bias: Float32Array }>
-  readonly activation: "softmax" | "sigmoid-normalized"
-}
-
-const denseGraph = (form: DenseForm, io: { readonly embedding: string; readonly probabilities: string; readonly dim: number }): HeadGraph => {
-  const p = "loupe_head"
-  const parts: Array<HeadGraph> = []
-  let features = io.embedding
-  if (form.l2) {
-    parts.push(l2Normalize(features, `${p}/normalized`, io.dim, `${p}/l2`))
-    features = `${p}/normalized`
-  }
-  if (form.scaler !== undefined) {
-    parts.push({
-      nodes: [
-        Proto.node("Sub", [features, `${p}/mean`], [`${p}/centered`], `${p}/Center`),
-        Proto.node("Div", [`${p}/centered`, `${p}/scale`], [`${p}/standardized`], `${p}/Standardize`)
-      ],
-      initializers: [
-        Proto.floatInitializer(`${p}/mean`, [io.dim], form.scaler.mean),
-        Proto.floatInitializer(`${p}/scale`, [io.dim], form.scaler.scale)
-      ]
-    })
-    features = `${p}/standardized`
-    if (form.renormalize) {
-      parts.push(l2Normalize(features, `${p}/unit`, io.dim, `${p}/l2_again`))
-      features = `${p}/unit`
-    }
-  }
-  let width = io.dim
-  form.layers.forEach((layer, l) => {
-    const outputs = layer.bias.length
-    const q = `${p}/layer${l}`
-    const last = l === form.layers.length - 1
-    parts.push({
-      nodes: [
-        Proto.node("MatMul", [features, `${q}/weights`], [`${q}/linear`], `${q}/MatMul`),
-        Proto.node("Add", [`${q}/linear`, `${q}/bias`], [last ? `${p}/logits` : `${q}/affine`], `${q}/Add`),
-        ...(last ? [] : [Proto.node("Relu", [`${q}/affine`], [`${q}/relu`], `${q}/Relu`)])
-      ],
-      initializers: [
-        Proto.floatInitializer(`${q}/weights`, [width, outputs], layer.weights),
-        Proto.floatInitializer(`${q}/bias`, [outputs], layer.bias)
-      ]
-    })
-    features = `${q}/relu`
-    width = outputs
-  })
-  const logits = `${p}/logits`
-  const k = width
-  parts.push(
-    form.activation === "softmax"
-      ? { nodes: [Proto.node("Softmax", [logits], [io.probabilities], `${p}/Softmax`, { axis: { kind: "int", value: 1 } })], initializers: [] }
-      : {
-        nodes: [
-          Proto.node("Sigmoid", [logits], [`${p}/sigmoids`], `${p}/Sigmoid`),
-          Proto.node("MatMul", [`${p}/sigmoids`, `${p}/class_ones`], [`${p}/sigmoid_sum`], `${p}/SigmoidSum`),
-          Proto.node("Div", [`${p}/sigmoids`, `${p}/sigmoid_sum`], [io.probabilities], `${p}/SigmoidNormalize`)
-        ],
-        initializers: [Proto.floatInitializer(`${p}/class_ones`, [k, 1], new Float32Array(k).fill(1))]
-      }
-  )
-  return { nodes: parts.flatMap((g) => g.nodes), initializers: parts.flatMap((g) => g.initializers) }
-}
-
-/** Dense layers as stored by the trainers (`outputs x inputs`, row-major, Float64), transposed for `z W + b`. */
-const transposed = (layers: ReadonlyArray<{ readonly inputs: number; readonly outputs: number; readonly weights: ArrayLike<number>; readonly bias: ArrayLike<number> }>) =>
-  layers.map(({ bias, inputs, outputs, weights }) => {
-    const w = new Float32Array(inputs * outputs)
-    for (let o = 0; o < outputs; o++) for (let i = 0; i < inputs; i++) w[i * outputs + o] = weights[o * inputs + i]!
-    return { weights: w, bias: Float32Array.from(bias) }
-  })
-
-/** Decode a head's serialised state with its own Schema. */
-const decodeState = <A, I>(schema: Schema.Schema<A, I>, head: Head.SerializedHead) =>
-  Schema.decodeUnknown(schema)(head.state).pipe(
-    Effect.mapError((e) =>
-      new DeployError({ reason: "BundleFailed", field: "head.state", message: `The ${head.kind} state does not decode: ${e.message}` })
-    )
-  )
-
-const checkDim = (kind: string, expected: number, dim: number) =>
-  expected === dim
-    ? Effect.void
-    : Effect.fail(new DeployError({
-      reason: "BundleFailed",
-      field: "head.state",
-      message: `The ${kind} head expects ${expected}-d embeddings but the backbone gives ${dim}`
-    }))
-
-/**
- * `count` weight vectors of `dim` (plus a bias each) as the `dim x classes` matrix of a softmax or sigmoid head.
- * Two classes keep one vector (logit 0 for class 0): it fills class 1's column, class 0's stays zero, and the
- * softmax of `[0, t]` is `[1 - sigmoid(t), sigmoid(t)]`.
- */
-const columns = (
-  classes: number,
-  dim: number,
-  count: number,
-  weight: (c: number, j: number) => number,
-  bias: (c: number) => number
-) => {
-  const offset = classes - count
-  const weights = new Float32Array(dim * classes)
-  const biases = new Float32Array(classes)
-  for (let c = 0; c < count; c++) {
-    for (let j = 0; j < dim; j++) weights[j * classes + offset + c] = weight(c, j)
-    biases[offset + c] = bias(c)
-  }
-  return { weights, bias: biases }
-}
-
-const logisticRegression: HeadExporter = (head, io) =>
-  Effect.gen(function*() {
-    const state = yield* decodeState(LogisticRegression.State, head)
-    yield* checkDim(head.kind, state.scaler.mean.length, io.dim)
-    const k = state.numClasses
-    const count = k === 2 ? 1 : k
-    const { bias, weights } = columns(k, io.dim, count, (c, j) => state.weights[c * io.dim + j]!, (c) => state.bias[c]!)
-    return denseGraph({ l2: true, scaler: state.scaler, renormalize: false, layers: [{ weights, bias }], activation: "softmax" }, io)
-  })
-
-/** One-vs-rest decision values through Platt sigmoids (`sigmoid(A f + B)`, A and B folded into the weights). */
-const linearSvm: HeadExporter = (head, io) =>
-  Effect.gen(function*() {
-    const state = yield* decodeState(LinearSvm.State, head)
-    yield* checkDim(head.kind, state.scaler.mean.length, io.dim)
-    const k = state.numClasses
-    const count = k === 2 ? 1 : k
-    const stride = io.dim + 1
-    const { bias, weights } = columns(
-      k,
-      io.dim,
-      count,
-      (c, j) => state.plattA[c]! * state.weights[c * stride + j]!,
-      (c) => state.plattA[c]! * state.weights[c * stride + io.dim]! + state.plattB[c]!
-    )
-    return denseGraph({
-      l2: true,
-      scaler: state.scaler,
-      renormalize: false,
-      layers: [{ weights, bias }],
-      activation: k === 2 ? "softmax" : "sigmoid-normalized"
-    }, io)
-  })
-
-/** Cosine similarity to unit prototypes, times the temperature `scale`, through a softmax. */
-const nearestPrototype: HeadExporter = (head, io) =>
-  Effect.gen(function*() {
-    const state = yield* decodeState(NearestPrototype.State, head)
-    const params = yield* Schema.decodeUnknown(NearestPrototype.Params)(head.params).pipe(
-      Effect.mapError((e) => new DeployError({ reason: "BundleFailed", field: "head.params", message: `The ${head.kind} params do not decode: ${e.message}` }))
-    )
-    const k = state.numClasses
-    yield* checkDim(head.kind, state.prototypes.length / k, io.dim)
-    const { bias, weights } = columns(k, io.dim, k, (c, j) => params.scale * state.prototypes[c * io.dim + j]!, () => 0)
-    return denseGraph({ l2: true, scaler: state.scaler, renormalize: true, layers: [{ weights, bias }], activation: "softmax" }, io)
-  })
-
-/** The MLP: L2-normalised and standardised features, a ReLU hidden layer, a softmax. */
-const mlp: HeadExporter = (head, io) =>
-  Effect.gen(function*() {
-    const state = yield* decodeState(Mlp.State, head)
-    yield* checkDim(head.kind, state.layers[0]?.inputs ?? 0, io.dim)
-    return denseGraph({ l2: true, scaler: state.scaler, renormalize: false, layers: transposed(state.layers), activation: "softmax" }, io)
-  })
-
-/** Manual mode's head: dense layers on the raw embedding (the notebook's `Linear(d, classes)`), a softmax. */
-const manualLinear: HeadExporter = (head, io) =>
-  Effect.gen(function*() {
-    const state = yield* decodeState(ManualTraining.HeadState, head)
-    yield* checkDim(head.kind, state.layers[0]?.inputs ?? 0, io.dim)
-    return denseGraph({ l2: false, scaler: undefined, renormalize: false, layers: transposed(state.layers), activation: "softmax" }, io)
-  })
-
-/**
- * The heads that have an ONNX form, by kind.
- *
- * @since 0.1.0
- * @category exporters
- */
-export const headExporters: Readonly<Record<string, HeadExporter>> = {
-  [LogisticRegression.kind]: logisticRegression,
-  [LinearSvm.kind]: linearSvm,
-  [NearestPrototype.kind]: nearestPrototype,
-  [Mlp.kind]: mlp,
-  [ManualTraining.headKind]: manualLinear
-}
-
-/**
- * @since 0.1.0
- * @category exporters
- */
-export const exportableHeads: ReadonlyArray<string> = Object.keys(headExporters)
+import { mirrorTensor, session, syntheticInputs } from "./internal/ExportCheck.js"
+import { freeName, mirrorNodes, poolingNodes } from "./internal/ExportGraph.js"
 
 /**
  * What `model.json` says beside `model.onnx`.
@@ -330,136 +87,20 @@ export interface ExportOptions {
 
 const BATCH = "batch"
 
-/** `wanted`, or `loupe_<wanted>` when the backbone's graph already uses that name. */
-const freeName = (taken: ReadonlySet<string>, wanted: string) => (taken.has(wanted) ? `loupe_${wanted}` : wanted)
-
-const session = (model: Uint8Array, file: string) =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: () => ort.InferenceSession.create(model, { intraOpNumThreads: 2, graphOptimizationLevel: "all" }),
-      catch: (cause) =>
-        new DeployError({ reason: "ExportFailed", file, message: `onnxruntime cannot load the exported graph: ${String(cause)}`, cause })
-    }),
-    (s) => Effect.promise(() => s.release())
-  )
-
-const run = (s: ort.InferenceSession, input: string, data: Float32Array, dims: ReadonlyArray<number>, output: string) =>
-  Effect.tryPromise({
-    try: () => s.run({ [input]: new ort.Tensor("float32", data, dims) }, [output]),
-    catch: (cause) => new DeployError({ reason: "ExportFailed", message: `onnxruntime failed: ${String(cause)}`, cause })
-  }).pipe(Effect.map((result) => result[output]!))
-
-/** Nodes that pool the backbone's raw output (rank `rank`) into [batch, dim], following the plugin's config. */
-const poolingNodes = (
-  config: OnnxBackbone.OnnxModelConfig,
-  raw: string,
-  rank: number
-): { readonly nodes: ReadonlyArray<Uint8Array>; readonly output: string } => {
-  if (rank <= 2) return { nodes: [], output: raw }
-  const pooling = config.pooling ?? "flatten"
-  const p = "loupe_pool"
-  if (pooling === "flatten") {
-    return { nodes: [Proto.node("Flatten", [raw], [`${p}/flat`], `${p}/Flatten`, { axis: { kind: "int", value: 1 } })], output: `${p}/flat` }
-  }
-  const nodes: Array<Uint8Array> = []
-  let channelsFirst = raw
-  if ((config.channels ?? "first") === "last") {
-    const perm = [0, rank - 1, ...Array.from({ length: rank - 2 }, (_, i) => i + 1)]
-    nodes.push(Proto.node("Transpose", [raw], [`${p}/channels_first`], `${p}/Transpose`, { perm: { kind: "ints", value: perm } }))
-    channelsFirst = `${p}/channels_first`
-  }
-  const op = pooling === "mean" ? "GlobalAveragePool" : "GlobalMaxPool"
-  nodes.push(Proto.node(op, [channelsFirst], [`${p}/pooled`], `${p}/${op}`))
-  nodes.push(Proto.node("Flatten", [`${p}/pooled`], [`${p}/flat`], `${p}/Flatten`, { axis: { kind: "int", value: 1 } }))
-  return { nodes, output: `${p}/flat` }
-}
-
-/** The width axis of an image tensor. */
-const widthAxis = (spec: Preprocess.PreprocessSpec) => (spec.layout === "NCHW" ? 3 : 2)
-
-/** `batch` normalised images flipped left to right (the tensor of their mirror images). */
-const mirrorTensor = (batch: Float32Array, spec: Preprocess.PreprocessSpec): Float32Array => {
-  const out = new Float32Array(batch.length)
-  const w = spec.size
-  // Both layouts are rows of `w` pixels, each pixel `step` values wide: NCHW rows of one channel, NHWC rows of RGB.
-  const step = spec.layout === "NCHW" ? 1 : 3
-  const rowLength = w * step
-  for (let row = 0; row < batch.length / rowLength; row++) {
-    const base = row * rowLength
-    for (let x = 0; x < w; x++) {
-      for (let c = 0; c < step; c++) out[base + (w - 1 - x) * step + c] = batch[base + x * step + c]!
-    }
-  }
-  return out
-}
+const notExportable = (field: string, message: string) => new DeployError({ reason: "NotExportable", field, message })
 
 /**
- * The nodes around the backbone and head that add mirror images: `image` is flipped and stacked under itself into
- * the backbone's `input`; the head's `2 x batch` probability rows (`views`) are averaged per image into
- * `probabilities`, and the first `batch` rows of `embedding` become `imageEmbedding`. Only ops whose form is the
- * same in every opset (Gather, Concat, Reshape, MatMul).
+ * A head's ONNX nodes, built by its plugin's `toOnnx` capability from the serialised head.
+ *
+ * @since 0.1.0
+ * @category models
  */
-const mirrorNodes = (io: {
-  readonly spec: Preprocess.PreprocessSpec
-  readonly image: string
-  readonly input: string
-  readonly views: string
-  readonly probabilities: string
-  readonly classes: number
-  readonly embedding: string
-  readonly imageEmbedding: string
-  readonly dim: number
-}): { readonly before: ReadonlyArray<Uint8Array>; readonly after: ReadonlyArray<Uint8Array> } => {
-  const p = "loupe_mirror"
-  /** `x` ([2 x batch, width]) -> [batch, width]: `weights[0]` times the first half plus `weights[1]` times the second. */
-  const combine = (x: string, out: string, width: number, weights: readonly [number, number], name: string) => [
-    Proto.node("Reshape", [x, `${p}/two_rows`], [`${p}/${name}_halves`], `${p}/${name}/Reshape`),
-    Proto.node("MatMul", [`${p}/${name}_weights`, `${p}/${name}_halves`], [`${p}/${name}_combined`], `${p}/${name}/MatMul`),
-    Proto.node("Reshape", [`${p}/${name}_combined`, `${p}/${name}_shape`], [out], `${p}/${name}/Reshape_back`),
-    Proto.floatInitializer(`${p}/${name}_weights`, [1, 2], weights),
-    Proto.int64Initializer(`${p}/${name}_shape`, [2], [-1, width])
-  ]
-  return {
-    before: [
-      Proto.node("Gather", [io.image, `${p}/reversed_columns`], [`${p}/mirrored`], `${p}/Flip`, {
-        axis: { kind: "int", value: widthAxis(io.spec) }
-      }),
-      Proto.node("Concat", [io.image, `${p}/mirrored`], [io.input], `${p}/Stack`, { axis: { kind: "int", value: 0 } })
-    ],
-    after: [
-      Proto.int64Initializer(`${p}/reversed_columns`, [io.spec.size], Array.from({ length: io.spec.size }, (_, x) => io.spec.size - 1 - x)),
-      Proto.int64Initializer(`${p}/two_rows`, [2], [2, -1]),
-      ...combine(io.views, io.probabilities, io.classes, [0.5, 0.5], "mean"),
-      ...combine(io.embedding, io.imageEmbedding, io.dim, [1, 0], "embedding")
-    ]
-  }
-}
-
-/** Deterministic image-like inputs: smooth colour gradients with noise, normalised per `spec`. */
-const syntheticInputs = (spec: Preprocess.PreprocessSpec, count: number): Float32Array => {
-  let seed = 12345
-  const next = () => {
-    seed = (seed * 1103515245 + 12345) % 2147483648
-    return seed / 2147483648
-  }
-  const images = Array.from({ length: count }, (_, n) => {
-    const rgb = new Uint8Array(spec.size * spec.size * 3)
-    for (let y = 0; y < spec.size; y++) {
-      for (let x = 0; x < spec.size; x++) {
-        for (let c = 0; c < 3; c++) {
-          const base = ((x * (c + 1) + y * (n + 1)) / (2 * spec.size)) * 255
-          rgb[(y * spec.size + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(base + (next() - 0.5) * 60)))
-        }
-      }
-    }
-    return rgb
-  })
-  return Preprocess.toTensor(images, spec)
-}
+export type HeadExporter = (head: Head.SerializedHead, io: Head.OnnxIo) => Effect.Effect<Head.HeadGraph, DeployError>
 
 /**
  * Check, without loading anything, that a backbone id and a head kind have an ONNX form; `NotExportable` names the
- * one that has none.
+ * one that has none (a head whose plugin lacks the `toOnnx` capability, a backbone that does not run on
+ * onnxruntime). Both are looked up in the registry.
  *
  * @since 0.1.0
  * @category exporters
@@ -469,23 +110,33 @@ export const exportable = (
   headKind: string
 ): Effect.Effect<{ readonly config: OnnxBackbone.OnnxModelConfig; readonly exporter: HeadExporter }, DeployError, Registry.Registry> =>
   Effect.gen(function*() {
-    const exporter = headExporters[headKind]
-    if (exporter === undefined) {
+    const registry = yield* Registry.Registry
+    const plugin = yield* registry.head(headKind).pipe(
+      Effect.mapError((e) => new DeployError({ reason: "BundleFailed", field: "head.kind", message: e.message, cause: e }))
+    )
+    const toOnnx = plugin.toOnnx
+    if (toOnnx === undefined) {
+      const exportableHeads = registry.heads.filter((h) => h.toOnnx !== undefined).map((h) => h.kind)
       return yield* notExportable(
         "head.kind",
         `The ${headKind} head has no ONNX form; exportable heads: ${exportableHeads.join(", ")}. ` +
           "Export it as a bundle or a Docker context instead."
       )
     }
-    const registry = yield* Registry.Registry
-    const plugin = yield* registry.backbone(backboneId).pipe(
+    const exporter: HeadExporter = (head, io) =>
+      toOnnx(head, io).pipe(
+        Effect.mapError((e) =>
+          new DeployError({ reason: "BundleFailed", field: `head.${e.field ?? "state"}`, message: e.message, cause: e })
+        )
+      )
+    const backbone = yield* registry.backbone(backboneId).pipe(
       Effect.mapError((e) => new DeployError({ reason: "BundleFailed", field: "backbone.id", message: e.message, cause: e }))
     )
-    const config = OnnxBackbone.configOf(plugin)
+    const config = OnnxBackbone.configOf(backbone)
     if (config === undefined) {
       return yield* notExportable(
         "backbone.id",
-        `The backbone ${backboneId} runs on ${plugin.info.runtime}, not onnxruntime; only ONNX backbones export to ONNX. ` +
+        `The backbone ${backboneId} runs on ${backbone.info.runtime}, not onnxruntime; only ONNX backbones export to ONNX. ` +
           "Export it as a bundle or a Docker context instead."
       )
     }
@@ -530,11 +181,11 @@ export const build = (
 
     // The rank of the raw output decides the pooling nodes; one blank image tells it.
     const probe = yield* session(graph.model, graph.file)
-    const rawDims = (yield* run(probe, graph.input, new Float32Array(spec.size * spec.size * 3), inputDims(1), graph.output)).dims
+    const rawDims = (yield* probe.run(graph.input, new Float32Array(spec.size * spec.size * 3), inputDims(1), graph.output)).dims
     const pooled = poolingNodes(config, graph.output, rawDims.length)
     const dim = info.embeddingSize
     const taken = yield* Effect.try({
-      try: () => Proto.tensorNames(graph.model),
+      try: () => OnnxModel.tensorNames(graph.model),
       catch: (cause) => new DeployError({ reason: "ExportFailed", file: graph.file, message: `Cannot read ${graph.file}: ${String(cause)}`, cause })
     })
     // The embedding output is the backbone's own output when no pooling was added (e.g. MobileNetV2's `embedding`).
@@ -561,37 +212,37 @@ export const build = (
       })
       : { before: [], after: [] }
 
-    const edit: Proto.GraphEdit = {
+    const edit: OnnxModel.GraphEdit = {
       ...(mirror
         ? {
-          before: Proto.concat([
-            Proto.floatValueInfo(Proto.GRAPH_INPUT, IMAGE, [BATCH, ...inputDims(1).slice(1)]),
+          before: Protobuf.concat([
+            OnnxGraph.floatValueInfo(OnnxGraph.GRAPH_INPUT, IMAGE, [BATCH, ...inputDims(1).slice(1)]),
             ...mirrored.before
           ]),
           dropInputs: [graph.input]
         }
         : {}),
-      after: Proto.concat([
+      after: Protobuf.concat([
         ...pooled.nodes,
-        ...(EMBEDDING === pooled.output ? [] : [Proto.node("Identity", [pooled.output], [EMBEDDING], "loupe_embedding")]),
+        ...(EMBEDDING === pooled.output ? [] : [OnnxGraph.node("Identity", [pooled.output], [EMBEDDING], "loupe_embedding")]),
         ...head.nodes,
         ...head.initializers,
         ...mirrored.after,
-        Proto.floatValueInfo(Proto.GRAPH_OUTPUT, PROBABILITIES, [BATCH, labels.length]),
-        Proto.floatValueInfo(Proto.GRAPH_OUTPUT, IMAGE_EMBEDDING, [BATCH, dim])
+        OnnxGraph.floatValueInfo(OnnxGraph.GRAPH_OUTPUT, PROBABILITIES, [BATCH, labels.length]),
+        OnnxGraph.floatValueInfo(OnnxGraph.GRAPH_OUTPUT, IMAGE_EMBEDDING, [BATCH, dim])
       ])
     }
     const model = yield* Effect.try({
       try: () =>
-        Proto.rewriteModel(
+        OnnxModel.rewriteModel(
           graph.model,
           edit,
-          Proto.concat([
-            Proto.metadata("loupe.labels", JSON.stringify(labels)),
-            Proto.metadata("loupe.preprocess", JSON.stringify(spec)),
-            Proto.metadata("loupe.backbone", info.id),
-            Proto.metadata("loupe.head", headJson.kind),
-            ...(mirror ? [Proto.metadata("loupe.mirror", "true")] : [])
+          Protobuf.concat([
+            OnnxGraph.metadata("loupe.labels", JSON.stringify(labels)),
+            OnnxGraph.metadata("loupe.preprocess", JSON.stringify(spec)),
+            OnnxGraph.metadata("loupe.backbone", info.id),
+            OnnxGraph.metadata("loupe.head", headJson.kind),
+            ...(mirror ? [OnnxGraph.metadata("loupe.mirror", "true")] : [])
           ])
         ),
       catch: (cause) =>
@@ -625,7 +276,7 @@ export const build = (
         vectors: yield* embed(batch),
         ...(mirror ? { mirrored: yield* embed(mirrorTensor(batch, spec)) } : {})
       })
-      const got = yield* run(exported, IMAGE, batch.slice(), inputDims(n), PROBABILITIES)
+      const got = yield* exported.run(IMAGE, batch.slice(), inputDims(n), PROBABILITIES)
       const data = got.data as Float32Array
       if (data.length !== want.data.length) {
         return yield* new DeployError({

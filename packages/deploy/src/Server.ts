@@ -71,9 +71,17 @@ export interface ServerOptions {
   readonly drainTimeoutMs?: number
   /** The longest a client may take to send a request. Default 30 s. */
   readonly requestTimeoutMs?: number
+  /** Log each request at info level: method, path, status and milliseconds. Default false. */
+  readonly logRequests?: boolean
 }
 
-const defaultImage: ImageGuard.ImageLimits = { maxBytes: 16 * 1024 * 1024, maxPixels: 40_000_000 }
+/**
+ * The image limits when `ServerOptions.image` leaves them out: 16 MiB and 40 megapixels.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultImageLimits: ImageGuard.ImageLimits = { maxBytes: 16 * 1024 * 1024, maxPixels: 40_000_000 }
 
 /** An API error (the wire form) for a `DeployError`; server-side failures are logged. */
 const toApiError = (e: DeployError): Effect.Effect<never, Api.ApiError> => {
@@ -118,11 +126,12 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
 
 /**
  * The outermost middleware: the in-flight count, 503 once draining, and headers on every response (set in a
- * pre-response handler, as the response is written inside). Probes still answer while draining (`/readyz` says 503
- * from its handler).
+ * pre-response handler, as the response is written inside), where `logRequests` also logs the request with the time
+ * until its response was ready. Probes still answer while draining (`/readyz` says 503 from its handler).
  */
-const lifecycleMiddleware = (lifecycle: Lifecycle) => (app: HttpApp.Default): HttpApp.Default =>
+const lifecycleMiddleware = (lifecycle: Lifecycle, logRequests: boolean) => (app: HttpApp.Default): HttpApp.Default =>
   Effect.gen(function*() {
+    const started = performance.now()
     const request = yield* HttpServerRequest.HttpServerRequest
     const probe = request.url === "/healthz" || request.url === "/readyz"
     if (lifecycle.draining && !probe) {
@@ -139,7 +148,13 @@ const lifecycleMiddleware = (lifecycle: Lifecycle) => (app: HttpApp.Default): Ht
           "cache-control": "no-store"
         })
         return lifecycle.draining ? HttpServerResponse.setHeader(secured, "connection", "close") : secured
-      })
+      }).pipe(
+        Effect.tap((response) =>
+          logRequests
+            ? Effect.logInfo(`${request.method} ${request.url.split("?")[0]} ${response.status} ${Math.round(performance.now() - started)} ms`)
+            : Effect.void
+        )
+      )
     )
     return yield* Effect.ensuring(app, Effect.sync(() => lifecycle.inflight--))
   })
@@ -359,7 +374,7 @@ export const layer = (
   // Each build gets its own Node server and lifecycle.
   Layer.suspend(() => {
     const lifecycle: Lifecycle = { inflight: 0, draining: false }
-    const image = { ...defaultImage, ...options.image }
+    const image = { ...defaultImageLimits, ...options.image }
     const limits: Body.BodyLimits = {
       // A JSON body carries the image as base64 (4/3 larger) plus a little more.
       maxBodyBytes: Math.ceil((image.maxBytes * 4) / 3) + 64 * 1024,
@@ -378,7 +393,7 @@ export const layer = (
       Layer.provide(handlers({ limits, capture, lifecycle })),
       Layer.provide(authorization(options.rateLimit ?? { perSecond: 50, burst: 100 }))
     )
-    const serving = HttpApiBuilder.serve(lifecycleMiddleware(lifecycle)).pipe(
+    const serving = HttpApiBuilder.serve(lifecycleMiddleware(lifecycle, options.logRequests ?? false)).pipe(
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
       Layer.provide(apiMiddleware),
       Layer.provide(apiLayer)

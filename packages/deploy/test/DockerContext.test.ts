@@ -10,7 +10,7 @@ import { createHash } from "node:crypto"
 import { builtinModules } from "node:module"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { environment, fitBundle, photos, repoRoot, tempDir } from "./fixtures/shared.js"
+import { environment, fitBundle, photos, repoRoot, serverEntry, tempDir } from "./fixtures/shared.js"
 
 const work = tempDir("docker")
 const bundle = path.join(work, "bundle")
@@ -22,7 +22,7 @@ let child: ChildProcess | undefined
 
 beforeAll(async () => {
   await Effect.runPromise(fitBundle(bundle, 8))
-  info = await run(DockerContext.write(bundle, context, { functionId: "cats-or-dogs" }))
+  info = await run(DockerContext.write(bundle, context, serverEntry(), { functionId: "cats-or-dogs" }))
 })
 
 afterAll(() => {
@@ -129,7 +129,7 @@ describe("DockerContext", () => {
       )
       yield* Bundle.save(fitted, multi)
     })))
-    const multiInfo = await run(DockerContext.write(multi, path.join(work, "multi-context")))
+    const multiInfo = await run(DockerContext.write(multi, path.join(work, "multi-context"), serverEntry()))
     expect(multiInfo.backbones).toEqual(["onnx:mobilenetv2-int8", "tfjs:darknet-tiny"])
     expect(multiInfo.files).toContain("models/mobilenetv2-12-int8-onnx/mobilenetv2-12-int8-embedding.onnx")
     expect(multiInfo.files).toContain("models/darknet-tiny-tfjs/model.json")
@@ -143,7 +143,7 @@ describe("DockerContext", () => {
     fs.cpSync(bundle, foreign, { recursive: true })
     const manifest = JSON.parse(fs.readFileSync(path.join(foreign, "manifest.json"), "utf8"))
     fs.writeFileSync(path.join(foreign, "manifest.json"), JSON.stringify({ ...manifest, backbone: { ...manifest.backbone, id: "user:my-backbone" } }))
-    const error = await run(Effect.flip(DockerContext.write(foreign, path.join(work, "foreign-context"))))
+    const error = await run(Effect.flip(DockerContext.write(foreign, path.join(work, "foreign-context"), serverEntry())))
     expect(error.reason).toBe("NotExportable")
     expect(error.field).toBe("backbone.id")
     expect(error.message).toMatch(/user:my-backbone/)

@@ -1,7 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
-import { Pipeline, Preprocess } from "@loupe/core"
-import { OnnxExport, Predictor } from "@loupe/deploy"
+import { Effect, Schema } from "effect"
+import { Pipeline, Preprocess, Registry } from "@loupe/core"
+import type { Head } from "@loupe/core"
+import { Catalog } from "@loupe/backbones"
+import { DeployError, OnnxExport, Predictor } from "@loupe/deploy"
+import { LogisticRegression } from "@loupe/trainers"
 import * as ort from "onnxruntime-node"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -136,4 +139,29 @@ describe("OnnxExport", () => {
       const unknown = yield* Effect.flip(OnnxExport.exportable("onnx:nope", "logistic-regression"))
       expect(unknown.reason).toBe("BundleFailed")
     }).pipe(Effect.provide(environment)))
+
+  it.effect("asks the head plugin for its ONNX form: a head without the toOnnx capability is NotExportable, named", () =>
+    Effect.gen(function*() {
+      const custom: Head.HeadPlugin = {
+        kind: "my-head",
+        paramsSchema: Schema.Struct({}),
+        fit: () => Effect.die("not fitted here"),
+        load: () => Effect.die("not loaded here")
+      }
+      const registry = Registry.Registry.layer({ backbones: Catalog.builtins, heads: [LogisticRegression.plugin, custom] })
+      const error = yield* Effect.flip(OnnxExport.exportable("onnx:mobilenetv2-int8", "my-head")).pipe(Effect.provide(registry))
+      expect(error).toBeInstanceOf(DeployError.DeployError)
+      expect(error).toMatchObject({ reason: "NotExportable", field: "head.kind" })
+      expect(error.message).toMatch(/^The my-head head has no ONNX form; exportable heads: logistic-regression\./)
+      const { exporter } = yield* OnnxExport.exportable("onnx:mobilenetv2-int8", "logistic-regression").pipe(Effect.provide(registry))
+      // The head's own capability, with its own checks: a head fitted on other embeddings does not export.
+      const { fitted } = yield* Pipeline.fit(
+        { backbone: "onnx:mobilenetv2-int8", head: { kind: "logistic-regression" } },
+        { labels: ["cats", "dogs"], samples: ["cats", "dogs"].flatMap((label) => photos("train", label, 3).map((source) => ({ id: source, source, label }))) }
+      ).pipe(Effect.provide(environment))
+      const graph = yield* exporter(fitted.head.toJSON(), { embedding: "e", probabilities: "p", dim: fitted.head.dim })
+      expect(graph.nodes.length).toBeGreaterThan(0)
+      const wrong = yield* Effect.flip(exporter(fitted.head.toJSON(), { embedding: "e", probabilities: "p", dim: 7 }))
+      expect(wrong).toMatchObject({ reason: "BundleFailed", field: "head.dim" })
+    }).pipe(Effect.scoped))
 })

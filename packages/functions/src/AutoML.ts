@@ -19,7 +19,6 @@ import { Effect } from "effect"
 import type { Scope } from "effect"
 import { Dataset, Embedder, Matrix, Pipeline, Registry } from "@loupe/core"
 import type { Backbone, CoreError, Embedder as EmbedderTypes, LoupeConfig, Sample } from "@loupe/core"
-import { TfjsBackbone } from "@loupe/backbones"
 import { Classification } from "@loupe/metrics"
 import { AugmentedProbe, CrossValidation, FineTune, MultiBackbone, Search, SearchSpace } from "@loupe/trainers"
 import { FunctionsError } from "./FunctionsError.js"
@@ -177,7 +176,7 @@ export const narrowedTo = (options: FitOptions, candidate: Candidate): FitOption
 export const trunkId = (backboneId: string, cut: string): string => `${backboneId}@${cut}`
 
 /**
- * The first of `backboneIds` that can be fine-tuned (a TensorFlow.js layers model with enough weight layers), cut for
+ * The first of `backboneIds` that can be fine-tuned (one with a trainable tail and enough weight layers), cut for
  * `trainableLayers`, under its trunk id; undefined when none can. Why each other one cannot is logged.
  */
 const prepareFineTune = (backboneIds: ReadonlyArray<string>, trainableLayers: number) =>
@@ -185,7 +184,7 @@ const prepareFineTune = (backboneIds: ReadonlyArray<string>, trainableLayers: nu
     const registry = yield* Registry.Registry
     for (const backbone of backboneIds) {
       const plugin = yield* registry.backbone(backbone)
-      if (!TfjsBackbone.isTfjsPlugin(plugin)) continue
+      if (plugin.trainableTail === undefined) continue
       const prepared = yield* Effect.either(FineTune.prepare({ backbone, trainableLayers }))
       if (prepared._tag === "Right") return { id: trunkId(backbone, prepared.right.cut.name), prepared: prepared.right }
       yield* Effect.logWarning(`Not fine-tuning ${backbone}: ${prepared.left.message}`)

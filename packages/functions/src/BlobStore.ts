@@ -9,11 +9,13 @@
  *
  * @since 0.1.0
  */
+import { FileSystem } from "@effect/platform"
+import type { PlatformError } from "@effect/platform/Error"
 import { Context, Effect, Layer } from "effect"
 import { randomBytes } from "node:crypto"
-import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
+import { plainBytes } from "./internal/Bytes.js"
 
 export interface BlobStoreShape {
   /** Store `bytes` under `key`, atomically: a reader sees the old value or the whole new one, never a torn file. */
@@ -39,10 +41,10 @@ export interface BlobStoreShape {
 
 export class BlobStore extends Context.Tag("@loupe/functions/BlobStore")<BlobStore, BlobStoreShape>() {}
 
-const storeFailed = (key: string, what: string) => (cause: unknown) =>
-  new FunctionsError({ reason: "StoreFailed", file: key, message: `Blob store: cannot ${what} ${key}: ${String(cause)}`, cause })
+const storeFailed = (key: string, what: string) => (cause: PlatformError) =>
+  new FunctionsError({ reason: "StoreFailed", file: key, message: `Blob store: cannot ${what} ${key}: ${cause.message}`, cause })
 
-const isMissing = (cause: unknown): boolean => (cause as { readonly code?: unknown } | undefined)?.code === "ENOENT"
+const notFound = (key: string) => new FunctionsError({ reason: "NotFound", file: key, message: `Blob store: no blob ${key}` })
 
 /** Check a key's shape; fails with `InvalidInput` naming it. */
 export const validateKey = (key: string): Effect.Effect<string, FunctionsError> => {
@@ -55,60 +57,47 @@ export const validateKey = (key: string): Effect.Effect<string, FunctionsError> 
 const tempSuffix = () => `.tmp-${process.pid}-${randomBytes(6).toString("hex")}`
 
 /** A blob store in the folder `root` (created when missing). */
-export const makeFileSystem = (root: string): Effect.Effect<BlobStoreShape, FunctionsError> =>
+export const makeFileSystem = (
+  root: string
+): Effect.Effect<BlobStoreShape, FunctionsError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
     const base = path.resolve(root)
-    yield* Effect.tryPromise({ try: () => fs.mkdir(base, { recursive: true }), catch: storeFailed(base, "create") })
+    yield* fs.makeDirectory(base, { recursive: true }).pipe(Effect.mapError(storeFailed(base, "create")))
     const resolve = (key: string) => Effect.map(validateKey(key), (k) => path.join(base, ...k.split("/")))
 
+    // Write to a temporary name, flush to disk, then rename: a reader sees the old bytes or all the new ones.
     const put = (key: string, bytes: Uint8Array) =>
-      Effect.flatMap(resolve(key), (file) =>
-        Effect.tryPromise({
-          try: async () => {
-            await fs.mkdir(path.dirname(file), { recursive: true })
-            const tmp = file + tempSuffix()
-            const handle = await fs.open(tmp, "w")
-            try {
-              await handle.writeFile(bytes)
-              await handle.sync()
-            } finally {
-              await handle.close()
-            }
-            await fs.rename(tmp, file).catch(async (e: unknown) => {
-              await fs.rm(tmp, { force: true })
-              throw e
-            })
-          },
-          catch: storeFailed(key, "write")
-        }))
+      Effect.flatMap(resolve(key), (file) => {
+        const tmp = file + tempSuffix()
+        return Effect.gen(function*() {
+          yield* fs.makeDirectory(path.dirname(file), { recursive: true })
+          yield* Effect.scoped(Effect.flatMap(fs.open(tmp, { flag: "w" }), (handle) => Effect.zipRight(handle.writeAll(bytes), handle.sync)))
+          yield* fs.rename(tmp, file)
+        }).pipe(
+          Effect.onError(() => Effect.ignore(fs.remove(tmp, { force: true }))),
+          Effect.mapError(storeFailed(key, "write"))
+        )
+      })
 
     const get = (key: string) =>
       Effect.flatMap(resolve(key), (file) =>
-        Effect.tryPromise({
-          try: () => fs.readFile(file),
-          catch: (cause) =>
-            isMissing(cause)
-              ? new FunctionsError({ reason: "NotFound", file: key, message: `Blob store: no blob ${key}` })
-              : storeFailed(key, "read")(cause)
-        }).pipe(Effect.map((buffer) => new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength))))
+        fs.readFile(file).pipe(
+          Effect.mapError((cause) =>
+            cause._tag === "SystemError" && cause.reason === "NotFound" ? notFound(key) : storeFailed(key, "read")(cause)
+          ),
+          Effect.map(plainBytes)
+        ))
 
-    const has = (key: string) =>
-      Effect.flatMap(resolve(key), (file) =>
-        Effect.tryPromise({
-          try: () => fs.stat(file).then(() => true, (e: unknown) => (isMissing(e) ? false : Promise.reject(e))),
-          catch: storeFailed(key, "stat")
-        }))
+    const has = (key: string) => Effect.flatMap(resolve(key), (file) => fs.exists(file).pipe(Effect.mapError(storeFailed(key, "stat"))))
 
     const remove = (key: string) =>
       Effect.flatMap(resolve(key), (file) =>
-        Effect.tryPromise({ try: () => fs.rm(file, { recursive: true, force: true }), catch: storeFailed(key, "remove") }))
+        fs.remove(file, { recursive: true, force: true }).pipe(Effect.mapError(storeFailed(key, "remove"))))
 
     const localFile = (key: string) =>
       Effect.flatMap(resolve(key), (file) =>
-        Effect.flatMap(has(key), (present) =>
-          present
-            ? Effect.succeed(file)
-            : Effect.fail(new FunctionsError({ reason: "NotFound", file: key, message: `Blob store: no blob ${key}` }))))
+        Effect.flatMap(has(key), (present) => (present ? Effect.succeed(file) : Effect.fail(notFound(key)))))
 
     const putDirectory = <A, E, R>(prefix: string, write: (dir: string) => Effect.Effect<A, E, R>) =>
       Effect.gen(function*() {
@@ -117,12 +106,10 @@ export const makeFileSystem = (root: string): Effect.Effect<BlobStoreShape, Func
           return yield* new FunctionsError({ reason: "StoreFailed", file: prefix, message: `Blob store: ${prefix} already exists` })
         }
         const staging = target + tempSuffix()
-        yield* Effect.tryPromise({ try: () => fs.mkdir(staging, { recursive: true }), catch: storeFailed(prefix, "create") })
-        const cleanup = Effect.promise(() => fs.rm(staging, { recursive: true, force: true }))
+        yield* fs.makeDirectory(staging, { recursive: true }).pipe(Effect.mapError(storeFailed(prefix, "create")))
+        const cleanup = Effect.ignore(fs.remove(staging, { recursive: true, force: true }))
         const result = yield* write(staging).pipe(Effect.onError(() => cleanup))
-        yield* Effect.tryPromise({ try: () => fs.rename(staging, target), catch: storeFailed(prefix, "publish") }).pipe(
-          Effect.onError(() => cleanup)
-        )
+        yield* fs.rename(staging, target).pipe(Effect.mapError(storeFailed(prefix, "publish")), Effect.onError(() => cleanup))
         return result
       })
 
@@ -132,5 +119,5 @@ export const makeFileSystem = (root: string): Effect.Effect<BlobStoreShape, Func
   })
 
 /** The filesystem blob store as a layer. */
-export const layerFileSystem = (root: string): Layer.Layer<BlobStore, FunctionsError> =>
+export const layerFileSystem = (root: string): Layer.Layer<BlobStore, FunctionsError, FileSystem.FileSystem> =>
   Layer.effect(BlobStore, makeFileSystem(root))

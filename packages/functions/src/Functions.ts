@@ -17,7 +17,7 @@
  *
  * @since 0.1.0
  */
-import type { FileSystem } from "@effect/platform"
+import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Cause, Context, Effect, Exit, Layer, ManagedRuntime } from "effect"
 import { DiskEmbeddingCache, EmbeddingCache, LoupeConfig, Pipeline, Registry } from "@loupe/core"
@@ -192,8 +192,11 @@ const toInfo = (fn: StoreTypes.FunctionRecord): FunctionInfo => ({
 
 const cvAccuracy = (metrics: unknown): number => (metrics as Retrainer.ModelMetrics).cv.accuracy
 
-export const make = (config: FunctionsConfig = {}): Effect.Effect<FunctionsShape, never, Store | BlobStore | Retrainer.Retrainer> =>
+export const make = (
+  config: FunctionsConfig = {}
+): Effect.Effect<FunctionsShape, never, Store | BlobStore | Retrainer.Retrainer | FileSystem.FileSystem> =>
   Effect.gen(function*() {
+    const fileSystem = yield* FileSystem.FileSystem
     const store = yield* Store
     const blobs = yield* BlobStore
     const retrainer = yield* Retrainer.Retrainer
@@ -289,7 +292,8 @@ export const make = (config: FunctionsConfig = {}): Effect.Effect<FunctionsShape
           samples,
           (sample, i) =>
             ImageInput.read(sample.data, `samples[${i}].data`, imageOptions).pipe(
-              Effect.map((bytes) => ({ bytes, contentHash: EmbeddingCache.contentHash(bytes) }))
+              Effect.map((bytes) => ({ bytes, contentHash: EmbeddingCache.contentHash(bytes) })),
+              Effect.provideService(FileSystem.FileSystem, fileSystem)
             ),
           { concurrency: 4 }
         )
@@ -323,7 +327,9 @@ export const make = (config: FunctionsConfig = {}): Effect.Effect<FunctionsShape
         if (options.labelCount !== undefined && !(Number.isInteger(options.labelCount) && options.labelCount > 0)) {
           return yield* invalidInput("labelCount", `labelCount must be a positive integer, got ${options.labelCount}`)
         }
-        const bytes = yield* ImageInput.readBytes(data, "data", imageOptions)
+        const bytes = yield* ImageInput.readBytes(data, "data", imageOptions).pipe(
+          Effect.provideService(FileSystem.FileSystem, fileSystem)
+        )
         const model = yield* retrainer.model(functionId, options.modelId)
         if (model === undefined) return yield* Effect.flatMap(notTrained(functionId), Effect.fail)
         const prediction = yield* Pipeline.predict(model.fitted, bytes).pipe(
@@ -425,7 +431,11 @@ export const layerDirectory = (
 > => layer(config).pipe(Layer.provideMerge(Layer.mergeAll(layerSqlite(dir), layerFileSystem(path.join(dir, "blobs")))))
 
 /** Read an image input as the function API does (a path, bytes, a data URI or a URL), checking that it decodes. */
-export const readImage = (data: unknown, field: string, options: ReadOptions = {}): Effect.Effect<Uint8Array, FunctionsError> =>
+export const readImage = (
+  data: unknown,
+  field: string,
+  options: ReadOptions = {}
+): Effect.Effect<Uint8Array, FunctionsError, FileSystem.FileSystem> =>
   ImageInput.read(data, field, options)
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -484,7 +494,9 @@ export const open = async (options: OpenOptions): Promise<Client> => {
       Layer.mapError((e) => new FunctionsError({ reason: "InvalidPlugin", field: e.field ?? "plugins", message: e.message, cause: e }))
     )
   )
-  const runtime = ManagedRuntime.make(layerDirectory(path.resolve(dir), config).pipe(Layer.provide(environment)))
+  const runtime = ManagedRuntime.make(
+    layerDirectory(path.resolve(dir), config).pipe(Layer.provide(environment), Layer.provide(NodeFileSystem.layer))
+  )
   const run = async <A>(effect: Effect.Effect<A, FunctionsError, Functions>): Promise<A> => {
     const exit = await runtime.runPromiseExit(effect)
     if (Exit.isSuccess(exit)) return exit.value

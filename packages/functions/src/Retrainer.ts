@@ -151,6 +151,8 @@ const training: TrainingStatus = { phase: "training", pending: false }
 
 const since = (start: number) => Math.round(performance.now() - start)
 
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+
 const trainingFailed = (e: { readonly message: string }) =>
   e instanceof FunctionsError ? e : new FunctionsError({ reason: "TrainingFailed", message: e.message, cause: e })
 
@@ -314,6 +316,7 @@ export const make = (
           return
         }
         yield* PubSub.publish(events, { _tag: "Started", functionId, revision: fn.revision, samples: samples.length })
+        yield* Effect.logInfo(`Training function ${functionId} started: ${samples.length} samples, revision ${fn.revision}`)
         const outcome = yield* Effect.either(
           Effect.gen(function*() {
             const resolved = yield* Preset.resolve(fn.preset, fn.overrides)
@@ -357,10 +360,15 @@ export const make = (
         if (outcome._tag === "Left") {
           yield* store.markTrainingFailed(functionId, fn.revision, outcome.left.message)
           yield* PubSub.publish(events, { _tag: "Failed", functionId, revision: fn.revision, error: outcome.left.message })
-          yield* Effect.logWarning(`Training function ${functionId} failed: ${outcome.left.message}`)
+          yield* Effect.logWarning(`Training function ${functionId} failed after ${seconds(since(started))}: ${outcome.left.message}`)
           return
         }
-        yield* PubSub.publish(events, { _tag: "Trained", functionId, version: outcome.right, durationMs: since(started) })
+        const version = outcome.right
+        yield* PubSub.publish(events, { _tag: "Trained", functionId, version, durationMs: since(started) })
+        yield* Effect.logInfo(
+          `Training function ${functionId} finished in ${seconds(since(started))}: model ${version.id} on ${version.sampleCount} samples, ` +
+            (version.promoted ? "promoted" : "not promoted (a model of newer data was)")
+        )
       })
 
     /** Wait until no change has arrived for `debounce` (at most `maxWait`). */

@@ -16,12 +16,12 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import type { FileSystem, HttpServer } from "@effect/platform"
+import { FileSystem } from "@effect/platform"
+import type { HttpServer } from "@effect/platform"
 import type { EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
 import { ApiKeys, DeployError, FunctionBackend, Predictor, Server as DeployServer } from "@loupe/deploy"
 import type { FunctionApi } from "@loupe/deploy"
 import { Context, Effect, ExecutionStrategy, Exit, Layer, Scope } from "effect"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import type { FunctionsError } from "./FunctionsError.js"
 import * as Functions from "./Functions.js"
@@ -95,7 +95,7 @@ export class CaptureLog extends Context.Tag("@loupe/functions/CaptureLog")<Captu
   readonly remove: (functionId: string, sampleIds: ReadonlyArray<string>) => Effect.Effect<void, DeployError.DeployError>
   readonly forget: (functionId: string) => Effect.Effect<void, DeployError.DeployError>
 }>() {
-  static readonly layer = (storeDir: string): Layer.Layer<CaptureLog, DeployError.DeployError> => {
+  static readonly layer = (storeDir: string): Layer.Layer<CaptureLog, DeployError.DeployError, FileSystem.FileSystem> => {
     const failed = (what: string) => (cause: SqlError.SqlError) =>
       new DeployError.DeployError({ reason: "Internal", file: path.join(storeDir, "captures.db"), message: `Capture log: ${what} failed: ${cause.message}`, cause })
     const make = Effect.gen(function*() {
@@ -163,10 +163,11 @@ export class CaptureLog extends Context.Tag("@loupe/functions/CaptureLog")<Captu
       )
     )
     const createDir = Layer.effectDiscard(
-      Effect.try({
-        try: () => fs.mkdirSync(storeDir, { recursive: true }),
-        catch: (cause) => new DeployError.DeployError({ reason: "Internal", file: storeDir, message: `Cannot create ${storeDir}: ${String(cause)}`, cause })
-      })
+      Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeDirectory(storeDir, { recursive: true })).pipe(
+        Effect.mapError((cause) =>
+          new DeployError.DeployError({ reason: "Internal", file: storeDir, message: `Cannot create ${storeDir}: ${cause.message}`, cause })
+        )
+      )
     )
     return Layer.effect(CaptureLog, make).pipe(Layer.provide(client), Layer.provide(createDir))
   }

@@ -1,13 +1,13 @@
 // The function API end to end on real cats-vs-dogs photos with the offline MobileNetV2-int8 (`fast` preset).
 // Workers sleep on the real clock, so these tests run with `it.live`.
 import { describe, expect, it } from "@effect/vitest"
-import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Fiber, Layer, Queue, Ref } from "effect"
 import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Plugins } from "@loupe/cli"
 import { Functions, Retrainer } from "@loupe/functions"
 import { modelsDir, sharedDir } from "../../../test/fixtures/shared.mjs"
@@ -29,9 +29,9 @@ const freshDir = () => path.join(work, `store-${folders++}`)
 const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true })
 const environment = Layer.mergeAll(
   config,
-  NodeFileSystem.layer,
   DiskEmbeddingCache.layer().pipe(Layer.provide(config)),
-  Plugins.registryLayer()
+  Plugins.registryLayer(),
+  NodeFileSystem.layer
 )
 
 const functionsIn = (dir: string, config: Functions.FunctionsConfig = {}) =>

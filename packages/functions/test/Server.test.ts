@@ -1,11 +1,11 @@
 // `loupe serve` in process: every route of the function API over HTTP on a real store (cats-vs-dogs photos,
 // MobileNetV2-int8, the `fast` preset), invoke capture into the review queue, and a retrain under load.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { NodeFileSystem } from "@effect/platform-node"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpServer } from "@effect/platform"
 import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
 import { ApiKeys, Server as DeployServer } from "@loupe/deploy"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Plugins } from "@loupe/cli"
 import { Server, Store } from "@loupe/functions"
 import * as fs from "node:fs"
@@ -26,9 +26,9 @@ const store = path.join(work, "store")
 const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true })
 const environment = Layer.mergeAll(
   config,
-  NodeFileSystem.layer,
   DiskEmbeddingCache.layer().pipe(Layer.provide(config)),
-  Plugins.registryLayer()
+  Plugins.registryLayer(),
+  NodeFileSystem.layer
 )
 
 let scope: Scope.CloseableScope
@@ -237,7 +237,7 @@ describe("the function API over HTTP", () => {
       await until(() => api("GET", `/v1/functions/${fn}`), (r) => r.body.model.id !== before && r.body.training.phase === "idle")
     }
     const versions = await Effect.runPromise(
-      Effect.flatMap(Store.Store, (s) => s.listModelVersions(fn)).pipe(Effect.provide(Store.layerSqlite(store)))
+      Effect.flatMap(Store.Store, (s) => s.listModelVersions(fn)).pipe(Effect.provide(Store.layerSqlite(store).pipe(Layer.provide(NodeFileSystem.layer))))
     )
     expect(versions.length).toBeGreaterThan(4)
     const probe = dataUri(photos("test", "dogs", 9, 1)[0]!)

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { NodeFileSystem } from "@effect/platform-node"
+import { Effect, Exit, Layer } from "effect"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -11,7 +12,7 @@ const tempDir = (prefix: string) => Effect.promise(() => fs.mkdtemp(path.join(os
 
 /** Run `effect` with a store opened on `dir`, closing it afterwards (like a process exiting). */
 const withStore = <A, E>(dir: string, effect: Effect.Effect<A, E, Store.Store>) =>
-  Effect.provide(effect, Store.layerSqlite(dir))
+  Effect.provide(effect, Store.layerSqlite(dir).pipe(Layer.provide(NodeFileSystem.layer)))
 
 const hash = (i: number) => i.toString(16).padStart(64, "0")
 
@@ -205,7 +206,7 @@ describe("BlobStore (filesystem)", () => {
   it.effect("put/get/has/remove, atomic directories, key validation", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir("blobs")
-      const blobs = yield* BlobStore.makeFileSystem(dir)
+      const blobs = yield* BlobStore.makeFileSystem(dir).pipe(Effect.provide(NodeFileSystem.layer))
       const bytes = new Uint8Array([1, 2, 3])
       yield* blobs.put("images/f/abc", bytes)
       expect(yield* blobs.get("images/f/abc")).toEqual(bytes)

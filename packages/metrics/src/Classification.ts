@@ -6,7 +6,8 @@
  * Conventions (they match scikit-learn's defaults unless noted):
  * - `yTrue[i]` is a class index in `0..labels.length-1`; `proba` is `n x labels.length`, one probability row per
  *   sample; the predicted class is the row's argmax (the first one on ties).
- * - A precision, recall or F1 whose denominator is zero is 0 (`zero_division=0`).
+ * - A precision, recall or F1 whose denominator is zero is 0 (`zero_division=0`); F1 is computed from the counts,
+ *   `2 tp / (2 tp + fp + fn)`, as scikit-learn does.
  * - Macro and micro averages run over the classes that occur in `yTrue` or in the predictions (scikit-learn's
  *   `labels=None`); a class absent from both still gets a zero row in `perClass` but does not drag the averages.
  *   Weighted averages weight each class by its support.
@@ -16,24 +17,35 @@
  * - Expected calibration error uses equal-width confidence bins (default 15, as in Guo et al. 2017 and most
  *   libraries) over the top-class confidence: `ECE = sum_b (n_b / n) * |accuracy_b - confidence_b|`, bin `b`
  *   holding confidences in `(b/B, (b+1)/B]` (the first bin also holds 0).
+ * - Log loss clips the true class's probability below at `eps` (1e-15) only: a probability of 1 costs nothing.
  * - The accuracy interval is a percentile bootstrap (default 1000 resamples, 95 %, seed 0), so it is reproducible.
  *
- * The plain functions are synchronous (a search calls them thousands of times) and throw a `MetricsError` on
- * malformed input; `evaluate` wraps everything into one Effect.
+ * The plain functions are synchronous and throw a `MetricsError` on malformed input; `evaluate` wraps everything
+ * into one Effect. `metrics` are the main ones under the core `Metric` contract, checked the same way;
+ * `uncheckedMetrics` are the same computations without the checks, for a search that scores thousands of
+ * candidates whose probabilities it made itself.
  *
  * @since 0.1.0
  */
 import { Effect, Option } from "effect"
-import type { Matrix, Metric } from "@loupe/core"
+import { Matrix, type Metric, Prng } from "@loupe/core"
 import { MetricsError } from "./MetricsError.js"
-import * as Prng from "./internal/Prng.js"
 
 
-/** Precision, recall and F1 of one class, with the counts they come from. */
+/**
+ * Precision, recall and F1 of one class, with the counts they come from. The scores are in [0, 1]; one whose
+ * denominator is zero is 0 (scikit-learn's `zero_division=0`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ClassMetrics {
   readonly label: string
+  /** `correct / predicted`: how many of the samples predicted as this class are this class. */
   readonly precision: number
+  /** `correct / support`: how many of this class's samples were found. */
   readonly recall: number
+  /** Harmonic mean of precision and recall. */
   readonly f1: number
   /** Samples whose true class is this one. */
   readonly support: number
@@ -45,27 +57,58 @@ export interface ClassMetrics {
   readonly rocAuc: number | null
 }
 
+/**
+ * Precision, recall and F1 averaged over classes, each in [0, 1]; `Averages` says how the classes are weighted.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Average {
   readonly precision: number
   readonly recall: number
   readonly f1: number
 }
 
+/**
+ * The three usual averages of the per-class scores, over the classes that occur in `yTrue` or in the predictions.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Averages {
+  /** Unweighted mean over the classes: every class counts the same, however rare. */
   readonly macro: Average
+  /** Scores of the pooled counts; with one predicted class per sample, all three equal the accuracy. */
   readonly micro: Average
+  /** Mean weighted by each class's support. */
   readonly weighted: Average
 }
 
+/**
+ * The top-`k` accuracy for one `k`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TopKAccuracy {
   readonly k: number
+  /** Fraction of samples, in [0, 1], whose true class is among the `k` most probable. */
   readonly accuracy: number
 }
 
-/** One equal-width confidence bin of the reliability diagram. */
+/**
+ * One equal-width confidence bin of the reliability diagram: the samples whose top-class confidence falls in
+ * `(lower, upper]` (the first bin also holds a confidence of exactly 0).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface CalibrationBin {
+  /** Lower edge in [0, 1), exclusive (except for the first bin). */
   readonly lower: number
+  /** Upper edge in (0, 1], inclusive. */
   readonly upper: number
+  /** Samples in the bin. */
   readonly count: number
   /** Mean top-class confidence in the bin; `null` when the bin is empty. */
   readonly confidence: number | null
@@ -73,19 +116,44 @@ export interface CalibrationBin {
   readonly accuracy: number | null
 }
 
+/**
+ * What `calibration` computes: the expected calibration error and the bins it comes from.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Calibration {
+  /** `sum_b (n_b / n) * |accuracy_b - confidence_b|`, in [0, 1]; 0 is perfectly calibrated. */
   readonly ece: number
+  /** Every bin in order of confidence, empty ones included. */
   readonly bins: ReadonlyArray<CalibrationBin>
 }
 
+/**
+ * A percentile-bootstrap confidence interval for accuracy, with the settings that reproduce it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ConfidenceInterval {
+  /** Coverage in (0, 1), e.g. 0.95. */
   readonly level: number
+  /** Lower bound, an accuracy in [0, 1]. */
   readonly lower: number
+  /** Upper bound, an accuracy in [0, 1]. */
   readonly upper: number
+  /** Bootstrap resamples drawn. */
   readonly resamples: number
+  /** Seed of the resampling; the same inputs and seed give the same interval. */
   readonly seed: number
 }
 
+/**
+ * One-vs-rest ROC-AUC, each value in [0, 1] (0.5 is chance).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RocAuc {
   /** Per class, in label order; `null` where undefined. */
   readonly perClass: ReadonlyArray<number | null>
@@ -93,51 +161,88 @@ export interface RocAuc {
   readonly macro: number | null
 }
 
+/**
+ * Settings of `accuracyInterval`. A value out of range fails with `MetricsError` reason `InvalidOption`, its `field`
+ * being `bootstrap.resamples` or `bootstrap.level`.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface BootstrapOptions {
-  /** Default 1000. */
+  /** Resamples to draw, a positive integer. Default 1000. */
   readonly resamples?: number
-  /** Default 0.95. */
+  /** Coverage of the interval, in (0, 1). Default 0.95. */
   readonly level?: number
-  /** Default 0. */
+  /** Seed of the resampling (used as an unsigned 32-bit integer). Default 0. */
   readonly seed?: number
 }
 
+/**
+ * Settings of `evaluate`.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface EvaluateOptions {
   /** Which top-k accuracies to report; values `>= labels.length` are dropped (they are always 1). Default `[2, 3, 5]`. */
   readonly topK?: ReadonlyArray<number>
-  /** Equal-width bins for the calibration error and reliability diagram. Default 15. */
+  /** Equal-width bins for the calibration error and reliability diagram, a positive integer. Default 15. */
   readonly calibrationBins?: number
+  /** Settings of the accuracy interval (1000 resamples, 95 %, seed 0 by default). */
   readonly bootstrap?: BootstrapOptions
 }
 
-/** Everything `evaluate` computes. The field names are a public contract (see the package README). */
+/**
+ * Everything `evaluate` computes. The field names are a public contract: the JSON report embeds this object as is
+ * (see the package README). Scores are in [0, 1] unless noted.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Evaluation {
+  /** The class names, in class-index order. */
   readonly labels: ReadonlyArray<string>
+  /** Samples evaluated. */
   readonly total: number
+  /** Samples whose predicted class is the true one. */
   readonly correct: number
+  /** `correct / total`. */
   readonly accuracy: number
+  /** Bootstrap confidence interval of `accuracy`. */
   readonly accuracyCI: ConfidenceInterval
+  /** Mean recall over the classes present in `yTrue`. */
   readonly balancedAccuracy: number
   /** `confusionMatrix[t][p]`: samples of true class `t` predicted as `p`. */
   readonly confusionMatrix: ReadonlyArray<ReadonlyArray<number>>
+  /** One entry per label, in label order, with its one-vs-rest ROC-AUC filled in. */
   readonly perClass: ReadonlyArray<ClassMetrics>
   readonly macro: Average
   readonly micro: Average
   readonly weighted: Average
+  /** One entry per requested `k` below the number of labels. */
   readonly topKAccuracy: ReadonlyArray<TopKAccuracy>
+  /** Mean negative log-likelihood of the true class in nats, >= 0 (lower is better). */
   readonly logLoss: number
   /** Macro one-vs-rest ROC-AUC; `null` when no class has both positives and negatives. */
   readonly rocAuc: number | null
+  /** Expected calibration error (lower is better). */
   readonly ece: number
+  /** The reliability-diagram bins `ece` comes from. */
   readonly calibration: ReadonlyArray<CalibrationBin>
 }
 
-/** A prediction that disagrees with the true class; `index` is the sample's row. */
+/**
+ * A prediction that disagrees with the true class.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Mistake {
+  /** The sample's row in `yTrue` and `proba`. */
   readonly index: number
   readonly trueClass: number
   readonly predictedClass: number
-  /** The predicted class's probability. */
+  /** The predicted class's probability, in [0, 1]. */
   readonly confidence: number
 }
 
@@ -194,36 +299,62 @@ const ratio = (num: number, den: number): number => (den === 0 ? 0 : num / den)
 
 const harmonic = (p: number, r: number): number => (p + r === 0 ? 0 : (2 * p * r) / (p + r))
 
-/** The predicted class of each row: its argmax (the first on ties). */
+/**
+ * The predicted class of each row of `proba`: its argmax (the first on ties). The rows are not checked.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const predictions = (proba: Matrix.Matrix): Int32Array => {
   const out = new Int32Array(proba.rows)
-  for (let i = 0; i < proba.rows; i++) {
-    let best = 0
-    for (let j = 1; j < proba.cols; j++) {
-      if (proba.data[i * proba.cols + j]! > proba.data[i * proba.cols + best]!) best = j
-    }
-    out[i] = best
-  }
+  for (let i = 0; i < proba.rows; i++) out[i] = Matrix.argmaxRow(proba, i)
   return out
 }
 
-/** `matrix[t][p]` counts samples of true class `t` predicted as class `p`. */
+/**
+ * The `numClasses x numClasses` confusion matrix: `matrix[t][p]` counts samples of true class `t` predicted as class
+ * `p`. Throws a `MetricsError`: `ShapeMismatch` when `yPred` and `yTrue` differ in length, `EmptyInput` when they are
+ * empty, `InvalidLabel` when `numClasses` is not a positive integer or an index is outside `0..numClasses-1`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const confusionMatrix = (yTrue: Int32Array, yPred: Int32Array, numClasses: number): Array<Array<number>> => {
   checkPair(yTrue, yPred, numClasses)
+  return countConfusion(yTrue, yPred, numClasses)
+}
+
+const countConfusion = (yTrue: Int32Array, yPred: Int32Array, numClasses: number): Array<Array<number>> => {
   const matrix = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0))
   for (let i = 0; i < yTrue.length; i++) matrix[yTrue[i]!]![yPred[i]!]!++
   return matrix
 }
 
-/** Fraction of samples predicted correctly. */
+/**
+ * Fraction of samples predicted correctly, in [0, 1]. Throws a `MetricsError`: `ShapeMismatch` when the arrays differ
+ * in length, `EmptyInput` when they are empty.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const accuracy = (yTrue: Int32Array, yPred: Int32Array): number => {
   checkPair(yTrue, yPred)
+  return countAccuracy(yTrue, yPred)
+}
+
+const countAccuracy = (yTrue: Int32Array, yPred: Int32Array): number => {
   let correct = 0
   for (let i = 0; i < yTrue.length; i++) if (yTrue[i] === yPred[i]) correct++
   return correct / yTrue.length
 }
 
-/** Mean recall over the classes present in `yTrue`. */
+/**
+ * Mean recall over the classes present in `yTrue`, in [0, 1]; it does not reward predicting the majority class.
+ * Throws a `MetricsError` as `confusionMatrix` does.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const balancedAccuracy = (yTrue: Int32Array, yPred: Int32Array, numClasses: number): number =>
   balancedFromConfusion(confusionMatrix(yTrue, yPred, numClasses))
 
@@ -241,7 +372,12 @@ const balancedFromConfusion = (matrix: ReadonlyArray<ReadonlyArray<number>>): nu
 }
 
 /**
- * Per-class precision, recall, F1 and counts from a confusion matrix (`rocAuc` is left `null`; `evaluate` fills it).
+ * Per-class precision, recall, F1 and counts from a confusion matrix, one entry per label (`rocAuc` is left `null`;
+ * `evaluate` fills it). `matrix` must be `labels.length x labels.length`, as `confusionMatrix` returns; it is not
+ * checked.
+ *
+ * @since 0.1.0
+ * @category metrics
  */
 export const perClass = (
   matrix: ReadonlyArray<ReadonlyArray<number>>,
@@ -251,12 +387,18 @@ export const perClass = (
     const correct = matrix[c]![c]!
     const support = matrix[c]!.reduce((a, b) => a + b, 0)
     const predicted = matrix.reduce((a, row) => a + row[c]!, 0)
-    const precision = ratio(correct, predicted)
-    const recall = ratio(correct, support)
-    return { label, precision, recall, f1: harmonic(precision, recall), support, predicted, correct, rocAuc: null }
+    // F1 from the counts (2 tp / (2 tp + fp + fn)): the harmonic mean of the two ratios can differ in the last bit.
+    const f1 = ratio(2 * correct, support + predicted)
+    return { label, precision: ratio(correct, predicted), recall: ratio(correct, support), f1, support, predicted, correct, rocAuc: null }
   })
 
-/** Macro, micro and weighted averages over the classes that occur in `yTrue` or in the predictions. */
+/**
+ * Macro, micro and weighted averages of `perClass`'s scores over the classes that occur in `yTrue` or in the
+ * predictions (a class with zero support and zero predictions is left out). All zero when no class is included.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const averages = (classes: ReadonlyArray<ClassMetrics>): Averages => {
   const included = classes.filter((c) => c.support > 0 || c.predicted > 0)
   const mean = (pick: (c: ClassMetrics) => number) =>
@@ -279,8 +421,14 @@ export const averages = (classes: ReadonlyArray<ClassMetrics>): Averages => {
 }
 
 /**
- * Fraction of samples whose true class is among the `k` most probable. Ties are counted in the sample's favour:
- * a hit when fewer than `k` classes score strictly higher than the true class.
+ * Fraction of samples, in [0, 1], whose true class is among the `k` most probable. Ties are counted in the sample's
+ * favour: a hit when fewer than `k` classes score strictly higher than the true class. Throws a `MetricsError`:
+ * `ShapeMismatch` when `proba.rows !== yTrue.length`, `EmptyInput` when there are no samples, `InvalidLabel` when a
+ * class index is outside `0..proba.cols-1`, `InvalidProbability` when a row has a negative or non-finite value or does
+ * not sum to 1 (within 1e-3), and `InvalidOption` (field `k`) when `k` is not a positive integer.
+ *
+ * @since 0.1.0
+ * @category metrics
  */
 export const topKAccuracy = (yTrue: Int32Array, proba: Matrix.Matrix, k: number): number => {
   checkProba(yTrue, proba)
@@ -296,14 +444,24 @@ export const topKAccuracy = (yTrue: Int32Array, proba: Matrix.Matrix, k: number)
   return hits / yTrue.length
 }
 
-/** Mean negative log-likelihood of the true class, with probabilities clipped to `[eps, 1 - eps]`. */
+/**
+ * Mean negative log-likelihood of the true class in nats (natural log), with the true class's probability clipped
+ * below at `eps`: >= 0, lower is better, at most `-ln(eps)` (about 34.5 with the default `eps = 1e-15`).
+ * Throws a `MetricsError`: `ShapeMismatch` when `proba.rows !== yTrue.length`, `EmptyInput` when there are no samples,
+ * `InvalidLabel` when a class index is outside `0..proba.cols-1`, `InvalidProbability` when a row has a negative or
+ * non-finite value or does not sum to 1 (within 1e-3).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const logLoss = (yTrue: Int32Array, proba: Matrix.Matrix, eps = 1e-15): number => {
   checkProba(yTrue, proba)
+  return meanLogLoss(yTrue, proba, eps)
+}
+
+const meanLogLoss = (yTrue: Int32Array, proba: Matrix.Matrix, eps: number): number => {
   let sum = 0
-  for (let i = 0; i < yTrue.length; i++) {
-    const p = proba.data[i * proba.cols + yTrue[i]!]!
-    sum -= Math.log(Math.min(1 - eps, Math.max(eps, p)))
-  }
+  for (let i = 0; i < yTrue.length; i++) sum -= Math.log(Math.max(eps, proba.data[i * proba.cols + yTrue[i]!]!))
   return sum / yTrue.length
 }
 
@@ -332,7 +490,17 @@ const binaryAuc = (sortedAll: Float64Array, sortedPositive: Float64Array): numbe
   return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives)
 }
 
-/** One-vs-rest ROC-AUC per class and its macro average over the classes where it is defined. */
+/**
+ * One-vs-rest ROC-AUC per class (Mann-Whitney U, ties count half) and its macro average over the classes where it is
+ * defined; a class absent from `yTrue` or present in every sample gets `null`. For two classes the macro value is
+ * scikit-learn's binary `roc_auc_score(y, proba[:, 1])`.
+ * Throws a `MetricsError`: `ShapeMismatch` when `proba.rows !== yTrue.length`, `EmptyInput` when there are no samples,
+ * `InvalidLabel` when a class index is outside `0..proba.cols-1`, `InvalidProbability` when a row has a negative or
+ * non-finite value or does not sum to 1 (within 1e-3).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const rocAuc = (yTrue: Int32Array, proba: Matrix.Matrix): RocAuc => {
   checkProba(yTrue, proba)
   const counts = new Int32Array(proba.cols)
@@ -354,10 +522,23 @@ export const rocAuc = (yTrue: Int32Array, proba: Matrix.Matrix): RocAuc => {
   }
 }
 
-/** Expected calibration error and the reliability-diagram bins (equal width, top-class confidence). */
+/**
+ * Expected calibration error and the reliability-diagram bins: `bins` equal-width bins over the top-class confidence
+ * (15 by default, as in Guo et al. 2017). Throws a `MetricsError`: `ShapeMismatch` when `proba.rows !== yTrue.length`,
+ * `EmptyInput` when there are no samples, `InvalidLabel` when a class index is outside `0..proba.cols-1`,
+ * `InvalidProbability` when a row has a negative or non-finite value or does not sum to 1 (within 1e-3), and
+ * `InvalidOption` (field `bins`) when `bins` is not a positive integer.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const calibration = (yTrue: Int32Array, proba: Matrix.Matrix, bins = 15): Calibration => {
   checkProba(yTrue, proba)
   if (!Number.isInteger(bins) || bins < 1) fail("InvalidOption", "bins", `bins must be a positive integer, got ${bins}`)
+  return binCalibration(yTrue, proba, bins)
+}
+
+const binCalibration = (yTrue: Int32Array, proba: Matrix.Matrix, bins: number): Calibration => {
   const yPred = predictions(proba)
   const count = new Float64Array(bins)
   const confidenceSum = new Float64Array(bins)
@@ -389,7 +570,15 @@ const quantile = (sorted: Float64Array, q: number): number => {
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (position - lo)
 }
 
-/** Percentile-bootstrap confidence interval for accuracy: resample the samples with replacement, seeded. */
+/**
+ * Percentile-bootstrap confidence interval for accuracy: the samples are resampled with replacement `resamples` times
+ * from a seeded generator, so the same inputs give the same interval. Throws a `MetricsError`: `ShapeMismatch` when the
+ * arrays differ in length, `EmptyInput` when they are empty, and `InvalidOption` for a `resamples` or `level` out of
+ * range (see `BootstrapOptions`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const accuracyInterval = (
   yTrue: Int32Array,
   yPred: Int32Array,
@@ -406,11 +595,12 @@ export const accuracyInterval = (
   const n = yTrue.length
   const hit = new Uint8Array(n)
   for (let i = 0; i < n; i++) hit[i] = yTrue[i] === yPred[i] ? 1 : 0
-  const random = Prng.make(seed)
+  // The seed is the generator's state as given (not scrambled), as since the first release: same seed, same interval.
+  const random = Prng.fromState(seed)
   const accuracies = new Float64Array(resamples)
   for (let r = 0; r < resamples; r++) {
     let correct = 0
-    for (let i = 0; i < n; i++) correct += hit[Math.floor(random() * n)]!
+    for (let i = 0; i < n; i++) correct += hit[random.int(n)]!
     accuracies[r] = correct / n
   }
   accuracies.sort()
@@ -418,7 +608,15 @@ export const accuracyInterval = (
   return { level, lower: quantile(accuracies, tail), upper: quantile(accuracies, 1 - tail), resamples, seed }
 }
 
-/** Every sample whose predicted class differs from its true class, most confident mistakes first. */
+/**
+ * Every sample whose predicted class (the argmax of its row) differs from its true class, most confident mistakes first
+ * (then by row). Throws a `MetricsError`: `ShapeMismatch` when `proba.rows !== yTrue.length`, `EmptyInput` when there
+ * are no samples, `InvalidLabel` when a class index is outside `0..proba.cols-1`, `InvalidProbability` when a row has a
+ * negative or non-finite value or does not sum to 1 (within 1e-3).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const mistakes = (yTrue: Int32Array, proba: Matrix.Matrix): Array<Mistake> => {
   checkProba(yTrue, proba)
   const yPred = predictions(proba)
@@ -484,12 +682,17 @@ const compute = (
 }
 
 /**
- * Every metric of this module at once, for `labels.length` classes. Fails with a `MetricsError` naming the
- * offending field when the inputs do not agree.
+ * Every metric of this module at once, for `labels.length` classes: `yTrue` holds class indices into `labels`,
+ * `proba` one probability row per sample and one column per label. Fails with a `MetricsError` naming the offending
+ * field when the inputs do not agree: the errors of the functions above, plus `ShapeMismatch` (field `labels`) when
+ * `labels.length !== proba.cols` and `InvalidLabel` when a label appears twice.
  *
  * @example
  * const evaluation = yield* Classification.evaluate(yTrue, proba, ["cats", "dogs"])
  * evaluation.accuracy, evaluation.macro.f1, evaluation.confusionMatrix
+ *
+ * @since 0.1.0
+ * @category evaluation
  */
 export const evaluate: (
   yTrue: Int32Array,
@@ -511,45 +714,65 @@ export const evaluate: (
   })
 })
 
-const scorer = (
-  name: string,
-  higherIsBetter: boolean,
-  score: (yTrue: Int32Array, proba: Matrix.Matrix, numClasses: number) => number
-): Metric.Metric => ({
+/** A score of `yTrue` against `proba` (`yTrue.length x numClasses`, labels in range), without input checks. */
+type Score = (yTrue: Int32Array, proba: Matrix.Matrix, numClasses: number) => number
+
+const f1Average = (which: "macro" | "weighted"): Score => (yTrue, proba, numClasses) => {
+  const matrix = countConfusion(yTrue, predictions(proba), numClasses)
+  return averages(perClass(matrix, matrix.map((_, i) => String(i))))[which].f1
+}
+
+const scores: ReadonlyArray<{ readonly name: string; readonly higherIsBetter: boolean; readonly score: Score }> = [
+  { name: "accuracy", higherIsBetter: true, score: (yTrue, proba) => countAccuracy(yTrue, predictions(proba)) },
+  {
+    name: "balancedAccuracy",
+    higherIsBetter: true,
+    score: (yTrue, proba, k) => balancedFromConfusion(countConfusion(yTrue, predictions(proba), k))
+  },
+  { name: "macroF1", higherIsBetter: true, score: f1Average("macro") },
+  { name: "weightedF1", higherIsBetter: true, score: f1Average("weighted") },
+  { name: "logLoss", higherIsBetter: false, score: (yTrue, proba) => meanLogLoss(yTrue, proba, 1e-15) },
+  { name: "ece", higherIsBetter: false, score: (yTrue, proba) => binCalibration(yTrue, proba, 15).ece }
+]
+
+/**
+ * The main metrics under the core `Metric` contract, so a search can pick one by name: `accuracy`,
+ * `balancedAccuracy`, `macroF1`, `weightedF1` (higher is better), `logLoss`, `ece` (lower is better). Their
+ * `compute` throws a `MetricsError` on malformed input, and `ShapeMismatch` when `proba.cols !== numClasses`.
+ *
+ * @since 0.1.0
+ * @category scorers
+ */
+export const metrics: ReadonlyArray<Metric.Metric> = scores.map(({ higherIsBetter, name, score }) => ({
   name,
   higherIsBetter,
   compute: ({ numClasses, proba, yTrue }) => {
     if (proba.cols !== numClasses) {
       fail("ShapeMismatch", "proba", `proba has ${proba.cols} columns but numClasses is ${numClasses}`)
     }
+    checkProba(yTrue, proba)
     return score(yTrue, proba, numClasses)
   }
-})
-
-const hardLabels = (yTrue: Int32Array, proba: Matrix.Matrix): Int32Array => {
-  checkProba(yTrue, proba)
-  return predictions(proba)
-}
-
-const f1Average = (which: "macro" | "weighted") => (yTrue: Int32Array, proba: Matrix.Matrix, numClasses: number) => {
-  const matrix = confusionMatrix(yTrue, hardLabels(yTrue, proba), numClasses)
-  return averages(perClass(matrix, matrix.map((_, i) => String(i))))[which].f1
-}
+}))
 
 /**
- * The main metrics under the core `Metric` contract, so a search can pick one by name: `accuracy`,
- * `balancedAccuracy`, `macroF1`, `weightedF1`, `logLoss`, `ece`. Their `compute` throws a `MetricsError` on
- * malformed input.
+ * `metrics` without their input checks, for a caller that made the probabilities itself (`yTrue.length x
+ * numClasses`, labels in range, not empty), as a search does for each of thousands of candidates: the checks would
+ * cost as much as the scores. A NaN probability gives a NaN or meaningless score, not an error.
+ *
+ * @since 0.1.0
  */
-export const metrics: ReadonlyArray<Metric.Metric> = [
-  scorer("accuracy", true, (yTrue, proba) => accuracy(yTrue, hardLabels(yTrue, proba))),
-  scorer("balancedAccuracy", true, (yTrue, proba, k) => balancedAccuracy(yTrue, hardLabels(yTrue, proba), k)),
-  scorer("macroF1", true, f1Average("macro")),
-  scorer("weightedF1", true, f1Average("weighted")),
-  scorer("logLoss", false, (yTrue, proba) => logLoss(yTrue, proba)),
-  scorer("ece", false, (yTrue, proba) => calibration(yTrue, proba).ece)
-]
+export const uncheckedMetrics: ReadonlyArray<Metric.Metric> = scores.map(({ higherIsBetter, name, score }) => ({
+  name,
+  higherIsBetter,
+  compute: ({ numClasses, proba, yTrue }) => score(yTrue, proba, numClasses)
+}))
 
-/** The metric called `name` among `metrics`. */
+/**
+ * The metric called `name` among `metrics`, or `None` when there is none.
+ *
+ * @since 0.1.0
+ * @category scorers
+ */
 export const metricNamed = (name: string): Option.Option<Metric.Metric> =>
   Option.fromNullable(metrics.find((m) => m.name === name))

@@ -11,6 +11,12 @@ import { MetricsError } from "./MetricsError.js"
 import { escape, percent, truncate } from "./internal/Format.js"
 import * as Palette from "./internal/Palette.js"
 
+/**
+ * Settings of `svg`.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface SvgOptions {
   /** Side of one cell in pixels; by default about 440 px for the whole grid, between 16 and 120 per cell. */
   readonly cellSize?: number
@@ -18,8 +24,17 @@ export interface SvgOptions {
   readonly title?: string
 }
 
+/**
+ * Settings of `png`: those of `svg` and the pixel density.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface PngOptions extends SvgOptions {
-  /** Pixel density multiplier (2 gives a sharp image on high-DPI screens). Default 2. */
+  /**
+   * Pixel density multiplier, in (0, 8]: the PNG is `scale` times the SVG's size in pixels (2 gives a sharp image on
+   * high-DPI screens). Default 2.
+   */
   readonly scale?: number
 }
 
@@ -27,7 +42,14 @@ const labelFont = 12
 const charWidth = labelFont * 0.62
 const maxLabelChars = 20
 
-/** The confusion matrix `matrix[true][predicted]` as a standalone SVG document. */
+/**
+ * The confusion matrix `matrix[true][predicted]` (as in `Evaluation.confusionMatrix`) as a standalone SVG document,
+ * `labels` naming its rows and columns in class order. Labels longer than 20 characters are cut, with the full label
+ * in a tooltip; each cell's tooltip gives its count and share of the row. Never fails.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
 export const svg = (
   matrix: ReadonlyArray<ReadonlyArray<number>>,
   labels: ReadonlyArray<string>,
@@ -116,7 +138,13 @@ export const svg = (
   return parts.join("")
 }
 
-/** The same image as PNG bytes, rendered from the SVG with sharp. */
+/**
+ * The same image as PNG bytes, rendered from the SVG with sharp. Fails with a `MetricsError`: `InvalidOption` (field
+ * `scale`) when `scale` is outside (0, 8], `RenderFailed` when sharp cannot render it.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
 export const png: (
   matrix: ReadonlyArray<ReadonlyArray<number>>,
   labels: ReadonlyArray<string>,

@@ -21,6 +21,12 @@ import * as Leaderboard from "./internal/Leaderboard.js"
 import * as Thumbnail from "./internal/Thumbnail.js"
 import { writeText } from "./internal/WriteFile.js"
 
+/**
+ * Settings of `render` and `write`.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface Options {
   /** Side of the square thumbnails in pixels (shown at about 156 CSS px). Default 192. */
   readonly thumbnailSize?: number
@@ -213,7 +219,13 @@ const page = (
 `
 }
 
-/** The report as one HTML document. Thumbnails are made with sharp; unreadable images become placeholders. */
+/**
+ * The report as one self-contained HTML document. Thumbnails are made with sharp; an image that cannot be read
+ * becomes a placeholder tile and a logged warning, so rendering never fails.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
 export const render: (input: ReportInput, options?: Options) => Effect.Effect<string> = Effect.fn(
   "HtmlReport.render"
 )(function*(input: ReportInput, options: Options = {}) {
@@ -234,10 +246,12 @@ export const render: (input: ReportInput, options?: Options) => Effect.Effect<st
   return page(input, sorted, thumbs)
 })
 
-/** Renders the report and writes it to `file`, creating its folder. */
-export const write = (
-  input: ReportInput,
-  file: string,
-  options: Options = {}
-): Effect.Effect<void, MetricsError, FileSystem.FileSystem> =>
+/**
+ * Renders the report and writes it to `file`, creating its folder. Fails with a `MetricsError` (reason `Io`, `file`
+ * set) when the folder or file cannot be written.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const write = (input: ReportInput, file: string, options: Options = {}): Effect.Effect<void, MetricsError, FileSystem.FileSystem> =>
   render(input, options).pipe(Effect.flatMap((html) => writeText(file, html)))

@@ -6,6 +6,12 @@
  */
 import { Data } from "effect"
 
+/**
+ * What went wrong, one of a closed set so a caller can match on it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type MetricsErrorReason =
   /** Arrays or matrices whose sizes do not agree (e.g. `proba.rows !== yTrue.length`). */
   | "ShapeMismatch"
@@ -22,6 +28,14 @@ export type MetricsErrorReason =
   /** A report that could not be written. */
   | "Io"
 
+/**
+ * The failure of every metric and report in this package: the synchronous metric functions throw it, the effectful
+ * ones fail with it. `message` is a full sentence naming the problem; `field` names the offending argument or option
+ * (e.g. `proba`, `bootstrap.level`), `file` the offending image or output path, `cause` the underlying error if any.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class MetricsError extends Data.TaggedError("MetricsError")<{
   readonly reason: MetricsErrorReason
   readonly message: string

@@ -9,11 +9,21 @@ import type { CalibrationBin } from "./Classification.js"
 import { escape, fixed } from "./internal/Format.js"
 import * as Palette from "./internal/Palette.js"
 
+/**
+ * Settings of `svg`.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface SvgOptions {
-  /** Side of the square plot in pixels. Default 280. */
+  /**
+   * Side of the square plot in pixels; the axes, legend and histogram add 62 px to the width and 144 px to the
+   * height. Default 280.
+   */
   readonly size?: number
-  /** Shown in the corner of the plot when given. */
+  /** The expected calibration error, written as `ECE 0.042` above the plot when given. */
   readonly ece?: number
+  /** The image's accessible name (`aria-label`); it is not drawn. Default `Reliability diagram`. */
   readonly title?: string
 }
 
@@ -24,7 +34,13 @@ const hash = (text: string): string => {
   return (h >>> 0).toString(36)
 }
 
-/** The reliability diagram of `bins` (as in `Evaluation.calibration`) as a standalone SVG document. */
+/**
+ * The reliability diagram of `bins` (as in `Evaluation.calibration`) as a standalone SVG document; empty bins draw no
+ * bar. Several diagrams can share one HTML page. Never fails.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
 export const svg = (bins: ReadonlyArray<CalibrationBin>, options: SvgOptions = {}): string => {
   const size = options.size ?? 280
   const left = 48

@@ -12,6 +12,12 @@ import * as Leaderboard from "./internal/Leaderboard.js"
 import type { Style } from "./internal/Text.js"
 import { style, table } from "./internal/Text.js"
 
+/**
+ * Settings of `render` and `write`.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export interface Options {
   /** Use ANSI colours. `write` decides from the stream when this is absent; `render` defaults to no colour. */
   readonly color?: boolean
@@ -21,7 +27,12 @@ export interface Options {
   readonly mistakes?: number
 }
 
-/** The stream-like target of `write`. */
+/**
+ * The stream-like target of `write`: `process.stdout`, `process.stderr` or anything with a `write(text)` method.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Output {
   readonly isTTY?: boolean
   readonly write: (text: string) => unknown
@@ -155,7 +166,14 @@ const leaderboardSection = (input: ReportInput, s: Style): Array<string> => {
   ]
 }
 
-/** The whole report as text. */
+/**
+ * The whole report as text, ending with a newline: the title, the model, the leaderboard, for each evaluation its
+ * headline metrics, per-class table, confusion matrix (or its most confused pairs) and most confident mistakes, and
+ * the timings. Never fails.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
 export const render = (input: ReportInput, options: Options = {}): string => {
   const s = style(options.color ?? false)
   const lines: Array<string> = [s.bold(input.title)]
@@ -172,11 +190,22 @@ export const render = (input: ReportInput, options: Options = {}): string => {
   return `${lines.join("\n").trimEnd()}\n`
 }
 
-/** Whether to colour output for `stream`: a TTY, and neither `NO_COLOR` nor `TERM=dumb` set. */
+/**
+ * Whether to colour output for `stream`: a TTY, and neither `NO_COLOR` nor `TERM=dumb` set.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
 export const supportsColor = (stream: Output): boolean =>
   stream.isTTY === true && process.env["NO_COLOR"] === undefined && process.env["TERM"] !== "dumb"
 
-/** Writes the report to `stream` (standard output by default), coloured when the stream supports it. */
+/**
+ * Writes the report to `stream` (standard output by default), coloured when `options.color` says so or, when it is
+ * absent, when `supportsColor(stream)`.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
 export const write = (input: ReportInput, stream: Output = process.stdout, options: Options = {}): Effect.Effect<void> =>
   Effect.sync(() => {
     stream.write(render(input, { ...options, color: options.color ?? supportsColor(stream) }))

@@ -218,13 +218,22 @@ interface FoldRows {
 }
 
 /**
- * Fold rows kept per (data, plan): a search cross-validates every candidate head of a feature set on the same data
- * and plan, so the rows are copied out once and standardised once (`Scaler.reuseStandardized`). Only when all folds'
- * training rows together stay under `keptFoldBytes` (three times that with their Float64 standardised copies), so
- * memory stays bounded on large data, where the heads' fits cost far more than copying anyway. Weak: the rows go
- * with the data.
+ * A plan and the data it splits, ready to cross-validate heads on (`runPlan`). A search cross-validates every candidate
+ * head of a feature set on the same data and plan, so `prepare` copies the folds' rows out once and has each fold's
+ * training rows standardised on first use, once (`Scaler.withStandardized`); the search keeps the value while it
+ * scores that feature set. Only when all folds' training rows together stay under `keptFoldBytes` (three times that
+ * with their Float64 standardised copies), so memory stays bounded on large data, where the heads' fits cost far more
+ * than copying anyway; above it each run copies the rows again.
+ *
+ * @since 0.1.0
  */
-const keptFolds = new WeakMap<Data, WeakMap<Plan, ReadonlyArray<FoldRows>>>()
+export interface Folds {
+  readonly data: Data
+  readonly plan: Plan
+  /** The folds' rows, when kept. */
+  readonly rows: ReadonlyArray<FoldRows> | undefined
+}
+
 const keptFoldBytes = 64 * 2 ** 20
 
 const foldRowsOf = (data: Data, fold: Fold): FoldRows => ({
@@ -232,21 +241,20 @@ const foldRowsOf = (data: Data, fold: Fold): FoldRows => ({
   held: subset(data, fold.test)
 })
 
-const foldRows = (data: Data, p: Plan): ReadonlyArray<FoldRows> => {
-  const kept = keptFolds.get(data)?.get(p)
-  if (kept) return kept
+/**
+ * `plan`'s folds of `data`, their rows copied out once when they are small enough (see `Folds`).
+ *
+ * @since 0.1.0
+ */
+export const prepare = (data: Data, plan: Plan): Folds => {
   const perImage = 1 + (data.mirrored ? 1 : 0) + (data.views ? data.views.x.rows / data.x.rows : 0)
-  const bytes = p.folds.reduce((sum, fold) => sum + fold.train.length, 0) * perImage * data.x.cols * 4
-  if (bytes > keptFoldBytes) return p.folds.map((fold) => foldRowsOf(data, fold))
-  const rows = p.folds.map((fold) => {
-    const { train, held } = foldRowsOf(data, fold)
-    Scaler.reuseStandardized(train.x)
-    return { train, held }
+  const bytes = plan.folds.reduce((sum, fold) => sum + fold.train.length, 0) * perImage * data.x.cols * 4
+  if (bytes > keptFoldBytes) return { data, plan, rows: undefined }
+  const rows = plan.folds.map((fold) => {
+    const { held, train } = foldRowsOf(data, fold)
+    return { train: Scaler.withStandardized(train), held }
   })
-  const byPlan = keptFolds.get(data) ?? new WeakMap<Plan, ReadonlyArray<FoldRows>>()
-  byPlan.set(p, rows)
-  keptFolds.set(data, byPlan)
-  return rows
+  return { data, plan, rows }
 }
 
 const fitFailed = (kind: string, field: string, cause: { readonly message: string }) =>
@@ -264,24 +272,24 @@ export const crossValidate = <P>(
 ): Effect.Effect<Result, TrainerError> =>
   Effect.gen(function*() {
     const p = yield* plan(data.y, data.numClasses, options)
-    return yield* runPlan(head, params, data, p, options.seed ?? 0)
+    return yield* runPlan(head, params, prepare(data, p), options.seed ?? 0)
   }).pipe(Effect.withSpan("CrossValidation.crossValidate", { attributes: { head: head.kind } }))
 
-/** Runs a precomputed plan (the search reuses one plan for every candidate). */
+/** Runs prepared folds (the search reuses one `Folds` for every candidate of a feature set). */
 export const runPlan = <P>(
   head: Head.HeadPlugin<P>,
   params: P,
-  data: Data,
-  p: Plan,
+  folds: Folds,
   seed = 0
 ): Effect.Effect<Result, TrainerError> =>
   Effect.gen(function*() {
+    const { data, plan: p } = folds
     const { numClasses } = data
     const n = data.y.length
     const sums = new Float64Array(n * numClasses)
     const results: Array<FoldResult> = []
     let fitMs = 0
-    const rows = foldRows(data, p)
+    const rows = folds.rows ?? p.folds.map((fold) => foldRowsOf(data, fold))
     for (const [f, fold] of p.folds.entries()) {
       const { train, held } = rows[f]!
       const start = performance.now()

@@ -48,7 +48,7 @@ export type Fitted = HeadKit.Fitted<Params, State>
 
 const train = (data: Head.TrainingSet, params: Params): Effect.Effect<State, TrainerError> =>
   HeadKit.attempt(kind, () => {
-    const { scaler, z } = Scaler.fitUnitRows(data.x, params.standardize)
+    const { scaler, z } = Scaler.fitUnitRows(data, params.standardize)
     return {
       ...(scaler ? { scaler } : {}),
       numClasses: data.numClasses,

@@ -21,6 +21,7 @@ import * as CrossValidation from "./CrossValidation.js"
 import * as Check from "./internal/Check.js"
 import * as Codec from "./internal/Codec.js"
 import * as HeadKit from "./internal/HeadKit.js"
+import * as OnnxHead from "./internal/OnnxHead.js"
 import { axpy, dot } from "./internal/Linalg.js"
 import * as Random from "./internal/Random.js"
 import * as Scaler from "./internal/Scaler.js"
@@ -177,7 +178,7 @@ const heldOutScores = (data: Head.TrainingSet, params: Params, seed: number): Ef
             numClasses: data.numClasses,
             ...(data.weights ? { weights: Float32Array.from(fold.train, (i) => data.weights![i]!) } : {})
           }
-          const { scaler, z } = Scaler.fitTransform(subset.x)
+          const { scaler, z } = Scaler.fitTransform(subset)
           const weights = fitProblems(z, dim, subset, params, Random.derive(seed, 200 + fold.index))
           const test = Scaler.transform(scaler, M.takeRows(data.x, fold.test))
           const f = decide(weights, count, test, fold.test.length, dim)
@@ -193,7 +194,7 @@ const train = (data: Head.TrainingSet, params: Params, seed: number): Effect.Eff
     const { numClasses } = data
     const dim = data.x.cols
     const count = problems(numClasses)
-    const { scaler, z } = Scaler.fitTransform(data.x)
+    const { scaler, z } = Scaler.fitTransform(data)
     const weights = yield* HeadKit.attempt(kind, () => fitProblems(z, dim, data, params, seed))
     const scores = yield* heldOutScores(data, params, seed).pipe(
       Effect.catchIf((e) => e.reason === "InvalidData", () => Effect.succeed(decide(weights, count, z, data.y.length, dim)))
@@ -246,6 +247,25 @@ export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
     if (state.weights.length !== count * (dim + 1)) return `weights hold ${state.weights.length} values, expected ${count * (dim + 1)}`
     if (state.plattA.length !== count || state.plattB.length !== count) return `expected ${count} Platt sigmoids`
     return { numClasses: state.numClasses, dim }
+  },
+  // One-vs-rest decision values through the Platt sigmoids (`sigmoid(A f + B)`, A and B folded into the weights).
+  toOnnx: (state, _params, io) => {
+    const k = state.numClasses
+    const stride = io.dim + 1
+    const layer = OnnxHead.columns(
+      k,
+      io.dim,
+      problems(k),
+      (c, j) => state.plattA[c]! * state.weights[c * stride + j]!,
+      (c) => state.plattA[c]! * state.weights[c * stride + io.dim]! + state.plattB[c]!
+    )
+    return OnnxHead.denseGraph({
+      l2: true,
+      scaler: state.scaler,
+      renormalize: false,
+      layers: [layer],
+      activation: k === 2 ? "softmax" : "sigmoid-normalized"
+    }, io)
   }
 })
 

@@ -17,6 +17,7 @@ import { Effect, Schema } from "effect"
 import * as Check from "./internal/Check.js"
 import * as Codec from "./internal/Codec.js"
 import * as HeadKit from "./internal/HeadKit.js"
+import * as OnnxHead from "./internal/OnnxHead.js"
 import * as Lbfgs from "./internal/Lbfgs.js"
 import { addRowCombination, axpyRows, dotRows, softmaxInPlace } from "./internal/Linalg.js"
 import * as Scaler from "./internal/Scaler.js"
@@ -151,7 +152,7 @@ const train = (data: Head.TrainingSet, params: Params): Effect.Effect<State, Tra
   HeadKit.attempt(kind, () => {
     const { numClasses } = data
     const dim = data.x.cols
-    const { scaler, z } = Scaler.fitTransform(data.x)
+    const { scaler, z } = Scaler.fitTransform(data)
     const free = freeVectors(numClasses)
     const weights = Check.rowWeights(data)
     const result = Lbfgs.minimize(
@@ -199,6 +200,11 @@ export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
     if (state.weights.length !== free * dim) return `weights hold ${state.weights.length} values, expected ${free * dim}`
     if (state.bias.length !== free) return `bias holds ${state.bias.length} values, expected ${free}`
     return { numClasses: state.numClasses, dim }
+  },
+  toOnnx: (state, _params, io) => {
+    const k = state.numClasses
+    const layer = OnnxHead.columns(k, io.dim, freeVectors(k), (c, j) => state.weights[c * io.dim + j]!, (c) => state.bias[c]!)
+    return OnnxHead.denseGraph({ l2: true, scaler: state.scaler, renormalize: false, layers: [layer], activation: "softmax" }, io)
   }
 })
 

@@ -38,6 +38,7 @@ import * as DenseNet from "./internal/DenseNet.js"
 import * as EpochLoop from "./internal/EpochLoop.js"
 import * as DenseHead from "./internal/DenseHead.js"
 import * as HeadKit from "./internal/HeadKit.js"
+import * as OnnxHead from "./internal/OnnxHead.js"
 import * as Random from "./internal/Random.js"
 import * as Views from "./internal/Views.js"
 import * as Optimizer from "./Optimizer.js"
@@ -127,7 +128,10 @@ export const headPlugin: HeadKit.Plugin<HeadParams, HeadState> = HeadKit.make({
     return Stream.runDrain(loop.epochs).pipe(Effect.map(() => ({ layers: loop.best()!.state })))
   },
   predict: (state, _params, x) => DenseNet.predictProba(state.layers, x),
-  shape: (state) => DenseHead.shape(state.layers)
+  shape: (state) => DenseHead.shape(state.layers),
+  // The notebook's `Linear(d, classes)` (or MLP) on the raw embedding, through a softmax.
+  toOnnx: (state, _params, io) =>
+    OnnxHead.denseGraph({ l2: false, scaler: undefined, renormalize: false, layers: OnnxHead.transposed(state.layers), activation: "softmax" }, io)
 })
 
 /** A fitted `linear` head from trained layers (through `load`, so it is exactly what a bundle restores). */

@@ -10,9 +10,8 @@
  * Engine: float32 in WebAssembly SIMD (`WasmDenseNet`: the standardised rows copied into wasm memory once per fit,
  * dense products, ReLU and Adam in 128-bit SIMD kernels), 3.5-7x less CPU than the plain-TypeScript Float64 engine
  * (manual mode's `DenseNet` and `Optimizer`) with the same epochs and test accuracy on `node bench/search/run.mjs mlp`
- * (about 0.3 s instead of 1.1-1.3 s on 2,000 x 1,280). That Float64 engine remains the fallback where WebAssembly SIMD
- * is missing; it was itself measured faster than the tfjs wasm backend for these sizes (bench/RESULTS.md,
- * "bench/search"). Predictions use the same engine as training. The defaults (batch 128, rate 3e-3, patience 3,
+ * (about 0.3 s instead of 1.1-1.3 s on 2,000 x 1,280); every supported Node has WebAssembly SIMD, so there is no
+ * other engine. Predictions use the same engine as training. The defaults (batch 128, rate 3e-3, patience 3,
  * rather than 32, 1e-3 and 5) were chosen with `node bench/search/run.mjs mlp`: a quarter of the Adam steps per
  * epoch and two fewer epochs spent waiting after the best one, with the same held-out accuracy on cats-vs-dogs and
  * slightly better on flowers-5.
@@ -25,10 +24,10 @@ import * as Check from "./internal/Check.js"
 import * as DenseHead from "./internal/DenseHead.js"
 import * as DenseNet from "./internal/DenseNet.js"
 import * as HeadKit from "./internal/HeadKit.js"
+import * as OnnxHead from "./internal/OnnxHead.js"
 import * as Random from "./internal/Random.js"
 import * as Scaler from "./internal/Scaler.js"
 import * as WasmDenseNet from "./internal/WasmDenseNet.js"
-import * as WasmSimd from "./internal/WasmSimd.js"
 import * as Optimizer from "./Optimizer.js"
 import type { TrainerError } from "./TrainerError.js"
 
@@ -92,55 +91,6 @@ const holdOut = (y: Int32Array, groups: Int32Array | undefined, numClasses: numb
   return { train: Int32Array.from(train).sort(), validation: Int32Array.from(validation).sort() }
 }
 
-/** What `train` runs: Adam steps on rows of the standardised matrix, the rows' probabilities, the weights. */
-interface Engine {
-  readonly step: (rows: Int32Array) => void
-  readonly proba: (rows: Int32Array) => Float64Array
-  readonly layers: () => ReadonlyArray<DenseNet.Layer>
-}
-
-/**
- * Float32 in WebAssembly SIMD (`WasmDenseNet`), or, where WebAssembly SIMD is missing, Float64 in plain TypeScript
- * (`DenseNet` and `Optimizer`, copying each batch).
- */
-const engine = (layers: ReadonlyArray<DenseNet.Layer>, z: Float64Array, y: Int32Array, w: Float64Array, params: Params, random: Random.Random): Engine => {
-  const options = { labelSmoothing: 0, dropout: params.dropout, random }
-  if (WasmSimd.available) {
-    const net = WasmDenseNet.make(layers, z, params.batchSize)
-    return {
-      step: (rows) => {
-        net.gradient(rows, y, w, options)
-        net.update(adam, params.lr, params.weightDecay)
-      },
-      proba: net.proba,
-      layers: net.layers
-    }
-  }
-  const dim = layers[0]!.inputs
-  const weights = DenseNet.parameters(layers)
-  const grads = weights.map((p) => new Float64Array(p.length))
-  const stepper = Optimizer.make(adam, weights.map((p) => p.length))
-  /** The rows `rows` of `z`, into `x`. */
-  const gather = (rows: Int32Array, x: Float64Array) => {
-    rows.forEach((r, t) => x.set(z.subarray(r * dim, (r + 1) * dim), t * dim))
-    return x
-  }
-  const batchX = new Float64Array(params.batchSize * dim)
-  const batchY = new Int32Array(params.batchSize)
-  const batchW = new Float64Array(params.batchSize)
-  return {
-    step: (rows) => {
-      rows.forEach((r, t) => {
-        batchY[t] = y[r]!
-        batchW[t] = w[r]!
-      })
-      DenseNet.gradient(layers, gather(rows, batchX), batchY, batchW, rows.length, grads, options)
-      stepper.step(weights, grads, params.lr, params.weightDecay)
-    },
-    proba: (rows) => DenseNet.forward(layers, gather(rows, new Float64Array(rows.length * dim)), rows.length),
-    layers: () => DenseNet.copy(layers)
-  }
-}
 
 /** The mean weighted log loss of `rows`, whose probabilities are `proba`. */
 const meanLogLoss = (proba: Float64Array, rows: Int32Array, y: Int32Array, w: Float64Array, numClasses: number): number => {
@@ -158,31 +108,35 @@ const train = (data: Head.TrainingSet, params: Params, seed: number): Effect.Eff
     const { numClasses, y } = data
     const dim = data.x.cols
     const random = Random.make(Random.derive(seed, 0))
-    const { scaler, z } = Scaler.fitTransform(data.x)
+    const { scaler, z } = Scaler.fitTransform(data)
     const w = Check.rowWeights(data)
     const split = holdOut(y, data.groups, numClasses, params.validationFraction, random)
     const watched = split.validation.length > 0 ? split.validation : split.train
     const layers = DenseNet.init([dim, params.hidden, numClasses], Random.make(Random.derive(seed, 1)))
-    const fitting = engine(layers, z, y, w, params, random)
+    const net = WasmDenseNet.make(layers, z, params.batchSize)
+    const options = { labelSmoothing: 0, dropout: params.dropout, random }
     const order = Int32Array.from(split.train)
-    let best = { loss: Infinity, epoch: 0, layers: fitting.layers() }
+    let best = { loss: Infinity, epoch: 0, layers: net.layers() }
     let epoch = 0
     while (epoch < params.maxEpochs && epoch - best.epoch < params.patience) {
       epoch++
       random.shuffle(order)
-      for (let start = 0; start < order.length; start += params.batchSize) fitting.step(order.subarray(start, start + params.batchSize))
-      const loss = meanLogLoss(fitting.proba(watched), watched, y, w, numClasses)
+      for (let start = 0; start < order.length; start += params.batchSize) {
+        net.gradient(order.subarray(start, start + params.batchSize), y, w, options)
+        net.update(adam, params.lr, params.weightDecay)
+      }
+      const loss = meanLogLoss(net.proba(watched), watched, y, w, numClasses)
       if (!Number.isFinite(loss)) break
-      if (loss < best.loss) best = { loss, epoch, layers: fitting.layers() }
+      if (loss < best.loss) best = { loss, epoch, layers: net.layers() }
     }
     return { scaler, layers: best.layers, epochs: epoch, bestEpoch: best.epoch }
   })
 
-/** With the engine `train` uses: float32 in WebAssembly SIMD where available, else Float64. */
+/** With the engine `train` uses: float32 in WebAssembly SIMD. */
 const predict = (state: State, _params: Params, x: Matrix.Matrix): Matrix.Matrix => ({
   rows: x.rows,
   cols: state.layers[state.layers.length - 1]!.outputs,
-  data: Float32Array.from((WasmSimd.available ? WasmDenseNet.forward : DenseNet.forward)(state.layers, Scaler.transform(state.scaler, x), x.rows))
+  data: Float32Array.from(WasmDenseNet.forward(state.layers, Scaler.transform(state.scaler, x), x.rows))
 })
 
 export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
@@ -197,7 +151,9 @@ export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
     if (state.layers.length !== 2) return `expected 2 layers, got ${state.layers.length}`
     if (state.scaler.mean.length !== shape.dim || state.scaler.scale.length !== shape.dim) return "scaler width differs"
     return shape
-  }
+  },
+  toOnnx: (state, _params, io) =>
+    OnnxHead.denseGraph({ l2: true, scaler: state.scaler, renormalize: false, layers: OnnxHead.transposed(state.layers), activation: "softmax" }, io)
 })
 
 /** Fits with defaults for the params not given. */

@@ -14,8 +14,8 @@
  *
  * @since 0.1.0
  */
-import { CoreError, Embedder, Matrix, Pipeline, Registry } from "@loupe/core"
-import type { Head, LoupeConfig, Sample } from "@loupe/core"
+import { CoreError, Embedder, Head, Matrix, Pipeline, Registry } from "@loupe/core"
+import type { LoupeConfig, Sample } from "@loupe/core"
 import { Effect, Option, ParseResult, Schema } from "effect"
 import type { Scope } from "effect"
 import { TrainerError } from "./TrainerError.js"
@@ -204,24 +204,16 @@ export const makeEnsembleHead = (dim: number, members: ReadonlyArray<Member>): E
         return { kind, params, columns: m.columns.map(([a, b]) => [a, b] as const), weight: m.weight }
       })
     }
-    return {
-      kind: ensembleKind,
-      numClasses,
-      dim,
-      predictProba: (x) => {
-        if (x.cols !== dim) {
-          throw new TrainerError({ reason: "ShapeMismatch", field: "x", message: `${ensembleKind}: fitted on ${dim}-d features, got ${x.cols}-d` })
-        }
-        const out = new Float32Array(x.rows * numClasses)
-        for (const m of members) {
-          const p = m.head.predictProba(selectColumns(x, m.columns)).data
-          const w = m.weight / total
-          for (let k = 0; k < out.length; k++) out[k] += w * p[k]!
-        }
-        return Matrix.make(x.rows, numClasses, out)
-      },
-      toJSON: () => ({ kind: ensembleKind, params, state: { dim, members: members.map((m) => m.head.toJSON()) } })
-    } satisfies Head.FittedHead
+    const toJSON = () => ({ kind: ensembleKind, params, state: { dim, members: members.map((m) => m.head.toJSON()) } })
+    return Head.make({ kind: ensembleKind, numClasses, dim, toJSON }, (x) => {
+      const out = new Float32Array(x.rows * numClasses)
+      for (const m of members) {
+        const p = m.head.predictProba(selectColumns(x, m.columns)).data
+        const w = m.weight / total
+        for (let k = 0; k < out.length; k++) out[k] += w * p[k]!
+      }
+      return Matrix.make(x.rows, numClasses, out)
+    })
   })
 
 const registryFor = (field: string) =>

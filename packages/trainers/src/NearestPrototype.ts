@@ -13,6 +13,7 @@ import { Effect, Schema } from "effect"
 import * as Check from "./internal/Check.js"
 import * as Codec from "./internal/Codec.js"
 import * as HeadKit from "./internal/HeadKit.js"
+import * as OnnxHead from "./internal/OnnxHead.js"
 import { axpy, dotRows, softmaxInPlace } from "./internal/Linalg.js"
 import * as Scaler from "./internal/Scaler.js"
 import type { TrainerError } from "./TrainerError.js"
@@ -43,7 +44,7 @@ const train = (data: Head.TrainingSet, params: Params): Effect.Effect<State, Tra
   HeadKit.attempt(kind, () => {
     const { numClasses } = data
     const dim = data.x.cols
-    const { scaler, z } = Scaler.fitUnitRows(data.x, params.standardize)
+    const { scaler, z } = Scaler.fitUnitRows(data, params.standardize)
     const w = Check.rowWeights(data)
     const prototypes = new Float64Array(numClasses * dim)
     for (let i = 0; i < data.y.length; i++) axpy(w[i]!, z, prototypes, dim, i * dim, data.y[i]! * dim)
@@ -75,6 +76,12 @@ export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
     if (params.standardize !== (state.scaler !== undefined)) return "scaler presence does not match params.standardize"
     if (state.scaler && (state.scaler.mean.length !== dim || state.scaler.scale.length !== dim)) return "scaler width differs"
     return { numClasses: state.numClasses, dim }
+  },
+  // Cosine similarity to unit prototypes, times the temperature `scale`, through a softmax.
+  toOnnx: (state, params, io) => {
+    const k = state.numClasses
+    const layer = OnnxHead.columns(k, io.dim, k, (c, j) => params.scale * state.prototypes[c * io.dim + j]!, () => 0)
+    return OnnxHead.denseGraph({ l2: true, scaler: state.scaler, renormalize: true, layers: [layer], activation: "softmax" }, io)
   }
 })
 

@@ -45,10 +45,10 @@
  */
 import type { Head, Metric } from "@loupe/core"
 import { Matrix, Progress } from "@loupe/core"
+import { Classification } from "@loupe/metrics"
 import { Clock, Effect } from "effect"
 import * as CrossValidation from "./CrossValidation.js"
 import * as Heads from "./Heads.js"
-import * as Metrics from "./internal/Metrics.js"
 import * as Random from "./internal/Random.js"
 import * as MultiBackbone from "./MultiBackbone.js"
 import * as SearchSpace from "./SearchSpace.js"
@@ -255,13 +255,42 @@ const subsample = (y: Int32Array, numClasses: number, rows: number, seed: number
   return Int32Array.from(picked).sort()
 }
 
+/**
+ * A score every candidate gets, from `@loupe/metrics` without input checks: the search made the probabilities itself
+ * and scores thousands of candidates.
+ */
+const scoreNamed = (name: "accuracy" | "logLoss" | "macroF1"): Metric.Metric =>
+  Classification.uncheckedMetrics.find((m) => m.name === name)!
+
+/**
+ * Accuracy (`@loupe/metrics`' `Classification.accuracy`), as a selection `metric`.
+ *
+ * @since 0.1.0
+ */
+export const accuracy: Metric.Metric = scoreNamed("accuracy")
+/**
+ * Log loss, probabilities clipped below at 1e-15 (`Classification.logLoss`), as a selection `metric`.
+ *
+ * @since 0.1.0
+ */
+export const logLoss: Metric.Metric = scoreNamed("logLoss")
+/**
+ * Macro-F1 (`Classification.averages(...).macro.f1`), the default selection `metric`.
+ *
+ * @since 0.1.0
+ */
+export const macroF1: Metric.Metric = scoreNamed("macroF1")
+
+/** The scores in every entry's `metrics`, in this order, besides the selection metric. */
+const scored = [macroF1, logLoss, accuracy]
+
 export const run = (data: Data, options: Options = {}): Effect.Effect<Result, TrainerError> =>
   Effect.gen(function*() {
     const start = yield* Clock.currentTimeMillis
     const space = options.space ?? SearchSpace.defaultSearchSpace
     yield* SearchSpace.validate(space)
     const strategy = options.strategy ?? successiveHalving()
-    const metric = options.metric ?? Metrics.macroF1
+    const metric = options.metric ?? macroF1
     const seed = options.seed ?? 0
     const n = data.y.length
     const backboneIds = [...data.embeddings.keys()]
@@ -290,7 +319,7 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
     const scoresOf = (sampleRows: Int32Array, proba: Matrix.Matrix) => {
       const input = { yTrue: Int32Array.from(sampleRows, (i) => data.y[i]!), proba, numClasses: data.numClasses }
       const metrics: Record<string, number> = {}
-      for (const m of [...Metrics.all, metric]) metrics[m.name] = m.compute(input)
+      for (const m of [...scored, metric]) metrics[m.name] = m.compute(input)
       // A mistake on a label counts `rows / (labels * its rows)` in `weightedMistakes`, so one unit is one average
       // image and a model that ignores a rare label cannot tie with one that learns it.
       const perLabel = new Array<number>(data.numClasses).fill(0)
@@ -388,19 +417,20 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
       })
 
     /**
-     * The rows one feature set is cross-validated on, the same object for consecutive candidates of that feature set
-     * so CrossValidation reuses their folds; only the latest is kept, so one feature set's folds are alive at a time.
+     * The folds one feature set is cross-validated on (rows copied and standardised once), the same value for
+     * consecutive candidates of that feature set; only the latest is kept, so one feature set's folds are alive at a
+     * time.
      */
-    let latestRows:
-      | { readonly backboneId: string; readonly augmented: boolean; readonly sampleRows: Int32Array; readonly set: CrossValidation.Data }
+    let latestFolds:
+      | { readonly backboneId: string; readonly augmented: boolean; readonly sampleRows: Int32Array; readonly folds: CrossValidation.Folds }
       | undefined
-    const rowsOf = (backboneId: string, augmented: boolean, sampleRows: Int32Array): CrossValidation.Data => {
-      if (latestRows?.backboneId === backboneId && latestRows.augmented === augmented && latestRows.sampleRows === sampleRows) {
-        return latestRows.set
+    const foldsOf = (backboneId: string, augmented: boolean, sampleRows: Int32Array, plan: CrossValidation.Plan): CrossValidation.Folds => {
+      if (latestFolds?.backboneId === backboneId && latestFolds.augmented === augmented && latestFolds.sampleRows === sampleRows) {
+        return latestFolds.folds
       }
-      const set = CrossValidation.subset(dataOf(backboneId, augmented), sampleRows)
-      latestRows = { backboneId, augmented, sampleRows, set }
-      return set
+      const folds = CrossValidation.prepare(CrossValidation.subset(dataOf(backboneId, augmented), sampleRows), plan)
+      latestFolds = { backboneId, augmented, sampleRows, folds }
+      return folds
     }
 
     const entries: Array<Entry> = []
@@ -420,9 +450,9 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         }
         const params = yield* Heads.decodeParams(head, headParams)
         const { plan, sampleRows } = yield* planFor(rows)
-        const set = rowsOf(backboneId, augmented, sampleRows)
+        const folds = foldsOf(backboneId, augmented, sampleRows, plan)
         const t0 = yield* Clock.currentTimeMillis
-        const cv = yield* CrossValidation.runPlan(head, params, set, plan, Random.derive(seed, 4))
+        const cv = yield* CrossValidation.runPlan(head, params, folds, Random.derive(seed, 4))
         const cvMs = (yield* Clock.currentTimeMillis) - t0
         const entry: Entry = {
           candidate,
@@ -577,4 +607,3 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
     const elapsedMs = (yield* Clock.currentTimeMillis) - start
     return { leaderboard, best, fitted, strategy: strategy.name, elapsedMs, work, budgetExhausted, failures }
   }).pipe(Effect.withSpan("Search.run"))
-export { accuracy, logLoss, macroF1 } from "./internal/Metrics.js"

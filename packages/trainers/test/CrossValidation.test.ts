@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { Matrix, Progress } from "@loupe/core"
 import type { Progress as P } from "@loupe/core"
 import { CrossValidation, Knn, LogisticRegression, NearestPrototype } from "@loupe/trainers"
+import * as Scaler from "../src/internal/Scaler.js"
 import { correct, split } from "./fixtures/helpers.js"
 
 /** Checks every invariant a plan promises, for labels `y` and optional groups. */
@@ -161,20 +162,24 @@ describe("CrossValidation", () => {
       expect(correct(refit.predictProba(test.x), test.y)).toBeGreaterThanOrEqual(38)
     }))
 
-  it.effect("candidates sharing data and plan reuse the folds' rows and statistics, with the same results as fresh copies", () =>
+  it.effect("candidates sharing prepared folds reuse the folds' rows and statistics, with the same results as fresh copies", () =>
     Effect.gen(function*() {
       const train = yield* Effect.promise(() => split("cats-vs-dogs", "train"))
       const data = { ...train.set, mirrored: train.set.x }
       const plan = yield* CrossValidation.plan(data.y, data.numClasses, { seed: 3 })
       const lr = LogisticRegression.Params.make({ l2: 10 })
-      // The second and third runs fit on the folds (and standardisation statistics) the first one kept.
-      const first = yield* CrossValidation.runPlan(LogisticRegression.plugin, lr, data, plan)
-      const again = yield* CrossValidation.runPlan(LogisticRegression.plugin, lr, data, plan)
-      const prototypes = yield* CrossValidation.runPlan(NearestPrototype.plugin, NearestPrototype.Params.make({}), data, plan)
+      const folds = CrossValidation.prepare(data, plan)
+      expect(folds.rows).toHaveLength(5)
+      // The second and third runs fit on the folds (and standardisation statistics) the first one computed.
+      const first = yield* CrossValidation.runPlan(LogisticRegression.plugin, lr, folds)
+      const kept = folds.rows!.map((f) => Scaler.fitTransform(f.train))
+      const again = yield* CrossValidation.runPlan(LogisticRegression.plugin, lr, folds)
+      const prototypes = yield* CrossValidation.runPlan(NearestPrototype.plugin, NearestPrototype.Params.make({}), folds)
+      folds.rows!.forEach((f, i) => expect(Scaler.fitTransform(f.train)).toBe(kept[i]))
       // Fresh copies of the same values share nothing with them.
       const copy = { ...data, x: Matrix.make(200, 1280, data.x.data.slice()), mirrored: Matrix.make(200, 1280, data.x.data.slice()) }
-      const fresh = yield* CrossValidation.runPlan(LogisticRegression.plugin, lr, copy, plan)
-      const freshPrototypes = yield* CrossValidation.runPlan(NearestPrototype.plugin, NearestPrototype.Params.make({}), copy, plan)
+      const fresh = yield* CrossValidation.runPlan(LogisticRegression.plugin, lr, CrossValidation.prepare(copy, plan))
+      const freshPrototypes = yield* CrossValidation.runPlan(NearestPrototype.plugin, NearestPrototype.Params.make({}), CrossValidation.prepare(copy, plan))
       expect(Array.from(again.proba.data)).toEqual(Array.from(first.proba.data))
       expect(Array.from(fresh.proba.data)).toEqual(Array.from(first.proba.data))
       expect(Array.from(freshPrototypes.proba.data)).toEqual(Array.from(prototypes.proba.data))

@@ -1,6 +1,6 @@
-// The Float64 dense engine under manual mode's heads (and the MLP head where WebAssembly SIMD is missing): its gradient
-// against central finite differences, with and without dropout (the backward pass skips dropped and inactive units,
-// so it must still match the loss it reports).
+// The Float64 dense engine under manual mode's heads, and the reference the MLP head's WebAssembly engine is tested
+// against: its gradient against central finite differences, with and without dropout (the backward pass skips
+// dropped and inactive units, so it must still match the loss it reports).
 import { describe, expect, it } from "@effect/vitest"
 import * as DenseNet from "../src/internal/DenseNet.js"
 import * as Random from "../src/internal/Random.js"

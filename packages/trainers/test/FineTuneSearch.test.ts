@@ -50,8 +50,13 @@ describe("FineTune.searchHead", () => {
       const correct = Array.from(data.y).filter((label, i) => proba.data[2 * i + label]! > 0.5).length
       expect(correct).toBeGreaterThanOrEqual(14)
 
-      const loaded = yield* FineTune.headPlugin.load(JSON.parse(JSON.stringify(first.toJSON())))
+      // A bundle's head loads through its backbone's plugin, whose trainable tail restores the layers.
+      const json = JSON.parse(JSON.stringify(first.toJSON()))
+      const plugin = yield* Effect.flatMap(Registry.Registry, (r) => r.backbone(backbone))
+      const loaded = yield* FineTune.headPlugin.load(json, { backbone: plugin })
       expect(loaded.predictProba(data.x).data).toEqual(proba.data)
+      const alone = yield* Effect.flip(FineTune.headPlugin.load(json))
+      expect(alone).toMatchObject({ reason: "InvalidState", field: "backbone" })
 
       const wrongWidth = yield* Effect.flip(head.fit({ ...set, x: { rows: 1, cols: 3, data: new Float32Array(3) } }, params, 0))
       expect(wrongWidth).toMatchObject({ reason: "ShapeMismatch", field: "data.x" })

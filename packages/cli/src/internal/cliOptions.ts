@@ -1,31 +1,40 @@
-import { Options } from "@effect/cli"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option, pipe } from "effect"
 import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
 import type { EmbeddingCache, Progress, Registry } from "@loupe/core"
-import { FunctionsError } from "@loupe/functions"
+import { FunctionsError, Preset } from "@loupe/functions"
 import * as path from "node:path"
 import * as Plugins from "../Plugins.js"
 import * as ProgressBar from "../ProgressBar.js"
+import * as Flag from "./Flag.js"
 
-export const modelsDir = Options.directory("models-dir").pipe(
-  Options.withDescription("Folder with offline model folders (default: $LOUPE_MODELS_DIR)"),
-  Options.optional
+export const modelsDir = pipe(
+  Flag.directory("models-dir", "Folder of offline model folders (one per backbone, as `loupe models pull` writes them)"),
+  Flag.optional("$LOUPE_MODELS_DIR")
 )
 
-export const plugins = Options.text("plugin").pipe(
-  Options.withDescription("A module exporting backbone/head plugins to register next to the built-ins (repeatable)"),
-  Options.repeated
+export const plugins = pipe(
+  Flag.text("plugin", "<module>", "A module exporting backbone or head plugins to use beside the built-in ones"),
+  Flag.repeated
 )
 
-export const json = Options.boolean("json").pipe(Options.withDescription("Print one JSON object on stdout"))
+export const json = Flag.boolean("json", "Print one JSON object on stdout instead of text")
+
+/** `--overwrite`, for the commands that write an `--out` folder (see `OutputFolder`). */
+export const overwrite = Flag.boolean("overwrite", "Replace the --out folder if it already holds something")
 
 /** `--preset <name>`, defaulting to `fallback`. */
 export const preset = (fallback: string) =>
-  Options.text("preset").pipe(Options.withDescription("fast | balanced | best"), Options.withDefault(fallback))
+  pipe(
+    Flag.text("preset", "<name>", `The AutoML preset: ${Preset.presets.map((p) => p.name).join(", ")} (see above)`),
+    Flag.withDefault(fallback)
+  )
 
-export const overrides = Options.text("overrides").pipe(
-  Options.withDescription("Preset overrides as JSON, e.g. '{\"folds\": 3}'"),
-  Options.optional
+/** A help paragraph on what each preset does, for the commands that take `--preset`. */
+export const presetsHelp = `Presets. ${Preset.presets.map((p) => `${p.name}: ${p.description}.`).join(" ")}`
+
+export const overrides = pipe(
+  Flag.text("overrides", "<json>", `Preset settings to change, as a JSON object, e.g. '{"folds": 3}'`),
+  Flag.optional()
 )
 
 /** The parsed `--overrides` JSON (undefined when absent). */

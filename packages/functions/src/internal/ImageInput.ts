@@ -5,12 +5,13 @@
  *
  * @internal
  */
+import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import { Preprocess } from "@loupe/core"
 import { UrlFetch } from "@loupe/deploy"
-import * as fs from "node:fs/promises"
 import { fileURLToPath } from "node:url"
 import { FunctionsError } from "../FunctionsError.js"
+import { plainBytes } from "./Bytes.js"
 
 /** An image: a file path, its bytes (a Buffer is a Uint8Array), a `data:` URI, or a URL. */
 export type ImageData = string | Uint8Array | URL
@@ -48,13 +49,13 @@ const fromDataUri = (uri: string, field: string): Effect.Effect<Uint8Array, Func
   })
 }
 
-const fromFile = (file: string, field: string): Effect.Effect<Uint8Array, FunctionsError> =>
-  Effect.tryPromise({
-    try: () => fs.readFile(file),
-    catch: (cause) => invalid(field, `cannot read ${file}: ${(cause as Error).message ?? String(cause)}`, cause)
-  }).pipe(Effect.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)))
+const fromFile = (file: string, field: string): Effect.Effect<Uint8Array, FunctionsError, FileSystem.FileSystem> =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.readFile(file)).pipe(
+    Effect.mapError((cause) => invalid(field, `cannot read ${file}: ${cause.message}`, cause)),
+    Effect.map(plainBytes)
+  )
 
-const fromUrl = (url: URL, field: string, options: ReadOptions): Effect.Effect<Uint8Array, FunctionsError> => {
+const fromUrl = (url: URL, field: string, options: ReadOptions): Effect.Effect<Uint8Array, FunctionsError, FileSystem.FileSystem> => {
   switch (url.protocol) {
     case "file:":
       return fromFile(fileURLToPath(url), field)
@@ -82,8 +83,12 @@ const fromUrl = (url: URL, field: string, options: ReadOptions): Effect.Effect<U
 }
 
 /** The bytes behind `data`, without decoding them. */
-export const readBytes = (data: unknown, field: string, options: ReadOptions = {}): Effect.Effect<Uint8Array, FunctionsError> => {
-  const bytes = data instanceof Uint8Array
+export const readBytes = (
+  data: unknown,
+  field: string,
+  options: ReadOptions = {}
+): Effect.Effect<Uint8Array, FunctionsError, FileSystem.FileSystem> => {
+  const bytes: Effect.Effect<Uint8Array, FunctionsError, FileSystem.FileSystem> = data instanceof Uint8Array
     ? Effect.succeed(data)
     : data instanceof URL
     ? fromUrl(data, field, options)
@@ -118,7 +123,11 @@ const probe: Preprocess.PreprocessSpec = {
 }
 
 /** The bytes behind `data`, checked to decode as an image. */
-export const read = (data: unknown, field: string, options: ReadOptions = {}): Effect.Effect<Uint8Array, FunctionsError> =>
+export const read = (
+  data: unknown,
+  field: string,
+  options: ReadOptions = {}
+): Effect.Effect<Uint8Array, FunctionsError, FileSystem.FileSystem> =>
   Effect.tap(readBytes(data, field, options), (bytes) =>
     Preprocess.decodeRgb(bytes, probe, field).pipe(
       Effect.mapError((e) => invalid(field, e.message.replace(`Cannot decode ${field}: `, "not a decodable image: "), e))

@@ -1,5 +1,5 @@
 /** Input checks shared by every head: clear, typed errors naming the offending field. */
-import type { Head, Matrix } from "@loupe/core"
+import type { Head } from "@loupe/core"
 import { Effect } from "effect"
 import { TrainerError } from "../TrainerError.js"
 
@@ -39,17 +39,6 @@ export const trainingSet = (kind: string, data: Head.TrainingSet): Effect.Effect
     }
     return Effect.void
   })
-
-/** Throws a ShapeMismatch TrainerError when `x` is not `dim` wide (predictProba is synchronous by contract). */
-export const width = (kind: string, dim: number, x: Matrix.Matrix): void => {
-  if (x.cols !== dim) {
-    throw new TrainerError({
-      reason: "ShapeMismatch",
-      field: "x",
-      message: `${kind}: fitted on ${dim}-d features, got ${x.cols}-d`
-    })
-  }
-}
 
 /** Per-row weights normalised to sum to the row count (all ones when absent). */
 export const rowWeights = (data: Head.TrainingSet): Float64Array => {

@@ -4,8 +4,9 @@
  * weights. One layer is a linear layer (PyTorch's `nn.Linear` head); two are an MLP with one hidden layer.
  *
  * At manual mode's sizes (a 1280-d embedding, batches of 4 to 64) a step takes microseconds to a millisecond, far
- * below the cost of embedding the augmented views, and it needs no tfjs import or backend. The MLP head trains the
- * same network in float32 WebAssembly SIMD (`WasmDenseNet`) and comes here only where that is missing. For larger
+ * below the cost of embedding the augmented views, and it needs no tfjs import or backend. Manual mode steps on fresh
+ * batches of embedded views with any `Optimizer` (SGD, Adam, AdamW) in Float64; the MLP head trains the same network
+ * over one fixed matrix with Adam in float32 WebAssembly SIMD (`WasmDenseNet`, tested against this one). For larger
  * runs the work is cut where it is zero: the units dropout drops are never computed, and the backward pass skips
  * every zero delta (dropped or inactive units); the matrix products share each pass over a row between four (forward)
  * or eight (backward) rows of the other operand.

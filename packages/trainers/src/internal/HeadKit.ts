@@ -2,7 +2,8 @@
  * What every built-in head shares: params and state Schemas, input checks, exact JSON round trips and the
  * `HeadPlugin` shape. A head module supplies only `train` and `predict`.
  */
-import type { Head, Matrix } from "@loupe/core"
+import { Head } from "@loupe/core"
+import type { Matrix } from "@loupe/core"
 import { Effect, Schema } from "effect"
 import { TrainerError } from "../TrainerError.js"
 import * as Check from "./Check.js"
@@ -17,6 +18,8 @@ export interface Spec<P, PI, S, SI> {
   readonly predict: (state: S, params: P, x: Matrix.Matrix) => Matrix.Matrix
   /** The class count and feature width the state encodes, or a message when the state is inconsistent. */
   readonly shape: (state: S, params: P) => { readonly numClasses: number; readonly dim: number } | string
+  /** The head's ONNX form (the `toOnnx` capability), for a state whose width is `io.dim`. */
+  readonly toOnnx?: (state: S, params: P, io: Head.OnnxIo) => Head.HeadGraph
 }
 
 /** A fitted built-in head: the core contract plus its typed params and state. */
@@ -28,6 +31,7 @@ export interface Fitted<P, S> extends Head.FittedHead {
 export interface Plugin<P, S> extends Head.HeadPlugin<P> {
   readonly fit: (data: Head.TrainingSet, params: P, seed: number) => Effect.Effect<Fitted<P, S>, TrainerError>
   readonly load: (serialized: Head.SerializedHead) => Effect.Effect<Fitted<P, S>, TrainerError>
+  readonly toOnnx?: (serialized: Head.SerializedHead, io: Head.OnnxIo) => Effect.Effect<Head.HeadGraph, TrainerError>
 }
 
 const invalidState = (kind: string, field: string, message: string, cause?: unknown) =>
@@ -56,18 +60,11 @@ export const make = <P, PI, S, SI>(spec: Spec<P, PI, S, SI>): Plugin<P, S> => {
       )
     )
 
-  const fitted = (params: P, state: S, numClasses: number, dim: number): Fitted<P, S> => ({
-    kind,
-    numClasses,
-    dim,
-    params,
-    state,
-    predictProba: (x) => {
-      Check.width(kind, dim, x)
-      return spec.predict(state, params, x)
-    },
-    toJSON: () => ({ kind, params: encodeParams(params), state: encodeState(state) })
-  })
+  const fitted = (params: P, state: S, numClasses: number, dim: number): Fitted<P, S> =>
+    Head.make(
+      { kind, numClasses, dim, params, state, toJSON: () => ({ kind, params: encodeParams(params), state: encodeState(state) }) },
+      (x) => spec.predict(state, params, x)
+    )
 
   const withShape = (params: P, state: S): Effect.Effect<Fitted<P, S>, TrainerError> => {
     const shape = spec.shape(state, params)
@@ -76,6 +73,21 @@ export const make = <P, PI, S, SI>(spec: Spec<P, PI, S, SI>): Plugin<P, S> => {
       : Effect.succeed(fitted(params, state, shape.numClasses, shape.dim))
   }
 
+  const load = (serialized: Head.SerializedHead) =>
+    Effect.gen(function*() {
+      if (serialized.kind !== kind) {
+        return yield* invalidState(kind, "kind", `cannot load a "${serialized.kind}" head`)
+      }
+      const params = yield* decodeParams(serialized.params).pipe(
+        Effect.mapError((e) => invalidState(kind, "params", `invalid params: ${e.message}`, e))
+      )
+      const state = yield* decodeState(serialized.state).pipe(
+        Effect.mapError((e) => invalidState(kind, "state", `invalid state: ${e.message}`, e))
+      )
+      return yield* withShape(params, state)
+    })
+
+  const toOnnx = spec.toOnnx
   return {
     kind,
     paramsSchema: spec.paramsSchema,
@@ -86,19 +98,20 @@ export const make = <P, PI, S, SI>(spec: Spec<P, PI, S, SI>): Plugin<P, S> => {
         Effect.flatMap((state) => withShape(params, state)),
         Effect.withSpan(`${kind}.fit`)
       ),
-    load: (serialized) =>
-      Effect.gen(function*() {
-        if (serialized.kind !== kind) {
-          return yield* invalidState(kind, "kind", `cannot load a "${serialized.kind}" head`)
-        }
-        const params = yield* decodeParams(serialized.params).pipe(
-          Effect.mapError((e) => invalidState(kind, "params", `invalid params: ${e.message}`, e))
-        )
-        const state = yield* decodeState(serialized.state).pipe(
-          Effect.mapError((e) => invalidState(kind, "state", `invalid state: ${e.message}`, e))
-        )
-        return yield* withShape(params, state)
-      })
+    load,
+    ...(toOnnx === undefined ? {} : {
+      toOnnx: (serialized: Head.SerializedHead, io: Head.OnnxIo) =>
+        Effect.flatMap(load(serialized), (head) =>
+          head.dim === io.dim
+            ? Effect.succeed(toOnnx(head.state, head.params, io))
+            : Effect.fail(
+              new TrainerError({
+                reason: "ShapeMismatch",
+                field: "dim",
+                message: `The ${kind} head expects ${head.dim}-d embeddings but the backbone gives ${io.dim}`
+              })
+            ))
+    })
   }
 }
 

@@ -3,11 +3,11 @@
  * standard deviation (population, as scikit-learn's StandardScaler; a constant feature keeps scale 1). Float64.
  *
  * A search fits every candidate head on the same cross-validation folds, and each of them would standardise the
- * fold's rows the same way. `reuseStandardized` marks such a matrix (CrossValidation marks its fold rows): the
- * statistics fitted on it and the standardised rows are kept with it, and later fits get them as they are. Neither
- * the marked matrix nor the rows `fitTransform` returns for it may be written to.
+ * fold's rows the same way. So a training set may carry its standardisation (`Rows.standardized`, which
+ * CrossValidation's kept folds attach): `fitTransform` and `fitUnitRows` take it from there instead of fitting
+ * again. Neither the rows nor the standardised rows `fitTransform` returns for them may be written to.
  */
-import type { Matrix } from "@loupe/core"
+import type { Head, Matrix } from "@loupe/core"
 import { Schema } from "effect"
 import * as Codec from "./Codec.js"
 
@@ -17,18 +17,22 @@ export const Scaler = Schema.Struct({
 })
 export type Scaler = typeof Scaler.Type
 
-interface Standardized {
+/** A fitted scaler and the rows it standardised. */
+export interface Standardized {
   readonly scaler: Scaler
   readonly z: Float64Array
 }
 
-/** What `fitTransform` gave for a marked matrix (`null` until the first fit); weak, so it goes with the matrix. */
-const fittedOn = new WeakMap<Matrix.Matrix, Standardized | null>()
+/** Training rows, with the standardisation of `x` when their owner computes it once for several fits. */
+export interface Rows extends Head.TrainingSet {
+  /** `fitTransform` of `of` (read-only), used while `of` is still the set's `x` (a copy that replaces `x` refits). */
+  readonly standardized?: { readonly of: Matrix.Matrix; readonly get: () => Standardized }
+}
 
-/** Keep what `fitTransform` gives for `x` for later fits on the same matrix; neither may be written to. */
-export const reuseStandardized = (x: Matrix.Matrix): Matrix.Matrix => {
-  if (!fittedOn.has(x)) fittedOn.set(x, null)
-  return x
+/** `rows` with their standardisation, computed on the first `fitTransform` and kept by the returned set. */
+export const withStandardized = (rows: Head.TrainingSet): Rows => {
+  let kept: Standardized | undefined
+  return { ...rows, standardized: { of: rows.x, get: () => (kept ??= fit(rows.x)) } }
 }
 
 /** `1 / ||row i||`, or 0 for a zero row. */
@@ -89,18 +93,17 @@ const statistics = (x: Matrix.Matrix): Scaler => {
   return { mean, scale }
 }
 
-/**
- * Fits the scaler on `x` and returns it with the transformed rows; for a marked matrix, the ones kept from its first
- * fit (read-only).
- */
-export const fitTransform = (x: Matrix.Matrix): Standardized => {
-  const known = fittedOn.get(x)
-  if (known) return known
+const fit = (x: Matrix.Matrix): Standardized => {
   const scaler = statistics(x)
-  const fitted = { scaler, z: transform(scaler, x) }
-  if (fittedOn.has(x)) fittedOn.set(x, fitted)
-  return fitted
+  return { scaler, z: transform(scaler, x) }
 }
+
+/**
+ * Fits the scaler on `data.x` and returns it with the transformed rows; the set's own `standardized` when it has one
+ * (read-only).
+ */
+export const fitTransform = (data: Rows): Standardized =>
+  data.standardized?.of === data.x ? data.standardized.get() : fit(data.x)
 
 /**
  * Rows for cosine similarity: L2-normalised, standardised when a scaler is given, then L2-normalised again so a dot
@@ -112,8 +115,9 @@ export const unitRows = (scaler: Scaler | undefined, x: Matrix.Matrix): Float64A
 }
 
 /** `unitRows` for the training rows: fits the scaler first when `standardize`, and returns it with the rows. */
-export const fitUnitRows = (x: Matrix.Matrix, standardize: boolean): { readonly scaler?: Scaler; readonly z: Float64Array } => {
+export const fitUnitRows = (data: Rows, standardize: boolean): { readonly scaler?: Scaler; readonly z: Float64Array } => {
+  const { x } = data
   if (!standardize) return { z: normalizeRows(x) }
-  const { scaler, z } = fitTransform(x)
+  const { scaler, z } = fitTransform(data)
   return { scaler, z: normalizeInto(z, x.rows, x.cols, new Float64Array(z.length)) }
 }

@@ -186,10 +186,8 @@ const adam = (() => {
 
 const bytes = assemble([affine("affineAt", false), affine("reluAt", true), addRows, maskScale, adam])
 
-/** Whether this runtime runs the kernels (WebAssembly with fixed-width SIMD). */
-export const available: boolean = typeof WebAssembly === "object" && WebAssembly.validate(bytes)
-
-const compiled = available ? new WebAssembly.Module(bytes) : undefined
+// Every Node the project supports (>= 20.19, package.json's engines) has fixed-width SIMD: no fallback is needed.
+const compiled = new WebAssembly.Module(bytes)
 
 export interface Kernels {
   readonly affineAt: (w: number, bias: number, width: number, units: number, count: number, x: number, out: number) => void
@@ -243,9 +241,8 @@ export interface Instance {
   readonly ints: (block: Block) => Int32Array<ArrayBuffer>
 }
 
-/** A fresh instance whose zeroed memory holds `layout`'s blocks. Throws when `available` is false. */
+/** A fresh instance whose zeroed memory holds `layout`'s blocks. */
 export const instantiate = (plan: Layout): Instance => {
-  if (compiled === undefined) throw new Error("WebAssembly SIMD is not available")
   const memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(plan.bytes() / 65536)) })
   const instance = new WebAssembly.Instance(compiled, { env: { memory } })
   return {

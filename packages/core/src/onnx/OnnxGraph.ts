@@ -1,14 +1,25 @@
 /**
- * Writing ONNX models: nodes with their attributes, initializers, graph inputs and outputs, and the model that
- * holds them (onnx.proto field numbers). Each encoder returns one field of a GraphProto, so a graph is the
- * concatenation of what they return, and appending such fields to a model's graph extends it.
+ * Writing ONNX models (onnx.proto field numbers): nodes with their attributes, initializers, graph inputs and
+ * outputs, metadata, and the model that holds them. Each graph encoder returns one field of a GraphProto, so a
+ * graph is the concatenation of what they return, and appending such fields to a model's graph extends it
+ * (`OnnxModel.rewriteModel`, `OnnxModel.appendToGraph`).
  *
- * The TensorFlow.js plugin writes whole models with it (Keras layers translated to ONNX); the ONNX plugin appends
- * nodes to existing models.
+ * The TensorFlow.js plugin writes whole models with it (Keras layers translated to ONNX), the ONNX plugin appends
+ * nodes to existing models, heads write their `toOnnx` graphs and `@loupe/deploy` assembles the exported model.
  *
  * @since 0.1.0
  */
 import * as Pb from "./Protobuf.js"
+
+/**
+ * ModelProto field numbers.
+ *
+ * @since 0.1.0
+ * @category fields
+ */
+export const MODEL_GRAPH = 7
+/** @since 0.1.0 */
+export const MODEL_METADATA = 14
 
 /**
  * GraphProto field numbers.
@@ -17,8 +28,11 @@ import * as Pb from "./Protobuf.js"
  * @category fields
  */
 export const GRAPH_NODE = 1
+/** @since 0.1.0 */
 export const GRAPH_INITIALIZER = 5
+/** @since 0.1.0 */
 export const GRAPH_INPUT = 11
+/** @since 0.1.0 */
 export const GRAPH_OUTPUT = 12
 
 /**
@@ -28,6 +42,7 @@ export const GRAPH_OUTPUT = 12
  * @category fields
  */
 export const FLOAT = 1
+/** @since 0.1.0 */
 export const INT64 = 7
 
 /**
@@ -141,6 +156,15 @@ export const model = (options: {
   Pb.concat([
     Pb.varintField(1, options.irVersion),
     Pb.stringField(2, options.producer),
-    Pb.message(7, Pb.stringField(2, options.graphName), ...options.graph),
+    Pb.message(MODEL_GRAPH, Pb.stringField(2, options.graphName), ...options.graph),
     Pb.message(8, Pb.stringField(1, ""), Pb.varintField(2, options.opset))
   ])
+
+/**
+ * A ModelProto.metadata_props entry, to append at model level.
+ *
+ * @since 0.1.0
+ * @category encoders
+ */
+export const metadata = (key: string, value: string): Uint8Array =>
+  Pb.message(MODEL_METADATA, Pb.stringField(1, key), Pb.stringField(2, value))

@@ -2,13 +2,18 @@
  * The protobuf wire format, only as far as Loupe needs it to read and extend ONNX model files: walk the fields of a
  * message without a schema, and encode small messages (varints, floats, strings, nested messages).
  *
- * Readers throw `Error` on malformed input; callers wrap them in `Effect.try`. Shared by the ONNX plugin (reading and
- * extending models) and `@loupe/deploy`'s ONNX export.
+ * Readers throw `Error` on malformed input; callers wrap them in `Effect.try`. The wire format under `OnnxGraph`
+ * (writing) and `OnnxModel` (reading and editing).
  *
  * @since 0.1.0
  */
 
-/** One field of a message. `start`/`end` delimit the payload of a length-delimited field (wire type 2). */
+/**
+ * One field of a message. `start`/`end` delimit the payload of a length-delimited field (wire type 2).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Field {
   readonly number: number
   readonly wireType: 0 | 1 | 2 | 5
@@ -34,7 +39,12 @@ const readVarint = (bytes: Uint8Array, at: number): [value: number, next: number
   throw new Error(`varint longer than 10 bytes at byte ${at}`)
 }
 
-/** The fields of the message stored in `bytes[start, end)`, in file order. */
+/**
+ * The fields of the message stored in `bytes[start, end)`, in file order.
+ *
+ * @since 0.1.0
+ * @category readers
+ */
 export function* fields(bytes: Uint8Array, start = 0, end = bytes.length): Generator<Field> {
   let p = start
   while (p < end) {
@@ -74,7 +84,12 @@ export function* fields(bytes: Uint8Array, start = 0, end = bytes.length): Gener
 const decoder = new TextDecoder("utf-8", { fatal: true })
 const encoder = new TextEncoder()
 
-/** The payload of a length-delimited field as a UTF-8 string. */
+/**
+ * The payload of a length-delimited field as a UTF-8 string.
+ *
+ * @since 0.1.0
+ * @category readers
+ */
 export const string = (bytes: Uint8Array, field: Field): string => decoder.decode(bytes.subarray(field.start, field.end))
 
 const varintBytes = (value: number): Array<number> => {
@@ -95,6 +110,12 @@ const varintBytes = (value: number): Array<number> => {
   return out
 }
 
+/**
+ * The bytes of `parts`, one after another.
+ *
+ * @since 0.1.0
+ * @category encoders
+ */
 export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
   let offset = 0
@@ -105,19 +126,40 @@ export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
   return out
 }
 
-/** A varint field (int64, enum); negative values are encoded as int64. */
+/**
+ * A varint field (int64, enum); negative values are encoded as int64.
+ *
+ * @since 0.1.0
+ * @category encoders
+ */
 export const varintField = (number: number, value: number): Uint8Array =>
   Uint8Array.from([...varintBytes(number * 8), ...varintBytes(value)])
 
-/** A length-delimited field: a nested message, bytes or a string. */
+/**
+ * A length-delimited field: a nested message, bytes or a string.
+ *
+ * @since 0.1.0
+ * @category encoders
+ */
 export const message = (number: number, ...payload: ReadonlyArray<Uint8Array>): Uint8Array => {
   const body = concat(payload)
   return concat([Uint8Array.from([...varintBytes(number * 8 + 2), ...varintBytes(body.length)]), body])
 }
 
+/**
+ * A string field.
+ *
+ * @since 0.1.0
+ * @category encoders
+ */
 export const stringField = (number: number, value: string): Uint8Array => message(number, encoder.encode(value))
 
-/** A fixed32 field holding a float. */
+/**
+ * A fixed32 field holding a float.
+ *
+ * @since 0.1.0
+ * @category encoders
+ */
 export const float32Field = (number: number, value: number): Uint8Array => {
   const out = new Uint8Array([...varintBytes(number * 8 + 5), 0, 0, 0, 0])
   new DataView(out.buffer).setFloat32(out.length - 4, value, true)

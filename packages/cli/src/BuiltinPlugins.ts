@@ -1,0 +1,19 @@
+/**
+ * The built-in plugins: every catalog backbone, the search heads, and the heads manual training, fine-tuning and
+ * ensembles produce, so that their bundles load. The CLI registers them (with user plugins), and so does the Docker
+ * image's server entry, which serves exactly these.
+ *
+ * @since 0.1.0
+ */
+import type { Registry } from "@loupe/core"
+import { Catalog } from "@loupe/backbones"
+import { Heads, ManualTraining, MultiBackbone } from "@loupe/trainers"
+
+/**
+ * @since 0.1.0
+ * @category plugins
+ */
+export const builtins: Registry.Plugins = {
+  backbones: Catalog.builtins,
+  heads: [...Heads.heads, ...ManualTraining.heads, ...MultiBackbone.heads]
+}

@@ -1,0 +1,43 @@
+/**
+ * The Docker image's server, as `DockerContext.write` takes it: the built standalone entry (`serverEntry.ts`, built
+ * into `dist/serverEntry.js` with `dist/serverEntry.json` listing the native packages it was built against) and the
+ * built-in plugins it registers.
+ *
+ * @since 0.1.0
+ */
+import { DeployError } from "@loupe/deploy"
+import type { DockerContext } from "@loupe/deploy"
+import { Effect } from "effect"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { builtins } from "./BuiltinPlugins.js"
+
+/**
+ * The built server entry, beside this module in `dist` (or in `dist` from `src`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const entry: Effect.Effect<DockerContext.ServerEntry, DeployError.DeployError> = Effect.tryPromise({
+  try: async () => {
+    const here = path.dirname(fileURLToPath(import.meta.url))
+    for (const dir of [here, path.join(here, "..", "dist")]) {
+      const file = path.join(dir, "serverEntry.js")
+      const manifest = path.join(dir, "serverEntry.json")
+      const found = await Promise.all([fs.access(file), fs.access(manifest)]).then(() => true, () => false)
+      if (found) {
+        const { dependencies } = JSON.parse(await fs.readFile(manifest, "utf8")) as { dependencies: Record<string, string> }
+        return { file, dependencies, plugins: builtins }
+      }
+    }
+    throw new Error(`no serverEntry.js and serverEntry.json near ${here}`)
+  },
+  catch: (cause) =>
+    new DeployError.DeployError({
+      reason: "ExportFailed",
+      file: "dist/serverEntry.js",
+      message: `The standalone server entry is not built (${String(cause)}); build @loupe/cli first (pnpm build)`,
+      cause
+    })
+})

@@ -1,0 +1,445 @@
+/**
+ * The store's implementation over `@effect/sql`'s `SqlClient`: migrations, then every read and write of `StoreShape`
+ * as SQL. Dialect-neutral SQL only, so any database `@effect/sql` supports can back it.
+ *
+ * @internal
+ */
+import { Migrator, SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql"
+import { Effect } from "effect"
+import { FunctionsError } from "../FunctionsError.js"
+import type { AddedSample, FunctionRecord, LabelRecord, NewLabel, SampleRecord, StoreShape, TrainingSnapshot } from "../Store.js"
+import * as Ids from "./Ids.js"
+import { migrations } from "./Migrations.js"
+import type { FunctionRow, LabelRow, ModelVersionRow, SampleRow } from "./StoreRows.js"
+import { toFunction, toLabel, toModelVersion, toSample } from "./StoreRows.js"
+
+export const sqlFailed = (what: string) => (cause: SqlError.SqlError) =>
+  new FunctionsError({ reason: "StoreFailed", message: `Store: ${what} failed: ${cause.message}`, cause })
+
+const notFound = (what: string, id: string, field: string) =>
+  new FunctionsError({ reason: "NotFound", field, message: `No ${what} ${JSON.stringify(id)}` })
+
+const now = () => new Date().toISOString()
+
+/**
+ * Databases cap bound parameters per statement (SQLite: 32766, Postgres: 65535); `IN (...)` lists and multi-row
+ * inserts go in chunks of this many rows (at most 8 columns each).
+ */
+const CHUNK = 400
+
+const chunks = <A>(items: ReadonlyArray<A>): ReadonlyArray<ReadonlyArray<A>> =>
+  Array.from({ length: Math.ceil(items.length / CHUNK) }, (_, i) => items.slice(i * CHUNK, (i + 1) * CHUNK))
+
+const newestMigration = Math.max(...Object.keys(migrations).map((key) => Number.parseInt(key, 10)))
+
+/**
+ * Wait until the newest migration is committed. When another process is migrating the same new store, the Migrator
+ * here finds its migrations "already running" and returns at once, before the other process has committed the
+ * tables; a migration's row and its tables commit in one transaction, so seeing the row means the schema is there.
+ */
+const awaitSchema = (sql: SqlClient.SqlClient): Effect.Effect<void, FunctionsError> =>
+  Effect.gen(function*() {
+    for (let attempt = 0; attempt < 300; attempt++) {
+      const rows = yield* sql<{ readonly latest: number | null }>`SELECT MAX(migration_id) AS latest FROM loupe_migrations`.pipe(
+        Effect.orElseSucceed(() => [])
+      )
+      if ((rows[0]?.latest ?? 0) >= newestMigration) return
+      yield* Effect.sleep("100 millis")
+    }
+    return yield* new FunctionsError({
+      reason: "StoreFailed",
+      message: "Store: the schema is still not migrated after 30 s (another process is migrating it, or failed to)"
+    })
+  })
+
+/** The store over whatever `SqlClient` is provided; runs the migrations first. */
+export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient> = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: "loupe_migrations" }).pipe(
+    Effect.mapError((cause) =>
+      new FunctionsError({ reason: "StoreFailed", message: `Store: migrating the schema failed: ${cause.message}`, cause })
+    )
+  )
+  yield* awaitSchema(sql)
+
+  const run = <A, E, R>(what: string, effect: Effect.Effect<A, E | SqlError.SqlError, R>) =>
+    Effect.catchTag(effect, "SqlError", (e) => Effect.fail(sqlFailed(what)(e as SqlError.SqlError))) as Effect.Effect<
+      A,
+      Exclude<E, SqlError.SqlError> | FunctionsError,
+      R
+    >
+
+  const transaction = <A, E, R>(what: string, effect: Effect.Effect<A, E, R>) => run(what, sql.withTransaction(effect))
+
+  const selectFunction = (functionId: string) =>
+    sql<FunctionRow>`SELECT * FROM functions WHERE id = ${functionId}`.pipe(
+      Effect.flatMap((rows) =>
+        rows[0] ? toFunction(rows[0]) : Effect.fail(notFound("function", functionId, "functionId"))
+      )
+    )
+
+  /** The first statement of a write transaction: takes the write lock and checks the function exists. */
+  const lockFunction = (functionId: string) =>
+    sql<FunctionRow>`UPDATE functions SET updated_at = ${now()} WHERE id = ${functionId} RETURNING *`.pipe(
+      Effect.flatMap((rows) =>
+        rows[0] ? toFunction(rows[0]) : Effect.fail(notFound("function", functionId, "functionId"))
+      )
+    )
+
+  const bumpRevision = (functionId: string) =>
+    sql`UPDATE functions SET revision = revision + 1 WHERE id = ${functionId}`
+
+  const sampleColumns = sql`s.id, s.function_id, s.content_hash, s.external_id, s.label_id, l.name AS label_name,
+    s.created_at, s.updated_at`
+
+  const selectSamples = (functionId: string, ids: ReadonlyArray<string>) =>
+    Effect.map(
+      Effect.forEach(chunks(ids), (chunk) =>
+        sql<SampleRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l ON l.id = s.label_id
+          WHERE s.function_id = ${functionId} AND ${sql.in("s.id", chunk)}`),
+      (rows) => rows.flat().map(toSample)
+    )
+
+  const selectSample = (functionId: string, sampleId: string) =>
+    Effect.flatMap(selectSamples(functionId, [sampleId]), ([sample]) =>
+      sample ? Effect.succeed(sample) : Effect.fail(notFound("sample", sampleId, "sampleId")))
+
+  const selectLabels = (functionId: string) =>
+    Effect.flatMap(
+      sql<LabelRow>`SELECT * FROM labels WHERE function_id = ${functionId} ORDER BY name`,
+      Effect.forEach(toLabel)
+    )
+
+  /** Labels by name, creating the missing ones (inside a write transaction). */
+  const ensureLabels = (functionId: string, labels: ReadonlyArray<NewLabel>) =>
+    Effect.gen(function*() {
+      const existing = new Map((yield* selectLabels(functionId)).map((l) => [l.name, l]))
+      const created: Array<LabelRecord> = []
+      for (const label of labels) {
+        if (existing.has(label.name)) continue
+        const record: LabelRecord = {
+          id: Ids.make("label"),
+          functionId,
+          name: label.name,
+          description: label.description ?? null,
+          metadata: label.metadata ?? null,
+          createdAt: now()
+        }
+        yield* sql`INSERT INTO labels ${
+          sql.insert({
+            id: record.id,
+            function_id: functionId,
+            name: record.name,
+            description: record.description,
+            metadata: record.metadata === null ? null : JSON.stringify(record.metadata),
+            created_at: record.createdAt
+          })
+        }`
+        existing.set(label.name, record)
+        created.push(record)
+      }
+      return existing
+    })
+
+  const selectVersions = (functionId: string, where: "all" | "promoted") =>
+    Effect.flatMap(
+      where === "all"
+        ? sql<ModelVersionRow>`SELECT * FROM model_versions WHERE function_id = ${functionId}
+            ORDER BY created_at DESC, revision DESC`
+        : sql<ModelVersionRow>`SELECT * FROM model_versions WHERE function_id = ${functionId} AND promoted = 1`,
+      Effect.forEach(toModelVersion)
+    )
+
+  const selectVersion = (functionId: string, versionId: string) =>
+    sql<ModelVersionRow>`SELECT * FROM model_versions WHERE function_id = ${functionId} AND id = ${versionId}`.pipe(
+      Effect.flatMap((rows) =>
+        rows[0] ? toModelVersion(rows[0]) : Effect.fail(notFound("model version", versionId, "versionId"))
+      )
+    )
+
+  const setPromoted = (functionId: string, versionId: string) =>
+    Effect.zipRight(
+      sql`UPDATE model_versions SET promoted = 0 WHERE function_id = ${functionId} AND promoted = 1`,
+      sql`UPDATE model_versions SET promoted = 1 WHERE function_id = ${functionId} AND id = ${versionId}`
+    )
+
+  const store: StoreShape = {
+    createFunction: ({ name, overrides, preset }) => {
+      const createdAt = now()
+      const record: FunctionRecord = {
+        id: Ids.make("function"),
+        name,
+        preset,
+        overrides,
+        createdAt,
+        revision: 0,
+        trainedRevision: 0,
+        trainError: null
+      }
+      return run(
+        "createFunction",
+        sql`INSERT INTO functions ${
+          sql.insert({
+            id: record.id,
+            name,
+            preset,
+            overrides: JSON.stringify(overrides ?? {}),
+            created_at: createdAt,
+            updated_at: createdAt,
+            revision: 0,
+            trained_revision: 0,
+            train_error: null
+          })
+        }`.pipe(Effect.as(record))
+      )
+    },
+
+    getFunction: (functionId) => run("getFunction", selectFunction(functionId)),
+
+    listFunctions: run(
+      "listFunctions",
+      Effect.flatMap(sql<FunctionRow>`SELECT * FROM functions ORDER BY created_at, id`, Effect.forEach(toFunction))
+    ),
+
+    deleteFunction: (functionId) =>
+      transaction(
+        "deleteFunction",
+        Effect.gen(function*() {
+          yield* lockFunction(functionId)
+          yield* sql`DELETE FROM model_versions WHERE function_id = ${functionId}`
+          yield* sql`DELETE FROM samples WHERE function_id = ${functionId}`
+          yield* sql`DELETE FROM labels WHERE function_id = ${functionId}`
+          yield* sql`DELETE FROM functions WHERE id = ${functionId}`
+        })
+      ),
+
+    createLabels: (functionId, labels) =>
+      transaction(
+        "createLabels",
+        Effect.gen(function*() {
+          yield* lockFunction(functionId)
+          const byName = yield* ensureLabels(functionId, labels)
+          return labels.map((l) => byName.get(l.name)!)
+        })
+      ),
+
+    listLabels: (functionId) =>
+      run("listLabels", Effect.zipRight(selectFunction(functionId), selectLabels(functionId))),
+
+    labelCounts: (functionId) =>
+      run(
+        "labelCounts",
+        Effect.gen(function*() {
+          yield* selectFunction(functionId)
+          const labels = yield* selectLabels(functionId)
+          const rows = yield* sql<{ readonly label_id: string; readonly n: number }>`SELECT label_id, COUNT(*) AS n
+            FROM samples WHERE function_id = ${functionId} AND label_id IS NOT NULL GROUP BY label_id`
+          const counts = new Map(rows.map((r) => [r.label_id, Number(r.n)]))
+          return labels.map((label) => ({ label, count: counts.get(label.id) ?? 0 }))
+        })
+      ),
+
+    addSamples: (functionId, samples) =>
+      transaction(
+        "addSamples",
+        Effect.gen(function*() {
+          yield* lockFunction(functionId)
+          const wanted = samples.flatMap((s) => (s.labelName === undefined ? [] : [{ name: s.labelName }]))
+          const labels = yield* ensureLabels(functionId, wanted)
+          const hashes = [...new Set(samples.map((s) => s.contentHash))]
+          const existingRows = (yield* Effect.forEach(chunks(hashes), (chunk) =>
+            sql<SampleRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l ON l.id = s.label_id
+              WHERE s.function_id = ${functionId} AND ${sql.in("s.content_hash", chunk)}`)).flat()
+          const byHash = new Map(existingRows.map((r) => [r.content_hash, toSample(r)]))
+          const [{ next }] = yield* sql<{ readonly next: number }>`SELECT COALESCE(MAX(seq), 0) + 1 AS next
+            FROM samples WHERE function_id = ${functionId}`
+          let seq = Number(next)
+          let changed = false
+          const out: Array<AddedSample> = []
+          const rows: Array<Record<string, string | number | null>> = []
+          const createdAt = now()
+          for (const input of samples) {
+            const label = input.labelName === undefined ? undefined : labels.get(input.labelName)!
+            const annotation = label ? { labelId: label.id, labelName: label.name } : null
+            const existing = byHash.get(input.contentHash)
+            if (existing) {
+              if (existing.annotation === null && annotation !== null) {
+                yield* sql`UPDATE samples SET label_id = ${annotation.labelId}, updated_at = ${createdAt}
+                  WHERE id = ${existing.id}`
+                const updated = { ...existing, annotation, updatedAt: createdAt }
+                byHash.set(input.contentHash, updated)
+                changed = true
+                out.push({ sample: updated, created: false })
+              } else {
+                out.push({ sample: existing, created: false })
+              }
+              continue
+            }
+            const sample: SampleRecord = {
+              id: Ids.make("sample"),
+              functionId,
+              contentHash: input.contentHash,
+              externalId: input.externalId ?? null,
+              annotation,
+              createdAt,
+              updatedAt: createdAt
+            }
+            rows.push({
+              id: sample.id,
+              function_id: functionId,
+              seq: seq++,
+              content_hash: sample.contentHash,
+              external_id: sample.externalId,
+              label_id: annotation?.labelId ?? null,
+              created_at: createdAt,
+              updated_at: createdAt
+            })
+            if (annotation !== null) changed = true
+            byHash.set(input.contentHash, sample)
+            out.push({ sample, created: true })
+          }
+          for (const chunk of chunks(rows)) yield* sql`INSERT INTO samples ${sql.insert(chunk)}`
+          if (changed) yield* bumpRevision(functionId)
+          return out
+        })
+      ),
+
+    listSamples: (functionId, options = {}) =>
+      run(
+        "listSamples",
+        Effect.gen(function*() {
+          yield* selectFunction(functionId)
+          const limit = options.limit ?? -1
+          const offset = options.offset ?? 0
+          const rows = yield* sql<SampleRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l
+            ON l.id = s.label_id WHERE s.function_id = ${functionId} ORDER BY s.seq
+            LIMIT ${limit < 0 ? Number.MAX_SAFE_INTEGER : limit} OFFSET ${offset}`
+          return rows.map(toSample)
+        })
+      ),
+
+    getSample: (functionId, sampleId) =>
+      run("getSample", Effect.zipRight(selectFunction(functionId), selectSample(functionId, sampleId))),
+
+    setAnnotation: (functionId, sampleId, annotation) =>
+      transaction(
+        "setAnnotation",
+        Effect.gen(function*() {
+          yield* lockFunction(functionId)
+          const sample = yield* selectSample(functionId, sampleId)
+          let labelId: string | null = null
+          if (annotation !== null && "labelName" in annotation) {
+            labelId = (yield* ensureLabels(functionId, [{ name: annotation.labelName }])).get(annotation.labelName)!.id
+          } else if (annotation !== null) {
+            const rows = yield* sql<{ readonly id: string }>`SELECT id FROM labels
+              WHERE function_id = ${functionId} AND id = ${annotation.labelId}`
+            if (!rows[0]) return yield* notFound("label", annotation.labelId, "annotation.labelId")
+            labelId = annotation.labelId
+          }
+          if ((sample.annotation?.labelId ?? null) === labelId) return sample
+          yield* sql`UPDATE samples SET label_id = ${labelId}, updated_at = ${now()} WHERE id = ${sampleId}`
+          yield* bumpRevision(functionId)
+          return yield* selectSample(functionId, sampleId)
+        })
+      ),
+
+    deleteSamples: (functionId, sampleIds) =>
+      transaction(
+        "deleteSamples",
+        Effect.gen(function*() {
+          yield* lockFunction(functionId)
+          const ids = [...new Set(sampleIds)]
+          const found = yield* selectSamples(functionId, ids)
+          const foundIds = new Set(found.map((s) => s.id))
+          const missing = ids.filter((id) => !foundIds.has(id))
+          if (missing.length > 0) {
+            return yield* new FunctionsError({
+              reason: "NotFound",
+              field: "sampleIds",
+              message: `No sample ${missing.map((id) => JSON.stringify(id)).join(", ")} in function ${functionId}`
+            })
+          }
+          for (const chunk of chunks(ids)) {
+            yield* sql`DELETE FROM samples WHERE function_id = ${functionId} AND ${sql.in("id", chunk)}`
+          }
+          if (found.some((s) => s.annotation !== null)) yield* bumpRevision(functionId)
+          return found
+        })
+      ),
+
+    trainingSnapshot: (functionId) =>
+      transaction(
+        "trainingSnapshot",
+        Effect.gen(function*() {
+          const fn = yield* selectFunction(functionId)
+          const labels = yield* selectLabels(functionId)
+          const rows = yield* sql<SampleRow>`SELECT ${sampleColumns} FROM samples s JOIN labels l ON l.id = s.label_id
+            WHERE s.function_id = ${functionId} ORDER BY s.seq`
+          return {
+            function: fn,
+            labels,
+            samples: rows.map(toSample) as TrainingSnapshot["samples"]
+          }
+        })
+      ),
+
+    addModelVersion: (version) =>
+      transaction(
+        "addModelVersion",
+        Effect.gen(function*() {
+          yield* lockFunction(version.functionId)
+          const [current] = yield* selectVersions(version.functionId, "promoted")
+          const promote = current === undefined || current.revision <= version.revision
+          if (promote) yield* sql`UPDATE model_versions SET promoted = 0 WHERE function_id = ${version.functionId}`
+          const createdAt = now()
+          yield* sql`INSERT INTO model_versions ${
+            sql.insert({
+              id: version.id,
+              function_id: version.functionId,
+              bundle: version.bundle,
+              labels: JSON.stringify(version.labels),
+              metrics: JSON.stringify(version.metrics),
+              revision: version.revision,
+              sample_count: version.sampleCount,
+              created_at: createdAt,
+              promoted: promote ? 1 : 0
+            })
+          }`
+          yield* sql`UPDATE functions SET trained_revision = ${version.revision}, train_error = NULL
+            WHERE id = ${version.functionId} AND trained_revision <= ${version.revision}`
+          return yield* selectVersion(version.functionId, version.id)
+        })
+      ),
+
+    markTrainingFailed: (functionId, revision, error) =>
+      transaction(
+        "markTrainingFailed",
+        Effect.zipRight(
+          lockFunction(functionId),
+          sql`UPDATE functions SET trained_revision = ${revision}, train_error = ${error}
+            WHERE id = ${functionId} AND trained_revision <= ${revision}`
+        )
+      ),
+
+    promote: (functionId, versionId) =>
+      transaction(
+        "promote",
+        Effect.gen(function*() {
+          yield* lockFunction(functionId)
+          yield* selectVersion(functionId, versionId)
+          yield* setPromoted(functionId, versionId)
+          return yield* selectVersion(functionId, versionId)
+        })
+      ),
+
+    promotedVersion: (functionId) =>
+      run("promotedVersion", Effect.map(selectVersions(functionId, "promoted"), (versions) => versions[0])),
+
+    listModelVersions: (functionId) =>
+      run("listModelVersions", Effect.zipRight(selectFunction(functionId), selectVersions(functionId, "all"))),
+
+    getModelVersion: (functionId, versionId) => run("getModelVersion", selectVersion(functionId, versionId))
+  }
+  return store
+})
