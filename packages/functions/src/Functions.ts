@@ -488,7 +488,6 @@ export const open = async (options: OpenOptions): Promise<Client> => {
   }).pipe(Layer.mapError(fromConfigError))
   const environment = Layer.mergeAll(
     loupeConfig,
-    NodeFileSystem.layer,
     DiskEmbeddingCache.layer().pipe(Layer.provide(loupeConfig)),
     Registry.Registry.layer(plugins).pipe(
       Layer.mapError((e) => new FunctionsError({ reason: "InvalidPlugin", field: e.field ?? "plugins", message: e.message, cause: e }))
