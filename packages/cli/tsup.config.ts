@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
 import { defineConfig } from "tsup"
 import { library } from "../../tsup.base.js"
 
@@ -18,11 +19,16 @@ const pinned = (): Record<string, string> => {
   return versions
 }
 
+/** A worker module of @loupe/backbones (built JavaScript): the inlined backbones start it from beside the entry. */
+const runner = (name: string) => createRequire(import.meta.url).resolve(`@loupe/backbones/${name}`)
+
 export default defineConfig([
   library(["src/index.ts", "src/cli.ts"]),
   {
-    // The Docker image's server: one file with effect and @loupe/* inlined.
-    entry: { serverEntry: "src/serverEntry.ts" },
+    // The Docker image's server: one file with effect and @loupe/* inlined, and beside it the engines' worker
+    // modules, inlined the same way (no shared chunks).
+    entry: { serverEntry: "src/serverEntry.ts", ortRunner: runner("ortRunner"), tfjsRunner: runner("tfjsRunner") },
+    splitting: false,
     format: ["esm"],
     dts: false,
     tsconfig: "tsconfig.build.json",

@@ -7,14 +7,15 @@
  *
  * @since 0.1.0
  */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Effect } from "effect"
 import { LoupeConfig, Registry } from "@loupe/core"
 import type { Backbone, CoreError } from "@loupe/core"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import { BackboneError } from "./BackboneError.js"
 import { download } from "./internal/download.js"
-import { hasModel, hubCacheFolder, modelsDirFolder } from "./internal/hub.js"
+import { exists, hasModel, hubCacheFolder, modelsDirFolder } from "./internal/hub.js"
 import { hashFiles, urlWeightsPath } from "./internal/weights.js"
 
 /**
@@ -78,27 +79,33 @@ const describeSource = (source: Backbone.WeightsSource): string => {
   }
 }
 
-const locate = (source: Backbone.WeightsSource, config: LoupeConfig.LoupeConfigShape): { path: string | undefined; present: boolean } => {
-  switch (source._tag) {
-    case "ModelsDir": {
-      const file = config.modelsDir === undefined ? undefined : path.resolve(config.modelsDir, source.path)
-      return { path: file, present: file !== undefined && fs.existsSync(file) }
+const locate = (
+  source: Backbone.WeightsSource,
+  config: LoupeConfig.LoupeConfigShape
+): Effect.Effect<{ path: string | undefined; present: boolean }, never, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    switch (source._tag) {
+      case "ModelsDir": {
+        const file = config.modelsDir === undefined ? undefined : path.resolve(config.modelsDir, source.path)
+        return { path: file, present: file !== undefined && (yield* exists(file)) }
+      }
+      case "Path": {
+        const file = path.resolve(source.path)
+        return { path: file, present: yield* exists(file) }
+      }
+      case "Url": {
+        const file = urlWeightsPath(config, source.file)
+        return { path: file, present: yield* exists(file) }
+      }
+      case "Hub": {
+        const byHand = modelsDirFolder(config.modelsDir, source.repo)
+        const folder = byHand !== undefined && (yield* hasModel(byHand))
+          ? byHand
+          : hubCacheFolder(config.cacheDir, source.repo, source.revision ?? "main")
+        return { path: folder, present: yield* hasModel(folder) }
+      }
     }
-    case "Path": {
-      const file = path.resolve(source.path)
-      return { path: file, present: fs.existsSync(file) }
-    }
-    case "Url": {
-      const file = urlWeightsPath(config, source.file)
-      return { path: file, present: fs.existsSync(file) }
-    }
-    case "Hub": {
-      const byHand = modelsDirFolder(config.modelsDir, source.repo)
-      const folder = hasModel(byHand) ? byHand : hubCacheFolder(config.cacheDir, source.repo, source.revision ?? "main")
-      return { path: folder, present: hasModel(folder) }
-    }
-  }
-}
+  })
 
 /**
  * The listing of `plugins` on this machine (reads only file existence; nothing is hashed or loaded).
@@ -109,10 +116,9 @@ const locate = (source: Backbone.WeightsSource, config: LoupeConfig.LoupeConfigS
 export const listModels = (
   plugins: ReadonlyArray<Backbone.BackbonePlugin>,
   config: LoupeConfig.LoupeConfigShape
-): ReadonlyArray<ModelListing> =>
-  plugins.map(({ info }) => {
-    const local = locate(info.weights, config)
-    return {
+): Effect.Effect<ReadonlyArray<ModelListing>> =>
+  Effect.forEach(plugins, ({ info }) =>
+    Effect.map(locate(info.weights, config), (local) => ({
       id: info.id,
       runtime: info.runtime,
       description: info.description,
@@ -124,8 +130,7 @@ export const listModels = (
       localPath: local.path,
       present: local.present,
       pullable: info.weights._tag === "Url"
-    }
-  })
+    }))).pipe(Effect.provide(NodeFileSystem.layer))
 
 /**
  * `loupe models list`: every registered backbone, in registration order.
@@ -137,7 +142,7 @@ export const list: Effect.Effect<ReadonlyArray<ModelListing>, never, Registry.Re
   .gen(function*() {
     const registry = yield* Registry.Registry
     const config = yield* LoupeConfig.LoupeConfig
-    return listModels(registry.backbones, config)
+    return yield* listModels(registry.backbones, config)
   })
 
 /**
@@ -167,9 +172,16 @@ export const fetchUrlWeights = (
     }
     const dest = urlWeightsPath(config, normalised)
     const expected = source.sha256.toLowerCase()
-    if (fs.existsSync(dest)) {
+    const fs = yield* FileSystem.FileSystem
+    if (yield* exists(dest)) {
       const sha256 = yield* hashFiles([dest])
-      if (sha256 === expected) return { id, path: dest, sha256, bytes: fs.statSync(dest).size, downloaded: false }
+      if (sha256 === expected) {
+        const { size } = yield* Effect.mapError(
+          fs.stat(dest),
+          (cause) => new BackboneError({ reason: "LoadFailed", field: id, file: dest, message: `Cannot stat ${dest}: ${String(cause)}`, cause })
+        )
+        return { id, path: dest, sha256, bytes: Number(size), downloaded: false }
+      }
       yield* Effect.logWarning(`${dest} has sha256 ${sha256}, expected ${expected}; downloading it again`)
     }
     if (config.offline) {
@@ -190,7 +202,7 @@ export const fetchUrlWeights = (
       responseTimeoutMs: options.responseTimeoutMs ?? 30_000
     })
     return { id, ...done, downloaded: true }
-  })
+  }).pipe(Effect.provide(NodeFileSystem.layer))
 
 /**
  * `loupe models pull <id>`: fetches the weights of a registered backbone whose weights come from a URL (see

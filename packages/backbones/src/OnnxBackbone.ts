@@ -25,11 +25,12 @@
  *
  * @since 0.1.0
  */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Effect, Schema } from "effect"
 import type { Backbone, LoupeConfig, Preprocess } from "@loupe/core"
 import { OnnxModel } from "@loupe/core/onnx"
 import { createHash } from "node:crypto"
-import * as fs from "node:fs/promises"
 import { BackboneError } from "./BackboneError.js"
 import * as ExposeTensor from "./internal/ExposeTensor.js"
 import * as OrtEmbed from "./internal/ortEmbed.js"
@@ -124,11 +125,12 @@ const chooseTarget = (config: OnnxModelConfig, model: Uint8Array, file: string):
 const readModel = (config: OnnxModelConfig, loupeConfig: LoupeConfig.LoupeConfigShape) =>
   Effect.gen(function*() {
     const file = yield* resolveLocalPath(config.id, config.weights, loupeConfig)
-    const bytes = yield* Effect.tryPromise({
-      try: () => fs.readFile(file),
-      catch: (cause) =>
+    const fs = yield* FileSystem.FileSystem
+    const bytes = yield* Effect.mapError(
+      fs.readFile(file),
+      (cause) =>
         new BackboneError({ reason: "WeightsNotFound", file, field: config.id, message: `Cannot read ${file}: ${String(cause)}`, cause })
-    })
+    )
     const weightsHash = createHash("sha256").update(bytes).digest("hex")
     const target = yield* chooseTarget(config, bytes, file)
     return { file, weightsHash, target }
@@ -141,10 +143,9 @@ const loadModel = Effect.fn("OnnxBackbone.load")(function*(
 ) {
   const opts = context.options as OnnxOptions
   const { file, target, weightsHash } = yield* readModel(config, context.config)
-  const session = yield* OrtWorker.open(target.model, OrtEmbed.sessionOptions(opts), file)
+  const session = yield* OrtWorker.open(target.model, opts, file)
 
-  const inputNames = session.inputs.map((m) => m.name)
-  const outputNames = session.outputs.map((m) => m.name)
+  const { inputNames, outputNames } = session
   const input = config.inputName ?? (inputNames.length === 1 ? inputNames[0]! : undefined)
   if (input === undefined || !inputNames.includes(input)) {
     return yield* new BackboneError({
@@ -224,7 +225,12 @@ export const plugin = (config: OnnxModelConfig): OnnxPlugin => {
     license: config.license,
     weights: config.weights
   }
-  return { info, optionsSchema: OnnxOptions, load: (context) => loadModel(config, info, context), onnx: config }
+  return {
+    info,
+    optionsSchema: OnnxOptions,
+    load: (context) => Effect.provide(loadModel(config, info, context), NodeFileSystem.layer),
+    onnx: config
+  }
 }
 
 /**
@@ -278,4 +284,4 @@ export const embeddingGraph = (
       })
     }
     return { file, weightsHash, model: target.model, input, output: target.output }
-  })
+  }).pipe(Effect.provide(NodeFileSystem.layer))

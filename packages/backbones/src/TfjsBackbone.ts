@@ -18,17 +18,18 @@
  *
  * @since 0.1.0
  */
+import type * as FileSystem from "@effect/platform/FileSystem"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Effect, Schema } from "effect"
 import type { Scope } from "effect"
 import type * as Tf from "@tensorflow/tfjs"
 import type { Backbone, LoupeConfig, Preprocess } from "@loupe/core"
 import { createHash } from "node:crypto"
-import { createRequire } from "node:module"
-import * as path from "node:path"
 import { BackboneError } from "./BackboneError.js"
 import * as KerasOnnx from "./internal/KerasOnnx.js"
 import * as OrtEmbed from "./internal/ortEmbed.js"
 import * as OrtWorker from "./internal/ortWorker.js"
+import { activate, type BackendCandidate, defaultBackends } from "./internal/tfjsBackends.js"
 import {
   decodeFloatWeights,
   errorText,
@@ -44,44 +45,12 @@ import { resolveLocalPath } from "./internal/weights.js"
 import { OnnxOptions } from "./OnnxBackbone.js"
 
 /**
- * A TensorFlow.js backend that may be usable here.
+ * The backends `selectBackend` and the tfjs engine's worker try, and their order (`defaultBackends`).
  *
  * @since 0.1.0
  * @category backends
  */
-export interface BackendCandidate {
-  /** The name the backend registers under in TensorFlow.js (`tensorflow`, `wasm`, `cpu`). */
-  readonly name: string
-  /** Imports and registers the backend; rejects when it cannot run on this machine. */
-  readonly prepare: (tf: TfModule) => Promise<void>
-}
-
-// A non-literal specifier: bundlers and the type checker leave the optional peer alone.
-const optionalPeer = "@tensorflow/tfjs-node"
-
-/** `@tensorflow/tfjs-node` (native TensorFlow), when installed and its binary loads. */
-export const tensorflowBackend: BackendCandidate = {
-  name: "tensorflow",
-  prepare: async () => {
-    await import(optionalPeer)
-  }
-}
-
-/** The wasm backend, pointed at the `.wasm` files inside the installed package, so it starts offline. */
-export const wasmBackend: BackendCandidate = {
-  name: "wasm",
-  prepare: async () => {
-    const wasm = await import("@tensorflow/tfjs-backend-wasm")
-    const entry = createRequire(import.meta.url).resolve("@tensorflow/tfjs-backend-wasm")
-    wasm.setWasmPaths(path.dirname(entry) + path.sep)
-  }
-}
-
-/** The pure-JavaScript backend bundled with `@tensorflow/tfjs`: always available, about 10x slower than wasm. */
-export const cpuBackend: BackendCandidate = { name: "cpu", prepare: async () => {} }
-
-/** The order `auto` tries. */
-export const defaultBackends: ReadonlyArray<BackendCandidate> = [tensorflowBackend, wasmBackend, cpuBackend]
+export { type BackendCandidate, cpuBackend, defaultBackends, tensorflowBackend, wasmBackend } from "./internal/tfjsBackends.js"
 
 /**
  * Activates the first candidate that prepares and initialises, and logs which one it chose and why the earlier
@@ -96,23 +65,10 @@ export const selectBackend = (
 ): Effect.Effect<string, BackboneError> =>
   Effect.gen(function*() {
     const tf = yield* importTf
-    const skipped: Array<string> = []
-    for (const candidate of candidates) {
-      const outcome = yield* Effect.tryPromise(async () => {
-        await candidate.prepare(tf)
-        return await tf.setBackend(candidate.name)
-      }).pipe(Effect.either)
-      if (outcome._tag === "Right" && outcome.right) {
-        yield* logBackend(candidate.name, skipped)
-        return candidate.name
-      }
-      const reason = outcome._tag === "Left" ? firstLine(errorText(outcome.left.error)) : "it did not initialise"
-      skipped.push(`${candidate.name}: ${reason}`)
-    }
-    return yield* noBackend(skipped)
+    const { backend, skipped } = yield* Effect.mapError(activate(tf, candidates), (none) => noBackend(none.skipped))
+    yield* logBackend(backend, skipped)
+    return backend
   })
-
-const firstLine = (text: string) => text.split("\n")[0]!.trim()
 
 const logBackend = (name: string, skipped: ReadonlyArray<string>) =>
   Effect.logInfo(`TensorFlow.js backend: ${name}${skipped.length > 0 ? ` (skipped ${skipped.join("; ")})` : ""}`)
@@ -230,7 +186,7 @@ export const loadLayersModel = (
       (m) => Effect.sync(() => m.dispose())
     )
     return { tf, model }
-  })
+  }).pipe(Effect.provide(NodeFileSystem.layer))
 
 /** Partial fine-tuning's capability: the layers model loaded whole on the main thread, cut by the capability. */
 const trainableTail = (config: TfjsModelConfig) =>
@@ -312,8 +268,8 @@ const onnxEngine = (
   files: TfjsModelFiles,
   translated: Extract<KerasOnnx.Translation, { _tag: "Translated" }>,
   opts: TfjsOptions
-): Effect.Effect<Engine, BackboneError, Scope.Scope> =>
-  Effect.map(OrtWorker.open(translated.model, OrtEmbed.sessionOptions(opts), files.modelJson), (session) => ({
+): Effect.Effect<Engine, BackboneError, Scope.Scope | FileSystem.FileSystem> =>
+  Effect.map(OrtWorker.open(translated.model, opts, files.modelJson), (session) => ({
     name: "onnxruntime",
     inputs: [translated.inputShape],
     embed: OrtEmbed.embedder(session, {
@@ -341,7 +297,7 @@ const tfjsEngine = (
   files: TfjsModelFiles,
   target: Target,
   opts: TfjsOptions
-): Effect.Effect<Engine, BackboneError, Scope.Scope> =>
+): Effect.Effect<Engine, BackboneError, Scope.Scope | FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const { output, pooling } = target
     const file = files.modelJson
@@ -361,11 +317,10 @@ const tfjsEngine = (
     })
     yield* logBackend(model.backend, model.skipped)
     const embed: Embed = (batch, count) =>
-      Effect.tryPromise({
-        try: () => model.embed(batch, count),
-        catch: (cause) =>
-          new BackboneError({ reason: "InferenceFailed", field: config.id, file, message: `${config.id}: ${errorText(cause)}`, cause })
-      })
+      Effect.mapError(
+        model.embed(batch, count),
+        (cause) => new BackboneError({ reason: "InferenceFailed", field: config.id, file, message: `${config.id}: ${cause.message}`, cause })
+      )
     return { name: "tfjs", inputs: model.inputs, embed, detail: `TensorFlow.js ${model.backend}` }
   })
 
@@ -465,6 +420,6 @@ export const plugin = (config: TfjsModelConfig): TfjsBackbonePlugin => {
           })
         const loadedInfo: TfjsLoadedInfo = { ...info, embeddingSize: custom ? probe.length : info.embeddingSize, engine: engine.name }
         return { info: loadedInfo, weightsHash, maxBatchSize: opts.maxBatchSize, embedBatch } satisfies Backbone.LoadedBackbone
-      })
+      }).pipe(Effect.provide(NodeFileSystem.layer))
   }
 }

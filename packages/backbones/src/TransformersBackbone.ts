@@ -19,17 +19,18 @@
  *
  * @since 0.1.0
  */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Config, Effect, Option, Redacted, Schema } from "effect"
 import type { Scope } from "effect"
 import type { PreTrainedModel, Tensor } from "@huggingface/transformers"
 import { LoupeConfig } from "@loupe/core"
 import type { Backbone, Preprocess } from "@loupe/core"
 import { createHash } from "node:crypto"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import { BackboneError } from "./BackboneError.js"
 import { download } from "./internal/download.js"
-import { defaultHubUrl, hasModel, hubCacheFolder, hubFileUrl, isHubRepo, modelsDirFolder } from "./internal/hub.js"
+import { defaultHubUrl, exists, hasModel, hubCacheFolder, hubFileUrl, isHubRepo, modelsDirFolder } from "./internal/hub.js"
 import { hashFiles } from "./internal/weights.js"
 
 type Transformers = typeof import("@huggingface/transformers")
@@ -121,11 +122,12 @@ const importTransformers: Effect.Effect<Transformers, BackboneError> = Effect.tr
 })
 
 const readJson = (id: string, file: string) =>
-  Effect.try({
-    try: () => JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>,
-    catch: (cause) =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.readFileString(file)).pipe(
+    Effect.flatMap((text) => Effect.try(() => JSON.parse(text) as Record<string, unknown>)),
+    Effect.mapError((cause) =>
       new BackboneError({ reason: "LoadFailed", field: id, file, message: `Cannot read ${file}: ${String(cause)}`, cause })
-  })
+    )
+  )
 
 const triple = (value: unknown, fallback: number, field: string, file: string): [number, number, number] => {
   const v = value === undefined ? fallback : value
@@ -236,7 +238,8 @@ const locate = (spec: TransformersModelSpec, opts: TransformersOptions, loupe: L
         catch: (cause) =>
           new BackboneError({ reason: "LoadFailed", field: id, message: `${id}: cannot list the files of ${name}: ${String(cause)}`, cause })
       }))).pipe(Effect.map((files) => ["preprocessor_config.json", ...files.filter((f) => f !== "config.json")]))
-    const missingIn = (folder: string, files: ReadonlyArray<string>) => files.filter((f) => !fs.existsSync(path.join(folder, f)))
+    const missingIn = (folder: string, files: ReadonlyArray<string>) =>
+      Effect.filter(files, (f) => Effect.map(exists(path.join(folder, f)), (present) => !present))
     /** The files the model needs, from its config.json. */
     const listFiles = (folder: string) =>
       Effect.gen(function*() {
@@ -246,7 +249,7 @@ const locate = (spec: TransformersModelSpec, opts: TransformersOptions, loupe: L
     const useFolder = (folder: string) =>
       Effect.gen(function*() {
         const listed = yield* listFiles(folder)
-        const missing = missingIn(folder, listed.files)
+        const missing = yield* missingIn(folder, listed.files)
         if (missing.length > 0) {
           return yield* new BackboneError({
             reason: "WeightsNotFound",
@@ -260,7 +263,7 @@ const locate = (spec: TransformersModelSpec, opts: TransformersOptions, loupe: L
 
     if (isLocalPath(name)) {
       const folder = path.resolve(name)
-      if (!hasModel(folder)) {
+      if (!(yield* hasModel(folder))) {
         return yield* new BackboneError({
           reason: "WeightsNotFound",
           field: id,
@@ -279,7 +282,7 @@ const locate = (spec: TransformersModelSpec, opts: TransformersOptions, loupe: L
       })
     }
     const byHand = modelsDirFolder(loupe.modelsDir, name)
-    if (hasModel(byHand)) return yield* useFolder(byHand)
+    if (byHand !== undefined && (yield* hasModel(byHand))) return yield* useFolder(byHand)
 
     const revision = spec.revision ?? "main"
     const folder = hubCacheFolder(loupe.cacheDir, name, revision)
@@ -293,7 +296,7 @@ const locate = (spec: TransformersModelSpec, opts: TransformersOptions, loupe: L
     })
     let contacted = false
     const fetchFiles = (files: ReadonlyArray<string>) =>
-      Effect.forEach(missingIn(folder, files), (file) => {
+      Effect.flatMap(missingIn(folder, files), (missing) => Effect.forEach(missing, (file) => {
         if (loupe.offline) {
           return Effect.fail(
             new BackboneError({
@@ -324,7 +327,7 @@ const locate = (spec: TransformersModelSpec, opts: TransformersOptions, loupe: L
             })
           )
         )
-      }, { discard: true })
+      }, { discard: true }))
     yield* fetchFiles(["config.json"])
     const listed = yield* listFiles(folder)
     yield* fetchFiles(listed.files)
@@ -336,7 +339,7 @@ const open = (
   spec: TransformersModelSpec,
   opts: TransformersOptions,
   loupe: LoupeConfig.LoupeConfigShape
-): Effect.Effect<Opened, BackboneError, Scope.Scope> =>
+): Effect.Effect<Opened, BackboneError, Scope.Scope | FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const { folder, modelFile, files } = yield* locate(spec, opts, loupe)
     const T = yield* importTransformers
@@ -497,7 +500,7 @@ export const plugin = (config: TransformersModelConfig): Backbone.BackbonePlugin
             )
             : embed(batch, count)
         return { info, weightsHash: opened.weightsHash, maxBatchSize: opts.maxBatchSize, embedBatch } satisfies Backbone.LoadedBackbone
-      })
+      }).pipe(Effect.provide(NodeFileSystem.layer))
   }
 }
 
@@ -537,4 +540,4 @@ export const make = (
       })
     }
     return plugin({ ...spec, preprocess, embeddingSize: probe.length })
-  }))
+  })).pipe(Effect.provide(NodeFileSystem.layer))

@@ -124,26 +124,27 @@ describe("Download.pull", () => {
 })
 
 describe("Download.listModels", () => {
-  it("lists every backbone with its source and whether its weights are here", () => {
-    const cacheDir = fs.mkdtempSync(path.join(tmp, "list-"))
-    const plugins = [...Catalog.builtins, urlPlugin("https://example.org/m.onnx")]
-    const rows = Download.listModels(plugins, { modelsDir, cacheDir, offline: false })
-    expect(rows.map((r) => r.id)).toEqual(plugins.map((p) => p.info.id))
-    expect(rows.find((r) => r.id === "tfjs:darknet-tiny")).toEqual({
-      id: "tfjs:darknet-tiny",
-      runtime: "tfjs",
-      description: Catalog.darknetTiny.description,
-      embeddingSize: 128,
-      tags: ["tfjs", "offline", "imagenet"],
-      license: "MIT",
-      weights: { _tag: "ModelsDir", path: "darknet-tiny-tfjs" },
-      source: "models dir: darknet-tiny-tfjs",
-      localPath: path.join(modelsDir, "darknet-tiny-tfjs"),
-      present: true,
-      pullable: false
-    })
-    expect(rows.find((r) => r.id === id)).toMatchObject({ present: false, pullable: true, localPath: path.join(cacheDir, "models", file) })
-    const noModelsDir = Download.listModels(plugins, { modelsDir: undefined, cacheDir, offline: false })
-    expect(noModelsDir.find((r) => r.id === "tfjs:darknet-tiny")).toMatchObject({ localPath: undefined, present: false })
-  })
+  it.effect("lists every backbone with its source and whether its weights are here", () =>
+    Effect.gen(function*() {
+      const cacheDir = fs.mkdtempSync(path.join(tmp, "list-"))
+      const plugins = [...Catalog.builtins, urlPlugin("https://example.org/m.onnx")]
+      const rows = yield* Download.listModels(plugins, { modelsDir, cacheDir, offline: false })
+      expect(rows.map((r) => r.id)).toEqual(plugins.map((p) => p.info.id))
+      expect(rows.find((r) => r.id === "tfjs:darknet-tiny")).toEqual({
+        id: "tfjs:darknet-tiny",
+        runtime: "tfjs",
+        description: Catalog.darknetTiny.description,
+        embeddingSize: 128,
+        tags: ["tfjs", "offline", "imagenet"],
+        license: "MIT",
+        weights: { _tag: "ModelsDir", path: "darknet-tiny-tfjs" },
+        source: "models dir: darknet-tiny-tfjs",
+        localPath: path.join(modelsDir, "darknet-tiny-tfjs"),
+        present: true,
+        pullable: false
+      })
+      expect(rows.find((r) => r.id === id)).toMatchObject({ present: false, pullable: true, localPath: path.join(cacheDir, "models", file) })
+      const noModelsDir = yield* Download.listModels(plugins, { modelsDir: undefined, cacheDir, offline: false })
+      expect(noModelsDir.find((r) => r.id === "tfjs:darknet-tiny")).toMatchObject({ localPath: undefined, present: false })
+  }))
 })

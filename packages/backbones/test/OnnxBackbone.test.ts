@@ -4,7 +4,10 @@ import { Embedder, LoupeConfig, Preprocess, Registry } from "@loupe/core"
 import { Catalog, OnnxBackbone } from "@loupe/backbones"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import * as FileSystem from "@effect/platform/FileSystem"
+import { Load, type OrtRequest } from "../src/internal/ortProtocol.js"
 import { pool } from "../src/internal/pooling.js"
+import * as WorkerThread from "../src/internal/workerThread.js"
 import { modelsDir, sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const classifierFile = "mobilenetv2-12-int8-onnx/mobilenetv2-12-int8.onnx"
@@ -165,4 +168,18 @@ describe("pooling", () => {
     expect(Array.from(pool(nhwc, [2, 2, 2, 2], "mean", "last"))).toEqual([2.5, 25, 5, -2.5])
     expect(pool(nhwc, [2, 8], "mean", "last")).toBe(nhwc)
   })
+})
+
+describe("the onnxruntime worker's module", () => {
+  it.scoped("missing (the package not built) is a typed failure that names the file and says to build", () =>
+    Effect.gen(function*() {
+      const initial = new Load({ model: new Uint8Array(0), intraOpNumThreads: 1, spinning: false })
+      const error = yield* Effect.flip(
+        WorkerThread.open<OrtRequest>({ name: "onnxruntime", runner: "ortRunner", initial }).pipe(
+          Effect.provide(FileSystem.layerNoop({ exists: () => Effect.succeed(false) }))
+        )
+      )
+      expect(error).toBeInstanceOf(WorkerThread.WorkerFailed)
+      expect(error.message).toMatch(/^the onnxruntime worker's module \/.*\/packages\/backbones\/dist\/ortRunner\.js is missing: run `pnpm build`/)
+    }))
 })

@@ -16,8 +16,13 @@ import { loadPlugin as load, maxAbsDiff, photos, tensorOf } from "./fixtures/hel
 import { modelsDir } from "../../../test/fixtures/shared.mjs"
 import { graphEmbedding, graphInputSize, graphModelConfig, writeTinyGraphModel } from "./fixtures/tfjsGraphModel.js"
 
-// Every worker the plugin starts, and the requests posted to it, so that a test can kill one mid-batch.
-const tracked = vi.hoisted(() => ({ workers: [] as Array<Worker>, requests: 0 }))
+// Every worker the plugin starts, and the Embed requests posted to it, so that a test can kill one mid-batch.
+// @effect/platform posts a request as [0, [id, 0, payload, span]].
+const { isEmbedRequest, tracked } = vi.hoisted(() => ({
+  tracked: { workers: [] as Array<Worker>, requests: 0 },
+  isEmbedRequest: (value: unknown) =>
+    Array.isArray(value) && value[0] === 0 && (value[1]?.[2] as { _tag?: string } | undefined)?._tag === "Embed"
+}))
 vi.mock("node:worker_threads", async (importOriginal) => {
   const actual = await importOriginal<typeof import("node:worker_threads")>()
   class TrackedWorker extends actual.Worker {
@@ -26,7 +31,7 @@ vi.mock("node:worker_threads", async (importOriginal) => {
       tracked.workers.push(this)
     }
     override postMessage(value: unknown, transferList?: ReadonlyArray<TransferListItem>) {
-      if ((value as { kind?: string }).kind === "request") tracked.requests++
+      if (isEmbedRequest(value)) tracked.requests++
       super.postMessage(value, transferList)
     }
   }

@@ -13,6 +13,9 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { builtins } from "./BuiltinPlugins.js"
 
+/** The engines' worker modules, built beside the entry (packages/cli/tsup.config.ts). */
+const runners = ["ortRunner.js", "tfjsRunner.js"]
+
 /**
  * The built server entry, beside this module in `dist` (or in `dist` from `src`).
  *
@@ -25,13 +28,14 @@ export const entry: Effect.Effect<DockerContext.ServerEntry, DeployError.DeployE
     for (const dir of [here, path.join(here, "..", "dist")]) {
       const file = path.join(dir, "serverEntry.js")
       const manifest = path.join(dir, "serverEntry.json")
-      const found = await Promise.all([fs.access(file), fs.access(manifest)]).then(() => true, () => false)
+      const workers = runners.map((name) => path.join(dir, name))
+      const found = await Promise.all([file, manifest, ...workers].map((f) => fs.access(f))).then(() => true, () => false)
       if (found) {
         const { dependencies } = JSON.parse(await fs.readFile(manifest, "utf8")) as { dependencies: Record<string, string> }
-        return { file, dependencies, plugins: builtins }
+        return { file, dependencies, plugins: builtins, workers }
       }
     }
-    throw new Error(`no serverEntry.js and serverEntry.json near ${here}`)
+    throw new Error(`no serverEntry.js, serverEntry.json, ${runners.join(", ")} near ${here}`)
   },
   catch: (cause) =>
     new DeployError.DeployError({

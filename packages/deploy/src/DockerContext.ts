@@ -8,6 +8,8 @@
  *   .dockerignore
  *   package.json      the native runtime packages, pinned to the versions Loupe was tested with
  *   server.mjs        the standalone server (the caller's `ServerEntry`, every pure-JS dependency inlined)
+ *   ortRunner.js      the onnxruntime and TensorFlow.js engines' worker modules (the entry's `workers`), which
+ *   tfjsRunner.js     the server starts from beside itself
  *   bundle/           the model bundle
  *   models/           the weights of the bundle's backbones (all of them, for a multi-backbone bundle), laid out
  *                     as a models directory
@@ -52,6 +54,8 @@ export interface ServerEntry {
   readonly dependencies: Readonly<Record<string, string>>
   /** The plugins it registers: the bundles it can serve. */
   readonly plugins: Registry.Plugins
+  /** The engines' worker modules it starts from beside itself (`ortRunner.js`, `tfjsRunner.js`), copied next to it. */
+  readonly workers: ReadonlyArray<string>
 }
 
 /**
@@ -85,7 +89,7 @@ WORKDIR /app
 ENV NODE_ENV=production ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json ./
 RUN npm install --omit=dev --no-audit --no-fund && npm cache clean --force
-COPY server.mjs ./
+COPY server.mjs ortRunner.js tfjsRunner.js ./
 COPY bundle ./bundle
 COPY models ./models
 COPY cache ./cache
@@ -210,6 +214,7 @@ export const write = (
         yield* fs.copy(source.from, staged(source.to))
       }
       yield* fs.copyFile(entry.file, staged("server.mjs"))
+      for (const worker of entry.workers) yield* fs.copyFile(worker, staged(path.basename(worker)))
       const pkg = { name: "loupe-model", private: true, type: "module", main: "server.mjs", dependencies }
       yield* fs.writeFileString(staged("package.json"), JSON.stringify(pkg, null, 2) + "\n")
       yield* fs.writeFileString(staged("Dockerfile"), dockerfile(port, functionId))

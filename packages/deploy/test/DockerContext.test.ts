@@ -38,8 +38,10 @@ describe("DockerContext", () => {
       "bundle/head.json",
       "bundle/manifest.json",
       "models/mobilenetv2-12-int8-onnx/mobilenetv2-12-int8-embedding.onnx",
+      "ortRunner.js",
       "package.json",
-      "server.mjs"
+      "server.mjs",
+      "tfjsRunner.js"
     ])
     const manifest = JSON.parse(fs.readFileSync(path.join(context, "bundle/manifest.json"), "utf8"))
     const weights = fs.readFileSync(path.join(context, "models/mobilenetv2-12-int8-onnx/mobilenetv2-12-int8-embedding.onnx"))
@@ -60,15 +62,20 @@ describe("DockerContext", () => {
       /^EXPOSE 8080$/m,
       /^HEALTHCHECK .*\/readyz/m,
       /LOUPE_FUNCTION_ID="cats-or-dogs"/,
+      /^COPY server\.mjs ortRunner\.js tfjsRunner\.js \.\/$/m,
       /^CMD \["node", "server.mjs"\]$/m
     ]) expect(dockerfile).toMatch(line)
     expect(fs.readFileSync(path.join(context, ".dockerignore"), "utf8")).toMatch(/^keys$/m)
-    // The server entry inlines everything but native packages.
-    const entry = fs.readFileSync(path.join(context, "server.mjs"), "utf8")
-    const imports = [...entry.matchAll(/^import .* from ["']([^"'.][^"']*)["']/gm)]
-      .map((m) => m[1]!)
-      .filter((m) => !m.startsWith("node:") && !builtinModules.includes(m))
-    expect([...new Set(imports)].sort()).toEqual(["sharp"])
+    // The server entry and the engines' worker modules inline everything but native packages.
+    const packagesOf = (file: string) => {
+      const code = fs.readFileSync(path.join(context, file), "utf8")
+      const imports = [...code.matchAll(/^import .* from ["']([^"'.][^"']*)["']/gm)]
+        .map((m) => m[1]!)
+        .filter((m) => !m.startsWith("node:") && !builtinModules.includes(m))
+      return [...new Set(imports)].sort()
+    }
+    expect(packagesOf("server.mjs")).toEqual(["sharp"])
+    expect(packagesOf("ortRunner.js")).toEqual(["onnxruntime-node"])
   })
 
   it("serves the bundle when its entry runs with node, answering like the predictor, and stops on SIGTERM", async () => {

@@ -1,10 +1,7 @@
-import { Duration, Effect } from "effect"
+import * as FileSystem from "@effect/platform/FileSystem"
+import { Duration, Effect, Stream } from "effect"
 import { createHash, randomBytes } from "node:crypto"
-import * as fs from "node:fs"
 import * as path from "node:path"
-import { Readable } from "node:stream"
-import { pipeline } from "node:stream/promises"
-import type { ReadableStream as WebReadableStream } from "node:stream/web"
 import { BackboneError } from "../BackboneError.js"
 
 export interface DownloadRequest {
@@ -38,15 +35,16 @@ export const fetchErrorText = (cause: unknown): string => {
  * checked against `sha256` when given, then renamed over `dest`. On any failure or interruption the temp file is
  * removed, so `dest` is either absent, the previous file, or the complete verified one.
  */
-export const download = (request: DownloadRequest): Effect.Effect<Downloaded, BackboneError> =>
+export const download = (request: DownloadRequest): Effect.Effect<Downloaded, BackboneError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const { dest, id, url } = request
+    const fs = yield* FileSystem.FileSystem
     const failure = (reason: "DownloadFailed" | "ChecksumMismatch", message: string, cause?: unknown) =>
       new BackboneError({ reason, field: id, file: url, message, cause })
-    yield* Effect.tryPromise({
-      try: () => fs.promises.mkdir(path.dirname(dest), { recursive: true }),
-      catch: (cause) => failure("DownloadFailed", `Cannot create ${path.dirname(dest)} for ${id}: ${String(cause)}`, cause)
-    })
+    yield* Effect.mapError(
+      fs.makeDirectory(path.dirname(dest), { recursive: true }),
+      (cause) => failure("DownloadFailed", `Cannot create ${path.dirname(dest)} for ${id}: ${String(cause)}`, cause)
+    )
     const response = yield* Effect.tryPromise({
       try: (signal) => fetch(url, { signal, redirect: "follow", headers: { ...request.headers } }),
       catch: (cause) => failure("DownloadFailed", `Cannot download ${url} for ${id}: ${fetchErrorText(cause)}`, cause)
@@ -60,15 +58,15 @@ export const download = (request: DownloadRequest): Effect.Effect<Downloaded, Ba
       yield* Effect.promise(() => response.body?.cancel() ?? Promise.resolve())
       return yield* failure("DownloadFailed", `Cannot download ${url} for ${id}: HTTP ${response.status} ${response.statusText}`.trim())
     }
-    const body = response.body as unknown as WebReadableStream<Uint8Array>
+    const body = response.body
     return yield* Effect.acquireUseRelease(
       Effect.sync(() => `${dest}.${process.pid}-${randomBytes(4).toString("hex")}.part`),
       (temp) =>
         Effect.gen(function*() {
-          const written = yield* Effect.tryPromise({
-            try: (signal) => writeHashed(body, temp, signal),
-            catch: (cause) => failure("DownloadFailed", `Download of ${url} for ${id} broke off: ${fetchErrorText(cause)}`, cause)
-          })
+          const written = yield* Effect.mapError(
+            writeHashed(body, temp),
+            (cause) => failure("DownloadFailed", `Download of ${url} for ${id} broke off: ${fetchErrorText(cause)}`, cause)
+          )
           const expected = request.sha256?.toLowerCase()
           if (expected !== undefined && written.sha256 !== expected) {
             return yield* failure(
@@ -76,31 +74,30 @@ export const download = (request: DownloadRequest): Effect.Effect<Downloaded, Ba
               `${url} for ${id} has sha256 ${written.sha256}, expected ${expected}; nothing was kept`
             )
           }
-          yield* Effect.tryPromise({
-            try: () => fs.promises.rename(temp, dest),
-            catch: (cause) => failure("DownloadFailed", `Cannot move the download of ${url} to ${dest}: ${String(cause)}`, cause)
-          })
+          yield* Effect.mapError(
+            fs.rename(temp, dest),
+            (cause) => failure("DownloadFailed", `Cannot move the download of ${url} to ${dest}: ${String(cause)}`, cause)
+          )
           return { path: dest, ...written }
         }),
-      (temp) => Effect.promise(() => fs.promises.rm(temp, { force: true }))
+      (temp) => Effect.ignore(fs.remove(temp, { force: true }))
     )
   })
 
-const writeHashed = async (body: WebReadableStream<Uint8Array>, file: string, signal: AbortSignal) => {
-  const hash = createHash("sha256")
-  let bytes = 0
-  await pipeline(
-    Readable.fromWeb(body),
-    async function*(source: AsyncIterable<Buffer>) {
-      for await (const chunk of source) {
+/** Streams `body` into a new file (`wx`: never over another download's temp file), hashing it, then flushes it. */
+const writeHashed = (body: ReadableStream<Uint8Array>, file: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const out = yield* fs.open(file, { flag: "wx" })
+    const hash = createHash("sha256")
+    let bytes = 0
+    yield* Stream.fromReadableStream({ evaluate: () => body, onError: (cause) => cause }).pipe(
+      Stream.runForEach((chunk) => {
         hash.update(chunk)
         bytes += chunk.byteLength
-        yield chunk
-      }
-    },
-    fs.createWriteStream(file, { flags: "wx", flush: true }),
-    { signal }
-  )
-  return { sha256: hash.digest("hex"), bytes }
-}
-
+        return out.writeAll(chunk)
+      })
+    )
+    yield* out.sync
+    return { sha256: hash.digest("hex"), bytes }
+  }))

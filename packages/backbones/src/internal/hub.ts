@@ -1,4 +1,5 @@
-import * as fs from "node:fs"
+import * as FileSystem from "@effect/platform/FileSystem"
+import { Effect } from "effect"
 import * as path from "node:path"
 
 export const defaultHubUrl = "https://huggingface.co"
@@ -18,5 +19,9 @@ export const hubFileUrl = (hubUrl: string, repo: string, revision: string, file:
   `${hubUrl.replace(/\/+$/, "")}/${repo}/resolve/${encodeURIComponent(revision)}/${file.split("/").map(encodeURIComponent).join("/")}`
 
 /** A folder that looks like a model: it has `config.json`. */
-export const hasModel = (folder: string | undefined): folder is string =>
-  folder !== undefined && fs.existsSync(path.join(folder, "config.json"))
+export const hasModel = (folder: string | undefined): Effect.Effect<boolean, never, FileSystem.FileSystem> =>
+  folder === undefined ? Effect.succeed(false) : exists(path.join(folder, "config.json"))
+
+/** Whether `file` exists; an unreadable path counts as absent. */
+export const exists = (file: string): Effect.Effect<boolean, never, FileSystem.FileSystem> =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.exists(file)).pipe(Effect.orElseSucceed(() => false))

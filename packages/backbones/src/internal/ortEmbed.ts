@@ -40,17 +40,17 @@ export interface EmbeddingOutput {
 /** Runs one batch (already checked by the caller) and pools the output into `count x embeddingSize` values. */
 export const embedder = (session: WorkerSession, spec: EmbeddingOutput) => (batch: Float32Array, count: number) =>
   Effect.gen(function*() {
-    const result = yield* Effect.tryPromise({
-      try: () => session.run(spec.input, batch, spec.inputDims(count), [spec.output]),
-      catch: (cause) =>
+    const result = yield* Effect.mapError(
+      session.run(spec.input, batch, spec.inputDims(count), [spec.output]),
+      (cause) =>
         new BackboneError({
           reason: "InferenceFailed",
           file: spec.file,
           field: spec.id,
-          message: `${spec.id}: ${cause instanceof Error ? cause.message : String(cause)}`,
+          message: `${spec.id}: ${cause.message}`,
           cause
         })
-    })
+    )
     const out = result[spec.output]!
     if (!(out.data instanceof Float32Array)) {
       return yield* new BackboneError({

@@ -1,7 +1,7 @@
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Effect } from "effect"
 import type * as Tf from "@tensorflow/tfjs"
 import { createHash } from "node:crypto"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import { BackboneError } from "../BackboneError.js"
 
@@ -29,28 +29,34 @@ export interface TfjsModelFiles {
 }
 
 /** Reads `model.json` (given directly or as the folder holding it) and its shards. */
-export const readModelFiles = (id: string, location: string): Effect.Effect<TfjsModelFiles, BackboneError> =>
+export const readModelFiles = (
+  id: string,
+  location: string
+): Effect.Effect<TfjsModelFiles, BackboneError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
     const failed = (message: string, file: string) => (cause: unknown) =>
       new BackboneError({ reason: "LoadFailed", field: id, file, message: `${message}: ${errorText(cause)}`, cause })
-    const { modelJson, bytes, json } = yield* Effect.try({
+    const notModel = failed(`${location} is not a TensorFlow.js model.json (or a folder holding one)`, location)
+    const info = yield* Effect.mapError(fs.stat(location), notModel)
+    const modelJson = info.type === "Directory" ? path.join(location, "model.json") : location
+    const bytes = yield* Effect.mapError(fs.readFile(modelJson), notModel)
+    const json = yield* Effect.try({
       try: () => {
-        const modelJson = fs.statSync(location).isDirectory() ? path.join(location, "model.json") : location
-        const bytes = fs.readFileSync(modelJson)
-        const json = JSON.parse(bytes.toString("utf8")) as Tf.io.ModelJSON
+        const json = JSON.parse(Buffer.from(bytes).toString("utf8")) as Tf.io.ModelJSON
         if (json === null || typeof json !== "object" || json.modelTopology === undefined) {
           throw new Error("it has no modelTopology")
         }
-        return { modelJson, bytes, json }
+        return json
       },
-      catch: failed(`${location} is not a TensorFlow.js model.json (or a folder holding one)`, location)
+      catch: notModel
     })
     const dir = path.dirname(modelJson)
     const shards = (json.weightsManifest ?? []).flatMap((group) => group.paths.map((p) => path.resolve(dir, p)))
-    const joined = yield* Effect.try({
-      try: () => Buffer.concat(shards.map((f) => fs.readFileSync(f))),
-      catch: failed(`Cannot read the weights of ${modelJson}`, modelJson)
-    })
+    const joined = yield* Effect.forEach(shards, (f) => fs.readFile(f)).pipe(
+      Effect.map((parts) => Buffer.concat(parts)),
+      Effect.mapError(failed(`Cannot read the weights of ${modelJson}`, modelJson))
+    )
     const topology = json.modelTopology as { readonly node?: unknown }
     const format = json.format === "graph-model" || (json.format === undefined && Array.isArray(topology.node))
       ? "graph-model"

@@ -1,7 +1,7 @@
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Effect } from "effect"
 import type { Backbone, LoupeConfig } from "@loupe/core"
 import { createHash } from "node:crypto"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import { BackboneError } from "../BackboneError.js"
 
@@ -10,7 +10,7 @@ export const resolveLocalPath = (
   id: string,
   source: Backbone.WeightsSource,
   config: LoupeConfig.LoupeConfigShape
-): Effect.Effect<string, BackboneError> => {
+): Effect.Effect<string, BackboneError, FileSystem.FileSystem> => {
   switch (source._tag) {
     case "Path":
       return exists(id, path.resolve(source.path))
@@ -44,23 +44,22 @@ export const urlWeightsPath = (config: LoupeConfig.LoupeConfigShape, file: strin
   path.join(config.cacheDir, "models", file)
 
 const exists = (id: string, file: string) =>
-  Effect.try({
-    try: () => {
-      fs.accessSync(file, fs.constants.R_OK)
-      return file
-    },
-    catch: () =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.access(file, { readable: true })).pipe(
+    Effect.as(file),
+    Effect.mapError(() =>
       new BackboneError({ reason: "WeightsNotFound", field: id, file, message: `Weights for ${id} not found at ${file}` })
-  })
+    )
+  )
 
 /** sha256 (hex) of one or more files, in order. */
-export const hashFiles = (files: ReadonlyArray<string>): Effect.Effect<string, BackboneError> =>
-  Effect.tryPromise({
-    try: async () => {
-      const hash = createHash("sha256")
-      for (const file of files) hash.update(await fs.promises.readFile(file))
-      return hash.digest("hex")
-    },
-    catch: (cause) =>
+export const hashFiles = (files: ReadonlyArray<string>): Effect.Effect<string, BackboneError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const hash = createHash("sha256")
+    for (const file of files) hash.update(yield* fs.readFile(file))
+    return hash.digest("hex")
+  }).pipe(
+    Effect.mapError((cause) =>
       new BackboneError({ reason: "LoadFailed", file: files.join(", "), message: `Cannot hash ${files.join(", ")}`, cause })
-  })
+    )
+  )

@@ -1,149 +1,136 @@
 /**
- * A model that lives in a worker thread, spoken to by request and reply.
+ * A model that lives in a worker thread, spoken to by Schema-typed requests.
  *
  * onnxruntime-node's `session.run` and TensorFlow.js on the wasm backend compute on the calling thread, so on the
  * main thread they would block the event loop for a whole batch: no file reads, no image decodes dispatched, no
  * cache writes, no HTTP requests answered. In a worker, the main thread keeps decoding the next batch while this one
- * runs. This module is the plumbing both engines share: the worker side's message loop (`prelude`), and the main
- * side's start, request/reply matching by id, error mapping and lifetime (the worker ends with the scope).
+ * runs. This module is the main side both engines share: it starts the worker's module with `@effect/platform`'s
+ * `Worker.makeSerialized` (the worker ends with the scope), turns a worker that dies into a typed failure, and fails
+ * every later request once it has died.
  *
- * The worker is started from a string of plain JavaScript (`eval: true`), so it runs the same from the TypeScript
- * sources under vitest and from the bundled dist, and no bundler rewrites its `require`.
+ * Each worker runs a module of its own (`ortRunner.ts`, `tfjsRunner.ts`), which tsup builds as an entry point of
+ * its own next to `dist/index.js`. Node cannot run TypeScript in a worker thread, so code running from the sources
+ * (vitest aliases the packages to `src`) starts the built module in the package's `dist`: build before testing.
  */
-import { Effect } from "effect"
-import type { Scope } from "effect"
-import { Worker } from "node:worker_threads"
-import type { BackboneError } from "../BackboneError.js"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Worker from "@effect/platform/Worker"
+import { isWorkerError, type WorkerError } from "@effect/platform/WorkerError"
+import * as NodeWorker from "@effect/platform-node/NodeWorker"
+import { Data, Deferred, Effect, ExecutionStrategy, Exit, Option, ParseResult, Schema, Scope } from "effect"
+import { fileURLToPath } from "node:url"
+import { Worker as ThreadWorker } from "node:worker_threads"
+
+/** The worker died (or never started), or its reply did not decode. */
+export class WorkerFailed extends Data.TaggedError("WorkerFailed")<{ readonly message: string }> {}
+
+export interface WorkerThread<I extends Schema.TaggedRequest.All> {
+  /**
+   * Send one request and wait for its reply. Fails with the request's own failure, or `WorkerFailed` when the worker
+   * has died (for this request and every later one).
+   */
+  readonly request: <Req extends I>(
+    request: Req
+  ) => Effect.Effect<Schema.WithResult.Success<Req>, Exclude<Schema.WithResult.Failure<Req>, WorkerError> | WorkerFailed>
+}
 
 /**
- * The worker side, to be followed by a call `serve(start)`. `start()` (sync or async) loads the model and returns
- * `{ ready, handle, close }`: `ready` is posted to the main thread as the load's result; `handle(request)` answers one
- * request with `{ value, transfer }` (the ArrayBuffers in `transfer` move to the main thread instead of being
- * copied); `close()` releases the model before the worker ends. When `start` throws, its message (and the error's
- * `detail`, any cloneable value) fail the load.
+ * The built runner module `name`: beside this code in `dist` (where tsup puts this module and the runners), or in
+ * the package's `dist` when this module runs from `src/internal` (vitest).
  */
-export const prelude = `
-const { parentPort, workerData } = require("node:worker_threads")
-const errorText = (error) => String((error && error.message) || error)
-const serve = (start) => Promise.resolve().then(start).then(
-  ({ ready, handle, close }) => {
-    parentPort.on("message", (msg) => {
-      if (msg.kind === "close") {
-        Promise.resolve().then(close).finally(() => parentPort.close())
-        return
-      }
-      Promise.resolve(msg).then(handle).then(
-        (reply) => parentPort.postMessage({ kind: "result", id: msg.id, value: reply.value }, reply.transfer || []),
-        (error) => parentPort.postMessage({ kind: "result", id: msg.id, error: errorText(error) })
-      )
-    })
-    parentPort.postMessage({ kind: "ready", ready })
-  },
-  (error) => parentPort.postMessage({ kind: "failed", error: errorText(error), detail: error && error.detail })
-)
-`
+const runnerUrl = (name: string): URL =>
+  new URL(import.meta.url.endsWith(".ts") ? `../../dist/${name}.js` : `./${name}.js`, import.meta.url)
 
-export interface Options {
-  /** The worker's JavaScript after `prelude`: it ends by calling `serve`. */
-  readonly source: string
-  readonly workerData: unknown
-  /** ArrayBuffers inside `workerData` that move to the worker instead of being copied (detached here). */
-  readonly transferList?: ReadonlyArray<ArrayBuffer>
-  /** Names the worker in errors: "the <name> worker crashed". */
+const causeText = (cause: unknown) => cause instanceof Error ? cause.message : String(cause)
+
+const describe = (name: string, error: WorkerError | ParseResult.ParseError): string => {
+  if (error._tag === "ParseError") return `the ${name} worker's reply does not decode: ${error.message}`
+  const text = causeText(error.cause)
+  if (error.reason === "unknown") {
+    return text.startsWith("exited with code") ? `the ${name} worker ${text}` : `the ${name} worker crashed: ${text}`
+  }
+  return `the ${name} worker failed to ${error.reason} a message: ${text}`
+}
+
+export interface Options<Initial> {
+  /** Names the worker in errors: "the <name> worker exited with code 1". */
   readonly name: string
-  /** The error for a load that failed: the worker's message and `detail`, or a crash before the load ended. */
-  readonly loadFailed: (message: string, detail: unknown) => BackboneError
+  /** The runner module's entry name in `tsup.config.ts` (`dist/<runner>.js`). */
+  readonly runner: string
+  /** The request the worker starts with (it loads the model); its failure is this function's. */
+  readonly initial: Initial
 }
 
-export interface WorkerThread<Ready> {
-  /** What `start` returned as `ready`. */
-  readonly ready: Ready
-  /**
-   * Send one request (a plain object; `id` and `kind` are added) and wait for `handle`'s value. Rejects with the
-   * worker's message, or when the worker has died.
-   */
-  readonly request: <A>(message: object, transfer?: ReadonlyArray<ArrayBuffer>) => Promise<A>
-}
+type Initial<I> = Extract<I, { readonly _tag: "InitialMessage" }>
 
-type Reply =
-  | { readonly kind: "ready"; readonly ready: unknown }
-  | { readonly kind: "failed"; readonly error: string; readonly detail?: unknown }
-  | { readonly kind: "result"; readonly id: number; readonly value?: unknown; readonly error?: string }
-
-interface Pending {
-  readonly resolve: (value: unknown) => void
-  readonly reject: (error: Error) => void
-}
-
-interface Started<Ready> {
-  readonly worker: Worker
-  readonly exited: Promise<unknown>
-  readonly thread: WorkerThread<Ready>
-}
-
-const start = <Ready>(options: Options) =>
-  Effect.async<Started<Ready>, BackboneError>((resume) => {
-    const worker = new Worker(prelude + options.source, {
-      eval: true,
-      workerData: options.workerData,
-      transferList: options.transferList === undefined ? [] : [...options.transferList]
-    })
-    // Not events.once: it rejects when the worker emits "error" before "exit".
-    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()))
-    const pending = new Map<number, Pending>()
-    let nextId = 0
-    let settled = false
-    let dead: string | undefined
-    const settle = (effect: Effect.Effect<Started<Ready>, BackboneError>) => {
-      if (settled) return
-      settled = true
-      resume(effect)
-    }
-    const failAll = (message: string, detail?: unknown) => {
-      dead = message
-      if (!settled) {
-        // The load failed: end the worker, which may still hold TensorFlow.js or a half-made session.
-        void worker.terminate()
-        settle(Effect.fail(options.loadFailed(message, detail)))
-      }
-      for (const p of pending.values()) p.reject(new Error(message))
-      pending.clear()
-    }
-    const request = <A>(message: object, transfer: ReadonlyArray<ArrayBuffer> = []) =>
-      new Promise<A>((resolve, reject) => {
-        if (dead !== undefined) return reject(new Error(dead))
-        const id = nextId++
-        if (pending.size === 0) worker.ref()
-        pending.set(id, { resolve: resolve as (value: unknown) => void, reject })
-        worker.postMessage({ ...message, kind: "request", id }, [...transfer])
+/** Start the worker and wait until it has answered its initial request; the worker ends with the scope. */
+export const open = <I extends Schema.TaggedRequest.All>(
+  options: Options<Initial<I>>
+): Effect.Effect<
+  WorkerThread<I>,
+  Exclude<Schema.WithResult.Failure<Initial<I>>, WorkerError> | WorkerFailed,
+  Scope.Scope | FileSystem.FileSystem
+> =>
+  Effect.gen(function*() {
+    const { initial, name } = options
+    const url = runnerUrl(options.runner)
+    const module = fileURLToPath(url)
+    const fs = yield* FileSystem.FileSystem
+    if (!(yield* fs.exists(module).pipe(Effect.orElseSucceed(() => false)))) {
+      return yield* new WorkerFailed({
+        message: `the ${name} worker's module ${module} is missing: run \`pnpm build\` (the worker runs the built ` +
+          `JavaScript, also when the package runs from its TypeScript sources)`
       })
-    worker.on("message", (reply: Reply) => {
-      if (reply.kind === "ready") {
-        // Idle workers must not keep the process alive; a worker with requests in flight must.
-        worker.unref()
-        settle(Effect.succeed({ worker, exited, thread: { ready: reply.ready as Ready, request } }))
-      } else if (reply.kind === "failed") {
-        failAll(reply.error, reply.detail)
-      } else {
-        const p = pending.get(reply.id)
-        pending.delete(reply.id)
-        if (pending.size === 0) worker.unref()
-        if (p === undefined) return
-        if (reply.error === undefined) p.resolve(reply.value)
-        else p.reject(new Error(reply.error))
-      }
-    })
-    worker.on("error", (error) => failAll(`the ${options.name} worker crashed: ${error.message}`))
-    worker.on("exit", (code) => failAll(`the ${options.name} worker exited with code ${code}`))
-    return Effect.promise(() => worker.terminate())
-  })
+    }
 
-/** Start the worker and wait for its model to load; the worker ends with the scope. */
-export const open = <Ready>(options: Options): Effect.Effect<WorkerThread<Ready>, BackboneError, Scope.Scope> =>
-  Effect.acquireRelease(start<Ready>(options), ({ exited, worker }) =>
-    Effect.promise(() => {
-      // Keep the process alive until the worker has released the model and exited.
-      worker.ref()
-      worker.postMessage({ kind: "close" })
-      return exited
-    })).pipe(Effect.map(({ thread }) => thread))
+    // The worker's own scope, closed once it has died: @effect/platform would respawn it, without a model.
+    const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+    // Set when the worker exits or crashes; every later request fails with it.
+    let dead: WorkerFailed | undefined
+    // A worker that exits before it is ready (its module threw on import) would otherwise be respawned forever.
+    const diedEarly = yield* Deferred.make<never, WorkerFailed>()
+    const spawn = () => {
+      const worker = new ThreadWorker(url)
+      const died = (message: string) => {
+        dead ??= new WorkerFailed({ message })
+        Deferred.unsafeDone(diedEarly, Exit.fail(dead))
+      }
+      worker.once("error", (error) => died(`the ${name} worker crashed: ${error.message}`))
+      worker.once("exit", (code) => died(`the ${name} worker exited with code ${code}`))
+      return worker
+    }
+    // The initial request's failure reaches here encoded, inside a WorkerError "spawn": decode it with its schema.
+    const initialFailure = Schema.decodeUnknownOption(Schema.failureSchema(initial as unknown as Schema.WithResult.Any) as Schema.Schema<unknown>)
+    const startFailure = (error: WorkerError) => {
+      const failure = error.reason === "spawn" ? initialFailure(error.cause) : Option.none()
+      if (Option.isNone(failure)) return new WorkerFailed({ message: describe(name, error) })
+      const decoded = failure.value as Schema.WithResult.Failure<Initial<I>>
+      return isWorkerError(decoded) ? new WorkerFailed({ message: describe(name, decoded) }) : decoded
+    }
+    const worker = yield* Worker.makeSerialized<I>({ initialMessage: () => initial } as Worker.SerializedWorker.Options<I>).pipe(
+      Effect.mapError(startFailure),
+      Effect.raceFirst(Deferred.await(diedEarly)),
+      Effect.provide(NodeWorker.layer(spawn)),
+      Scope.extend(scope),
+      Effect.tapError(() => Scope.close(scope, Exit.void))
+    )
+
+    const fail = (failed: WorkerFailed) => Effect.zipRight(Scope.close(scope, Exit.void), Effect.fail(failed))
+    const request = <Req extends I>(req: Req) =>
+      Effect.suspend(() => {
+        if (dead !== undefined) return fail(dead)
+        const reply = worker.executeEffect(req) as unknown as Effect.Effect<
+          Schema.WithResult.Success<Req>,
+          Schema.WithResult.Failure<Req> | WorkerError | ParseResult.ParseError
+        >
+        return Effect.catchIf(
+          reply,
+          (error): error is WorkerError | ParseResult.ParseError => isWorkerError(error) || ParseResult.isParseError(error),
+          (error) => {
+            if (!isWorkerError(error)) return Effect.fail(new WorkerFailed({ message: describe(name, error) }))
+            dead ??= new WorkerFailed({ message: describe(name, error) })
+            return fail(dead)
+          }
+        )
+      })
+    return { request } as WorkerThread<I>
+  })
