@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 import { Data } from "effect"
+import type { ConfigError } from "effect"
 
 export type FunctionsErrorReason =
   | "InvalidPlugin"
@@ -28,3 +29,12 @@ export class FunctionsError extends Data.TaggedError("FunctionsError")<{
   readonly field?: string
   readonly cause?: unknown
 }> {}
+
+/**
+ * A malformed environment variable (`LoupeConfig.layerConfig`'s `ConfigError`) as an `InvalidOptions` error; the
+ * message names the variable.
+ *
+ * @since 0.1.0
+ */
+export const fromConfigError = (error: ConfigError.ConfigError): FunctionsError =>
+  new FunctionsError({ reason: "InvalidOptions", message: `Invalid environment: ${String(error)}`, cause: error })
