@@ -9,7 +9,8 @@
  * `output: <cut layer>`: it embeds each augmented view once, before the first epoch, into its activation map. The
  * part after the cut, the **tail**, is trained with the head (a linear layer or an MLP): the backbone's runtime
  * computes each batch's loss and gradients through tail and head (`TrainableTail.Tail.step`); this module keeps the
- * head layers and the Float64 master weights, updated by `Optimizer` (the same rules as the frozen-backbone heads).
+ * head layers and the float32 master weights, updated by `Optimizer`'s rules in WebAssembly (`WasmOptimizer`, as the
+ * frozen-backbone heads).
  *
  * The result is a `FittedPipeline` whose backbone is the trunk (the bundle records its `output` option) and whose
  * head, of kind `finetune`, holds the tail's topology and trained weights and the head layers, so a bundle saves
@@ -28,9 +29,10 @@ import type { Backbone, TrainableTail } from "@loupe/core"
 import { Effect, ParseResult, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import * as DenseHead from "./internal/DenseHead.js"
-import * as DenseNet from "./internal/DenseNet.js"
 import * as EpochLoop from "./internal/EpochLoop.js"
 import * as Random from "./internal/Random.js"
+import * as WasmDenseNet from "./internal/WasmDenseNet.js"
+import * as WasmOptimizer from "./internal/WasmOptimizer.js"
 import * as LrSchedule from "./LrSchedule.js"
 import * as Optimizer from "./Optimizer.js"
 import { TrainerError } from "./TrainerError.js"
@@ -127,8 +129,8 @@ export const prepare = (
   })
 
 /** Probabilities: the tail's features, then the head layers in TypeScript. */
-const predictWith = (tail: TrainableTail.Tail, head: ReadonlyArray<DenseNet.Layer>, x: Matrix.Matrix): Matrix.Matrix =>
-  DenseNet.predictProba(head, tail.features(x))
+const predictWith = (tail: TrainableTail.Tail, head: ReadonlyArray<WasmDenseNet.LayerValues>, x: Matrix.Matrix): Matrix.Matrix =>
+  WasmDenseNet.predictProba(head, tail.features(x))
 
 /**
  * The weights of one epoch: the tail's trainable tensors (in `tail.trainableWeights` order) and the head layers.
@@ -138,7 +140,7 @@ const predictWith = (tail: TrainableTail.Tail, head: ReadonlyArray<DenseNet.Laye
  */
 export interface Snapshot {
   readonly tail: ReadonlyArray<Float32Array>
-  readonly head: ReadonlyArray<DenseNet.Layer>
+  readonly head: ReadonlyArray<WasmDenseNet.Layer>
 }
 
 /**
@@ -157,14 +159,18 @@ export const engine = (
     try: () => {
       const { tail } = prepared
       tail.write(tail.pretrained)
-      const head = DenseHead.init(tail.featureDim, numClasses, params, params.seed)
-      const tailMaster = tail.pretrained.map((p) => Float64Array.from(p))
-      // The head layers' arrays are their master weights: the optimiser updates them in place.
-      const master = [...tailMaster, ...DenseNet.parameters(head)]
-      const grads = master.map((p) => new Float64Array(p.length))
-      const stepper = Optimizer.make(params.optimizer, master.map((p) => p.length))
+      const initial = DenseHead.init(tail.featureDim, numClasses, params, params.seed)
+      // The master weights, tail tensors then each head layer's weights and bias, live in the optimiser's memory.
+      const start = [...tail.pretrained, ...initial.flatMap((l) => [l.weights, l.bias])]
+      const master = WasmOptimizer.make(params.optimizer, start.map((p) => p.length))
+      start.forEach((p, k) => master.values[k]!.set(p))
+      const tailMaster = master.values.slice(0, tail.pretrained.length)
+      const head = initial.map(({ inputs, outputs }, l) => {
+        const k = tail.pretrained.length + 2 * l
+        return { inputs, outputs, weights: master.values[k]!, bias: master.values[k + 1]! }
+      })
       const random = Random.make(Random.derive(params.seed, 5))
-      const hidden = head.length - 1
+      const hidden = initial.length - 1
 
       const step = (batch: EpochLoop.Batch, lr: number) => {
         let wSum = 0
@@ -179,8 +185,8 @@ export const engine = (
             dropoutSeeds: params.dropout > 0 ? Array.from({ length: hidden }, () => random.int(2 ** 31)) : []
           }
         )
-        result.gradients.forEach((g, k) => grads[k]!.set(g))
-        stepper.step(master, grads, lr, params.weightDecay)
+        result.gradients.forEach((g, k) => master.grads[k]!.set(g))
+        master.step(lr, params.weightDecay)
         tail.write(tailMaster)
         return { loss: result.loss, correct: result.correct }
       }
@@ -188,7 +194,10 @@ export const engine = (
       return {
         step,
         predictProba: (x) => predictWith(tail, head, x),
-        snapshot: () => ({ tail: tailMaster.map((p) => Float32Array.from(p)), head: DenseNet.copy(head) })
+        snapshot: () => ({
+          tail: tailMaster.map((p) => p.slice()),
+          head: head.map((l) => ({ ...l, weights: Float64Array.from(l.weights), bias: Float64Array.from(l.bias) }))
+        })
       } satisfies EpochLoop.Engine<Snapshot>
     },
     catch: (cause) =>
