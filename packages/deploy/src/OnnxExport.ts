@@ -66,8 +66,7 @@ export interface OnnxManifest {
 
 /**
  * An export: the ONNX model's bytes and its manifest (labels, input and preprocessing, outputs, backbone, head,
- * and how well it
- * agreed with Loupe's own predictions).
+ * and how well it agreed with Loupe's own predictions).
  *
  * @since 0.1.0
  * @category models
