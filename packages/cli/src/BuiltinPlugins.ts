@@ -10,6 +10,9 @@ import { Catalog } from "@loupe/backbones"
 import { Heads, ManualTraining, MultiBackbone } from "@loupe/trainers"
 
 /**
+ * The built-in backbones (every catalog entry) and heads (search, manual training, fine-tuning and ensemble
+ * heads), ready for `Registry.make`; `Plugins.registryLayer` starts from these.
+ *
  * @since 0.1.0
  * @category plugins
  */

@@ -13,11 +13,24 @@ import type { Report } from "@loupe/metrics"
 import * as path from "node:path"
 import { FunctionsError } from "@loupe/functions"
 
+/**
+ * A prediction for one image of a labelled folder: the file, its true label, and what the model said.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LabelledPrediction extends Pipeline.Prediction {
   readonly file: string
   readonly trueLabel: string
 }
 
+/**
+ * An evaluation of a model on labelled images: the metrics (accuracy, per-class precision/recall/F1, confusion
+ * matrix), each prediction, the mistakes, and the images that could not be used, with why.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Evaluated {
   readonly evaluation: Classification.Evaluation
   /** One per evaluated image, in input order. */
@@ -27,7 +40,14 @@ export interface Evaluated {
   readonly skipped: ReadonlyArray<{ readonly file: string; readonly reason: string }>
 }
 
-/** Evaluate probabilities for labelled samples (rows aligned with `samples`). */
+/**
+ * Evaluate class probabilities for labelled samples: row i of `proba` (columns in `labels` order) is the
+ * prediction for `samples[i]`. Fails with `CoreError` when a sample's label is not in `labels`, and with
+ * `FunctionsError` `TrainingFailed` when the metrics cannot be computed (say, rows and samples do not match).
+ *
+ * @since 0.1.0
+ * @category evaluation
+ */
 export const evaluateProba = (
   labels: ReadonlyArray<string>,
   samples: ReadonlyArray<Sample.Sample>,
@@ -53,7 +73,13 @@ export const evaluateProba = (
     Effect.mapError((e) => e._tag === "CoreError" ? e : new FunctionsError.FunctionsError({ reason: "TrainingFailed", message: e.message, cause: e }))
   )
 
-/** Predict every image of a labelled dataset with a fitted pipeline and evaluate. */
+/**
+ * Predict every image of a labelled dataset with a fitted pipeline and evaluate; images that cannot be read
+ * are listed in `skipped` (with the dataset's own skipped files), not failed on.
+ *
+ * @since 0.1.0
+ * @category evaluation
+ */
 export const evaluateDataset: (
   fitted: Pipeline.FittedPipeline,
   dataset: Dataset.Dataset
@@ -69,12 +95,25 @@ export const evaluateDataset: (
   } satisfies Evaluated
 })
 
-/** `loupe evaluate <bundle> <dir>`: the bundle's labels must cover the folder's labels. */
+/**
+ * The result of `evaluateFolder`: the evaluation, the bundle's manifest, and the folder as an absolute path.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FolderEvaluation extends Evaluated {
   readonly manifest: Bundle.Manifest
   readonly dir: string
 }
 
+/**
+ * `loupe evaluate <bundle> <dir>`: load the bundle and evaluate it on a folder with a subfolder per label.
+ * Fails with `FunctionsError` `InvalidOptions` naming the folder when it has labels the model does not know, and
+ * with `CoreError` when the bundle or the folder cannot be read.
+ *
+ * @since 0.1.0
+ * @category evaluation
+ */
 export const evaluateFolder: (
   bundle: string,
   dir: string

@@ -20,7 +20,7 @@ const isBackbonePlugin = (value: unknown): value is Backbone.BackbonePlugin =>
   typeof value === "object" && value !== null && "info" in value && "load" in value
 
 /** Import a user plugin module and return the plugins it declares. */
-export const importModule = (specifier: string): Effect.Effect<Registry.Plugins, FunctionsError.FunctionsError> =>
+const importModule = (specifier: string): Effect.Effect<Registry.Plugins, FunctionsError.FunctionsError> =>
   Effect.tryPromise({
     try: () => {
       const url = specifier.startsWith(".") || path.isAbsolute(specifier)
@@ -45,7 +45,15 @@ export const importModule = (specifier: string): Effect.Effect<Registry.Plugins,
     })
   )
 
-/** The built-ins followed by each user module's plugins; a duplicate id is an error. */
+/**
+ * The registry of the built-in plugins followed by each user plugin module's, imported in order: a relative
+ * or absolute path is resolved against the working directory, anything else is a package name. Fails with
+ * `FunctionsError` `InvalidPlugin` naming the module when it cannot be imported or exports no plugins, or naming the
+ * field when two plugins share an id.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const registryLayer = (modules: ReadonlyArray<string> = []): Layer.Layer<Registry.Registry, FunctionsError.FunctionsError> =>
   Layer.effect(
     Registry.Registry,

@@ -9,6 +9,13 @@ import { Bundle, Pipeline } from "@loupe/core"
 import type { CoreError, LoupeConfig, Registry } from "@loupe/core"
 import type { Scope } from "effect"
 
+/**
+ * The prediction for one file: the top label and its confidence in [0, 1] and every label's confidence; or,
+ * when the image could not be used, `null`s, no confidences and the `error`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface PredictLine {
   readonly file: string
   readonly labelName: string | null
@@ -18,7 +25,13 @@ export interface PredictLine {
   readonly error?: string
 }
 
-/** Predict each file with the bundle in `dir`; unreadable files get an `error` line instead of stopping the run. */
+/**
+ * `loupe predict`: predict each file with the bundle in `dir`, one line per file in input order; unreadable
+ * files get an `error` line instead of stopping the run. Fails with `CoreError` when the bundle cannot be loaded.
+ *
+ * @since 0.1.0
+ * @category prediction
+ */
 export const predictFiles: (
   dir: string,
   files: ReadonlyArray<string>

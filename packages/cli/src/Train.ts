@@ -17,6 +17,13 @@ import * as Evaluate from "./Evaluate.js"
 import * as OutputFolder from "./internal/OutputFolder.js"
 import * as ReportFile from "./ReportFile.js"
 
+/**
+ * The options of `loupe train`: the AutoML fit options (preset, search, cross-validation, ...), the data folder
+ * `dir` (a folder per label, or `train/` and `test/` folders of them), and where to write the bundle and report.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TrainOptions extends AutoML.FitOptions {
   readonly dir: string
   /** Where to write the bundle: a folder that does not exist yet, or is empty, unless `overwrite`. */
@@ -27,12 +34,25 @@ export interface TrainOptions extends AutoML.FitOptions {
   readonly report?: string
 }
 
+/**
+ * The selected model's evaluation on the `test/` split: the metrics, macro F1, and each test prediction.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TestResult extends Classification.Evaluation {
   readonly macroF1: number
   /** The test predictions, one per embedded test image. */
   readonly predictions: ReadonlyArray<Evaluate.LabelledPrediction>
 }
 
+/**
+ * What a training run did: the fit's selection, cross-validation and leaderboard, the test result (`null`
+ * without a `test/` split), the skipped images, the bundle and report written, and timings in milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TrainResult extends Omit<AutoML.FitResult, "fitted" | "timings" | "outOfFold"> {
   readonly test: TestResult | null
   /** The bundle folder written, as an absolute path. */
@@ -43,7 +63,7 @@ export interface TrainResult extends Omit<AutoML.FitResult, "fitted" | "timings"
 }
 
 /** The metrics package's report input for a finished run: test set first, then cross-validation. */
-export const reportInput = (
+const reportInput = (
   dir: string,
   fit: AutoML.FitResult,
   cvEvaluated: Evaluate.Evaluated,
@@ -83,6 +103,16 @@ export const reportInput = (
   ]
 })
 
+/**
+ * `loupe train`: load the folder, fit with AutoML (cross-validated search), save the bundle to `out`, evaluate
+ * on the test split when there is one, and write the report when asked. `out` is checked before any work: a
+ * non-empty folder fails with `FunctionsError` `InvalidOptions` naming `out` unless `overwrite`. Fails with
+ * `CoreError` on unreadable data or a failed bundle write, with `FunctionsError` `InvalidOptions` naming `--report`
+ * when the report is neither `.html` nor `.json`, and with `MetricsError` when the report cannot be written.
+ *
+ * @since 0.1.0
+ * @category training
+ */
 export const train: (
   options: TrainOptions
 ) => Effect.Effect<

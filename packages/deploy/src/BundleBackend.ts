@@ -16,6 +16,8 @@ import { FunctionBackend, type FunctionBackendShape, invocation } from "./Functi
 import * as Predictor from "./Predictor.js"
 
 /**
+ * The function id and name the bundle is served as.
+ *
  * @since 0.1.0
  * @category models
  */

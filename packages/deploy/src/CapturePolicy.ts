@@ -16,6 +16,10 @@
 import { Schema } from "effect"
 
 /**
+ * The schema of a capture policy, with its defaults: `lowConfidence` 0.6, `rareClassShare` 0.1 and
+ * `randomFraction` 0.01 (each in [0, 1]; 0 turns that rule off), and `perMinute` 60 (most captures per function per
+ * minute, above 0). Decoding fails with a `ParseError` naming the field that is out of range.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -29,18 +33,35 @@ export const CapturePolicy = Schema.Struct({
   /** Most captures per function per minute. */
   perMinute: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0)), { default: () => 60 })
 })
+/**
+ * A decoded capture policy, every field set.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type CapturePolicy = typeof CapturePolicy.Type
 
-/** The default policy. */
+/**
+ * The default policy: capture below 0.6 confidence, labels under 10% of the annotated samples, and 1% of
+ * invocations at random, at most 60 a minute per function.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const defaults: CapturePolicy = Schema.decodeSync(CapturePolicy)({})
 
 /**
+ * Which rule captured an invocation: below the confidence threshold, a rare predicted label, or the random share.
+ *
  * @since 0.1.0
  * @category models
  */
 export type CaptureReason = "low-confidence" | "rare-class" | "random"
 
 /**
+ * What `decide` looks at: the predicted label, its confidence in [0, 1], and the function's annotated sample
+ * count per label (without it the rare-class rule does not apply).
+ *
  * @since 0.1.0
  * @category models
  */

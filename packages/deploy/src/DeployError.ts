@@ -6,6 +6,12 @@
  */
 import { Data } from "effect"
 
+/**
+ * What went wrong, one word per cause; `status` maps each to its HTTP status code.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type DeployErrorReason =
   /** A request that does not match its schema, or an argument out of range. */
   | "InvalidRequest"
@@ -42,6 +48,13 @@ export type DeployErrorReason =
   /** A failure that is the server's fault. */
   | "Internal"
 
+/**
+ * The error of every `@loupe/deploy` operation: `reason` says what went wrong, `message` says it for a person,
+ * `field` names the offending request field or option and `file` the offending file, when there is one.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class DeployError extends Data.TaggedError("DeployError")<{
   readonly reason: DeployErrorReason
   readonly message: string
@@ -50,7 +63,13 @@ export class DeployError extends Data.TaggedError("DeployError")<{
   readonly cause?: unknown
 }> {}
 
-/** The HTTP status that answers an error of each reason. */
+/**
+ * The HTTP status that answers an error of each reason: 400 for bad input, 401, 404, 405 (`ReadOnly`), 409
+ * (`NotTrained`), 413 for size limits, 415, 422 (`NotExportable`), 429, 503 (`Unavailable`), else 500.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export const status = (reason: DeployErrorReason): number => {
   switch (reason) {
     case "InvalidRequest":
@@ -84,6 +103,11 @@ export const status = (reason: DeployErrorReason): number => {
   }
 }
 
-/** Shorthand for an `InvalidRequest` error naming `field`. */
+/**
+ * Shorthand for an `InvalidRequest` error naming `field`; the message is prefixed with the field name.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const invalid = (field: string, message: string): DeployError =>
   new DeployError({ reason: "InvalidRequest", field, message: `${field}: ${message}` })

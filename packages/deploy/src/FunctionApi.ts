@@ -23,45 +23,96 @@ const errorFields = {
   field: Schema.optional(Schema.String)
 }
 
-/** @since 0.1.0 @category errors */
+/**
+ * 400: a request that does not match its schema, an invalid image, or image data given as a URL while
+ * fetching URLs is off. `reason` says which, `field` names the input.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", errorFields, HttpApiSchema.annotations({ status: 400 })) {}
-/** @since 0.1.0 @category errors */
+/**
+ * 401: a missing, malformed, unknown or revoked API key.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", errorFields, HttpApiSchema.annotations({ status: 401 })) {}
-/** @since 0.1.0 @category errors */
+/**
+ * 404: a function, label, sample or model version that does not exist.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", errorFields, HttpApiSchema.annotations({ status: 404 })) {}
-/** @since 0.1.0 @category errors */
+/**
+ * 405: a change a read-only server does not make (the bundle server asked to add samples).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()(
   "MethodNotAllowed",
   errorFields,
   HttpApiSchema.annotations({ status: 405 })
 ) {}
-/** @since 0.1.0 @category errors */
+/**
+ * 409: a function with no trained model yet, asked to invoke or for metrics.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", errorFields, HttpApiSchema.annotations({ status: 409 })) {}
-/** @since 0.1.0 @category errors */
+/**
+ * 413: a request body or image over the byte limit, or an image over the pixel limit.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
   "PayloadTooLarge",
   errorFields,
   HttpApiSchema.annotations({ status: 413 })
 ) {}
-/** @since 0.1.0 @category errors */
+/**
+ * 415: a content type the route does not take, or an image that is not JPEG, PNG, GIF or WebP.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
   "UnsupportedMediaType",
   errorFields,
   HttpApiSchema.annotations({ status: 415 })
 ) {}
-/** @since 0.1.0 @category errors */
+/**
+ * 429: more requests for one API key than its rate limit allows.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class TooManyRequests extends Schema.TaggedError<TooManyRequests>()(
   "TooManyRequests",
   errorFields,
   HttpApiSchema.annotations({ status: 429 })
 ) {}
-/** @since 0.1.0 @category errors */
+/**
+ * 500: a failure that is the server's fault (key store, bundle, or a bug); the message says which.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class InternalServerError extends Schema.TaggedError<InternalServerError>()(
   "InternalServerError",
   errorFields,
   HttpApiSchema.annotations({ status: 500 })
 ) {}
-/** @since 0.1.0 @category errors */
+/**
+ * 503: the server is starting or shutting down.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(
   "ServiceUnavailable",
   errorFields,
@@ -120,16 +171,34 @@ const Id = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100))
 const Name = Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(200))
 const Int = (min: number, max: number) => Schema.NumberFromString.pipe(Schema.int(), Schema.between(min, max))
 
-/** @since 0.1.0 @category schemas */
+/**
+ * A function as listed: id, name, the preset it trains with, and when it was created (ISO 8601).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const FunctionView = Schema.Struct({
   id: Schema.String,
   name: Schema.String,
   preset: Schema.String,
   createdAt: Schema.String
 }).annotations({ identifier: "Function" })
+/**
+ * A function as listed.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type FunctionView = typeof FunctionView.Type
 
-/** @since 0.1.0 @category schemas */
+/**
+ * One function in full: its labels with their annotated sample counts, the promoted model (with its
+ * cross-validated accuracy, and whether it saw every current sample), the retraining state, and the last training
+ * error, if any.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const FunctionDetail = Schema.Struct({
   ...FunctionView.fields,
   labels: Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String, sampleCount: Schema.Number })),
@@ -143,58 +212,135 @@ export const FunctionDetail = Schema.Struct({
   training: Schema.Struct({ phase: Schema.String, pending: Schema.Boolean }),
   trainError: Schema.NullOr(Schema.String)
 }).annotations({ identifier: "FunctionDetail" })
+/**
+ * One function in full.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type FunctionDetail = typeof FunctionDetail.Type
 
-/** @since 0.1.0 @category schemas */
+/**
+ * The body of `POST /v1/functions`: a name (1 to 200 characters, trimmed), the preset to train with (the
+ * server's default when left out), and preset option overrides.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const CreateFunction = Schema.Struct({
   name: Name,
   preset: Schema.optional(Name),
   overrides: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
 }).annotations({ identifier: "CreateFunction" })
+/**
+ * The body of `POST /v1/functions`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type CreateFunction = typeof CreateFunction.Type
 
-/** @since 0.1.0 @category schemas */
+/**
+ * A label of a function, with its optional description and string metadata.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const LabelView = Schema.Struct({
   id: Schema.String,
   name: Schema.String,
   description: Schema.NullOr(Schema.String),
   metadata: Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.String }))
 }).annotations({ identifier: "Label" })
+/**
+ * A label of a function.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type LabelView = typeof LabelView.Type
 
-/** @since 0.1.0 @category schemas */
+/**
+ * The body of `POST /v1/functions/{functionId}/labels`: a name (1 to 200 characters), an optional
+ * description (at most 2000 characters) and string metadata.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const CreateLabel = Schema.Struct({
   name: Name,
   description: Schema.optional(Schema.String.pipe(Schema.maxLength(2000))),
   metadata: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String }))
 }).annotations({ identifier: "CreateLabel" })
+/**
+ * The body of the label create route.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type CreateLabel = typeof CreateLabel.Type
 
-/** @since 0.1.0 @category schemas */
+/**
+ * The label a sample is annotated with, by id and name.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Annotation = Schema.Struct({ labelId: Schema.String, labelName: Schema.String }).annotations({
   identifier: "Annotation"
 })
 
-/** @since 0.1.0 @category schemas */
+/**
+ * A sample of a function: its id, the caller's `externalId`, its annotation (`null` while unlabelled, as for
+ * captured invocations) and when it was added.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const SampleView = Schema.Struct({
   id: Schema.String,
   externalId: Schema.NullOr(Schema.String),
   annotation: Schema.NullOr(Annotation),
   createdAt: Schema.String
 }).annotations({ identifier: "Sample" })
+/**
+ * A sample of a function.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type SampleView = typeof SampleView.Type
 
-/** @since 0.1.0 @category schemas */
+/**
+ * An image in a JSON body: a data URI (`data:image/jpeg;base64,...`), or an http(s) URL when the server
+ * fetches URLs (`UrlFetch`).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ImageData = Schema.String.annotations({
   description: "The image as a data URI (`data:image/jpeg;base64,...`). URLs are refused unless the server fetches URLs."
 })
 
-/** @since 0.1.0 @category schemas */
+/**
+ * The JSON body of `POST /v1/functions/{functionId}/samples`: the image, an optional annotation by label
+ * name, and an optional `externalId` (1 to 100 characters). The same
+ * route takes a multipart form. A sample whose bytes are already in the function is not added twice.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const CreateSample = Schema.Struct({
   data: ImageData,
   annotation: Schema.optional(Schema.Struct({ labelName: Name })),
   externalId: Schema.optional(Id)
 }).annotations({ identifier: "CreateSample" })
+/**
+ * The JSON body of the sample create route.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type CreateSample = typeof CreateSample.Type
 
 /** The multipart form of a sample upload: the image file as `data`, the annotation as `labelName`. */
@@ -204,17 +350,40 @@ const SampleForm = HttpApiSchema.Multipart(Schema.Struct({
   externalId: Schema.optional(Id)
 })).annotations({ identifier: "SampleForm" })
 
-/** @since 0.1.0 @category schemas */
+/**
+ * The body of `PUT .../samples/{sampleId}/annotation`: the label by name or by id.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const AnnotationInput = Schema.Union(Schema.Struct({ labelName: Name }), Schema.Struct({ labelId: Id })).annotations({
   identifier: "AnnotationInput"
 })
+/**
+ * The body of the annotate route.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type AnnotationInput = typeof AnnotationInput.Type
 
-/** @since 0.1.0 @category schemas */
+/**
+ * The JSON body of `POST /v1/functions/{functionId}/invoke`: the image and an optional `externalId`, echoed
+ * back. The same route takes a multipart form or a raw image body.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const InvokeRequest = Schema.Struct({
   data: ImageData,
   externalId: Schema.optional(Id)
 }).annotations({ identifier: "InvokeRequest" })
+/**
+ * The JSON body of the invoke route.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type InvokeRequest = typeof InvokeRequest.Type
 
 const InvokeForm = HttpApiSchema.Multipart(Schema.Struct({
@@ -225,14 +394,26 @@ const InvokeForm = HttpApiSchema.Multipart(Schema.Struct({
 /** A raw image body (`Content-Type: image/jpeg`, `image/png`, `image/gif` or `image/webp`). */
 const RawImage = HttpApiSchema.Uint8Array({ contentType: "image/jpeg" })
 
-/** @since 0.1.0 @category schemas */
+/**
+ * One label's probability in an invoke result, in [0, 1].
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const LabelConfidence = Schema.Struct({
   labelName: Schema.String,
   labelId: Schema.String,
   confidence: Schema.Number
 }).annotations({ identifier: "LabelConfidence" })
 
-/** @since 0.1.0 @category schemas */
+/**
+ * The answer to an invoke: the top label and its confidence in [0, 1], every label's confidence (highest
+ * first, or the top `labelCount`), the model version that answered, and the sample id when the invocation was
+ * captured for review.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const InvokeResult = Schema.Struct({
   labelName: Schema.String,
   labelId: Schema.String,
@@ -244,9 +425,22 @@ export const InvokeResult = Schema.Struct({
   sampleId: Schema.NullOr(Schema.String),
   externalId: Schema.optional(Schema.String)
 }).annotations({ identifier: "InvokeResult" })
+/**
+ * The answer to an invoke.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type InvokeResult = typeof InvokeResult.Type
 
-/** @since 0.1.0 @category schemas */
+/**
+ * The promoted model's cross-validated metrics: accuracy, macro F1, log loss, the confusion matrix (rows are
+ * true labels, columns predicted, in `labels` order) and per-label precision, recall and F1, over `total`
+ * out-of-fold predictions.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Metrics = Schema.Struct({
   functionId: Schema.String,
   modelId: Schema.String,
@@ -272,12 +466,28 @@ export const Metrics = Schema.Struct({
     }))
   })
 }).annotations({ identifier: "Metrics" })
+/**
+ * The promoted model's cross-validated metrics.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Metrics = typeof Metrics.Type
 
-/** @since 0.1.0 @category schemas */
+/**
+ * Why an invocation was captured for review (see `CapturePolicy`).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const CaptureReason = Schema.Literal("low-confidence", "rare-class", "random")
 
-/** @since 0.1.0 @category schemas */
+/**
+ * An entry of the review queue: the captured sample, when and why it was captured, and what the model said.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const CaptureView = Schema.Struct({
   sampleId: Schema.String,
   capturedAt: Schema.String,
@@ -287,24 +497,58 @@ export const CaptureView = Schema.Struct({
   modelId: Schema.String,
   externalId: Schema.NullOr(Schema.String)
 }).annotations({ identifier: "Capture" })
+/**
+ * An entry of the review queue.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type CaptureView = typeof CaptureView.Type
 
-/** @since 0.1.0 @category schemas */
+/**
+ * The answer of the health probes: `{ status: "ok" }` from `/healthz`, `{ status: "ready" }` from `/readyz`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Health = Schema.Struct({ status: Schema.String }).annotations({ identifier: "Health" })
 
-/** @since 0.1.0 @category schemas */
+/**
+ * The paging URL parameters of list routes: `limit` (1 to 1000) and `offset` (from 0).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Paging = Schema.Struct({
   limit: Schema.optional(Int(1, 1000)),
   offset: Schema.optional(Int(0, Number.MAX_SAFE_INTEGER))
 })
+/**
+ * The paging URL parameters of list routes.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Paging = typeof Paging.Type
 
-/** @since 0.1.0 @category schemas */
+/**
+ * The invoke route's URL parameters: `capture` (default true) lets the capture policy store the image for
+ * review, `labelCount` returns only the top n confidences, `modelId` answers with an older model version.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const InvokeParams = Schema.Struct({
   capture: Schema.optional(Schema.BooleanFromString.annotations({ description: "Capture for review when the policy says so (default true)" })),
   labelCount: Schema.optional(Int(1, 1000).annotations({ description: "Return only the top n label confidences" })),
   modelId: Schema.optional(Id.annotations({ description: "Answer with this model version instead of the promoted one" }))
 })
+/**
+ * The invoke route's URL parameters.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type InvokeParams = typeof InvokeParams.Type
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -313,13 +557,23 @@ export type InvokeParams = typeof InvokeParams.Type
 const functionId = HttpApiSchema.param("functionId", Id)
 const sampleId = HttpApiSchema.param("sampleId", Id)
 
-/** @since 0.1.0 @category groups */
+/**
+ * `GET /healthz` (the process is up) and `GET /readyz` (it serves); no API key needed.
+ *
+ * @since 0.1.0
+ * @category groups
+ */
 export const HealthGroup = HttpApiGroup.make("health")
   .add(HttpApiEndpoint.get("healthz", "/healthz").addSuccess(Health))
   .add(HttpApiEndpoint.get("readyz", "/readyz").addSuccess(Health))
   .annotate(OpenApi.Description, "Liveness and readiness probes (no key needed)")
 
-/** @since 0.1.0 @category groups */
+/**
+ * Create, list, get and delete functions (`/v1/functions`).
+ *
+ * @since 0.1.0
+ * @category groups
+ */
 export const FunctionsGroup = HttpApiGroup.make("functions")
   .add(HttpApiEndpoint.post("create", "/v1/functions").setPayload(CreateFunction).addSuccess(FunctionView, { status: 201 }))
   .add(HttpApiEndpoint.get("list", "/v1/functions").addSuccess(Schema.Array(FunctionView)))
@@ -327,7 +581,12 @@ export const FunctionsGroup = HttpApiGroup.make("functions")
   .add(HttpApiEndpoint.del("delete")`/v1/functions/${functionId}`)
   .middleware(Authorization)
 
-/** @since 0.1.0 @category groups */
+/**
+ * Create and list a function's labels.
+ *
+ * @since 0.1.0
+ * @category groups
+ */
 export const LabelsGroup = HttpApiGroup.make("labels")
   .add(
     HttpApiEndpoint.post("create")`/v1/functions/${functionId}/labels`.setPayload(CreateLabel).addSuccess(LabelView, {
@@ -337,7 +596,13 @@ export const LabelsGroup = HttpApiGroup.make("labels")
   .add(HttpApiEndpoint.get("list")`/v1/functions/${functionId}/labels`.addSuccess(Schema.Array(LabelView)))
   .middleware(Authorization)
 
-/** @since 0.1.0 @category groups */
+/**
+ * Add (JSON or multipart), list, get and delete a function's samples, and set or clear their annotation.
+ * Adding samples schedules a retraining.
+ *
+ * @since 0.1.0
+ * @category groups
+ */
 export const SamplesGroup = HttpApiGroup.make("samples")
   .add(
     HttpApiEndpoint.post("create")`/v1/functions/${functionId}/samples`
@@ -355,7 +620,13 @@ export const SamplesGroup = HttpApiGroup.make("samples")
   .add(HttpApiEndpoint.del("unannotate")`/v1/functions/${functionId}/samples/${sampleId}/annotation`.addSuccess(SampleView))
   .middleware(Authorization)
 
-/** @since 0.1.0 @category groups */
+/**
+ * Invoke a function on an image (JSON, multipart or raw body), read its model's metrics, and list its review
+ * queue of captured invocations.
+ *
+ * @since 0.1.0
+ * @category groups
+ */
 export const InvokeGroup = HttpApiGroup.make("invoke")
   .add(
     HttpApiEndpoint.post("invoke")`/v1/functions/${functionId}/invoke`

@@ -61,6 +61,9 @@ export interface NewCapture {
 }
 
 /**
+ * A sample to add: the image bytes (already checked), an optional label name to annotate it with, and the
+ * caller's `externalId`.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -71,6 +74,10 @@ export interface NewSample {
 }
 
 /**
+ * The operations the server calls, one per route, in the API's own types. Each fails with a `DeployError`
+ * whose reason picks the status: `NotFound` for an unknown function, sample or label, `NotTrained` before the first
+ * model, `ReadOnly` where the backend does not change data.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -111,6 +118,8 @@ export interface FunctionBackendShape {
 }
 
 /**
+ * The service the server runs over; provide `BundleBackend.layer`, or `@loupe/functions`' implementation.
+ *
  * @since 0.1.0
  * @category tags
  */

@@ -14,12 +14,17 @@ import { Effect } from "effect"
 import { DeployError } from "./DeployError.js"
 
 /**
+ * The image formats accepted: JPEG, PNG, GIF and WebP.
+ *
  * @since 0.1.0
  * @category models
  */
 export type ImageFormat = "jpeg" | "png" | "gif" | "webp"
 
 /**
+ * What `inspect` read from an image's header: its format, the matching MIME type (`image/jpeg`, ...), and its
+ * width and height in pixels.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -31,6 +36,8 @@ export interface ImageInfo {
 }
 
 /**
+ * The size limits an untrusted image must meet before it is decoded.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -41,10 +48,16 @@ export interface ImageLimits {
   readonly maxPixels: number
 }
 
-/** 16 MiB and 40 megapixels: any camera photo, no bomb. */
+/**
+ * The default limits: 16 MiB encoded and 40 megapixels, enough for any camera photo and far below a
+ * decompression bomb.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const defaultLimits: ImageLimits = { maxBytes: 16 * 1024 * 1024, maxPixels: 40_000_000 }
 
-export const mimeTypes: Readonly<Record<ImageFormat, string>> = {
+const mimeTypes: Readonly<Record<ImageFormat, string>> = {
   jpeg: "image/jpeg",
   png: "image/png",
   gif: "image/gif",
@@ -57,7 +70,13 @@ const startsWith = (bytes: Uint8Array, at: number, ascii: string): boolean => {
   return true
 }
 
-/** The format the magic bytes announce, or `undefined` for anything else. */
+/**
+ * The format the magic bytes announce, or `undefined` for anything else (SVG, TIFF, HEIF, text, ...). Only the
+ * first 12 bytes are looked at; the image is not validated.
+ *
+ * @since 0.1.0
+ * @category checks
+ */
 export const sniff = (bytes: Uint8Array): ImageFormat | undefined => {
   if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return "jpeg"
   if (startsWith(bytes, 0, "\x89PNG\r\n\x1a\n")) return "png"
@@ -231,7 +250,7 @@ export const inspect = (bytes: Uint8Array, limits: ImageLimits, field: string): 
   })
 
 /** The image format a media type names (`image/jpg` is taken for `image/jpeg`), `undefined` for others. */
-export const formatOfMediaType = (mediaType: string): ImageFormat | undefined => {
+const formatOfMediaType = (mediaType: string): ImageFormat | undefined => {
   const type = mediaType.split(";")[0]!.trim().toLowerCase()
   switch (type) {
     case "image/jpeg":

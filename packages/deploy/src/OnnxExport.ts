@@ -66,6 +66,9 @@ export interface OnnxManifest {
 }
 
 /**
+ * An export: the ONNX model's bytes and its manifest (labels, input and preprocessing, outputs, backbone, head,
+ * and how well it agreed with Loupe's own predictions).
+ *
  * @since 0.1.0
  * @category models
  */
@@ -75,6 +78,8 @@ export interface Exported {
 }
 
 /**
+ * How the export is verified: on which images, and to what tolerance.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -24,6 +24,9 @@ import type { Scope } from "effect"
 import { DeployError } from "./DeployError.js"
 
 /**
+ * How the predictor batches: concurrent `predict` calls are gathered into batches of up to `maxBatch` images,
+ * so the backbone runs once per batch.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -39,6 +42,8 @@ export interface PredictorOptions {
 }
 
 /**
+ * A loaded model that classifies encoded images, batching concurrent calls.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -51,6 +56,8 @@ export interface PredictorShape {
 }
 
 /**
+ * The predictor service; `layer` loads one from a bundle.
+ *
  * @since 0.1.0
  * @category tags
  */
@@ -186,6 +193,9 @@ export const load = (
   )
 
 /**
+ * The predictor for the bundle in `dir`, its workers stopped when the layer is released. Fails with
+ * `BundleFailed` naming the file when the bundle cannot be loaded.
+ *
  * @since 0.1.0
  * @category layers
  */

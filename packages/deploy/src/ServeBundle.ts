@@ -15,6 +15,8 @@ import { DeployError } from "./DeployError.js"
 import * as Server from "./Server.js"
 
 /**
+ * The server's options, the bundle's function id and name, the bundle directory and the API key file.
+ *
  * @since 0.1.0
  * @category models
  */

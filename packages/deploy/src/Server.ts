@@ -42,6 +42,9 @@ import * as RateLimiter from "./RateLimiter.js"
 import type * as UrlFetch from "./UrlFetch.js"
 
 /**
+ * The HTTP server's options: where it listens, its limits, invoke capture, URL fetching, timeouts and request
+ * logging. Every field has a default.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -197,7 +197,13 @@ class AddressRefused extends Error {
   }
 }
 
-/** A resolver with `dns.lookup`'s shape, asked for all addresses. */
+/**
+ * A resolver with `dns.lookup`'s shape, asked for all addresses: `guardedLookup` takes one to resolve with
+ * (tests pass a fake one).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Resolver = (
   hostname: string,
   options: dns.LookupAllOptions,
@@ -228,6 +234,9 @@ export const guardedLookup = (policy: AddressPolicy, resolve: Resolver = dns.loo
 }
 
 /**
+ * How `fetch` fetches a URL: the body's byte limit (required), and the defaults of the rest: only public
+ * addresses, 10 s for the whole fetch, 3 redirects.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -247,6 +256,8 @@ export interface UrlFetchOptions {
 }
 
 /**
+ * A fetched body: its bytes, the answer's media type and the final URL.
+ *
  * @since 0.1.0
  * @category models
  */
