@@ -33,7 +33,7 @@ const walk = (dir) =>
 // `import ... from "x"`, `export ... from "x"`, `import "x"`, `import("x")`, `import type ... from "x"`, and a
 // dynamic import of a computed path into packages/ (`import(`${root}/packages/core/dist/index.js`)`).
 const specifierPattern = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)["']([^"']+)["']/gm
-const computedPattern = /\bimport\s*\(\s*`[^`]*(\/packages\/[^`]*)`/gm
+const computedPattern = /\bimport\s*\(\s*(?:`[^`]*(\/packages\/[^`]*)`|new\s+URL\(\s*["'`]([^"'`]*(?:packages|node_modules)\/[^"'`]*)["'`])/gm
 // Comments are blanked (newlines kept, so line numbers hold): doc examples show imports that are not edges.
 const withoutComments = (text) =>
   text.replace(/^\s*\/\*[\s\S]*?\*\//gm, (c) => c.replace(/[^\n]/g, " ")).replace(/^\s*\/\/.*$/gm, "")
@@ -42,7 +42,7 @@ const importsOf = (file) => {
   const at = (m) => text.slice(0, m.index).split("\n").length
   return [
     ...[...text.matchAll(specifierPattern)].map((m) => ({ specifier: m[1], line: at(m) })),
-    ...[...text.matchAll(computedPattern)].map((m) => ({ specifier: `<computed>${m[1]}`, line: at(m), computed: true }))
+    ...[...text.matchAll(computedPattern)].map((m) => ({ specifier: `<computed>${m[1] ?? m[2]}`, line: at(m), computed: true }))
   ]
 }
 

@@ -19,8 +19,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { Plugins } from "../../packages/cli/dist/index.js"
-import { Functions } from "../../packages/functions/dist/index.js"
+import { Plugins } from "@loupe/cli"
+import { Functions } from "@loupe/functions"
 import { sharedDir as shared } from "../../test/fixtures/shared.mjs"
 
 const here = path.dirname(fileURLToPath(import.meta.url))

@@ -5,10 +5,8 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-
-const root = path.resolve(import.meta.dirname, "../..")
-const { Effect } = await import(new URL("packages/core/node_modules/effect/dist/esm/index.js", `file://${root}/`).href)
-const { DiskEmbeddingCache } = await import(`${root}/packages/core/dist/index.js`)
+import { DiskEmbeddingCache } from "@loupe/core"
+import { Effect } from "effect"
 
 const count = Number(process.argv[2] ?? 1600)
 const keys = Array.from({ length: count }, (_, i) => createHash("sha256").update(`image-${i}`).digest("hex"))

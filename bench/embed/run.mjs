@@ -5,9 +5,12 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { parseArgs } from "node:util"
+import { Catalog } from "@loupe/backbones"
+import { DiskEmbeddingCache, Embedder, LoupeConfig, Preprocess, Registry } from "@loupe/core"
+import { Effect, Layer } from "effect"
+import sharp from "sharp"
 import { sharedDir } from "../../test/fixtures/shared.mjs"
 
-const root = path.resolve(import.meta.dirname, "../..")
 const { values: flags } = parseArgs({
   options: {
     images: { type: "string", default: path.join(sharedDir, "datasets/cats-vs-dogs-large/train") },
@@ -23,11 +26,6 @@ const { values: flags } = parseArgs({
 })
 const num = (name) => Number(flags[name])
 
-// The built packages, and the one `effect` instance they share.
-const { Effect, Layer } = await import(new URL("packages/core/node_modules/effect/dist/esm/index.js", `file://${root}/`).href)
-const { DiskEmbeddingCache, Embedder, LoupeConfig, Preprocess, Registry } = await import(`${root}/packages/core/dist/index.js`)
-const { Catalog } = await import(`${root}/packages/backbones/dist/index.js`)
-const sharp = (await import(new URL("packages/core/node_modules/sharp/dist/index.mjs", `file://${root}/`).href)).default
 if (flags["sharp-concurrency"] !== undefined) sharp.concurrency(num("sharp-concurrency"))
 
 const files = fs.readdirSync(flags.images, { recursive: true, encoding: "utf8" })

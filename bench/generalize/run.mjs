@@ -19,9 +19,9 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 // The `effect` instance the built core package uses (as bench/search does).
-import { Effect, Layer } from "../../packages/core/node_modules/effect/dist/esm/index.js"
-import { Catalog } from "../../packages/backbones/dist/index.js"
-import { DiskEmbeddingCache, Embedder, LoupeConfig, Registry } from "../../packages/core/dist/index.js"
+import { Effect, Layer } from "effect"
+import { Catalog } from "@loupe/backbones"
+import { DiskEmbeddingCache, Embedder, LoupeConfig, Registry } from "@loupe/core"
 import { sharedDir as shared } from "../../test/fixtures/shared.mjs"
 
 const here = path.dirname(fileURLToPath(import.meta.url))

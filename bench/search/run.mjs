@@ -9,11 +9,11 @@
 // not in the default run; `MLP_PARAMS='{"hidden": 32}'` overrides its default params).
 import * as os from "node:os"
 // The `effect` instance the built trainers package uses.
-import { Effect } from "../../packages/trainers/node_modules/effect/dist/esm/index.js"
-import { Catalog } from "../../packages/backbones/dist/index.js"
-import { Matrix, Pipeline } from "../../packages/core/dist/index.js"
-import { Heads, LogisticRegression, Mlp, Search, SearchSpace } from "../../packages/trainers/dist/index.js"
-import { loadEmbeddings } from "../../packages/trainers/test/fixtures/embeddings.mjs"
+import { Effect } from "effect"
+import { Catalog } from "@loupe/backbones"
+import { Matrix, Pipeline } from "@loupe/core"
+import { Heads, LogisticRegression, Mlp, Search, SearchSpace } from "@loupe/trainers"
+import { loadEmbeddings } from "../lib/embeddings.mjs"
 
 const BACKBONE = "onnx:mobilenetv2-int8"
 const parts = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["cats-vs-dogs", "flowers-5", "heads-2000", "multi:cats-vs-dogs"]

@@ -13,8 +13,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { Plugins } from "../../packages/cli/dist/index.js"
-import { Functions } from "../../packages/functions/dist/index.js"
+import { Plugins } from "@loupe/cli"
+import { Functions } from "@loupe/functions"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const shared = process.env["LOUPE_SHARED_DIR"] ?? path.resolve(here, "../../../shared")

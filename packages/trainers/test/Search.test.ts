@@ -3,7 +3,7 @@ import { Effect, Schema } from "effect"
 import { Matrix } from "@loupe/core"
 import type { Head } from "@loupe/core"
 import { Search, SearchSpace } from "@loupe/trainers"
-import { loadEmbeddings } from "./fixtures/embeddings.mjs"
+import { loadEmbeddings } from "../../../bench/lib/embeddings.mjs"
 import { correct, split } from "./fixtures/helpers.js"
 
 const BACKBONE = "onnx:mobilenetv2-int8"
