@@ -36,6 +36,7 @@ import {
 import * as AutoML from "./AutoML.js"
 import { FunctionsError } from "./FunctionsError.js"
 import { BlobStore } from "./BlobStore.js"
+import * as Candidates from "./internal/Candidates.js"
 import * as Ids from "./internal/Ids.js"
 import * as SharedBackbones from "./internal/SharedBackbones.js"
 import * as Preset from "./Preset.js"
@@ -54,7 +55,7 @@ export interface RetrainerConfig {
   /**
    * How much the annotated samples may grow (as a fraction) since the last full search before a retrain searches the
    * preset's whole space again. Until then a retrain cross-validates and refits only the promoted model's candidate:
-   * its feature set (a backbone or a concatenation), head kind and params (`AutoML.narrowedTo`), which keeps retrains
+   * its feature set (a backbone or a concatenation), head kind and params (`internal/Candidates.narrowedTo`), which keeps retrains
    * cheap with multi-backbone presets; the next full search re-tunes the params. A change of labels or of the preset's
    * version always brings a full search. Default 0.25; 0 makes every retrain a full search.
    */
@@ -280,7 +281,7 @@ export const make = (
       if (previous === undefined || metrics?.search === undefined || growth === 0) return undefined
       const selected = metrics.selected as AutoML.Candidate
       // Only a choice the full space can still make (backbones the preset selects today).
-      if (!AutoML.membersOf(selected.backbone).every((id) => full.backbones?.includes(id))) return undefined
+      if (!Candidates.membersOf(selected.backbone).every((id) => full.backbones?.includes(id))) return undefined
       const sameLabels = previous.labels.length === dataset.labels.length &&
         previous.labels.every((l, i) => l.name === dataset.labels[i])
       const samePreset = metrics.preset.name === resolved.preset.name && metrics.preset.version === resolved.preset.version
@@ -315,7 +316,7 @@ export const make = (
             const resolved = yield* Preset.resolve(fn.preset, fn.overrides)
             const full = yield* Preset.fitOptions(resolved)
             const narrowTo = narrowing(yield* store.promotedVersion(functionId), resolved, full, dataset)
-            const options = narrowTo ? AutoML.narrowedTo(full, narrowTo) : full
+            const options = narrowTo ? Candidates.narrowedTo(full, narrowTo) : full
             const search: ModelMetrics["search"] = narrowTo
               ? { scope: "selected", fullSearchSamples: narrowTo.fullSearchSamples }
               : { scope: "full", fullSearchSamples: samples.length }

@@ -10,6 +10,7 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { trunkId } from "../src/internal/Candidates.js"
 import { modelsDir, sharedDir } from "./fixtures/shared.js"
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-finetune-automl-"))
@@ -17,7 +18,7 @@ const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(wo
 const environment = Layer.mergeAll(config, DiskEmbeddingCache.layer().pipe(Layer.provide(config)), Plugins.registryLayer())
 
 const backbone = "tfjs:mobilenetv2-0.35"
-const trunk = AutoML.trunkId(backbone, "block_16_project_BN")
+const trunk = trunkId(backbone, "block_16_project_BN")
 
 /** The first `perClass` photos of each class of a split. */
 const firstOf = (dataset: Dataset.Dataset, perClass: number): ReadonlyArray<Sample.Sample> =>
