@@ -21,9 +21,9 @@ import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { Plugins } from "../../packages/cli/dist/index.js"
 import { Functions } from "../../packages/functions/dist/index.js"
+import { sharedDir as shared } from "../../test/fixtures/shared.mjs"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const shared = process.env["LOUPE_SHARED_DIR"] ?? path.resolve(here, "../../../shared")
 const small = path.join(shared, "datasets", "cats-vs-dogs")
 const large = path.join(shared, "datasets", "cats-vs-dogs-large")
 

@@ -5,9 +5,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { parseArgs } from "node:util"
+import { sharedDir } from "../../test/fixtures/shared.mjs"
 
 const root = path.resolve(import.meta.dirname, "../..")
-const sharedDir = process.env.LOUPE_SHARED_DIR ?? path.resolve(root, "../shared")
 const { values: flags } = parseArgs({
   options: {
     images: { type: "string", default: path.join(sharedDir, "datasets/cats-vs-dogs-large/train") },

@@ -22,10 +22,10 @@ import { parseArgs } from "node:util"
 import { Effect, Layer } from "../../packages/core/node_modules/effect/dist/esm/index.js"
 import { Catalog } from "../../packages/backbones/dist/index.js"
 import { DiskEmbeddingCache, Embedder, LoupeConfig, Registry } from "../../packages/core/dist/index.js"
+import { sharedDir as shared } from "../../test/fixtures/shared.mjs"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repo = path.resolve(here, "../..")
-const shared = process.env["LOUPE_SHARED_DIR"] ?? path.resolve(repo, "../shared")
 const modelsDir = process.env["LOUPE_MODELS_DIR"] ?? path.join(shared, "models")
 const cli = path.join(repo, "packages/cli/dist/cli.js")
 

@@ -18,16 +18,17 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { LoupeConfig, Registry } from "../../packages/core/dist/index.js"
-import { Catalog } from "../../packages/backbones/dist/index.js"
-import { Heads, ManualTraining } from "../../packages/trainers/dist/index.js"
-import { Predictor } from "../../packages/deploy/dist/index.js"
-// The packages' own copy of effect (the workspace has no top-level one), so values cross between them.
-import { Effect, Exit, Layer, Scope } from "../../packages/deploy/node_modules/effect/dist/esm/index.js"
+// The packages by name, resolved through bench/package.json (a workspace package), as a user's project would.
+import { LoupeConfig, Registry } from "@loupe/core"
+import { Catalog } from "@loupe/backbones"
+import { Heads, ManualTraining } from "@loupe/trainers"
+import { Predictor } from "@loupe/deploy"
+import { NodeFileSystem } from "@effect/platform-node"
+import { Effect, Exit, Layer, Scope } from "effect"
+import { sharedDir as shared } from "../../test/fixtures/shared.mjs"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repo = path.resolve(here, "../..")
-const shared = process.env["LOUPE_SHARED_DIR"] ?? path.resolve(repo, "../shared")
 const models = path.join(shared, "models")
 const image = fs.readFileSync(path.join(shared, "datasets/cats-vs-dogs-large/train/cats/cat.402.jpg"))
 
@@ -181,6 +182,7 @@ try {
   // Baseline: the model alone, in this process, on the promoted bundle (the same Predictor the server uses).
   const bundle = path.join(store, "blobs", "bundles", fn, detail.model.id)
   const environment = Layer.mergeAll(
+    NodeFileSystem.layer,
     Registry.Registry.layer({ backbones: Catalog.builtins, heads: [...Heads.heads, ...ManualTraining.heads] }),
     LoupeConfig.LoupeConfig.layer({ modelsDir: models, cacheDir: path.join(work, "cache") })
   )

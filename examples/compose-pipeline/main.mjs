@@ -4,6 +4,7 @@
 import { Bundle, Dataset, LoupeConfig, Pipeline, Registry } from "@loupe/core"
 import { Catalog } from "@loupe/backbones"
 import { LogisticRegression } from "@loupe/trainers"
+import { NodeContext } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 
 const [dataDir = "../shared/datasets/cats-vs-dogs", modelsDir = "../shared/models", out = "out/compose-pipeline"] =
@@ -26,7 +27,9 @@ const program = Effect.gen(function*() {
   return { correct, total: predictions.length }
 })
 
+// The Node file system (datasets are read and bundles written through it), the registry and the config.
 const services = Layer.mergeAll(
+  NodeContext.layer,
   Registry.Registry.layer({ backbones: Catalog.builtins, heads: [LogisticRegression.plugin] }),
   LoupeConfig.LoupeConfig.layer({ modelsDir })
 )

@@ -8,22 +8,20 @@
  *
  *   pnpm build && node examples/manual-mode/main.mjs [--epochs 25] [--views <per image>] [--out <bundle dir>]
  *
- * Plain Node 20, no TypeScript step. Inside this repository it imports the workspace's builds by path; in your own
- * project, import the same names from "@loupe/core", "@loupe/backbones", "@loupe/trainers" and "effect".
+ * Plain Node 20, no TypeScript step. It imports the packages by name, as your own project would: inside this
+ * repository they resolve to the workspace's builds (see this folder's package.json).
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { Catalog } from "../../packages/backbones/dist/index.js"
-import { Bundle, Dataset, LoupeConfig, Pipeline, Registry } from "../../packages/core/dist/index.js"
-import { ManualTraining } from "../../packages/trainers/dist/index.js"
-import { ProgressBar } from "../../packages/cli/dist/index.js"
-
-// `effect` as the workspace packages resolve it (the same module instance they use), typed by its declarations
-/** @type {typeof import("../../packages/core/node_modules/effect/dist/dts/index.js")} */
-const { Effect, Layer } = await import("../../packages/core/node_modules/effect/dist/esm/index.js")
+import { Catalog } from "@loupe/backbones"
+import { Bundle, Dataset, LoupeConfig, Pipeline, Registry } from "@loupe/core"
+import { ManualTraining } from "@loupe/trainers"
+import { ProgressBar } from "@loupe/cli"
+import { NodeContext } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const shared = process.env["LOUPE_SHARED_DIR"] ?? path.resolve(here, "../../../shared")
@@ -92,7 +90,9 @@ const program = Effect.gen(function*() {
   labels.forEach((l, i) => console.log(l.padEnd(width) + confusion[i].map((n) => String(n).padStart(width)).join("")))
 })
 
+// The Node file system (datasets are read and bundles written through it), the registry and the config.
 const services = Layer.mergeAll(
+  NodeContext.layer,
   Registry.Registry.layer({ backbones: Catalog.builtins, heads: ManualTraining.heads }),
   LoupeConfig.LoupeConfig.layer({ modelsDir: path.join(shared, "models") }),
   ProgressBar.layer(process.stdout)

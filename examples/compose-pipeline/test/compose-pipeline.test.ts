@@ -5,9 +5,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { sharedDir as shared } from "../../../test/fixtures/shared.mjs"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const shared = process.env["LOUPE_SHARED_DIR"] ?? path.resolve(here, "../../../../shared")
 
 it("fits, saves, reloads and predicts cats-vs-dogs in code", () => {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "loupe-compose-")), "bundle")

@@ -4,10 +4,9 @@ import { Embedder, LoupeConfig, Registry } from "@loupe/core"
 import { Catalog, Conformance } from "@loupe/backbones"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { catsVsDogs as dataDir, modelsDir } from "../../../test/fixtures/shared.mjs"
 import plugin, { plugins } from "../src/index.js"
 
-const sharedDir = process.env["LOUPE_SHARED_DIR"] ?? path.resolve(import.meta.dirname, "../../../../shared")
-const dataDir = path.join(sharedDir, "datasets/cats-vs-dogs")
 const photos = (split: string, label: string) =>
   fs.readdirSync(path.join(dataDir, split, label)).sort().map((f) => path.join(dataDir, split, label, f))
 const cats = photos("test", "cats")
@@ -15,7 +14,7 @@ const dogs = photos("test", "dogs")
 
 const layer = Layer.mergeAll(
   Registry.Registry.layer({ backbones: [...Catalog.builtins, plugin] }),
-  LoupeConfig.LoupeConfig.layer({ modelsDir: path.join(sharedDir, "models") })
+  LoupeConfig.LoupeConfig.layer({ modelsDir })
 )
 
 describe("the custom backbone example", () => {

@@ -6,7 +6,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { plugin as customBackbone } from "../../../examples/custom-backbone/src/index.js"
-import { modelsDir, sharedDir } from "./fixtures/shared.js"
+import { modelsDir, sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const testDir = path.join(sharedDir, "datasets/cats-vs-dogs/test")
 const firstTwo = (label: string) =>

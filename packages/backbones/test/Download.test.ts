@@ -7,7 +7,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { serve, serveFiles, serveNothing } from "./fixtures/server.js"
-import { modelsDir, sharedDir } from "./fixtures/shared.js"
+import { modelsDir, sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const weights = fs.readFileSync(path.join(modelsDir, "mobilenetv2-12-int8-onnx/mobilenetv2-12-int8-embedding.onnx"))
 const sha256 = createHash("sha256").update(weights).digest("hex")

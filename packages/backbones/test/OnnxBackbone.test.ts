@@ -8,7 +8,7 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import { Load, type OrtRequest } from "../src/internal/ortProtocol.js"
 import { pool } from "../src/internal/pooling.js"
 import * as WorkerThread from "../src/internal/workerThread.js"
-import { modelsDir, sharedDir } from "./fixtures/shared.js"
+import { modelsDir, sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const classifierFile = "mobilenetv2-12-int8-onnx/mobilenetv2-12-int8.onnx"
 

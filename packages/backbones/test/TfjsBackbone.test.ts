@@ -7,7 +7,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { captureLogs, loadPlugin as load, maxAbsDiff, photos, tensorOf } from "./fixtures/helpers.js"
-import { modelsDir } from "./fixtures/shared.js"
+import { modelsDir } from "../../../test/fixtures/shared.mjs"
 import { graphChannels, graphEmbedding, graphInputSize, graphModelConfig, writeTinyGraphModel } from "./fixtures/tfjsGraphModel.js"
 
 const threePhotos = [...photos("cats", 2), ...photos("dogs", 1)]

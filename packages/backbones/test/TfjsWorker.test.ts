@@ -13,7 +13,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import type { TransferListItem, Worker } from "node:worker_threads"
 import { loadPlugin as load, maxAbsDiff, photos, tensorOf } from "./fixtures/helpers.js"
-import { modelsDir } from "./fixtures/shared.js"
+import { modelsDir } from "../../../test/fixtures/shared.mjs"
 import { graphEmbedding, graphInputSize, graphModelConfig, writeTinyGraphModel } from "./fixtures/tfjsGraphModel.js"
 
 // Every worker the plugin starts, and the Embed requests posted to it, so that a test can kill one mid-batch.

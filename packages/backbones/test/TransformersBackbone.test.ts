@@ -7,7 +7,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { closedPortUrl, serveFiles, serveNothing } from "./fixtures/server.js"
-import { sharedDir } from "./fixtures/shared.js"
+import { sharedDir } from "../../../test/fixtures/shared.mjs"
 import { hidden, image, tokens, tokenStates, writeTinyVit } from "./fixtures/tinyVit.js"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-transformers-"))

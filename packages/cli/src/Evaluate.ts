@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import type { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import { Bundle, Dataset, Pipeline } from "@loupe/core"
 import type { CoreError, LoupeConfig, Matrix, Registry, Sample } from "@loupe/core"
@@ -80,7 +81,7 @@ export const evaluateFolder: (
 ) => Effect.Effect<
   FolderEvaluation,
   CoreError.CoreError | FunctionsError.FunctionsError,
-  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope
+  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope | FileSystem.FileSystem
 > = Effect.fn("Evaluate.evaluateFolder")(function*(bundle: string, dir: string) {
   const { fitted, manifest } = yield* Bundle.load(bundle)
   const dataset = yield* Dataset.fromFolder(dir)

@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import type { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import { Bundle, Pipeline } from "@loupe/core"
 import type { CoreError, LoupeConfig, Registry } from "@loupe/core"
@@ -24,7 +25,7 @@ export const predictFiles: (
 ) => Effect.Effect<
   ReadonlyArray<PredictLine>,
   CoreError.CoreError,
-  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope
+  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope | FileSystem.FileSystem
 > = Effect.fn("Predict.predictFiles")(function*(dir: string, files: ReadonlyArray<string>) {
   const { fitted } = yield* Bundle.load(dir)
   const samples = files.map((file) => ({ id: file, source: file }))

@@ -5,7 +5,7 @@
  * every pure-JavaScript dependency inlined; only native packages (sharp, onnxruntime-node, tfjs) are installed beside
  * it. `ServerImage.entry` hands it to `DockerContext.write`.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { LoupeConfig, Registry } from "@loupe/core"
 import { Effect, Layer } from "effect"
 import * as path from "node:path"
@@ -30,6 +30,6 @@ const main = Effect.gen(function*() {
   const url = yield* Effect.provide(Server.url, serving)
   yield* Effect.log(`Serving ${options.bundle} on ${url}`)
   return yield* Effect.never
-}).pipe(Effect.scoped)
+}).pipe(Effect.scoped, Effect.provide(NodeContext.layer))
 
 NodeRuntime.runMain(main)

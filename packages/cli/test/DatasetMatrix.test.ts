@@ -6,6 +6,7 @@
 // Cases run one after another: on 2 cores every run already keeps both busy (embedding, the search), so running
 // them side by side only interleaves the same work.
 import { beforeAll, describe, expect, it } from "vitest"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { Bundle, Dataset, DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
 import { Evaluate, Plugins } from "@loupe/cli"
@@ -264,7 +265,7 @@ describe("dataset matrix: the function flow (loupe function create, add, invoke,
 
 describe("dataset matrix: a path,label CSV manifest (AutoML API)", () => {
   const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: env.LOUPE_CACHE_DIR, offline: true })
-  const environment = Layer.mergeAll(config, DiskEmbeddingCache.layer().pipe(Layer.provide(config)), Plugins.registryLayer())
+  const environment = Layer.mergeAll(config, NodeFileSystem.layer, DiskEmbeddingCache.layer().pipe(Layer.provide(config)), Plugins.registryLayer())
 
   it.each(["fast", "balanced"] as const)("%s: fit from the manifest, save, reload in the CLI, evaluate on the test manifest", async (preset) => {
     const m = Matrix.manifestCase(path.join(work, `manifest-${preset}`))

@@ -2,6 +2,7 @@
 // `allowPrivateUrls`, with the field named in the error; the options of `Functions`, of the server and of
 // `loupe serve` reach the fetch.
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { HttpServer } from "@effect/platform"
 import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
@@ -10,7 +11,6 @@ import * as fs from "node:fs"
 import * as http from "node:http"
 import * as os from "node:os"
 import * as path from "node:path"
-import { NodeFileSystem } from "@effect/platform-node"
 import { Plugins } from "@loupe/cli"
 import { Functions, Server } from "@loupe/functions"
 import { loupe, modelsDir, sharedDir } from "./fixtures/cli.js"
@@ -84,7 +84,9 @@ describe("URL image input", () => {
   it.live("the server answers 400 naming the field, and fetches once --allow-private-urls is given", () =>
     Effect.gen(function*() {
       const store = path.join(work, "served")
-      const token = (yield* Effect.flatMap(ApiKeys.make(ApiKeys.fileIn(store)), (k) => k.create("tests"))).token
+      const token = (yield* Effect.flatMap(ApiKeys.make(ApiKeys.fileIn(store)), (k) => k.create("tests")).pipe(
+        Effect.provide(NodeFileSystem.layer)
+      )).token
       const post = (options: Partial<Server.ServeOptions>) =>
         Effect.gen(function*() {
           const url = yield* Effect.provide(DeployServer.url, yield* Layer.build(Server.layer({ store, port: 0, resumeOnStart: false, ...options }).pipe(

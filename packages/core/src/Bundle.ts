@@ -6,10 +6,11 @@
  *
  * @since 0.1.0
  */
+import { FileSystem } from "@effect/platform"
+import type { Error as PlatformError } from "@effect/platform"
 import { Effect, Schema } from "effect"
 import type { Scope } from "effect"
 import { randomBytes } from "node:crypto"
-import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { CoreError } from "./CoreError.js"
 import type { LoupeConfig } from "./LoupeConfig.js"
@@ -54,37 +55,41 @@ export const Manifest = Schema.Struct({
 })
 export type Manifest = typeof Manifest.Type
 
-const io = (file: string, what: string) => (cause: unknown) =>
-  new CoreError({ reason: "Io", file, message: `Cannot ${what} ${file}: ${String(cause)}`, cause })
+const io = (file: string, what: string) => (cause: PlatformError.PlatformError) =>
+  new CoreError({ reason: "Io", file, message: `Cannot ${what} ${file}: ${cause.message}`, cause })
+
+const encoder = new TextEncoder()
 
 /**
- * Write `files` (name -> contents) as directory `dir`, atomically: into a sibling temp directory, then renamed
- * over the old one (which is removed after the swap).
+ * Write `files` (name -> contents) as directory `dir`, atomically: into a sibling temp directory (each file synced to
+ * disk), then renamed over the old one (which is removed after the swap).
  */
-export const writeDirectoryAtomic = (dir: string, files: Record<string, string | Uint8Array>): Effect.Effect<void, CoreError> =>
-  Effect.tryPromise({
-    try: async () => {
-      const target = path.resolve(dir)
-      await fs.mkdir(path.dirname(target), { recursive: true })
-      const suffix = `${process.pid}-${randomBytes(4).toString("hex")}`
-      const tmp = `${target}.tmp-${suffix}`
-      await fs.mkdir(tmp)
-      for (const [name, contents] of Object.entries(files)) {
-        const handle = await fs.open(path.join(tmp, name), "w")
-        await handle.writeFile(contents)
-        await handle.sync()
-        await handle.close()
-      }
-      const old = `${target}.old-${suffix}`
-      const hadOld = await fs.rename(target, old).then(() => true, (e: NodeJS.ErrnoException) => {
-        if (e.code === "ENOENT") return false
-        throw e
-      })
-      await fs.rename(tmp, target)
-      if (hadOld) await fs.rm(old, { recursive: true, force: true })
-    },
-    catch: io(dir, "write bundle")
-  })
+export const writeDirectoryAtomic = (
+  dir: string,
+  files: Record<string, string | Uint8Array>
+): Effect.Effect<void, CoreError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const target = path.resolve(dir)
+    yield* fs.makeDirectory(path.dirname(target), { recursive: true })
+    const suffix = `${process.pid}-${randomBytes(4).toString("hex")}`
+    const tmp = `${target}.tmp-${suffix}`
+    yield* fs.makeDirectory(tmp)
+    for (const [name, contents] of Object.entries(files)) {
+      yield* Effect.scoped(Effect.gen(function*() {
+        const file = yield* fs.open(path.join(tmp, name), { flag: "w" })
+        yield* file.writeAll(typeof contents === "string" ? encoder.encode(contents) : contents)
+        yield* file.sync
+      }))
+    }
+    const old = `${target}.old-${suffix}`
+    const hadOld = yield* fs.rename(target, old).pipe(
+      Effect.as(true),
+      Effect.catchIf((e) => e._tag === "SystemError" && e.reason === "NotFound", () => Effect.succeed(false))
+    )
+    yield* fs.rename(tmp, target)
+    if (hadOld) yield* fs.remove(old, { recursive: true, force: true })
+  }).pipe(Effect.mapError(io(dir, "write bundle")))
 
 const refOf = (backbone: LoadedBackbone, options: unknown): typeof BackboneRef.Type => ({
   id: backbone.info.id,
@@ -95,7 +100,11 @@ const refOf = (backbone: LoadedBackbone, options: unknown): typeof BackboneRef.T
 })
 
 /** Save a fitted pipeline as a bundle directory. */
-export const save = (fitted: FittedPipeline, dir: string, metadata?: unknown): Effect.Effect<Manifest, CoreError> =>
+export const save = (
+  fitted: FittedPipeline,
+  dir: string,
+  metadata?: unknown
+): Effect.Effect<Manifest, CoreError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const extra = fitted.extraBackbones ?? []
     const manifest: Manifest = {
@@ -116,8 +125,9 @@ export const save = (fitted: FittedPipeline, dir: string, metadata?: unknown): E
     return manifest
   })
 
-const readJson = (file: string): Effect.Effect<unknown, CoreError> =>
-  Effect.tryPromise({ try: () => fs.readFile(file, "utf8"), catch: io(file, "read") }).pipe(
+const readJson = (file: string): Effect.Effect<unknown, CoreError, FileSystem.FileSystem> =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.readFileString(file)).pipe(
+    Effect.mapError(io(file, "read")),
     Effect.flatMap((text) =>
       Effect.try({
         try: () => JSON.parse(text) as unknown,
@@ -127,7 +137,7 @@ const readJson = (file: string): Effect.Effect<unknown, CoreError> =>
   )
 
 /** Read and validate a bundle's manifest. */
-export const readManifest = (dir: string): Effect.Effect<Manifest, CoreError> => {
+export const readManifest = (dir: string): Effect.Effect<Manifest, CoreError, FileSystem.FileSystem> => {
   const file = path.join(dir, "manifest.json")
   return readJson(file).pipe(
     Effect.flatMap(Schema.decodeUnknown(Manifest)),
@@ -145,7 +155,11 @@ export const readManifest = (dir: string): Effect.Effect<Manifest, CoreError> =>
  */
 export const load = (
   dir: string
-): Effect.Effect<{ readonly fitted: FittedPipeline; readonly manifest: Manifest }, CoreError, Registry | LoupeConfig | Scope.Scope> =>
+): Effect.Effect<
+  { readonly fitted: FittedPipeline; readonly manifest: Manifest },
+  CoreError,
+  Registry | LoupeConfig | Scope.Scope | FileSystem.FileSystem
+> =>
   Effect.gen(function*() {
     const manifest = yield* readManifest(dir)
     const registry = yield* Registry

@@ -9,9 +9,9 @@
  *
  * @since 0.1.0
  */
+import { FileSystem } from "@effect/platform"
+import type { Error as PlatformError } from "@effect/platform"
 import { Effect, Either, Stream } from "effect"
-import type { Dirent } from "node:fs"
-import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { CoreError } from "./CoreError.js"
 import * as Csv from "./internal/Csv.js"
@@ -105,54 +105,67 @@ export type FolderEntry =
   | { readonly _tag: "Image"; readonly sample: Sample }
   | { readonly _tag: "Skipped"; readonly file: string; readonly reason: string }
 
-const ioError = (file: string, what: string, cause: unknown): CoreError =>
-  new CoreError({ reason: "Io", file, message: `Cannot ${what} ${file}: ${String(cause)}`, cause })
-
-const errorCode = (cause: unknown): unknown => (cause as { readonly code?: unknown } | undefined)?.code
+const ioError = (file: string, what: string, cause: PlatformError.PlatformError): CoreError =>
+  new CoreError({ reason: "Io", file, message: `Cannot ${what} ${file}: ${cause.message}`, cause })
 
 /** The absolute path of `dir`, or an error naming it when it does not exist or is not a folder. */
-const requireDirectory = (dir: string): Effect.Effect<string, CoreError> =>
-  Effect.tryPromise({
-    try: () => fs.stat(dir),
-    catch: (cause) =>
-      errorCode(cause) === "ENOENT" || errorCode(cause) === "ENOTDIR"
+const requireDirectory = (dir: string): Effect.Effect<string, CoreError, FileSystem.FileSystem> =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.stat(dir)).pipe(
+    Effect.mapError((cause) =>
+      // ENOENT, or ENOTDIR (a file where a parent folder should be)
+      cause._tag === "SystemError" && (cause.reason === "NotFound" || cause.reason === "BadResource")
         ? new CoreError({ reason: "InvalidDataset", file: dir, message: `Dataset folder ${dir} does not exist`, cause })
         : ioError(dir, "read", cause)
-  }).pipe(
+    ),
     Effect.filterOrFail(
-      (stat) => stat.isDirectory(),
+      (stat) => stat.type === "Directory",
       () => new CoreError({ reason: "InvalidDataset", file: dir, message: `${dir} is not a folder` })
     ),
     Effect.as(path.resolve(dir))
   )
 
-const isDirectory = (dir: string): Effect.Effect<boolean> =>
-  Effect.tryPromise(() => fs.stat(dir)).pipe(
-    Effect.map((stat) => stat.isDirectory()),
+const isDirectory = (dir: string): Effect.Effect<boolean, never, FileSystem.FileSystem> =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.stat(dir)).pipe(
+    Effect.map((stat) => stat.type === "Directory"),
     Effect.orElseSucceed(() => false)
   )
 
-/** The entries of a folder, hidden ones left out, sorted by name. */
-const listDirectory = (dir: string): Effect.Effect<ReadonlyArray<Dirent>, CoreError> =>
-  Effect.tryPromise({
-    try: () => fs.readdir(dir, { withFileTypes: true }),
-    catch: (cause) => ioError(dir, "list", cause)
-  }).pipe(Effect.map((entries) => entries.filter((e) => !isIgnored(e.name)).sort((a, b) => byName(a.name, b.name))))
-
 type Kind = "directory" | "file" | { readonly skip: string }
 
-/** What a directory entry is, following symbolic links. */
-const kindOf = (entry: Dirent, file: string): Effect.Effect<Kind> => {
-  if (entry.isDirectory()) return Effect.succeed("directory")
-  if (entry.isFile()) return Effect.succeed("file")
-  if (!entry.isSymbolicLink()) return Effect.succeed({ skip: "not a regular file" })
-  return Effect.tryPromise(() => fs.stat(file)).pipe(
-    Effect.map((stat): Kind =>
-      stat.isDirectory() ? "directory" : stat.isFile() ? "file" : { skip: "not a regular file" }
-    ),
-    Effect.orElseSucceed((): Kind => ({ skip: "broken symbolic link" }))
-  )
+/** A folder entry: its name and what it is, symbolic links followed. */
+interface Entry {
+  readonly name: string
+  readonly kind: Kind
 }
+
+/** What `file` is, following symbolic links. */
+const kindOf = (fs: FileSystem.FileSystem, file: string): Effect.Effect<Kind> =>
+  fs.stat(file).pipe(
+    Effect.map((stat): Kind =>
+      stat.type === "Directory" ? "directory" : stat.type === "File" ? "file" : { skip: "not a regular file" }
+    ),
+    // Listed but not there: a link to nothing (or a file removed since the listing).
+    Effect.catchAll((error) =>
+      fs.readLink(file).pipe(
+        Effect.as<Kind>({ skip: "broken symbolic link" }),
+        Effect.orElseSucceed((): Kind => ({ skip: `cannot be read: ${error.message}` }))
+      )
+    )
+  )
+
+/**
+ * The entries of a folder, hidden ones left out, sorted by name. The entries are stat'ed concurrently: a folder of
+ * thousands of images costs one round of the thread pool, not thousands in a row.
+ */
+const listDirectory = (dir: string): Effect.Effect<ReadonlyArray<Entry>, CoreError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const names = yield* fs.readDirectory(dir).pipe(Effect.mapError((cause) => ioError(dir, "list", cause)))
+    const kept = names.filter((name) => !isIgnored(name)).sort(byName)
+    return yield* Effect.forEach(kept, (name) => Effect.map(kindOf(fs, path.join(dir, name)), (kind) => ({ name, kind })), {
+      concurrency: 64
+    })
+  })
 
 /** Why a file is not taken as an image, or `undefined` when it is one. */
 const notAnImage = (file: string): string | undefined => {
@@ -179,24 +192,23 @@ const walkUnder = (
   id: string,
   label: string | undefined,
   visited: Set<string>
-): Stream.Stream<FolderEntry, CoreError> => {
+): Stream.Stream<FolderEntry, CoreError, FileSystem.FileSystem> => {
   const dir = path.join(root, id)
   const skipDir = (reason: string) => Stream.make<[FolderEntry]>({ _tag: "Skipped", file: dir, reason })
-  const child = (entry: Dirent): Stream.Stream<FolderEntry, CoreError> => {
-    const childId = id === "" ? entry.name : `${id}/${entry.name}`
+  const child = ({ kind, name }: Entry): Stream.Stream<FolderEntry, CoreError, FileSystem.FileSystem> => {
+    const childId = id === "" ? name : `${id}/${name}`
     const file = path.join(root, childId)
-    return Stream.unwrap(Effect.map(kindOf(entry, file), (kind): Stream.Stream<FolderEntry, CoreError> => {
-      if (kind === "file") return Stream.make(fileEntry(root, childId, label))
-      if (kind !== "directory") return Stream.make<[FolderEntry]>({ _tag: "Skipped", file, reason: kind.skip })
-      if (label !== undefined) return walkUnder(root, childId, label, visited)
-      return Stream.concat(
-        Stream.make<[FolderEntry]>({ _tag: "Label", label: entry.name }),
-        walkUnder(root, childId, entry.name, visited)
-      )
-    }))
+    if (kind === "file") return Stream.make(fileEntry(root, childId, label))
+    if (kind !== "directory") return Stream.make<[FolderEntry]>({ _tag: "Skipped", file, reason: kind.skip })
+    if (label !== undefined) return walkUnder(root, childId, label, visited)
+    return Stream.concat(
+      Stream.make<[FolderEntry]>({ _tag: "Label", label: name }),
+      walkUnder(root, childId, name, visited)
+    )
   }
   const listed = Effect.gen(function*() {
-    const real = yield* Effect.tryPromise({ try: () => fs.realpath(dir), catch: (cause) => ioError(dir, "resolve", cause) })
+    const fs = yield* FileSystem.FileSystem
+    const real = yield* fs.realPath(dir).pipe(Effect.mapError((cause) => ioError(dir, "resolve", cause)))
     if (visited.has(real)) return skipDir("already walked (a symbolic link loop)")
     visited.add(real)
     const entries = yield* listDirectory(dir)
@@ -210,11 +222,11 @@ const walkUnder = (
  * samples of that label (id: the path relative to `dir`, with `/`). Image files directly in `dir` are unlabelled
  * samples. Other files are `Skipped` entries; hidden files and folders are left out.
  */
-export const walkFolder = (dir: string): Stream.Stream<FolderEntry, CoreError> =>
+export const walkFolder = (dir: string): Stream.Stream<FolderEntry, CoreError, FileSystem.FileSystem> =>
   Stream.unwrap(Effect.map(requireDirectory(dir), (root) => walkUnder(root, "", undefined, new Set())))
 
 /** A dataset from a folder per label (see `walkFolder`). Fails naming `dir` when it is missing or not a folder. */
-export const fromFolder: (dir: string) => Effect.Effect<Dataset, CoreError> = Effect.fn("Dataset.fromFolder")(
+export const fromFolder: (dir: string) => Effect.Effect<Dataset, CoreError, FileSystem.FileSystem> = Effect.fn("Dataset.fromFolder")(
   function*(dir: string) {
     const labels: Array<string> = []
     const samples: Array<Sample> = []
@@ -233,7 +245,7 @@ export const fromFolder: (dir: string) => Effect.Effect<Dataset, CoreError> = Ef
  * `<dir>/train/<label>/*` and, when present, `<dir>/test/<label>/*`. When `<dir>/train` does not exist, all of
  * `dir` is the training set (`fromFolder(dir)`) and there is no test set.
  */
-export const fromSplitFolders: (dir: string) => Effect.Effect<Split, CoreError> = Effect.fn(
+export const fromSplitFolders: (dir: string) => Effect.Effect<Split, CoreError, FileSystem.FileSystem> = Effect.fn(
   "Dataset.fromSplitFolders"
 )(function*(dir: string) {
   const root = yield* requireDirectory(dir)
@@ -316,9 +328,9 @@ const manifestError = (file: string, line: number, problem: string): CoreError =
   new CoreError({ reason: "InvalidManifest", file, message: `Invalid manifest ${file}, line ${line}: ${problem}` })
 
 /** Why a listed file cannot be a sample, or `undefined` when it is a file. */
-const missingReason = (file: string): Effect.Effect<string | undefined> =>
-  Effect.tryPromise(() => fs.stat(file)).pipe(
-    Effect.map((stat) => (stat.isFile() ? undefined : "not a file")),
+const missingReason = (file: string): Effect.Effect<string | undefined, never, FileSystem.FileSystem> =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.stat(file)).pipe(
+    Effect.map((stat) => (stat.type === "File" ? undefined : "not a file")),
     Effect.orElseSucceed(() => "file not found")
   )
 
@@ -329,7 +341,7 @@ const missingReason = (file: string): Effect.Effect<string | undefined> =>
  * path listed twice fails with `InvalidManifest` naming the file and line; listed files that do not exist are
  * `skipped`.
  */
-export const fromManifest: (file: string) => Effect.Effect<Dataset, CoreError> = Effect.fn("Dataset.fromManifest")(
+export const fromManifest: (file: string) => Effect.Effect<Dataset, CoreError, FileSystem.FileSystem> = Effect.fn("Dataset.fromManifest")(
   function*(file: string) {
     const ext = path.extname(file).toLowerCase()
     const parse = ext === ".csv" ? parseCsv : ext === ".jsonl" || ext === ".ndjson" ? parseJsonl : undefined
@@ -340,10 +352,8 @@ export const fromManifest: (file: string) => Effect.Effect<Dataset, CoreError> =
         message: `Unsupported manifest ${file}: expected a .csv, .jsonl or .ndjson file`
       })
     }
-    const text = yield* Effect.tryPromise({
-      try: () => fs.readFile(file, "utf8"),
-      catch: (cause) => ioError(file, "read manifest", cause)
-    })
+    const fs = yield* FileSystem.FileSystem
+    const text = yield* fs.readFileString(file).pipe(Effect.mapError((cause) => ioError(file, "read manifest", cause)))
     const base = path.dirname(path.resolve(file))
     const seen = new Map<string, number>()
     const rows: Array<ManifestRow & { readonly source: string }> = []

@@ -223,7 +223,8 @@ const embedGroups = <E, R>(
       Effect.gen(function*() {
         const { source } = sample
         if (typeof source !== "string" || cache?.knownContentHash === undefined) return { _tag: "Pending", sample } as const
-        // Synchronous: a stat is a microsecond system call, cheaper than a thread-pool round trip.
+        // Node's stat rather than FileSystem's: synchronous (a microsecond system call, cheaper than a thread-pool
+        // round trip), and with the change time in nanoseconds that the fingerprint needs (see `EmbeddingCache.FileStat`).
         const stat = yield* Effect.try(() => fs.statSync(source, { bigint: true })).pipe(Effect.orElseSucceed(() => undefined))
         if (stat === undefined) return { _tag: "Pending", sample } as const
         const fingerprint = fileFingerprint(source, stat)

@@ -8,7 +8,6 @@
 import { Context } from "effect"
 import type { Effect } from "effect"
 import { hash } from "node:crypto"
-import type { BigIntStats } from "node:fs"
 import * as path from "node:path"
 import type { LoadedBackbone } from "./Backbone.js"
 
@@ -40,9 +39,21 @@ export const namespaceOf = (backbone: LoadedBackbone, view: "original" | "mirror
 export const contentHash = (bytes: Uint8Array): string => hash("sha256", bytes)
 
 /**
+ * The stat fields a fingerprint reads, in nanoseconds where they are times (Node's `fs.statSync(file, { bigint: true })`
+ * gives them; `FileSystem`'s `File.Info` has no change time and only milliseconds, hence the Node stat here).
+ */
+export interface FileStat {
+  readonly dev: bigint
+  readonly ino: bigint
+  readonly size: bigint
+  readonly mtimeNs: bigint
+  readonly ctimeNs: bigint
+}
+
+/**
  * What identifies a file's content without reading it, as git's index and ccache do: its absolute path, device,
  * inode, size, and modification and change times in nanoseconds. Any write changes the change time, which no
  * program can set back, so a file with the same fingerprint has the same bytes.
  */
-export const fileFingerprint = (file: string, stat: BigIntStats): string =>
+export const fileFingerprint = (file: string, stat: FileStat): string =>
   hash("sha256", JSON.stringify([path.resolve(file), stat.dev, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs].map(String)))

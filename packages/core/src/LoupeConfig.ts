@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { Config, Context, Effect, Layer, Option } from "effect"
+import type { ConfigError } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
 
@@ -27,7 +28,13 @@ export class LoupeConfig extends Context.Tag("@loupe/core/LoupeConfig")<LoupeCon
       offline: config.offline ?? false
     })
 
-  static readonly layerConfig = (overrides: Partial<LoupeConfigShape> = {}): Layer.Layer<LoupeConfig> =>
+  /**
+   * The config from the environment, `overrides` winning. Fails with a `ConfigError` naming the variable when one is
+   * malformed (for example `LOUPE_OFFLINE=maybe`).
+   */
+  static readonly layerConfig = (
+    overrides: Partial<LoupeConfigShape> = {}
+  ): Layer.Layer<LoupeConfig, ConfigError.ConfigError> =>
     Layer.effect(
       LoupeConfig,
       Effect.gen(function*() {
@@ -39,6 +46,6 @@ export class LoupeConfig extends Context.Tag("@loupe/core/LoupeConfig")<LoupeCon
           cacheDir: overrides.cacheDir ?? Option.getOrElse(cacheDir, defaultCacheDir),
           offline: overrides.offline ?? offline
         }
-      }).pipe(Effect.orDie)
+      })
     )
 }

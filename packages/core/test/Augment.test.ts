@@ -4,7 +4,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import sharp from "sharp"
 import { Augment, Preprocess } from "@loupe/core"
-import { catsVsDogs } from "./fixtures/shared.js"
+import { catsVsDogs } from "../../../test/fixtures/shared.mjs"
 
 const spec = Preprocess.imagenet()
 const photo = path.join(catsVsDogs, "train", "dogs", "dog.3.jpg")

@@ -1,10 +1,11 @@
-import { describe, expect, it } from "@effect/vitest"
+import { expect, layer } from "@effect/vitest"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Chunk, Effect, Stream } from "effect"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Dataset } from "@loupe/core"
-import { catsVsDogs } from "./fixtures/shared.js"
+import { catsVsDogs } from "../../../test/fixtures/shared.mjs"
 
 const tempDir = (prefix: string) => Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), `loupe-${prefix}-`)))
 
@@ -26,7 +27,7 @@ const byLabel = (dataset: Dataset.Dataset) => Object.fromEntries(Dataset.labelCo
 
 const sortedBytewise = (xs: ReadonlyArray<string>) => [...xs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
 
-describe("Dataset.fromFolder", () => {
+layer(NodeFileSystem.layer)("Dataset.fromFolder", (it) => {
   it.effect("cats-vs-dogs/train: two labels from the folder names, 100 images each", () =>
     Effect.gen(function*() {
       const dir = path.join(catsVsDogs, "train")
@@ -126,7 +127,7 @@ describe("Dataset.fromFolder", () => {
     }))
 })
 
-describe("Dataset.fromSplitFolders", () => {
+layer(NodeFileSystem.layer)("Dataset.fromSplitFolders", (it) => {
   it.effect("cats-vs-dogs: train 100 + 100, test 20 + 20", () =>
     Effect.gen(function*() {
       const { test, train } = yield* Dataset.fromSplitFolders(catsVsDogs)
@@ -152,7 +153,7 @@ describe("Dataset.fromSplitFolders", () => {
     }))
 })
 
-describe("Dataset.fromManifest", () => {
+layer(NodeFileSystem.layer)("Dataset.fromManifest", (it) => {
   const cat = (n: number) => path.join(catsVsDogs, "train", "cats", `cat.${n}.jpg`)
   const dog = (n: number) => path.join(catsVsDogs, "train", "dogs", `dog.${n}.jpg`)
 
@@ -259,7 +260,7 @@ describe("Dataset.fromManifest", () => {
     }))
 })
 
-describe("Dataset.fromList and streams", () => {
+layer(NodeFileSystem.layer)("Dataset.fromList and streams", (it) => {
   it.effect("paths and bytes, labelled or not; ids are positions; labels sorted", () =>
     Effect.gen(function*() {
       const bytes = new Uint8Array([1, 2, 3])
@@ -284,7 +285,7 @@ describe("Dataset.fromList and streams", () => {
     }))
 })
 
-describe("Dataset.validateForTraining", () => {
+layer(NodeFileSystem.layer)("Dataset.validateForTraining", (it) => {
   const list = (...items: ReadonlyArray<readonly [string, string | undefined]>) => Dataset.fromList(items)
 
   it.effect("accepts cats-vs-dogs", () =>

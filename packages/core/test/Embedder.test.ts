@@ -4,7 +4,7 @@ import { type Backbone, DiskEmbeddingCache, Embedder, EmbeddingCache, Preprocess
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { catsVsDogs } from "./fixtures/shared.js"
+import { catsVsDogs } from "../../../test/fixtures/shared.mjs"
 
 const photos = ["cats", "dogs"].flatMap((label) => {
   const dir = path.join(catsVsDogs, "test", label)

@@ -5,7 +5,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import sharp from "sharp"
 import { Preprocess } from "@loupe/core"
-import { catsVsDogs } from "./fixtures/shared.js"
+import { catsVsDogs } from "../../../test/fixtures/shared.mjs"
 
 type Rgb = readonly [number, number, number]
 

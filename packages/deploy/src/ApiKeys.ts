@@ -9,9 +9,9 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Schema } from "effect"
+import { FileSystem } from "@effect/platform"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import { DeployError } from "./DeployError.js"
 
@@ -93,33 +93,39 @@ const unauthorized = (message: string) => new DeployError({ reason: "Unauthorize
 /** How often a running server looks at the file for keys created or revoked elsewhere. */
 const RECHECK_MS = 1000
 
-/** The records in the key file; a missing file holds none. Throws on unreadable or malformed files. */
-const readKeys = (file: string): ReadonlyArray<KeyRecord> => {
-  let text: string
-  try {
-    text = fs.readFileSync(file, "utf8")
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return []
-    throw e
-  }
-  return Schema.decodeUnknownSync(KeyFile)(JSON.parse(text)).keys
-}
+/** The records in the key file; a missing file holds none. Fails on unreadable or malformed files. */
+const readKeys = (fs: FileSystem.FileSystem, file: string): Effect.Effect<ReadonlyArray<KeyRecord>, DeployError> =>
+  fs.readFileString(file).pipe(
+    Effect.flatMap((text) => Effect.try(() => JSON.parse(text) as unknown)),
+    Effect.flatMap(Schema.decodeUnknown(KeyFile)),
+    Effect.map((contents) => contents.keys),
+    Effect.catchIf((e) => e._tag === "SystemError" && e.reason === "NotFound", () => Effect.succeed([])),
+    Effect.mapError(storeFailed(file, "read"))
+  )
 
-/** Replace the key file atomically, readable by its owner only. */
-const writeKeys = (file: string, keys: ReadonlyArray<KeyRecord>): void => {
-  fs.mkdirSync(path.dirname(file), { recursive: true })
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
-  const fd = fs.openSync(tmp, "w", 0o600)
-  try {
-    fs.writeFileSync(fd, JSON.stringify({ version: 1, keys }, null, 2) + "\n")
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-  fs.renameSync(tmp, file)
-}
+/** Replace the key file atomically (temp file, fsync, rename), readable by its owner only. */
+const writeKeys = (fs: FileSystem.FileSystem, file: string, keys: ReadonlyArray<KeyRecord>): Effect.Effect<void, DeployError> =>
+  Effect.gen(function*() {
+    yield* fs.makeDirectory(path.dirname(file), { recursive: true })
+    const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
+    yield* Effect.scoped(Effect.gen(function*() {
+      const handle = yield* fs.open(tmp, { flag: "w", mode: 0o600 })
+      yield* handle.writeAll(new TextEncoder().encode(JSON.stringify({ version: 1, keys }, null, 2) + "\n"))
+      yield* handle.sync
+    }))
+    yield* fs.rename(tmp, file)
+  }).pipe(Effect.mapError(storeFailed(file, "write")))
 
-const mtimeOf = (file: string): number => fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? -1
+/**
+ * What says the file changed: its modification time and size ("" when it does not exist). The size as well,
+ * because `File.Info` gives the time in whole milliseconds, and every write changes the size (a key added, or a
+ * `revokedAt` added).
+ */
+const stampOf = (fs: FileSystem.FileSystem, file: string): Effect.Effect<string> =>
+  fs.stat(file).pipe(
+    Effect.map((info) => `${Option.match(info.mtime, { onNone: () => "", onSome: (d) => d.getTime() })}:${info.size}`),
+    Effect.orElseSucceed(() => "")
+  )
 
 /**
  * The keys in `file` (created on the first `create`; a missing file means no keys).
@@ -127,46 +133,41 @@ const mtimeOf = (file: string): number => fs.statSync(file, { throwIfNoEntry: fa
  * @since 0.1.0
  * @category constructors
  */
-export const make = (file: string): Effect.Effect<ApiKeysShape, DeployError> =>
+export const make = (file: string): Effect.Effect<ApiKeysShape, DeployError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
     const target = path.resolve(file)
+    // Read-change-write runs one at a time in this process (another process may still write between them).
+    const writing = yield* Effect.makeSemaphore(1)
 
-    let cache = { keys: yield* Effect.try({ try: () => readKeys(target), catch: storeFailed(target, "read") }), mtime: mtimeOf(target), checkedAt: Date.now() }
+    let cache = { keys: yield* readKeys(fs, target), stamp: yield* stampOf(fs, target), checkedAt: Date.now() }
 
     /**
      * The keys, re-read when the file changed: looked at no more than once a second, and at once when `missing` (an
      * id not in the cache: a key just created elsewhere).
      */
-    const current = (missing?: string) => Effect.try({
-      try: () => {
+    const current = (missing?: string) =>
+      Effect.gen(function*() {
         const now = Date.now()
         const stale = missing !== undefined && !cache.keys.some((k) => k.id === missing)
         if (stale || now - cache.checkedAt >= RECHECK_MS) {
-          const m = mtimeOf(target)
-          cache = m === cache.mtime ? { ...cache, checkedAt: now } : { keys: readKeys(target), mtime: m, checkedAt: now }
+          const stamp = yield* stampOf(fs, target)
+          cache = stamp === cache.stamp
+            ? { ...cache, checkedAt: now }
+            : { keys: yield* readKeys(fs, target), stamp, checkedAt: now }
         }
         return cache.keys
-      },
-      catch: storeFailed(target, "read")
-    })
+      })
 
     /** Read, change and write the file (always re-read first: another process may have written it). */
     const update = <A>(change: (keys: ReadonlyArray<KeyRecord>) => { keys: ReadonlyArray<KeyRecord>; result: A } | DeployError) =>
-      Effect.flatMap(
-        Effect.try({ try: () => readKeys(target), catch: storeFailed(target, "read") }),
-        (keys) => {
-          const outcome = change(keys)
-          if (outcome instanceof DeployError) return Effect.fail(outcome)
-          return Effect.try({
-            try: () => {
-              writeKeys(target, outcome.keys)
-              cache = { keys: outcome.keys, mtime: mtimeOf(target), checkedAt: Date.now() }
-              return outcome.result
-            },
-            catch: storeFailed(target, "write")
-          })
-        }
-      )
+      writing.withPermits(1)(Effect.gen(function*() {
+        const outcome = change(yield* readKeys(fs, target))
+        if (outcome instanceof DeployError) return yield* outcome
+        yield* writeKeys(fs, target, outcome.keys)
+        cache = { keys: outcome.keys, stamp: yield* stampOf(fs, target), checkedAt: Date.now() }
+        return outcome.result
+      }))
 
     const create = (name: string) =>
       name.trim() === ""
@@ -225,7 +226,8 @@ export const make = (file: string): Effect.Effect<ApiKeysShape, DeployError> =>
  * @since 0.1.0
  * @category layers
  */
-export const layer = (file: string): Layer.Layer<ApiKeys, DeployError> => Layer.effect(ApiKeys, make(file))
+export const layer = (file: string): Layer.Layer<ApiKeys, DeployError, FileSystem.FileSystem> =>
+  Layer.effect(ApiKeys, make(file))
 
 /**
  * The key file of a function store directory.

@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import type { LoupeConfig, Registry } from "@loupe/core"
+import type { FileSystem } from "@effect/platform"
 import { Effect, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
 import { DeployError } from "./DeployError.js"
@@ -125,5 +126,5 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
 export const layer = (
   dir: string,
   options: BundleBackendOptions & Predictor.PredictorOptions = {}
-): Layer.Layer<FunctionBackend, DeployError, Registry.Registry | LoupeConfig.LoupeConfig> =>
+): Layer.Layer<FunctionBackend, DeployError, Registry.Registry | LoupeConfig.LoupeConfig | FileSystem.FileSystem> =>
   Layer.scoped(FunctionBackend, Effect.map(Predictor.load(dir, options), (predictor) => make(predictor, dir, options)))

@@ -24,9 +24,9 @@
  * @since 0.1.0
  */
 import { Bundle, LoupeConfig, Registry } from "@loupe/core"
+import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import { randomBytes } from "node:crypto"
-import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { DeployError } from "./DeployError.js"
 
@@ -123,13 +123,14 @@ Environment: \`PORT\`, \`LOUPE_RATE_LIMIT\` (requests/s per key), \`LOUPE_MAX_IM
 `
 
 /** Files under `dir`, relative, sorted. */
-const listFiles = async (dir: string, prefix = ""): Promise<Array<string>> => {
-  const entries = await fs.readdir(path.join(dir, prefix), { withFileTypes: true })
-  const nested = await Promise.all(entries.map((e) =>
-    e.isDirectory() ? listFiles(dir, path.join(prefix, e.name)) : Promise.resolve([path.join(prefix, e.name)])
-  ))
-  return nested.flat().sort()
-}
+const listFiles = (fs: FileSystem.FileSystem, dir: string) =>
+  Effect.gen(function*() {
+    const all = yield* fs.readDirectory(dir, { recursive: true })
+    const kinds = yield* Effect.forEach(all, (name) => Effect.map(fs.stat(path.join(dir, name)), (info) => info.type), {
+      concurrency: 16
+    })
+    return all.filter((_, i) => kinds[i] !== "Directory").sort()
+  })
 
 /**
  * Write the build context for the bundle in `bundleDir` to `outDir` (atomically: a reader never sees half of it),
@@ -143,8 +144,9 @@ export const write = (
   outDir: string,
   entry: ServerEntry,
   options: DockerContextOptions = {}
-): Effect.Effect<DockerContextInfo, DeployError, Registry.Registry | LoupeConfig.LoupeConfig> =>
+): Effect.Effect<DockerContextInfo, DeployError, Registry.Registry | LoupeConfig.LoupeConfig | FileSystem.FileSystem> =>
   Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
     const manifest = yield* Bundle.readManifest(bundleDir).pipe(
       Effect.mapError((e) => new DeployError({ reason: "BundleFailed", file: e.file ?? bundleDir, message: e.message, cause: e }))
     )
@@ -202,28 +204,26 @@ export const write = (
 
     const target = path.resolve(outDir)
     const staging = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
-    const build = Effect.tryPromise({
-      try: async () => {
-        await fs.mkdir(path.join(staging, "models"), { recursive: true })
-        await fs.mkdir(path.join(staging, "cache", "models"), { recursive: true })
-        await fs.cp(bundleDir, path.join(staging, "bundle"), { recursive: true })
-        for (const { source } of backbones) {
-          await fs.mkdir(path.dirname(path.join(staging, source.to)), { recursive: true })
-          await fs.cp(source.from, path.join(staging, source.to), { recursive: true })
-        }
-        await fs.copyFile(entry.file, path.join(staging, "server.mjs"))
-        for (const worker of entry.workers) await fs.copyFile(worker, path.join(staging, path.basename(worker)))
-        const pkg = { name: "loupe-model", private: true, type: "module", main: "server.mjs", dependencies }
-        await fs.writeFile(path.join(staging, "package.json"), JSON.stringify(pkg, null, 2) + "\n")
-        await fs.writeFile(path.join(staging, "Dockerfile"), dockerfile(port, functionId))
-        await fs.writeFile(path.join(staging, ".dockerignore"), "node_modules\nkeys\n*.log\n")
-        await fs.writeFile(path.join(staging, "README.md"), readme(functionId, port))
-        await fs.rm(target, { recursive: true, force: true })
-        await fs.rename(staging, target)
-        return listFiles(target)
-      },
-      catch: (cause) => failed(target, `Cannot write the Docker context ${target}: ${String(cause)}`, cause)
-    })
-    const files = yield* Effect.onError(build, () => Effect.promise(() => fs.rm(staging, { recursive: true, force: true })))
+    const staged = (name: string) => path.join(staging, name)
+    const build = Effect.gen(function*() {
+      yield* fs.makeDirectory(staged("models"), { recursive: true })
+      yield* fs.makeDirectory(staged("cache/models"), { recursive: true })
+      yield* fs.copy(bundleDir, staged("bundle"))
+      for (const { source } of backbones) {
+        yield* fs.makeDirectory(path.dirname(staged(source.to)), { recursive: true })
+        yield* fs.copy(source.from, staged(source.to))
+      }
+      yield* fs.copyFile(entry.file, staged("server.mjs"))
+      for (const worker of entry.workers) yield* fs.copyFile(worker, staged(path.basename(worker)))
+      const pkg = { name: "loupe-model", private: true, type: "module", main: "server.mjs", dependencies }
+      yield* fs.writeFileString(staged("package.json"), JSON.stringify(pkg, null, 2) + "\n")
+      yield* fs.writeFileString(staged("Dockerfile"), dockerfile(port, functionId))
+      yield* fs.writeFileString(staged(".dockerignore"), "node_modules\nkeys\n*.log\n")
+      yield* fs.writeFileString(staged("README.md"), readme(functionId, port))
+      yield* fs.remove(target, { recursive: true, force: true })
+      yield* fs.rename(staging, target)
+      return yield* listFiles(fs, target)
+    }).pipe(Effect.mapError((cause) => failed(target, `Cannot write the Docker context ${target}: ${cause.message}`, cause)))
+    const files = yield* Effect.onError(build, () => Effect.ignore(fs.remove(staging, { recursive: true, force: true })))
     return { dir: target, files, backbones: backbones.map((b) => b.id), dependencies }
   })

@@ -31,6 +31,7 @@ import { Bundle, Embedder, LoupeConfig, Matrix, Pipeline, Preprocess, Registry }
 import type { Head, Sample } from "@loupe/core"
 import { OnnxGraph, OnnxModel, Protobuf } from "@loupe/core/onnx"
 import { OnnxBackbone } from "@loupe/backbones"
+import type { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import * as path from "node:path"
@@ -319,7 +320,11 @@ export const exportBundle = (
   bundleDir: string,
   outDir: string,
   options: ExportOptions = {}
-): Effect.Effect<OnnxManifest, DeployError, Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope> =>
+): Effect.Effect<
+  OnnxManifest,
+  DeployError,
+  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope | FileSystem.FileSystem
+> =>
   Effect.gen(function*() {
     const bundleManifest = yield* Bundle.readManifest(bundleDir).pipe(
       Effect.mapError((e) => new DeployError({ reason: "BundleFailed", file: e.file ?? bundleDir, message: e.message, cause: e }))

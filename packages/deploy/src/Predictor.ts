@@ -18,6 +18,7 @@
  */
 import { Bundle, Embedder, Matrix, Pipeline, Preprocess } from "@loupe/core"
 import type { LoupeConfig, Registry } from "@loupe/core"
+import type { FileSystem } from "@effect/platform"
 import { Cause, Context, Deferred, Effect, Either, Layer, Queue } from "effect"
 import type { Scope } from "effect"
 import { DeployError } from "./DeployError.js"
@@ -172,7 +173,11 @@ export const make = (
 export const load = (
   dir: string,
   options: PredictorOptions = {}
-): Effect.Effect<PredictorShape, DeployError, Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope> =>
+): Effect.Effect<
+  PredictorShape,
+  DeployError,
+  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope | FileSystem.FileSystem
+> =>
   Bundle.load(dir).pipe(
     Effect.mapError((e) =>
       new DeployError({ reason: "BundleFailed", file: e.file ?? dir, message: e.message, cause: e })
@@ -187,5 +192,5 @@ export const load = (
 export const layer = (
   dir: string,
   options: PredictorOptions = {}
-): Layer.Layer<Predictor, DeployError, Registry.Registry | LoupeConfig.LoupeConfig> =>
+): Layer.Layer<Predictor, DeployError, Registry.Registry | LoupeConfig.LoupeConfig | FileSystem.FileSystem> =>
   Layer.scoped(Predictor, load(dir, options))

@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import { Clock, Effect } from "effect"
+import { DeployError } from "./DeployError.js"
 
 /**
  * @since 0.1.0
@@ -45,15 +46,20 @@ interface Bucket {
 
 /**
  * A limiter whose buckets live in memory. Buckets that have refilled are forgotten once there are more than
- * `maxKeys`, so memory stays bounded whatever the keys.
+ * `maxKeys`, so memory stays bounded whatever the keys. Fails with `InvalidRequest` naming the field when
+ * `perSecond` is not above 0, `burst` is below 1, or `maxKeys` is below 1.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (limit: RateLimit, options: { readonly maxKeys?: number } = {}): RateLimiter => {
-  if (!(limit.perSecond > 0) || !(limit.burst >= 1)) {
-    throw new RangeError(`A rate limit needs perSecond > 0 and burst >= 1, got ${limit.perSecond}/s burst ${limit.burst}`)
-  }
+export const make = (limit: RateLimit, options: { readonly maxKeys?: number } = {}): Effect.Effect<RateLimiter, DeployError> => {
+  const bad = (field: string, value: number, rule: string) =>
+    Effect.fail(
+      new DeployError({ reason: "InvalidRequest", field, message: `A rate limit needs ${field} ${rule}, got ${value}` })
+    )
+  if (!(limit.perSecond > 0)) return bad("perSecond", limit.perSecond, "> 0")
+  if (!(limit.burst >= 1)) return bad("burst", limit.burst, ">= 1")
+  if (options.maxKeys !== undefined && !(options.maxKeys >= 1)) return bad("maxKeys", options.maxKeys, ">= 1")
   const maxKeys = options.maxKeys ?? 10_000
   const buckets = new Map<string, Bucket>()
 
@@ -87,5 +93,5 @@ export const make = (limit: RateLimit, options: { readonly maxKeys?: number } = 
       return { allowed: false, retryAfterMs: Math.ceil(((1 - bucket.tokens) * 1000) / limit.perSecond) }
     })
 
-  return { limit, take }
+  return Effect.succeed({ limit, take })
 }

@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Config, Effect, Layer, Option } from "effect"
-import type { HttpServer } from "@effect/platform"
+import type { FileSystem, HttpServer } from "@effect/platform"
 import type { LoupeConfig, Registry } from "@loupe/core"
 import * as path from "node:path"
 import * as ApiKeys from "./ApiKeys.js"
@@ -34,7 +34,7 @@ export interface ServeBundleOptions extends Server.ServerOptions, BundleBackend.
  */
 export const layer = (
   options: ServeBundleOptions
-): Layer.Layer<HttpServer.HttpServer, DeployError, Registry.Registry | LoupeConfig.LoupeConfig> =>
+): Layer.Layer<HttpServer.HttpServer, DeployError, Registry.Registry | LoupeConfig.LoupeConfig | FileSystem.FileSystem> =>
   Server.layer(options).pipe(
     Layer.provide(BundleBackend.layer(options.bundle, options)),
     Layer.provide(ApiKeys.layer(options.keysFile))

@@ -191,7 +191,7 @@ const authorization = (rateLimit: RateLimiter.RateLimit) =>
     Api.Authorization,
     Effect.gen(function*() {
       const keys = yield* ApiKeys
-      const limiter = RateLimiter.make(rateLimit)
+      const limiter = yield* RateLimiter.make(rateLimit)
       return {
         bearer: (token: Redacted.Redacted<string>) =>
           Effect.gen(function*() {
@@ -316,8 +316,9 @@ const handlers = (options: {
         .handle("unannotate", ({ path }) => api(backend.setAnnotation(path.functionId, path.sampleId, null)))))
 
   const Invoke = HttpApiBuilder.group(Api.FunctionApi, "invoke", (h) =>
-    Effect.map(FunctionBackend, (backend) => {
-      const captures = RateLimiter.make({ perSecond: policy.perMinute / 60, burst: Math.max(1, Math.ceil(policy.perMinute / 6)) })
+    Effect.gen(function*() {
+      const backend = yield* FunctionBackend
+      const captures = yield* RateLimiter.make({ perSecond: policy.perMinute / 60, burst: Math.max(1, Math.ceil(policy.perMinute / 6)) })
       const labelCounts = labelCountsCache(backend)
 
       /** Store the invocation for review when the policy says so and the function's capture budget allows. */

@@ -1,11 +1,12 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Either, Schema, TestClock } from "effect"
 import { ApiKeys, CapturePolicy, RateLimiter } from "@loupe/deploy"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { tempDir } from "./fixtures/shared.js"
 
-describe("ApiKeys", () => {
+layer(NodeFileSystem.layer)("ApiKeys", (it) => {
   it.effect("stores keys hashed, verifies tokens and honours revocation across instances", () =>
     Effect.gen(function*() {
       const file = path.join(tempDir("keys"), "store", "keys.json")
@@ -46,7 +47,7 @@ describe("ApiKeys", () => {
 describe("RateLimiter", () => {
   it.effect("allows a burst, then refills at the rate, per key", () =>
     Effect.gen(function*() {
-      const limiter = RateLimiter.make({ perSecond: 10, burst: 3 })
+      const limiter = yield* RateLimiter.make({ perSecond: 10, burst: 3 })
       const take = (key: string) => Effect.map(limiter.take(key), (d) => (d.allowed ? "ok" : d.retryAfterMs))
       expect(yield* Effect.all([take("a"), take("a"), take("a"), take("a")])).toEqual(["ok", "ok", "ok", 100])
       expect(yield* take("b")).toBe("ok")
@@ -56,6 +57,15 @@ describe("RateLimiter", () => {
       expect(yield* take("a")).toBe("ok")
       yield* TestClock.adjust("10 seconds")
       expect(yield* Effect.all([take("a"), take("a"), take("a"), take("a")])).toEqual(["ok", "ok", "ok", 100])
+    }))
+  it.effect("fails with a typed error naming the field when the limit is out of range", () =>
+    Effect.gen(function*() {
+      const zeroRate = yield* Effect.flip(RateLimiter.make({ perSecond: 0, burst: 3 }))
+      expect([zeroRate.reason, zeroRate.field]).toEqual(["InvalidRequest", "perSecond"])
+      const noBurst = yield* Effect.flip(RateLimiter.make({ perSecond: 1, burst: 0.5 }))
+      expect([noBurst.reason, noBurst.field]).toEqual(["InvalidRequest", "burst"])
+      const noKeys = yield* Effect.flip(RateLimiter.make({ perSecond: 1, burst: 1 }, { maxKeys: 0 }))
+      expect([noKeys.reason, noKeys.field]).toEqual(["InvalidRequest", "maxKeys"])
     }))
 })
 

@@ -81,7 +81,7 @@ describe("DockerContext", () => {
   it("serves the bundle when its entry runs with node, answering like the predictor, and stops on SIGTERM", async () => {
     fs.symlinkSync(path.join(repoRoot, "node_modules/.pnpm/node_modules"), path.join(context, "node_modules"))
     const keysFile = path.join(context, "keys", "keys.json")
-    const key = await Effect.runPromise(Effect.flatMap(ApiKeys.make(keysFile), (k) => k.create("docker test")))
+    const key = await run(Effect.flatMap(ApiKeys.make(keysFile), (k) => k.create("docker test")))
     child = spawn(process.execPath, ["server.mjs"], {
       cwd: context,
       env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOUPE_KEYS_FILE: keysFile, LOUPE_FUNCTION_ID: "cats-or-dogs" },

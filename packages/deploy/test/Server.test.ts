@@ -1,5 +1,6 @@
 // The HTTP server over a real bundle (BundleBackend): routes, auth, rate limit, bad input, OpenAPI, graceful drain.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { ApiKeys, BundleBackend, FunctionBackend, Predictor, Server } from "@loupe/deploy"
 import * as fs from "node:fs"
@@ -34,7 +35,7 @@ beforeAll(async () => {
     Predictor.load(bundleDir).pipe(Effect.provide(environment), Scope.extend(scope))
   )
   backend = Layer.succeed(FunctionBackend.FunctionBackend, BundleBackend.make(predictor, bundleDir))
-  const store = await Effect.runPromise(ApiKeys.make(keysFile))
+  const store = await Effect.runPromise(ApiKeys.make(keysFile).pipe(Effect.provide(NodeFileSystem.layer)))
   token = (await Effect.runPromise(store.create("tests"))).token
   keys = Layer.succeed(ApiKeys.ApiKeys, store)
   server = await serve({ image: { maxBytes: 2_000_000 }, rateLimit: { perSecond: 1000, burst: 1000 } })
@@ -155,7 +156,7 @@ describe("auth", () => {
     // Reads need a key too.
     expect((await call("/v1/functions")).status).toBe(401)
 
-    const store = await Effect.runPromise(ApiKeys.make(keysFile))
+    const store = await Effect.runPromise(ApiKeys.make(keysFile).pipe(Effect.provide(NodeFileSystem.layer)))
     const doomed = await Effect.runPromise(store.create("doomed"))
     expect((await post({ authorization: `Bearer ${doomed.token}` })).status).toBe(200)
     await Effect.runPromise(store.revoke(doomed.id))

@@ -23,7 +23,7 @@ import { Cause, Context, Effect, Exit, Layer, ManagedRuntime } from "effect"
 import { DiskEmbeddingCache, EmbeddingCache, LoupeConfig, Pipeline, Registry } from "@loupe/core"
 import type { UrlFetch } from "@loupe/deploy"
 import * as path from "node:path"
-import { FunctionsError } from "./FunctionsError.js"
+import { FunctionsError, fromConfigError } from "./FunctionsError.js"
 import { BlobStore, layerFileSystem } from "./BlobStore.js"
 import * as ImageInput from "./internal/ImageInput.js"
 import * as Preset from "./Preset.js"
@@ -618,7 +618,7 @@ export const open = async (options: OpenOptions): Promise<Client> => {
   const loupeConfig = LoupeConfig.LoupeConfig.layerConfig({
     ...(modelsDir === undefined ? {} : { modelsDir: path.resolve(modelsDir) }),
     ...(cacheDir === undefined ? {} : { cacheDir: path.resolve(cacheDir) })
-  })
+  }).pipe(Layer.mapError(fromConfigError))
   const environment = Layer.mergeAll(
     loupeConfig,
     DiskEmbeddingCache.layer().pipe(Layer.provide(loupeConfig)),

@@ -4,6 +4,7 @@
  * @since 0.2.0
  */
 import { Data } from "effect"
+import type { ConfigError } from "effect"
 
 /**
  * Why a `FunctionsError` was raised; callers branch on it, and `Server` maps it to the HTTP status it answers with
@@ -43,3 +44,12 @@ export class FunctionsError extends Data.TaggedError("FunctionsError")<{
   readonly field?: string
   readonly cause?: unknown
 }> {}
+
+/**
+ * A malformed environment variable (`LoupeConfig.layerConfig`'s `ConfigError`) as an `InvalidOptions` error; the
+ * message names the variable.
+ *
+ * @since 0.1.0
+ */
+export const fromConfigError = (error: ConfigError.ConfigError): FunctionsError =>
+  new FunctionsError({ reason: "InvalidOptions", message: `Invalid environment: ${String(error)}`, cause: error })

@@ -14,6 +14,7 @@
  *
  * @since 0.1.0
  */
+import type { FileSystem } from "@effect/platform"
 import { Bundle, Dataset, EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
 import type { Pipeline } from "@loupe/core"
 import {
@@ -256,7 +257,13 @@ export const make = (
 ): Effect.Effect<
   RetrainerShape,
   FunctionsError,
-  Store | BlobStore | Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | Scope.Scope
+  | Store
+  | BlobStore
+  | Registry.Registry
+  | LoupeConfig.LoupeConfig
+  | EmbeddingCache.EmbeddingCache
+  | FileSystem.FileSystem
+  | Scope.Scope
 > =>
   Effect.gen(function*() {
     const store = yield* Store
@@ -265,9 +272,9 @@ export const make = (
     // Workers run on the layer's runtime, not on the fiber of whoever scheduled the first retrain.
     const runtime = yield* Effect.runtime<never>()
     const registry = yield* SharedBackbones.make(yield* Registry.Registry, scope).pipe(Effect.orDie)
-    // Everything the layer was given (config, cache, progress), with the shared-backbone registry in front.
+    // Everything the layer was given (config, cache, file system, progress), with the shared-backbone registry in front.
     const context = Context.add(
-      yield* Effect.context<LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache>(),
+      yield* Effect.context<LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem>(),
       Registry.Registry,
       registry
     )
@@ -385,6 +392,7 @@ export const make = (
             const metrics = toMetrics(result, resolved.preset, samples.length, since(started), search)
             yield* blobs.putDirectory(bundle, (dir) =>
               Bundle.save(result.fitted, dir, { functionId, versionId, revision: fn.revision, labels, metrics }).pipe(
+                Effect.provide(context),
                 Effect.mapError(trainingFailed)
               ))
             // Cached first, promoted second: an invocation finds whichever version the store names.
@@ -547,5 +555,5 @@ export const layer = (
 ): Layer.Layer<
   Retrainer,
   FunctionsError,
-  Store | BlobStore | Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache
+  Store | BlobStore | Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
 > => Layer.scoped(Retrainer, make(config))

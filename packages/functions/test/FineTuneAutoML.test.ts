@@ -6,16 +6,22 @@ import { Bundle, Dataset, DiskEmbeddingCache, LoupeConfig, Pipeline } from "@lou
 import type { Sample } from "@loupe/core"
 import { Plugins } from "@loupe/cli"
 import { AutoML } from "@loupe/functions"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { trunkId } from "../src/internal/Candidates.js"
-import { modelsDir, sharedDir } from "./fixtures/shared.js"
+import { modelsDir, sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-finetune-automl-"))
 const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true })
-const environment = Layer.mergeAll(config, DiskEmbeddingCache.layer().pipe(Layer.provide(config)), Plugins.registryLayer())
+const environment = Layer.mergeAll(
+  config,
+  NodeFileSystem.layer,
+  DiskEmbeddingCache.layer().pipe(Layer.provide(config)),
+  Plugins.registryLayer()
+)
 
 const backbone = "tfjs:mobilenetv2-0.35"
 const trunk = trunkId(backbone, "block_16_project_BN")

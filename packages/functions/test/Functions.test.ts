@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Plugins } from "@loupe/cli"
 import { Functions, Retrainer } from "@loupe/functions"
-import { modelsDir, sharedDir } from "./fixtures/shared.js"
+import { modelsDir, sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const dataset = path.join(sharedDir, "datasets", "cats-vs-dogs")
 const images = (split: "train" | "test", label: "cats" | "dogs", from: number, count: number) =>

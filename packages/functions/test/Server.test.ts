@@ -11,7 +11,7 @@ import { Server, Store } from "@loupe/functions"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { modelsDir, sharedDir } from "./fixtures/shared.js"
+import { modelsDir, sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const dataset = path.join(sharedDir, "datasets", "cats-vs-dogs")
 const photos = (split: "train" | "test", label: "cats" | "dogs", from: number, count: number) =>
@@ -36,7 +36,7 @@ let base = ""
 let token = ""
 
 beforeAll(async () => {
-  token = (await Effect.runPromise(Effect.flatMap(ApiKeys.make(ApiKeys.fileIn(store)), (k) => k.create("tests")))).token
+  token = (await Effect.runPromise(Effect.flatMap(ApiKeys.make(ApiKeys.fileIn(store)), (k) => k.create("tests")).pipe(Effect.provide(NodeFileSystem.layer)))).token
   scope = Effect.runSync(Scope.make())
   const serving = Server.layer({
     store,

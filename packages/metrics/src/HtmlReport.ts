@@ -8,6 +8,7 @@
  *
  * @since 0.1.0
  */
+import type { FileSystem } from "@effect/platform"
 import { Effect, Either } from "effect"
 import type { Evaluation } from "./Classification.js"
 import * as ConfusionMatrixImage from "./ConfusionMatrixImage.js"
@@ -252,5 +253,5 @@ export const render: (input: ReportInput, options?: Options) => Effect.Effect<st
  * @since 0.1.0
  * @category writing
  */
-export const write = (input: ReportInput, file: string, options: Options = {}): Effect.Effect<void, MetricsError> =>
+export const write = (input: ReportInput, file: string, options: Options = {}): Effect.Effect<void, MetricsError, FileSystem.FileSystem> =>
   render(input, options).pipe(Effect.flatMap((html) => writeText(file, html)))

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import type { FileSystem } from "@effect/platform"
 import type { Effect } from "effect"
 import type { Evaluation } from "./Classification.js"
 import type { MetricsError } from "./MetricsError.js"
@@ -126,5 +127,5 @@ export const render = (input: ReportInput, indent = 2): string => `${JSON.string
  * @since 0.1.0
  * @category writing
  */
-export const write = (input: ReportInput, file: string): Effect.Effect<void, MetricsError> =>
+export const write = (input: ReportInput, file: string): Effect.Effect<void, MetricsError, FileSystem.FileSystem> =>
   writeText(file, render(input))

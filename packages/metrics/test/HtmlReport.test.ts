@@ -4,6 +4,7 @@
  * thumbnail loads, nothing is requested from outside the file and the console stays free of errors.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect } from "effect"
 import { existsSync } from "node:fs"
 import { mkdtemp, readFile, rm } from "node:fs/promises"
@@ -51,7 +52,7 @@ beforeAll(async () => {
   input = await Effect.runPromise(catsVsDogsRun)
   dir = await mkdtemp(path.join(tmpdir(), "loupe-html-report-"))
   file = path.join(dir, "nested", "report.html")
-  await Effect.runPromise(HtmlReport.write(input, file))
+  await Effect.runPromise(HtmlReport.write(input, file).pipe(Effect.provide(NodeFileSystem.layer)))
   html = await readFile(file, "utf8")
   browser = await chromium.launch({ executablePath, args })
   page = await browser.newPage({ viewport: { width: 1366, height: 900 } })

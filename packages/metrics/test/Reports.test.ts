@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect } from "effect"
 import { mkdtemp, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -14,7 +15,7 @@ import {
   TerminalReport
 } from "@loupe/metrics"
 import type { Report } from "@loupe/metrics"
-import { datasetDir } from "./fixtures/catsVsDogsRun.js"
+import { catsVsDogs } from "../../../test/fixtures/shared.mjs"
 
 const ansi = /\u001b\[[0-9;]*m/
 
@@ -42,7 +43,7 @@ const input: Report.ReportInput = {
     description: "8 images",
     evaluation,
     misclassified: [
-      { source: path.join(datasetDir, "test/dogs/dog.4001.jpg"), id: "dogs/dog.4001.jpg", trueLabel: "dog", predictedLabel: "cat", confidence: 0.7 },
+      { source: path.join(catsVsDogs, "test/dogs/dog.4001.jpg"), id: "dogs/dog.4001.jpg", trueLabel: "dog", predictedLabel: "cat", confidence: 0.7 },
       { source: new Uint8Array([1, 2, 3]), trueLabel: "bird", predictedLabel: "cat", confidence: 0.5 }
     ]
   }],
@@ -175,5 +176,5 @@ describe("HtmlReport", () => {
       const error = yield* Effect.flip(HtmlReport.write(input, blocked))
       expect(error).toMatchObject({ _tag: "MetricsError", reason: "Io", file: blocked })
       yield* Effect.promise(() => rm(dir, { recursive: true, force: true }))
-    }).pipe(Effect.runPromise))
+    }).pipe(Effect.provide(NodeFileSystem.layer), Effect.runPromise))
 })

@@ -9,8 +9,8 @@
  * `output: <cut layer>`: it embeds each augmented view once, before the first epoch, into its activation map. The
  * part after the cut, the **tail**, is trained with the head (a linear layer or an MLP): the backbone's runtime
  * computes each batch's loss and gradients through tail and head (`TrainableTail.Tail.step`); the training engine
- * (`internal/FineTuneEngine`) keeps the head layers and the Float64 master weights, updated by `Optimizer` (the same
- * rules as the frozen-backbone heads).
+ * (`internal/FineTuneEngine`) keeps the head layers and the float32 master weights, updated by `Optimizer`'s rules in
+ * WebAssembly (the same rules as the frozen-backbone heads).
  *
  * The result is a `FittedPipeline` whose backbone is the trunk (the bundle records its `output` option) and whose
  * head, of kind `finetune`, holds the tail's topology and trained weights and the head layers, so a bundle saves

@@ -10,7 +10,7 @@
  * lr 0.001, step 7 x 0.1, 25 epochs, batch size 4, random resized crop + flip.
  *
  * **Where the time goes, and how views are made.** With a frozen backbone the head costs next to nothing (a step
- * is microseconds in plain TypeScript); embedding augmented views is the cost. Before the first epoch every image
+ * is microseconds in WebAssembly SIMD); embedding augmented views is the cost. Before the first epoch every image
  * is read and decoded once, and `views` augmented views are cut from that decode and embedded (the decode is shared,
  * so a view costs a crop, a resize and a backbone call). Epoch `e` uses view `(e + offset_i) mod views` of image
  * `i`, with a random per-image offset. `views` defaults to `epochs`, which gives every epoch fresh views as
@@ -34,7 +34,6 @@ import type { Backbone, Head, LoupeConfig, Sample } from "@loupe/core"
 import { Effect, Option, ParseResult, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import * as FineTune from "./FineTune.js"
-import * as DenseNet from "./internal/DenseNet.js"
 import * as EpochLoop from "./internal/EpochLoop.js"
 import * as FineTuneEngine from "./internal/FineTuneEngine.js"
 import * as DenseHead from "./internal/DenseHead.js"
@@ -42,7 +41,7 @@ import * as HeadKit from "./internal/HeadKit.js"
 import * as OnnxHead from "./internal/OnnxHead.js"
 import * as Random from "./internal/Random.js"
 import * as Views from "./internal/Views.js"
-import * as Optimizer from "./Optimizer.js"
+import * as WasmDenseNet from "./internal/WasmDenseNet.js"
 import { TrainerError } from "./TrainerError.js"
 
 const { opt, PositiveInt, Probability, NonNegative } = DenseHead
@@ -100,25 +99,25 @@ export const HeadState = Schema.Struct({ layers: DenseHead.Layers })
  */
 export type HeadState = typeof HeadState.Type
 
-/** The dense engine: a `DenseNet` stepped by an `Optimizer`. */
+/** The dense engine: a `WasmDenseNet` stepped by its `Optimizer`, one fresh batch of views at a time. */
 const denseEngine = (
-  layers: ReadonlyArray<DenseNet.Layer>,
+  layers: ReadonlyArray<WasmDenseNet.Layer>,
   params: HeadParams,
   seed: number
-): EpochLoop.Engine<ReadonlyArray<DenseNet.Layer>> => {
-  const weights = DenseNet.parameters(layers)
-  const grads = weights.map((p) => new Float64Array(p.length))
-  const stepper = Optimizer.make(params.optimizer, weights.map((p) => p.length))
+): EpochLoop.Engine<ReadonlyArray<WasmDenseNet.Layer>> => {
+  const net = WasmDenseNet.make(layers, params.batchSize, params.batchSize, params.optimizer)
+  const all = Int32Array.from({ length: params.batchSize }, (_, i) => i)
   const random = Random.make(Random.derive(seed, 3))
   const stepOptions = { labelSmoothing: params.labelSmoothing, dropout: params.dropout, random }
   return {
     step: (batch, lr) => {
-      const result = DenseNet.gradient(layers, batch.x, batch.y, batch.w, batch.rows, grads, stepOptions)
-      stepper.step(weights, grads, lr, params.weightDecay)
+      net.input(batch.x, batch.rows)
+      const result = net.gradient(all.subarray(0, batch.rows), batch.y, batch.w, stepOptions)
+      net.update(lr, params.weightDecay)
       return result
     },
-    predictProba: (x) => DenseNet.predictProba(layers, x),
-    snapshot: () => DenseNet.copy(layers)
+    predictProba: (x) => WasmDenseNet.predictProba(net.layers(), x),
+    snapshot: () => net.layers()
   }
 }
 
@@ -143,7 +142,7 @@ export const headPlugin: HeadKit.Plugin<HeadParams, HeadState> = HeadKit.make({
     }, { epochs: params.epochs, batchSize: params.batchSize, lr: params.lr, schedule: params.schedule, seed })
     return Stream.runDrain(loop.epochs).pipe(Effect.map(() => ({ layers: loop.best()!.state })))
   },
-  predict: (state, _params, x) => DenseNet.predictProba(state.layers, x),
+  predict: (state, _params, x) => WasmDenseNet.predictProba(state.layers, x),
   shape: (state) => DenseHead.shape(state.layers),
   // The notebook's `Linear(d, classes)` (or MLP) on the raw embedding, through a softmax.
   toOnnx: (state, _params, io) =>
@@ -151,7 +150,7 @@ export const headPlugin: HeadKit.Plugin<HeadParams, HeadState> = HeadKit.make({
 })
 
 /** A fitted `linear` head from trained layers (through `load`, so it is exactly what a bundle restores). */
-const linearHead = (params: HeadParams, layers: ReadonlyArray<DenseNet.Layer>): Effect.Effect<Head.FittedHead, TrainerError> =>
+const linearHead = (params: HeadParams, layers: ReadonlyArray<WasmDenseNet.Layer>): Effect.Effect<Head.FittedHead, TrainerError> =>
   headPlugin.load({
     kind: headKind,
     params: Schema.encodeSync(HeadParams)(params),
@@ -383,7 +382,7 @@ const headParamsOf = (config: Config): HeadParams => ({
 })
 
 const frozenSetup = (config: Config): Effect.Effect<
-  Setup<ReadonlyArray<DenseNet.Layer>>,
+  Setup<ReadonlyArray<WasmDenseNet.Layer>>,
   CoreError.CoreError,
   Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope
 > =>

@@ -9,9 +9,8 @@
  *
  * Engine: float32 in WebAssembly SIMD (`WasmDenseNet`: the standardised rows copied into wasm memory once per fit,
  * dense products, ReLU and Adam in 128-bit SIMD kernels), 3.5-7x less CPU than the plain-TypeScript Float64 engine
- * (manual mode's `DenseNet` and `Optimizer`) with the same epochs and test accuracy on `node bench/search/run.mjs mlp`
- * (about 0.3 s instead of 1.1-1.3 s on 2,000 x 1,280); every supported Node has WebAssembly SIMD, so there is no
- * other engine. Predictions use the same engine as training. The defaults (batch 128, rate 3e-3, patience 3,
+ * it replaced, with the same epochs and test accuracy on `node bench/search/run.mjs mlp` (about 0.3 s instead of
+ * 1.1-1.3 s on 2,000 x 1,280); every supported Node has WebAssembly SIMD, so there is no other engine. Predictions use the same engine as training. The defaults (batch 128, rate 3e-3, patience 3,
  * rather than 32, 1e-3 and 5) were chosen with `node bench/search/run.mjs mlp`: a quarter of the Adam steps per
  * epoch and two fewer epochs spent waiting after the best one, with the same held-out accuracy on cats-vs-dogs and
  * slightly better on flowers-5.
@@ -22,7 +21,6 @@ import type { Head, Matrix } from "@loupe/core"
 import { Effect, Schema } from "effect"
 import * as Check from "./internal/Check.js"
 import * as DenseHead from "./internal/DenseHead.js"
-import * as DenseNet from "./internal/DenseNet.js"
 import * as HeadKit from "./internal/HeadKit.js"
 import * as OnnxHead from "./internal/OnnxHead.js"
 import * as Random from "./internal/Random.js"
@@ -147,8 +145,9 @@ const train = (data: Head.TrainingSet, params: Params, seed: number): Effect.Eff
     const w = Check.rowWeights(data)
     const split = holdOut(y, data.groups, numClasses, params.validationFraction, random)
     const watched = split.validation.length > 0 ? split.validation : split.train
-    const layers = DenseNet.init([dim, params.hidden, numClasses], Random.make(Random.derive(seed, 1)))
-    const net = WasmDenseNet.make(layers, z, params.batchSize)
+    const layers = WasmDenseNet.init([dim, params.hidden, numClasses], Random.make(Random.derive(seed, 1)))
+    const net = WasmDenseNet.make(layers, data.x.rows, params.batchSize, adam)
+    net.input(z, data.x.rows)
     const options = { labelSmoothing: 0, dropout: params.dropout, random }
     const order = Int32Array.from(split.train)
     let best = { loss: Infinity, epoch: 0, layers: net.layers() }
@@ -158,7 +157,7 @@ const train = (data: Head.TrainingSet, params: Params, seed: number): Effect.Eff
       random.shuffle(order)
       for (let start = 0; start < order.length; start += params.batchSize) {
         net.gradient(order.subarray(start, start + params.batchSize), y, w, options)
-        net.update(adam, params.lr, params.weightDecay)
+        net.update(params.lr, params.weightDecay)
       }
       const loss = meanLogLoss(net.proba(watched), watched, y, w, numClasses)
       if (!Number.isFinite(loss)) break

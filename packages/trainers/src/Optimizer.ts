@@ -8,9 +8,8 @@
  * - `adamw`: Adam with decoupled weight decay, `p *= 1 - lr * weightDecay` before the Adam step.
  *
  * The rate and the weight decay come with each step (the rate follows an `LrSchedule`). Weight decay applies to
- * every parameter, biases included, as PyTorch does by default. `make` returns the plain-TypeScript (Float64)
- * stepper that manual mode uses for its heads; partial fine-tuning applies the same rules to tfjs variables, and the
- * MLP head's float32 engine applies Adam's in a WebAssembly SIMD kernel (`internal/WasmSimd`).
+ * every parameter, biases included, as PyTorch does by default. The updates run in float32 WebAssembly SIMD
+ * kernels (`internal/WasmOptimizer`), for manual mode's heads, partial fine-tuning's tail and head, and the MLP head.
  *
  * @since 0.1.0
  */
@@ -76,79 +75,3 @@ export const Optimizer = Schema.Union(Sgd, Adam, AdamW)
  * @category schemas
  */
 export type Optimizer = typeof Optimizer.Type
-
-/**
- * Updates a fixed list of parameter arrays in place from gradients of the same shapes.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Stepper {
-  readonly step: (
-    params: ReadonlyArray<Float64Array>,
-    grads: ReadonlyArray<Float64Array>,
-    lr: number,
-    weightDecay: number
-  ) => void
-}
-
-/**
- * A stepper for parameters of the given sizes (its moment buffers are allocated once).
- *
- * @since 0.1.0
- * @category constructors
- */
-export const make = (config: Optimizer, sizes: ReadonlyArray<number>): Stepper => {
-  const first = sizes.map((n) => new Float64Array(n))
-  let t = 0
-  if (config.kind === "sgd") {
-    const { momentum, nesterov } = config
-    return {
-      step: (params, grads, lr, weightDecay) => {
-        t++
-        params.forEach((p, k) => {
-          const g = grads[k]!
-          const v = first[k]!
-          for (let j = 0; j < p.length; j++) {
-            const gj = g[j]! + weightDecay * p[j]!
-            if (momentum === 0) {
-              p[j] -= lr * gj
-              continue
-            }
-            const vj = t === 1 ? gj : momentum * v[j]! + gj
-            v[j] = vj
-            p[j] -= lr * (nesterov ? gj + momentum * vj : vj)
-          }
-        })
-      }
-    }
-  }
-  const second = sizes.map((n) => new Float64Array(n))
-  const { beta1, beta2, eps } = config
-  const decoupled = config.kind === "adamw"
-  return {
-    step: (params, grads, lr, weightDecay) => {
-      t++
-      // torch.optim.Adam's arithmetic: p -= (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps)
-      const stepSize = lr / (1 - Math.pow(beta1, t))
-      const rootC2 = Math.sqrt(1 - Math.pow(beta2, t))
-      const shrink = decoupled ? 1 - lr * weightDecay : 1
-      const l2 = decoupled ? 0 : weightDecay
-      for (let k = 0; k < params.length; k++) {
-        const p = params[k]!
-        const g = grads[k]!
-        const m = first[k]!
-        const v = second[k]!
-        for (let j = 0; j < p.length; j++) {
-          const pj = p[j]! * shrink
-          const gj = g[j]! + l2 * pj
-          const mj = beta1 * m[j]! + (1 - beta1) * gj
-          const vj = beta2 * v[j]! + (1 - beta2) * gj * gj
-          m[j] = mj
-          v[j] = vj
-          p[j] = pj - (stepSize * mj) / (Math.sqrt(vj) / rootC2 + eps)
-        }
-      }
-    }
-  }
-}

@@ -3,13 +3,15 @@ import { Dataset, DiskEmbeddingCache, LoupeConfig, Pipeline, Registry } from "@l
 import type { Backbone, Sample } from "@loupe/core"
 import { Catalog } from "@loupe/backbones"
 import { AugmentedProbe, LogisticRegression } from "@loupe/trainers"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { sharedDir } from "./fixtures/embeddings.mjs"
+import { sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const services = Layer.mergeAll(
+  NodeFileSystem.layer,
   Registry.Registry.layer({ backbones: Catalog.builtins, heads: [LogisticRegression.plugin] }),
   LoupeConfig.LoupeConfig.layer({ modelsDir: path.join(sharedDir, "models"), cacheDir: path.join(os.tmpdir(), "loupe-augprobe-test") })
 )

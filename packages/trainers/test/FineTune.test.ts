@@ -3,13 +3,15 @@ import { Bundle, Dataset, LoupeConfig, Pipeline, Registry } from "@loupe/core"
 import type { Sample } from "@loupe/core"
 import { Catalog } from "@loupe/backbones"
 import { FineTune, ManualTraining } from "@loupe/trainers"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { sharedDir } from "./fixtures/embeddings.mjs"
+import { sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const services = Layer.mergeAll(
+  NodeFileSystem.layer,
   Registry.Registry.layer({ backbones: Catalog.builtins, heads: ManualTraining.heads }),
   LoupeConfig.LoupeConfig.layer({ modelsDir: path.join(sharedDir, "models"), cacheDir: path.join(os.tmpdir(), "loupe-finetune-test") })
 )

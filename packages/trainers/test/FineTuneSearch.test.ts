@@ -5,12 +5,14 @@ import { Dataset, Embedder, Head, LoupeConfig, Registry } from "@loupe/core"
 import type { Sample } from "@loupe/core"
 import { Catalog } from "@loupe/backbones"
 import { FineTune, Heads, ManualTraining, Search } from "@loupe/trainers"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Layer, Schema } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
-import { sharedDir } from "./fixtures/embeddings.mjs"
+import { sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const services = Layer.mergeAll(
+  NodeFileSystem.layer,
   Registry.Registry.layer({ backbones: Catalog.builtins, heads: [...Heads.heads, ...ManualTraining.heads] }),
   LoupeConfig.LoupeConfig.layer({ modelsDir: path.join(sharedDir, "models"), cacheDir: path.join(os.tmpdir(), "loupe-finetune-search-test") })
 )

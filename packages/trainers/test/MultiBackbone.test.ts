@@ -3,11 +3,12 @@ import { Bundle, Dataset, EmbeddingCache, LoupeConfig, Pipeline, Registry } from
 import type { Sample } from "@loupe/core"
 import { Catalog } from "@loupe/backbones"
 import { LogisticRegression, MultiBackbone } from "@loupe/trainers"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { sharedDir } from "./fixtures/embeddings.mjs"
+import { sharedDir } from "../../../test/fixtures/shared.mjs"
 
 // The three tests embed the same photos: share the vectors through an in-memory embedding cache.
 const vectors = new Map<string, Float32Array>()
@@ -16,6 +17,7 @@ const memoryCache = Layer.succeed(EmbeddingCache.EmbeddingCache, {
   set: (namespace, hash, vector) => Effect.sync(() => void vectors.set(`${namespace}/${hash}`, vector.slice()))
 })
 const services = Layer.mergeAll(
+  NodeFileSystem.layer,
   memoryCache,
   Registry.Registry.layer({ backbones: Catalog.builtins, heads: [LogisticRegression.plugin, ...MultiBackbone.heads] }),
   LoupeConfig.LoupeConfig.layer({ modelsDir: path.join(sharedDir, "models"), cacheDir: path.join(os.tmpdir(), "loupe-multi-test") })

@@ -1,6 +1,7 @@
 // Each float32 SIMD kernel of the MLP engine against a plain Float64 reference written here: the forward pass's
 // gathered affine products (affineAt, reluAt with dropout's scale), the backward pass's weighted row sums (addRows)
-// and its way back through ReLU and dropout (maskScale), and the update (adam, Optimizer's rule). Random normal
+// and its way back through ReLU and dropout (maskScale), and the updates (adam for Adam and AdamW, sgd with and
+// without momentum or Nesterov's, against torch.optim's rules over three steps). Random normal
 // inputs, on counts that are not multiples of the kernels' blocks (1, 3, 5, 7 ... rows) and rows of logical widths
 // that are not multiples of 4 (padded with zeros, the kernels' contract). Tolerance: |actual - expected| <=
 // 1e-5 * (1 + |expected|), float32 rounding over sums of up to 130 terms.
@@ -8,7 +9,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Random from "../src/internal/Random.js"
 import * as WasmSimd from "../src/internal/WasmSimd.js"
 
-const padded = (n: number) => Math.ceil(n / 4) * 4
+const { padded } = WasmSimd
 
 /** `rows x width` values, zero in the columns from `inputs` on. */
 const fill = (values: Float32Array, rows: number, inputs: number, random: Random.Random) => {
@@ -115,32 +116,55 @@ describe("WasmSimd", () => {
     })
   }
 
-  it("adam: Optimizer's rule, and zero padding stays zero", () => {
-    const random = Random.make(7)
-    const n = 9
-    const plan = WasmSimd.layout()
-    const [p, g, m, v] = [0, 1, 2, 3].map(() => plan.block(padded(n)))
-    const simd = WasmSimd.instantiate(plan)
-    const [P, G, M, V] = [p!, g!, m!, v!].map((b) => simd.floats(b))
-    const expected = { p: new Float64Array(n), m: new Float64Array(n), v: new Float64Array(n) }
-    fill(P!, 1, n, random)
-    expected.p.set(P!.subarray(0, n))
-    const [beta1, beta2, eps, lr, l2] = [0.9, 0.999, 1e-8, 3e-3, 1e-4]
-    for (let t = 1; t <= 3; t++) {
-      fill(G!, 1, n, random)
-      const [stepSize, rootC2] = [lr / (1 - beta1 ** t), Math.sqrt(1 - beta2 ** t)]
-      for (let j = 0; j < n; j++) {
-        const pj = expected.p[j]!
-        const gj = G![j]! + l2 * pj
-        expected.m[j] = beta1 * expected.m[j]! + (1 - beta1) * gj
-        expected.v[j] = beta2 * expected.v[j]! + (1 - beta2) * gj * gj
-        expected.p[j] = pj - (stepSize * expected.m[j]!) / (Math.sqrt(expected.v[j]!) / rootC2 + eps)
+  // torch.optim's rules, written plainly in Float64, against the kernels over three steps.
+  const optimizerCase = (name: string, update: (simd: WasmSimd.Instance, blocks: ReadonlyArray<WasmSimd.Block>, t: number) => void, reference: (p: number, g: number, state: Float64Array, t: number) => number) =>
+    it(`${name}: torch.optim's rule, and zero padding stays zero`, () => {
+      const random = Random.make(7)
+      const n = 9
+      const plan = WasmSimd.layout()
+      const blocks = [0, 1, 2, 3].map(() => plan.block(padded(n)))
+      const simd = WasmSimd.instantiate(plan)
+      const [P, G, M, V] = blocks.map((b) => simd.floats(b))
+      fill(P!, 1, n, random)
+      const expected = Float64Array.from(P!.subarray(0, n))
+      const state = Array.from({ length: n }, () => new Float64Array(2))
+      for (let t = 1; t <= 3; t++) {
+        fill(G!, 1, n, random)
+        for (let j = 0; j < n; j++) expected[j] = reference(expected[j]!, G![j]!, state[j]!, t)
+        update(simd, blocks, t)
       }
-      simd.kernels.adam(p!.address, g!.address, m!.address, v!.address, padded(n), beta1, 1 - beta1, beta2, 1 - beta2, l2, stepSize, rootC2, eps)
-    }
-    for (const [actual, want] of [[P!, expected.p], [M!, expected.m], [V!, expected.v]] as const) {
-      expectClose(actual.subarray(0, n), want)
-      expect(Array.from(actual.subarray(n))).toEqual([0, 0, 0])
-    }
-  })
+      expectClose(P!.subarray(0, n), expected)
+      expectClose(M!.subarray(0, n), state.map((s) => s[0]!))
+      if (name.startsWith("adam")) expectClose(V!.subarray(0, n), state.map((s) => s[1]!))
+      for (const values of [P!, M!, V!]) expect(Array.from(values.subarray(n))).toEqual([0, 0, 0])
+    })
+
+  const [beta1, beta2, eps, lr] = [0.9, 0.999, 1e-8, 3e-3]
+  for (const [name, decay, decoupled] of [["adam", 1e-4, false], ["adamw", 0.5, true]] as const) {
+    optimizerCase(name, (simd, [p, g, m, v], t) => {
+      const [stepSize, rootC2] = [lr / (1 - beta1 ** t), Math.sqrt(1 - beta2 ** t)]
+      const [shrink, l2] = decoupled ? [1 - lr * decay, 0] : [1, decay]
+      simd.kernels.adam(p!.address, g!.address, m!.address, v!.address, padded(9), beta1, 1 - beta1, beta2, 1 - beta2, shrink, l2, stepSize, rootC2, eps)
+    }, (p, g, state, t) => {
+      // Adam: L2 added to the gradient; AdamW: the weight decays first.
+      const pj = decoupled ? p * (1 - lr * decay) : p
+      const gj = decoupled ? g : g + decay * pj
+      state[0] = beta1 * state[0]! + (1 - beta1) * gj
+      state[1] = beta2 * state[1]! + (1 - beta2) * gj * gj
+      const mHat = state[0]! / (1 - beta1 ** t)
+      const vHat = state[1]! / (1 - beta2 ** t)
+      return pj - (lr * mHat) / (Math.sqrt(vHat) + eps)
+    })
+  }
+
+  for (const [momentum, nesterov] of [[0, false], [0.9, false], [0.9, true]] as const) {
+    const decay = 1e-2
+    optimizerCase(`sgd (momentum ${momentum}${nesterov ? ", nesterov" : ""})`, (simd, [p, g, b], t) => {
+      simd.kernels.sgd(p!.address, g!.address, b!.address, padded(9), t === 1 ? 0 : momentum, decay, lr, nesterov ? 1 : 0, nesterov ? momentum : 1)
+    }, (p, g, state, t) => {
+      const gj = g + decay * p
+      state[0] = t === 1 ? gj : momentum * state[0]! + gj
+      return p - lr * (nesterov ? gj + momentum * state[0]! : state[0]!)
+    })
+  }
 })

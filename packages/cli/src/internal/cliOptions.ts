@@ -61,7 +61,7 @@ export const environment = (flags: {
 > => {
   const config = LoupeConfig.LoupeConfig.layerConfig(
     Option.match(flags.modelsDir, { onNone: () => ({}), onSome: (dir) => ({ modelsDir: path.resolve(dir) }) })
-  )
+  ).pipe(Layer.mapError(FunctionsError.fromConfigError))
   return Layer.mergeAll(
     config,
     DiskEmbeddingCache.layer().pipe(Layer.provide(config)),

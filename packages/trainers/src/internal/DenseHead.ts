@@ -6,8 +6,8 @@ import { Schema } from "effect"
 import * as LrSchedule from "../LrSchedule.js"
 import * as Optimizer from "../Optimizer.js"
 import * as Codec from "./Codec.js"
-import * as DenseNet from "./DenseNet.js"
 import * as Random from "./Random.js"
+import * as WasmDenseNet from "./WasmDenseNet.js"
 
 export const opt = <S extends Schema.Schema.Any>(schema: S, value: Schema.Schema.Type<S>) =>
   Schema.optionalWith(schema, { default: () => value, exact: true })
@@ -46,11 +46,11 @@ export const Layer = Schema.Struct({
 export const Layers = Schema.Array(Layer)
 
 /** Fresh layers for `dim` inputs and `numClasses` outputs. */
-export const init = (dim: number, numClasses: number, params: Params, seed: number): ReadonlyArray<DenseNet.Layer> =>
-  DenseNet.init(params.hidden > 0 ? [dim, params.hidden, numClasses] : [dim, numClasses], Random.make(Random.derive(seed, 4)))
+export const init = (dim: number, numClasses: number, params: Params, seed: number): ReadonlyArray<WasmDenseNet.Layer> =>
+  WasmDenseNet.init(params.hidden > 0 ? [dim, params.hidden, numClasses] : [dim, numClasses], Random.make(Random.derive(seed, 4)))
 
 /** The input width and class count of consistent layers, or what is wrong with them. */
-export const shape = (layers: ReadonlyArray<DenseNet.Layer>): { readonly numClasses: number; readonly dim: number } | string => {
+export const shape = (layers: ReadonlyArray<WasmDenseNet.Layer>): { readonly numClasses: number; readonly dim: number } | string => {
   if (layers.length === 0) return "no layers"
   for (let l = 0; l < layers.length; l++) {
     const { inputs, outputs, weights, bias } = layers[l]!

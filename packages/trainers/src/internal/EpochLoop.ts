@@ -1,5 +1,5 @@
 /**
- * The epoch loop manual mode shares between its engines (a plain-TypeScript head on frozen embeddings, or tfjs
+ * The epoch loop manual mode shares between its engines (a `WasmDenseNet` head on frozen embeddings, or tfjs
  * layers for partial fine-tuning), in the shape of the PyTorch notebook: per epoch, set the scheduled rate, shuffle,
  * take one augmented view of every image, step through mini-batches (the last one may be short), then evaluate on
  * the validation set and keep the weights of the best epoch (highest validation accuracy, then lowest validation

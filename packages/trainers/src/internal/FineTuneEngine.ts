@@ -4,28 +4,31 @@
  */
 import type { Matrix, TrainableTail } from "@loupe/core"
 import { Effect } from "effect"
-import * as Optimizer from "../Optimizer.js"
 import { TrainerError } from "../TrainerError.js"
 import * as DenseHead from "./DenseHead.js"
-import * as DenseNet from "./DenseNet.js"
 import type * as EpochLoop from "./EpochLoop.js"
 import * as Random from "./Random.js"
+import * as WasmDenseNet from "./WasmDenseNet.js"
+import * as WasmOptimizer from "./WasmOptimizer.js"
 
 /** Class probabilities of trunk embeddings `x` through the tail and the head layers. */
-export const predictWith = (tail: TrainableTail.Tail, head: ReadonlyArray<DenseNet.Layer>, x: Matrix.Matrix): Matrix.Matrix =>
-  DenseNet.predictProba(head, tail.features(x))
+export const predictWith = (
+  tail: TrainableTail.Tail,
+  head: ReadonlyArray<WasmDenseNet.LayerValues>,
+  x: Matrix.Matrix
+): Matrix.Matrix => WasmDenseNet.predictProba(head, tail.features(x))
 
 /**
  * The weights of one epoch: the tail's trainable tensors (in `tail.trainableWeights` order) and the head layers.
  */
 export interface Snapshot {
   readonly tail: ReadonlyArray<Float32Array>
-  readonly head: ReadonlyArray<DenseNet.Layer>
+  readonly head: ReadonlyArray<WasmDenseNet.Layer>
 }
 
 /**
- * The epoch loop's engine: tail + head trained with the tail's gradients and `Optimizer` updates, the tail starting
- * from its pretrained weights.
+ * The epoch loop's engine: tail + head trained with the tail's gradients and `Optimizer`'s rules in WebAssembly
+ * (`WasmOptimizer`, float32 master weights), the tail starting from its pretrained weights.
  */
 export const engine = (
   tail: TrainableTail.Tail,
@@ -35,14 +38,18 @@ export const engine = (
   Effect.try({
     try: () => {
       tail.write(tail.pretrained)
-      const head = DenseHead.init(tail.featureDim, numClasses, params, params.seed)
-      const tailMaster = tail.pretrained.map((p) => Float64Array.from(p))
-      // The head layers' arrays are their master weights: the optimiser updates them in place.
-      const master = [...tailMaster, ...DenseNet.parameters(head)]
-      const grads = master.map((p) => new Float64Array(p.length))
-      const stepper = Optimizer.make(params.optimizer, master.map((p) => p.length))
+      const initial = DenseHead.init(tail.featureDim, numClasses, params, params.seed)
+      // The master weights, tail tensors then each head layer's weights and bias, live in the optimiser's memory.
+      const start = [...tail.pretrained, ...initial.flatMap((l) => [l.weights, l.bias])]
+      const master = WasmOptimizer.make(params.optimizer, start.map((p) => p.length))
+      start.forEach((p, k) => master.values[k]!.set(p))
+      const tailMaster = master.values.slice(0, tail.pretrained.length)
+      const head = initial.map(({ inputs, outputs }, l) => {
+        const k = tail.pretrained.length + 2 * l
+        return { inputs, outputs, weights: master.values[k]!, bias: master.values[k + 1]! }
+      })
       const random = Random.make(Random.derive(params.seed, 5))
-      const hidden = head.length - 1
+      const hidden = initial.length - 1
 
       const step = (batch: EpochLoop.Batch, lr: number) => {
         let wSum = 0
@@ -57,8 +64,8 @@ export const engine = (
             dropoutSeeds: params.dropout > 0 ? Array.from({ length: hidden }, () => random.int(2 ** 31)) : []
           }
         )
-        result.gradients.forEach((g, k) => grads[k]!.set(g))
-        stepper.step(master, grads, lr, params.weightDecay)
+        result.gradients.forEach((g, k) => master.grads[k]!.set(g))
+        master.step(lr, params.weightDecay)
         tail.write(tailMaster)
         return { loss: result.loss, correct: result.correct }
       }
@@ -66,7 +73,10 @@ export const engine = (
       return {
         step,
         predictProba: (x) => predictWith(tail, head, x),
-        snapshot: () => ({ tail: tailMaster.map((p) => Float32Array.from(p)), head: DenseNet.copy(head) })
+        snapshot: () => ({
+          tail: tailMaster.map((p) => p.slice()),
+          head: head.map((l) => ({ ...l, weights: Float64Array.from(l.weights), bias: Float64Array.from(l.bias) }))
+        })
       } satisfies EpochLoop.Engine<Snapshot>
     },
     catch: (cause) =>

@@ -1,50 +1,121 @@
 /**
- * `DenseNet`'s network in float32 inside one WebAssembly instance (`WasmSimd`), for the MLP head, which takes many
- * steps over one fixed matrix: its rows are copied in once, and the weights, the gradient and Adam's moments live in
- * the instance's memory for the whole fit. Steps and predictions name rows by index, so no batch is ever copied.
+ * The dense network every trainable head uses, in float32 inside one WebAssembly instance (`WasmSimd`): linear layers
+ * with ReLU between them, inverted dropout on hidden activations while training, and a softmax cross-entropy loss with
+ * label smoothing and per-row weights. One layer is a linear layer (PyTorch's `nn.Linear` head); two are an MLP with
+ * one hidden layer. The weights, the gradient and the optimiser's moments live in the instance's memory for the whole
+ * fit, and input rows are copied in once (the MLP head's fixed matrix) or once a step (manual mode's fresh batches of
+ * augmented views, through `input`); steps and predictions name rows of the input by index.
  *
- * Same model and rules as `DenseNet.gradient` and `Optimizer`'s Adam: the dropout draws come in the same order from
- * the same generator, dropped units are never computed, and the backward pass skips zero deltas. The dense products,
- * ReLU and Adam run in the SIMD kernels; softmax, the loss and the bookkeeping in TypeScript on views of the memory.
- * Rows are stored padded with zeros to a multiple of 4 values (the kernels' contract); padded weights get zero
- * gradients, so they stay zero and never change a result.
+ * The dense products, ReLU, and the updates (`WasmOptimizer`: SGD, Adam, AdamW) run in the SIMD kernels; softmax, the
+ * loss and the bookkeeping in TypeScript on views of the memory. The dropout draws come first, so dropped units are
+ * never computed, and the backward pass skips zero deltas (dropped or inactive units). Rows are stored padded with
+ * zeros to a multiple of 4 values (the kernels' contract); padded weights get zero gradients, so they stay zero and
+ * never change a result.
  *
  * An instance belongs to one `make`: drop the `Net` and its memory goes with it.
  */
+import type { Matrix } from "@loupe/core"
 import type * as Optimizer from "../Optimizer.js"
-import * as DenseNet from "./DenseNet.js"
 import { softmaxInPlace } from "./Linalg.js"
+import type * as Random from "./Random.js"
+import * as WasmOptimizer from "./WasmOptimizer.js"
 import * as WasmSimd from "./WasmSimd.js"
 
-export interface Net {
-  /**
-   * Forward and backward over the rows `rows` (at most `batchSize`, each labelled `y[row]` with weight `w[row]`):
-   * keeps the gradient of their weighted mean loss and returns that loss.
-   */
-  readonly gradient: (
-    rows: Int32Array,
-    y: ArrayLike<number>,
-    w: ArrayLike<number>,
-    options: DenseNet.StepOptions
-  ) => number
-  /** One Adam step (L2 weight decay, as `torch.optim.Adam`) with the kept gradient. */
-  readonly update: (adam: typeof Optimizer.Adam.Type, lr: number, weightDecay: number) => void
-  /** `rows.length x numClasses` probabilities of the rows `rows` (no dropout), in Float64. */
-  readonly proba: (rows: Int32Array) => Float64Array
-  /** The current weights as `DenseNet` layers (exact copies of the float32 values). */
-  readonly layers: () => ReadonlyArray<DenseNet.Layer>
-  /** The kept gradient, shaped as layers. */
-  readonly gradients: () => ReadonlyArray<DenseNet.Layer>
+/** `outputs x inputs` weights (row-major, PyTorch's layout) and `outputs` biases: a head's state, exact in Float64. */
+export interface Layer {
+  readonly inputs: number
+  readonly outputs: number
+  readonly weights: Float64Array<ArrayBuffer>
+  readonly bias: Float64Array<ArrayBuffer>
 }
 
-const padded = (n: number) => Math.ceil(n / 4) * 4
+/** A layer's values as `make` and `forward` read them (they are rounded to float32). */
+export interface LayerValues {
+  readonly inputs: number
+  readonly outputs: number
+  readonly weights: Float64Array | Float32Array
+  readonly bias: Float64Array | Float32Array
+}
 
 /**
- * A network starting from `layers` (rounded to float32) over the rows of `x` (`rows x layers[0].inputs`, row-major),
- * taking at most `batchSize` rows a step.
+ * Layers of widths `dims[0] -> dims[1] -> ... -> dims[last]`, initialised as PyTorch's `nn.Linear`: weights and
+ * biases uniform in `[-1/sqrt(inputs), 1/sqrt(inputs)]`.
  */
-export const make = (initial: ReadonlyArray<DenseNet.Layer>, x: Float64Array, batchSize: number): Net => {
-  const shapes = initial.map(({ inputs, outputs }) => ({ inputs, outputs, width: padded(inputs) }))
+export const init = (dims: ReadonlyArray<number>, random: Random.Random): ReadonlyArray<Layer> =>
+  dims.slice(1).map((outputs, l) => {
+    const inputs = dims[l]!
+    const bound = 1 / Math.sqrt(inputs)
+    // A plain loop: `Float64Array.from({ length }, f)` takes about 0.2 microseconds a value in V8.
+    const uniform = (length: number) => {
+      const values = new Float64Array(length)
+      for (let k = 0; k < length; k++) values[k] = (2 * random.next() - 1) * bound
+      return values
+    }
+    return { inputs, outputs, weights: uniform(outputs * inputs), bias: uniform(outputs) }
+  })
+
+/**
+ * The weighted softmax cross-entropy of the logits `p[base .. base + k)` against `label`, with label smoothing `e`
+ * (targets `(1 - e) * onehot + e / k`); the logits become the loss's gradient `weight * (softmax - target)` in place.
+ */
+const crossEntropy = (p: Float64Array, base: number, k: number, label: number, weight: number, e: number): number => {
+  const offValue = e / k
+  const onValue = 1 - e + offValue
+  const logits = p.slice(base, base + k)
+  const lse = softmaxInPlace(p, base, k)
+  let loss = 0
+  for (let c = 0; c < k; c++) {
+    const target = c === label ? onValue : offValue
+    loss -= weight * target * (logits[c]! - lse)
+    p[base + c] = weight * (p[base + c]! - target)
+  }
+  return loss
+}
+
+export interface StepOptions {
+  /** Label smoothing: targets are `(1 - e) * onehot + e / numClasses`. */
+  readonly labelSmoothing: number
+  /** Dropout probability on hidden activations. */
+  readonly dropout: number
+  readonly random: Random.Random
+}
+
+export interface StepResult {
+  /** The weighted mean loss of the batch. */
+  readonly loss: number
+  /** Rows whose largest logit is their label. */
+  readonly correct: number
+}
+
+export interface Net {
+  /** Copies `rows` rows (`layers[0].inputs` values each, row-major) of `x` into the input, from its row 0. */
+  readonly input: (x: Float32Array | Float64Array, rows: number) => void
+  /**
+   * Forward and backward over the input rows `rows` (at most `batchSize`, each labelled `y[row]` with weight
+   * `w[row]`): keeps the gradient of their weighted mean loss `sum_i w_i * CE_i / sum_i w_i`.
+   */
+  readonly gradient: (rows: Int32Array, y: ArrayLike<number>, w: ArrayLike<number>, options: StepOptions) => StepResult
+  /** One step of the optimiser `make` was given, with the kept gradient. */
+  readonly update: WasmOptimizer.Step
+  /** `rows.length x numClasses` probabilities of the input rows `rows` (no dropout), in Float64. */
+  readonly proba: (rows: Int32Array) => Float64Array
+  /** The current weights as layers (exact copies of the float32 values). */
+  readonly layers: () => ReadonlyArray<Layer>
+  /** The kept gradient, shaped as layers. */
+  readonly gradients: () => ReadonlyArray<Layer>
+}
+
+/**
+ * A network starting from `initial` (rounded to float32) with room for `capacity` input rows, taking at most
+ * `batchSize` rows a step and stepped by `optimizer`.
+ */
+export const make = (
+  initial: ReadonlyArray<LayerValues>,
+  capacity: number,
+  batchSize: number,
+  optimizer: Optimizer.Optimizer
+): Net => {
+  const shapes = initial.map(({ inputs, outputs }) => ({ inputs, outputs, width: WasmSimd.padded(inputs) }))
   const depth = shapes.length
   const { inputs: dim, width: dimWidth } = shapes[0]!
   const numClasses = shapes[depth - 1]!.outputs
@@ -54,13 +125,14 @@ export const make = (initial: ReadonlyArray<DenseNet.Layer>, x: Float64Array, ba
   const offsets = shapes.map(({ outputs, width }) => {
     const weights = size
     const bias = weights + outputs * width
-    size = bias + padded(outputs)
+    size = bias + WasmSimd.padded(outputs)
     return { weights, bias }
   })
 
   const plan = WasmSimd.layout()
-  const xBlock = plan.block((x.length / dim) * dimWidth)
-  const [paramsBlock, gradsBlock, firstBlock, secondBlock] = [0, 1, 2, 3].map(() => plan.block(size)) as Array<WasmSimd.Block>
+  const xBlock = plan.block(capacity * dimWidth)
+  const optimizerBlocks = WasmOptimizer.plan(plan, size)
+  const { grads: gradsBlock, params: paramsBlock } = optimizerBlocks
   // The input of each layer l > 0 (after ReLU and dropout) and the loss's gradient with respect to it, a batch each
   // (none for layer 0, whose input rows are in x).
   const hiddenBlocks = shapes.map(({ width }, l) => {
@@ -71,7 +143,7 @@ export const make = (initial: ReadonlyArray<DenseNet.Layer>, x: Float64Array, ba
   const [keptBlock, allBlock, offsetsBlock, coefficientsBlock] = [0, 1, 2, 3].map(() => plan.block(widest)) as Array<WasmSimd.Block>
 
   const simd = WasmSimd.instantiate(plan)
-  const { adam, addRows, affineAt, maskScale, reluAt } = simd.kernels
+  const { addRows, affineAt, maskScale, reluAt } = simd.kernels
   const params = simd.floats(paramsBlock)
   const grads = simd.floats(gradsBlock)
   const logits = simd.floats(logitsBlock)
@@ -80,7 +152,9 @@ export const make = (initial: ReadonlyArray<DenseNet.Layer>, x: Float64Array, ba
   const rowOffsets = simd.ints(offsetsBlock)
   const coefficients = simd.floats(coefficientsBlock)
   const xs = simd.floats(xBlock)
-  for (let r = 0; r * dim < x.length; r++) xs.set(x.subarray(r * dim, (r + 1) * dim), r * dimWidth)
+  const input: Net["input"] = (x, rows) => {
+    for (let r = 0; r < rows; r++) xs.set(x.subarray(r * dim, (r + 1) * dim), r * dimWidth)
+  }
   initial.forEach((layer, l) => {
     const { inputs, outputs, width } = shapes[l]!
     for (let j = 0; j < outputs; j++) params.set(layer.weights.subarray(j * inputs, (j + 1) * inputs), offsets[l]!.weights + j * width)
@@ -93,7 +167,7 @@ export const make = (initial: ReadonlyArray<DenseNet.Layer>, x: Float64Array, ba
   const inputOffset = (l: number, rows: Int32Array, i: number) => l === 0 ? rows[i]! * dimWidth : i * shapes[l]!.width
 
   /** Forward over the batch `rows`, keeping each hidden unit with probability `keep`: leaves the logits in `logits`. */
-  const forward = (rows: Int32Array, keep: number, random?: DenseNet.StepOptions["random"]): void => {
+  const forward = (rows: Int32Array, keep: number, random?: Random.Random): void => {
     const n = rows.length
     for (let l = 0; l < depth; l++) {
       const { outputs, width } = shapes[l]!
@@ -133,10 +207,16 @@ export const make = (initial: ReadonlyArray<DenseNet.Layer>, x: Float64Array, ba
     for (let i = 0; i < n; i++) weightSum += w[rows[i]!]!
     const norm = weightSum > 0 ? 1 / weightSum : 0
     let loss = 0
+    let correct = 0
     for (let i = 0; i < n; i++) {
       // The logits become dLoss/dLogits.
-      for (let c = 0; c < numClasses; c++) row[c] = logits[i * numClasses + c]!
-      loss += DenseNet.crossEntropy(row, 0, numClasses, y[rows[i]!]!, w[rows[i]!]! * norm, options.labelSmoothing)
+      let best = 0
+      for (let c = 0; c < numClasses; c++) {
+        row[c] = logits[i * numClasses + c]!
+        if (row[c]! > row[best]!) best = c
+      }
+      if (best === y[rows[i]!]) correct++
+      loss += crossEntropy(row, 0, numClasses, y[rows[i]!]!, w[rows[i]!]! * norm, options.labelSmoothing)
       logits.set(row, i * numClasses)
     }
     grads.fill(0)
@@ -178,16 +258,10 @@ export const make = (initial: ReadonlyArray<DenseNet.Layer>, x: Float64Array, ba
       delta = simd.floats(previous)
       deltaWidth = width
     }
-    return loss
+    return { loss, correct }
   }
 
-  let t = 0
-  const update: Net["update"] = ({ beta1, beta2, eps }, lr, weightDecay) => {
-    t++
-    const stepSize = lr / (1 - Math.pow(beta1, t))
-    const rootC2 = Math.sqrt(1 - Math.pow(beta2, t))
-    adam(paramsBlock.address, gradsBlock.address, firstBlock.address, secondBlock.address, size, beta1, 1 - beta1, beta2, 1 - beta2, weightDecay, stepSize, rootC2, eps)
-  }
+  const update = WasmOptimizer.stepper(optimizer, simd.kernels, optimizerBlocks)
 
   const proba = (rows: Int32Array): Float64Array => {
     const out = new Float64Array(rows.length * numClasses)
@@ -201,7 +275,7 @@ export const make = (initial: ReadonlyArray<DenseNet.Layer>, x: Float64Array, ba
   }
 
   /** The layers held in `values` (the parameters or the gradient), without padding. */
-  const read = (values: Float32Array): ReadonlyArray<DenseNet.Layer> =>
+  const read = (values: Float32Array): ReadonlyArray<Layer> =>
     shapes.map(({ inputs, outputs, width }, l) => {
       const { bias, weights } = offsets[l]!
       const layer = { inputs, outputs, weights: new Float64Array(outputs * inputs), bias: Float64Array.from(values.subarray(bias, bias + outputs)) }
@@ -209,24 +283,37 @@ export const make = (initial: ReadonlyArray<DenseNet.Layer>, x: Float64Array, ba
       return layer
     })
 
-  return { gradient, update, proba, layers: () => read(params), gradients: () => read(grads) }
+  return { input, gradient, update, proba, layers: () => read(params), gradients: () => read(grads) }
 }
 
-/** Rows per instance in `forward`, which bounds its memory (about 5 MiB for 1,280-d rows). */
+/** Rows per step in `forward`, which bounds its memory (about 5 MiB for 1,280-d rows). */
 const forwardChunk = 1024
 
+/** Never stepped: `forward`'s instances only predict. */
+const noOptimizer: Optimizer.Optimizer = { kind: "sgd", momentum: 0, nesterov: false }
+
 /**
- * `DenseNet.forward` in float32: the `rows x numClasses` probabilities (no dropout) of `rows` inputs, row-major, in
- * Float64, through one instance per `forwardChunk` rows.
+ * The `rows x numClasses` probabilities (no dropout) of `rows` inputs (`x`, row-major), in Float64, through one
+ * instance that takes `forwardChunk` rows at a time.
  */
-export const forward = (layers: ReadonlyArray<DenseNet.Layer>, x: Float64Array, rows: number): Float64Array => {
+export const forward = (layers: ReadonlyArray<LayerValues>, x: Float32Array | Float64Array, rows: number): Float64Array => {
   const dim = layers[0]!.inputs
   const numClasses = layers[layers.length - 1]!.outputs
+  const chunk = Math.max(1, Math.min(forwardChunk, rows))
+  const net = make(layers, chunk, 128, noOptimizer)
+  const all = Int32Array.from({ length: chunk }, (_, i) => i)
   const out = new Float64Array(rows * numClasses)
-  for (let start = 0; start < rows; start += forwardChunk) {
-    const n = Math.min(forwardChunk, rows - start)
-    const all = new Int32Array(n).map((_, i) => i)
-    out.set(make(layers, x.subarray(start * dim, (start + n) * dim), 128).proba(all), start * numClasses)
+  for (let start = 0; start < rows; start += chunk) {
+    const n = Math.min(chunk, rows - start)
+    net.input(x.subarray(start * dim, (start + n) * dim), n)
+    out.set(net.proba(all.subarray(0, n)), start * numClasses)
   }
   return out
 }
+
+/** `forward` on a matrix, as a matrix of probabilities. */
+export const predictProba = (layers: ReadonlyArray<LayerValues>, x: Matrix.Matrix): Matrix.Matrix => ({
+  rows: x.rows,
+  cols: layers[layers.length - 1]!.outputs,
+  data: Float32Array.from(forward(layers, x.data, x.rows))
+})

@@ -1,10 +1,10 @@
 /**
  * Float32 SIMD kernels for dense layers, in WebAssembly assembled at load time (`WasmEncoder`): the gathered affine
  * products of a forward pass (with ReLU and dropout's scale for hidden layers), the weighted row sums of a backward
- * pass, the delta's way back through ReLU and dropout, and Adam. They run in fixed-width 128-bit SIMD (`f32x4`), which
- * Node has had since 16.4; relaxed SIMD is not used, so every result is exact IEEE float32 arithmetic in a fixed
- * order, the same on every run. Measured here: 6-9 GMAC/s for the products (1,280-wide rows), against 1.2-1.5 for
- * the Float64 TypeScript loops; blocks of 8 rows, unrolling and a second accumulator per row measured slower (V8 runs
+ * pass, the delta's way back through ReLU and dropout, and the optimisers' updates (SGD with momentum, Adam, AdamW).
+ * They run in fixed-width 128-bit SIMD (`f32x4`), which Node has had since 16.4; relaxed SIMD is not used, so every
+ * result is exact IEEE float32 arithmetic in a fixed order, the same on every run. Measured here: 6-9 GMAC/s for the
+ * products (1,280-wide rows), against 1.2-1.5 for Float64 TypeScript loops; blocks of 8 rows, unrolling and a second accumulator per row measured slower (V8 runs
  * out of registers).
  *
  * Memory is planned first and allocated once: a `Layout` hands out 16-byte aligned blocks of 4-byte values, and
@@ -151,40 +151,77 @@ const maskScale = (() => {
 })()
 
 /**
- * `adam(p, g, m, v, n, beta1, 1 - beta1, beta2, 1 - beta2, l2, stepSize, rootC2, eps)` over `n` values (a multiple of
- * 4), `Optimizer`'s Adam (`torch.optim.Adam`): `g' = g + l2 * p`, the moments, then
- * `p -= stepSize * m / (sqrt(v) / rootC2 + eps)`. Zero padding stays zero.
+ * An optimiser kernel's body: each f32 parameter from `scalars` on splatted into a vector local (in order), then
+ * `body(element, splats)` for each vector of `n` values (a multiple of 4), where `element(base)` addresses the
+ * current one in the array at byte address `base`.
  */
-const adam = (() => {
-  const f = func(i32, i32, i32, i32, i32, f32, f32, f32, f32, f32, f32, f32, f32)
-  const [p, g, m, v, n, ...scalars] = f.params as [number, number, number, number, number, ...Array<number>]
+const overVectors = (
+  f: Builder,
+  n: number,
+  scalars: ReadonlyArray<number>,
+  body: (element: (base: number) => Code, splats: ReadonlyArray<number>) => ReadonlyArray<Code>
+): Code => {
   const splats = scalars.map(() => f.local(v128))
-  const [beta1, rest1, beta2, rest2, l2, stepSize, rootC2, eps] = splats as [number, number, number, number, number, number, number, number]
-  const [pk, gk, mk, vk] = range(4).map(() => f.local(v128)) as [number, number, number, number]
   const k = f.local(i32)
   const end = f.local(i32)
   const element = (base: number) => I32.add(get(base), get(k))
+  return [
+    ...scalars.flatMap((s, j) => set(splats[j]!, F32x4.splat(get(s)))),
+    ...set(end, I32.shl(get(n), I32.const(2))),
+    ...set(k, I32.const(0)),
+    ...whileLoop(I32.lt(get(k), get(end)), ...body(element, splats), set(k, plus(get(k), 16)))
+  ]
+}
+
+/**
+ * `adam(p, g, m, v, n, beta1, 1 - beta1, beta2, 1 - beta2, shrink, l2, stepSize, rootC2, eps)` over `n` values (a
+ * multiple of 4), `torch.optim.Adam` and `AdamW`: `p' = shrink * p` (AdamW's decoupled decay `1 - lr * weightDecay`;
+ * 1 for Adam), `g' = g + l2 * p'` (Adam's L2 decay; 0 for AdamW), the moments, then
+ * `p = p' - stepSize * m / (sqrt(v) / rootC2 + eps)`. Zero padding stays zero.
+ */
+const adam = (() => {
+  const f = func(i32, i32, i32, i32, i32, f32, f32, f32, f32, f32, f32, f32, f32, f32)
+  const [p, g, m, v, n, ...scalars] = f.params as [number, number, number, number, number, ...Array<number>]
+  const [pk, gk, mk, vk] = range(4).map(() => f.local(v128)) as [number, number, number, number]
   const { add, div, mul } = F32x4
-  return f.done(
-    "adam",
-    ...scalars.map((s, j) => set(splats[j]!, F32x4.splat(get(s)))),
-    set(end, I32.shl(get(n), I32.const(2))),
-    set(k, I32.const(0)),
-    whileLoop(
-      I32.lt(get(k), get(end)),
-      set(pk, V128.load(element(p))),
+  return f.done("adam", overVectors(f, n, scalars, (element, splats) => {
+    const [beta1, rest1, beta2, rest2, shrink, l2, stepSize, rootC2, eps] = splats as [number, number, number, number, number, number, number, number, number]
+    return [
+      set(pk, mul(get(shrink), V128.load(element(p)))),
       set(gk, add(V128.load(element(g)), mul(get(l2), get(pk)))),
       set(mk, add(mul(get(beta1), V128.load(element(m))), mul(get(rest1), get(gk)))),
       set(vk, add(mul(get(beta2), V128.load(element(v))), mul(get(rest2), mul(get(gk), get(gk))))),
       V128.store(element(m), get(mk)),
       V128.store(element(v), get(vk)),
-      V128.store(element(p), F32x4.sub(get(pk), div(mul(get(stepSize), get(mk)), add(div(F32x4.sqrt(get(vk)), get(rootC2)), get(eps))))),
-      set(k, plus(get(k), 16))
-    )
-  )
+      V128.store(element(p), F32x4.sub(get(pk), div(mul(get(stepSize), get(mk)), add(div(F32x4.sqrt(get(vk)), get(rootC2)), get(eps)))))
+    ]
+  }))
 })()
 
-const bytes = assemble([affine("affineAt", false), affine("reluAt", true), addRows, maskScale, adam])
+/**
+ * `sgd(p, g, b, n, carry, l2, lr, fresh, kept)` over `n` values (a multiple of 4), `torch.optim.SGD`:
+ * `g' = g + l2 * p`, the momentum buffer `b = carry * b + g'` (`carry` is the momentum, 0 on the first step and
+ * without momentum, so `b = g'` then), and `p -= lr * (fresh * g' + kept * b)`: `fresh = 0, kept = 1` for plain
+ * momentum, `fresh = 1, kept = momentum` for Nesterov's. Zero padding stays zero.
+ */
+const sgd = (() => {
+  const f = func(i32, i32, i32, i32, f32, f32, f32, f32, f32)
+  const [p, g, b, n, ...scalars] = f.params as [number, number, number, number, ...Array<number>]
+  const [pk, gk, bk] = range(3).map(() => f.local(v128)) as [number, number, number]
+  const { add, mul } = F32x4
+  return f.done("sgd", overVectors(f, n, scalars, (element, splats) => {
+    const [carry, l2, lr, fresh, kept] = splats as [number, number, number, number, number]
+    return [
+      set(pk, V128.load(element(p))),
+      set(gk, add(V128.load(element(g)), mul(get(l2), get(pk)))),
+      set(bk, add(mul(get(carry), V128.load(element(b))), get(gk))),
+      V128.store(element(b), get(bk)),
+      V128.store(element(p), F32x4.sub(get(pk), mul(get(lr), add(mul(get(fresh), get(gk)), mul(get(kept), get(bk))))))
+    ]
+  }))
+})()
+
+const bytes = assemble([affine("affineAt", false), affine("reluAt", true), addRows, maskScale, adam, sgd])
 
 // Every Node the project supports (>= 20.19, package.json's engines) has fixed-width SIMD: no fallback is needed.
 const compiled = new WebAssembly.Module(bytes)
@@ -204,12 +241,17 @@ export interface Kernels {
     restBeta1: number,
     beta2: number,
     restBeta2: number,
+    shrink: number,
     l2: number,
     stepSize: number,
     rootC2: number,
     eps: number
   ) => void
+  readonly sgd: (p: number, g: number, b: number, n: number, carry: number, l2: number, lr: number, fresh: number, kept: number) => void
 }
+
+/** `n` rounded up to a multiple of 4: a row's width in the kernels' contract. */
+export const padded = (n: number) => Math.ceil(n / 4) * 4
 
 /** `length` 4-byte values at byte `address` (a multiple of 16). */
 export interface Block {
