@@ -608,7 +608,8 @@ export interface OpenOptions extends FunctionsConfig {
  * ```
  *
  * Rejects with `FunctionsError`: `InvalidPlugin` (field `plugins` or the plugin's) when the plugins cannot be
- * registered, `StoreFailed` when the store cannot be opened. Call `close` when done.
+ * registered, `InvalidOptions` for a malformed `LOUPE_*` environment variable, `StoreFailed` when the store cannot be
+ * opened. Call `close` when done.
  *
  * @since 0.1.0
  * @category constructors

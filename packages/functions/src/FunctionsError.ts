@@ -49,7 +49,8 @@ export class FunctionsError extends Data.TaggedError("FunctionsError")<{
  * A malformed environment variable (`LoupeConfig.layerConfig`'s `ConfigError`) as an `InvalidOptions` error; the
  * message names the variable.
  *
- * @since 0.1.0
+ * @since 0.2.0
+ * @category errors
  */
 export const fromConfigError = (error: ConfigError.ConfigError): FunctionsError =>
   new FunctionsError({ reason: "InvalidOptions", message: `Invalid environment: ${String(error)}`, cause: error })
