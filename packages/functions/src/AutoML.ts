@@ -22,7 +22,15 @@ import type { Backbone, CoreError, Embedder as EmbedderTypes, LoupeConfig, Sampl
 import { Classification } from "@loupe/metrics"
 import { AugmentedProbe, CrossValidation, FineTune, MultiBackbone, Search, SearchSpace } from "@loupe/trainers"
 import { FunctionsError } from "./FunctionsError.js"
+import { combinedId, membersOf, trunkId } from "./internal/Candidates.js"
 
+/**
+ * What `fit` searches: the backbones, the heads and how they are cross-validated. Every field is optional; the
+ * defaults are noted on each (a `Preset` resolves to a full set with `Preset.fitOptions`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FitOptions {
   /** Backbone ids to consider; default: the registered backbones tagged `default`. */
   readonly backbones?: ReadonlyArray<string>
@@ -55,7 +63,7 @@ export interface FitOptions {
   /** With several backbones, also try the probability ensemble of each backbone's best head. Default false. */
   readonly ensembles?: boolean
   /**
-   * Search only this feature set among those embedded: one of `backbones`, or their concatenation's `combinedId`
+   * Search only this feature set among those embedded: one of `backbones`, or their concatenation, `a+b+...`
    * (a retrain that keeps the previous choice). Default: every backbone alone and, with several, concatenated.
    */
   readonly searchBackbone?: string
@@ -74,7 +82,11 @@ export interface FitOptions {
 
 /**
  * A backbone and a head with its parameters. An ensemble's head has kind `ensemble` and lists its members
- * (`{ backbone, kind, params }`) in `params.members`.
+ * (`{ backbone, kind, params }`) in `params.members`. `backbone` is a registered backbone id, several joined by
+ * `+` for their concatenated embeddings, or `<backbone>@<cut layer>` for a fine-tuned trunk.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface Candidate {
   readonly backbone: string
@@ -83,6 +95,13 @@ export interface Candidate {
   readonly augmentedViews?: number
 }
 
+/**
+ * One cross-validated candidate of the search, with its out-of-fold scores (accuracy, macro-F1 and log loss, on
+ * `rows` rows) and the milliseconds its cross-validation took.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LeaderboardRow {
   readonly candidate: Candidate
   /** The candidate in one line (`describeCandidate`). */
@@ -99,6 +118,14 @@ export interface LeaderboardRow {
   readonly fitMs: number
 }
 
+/**
+ * What `fit` returns: the fitted pipeline (refit on every usable image; save it with `Bundle`), its cross-validated
+ * evaluation, the selected candidate, the leaderboard, the out-of-fold probabilities, the images skipped and the
+ * time spent embedding and training, in milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FitResult {
   readonly fitted: Pipeline.FittedPipeline
   readonly cv: Classification.Evaluation & { readonly macroF1: number; readonly folds: number; readonly repeats: number }
@@ -124,14 +151,8 @@ const alignRows = (embeddings: EmbedderTypes.Embeddings, vectors: Matrix.Matrix,
   return Matrix.takeRows(vectors, keep.map((id) => rowOf.get(id)!))
 }
 
-/** The backbone id the search knows the concatenation of several backbones' embeddings by. */
-export const combinedId = (ids: ReadonlyArray<string>): string => ids.join("+")
-
-/** The member backbones of a (possibly combined) backbone id. */
-export const membersOf = (id: string): ReadonlyArray<string> => id.split("+")
-
 /** A backbone id without its runtime (`onnx:mobilenetv2-int8` is `mobilenetv2-int8`); a concatenation as `concat(a, b)`. */
-export const describeBackbone = (id: string): string => {
+const describeBackbone = (id: string): string => {
   const short = (member: string) => member.slice(member.indexOf(":") + 1)
   const members = membersOf(id)
   return members.length > 1 ? `concat(${members.map(short).join(", ")})` : short(id)
@@ -139,7 +160,10 @@ export const describeBackbone = (id: string): string => {
 
 /**
  * One line for a candidate: `concat(mobilenetv2-int8, mobilenetv2-0.35) + logistic-regression l2=100`, an ensemble
- * as its members, an augmented probe marked.
+ * as its members, an augmented probe marked (what `LeaderboardRow.description` holds).
+ *
+ * @since 0.1.0
+ * @category formatting
  */
 export const describeCandidate = (c: Candidate): string => {
   const members = c.head.params["members"] as ReadonlyArray<{ readonly backbone: string; readonly kind: string; readonly params: Record<string, unknown> }> | undefined
@@ -149,31 +173,6 @@ export const describeCandidate = (c: Candidate): string => {
   const params = Object.entries(c.head.params).map(([k, v]) => ` ${k}=${v}`).join("")
   return `${describeBackbone(c.backbone)} + ${c.head.kind}${params}${c.augmentedViews ? ` (augmented probe, ${c.augmentedViews} views)` : ""}`
 }
-
-const isValue = (u: unknown): u is SearchSpace.Value => typeof u === "string" || typeof u === "number" || typeof u === "boolean"
-
-/**
- * `options` narrowed to a previous choice: its backbones, its feature set, its head kind and its params, so a retrain
- * cross-validates and refits that one candidate. An ensemble keeps its members' searches (over their kinds), which it
- * is made of; a head whose params are not all plain values keeps its kind's grid.
- */
-export const narrowedTo = (options: FitOptions, candidate: Candidate): FitOptions => {
-  const members = candidate.head.params["members"] as ReadonlyArray<{ readonly kind: string }> | undefined
-  if (candidate.head.kind === MultiBackbone.ensembleKind && members !== undefined) {
-    return { ...options, backbones: membersOf(candidate.backbone), heads: [...new Set(members.map((m) => m.kind))] }
-  }
-  const params = Object.entries(candidate.head.params)
-  return {
-    ...options,
-    backbones: membersOf(candidate.backbone),
-    heads: [candidate.head.kind],
-    searchBackbone: candidate.backbone,
-    ...(params.every(([, v]) => isValue(v)) ? { headParams: Object.fromEntries(params) as Record<string, SearchSpace.Value> } : {})
-  }
-}
-
-/** The feature-set id of a backbone's trunk cut after layer `cut` (the `finetune` head's input). */
-export const trunkId = (backboneId: string, cut: string): string => `${backboneId}@${cut}`
 
 /**
  * The first of `backboneIds` that can be fine-tuned (one with a trainable tail and enough weight layers), cut for
@@ -251,6 +250,19 @@ const embedTrainingViews = (
     return out
   })
 
+/**
+ * Fit the best model for a labelled dataset (see the module's description): embeds every image with each backbone
+ * (through the `EmbeddingCache` when one is provided), runs the search and refits the winner on every image that
+ * every backbone could embed. Images that cannot be decoded are skipped and reported in `FitResult.skipped`.
+ *
+ * Fails with `FunctionsError` `NoBackbone` (none given and none tagged `default`), `InvalidOptions` (a
+ * `searchBackbone` or `heads` that leaves nothing to search, naming the field) or `TrainingFailed` (the search or the
+ * evaluation failed), and with `CoreError` when the dataset cannot be trained on (no images, an unlabelled image,
+ * fewer than two labels or a label with fewer than two images) or a backbone is not registered or does not load.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fit: (
   dataset: Dataset.Dataset,
   options?: FitOptions

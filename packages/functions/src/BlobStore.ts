@@ -17,6 +17,13 @@ import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
 import { plainBytes } from "./internal/Bytes.js"
 
+/**
+ * The operations of a blob store. Every operation fails with `FunctionsError`: `InvalidInput` (field `key`) for a
+ * malformed key, `NotFound` (naming the key in `file`) for a missing blob, `StoreFailed` for an I/O failure.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface BlobStoreShape {
   /** Store `bytes` under `key`, atomically: a reader sees the old value or the whole new one, never a torn file. */
   readonly put: (key: string, bytes: Uint8Array) => Effect.Effect<void, FunctionsError>
@@ -39,6 +46,13 @@ export interface BlobStoreShape {
   readonly localDirectory: (prefix: string) => Effect.Effect<string, FunctionsError>
 }
 
+/**
+ * The blob store service; `Functions`, `Retrainer` and `Server` read and write images and bundles through it.
+ * Provide it with `layerFileSystem` (or an implementation of your own).
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class BlobStore extends Context.Tag("@loupe/functions/BlobStore")<BlobStore, BlobStoreShape>() {}
 
 const storeFailed = (key: string, what: string) => (cause: PlatformError) =>
@@ -47,7 +61,7 @@ const storeFailed = (key: string, what: string) => (cause: PlatformError) =>
 const notFound = (key: string) => new FunctionsError({ reason: "NotFound", file: key, message: `Blob store: no blob ${key}` })
 
 /** Check a key's shape; fails with `InvalidInput` naming it. */
-export const validateKey = (key: string): Effect.Effect<string, FunctionsError> => {
+const validateKey = (key: string): Effect.Effect<string, FunctionsError> => {
   const segments = key.split("/")
   return key.length > 0 && !key.startsWith("/") && segments.every((s) => s !== "" && s !== "." && s !== "..")
     ? Effect.succeed(key)
@@ -56,7 +70,14 @@ export const validateKey = (key: string): Effect.Effect<string, FunctionsError> 
 
 const tempSuffix = () => `.tmp-${process.pid}-${randomBytes(6).toString("hex")}`
 
-/** A blob store in the folder `root` (created when missing). */
+/**
+ * A blob store on the filesystem, in the folder `root` (created when missing; relative to the working directory).
+ * Writes go to a temporary file, are flushed to disk and renamed into place. Fails with `StoreFailed` when `root`
+ * cannot be created.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const makeFileSystem = (
   root: string
 ): Effect.Effect<BlobStoreShape, FunctionsError, FileSystem.FileSystem> =>
@@ -118,6 +139,11 @@ export const makeFileSystem = (
     return { put, get, has, remove, localFile, putDirectory, localDirectory } satisfies BlobStoreShape
   })
 
-/** The filesystem blob store as a layer. */
+/**
+ * The filesystem blob store (`makeFileSystem`) as a layer; it needs a `FileSystem` (`NodeContext.layer`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerFileSystem = (root: string): Layer.Layer<BlobStore, FunctionsError, FileSystem.FileSystem> =>
   Layer.effect(BlobStore, makeFileSystem(root))

@@ -31,11 +31,30 @@ import * as Retrainer from "./Retrainer.js"
 import { bundlesPrefix, imageKey, imagesPrefix, layerSqlite, Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
 
+/**
+ * An image as the function API takes it: a file path, its bytes (a Buffer is a Uint8Array), a `data:` URI, or an
+ * `http(s):` URL (fetched only with `allowUrlFetch`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ImageData = ImageInput.ImageData
 
-/** How image input is read (URL fetching, size cap). */
+/**
+ * How `readImage` reads image input: URL fetching (off by default), private addresses, the size cap in bytes
+ * (default 32 MiB) and the fetch timeout in milliseconds (default 10 s).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ReadOptions = ImageInput.ReadOptions
 
+/**
+ * Configuration of the function API: the retrainer's (debounce, shared backbones) and how image input is read.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FunctionsConfig extends Retrainer.RetrainerConfig {
   /** Fetch `http(s):` image URLs given as sample or invoke data. Default false (a service should not fetch URLs it is handed). */
   readonly allowUrlFetch?: boolean
@@ -49,6 +68,12 @@ export interface FunctionsConfig extends Retrainer.RetrainerConfig {
   readonly maxImageBytes?: number
 }
 
+/**
+ * A function: its id (`function_<hex>`), name, preset name and creation time (ISO 8601).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FunctionInfo {
   readonly id: string
   readonly name: string
@@ -56,6 +81,12 @@ export interface FunctionInfo {
   readonly createdAt: string
 }
 
+/**
+ * A label of a function, with how many annotated samples it has.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LabelStatus {
   readonly id: string
   readonly name: string
@@ -63,6 +94,13 @@ export interface LabelStatus {
   readonly sampleCount: number
 }
 
+/**
+ * What `get` and `awaitTrained` return: the function, its labels, its promoted model (with its cross-validated
+ * accuracy, 0 to 1) and its training state.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FunctionStatus extends FunctionInfo {
   readonly labels: ReadonlyArray<LabelStatus>
   /** The promoted model, or `null` before the first one. */
@@ -78,12 +116,25 @@ export interface FunctionStatus extends FunctionInfo {
   readonly trainError: string | null
 }
 
+/**
+ * A label to create, with an optional description and string metadata.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface NewLabel {
   readonly name: string
   readonly description?: string
   readonly metadata?: Readonly<Record<string, string>>
 }
 
+/**
+ * A sample to add: its image and, optionally, its annotation (a label name, created when missing) and an id of
+ * your own (`externalId`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SampleInput {
   readonly data: ImageData
   /** The annotation: a label name (created on demand). */
@@ -91,12 +142,24 @@ export interface SampleInput {
   readonly externalId?: string
 }
 
+/**
+ * One label's probability (0 to 1) in an invocation's answer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LabelConfidence {
   readonly labelName: string
   readonly labelId: string
   readonly confidence: number
 }
 
+/**
+ * Options of `invoke`: how many label confidences to return and which model version answers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface InvokeOptions {
   /** Return only the top `labelCount` label confidences. Default: all. */
   readonly labelCount?: number
@@ -104,6 +167,13 @@ export interface InvokeOptions {
   readonly modelId?: string
 }
 
+/**
+ * What `invoke` answers: the most likely label with its confidence (0 to 1), every (or the top `labelCount`)
+ * label's confidence, and the model version that answered.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface InvokeResult {
   readonly labelName: string
   readonly labelId: string
@@ -114,6 +184,13 @@ export interface InvokeResult {
   readonly modelId: string
 }
 
+/**
+ * What `metrics` returns: the promoted model's cross-validated metrics (`Retrainer.ModelMetrics`), its id and
+ * creation time, and whether it was trained on the current data.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FunctionMetrics extends Retrainer.ModelMetrics {
   readonly functionId: string
   readonly modelId: string
@@ -122,6 +199,14 @@ export interface FunctionMetrics extends Retrainer.ModelMetrics {
   readonly upToDate: boolean
 }
 
+/**
+ * The operations of the function API. Every one fails with `FunctionsError`: `NotFound` for an unknown function,
+ * label, sample or model version, `InvalidInput` / `InvalidImage` naming the field at fault, `NotTrained` from
+ * `invoke` and `metrics` before the first model, `StoreFailed` when the store or blob store fails.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FunctionsShape {
   /** Create a function; `preset` (default `balanced`) and `overrides` are validated now (unknown keys fail). */
   readonly create: (
@@ -171,6 +256,12 @@ export interface FunctionsShape {
   readonly awaitTrained: (functionId: string) => Effect.Effect<FunctionStatus, FunctionsError>
 }
 
+/**
+ * The function API service. Provide it with `layer` or `layerDirectory`; from plain JavaScript, use `open`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class Functions extends Context.Tag("@loupe/functions/Functions")<Functions, FunctionsShape>() {}
 
 const invalidInput = (field: string, message: string) => new FunctionsError({ reason: "InvalidInput", field, message })
@@ -192,6 +283,13 @@ const toInfo = (fn: StoreTypes.FunctionRecord): FunctionInfo => ({
 
 const cvAccuracy = (metrics: unknown): number => (metrics as Retrainer.ModelMetrics).cv.accuracy
 
+/**
+ * Build the function API over the store, blob store and retrainer in context. Never fails itself; its operations
+ * fail as `FunctionsShape` says.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = (
   config: FunctionsConfig = {}
 ): Effect.Effect<FunctionsShape, never, Store | BlobStore | Retrainer.Retrainer | FileSystem.FileSystem> =>
@@ -407,7 +505,10 @@ export const make = (
 
 /**
  * The function API over a provided store, blob store, registry, config and embedding cache (the retrainer is built
- * in).
+ * in, and provided too). Fails with `FunctionsError` when the retrainer cannot start.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layer = (
   config: FunctionsConfig = {}
@@ -418,8 +519,12 @@ export const layer = (
 > => Layer.effect(Functions, make(config)).pipe(Layer.provideMerge(Retrainer.layer(config)))
 
 /**
- * Everything in one folder: the SQLite store (`<dir>/loupe.db`) and the blob store (`<dir>/blobs`). Needs the
- * registry, config and an embedding cache (e.g. `DiskEmbeddingCache.layer()`).
+ * Everything in one folder: the SQLite store (`<dir>/loupe.db`) and the blob store (`<dir>/blobs`), both created
+ * when missing. Needs the registry, config and an embedding cache (e.g. `DiskEmbeddingCache.layer()`). Fails with
+ * `FunctionsError` `StoreFailed` when the folder or the database cannot be opened or migrated.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerDirectory = (
   dir: string,
@@ -430,7 +535,14 @@ export const layerDirectory = (
   Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
 > => layer(config).pipe(Layer.provideMerge(Layer.mergeAll(layerSqlite(dir), layerFileSystem(path.join(dir, "blobs")))))
 
-/** Read an image input as the function API does (a path, bytes, a data URI or a URL), checking that it decodes. */
+/**
+ * Read an image input as the function API does (a path, bytes, a data URI or a URL), checking that it decodes.
+ * Fails with `FunctionsError` `InvalidImage` naming `field` when it cannot be read, is empty, is over the size cap
+ * or does not decode, or is a URL while fetching is off.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const readImage = (
   data: unknown,
   field: string,
@@ -441,7 +553,13 @@ export const readImage = (
 // ---------------------------------------------------------------------------------------------------------------
 // Promises
 
-/** The function API with Promises instead of Effects: each method resolves with its result or rejects with the `FunctionsError`. */
+/**
+ * The function API with Promises instead of Effects (what `open` returns): each method resolves with its result or
+ * rejects with the `FunctionsError`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Client =
   & {
     readonly [K in keyof FunctionsShape]: FunctionsShape[K] extends (...args: infer Args) => Effect.Effect<infer A, any>
@@ -454,6 +572,13 @@ export type Client =
     readonly close: () => Promise<void>
   }
 
+/**
+ * Options of `open`: the store folder, where models and the embedding cache are, the plugins to register (new in
+ * 0.2.0: nothing is registered otherwise), and the `FunctionsConfig`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface OpenOptions extends FunctionsConfig {
   /** The store folder. */
   readonly store: string
@@ -464,6 +589,8 @@ export interface OpenOptions extends FunctionsConfig {
   /**
    * The backbones and heads to train and load models with: `Plugins.builtins` from `@loupe/cli`, plus your own.
    * Nothing is registered unless it is passed here.
+   *
+   * @since 0.2.0
    */
   readonly plugins: Registry.Plugins
 }
@@ -479,6 +606,13 @@ export interface OpenOptions extends FunctionsConfig {
  * const { labelName } = await loupe.invoke(fn.id, "some.jpg")
  * await loupe.close()
  * ```
+ *
+ * Rejects with `FunctionsError`: `InvalidPlugin` (field `plugins` or the plugin's) when the plugins cannot be
+ * registered, `InvalidOptions` for a malformed `LOUPE_*` environment variable, `StoreFailed` when the store cannot be
+ * opened. Call `close` when done.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const open = async (options: OpenOptions): Promise<Client> => {
   const { cacheDir, modelsDir, plugins, store: dir, ...config } = options

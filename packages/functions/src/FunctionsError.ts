@@ -1,11 +1,18 @@
 /**
- * The one error type of `@loupe/functions`.
+ * The one error type of `@loupe/functions` (named `AutomlError` before 0.2.0).
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 import { Data } from "effect"
 import type { ConfigError } from "effect"
 
+/**
+ * Why a `FunctionsError` was raised; callers branch on it, and `Server` maps it to the HTTP status it answers with
+ * (`NotFound` to 404, `InvalidInput` and `InvalidOptions` to 400, ...).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
 export type FunctionsErrorReason =
   | "InvalidPlugin"
   | "InvalidOptions"
@@ -22,6 +29,14 @@ export type FunctionsErrorReason =
   /** The store or blob store failed (I/O, SQL). */
   | "StoreFailed"
 
+/**
+ * The error every operation of `@loupe/functions` fails with (besides `@loupe/core`'s `CoreError` where core does the
+ * work): a `reason`, a message for people, and the `file` or `field` at fault when there is one. Renamed from
+ * `AutomlError` in 0.2.0.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
 export class FunctionsError extends Data.TaggedError("FunctionsError")<{
   readonly reason: FunctionsErrorReason
   readonly message: string
@@ -34,7 +49,8 @@ export class FunctionsError extends Data.TaggedError("FunctionsError")<{
  * A malformed environment variable (`LoupeConfig.layerConfig`'s `ConfigError`) as an `InvalidOptions` error; the
  * message names the variable.
  *
- * @since 0.1.0
+ * @since 0.2.0
+ * @category errors
  */
 export const fromConfigError = (error: ConfigError.ConfigError): FunctionsError =>
   new FunctionsError({ reason: "InvalidOptions", message: `Invalid environment: ${String(error)}`, cause: error })

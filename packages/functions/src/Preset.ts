@@ -17,29 +17,48 @@ import { FunctionsError } from "./FunctionsError.js"
 const PositiveInt = Schema.Int.pipe(Schema.positive())
 
 /** How backbones are chosen: every registered backbone carrying all `tags`, in registration order, at most `max`. */
-export const BackboneSelection = Schema.Struct({
+const BackboneSelection = Schema.Struct({
   tags: Schema.Array(Schema.String),
   max: Schema.optional(PositiveInt),
   /** Explicit backbone ids; when given, they replace the tag selection (a user override, never in a preset). */
   ids: Schema.optional(Schema.Array(Schema.String))
 })
 
-/** Partial fine-tuning as a search candidate (`AutoML.FitOptions.fineTune`). */
+/**
+ * Partial fine-tuning as a search candidate (`AutoML.FitOptions.fineTune`): the schema of `Settings.fineTune`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const FineTuneRecipe = Schema.Struct({
   /** Weight layers trained, counted from the end of the backbone (`FineTune.prepare`). */
   trainableLayers: PositiveInt,
   /** Epochs per fit; each epoch trains on one view (the image or its mirror image) of every image. */
   epochs: PositiveInt
 })
+/**
+ * A fine-tuning recipe: weight layers trained (counted from the end of the backbone) and epochs per fit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type FineTuneRecipe = typeof FineTuneRecipe.Type
 
 /**
  * What `fineTune: true` turns on: the last weight layer (MobileNetV2's 1 x 1 convolution to 1280 channels) for 2
- * epochs, measured on 200 photos at about 2.5 minutes of 10-fold cross-validation on 2 cores.
+ * epochs, measured on 200 photos at about 2.5 minutes of 10-fold cross-validation on 2 cores. The `best` preset uses it.
+ *
+ * @since 0.1.0
+ * @category presets
  */
 export const fineTuneRecipe: FineTuneRecipe = { trainableLayers: 1, epochs: 2 }
 
-/** Every setting, all present: what `defaults` holds and `resolve` returns. */
+/**
+ * The schema of every setting, all present: what `defaults` holds and `resolve` returns.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Settings = Schema.Struct({
   backbones: BackboneSelection,
   /**
@@ -70,9 +89,21 @@ export const Settings = Schema.Struct({
   fineTune: Schema.Union(Schema.Literal(false), FineTuneRecipe),
   seed: Schema.Int
 })
+/**
+ * Every setting, all present (see the `Settings` schema for each field's meaning).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Settings = typeof Settings.Type
 
-/** Any subset of the settings; `backbones` may itself be partial. Unknown keys are errors. */
+/**
+ * The schema of user overrides: any subset of the settings; `backbones` and `fineTune` may themselves be partial.
+ * `resolve` decodes with it and rejects unknown keys.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Overrides = Schema.Struct({
   backbones: Schema.optional(Schema.partialWith(BackboneSelection, { exact: true })),
   heads: Schema.optional(Settings.fields.heads),
@@ -91,8 +122,20 @@ export const Overrides = Schema.Struct({
   fineTune: Schema.optional(Schema.Union(Schema.partialWith(FineTuneRecipe, { exact: true }), Schema.Boolean)),
   seed: Schema.optional(Settings.fields.seed)
 })
+/**
+ * Any subset of the settings, as a preset or a user sets them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Overrides = typeof Overrides.Type
 
+/**
+ * A named, versioned set of overrides over `defaults`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Preset {
   readonly name: string
   /** Bumped whenever the preset's settings change; recorded with every model trained from it. */
@@ -101,7 +144,13 @@ export interface Preset {
   readonly settings: Overrides
 }
 
-/** The base every preset starts from. */
+/**
+ * The base every preset starts from: offline backbones, every head, 5 folds, successive halving with a budget of
+ * 2,000,000 rows scored, no mirror images, augmented views, ensembles or fine-tuning, seed 0.
+ *
+ * @since 0.1.0
+ * @category presets
+ */
 export const defaults: Settings = {
   backbones: { tags: ["offline"] },
   heads: "all",
@@ -115,6 +164,13 @@ export const defaults: Settings = {
   seed: 0
 }
 
+/**
+ * One fast offline backbone and the linear heads (logistic regression, linear SVM), budget 500,000 rows scored:
+ * trains in seconds.
+ *
+ * @since 0.1.0
+ * @category presets
+ */
 export const fast: Preset = {
   name: "fast",
   version: 3,
@@ -126,6 +182,12 @@ export const fast: Preset = {
   }
 }
 
+/**
+ * Every offline backbone, alone and concatenated, every head, and mirror images. The default (`defaultPreset`).
+ *
+ * @since 0.1.0
+ * @category presets
+ */
 export const balanced: Preset = {
   name: "balanced",
   version: 3,
@@ -137,6 +199,13 @@ export const balanced: Preset = {
   }
 }
 
+/**
+ * `balanced` plus augmented probes (4 views per image), probability ensembles and partial fine-tuning
+ * (`fineTuneRecipe`), with 10-fold cross-validation and a budget of 10,000,000 rows scored.
+ *
+ * @since 0.1.0
+ * @category presets
+ */
 export const best: Preset = {
   name: "best",
   version: 5,
@@ -154,13 +223,29 @@ export const best: Preset = {
   }
 }
 
-/** The built-in presets, by name. */
+/**
+ * The built-in presets: `fast`, `balanced`, `best`.
+ *
+ * @since 0.1.0
+ * @category presets
+ */
 export const presets: ReadonlyArray<Preset> = [fast, balanced, best]
 
-/** The preset functions and `loupe train` use when none is named. */
+/**
+ * The name of the preset functions and `loupe train` use when none is named: `"balanced"`.
+ *
+ * @since 0.1.0
+ * @category presets
+ */
 export const defaultPreset = "balanced"
 
-/** Find a preset by name; an unknown name is an `InvalidOptions` error listing the known ones. */
+/**
+ * Find a preset by name among `available` (default: the built-in `presets`). An unknown name fails with
+ * `FunctionsError` `InvalidOptions` (field `preset`) listing the known ones.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const named = (name: string, available: ReadonlyArray<Preset> = presets): Effect.Effect<Preset, FunctionsError> => {
   const preset = available.find((p) => p.name === name)
   return preset
@@ -181,7 +266,7 @@ const firstPath = (error: ParseResult.ParseError): string => {
 }
 
 /** Validate user overrides; an unknown or ill-typed key fails with `InvalidOptions` naming it. */
-export const decodeOverrides = (overrides: unknown): Effect.Effect<Overrides, FunctionsError> =>
+const decodeOverrides = (overrides: unknown): Effect.Effect<Overrides, FunctionsError> =>
   Schema.decodeUnknown(Overrides, { onExcessProperty: "error", errors: "all" })(overrides ?? {}).pipe(
     Effect.mapError((error) => {
       const field = firstPath(error)
@@ -209,6 +294,13 @@ const merge = (base: Settings, layer: Overrides): Settings => ({
   seed: layer.seed ?? base.seed
 })
 
+/**
+ * A preset resolved with the user's overrides: which preset (name and version, recorded with every model trained
+ * from it), the settings, and which keys the overrides set.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Resolved {
   readonly preset: { readonly name: string; readonly version: number }
   readonly settings: Settings
@@ -218,7 +310,15 @@ export interface Resolved {
   readonly deprecated: ReadonlyArray<string>
 }
 
-/** Defaults, then the preset, then the overrides (validated). */
+/**
+ * Resolve the preset `name` with user `overrides` (an unknown value, e.g. parsed JSON): `defaults`, then the preset,
+ * then the overrides, later ones winning and nested objects merged key by key. Fails with `FunctionsError`
+ * `InvalidOptions` for an unknown preset (field `preset`) or an unknown or ill-typed override (the field names its
+ * path, e.g. `backbones.tagz`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const resolve = (name: string, overrides: unknown = {}): Effect.Effect<Resolved, FunctionsError> =>
   Effect.gen(function*() {
     const preset = yield* named(name)
@@ -232,7 +332,7 @@ export const resolve = (name: string, overrides: unknown = {}): Effect.Effect<Re
   })
 
 /** The backbone ids a settings' selection picks from the registry; none is a `NoBackbone` error. */
-export const selectBackbones = (settings: Settings): Effect.Effect<ReadonlyArray<string>, FunctionsError, Registry.Registry> =>
+const selectBackbones = (settings: Settings): Effect.Effect<ReadonlyArray<string>, FunctionsError, Registry.Registry> =>
   Effect.gen(function*() {
     const registry = yield* Registry.Registry
     const { ids, max, tags } = settings.backbones
@@ -259,7 +359,7 @@ export const selectBackbones = (settings: Settings): Effect.Effect<ReadonlyArray
  * named must be registered (else `InvalidOptions` naming `heads`); kinds a preset names are kept when registered.
  * None left is an `InvalidOptions` error.
  */
-export const selectHeads = (
+const selectHeads = (
   resolved: Resolved
 ): Effect.Effect<ReadonlyArray<string> | undefined, FunctionsError, Registry.Registry> =>
   Effect.gen(function*() {
@@ -286,7 +386,15 @@ export const selectHeads = (
     return chosen
   })
 
-/** What `AutoML.fit` takes for a resolved preset. */
+/**
+ * What `AutoML.fit` takes for a resolved preset: the backbones and heads its settings select from the registry, and
+ * the rest of its settings. Logs a warning for deprecated overrides, which are ignored. Fails with `FunctionsError`
+ * `NoBackbone` (field `backbones.tags`) when no registered backbone has every tag, or `InvalidOptions` (field
+ * `backbones.ids` or `heads`) when a named backbone or head is not registered or none of a preset's heads is.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fitOptions = (resolved: Resolved): Effect.Effect<AutoML.FitOptions, FunctionsError, Registry.Registry> =>
   Effect.gen(function*() {
     const { settings } = resolved

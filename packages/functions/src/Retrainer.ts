@@ -37,12 +37,20 @@ import {
 import * as AutoML from "./AutoML.js"
 import { FunctionsError } from "./FunctionsError.js"
 import { BlobStore } from "./BlobStore.js"
+import * as Candidates from "./internal/Candidates.js"
 import * as Ids from "./internal/Ids.js"
 import * as SharedBackbones from "./internal/SharedBackbones.js"
 import * as Preset from "./Preset.js"
 import { bundlesPrefix, imageKey, Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
 
+/**
+ * When retrains run (debounce, longest wait, concurrency, resuming at start) and when a retrain searches the
+ * preset's whole space again. Every field is optional.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RetrainerConfig {
   /** Quiet time after the last change before a retrain starts. Default 500 ms. */
   readonly debounce?: Duration.DurationInput
@@ -55,22 +63,41 @@ export interface RetrainerConfig {
   /**
    * How much the annotated samples may grow (as a fraction) since the last full search before a retrain searches the
    * preset's whole space again. Until then a retrain cross-validates and refits only the promoted model's candidate:
-   * its feature set (a backbone or a concatenation), head kind and params (`AutoML.narrowedTo`), which keeps retrains
+   * its feature set (a backbone or a concatenation), head kind and params, which keeps retrains
    * cheap with multi-backbone presets; the next full search re-tunes the params. A change of labels or of the preset's
    * version always brings a full search. Default 0.25; 0 makes every retrain a full search.
    */
   readonly fullSearchGrowth?: number
 }
 
+/**
+ * Where a function's worker is: `idle`, `debouncing` (waiting for changes to settle) or `training`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Phase = "idle" | "debouncing" | "training"
 
+/**
+ * A function's training phase, and whether another run follows it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TrainingStatus {
   readonly phase: Phase
   /** A change arrived after the current phase began: another run follows. */
   readonly pending: boolean
 }
 
-/** Cross-validated facts about a model, stored with its version. */
+/**
+ * Cross-validated facts about a model, stored with its version (`ModelVersionRecord.metrics`): its preset, the
+ * out-of-fold accuracy, macro-F1 (0 to 1), log loss, confusion matrix and per-label scores, the selected candidate,
+ * the top of the leaderboard, the samples skipped and the time spent, in milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ModelMetrics {
   readonly preset: { readonly name: string; readonly version: number }
   readonly sampleCount: number
@@ -105,6 +132,13 @@ export interface ModelMetrics {
   readonly search: { readonly scope: "full" | "selected"; readonly fullSearchSamples: number }
 }
 
+/**
+ * A training event, as `subscribe` delivers them: a run `Started`, `Trained` (with its new version and duration in
+ * milliseconds) or `Failed` (with the error's message).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type RetrainEvent =
   | { readonly _tag: "Started"; readonly functionId: string; readonly revision: number; readonly samples: number }
   | {
@@ -116,11 +150,24 @@ export type RetrainEvent =
   }
   | { readonly _tag: "Failed"; readonly functionId: string; readonly revision: number; readonly error: string }
 
+/**
+ * A model version with its fitted pipeline loaded, ready to predict.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LoadedModel {
   readonly version: StoreTypes.ModelVersionRecord
   readonly fitted: Pipeline.FittedPipeline
 }
 
+/**
+ * The operations of the retrainer. `model` and `rollback` fail with `FunctionsError` (`NotFound` for an unknown
+ * version, `StoreFailed`, or the bundle's load failure).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RetrainerShape {
   /** Note a change to a function's training data: a retrain follows after the debounce. */
   readonly schedule: (functionId: string) => Effect.Effect<void>
@@ -137,6 +184,12 @@ export interface RetrainerShape {
   readonly forget: (functionId: string) => Effect.Effect<void>
 }
 
+/**
+ * The retrainer service; `Functions.layer` builds and provides it.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class Retrainer extends Context.Tag("@loupe/functions/Retrainer")<Retrainer, RetrainerShape>() {}
 
 interface Worker {
@@ -191,8 +244,13 @@ const toMetrics = (
 })
 
 /**
- * The retrainer. Needs the store, the blob store, the registry, config and an embedding cache; a `Progress` service
- * in the context receives training progress.
+ * The retrainer, scoped: closing the scope stops every worker. Needs the store, the blob store, the registry,
+ * config and an embedding cache; a `Progress` service in the context receives training progress. With
+ * `resumeOnStart` it schedules every function whose data changed since its last run; fails with `FunctionsError`
+ * `StoreFailed` when the store cannot list them.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const make = (
   config: RetrainerConfig = {}
@@ -287,7 +345,7 @@ export const make = (
       if (previous === undefined || metrics?.search === undefined || growth === 0) return undefined
       const selected = metrics.selected as AutoML.Candidate
       // Only a choice the full space can still make (backbones the preset selects today).
-      if (!AutoML.membersOf(selected.backbone).every((id) => full.backbones?.includes(id))) return undefined
+      if (!Candidates.membersOf(selected.backbone).every((id) => full.backbones?.includes(id))) return undefined
       const sameLabels = previous.labels.length === dataset.labels.length &&
         previous.labels.every((l, i) => l.name === dataset.labels[i])
       const samePreset = metrics.preset.name === resolved.preset.name && metrics.preset.version === resolved.preset.version
@@ -322,7 +380,7 @@ export const make = (
             const resolved = yield* Preset.resolve(fn.preset, fn.overrides)
             const full = yield* Preset.fitOptions(resolved)
             const narrowTo = narrowing(yield* store.promotedVersion(functionId), resolved, full, dataset)
-            const options = narrowTo ? AutoML.narrowedTo(full, narrowTo) : full
+            const options = narrowTo ? Candidates.narrowedTo(full, narrowTo) : full
             const search: ModelMetrics["search"] = narrowTo
               ? { scope: "selected", fullSearchSamples: narrowTo.fullSearchSamples }
               : { scope: "full", fullSearchSamples: samples.length }
@@ -486,6 +544,12 @@ export const make = (
     } satisfies RetrainerShape
   })
 
+/**
+ * The retrainer (`make`) as a scoped layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (
   config: RetrainerConfig = {}
 ): Layer.Layer<

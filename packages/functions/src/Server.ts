@@ -30,6 +30,9 @@ import { Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
 
 /**
+ * Options of `layer`: the store folder, the HTTP server's options (`@loupe/deploy`'s `Server.ServerOptions`: port,
+ * limits, ...) and the function API's `FunctionsConfig`.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -319,7 +322,8 @@ export const backend: Effect.Effect<
 
 /**
  * Serve the function store in `options.store` over HTTP. Needs the registry, config and embedding cache (the CLI's
- * environment).
+ * environment). Fails with `FunctionsError` `StoreFailed` when the store cannot be opened, and with `DeployError`
+ * when the API keys or the capture log cannot be read or the server cannot start.
  *
  * @since 0.1.0
  * @category layers

@@ -21,6 +21,12 @@ import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
 import * as SqlStore from "./internal/SqlStore.js"
 
+/**
+ * A stored function: its id, name, preset and overrides, creation time (ISO 8601), data revision and training state.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FunctionRecord {
   readonly id: string
   readonly name: string
@@ -37,6 +43,12 @@ export interface FunctionRecord {
   readonly trainError: string | null
 }
 
+/**
+ * A stored label of a function, with its optional description and string metadata.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LabelRecord {
   readonly id: string
   readonly functionId: string
@@ -46,11 +58,24 @@ export interface LabelRecord {
   readonly createdAt: string
 }
 
+/**
+ * A sample's label, by id and name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Annotation {
   readonly labelId: string
   readonly labelName: string
 }
 
+/**
+ * A stored sample: its image's content hash (the bytes are in the blob store), external id, annotation and times
+ * (ISO 8601).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SampleRecord {
   readonly id: string
   readonly functionId: string
@@ -62,11 +87,24 @@ export interface SampleRecord {
   readonly updatedAt: string
 }
 
+/**
+ * A label by id and name, as a model version lists its classes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LabelRef {
   readonly id: string
   readonly name: string
 }
 
+/**
+ * A stored model version: where its bundle is in the blob store, its classes, its training facts, the data revision
+ * it was trained on and whether it is the promoted one.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ModelVersionRecord {
   readonly id: string
   readonly functionId: string
@@ -74,7 +112,7 @@ export interface ModelVersionRecord {
   readonly bundle: string
   /** The model's classes, in its output order. */
   readonly labels: ReadonlyArray<LabelRef>
-  /** Training facts (see `Functions.Metrics`). */
+  /** Training facts (`Retrainer.ModelMetrics`). */
   readonly metrics: unknown
   /** The data revision it was trained on. */
   readonly revision: number
@@ -83,12 +121,25 @@ export interface ModelVersionRecord {
   readonly promoted: boolean
 }
 
+/**
+ * A label to create in the store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface NewLabel {
   readonly name: string
   readonly description?: string | undefined
   readonly metadata?: Readonly<Record<string, string>> | undefined
 }
 
+/**
+ * A sample to add to the store: the content hash of its image (already in the blob store), an optional external id
+ * and an optional label name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface NewSample {
   readonly contentHash: string
   readonly externalId?: string | undefined
@@ -96,22 +147,44 @@ export interface NewSample {
   readonly labelName?: string | undefined
 }
 
-/** An annotation given by label name or label id; `null` removes it. */
+/**
+ * An annotation given by label name or label id; `null` removes it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type AnnotationInput = { readonly labelName: string } | { readonly labelId: string } | null
 
+/**
+ * A sample `addSamples` added, or the existing one with the same content.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface AddedSample {
   readonly sample: SampleRecord
   /** `false` when a sample with the same content already existed (its id is returned). */
   readonly created: boolean
 }
 
+/**
+ * A label with its number of annotated samples.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LabelCount {
   readonly label: LabelRecord
   /** Annotated samples with this label. */
   readonly count: number
 }
 
-/** What a training run reads, in one consistent snapshot. */
+/**
+ * What a training run reads, in one consistent snapshot: the function, its labels and its annotated samples.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TrainingSnapshot {
   readonly function: FunctionRecord
   readonly labels: ReadonlyArray<LabelRecord>
@@ -119,6 +192,13 @@ export interface TrainingSnapshot {
   readonly samples: ReadonlyArray<SampleRecord & { readonly annotation: Annotation }>
 }
 
+/**
+ * A trained model version to record: its id, bundle prefix, classes, metrics, and the revision and sample count it
+ * was trained on.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface NewModelVersion {
   readonly functionId: string
   readonly id: string
@@ -129,6 +209,14 @@ export interface NewModelVersion {
   readonly sampleCount: number
 }
 
+/**
+ * The operations of the store. Every one fails with `FunctionsError`: `NotFound` (naming the field) for an unknown
+ * function, label, sample or version, `InvalidInput` for bad input (e.g. an unknown label id), `StoreFailed` when
+ * the database fails.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StoreShape {
   readonly createFunction: (input: {
     readonly name: string
@@ -186,26 +274,62 @@ export interface StoreShape {
   readonly getModelVersion: (functionId: string, versionId: string) => Effect.Effect<ModelVersionRecord, FunctionsError>
 }
 
+/**
+ * The store service. Provide it with `layerSqlite` (the embedded default) or `layer` over any `SqlClient`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class Store extends Context.Tag("@loupe/functions/Store")<Store, StoreShape>() {}
 
-/** The blob-store key of a function's image with this content hash. */
+/**
+ * The blob-store key of a function's image with this content hash: `images/<functionId>/<contentHash>`.
+ *
+ * @since 0.1.0
+ * @category blob keys
+ */
 export const imageKey = (functionId: string, contentHash: string): string => `images/${functionId}/${contentHash}`
 
-/** The blob-store prefix of a function's images. */
+/**
+ * The blob-store prefix of a function's images: `images/<functionId>`.
+ *
+ * @since 0.1.0
+ * @category blob keys
+ */
 export const imagesPrefix = (functionId: string): string => `images/${functionId}`
 
-/** The blob-store prefix of a function's model bundles. */
+/**
+ * The blob-store prefix of a function's model bundles: `bundles/<functionId>` (each version in a folder under it).
+ *
+ * @since 0.1.0
+ * @category blob keys
+ */
 export const bundlesPrefix = (functionId: string): string => `bundles/${functionId}`
 
-/** The store over whatever `SqlClient` is provided; runs the migrations first. */
+/**
+ * The store over whatever `SqlClient` is provided; runs the migrations first, failing with `FunctionsError`
+ * `StoreFailed` when they fail.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient> = SqlStore.make
 
-/** The store over a provided `SqlClient` (any dialect `@effect/sql` supports). */
+/**
+ * The store (`make`) as a layer over a provided `SqlClient` (any dialect `@effect/sql` supports).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer: Layer.Layer<Store, FunctionsError, SqlClient.SqlClient> = Layer.effect(Store, make)
 
 /**
- * The embedded default: a SQLite database `loupe.db` in `dir` (created when missing), WAL mode, with a busy timeout
- * so concurrent writers from other processes wait for each other.
+ * The embedded default: a SQLite database `loupe.db` in `dir` (created when missing), WAL mode, with a 10 s busy
+ * timeout so concurrent writers from other processes wait for each other. Fails with `FunctionsError` `StoreFailed`
+ * (naming `dir`) when the folder cannot be created or the database opened, configured or migrated.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerSqlite = (dir: string): Layer.Layer<Store, FunctionsError, FileSystem.FileSystem> => {
   const createDir = Layer.effectDiscard(

@@ -11,6 +11,7 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { trunkId } from "../src/internal/Candidates.js"
 import { modelsDir, sharedDir } from "../../../test/fixtures/shared.mjs"
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-finetune-automl-"))
@@ -23,7 +24,7 @@ const environment = Layer.mergeAll(
 )
 
 const backbone = "tfjs:mobilenetv2-0.35"
-const trunk = AutoML.trunkId(backbone, "block_16_project_BN")
+const trunk = trunkId(backbone, "block_16_project_BN")
 
 /** The first `perClass` photos of each class of a split. */
 const firstOf = (dataset: Dataset.Dataset, perClass: number): ReadonlyArray<Sample.Sample> =>
