@@ -16,6 +16,9 @@ import * as path from "node:path"
 import { DeployError } from "./DeployError.js"
 
 /**
+ * One key as the key file stores it: its id (the 8 hex characters after `loupe_` in its token), a name for people,
+ * the sha256 of the whole token (never the token), when it was created and, once revoked, when (ISO 8601 times).
+ *
  * @since 0.1.0
  * @category models
  */
@@ -27,6 +30,12 @@ export const KeyRecord = Schema.Struct({
   createdAt: Schema.String,
   revokedAt: Schema.optional(Schema.String)
 })
+/**
+ * A key record, decoded.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type KeyRecord = typeof KeyRecord.Type
 
 const KeyFile = Schema.Struct({ version: Schema.Literal(1), keys: Schema.Array(KeyRecord) })
@@ -55,6 +64,9 @@ export interface CreatedKey extends KeyInfo {
 }
 
 /**
+ * The API key service over one key file: create, list, revoke and verify bearer tokens. Every change is written
+ * atomically (temp file, fsync, rename, mode 0600); a file changed by another process is re-read before use.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -69,6 +81,8 @@ export interface ApiKeysShape {
 }
 
 /**
+ * The API key service, as a context tag.
+ *
  * @since 0.1.0
  * @category tags
  */
@@ -223,6 +237,9 @@ export const make = (file: string): Effect.Effect<ApiKeysShape, DeployError, Fil
   })
 
 /**
+ * The API key service over the key file `file` (created on the first key). Fails with a `DeployError` naming the
+ * file when it exists but cannot be read or decoded.
+ *
  * @since 0.1.0
  * @category layers
  */

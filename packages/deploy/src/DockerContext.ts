@@ -31,6 +31,8 @@ import * as path from "node:path"
 import { DeployError } from "./DeployError.js"
 
 /**
+ * Options of `write`: the port the image listens on and the function id it serves the model as.
+ *
  * @since 0.1.0
  * @category models
  */

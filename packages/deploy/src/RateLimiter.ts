@@ -11,6 +11,8 @@ import { Clock, Effect } from "effect"
 import { DeployError } from "./DeployError.js"
 
 /**
+ * A token bucket's settings: `perSecond` tokens regained each second, at most `burst` held.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -22,6 +24,9 @@ export interface RateLimit {
 }
 
 /**
+ * The answer to one request: allowed, with the tokens left, or refused, with the milliseconds until a token is back
+ * (the server's `Retry-After`).
+ *
  * @since 0.1.0
  * @category models
  */
@@ -30,6 +35,8 @@ export type Decision =
   | { readonly allowed: false; readonly retryAfterMs: number }
 
 /**
+ * A rate limiter: one token bucket per key (an API key id, or an address).
+ *
  * @since 0.1.0
  * @category models
  */
