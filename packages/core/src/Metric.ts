@@ -5,6 +5,13 @@
  */
 import type { Matrix } from "./Matrix.js"
 
+/**
+ * A named metric: `compute` scores predictions, and `higherIsBetter` says which way is better (accuracy: true; log
+ * loss: false).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface MetricInput {
   readonly yTrue: Int32Array
   /** `n x numClasses` predicted probabilities. */
