@@ -6,8 +6,7 @@
 import type { Matrix } from "./Matrix.js"
 
 /**
- * A named metric: `compute` scores predictions, and `higherIsBetter` says which way is better (accuracy: true; log
- * loss: false).
+ * What a metric scores: the true class index per row (`0..numClasses-1`) and the predicted probabilities.
  *
  * @since 0.1.0
  * @category models
@@ -19,6 +18,13 @@ export interface MetricInput {
   readonly numClasses: number
 }
 
+/**
+ * A named metric: `compute` scores predictions, and `higherIsBetter` says which way is better (accuracy: true; log
+ * loss: false).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Metric {
   readonly name: string
   readonly higherIsBetter: boolean
