@@ -40,6 +40,9 @@ export interface Batch {
 }
 
 /**
+ * The training settings of one step: the class count, the label smoothing (0 for none), the dropout rate on the
+ * head's hidden layers (0 for none) and its seeds.
+ *
  * @since 0.2.0
  * @category models
  */
