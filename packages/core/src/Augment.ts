@@ -13,6 +13,13 @@ import * as Decode from "./internal/Decode.js"
 import * as Prng from "./Prng.js"
 import { decodeRgb, type PreprocessSpec } from "./Preprocess.js"
 
+/**
+ * Options of one augmentation: crop, flip and colour jitter. Every field is optional; `defaults` fills the rest, and
+ * `resolveOptions` checks the ranges.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface AugmentOptions {
   /**
    * Take a random crop of the decoded image (area fraction from `scale`, aspect ratio from `ratio`) and resize it to
@@ -34,6 +41,13 @@ export interface AugmentOptions {
   readonly saturation?: number
 }
 
+/**
+ * The default options: torchvision's `RandomResizedCrop` (area `[0.08, 1]`, ratio `[3/4, 4/3]`) and a flip with
+ * probability 0.5; colour jitter off.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const defaults: Required<AugmentOptions> = {
   randomResizedCrop: true,
   scale: [0.08, 1],
@@ -44,7 +58,12 @@ export const defaults: Required<AugmentOptions> = {
   saturation: 0
 }
 
-/** A crop rectangle in pixels of the decoded (oriented) image. */
+/**
+ * A crop rectangle in pixels of the decoded (oriented) image.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface CropBox {
   readonly left: number
   readonly top: number
@@ -52,9 +71,20 @@ export interface CropBox {
   readonly height: number
 }
 
+/**
+ * The colour property a jitter step changes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type JitterKind = "brightness" | "contrast" | "saturation"
 
-/** Everything random about one augmented view, drawn from its seed. */
+/**
+ * Everything random about one augmented view, drawn from its seed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Plan {
   /** `undefined` when `randomResizedCrop` is off. */
   readonly crop: CropBox | undefined
@@ -66,7 +96,12 @@ export interface Plan {
 const invalid = (field: string, message: string): CoreError =>
   new CoreError({ reason: "InvalidConfig", field: `augment.${field}`, message: `augment.${field}: ${message}` })
 
-/** Fill in defaults and check ranges; an out-of-range option fails with `InvalidConfig` naming it. */
+/**
+ * Fill in defaults and check ranges; an out-of-range option fails with `InvalidConfig` naming it.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const resolveOptions = (options: AugmentOptions = {}): Effect.Effect<Required<AugmentOptions>, CoreError> => {
   const o: Required<AugmentOptions> = { ...defaults, ...options }
   const [sLow, sHigh] = o.scale
@@ -117,6 +152,9 @@ const sampleCrop = (width: number, height: number, o: Required<AugmentOptions>, 
 /**
  * Draw the random choices for one view of a `width x height` image. Pure: the same arguments give the same plan.
  * `options` should come from `resolveOptions`.
+ *
+ * @since 0.1.0
+ * @category augmentation
  */
 export const plan = (width: number, height: number, options: Required<AugmentOptions>, seed: number): Plan => {
   const rng = Prng.make(seed)
@@ -128,7 +166,12 @@ export const plan = (width: number, height: number, options: Required<AugmentOpt
   return { crop, flip, jitter: rng.shuffle(jitter) }
 }
 
-/** Mirror packed RGB pixels left to right, in place. */
+/**
+ * Mirror packed RGB pixels left to right, in place.
+ *
+ * @since 0.1.0
+ * @category augmentation
+ */
 export const flipRgb = (rgb: Uint8Array, width: number): Uint8Array => {
   const height = rgb.length / (width * 3)
   for (let y = 0; y < height; y++) {
@@ -153,6 +196,9 @@ const grey = (r: number, g: number, b: number): number => 0.299 * r + 0.587 * g 
  * Apply colour jitter steps to packed RGB pixels, in place. Each step blends with a reference (black for
  * brightness, the mean grey for contrast, the pixel's own grey for saturation) and rounds back to 8 bits, as
  * torchvision does on uint8 images.
+ *
+ * @since 0.1.0
+ * @category augmentation
  */
 export const jitterRgb = (rgb: Uint8Array, steps: Plan["jitter"]): Uint8Array => {
   const out = new Uint8ClampedArray(rgb.buffer, rgb.byteOffset, rgb.byteLength)
@@ -186,6 +232,9 @@ const finish = (rgb: Uint8Array, size: number, view: Plan): Uint8Array => {
  * Augmented views of one image, one per seed, each `spec.size x spec.size x 3` 8-bit RGB. The image is decoded once
  * (EXIF orientation, colour conversion and alpha handled as in `Preprocess.decodeRgb`) and every view is cut from
  * that decode. `name` is used in error messages.
+ *
+ * @since 0.1.0
+ * @category augmentation
  */
 export const augmentViews = (
   bytes: Uint8Array,
@@ -211,7 +260,12 @@ export const augmentViews = (
       }))
   })
 
-/** One augmented view (see `augmentViews`). */
+/**
+ * One augmented view (see `augmentViews`).
+ *
+ * @since 0.1.0
+ * @category augmentation
+ */
 export const augmentRgb = (
   bytes: Uint8Array,
   spec: PreprocessSpec,
@@ -224,5 +278,8 @@ export const augmentRgb = (
 /**
  * Combine a base seed with integer keys (epoch, image index, view index, ...) into the seed of one view, so a run
  * is reproducible and every (epoch, image, view) gets its own augmentation.
+ *
+ * @since 0.1.0
+ * @category seeds
  */
 export const deriveSeed: (seed: number, ...keys: ReadonlyArray<number>) => number = Prng.deriveSeed

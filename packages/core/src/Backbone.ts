@@ -12,7 +12,12 @@ import type { PluginFailure } from "./CoreError.js"
 import type { PreprocessSpec } from "./Preprocess.js"
 import type { TrainableTail } from "./TrainableTail.js"
 
-/** Where a backbone's weights come from. */
+/**
+ * Where a backbone's weights come from.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type WeightsSource =
   /** A path relative to the models directory (`--models-dir` / `LOUPE_MODELS_DIR`). */
   | { readonly _tag: "ModelsDir"; readonly path: string; readonly sha256?: string }
@@ -23,6 +28,13 @@ export type WeightsSource =
   /** A URL, verified with sha256 after download; stored in the cache directory as `file`. */
   | { readonly _tag: "Url"; readonly url: string; readonly sha256: string; readonly file: string }
 
+/**
+ * What a backbone plugin says about itself, as data: its id, runtime, embedding size, preprocessing, tags, licence
+ * and where its weights come from.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface BackboneInfo {
   /** `runtime:name`, e.g. `onnx:mobilenetv2-int8`. */
   readonly id: string
@@ -36,7 +48,12 @@ export interface BackboneInfo {
   readonly weights: WeightsSource
 }
 
-/** A backbone ready to embed. Acquired in a Scope; its runtime session is released with the scope. */
+/**
+ * A backbone ready to embed. Acquired in a Scope; its runtime session is released with the scope.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LoadedBackbone {
   readonly info: BackboneInfo
   /** sha256 of the weights actually loaded; part of embedding-cache keys and bundle references. */
@@ -50,13 +67,25 @@ export interface LoadedBackbone {
   readonly embedBatch: (batch: Float32Array, count: number) => Effect.Effect<Float32Array, PluginFailure>
 }
 
+/**
+ * What a backbone plugin's `load` receives: the Loupe configuration (models and cache directories) and its decoded
+ * options.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LoadContext {
   readonly config: LoupeConfigShape
   /** Plugin options, already decoded with the plugin's `optionsSchema`. */
   readonly options: unknown
 }
 
-/** What a backbone plugin provides. Register it explicitly with `Registry.layer`. */
+/**
+ * What a backbone plugin provides. Register it explicitly with `Registry.layer`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface BackbonePlugin {
   readonly info: BackboneInfo
   /** Validates user options; unknown keys are errors. */
@@ -66,5 +95,10 @@ export interface BackbonePlugin {
   readonly trainableTail?: TrainableTail
 }
 
-/** The backbone in use, as a service. */
+/**
+ * The backbone in use, as a service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export class Backbone extends Context.Tag("@loupe/core/Backbone")<Backbone, LoadedBackbone>() {}

@@ -18,7 +18,19 @@ import type { LoadedBackbone } from "./Backbone.js"
 import type { FittedPipeline } from "./Pipeline.js"
 import { loadBackbone, Registry } from "./Registry.js"
 
+/**
+ * The `format` field every bundle manifest carries.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const FORMAT = "loupe-bundle"
+/**
+ * The manifest format version this release writes and reads; a manifest with another version fails to decode.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const FORMAT_VERSION = 1
 
 const PreprocessSchema = Schema.Struct({
@@ -39,6 +51,14 @@ const BackboneRef = Schema.Struct({
   options: Schema.Unknown
 })
 
+/**
+ * The schema of `manifest.json`: format and version, creation time (ISO 8601), labels in class-index order, the
+ * backbone reference (id, weights sha256, embedding size, preprocessing, plugin options), any further backbones, the
+ * head's kind and file, the `mirror` flag and free-form metadata.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Manifest = Schema.Struct({
   format: Schema.Literal(FORMAT),
   formatVersion: Schema.Literal(FORMAT_VERSION),
@@ -53,6 +73,12 @@ export const Manifest = Schema.Struct({
   /** Free-form training facts (CV metrics, test metrics, selected candidate, timings). */
   metadata: Schema.optional(Schema.Unknown)
 })
+/**
+ * A decoded bundle manifest (see the `Manifest` schema).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Manifest = typeof Manifest.Type
 
 const io = (file: string, what: string) => (cause: PlatformError.PlatformError) =>
@@ -63,6 +89,11 @@ const encoder = new TextEncoder()
 /**
  * Write `files` (name -> contents) as directory `dir`, atomically: into a sibling temp directory (each file synced to
  * disk), then renamed over the old one (which is removed after the swap).
+ *
+ * Fails with `CoreError` `Io` naming `dir`.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const writeDirectoryAtomic = (
   dir: string,
@@ -99,7 +130,15 @@ const refOf = (backbone: LoadedBackbone, options: unknown): typeof BackboneRef.T
   options
 })
 
-/** Save a fitted pipeline as a bundle directory. */
+/**
+ * Save a fitted pipeline as a bundle directory.
+ *
+ * Writes `manifest.json` and `head.json` atomically (see `writeDirectoryAtomic`); `metadata` goes into the manifest
+ * as is. Returns the manifest written; fails with `CoreError` `Io`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const save = (
   fitted: FittedPipeline,
   dir: string,
@@ -136,7 +175,15 @@ const readJson = (file: string): Effect.Effect<unknown, CoreError, FileSystem.Fi
     )
   )
 
-/** Read and validate a bundle's manifest. */
+/**
+ * Read and validate a bundle's manifest.
+ *
+ * Fails with `CoreError`: `Io` when it cannot be read, `InvalidBundle` naming the file when it is not JSON or not a
+ * Loupe manifest.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const readManifest = (dir: string): Effect.Effect<Manifest, CoreError, FileSystem.FileSystem> => {
   const file = path.join(dir, "manifest.json")
   return readJson(file).pipe(
@@ -152,6 +199,13 @@ export const readManifest = (dir: string): Effect.Effect<Manifest, CoreError, Fi
 /**
  * Load a bundle: its backbone from the registry (checking the weights are the ones it was trained with) and its
  * head. The backbone session lives as long as the scope.
+ *
+ * Fails with `CoreError`: `InvalidBundle` when the manifest or head is invalid, the weights found differ from those
+ * it was trained with (naming the `weightsHash` field) or the head's class count differs from the labels;
+ * `UnknownPlugin` when its backbone or head is not registered.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const load = (
   dir: string

@@ -5,6 +5,14 @@
  */
 import { Data } from "effect"
 
+/**
+ * What went wrong, for `CoreError`: an unreadable image, dataset, manifest or bundle, a bad configuration value, an
+ * unknown or duplicate plugin, a backbone or head that failed, a shape mismatch between a backbone and its batch, a
+ * cache failure, or a file-system error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type CoreErrorReason =
   | "InvalidImage"
   | "InvalidDataset"
@@ -19,6 +27,13 @@ export type CoreErrorReason =
   | "CacheFailed"
   | "Io"
 
+/**
+ * The error every `@loupe/core` operation fails with: `reason` says what went wrong, `message` says it for people,
+ * `file` or `field` names the offending input and `cause` keeps the underlying error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class CoreError extends Data.TaggedError("CoreError")<{
   readonly reason: CoreErrorReason
   readonly message: string
@@ -27,7 +42,12 @@ export class CoreError extends Data.TaggedError("CoreError")<{
   readonly cause?: unknown
 }> {}
 
-/** Any tagged, yieldable error a plugin may fail with. Plugins keep their own package's error type. */
+/**
+ * Any tagged, yieldable error a plugin may fail with. Plugins keep their own package's error type.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export interface PluginFailure {
   readonly _tag: string
   readonly message: string

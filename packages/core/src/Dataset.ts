@@ -17,12 +17,24 @@ import { CoreError } from "./CoreError.js"
 import * as Csv from "./internal/Csv.js"
 import type { ImageSource, Sample } from "./Sample.js"
 
-/** A file that was not made a sample, and why. */
+/**
+ * A file that was not made a sample, and why.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SkippedFile {
   readonly file: string
   readonly reason: string
 }
 
+/**
+ * A labelled (or partly unlabelled) set of images: its labels, its samples and the files passed over while building
+ * it. Build one with `fromFolder`, `fromSplitFolders`, `fromManifest`, `fromList` or `make`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Dataset {
   /** Sorted, distinct. Folder datasets include label folders that hold no images. */
   readonly labels: ReadonlyArray<string>
@@ -31,13 +43,25 @@ export interface Dataset {
   readonly skipped: ReadonlyArray<SkippedFile>
 }
 
-/** A training set and, when the folder has one, a test set. */
+/**
+ * A training set and, when the folder has one, a test set.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Split {
   readonly train: Dataset
   readonly test: Dataset | undefined
 }
 
-/** File extensions taken as images in folders (the formats sharp decodes here). */
+/**
+ * File extensions taken as images in folders (the formats sharp decodes here).
+ *
+ * Lower-case, with the dot.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const imageExtensions: ReadonlySet<string> = new Set([
   ".jpg",
   ".jpeg",
@@ -58,7 +82,12 @@ const undecodable: ReadonlySet<string> = new Set([".bmp", ".heic", ".heif", ".jx
 const isIgnored = (name: string): boolean =>
   name.startsWith(".") || name === "__MACOSX" || name === "Thumbs.db" || name === "desktop.ini"
 
-/** Whether a file name has an image extension (see `imageExtensions`). */
+/**
+ * Whether a file name has an image extension (see `imageExtensions`).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const isImageFile = (file: string): boolean => imageExtensions.has(path.extname(file).toLowerCase())
 
 const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
@@ -66,6 +95,9 @@ const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 /**
  * Build a dataset from samples. `labels` adds labels that have no samples (e.g. an empty label folder); the result's
  * labels are the sorted union of those and the samples' labels.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const make = (
   samples: ReadonlyArray<Sample>,
@@ -76,10 +108,20 @@ export const make = (
   return { labels: [...labels].sort(byName), samples, skipped: options.skipped ?? [] }
 }
 
-/** The samples of a dataset as a Stream. */
+/**
+ * The samples of a dataset as a Stream.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const stream = (dataset: Dataset): Stream.Stream<Sample> => Stream.fromIterable(dataset.samples)
 
-/** How many samples each label has, in `dataset.labels` order (labels without samples count 0). */
+/**
+ * How many samples each label has, in `dataset.labels` order (labels without samples count 0).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const labelCounts = (dataset: Dataset): ReadonlyMap<string, number> => {
   const counts = new Map(dataset.labels.map((label) => [label, 0]))
   for (const { label } of dataset.samples) if (label !== undefined) counts.set(label, (counts.get(label) ?? 0) + 1)
@@ -89,6 +131,9 @@ export const labelCounts = (dataset: Dataset): ReadonlyMap<string, number> => {
 /**
  * The class index of each sample: its label's position in `labels` (by default the dataset's own labels; pass a
  * training set's labels to index a test set the same way). Unlabelled samples and labels not in `labels` get -1.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const labelIndices = (dataset: Dataset, labels: ReadonlyArray<string> = dataset.labels): Int32Array => {
   const index = new Map(labels.map((label, i) => [label, i]))
@@ -98,7 +143,12 @@ export const labelIndices = (dataset: Dataset, labels: ReadonlyArray<string> = d
 // ---------------------------------------------------------------------------------------------------------------
 // Folders
 
-/** One thing found by `walkFolder`. */
+/**
+ * One thing found by `walkFolder`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type FolderEntry =
   /** A label folder (emitted before its images, also when it holds none). */
   | { readonly _tag: "Label"; readonly label: string }
@@ -221,11 +271,22 @@ const walkUnder = (
  * Walk `<dir>/<label>/...` lazily, in name order. Each top-level folder is a label; images anywhere below it are
  * samples of that label (id: the path relative to `dir`, with `/`). Image files directly in `dir` are unlabelled
  * samples. Other files are `Skipped` entries; hidden files and folders are left out.
+ *
+ * Fails with `CoreError` `InvalidDataset` naming `dir` when it is missing or not a folder, `Io` when a folder cannot
+ * be read.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const walkFolder = (dir: string): Stream.Stream<FolderEntry, CoreError, FileSystem.FileSystem> =>
   Stream.unwrap(Effect.map(requireDirectory(dir), (root) => walkUnder(root, "", undefined, new Set())))
 
-/** A dataset from a folder per label (see `walkFolder`). Fails naming `dir` when it is missing or not a folder. */
+/**
+ * A dataset from a folder per label (see `walkFolder`). Fails naming `dir` when it is missing or not a folder.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromFolder: (dir: string) => Effect.Effect<Dataset, CoreError, FileSystem.FileSystem> = Effect.fn("Dataset.fromFolder")(
   function*(dir: string) {
     const labels: Array<string> = []
@@ -244,6 +305,11 @@ export const fromFolder: (dir: string) => Effect.Effect<Dataset, CoreError, File
 /**
  * `<dir>/train/<label>/*` and, when present, `<dir>/test/<label>/*`. When `<dir>/train` does not exist, all of
  * `dir` is the training set (`fromFolder(dir)`) and there is no test set.
+ *
+ * Fails as `fromFolder` does.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const fromSplitFolders: (dir: string) => Effect.Effect<Split, CoreError, FileSystem.FileSystem> = Effect.fn(
   "Dataset.fromSplitFolders"
@@ -340,6 +406,9 @@ const missingReason = (file: string): Effect.Effect<string | undefined, never, F
  * manifest's folder; sample ids are the paths as written. An empty label means unlabelled. A malformed line or a
  * path listed twice fails with `InvalidManifest` naming the file and line; listed files that do not exist are
  * `skipped`.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const fromManifest: (file: string) => Effect.Effect<Dataset, CoreError, FileSystem.FileSystem> = Effect.fn("Dataset.fromManifest")(
   function*(file: string) {
@@ -385,6 +454,9 @@ export const fromManifest: (file: string) => Effect.Effect<Dataset, CoreError, F
 /**
  * A dataset from `(path or bytes, label)` pairs; `undefined` means unlabelled. Sample ids are the positions
  * (`"0"`, `"1"`, ...). An empty label string fails with `InvalidDataset` naming the item.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const fromList = (
   items: ReadonlyArray<readonly [ImageSource, string | undefined]>
@@ -410,6 +482,9 @@ const invalidDataset = (message: string): CoreError => new CoreError({ reason: "
  * Check that a dataset can be trained on, before any image is decoded or embedded: it has images, every image has a
  * label, there are at least 2 labels, and every label has at least 2 images. Fails with `InvalidDataset` naming the
  * offending labels (or unlabelled samples).
+ *
+ * @since 0.1.0
+ * @category validation
  */
 export const validateForTraining = (dataset: Dataset): Effect.Effect<Dataset, CoreError> => {
   if (dataset.samples.length === 0) {

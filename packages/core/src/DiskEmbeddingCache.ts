@@ -35,6 +35,8 @@ import * as Segment from "./internal/recordSegment.js"
 import { LoupeConfig } from "./LoupeConfig.js"
 
 /**
+ * How the disk cache batches its writes and how many segments a namespace may grow to before they are merged.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -30,6 +30,9 @@ import { report } from "./Progress.js"
 import { describeSource, type Sample, type SkippedSample } from "./Sample.js"
 
 /**
+ * How images are embedded: the batch size, how many images are read and decoded at once, and whether mirror images
+ * are embedded too.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -43,6 +46,9 @@ export interface EmbedOptions {
 }
 
 /**
+ * The embeddings of a list of samples by one backbone: one vector per sample that could be read and decoded, the
+ * samples skipped with their reasons, and how many vectors came from the cache.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -11,6 +11,13 @@ import { hash } from "node:crypto"
 import * as path from "node:path"
 import type { LoadedBackbone } from "./Backbone.js"
 
+/**
+ * An embedding cache: vectors by (namespace, content hash), and optionally content hashes by file fingerprint.
+ * Lookups of a missing entry give `undefined`; a cache never fails, it only misses.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface EmbeddingCacheShape {
   readonly get: (namespace: string, contentHash: string) => Effect.Effect<Float32Array | undefined>
   readonly set: (namespace: string, contentHash: string, vector: Float32Array) => Effect.Effect<void>
@@ -23,11 +30,21 @@ export interface EmbeddingCacheShape {
   readonly rememberContentHash?: (fingerprint: string, contentHash: string) => Effect.Effect<void>
 }
 
+/**
+ * The embedding cache in use, as a service. `DiskEmbeddingCache.layer` provides one on disk; without it the
+ * `Embedder` embeds every image.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export class EmbeddingCache extends Context.Tag("@loupe/core/EmbeddingCache")<EmbeddingCache, EmbeddingCacheShape>() {}
 
 /**
  * The cache namespace of a loaded backbone's vectors: of the images themselves, or of their mirror images
  * (`Embedder`'s `mirror` option).
+ *
+ * @since 0.1.0
+ * @category keys
  */
 export const namespaceOf = (backbone: LoadedBackbone, view: "original" | "mirror" = "original"): string =>
   hash(
@@ -35,12 +52,20 @@ export const namespaceOf = (backbone: LoadedBackbone, view: "original" | "mirror
     JSON.stringify([backbone.info.id, backbone.weightsHash, backbone.info.preprocess, ...(view === "mirror" ? ["mirror"] : [])])
   ).slice(0, 32)
 
-/** sha256 of image bytes, hex. */
+/**
+ * sha256 of image bytes, hex.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
 export const contentHash = (bytes: Uint8Array): string => hash("sha256", bytes)
 
 /**
  * The stat fields a fingerprint reads, in nanoseconds where they are times (Node's `fs.statSync(file, { bigint: true })`
  * gives them; `FileSystem`'s `File.Info` has no change time and only milliseconds, hence the Node stat here).
+ *
+ * @since 0.2.0
+ * @category models
  */
 export interface FileStat {
   readonly dev: bigint
@@ -54,6 +79,9 @@ export interface FileStat {
  * What identifies a file's content without reading it, as git's index and ccache do: its absolute path, device,
  * inode, size, and modification and change times in nanoseconds. Any write changes the change time, which no
  * program can set back, so a file with the same fingerprint has the same bytes.
+ *
+ * @since 0.1.0
+ * @category keys
  */
 export const fileFingerprint = (file: string, stat: FileStat): string =>
   hash("sha256", JSON.stringify([path.resolve(file), stat.dev, stat.ino, stat.size, stat.mtimeNs, stat.ctimeNs].map(String)))

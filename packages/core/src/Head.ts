@@ -16,6 +16,12 @@ import type { PluginFailure } from "./CoreError.js"
 import * as M from "./Matrix.js"
 import type { Matrix } from "./Matrix.js"
 
+/**
+ * What a head fits on: embeddings, a class index per row, and optional per-row weights and groups.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TrainingSet {
   /** `n x d` embeddings. */
   readonly x: Matrix
@@ -34,6 +40,9 @@ export interface TrainingSet {
 /**
  * The rows a head trains on when each image also has a mirror image (`mirrored`, rows aligned with `set.x`): the
  * images, then their mirror images, each mirror image in its image's group (its own index when `set` has none).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const withMirrorRows = (set: TrainingSet, mirrored: Matrix): TrainingSet => {
   const groups = set.groups ?? Int32Array.from(set.y, (_, i) => i)
@@ -46,12 +55,25 @@ export const withMirrorRows = (set: TrainingSet, mirrored: Matrix): TrainingSet 
   }
 }
 
+/**
+ * A fitted head as JSON: its kind (the plugin that loads it), its params and its fitted state.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SerializedHead {
   readonly kind: string
   readonly params: unknown
   readonly state: unknown
 }
 
+/**
+ * A fitted head: it predicts class probabilities from `dim`-wide embeddings and serialises to JSON. Build one with
+ * `make`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FittedHead {
   readonly kind: string
   readonly numClasses: number
@@ -68,7 +90,7 @@ export interface FittedHead {
  * A fitted head from what it computes: `predict` is only ever called with rows `head.dim` wide, since the returned
  * `predictProba` checks the width first. Every head is built this way, so the check lives here once.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constructors
  */
 export const make = <A extends Omit<FittedHead, "predictProba">>(head: A, predict: (x: Matrix) => Matrix): A & FittedHead => ({
@@ -85,7 +107,7 @@ export const make = <A extends Omit<FittedHead, "predictProba">>(head: A, predic
  * The tensors a head's ONNX nodes read and write: `embedding` (`[batch, dim]`, the backbone's pooled output) and
  * `probabilities` (`[batch, classes]`).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category capabilities
  */
 export interface OnnxIo {
@@ -97,7 +119,7 @@ export interface OnnxIo {
 /**
  * A head as ONNX: GraphProto node and initializer fields (written with `@loupe/core/onnx`'s `OnnxGraph`).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category capabilities
  */
 export interface HeadGraph {
@@ -109,13 +131,20 @@ export interface HeadGraph {
  * What loading a head may use besides its JSON: the plugin of the backbone it was fitted on (a bundle's backbone),
  * for heads that run part of that backbone (a fine-tuned tail).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface LoadContext {
   readonly backbone?: BackbonePlugin
 }
 
+/**
+ * What a head plugin provides: its kind, its params schema, `fit` and `load`, and optionally `toOnnx`. Register it
+ * explicitly with `Registry.layer`. Both `fit` and `load` fail with the plugin's own tagged error (`PluginFailure`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface HeadPlugin<P = any> {
   readonly kind: string
   /** Decodes user params (with defaults); unknown keys are errors. */

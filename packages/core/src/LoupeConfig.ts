@@ -9,6 +9,12 @@ import type { ConfigError } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
 
+/**
+ * Loupe's configuration: the models folder, the cache folder and whether to stay offline.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LoupeConfigShape {
   /** The folder holding offline model folders (e.g. `../shared/models`). */
   readonly modelsDir: string | undefined
@@ -18,8 +24,21 @@ export interface LoupeConfigShape {
   readonly offline: boolean
 }
 
+/**
+ * The cache folder used when none is configured: `~/.cache/loupe`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const defaultCacheDir = (): string => path.join(os.homedir(), ".cache", "loupe")
 
+/**
+ * The configuration in use, as a service. `LoupeConfig.layer` provides it from explicit values (cache folder
+ * `defaultCacheDir()`, online, no models folder by default); `LoupeConfig.layerConfig` from the environment.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export class LoupeConfig extends Context.Tag("@loupe/core/LoupeConfig")<LoupeConfig, LoupeConfigShape>() {
   static readonly layer = (config: Partial<LoupeConfigShape>): Layer.Layer<LoupeConfig> =>
     Layer.succeed(LoupeConfig, {

@@ -5,6 +5,12 @@
  */
 import type { Matrix } from "./Matrix.js"
 
+/**
+ * What a metric scores: the true class index per row (`0..numClasses-1`) and the predicted probabilities.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface MetricInput {
   readonly yTrue: Int32Array
   /** `n x numClasses` predicted probabilities. */
@@ -12,6 +18,13 @@ export interface MetricInput {
   readonly numClasses: number
 }
 
+/**
+ * A named metric: `compute` scores predictions, and `higherIsBetter` says which way is better (accuracy: true; log
+ * loss: false).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Metric {
   readonly name: string
   readonly higherIsBetter: boolean

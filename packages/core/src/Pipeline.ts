@@ -20,6 +20,13 @@ import * as Matrix from "./Matrix.js"
 import { loadBackbone, Registry } from "./Registry.js"
 import type { ImageSource, Sample, SkippedSample } from "./Sample.js"
 
+/**
+ * What to fit, as data: a backbone id and its options, a head kind and its params, the seed (default 0), embedding
+ * options and `mirror`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface PipelineSpec {
   /** A registered backbone id, e.g. `onnx:mobilenetv2-int8`. */
   readonly backbone: string
@@ -32,12 +39,24 @@ export interface PipelineSpec {
   readonly mirror?: boolean
 }
 
-/** What `fit` needs of a dataset: its labels (class order) and labelled samples. */
+/**
+ * What `fit` needs of a dataset: its labels (class order) and labelled samples.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LabelledSamples {
   readonly labels: ReadonlyArray<string>
   readonly samples: ReadonlyArray<Sample>
 }
 
+/**
+ * A fitted pipeline: the labels in class-index order, the loaded backbone(s) and their options, the fitted head and
+ * the embedding options it predicts with. Save it with `Bundle.save`; `Bundle.load` gives it back.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FittedPipeline {
   readonly labels: ReadonlyArray<string>
   readonly backbone: LoadedBackbone
@@ -53,19 +72,34 @@ export interface FittedPipeline {
   readonly mirror?: boolean
 }
 
-/** A loaded backbone and the plugin options it was loaded with. */
+/**
+ * A loaded backbone and the plugin options it was loaded with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface BackboneUse {
   readonly backbone: LoadedBackbone
   readonly options: unknown
 }
 
-/** Every backbone of a fitted pipeline, in the order their embeddings are concatenated. */
+/**
+ * Every backbone of a fitted pipeline, in the order their embeddings are concatenated.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
 export const backbonesOf = (fitted: FittedPipeline): ReadonlyArray<BackboneUse> => [
   { backbone: fitted.backbone, options: fitted.backboneOptions },
   ...(fitted.extraBackbones ?? [])
 ]
 
-/** Rows of the head's input: one per sample that every backbone embedded, in input order. */
+/**
+ * Rows of the head's input: one per sample that every backbone embedded, in input order.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Features {
   readonly vectors: Matrix.Matrix
   /** With the `mirror` option: the features of the mirror images, rows aligned with `vectors`. */
@@ -77,6 +111,11 @@ export interface Features {
 /**
  * Embed samples with every backbone (one pass over the images, `Embedder.embedSamplesMany`) and concatenate the
  * vectors per sample, in backbone order. A sample that cannot be read or decoded is skipped with its reason.
+ *
+ * Fails with `CoreError` when a backbone fails.
+ *
+ * @since 0.1.0
+ * @category embedding
  */
 export const embedFeatures = (
   backbones: ReadonlyArray<LoadedBackbone>,
@@ -90,11 +129,24 @@ export const embedFeatures = (
     return { vectors, ...(mirrored ? { mirrored } : {}), samples: embedded, skipped }
   })
 
+/**
+ * One label and its probability, in `[0, 1]`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LabelConfidence {
   readonly labelName: string
   readonly confidence: number
 }
 
+/**
+ * A prediction for one image: the most likely label and its probability, and every label's probability, most likely
+ * first.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Prediction {
   readonly labelName: string
   readonly confidence: number
@@ -102,9 +154,22 @@ export interface Prediction {
   readonly labelConfidences: ReadonlyArray<LabelConfidence>
 }
 
+/**
+ * A pipeline spec, typed (the identity: it only checks the spec's type).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = (spec: PipelineSpec): PipelineSpec => spec
 
-/** Decode a head's params with its schema; unknown keys are errors naming the field. */
+/**
+ * Decode a head's params with its schema; unknown keys are errors naming the field.
+ *
+ * Fails with `CoreError` `InvalidConfig`, field `head.<kind>`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const decodeHeadParams = (plugin: HeadPlugin, params: unknown): Effect.Effect<unknown, CoreError> =>
   Schema.decodeUnknown(plugin.paramsSchema, { onExcessProperty: "error" })(params ?? {}).pipe(
     Effect.mapError((e) =>
@@ -112,7 +177,14 @@ export const decodeHeadParams = (plugin: HeadPlugin, params: unknown): Effect.Ef
     )
   )
 
-/** Class index of each sample's label; an unlabelled sample or unknown label is an error naming the sample. */
+/**
+ * Class index of each sample's label; an unlabelled sample or unknown label is an error naming the sample.
+ *
+ * Fails with `CoreError` `InvalidDataset`, file the sample id and field `label`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const labelIndices = (
   labels: ReadonlyArray<string>,
   samples: ReadonlyArray<Sample>
@@ -136,7 +208,17 @@ export const labelIndices = (
     return y
   })
 
-/** Embed a labelled dataset and fit the head on all of it. */
+/**
+ * Embed a labelled dataset and fit the head on all of it.
+ *
+ * Requires `Registry`, `LoupeConfig` and a `Scope` (the backbone session lives as long as it). Returns the fitted
+ * pipeline and the samples skipped as unreadable. Fails with `CoreError`: `UnknownPlugin`, `InvalidConfig` for bad
+ * head params or backbone options, `BackboneFailed`, `InvalidDataset` for an unlabelled sample or unknown label,
+ * `HeadFailed` naming the head kind when its `fit` fails.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fit = Effect.fn("Pipeline.fit")(function*(spec: PipelineSpec, dataset: LabelledSamples) {
   const registry = yield* Registry
   const headPlugin = yield* registry.head(spec.head.kind)
@@ -162,7 +244,14 @@ export const fit = Effect.fn("Pipeline.fit")(function*(spec: PipelineSpec, datas
   return { fitted, skipped: embeddings.skipped }
 })
 
-/** Turn a row of probabilities into a prediction. */
+/**
+ * Turn a row of probabilities into a prediction.
+ *
+ * `probabilities` holds one value per label, in `labels` order.
+ *
+ * @since 0.1.0
+ * @category predicting
+ */
 export const toPrediction = (labels: ReadonlyArray<string>, probabilities: ArrayLike<number>): Prediction => {
   const labelConfidences = labels
     .map((labelName, i) => ({ labelName, confidence: probabilities[i]! }))
@@ -170,10 +259,22 @@ export const toPrediction = (labels: ReadonlyArray<string>, probabilities: Array
   return { labelName: labelConfidences[0]!.labelName, confidence: labelConfidences[0]!.confidence, labelConfidences }
 }
 
-/** One prediction per row of a probability matrix (columns in `labels` order). */
+/**
+ * One prediction per row of a probability matrix (columns in `labels` order).
+ *
+ * @since 0.1.0
+ * @category predicting
+ */
 export const toPredictions = (labels: ReadonlyArray<string>, proba: Matrix.Matrix): ReadonlyArray<Prediction> =>
   Array.from({ length: proba.rows }, (_, i) => toPrediction(labels, Matrix.row(proba, i)))
 
+/**
+ * What `predictMany` returns: a prediction per readable input, the probabilities behind them, and the inputs skipped
+ * with their reasons.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface PredictResults {
   /** One entry per input that could be read, in input order. */
   readonly predictions: ReadonlyArray<{ readonly sample: Sample; readonly prediction: Prediction }>
@@ -185,6 +286,9 @@ export interface PredictResults {
 /**
  * The head's probabilities for features (rows of `vectors`); with mirror images, the mean of the probabilities of
  * each image and of its mirror image.
+ *
+ * @since 0.1.0
+ * @category predicting
  */
 export const predictProba = (head: FittedHead, features: Pick<Features, "vectors" | "mirrored">): Matrix.Matrix => {
   const proba = head.predictProba(features.vectors)
@@ -195,7 +299,14 @@ export const predictProba = (head: FittedHead, features: Pick<Features, "vectors
   return Matrix.make(proba.rows, proba.cols, mean)
 }
 
-/** Predict many images at once (batched); unreadable images are listed in `skipped` with the reason. */
+/**
+ * Predict many images at once (batched); unreadable images are listed in `skipped` with the reason.
+ *
+ * Fails with `CoreError` when a backbone fails.
+ *
+ * @since 0.1.0
+ * @category predicting
+ */
 export const predictMany = (
   fitted: FittedPipeline,
   samples: ReadonlyArray<Sample>
@@ -210,7 +321,14 @@ export const predictMany = (
     }
   })
 
-/** Predict one image; an unreadable image is an error naming it. */
+/**
+ * Predict one image; an unreadable image is an error naming it.
+ *
+ * Fails with `CoreError` `InvalidImage` when the image cannot be read or decoded.
+ *
+ * @since 0.1.0
+ * @category predicting
+ */
 export const predict = (fitted: FittedPipeline, source: ImageSource): Effect.Effect<Prediction, CoreError> =>
   Effect.flatMap(predictMany(fitted, [{ id: "0", source }]), ({ predictions, skipped }) =>
     predictions[0]

@@ -10,7 +10,12 @@ import { CoreError } from "./CoreError.js"
 import * as Decode from "./internal/Decode.js"
 import { describeSource, type ImageSource } from "./Sample.js"
 
-/** How a backbone wants its pixels. Normalised value = (x / scale - mean[c]) / std[c] for x in 0..255. */
+/**
+ * How a backbone wants its pixels. Normalised value = (x / scale - mean[c]) / std[c] for x in 0..255.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface PreprocessSpec {
   /** Side of the square input, e.g. 224. */
   readonly size: number
@@ -26,6 +31,13 @@ export interface PreprocessSpec {
   readonly std: readonly [number, number, number]
 }
 
+/**
+ * The usual ImageNet preprocessing (torchvision's): resize the shorter side to 256, centre-crop 224 x 224, NCHW,
+ * ImageNet mean and std. `overrides` replace any field.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const imagenet = (overrides: Partial<PreprocessSpec> = {}): PreprocessSpec => ({
   size: 224,
   resize: "shorter-side-center-crop",
@@ -40,11 +52,21 @@ export const imagenet = (overrides: Partial<PreprocessSpec> = {}): PreprocessSpe
 /**
  * What `decodeRgb` depends on: specs with the same key decode an image to the same pixels (they may still normalise
  * them differently), so several backbones can share one decode.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const decodeKey = (spec: PreprocessSpec): string =>
   `${spec.size}/${spec.resize}${spec.resize === "squash" ? "" : `/${spec.resizeShorter ?? spec.size}`}`
 
-/** Read the bytes behind a source (a path is read from disk; bytes are returned as they are). */
+/**
+ * Read the bytes behind a source (a path is read from disk; bytes are returned as they are).
+ *
+ * Fails with `CoreError` `Io` naming the file.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
 export const readSource = (source: ImageSource): Effect.Effect<Uint8Array, CoreError> =>
   typeof source === "string"
     ? Effect.tryPromise({
@@ -58,6 +80,12 @@ export const readSource = (source: ImageSource): Effect.Effect<Uint8Array, CoreE
  * Decode image bytes to `size x size x 3` 8-bit RGB (HWC), following `spec`: EXIF orientation applied, greyscale,
  * CMYK and 16-bit converted to 8-bit sRGB, transparency flattened onto white, then resized and cropped.
  * `name` is used in error messages.
+ *
+ * Fails with `CoreError`: `InvalidImage` naming `name` when the bytes do not decode, `InvalidConfig` (field
+ * `preprocess.resizeShorter`) when `resizeShorter` is smaller than `size`.
+ *
+ * @since 0.1.0
+ * @category decoding
  */
 export const decodeRgb = (bytes: Uint8Array, spec: PreprocessSpec, name: string): Effect.Effect<Uint8Array, CoreError> => {
   const { size } = spec
@@ -88,12 +116,22 @@ export const decodeRgb = (bytes: Uint8Array, spec: PreprocessSpec, name: string)
   })
 }
 
-/** Read and decode a source (see `decodeRgb`). */
+/**
+ * Read and decode a source (see `decodeRgb`).
+ *
+ * Fails as `readSource` and `decodeRgb` do.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
 export const loadRgb = (source: ImageSource, spec: PreprocessSpec): Effect.Effect<Uint8Array, CoreError> =>
   Effect.flatMap(readSource(source), (bytes) => decodeRgb(bytes, spec, describeSource(source)))
 
 /**
  * Normalise one `size x size x 3` RGB image into slot `index` of a batch tensor laid out per `spec.layout`.
+ *
+ * @since 0.1.0
+ * @category tensors
  */
 export const writeNormalized = (rgb: Uint8Array, spec: PreprocessSpec, out: Float32Array, index: number): void => {
   const pixels = spec.size * spec.size
@@ -118,7 +156,12 @@ export const writeNormalized = (rgb: Uint8Array, spec: PreprocessSpec, out: Floa
   }
 }
 
-/** The mirror image (flipped left to right) of a `size x size x 3` RGB image. */
+/**
+ * The mirror image (flipped left to right) of a `size x size x 3` RGB image.
+ *
+ * @since 0.1.0
+ * @category tensors
+ */
 export const mirrorRgb = (rgb: Uint8Array, size: number): Uint8Array => {
   const out = new Uint8Array(rgb.length)
   const stride = size * 3
@@ -138,6 +181,9 @@ export const mirrorRgb = (rgb: Uint8Array, size: number): Uint8Array => {
 /**
  * Normalise several RGB images into one batch tensor. With `mirror`, the tensor holds `2 x images.length` images:
  * the images in order, then their mirror images in the same order.
+ *
+ * @since 0.1.0
+ * @category tensors
  */
 export const toTensor = (images: ReadonlyArray<Uint8Array>, spec: PreprocessSpec, mirror = false): Float32Array => {
   const n = images.length

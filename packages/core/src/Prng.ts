@@ -10,14 +10,14 @@
  * const random = Prng.make(Prng.deriveSeed(seed, epoch, image))
  * random.shuffle(order)
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 
 /**
  * A seeded generator. Every method draws from one stream: `int`, `uniform` and `shuffle` take one draw a value,
  * `normal` two.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 export interface Prng {
   /** Uniform in [0, 1). */
@@ -36,7 +36,7 @@ export interface Prng {
  * Scrambles a 32-bit integer (the murmur3 finaliser, a bijection): nearby inputs give unrelated outputs. Non-integer
  * inputs are truncated to 32 bits first.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 export const scramble = (value: number): number => {
   let h = value >>> 0
@@ -52,7 +52,7 @@ export const scramble = (value: number): number => {
  * A generator whose 32-bit state starts at `state` (taken modulo 2^32), unscrambled: for callers that derive their
  * state themselves. Most callers want `make`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 export const fromState = (state: number): Prng => {
   let s = state >>> 0
@@ -83,7 +83,7 @@ export const fromState = (state: number): Prng => {
 /**
  * A generator seeded with `seed` (any integer; it is scrambled, so seeds 1, 2, 3 give unrelated streams).
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 export const make = (seed: number): Prng => fromState(scramble(seed))
 
@@ -91,7 +91,7 @@ export const make = (seed: number): Prng => fromState(scramble(seed))
  * Combines a seed with integer keys (an epoch, an image index, a view index) into a new 32-bit seed: the same keys
  * give the same seed, and different keys or a different order give unrelated ones.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 export const deriveSeed = (seed: number, ...keys: ReadonlyArray<number>): number =>
   keys.reduce((h, key) => scramble(h ^ scramble((key >>> 0) + 0x9e3779b9)), scramble(seed))

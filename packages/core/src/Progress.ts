@@ -6,6 +6,12 @@
  */
 import { Context, Effect, Layer } from "effect"
 
+/**
+ * One progress update: `done` of `total` units of `stage` finished.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ProgressEvent {
   /** What is running, e.g. "embed", "cv", "search". */
   readonly stage: string
@@ -15,6 +21,13 @@ export interface ProgressEvent {
   readonly detail?: string
 }
 
+/**
+ * The progress sink, as a service. `Progress.silent` drops every event; `Progress.make` calls a function with each.
+ * Without one, `report` does nothing.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export class Progress extends Context.Tag("@loupe/core/Progress")<
   Progress,
   { readonly report: (event: ProgressEvent) => Effect.Effect<void> }
@@ -24,7 +37,12 @@ export class Progress extends Context.Tag("@loupe/core/Progress")<
     Layer.succeed(Progress, { report: (event) => Effect.sync(() => report(event)) })
 }
 
-/** Report progress when a Progress service is present, otherwise do nothing. */
+/**
+ * Report progress when a Progress service is present, otherwise do nothing.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const report = (event: ProgressEvent): Effect.Effect<void> =>
   Effect.serviceOption(Progress).pipe(
     Effect.flatMap((p) => (p._tag === "Some" ? p.value.report(event) : Effect.void))

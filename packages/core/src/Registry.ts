@@ -11,11 +11,24 @@ import { CoreError } from "./CoreError.js"
 import type { HeadPlugin } from "./Head.js"
 import { LoupeConfig } from "./LoupeConfig.js"
 
+/**
+ * The plugins to register: backbones and heads, each list optional (default empty).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Plugins {
   readonly backbones?: ReadonlyArray<BackbonePlugin>
   readonly heads?: ReadonlyArray<HeadPlugin>
 }
 
+/**
+ * The registered plugins and their look-ups. `backbone` and `head` fail with `CoreError` `UnknownPlugin` naming the
+ * id (the message lists the registered ones).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RegistryShape {
   readonly backbones: ReadonlyArray<BackbonePlugin>
   readonly heads: ReadonlyArray<HeadPlugin>
@@ -45,6 +58,13 @@ const unknown = (what: string, id: string, known: Iterable<string>) =>
     message: `Unknown ${what} "${id}". Registered: ${[...known].join(", ") || "(none)"}`
   })
 
+/**
+ * A registry of `plugins`. Fails with `CoreError` `DuplicatePlugin` when two backbones or two heads share an id, and
+ * `InvalidConfig` when a backbone id contains `+` (which joins the ids of concatenated backbones).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = (plugins: Plugins): Effect.Effect<RegistryShape, CoreError> =>
   Effect.gen(function*() {
     const backbones = plugins.backbones ?? []
@@ -75,6 +95,13 @@ export const make = (plugins: Plugins): Effect.Effect<RegistryShape, CoreError> 
     }
   })
 
+/**
+ * The registry in use, as a service. `Registry.layer(plugins)` provides it (failing as `make` does); `Registry.make`
+ * is `make`.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export class Registry extends Context.Tag("@loupe/core/Registry")<Registry, RegistryShape>() {
   static readonly make = make
   static readonly layer = (plugins: Plugins): Layer.Layer<Registry, CoreError> => Layer.effect(Registry, make(plugins))
@@ -82,6 +109,12 @@ export class Registry extends Context.Tag("@loupe/core/Registry")<Registry, Regi
 
 /**
  * Load a registered backbone within the current scope, validating `options` with the plugin's schema.
+ *
+ * Fails with `CoreError`: `UnknownPlugin` when the id is not registered, `InvalidConfig` when the options do not
+ * decode (unknown keys included), `BackboneFailed` naming the id when the plugin fails to load.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const loadBackbone = (
   id: string,

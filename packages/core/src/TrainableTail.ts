@@ -5,7 +5,7 @@
  * tail: it keeps the head layers, the optimiser (Float64 master weights) and the epoch loop, and hands the tail
  * each step's batch and head weights.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 import type { Effect, Scope } from "effect"
 import type { LoadContext } from "./Backbone.js"
@@ -16,7 +16,7 @@ import type { Matrix } from "./Matrix.js"
  * One dense head layer: `outputs x inputs` weights, row-major, and `outputs` biases. ReLU between layers; the last
  * layer's outputs are the logits.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface DenseLayer {
@@ -29,7 +29,7 @@ export interface DenseLayer {
 /**
  * A training batch: `rows` flattened activation maps at the cut, their labels and their weights (summing to 1).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface Batch {
@@ -40,7 +40,10 @@ export interface Batch {
 }
 
 /**
- * @since 0.1.0
+ * The training settings of one step: the class count, the label smoothing (0 for none), the dropout rate on the
+ * head's hidden layers (0 for none) and its seeds.
+ *
+ * @since 0.2.0
  * @category models
  */
 export interface StepOptions {
@@ -55,7 +58,7 @@ export interface StepOptions {
  * The weighted, label-smoothed softmax cross-entropy of one batch, the rows it classified right, and the gradients:
  * one per tail weight (in `Tail.pretrained` order), then each head layer's weights and bias.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface Step {
@@ -67,7 +70,7 @@ export interface Step {
 /**
  * A tail ready to train or predict.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface Tail {
@@ -95,7 +98,7 @@ export interface Tail {
  * What `cut` gives: the tail, and the plugin options that load the trunk (the frozen part, embedding each image
  * into its flattened activation map at the cut).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface Cut {
@@ -107,7 +110,7 @@ export interface Cut {
  * The capability. `cut` fails with a `PluginFailure` whose `field` names the offending input (`backboneOptions`,
  * `backboneOptions.output`, `trainableLayers`) when the request does not fit the model.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category capabilities
  */
 export interface TrainableTail {

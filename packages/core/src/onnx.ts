@@ -3,7 +3,7 @@
  * inputs, outputs, metadata and whole models; `OnnxModel` reads a model's graph and edits it. Used by the backbone
  * plugins (translated and extended models), the heads' `toOnnx` and `@loupe/deploy`'s ONNX export.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 export * as OnnxGraph from "./onnx/OnnxGraph.js"
 export * as OnnxModel from "./onnx/OnnxModel.js"

@@ -7,48 +7,73 @@
  * The TensorFlow.js plugin writes whole models with it (Keras layers translated to ONNX), the ONNX plugin appends
  * nodes to existing models, heads write their `toOnnx` graphs and `@loupe/deploy` assembles the exported model.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 import * as Pb from "./Protobuf.js"
 
 /**
- * ModelProto field numbers.
+ * The ModelProto field that holds the graph (a GraphProto).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category fields
  */
 export const MODEL_GRAPH = 7
-/** @since 0.1.0 */
+/**
+ * The ModelProto field that holds one metadata_props entry.
+ *
+ * @since 0.2.0
+ * @category fields
+ */
 export const MODEL_METADATA = 14
 
 /**
- * GraphProto field numbers.
+ * The GraphProto field of one node (a NodeProto).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category fields
  */
 export const GRAPH_NODE = 1
-/** @since 0.1.0 */
+/**
+ * The GraphProto field of one initializer (a TensorProto).
+ *
+ * @since 0.2.0
+ * @category fields
+ */
 export const GRAPH_INITIALIZER = 5
-/** @since 0.1.0 */
+/**
+ * The GraphProto field of one graph input (a ValueInfoProto).
+ *
+ * @since 0.2.0
+ * @category fields
+ */
 export const GRAPH_INPUT = 11
-/** @since 0.1.0 */
+/**
+ * The GraphProto field of one graph output (a ValueInfoProto).
+ *
+ * @since 0.2.0
+ * @category fields
+ */
 export const GRAPH_OUTPUT = 12
 
 /**
- * TensorProto.DataType values.
+ * TensorProto.DataType of 32-bit floats.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category fields
  */
 export const FLOAT = 1
-/** @since 0.1.0 */
+/**
+ * TensorProto.DataType of 64-bit signed integers.
+ *
+ * @since 0.2.0
+ * @category fields
+ */
 export const INT64 = 7
 
 /**
  * A node attribute value.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export type Attribute =
@@ -79,7 +104,7 @@ const attributeValue = (a: Attribute): ReadonlyArray<Uint8Array> => {
 /**
  * A GraphProto.node field. An empty input name skips an optional input.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category encoders
  */
 export const node = (
@@ -112,7 +137,7 @@ const initializer = (name: string, dims: ReadonlyArray<number>, dataType: number
 /**
  * A GraphProto.initializer field holding float32 values (little-endian raw data). Empty `dims`: a scalar.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category encoders
  */
 export const floatInitializer = (name: string, dims: ReadonlyArray<number>, values: ArrayLike<number>): Uint8Array =>
@@ -121,7 +146,7 @@ export const floatInitializer = (name: string, dims: ReadonlyArray<number>, valu
 /**
  * A GraphProto.initializer field holding int64 values (a shape, axes, pads).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category encoders
  */
 export const int64Initializer = (name: string, dims: ReadonlyArray<number>, values: ReadonlyArray<number>): Uint8Array =>
@@ -130,7 +155,7 @@ export const int64Initializer = (name: string, dims: ReadonlyArray<number>, valu
 /**
  * A float tensor ValueInfoProto as a GraphProto field (`GRAPH_INPUT` or `GRAPH_OUTPUT`); a string dim is symbolic.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category encoders
  */
 export const floatValueInfo = (field: number, name: string, dims: ReadonlyArray<number | string>): Uint8Array => {
@@ -142,7 +167,7 @@ export const floatValueInfo = (field: number, name: string, dims: ReadonlyArray<
 /**
  * A whole ModelProto around graph fields, importing the default domain at `opset`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category encoders
  */
 export const model = (options: {
@@ -163,7 +188,7 @@ export const model = (options: {
 /**
  * A ModelProto.metadata_props entry, to append at model level.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category encoders
  */
 export const metadata = (key: string, value: string): Uint8Array =>

@@ -6,7 +6,7 @@
  *
  * Every function throws `Error` on malformed bytes; callers wrap them in `Effect.try`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 import { GRAPH_INITIALIZER, GRAPH_INPUT, GRAPH_NODE, GRAPH_OUTPUT, MODEL_GRAPH } from "./OnnxGraph.js"
 import * as Pb from "./Protobuf.js"
@@ -21,7 +21,10 @@ const VALUE_INFO_NAME = 1
 const TENSOR_NAME = 8
 
 /**
- * @since 0.1.0
+ * One NodeProto as read from a model: its name, operator (`opType` in `domain`, empty for the default ONNX domain)
+ * and the tensor names it reads and writes.
+ *
+ * @since 0.2.0
  * @category models
  */
 export interface Node {
@@ -33,7 +36,9 @@ export interface Node {
 }
 
 /**
- * @since 0.1.0
+ * What `readGraph` reports of a model's graph: its nodes in order and the names of its inputs and outputs.
+ *
+ * @since 0.2.0
  * @category models
  */
 export interface Graph {
@@ -75,9 +80,10 @@ const graphFields = (model: Uint8Array): Array<Pb.Field> =>
   )
 
 /**
- * The graph of a serialised ModelProto.
+ * The graph of a serialised ModelProto, its graph messages merged as protobuf does. Throws an `Error` when the
+ * bytes hold no graph (not an ONNX model).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category readers
  */
 export const readGraph = (model: Uint8Array): Graph => {
@@ -100,7 +106,7 @@ export const readGraph = (model: Uint8Array): Graph => {
 /**
  * Every tensor name a model's graph uses: node outputs, initializers and inputs.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category readers
  */
 export const tensorNames = (model: Uint8Array): ReadonlySet<string> => {
@@ -117,7 +123,7 @@ export const tensorNames = (model: Uint8Array): ReadonlySet<string> => {
 /**
  * A GraphProto.output field naming `tensor`, without a type (onnxruntime infers it).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category encoders
  */
 export const untypedOutput = (tensor: string): Uint8Array => Pb.message(GRAPH_OUTPUT, Pb.stringField(VALUE_INFO_NAME, tensor))
@@ -125,14 +131,16 @@ export const untypedOutput = (tensor: string): Uint8Array => Pb.message(GRAPH_OU
 /**
  * The model extended with `graphFields` (nodes, initializers, outputs), appended as a second graph message.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category editing
  */
 export const appendToGraph = (model: Uint8Array, ...fields: ReadonlyArray<Uint8Array>): Uint8Array =>
   Pb.concat([model, Pb.message(MODEL_GRAPH, ...fields)])
 
 /**
- * @since 0.1.0
+ * How `rewriteModel` changes a graph: fields to place before and after the model's own, and inputs to drop.
+ *
+ * @since 0.2.0
  * @category editing
  */
 export interface GraphEdit {
@@ -149,7 +157,7 @@ export interface GraphEdit {
  * minus the graph outputs and `edit.dropInputs`, then `edit.after`; and `modelFragment` appended at model level
  * (metadata).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category editing
  */
 export const rewriteModel = (model: Uint8Array, edit: GraphEdit, modelFragment: Uint8Array): Uint8Array => {

@@ -5,13 +5,13 @@
  * Readers throw `Error` on malformed input; callers wrap them in `Effect.try`. The wire format under `OnnxGraph`
  * (writing) and `OnnxModel` (reading and editing).
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 
 /**
  * One field of a message. `start`/`end` delimit the payload of a length-delimited field (wire type 2).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface Field {
@@ -42,7 +42,7 @@ const readVarint = (bytes: Uint8Array, at: number): [value: number, next: number
 /**
  * The fields of the message stored in `bytes[start, end)`, in file order.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category readers
  */
 export function* fields(bytes: Uint8Array, start = 0, end = bytes.length): Generator<Field> {
@@ -87,7 +87,7 @@ const encoder = new TextEncoder()
 /**
  * The payload of a length-delimited field as a UTF-8 string.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category readers
  */
 export const string = (bytes: Uint8Array, field: Field): string => decoder.decode(bytes.subarray(field.start, field.end))
@@ -113,7 +113,7 @@ const varintBytes = (value: number): Array<number> => {
 /**
  * The bytes of `parts`, one after another.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category encoders
  */
 export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
@@ -129,7 +129,7 @@ export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
 /**
  * A varint field (int64, enum); negative values are encoded as int64.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category encoders
  */
 export const varintField = (number: number, value: number): Uint8Array =>
@@ -138,7 +138,7 @@ export const varintField = (number: number, value: number): Uint8Array =>
 /**
  * A length-delimited field: a nested message, bytes or a string.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category encoders
  */
 export const message = (number: number, ...payload: ReadonlyArray<Uint8Array>): Uint8Array => {
@@ -149,7 +149,7 @@ export const message = (number: number, ...payload: ReadonlyArray<Uint8Array>): 
 /**
  * A string field.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category encoders
  */
 export const stringField = (number: number, value: string): Uint8Array => message(number, encoder.encode(value))
@@ -157,7 +157,7 @@ export const stringField = (number: number, value: string): Uint8Array => messag
 /**
  * A fixed32 field holding a float.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category encoders
  */
 export const float32Field = (number: number, value: number): Uint8Array => {
