@@ -103,6 +103,9 @@ export interface TfjsModelConfig {
 }
 
 /**
+ * The options a TensorFlow.js backbone accepts at load (`backboneOptions`), as a Schema. `Registry.loadBackbone`
+ * decodes them and refuses unknown keys or values out of range (`CoreError` `InvalidConfig`).
+ *
  * @since 0.1.0
  * @category options
  */
@@ -128,6 +131,12 @@ export const TfjsOptions = Schema.Struct({
   /** Override the catalog entry's pooling (the embedding size follows). */
   pooling: Schema.optional(Schema.Literal("none", "global-average"))
 })
+/**
+ * The decoded TensorFlow.js backbone options, defaults filled in.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export type TfjsOptions = typeof TfjsOptions.Type
 
 const candidatesFor = (backend: TfjsOptions["backend"]): ReadonlyArray<BackendCandidate> =>

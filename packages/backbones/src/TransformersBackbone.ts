@@ -44,7 +44,12 @@ type Transformers = typeof import("@huggingface/transformers")
  */
 export type Pooling = "auto" | "pooler_output" | "image_embeds" | "cls" | "mean"
 
-/** Weight precision, i.e. which ONNX file: `fp32` is `onnx/model.onnx`, `q8` is `onnx/model_quantized.onnx`, ... */
+/**
+ * Weight precision, i.e. which ONNX file: `fp32` is `onnx/model.onnx`, `q8` is `onnx/model_quantized.onnx`, ...
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Dtype = "fp32" | "fp16" | "q8" | "int8" | "uint8" | "q4" | "q4f16" | "bnb4"
 
 /**
@@ -72,12 +77,22 @@ export interface TransformersModelConfig {
   readonly license?: string
 }
 
-/** What `make` needs: the model config without the parts it derives. */
+/**
+ * What `make` needs: the model config without the parts it derives (`embeddingSize`, `preprocess`), which may
+ * still be given to override them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type TransformersModelSpec =
   & Omit<TransformersModelConfig, "embeddingSize" | "preprocess">
   & Partial<Pick<TransformersModelConfig, "embeddingSize" | "preprocess">>
 
 /**
+ * The options a transformers.js backbone accepts at load (`backboneOptions`) and `make` takes, as a Schema.
+ * `Registry.loadBackbone` refuses unknown keys or values out of range (`CoreError` `InvalidConfig`); `make` fails
+ * with `LoadFailed`.
+ *
  * @since 0.1.0
  * @category options
  */
@@ -93,6 +108,12 @@ export const TransformersOptions = Schema.Struct({
   /** Largest batch per call. */
   maxBatchSize: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1024)), { default: () => 16 })
 })
+/**
+ * The decoded transformers.js backbone options, defaults filled in.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export type TransformersOptions = typeof TransformersOptions.Type
 
 /** Models whose exports hold several ONNX files; the image encoder is `onnx/vision_model*.onnx`. */
