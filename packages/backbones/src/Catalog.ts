@@ -8,6 +8,13 @@ import type { Backbone } from "@loupe/core"
 import * as OnnxBackbone from "./OnnxBackbone.js"
 import * as TfjsBackbone from "./TfjsBackbone.js"
 
+/**
+ * `onnx:mobilenetv2-int8`, the default backbone: MobileNetV2 1.0 (ImageNet), int8-quantised ONNX, 1280-d
+ * globally average-pooled features, 224x224 ImageNet-normalised NCHW input. Weights from the models directory.
+ *
+ * @since 0.1.0
+ * @category catalog
+ */
 export const mobilenetV2Int8: OnnxBackbone.OnnxModelConfig = {
   id: "onnx:mobilenetv2-int8",
   description: "MobileNetV2 1.0 ImageNet, int8-quantised ONNX (model zoo); 1280-d global-average-pooled features",
@@ -20,6 +27,14 @@ export const mobilenetV2Int8: OnnxBackbone.OnnxModelConfig = {
   license: "Apache-2.0"
 }
 
+/**
+ * `tfjs:mobilenetv2-0.35`: Teachable Machine's frozen MobileNetV2 alpha 0.35 trunk (ImageNet), a TensorFlow.js
+ * layers model, 1280-d globally average-pooled features, NHWC input scaled to [-1, 1]. Weights from the models
+ * directory.
+ *
+ * @since 0.1.0
+ * @category catalog
+ */
 export const tmMobilenetV2035: TfjsBackbone.TfjsModelConfig = {
   id: "tfjs:mobilenetv2-0.35",
   description: "MobileNetV2 alpha 0.35 ImageNet (Teachable Machine's frozen trunk), TensorFlow.js layers model; " +
@@ -32,6 +47,13 @@ export const tmMobilenetV2035: TfjsBackbone.TfjsModelConfig = {
   license: "Apache-2.0"
 }
 
+/**
+ * `tfjs:darknet-tiny`: ml5's Tiny Darknet (ImageNet), a TensorFlow.js layers model, 128-d global average of the
+ * `leaky_re_lu_15` feature map, NHWC input scaled to [0, 1]. Weights from the models directory.
+ *
+ * @since 0.1.0
+ * @category catalog
+ */
 export const darknetTiny: TfjsBackbone.TfjsModelConfig = {
   id: "tfjs:darknet-tiny",
   description: "Tiny Darknet ImageNet (ml5), TensorFlow.js layers model; 128-d global average of leaky_re_lu_15",
@@ -45,7 +67,12 @@ export const darknetTiny: TfjsBackbone.TfjsModelConfig = {
   license: "MIT"
 }
 
-/** Every built-in backbone plugin, in preference order. */
+/**
+ * Every built-in backbone plugin, in preference order (the default first), to register with the `Registry`.
+ *
+ * @since 0.1.0
+ * @category catalog
+ */
 export const builtins: ReadonlyArray<Backbone.BackbonePlugin> = [
   OnnxBackbone.plugin(mobilenetV2Int8),
   TfjsBackbone.plugin(tmMobilenetV2035),

@@ -29,6 +29,9 @@ import { Cause, Effect, Exit, Layer, Option } from "effect"
 import { type Backbone, CoreError, LoupeConfig, Preprocess, Registry, type Sample } from "@loupe/core"
 
 /**
+ * What the conformance checks run with: the images to embed, per-backbone load options, and the tolerance for
+ * vectors that should be equal.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -45,12 +48,17 @@ export interface ConformanceOptions {
 }
 
 /**
+ * The checks, in the order they run (the module doc says what each one asserts): `info`, `load`, `shape`,
+ * `determinism`, `batch-invariance`, `bad-input`.
+ *
  * @since 0.1.0
  * @category models
  */
 export type CheckName = "info" | "load" | "shape" | "determinism" | "batch-invariance" | "bad-input"
 
 /**
+ * The outcome of one check, with what it saw in words.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -61,6 +69,9 @@ export interface CheckResult {
 }
 
 /**
+ * One backbone's conformance: `passed` when every check did, `unavailable` when it could not load because its
+ * weights are not available here (not downloaded, or offline), else `failed`; with each check's result.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -58,6 +58,8 @@ export interface Pulled {
 }
 
 /**
+ * Options for `pull`.
+ *
  * @since 0.1.0
  * @category models
  */

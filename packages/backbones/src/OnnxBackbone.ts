@@ -71,6 +71,9 @@ export interface OnnxModelConfig {
 }
 
 /**
+ * The options an ONNX backbone accepts at load (`backboneOptions`), as a Schema. `Registry.loadBackbone` decodes
+ * them and refuses unknown keys or values out of range (`CoreError` `InvalidConfig`).
+ *
  * @since 0.1.0
  * @category options
  */
@@ -85,6 +88,12 @@ export const OnnxOptions = Schema.Struct({
    */
   spinning: Schema.optionalWith(Schema.Boolean, { default: () => false })
 })
+/**
+ * The decoded ONNX backbone options, defaults filled in.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export type OnnxOptions = typeof OnnxOptions.Type
 
 /** The model bytes to load and the output to request. */
@@ -259,6 +268,10 @@ export interface EmbeddingGraph {
 }
 
 /**
+ * Read the graph an ONNX backbone config runs, for export (see `EmbeddingGraph`), without starting a session.
+ * Fails with `WeightsNotFound` when the weights are absent or unreadable, `LoadFailed` when the file is not a
+ * readable ONNX model, or its image input, output or node cannot be found.
+ *
  * @since 0.1.0
  * @category constructors
  */

@@ -13,8 +13,8 @@
  * TensorFlow.js keeps one active backend per thread. The backend is picked in order: `@tensorflow/tfjs-node` when it
  * can be imported (an optional peer dependency), else the wasm backend (initialised offline from the `.wasm` files
  * inside `@tensorflow/tfjs-backend-wasm`), else the pure-JavaScript `cpu` backend, and the choice is logged. The tfjs
- * engine's worker picks its own; `selectBackend` picks the main thread's, for models trained here (partial
- * fine-tuning, `loadLayersModel`).
+ * engine's worker picks its own; the main thread picks one when a model is trained here (partial fine-tuning,
+ * `loadLayersModel`), both following the `backend` option.
  *
  * @since 0.1.0
  */
@@ -29,7 +29,7 @@ import { BackboneError } from "./BackboneError.js"
 import * as KerasOnnx from "./internal/KerasOnnx.js"
 import * as OrtEmbed from "./internal/ortEmbed.js"
 import * as OrtWorker from "./internal/ortWorker.js"
-import { activate, type BackendCandidate, defaultBackends } from "./internal/tfjsBackends.js"
+import { type BackendCandidate, defaultBackends, logBackend, noBackend, selectBackend } from "./internal/tfjsBackends.js"
 import {
   decodeFloatWeights,
   errorText,
@@ -43,43 +43,6 @@ import * as TfjsTrainableTail from "./internal/TfjsTrainableTail.js"
 import * as TfjsWorker from "./internal/tfjsWorker.js"
 import { resolveLocalPath } from "./internal/weights.js"
 import { OnnxOptions } from "./OnnxBackbone.js"
-
-/**
- * The backends `selectBackend` and the tfjs engine's worker try, and their order (`defaultBackends`).
- *
- * @since 0.1.0
- * @category backends
- */
-export { type BackendCandidate, cpuBackend, defaultBackends, tensorflowBackend, wasmBackend } from "./internal/tfjsBackends.js"
-
-/**
- * Activates the first candidate that prepares and initialises, and logs which one it chose and why the earlier
- * ones were skipped. Fails with every reason when none works. The choice is process-wide (TensorFlow.js has one
- * active backend).
- *
- * @since 0.1.0
- * @category backends
- */
-export const selectBackend = (
-  candidates: ReadonlyArray<BackendCandidate> = defaultBackends
-): Effect.Effect<string, BackboneError> =>
-  Effect.gen(function*() {
-    const tf = yield* importTf
-    const { backend, skipped } = yield* Effect.mapError(activate(tf, candidates), (none) => noBackend(none.skipped))
-    yield* logBackend(backend, skipped)
-    return backend
-  })
-
-const logBackend = (name: string, skipped: ReadonlyArray<string>) =>
-  Effect.logInfo(`TensorFlow.js backend: ${name}${skipped.length > 0 ? ` (skipped ${skipped.join("; ")})` : ""}`)
-
-const noBackend = (skipped: ReadonlyArray<string>, file?: string) =>
-  new BackboneError({
-    reason: "LoadFailed",
-    field: "backend",
-    message: `No TensorFlow.js backend could start: ${skipped.join("; ") || "no candidates given"}`,
-    ...(file === undefined ? {} : { file })
-  })
 
 /**
  * A TensorFlow.js model described as data.
@@ -103,6 +66,9 @@ export interface TfjsModelConfig {
 }
 
 /**
+ * The options a TensorFlow.js backbone accepts at load (`backboneOptions`), as a Schema. `Registry.loadBackbone`
+ * decodes them and refuses unknown keys or values out of range (`CoreError` `InvalidConfig`).
+ *
  * @since 0.1.0
  * @category options
  */
@@ -128,6 +94,12 @@ export const TfjsOptions = Schema.Struct({
   /** Override the catalog entry's pooling (the embedding size follows). */
   pooling: Schema.optional(Schema.Literal("none", "global-average"))
 })
+/**
+ * The decoded TensorFlow.js backbone options, defaults filled in.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export type TfjsOptions = typeof TfjsOptions.Type
 
 const candidatesFor = (backend: TfjsOptions["backend"]): ReadonlyArray<BackendCandidate> =>
@@ -160,7 +132,7 @@ const loadFailed = (config: TfjsModelConfig, message: string, file?: string, cau
 
 /**
  * Load the layers model behind a config, whole, on the main thread (partial fine-tuning trains its last layers
- * here). The main thread's backend is activated first (`selectBackend`). The model is disposed with the scope. A
+ * here). The main thread's backend is activated first (as the `backend` option says). The model is disposed with the scope. A
  * graph model fails with `LoadFailed`.
  *
  * @since 0.1.0
@@ -209,16 +181,6 @@ const trainableTail = (config: TfjsModelConfig) =>
       }),
     tf: Effect.zipRight(selectBackend(), importTf)
   })
-
-/**
- * Make convolution gradients work on the active tfjs backend: registers plain-TypeScript versions of the backprop
- * kernels it lacks (the wasm backend lacks three), process-wide, never replacing one it has. The trainable tail
- * calls it when it cuts a model.
- *
- * @since 0.1.0
- * @category backends
- */
-export const ensureGradients: (tf: TfModule) => void = TfjsTrainableTail.ensureGradients
 
 /**
  * What a loaded TensorFlow.js backbone reports: the plugin's info and the engine that runs it.

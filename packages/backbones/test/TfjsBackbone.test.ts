@@ -8,14 +8,15 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { captureLogs, loadPlugin as load, maxAbsDiff, photos, tensorOf } from "./fixtures/helpers.js"
 import { modelsDir } from "../../../test/fixtures/shared.mjs"
+import * as TfjsBackends from "../src/internal/tfjsBackends.js"
 import { graphChannels, graphEmbedding, graphInputSize, graphModelConfig, writeTinyGraphModel } from "./fixtures/tfjsGraphModel.js"
 
 const threePhotos = [...photos("cats", 2), ...photos("dogs", 1)]
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-tfjs-"))
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
-describe("TfjsBackbone.selectBackend", () => {
-  const unavailable = (name: string): TfjsBackbone.BackendCandidate => ({
+describe("TfjsBackends.selectBackend", () => {
+  const unavailable = (name: string): TfjsBackends.BackendCandidate => ({
     name,
     prepare: () => Promise.reject(new Error(`${name} is not installed`))
   })
@@ -23,7 +24,7 @@ describe("TfjsBackbone.selectBackend", () => {
   it.effect("falls back from a missing tfjs-node to wasm and logs the choice with the reason", () =>
     Effect.gen(function*() {
       const logs: Array<string> = []
-      const chosen = yield* TfjsBackbone.selectBackend([unavailable("tensorflow"), TfjsBackbone.wasmBackend]).pipe(
+      const chosen = yield* TfjsBackends.selectBackend([unavailable("tensorflow"), TfjsBackends.wasmBackend]).pipe(
         Effect.provide(captureLogs(logs))
       )
       expect(chosen).toBe("wasm")
@@ -34,19 +35,19 @@ describe("TfjsBackbone.selectBackend", () => {
   it.effect("auto on this machine: tfjs-node cannot load its native binary here, so wasm starts offline", () =>
     Effect.gen(function*() {
       const logs: Array<string> = []
-      const chosen = yield* TfjsBackbone.selectBackend().pipe(Effect.provide(captureLogs(logs)))
+      const chosen = yield* TfjsBackends.selectBackend().pipe(Effect.provide(captureLogs(logs)))
       expect(chosen).toBe("wasm")
       expect(logs.join("\n")).toMatch(/skipped tensorflow: /)
     }))
 
   it.effect("falls back to cpu when wasm fails too, and fails with every reason when nothing starts", () =>
     Effect.gen(function*() {
-      expect(yield* TfjsBackbone.selectBackend([unavailable("tensorflow"), unavailable("wasm"), TfjsBackbone.cpuBackend])).toBe("cpu")
-      const error = yield* Effect.flip(TfjsBackbone.selectBackend([unavailable("tensorflow"), unavailable("wasm")]))
+      expect(yield* TfjsBackends.selectBackend([unavailable("tensorflow"), unavailable("wasm"), TfjsBackends.cpuBackend])).toBe("cpu")
+      const error = yield* Effect.flip(TfjsBackends.selectBackend([unavailable("tensorflow"), unavailable("wasm")]))
       expect(error).toBeInstanceOf(BackboneError.BackboneError)
       expect(error.message).toContain("tensorflow: tensorflow is not installed; wasm: wasm is not installed")
       // Leave the process on wasm for the tests below.
-      expect(yield* TfjsBackbone.selectBackend([TfjsBackbone.wasmBackend])).toBe("wasm")
+      expect(yield* TfjsBackends.selectBackend([TfjsBackends.wasmBackend])).toBe("wasm")
     }))
 })
 

@@ -1,8 +1,9 @@
 // Partial fine-tuning trains convolutions through the tfjs backend in use: gradients on wasm match the cpu backend's.
 import { describe, expect, it } from "@effect/vitest"
-import { TfjsBackbone } from "@loupe/backbones"
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
+import * as TfjsBackends from "../src/internal/tfjsBackends.js"
+import * as TfjsTrainableTail from "../src/internal/TfjsTrainableTail.js"
 
 describe("convolution gradients on wasm", () => {
   // wasm lacks Conv2DBackpropFilter and the depthwise backprop kernels; the trainable tail computes them from kernels it has.
@@ -30,11 +31,11 @@ describe("convolution gradients on wasm", () => {
 
   it.effect("match the cpu backend's gradients", () =>
     Effect.gen(function*() {
-      yield* TfjsBackbone.selectBackend([TfjsBackbone.cpuBackend])
+      yield* TfjsBackends.selectBackend([TfjsBackends.cpuBackend])
       const expected = cases.map(gradients)
-      yield* TfjsBackbone.selectBackend([TfjsBackbone.wasmBackend])
+      yield* TfjsBackends.selectBackend([TfjsBackends.wasmBackend])
       expect(() => gradients(cases[0])).toThrow(/Conv2DBackpropFilter/)
-      TfjsBackbone.ensureGradients(tf)
+      TfjsTrainableTail.ensureGradients(tf)
       cases.forEach((c, i) => {
         const [dx, dFilter] = gradients(c)
         expect(dx!.length).toBe(expected[i]![0]!.length)

@@ -6,6 +6,7 @@ import { BackboneError, Conformance, TransformersBackbone } from "@loupe/backbon
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { preprocessFromConfig } from "../src/internal/HfPreprocess.js"
 import { closedPortUrl, serveFiles, serveNothing } from "./fixtures/server.js"
 import { sharedDir } from "../../../test/fixtures/shared.mjs"
 import { hidden, image, tokens, tokenStates, writeTinyVit } from "./fixtures/tinyVit.js"
@@ -42,8 +43,8 @@ const expected = (batch: Float32Array, count: number) => {
   return { cls, mean }
 }
 
-describe("TransformersBackbone.preprocessFromConfig", () => {
-  const spec = (json: Record<string, unknown>) => TransformersBackbone.preprocessFromConfig(json, "preprocessor_config.json")
+describe("preprocessFromConfig", () => {
+  const spec = (json: Record<string, unknown>) => preprocessFromConfig(json, "preprocessor_config.json")
   const clipMean = [0.48145466, 0.4578275, 0.40821073]
   const clipStd = [0.26862954, 0.26130258, 0.27577711]
 

@@ -6,10 +6,18 @@
  * `flatten`: every non-batch value, in order. `mean` / `max`: reduce over the spatial or token axes, one value per
  * channel (global average / max pooling of a feature map `[N, C, H, W]`, or of tokens `[N, T, D]` with channels
  * last).
+ *
+ * @since 0.1.0
+ * @category models
  */
 export type Pooling = "flatten" | "mean" | "max"
 
-/** Where the channel axis is: right after the batch axis (`first`, NCHW) or last (`last`, NHWC or tokens). */
+/**
+ * Where the channel axis is: right after the batch axis (`first`, NCHW) or last (`last`, NHWC or tokens).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ChannelAxis = "first" | "last"
 
 /** The length of one image's vector after pooling an output of shape `dims`. */

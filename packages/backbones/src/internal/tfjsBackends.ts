@@ -1,11 +1,12 @@
 /**
  * The TensorFlow.js backends Loupe can activate, and activating the first that starts: the main thread does it
- * (`TfjsBackbone.selectBackend`) and so does the tfjs engine's worker (`tfjsRunner.ts`), each for its own thread.
+ * (`selectBackend`) and so does the tfjs engine's worker (`tfjsRunner.ts`), each for its own thread.
  */
 import { Data, Effect } from "effect"
 import { createRequire } from "node:module"
 import * as path from "node:path"
-import { errorText, type TfModule } from "./tfjsFiles.js"
+import { BackboneError } from "../BackboneError.js"
+import { errorText, importTf, type TfModule } from "./tfjsFiles.js"
 
 /**
  * A TensorFlow.js backend that may be usable here.
@@ -89,4 +90,32 @@ export const activate = (
       skipped.push(`${candidate.name}: ${reason}`)
     }
     return yield* new NoBackend({ skipped })
+  })
+
+/**
+ * Activates the first candidate that prepares and initialises, and logs which one it chose and why the earlier
+ * ones were skipped. Fails with every reason when none works. The choice is process-wide (TensorFlow.js has one
+ * active backend).
+ */
+export const selectBackend = (
+  candidates: ReadonlyArray<BackendCandidate> = defaultBackends
+): Effect.Effect<string, BackboneError> =>
+  Effect.gen(function*() {
+    const tf = yield* importTf
+    const { backend, skipped } = yield* Effect.mapError(activate(tf, candidates), (none) => noBackend(none.skipped))
+    yield* logBackend(backend, skipped)
+    return backend
+  })
+
+/** Logs the backend a thread activated, and why it skipped the ones before it. */
+export const logBackend = (name: string, skipped: ReadonlyArray<string>) =>
+  Effect.logInfo(`TensorFlow.js backend: ${name}${skipped.length > 0 ? ` (skipped ${skipped.join("; ")})` : ""}`)
+
+/** No backend could start (on the main thread, or in the worker loading `file`). */
+export const noBackend = (skipped: ReadonlyArray<string>, file?: string) =>
+  new BackboneError({
+    reason: "LoadFailed",
+    field: "backend",
+    message: `No TensorFlow.js backend could start: ${skipped.join("; ") || "no candidates given"}`,
+    ...(file === undefined ? {} : { file })
   })

@@ -3,9 +3,9 @@
  * is `tfjsRunner.ts`, its requests `tfjsProtocol.ts`): the tfjs engine of the TensorFlow.js plugin.
  *
  * The worker imports TensorFlow.js itself and activates the first backend of the list it is given that starts, the
- * way `TfjsBackbone.selectBackend` does on the main thread: `tensorflow` (`@tensorflow/tfjs-node`, an optional peer
- * dependency), `wasm` (initialised offline from the `.wasm` files inside `@tensorflow/tfjs-backend-wasm`; SIMD when
- * the CPU has it, one thread, as always in Node), `cpu`. It reports the one it chose and why it skipped the others.
+ * way `selectBackend` (`tfjsBackends.ts`) does on the main thread: `tensorflow` (`@tensorflow/tfjs-node`, an
+ * optional peer dependency), `wasm` (initialised offline from the `.wasm` files inside
+ * `@tensorflow/tfjs-backend-wasm`; SIMD when the CPU has it, one thread, as always in Node), `cpu`. It reports the one it chose and why it skipped the others.
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect } from "effect"
