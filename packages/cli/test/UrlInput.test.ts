@@ -5,26 +5,19 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { HttpServer } from "@effect/platform"
-import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
 import { ApiKeys, Server as DeployServer } from "@loupe/deploy"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Plugins } from "@loupe/cli"
 import { Functions, Server } from "@loupe/functions"
-import { loupe, modelsDir, sharedDir } from "./fixtures/cli.js"
+import { loupe, sharedDir } from "./fixtures/cli.js"
+import { functionsEnvironment } from "../../functions/test/fixtures/environment.js"
 
 const catsDir = path.join(sharedDir, "datasets", "cats-vs-dogs", "test", "cats")
 const cat = fs.readFileSync(path.join(catsDir, fs.readdirSync(catsDir).sort()[0]!))
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-url-input-"))
-const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true })
-const environment = Layer.mergeAll(
-  config,
-  DiskEmbeddingCache.layer().pipe(Layer.provide(config)),
-  Plugins.registryLayer(),
-  NodeFileSystem.layer
-)
+const environment = functionsEnvironment(path.join(work, "cache"))
 
 let origin: http.Server
 let base = ""

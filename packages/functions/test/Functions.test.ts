@@ -2,22 +2,14 @@
 // Workers sleep on the real clock, so these tests run with `it.live`.
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Queue, Ref } from "effect"
-import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
-import { NodeFileSystem } from "@effect/platform-node"
-import { Plugins } from "@loupe/cli"
 import { Functions, Retrainer } from "@loupe/functions"
-import { modelsDir, sharedDir } from "../../../test/fixtures/shared.mjs"
+import { catsVsDogsPhotos, functionsEnvironment } from "./fixtures/environment.js"
 
-const dataset = path.join(sharedDir, "datasets", "cats-vs-dogs")
-const images = (split: "train" | "test", label: "cats" | "dogs", from: number, count: number) =>
-  fs.readdirSync(path.join(dataset, split, label))
-    .sort((a, b) => Number(a.split(".")[1]) - Number(b.split(".")[1]))
-    .slice(from, from + count)
-    .map((f) => path.join(dataset, split, label, f))
+const images = catsVsDogsPhotos
 
 const samples = (label: "cats" | "dogs", from: number, count: number) =>
   images("train", label, from, count).map((data) => ({ data, label }))
@@ -26,13 +18,7 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-functions-"))
 let folders = 0
 const freshDir = () => path.join(work, `store-${folders++}`)
 
-const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true })
-const environment = Layer.mergeAll(
-  config,
-  DiskEmbeddingCache.layer().pipe(Layer.provide(config)),
-  Plugins.registryLayer(),
-  NodeFileSystem.layer
-)
+const environment = functionsEnvironment(path.join(work, "cache"))
 
 const functionsIn = (dir: string, config: Functions.FunctionsConfig = {}) =>
   Functions.layerDirectory(dir, { debounce: "100 millis", ...config }).pipe(Layer.provide(environment))

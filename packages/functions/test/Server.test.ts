@@ -3,33 +3,20 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpServer } from "@effect/platform"
-import { DiskEmbeddingCache, LoupeConfig } from "@loupe/core"
 import { ApiKeys, Server as DeployServer } from "@loupe/deploy"
 import { NodeFileSystem } from "@effect/platform-node"
-import { Plugins } from "@loupe/cli"
 import { Server, Store } from "@loupe/functions"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { modelsDir, sharedDir } from "../../../test/fixtures/shared.mjs"
+import { catsVsDogsPhotos, functionsEnvironment } from "./fixtures/environment.js"
 
-const dataset = path.join(sharedDir, "datasets", "cats-vs-dogs")
-const photos = (split: "train" | "test", label: "cats" | "dogs", from: number, count: number) =>
-  fs.readdirSync(path.join(dataset, split, label))
-    .sort((a, b) => Number(a.split(".")[1]) - Number(b.split(".")[1]))
-    .slice(from, from + count)
-    .map((f) => path.join(dataset, split, label, f))
+const photos = catsVsDogsPhotos
 const dataUri = (file: string) => `data:image/jpeg;base64,${fs.readFileSync(file).toString("base64")}`
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-serve-"))
 const store = path.join(work, "store")
-const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir: path.join(work, "cache"), offline: true })
-const environment = Layer.mergeAll(
-  config,
-  DiskEmbeddingCache.layer().pipe(Layer.provide(config)),
-  Plugins.registryLayer(),
-  NodeFileSystem.layer
-)
+const environment = functionsEnvironment(path.join(work, "cache"))
 
 let scope: Scope.CloseableScope
 let base = ""
