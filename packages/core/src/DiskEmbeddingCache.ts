@@ -28,6 +28,8 @@
 import { Effect, Layer } from "effect"
 import type { Cause, Duration, Scope } from "effect"
 import { hash } from "node:crypto"
+// node:fs, not FileSystem: the segments' open handles are read synchronously (`recordSegment.readValue`), and
+// FileSystem would add a requirement to `layer`, which its callers provide without one.
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { EmbeddingCache, type EmbeddingCacheShape } from "./EmbeddingCache.js"

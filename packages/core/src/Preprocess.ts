@@ -5,6 +5,8 @@
  * @since 0.1.0
  */
 import { Effect } from "effect"
+// node:fs, not FileSystem: `readSource` (and so `loadRgb` and every Embedder entry point) requires nothing, and
+// FileSystem would add a requirement to all of them and their callers.
 import * as fs from "node:fs/promises"
 import { CoreError } from "./CoreError.js"
 import * as Decode from "./internal/Decode.js"
@@ -136,22 +138,30 @@ export const loadRgb = (source: ImageSource, spec: PreprocessSpec): Effect.Effec
 export const writeNormalized = (rgb: Uint8Array, spec: PreprocessSpec, out: Float32Array, index: number): void => {
   const pixels = spec.size * spec.size
   const base = index * pixels * 3
+  // One float32 per channel and byte value, computed as the formula is, so a lookup gives the same bits as the
+  // arithmetic and costs less per pixel.
   const inv = 1 / spec.scale
-  const [m0, m1, m2] = spec.mean
-  const [s0, s1, s2] = [1 / spec.std[0], 1 / spec.std[1], 1 / spec.std[2]]
+  const table = new Float32Array(3 * 256)
+  for (let c = 0; c < 3; c++) {
+    const mean = spec.mean[c]!
+    const scale = 1 / spec.std[c]!
+    for (let x = 0; x < 256; x++) table[c * 256 + x] = (x * inv - mean) * scale
+  }
   if (spec.layout === "NHWC") {
-    for (let p = 0; p < pixels; p++) {
-      const i = p * 3
-      out[base + i] = (rgb[i]! * inv - m0) * s0
-      out[base + i + 1] = (rgb[i + 1]! * inv - m1) * s1
-      out[base + i + 2] = (rgb[i + 2]! * inv - m2) * s2
+    const slot = out.subarray(base, base + pixels * 3)
+    for (let i = 0; i < pixels * 3; i += 3) {
+      slot[i] = table[rgb[i]!]!
+      slot[i + 1] = table[256 + rgb[i + 1]!]!
+      slot[i + 2] = table[512 + rgb[i + 2]!]!
     }
   } else {
-    for (let p = 0; p < pixels; p++) {
-      const i = p * 3
-      out[base + p] = (rgb[i]! * inv - m0) * s0
-      out[base + pixels + p] = (rgb[i + 1]! * inv - m1) * s1
-      out[base + 2 * pixels + p] = (rgb[i + 2]! * inv - m2) * s2
+    const r = out.subarray(base, base + pixels)
+    const g = out.subarray(base + pixels, base + 2 * pixels)
+    const b = out.subarray(base + 2 * pixels, base + 3 * pixels)
+    for (let p = 0, i = 0; p < pixels; p++, i += 3) {
+      r[p] = table[rgb[i]!]!
+      g[p] = table[256 + rgb[i + 1]!]!
+      b[p] = table[512 + rgb[i + 2]!]!
     }
   }
 }
@@ -185,9 +195,14 @@ export const mirrorRgb = (rgb: Uint8Array, size: number): Uint8Array => {
  * @since 0.1.0
  * @category tensors
  */
-export const toTensor = (images: ReadonlyArray<Uint8Array>, spec: PreprocessSpec, mirror = false): Float32Array => {
+export const toTensor = (
+  images: ReadonlyArray<Uint8Array>,
+  spec: PreprocessSpec,
+  mirror = false,
+  /** Where to write (a reused batch buffer): at least as long as the fresh tensor would be; the rest stays as is. */
+  out: Float32Array = new Float32Array((mirror ? 2 : 1) * images.length * spec.size * spec.size * 3)
+): Float32Array => {
   const n = images.length
-  const out = new Float32Array((mirror ? 2 : 1) * n * spec.size * spec.size * 3)
   images.forEach((rgb, i) => {
     writeNormalized(rgb, spec, out, i)
     if (mirror) writeNormalized(mirrorRgb(rgb, spec.size), spec, out, n + i)

@@ -250,6 +250,31 @@ describe("Preprocess: normalisation", () => {
     expect(out[12]).toBeCloseTo(red[0]!, 5)
     expect(out[12 + 11]).toBeCloseTo(blue[3]!, 5)
   })
+
+  it("gives, for every byte value, the float32 of (x / scale - mean) / std computed in doubles, bit for bit", () => {
+    // 16 x 16 pixels: pixel p has the value p in every channel, so each channel sees all 256 values.
+    const all = Uint8Array.from({ length: 256 * 3 }, (_, i) => Math.floor(i / 3))
+    for (const layout of ["NCHW", "NHWC"] as const) {
+      const s = Preprocess.imagenet({ size: 16, layout })
+      const out = Preprocess.toTensor([all], s)
+      const expected = new Float32Array(256 * 3)
+      for (let x = 0; x < 256; x++) {
+        for (let c = 0; c < 3; c++) {
+          expected[layout === "NCHW" ? c * 256 + x : x * 3 + c] = (x * (1 / s.scale) - s.mean[c]!) * (1 / s.std[c]!)
+        }
+      }
+      expect(Buffer.from(out.buffer).equals(Buffer.from(expected.buffer))).toBe(true)
+    }
+  })
+
+  it("toTensor into a used, larger buffer writes the same values as into a fresh one", () => {
+    const s = spec("NCHW")
+    const other = Uint8Array.from([9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 255, 128])
+    const reused = new Float32Array(4 * 12).fill(Number.NaN)
+    Preprocess.toTensor([rgb, other, rgb, other], s, false, reused)
+    expect(Preprocess.toTensor([other, rgb], s, true, reused)).toBe(reused)
+    expect(Array.from(reused)).toEqual(Array.from(Preprocess.toTensor([other, rgb], s, true)))
+  })
 })
 
 describe("Preprocess: mirror images", () => {

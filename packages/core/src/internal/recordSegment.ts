@@ -14,6 +14,8 @@
  * @internal
  */
 import { createHash, randomBytes } from "node:crypto"
+// node:fs, not FileSystem: `readValue` reads synchronously at a position of an open descriptor, which FileSystem
+// cannot (its reads are effects on a File with a cursor), and the cache's `get` runs per image on the hot path.
 import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
