@@ -11,9 +11,9 @@
  * @since 0.1.0
  */
 import { DeployError, DockerContext, OnnxExport } from "@loupe/deploy"
+import { FileSystem } from "@effect/platform"
 import { Console, Effect, Layer, pipe } from "effect"
 import { randomBytes } from "node:crypto"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import { BlobStore, FunctionsError, Store } from "@loupe/functions"
 import { store } from "./FunctionCommand.js"
@@ -48,17 +48,19 @@ const functionBundle = (storeDir: string, functionId: string) =>
 
 /** Copy a bundle directory to `out`, atomically. */
 const copyBundle = (from: string, out: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      const target = path.resolve(out)
-      const staging = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
-      await fs.promises.cp(from, staging, { recursive: true })
-      await fs.promises.rm(target, { recursive: true, force: true })
-      await fs.promises.rename(staging, target)
-      return target
-    },
-    catch: (cause) => new DeployError.DeployError({ reason: "ExportFailed", file: out, message: `Cannot write ${out}: ${String(cause)}`, cause })
-  })
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const target = path.resolve(out)
+    const staging = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
+    yield* fs.copy(from, staging)
+    yield* fs.remove(target, { recursive: true, force: true })
+    yield* fs.rename(staging, target)
+    return target
+  }).pipe(
+    Effect.mapError((cause) =>
+      new DeployError.DeployError({ reason: "ExportFailed", file: out, message: `Cannot write ${out}: ${cause.message}`, cause })
+    )
+  )
 
 export const command = DocumentedCommand.make(
   "export",
@@ -89,7 +91,9 @@ export const command = DocumentedCommand.make(
   (flags) =>
     Effect.gen(function*() {
       yield* OutputFolder.checkFree(path.resolve(flags.out), flags.overwrite)
-      const isBundle = fs.existsSync(path.join(flags.source, "manifest.json"))
+      const isBundle = yield* Effect.flatMap(FileSystem.FileSystem, (fs) => fs.exists(path.join(flags.source, "manifest.json"))).pipe(
+        Effect.orElseSucceed(() => false)
+      )
       const source = isBundle
         ? { dir: path.resolve(flags.source), images: [] as ReadonlyArray<string>, functionId: undefined }
         : yield* functionBundle(path.resolve(flags.store), flags.source)

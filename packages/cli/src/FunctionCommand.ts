@@ -12,7 +12,6 @@ import { Console, Effect, Option, pipe } from "effect"
 import { Dataset } from "@loupe/core"
 // Named so the declaration emitter can refer to the error types in this module's inferred command type.
 import type { CoreError as _CoreError } from "@loupe/core"
-import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Functions, Preset } from "@loupe/functions"
@@ -86,9 +85,10 @@ const collect = (paths: ReadonlyArray<string>, label: Option.Option<string>) =>
   Effect.gen(function*() {
     const items: Array<{ readonly file: string; readonly label: string | undefined }> = []
     const skipped: Array<{ readonly file: string; readonly reason: string }> = []
+    const fs = yield* FileSystem.FileSystem
     for (const p of paths) {
-      const isDir = yield* Effect.tryPromise(() => fs.stat(p)).pipe(
-        Effect.map((s) => s.isDirectory()),
+      const isDir = yield* fs.stat(p).pipe(
+        Effect.map((s) => s.type === "Directory"),
         Effect.orElseSucceed(() => false)
       )
       if (isDir) {

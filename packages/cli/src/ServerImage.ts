@@ -7,8 +7,8 @@
  */
 import { DeployError } from "@loupe/deploy"
 import type { DockerContext } from "@loupe/deploy"
+import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
-import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { builtins } from "./BuiltinPlugins.js"
@@ -22,26 +22,30 @@ const runners = ["ortRunner.js", "tfjsRunner.js"]
  * @since 0.1.0
  * @category constructors
  */
-export const entry: Effect.Effect<DockerContext.ServerEntry, DeployError.DeployError> = Effect.tryPromise({
-  try: async () => {
+export const entry: Effect.Effect<DockerContext.ServerEntry, DeployError.DeployError, FileSystem.FileSystem> = Effect.gen(
+  function*() {
+    const fs = yield* FileSystem.FileSystem
     const here = path.dirname(fileURLToPath(import.meta.url))
     for (const dir of [here, path.join(here, "..", "dist")]) {
       const file = path.join(dir, "serverEntry.js")
       const manifest = path.join(dir, "serverEntry.json")
       const workers = runners.map((name) => path.join(dir, name))
-      const found = await Promise.all([file, manifest, ...workers].map((f) => fs.access(f))).then(() => true, () => false)
-      if (found) {
-        const { dependencies } = JSON.parse(await fs.readFile(manifest, "utf8")) as { dependencies: Record<string, string> }
+      const present = yield* Effect.forEach([file, manifest, ...workers], (f) => fs.exists(f))
+      if (present.every(Boolean)) {
+        const text = yield* fs.readFileString(manifest)
+        const { dependencies } = yield* Effect.try(() => JSON.parse(text) as { dependencies: Record<string, string> })
         return { file, dependencies, plugins: builtins, workers }
       }
     }
-    throw new Error(`no serverEntry.js, serverEntry.json, ${runners.join(", ")} near ${here}`)
-  },
-  catch: (cause) =>
+    return yield* Effect.fail(new Error(`no serverEntry.js, serverEntry.json, ${runners.join(", ")} near ${here}`))
+  }
+).pipe(
+  Effect.mapError((cause) =>
     new DeployError.DeployError({
       reason: "ExportFailed",
       file: "dist/serverEntry.js",
-      message: `The standalone server entry is not built (${String(cause)}); build @loupe/cli first (pnpm build)`,
+      message: `The standalone server entry is not built (${cause.message}); build @loupe/cli first (pnpm build)`,
       cause
     })
-})
+  )
+)
