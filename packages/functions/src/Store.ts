@@ -16,7 +16,7 @@
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { FileSystem } from "@effect/platform"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Schedule } from "effect"
 import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
 import * as SqlStore from "./internal/SqlStore.js"
@@ -339,14 +339,22 @@ export const layerSqlite = (dir: string): Layer.Layer<Store, FunctionsError, Fil
       )
     )
   )
-  const client = SqliteClient.layer({ filename: path.join(dir, "loupe.db") }).pipe(
+  // WAL is switched on below, not by the client: the switch needs a moment's exclusive lock, and when other processes
+  // open the same new store at once SQLite answers SQLITE_BUSY without waiting, so the switch is retried.
+  const client = SqliteClient.layer({ filename: path.join(dir, "loupe.db"), disableWAL: true }).pipe(
     Layer.mapError((cause) =>
       new FunctionsError({ reason: "StoreFailed", file: dir, message: `Store: cannot open ${dir}: ${String(cause)}`, cause })
     )
   )
   const pragmas = Layer.effectDiscard(
-    Effect.flatMap(SqlClient.SqlClient, (sql) => Effect.zipRight(sql`PRAGMA busy_timeout = 10000`, sql`PRAGMA foreign_keys = ON`))
-      .pipe(Effect.mapError(SqlStore.sqlFailed("configuring SQLite")))
+    Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      Effect.all([
+        sql`PRAGMA busy_timeout = 10000`,
+        sql`PRAGMA journal_mode = WAL`.pipe(
+          Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 200, while: (e) => /SQLITE_BUSY|locked/.test(`${e.message} ${String(e.cause)}`) })
+        ),
+        sql`PRAGMA foreign_keys = ON`
+      ], { discard: true })).pipe(Effect.mapError(SqlStore.sqlFailed("configuring SQLite")))
   )
   return layer.pipe(Layer.provide(Layer.provideMerge(pragmas, client)), Layer.provide(createDir))
 }
