@@ -35,5 +35,13 @@ export const make = (
         })
       }
     })
-    return yield* Registry.make({ backbones: registry.backbones.map(share), heads: registry.heads })
+    const resolve = registry.resolveBackbone
+    return yield* Registry.make({
+      backbones: registry.backbones.map(share),
+      heads: registry.heads,
+      ...(resolve === undefined ? {} : { resolveBackbone: (id: string) => {
+        const plugin = resolve(id)
+        return plugin && share(plugin)
+      } })
+    })
   })
