@@ -19,8 +19,8 @@ import { LoupeConfig, Registry } from "@loupe/core"
 import type { Backbone, CoreError } from "@loupe/core"
 import * as path from "node:path"
 import { BackboneError } from "./BackboneError.js"
-import { download } from "./internal/download.js"
-import { exists, hasModel, hubCacheFolder, modelsDirFolder } from "./internal/hub.js"
+import { download, fetchWithin } from "./internal/download.js"
+import { exists, hasModel, hubCacheFolder, hubFileUrl, hubUrlFromEnv, modelsDirFolder } from "./internal/hub.js"
 import { readPullRecord } from "./internal/HubPull.js"
 import { hashFiles, urlWeightsPath } from "./internal/weights.js"
 
@@ -230,6 +230,46 @@ export const fetchUrlWeights = (
       responseTimeoutMs: options.responseTimeoutMs ?? 30_000
     })
     return { id, ...done, downloaded: true }
+  }).pipe(Effect.provide(NodeFileSystem.layer))
+
+/**
+ * Whether a backbone can be used without waiting on the network (`here`: its weights are present or cached), could
+ * be pulled now (`pullable`: they come from a hub that answered within `timeoutMs`, default 600 ms), or neither
+ * (`unavailable`, with the reason in words: offline mode, an unreachable hub, a missing file).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Availability =
+  | { readonly _tag: "here"; readonly path: string }
+  | { readonly _tag: "pullable"; readonly hubUrl: string }
+  | { readonly _tag: "unavailable"; readonly reason: string }
+
+/**
+ * The `Availability` of `plugin` on this machine. Probes the hub (`$HF_ENDPOINT`, else huggingface.co) with one
+ * `HEAD` of the model's `config.json` only when the weights are not here and offline mode is off.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const availability = (
+  plugin: Backbone.BackbonePlugin,
+  config: LoupeConfig.LoupeConfigShape,
+  options: { readonly timeoutMs?: number } = {}
+): Effect.Effect<Availability> =>
+  Effect.gen(function*() {
+    const { weights } = plugin.info
+    const local = yield* locate(weights, config)
+    if (local.status === "present" || local.status === "cached") return { _tag: "here", path: local.path! } as const
+    if (weights._tag !== "Hub") return { _tag: "unavailable", reason: `its weights are not here (${describeSource(weights)})` } as const
+    if (config.offline) return { _tag: "unavailable", reason: "its weights are not here and offline mode is on" } as const
+    const hubUrl = hubUrlFromEnv()
+    const url = hubFileUrl(hubUrl, weights.repo, weights.revision ?? "main", "config.json")
+    const probe = yield* Effect.either(fetchWithin(plugin.info.id, url, { method: "HEAD", redirect: "follow" }, options.timeoutMs ?? 600))
+    if (probe._tag === "Left") return { _tag: "unavailable", reason: `the hub ${hubUrl} cannot be reached (${probe.left.message})` } as const
+    return probe.right.ok
+      ? { _tag: "pullable", hubUrl } as const
+      : { _tag: "unavailable", reason: `the hub ${hubUrl} answers HTTP ${probe.right.status} for ${url}` } as const
   }).pipe(Effect.provide(NodeFileSystem.layer))
 
 /** Pulls a hub model by loading it once (which fetches and verifies its files), then reads its pull record. */
