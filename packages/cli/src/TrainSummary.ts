@@ -8,7 +8,10 @@ import type { TrainResult } from "./Train.js"
 
 const round = (x: number) => Math.round(x * 1e4) / 1e4
 
-/** The `--json` object. `cv`, `test`, `selected` and `timings` keep their field names across releases. */
+/**
+ * The `--json` object. `cv`, `test`, `selected` and `timings` keep their field names across releases;
+ * `backboneChoice` (which backbones were searched, and why) is there when the preset said.
+ */
 export const toJson = (result: TrainResult) => ({
   cv: {
     accuracy: result.cv.accuracy,
@@ -36,6 +39,7 @@ export const toJson = (result: TrainResult) => ({
     }))
   },
   selected: result.selected,
+  ...(result.backboneChoice ? { backboneChoice: result.backboneChoice } : {}),
   leaderboard: result.leaderboard,
   earlierRungs: result.earlierRungs,
   skipped: result.skipped,
@@ -59,6 +63,7 @@ export const toText = (result: TrainResult): string => {
       lines.push(`           ${result.test!.labels[i]!.padEnd(width)}  ${row.map((n) => String(n).padStart(width)).join(" ")}`)
     )
   }
+  if (result.backboneChoice) lines.push(`backbones  ${result.backboneChoice.backbones.join(", ")}: ${result.backboneChoice.reason}`)
   for (const s of result.skipped) lines.push(`skipped    ${s.file}: ${s.reason}`)
   lines.push(`bundle     saved to ${result.bundle}`)
   if (result.report !== undefined) lines.push(`report     saved to ${result.report}`)

@@ -130,6 +130,12 @@ export interface ModelMetrics {
   readonly timings: { readonly embedMs: number; readonly trainMs: number; readonly totalMs: number }
   /** `full`: the preset's whole space; `selected`: the previous model's candidate only (backbone, head and params). */
   readonly search: { readonly scope: "full" | "selected"; readonly fullSearchSamples: number }
+  /**
+   * Which backbones the preset chose for this run, and why (`Preset.chooseBackbones`).
+   *
+   * @since 0.2.0
+   */
+  readonly backboneChoice?: Preset.BackboneChoice
 }
 
 /**
@@ -214,11 +220,13 @@ const toMetrics = (
   preset: Preset.Resolved["preset"],
   sampleCount: number,
   totalMs: number,
-  search: ModelMetrics["search"]
+  search: ModelMetrics["search"],
+  backboneChoice: Preset.BackboneChoice
 ): ModelMetrics => ({
   preset,
   sampleCount,
   search,
+  backboneChoice,
   cv: {
     folds: result.cv.folds,
     total: result.cv.total,
@@ -389,7 +397,7 @@ export const make = (
             const bundle = `${bundlesPrefix(functionId)}/${versionId}`
             const labelIds = new Map(snapshot.labels.map((l) => [l.name, l.id]))
             const labels = result.fitted.labels.map((name) => ({ id: labelIds.get(name)!, name }))
-            const metrics = toMetrics(result, resolved.preset, samples.length, since(started), search)
+            const metrics = toMetrics(result, resolved.preset, samples.length, since(started), search, full.backboneChoice)
             yield* blobs.putDirectory(bundle, (dir) =>
               Bundle.save(result.fitted, dir, { functionId, versionId, revision: fn.revision, labels, metrics }).pipe(
                 Effect.provide(context),
