@@ -97,7 +97,7 @@ export const download = (request: DownloadRequest): Effect.Effect<Downloaded, Ba
     let refused = false
     return yield* Effect.gen(function*() {
       const written = yield* Effect.mapError(
-        writeHashed(body, temp, offset, total, request.label ?? path.basename(dest)),
+        writeHashed(body, temp, { offset, total, label: request.label ?? path.basename(dest), shared: request.resume === true }),
         (cause) => failure("DownloadFailed", `Download of ${url} for ${id} broke off: ${fetchErrorText(cause)}`, cause)
       )
       const problem = yield* Effect.mapError(
@@ -135,9 +135,14 @@ const mismatch = (request: DownloadRequest, file: string, sha256: string, bytes:
 
 /**
  * Streams `body` into `file` from `offset` on (the bytes before it are already there and are hashed first), hashing
- * it, then flushes it. A fresh private temp file is opened with `wx`, never over another download's.
+ * it, then flushes it. A private temp file is opened with `wx`, never over another download's; a `shared` one (the
+ * resumable `<dest>.incomplete`) is started over.
  */
-const writeHashed = (body: ReadableStream<Uint8Array>, file: string, offset: number, total: number | undefined, label: string) =>
+const writeHashed = (
+  body: ReadableStream<Uint8Array>,
+  file: string,
+  { label, offset, shared, total }: { offset: number; total: number | undefined; label: string; shared: boolean }
+) =>
   Effect.scoped(Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const sha256 = createHash("sha256")
@@ -145,7 +150,7 @@ const writeHashed = (body: ReadableStream<Uint8Array>, file: string, offset: num
       yield* fs.truncate(file, offset)
       yield* Stream.runForEach(fs.stream(file), (chunk) => Effect.sync(() => sha256.update(chunk)))
     }
-    const out = yield* fs.open(file, { flag: offset > 0 ? "a" : file.endsWith(".incomplete") ? "w" : "wx" })
+    const out = yield* fs.open(file, { flag: offset > 0 ? "a" : shared ? "w" : "wx" })
     let bytes = offset
     let reported = 0
     yield* Stream.fromReadableStream({ evaluate: () => body, onError: (cause) => cause }).pipe(
