@@ -19,6 +19,7 @@ import { LoupeConfig, Registry } from "@loupe/core"
 import type { Backbone, CoreError } from "@loupe/core"
 import * as path from "node:path"
 import { BackboneError } from "./BackboneError.js"
+import { hubModels } from "./Catalog.js"
 import { download, fetchWithin } from "./internal/download.js"
 import { exists, hasModel, hubCacheFolder, hubFileUrl, hubUrlFromEnv, modelsDirFolder } from "./internal/hub.js"
 import { readPullRecord } from "./internal/HubPull.js"
@@ -53,6 +54,13 @@ export interface ModelListing {
   readonly status: "present" | "cached" | "remote" | "missing"
   /** Whether `pull` applies (the weights come from a URL or a hub). */
   readonly pullable: boolean
+  /**
+   * For a hub model of the catalog: where its facts come from, and its estimated milliseconds per image on 2 cores
+   * (`Catalog.HubModel`).
+   *
+   * @since 0.2.0
+   */
+  readonly catalog?: { readonly source: string; readonly estimatedMsPerImage: number }
 }
 
 /**
@@ -134,6 +142,11 @@ const locate = (
     }
   })
 
+const catalogFacts = (id: string) => {
+  const known = hubModels.find((m) => m.id === id)
+  return known === undefined ? {} : { catalog: { source: known.source, estimatedMsPerImage: known.estimatedMsPerImage } }
+}
+
 /**
  * The listing of `plugins` on this machine (reads only file existence; nothing is hashed or loaded).
  *
@@ -157,7 +170,8 @@ export const listModels = (
       localPath: local.path,
       present: local.status === "present" || local.status === "cached",
       status: local.status,
-      pullable: info.weights._tag === "Url" || info.weights._tag === "Hub"
+      pullable: info.weights._tag === "Url" || info.weights._tag === "Hub",
+      ...catalogFacts(info.id)
     }))).pipe(Effect.provide(NodeFileSystem.layer))
 
 /**

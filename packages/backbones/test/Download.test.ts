@@ -151,6 +151,7 @@ describe("Download.listModels", () => {
         embeddingSize: 384,
         license: "Apache-2.0",
         source: "hub: Xenova/dinov2-small@main",
+        catalog: { source: Catalog.dinov2Small.source, estimatedMsPerImage: 140 },
         localPath: path.join(cacheDir, "transformers", "Xenova", "dinov2-small", "main")
       })
       const noModelsDir = yield* Download.listModels(plugins, { modelsDir: undefined, cacheDir, offline: false })

@@ -26,7 +26,8 @@ const list = DocumentedCommand.make(
     if (flags.json) return yield* Console.log(JSON.stringify({ models }))
     const width = Math.max(...models.map((m) => m.id.length))
     for (const m of models) {
-      yield* Console.log(`${m.id.padEnd(width)}  ${String(m.embeddingSize).padStart(5)}-d  ${m.status.padEnd(7)}  ${m.tags.join(",")}  ${m.source}`)
+      const estimate = m.catalog ? `  ~${m.catalog.estimatedMsPerImage} ms/image on 2 cores (estimated)` : ""
+      yield* Console.log(`${m.id.padEnd(width)}  ${String(m.embeddingSize).padStart(5)}-d  ${m.status.padEnd(7)}  ${m.tags.join(",")}  ${m.license}  ${m.source}${estimate}`)
     }
   }).pipe(Effect.provide(environment(flags)))
 )
