@@ -150,6 +150,23 @@ describe("hub models from a loopback hub", () => {
       expect(Object.keys(record.files)).not.toContain("onnx/vision_model.onnx")
     }))
 
+  it.scopedLive("two pulls of one model at once both succeed, and the files are the verified ones", () =>
+    Effect.gen(function*() {
+      const hub = yield* serveHub(repos)
+      const { cacheDir, layer } = setup()
+      const pull = Download.pull(`hf:${clip}`, { backboneOptions: { hubUrl: hub.url } }).pipe(Effect.provide(layer))
+      const [a, b] = yield* Effect.all([pull, pull], { concurrency: 2 })
+      expect(a.sha256).toBe(b.sha256)
+      const folder = folderOf(cacheDir, clip)
+      const published = hubModelFiles("clip", 512)
+      expect(b.hub!.files.map((f) => f.file).sort()).toEqual(["config.json", "onnx/vision_model.onnx", "preprocessor_config.json"])
+      for (const { file } of b.hub!.files) {
+        expect(createHashHex(fs.readFileSync(path.join(folder, file)))).toBe(createHashHex(published.get(file)!))
+      }
+      // No temp file is left behind.
+      expect(fs.readdirSync(path.join(folder, "onnx"))).toEqual(["vision_model.onnx"])
+    }))
+
   it.scopedLive("the conformance suite runs on a catalog model once its weights are here", () =>
     Effect.gen(function*() {
       const hub = yield* serveHub(repos)

@@ -10,6 +10,7 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Schema } from "effect"
+import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import { BackboneError } from "../BackboneError.js"
 import { download, fetchWithin } from "./download.js"
@@ -109,7 +110,7 @@ const writePullRecord = (id: string, folder: string, record: PullRecord) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const file = path.join(folder, pullRecordFile)
-    const temp = `${file}.${process.pid}.tmp`
+    const temp = `${file}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`
     yield* fs.writeFileString(temp, JSON.stringify(record, null, 2) + "\n")
     yield* fs.rename(temp, file)
   }).pipe(

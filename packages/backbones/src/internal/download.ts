@@ -61,11 +61,14 @@ const statusText = (response: Response) => {
 }
 
 /**
- * Downloads `url` to `dest` atomically: the body is streamed to a temp file in the same folder while hashing, flushed,
- * checked against `sha256` / `gitSha1` when given, then renamed over `dest`. On a failure the temp file is removed
- * (kept as `<dest>.incomplete` for the next try with `resume`, unless its content was refused), so `dest` is either
- * absent, the previous file, or the complete verified one. Progress goes to the `Progress` service as `download`
- * events counted in bytes.
+ * Downloads `url` to `dest` atomically: the body is streamed to a private temp file in the same folder while hashing,
+ * flushed, checked against `sha256` / `gitSha1` when given, then renamed over `dest`. On a failure the temp file is
+ * removed, so `dest` is either absent, the previous file, or the complete verified one. Progress goes to the
+ * `Progress` service as `download` events counted in bytes.
+ *
+ * With `resume`, a broken-off download is kept as `<dest>.incomplete` (unless its content was refused), and the next
+ * one claims it by renaming it to its own private temp file (atomic, so two pulls at once never write one file; the
+ * loser starts over) and asks only for the rest with an HTTP Range request.
  */
 export const download = (request: DownloadRequest): Effect.Effect<Downloaded, BackboneError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
@@ -77,27 +80,31 @@ export const download = (request: DownloadRequest): Effect.Effect<Downloaded, Ba
       fs.makeDirectory(path.dirname(dest), { recursive: true }),
       (cause) => failure("DownloadFailed", `Cannot create ${path.dirname(dest)} for ${id}: ${String(cause)}`, cause)
     )
-    const temp = request.resume ? `${dest}.incomplete` : `${dest}.${process.pid}-${randomBytes(4).toString("hex")}.part`
+    const temp = `${dest}.${process.pid}-${randomBytes(4).toString("hex")}.part`
+    const incomplete = `${dest}.incomplete`
     const already = request.resume
-      ? yield* fs.stat(temp).pipe(Effect.map((s) => Number(s.size)), Effect.orElseSucceed(() => 0))
+      ? yield* fs.rename(incomplete, temp).pipe(
+        Effect.zipRight(fs.stat(temp)),
+        Effect.map((s) => Number(s.size)),
+        Effect.orElseSucceed(() => 0)
+      )
       : 0
-    const response = yield* fetchWithin(id, url, {
-      redirect: "follow",
-      headers: { ...request.headers, ...(already > 0 ? { Range: `bytes=${already}-` } : {}) }
-    }, request.responseTimeoutMs)
-    if (!response.ok || response.body === null) {
-      yield* Effect.promise(() => response.body?.cancel() ?? Promise.resolve())
-      return yield* failure("DownloadFailed", `Cannot download ${url} for ${id}: ${statusText(response)}`)
-    }
-    // 206: the server continues where the temp file stops; anything else starts over.
-    const offset = response.status === 206 ? already : 0
-    const length = Number(response.headers.get("content-length") ?? NaN)
-    const total = Number.isFinite(length) ? offset + length : undefined
-    const body = response.body
     let refused = false
     return yield* Effect.gen(function*() {
+      const response = yield* fetchWithin(id, url, {
+        redirect: "follow",
+        headers: { ...request.headers, ...(already > 0 ? { Range: `bytes=${already}-` } : {}) }
+      }, request.responseTimeoutMs)
+      if (!response.ok || response.body === null) {
+        yield* Effect.promise(() => response.body?.cancel() ?? Promise.resolve())
+        return yield* failure("DownloadFailed", `Cannot download ${url} for ${id}: ${statusText(response)}`)
+      }
+      // 206: the server continues where the temp file stops; anything else starts over.
+      const offset = response.status === 206 ? already : 0
+      const length = Number(response.headers.get("content-length") ?? NaN)
+      const total = Number.isFinite(length) ? offset + length : undefined
       const written = yield* Effect.mapError(
-        writeHashed(body, temp, { offset, total, label: request.label ?? path.basename(dest), shared: request.resume === true }),
+        writeHashed(response.body, temp, { offset, total, label: request.label ?? path.basename(dest) }),
         (cause) => failure("DownloadFailed", `Download of ${url} for ${id} broke off: ${fetchErrorText(cause)}`, cause)
       )
       const problem = yield* Effect.mapError(
@@ -114,7 +121,15 @@ export const download = (request: DownloadRequest): Effect.Effect<Downloaded, Ba
       )
       return { path: dest, sha256: written.sha256, bytes: written.bytes }
     }).pipe(
-      Effect.onExit(() => (request.resume && !refused ? Effect.void : Effect.ignore(fs.remove(temp, { force: true }))))
+      Effect.onExit((exit) =>
+        exit._tag === "Success"
+          ? Effect.void
+          : request.resume && !refused
+          ? Effect.ignore(fs.rename(temp, incomplete))
+          : Effect.ignore(fs.remove(temp, { force: true }))
+      ),
+      // A temp file that could not be kept for a resume (renamed away meanwhile) is not left behind.
+      Effect.ensuring(Effect.ignore(fs.remove(temp, { force: true })))
     )
   })
 
@@ -134,14 +149,13 @@ const mismatch = (request: DownloadRequest, file: string, sha256: string, bytes:
   })
 
 /**
- * Streams `body` into `file` from `offset` on (the bytes before it are already there and are hashed first), hashing
- * it, then flushes it. A private temp file is opened with `wx`, never over another download's; a `shared` one (the
- * resumable `<dest>.incomplete`) is started over.
+ * Streams `body` into the private temp `file` from `offset` on (the bytes before it, claimed from an earlier try, are
+ * hashed first; without them the file is started over), hashing it, then flushes it.
  */
 const writeHashed = (
   body: ReadableStream<Uint8Array>,
   file: string,
-  { label, offset, shared, total }: { offset: number; total: number | undefined; label: string; shared: boolean }
+  { label, offset, total }: { offset: number; total: number | undefined; label: string }
 ) =>
   Effect.scoped(Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
@@ -150,7 +164,7 @@ const writeHashed = (
       yield* fs.truncate(file, offset)
       yield* Stream.runForEach(fs.stream(file), (chunk) => Effect.sync(() => sha256.update(chunk)))
     }
-    const out = yield* fs.open(file, { flag: offset > 0 ? "a" : shared ? "w" : "wx" })
+    const out = yield* fs.open(file, { flag: offset > 0 ? "a" : "w" })
     let bytes = offset
     let reported = 0
     yield* Stream.fromReadableStream({ evaluate: () => body, onError: (cause) => cause }).pipe(
