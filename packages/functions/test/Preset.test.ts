@@ -44,7 +44,9 @@ describe("Preset", () => {
         augmentedViews: 0,
         ensembles: false,
         fineTune: false,
-        seed: Preset.defaults.seed
+        seed: Preset.defaults.seed,
+        promote: "always",
+        keepVersions: 10
       })
       const overridden = yield* Preset.resolve("fast", { folds: 3, backbones: { max: 2 }, searchBudget: 1500, strategy: "grid", mirror: true })
       expect(overridden.settings.folds).toBe(3)
