@@ -280,7 +280,7 @@ describe("the function API over HTTP", () => {
 
     expect(await api("POST", `/v1/functions/${fn}/models/model_nope/promote`)).toMatchObject({ status: 404, body: { reason: "NotFound" } })
     expect((await api("GET", `/v1/functions/function_nope/models`)).status).toBe(404)
-    const openapi = await (await fetch(`${base}/openapi.json`)).json()
+    const openapi: any = await (await fetch(`${base}/openapi.json`)).json()
     expect(openapi.paths["/v1/functions/{functionId}/models"].get.description).toContain("newest first")
     expect(openapi.paths["/v1/functions/{functionId}/models/{modelId}/promote"].post.description).toContain("no restart")
   })
