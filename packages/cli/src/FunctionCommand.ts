@@ -1,5 +1,5 @@
 /**
- * `loupe function create|add|invoke|metrics|list`: the function API from the command line, on a store folder
+ * `loupe function create|add|invoke|metrics|list|models|rollback`: the function API from the command line, on a store folder
  * (`--store`, default `$LOUPE_STORE_DIR` or `~/.local/share/loupe`).
  *
  * A command line process lives only as long as its command, so `add` waits for the retrain it causes (and any
@@ -14,7 +14,8 @@ import { Dataset } from "@loupe/core"
 import type { CoreError as _CoreError } from "@loupe/core"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Functions, Preset } from "@loupe/functions"
+import { Functions, FunctionsError, Preset } from "@loupe/functions"
+import type { Retrainer, Store } from "@loupe/functions"
 import * as Arg from "./internal/Arg.js"
 import { environment, json, modelsDir, overrides, parseOverrides, plugins, preset, presetsHelp } from "./internal/cliOptions.js"
 import * as DocumentedCommand from "./internal/DocumentedCommand.js"
@@ -77,7 +78,8 @@ export const statusText = (s: Functions.FunctionStatus): string => {
     ? `model ${s.model.id}, CV accuracy ${percent(s.model.cvAccuracy)}${s.model.upToDate ? "" : " (data changed since)"}`
     : `not trained${s.trainError ? `: ${s.trainError}` : ""}`
   const training = s.training.phase === "idle" ? "" : `, ${s.training.phase}`
-  return `${s.id}\t${s.name}\t${s.preset}\t${samples}\t${model}${training}`
+  const heldBack = s.heldBack === null ? "" : `; newer model ${s.heldBack.id} held back: ${s.heldBack.reason}`
+  return `${s.id}\t${s.name}\t${s.preset}\t${samples}\t${model}${training}${heldBack}`
 }
 
 /** The samples `add` posts: folders are read as a folder per label; files get `--label`. */
@@ -265,12 +267,102 @@ const list = DocumentedCommand.make(
   )
 )
 
-/** `loupe function create|add|invoke|metrics|list`. */
+/** A function's model versions, newest first, as a table: which serves, and why a newer one was held back. */
+export const modelsText = (versions: ReadonlyArray<Store.ModelVersionRecord>): string => {
+  const rows = versions.map((v) => {
+    const cv = (v.metrics as Partial<Retrainer.ModelMetrics>).cv
+    const se = cv?.macroF1StandardError
+    return [
+      v.id,
+      v.createdAt,
+      String(v.sampleCount),
+      cv === undefined ? "-" : `${cv.macroF1.toFixed(3)}${se === undefined ? "" : ` ± ${se.toFixed(3)}`}`,
+      cv === undefined ? "-" : percent(cv.accuracy),
+      v.promoted ? "serving" : ""
+    ]
+  })
+  const notes = versions.flatMap((v) => (v.heldBack === null ? [] : [`${v.id} held back: ${v.heldBack}`]))
+  return [table([["model", "trained", "samples", "macro-F1 ± SE", "accuracy", ""], ...rows]), ...notes].join("\n")
+}
+
+const models = DocumentedCommand.make(
+  "models",
+  {
+    summary: "List a function's model versions: when each trained, on how many samples, its CV scores, which serves",
+    details: [
+      "Newest first. A version the promotion rule held back says why. A function keeps its newest `keepVersions` " +
+      "versions (an override, default 10) and the serving one."
+    ],
+    examples: ["loupe function models function_3fa94c0e21b7d5a86c10 --store ./store"]
+  },
+  { ...common, functionId },
+  (flags) =>
+    withFunctions(
+      flags,
+      quiet,
+      Effect.gen(function*() {
+        const versions = yield* (yield* Functions.Functions).models(flags.functionId)
+        yield* Console.log(flags.json ? JSON.stringify({ models: versions }) : modelsText(versions))
+      })
+    )
+)
+
+const rollback = DocumentedCommand.make(
+  "rollback",
+  {
+    summary: "Serve another model version: by default the one before the serving one, or --model ID",
+    details: [
+      "Takes effect from the next invocation on, in `loupe serve` processes on the same store too (no restart). " +
+      "`--model` may name any listed version, also a newer one the promotion rule held back. The next retrain is " +
+      "promoted by the function's rule as usual."
+    ],
+    examples: [
+      "loupe function rollback function_3fa94c0e21b7d5a86c10 --store ./store",
+      "loupe function rollback function_3fa94c0e21b7d5a86c10 --model model_1c9e0f5a7b3d2e48a6f0"
+    ]
+  },
+  {
+    ...common,
+    functionId,
+    model: pipe(Flag.text("model", "<model-id>", "The version to serve, as `loupe function models` lists it"), Flag.optional())
+  },
+  (flags) =>
+    withFunctions(
+      flags,
+      quiet,
+      Effect.gen(function*() {
+        const functions = yield* Functions.Functions
+        const target = yield* Option.match(flags.model, {
+          onSome: Effect.succeed,
+          onNone: () =>
+            Effect.flatMap(functions.models(flags.functionId), (versions) => {
+              const serving = versions.findIndex((v) => v.promoted)
+              const previous = serving < 0 ? undefined : versions[serving + 1]
+              return previous === undefined
+                ? Effect.fail(
+                  new FunctionsError.FunctionsError({
+                    reason: "NotFound",
+                    field: "--model",
+                    message: serving < 0
+                      ? `Function ${flags.functionId} has no serving model to roll back from`
+                      : `Function ${flags.functionId} has no version older than the serving one (${versions[serving]!.id}); name one with --model`
+                  })
+                )
+                : Effect.succeed(previous.id)
+            })
+        })
+        const promoted = yield* functions.rollback(flags.functionId, target)
+        yield* Console.log(flags.json ? JSON.stringify(promoted) : `serving ${promoted.id} (trained ${promoted.createdAt} on ${promoted.sampleCount} samples)`)
+      })
+    )
+)
+
+/** `loupe function create|add|invoke|metrics|list|models|rollback`. */
 export const command = DocumentedCommand.group(
   "function",
   {
-    summary: "Classifiers that train themselves: create one, add samples, invoke it, read its metrics",
+    summary: "Classifiers that train themselves: create one, add samples, invoke it, read its metrics, steer its versions",
     examples: ["loupe function create pets --store ./store"]
   },
-  [create, add, invoke, metrics, list]
+  [create, add, invoke, metrics, list, models, rollback]
 )

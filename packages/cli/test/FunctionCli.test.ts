@@ -77,4 +77,28 @@ describe("loupe function", () => {
     expect(metrics.stdout).toContain("cross-validation (3 folds, 52 samples)")
     expect(metrics.stdout).toContain("confusion matrix")
   })
+
+  it("models lists the versions; rollback serves the previous one (or --model), and invoke follows at once", async () => {
+    const fn = JSON.parse(loupe(["function", "create", "Versions", "--preset", "fast", "--overrides", "{\"folds\": 3}", "--json"], env).stdout)
+    expect(loupe(["function", "add", fn.id, folder("v1", 40, 4)], env).status).toBe(0)
+    expect(loupe(["function", "add", fn.id, folder("v2", 44, 2)], env).status).toBe(0)
+    const listed = loupe(["function", "models", fn.id, "--json"], env)
+    expect(listed.status).toBe(0)
+    const [v2, v1] = JSON.parse(listed.stdout).models
+    expect([v2.promoted, v1.promoted]).toEqual([true, false])
+    expect([v2.sampleCount, v1.sampleCount]).toEqual([12, 8])
+
+    const cat = path.join(sharedDir, "datasets/cats-vs-dogs/test/cats/cat.4003.jpg")
+    const invoked = () => JSON.parse(loupe(["function", "invoke", fn.id, cat, "--json"], env).stdout).predictions[0].modelId
+    const rolledBack = loupe(["function", "rollback", fn.id], env)
+    expect(rolledBack.status).toBe(0)
+    expect(rolledBack.stdout).toContain(`serving ${v1.id}`)
+    expect(invoked()).toBe(v1.id)
+    // Nothing is older than v1: the error says so and names --model.
+    const none = loupe(["function", "rollback", fn.id], env)
+    expect(none.status).not.toBe(0)
+    expect(none.stderr).toContain("--model")
+    const forward = loupe(["function", "rollback", fn.id, "--model", v2.id, "--json"], env)
+    expect(JSON.parse(forward.stdout)).toMatchObject({ id: v2.id, promoted: true })
+  })
 })

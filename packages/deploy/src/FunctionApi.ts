@@ -1,6 +1,7 @@
 /**
  * The HTTP API of Loupe functions, modelled on Nyckel's: functions, labels, samples (with their annotation),
- * invoke (with invoke capture), metrics, the review queue of captured invocations, and health probes. This module
+ * invoke (with invoke capture), metrics, the review queue of captured invocations, model versions (list and
+ * promote), and health probes. This module
  * is the contract only (schemas, errors, endpoints; `/openapi.json` is generated from it); `Server` implements it
  * over a `FunctionBackend`.
  *
@@ -193,8 +194,8 @@ export type FunctionView = typeof FunctionView.Type
 
 /**
  * One function in full: its labels with their annotated sample counts, the promoted model (with its
- * cross-validated accuracy, and whether it saw every current sample), the retraining state, and the last training
- * error, if any.
+ * cross-validated accuracy, and whether it saw every current sample), the retraining state, the last training
+ * error, if any, and the newest model when the promotion rule held it back (with why).
  *
  * @since 0.1.0
  * @category schemas
@@ -210,7 +211,9 @@ export const FunctionDetail = Schema.Struct({
     upToDate: Schema.Boolean
   })),
   training: Schema.Struct({ phase: Schema.String, pending: Schema.Boolean }),
-  trainError: Schema.NullOr(Schema.String)
+  trainError: Schema.NullOr(Schema.String),
+  /** The newest model when it does not serve because it was held back, and why (new in 0.2.0). */
+  heldBack: Schema.NullOr(Schema.Struct({ id: Schema.String, createdAt: Schema.String, reason: Schema.String }))
 }).annotations({ identifier: "FunctionDetail" })
 /**
  * One function in full.
@@ -475,6 +478,39 @@ export const Metrics = Schema.Struct({
 export type Metrics = typeof Metrics.Type
 
 /**
+ * A trained model version of a function: when it trained, on how many samples (and which data revision), its
+ * classes, its cross-validated scores (`macroF1StandardError` across folds, `null` for models trained before
+ * 0.2.0), whether it serves, and why it was held back when it does not (`null` otherwise).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const ModelView = Schema.Struct({
+  id: Schema.String,
+  createdAt: Schema.String,
+  sampleCount: Schema.Number,
+  revision: Schema.Number,
+  labels: Schema.Array(Schema.String),
+  preset: Schema.NullOr(Schema.String),
+  cv: Schema.NullOr(Schema.Struct({
+    folds: Schema.Number,
+    accuracy: Schema.Number,
+    macroF1: Schema.Number,
+    macroF1StandardError: Schema.NullOr(Schema.Number),
+    logLoss: Schema.Number
+  })),
+  serving: Schema.Boolean,
+  heldBack: Schema.NullOr(Schema.String)
+}).annotations({ identifier: "Model" })
+/**
+ * A trained model version of a function.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export type ModelView = typeof ModelView.Type
+
+/**
  * Why an invocation was captured for review (see `CapturePolicy`).
  *
  * @since 0.1.0
@@ -643,6 +679,37 @@ export const InvokeGroup = HttpApiGroup.make("invoke")
   )
   .middleware(Authorization)
 
+const modelId = HttpApiSchema.param("modelId", Id)
+
+/**
+ * List a function's model versions and promote one (a rollback, or serving a version the promotion rule held back).
+ *
+ * @since 0.2.0
+ * @category groups
+ */
+export const ModelsGroup = HttpApiGroup.make("models")
+  .add(
+    HttpApiEndpoint.get("list")`/v1/functions/${functionId}/models`
+      .addSuccess(Schema.Array(ModelView))
+      .annotate(
+        OpenApi.Description,
+        "Every kept model version, newest first: when it trained, on how many samples, its cross-validated scores, " +
+          "whether it serves and, when it does not, why it was held back. A function keeps its newest `keepVersions` " +
+          "versions (an override, default 10) and the serving one."
+      )
+  )
+  .add(
+    HttpApiEndpoint.post("promote")`/v1/functions/${functionId}/models/${modelId}/promote`
+      .addSuccess(ModelView)
+      .annotate(
+        OpenApi.Description,
+        "Serve this version from the next invocation on, with no restart: a rollback to an earlier version, or a " +
+          "version the `if-not-worse` promotion rule held back. The next retrain is promoted by the function's rule " +
+          "as usual."
+      )
+  )
+  .middleware(Authorization)
+
 /**
  * The whole API.
  *
@@ -655,6 +722,7 @@ export class FunctionApi extends HttpApi.make("loupe")
   .add(LabelsGroup)
   .add(SamplesGroup)
   .add(InvokeGroup)
+  .add(ModelsGroup)
   .addError(BadRequest)
   .addError(NotFound)
   .addError(MethodNotAllowed)

@@ -115,6 +115,18 @@ export interface FunctionBackendShape {
     functionId: string,
     paging: FunctionApi.Paging
   ) => Effect.Effect<ReadonlyArray<FunctionApi.CaptureView>, DeployError>
+  /**
+   * The function's model versions, newest first.
+   *
+   * @since 0.2.0
+   */
+  readonly listModels: (functionId: string) => Effect.Effect<ReadonlyArray<FunctionApi.ModelView>, DeployError>
+  /**
+   * Serve `modelId` from the next invocation on; `NotFound` (field `modelId`) for a version the function does not have.
+   *
+   * @since 0.2.0
+   */
+  readonly promoteModel: (functionId: string, modelId: string) => Effect.Effect<FunctionApi.ModelView, DeployError>
 }
 
 /**

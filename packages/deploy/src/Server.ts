@@ -361,7 +361,13 @@ const handlers = (options: {
         .handle("captures", ({ path, urlParams }) => api(backend.listCaptures(path.functionId, urlParams)))
     }))
 
-  return Layer.mergeAll(Health, Functions, Labels, Samples, Invoke)
+  const Models = HttpApiBuilder.group(Api.FunctionApi, "models", (h) =>
+    Effect.map(FunctionBackend, (backend) =>
+      h
+        .handle("list", ({ path }) => api(backend.listModels(path.functionId)))
+        .handle("promote", ({ path }) => api(backend.promoteModel(path.functionId, path.modelId)))))
+
+  return Layer.mergeAll(Health, Functions, Labels, Samples, Invoke, Models)
 }
 
 /**

@@ -114,6 +114,13 @@ export interface FunctionStatus extends FunctionInfo {
   readonly training: Retrainer.TrainingStatus
   /** Why the last training run produced no model, or `null`. */
   readonly trainError: string | null
+  /**
+   * The newest model when it does not serve because it was held back (the `if-not-worse` promotion rule judged it
+   * worse, or a model of newer data was serving), with the reason; else `null`. `rollback` to it serves it anyway.
+   *
+   * @since 0.2.0
+   */
+  readonly heldBack: { readonly id: string; readonly createdAt: string; readonly reason: string } | null
 }
 
 /**
@@ -248,9 +255,15 @@ export interface FunctionsShape {
   readonly invoke: (functionId: string, data: ImageData, options?: InvokeOptions) => Effect.Effect<InvokeResult, FunctionsError>
   /** The promoted model's cross-validated metrics; `NotTrained` before there is one. */
   readonly metrics: (functionId: string) => Effect.Effect<FunctionMetrics, FunctionsError>
-  /** The model history, newest first. */
+  /**
+   * The model history, newest first: each version with its metrics, sample count, creation time, whether it is the
+   * promoted (serving) one and why it was held back. Only the newest `keepVersions` (and the promoted one) are kept.
+   */
   readonly models: (functionId: string) => Effect.Effect<ReadonlyArray<StoreTypes.ModelVersionRecord>, FunctionsError>
-  /** Promote an earlier model version again. */
+  /**
+   * Promote any version of the history (an earlier one, or one the promotion rule held back): invocations answer with
+   * it from the next one on, in this process and in every server on the store.
+   */
   readonly rollback: (functionId: string, versionId: string) => Effect.Effect<StoreTypes.ModelVersionRecord, FunctionsError>
   /** Wait until no retrain is scheduled or running, then return the function's status. */
   readonly awaitTrained: (functionId: string) => Effect.Effect<FunctionStatus, FunctionsError>
@@ -320,6 +333,7 @@ export const make = (
         const fn = yield* store.getFunction(functionId)
         const counts = yield* store.labelCounts(functionId)
         const promoted = yield* store.promotedVersion(functionId)
+        const [newest] = yield* store.listModelVersions(functionId)
         return {
           ...toInfo(fn),
           labels: counts.map((c) => ({ id: c.label.id, name: c.label.name, sampleCount: c.count })),
@@ -332,7 +346,10 @@ export const make = (
             }
             : null,
           training: yield* retrainer.status(functionId),
-          trainError: fn.trainError
+          trainError: fn.trainError,
+          heldBack: newest !== undefined && !newest.promoted && newest.heldBack !== null
+            ? { id: newest.id, createdAt: newest.createdAt, reason: newest.heldBack }
+            : null
         } satisfies FunctionStatus
       })
 

@@ -71,6 +71,24 @@ const labelView = (l: StoreTypes.LabelRecord): FunctionApi.LabelView => ({
   metadata: l.metadata
 })
 
+const modelView = (v: StoreTypes.ModelVersionRecord): FunctionApi.ModelView => {
+  const metrics = v.metrics as Partial<Retrainer.ModelMetrics> | null
+  const cv = metrics?.cv
+  return {
+    id: v.id,
+    createdAt: v.createdAt,
+    sampleCount: v.sampleCount,
+    revision: v.revision,
+    labels: v.labels.map((l) => l.name),
+    preset: metrics?.preset?.name ?? null,
+    cv: cv === undefined
+      ? null
+      : { folds: cv.folds, accuracy: cv.accuracy, macroF1: cv.macroF1, macroF1StandardError: cv.macroF1StandardError ?? null, logLoss: cv.logLoss },
+    serving: v.promoted,
+    heldBack: v.heldBack
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The capture log
 
@@ -316,7 +334,9 @@ export const backend: Effect.Effect<
         if (sample.annotation === null) yield* captures.add(functionId, sample.id, capture)
         return sample.id
       })),
-    listCaptures
+    listCaptures,
+    listModels: (functionId) => run(Effect.map(functions.models(functionId), (versions) => versions.map(modelView))),
+    promoteModel: (functionId, modelId) => run(Effect.map(functions.rollback(functionId, modelId), modelView))
   } satisfies FunctionBackend.FunctionBackendShape
 })
 

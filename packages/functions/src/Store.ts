@@ -119,6 +119,13 @@ export interface ModelVersionRecord {
   readonly sampleCount: number
   readonly createdAt: string
   readonly promoted: boolean
+  /**
+   * Why it was not promoted when it was trained (the promotion rule judged it worse, or a model of newer data was
+   * serving), or `null`. Cleared when it is promoted.
+   *
+   * @since 0.2.0
+   */
+  readonly heldBack: string | null
 }
 
 /**
@@ -207,6 +214,13 @@ export interface NewModelVersion {
   readonly metrics: unknown
   readonly revision: number
   readonly sampleCount: number
+  /**
+   * The promotion rule: given the serving version, why not to promote this one over it (`undefined`: promote). Asked
+   * inside the recording transaction, so it sees the version that serves at that moment. Default: always promote.
+   *
+   * @since 0.2.0
+   */
+  readonly holdBack?: ((serving: ModelVersionRecord) => string | undefined) | undefined
 }
 
 /**
@@ -261,13 +275,21 @@ export interface StoreShape {
   readonly trainingSnapshot: (functionId: string) => Effect.Effect<TrainingSnapshot, FunctionsError>
   /**
    * Record a trained model version and promote it, unless a version trained on a newer revision is already promoted
-   * (then it is kept in the history, unpromoted). Marks `revision` as trained and clears the training error.
+   * or `holdBack` says why not (then it is kept in the history, unpromoted, with the reason in `heldBack`). Marks
+   * `revision` as trained and clears the training error.
    */
   readonly addModelVersion: (version: NewModelVersion) => Effect.Effect<ModelVersionRecord, FunctionsError>
   /** Record a training run that produced no model (`error` says why). */
   readonly markTrainingFailed: (functionId: string, revision: number, error: string) => Effect.Effect<void, FunctionsError>
-  /** Promote an existing version (a rollback, or a roll forward). */
+  /** Promote an existing version (a rollback, or a roll forward); clears its `heldBack`. */
   readonly promote: (functionId: string, versionId: string) => Effect.Effect<ModelVersionRecord, FunctionsError>
+  /**
+   * Delete the records of the function's versions beyond the newest `keep`, never the promoted one; returns them,
+   * oldest first (their bundles are the caller's to remove).
+   *
+   * @since 0.2.0
+   */
+  readonly pruneModelVersions: (functionId: string, keep: number) => Effect.Effect<ReadonlyArray<ModelVersionRecord>, FunctionsError>
   readonly promotedVersion: (functionId: string) => Effect.Effect<ModelVersionRecord | undefined, FunctionsError>
   /** Model history, newest first. */
   readonly listModelVersions: (functionId: string) => Effect.Effect<ReadonlyArray<ModelVersionRecord>, FunctionsError>

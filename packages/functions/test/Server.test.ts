@@ -237,6 +237,54 @@ describe("the function API over HTTP", () => {
     expect(unknown).toMatchObject({ status: 404, body: { reason: "NotFound" } })
   })
 
+  it("lists the model versions and promotes one: invocations switch to it at once, and back", async () => {
+    const listed = await api("GET", `/v1/functions/${fn}/models`)
+    expect(listed.status).toBe(200)
+    const versions: Array<any> = listed.body
+    expect(versions.length).toBeGreaterThan(4)
+    const serving = (await api("GET", `/v1/functions/${fn}`)).body.model.id
+    expect(versions.filter((v) => v.serving).map((v) => v.id)).toEqual([serving])
+    // Newest first, each with when it trained, on how many samples, and its cross-validated scores.
+    expect(versions.map((v) => v.createdAt)).toEqual(versions.map((v) => v.createdAt).sort().reverse())
+    for (const v of versions) {
+      expect(v).toMatchObject({ labels: ["cats", "dogs"], preset: "fast", heldBack: null })
+      expect(v.sampleCount).toBeGreaterThanOrEqual(10)
+      expect(v.cv.macroF1).toBeGreaterThan(0)
+      expect(v.cv.macroF1StandardError).toBeGreaterThanOrEqual(0)
+    }
+    expect(versions.at(-1).sampleCount).toBe(10)
+
+    const probe = dataUri(photos("test", "dogs", 11, 1)[0]!)
+    const invoke = (query = "") => api("POST", `/v1/functions/${fn}/invoke?capture=false${query}`, { data: probe })
+    const oldest = versions.at(-1).id
+    const oldAnswer = (await invoke(`&modelId=${oldest}`)).body
+    const newAnswer = (await invoke()).body
+    expect(newAnswer.modelId).toBe(serving)
+    // The two versions answer differently (trained on different samples).
+    expect(oldAnswer.confidence).not.toBe(newAnswer.confidence)
+
+    const promoted = await api("POST", `/v1/functions/${fn}/models/${oldest}/promote`)
+    expect(promoted).toMatchObject({ status: 200, body: { id: oldest, serving: true } })
+    // The next invocation answers with the promoted version, exactly as that version does.
+    const afterPromote = (await invoke()).body
+    expect(afterPromote.modelId).toBe(oldest)
+    expect(afterPromote.labelConfidences).toEqual(oldAnswer.labelConfidences)
+    expect((await api("GET", `/v1/functions/${fn}`)).body.model.id).toBe(oldest)
+    expect((await api("GET", `/v1/functions/${fn}/models`)).body.filter((v: any) => v.serving).map((v: any) => v.id)).toEqual([oldest])
+
+    // And forward again.
+    expect((await api("POST", `/v1/functions/${fn}/models/${serving}/promote`)).status).toBe(200)
+    const back = (await invoke()).body
+    expect(back.modelId).toBe(serving)
+    expect(back.labelConfidences).toEqual(newAnswer.labelConfidences)
+
+    expect(await api("POST", `/v1/functions/${fn}/models/model_nope/promote`)).toMatchObject({ status: 404, body: { reason: "NotFound" } })
+    expect((await api("GET", `/v1/functions/function_nope/models`)).status).toBe(404)
+    const openapi: any = await (await fetch(`${base}/openapi.json`)).json()
+    expect(openapi.paths["/v1/functions/{functionId}/models"].get.description).toContain("newest first")
+    expect(openapi.paths["/v1/functions/{functionId}/models/{modelId}/promote"].post.description).toContain("no restart")
+  })
+
   it("deletes the function", async () => {
     expect((await api("DELETE", `/v1/functions/${fn}`)).status).toBe(204)
     expect((await api("GET", `/v1/functions/${fn}`)).status).toBe(404)

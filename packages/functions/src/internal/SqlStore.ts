@@ -161,7 +161,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
   const setPromoted = (functionId: string, versionId: string) =>
     Effect.zipRight(
       sql`UPDATE model_versions SET promoted = 0 WHERE function_id = ${functionId} AND promoted = 1`,
-      sql`UPDATE model_versions SET promoted = 1 WHERE function_id = ${functionId} AND id = ${versionId}`
+      sql`UPDATE model_versions SET promoted = 1, held_back = NULL WHERE function_id = ${functionId} AND id = ${versionId}`
     )
 
   const store: StoreShape = {
@@ -390,7 +390,12 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
         Effect.gen(function*() {
           yield* lockFunction(version.functionId)
           const [current] = yield* selectVersions(version.functionId, "promoted")
-          const promote = current === undefined || current.revision <= version.revision
+          const heldBack = current === undefined
+            ? undefined
+            : current.revision > version.revision
+            ? `model ${current.id}, trained on newer data (revision ${current.revision}), was serving`
+            : version.holdBack?.(current)
+          const promote = heldBack === undefined
           if (promote) yield* sql`UPDATE model_versions SET promoted = 0 WHERE function_id = ${version.functionId}`
           const createdAt = now()
           yield* sql`INSERT INTO model_versions ${
@@ -403,7 +408,8 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
               revision: version.revision,
               sample_count: version.sampleCount,
               created_at: createdAt,
-              promoted: promote ? 1 : 0
+              promoted: promote ? 1 : 0,
+              held_back: heldBack ?? null
             })
           }`
           yield* sql`UPDATE functions SET trained_revision = ${version.revision}, train_error = NULL
@@ -439,7 +445,20 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
     listModelVersions: (functionId) =>
       run("listModelVersions", Effect.zipRight(selectFunction(functionId), selectVersions(functionId, "all"))),
 
-    getModelVersion: (functionId, versionId) => run("getModelVersion", selectVersion(functionId, versionId))
+    getModelVersion: (functionId, versionId) => run("getModelVersion", selectVersion(functionId, versionId)),
+
+    pruneModelVersions: (functionId, keep) =>
+      transaction(
+        "pruneModelVersions",
+        Effect.gen(function*() {
+          yield* lockFunction(functionId)
+          const pruned = (yield* selectVersions(functionId, "all")).slice(Math.max(0, keep)).filter((v) => !v.promoted)
+          for (const chunk of chunks(pruned.map((v) => v.id))) {
+            yield* sql`DELETE FROM model_versions WHERE function_id = ${functionId} AND ${sql.in("id", chunk)}`
+          }
+          return pruned.reverse()
+        })
+      )
   }
   return store
 })
