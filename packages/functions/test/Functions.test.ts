@@ -50,12 +50,12 @@ describe("Functions", () => {
       expect((yield* functions.awaitTrained(fn.id)).model).toBeNull()
       const short = yield* failure(functions.invoke(fn.id, probe))
       expect(short.reason).toBe("NotTrained")
-      expect(short.message).toContain(`label "cats" has 1 annotated sample`)
+      expect(short.message).toContain(`left out: "cats" (1 annotated sample), "dogs" (1 annotated sample)`)
       expect((yield* failure(functions.metrics(fn.id))).reason).toBe("NotTrained")
 
       // Every input form: a path, a Buffer, a file URL and a data URI; the first photo again is a duplicate.
       const [cat1, cat2, cat3] = images("train", "cats", 1, 3)
-      const ids = yield* functions.createSamples(fn.id, [
+      const added = yield* functions.createSamples(fn.id, [
         ...samples("cats", 4, 8),
         ...samples("dogs", 1, 11),
         { data: fs.readFileSync(cat1!), label: "cats", externalId: "buffer" },
@@ -63,7 +63,9 @@ describe("Functions", () => {
         { data: `data:image/jpeg;base64,${fs.readFileSync(cat3!).toString("base64")}`, label: "cats" },
         { data: images("train", "cats", 0, 1)[0]!, label: "cats" }
       ])
+      const ids = added.map((a) => a.sample.id)
       expect(ids.length).toBe(23)
+      expect(added.map((a) => a.created)).toEqual([...Array(22).fill(true), false])
       const listed = yield* functions.listSamples(fn.id)
       expect(listed.length).toBe(24)
       expect(new Set(ids).size).toBe(23)

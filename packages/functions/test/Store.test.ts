@@ -66,13 +66,15 @@ describe("Store", () => {
           const added = yield* store.addSamples(fn.id, [
             { contentHash: hash(2), labelName: "cats" },
             { contentHash: hash(3), labelName: "birds" },
-            // The same content twice in one call, and content already present (unlabelled): one sample each.
-            { contentHash: hash(2), labelName: "dogs" },
+            // The same content twice in one call (the second post adds an external id), and content already present
+            // (unlabelled): one sample each, the later post applied.
+            { contentHash: hash(2), labelName: "cats", externalId: "x2" },
             { contentHash: hash(1), labelName: "dogs" }
           ])
           expect(added.map((a) => a.created)).toEqual([true, true, false, false])
+          expect(added.map((a) => a.updated)).toEqual([[], [], ["externalId"], ["annotation"]])
           expect(added[2]!.sample.id).toBe(added[0]!.sample.id)
-          expect(added[2]!.sample.annotation?.labelName).toBe("cats")
+          expect(added[0]!.sample).toMatchObject({ externalId: "x2", annotation: { labelName: "cats" } })
           expect(added[3]!.sample.id).toBe(unlabelled[0]!.sample.id)
           // The unlabelled duplicate took the annotation it came with.
           expect(added[3]!.sample.annotation?.labelName).toBe("dogs")
@@ -82,6 +84,7 @@ describe("Store", () => {
           const listed = yield* store.listSamples(fn.id)
           expect(listed.map((s) => s.contentHash)).toEqual([hash(1), hash(2), hash(3)])
           expect(listed[0]!.externalId).toBe("x1")
+          expect(listed[1]!.externalId).toBe("x2")
           expect((yield* store.listSamples(fn.id, { limit: 1, offset: 1 })).map((s) => s.contentHash)).toEqual([hash(2)])
 
           const counts = yield* store.labelCounts(fn.id)
@@ -111,6 +114,33 @@ describe("Store", () => {
           const snapshot = yield* store.trainingSnapshot(fn.id)
           expect(snapshot.samples.map((s) => s.annotation.labelName)).toEqual(["dogs"])
           expect(snapshot.function.revision).toBe(4)
+
+          // Posting known content again applies a different annotation and external id, and says so; the same
+          // values change nothing; `updateExisting: false` leaves the sample as it is.
+          const [relabelled] = yield* store.addSamples(fn.id, [{ contentHash: hash(1), labelName: "cats", externalId: "y1" }])
+          expect(relabelled).toMatchObject({ created: false, updated: ["annotation", "externalId"] })
+          expect(relabelled!.sample).toMatchObject({ id: unlabelled[0]!.sample.id, externalId: "y1", annotation: { labelName: "cats" } })
+          expect((yield* store.getSample(fn.id, relabelled!.sample.id)).externalId).toBe("y1")
+          expect((yield* store.getFunction(fn.id)).revision).toBe(5)
+          const [same] = yield* store.addSamples(fn.id, [{ contentHash: hash(1), labelName: "cats", externalId: "y1" }])
+          expect(same!.updated).toEqual([])
+          const [kept] = yield* store.addSamples(fn.id, [{ contentHash: hash(1), labelName: "dogs", externalId: "z1" }], { updateExisting: false })
+          expect(kept).toMatchObject({ created: false, updated: [], sample: { externalId: "y1", annotation: { labelName: "cats" } } })
+          expect((yield* store.getFunction(fn.id)).revision).toBe(5)
+
+          // Deleting a label keeps its samples, unlabelled, and bumps the revision when it had any.
+          const cats = (yield* store.listLabels(fn.id)).find((l) => l.name === "cats")!
+          const deletedLabel = yield* store.deleteLabel(fn.id, cats.id)
+          expect(deletedLabel).toMatchObject({ label: { name: "cats" }, unannotatedSamples: 1 })
+          expect((yield* store.getSample(fn.id, relabelled!.sample.id)).annotation).toBeNull()
+          expect((yield* store.listLabels(fn.id)).map((l) => l.name)).toEqual(["birds", "dogs"])
+          expect((yield* store.getFunction(fn.id)).revision).toBe(6)
+          const birds = (yield* store.listLabels(fn.id)).find((l) => l.name === "birds")!
+          expect((yield* store.deleteLabel(fn.id, birds.id)).unannotatedSamples).toBe(0)
+          expect((yield* store.getFunction(fn.id)).revision).toBe(6)
+          const deletedTwice = yield* Effect.exit(store.deleteLabel(fn.id, cats.id))
+          expect(deletedTwice).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "NotFound", field: "labelId" })))
+          expect((yield* store.listSamples(fn.id)).length).toBe(2)
 
           const missing = yield* Effect.exit(store.getFunction("function_missing"))
           expect(missing).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "NotFound", field: "functionId" })))
