@@ -1,5 +1,5 @@
 /**
- * `loupe function create|add|invoke|metrics|list|models|rollback`: the function API from the command line, on a store folder
+ * `loupe function create|add|invoke|metrics|list|labels|models|rollback`: the function API from the command line, on a store folder
  * (`--store`, default `$LOUPE_STORE_DIR` or `~/.local/share/loupe`).
  *
  * A command line process lives only as long as its command, so `add` waits for the retrain it causes (and any
@@ -68,8 +68,13 @@ export const metricsText = (m: Functions.FunctionMetrics): string => {
     `selected: ${JSON.stringify(m.selected)}`
   ]
   if (m.skipped.length > 0) lines.push(`skipped ${m.skipped.length} unreadable images`)
+  if (m.leftOutLabels.length > 0) lines.push(`left out: ${leftOutText(m.leftOutLabels)}`)
   return lines.join("\n")
 }
+
+/** Labels left out of training, with why, as text. */
+const leftOutText = (labels: Functions.FunctionStatus["leftOutLabels"]): string =>
+  labels.map((l) => `${l.name} (${l.reason})`).join(", ")
 
 /** A function's status, as one line. */
 export const statusText = (s: Functions.FunctionStatus): string => {
@@ -79,7 +84,8 @@ export const statusText = (s: Functions.FunctionStatus): string => {
     : `not trained${s.trainError ? `: ${s.trainError}` : ""}`
   const training = s.training.phase === "idle" ? "" : `, ${s.training.phase}`
   const heldBack = s.heldBack === null ? "" : `; newer model ${s.heldBack.id} held back: ${s.heldBack.reason}`
-  return `${s.id}\t${s.name}\t${s.preset}\t${samples}\t${model}${training}${heldBack}`
+  const leftOut = s.leftOutLabels.length === 0 ? "" : `\tleft out: ${leftOutText(s.leftOutLabels)}`
+  return `${s.id}\t${s.name}\t${s.preset}\t${samples}\t${model}${training}${heldBack}${leftOut}`
 }
 
 /** The samples `add` posts: folders are read as a folder per label; files get `--label`. */
@@ -182,16 +188,22 @@ const add = DocumentedCommand.make(
           { concurrency: 4 }
         )
         const good = checked.filter((c) => c !== undefined)
-        const ids = yield* functions.createSamples(
+        const added = yield* functions.createSamples(
           flags.functionId,
           good.map((c) => (c.label === undefined ? { data: c.data } : { data: c.data, label: c.label }))
         )
+        const ids = added.map((a) => a.sample.id)
+        // A photo the function already held took this run's label: say so, file by file.
+        const relabelled = added.flatMap((a, i) => (a.updated.includes("annotation") ? [{ file: good[i]!.file, label: good[i]!.label }] : []))
         for (const s of skipped) yield* Console.error(`skipped ${s.file}: ${s.reason}`)
+        for (const r of relabelled) yield* Console.error(`relabelled ${r.file}: the function already held this image; now ${r.label}`)
         const status = flags.noWait ? yield* functions.get(flags.functionId) : yield* functions.awaitTrained(flags.functionId)
         if (flags.json) {
-          yield* Console.log(JSON.stringify({ sampleIds: ids, skipped, status }))
+          yield* Console.log(JSON.stringify({ sampleIds: ids, skipped, relabelled, status }))
         } else {
-          yield* Console.log(`added ${ids.length} samples (${new Set(ids).size} distinct), skipped ${skipped.length}`)
+          yield* Console.log(
+            `added ${ids.length} samples (${new Set(ids).size} distinct, ${relabelled.length} relabelled), skipped ${skipped.length}`
+          )
           yield* Console.log(statusText(status))
         }
       })
@@ -357,12 +369,71 @@ const rollback = DocumentedCommand.make(
     )
 )
 
-/** `loupe function create|add|invoke|metrics|list|models|rollback`. */
+const labelsList = DocumentedCommand.make(
+  "list",
+  {
+    summary: "List a function's labels: id, name, annotated samples, and whether training leaves the label out",
+    examples: ["loupe function labels list function_3fa94c0e21b7d5a86c10 --store ./store"]
+  },
+  { ...common, functionId },
+  (flags) =>
+    withFunctions(
+      flags,
+      quiet,
+      Effect.gen(function*() {
+        const functions = yield* Functions.Functions
+        const status = yield* functions.get(flags.functionId)
+        const reasons = new Map(status.leftOutLabels.map((l) => [l.id, l.reason]))
+        const labels = status.labels.map((l) => ({ ...l, leftOut: reasons.get(l.id) ?? null }))
+        if (flags.json) return yield* Console.log(JSON.stringify({ labels }))
+        for (const l of labels) {
+          yield* Console.log(`${l.id}\t${l.name}\t${l.sampleCount}${l.leftOut === null ? "" : `\tleft out: ${l.leftOut}`}`)
+        }
+      })
+    )
+)
+
+const labelsRemove = DocumentedCommand.make(
+  "rm",
+  {
+    summary: "Delete a label; its samples are kept, unlabelled (a retrain follows when there were any)",
+    details: ["The label is given by id or by name. Its samples stay in the function without an annotation."],
+    examples: ["loupe function labels rm function_3fa94c0e21b7d5a86c10 birds --store ./store"]
+  },
+  { ...common, functionId, label: Arg.text("label", "The label's id or name, as `loupe function labels list` shows it") },
+  (flags) =>
+    withFunctions(
+      flags,
+      { debounce: 0 },
+      Effect.gen(function*() {
+        const functions = yield* Functions.Functions
+        const labels = yield* functions.listLabels(flags.functionId)
+        const label = labels.find((l) => l.id === flags.label) ?? labels.find((l) => l.name === flags.label)
+        const deleted = yield* functions.deleteLabel(flags.functionId, label?.id ?? flags.label)
+        // The retrain it causes finishes before the command exits (as with `add`).
+        const status = yield* functions.awaitTrained(flags.functionId)
+        if (flags.json) return yield* Console.log(JSON.stringify({ ...deleted, status }))
+        yield* Console.log(`deleted label ${deleted.label.name} (${deleted.label.id}); ${deleted.unannotatedSamples} samples are now unlabelled`)
+        yield* Console.log(statusText(status))
+      })
+    )
+)
+
+const labels = DocumentedCommand.group(
+  "labels",
+  {
+    summary: "List a function's labels, or delete one (its samples stay, unlabelled)",
+    examples: ["loupe function labels list function_3fa94c0e21b7d5a86c10 --store ./store"]
+  },
+  [labelsList, labelsRemove]
+)
+
+/** `loupe function create|add|invoke|metrics|list|labels|models|rollback`. */
 export const command = DocumentedCommand.group(
   "function",
   {
     summary: "Classifiers that train themselves: create one, add samples, invoke it, read its metrics, steer its versions",
     examples: ["loupe function create pets --store ./store"]
   },
-  [create, add, invoke, metrics, list, models, rollback]
+  [create, add, invoke, metrics, list, labels, models, rollback]
 )

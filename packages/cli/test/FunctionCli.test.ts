@@ -76,6 +76,25 @@ describe("loupe function", () => {
     expect(metrics.status).toBe(0)
     expect(metrics.stdout).toContain("cross-validation (3 folds, 52 samples)")
     expect(metrics.stdout).toContain("confusion matrix")
+
+    // A label with one sample is left out, not blocking; `labels rm` deletes it and keeps its sample, unlabelled.
+    const bird = path.join(test, "cats/cat.4003.jpg")
+    expect(loupe(["function", "add", fn.id, bird, "--label", "birds", "--no-wait"], env).status).toBe(0)
+    const listed = loupe(["function", "labels", "list", fn.id, "--json"], env)
+    expect(listed.status, listed.stderr).toBe(0)
+    expect(JSON.parse(listed.stdout).labels.map((l: { name: string; leftOut: string | null }) => [l.name, l.leftOut !== null])).toEqual([
+      ["birds", true],
+      ["cats", false],
+      ["dogs", false]
+    ])
+    const removed = loupe(["function", "labels", "rm", fn.id, "birds", "--json"], env)
+    expect(removed.status, removed.stderr).toBe(0)
+    const deleted = JSON.parse(removed.stdout)
+    expect(deleted).toMatchObject({ label: { name: "birds" }, unannotatedSamples: 1, status: { leftOutLabels: [], trainError: null } })
+    expect(deleted.status.labels.map((l: { name: string }) => l.name)).toEqual(["cats", "dogs"])
+    const missing = loupe(["function", "labels", "rm", fn.id, "birds"], env)
+    expect(missing.status).not.toBe(0)
+    expect(missing.stderr).toContain("birds")
   })
 
   it("models lists the versions; rollback serves the previous one (or --model), and invoke follows at once", async () => {

@@ -38,6 +38,7 @@ const BundleMetadata = Schema.Struct({
   metrics: Schema.optional(Schema.Struct({
     preset: Schema.optional(Schema.Struct({ name: Schema.String })),
     sampleCount: Schema.optional(Schema.Number),
+    leftOutLabels: Schema.optional(Api.Metrics.fields.leftOutLabels),
     cv: Schema.optional(Schema.Struct({ ...Api.Metrics.fields.cv.fields, macroF1StandardError: Schema.optional(Schema.Number) }))
   }))
 })
@@ -59,6 +60,7 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
   const createdAt = manifest?.createdAt ?? new Date(0).toISOString()
   const labelIds = new Map(predictor.fitted.labels.map((name) => [name, metadata.labels?.find((l) => l.name === name)?.id ?? name]))
   const cv = metadata.metrics?.cv
+  const leftOutLabels = metadata.metrics?.leftOutLabels ?? []
   const info: Api.FunctionView = { id, name: options.name ?? metadata.name ?? id, preset: metadata.metrics?.preset?.name ?? "bundle", createdAt }
   const labels: ReadonlyArray<Api.LabelView> = predictor.fitted.labels.map((name) => ({
     id: labelIds.get(name)!,
@@ -97,6 +99,7 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
           name: l.name,
           sampleCount: cv?.perClass.find((c) => c.labelName === l.name)?.support ?? 0
         })),
+        leftOutLabels,
         model: { id: modelId, createdAt, cvAccuracy: cv?.accuracy ?? null, upToDate: true },
         training: { phase: "idle", pending: false },
         trainError: null,
@@ -105,6 +108,7 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
     deleteFunction: () => readOnly("delete functions"),
     createLabel: () => readOnly("create labels"),
     listLabels: (functionId) => Effect.as(known(functionId), labels),
+    deleteLabel: () => readOnly("delete labels"),
     createSample: () => readOnly("store samples"),
     listSamples: (functionId) => Effect.as(known(functionId), []),
     getSample: (functionId, sampleId) =>
@@ -128,7 +132,15 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
         known(functionId),
         cv === undefined
           ? Effect.fail(new DeployError({ reason: "NotFound", field: "metrics", message: `The model of ${id} carries no cross-validation metrics` }))
-          : Effect.succeed({ functionId: id, modelId, createdAt, upToDate: true, sampleCount: metadata.metrics?.sampleCount ?? cv.total, cv })
+          : Effect.succeed({
+            functionId: id,
+            modelId,
+            createdAt,
+            upToDate: true,
+            sampleCount: metadata.metrics?.sampleCount ?? cv.total,
+            leftOutLabels,
+            cv
+          })
       ),
     capture: () => Effect.succeed(null),
     listCaptures: (functionId) => Effect.as(known(functionId), []),

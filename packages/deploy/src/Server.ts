@@ -282,7 +282,8 @@ const handlers = (options: {
       h
         .handleRaw("create", ({ path }) =>
           api(Effect.flatMap(Body.json(Api.CreateLabel, limits), (label) => backend.createLabel(path.functionId, label))))
-        .handle("list", ({ path }) => api(backend.listLabels(path.functionId)))))
+        .handle("list", ({ path }) => api(backend.listLabels(path.functionId)))
+        .handle("delete", ({ path }) => api(backend.deleteLabel(path.functionId, path.labelId)))))
 
   const Samples = HttpApiBuilder.group(Api.FunctionApi, "samples", (h) =>
     Effect.map(FunctionBackend, (backend) =>

@@ -135,6 +135,9 @@ describe("routes", () => {
     })
     expect(create.status).toBe(405)
     expect(create.body).toMatchObject({ _tag: "MethodNotAllowed", reason: "ReadOnly" })
+    expect(detail.leftOutLabels).toEqual([])
+    const deleteLabel = await call(`/v1/functions/${fn}/labels/cats`, { method: "DELETE", headers: auth() })
+    expect(deleteLabel).toMatchObject({ status: 405, body: { reason: "ReadOnly" } })
     expect((await call(`/v1/functions/${fn}/metrics`, { headers: auth() })).body).toMatchObject({ reason: "NotFound", field: "metrics" })
   })
 

@@ -42,6 +42,7 @@ import { BlobStore } from "./BlobStore.js"
 import * as Candidates from "./internal/Candidates.js"
 import * as Ids from "./internal/Ids.js"
 import * as SharedBackbones from "./internal/SharedBackbones.js"
+import * as Trainable from "./internal/Trainable.js"
 import * as Preset from "./Preset.js"
 import * as PromotionRule from "./internal/PromotionRule.js"
 import { bundlesPrefix, imageKey, Store } from "./Store.js"
@@ -94,6 +95,19 @@ export interface TrainingStatus {
 }
 
 /**
+ * A label a training run left out, with its annotated sample count and why (today: fewer than 2 annotated samples).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface LeftOutLabel {
+  readonly id: string
+  readonly name: string
+  readonly sampleCount: number
+  readonly reason: string
+}
+
+/**
  * Cross-validated facts about a model, stored with its version (`ModelVersionRecord.metrics`): its preset, the
  * out-of-fold accuracy, macro-F1 (0 to 1), log loss, confusion matrix and per-label scores, the selected candidate,
  * the top of the leaderboard, the samples skipped and the time spent, in milliseconds.
@@ -139,6 +153,13 @@ export interface ModelMetrics {
   readonly leaderboard: ReadonlyArray<unknown>
   /** Samples whose image could not be used, with the reason. */
   readonly skipped: ReadonlyArray<{ readonly sampleId: string; readonly reason: string }>
+  /**
+   * Labels of the function this model was not trained on (too few samples), with the reason; their samples were
+   * left out too. Absent from models trained before 0.2.0.
+   *
+   * @since 0.2.0
+   */
+  readonly leftOutLabels: ReadonlyArray<LeftOutLabel>
   readonly timings: { readonly embedMs: number; readonly trainMs: number; readonly totalMs: number }
   /** `full`: the preset's whole space; `selected`: the previous model's candidate only (backbone, head and params). */
   readonly search: { readonly scope: "full" | "selected"; readonly fullSearchSamples: number }
@@ -232,11 +253,13 @@ const toMetrics = (
   preset: Preset.Resolved["preset"],
   sampleCount: number,
   totalMs: number,
-  search: ModelMetrics["search"]
+  search: ModelMetrics["search"],
+  leftOutLabels: ReadonlyArray<LeftOutLabel>
 ): ModelMetrics => ({
   preset,
   sampleCount,
   search,
+  leftOutLabels,
   cv: {
     folds: result.cv.folds,
     total: result.cv.total,
@@ -401,11 +424,21 @@ export const make = (
         if (fn.revision <= fn.trainedRevision) return
         const files = yield* Effect.forEach(snapshot.samples, (s) =>
           blobs.localFile(imageKey(functionId, s.contentHash)).pipe(Effect.option))
-        const samples = snapshot.samples.flatMap((s, i) =>
+        const usable = snapshot.samples.flatMap((s, i) =>
           Option.match(files[i]!, { onNone: () => [], onSome: (file) => [{ id: s.id, source: file, label: s.annotation.labelName }] })
         )
-        const dataset = Dataset.make(samples, { labels: snapshot.labels.map((l) => l.name) })
-        const trainable = yield* Effect.either(Dataset.validateForTraining(dataset))
+        // Labels with too few samples are left out (with their samples), not a reason to train nothing.
+        const perLabel = new Map<string, number>()
+        for (const s of usable) perLabel.set(s.label, (perLabel.get(s.label) ?? 0) + 1)
+        const counted = snapshot.labels.map((l) => ({ id: l.id, name: l.name, sampleCount: perLabel.get(l.name) ?? 0 }))
+        const { leftOut, trainable: kept } = Trainable.split(counted)
+        const keptNames = new Set(kept.map((l) => l.name))
+        const samples = usable.filter((s) => keptNames.has(s.label))
+        const dataset = Dataset.make(samples, { labels: keptNames })
+        const why = Trainable.tooFewLabels(counted)
+        const trainable = yield* Effect.either(
+          why === undefined ? Dataset.validateForTraining(dataset) : Effect.fail({ message: `Not trained: ${why}` })
+        )
         if (trainable._tag === "Left") {
           yield* store.markTrainingFailed(functionId, fn.revision, trainable.left.message)
           yield* PubSub.publish(events, { _tag: "Failed", functionId, revision: fn.revision, error: trainable.left.message })
@@ -427,7 +460,7 @@ export const make = (
             const bundle = bundleKey(functionId, versionId)
             const labelIds = new Map(snapshot.labels.map((l) => [l.name, l.id]))
             const labels = result.fitted.labels.map((name) => ({ id: labelIds.get(name)!, name }))
-            const metrics = toMetrics(result, resolved.preset, samples.length, since(started), search)
+            const metrics = toMetrics(result, resolved.preset, samples.length, since(started), search, leftOut)
             yield* blobs.putDirectory(bundle, (dir) =>
               Bundle.save(result.fitted, dir, { functionId, versionId, revision: fn.revision, labels, metrics }).pipe(
                 Effect.provide(context),

@@ -15,10 +15,11 @@
  */
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { FileSystem } from "@effect/platform"
+import type { FileSystem } from "@effect/platform"
 import { Context, Effect, Layer, Schedule } from "effect"
 import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
+import * as PrivateFiles from "./internal/PrivateFiles.js"
 import * as SqlStore from "./internal/SqlStore.js"
 
 /**
@@ -163,7 +164,15 @@ export interface NewSample {
 export type AnnotationInput = { readonly labelName: string } | { readonly labelId: string } | null
 
 /**
- * A sample `addSamples` added, or the existing one with the same content.
+ * A field of an existing sample that a post of the same image changed.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type SampleUpdate = "annotation" | "externalId"
+
+/**
+ * A sample `addSamples` added, or the existing one with the same content (as it is after the call).
  *
  * @since 0.1.0
  * @category models
@@ -172,6 +181,37 @@ export interface AddedSample {
   readonly sample: SampleRecord
   /** `false` when a sample with the same content already existed (its id is returned). */
   readonly created: boolean
+  /**
+   * The fields of the existing sample this post changed: its annotation (the post named another label) and its
+   * external id (the post carried another one). Empty for a new sample, or when nothing differed.
+   *
+   * @since 0.2.0
+   */
+  readonly updated: ReadonlyArray<SampleUpdate>
+}
+
+/**
+ * Options of `addSamples`. `updateExisting` (default true): a post of an image the function already holds applies
+ * its annotation and external id to that sample; `false` returns the existing sample unchanged (invoke capture,
+ * which must not rewrite a sample it happens to see again).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface AddSamplesOptions {
+  readonly updateExisting?: boolean | undefined
+}
+
+/**
+ * A deleted label, and how many samples lost their annotation with it (they stay, unlabelled).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface DeletedLabel {
+  readonly label: LabelRecord
+  /** Samples that were annotated with the label and are now unlabelled. */
+  readonly unannotatedSamples: number
 }
 
 /**
@@ -250,12 +290,22 @@ export interface StoreShape {
   /** Annotated samples per label (every label, zero included). */
   readonly labelCounts: (functionId: string) => Effect.Effect<ReadonlyArray<LabelCount>, FunctionsError>
   /**
+   * Delete a label (`NotFound` naming `labelId` when the function has none with that id). Its samples are kept and
+   * become unlabelled; the revision is bumped when there were any.
+   *
+   * @since 0.2.0
+   */
+  readonly deleteLabel: (functionId: string, labelId: string) => Effect.Effect<DeletedLabel, FunctionsError>
+  /**
    * Add samples in one transaction, creating labels on demand. A sample whose content hash the function already
-   * holds is not added again: its existing record is returned, annotated with `labelName` when it had no annotation.
+   * holds is not added again: its existing record is returned, with the post's `labelName` and `externalId` applied
+   * where they differ (listed in `updated`; see `AddSamplesOptions`). The same image twice in one call is taken
+   * as two posts in order.
    */
   readonly addSamples: (
     functionId: string,
-    samples: ReadonlyArray<NewSample>
+    samples: ReadonlyArray<NewSample>,
+    options?: AddSamplesOptions
   ) => Effect.Effect<ReadonlyArray<AddedSample>, FunctionsError>
   readonly listSamples: (
     functionId: string,
@@ -347,23 +397,26 @@ export const layer: Layer.Layer<Store, FunctionsError, SqlClient.SqlClient> = La
 
 /**
  * The embedded default: a SQLite database `loupe.db` in `dir` (created when missing), WAL mode, with a 10 s busy
- * timeout so concurrent writers from other processes wait for each other. Fails with `FunctionsError` `StoreFailed`
- * (naming `dir`) when the folder cannot be created or the database opened, configured or migrated.
+ * timeout so concurrent writers from other processes wait for each other. The database and its `-wal` / `-shm`
+ * files are 0600 (an older store's are tightened when opened), and `dir` is created 0700. Fails with
+ * `FunctionsError` `StoreFailed` (naming `dir`) when the folder cannot be created or the database opened,
+ * configured or migrated.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerSqlite = (dir: string): Layer.Layer<Store, FunctionsError, FileSystem.FileSystem> => {
+  const database = path.join(dir, "loupe.db")
   const createDir = Layer.effectDiscard(
-    Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeDirectory(dir, { recursive: true })).pipe(
+    PrivateFiles.databaseIn(dir, database).pipe(
       Effect.mapError((cause) =>
-        new FunctionsError({ reason: "StoreFailed", file: dir, message: `Store: cannot create ${dir}: ${cause.message}`, cause })
+        new FunctionsError({ reason: "StoreFailed", file: dir, message: `Store: cannot create ${database}: ${cause.message}`, cause })
       )
     )
   )
   // WAL is switched on below, not by the client: the switch needs a moment's exclusive lock, and when other processes
   // open the same new store at once SQLite answers SQLITE_BUSY without waiting, so the switch is retried.
-  const client = SqliteClient.layer({ filename: path.join(dir, "loupe.db"), disableWAL: true }).pipe(
+  const client = SqliteClient.layer({ filename: database, disableWAL: true }).pipe(
     Layer.mapError((cause) =>
       new FunctionsError({ reason: "StoreFailed", file: dir, message: `Store: cannot open ${dir}: ${String(cause)}`, cause })
     )

@@ -106,12 +106,14 @@ describe("the function API over HTTP", () => {
     expect(uploads.map((u) => u.status)).toEqual(Array(10).fill(201))
     expect(uploads[0]!.body).toMatchObject({ externalId: "cat.1.jpg", annotation: { labelName: "cats" } })
     expect(uploads[9]!.body.annotation.labelName).toBe("dogs")
+    expect(uploads.map((u) => u.body.updated)).toEqual(Array(10).fill([]))
     const again = await api("POST", `/v1/functions/${fn}/samples`, { data: dataUri(photos("train", "cats", 0, 1)[0]!) })
-    expect(again.body.id).toBe(uploads[0]!.body.id)
+    expect(again.body).toMatchObject({ id: uploads[0]!.body.id, updated: [] })
 
     const listed = await api("GET", `/v1/functions/${fn}/samples?limit=4&offset=2`)
     expect(listed.body).toHaveLength(4)
-    expect((await api("GET", `/v1/functions/${fn}/samples/${uploads[3]!.body.id}`)).body).toEqual(uploads[3]!.body)
+    const { updated: _, ...posted } = uploads[3]!.body
+    expect((await api("GET", `/v1/functions/${fn}/samples/${uploads[3]!.body.id}`)).body).toEqual(posted)
 
     const trained = await until(() => api("GET", `/v1/functions/${fn}`), (r) => r.body.model !== null && r.body.training.phase === "idle")
     expect(trained.body.labels).toEqual([
@@ -283,6 +285,44 @@ describe("the function API over HTTP", () => {
     const openapi: any = await (await fetch(`${base}/openapi.json`)).json()
     expect(openapi.paths["/v1/functions/{functionId}/models"].get.description).toContain("newest first")
     expect(openapi.paths["/v1/functions/{functionId}/models/{modelId}/promote"].post.description).toContain("no restart")
+  })
+
+  it("re-posted bytes: the existing sample, with the post's annotation and externalId applied and named in `updated`", async () => {
+    const [photo] = photos("train", "dogs", 30, 1)
+    const first = await api("POST", `/v1/functions/${fn}/samples`, { data: dataUri(photo!), annotation: { labelName: "cats" } })
+    expect(first).toMatchObject({ status: 201, body: { annotation: { labelName: "cats" }, externalId: null, updated: [] } })
+    const relabelled = await api("POST", `/v1/functions/${fn}/samples`, { data: dataUri(photo!), annotation: { labelName: "dogs" }, externalId: "dog-30" })
+    expect(relabelled.body).toMatchObject({ id: first.body.id, annotation: { labelName: "dogs" }, externalId: "dog-30", updated: ["annotation", "externalId"] })
+    const form = new FormData()
+    form.append("data", new Blob([fs.readFileSync(photo!)], { type: "image/jpeg" }), "dog.jpg")
+    form.append("externalId", "dog-30b")
+    const viaForm = await api("POST", `/v1/functions/${fn}/samples`, form)
+    expect(viaForm.body).toMatchObject({ id: first.body.id, annotation: { labelName: "dogs" }, externalId: "dog-30b", updated: ["externalId"] })
+    expect((await api("GET", `/v1/functions/${fn}/samples/${first.body.id}`)).body).toMatchObject({ externalId: "dog-30b", annotation: { labelName: "dogs" } })
+    const spec = (await api("GET", "/openapi.json")).body
+    expect(spec.paths["/v1/functions/{functionId}/samples"].post.description).toContain("`updated`")
+  })
+
+  it("leaves a label with fewer than 2 samples out and says so; deletes a label, keeping its samples unlabelled", async () => {
+    const birds = (await api("POST", `/v1/functions/${fn}/labels`, { name: "birds" })).body
+    const [bird] = photos("train", "cats", 31, 1)
+    const sample = (await api("POST", `/v1/functions/${fn}/samples`, { data: dataUri(bird!), annotation: { labelName: "birds" } })).body
+    const detail = await until(() => api("GET", `/v1/functions/${fn}`), (r) => r.body.training.phase === "idle" && r.body.model.upToDate)
+    expect(detail.body.trainError).toBeNull()
+    expect(detail.body.leftOutLabels).toEqual([{ id: birds.id, name: "birds", sampleCount: 1, reason: expect.stringContaining("at least 2") }])
+    const metrics = (await api("GET", `/v1/functions/${fn}/metrics`)).body
+    expect(metrics.cv.labels).toEqual(["cats", "dogs"])
+    expect(metrics.leftOutLabels.map((l: any) => l.name)).toEqual(["birds"])
+
+    const deleted = await api("DELETE", `/v1/functions/${fn}/labels/${birds.id}`)
+    expect(deleted).toMatchObject({ status: 200, body: { id: birds.id, name: "birds", unannotatedSamples: 1 } })
+    expect((await api("GET", `/v1/functions/${fn}/samples/${sample.id}`)).body.annotation).toBeNull()
+    expect((await api("GET", `/v1/functions/${fn}/labels`)).body.map((l: any) => l.name)).toEqual(["cats", "dogs"])
+    expect(await api("DELETE", `/v1/functions/${fn}/labels/${birds.id}`)).toMatchObject({ status: 404, body: { reason: "NotFound", field: "labelId" } })
+    expect((await api("DELETE", `/v1/functions/function_nope/labels/${birds.id}`)).status).toBe(404)
+    const spec = (await api("GET", "/openapi.json")).body
+    expect(Object.keys(spec.paths["/v1/functions/{functionId}/labels/{labelId}"].delete.responses)).toEqual(expect.arrayContaining(["200", "404"]))
+    await until(() => api("GET", `/v1/functions/${fn}`), (r) => r.body.training.phase === "idle")
   })
 
   it("deletes the function", async () => {
