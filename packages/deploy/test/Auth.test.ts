@@ -34,6 +34,41 @@ layer(NodeFileSystem.layer)("ApiKeys", (it) => {
       expect(Either.isLeft(unknown) && unknown.left.reason).toBe("NotFound")
     }))
 
+  it.effect("reads the key from a whole Authorization header: the Bearer scheme in any case, nothing else", () =>
+    Effect.gen(function*() {
+      const keys = yield* ApiKeys.make(path.join(tempDir("keys-header"), "keys.json"))
+      const { id, token } = yield* keys.create("ci")
+      for (const header of [`Bearer ${token}`, `bearer ${token}`, `BEARER ${token}`, `Bearer   ${token}`]) {
+        expect((yield* keys.authenticate(header)).id).toBe(id)
+      }
+      const refused = (header: string | undefined) => Effect.map(Effect.flip(keys.authenticate(header)), (e) => [e.reason, e.field, e.message])
+      const cases: ReadonlyArray<readonly [string | undefined, RegExp]> = [
+        [undefined, /^No API key: send an API key as `Authorization: Bearer <key>`$/],
+        ["", /^No API key/],
+        // A seven-character scheme: what a bare "Bearer " prefix check would have taken as a bearer key.
+        [`Digest ${token}`, /^The Authorization scheme "Digest" is not accepted/],
+        [`Basic  ${token}`, /^The Authorization scheme "Basic" is not accepted/],
+        [`Basic ${Buffer.from(`${token}:`).toString("base64")}`, /"Basic" is not accepted/],
+        [`Token ${token}`, /"Token" is not accepted/],
+        [`${token}`, /^The Authorization header has no scheme/],
+        ["Bearer", /Bearer credentials are empty/],
+        [`Bearer ${token} ${token}`, /malformed: one key, no spaces/],
+        [`Bearer\t${token}`, /Authorization header is malformed/],
+        [`: ${token}`, /Authorization header is malformed/],
+        [`Bearer ${token.toUpperCase()}`, /The API key is malformed/],
+        [`Bearer ${token.slice(0, -1)}${token.endsWith("A") ? "B" : "A"}`, /not known/]
+      ]
+      for (const [header, message] of cases) {
+        const [reason, field, text] = yield* refused(header)
+        expect([header, reason, field]).toEqual([header, "Unauthorized", "authorization"])
+        expect(text).toMatch(message)
+        // The credentials are never echoed back.
+        expect(text).not.toContain(token.slice(6, 20))
+      }
+      yield* keys.revoke(id)
+      expect((yield* refused(`Bearer ${token}`))[2]).toMatch(/revoked/)
+    }))
+
   it.effect("names the file when it is not a key file", () =>
     Effect.gen(function*() {
       const file = path.join(tempDir("keys-bad"), "keys.json")
