@@ -156,10 +156,11 @@ const readKeys = (fs: FileSystem.FileSystem, file: string): Effect.Effect<Readon
     Effect.mapError(storeFailed(file, "read"))
   )
 
-/** Replace the key file atomically (temp file, fsync, rename), readable by its owner only. */
+/** Replace the key file atomically (temp file, fsync, rename), readable by its owner only, in a folder made 0700. */
 const writeKeys = (fs: FileSystem.FileSystem, file: string, keys: ReadonlyArray<KeyRecord>): Effect.Effect<void, DeployError> =>
   Effect.gen(function*() {
-    yield* fs.makeDirectory(path.dirname(file), { recursive: true })
+    // A store folder made here (`loupe keys create` before the first `loupe serve`) is private, as the store's are.
+    yield* fs.makeDirectory(path.dirname(file), { recursive: true, mode: 0o700 })
     const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
     yield* Effect.scoped(Effect.gen(function*() {
       const handle = yield* fs.open(tmp, { flag: "w", mode: 0o600 })

