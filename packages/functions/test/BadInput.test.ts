@@ -83,7 +83,7 @@ const snapshot = async () => {
     ])
     return `${id}: ${labels.body.length} labels, ${samples.body.length} samples`
   }))
-  return { counts, images: filesUnder(path.join(server.store, "blobs", "images")).filter((f) => !f.includes(".tmp-")) }
+  return { counts, images: filesUnder(path.join(server.store, "blobs", "images")) }
 }
 
 interface Case {
