@@ -6,9 +6,11 @@
  * 1. `model` is a folder path (absolute, or starting with `./` or `../`): used as it is.
  * 2. `model` is a hub id (`org/name`) and `<modelsDir>/<org>/<name>/` holds it: used as it is, no network.
  * 3. Otherwise the files live in `<cacheDir>/transformers/<org>/<name>/<revision>/`. Missing ones are downloaded
- *    from the hub (`hubUrl`, default `https://huggingface.co`) unless offline mode is on; each lands through a
- *    temp file and a rename, so a broken download never leaves a torn file. When the hub cannot be reached the load
- *    fails within `hubTimeoutMs` (default 600 ms) with an error that names the model and how to provide it.
+ *    from the hub (`hubUrl`, default `$HF_ENDPOINT`, else `https://huggingface.co`) unless offline mode is on: each
+ *    is checked against the hub's checksum, lands through a temp file and a rename (a broken-off one is resumed
+ *    next time), and is recorded with its size and sha256 in `.loupe-pull.json`, which every load checks. When the
+ *    hub cannot be reached the load fails within `hubTimeoutMs` (default 600 ms) with an error that names the model
+ *    and how to provide it.
  *
  * transformers.js then loads the local folder with `local_files_only: true`. Loupe does not touch transformers'
  * global `env` (remote host, cache, local paths): everything is passed per load, so other transformers.js users in

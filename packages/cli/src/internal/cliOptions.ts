@@ -36,7 +36,11 @@ export const preset = (fallback: string) =>
 export const presetsHelp = `Presets. ${Preset.presets.map((p) => `${p.name}: ${p.description}.`).join(" ")}`
 
 export const overrides = pipe(
-  Flag.text("overrides", "<json>", `Preset settings to change, as a JSON object, e.g. '{"folds": 3}'`),
+  Flag.text(
+    "overrides",
+    "<json>",
+    `Preset settings to change, as a JSON object, e.g. '{"folds": 3}' or '{"backbones": ["hf:Xenova/clip-vit-base-patch32"]}'`
+  ),
   Flag.optional()
 )
 
