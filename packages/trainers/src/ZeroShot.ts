@@ -14,7 +14,7 @@
  *
  * @since 0.2.0
  */
-import type { Matrix, TextTower } from "@loupe/core"
+import type { Head, Matrix, TextTower } from "@loupe/core"
 import { Matrix as M } from "@loupe/core"
 import { Effect, Schema } from "effect"
 import type { CoreError } from "@loupe/core"
@@ -143,7 +143,7 @@ export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
   kind,
   paramsSchema: Params,
   stateSchema: State,
-  train: (data) => HeadKit.attempt(kind, () => Prior.of(kind, data)),
+  train: (data: Head.TrainingSet) => HeadKit.attempt(kind, () => Prior.of(kind, data)),
   predict,
   shape: (state) => Prior.shape(state),
   toOnnx: (state, _params, io) => {
