@@ -42,7 +42,11 @@ export const make = (store: StoreShape, context: Context.Context<Services>) =>
         const labels = yield* store.listLabels(functionId)
         if (labels.length < 2) return undefined
         const registry = yield* Registry.Registry
-        const { backbones = [] } = yield* Preset.fitOptions(yield* Preset.resolve(fn.preset, fn.overrides))
+        // A preset that selects nothing usable has no zero-shot model; its training run reports why.
+        const { backbones = [] } = yield* Preset.resolve(fn.preset, fn.overrides).pipe(
+          Effect.flatMap(Preset.fitOptions),
+          Effect.orElseSucceed((): { readonly backbones?: ReadonlyArray<string> } => ({}))
+        )
         const plugins = yield* Effect.forEach(backbones, (id) => registry.backbone(id).pipe(Effect.orDie))
         const backbone = plugins.find((p) => p.textTower !== undefined)?.info.id
         if (backbone === undefined) return undefined
