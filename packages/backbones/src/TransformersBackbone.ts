@@ -158,7 +158,10 @@ export const TransformersOptions = Schema.Struct({
  */
 export type TransformersOptions = typeof TransformersOptions.Type
 
-/** Models whose exports hold several ONNX files; the image encoder is `onnx/vision_model*.onnx`, the text encoder `onnx/text_model*.onnx`. */
+/**
+ * Models whose exports hold several ONNX files; the image encoder is `onnx/vision_model*.onnx`, the text encoder
+ * `onnx/text_model*.onnx`.
+ */
 const visionFileByModelType: Readonly<Record<string, string>> = {
   clip: "vision_model",
   chinese_clip: "vision_model",
