@@ -132,7 +132,7 @@ export const dinov2Base: HubModel = {
 
 /**
  * `hf:Xenova/clip-vit-base-patch32`: OpenAI CLIP ViT-B/32, 512-d image embeddings (`image_embeds`, the projected
- * image features), 224 x 224 input; it has a text tower (tag `text`).
+ * image features), 224 x 224 input; it has a text tower (tag `text`, the `textTower` capability: zero-shot).
  *
  * @since 0.2.0
  * @category catalog
@@ -144,6 +144,7 @@ export const clipVitBasePatch32: HubModel = {
   embeddingSize: 512,
   inputSize: 224,
   pooling: "image_embeds",
+  text: {},
   tags: ["transformers", "hub", "strong", "text", "clip"],
   license: "MIT",
   source: "https://huggingface.co/Xenova/clip-vit-base-patch32 (openai/clip-vit-base-patch32); Radford et al. 2021, arXiv:2103.00020",
@@ -164,6 +165,8 @@ export const siglipBasePatch16: HubModel = {
   description: "Google SigLIP ViT-B/16 (image-text, sigmoid loss, WebLI), transformers.js ONNX; 768-d image embeddings",
   embeddingSize: 768,
   inputSize: 224,
+  // SigLIP was trained on prompts padded to the tokenizer's full length.
+  text: { padding: "max_length" },
   tags: ["transformers", "hub", "strong", "text", "siglip"],
   license: "Apache-2.0",
   source: "https://huggingface.co/Xenova/siglip-base-patch16-224 (google/siglip-base-patch16-224); Zhai et al. 2023, arXiv:2303.15343",
