@@ -60,6 +60,21 @@ describe("functions with hub backbones", () => {
       expect(hub.requests.some((r) => r.startsWith("GET /cdn/"))).toBe(true)
     })))
 
+  it.live("a function with labels and no samples answers zero-shot through the catalog's CLIP, pulled from the hub", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const hub = yield* serveHub(repos)
+      const { test } = yield* photos
+      yield* withFunctions(hub.url, "zero-shot", Effect.gen(function*() {
+        const functions = yield* Functions.Functions
+        const fn = yield* functions.create("ZeroShot", { preset: "fast", overrides: { backbones: ["hf:Xenova/clip-vit-base-patch32"] } })
+        yield* functions.createLabels(fn.id, Object.keys(labels))
+        for (const [label, [file]] of Object.entries(test)) {
+          expect(yield* functions.invoke(fn.id, file!)).toMatchObject({ labelName: label, mode: "zero-shot" })
+        }
+      }))
+      expect(hub.requests).toContain("HEAD /Xenova/clip-vit-base-patch32/resolve/main/onnx/text_model.onnx")
+    })))
+
   it.live("balanced with a reachable hub pulls its strong backbone on the first retrain and leads with it", () =>
     Effect.scoped(Effect.gen(function*() {
       const hub = yield* serveHub(repos)
