@@ -1,0 +1,126 @@
+/**
+ * Outliers: images far from every label's centre, such as a photo that belongs to none of the labels.
+ *
+ * Each label's centre is the mean of its images' unit-length embeddings; an image is compared with its own label's
+ * centre computed without it, so a stray image does not pull its centre towards itself. How far is "far" is measured
+ * per label, in that label's own spread: the median and the median absolute deviation (MAD) of its images' cosine
+ * similarity to its centre give each image a robust z-score per label, `(median - similarity) / (1.4826 MAD)`
+ * (Iglewicz and Hoaglin's modified z-score). An image's score is its smallest z over the labels, that of the label
+ * it is closest to in spread units; it is an outlier when even that exceeds `cutoff`.
+ *
+ * @since 0.2.0
+ */
+import type { Matrix } from "@loupe/core"
+import * as Check from "./internal/Check.js"
+
+/**
+ * Settings of `find`.
+ *
+ * @since 0.2.0
+ * @category options
+ */
+export interface Options {
+  /** The robust z-score above which an image is an outlier, > 0. Default 3.5 (Iglewicz and Hoaglin). */
+  readonly cutoff?: number
+  /** Labels with fewer images have no reliable spread and are left out (they neither claim nor flag images); >= 3. Default 5. */
+  readonly minimumPerLabel?: number
+}
+
+/**
+ * An image far from every label's centre.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Outlier {
+  /** Row of the image. */
+  readonly index: number
+  /** The label whose centre it is closest to, in that label's spread units. */
+  readonly nearest: number
+  /** Cosine similarity to that label's centre. */
+  readonly similarity: number
+  /** Its smallest robust z-score over the labels: how many spreads it lies beyond the nearest label's median. */
+  readonly score: number
+}
+
+const median = (values: Array<number>): number => {
+  const s = values.sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+/**
+ * The outliers among `embeddings` (one row per image) with labels `y` (class indices in `0..numClasses-1`, -1 for an
+ * unlabelled image, which is scored but shapes no centre), highest score first. Throws a `MetricsError`:
+ * `ShapeMismatch` when `y` and the rows differ in length, `InvalidLabel` for an index out of range, `InvalidOption`
+ * for an option out of range or an embedding that is not finite.
+ *
+ * @example
+ * const outliers = Outliers.find(embeddings, y, labels.length)
+ *
+ * @since 0.2.0
+ * @category analyses
+ */
+export const find = (embeddings: Matrix.Matrix, y: Int32Array, numClasses: number, options: Options = {}): Array<Outlier> => {
+  const n = embeddings.rows
+  const d = embeddings.cols
+  Check.matrix(embeddings, y.length, "embeddings")
+  Check.labels(y, numClasses, "y", true)
+  const cutoff = options.cutoff ?? 3.5
+  const minimum = options.minimumPerLabel ?? 5
+  Check.range(cutoff, Number.MIN_VALUE, Infinity, "cutoff")
+  if (!(Number.isInteger(minimum) && minimum >= 3)) Check.fail("InvalidOption", "minimumPerLabel", `minimumPerLabel must be an integer >= 3, got ${minimum}`)
+
+  const unit = new Float64Array(n * d)
+  for (let i = 0; i < n; i++) {
+    let s = 0
+    for (let t = 0; t < d; t++) s += embeddings.data[i * d + t]! ** 2
+    const inv = s > 0 ? 1 / Math.sqrt(s) : 0
+    for (let t = 0; t < d; t++) unit[i * d + t] = embeddings.data[i * d + t]! * inv
+  }
+  const sums = new Float64Array(numClasses * d)
+  const counts = new Array<number>(numClasses).fill(0)
+  for (let i = 0; i < n; i++) {
+    const c = y[i]!
+    if (c < 0) continue
+    counts[c]++
+    for (let t = 0; t < d; t++) sums[c * d + t] += unit[i * d + t]!
+  }
+  const used = counts.flatMap((count, c) => (count >= minimum ? [c] : []))
+  // sims[i * numClasses + c]: cosine of image i to label c's centre (without image i when it is labelled c).
+  const sims = new Float64Array(n * numClasses)
+  for (let i = 0; i < n; i++) {
+    for (const c of used) {
+      const own = y[i] === c
+      let dotted = 0
+      let norm = 0
+      for (let t = 0; t < d; t++) {
+        const centre = sums[c * d + t]! - (own ? unit[i * d + t]! : 0)
+        dotted += unit[i * d + t]! * centre
+        norm += centre * centre
+      }
+      sims[i * numClasses + c] = norm > 0 ? dotted / Math.sqrt(norm) : 0
+    }
+  }
+  const spread = new Map(used.map((c) => {
+    const own: Array<number> = []
+    for (let i = 0; i < n; i++) if (y[i] === c) own.push(sims[i * numClasses + c]!)
+    const m = median(own)
+    const mad = median(own.map((s) => Math.abs(s - m)))
+    // A label of identical images has no spread: any other image is then infinitely far, which is what it is.
+    return [c, { median: m, scale: Math.max(1.4826 * mad, 1e-9) }] as const
+  }))
+  const outliers: Array<Outlier> = []
+  for (let i = 0; i < n; i++) {
+    if (y[i]! >= 0 && !spread.has(y[i]!)) continue
+    let best: Outlier | undefined
+    for (const c of used) {
+      const { median: m, scale } = spread.get(c)!
+      const similarity = sims[i * numClasses + c]!
+      const score = (m - similarity) / scale
+      if (best === undefined || score < best.score) best = { index: i, nearest: c, similarity, score }
+    }
+    if (best !== undefined && best.score > cutoff) outliers.push(best)
+  }
+  return outliers.sort((a, b) => b.score - a.score || a.index - b.index)
+}
