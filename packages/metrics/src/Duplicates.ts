@@ -89,7 +89,7 @@ export interface Pair {
  * @since 0.2.0
  * @category constants
  */
-export const defaultThreshold = 0.9
+export const defaultThreshold = 0.89
 
 /** Each row scaled to unit length (a row of zeros stays zero). */
 const unitRows = (x: Matrix.Matrix): Float32Array => {
