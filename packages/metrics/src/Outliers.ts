@@ -3,10 +3,11 @@
  *
  * Each label's centre is the mean of its images' unit-length embeddings; an image is compared with its own label's
  * centre computed without it, so a stray image does not pull its centre towards itself. How far is "far" is measured
- * per label, in that label's own spread: the median and the median absolute deviation (MAD) of its images' cosine
- * similarity to its centre give each image a robust z-score per label, `(median - similarity) / (1.4826 MAD)`
- * (Iglewicz and Hoaglin's modified z-score). An image's score is its smallest z over the labels, that of the label
- * it is closest to in spread units; it is an outlier when even that exceeds `cutoff`.
+ * per label, in that label's own spread: the quartiles of its images' cosine similarity to its centre give each image a
+ * score per label, how many interquartile ranges it lies below the lower quartile: `(Q1 - similarity) / (Q3 - Q1)` (the interquartile range taken as at least 0.01, so that in a label of
+ * near-identical images a slightly different one is not far).
+ * An image's score is its smallest over the labels, that of the label it is closest to in spread units; it is an
+ * outlier when even that exceeds `cutoff`, by default Tukey's "far out" fence, 3.
  *
  * @since 0.2.0
  */
@@ -20,7 +21,7 @@ import * as Check from "./internal/Check.js"
  * @category options
  */
 export interface Options {
-  /** The robust z-score above which an image is an outlier, > 0. Default 3.5 (Iglewicz and Hoaglin). */
+  /** Interquartile ranges below a label's lower quartile from which an image is an outlier, > 0. Default 3 (Tukey). */
   readonly cutoff?: number
   /** Labels with fewer images have no reliable spread and are left out (they neither claim nor flag images); >= 3. Default 5. */
   readonly minimumPerLabel?: number
@@ -39,14 +40,17 @@ export interface Outlier {
   readonly nearest: number
   /** Cosine similarity to that label's centre. */
   readonly similarity: number
-  /** Its smallest robust z-score over the labels: how many spreads it lies beyond the nearest label's median. */
+  /** Its smallest score over the labels: how many interquartile ranges it lies below the nearest label's lower quartile. */
   readonly score: number
 }
 
-const median = (values: Array<number>): number => {
-  const s = values.sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+const minimumSpread = 0.01
+
+/** The `p`-quantile of sorted `values`, interpolated linearly. */
+const quantile = (values: ReadonlyArray<number>, p: number): number => {
+  const at = p * (values.length - 1)
+  const i = Math.floor(at)
+  return values[i]! + (values[Math.min(i + 1, values.length - 1)]! - values[i]!) * (at - i)
 }
 
 /**
@@ -66,7 +70,7 @@ export const find = (embeddings: Matrix.Matrix, y: Int32Array, numClasses: numbe
   const d = embeddings.cols
   Check.matrix(embeddings, y.length, "embeddings")
   Check.labels(y, numClasses, "y", true)
-  const cutoff = options.cutoff ?? 3.5
+  const cutoff = options.cutoff ?? 3
   const minimum = options.minimumPerLabel ?? 5
   Check.range(cutoff, Number.MIN_VALUE, Infinity, "cutoff")
   if (!(Number.isInteger(minimum) && minimum >= 3)) Check.fail("InvalidOption", "minimumPerLabel", `minimumPerLabel must be an integer >= 3, got ${minimum}`)
@@ -105,19 +109,19 @@ export const find = (embeddings: Matrix.Matrix, y: Int32Array, numClasses: numbe
   const spread = new Map(used.map((c) => {
     const own: Array<number> = []
     for (let i = 0; i < n; i++) if (y[i] === c) own.push(sims[i * numClasses + c]!)
-    const m = median(own)
-    const mad = median(own.map((s) => Math.abs(s - m)))
-    // A label of identical images has no spread: any other image is then infinitely far, which is what it is.
-    return [c, { median: m, scale: Math.max(1.4826 * mad, 1e-9) }] as const
+    own.sort((a, b) => a - b)
+    const q1 = quantile(own, 0.25)
+    // The spread is at least 0.01 of cosine: in a label of near-identical images, a slightly different one is not far.
+    return [c, { q1, scale: Math.max(quantile(own, 0.75) - q1, minimumSpread) }] as const
   }))
   const outliers: Array<Outlier> = []
   for (let i = 0; i < n; i++) {
     if (y[i]! >= 0 && !spread.has(y[i]!)) continue
     let best: Outlier | undefined
     for (const c of used) {
-      const { median: m, scale } = spread.get(c)!
+      const { q1, scale } = spread.get(c)!
       const similarity = sims[i * numClasses + c]!
-      const score = (m - similarity) / scale
+      const score = (q1 - similarity) / scale
       if (best === undefined || score < best.score) best = { index: i, nearest: c, similarity, score }
     }
     if (best !== undefined && best.score > cutoff) outliers.push(best)
