@@ -3,11 +3,15 @@
  *
  * Each label's centre is the mean of its images' unit-length embeddings; an image is compared with its own label's
  * centre computed without it, so a stray image does not pull its centre towards itself. How far is "far" is measured
- * per label, in that label's own spread: the quartiles of its images' cosine similarity to its centre give each image a
- * score per label, how many interquartile ranges it lies below the lower quartile: `(Q1 - similarity) / (Q3 - Q1)` (the interquartile range taken as at least 0.01, so that in a label of
- * near-identical images a slightly different one is not far).
+ * from each label's lower quartile of its images' cosine similarity to its centre, in interquartile ranges, so each
+ * image gets a score per label: `(Q1 - similarity) / IQR` (the range
+ * taken as at least 0.01, so that among near-identical images a slightly different one is not far).
  * An image's score is its smallest over the labels, that of the label it is closest to in spread units; it is an
- * outlier when even that exceeds `cutoff`, by default Tukey's "far out" fence, 3.
+ * outlier when even that exceeds `cutoff`. The default, 2, lies between Tukey's fences for "outside" (1.5) and "far
+ * out" (3). The spread is one interquartile range pooled over every labelled image (each label's own, from a few
+ * images, is too noisy). With MobileNetV2 embeddings, whose cosines all crowd between 0.5 and 0.9, a lone photo of
+ * another kind is ranked first but often scores under the cutoff (a sunflower among 33 cats and dogs: 0.9, against 0.3
+ * for the next image), so `Outliers` finds clear strays in well-spread labels and misses subtle ones.
  *
  * @since 0.2.0
  */
@@ -21,7 +25,7 @@ import * as Check from "./internal/Check.js"
  * @category options
  */
 export interface Options {
-  /** Interquartile ranges below a label's lower quartile from which an image is an outlier, > 0. Default 3 (Tukey). */
+  /** Interquartile ranges below a label's lower quartile from which an image is an outlier, > 0. Default 2. */
   readonly cutoff?: number
   /** Labels with fewer images have no reliable spread and are left out (they neither claim nor flag images); >= 3. Default 5. */
   readonly minimumPerLabel?: number
@@ -70,7 +74,7 @@ export const find = (embeddings: Matrix.Matrix, y: Int32Array, numClasses: numbe
   const d = embeddings.cols
   Check.matrix(embeddings, y.length, "embeddings")
   Check.labels(y, numClasses, "y", true)
-  const cutoff = options.cutoff ?? 3
+  const cutoff = options.cutoff ?? 2
   const minimum = options.minimumPerLabel ?? 5
   Check.range(cutoff, Number.MIN_VALUE, Infinity, "cutoff")
   if (!(Number.isInteger(minimum) && minimum >= 3)) Check.fail("InvalidOption", "minimumPerLabel", `minimumPerLabel must be an integer >= 3, got ${minimum}`)
@@ -106,22 +110,24 @@ export const find = (embeddings: Matrix.Matrix, y: Int32Array, numClasses: numbe
       sims[i * numClasses + c] = norm > 0 ? dotted / Math.sqrt(norm) : 0
     }
   }
-  const spread = new Map(used.map((c) => {
+  // Each label's lower quartile, and one interquartile range pooled over every labelled image (a few images per label
+  // give a noisy range of their own).
+  const ownOf = (c: number): Array<number> => {
     const own: Array<number> = []
     for (let i = 0; i < n; i++) if (y[i] === c) own.push(sims[i * numClasses + c]!)
-    own.sort((a, b) => a - b)
-    const q1 = quantile(own, 0.25)
-    // The spread is at least 0.01 of cosine: in a label of near-identical images, a slightly different one is not far.
-    return [c, { q1, scale: Math.max(quantile(own, 0.75) - q1, minimumSpread) }] as const
-  }))
+    return own.sort((a, b) => a - b)
+  }
+  const lowerQuartile = new Map(used.map((c) => [c, quantile(ownOf(c), 0.25)] as const))
+  const pooled = used.flatMap((c) => ownOf(c).map((v) => v - lowerQuartile.get(c)!)).sort((a, b) => a - b)
+  // At least 0.01 of cosine: among near-identical images, a slightly different one is not far.
+  const scale = Math.max(quantile(pooled, 0.75) - quantile(pooled, 0.25), minimumSpread)
   const outliers: Array<Outlier> = []
   for (let i = 0; i < n; i++) {
-    if (y[i]! >= 0 && !spread.has(y[i]!)) continue
+    if (y[i]! >= 0 && !lowerQuartile.has(y[i]!)) continue
     let best: Outlier | undefined
     for (const c of used) {
-      const { q1, scale } = spread.get(c)!
       const similarity = sims[i * numClasses + c]!
-      const score = (q1 - similarity) / scale
+      const score = (lowerQuartile.get(c)! - similarity) / scale
       if (best === undefined || score < best.score) best = { index: i, nearest: c, similarity, score }
     }
     if (best !== undefined && best.score > cutoff) outliers.push(best)

@@ -100,3 +100,10 @@ export * as LabelNoise from "./LabelNoise.js"
  * @since 0.2.0
  */
 export * as Outliers from "./Outliers.js"
+
+/**
+ * The insights as terminal text and as a self-contained HTML page.
+ *
+ * @since 0.2.0
+ */
+export * as InsightsReport from "./InsightsReport.js"
