@@ -9,7 +9,7 @@ import { loadEmbeddings } from "../lib/embeddings.mjs"
 
 const count = Number(process.argv[2] ?? 10000)
 const CHECK = Number(process.argv[3] ?? 3000)
-const JITTER = 0.05
+const JITTER = Number(process.env.JITTER ?? 0.05)
 const real = [await loadEmbeddings("cats-vs-dogs-large", "train"), await loadEmbeddings("cats-vs-dogs-large", "test")]
 const realRows = real.reduce((n, e) => n + e.x.rows, 0)
 const dim = real[0].x.cols

@@ -29,6 +29,9 @@ export interface TextOptions {
   readonly limit?: number
 }
 
+/** Text content isolated from its surroundings' direction: a right-to-left override in a label stays inside it. */
+const bidi = (text: string): string => `<bdi>${escape(text)}</bdi>`
+
 const leakText = (leak: string | null): string => (leak === "split" ? "train/test leak" : leak === "fold" ? "fold leak" : "")
 
 /**
@@ -131,24 +134,24 @@ export const render: (insights: Insights, options: HtmlOptions) => Effect.Effect
       const uri = thumbs.get(id)
       return `<div class="img">${uri === undefined ? `<div class="broken">could not read this image</div>` : `<img class="thumb" src="${uri}" alt="${escape(id)}">`}</div>`
     }
-    const name = (id: string) => `<span class="id" title="${escape(id)}">${escape(id)}</span>`
+    const name = (id: string) => `<span class="id" title="${escape(id)}">${bidi(id)}</span>`
     const counted = (shown: number, total: number) => (total > shown ? `<p class="lede">Showing ${shown} of ${total}.</p>` : "")
     const health = `<section class="panel" id="health"><h2>Class health</h2>` +
       `<div class="scroll"><table><thead><tr><th>Label</th><th class="num">Images</th><th class="num">CV recall</th></tr></thead><tbody>` +
       insights.health.perLabel.map((l) =>
-        `<tr><td>${escape(l.label)}</td><td class="num">${l.count}</td><td class="num">${l.recall === null ? "–" : percent(l.recall)}</td></tr>`
+        `<tr><td>${bidi(l.label)}</td><td class="num">${l.count}</td><td class="num">${l.recall === null ? "–" : percent(l.recall)}</td></tr>`
       ).join("") + `</tbody></table></div>` +
       (insights.health.unlabelled > 0 ? `<p class="lede">${insights.health.unlabelled} unlabelled images.</p>` : "") +
-      insights.health.warnings.map((w) => `<p class="warn">${escape(w.message)}</p>`).join("") + `</section>`
+      insights.health.warnings.map((w) => `<p class="warn">${bidi(w.message)}</p>`).join("") + `</section>`
     const suspectSection = `<section class="panel" id="suspects"><h2>Label-noise suspects · ${insights.suspects?.length ?? 0}</h2>` +
       (insights.suspects === null
         ? `<p class="empty">Not computed: cross-validation needs two labels with two images each.</p>`
         : `<p class="lede">Images whose label the cross-validated model confidently disagrees with, least confident in their label first.</p>` +
           counted(suspects.length, insights.suspects.length) +
           `<div class="mistakes">${suspects.map((x) =>
-            `<figure class="mistake">${image(x.id)}<figcaption><div class="labels"><span class="truth">${escape(x.given)}</span>` +
-            `<span class="arrow">→</span><span class="pred">${escape(x.suggested)}</span></div>` +
-            `<div class="conf">P(${escape(x.given)}) ${percent(x.selfConfidence)}</div>${name(x.id)}</figcaption></figure>`
+            `<figure class="mistake">${image(x.id)}<figcaption><div class="labels"><span class="truth">${bidi(x.given)}</span>` +
+            `<span class="arrow">→</span><span class="pred">${bidi(x.suggested)}</span></div>` +
+            `<div class="conf">P(${bidi(x.given)}) ${percent(x.selfConfidence)}</div>${name(x.id)}</figcaption></figure>`
           ).join("")}</div>`) + `</section>`
     const duplicateSection = `<section class="panel" id="duplicates"><h2>Duplicates · ${insights.duplicates.length}</h2>` +
       `<p class="lede">Exact copies (same bytes) and near copies (embeddings at least as alike as an edited copy).</p>` +
@@ -157,14 +160,14 @@ export const render: (insights: Insights, options: HtmlOptions) => Effect.Effect
         `<figure class="mistake"><div class="pair">${image(p.a)}${image(p.b)}</div><figcaption>` +
         `<div>${p.kind} · cosine ${fixed(p.similarity)}</div>` +
         (p.leak === null ? "" : `<span class="tag">${p.leak === "split" ? "train/test leak" : "fold leak"}</span>`) +
-        (p.conflict ? `<span class="tag">labels differ: ${escape(p.labelA ?? "")} / ${escape(p.labelB ?? "")}</span>` : "") +
+        (p.conflict ? `<span class="tag">labels differ: ${bidi(p.labelA ?? "")} / ${bidi(p.labelB ?? "")}</span>` : "") +
         `${name(p.a)}${name(p.b)}</figcaption></figure>`
       ).join("")}</div></section>`
     const outlierSection = `<section class="panel" id="outliers"><h2>Outliers · ${insights.outliers.length}</h2>` +
       `<p class="lede">Images far from every label's centre, farthest first.</p>` + counted(outliers.length, insights.outliers.length) +
       `<div class="mistakes">${outliers.map((o) =>
-        `<figure class="mistake">${image(o.id)}<figcaption><div class="labels"><span class="truth">${escape(o.label ?? "unlabelled")}</span></div>` +
-        `<div class="conf">nearest ${escape(o.nearest)} · cosine ${fixed(o.similarity)}</div>${name(o.id)}</figcaption></figure>`
+        `<figure class="mistake">${image(o.id)}<figcaption><div class="labels"><span class="truth">${bidi(o.label ?? "unlabelled")}</span></div>` +
+        `<div class="conf">nearest ${bidi(o.nearest)} · cosine ${fixed(o.similarity)}</div>${name(o.id)}</figcaption></figure>`
       ).join("")}</div></section>`
     const title = options.title ?? "Dataset insights"
     return `<!doctype html>

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
 import { Matrix } from "@loupe/core"
-import { ClassHealth, Duplicates, Insights, LabelNoise, Outliers } from "@loupe/metrics"
+import { ClassHealth, Duplicates, Insights, InsightsReport, LabelNoise, Outliers } from "@loupe/metrics"
 
 const rows = (values: ReadonlyArray<ReadonlyArray<number>>) => Matrix.fromRows(values)
 
@@ -135,4 +135,34 @@ describe("Insights.analyse", () => {
       expect(exit).toStrictEqual(Exit.fail(expect.anything()))
       if (Exit.isFailure(exit)) expect(JSON.stringify(exit.cause)).toContain("ids")
     }))
+})
+
+describe("InsightsReport", () => {
+  const hostile = "<script>alert(1)</script>"
+  const rtl = "cat\u202Egpj.exe"
+  const insights: Insights.Insights = {
+    version: 1,
+    images: 2,
+    labels: [hostile, rtl],
+    health: { perLabel: [{ label: hostile, count: 1, recall: 1 }, { label: rtl, count: 1, recall: 0 }], unlabelled: 0, imbalanceRatio: 1, warnings: [] },
+    suspects: [{ id: `${hostile}.jpg`, given: hostile, suggested: rtl, selfConfidence: 0.1, suggestedConfidence: 0.9 }],
+    duplicates: [{ a: "a.jpg", b: "b.jpg", labelA: hostile, labelB: rtl, kind: "near", similarity: 0.95, leak: "split", conflict: true }],
+    outliers: []
+  }
+
+  it.effect("escapes label names and ids in the HTML page, which has no script", () =>
+    Effect.gen(function*() {
+      const html = yield* InsightsReport.render(insights, { sources: new Map() })
+      expect(html).not.toMatch(/<script/i)
+      expect(html).toContain("&lt;script&gt;alert(1)&lt;/script&gt;")
+      expect(html).toContain(`<bdi>${rtl}</bdi>`)
+      expect(html).toContain("train/test leak")
+      expect(html).toContain("could not read this image")
+    }))
+
+  it("prints suspects, duplicates with their leak and conflict, and the counts in the terminal text", () => {
+    const text = InsightsReport.text(insights)
+    expect(text).toContain("Label-noise suspects · 1")
+    expect(text).toMatch(/train\/test leak, labels differ/)
+  })
 })
