@@ -82,7 +82,8 @@ export const inspect = Effect.fn("InspectCommand.inspect")(function*(
     Effect.mapError((e) => new FunctionsError.FunctionsError({ reason: "TrainingFailed", message: `cross-validation: ${e.message}`, cause: e }))
   )
   const outOfFold = labels.length >= 2 && perLabel.every((n) => n >= 2) ? yield* crossValidated : undefined
-  const ids = embedded.samples.map((s) => s.id)
+  // With a test split, ids name it: `train/cats/1.jpg` and `test/cats/1.jpg` are different images.
+  const ids = embedded.samples.map((s, i) => (split.test ? `${splits[i]}/${s.id}` : s.id))
   const insights = yield* Insights.analyse({
     labels,
     ids,
@@ -97,7 +98,7 @@ export const inspect = Effect.fn("InspectCommand.inspect")(function*(
     backbone: backboneId,
     insights,
     skipped: [...split.train.skipped, ...(split.test?.skipped ?? []), ...embedded.skipped.map((s) => ({ file: s.sample.id, reason: s.reason }))],
-    sources: new Map(embedded.samples.map((s) => [s.id, s.source]))
+    sources: new Map(embedded.samples.map((s, i) => [ids[i]!, s.source]))
   } satisfies Inspection
 })
 

@@ -16,7 +16,7 @@ const pick = (split: string, label: string, from: number, count: number) =>
 const put = (file: string, split: string, label: string, name = path.basename(file)) => {
   fs.mkdirSync(path.join(dir, split, label), { recursive: true })
   fs.copyFileSync(file, path.join(dir, split, label, name))
-  return `${label}/${name}`
+  return `${split}/${label}/${name}`
 }
 
 // The same JPEG with a comment segment after its start marker: other bytes, the same pixels.
@@ -56,16 +56,16 @@ describe("loupe inspect on photos with corrupted labels", () => {
     for (const id of flipped) {
       const suspect = top.find((s: any) => s.id === id)
       expect(suspect, id).toBeDefined()
-      expect(suspect.suggested).toBe(id.startsWith("cats/") ? "dogs" : "cats")
+      expect(suspect.suggested).toBe(id.startsWith("train/cats/") ? "dogs" : "cats")
     }
   })
 
   it("calls out the exact copy with a conflicting label, and the edited copy leaking into test", () => {
     const exact = result.duplicates.find((p: any) => p.kind === "exact")
-    expect([exact.a, exact.b].sort()).toEqual([`cats/${path.basename(cats[0]!)}`, exactCopy].sort())
+    expect([exact.a, exact.b].sort()).toEqual([`train/cats/${path.basename(cats[0]!)}`, exactCopy].sort())
     expect(exact.conflict).toBe(true)
     const leak = result.duplicates.find((p: any) => p.leak === "split")
-    expect([leak.a, leak.b].sort()).toEqual([`cats/${path.basename(cats[1]!)}`, "cats/edited.jpg"].sort())
+    expect([leak.a, leak.b].sort()).toEqual([`train/cats/${path.basename(cats[1]!)}`, "test/cats/edited.jpg"].sort())
     expect(leak.kind).toBe("near")
     expect(leak.similarity).toBeGreaterThan(0.99)
   })
