@@ -44,14 +44,18 @@ export const text = (insights: Insights, options: TextOptions = {}): string => {
   const s = style(options.color ?? false)
   const limit = options.limit ?? 10
   const more = (total: number) => (total > limit ? [s.dim(`  … ${total - limit} more (--json or --report for all)`)] : [])
+  // A table with its header row, or "none" when there are no rows.
+  const rows = (header: ReadonlyArray<string>, body: ReadonlyArray<ReadonlyArray<string>>, align: ReadonlyArray<"left" | "right">) =>
+    body.length === 0 ? [s.dim("  none")] : table([header.map(s.dim), ...body], align)
   const lines = [
     s.bold(`${insights.images} images, ${insights.labels.length} labels`),
     "",
     s.bold("Class health"),
-    ...table([
-      ["label", "images", "CV recall"].map(s.dim),
-      ...insights.health.perLabel.map((l) => [l.label, String(l.count), l.recall === null ? "–" : percent(l.recall)])
-    ], ["left", "right", "right"]),
+    ...rows(
+      ["label", "images", "CV recall"],
+      insights.health.perLabel.map((l) => [l.label, String(l.count), l.recall === null ? "–" : percent(l.recall)]),
+      ["left", "right", "right"]
+    ),
     ...(insights.health.unlabelled > 0 ? [`  ${insights.health.unlabelled} unlabelled`] : []),
     ...insights.health.warnings.map((w) => `  ${s.red("!")} ${w.message}`),
     ""
@@ -60,27 +64,34 @@ export const text = (insights: Insights, options: TextOptions = {}): string => {
     lines.push(s.bold("Label-noise suspects"), s.dim("  not computed: cross-validation needs two labels with two images each"), "")
   } else {
     lines.push(s.bold(`Label-noise suspects · ${insights.suspects.length}`))
-    lines.push(...table([
-      ["image", "labelled", "suggested", "P(labelled)"].map(s.dim),
-      ...insights.suspects.slice(0, limit).map((x) => [x.id, x.given, s.cyan(x.suggested), fixed(x.selfConfidence)])
-    ], ["left", "left", "left", "right"]), ...more(insights.suspects.length), "")
+    lines.push(
+      ...rows(
+        ["image", "labelled", "suggested", "P(labelled)"],
+        insights.suspects.slice(0, limit).map((x) => [x.id, x.given, s.cyan(x.suggested), fixed(x.selfConfidence)]),
+        ["left", "left", "left", "right"]
+      ),
+      ...more(insights.suspects.length),
+      ""
+    )
   }
   lines.push(s.bold(`Duplicates · ${insights.duplicates.length}`))
-  lines.push(...table([
-    ["image", "copy", "kind", "cosine", ""].map(s.dim),
-    ...insights.duplicates.slice(0, limit).map((p) => [
+  lines.push(...rows(
+    ["image", "copy", "kind", "cosine", ""],
+    insights.duplicates.slice(0, limit).map((p) => [
       p.a,
       p.b,
       p.kind,
       fixed(p.similarity),
       [leakText(p.leak), p.conflict ? `labels differ (${p.labelA} / ${p.labelB})` : ""].filter((t) => t !== "").map(s.red).join(", ")
-    ])
-  ], ["left", "left", "left", "right", "left"]), ...more(insights.duplicates.length), "")
+    ]),
+    ["left", "left", "left", "right", "left"]
+  ), ...more(insights.duplicates.length), "")
   lines.push(s.bold(`Outliers · ${insights.outliers.length}`))
-  lines.push(...table([
-    ["image", "label", "nearest label", "cosine", "score"].map(s.dim),
-    ...insights.outliers.slice(0, limit).map((o) => [o.id, o.label ?? "–", o.nearest, fixed(o.similarity), o.score.toFixed(1)])
-  ], ["left", "left", "left", "right", "right"]), ...more(insights.outliers.length))
+  lines.push(...rows(
+    ["image", "label", "nearest label", "cosine", "score"],
+    insights.outliers.slice(0, limit).map((o) => [o.id, o.label ?? "–", o.nearest, fixed(o.similarity), o.score.toFixed(1)]),
+    ["left", "left", "left", "right", "right"]
+  ), ...more(insights.outliers.length))
   return lines.join("\n")
 }
 
