@@ -18,6 +18,7 @@ import { environment, json, modelsDir, offline, overrides, overwrite, parseOverr
 import * as DocumentedCommand from "./internal/DocumentedCommand.js"
 import * as Flag from "./internal/Flag.js"
 import * as HelpText from "./internal/HelpText.js"
+import * as InspectCommand from "./InspectCommand.js"
 import * as KeysCommand from "./KeysCommand.js"
 import * as ModelsCommand from "./ModelsCommand.js"
 import * as Predict from "./Predict.js"
@@ -191,7 +192,7 @@ const loupe = DocumentedCommand.group(
     details: ["Logs and progress go to stderr; stdout carries results (one JSON object with --json)."],
     examples: ["loupe train ./photos --out ./pets-model", "loupe predict ./pets-model cat.jpg"]
   },
-  [train, predict, evaluate, ModelsCommand.command, FunctionCommand.command, ServeCommand.command, KeysCommand.command, ExportCommand.command]
+  [train, predict, evaluate, InspectCommand.command, ModelsCommand.command, FunctionCommand.command, ServeCommand.command, KeysCommand.command, ExportCommand.command]
 )
 
 const args = process.argv.slice(2)

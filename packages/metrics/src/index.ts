@@ -65,3 +65,45 @@ export * as Report from "./Report.js"
  * @since 0.1.0
  */
 export * as TerminalReport from "./TerminalReport.js"
+
+/**
+ * Per-label image counts, imbalance and too-few warnings, and cross-validated recall per label.
+ *
+ * @since 0.2.0
+ */
+export * as ClassHealth from "./ClassHealth.js"
+
+/**
+ * Exact and near-duplicate images, with the pairs that leak across folds or splits and those with conflicting labels.
+ *
+ * @since 0.2.0
+ */
+export * as Duplicates from "./Duplicates.js"
+
+/**
+ * Every data analysis at once, named by image id and label, as JSON-ready data.
+ *
+ * @since 0.2.0
+ */
+export * as Insights from "./Insights.js"
+
+/**
+ * Label-noise suspects by confident learning on out-of-fold probabilities.
+ *
+ * @since 0.2.0
+ */
+export * as LabelNoise from "./LabelNoise.js"
+
+/**
+ * Images far from every label's centre.
+ *
+ * @since 0.2.0
+ */
+export * as Outliers from "./Outliers.js"
+
+/**
+ * The insights as terminal text and as a self-contained HTML page.
+ *
+ * @since 0.2.0
+ */
+export * as InsightsReport from "./InsightsReport.js"
