@@ -50,7 +50,7 @@ const train = DocumentedCommand.make(
   {
     dir: Arg.directory("dir", "The folder of labelled photos", { exists: "yes" }),
     out: pipe(
-      Flag.directory("out", "Where to save the bundle. It must not exist yet, or be empty, unless --overwrite is given"),
+      Flag.directory("out", "Where to save the bundle: a new or empty folder, or an earlier bundle with --overwrite (anything else is refused)"),
       Flag.withDefault("loupe-model", "./loupe-model")
     ),
     overwrite,

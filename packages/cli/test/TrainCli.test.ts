@@ -113,8 +113,7 @@ describe("loupe train without --out", () => {
 
     const again = loupe(["train", dataset, "--models-dir", modelsDir], cacheEnv, cwd)
     expect(again.status).toBe(1)
-    expect(again.stderr).toContain(`${bundle} already exists and is not empty`)
-    expect(again.stderr).toContain("--overwrite")
+    expect(again.stderr).toContain(`${bundle} holds an earlier loupe-bundle output: replace it with --overwrite`)
     expect(again.stderr).not.toMatch(/embed/)
     expect(fs.readFileSync(path.join(bundle, "manifest.json"), "utf8")).toBe(written)
 
@@ -122,6 +121,36 @@ describe("loupe train without --out", () => {
     expect(replaced.status).toBe(0)
     expect(JSON.parse(replaced.stdout).bundle).toBe(bundle)
     expect(fs.readFileSync(path.join(bundle, "manifest.json"), "utf8")).not.toBe(written)
+  })
+})
+
+describe("loupe train --out never deletes what it did not write", () => {
+  it("refuses, before any work and with or without --overwrite, a folder of unrelated files, a file, and the current folder", () => {
+    const cwd = fs.realpathSync(fs.mkdtempSync(path.join(work, "user-")))
+    fs.mkdirSync(path.join(cwd, "photos"))
+    fs.writeFileSync(path.join(cwd, "photos", "holiday.jpg"), "not mine to delete")
+    fs.writeFileSync(path.join(cwd, "report.txt"), "a regular file")
+    // [--out, the folder named, with --overwrite]
+    const cases: Array<[string, string, boolean]> = [
+      ["photos", path.join(cwd, "photos"), false],
+      ["photos", path.join(cwd, "photos"), true],
+      [".", cwd, true],
+      [cwd + "/photos/..", cwd, true],
+      ["/", "/", true]
+    ]
+    for (const [out, named, overwrite] of cases) {
+      const run = loupe(["train", dataset, "--models-dir", modelsDir, "--out", out, ...(overwrite ? ["--overwrite"] : []), "--json"], cacheEnv, cwd)
+      expect(run.status).toBe(1)
+      expect(JSON.parse(run.stdout).error).toMatchObject({ _tag: "CoreError", reason: "OutputNotFree", field: "out", file: named })
+      expect(run.stderr).not.toMatch(/embed/)
+    }
+    // A regular file is refused by the option's own check (it must be a folder), naming it.
+    const file = loupe(["train", dataset, "--models-dir", modelsDir, "--out", "report.txt", "--overwrite", "--json"], cacheEnv, cwd)
+    expect(file.status).toBe(1)
+    expect(JSON.parse(file.stdout).error.message).toContain("report.txt")
+    expect(fs.readFileSync(path.join(cwd, "photos", "holiday.jpg"), "utf8")).toBe("not mine to delete")
+    expect(fs.readFileSync(path.join(cwd, "report.txt"), "utf8")).toBe("a regular file")
+    expect(fs.readdirSync(cwd).sort()).toEqual(["photos", "report.txt"])
   })
 })
 
