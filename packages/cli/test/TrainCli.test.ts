@@ -210,7 +210,7 @@ describe("loupe train with bad input", () => {
     for (const f of fs.readdirSync(from).sort().slice(0, count)) fs.copyFileSync(path.join(from, f), path.join(to, label, f))
   }
 
-  it("skips a corrupt JPEG, an empty file, text named .jpg and a non-image file, naming each with its reason", () => {
+  it("skips a corrupt JPEG, an empty file, text or an SVG named .jpg and a non-image file, naming each with its reason", () => {
     const dir = path.join(work, "bad-files")
     copyImages(dir, "cats", 8)
     copyImages(dir, "dogs", 8)
@@ -219,12 +219,15 @@ describe("loupe train with bad input", () => {
     fs.writeFileSync(path.join(dir, "cats/empty.jpg"), new Uint8Array(0))
     fs.writeFileSync(path.join(dir, "dogs/not-really.jpg"), "this is a text file, not a JPEG\n")
     fs.writeFileSync(path.join(dir, "dogs/notes.txt"), "labelling notes\n")
+    // The server refuses SVG (librsvg would decode it): training refuses it as well, whatever its name.
+    fs.writeFileSync(path.join(dir, "dogs/drawing.jpg"), '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64"/></svg>')
     const run = loupe(["train", dir, "--models-dir", modelsDir, "--out", path.join(work, "bad-bundle"), "--json", "--folds", "3"], cacheEnv)
     expect(run.status).toBe(0)
     const out = JSON.parse(run.stdout)
     const skipped = new Map<string, string>(out.skipped.map((s: any) => [path.basename(s.file), s.reason]))
-    expect([...skipped.keys()].sort()).toEqual(["corrupt.jpg", "empty.jpg", "not-really.jpg", "notes.txt"])
+    expect([...skipped.keys()].sort()).toEqual(["corrupt.jpg", "drawing.jpg", "empty.jpg", "not-really.jpg", "notes.txt"])
     expect(skipped.get("empty.jpg")).toMatch(/empty/)
+    expect(skipped.get("drawing.jpg")).toBe(`${path.join(dir, "dogs/drawing.jpg")}: an SVG image; Loupe reads JPEG, PNG, GIF and WebP images`)
     expect(skipped.get("notes.txt")).toMatch(/not an image/i)
     expect(out.cv.total).toBe(16)
   })
