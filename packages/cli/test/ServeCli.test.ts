@@ -154,7 +154,7 @@ describe("loupe serve", () => {
 })
 
 describe("loupe export", () => {
-  it("never replaces a folder holding anything else: unrelated files, a file, another kind of export, the current folder", () => {
+  it("never replaces a folder holding anything else: unrelated files, a file, the current folder", () => {
     const mine = path.join(work, "my-files")
     fs.mkdirSync(path.join(mine, "sub"), { recursive: true })
     fs.writeFileSync(path.join(mine, "notes.txt"), "keep me")
@@ -186,6 +186,11 @@ describe("loupe export", () => {
     expect(exported).toMatchObject({ format: "onnx", labels: ["cats", "dogs"], verification: { inputs: 8 } })
     expect(exported.verification.maxAbsDiff).toBeLessThanOrEqual(1e-4)
     expect(fs.statSync(path.join(work, "onnx", "model.onnx")).size).toBeGreaterThan(3_000_000)
+    // An ONNX export is not replaced by a bundle, even with --overwrite.
+    const otherKind = loupe(["export", fn, "--store", store, "--out", path.join(work, "onnx"), "--overwrite"], env)
+    expect(otherKind.status).toBe(1)
+    expect(otherKind.stderr).toContain("holds a loupe-onnx output, not a loupe-bundle one")
+    expect(fs.readdirSync(path.join(work, "onnx")).sort()).toEqual([".loupe-output.json", "model.json", "model.onnx"])
 
     const bundle = loupe(["export", fn, "--store", store, "--out", path.join(work, "bundle")], env)
     expect(bundle.status).toBe(0)
