@@ -227,7 +227,7 @@ describe("loupe train with bad input", () => {
     const skipped = new Map<string, string>(out.skipped.map((s: any) => [path.basename(s.file), s.reason]))
     expect([...skipped.keys()].sort()).toEqual(["corrupt.jpg", "drawing.jpg", "empty.jpg", "not-really.jpg", "notes.txt"])
     expect(skipped.get("empty.jpg")).toMatch(/empty/)
-    expect(skipped.get("drawing.jpg")).toBe(`${path.join(dir, "dogs/drawing.jpg")}: an SVG image; Loupe reads JPEG, PNG, GIF and WebP images`)
+    expect(skipped.get("drawing.jpg")).toBe(`Cannot decode ${path.join(dir, "dogs/drawing.jpg")}: an SVG image; Loupe reads JPEG, PNG, GIF and WebP images`)
     expect(skipped.get("notes.txt")).toMatch(/not an image/i)
     expect(out.cv.total).toBe(16)
   })

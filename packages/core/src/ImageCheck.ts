@@ -249,7 +249,7 @@ export const check = (bytes: Uint8Array, limits?: ImageLimits): Either.Either<Im
 
 /**
  * `check` as an Effect: fails with `CoreError` `InvalidImage` naming `name` (a file, or the input's description)
- * and saying why, the way an image that does not decode fails.
+ * and saying why, as an image that does not decode fails (`Cannot decode <name>: an SVG image; ...`).
  *
  * @since 0.2.0
  * @category checks
@@ -262,7 +262,7 @@ export const inspect = (bytes: Uint8Array, name: string, limits?: ImageLimits): 
         new CoreError({
           reason: "InvalidImage",
           file: name,
-          message: `${name}: ${p.message}${p.kind === "UnsupportedFormat" ? "; Loupe reads JPEG, PNG, GIF and WebP images" : ""}`
+          message: `Cannot decode ${name}: ${p.message}${p.kind === "UnsupportedFormat" ? "; Loupe reads JPEG, PNG, GIF and WebP images" : ""}`
         })
       )
   })

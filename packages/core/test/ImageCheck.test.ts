@@ -53,7 +53,7 @@ describe("ImageCheck", () => {
       fs.writeFileSync(bomb, pngBomb(8000, 8000))
       const refusedSvg = yield* Effect.flip(Preprocess.readSource(fake))
       expect(refusedSvg).toMatchObject({ _tag: "CoreError", reason: "InvalidImage", file: fake })
-      expect(refusedSvg.message).toBe(`${fake}: an SVG image; Loupe reads JPEG, PNG, GIF and WebP images`)
+      expect(refusedSvg.message).toBe(`Cannot decode ${fake}: an SVG image; Loupe reads JPEG, PNG, GIF and WebP images`)
       const refusedBomb = yield* Effect.flip(Preprocess.loadRgb(bomb, Preprocess.imagenet()))
       expect(refusedBomb).toMatchObject({ reason: "InvalidImage", file: bomb })
       expect(refusedBomb.message).toMatch(/8000x8000 \(64000000 pixels\); the limit is 40000000 pixels/)
