@@ -10,7 +10,8 @@
  *
  * Writing is atomic: the new folder is built beside the target, marked, and renamed into place; an earlier output
  * is first renamed aside and removed only after the swap. A failure before the swap leaves the target as it was and
- * removes only the folder Loupe was building.
+ * removes only the folder Loupe was building. The new output gets no more access than the folder it replaces had
+ * (an empty 0700 folder gets 0700 folders and 0600 files).
  *
  * @since 0.2.0
  */
@@ -104,6 +105,10 @@ const foreignEntry = (fs: FileSystem.FileSystem, dir: string, marker: typeof Mar
     return entries.find((e) => e !== MARKER && !written.has(e))
   })
 
+/** Take from `file` any access `mode` does not give. */
+const restrict = (fs: FileSystem.FileSystem, file: string, mode: number) =>
+  Effect.flatMap(fs.stat(file), (info) => ((info.mode & ~mode & 0o777) === 0 ? Effect.void : fs.chmod(file, info.mode & mode & 0o777)))
+
 /**
  * Check that `dir` may receive an output of `kind`, and say what it holds now (see `State`). Nothing is written.
  *
@@ -172,9 +177,16 @@ export const write = <A, E, R>(
     const swap = Effect.gen(function*() {
       const result = yield* build(staging)
       const entries = (yield* entriesOf(fs, staging).pipe(Effect.mapError(io(target)))).filter((e) => e !== MARKER)
+      // The new output gets no more access than the folder it replaces had (a private store's folder stays private).
+      const replaced = yield* fs.stat(target).pipe(Effect.map((i) => i.mode & 0o777), Effect.orElseSucceed(() => undefined))
+      if (replaced !== undefined) {
+        yield* Effect.forEach([".", ...entries], (e) => restrict(fs, path.join(staging, e), replaced), { discard: true }).pipe(
+          Effect.mapError(io(target))
+        )
+      }
       const marker: typeof Marker.Type = { format: "loupe-output", kind, entries }
       yield* Effect.scoped(Effect.gen(function*() {
-        const file = yield* fs.open(path.join(staging, MARKER), { flag: "w" })
+        const file = yield* fs.open(path.join(staging, MARKER), { flag: "w", ...(replaced === undefined ? {} : { mode: replaced & 0o666 }) })
         yield* file.writeAll(new TextEncoder().encode(JSON.stringify(marker, null, 2) + "\n"))
         yield* file.sync
       })).pipe(Effect.mapError(io(target)))

@@ -51,6 +51,12 @@ layer(NodeFileSystem.layer)("OutputFolder", (it) => {
         expect(leftovers(dir)).toEqual([])
       }
       expect(fs.readFileSync(path.join(empty, "head.json"), "utf8")).toBe("[2]")
+      // A private folder stays private: what replaces it gets no more access than it had.
+      const private_ = fresh()
+      fs.mkdirSync(private_, { mode: 0o700 })
+      yield* Bundle.writeDirectoryAtomic(private_, bundleFiles(3))
+      const modes = [".", ...fs.readdirSync(private_)].map((e) => (fs.statSync(path.join(private_, e)).mode & 0o777).toString(8))
+      expect(modes).toEqual(["700", "600", "600", "600"])
     }))
 
   it.effect("refuses a folder holding unrelated files, a regular file, and a bundle with a user's file in it; all survive", () =>
