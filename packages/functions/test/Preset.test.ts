@@ -110,10 +110,8 @@ describe("Preset", () => {
   it.effect("an override error is one line: the key, and the keys accepted there, never the whole schema", () =>
     Effect.gen(function*() {
       const top = failure(yield* Effect.exit(Preset.resolve("fast", { foldz: 3 })))
-      expect(top.message).toBe(
-        `Unknown preset override "foldz"; accepted keys: backbones, heads, folds, strategy, searchBudget, ` +
-          `timeBudgetSeconds, mirror, augmentedViews, ensembles, fineTune, seed`
-      )
+      expect(top.message).toBe(`Unknown preset override "foldz"; accepted keys: ${Object.keys(Preset.Overrides.fields).join(", ")}`)
+      expect(top.message).toContain("backbones, heads, folds, strategy")
       const nested = failure(yield* Effect.exit(Preset.resolve("fast", { backbones: { tagz: ["clip"] } })))
       expect(nested.message).toBe(`Unknown preset override "backbones.tagz"; accepted keys of "backbones": tags, max, ids`)
       const inUnion = failure(yield* Effect.exit(Preset.resolve("best", { fineTune: { epochz: 1 } })))
