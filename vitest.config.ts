@@ -19,6 +19,9 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 300_000,
     pool: "forks",
+    // No test reaches a real model hub: the default one is a loopback port where nothing listens, so a preset's hub
+    // probe fails at once; tests that pull point HF_ENDPOINT or hubUrl at their own loopback hub.
+    env: { HF_ENDPOINT: "http://127.0.0.1:9" },
     reporters: ["default", "./scripts/summary-reporter.ts"]
   }
 })

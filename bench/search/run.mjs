@@ -88,7 +88,7 @@ const searchBench = async (dataset) => {
  * duplicates), against the plain logistic regression on MobileNetV2-int8.
  */
 const multiBench = async (dataset) => {
-  const ids = Catalog.builtins.map((b) => b.info.id)
+  const ids = Catalog.builtins.filter((b) => b.info.tags.includes("offline")).map((b) => b.info.id)
   /** Each backbone's embeddings of a split and their concatenation, by feature-set id, and the split's labels. */
   const features = async (split, mirror) => {
     const loaded = []

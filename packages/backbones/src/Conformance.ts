@@ -2,7 +2,8 @@
  * The backbone conformance suite (scikit-learn's `check_estimator`, for backbones): run it over every registered
  * backbone, built-in or user-written, so a new backbone inherits the whole suite. For each backbone it checks:
  *
- * - `info`: the descriptive data is well formed (`runtime:name` id, embedding size, preprocessing, tags, licence);
+ * - `info`: the descriptive data is well formed (`runtime:name` id, or `hf:org/name` for a hub model, embedding
+ *   size, preprocessing, tags, licence);
  * - `load`: it loads, with a positive `maxBatchSize` and a weights hash;
  * - `shape`: a batch of real images gives `count x embeddingSize` finite values, different for different images;
  * - `determinism`: the same batch twice gives the same values, and the input tensor is left unchanged;
@@ -87,7 +88,9 @@ const checkInfo = (info: Backbone.BackboneInfo): CheckResult => {
   const problems: Array<string> = []
   const p = info.preprocess
   if (!ID.test(info.id)) problems.push(`id "${info.id}" is not runtime:name`)
-  else if (info.id.split(":")[0] !== info.runtime) problems.push(`id "${info.id}" does not start with runtime "${info.runtime}:"`)
+  else if (info.id.split(":")[0] !== info.runtime && !(info.id.startsWith("hf:") && info.weights._tag === "Hub")) {
+    problems.push(`id "${info.id}" starts with neither runtime "${info.runtime}:" nor, for a hub model, "hf:"`)
+  }
   if (!Number.isInteger(info.embeddingSize) || info.embeddingSize < 1) problems.push(`embeddingSize ${info.embeddingSize}`)
   if (!Number.isInteger(p.size) || p.size < 1) problems.push(`preprocess.size ${p.size}`)
   if (!(p.scale > 0)) problems.push(`preprocess.scale ${p.scale}`)

@@ -6,9 +6,11 @@
  * 1. `model` is a folder path (absolute, or starting with `./` or `../`): used as it is.
  * 2. `model` is a hub id (`org/name`) and `<modelsDir>/<org>/<name>/` holds it: used as it is, no network.
  * 3. Otherwise the files live in `<cacheDir>/transformers/<org>/<name>/<revision>/`. Missing ones are downloaded
- *    from the hub (`hubUrl`, default `https://huggingface.co`) unless offline mode is on; each lands through a
- *    temp file and a rename, so a broken download never leaves a torn file. When the hub cannot be reached the load
- *    fails within `hubTimeoutMs` (default 600 ms) with an error that names the model and how to provide it.
+ *    from the hub (`hubUrl`, default `$HF_ENDPOINT`, else `https://huggingface.co`) unless offline mode is on: each
+ *    is checked against the hub's checksum, lands through a temp file and a rename (a broken-off one is resumed
+ *    next time), and is recorded with its size and sha256 in `.loupe-pull.json`, which every load checks. When the
+ *    hub cannot be reached the load fails within `hubTimeoutMs` (default 600 ms) with an error that names the model
+ *    and how to provide it.
  *
  * transformers.js then loads the local folder with `local_files_only: true`. Loupe does not touch transformers'
  * global `env` (remote host, cache, local paths): everything is passed per load, so other transformers.js users in
@@ -33,8 +35,8 @@ import type { Backbone, Preprocess, TextTower } from "@loupe/core"
 import { createHash } from "node:crypto"
 import * as path from "node:path"
 import { BackboneError } from "./BackboneError.js"
-import { download } from "./internal/download.js"
-import { defaultHubUrl, exists, hasModel, hubCacheFolder, hubFileUrl, isHubRepo, modelsDirFolder } from "./internal/hub.js"
+import { exists, hasModel, hubCacheFolder, hubUrlFromEnv, isHubRepo, modelsDirFolder } from "./internal/hub.js"
+import { pullFiles, verifyPulled } from "./internal/HubPull.js"
 import { preprocessFromConfig } from "./internal/HfPreprocess.js"
 import * as TransformersText from "./internal/TransformersText.js"
 import { hashFiles } from "./internal/weights.js"
@@ -139,8 +141,8 @@ export type TransformersModelSpec =
  * @category options
  */
 export const TransformersOptions = Schema.Struct({
-  /** The hub to download from (a mirror, or a local server in tests). */
-  hubUrl: Schema.optionalWith(Schema.String, { default: () => defaultHubUrl }),
+  /** The hub to download from (a mirror, or a local server in tests). Default `$HF_ENDPOINT`, else huggingface.co. */
+  hubUrl: Schema.optionalWith(Schema.String, { default: hubUrlFromEnv }),
   /** How long the first hub request may wait for a response before the load fails as "unreachable". */
   hubTimeoutMs: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 600_000)), { default: () => 600 }),
   /** How long later requests (the weight files) may wait for a response. Their bodies have no deadline. */
@@ -285,40 +287,45 @@ const locate = (
       onNone: (): Record<string, string> => ({}),
       onSome: (t) => ({ Authorization: `Bearer ${Redacted.value(t)}` })
     })
+    const source = {
+      id,
+      hubUrl: opts.hubUrl,
+      repo: name,
+      revision,
+      folder,
+      headers,
+      firstTimeoutMs: opts.hubTimeoutMs,
+      timeoutMs: opts.downloadTimeoutMs
+    }
     let contacted = false
     const fetchFiles = (files: ReadonlyArray<string>) =>
-      Effect.flatMap(missingIn(folder, files), (missing) => Effect.forEach(missing, (file) => {
+      Effect.flatMap(missingIn(folder, files), (missing) => {
+        if (missing.length === 0) return Effect.void
         if (loupe.offline) {
           return Effect.fail(
             new BackboneError({
               reason: "Offline",
               field: id,
-              file: path.join(folder, file),
-              message: `${id}: ${name} is not available locally (missing ${file}) and offline mode is on. ${howToProvide}`
+              file: path.join(folder, missing[0]!),
+              message: `${id}: ${name} is not available locally (missing ${missing.join(", ")}) and offline mode is on. ${howToProvide}`
             })
           )
         }
         const first = !contacted
         contacted = true
-        return download({
-          id,
-          url: hubFileUrl(opts.hubUrl, name, revision, file),
-          dest: path.join(folder, file),
-          headers,
-          responseTimeoutMs: first ? opts.hubTimeoutMs : opts.downloadTimeoutMs
-        }).pipe(
+        return pullFiles(first ? source : { ...source, firstTimeoutMs: opts.downloadTimeoutMs }, missing).pipe(
           Effect.mapError((e) =>
             new BackboneError({
               reason: e.reason,
               field: id,
-              file: hubFileUrl(opts.hubUrl, name, revision, file),
+              ...(e.file === undefined ? {} : { file: e.file }),
               message: `${id}: cannot fetch ${name} from the hub: ${e.message}. ${howToProvide}` +
-                (first ? ` A slow but working connection may need a larger hubTimeoutMs (now ${opts.hubTimeoutMs} ms).` : ""),
+                (first && e.reason === "DownloadFailed" ? ` A slow but working connection may need a larger hubTimeoutMs (now ${opts.hubTimeoutMs} ms).` : ""),
               cause: e
             })
           )
         )
-      }, { discard: true }))
+      })
     yield* fetchFiles(["config.json"])
     const listed = yield* listFiles(folder)
     yield* fetchFiles(listed.files)
@@ -333,6 +340,8 @@ const open = (
 ): Effect.Effect<Opened, BackboneError, Scope.Scope | FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const { folder, modelFile, files } = yield* locate(spec, opts, loupe)
+    // Files pulled from a hub are checked against the sizes and sha256 recorded when they were pulled.
+    yield* verifyPulled(spec.id, folder)
     const T = yield* importTransformers
     const onnxFiles = files.filter((f) => f.startsWith("onnx/")).map((f) => path.join(folder, f))
     const filesHash = yield* hashFiles(onnxFiles)
@@ -435,7 +444,7 @@ const makeEmbed = (opened: Opened, id: string, pooling: Pooling, size: number) =
   })
 
 /** The text tower capability: the tokenizer and text encoder from the model's folder (fetched when missing). */
-const textTowerOf = (config: TransformersModelConfig, text: TextTowerSpec): TextTower.TextTower => ({
+const textTowerOf = (config: TransformersModelSpec & { readonly embeddingSize: number }, text: TextTowerSpec): TextTower.TextTower => ({
   load: ({ config: loupe, options }) =>
     Effect.gen(function*() {
       const opts = options as TransformersOptions
@@ -472,62 +481,137 @@ const probeFailed = (id: string, folder: string) => (e: BackboneError) =>
   new BackboneError({ reason: "LoadFailed", field: id, file: folder, message: e.message, cause: e })
 
 /**
+ * Opens the model and describes it from its own files: the preprocessing from `preprocessor_config.json` unless
+ * `spec.preprocess` is given, the embedding size from one probe inference (a given `spec.embeddingSize` must match).
+ */
+const openDescribed = (spec: TransformersModelSpec, opts: TransformersOptions, loupe: LoupeConfig.LoupeConfigShape) =>
+  Effect.gen(function*() {
+    const opened = yield* open(spec, opts, loupe)
+    const configFile = path.join(opened.folder, "preprocessor_config.json")
+    const preprocess = spec.preprocess ?? (yield* preprocessFromConfig(yield* readJson(spec.id, configFile), configFile))
+    if (preprocess.layout !== "NCHW") {
+      return yield* new BackboneError({ reason: "LoadFailed", field: spec.id, message: `${spec.id}: transformers.js models take NCHW input` })
+    }
+    const pooling = spec.pooling ?? "auto"
+    const embed = makeEmbed(opened, spec.id, pooling, preprocess.size)
+    const probe = yield* embed(new Float32Array(3 * preprocess.size * preprocess.size), 1).pipe(
+      Effect.mapError(probeFailed(spec.id, opened.folder))
+    )
+    if (spec.embeddingSize !== undefined && probe.length !== spec.embeddingSize) {
+      return yield* new BackboneError({
+        reason: "LoadFailed",
+        field: spec.id,
+        file: opened.folder,
+        message: `${spec.id} gives ${probe.length} values per image (pooling ${pooling}); the config says ${spec.embeddingSize}`
+      })
+    }
+    return { opened, preprocess, embeddingSize: probe.length, embed }
+  })
+
+/**
+ * The preprocessing a plugin declares before its model's `preprocessor_config.json` has been read: a square input
+ * of `size`, scaled to [0, 1] and normalised with mean and std 0.5 (a Hugging Face image processor's defaults).
+ * The loaded backbone's `info` carries the one read from the model.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const undeclaredPreprocess = (size: number): Preprocess.PreprocessSpec => ({
+  size,
+  resize: "squash",
+  layout: "NCHW",
+  scale: 255,
+  mean: [0.5, 0.5, 0.5],
+  std: [0.5, 0.5, 0.5]
+})
+
+/**
+ * A transformers.js model whose facts may be known before it is loaded (a catalog entry) or not at all (any hub
+ * repository or folder): `embeddingSize` is checked against the model at load when given, and `inputSize` is the
+ * published input side. The preprocessing is always read from the model's `preprocessor_config.json` at load.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface LazyModelConfig extends Omit<TransformersModelConfig, "embeddingSize" | "preprocess"> {
+  /** The published embedding size; 0 (unknown until loaded) when absent. */
+  readonly embeddingSize?: number
+  /** The published input side, for the declared `info.preprocess` until loaded. Default 224. */
+  readonly inputSize?: number
+}
+
+const loadOpened = (
+  info: Backbone.BackboneInfo,
+  described: Effect.Effect.Success<ReturnType<typeof openDescribed>>,
+  maxBatchSize: number
+): Backbone.LoadedBackbone => {
+  const { embed, embeddingSize, opened, preprocess } = described
+  const per = 3 * preprocess.size * preprocess.size
+  const embedBatch = (batch: Float32Array, count: number) =>
+    !Number.isInteger(count) || count < 1 || count > maxBatchSize || batch.length !== count * per
+      ? Effect.fail(
+        new BackboneError({
+          reason: "InvalidInput",
+          field: info.id,
+          message: `${info.id} expects 1..${maxBatchSize} images of ${per} values; got count ${count} and ` +
+            `${batch.length} values`
+        })
+      )
+      : embed(batch, count)
+  return { info: { ...info, preprocess, embeddingSize }, weightsHash: opened.weightsHash, maxBatchSize, embedBatch }
+}
+
+const infoOf = (
+  config: Omit<TransformersModelConfig, "embeddingSize" | "preprocess">,
+  embeddingSize: number,
+  preprocess: Preprocess.PreprocessSpec
+): Backbone.BackboneInfo => ({
+  id: config.id,
+  runtime: "transformers",
+  description: config.description ?? `${config.model} (transformers.js)`,
+  embeddingSize,
+  preprocess,
+  tags: config.tags ?? ["transformers"],
+  license: config.license ?? "see the model card",
+  weights: weightsOf(config)
+})
+
+/** The plugin of `spec`, with the text tower capability when it has one and its embedding size is known. */
+const pluginOf = (info: Backbone.BackboneInfo, spec: TransformersModelSpec): Backbone.BackbonePlugin => ({
+  info,
+  optionsSchema: TransformersOptions,
+  load: ({ config: loupe, options }) =>
+    Effect.gen(function*() {
+      const opts = options as TransformersOptions
+      return loadOpened(info, yield* openDescribed(spec, opts, loupe), opts.maxBatchSize)
+    }).pipe(Effect.provide(NodeFileSystem.layer)),
+  ...(spec.text === undefined || spec.embeddingSize === undefined
+    ? {}
+    : { textTower: textTowerOf({ ...spec, embeddingSize: spec.embeddingSize }, spec.text) })
+})
+
+/**
  * The plugin for one transformers.js model whose embedding size and preprocessing are known (see `make` to derive
  * them). Loading checks the embedding size against the model's real output.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const plugin = (config: TransformersModelConfig): Backbone.BackbonePlugin => {
-  const info: Backbone.BackboneInfo = {
-    id: config.id,
-    runtime: "transformers",
-    description: config.description ?? `${config.model} (transformers.js)`,
-    embeddingSize: config.embeddingSize,
-    preprocess: config.preprocess,
-    tags: config.tags ?? ["transformers"],
-    license: config.license ?? "see the model card",
-    weights: weightsOf(config)
-  }
-  const pooling = config.pooling ?? "auto"
-  const { size } = config.preprocess
-  return {
-    info,
-    optionsSchema: TransformersOptions,
-    load: ({ config: loupe, options }) =>
-      Effect.gen(function*() {
-        const opts = options as TransformersOptions
-        if (config.preprocess.layout !== "NCHW") {
-          return yield* new BackboneError({ reason: "LoadFailed", field: config.id, message: `${config.id}: transformers.js models take NCHW input` })
-        }
-        const opened = yield* open(config, opts, loupe)
-        const embed = makeEmbed(opened, config.id, pooling, size)
-        const probe = yield* embed(new Float32Array(3 * size * size), 1).pipe(Effect.mapError(probeFailed(config.id, opened.folder)))
-        if (probe.length !== config.embeddingSize) {
-          return yield* new BackboneError({
-            reason: "LoadFailed",
-            field: config.id,
-            file: opened.folder,
-            message: `${config.id} gives ${probe.length} values per image (pooling ${pooling}); the config says ${config.embeddingSize}`
-          })
-        }
-        const per = 3 * size * size
-        const embedBatch = (batch: Float32Array, count: number) =>
-          !Number.isInteger(count) || count < 1 || count > opts.maxBatchSize || batch.length !== count * per
-            ? Effect.fail(
-              new BackboneError({
-                reason: "InvalidInput",
-                field: config.id,
-                message: `${config.id} expects 1..${opts.maxBatchSize} images of ${per} values; got count ${count} and ` +
-                  `${batch.length} values`
-              })
-            )
-            : embed(batch, count)
-        return { info, weightsHash: opened.weightsHash, maxBatchSize: opts.maxBatchSize, embedBatch } satisfies Backbone.LoadedBackbone
-      }).pipe(Effect.provide(NodeFileSystem.layer)),
-    ...(config.text === undefined ? {} : { textTower: textTowerOf(config, config.text) })
-  }
-}
+export const plugin = (config: TransformersModelConfig): Backbone.BackbonePlugin =>
+  pluginOf(infoOf(config, config.embeddingSize, config.preprocess), config)
+
+/**
+ * The plugin for a model described at load: nothing is read or fetched until `load`, which fetches a hub model's
+ * missing files (unless offline), reads its preprocessing from `preprocessor_config.json` and its embedding size from
+ * a probe inference (checked against `config.embeddingSize` when given). The loaded backbone's `info` carries both;
+ * the plugin's own `info` declares `undeclaredPreprocess(inputSize)` until then. It offers the text tower when
+ * `config.text` and `config.embeddingSize` are given (a catalog entry; `make` finds it from the model type instead).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const lazyPlugin = (config: LazyModelConfig): Backbone.BackbonePlugin =>
+  pluginOf(infoOf(config, config.embeddingSize ?? 0, undeclaredPreprocess(config.inputSize ?? 224)), config)
 
 /**
  * Describes a model from its own files and returns its plugin: the preprocessing from `preprocessor_config.json`
@@ -547,25 +631,8 @@ export const make = (
     const opts = yield* Schema.decodeUnknown(TransformersOptions, { onExcessProperty: "error" })(options).pipe(
       Effect.mapError((e) => new BackboneError({ reason: "LoadFailed", field: spec.id, message: `Invalid options for ${spec.id}: ${e.message}` }))
     )
-    const opened = yield* open(spec, opts, loupe)
-    const preprocess = spec.preprocess ??
-      (yield* preprocessFromConfig(
-        yield* readJson(spec.id, path.join(opened.folder, "preprocessor_config.json")),
-        path.join(opened.folder, "preprocessor_config.json")
-      ))
-    const probe = yield* makeEmbed(opened, spec.id, spec.pooling ?? "auto", preprocess.size)(
-      new Float32Array(3 * preprocess.size * preprocess.size),
-      1
-    ).pipe(Effect.mapError(probeFailed(spec.id, opened.folder)))
-    if (spec.embeddingSize !== undefined && spec.embeddingSize !== probe.length) {
-      return yield* new BackboneError({
-        reason: "LoadFailed",
-        field: spec.id,
-        file: opened.folder,
-        message: `${spec.id} gives ${probe.length} values per image; the spec says ${spec.embeddingSize}`
-      })
-    }
+    const { embeddingSize, opened, preprocess } = yield* openDescribed(spec, opts, loupe)
     const modelConfig = yield* readJson(spec.id, path.join(opened.folder, "config.json"))
     const text = spec.text ?? textTowerFor(modelConfig["model_type"], spec.pooling)
-    return plugin({ ...spec, preprocess, embeddingSize: probe.length, ...(text === undefined ? {} : { text }) })
+    return plugin({ ...spec, preprocess, embeddingSize, ...(text === undefined ? {} : { text }) })
   })).pipe(Effect.provide(NodeFileSystem.layer))

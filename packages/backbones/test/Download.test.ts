@@ -141,10 +141,20 @@ describe("Download.listModels", () => {
         source: "models dir: darknet-tiny-tfjs",
         localPath: path.join(modelsDir, "darknet-tiny-tfjs"),
         present: true,
+        status: "present",
         pullable: false
       })
-      expect(rows.find((r) => r.id === id)).toMatchObject({ present: false, pullable: true, localPath: path.join(cacheDir, "models", file) })
+      expect(rows.find((r) => r.id === id)).toMatchObject({ present: false, status: "remote", pullable: true, localPath: path.join(cacheDir, "models", file) })
+      expect(rows.find((r) => r.id === "hf:Xenova/dinov2-small")).toMatchObject({
+        status: "remote",
+        pullable: true,
+        embeddingSize: 384,
+        license: "Apache-2.0",
+        source: "hub: Xenova/dinov2-small@main",
+        catalog: { source: Catalog.dinov2Small.source, estimatedMsPerImage: 140 },
+        localPath: path.join(cacheDir, "transformers", "Xenova", "dinov2-small", "main")
+      })
       const noModelsDir = yield* Download.listModels(plugins, { modelsDir: undefined, cacheDir, offline: false })
-      expect(noModelsDir.find((r) => r.id === "tfjs:darknet-tiny")).toMatchObject({ localPath: undefined, present: false })
+      expect(noModelsDir.find((r) => r.id === "tfjs:darknet-tiny")).toMatchObject({ localPath: undefined, present: false, status: "missing" })
   }))
 })

@@ -17,7 +17,7 @@ import * as path from "node:path"
 import { Functions, FunctionsError, Preset } from "@loupe/functions"
 import type { Retrainer, Store } from "@loupe/functions"
 import * as Arg from "./internal/Arg.js"
-import { environment, json, modelsDir, overrides, parseOverrides, plugins, preset, presetsHelp } from "./internal/cliOptions.js"
+import { environment, json, modelsDir, offline, overrides, parseOverrides, plugins, preset, presetsHelp } from "./internal/cliOptions.js"
 import * as DocumentedCommand from "./internal/DocumentedCommand.js"
 import * as Flag from "./internal/Flag.js"
 
@@ -110,7 +110,7 @@ const collect = (paths: ReadonlyArray<string>, label: Option.Option<string>) =>
     return { items, skipped }
   })
 
-const common = { store, modelsDir, plugins, json }
+const common = { store, modelsDir, plugins, offline, json }
 type Common = DocumentedCommand.Parsed<typeof common>
 
 /** Run `effect` with the function API on the store folder. */

@@ -62,7 +62,7 @@ export const registryLayer = (modules: ReadonlyArray<string> = []): Layer.Layer<
       const all = [builtins, ...user]
       const backbones: Array<Backbone.BackbonePlugin> = all.flatMap((p) => p.backbones ?? [])
       const heads: Array<Head.HeadPlugin> = all.flatMap((p) => p.heads ?? [])
-      return yield* Registry.make({ backbones, heads }).pipe(
+      return yield* Registry.make({ backbones, heads, ...(builtins.resolveBackbone ? { resolveBackbone: builtins.resolveBackbone } : {}) }).pipe(
         Effect.mapError((e) => new FunctionsError.FunctionsError({ reason: "InvalidPlugin", field: e.field ?? "plugin", message: e.message, cause: e }))
       )
     })

@@ -11,7 +11,7 @@ import * as path from "node:path"
 import { Bundle, Dataset } from "@loupe/core"
 import type { CoreError, LoupeConfig, Registry } from "@loupe/core"
 import type { Classification, MetricsError, Report } from "@loupe/metrics"
-import type { FunctionsError } from "@loupe/functions"
+import type { FunctionsError, Preset } from "@loupe/functions"
 import { AutoML } from "@loupe/functions"
 import * as Evaluate from "./Evaluate.js"
 import * as OutOption from "./internal/OutOption.js"
@@ -32,6 +32,13 @@ export interface TrainOptions extends AutoML.FitOptions {
   readonly overwrite?: boolean
   /** Also write a report: `.html` (self-contained page) or `.json`. */
   readonly report?: string
+  /**
+   * Which backbones the search was given, and why (`Preset.fitOptions` says); kept in the result, the report and
+   * the bundle's metadata.
+   *
+   * @since 0.2.0
+   */
+  readonly backboneChoice?: Preset.BackboneChoice
 }
 
 /**
@@ -59,6 +66,12 @@ export interface TrainResult extends Omit<AutoML.FitResult, "fitted" | "timings"
   readonly bundle: string
   /** The report file written, as an absolute path. */
   readonly report?: string
+  /**
+   * Which backbones were searched and why, when the options said (`TrainOptions.backboneChoice`).
+   *
+   * @since 0.2.0
+   */
+  readonly backboneChoice?: Preset.BackboneChoice
   readonly timings: AutoML.FitResult["timings"] & { readonly totalMs: number }
 }
 
@@ -68,7 +81,8 @@ const reportInput = (
   fit: AutoML.FitResult,
   cvEvaluated: Evaluate.Evaluated,
   test: Evaluate.Evaluated | undefined,
-  timings: TrainResult["timings"]
+  timings: TrainResult["timings"],
+  choice: Preset.BackboneChoice | undefined
 ): Report.ReportInput => ({
   title: `Loupe training report`,
   subtitle: dir,
@@ -78,7 +92,8 @@ const reportInput = (
       backbone: fit.selected.backbone,
       head: fit.selected.head.kind,
       ...Object.fromEntries(Object.entries(fit.selected.head.params).map(([k, v]) => [`head.${k}`, typeof v === "object" ? JSON.stringify(v) : String(v)])),
-      ...(fit.selected.augmentedViews ? { augmentedViews: String(fit.selected.augmentedViews) } : {})
+      ...(fit.selected.augmentedViews ? { augmentedViews: String(fit.selected.augmentedViews) } : {}),
+      ...(choice ? { "backbones searched": `${choice.backbones.join(", ")}: ${choice.reason}` } : {})
     }
   },
   evaluations: [
@@ -136,6 +151,7 @@ export const train: (
   const timings = { ...fit.timings, totalMs: Math.round(performance.now() - started) }
   yield* Bundle.save(fit.fitted, out, {
     selected: fit.selected,
+    ...(options.backboneChoice ? { backboneChoice: options.backboneChoice } : {}),
     cv: { accuracy: fit.cv.accuracy, macroF1: fit.cv.macroF1, folds: fit.cv.folds },
     test: test && { accuracy: test.accuracy, correct: test.correct, total: test.total },
     timings
@@ -143,8 +159,16 @@ export const train: (
   const report = options.report === undefined ? undefined : path.resolve(options.report)
   if (report !== undefined) {
     const cvEvaluated = yield* Evaluate.evaluateProba(fit.fitted.labels, fit.outOfFold.samples, fit.outOfFold.proba)
-    yield* ReportFile.write(report, reportInput(options.dir, fit, { ...cvEvaluated, skipped: [] }, testEvaluated, timings))
+    yield* ReportFile.write(report, reportInput(options.dir, fit, { ...cvEvaluated, skipped: [] }, testEvaluated, timings, options.backboneChoice))
   }
   const { fitted: _fitted, outOfFold: _outOfFold, ...rest } = fit
-  return { ...rest, test, skipped, bundle: out, ...(report === undefined ? {} : { report }), timings } satisfies TrainResult
+  return {
+    ...rest,
+    test,
+    skipped,
+    bundle: out,
+    ...(report === undefined ? {} : { report }),
+    ...(options.backboneChoice ? { backboneChoice: options.backboneChoice } : {}),
+    timings
+  } satisfies TrainResult
 })

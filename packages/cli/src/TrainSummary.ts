@@ -36,7 +36,10 @@ const testLines = (test: TestResult): Array<string> => {
   ]
 }
 
-/** The `--json` object. `cv`, `test`, `selected` and `timings` keep their field names across releases. */
+/**
+ * The `--json` object. `cv`, `test`, `selected` and `timings` keep their field names across releases;
+ * `backboneChoice` (which backbones were searched, and why) is there when the preset said.
+ */
 export const toJson = (result: TrainResult) => ({
   cv: {
     accuracy: result.cv.accuracy,
@@ -50,6 +53,7 @@ export const toJson = (result: TrainResult) => ({
   },
   test: result.test && testJson(result.test),
   selected: result.selected,
+  ...(result.backboneChoice ? { backboneChoice: result.backboneChoice } : {}),
   leaderboard: result.leaderboard,
   earlierRungs: result.earlierRungs,
   skipped: result.skipped,
@@ -64,6 +68,7 @@ export const toText = (result: TrainResult): string => {
     `cv         accuracy ${round(result.cv.accuracy)}  macro-F1 ${round(result.cv.macroF1)}  (${result.cv.folds}-fold${result.cv.repeats > 1 ? ` x ${result.cv.repeats}` : ""}, ${result.cv.total} images)`
   ]
   if (result.test) lines.push(...testLines(result.test))
+  if (result.backboneChoice) lines.push(`backbones  ${result.backboneChoice.backbones.join(", ")}: ${result.backboneChoice.reason}`)
   for (const s of result.skipped) lines.push(`skipped    ${s.file}: ${s.reason}`)
   lines.push(`bundle     saved to ${result.bundle}`)
   if (result.report !== undefined) lines.push(`report     saved to ${result.report}`)

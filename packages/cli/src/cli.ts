@@ -14,7 +14,7 @@ import * as Evaluate from "./Evaluate.js"
 import * as ExportCommand from "./ExportCommand.js"
 import * as FunctionCommand from "./FunctionCommand.js"
 import * as Arg from "./internal/Arg.js"
-import { environment, json, modelsDir, overrides, overwrite, parseOverrides, plugins, preset, presetsHelp } from "./internal/cliOptions.js"
+import { environment, json, modelsDir, offline, overrides, overwrite, parseOverrides, plugins, preset, presetsHelp } from "./internal/cliOptions.js"
 import * as DocumentedCommand from "./internal/DocumentedCommand.js"
 import * as Failure from "./internal/Failure.js"
 import * as Flag from "./internal/Flag.js"
@@ -51,6 +51,7 @@ const train = DocumentedCommand.make(
     ],
     examples: [
       "loupe train ./photos --out ./pets-model --report ./pets-report.html",
+      "loupe train ./photos --backbone hf:Xenova/dinov2-small --out ./pets-dinov2",
       "loupe train ./photos --zero-shot --backbone hf:Xenova/clip-vit-base-patch32 --out ./pets-zero-shot"
     ]
   },
@@ -63,7 +64,15 @@ const train = DocumentedCommand.make(
     overwrite,
     preset: preset("fast"),
     overrides,
-    backbone: pipe(Flag.text("backbone", "<id>", "Search this backbone instead of the preset's choice (ids: `loupe models list`)"), Flag.repeated),
+    backbone: pipe(
+      Flag.text(
+        "backbone",
+        "<id>",
+        "Search this backbone instead of the preset's choice: an id `loupe models list` shows, a hub model " +
+          "hf:<org>/<name>[@<revision>] (pulled when missing, unless --offline) or a model folder (./path)"
+      ),
+      Flag.repeated
+    ),
     folds: pipe(Flag.integer("folds", "<n>", "Cross-validation folds, instead of the preset's"), Flag.optional()),
     seed: pipe(
       Flag.integer("seed", "<n>", "Seed of every random choice (folds, augmentation, initial weights): the same data and seed train the same model"),
@@ -73,6 +82,7 @@ const train = DocumentedCommand.make(
     zeroShot: Flag.boolean("zero-shot", "Train nothing: evaluate and save the zero-shot classifier of the label names (needs a backbone with a text tower)"),
     modelsDir,
     plugins,
+    offline,
     json
   },
   (flags) =>

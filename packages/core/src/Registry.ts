@@ -21,6 +21,13 @@ import type { LoupeConfig } from "./LoupeConfig.js"
 export interface Plugins {
   readonly backbones?: ReadonlyArray<BackbonePlugin>
   readonly heads?: ReadonlyArray<HeadPlugin>
+  /**
+   * Builds the plugin of a backbone id the list does not hold (a hub repository `hf:org/name@revision`, a model
+   * folder), or returns undefined. Called at most once per id; nothing is loaded until the plugin's `load`.
+   *
+   * @since 0.2.0
+   */
+  readonly resolveBackbone?: (id: string) => BackbonePlugin | undefined
 }
 
 /**
@@ -33,7 +40,14 @@ export interface Plugins {
 export interface RegistryShape {
   readonly backbones: ReadonlyArray<BackbonePlugin>
   readonly heads: ReadonlyArray<HeadPlugin>
+  /** Registered backbones first, then `Plugins.resolveBackbone` for any other id (its plugin kept for next time). */
   readonly backbone: (id: string) => Effect.Effect<BackbonePlugin, CoreError>
+  /**
+   * The resolver the registry was made with, so a registry built over this one can keep it.
+   *
+   * @since 0.2.0
+   */
+  readonly resolveBackbone?: (id: string) => BackbonePlugin | undefined
   readonly head: (kind: string) => Effect.Effect<HeadPlugin, CoreError>
   /** Backbones carrying every one of `tags`, in registration order. */
   readonly backbonesWithTags: (tags: ReadonlyArray<string>) => ReadonlyArray<BackbonePlugin>
@@ -81,13 +95,24 @@ export const make = (plugins: Plugins): Effect.Effect<RegistryShape, CoreError> 
       })
     }
     const byKind = yield* indexBy(heads, (h) => h.kind, "head")
+    const resolve = plugins.resolveBackbone
+    const resolved = new Map<string, BackbonePlugin>()
     return {
       backbones,
       heads,
-      backbone: (id) => {
-        const p = byId.get(id)
-        return p ? Effect.succeed(p) : Effect.fail(unknown("backbone", id, byId.keys()))
-      },
+      backbone: (id) =>
+        Effect.suspend(() => {
+          const p = byId.get(id) ?? resolved.get(id) ?? resolve?.(id)
+          if (p === undefined) return Effect.fail(unknown("backbone", id, byId.keys()))
+          if (p.info.id !== id) {
+            return Effect.fail(
+              new CoreError({ reason: "InvalidConfig", field: id, message: `Backbone "${id}" resolved to a plugin with id "${p.info.id}"` })
+            )
+          }
+          resolved.set(id, p)
+          return Effect.succeed(p)
+        }),
+      ...(resolve === undefined ? {} : { resolveBackbone: resolve }),
       head: (kind) => {
         const h = byKind.get(kind)
         return h ? Effect.succeed(h) : Effect.fail(unknown("head", kind, byKind.keys()))

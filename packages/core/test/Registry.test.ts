@@ -26,6 +26,27 @@ describe("Registry", () => {
       expect(registry.backbonesWithTags(["clip"]).map((p) => p.info.id)).toEqual(["a:two"])
     }))
 
+  it.effect("resolves ids the list does not hold once each, and refuses a plugin under another id", () =>
+    Effect.gen(function*() {
+      const asked: Array<string> = []
+      const registry = yield* Registry.make({
+        backbones: [plugin("a:one", [])],
+        resolveBackbone: (id) => {
+          asked.push(id)
+          return id.startsWith("hf:") ? plugin(id, ["hub"]) : id === "odd:x" ? plugin("odd:y", []) : undefined
+        }
+      })
+      const first = yield* registry.backbone("hf:org/model@v1")
+      expect(first.info.id).toBe("hf:org/model@v1")
+      expect(yield* registry.backbone("hf:org/model@v1")).toBe(first)
+      expect((yield* registry.backbone("a:one")).info.id).toBe("a:one")
+      expect(yield* Effect.flip(registry.backbone("nope:x"))).toMatchObject({ reason: "UnknownPlugin", field: "nope:x" })
+      expect(yield* Effect.flip(registry.backbone("odd:x"))).toMatchObject({ reason: "InvalidConfig", field: "odd:x" })
+      expect(asked).toEqual(["hf:org/model@v1", "nope:x", "odd:x"])
+      // Resolved plugins join no tag selection: presets choose among registered ones.
+      expect(registry.backbonesWithTags(["hub"])).toEqual([])
+    }))
+
   it.effect("rejects a duplicate id and names it", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(Registry.make({ backbones: [plugin("a:one", []), plugin("a:one", [])] }))

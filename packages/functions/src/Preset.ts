@@ -10,7 +10,8 @@
  * @since 0.1.0
  */
 import { Effect, ParseResult, Schema, SchemaAST } from "effect"
-import { Registry } from "@loupe/core"
+import { LoupeConfig, Registry } from "@loupe/core"
+import { Download } from "@loupe/backbones"
 import type * as AutoML from "./AutoML.js"
 import { FunctionsError } from "./FunctionsError.js"
 
@@ -20,7 +21,16 @@ const PositiveInt = Schema.Int.pipe(Schema.positive())
 const BackboneSelection = Schema.Struct({
   tags: Schema.Array(Schema.String),
   max: Schema.optional(PositiveInt),
-  /** Explicit backbone ids; when given, they replace the tag selection (a user override, never in a preset). */
+  /**
+   * Tags of a backbone to search first, beside the tag selection: the first registered one carrying them all whose
+   * weights are here (present or cached) or, unless offline, that a reachable hub can provide (pulled when it
+   * loads). When none is, the tag selection alone, with one log line saying so (see `chooseBackbones`).
+   */
+  prefer: Schema.optional(Schema.Array(Schema.String)),
+  /**
+   * Explicit backbone ids; when given, they replace the tag selection (a user override, never in a preset): any
+   * registered id, a hub model `hf:org/name[@revision]` or a model folder path.
+   */
   ids: Schema.optional(Schema.Array(Schema.String))
 })
 
@@ -121,6 +131,7 @@ export type Settings = typeof Settings.Type
  * @category schemas
  */
 export const Overrides = Schema.Struct({
+  /** A (partial) selection. `resolve` also takes a list of ids: `["hf:Xenova/dinov2-small"]` is `{ ids: [...] }`. */
   backbones: Schema.optional(Schema.partialWith(BackboneSelection, { exact: true })),
   heads: Schema.optional(Settings.fields.heads),
   folds: Schema.optional(Settings.fields.folds),
@@ -205,24 +216,26 @@ export const fast: Preset = {
 }
 
 /**
- * Every offline backbone, alone and concatenated, every head, and mirror images. The default (`defaultPreset`).
+ * Every offline backbone, plus the first `strong` backbone (a hub model such as DINOv2) whose weights are here or a
+ * reachable hub provides, alone and concatenated, every head, and mirror images. The default (`defaultPreset`).
  *
  * @since 0.1.0
  * @category presets
  */
 export const balanced: Preset = {
   name: "balanced",
-  version: 3,
-  description: "Every offline backbone, alone and concatenated, every head, and mirror images",
+  version: 4,
+  description: "Every offline backbone plus a strong one when its weights are here or a hub provides them " +
+    "(never with --offline), alone and concatenated, every head, and mirror images",
   settings: {
-    backbones: { tags: ["offline"] },
+    backbones: { tags: ["offline"], prefer: ["strong"] },
     heads: "all",
     mirror: true
   }
 }
 
 /**
- * `balanced` plus augmented probes (4 views per image), probability ensembles and partial fine-tuning
+ * `balanced` (a `strong` backbone included when available) plus augmented probes (4 views per image), probability ensembles and partial fine-tuning
  * (`fineTuneRecipe`), with 10-fold cross-validation and a budget of 10,000,000 rows scored.
  *
  * @since 0.1.0
@@ -230,11 +243,11 @@ export const balanced: Preset = {
  */
 export const best: Preset = {
   name: "best",
-  version: 5,
+  version: 6,
   description: "Balanced plus augmented probes (4 views per image), probability ensembles and partial fine-tuning " +
     "(the last layer of the first TensorFlow.js backbone, 2 epochs), with 10-fold cross-validation and a 5x larger search budget",
   settings: {
-    backbones: { tags: ["offline"] },
+    backbones: { tags: ["offline"], prefer: ["strong"] },
     heads: "all",
     folds: 10,
     searchBudget: 10_000_000,
@@ -310,12 +323,19 @@ const unexpectedKey = (
 
 const overrideKeys = Object.keys(Overrides.fields).join(", ")
 
+/** `backbones` given as a list of ids is `backbones.ids`. */
+const idsListed = (overrides: unknown): unknown => {
+  if (typeof overrides !== "object" || overrides === null || !("backbones" in overrides)) return overrides
+  const { backbones } = overrides as { readonly backbones: unknown }
+  return Array.isArray(backbones) ? { ...overrides, backbones: { ids: backbones } } : overrides
+}
+
 /**
  * Validate user overrides; an unknown or ill-typed key fails with `InvalidOptions` naming it, in one line: an unknown
  * key with the keys accepted where it stands, an ill-typed one with what was expected (never the whole schema).
  */
 const decodeOverrides = (overrides: unknown): Effect.Effect<Overrides, FunctionsError> =>
-  Schema.decodeUnknown(Overrides, { onExcessProperty: "error", errors: "all" })(overrides ?? {}).pipe(
+  Schema.decodeUnknown(Overrides, { onExcessProperty: "error", errors: "all" })(idsListed(overrides ?? {})).pipe(
     Effect.mapError((error) => {
       const unexpected = unexpectedKey(error.issue)
       if (unexpected !== undefined) {
@@ -376,7 +396,8 @@ export interface Resolved {
 
 /**
  * Resolve the preset `name` with user `overrides` (an unknown value, e.g. parsed JSON): `defaults`, then the preset,
- * then the overrides, later ones winning and nested objects merged key by key. Fails with `FunctionsError`
+ * then the overrides, later ones winning and nested objects merged key by key. `backbones` may be a list of ids,
+ * short for `{ ids: [...] }` (`'{"backbones": ["hf:Xenova/clip-vit-base-patch32"]}'`). Fails with `FunctionsError`
  * `InvalidOptions` for an unknown preset (field `preset`) or an unknown or ill-typed override (the field names its
  * path, e.g. `backbones.tagz`).
  *
@@ -395,17 +416,41 @@ export const resolve = (name: string, overrides: unknown = {}): Effect.Effect<Re
     }
   })
 
-/** The backbone ids a settings' selection picks from the registry; none is a `NoBackbone` error. */
-const selectBackbones = (settings: Settings): Effect.Effect<ReadonlyArray<string>, FunctionsError, Registry.Registry> =>
+/**
+ * Which backbones a run searches, and why, in words: recorded in `loupe train --json`, its report and each model's
+ * metrics.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface BackboneChoice {
+  readonly backbones: ReadonlyArray<string>
+  readonly reason: string
+}
+
+/**
+ * The backbones a resolved preset searches, and why: the user's ids when given (each must be registered or resolve:
+ * `hf:org/name[@revision]`, a model folder); else the tag selection, led by the first `prefer`red backbone whose
+ * weights are here or that a reachable hub provides (probed once, 600 ms at most, never in offline mode). When a
+ * preference finds none, the tag selection alone, logged in one line. Fails with `FunctionsError` `NoBackbone` (field
+ * `backbones.tags`) when no registered backbone has every tag, `InvalidOptions` (field `backbones.ids`) for an id
+ * that is not registered and does not resolve.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const chooseBackbones = (
+  resolved: Resolved
+): Effect.Effect<BackboneChoice, FunctionsError, Registry.Registry | LoupeConfig.LoupeConfig> =>
   Effect.gen(function*() {
     const registry = yield* Registry.Registry
-    const { ids, max, tags } = settings.backbones
+    const { ids, max, prefer, tags } = resolved.settings.backbones
     if (ids !== undefined && ids.length > 0) {
       yield* Effect.forEach(ids, (id) =>
         registry.backbone(id).pipe(
           Effect.mapError((e) => new FunctionsError({ reason: "InvalidOptions", field: "backbones.ids", message: e.message }))
         ))
-      return ids
+      return { backbones: ids, reason: `named by the user (backbones.ids / --backbone)` }
     }
     const chosen = registry.backbonesWithTags(tags).map((p) => p.info.id).slice(0, max ?? Infinity)
     if (chosen.length === 0) {
@@ -415,7 +460,29 @@ const selectBackbones = (settings: Settings): Effect.Effect<ReadonlyArray<string
         message: `No registered backbone has every tag of [${tags.join(", ")}]`
       })
     }
-    return chosen
+    const selection = `preset ${resolved.preset.name} selects the backbones tagged [${tags.join(", ")}]`
+    if (prefer === undefined || prefer.length === 0) return { backbones: chosen, reason: selection }
+    const config = yield* LoupeConfig.LoupeConfig
+    const preferred = registry.backbonesWithTags(prefer).filter((p) => !chosen.includes(p.info.id))
+    const listed = yield* Download.listModels(preferred, config)
+    const lead = (id: string, how: string) => ({
+      backbones: [id, ...chosen],
+      reason: `${id} is the first backbone tagged [${prefer.join(", ")}] available: ${how}; and ${selection}`
+    })
+    const here = listed.find((m) => m.present)
+    if (here !== undefined) return lead(here.id, `its weights are here (${here.localPath})`)
+    // Nothing here: one probe of the hub for the first that a hub provides (at most 600 ms), unless offline.
+    const first = preferred.find((p) => p.info.weights._tag === "Hub")
+    const probed = first === undefined ? undefined : yield* Download.availability(first, config)
+    if (first !== undefined && probed?._tag === "pullable") {
+      return lead(first.info.id, `its weights are pulled from ${probed.hubUrl} when it loads`)
+    }
+    const why = first === undefined
+      ? `no registered backbone tagged [${prefer.join(", ")}] comes from a hub`
+      : `${first.info.id}: ${probed?._tag === "unavailable" ? probed.reason : "not here"}`
+    const reason = `no backbone tagged [${prefer.join(", ")}] is available (${why}), so the offline set: ${selection}`
+    yield* Effect.logInfo(`Preset ${resolved.preset.name}: ${reason}`)
+    return { backbones: chosen, reason }
   })
 
 /**
@@ -451,23 +518,28 @@ const selectHeads = (
   })
 
 /**
- * What `AutoML.fit` takes for a resolved preset: the backbones and heads its settings select from the registry, and
- * the rest of its settings. Logs a warning for deprecated overrides, which are ignored. Fails with `FunctionsError`
- * `NoBackbone` (field `backbones.tags`) when no registered backbone has every tag, or `InvalidOptions` (field
- * `backbones.ids` or `heads`) when a named backbone or head is not registered or none of a preset's heads is.
+ * What `AutoML.fit` takes for a resolved preset: the backbones its settings choose (`chooseBackbones`, whose answer
+ * comes along as `backboneChoice`), the heads they select from the registry, and the rest of its settings. Logs a
+ * warning for deprecated overrides, which are ignored. Fails with `FunctionsError` `NoBackbone` (field
+ * `backbones.tags`) when no registered backbone has every tag, or `InvalidOptions` (field `backbones.ids` or `heads`)
+ * when a named backbone or head is not registered or none of a preset's heads is.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const fitOptions = (resolved: Resolved): Effect.Effect<AutoML.FitOptions, FunctionsError, Registry.Registry> =>
+export const fitOptions = (
+  resolved: Resolved
+): Effect.Effect<AutoML.FitOptions & { readonly backboneChoice: BackboneChoice }, FunctionsError, Registry.Registry | LoupeConfig.LoupeConfig> =>
   Effect.gen(function*() {
     const { settings } = resolved
     if (resolved.deprecated.length > 0) {
       yield* Effect.logWarning(`Ignoring the deprecated override ${resolved.deprecated.join(", ")}: the search budget is now searchBudget (rows scored)`)
     }
     const heads = yield* selectHeads(resolved)
+    const backboneChoice = yield* chooseBackbones(resolved)
     return {
-      backbones: yield* selectBackbones(settings),
+      backbones: backboneChoice.backbones,
+      backboneChoice,
       ...(heads === undefined ? {} : { heads }),
       folds: settings.folds,
       strategy: settings.strategy,

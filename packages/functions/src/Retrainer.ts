@@ -168,6 +168,12 @@ export interface ModelMetrics {
   readonly timings: { readonly embedMs: number; readonly trainMs: number; readonly totalMs: number }
   /** `full`: the preset's whole space; `selected`: the previous model's candidate only (backbone, head and params). */
   readonly search: { readonly scope: "full" | "selected"; readonly fullSearchSamples: number }
+  /**
+   * Which backbones the preset chose for this run, and why (`Preset.chooseBackbones`).
+   *
+   * @since 0.2.0
+   */
+  readonly backboneChoice?: Preset.BackboneChoice
 }
 
 /**
@@ -276,12 +282,14 @@ const toMetrics = (
   sampleCount: number,
   totalMs: number,
   search: ModelMetrics["search"],
-  leftOutLabels: ReadonlyArray<LeftOutLabel>
+  leftOutLabels: ReadonlyArray<LeftOutLabel>,
+  backboneChoice: Preset.BackboneChoice
 ): ModelMetrics => ({
   preset,
   sampleCount,
   search,
   leftOutLabels,
+  backboneChoice,
   cv: {
     folds: result.cv.folds,
     total: result.cv.total,
@@ -483,7 +491,7 @@ export const make = (
             const bundle = bundleKey(functionId, versionId)
             const labelIds = new Map(snapshot.labels.map((l) => [l.name, l.id]))
             const labels = result.fitted.labels.map((name) => ({ id: labelIds.get(name)!, name }))
-            const metrics = toMetrics(result, resolved.preset, samples.length, since(started), search, leftOut)
+            const metrics = toMetrics(result, resolved.preset, samples.length, since(started), search, leftOut, full.backboneChoice)
             yield* blobs.putDirectory(bundle, (dir) =>
               Bundle.save(result.fitted, dir, { functionId, versionId, revision: fn.revision, labels, metrics }).pipe(
                 Effect.provide(context),

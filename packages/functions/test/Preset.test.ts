@@ -1,9 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Schema } from "effect"
-import { Registry } from "@loupe/core"
+import { Effect, Exit, Layer, Logger, Schema } from "effect"
+import { LoupeConfig, Registry } from "@loupe/core"
 import type { Backbone, Head } from "@loupe/core"
 import { Catalog } from "@loupe/backbones"
 import { Preset } from "@loupe/functions"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import { hubModelFiles, writeHubModel } from "../../backbones/test/fixtures/hubModels.js"
+import { commitOf, serveHub } from "../../backbones/test/fixtures/hubServer.js"
 
 /** A user plugin: only its info matters to presets (it is never loaded here). */
 const userBackbone = (id: string, tags: ReadonlyArray<string>): Backbone.BackbonePlugin => ({
@@ -20,8 +26,10 @@ const head = (kind: string): Head.HeadPlugin => ({
 
 const heads = ["logistic-regression", "linear-svm", "knn", "mlp"].map(head)
 
+// Offline, with an empty cache: no hub model is available, so presets fall back to the offline set.
+const offline = LoupeConfig.LoupeConfig.layer({ cacheDir: fs.mkdtempSync(path.join(os.tmpdir(), "loupe-preset-")), offline: true })
 const withRegistry = (backbones: ReadonlyArray<Backbone.BackbonePlugin>) =>
-  Effect.provide(Registry.Registry.layer({ backbones, heads }))
+  Effect.provide(Layer.merge(Registry.Registry.layer({ backbones, heads }), offline))
 
 const failure = <A>(exit: Exit.Exit<A, { readonly reason: string; readonly field?: string; readonly message: string }>) => {
   if (Exit.isSuccess(exit) || exit.cause._tag !== "Fail") throw new Error(`expected a failure, got ${String(exit)}`)
@@ -70,10 +78,10 @@ describe("Preset", () => {
       expect(best.settings.searchBudget).toBeGreaterThan(balanced.settings.searchBudget)
     }))
 
-  it.effect("fineTune: on in best (v5), off elsewhere; an override turns it off, on, or changes one field", () =>
+  it.effect("fineTune: on in best (v6), off elsewhere; an override turns it off, on, or changes one field", () =>
     Effect.gen(function*() {
       const best = yield* Preset.resolve("best")
-      expect(best.preset.version).toBe(5)
+      expect(best.preset.version).toBe(6)
       expect(best.settings.fineTune).toEqual(Preset.fineTuneRecipe)
       expect((yield* Preset.fitOptions(best).pipe(withRegistry(Catalog.builtins))).fineTune).toEqual(Preset.fineTuneRecipe)
       expect((yield* Preset.resolve("balanced")).settings.fineTune).toBe(false)
@@ -141,12 +149,13 @@ describe("Preset", () => {
       const balanced = yield* Preset.fitOptions(yield* Preset.resolve("balanced")).pipe(
         withRegistry([...Catalog.builtins, mine, online])
       )
-      expect(balanced.backbones).toEqual([...Catalog.builtins.map((b) => b.info.id), "user:my-net"])
+      const offlineIds = Catalog.builtins.filter((b) => b.info.tags.includes("offline")).map((b) => b.info.id)
+      expect(balanced.backbones).toEqual([...offlineIds, "user:my-net"])
       // "all": the search's own space.
       expect(balanced.heads).toBeUndefined()
       // A preset's head list keeps the registered kinds; a user's list must be registered.
       const fastHeads = yield* Preset.fitOptions(fast).pipe(
-        Effect.provide(Registry.Registry.layer({ backbones: Catalog.builtins, heads: [head("logistic-regression")] }))
+        Effect.provide(Layer.merge(Registry.Registry.layer({ backbones: Catalog.builtins, heads: [head("logistic-regression")] }), offline))
       )
       expect(fastHeads.heads).toEqual(["logistic-regression"])
       expect(balanced.searchBudget).toBe(Preset.defaults.searchBudget)
@@ -154,7 +163,7 @@ describe("Preset", () => {
       // Nothing carries the tags: an error naming the field.
       const none = failure(
         yield* Effect.exit(
-          Preset.fitOptions(yield* Preset.resolve("fast", { backbones: { tags: ["clip"] } })).pipe(withRegistry(Catalog.builtins))
+          Preset.fitOptions(yield* Preset.resolve("fast", { backbones: { tags: ["no-such-tag"] } })).pipe(withRegistry(Catalog.builtins))
         )
       )
       expect(none).toMatchObject({ reason: "NoBackbone", field: "backbones.tags" })
@@ -164,3 +173,81 @@ describe("Preset", () => {
       expect(unknownHead).toMatchObject({ reason: "InvalidOptions", field: "heads" })
     }))
 })
+
+describe("Preset backbone choice", () => {
+  const hubRepos = {
+    "Xenova/dinov2-small": { commits: { [commitOf("dino")]: hubModelFiles("dinov2", 384) }, refs: { main: commitOf("dino") } }
+  }
+  const configWith = (options: Partial<LoupeConfig.LoupeConfigShape>) =>
+    LoupeConfig.LoupeConfig.layer({ cacheDir: fs.mkdtempSync(path.join(os.tmpdir(), "loupe-preset-choice-")), ...options })
+  const choose = (preset: string, config: Layer.Layer<LoupeConfig.LoupeConfig>, overrides: unknown = {}) =>
+    Effect.flatMap(Preset.resolve(preset, overrides), Preset.fitOptions).pipe(
+      Effect.provide(Layer.merge(Registry.Registry.layer({ backbones: Catalog.builtins, heads, resolveBackbone: Catalog.resolveBackbone }), config))
+    )
+  const offlineIds = Catalog.builtins.filter((b) => b.info.tags.includes("offline")).map((b) => b.info.id)
+  /** Runs `effect` with $HF_ENDPOINT set to `url`. */
+  const withHub = <A, E, R>(url: string, effect: Effect.Effect<A, E, R>) =>
+    Effect.acquireUseRelease(
+      Effect.sync(() => {
+        const before = process.env["HF_ENDPOINT"]
+        process.env["HF_ENDPOINT"] = url
+        return before
+      }),
+      () => effect,
+      (before) => Effect.sync(() => (before === undefined ? delete process.env["HF_ENDPOINT"] : (process.env["HF_ENDPOINT"] = before)))
+    )
+
+  it.scopedLive("balanced leads with a strong backbone whose weights are here, and says why", () =>
+    Effect.gen(function*() {
+      const modelsDir = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-preset-models-"))
+      writeHubModel(path.join(modelsDir, "Xenova", "dinov2-small"), "dinov2", 384)
+      const chosen = yield* choose("balanced", configWith({ modelsDir, offline: true }))
+      expect(chosen.backbones).toEqual(["hf:Xenova/dinov2-small", ...offlineIds])
+      expect(chosen.backboneChoice.reason).toContain(`hf:Xenova/dinov2-small is the first backbone tagged [strong] available: its weights are here (${path.join(modelsDir, "Xenova", "dinov2-small")})`)
+      // `fast` never takes it.
+      expect((yield* choose("fast", configWith({ modelsDir }))).backbones).toEqual([Catalog.mobilenetV2Int8.id])
+    }))
+
+  it.scopedLive("with a reachable hub it is pulled on load; offline or with no hub, the offline set and one log line", () =>
+    Effect.gen(function*() {
+      const hub = yield* serveHub(hubRepos)
+      const online = yield* withHub(hub.url, choose("best", configWith({})))
+      expect(online.backbones).toEqual(["hf:Xenova/dinov2-small", ...offlineIds])
+      expect(online.backboneChoice.reason).toContain(`its weights are pulled from ${hub.url} when it loads`)
+      expect(hub.requests).toEqual(["HEAD /Xenova/dinov2-small/resolve/main/config.json"])
+
+      const logs: Array<string> = []
+      const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logs.push(String(message))))
+      const offline = yield* withHub(hub.url, choose("balanced", configWith({ offline: true }))).pipe(Effect.provide(logger))
+      expect(offline.backbones).toEqual(offlineIds)
+      expect(offline.backboneChoice.reason).toMatch(/^no backbone tagged \[strong\] is available \(hf:Xenova\/dinov2-small: its weights are not here and offline mode is on\), so the offline set/)
+      expect(logs.filter((l) => l.includes("no backbone tagged [strong] is available"))).toHaveLength(1)
+      expect(hub.requests).toHaveLength(1)
+
+      const closed = `http://127.0.0.1:${yield* Effect.promise(() => freePort())}`
+      const started = Date.now()
+      const unreachable = yield* withHub(closed, choose("balanced", configWith({})))
+      expect(Date.now() - started).toBeLessThan(3000)
+      expect(unreachable.backbones).toEqual(offlineIds)
+      expect(unreachable.backboneChoice.reason).toContain(`hf:Xenova/dinov2-small: the hub ${closed} cannot be reached`)
+    }))
+
+  it.effect("overrides name backbones as a list: catalog ids, any hub repository, a folder; else an error naming backbones.ids", () =>
+    Effect.gen(function*() {
+      const config = configWith({ offline: true })
+      const listed = yield* choose("balanced", config, { backbones: ["hf:Xenova/clip-vit-base-patch32", "hf:org/any-model@v2", "./my-model"] })
+      expect(listed.backbones).toEqual(["hf:Xenova/clip-vit-base-patch32", "hf:org/any-model@v2", "./my-model"])
+      expect(listed.backboneChoice.reason).toBe("named by the user (backbones.ids / --backbone)")
+      const bad = failure(yield* Effect.exit(choose("balanced", config, { backbones: ["nope:model"] })))
+      expect(bad).toMatchObject({ reason: "InvalidOptions", field: "backbones.ids" })
+    }))
+})
+
+/** A loopback port nothing listens on (free a moment ago). */
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })

@@ -4,6 +4,16 @@ import * as path from "node:path"
 
 export const defaultHubUrl = "https://huggingface.co"
 
+/** The hub to use when none is given: `$HF_ENDPOINT` (as `huggingface_hub` reads it), else `defaultHubUrl`. */
+export const hubUrlFromEnv = (): string => process.env["HF_ENDPOINT"] || defaultHubUrl
+
+/** `hf:org/name` or `hf:org/name@revision`, parsed; undefined for any other id. */
+export const parseHubId = (id: string): { readonly repo: string; readonly revision: string | undefined } | undefined => {
+  const match = /^hf:([^@]+)(?:@(.+))?$/.exec(id)
+  if (match === null || !isHubRepo(match[1]!)) return undefined
+  return { repo: match[1]!, revision: match[2] }
+}
+
 /** `org/name` or `name`: letters, digits, `-`, `_`, `.`; no `..`. */
 export const isHubRepo = (repo: string): boolean => /^[\w.-]+(\/[\w.-]+)?$/.test(repo) && !repo.includes("..")
 

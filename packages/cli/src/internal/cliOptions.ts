@@ -19,6 +19,9 @@ export const plugins = pipe(
 
 export const json = Flag.boolean("json", "Print one JSON object on stdout instead of text")
 
+/** `--offline`: never reach the network (as `LOUPE_OFFLINE=1`). */
+export const offline = Flag.boolean("offline", "Never reach the network: no hub probe, no download (as LOUPE_OFFLINE=1)")
+
 /** `--overwrite`, for the commands that write an `--out` folder (see `OutputFolder`). */
 export const overwrite = Flag.boolean(
   "overwrite",
@@ -36,7 +39,11 @@ export const preset = (fallback: string) =>
 export const presetsHelp = `Presets. ${Preset.presets.map((p) => `${p.name}: ${p.description}.`).join(" ")}`
 
 export const overrides = pipe(
-  Flag.text("overrides", "<json>", `Preset settings to change, as a JSON object, e.g. '{"folds": 3}'`),
+  Flag.text(
+    "overrides",
+    "<json>",
+    `Preset settings to change, as a JSON object, e.g. '{"folds": 3}' or '{"backbones": ["hf:Xenova/clip-vit-base-patch32"]}'`
+  ),
   Flag.optional()
 )
 
@@ -58,13 +65,15 @@ export const parseOverrides = (text: Option.Option<string>): Effect.Effect<unkno
 export const environment = (flags: {
   readonly modelsDir: Option.Option<string>
   readonly plugins: ReadonlyArray<string>
+  readonly offline?: boolean
 }): Layer.Layer<
   LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | Registry.Registry | Progress.Progress,
   FunctionsError.FunctionsError
 > => {
-  const config = LoupeConfig.LoupeConfig.layerConfig(
-    Option.match(flags.modelsDir, { onNone: () => ({}), onSome: (dir) => ({ modelsDir: path.resolve(dir) }) })
-  ).pipe(Layer.mapError(FunctionsError.fromConfigError))
+  const config = LoupeConfig.LoupeConfig.layerConfig({
+    ...Option.match(flags.modelsDir, { onNone: () => ({}), onSome: (dir) => ({ modelsDir: path.resolve(dir) }) }),
+    ...(flags.offline === true ? { offline: true } : {})
+  }).pipe(Layer.mapError(FunctionsError.fromConfigError))
   return Layer.mergeAll(
     config,
     DiskEmbeddingCache.layer().pipe(Layer.provide(config)),

@@ -42,5 +42,13 @@ export const make = (
         textTower: { load: (context) => textTowers(keyOf(plugin, context), plugin.textTower!.load(context)) }
       })
     })
-    return yield* Registry.make({ backbones: registry.backbones.map(share), heads: registry.heads })
+    const resolve = registry.resolveBackbone
+    return yield* Registry.make({
+      backbones: registry.backbones.map(share),
+      heads: registry.heads,
+      ...(resolve === undefined ? {} : { resolveBackbone: (id: string) => {
+        const plugin = resolve(id)
+        return plugin && share(plugin)
+      } })
+    })
   })
