@@ -121,7 +121,7 @@ describe("Preset", () => {
       expect(top.message).toBe(`Unknown preset override "foldz"; accepted keys: ${Object.keys(Preset.Overrides.fields).join(", ")}`)
       expect(top.message).toContain("backbones, heads, folds, strategy")
       const nested = failure(yield* Effect.exit(Preset.resolve("fast", { backbones: { tagz: ["clip"] } })))
-      expect(nested.message).toBe(`Unknown preset override "backbones.tagz"; accepted keys of "backbones": tags, max, ids`)
+      expect(nested.message).toMatch(/^Unknown preset override "backbones.tagz"; accepted keys of "backbones": tags, max, (\w+, )*ids$/)
       const inUnion = failure(yield* Effect.exit(Preset.resolve("best", { fineTune: { epochz: 1 } })))
       expect(inUnion.message).toBe(`Unknown preset override "fineTune.epochz"; accepted keys of "fineTune": trainableLayers, epochs`)
       const badType = failure(yield* Effect.exit(Preset.resolve("fast", { folds: 1 })))
