@@ -12,8 +12,8 @@
  */
 import { DeployError, DockerContext, OnnxExport } from "@loupe/deploy"
 import { FileSystem } from "@effect/platform"
+import { Bundle, OutputFolder } from "@loupe/core"
 import { Console, Effect, Layer, pipe } from "effect"
-import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import { BlobStore, FunctionsError, Store } from "@loupe/functions"
 import { store } from "./FunctionCommand.js"
@@ -21,7 +21,7 @@ import * as Arg from "./internal/Arg.js"
 import { environment, json, modelsDir, overwrite, plugins } from "./internal/cliOptions.js"
 import * as DocumentedCommand from "./internal/DocumentedCommand.js"
 import * as Flag from "./internal/Flag.js"
-import * as OutputFolder from "./internal/OutputFolder.js"
+import * as OutOption from "./internal/OutOption.js"
 import * as ServerImage from "./ServerImage.js"
 
 /** Images used to verify an ONNX export of a function: its first few samples. */
@@ -46,21 +46,22 @@ const functionBundle = (storeDir: string, functionId: string) =>
     }
   }).pipe(Effect.provide(Layer.mergeAll(Store.layerSqlite(storeDir), BlobStore.layerFileSystem(path.join(storeDir, "blobs")))))
 
-/** Copy a bundle directory to `out`, atomically. */
+/** Copy a bundle directory to `out`, atomically; `out` may only hold an earlier bundle (see `OutputFolder`). */
 const copyBundle = (from: string, out: string) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const target = path.resolve(out)
-    const staging = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
-    yield* fs.copy(from, staging)
-    yield* fs.remove(target, { recursive: true, force: true })
-    yield* fs.rename(staging, target)
+    yield* OutputFolder.write(target, Bundle.FORMAT, (staging) =>
+      fs.copy(from, staging).pipe(
+        Effect.mapError((cause) =>
+          new DeployError.DeployError({ reason: "ExportFailed", file: target, message: `Cannot write ${target}: ${cause.message}`, cause })
+        )
+      ))
     return target
-  }).pipe(
-    Effect.mapError((cause) =>
-      new DeployError.DeployError({ reason: "ExportFailed", file: out, message: `Cannot write ${out}: ${cause.message}`, cause })
-    )
-  )
+  })
+
+/** The kind of output each `--format` writes. */
+const kinds = { bundle: Bundle.FORMAT, onnx: OnnxExport.FORMAT, docker: DockerContext.KIND } as const
 
 export const command = DocumentedCommand.make(
   "export",
@@ -76,7 +77,7 @@ export const command = DocumentedCommand.make(
   {
     source: Arg.text("bundle-or-function", "A bundle folder, or the id of a function of the store (its current model)"),
     format: pipe(Flag.choice("format", ["bundle", "onnx", "docker"], "What to write"), Flag.withDefault<"bundle" | "onnx" | "docker">("bundle")),
-    out: Flag.directory("out", "The folder to write. It must not exist yet, or be empty, unless --overwrite is given"),
+    out: Flag.directory("out", "The folder to write: a new or empty folder, or an earlier export of the same format with --overwrite (anything else is refused)"),
     overwrite,
     verifyImage: pipe(
       Flag.file("verify-image", "An image to check an ONNX export on, instead of the function's own photos or synthetic inputs", { exists: "yes" }),
@@ -90,7 +91,7 @@ export const command = DocumentedCommand.make(
   },
   (flags) =>
     Effect.gen(function*() {
-      yield* OutputFolder.checkFree(path.resolve(flags.out), flags.overwrite)
+      yield* OutOption.checkFree(path.resolve(flags.out), kinds[flags.format], flags.overwrite)
       const isBundle = yield* Effect.flatMap(FileSystem.FileSystem, (fs) => fs.exists(path.join(flags.source, "manifest.json"))).pipe(
         Effect.orElseSucceed(() => false)
       )

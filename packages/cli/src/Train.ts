@@ -14,7 +14,7 @@ import type { Classification, MetricsError, Report } from "@loupe/metrics"
 import type { FunctionsError, Preset } from "@loupe/functions"
 import { AutoML } from "@loupe/functions"
 import * as Evaluate from "./Evaluate.js"
-import * as OutputFolder from "./internal/OutputFolder.js"
+import * as OutOption from "./internal/OutOption.js"
 import * as ReportFile from "./ReportFile.js"
 
 /**
@@ -26,9 +26,9 @@ import * as ReportFile from "./ReportFile.js"
  */
 export interface TrainOptions extends AutoML.FitOptions {
   readonly dir: string
-  /** Where to write the bundle: a folder that does not exist yet, or is empty, unless `overwrite`. */
+  /** Where to write the bundle: a new or empty folder, or an earlier bundle with `overwrite`. */
   readonly out: string
-  /** Replace `out` when it already holds something. */
+  /** Replace `out` when it holds an earlier bundle (a folder holding anything else is never replaced). */
   readonly overwrite?: boolean
   /** Also write a report: `.html` (self-contained page) or `.json`. */
   readonly report?: string
@@ -120,9 +120,9 @@ const reportInput = (
 
 /**
  * `loupe train`: load the folder, fit with AutoML (cross-validated search), save the bundle to `out`, evaluate
- * on the test split when there is one, and write the report when asked. `out` is checked before any work: a
- * non-empty folder fails with `FunctionsError` `InvalidOptions` naming `out` unless `overwrite`. Fails with
- * `CoreError` on unreadable data or a failed bundle write, with `FunctionsError` `InvalidOptions` naming `--report`
+ * on the test split when there is one, and write the report when asked. `out` is checked before any work: it fails
+ * with `CoreError` `OutputNotFree` naming it (field `out`) unless it is new, empty, or an earlier bundle and
+ * `overwrite` is set; nothing else is ever replaced. Fails with `CoreError` on unreadable data or a failed bundle write, with `FunctionsError` `InvalidOptions` naming `--report`
  * when the report is neither `.html` nor `.json`, and with `MetricsError` when the report cannot be written.
  *
  * @since 0.1.0
@@ -137,7 +137,7 @@ export const train: (
 > = Effect.fn("Train.train")(function*(options: TrainOptions) {
   const started = performance.now()
   const out = path.resolve(options.out)
-  yield* OutputFolder.checkFree(out, options.overwrite ?? false)
+  yield* OutOption.checkFree(out, Bundle.FORMAT, options.overwrite ?? false)
   const split = yield* Dataset.fromSplitFolders(options.dir)
   const fit = yield* AutoML.fit(split.train, options)
   const skipped = [...split.train.skipped, ...fit.skipped]

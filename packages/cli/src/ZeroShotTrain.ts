@@ -17,7 +17,7 @@ import type { MetricsError, Report } from "@loupe/metrics"
 import { FunctionsError } from "@loupe/functions"
 import { ZeroShot } from "@loupe/trainers"
 import * as Evaluate from "./Evaluate.js"
-import * as OutputFolder from "./internal/OutputFolder.js"
+import * as OutOption from "./internal/OutOption.js"
 import * as ReportFile from "./ReportFile.js"
 import type { TestResult } from "./Train.js"
 
@@ -32,8 +32,9 @@ export interface ZeroShotOptions {
   readonly dir: string
   /** Backbone ids, in order of preference. */
   readonly backbones: ReadonlyArray<string>
-  /** Where to write the bundle: a folder that does not exist yet, or is empty, unless `overwrite`. */
+  /** Where to write the bundle: a new or empty folder, or an earlier bundle with `overwrite`. */
   readonly out: string
+  /** Replace `out` when it holds an earlier bundle (a folder holding anything else is never replaced). */
   readonly overwrite?: boolean
   /** Also write a report: `.html` or `.json`. */
   readonly report?: string
@@ -63,8 +64,8 @@ export interface ZeroShotResult {
 /**
  * Evaluate the zero-shot classifier on a folder and save it (see the module docs). `out` is checked before any work.
  * Fails with `FunctionsError` `InvalidOptions` naming `backbone` when none of `backbones` has a text tower (or
- * `out`, or `--report`), with `CoreError` when the folder, a backbone or its text tower cannot be read, and with
- * `MetricsError` when the report cannot be written.
+ * `--report`), with `CoreError` `OutputNotFree` naming `out` as `Train.train` does, with `CoreError` when the folder,
+ * a backbone or its text tower cannot be read, and with `MetricsError` when the report cannot be written.
  *
  * @since 0.2.0
  * @category training
@@ -78,7 +79,7 @@ export const run: (
 > = Effect.fn("ZeroShotTrain.run")(function*(options: ZeroShotOptions) {
   const started = performance.now()
   const out = path.resolve(options.out)
-  yield* OutputFolder.checkFree(out, options.overwrite ?? false)
+  yield* OutOption.checkFree(out, Bundle.FORMAT, options.overwrite ?? false)
   const registry = yield* Registry.Registry
   const plugins = yield* Effect.forEach(options.backbones, (id) => registry.backbone(id))
   const backbone = plugins.find((p) => p.textTower !== undefined)?.info.id

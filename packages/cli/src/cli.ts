@@ -16,6 +16,7 @@ import * as FunctionCommand from "./FunctionCommand.js"
 import * as Arg from "./internal/Arg.js"
 import { environment, json, modelsDir, offline, overrides, overwrite, parseOverrides, plugins, preset, presetsHelp } from "./internal/cliOptions.js"
 import * as DocumentedCommand from "./internal/DocumentedCommand.js"
+import * as Failure from "./internal/Failure.js"
 import * as Flag from "./internal/Flag.js"
 import * as HelpText from "./internal/HelpText.js"
 import * as InspectCommand from "./InspectCommand.js"
@@ -58,7 +59,7 @@ const train = DocumentedCommand.make(
   {
     dir: Arg.directory("dir", "The folder of labelled photos", { exists: "yes" }),
     out: pipe(
-      Flag.directory("out", "Where to save the bundle. It must not exist yet, or be empty, unless --overwrite is given"),
+      Flag.directory("out", "Where to save the bundle: a new or empty folder, or an earlier bundle with --overwrite (anything else is refused)"),
       Flag.withDefault("loupe-model", "./loupe-model")
     ),
     overwrite,
@@ -200,24 +201,30 @@ const run = HelpText.isRequested(loupe.doc, args)
   ? Console.log(HelpText.render(HelpText.commandPath(loupe.doc, args), VERSION))
   : Command.run(loupe.command, { name: "loupe", version: VERSION })(process.argv)
 
-/** Typed failures become one clear line on stderr and exit code 1, instead of a stack trace. */
+/**
+ * Typed failures become one clear line on stderr and exit code 1, instead of a stack trace; with `--json`, stdout
+ * also carries them as exactly one JSON object (`{"error": {...}}`, see `Failure`).
+ */
 const reportFailure = (error: unknown) =>
   Effect.gen(function*() {
+    const failure = Failure.toJson(error)
     if (ValidationError.isValidationError(error)) {
       // @effect/cli has already printed the usage problem.
       const names = HelpText.commandPath(loupe.doc, args).map((c) => c.name).join(" ")
       yield* Console.error(`Run \`${names} --help\` for usage.`)
-    } else if (typeof error === "object" && error !== null && "message" in error) {
-      const e = error as { readonly _tag?: string; readonly reason?: string; readonly message: string }
-      yield* Console.error(`loupe: ${e.message}${e.reason ? ` [${e._tag ?? "Error"}: ${e.reason}]` : ""}`)
     } else {
-      yield* Console.error(`loupe: ${String(error)}`)
+      yield* Console.error(Failure.toLine(failure))
     }
+    if (Failure.wantsJson(args)) yield* Console.log(JSON.stringify({ error: failure }))
     process.exitCode = 1
   })
 
 run.pipe(
   Effect.catchAll(reportFailure),
+  // A defect is a bug: its stack goes to stderr, and a script reading `--json` output still gets its one object.
+  Effect.catchAllDefect((defect) =>
+    Effect.zipRight(Console.error(defect instanceof Error && defect.stack ? defect.stack : String(defect)), reportFailure(defect))
+  ),
   Effect.provide(NodeContext.layer),
   // Logs go to stderr so stdout carries only results (one JSON object with --json).
   Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))),

@@ -53,11 +53,14 @@ describe("loupe function", () => {
     // A third add, with one unreadable file among its images, picks up the pending retrain and waits for it.
     const c = folder("c", 24, 2)
     fs.writeFileSync(path.join(c, "dogs", "broken.jpg"), "not a JPEG")
+    // An SVG named .jpg: the server refuses SVG, and so does the command line.
+    fs.writeFileSync(path.join(c, "cats", "drawing.jpg"), '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>')
     const added = loupe(["function", "add", fn.id, c, "--json"], env)
     expect(added.status).toBe(0)
     const result = JSON.parse(added.stdout)
     expect(result.sampleIds.length).toBe(4)
-    expect(result.skipped.map((s: { file: string }) => path.basename(s.file))).toEqual(["broken.jpg"])
+    expect(result.skipped.map((s: { file: string }) => path.basename(s.file)).sort()).toEqual(["broken.jpg", "drawing.jpg"])
+    expect(result.skipped.find((s: { file: string }) => s.file.endsWith("drawing.jpg")).reason).toMatch(/an SVG image; send a JPEG, PNG, GIF or WebP image/)
     expect(added.stderr).toContain("broken.jpg")
     expect(result.status.labels.map((l: { name: string; sampleCount: number }) => [l.name, l.sampleCount])).toEqual([
       ["cats", 26],

@@ -154,6 +154,31 @@ describe("loupe serve", () => {
 })
 
 describe("loupe export", () => {
+  it("never replaces a folder holding anything else: unrelated files, a file, the current folder", () => {
+    const mine = path.join(work, "my-files")
+    fs.mkdirSync(path.join(mine, "sub"), { recursive: true })
+    fs.writeFileSync(path.join(mine, "notes.txt"), "keep me")
+    fs.writeFileSync(path.join(mine, "sub", "photo.jpg"), "keep me too")
+    const file = path.join(work, "a-file")
+    fs.writeFileSync(file, "a regular file")
+    const refused = (args: ReadonlyArray<string>, cwd?: string) => {
+      const run = loupe(["export", fn, "--store", store, ...args, "--json"], env, cwd)
+      expect(run.status).toBe(1)
+      return JSON.parse(run.stdout).error
+    }
+    const notFree = { _tag: "CoreError", reason: "OutputNotFree", field: "out", file: mine }
+    expect(refused(["--format", "bundle", "--out", mine])).toMatchObject(notFree)
+    for (const format of ["bundle", "onnx", "docker"]) expect(refused(["--format", format, "--out", mine, "--overwrite"])).toMatchObject(notFree)
+    // A regular file is refused by the option's own check (it must be a folder), naming it.
+    expect(refused(["--format", "docker", "--out", file, "--overwrite"]).message).toContain(file)
+    expect(refused(["--format", "onnx", "--out", ".", "--overwrite"], mine).message).toContain(`${mine} is the current folder`)
+    expect(fs.readFileSync(path.join(mine, "notes.txt"), "utf8")).toBe("keep me")
+    expect(fs.readFileSync(path.join(mine, "sub", "photo.jpg"), "utf8")).toBe("keep me too")
+    expect(fs.readFileSync(file, "utf8")).toBe("a regular file")
+    expect(fs.readdirSync(work).filter((e) => /\.(tmp|old)-/.test(e))).toEqual([])
+  })
+
+
   it("exports the function's model as ONNX (verified on its own photos), a bundle and a Docker context", () => {
     const onnx = loupe(["export", fn, "--store", store, "--format", "onnx", "--out", path.join(work, "onnx"), "--json"], env)
     expect(onnx.stderr).toBe("")
@@ -161,6 +186,11 @@ describe("loupe export", () => {
     expect(exported).toMatchObject({ format: "onnx", labels: ["cats", "dogs"], verification: { inputs: 8 } })
     expect(exported.verification.maxAbsDiff).toBeLessThanOrEqual(1e-4)
     expect(fs.statSync(path.join(work, "onnx", "model.onnx")).size).toBeGreaterThan(3_000_000)
+    // An ONNX export is not replaced by a bundle, even with --overwrite.
+    const otherKind = loupe(["export", fn, "--store", store, "--out", path.join(work, "onnx"), "--overwrite"], env)
+    expect(otherKind.status).toBe(1)
+    expect(otherKind.stderr).toContain("holds a loupe-onnx output, not a loupe-bundle one")
+    expect(fs.readdirSync(path.join(work, "onnx")).sort()).toEqual([".loupe-output.json", "model.json", "model.onnx"])
 
     const bundle = loupe(["export", fn, "--store", store, "--out", path.join(work, "bundle")], env)
     expect(bundle.status).toBe(0)
@@ -168,8 +198,9 @@ describe("loupe export", () => {
     expect(manifest.metadata.functionId).toBe(fn)
     const again = loupe(["export", fn, "--store", store, "--out", path.join(work, "bundle")], env)
     expect(again.status).toBe(1)
-    expect(again.stderr).toContain(`${path.join(work, "bundle")} already exists and is not empty`)
+    expect(again.stderr).toContain(`${path.join(work, "bundle")} holds an earlier loupe-bundle output: replace it with --overwrite`)
     expect(loupe(["export", fn, "--store", store, "--out", path.join(work, "bundle"), "--overwrite"], env).status).toBe(0)
+    expect(fs.readdirSync(work).filter((e) => /^bundle\.(tmp|old)-/.test(e))).toEqual([])
     const predicted = loupe(["predict", path.join(work, "bundle"), photos("cats", 1)[0]!, "--json"], env)
     expect(JSON.parse(predicted.stdout).predictions[0].labelName).toBe("cats")
 
@@ -177,6 +208,11 @@ describe("loupe export", () => {
     expect(docker.status).toBe(0)
     expect(JSON.parse(docker.stdout).files).toEqual(expect.arrayContaining(["Dockerfile", "server.mjs", "bundle/manifest.json", "package.json"]))
     expect(fs.readFileSync(path.join(work, "docker", "Dockerfile"), "utf8")).toContain(`LOUPE_FUNCTION_ID="${fn}"`)
+
+    // Replacing an earlier context of the same kind is allowed; its files are the new export's.
+    const redo = loupe(["export", path.join(work, "bundle"), "--format", "docker", "--out", path.join(work, "docker"), "--port", "9090", "--overwrite"], env)
+    expect(redo.status).toBe(0)
+    expect(fs.readFileSync(path.join(work, "docker", "Dockerfile"), "utf8")).toContain("EXPOSE 9090")
 
     const missing = loupe(["export", "function_nope", "--store", store, "--format", "onnx", "--out", path.join(work, "nope")], env)
     expect(missing.status).toBe(1)

@@ -2,7 +2,8 @@
  * A model bundle is a directory: `manifest.json` (labels, the backbone reference, the head's file, metrics) and
  * `head.json` (the fitted head). Weights are referenced by backbone id and sha256, never copied. Saving is atomic:
  * the bundle is written beside the target and renamed into place, so a reader never sees half a bundle and a crash
- * leaves the previous bundle intact.
+ * leaves the previous bundle intact. A bundle replaces only an earlier bundle, never a folder holding anything else
+ * (see `OutputFolder`).
  *
  * @since 0.1.0
  */
@@ -10,10 +11,10 @@ import { FileSystem } from "@effect/platform"
 import type { Error as PlatformError } from "@effect/platform"
 import { Effect, Schema } from "effect"
 import type { Scope } from "effect"
-import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import { CoreError } from "./CoreError.js"
 import type { LoupeConfig } from "./LoupeConfig.js"
+import * as OutputFolder from "./OutputFolder.js"
 import type { LoadedBackbone } from "./Backbone.js"
 import type { FittedPipeline } from "./Pipeline.js"
 import { loadBackbone, Registry } from "./Registry.js"
@@ -87,40 +88,31 @@ const io = (file: string, what: string) => (cause: PlatformError.PlatformError) 
 const encoder = new TextEncoder()
 
 /**
- * Write `files` (name -> contents) as directory `dir`, atomically: into a sibling temp directory (each file synced to
- * disk), then renamed over the old one (which is removed after the swap).
+ * Write `files` (name -> contents) as directory `dir`, an output of `kind` (default: a bundle), atomically (see
+ * `OutputFolder.write`): into a sibling folder (each file synced to disk), then renamed into place. `dir` must be
+ * missing, empty, or an earlier output of the same kind, which is replaced; nothing else is ever removed.
  *
- * Fails with `CoreError` `Io` naming `dir`.
+ * Fails with `CoreError`: `OutputNotFree` naming `dir` when it holds anything else, `Io` naming `dir`.
  *
  * @since 0.1.0
  * @category utils
  */
 export const writeDirectoryAtomic = (
   dir: string,
-  files: Record<string, string | Uint8Array>
+  files: Record<string, string | Uint8Array>,
+  kind: string = FORMAT
 ): Effect.Effect<void, CoreError, FileSystem.FileSystem> =>
-  Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const target = path.resolve(dir)
-    yield* fs.makeDirectory(path.dirname(target), { recursive: true })
-    const suffix = `${process.pid}-${randomBytes(4).toString("hex")}`
-    const tmp = `${target}.tmp-${suffix}`
-    yield* fs.makeDirectory(tmp)
-    for (const [name, contents] of Object.entries(files)) {
-      yield* Effect.scoped(Effect.gen(function*() {
-        const file = yield* fs.open(path.join(tmp, name), { flag: "w" })
-        yield* file.writeAll(typeof contents === "string" ? encoder.encode(contents) : contents)
-        yield* file.sync
-      }))
-    }
-    const old = `${target}.old-${suffix}`
-    const hadOld = yield* fs.rename(target, old).pipe(
-      Effect.as(true),
-      Effect.catchIf((e) => e._tag === "SystemError" && e.reason === "NotFound", () => Effect.succeed(false))
-    )
-    yield* fs.rename(tmp, target)
-    if (hadOld) yield* fs.remove(old, { recursive: true, force: true })
-  }).pipe(Effect.mapError(io(dir, "write bundle")))
+  OutputFolder.write(dir, kind, (staging) =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      for (const [name, contents] of Object.entries(files)) {
+        yield* Effect.scoped(Effect.gen(function*() {
+          const file = yield* fs.open(path.join(staging, name), { flag: "w" })
+          yield* file.writeAll(typeof contents === "string" ? encoder.encode(contents) : contents)
+          yield* file.sync
+        }))
+      }
+    }).pipe(Effect.mapError(io(dir, "write bundle"))))
 
 const refOf = (backbone: LoadedBackbone, options: unknown): typeof BackboneRef.Type => ({
   id: backbone.info.id,
@@ -134,7 +126,8 @@ const refOf = (backbone: LoadedBackbone, options: unknown): typeof BackboneRef.T
  * Save a fitted pipeline as a bundle directory.
  *
  * Writes `manifest.json` and `head.json` atomically (see `writeDirectoryAtomic`); `metadata` goes into the manifest
- * as is. Returns the manifest written; fails with `CoreError` `Io`.
+ * as is. `dir` must be missing, empty or an earlier bundle. Returns the manifest written; fails with `CoreError`
+ * `OutputNotFree` naming `dir` when it holds anything else, `Io` when it cannot be written.
  *
  * @since 0.1.0
  * @category constructors

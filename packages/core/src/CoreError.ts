@@ -8,7 +8,8 @@ import { Data } from "effect"
 /**
  * What went wrong, for `CoreError`: an unreadable image, dataset, manifest or bundle, a bad configuration value, an
  * unknown or duplicate plugin, a backbone or head that failed, a shape mismatch between a backbone and its batch, a
- * cache failure, a file-system error, or a capability the plugin does not offer (`Unsupported`, new in 0.2.0).
+ * cache failure, a file-system error, a capability the plugin does not offer (`Unsupported`, new in 0.2.0), or an
+ * output folder that holds something Loupe does not replace (`OutputNotFree`, new in 0.2.0; see `OutputFolder`).
  *
  * @since 0.1.0
  * @category errors
@@ -27,6 +28,7 @@ export type CoreErrorReason =
   | "CacheFailed"
   | "Io"
   | "Unsupported"
+  | "OutputNotFree"
 
 /**
  * The error every `@loupe/core` operation fails with: `reason` says what went wrong, `message` says it for people,

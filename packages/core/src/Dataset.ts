@@ -55,28 +55,31 @@ export interface Split {
 }
 
 /**
- * File extensions taken as images in folders (the formats sharp decodes here).
+ * File extensions taken as images in folders: those of the formats Loupe reads (JPEG, PNG, GIF and WebP, the ones
+ * its server accepts; see `ImageCheck`). Whatever a file is called, its bytes are checked when it is read.
  *
  * Lower-case, with the dot.
  *
  * @since 0.1.0
  * @category constants
  */
-export const imageExtensions: ReadonlySet<string> = new Set([
-  ".jpg",
-  ".jpeg",
-  ".jpe",
-  ".jfif",
-  ".png",
-  ".webp",
-  ".gif",
+export const imageExtensions: ReadonlySet<string> = new Set([".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif"])
+
+/** Image formats Loupe does not read; such files are skipped with a reason that says so. */
+const unsupported: ReadonlySet<string> = new Set([
   ".tif",
   ".tiff",
-  ".avif"
+  ".avif",
+  ".svg",
+  ".bmp",
+  ".heic",
+  ".heif",
+  ".jxl",
+  ".jp2",
+  ".ico",
+  ".psd",
+  ".raw"
 ])
-
-/** Image formats sharp cannot decode in this build; such files are skipped with a reason that says so. */
-const undecodable: ReadonlySet<string> = new Set([".bmp", ".heic", ".heif", ".jxl", ".jp2", ".ico", ".psd", ".raw"])
 
 /** Names left out of folder walks silently: hidden files and folders, and OS litter. */
 const isIgnored = (name: string): boolean =>
@@ -221,7 +224,7 @@ const listDirectory = (dir: string): Effect.Effect<ReadonlyArray<Entry>, CoreErr
 const notAnImage = (file: string): string | undefined => {
   const ext = path.extname(file).toLowerCase()
   if (imageExtensions.has(ext)) return undefined
-  if (undecodable.has(ext)) return `${ext} images are not supported (sharp cannot decode them here)`
+  if (unsupported.has(ext)) return `${ext} images are not supported (Loupe reads JPEG, PNG, GIF and WebP, as its server does)`
   return ext === "" ? "not an image file (no extension)" : `not an image file (${ext})`
 }
 

@@ -9,6 +9,7 @@ import { Effect } from "effect"
 // FileSystem would add a requirement to all of them and their callers.
 import * as fs from "node:fs/promises"
 import { CoreError } from "./CoreError.js"
+import * as ImageCheck from "./ImageCheck.js"
 import * as Decode from "./internal/Decode.js"
 import { describeSource, type ImageSource } from "./Sample.js"
 
@@ -62,9 +63,14 @@ export const decodeKey = (spec: PreprocessSpec): string =>
   `${spec.size}/${spec.resize}${spec.resize === "squash" ? "" : `/${spec.resizeShorter ?? spec.size}`}`
 
 /**
- * Read the bytes behind a source (a path is read from disk; bytes are returned as they are).
+ * Read the bytes behind a source (a path is read from disk; bytes are taken as they are) and check them with
+ * `ImageCheck` before anything decodes them: only JPEG, PNG, GIF and WebP, with a readable header, are let through,
+ * whatever a file is called. A file must also meet `ImageCheck.defaultLimits` (the server's limits), so training,
+ * evaluation and prediction refuse exactly the files the server refuses; bytes in memory have met their caller's
+ * limits already (the server's, possibly configured).
  *
- * Fails with `CoreError` `Io` naming the file.
+ * Fails with `CoreError`: `Io` naming the file when it cannot be read, `InvalidImage` naming it when the check
+ * refuses it (saying why: "an SVG image", "8000x8000 pixels; the limit is ...").
  *
  * @since 0.1.0
  * @category decoding
@@ -75,8 +81,8 @@ export const readSource = (source: ImageSource): Effect.Effect<Uint8Array, CoreE
       try: () => fs.readFile(source),
       catch: (cause) =>
         new CoreError({ reason: "Io", file: source, message: `Cannot read ${source}: ${String(cause)}`, cause })
-    })
-    : Effect.succeed(source)
+    }).pipe(Effect.tap((bytes) => ImageCheck.inspect(bytes, source, ImageCheck.defaultLimits)))
+    : Effect.as(ImageCheck.inspect(source, describeSource(source)), source)
 
 /**
  * Decode image bytes to `size x size x 3` 8-bit RGB (HWC), following `spec`: EXIF orientation applied, greyscale,

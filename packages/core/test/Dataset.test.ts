@@ -77,7 +77,7 @@ layer(NodeFileSystem.layer)("Dataset.fromFolder", (it) => {
         { file: path.join(root, "apples/notes.txt"), reason: "not an image file (.txt)" },
         { file: path.join(root, "pears/Makefile"), reason: "not an image file (no extension)" },
         { file: path.join(root, "pears/labels.csv"), reason: "not an image file (.csv)" },
-        { file: path.join(root, "pears/scan.bmp"), reason: ".bmp images are not supported (sharp cannot decode them here)" }
+        { file: path.join(root, "pears/scan.bmp"), reason: ".bmp images are not supported (Loupe reads JPEG, PNG, GIF and WebP, as its server does)" }
       ])
       expect(byLabel(dataset)).toEqual({ apples: 2, pears: 2, plums: 0 })
     }))

@@ -14,6 +14,7 @@
  *   models/           the weights of the bundle's backbones (all of them, for a multi-backbone bundle), laid out
  *                     as a models directory
  *   README.md         build, run and call it
+ *   .loupe-output.json  what Loupe wrote here, so that a later export may replace it (see `KIND`)
  * ```
  *
  * The server is built by the caller (the CLI builds one that registers the built-in plugins) and handed in as a
@@ -23,12 +24,20 @@
  *
  * @since 0.1.0
  */
-import { Bundle, LoupeConfig, Registry } from "@loupe/core"
+import { Bundle, LoupeConfig, OutputFolder, Registry } from "@loupe/core"
 import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
-import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import { DeployError } from "./DeployError.js"
+
+/**
+ * The kind of output a Docker build context is (see `OutputFolder` in `@loupe/core`): `write` replaces an earlier
+ * context, and nothing else.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const KIND = "loupe-docker-context"
 
 /**
  * Options of `write`: the port the image listens on and the function id it serves the model as.
@@ -137,6 +146,8 @@ const listFiles = (fs: FileSystem.FileSystem, dir: string) =>
 /**
  * Write the build context for the bundle in `bundleDir` to `outDir` (atomically: a reader never sees half of it),
  * with `entry` as its server. Needs the registry (to find the backbone's weights) and the config that locates them.
+ * `outDir` must be missing, empty or an earlier Docker context (see `KIND`); anything else fails with `ExportFailed`
+ * naming it, and nothing in it is touched.
  *
  * @since 0.1.0
  * @category exports
@@ -205,27 +216,31 @@ export const write = (
       "model"
 
     const target = path.resolve(outDir)
-    const staging = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
-    const staged = (name: string) => path.join(staging, name)
-    const build = Effect.gen(function*() {
-      yield* fs.makeDirectory(staged("models"), { recursive: true })
-      yield* fs.makeDirectory(staged("cache/models"), { recursive: true })
-      yield* fs.copy(bundleDir, staged("bundle"))
-      for (const { source } of backbones) {
-        yield* fs.makeDirectory(path.dirname(staged(source.to)), { recursive: true })
-        yield* fs.copy(source.from, staged(source.to))
-      }
-      yield* fs.copyFile(entry.file, staged("server.mjs"))
-      for (const worker of entry.workers) yield* fs.copyFile(worker, staged(path.basename(worker)))
-      const pkg = { name: "loupe-model", private: true, type: "module", main: "server.mjs", dependencies }
-      yield* fs.writeFileString(staged("package.json"), JSON.stringify(pkg, null, 2) + "\n")
-      yield* fs.writeFileString(staged("Dockerfile"), dockerfile(port, functionId))
-      yield* fs.writeFileString(staged(".dockerignore"), "node_modules\nkeys\n*.log\n")
-      yield* fs.writeFileString(staged("README.md"), readme(functionId, port))
-      yield* fs.remove(target, { recursive: true, force: true })
-      yield* fs.rename(staging, target)
-      return yield* listFiles(fs, target)
-    }).pipe(Effect.mapError((cause) => failed(target, `Cannot write the Docker context ${target}: ${cause.message}`, cause)))
-    const files = yield* Effect.onError(build, () => Effect.ignore(fs.remove(staging, { recursive: true, force: true })))
+    const build = (staging: string) => {
+      const staged = (name: string) => path.join(staging, name)
+      return Effect.gen(function*() {
+        yield* fs.makeDirectory(staged("models"), { recursive: true })
+        yield* fs.makeDirectory(staged("cache/models"), { recursive: true })
+        yield* fs.copy(bundleDir, staged("bundle"))
+        for (const { source } of backbones) {
+          yield* fs.makeDirectory(path.dirname(staged(source.to)), { recursive: true })
+          yield* fs.copy(source.from, staged(source.to))
+        }
+        yield* fs.copyFile(entry.file, staged("server.mjs"))
+        for (const worker of entry.workers) yield* fs.copyFile(worker, staged(path.basename(worker)))
+        const pkg = { name: "loupe-model", private: true, type: "module", main: "server.mjs", dependencies }
+        yield* fs.writeFileString(staged("package.json"), JSON.stringify(pkg, null, 2) + "\n")
+        yield* fs.writeFileString(staged("Dockerfile"), dockerfile(port, functionId))
+        yield* fs.writeFileString(staged(".dockerignore"), "node_modules\nkeys\n*.log\n")
+        yield* fs.writeFileString(staged("README.md"), readme(functionId, port))
+      }).pipe(Effect.mapError((cause) => failed(target, `Cannot write the Docker context ${target}: ${cause.message}`, cause)))
+    }
+    // Replaces only an earlier Docker context, never a folder holding anything else.
+    yield* OutputFolder.write(target, KIND, build).pipe(
+      Effect.mapError((e) => (e._tag === "CoreError" ? failed(e.file ?? target, e.message, e) : e))
+    )
+    const files = yield* listFiles(fs, target).pipe(
+      Effect.mapError((cause) => failed(target, `Cannot list the Docker context ${target}: ${cause.message}`, cause))
+    )
     return { dir: target, files, backbones: backbones.map((b) => b.id), dependencies }
   })

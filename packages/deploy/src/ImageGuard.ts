@@ -1,25 +1,27 @@
 /**
- * Checks on untrusted image bytes that run before anything decodes them: the format is sniffed from the magic
- * bytes (JPEG, PNG, GIF and WebP are accepted; SVG, TIFF, HEIF and the rest are not), and the dimensions are read
- * from the header, so an image whose pixel count is over the limit (a decompression bomb: a small file that
- * decodes to gigabytes) is rejected without being decoded. GIF frames are walked so that no frame may be larger
- * than the limit either.
+ * Checks on untrusted image bytes that run before anything decodes them, as the server's typed errors: the format is
+ * sniffed from the magic bytes (JPEG, PNG, GIF and WebP are accepted; SVG, TIFF, HEIF and the rest are not), and the
+ * dimensions are read from the header, so an image whose pixel count is over the limit (a decompression bomb: a
+ * small file that decodes to gigabytes) is rejected without being decoded. GIF frames are walked so that no frame
+ * may be larger than the limit either. The checks themselves are `ImageCheck` of `@loupe/core`, shared with the
+ * command line, so both refuse the same images.
  *
  * Also here: data URIs (`data:image/jpeg;base64,...`), decoded only after their size is known to be under the
  * limit, and the content-type check between a declared media type and the sniffed format.
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
+import { ImageCheck } from "@loupe/core"
+import { Effect, Either } from "effect"
 import { DeployError } from "./DeployError.js"
 
 /**
- * The image formats accepted: JPEG, PNG, GIF and WebP.
+ * The image formats accepted: JPEG, PNG, GIF and WebP (`ImageCheck.ImageFormat` of `@loupe/core`).
  *
  * @since 0.1.0
  * @category models
  */
-export type ImageFormat = "jpeg" | "png" | "gif" | "webp"
+export type ImageFormat = ImageCheck.ImageFormat
 
 /**
  * What `inspect` read from an image's header: its format, the matching MIME type (`image/jpeg`, ...), and its
@@ -28,12 +30,7 @@ export type ImageFormat = "jpeg" | "png" | "gif" | "webp"
  * @since 0.1.0
  * @category models
  */
-export interface ImageInfo {
-  readonly format: ImageFormat
-  readonly mimeType: string
-  readonly width: number
-  readonly height: number
-}
+export type ImageInfo = ImageCheck.ImageInfo
 
 /**
  * The size limits an untrusted image must meet before it is decoded.
@@ -41,34 +38,16 @@ export interface ImageInfo {
  * @since 0.1.0
  * @category models
  */
-export interface ImageLimits {
-  /** Largest encoded image, in bytes. */
-  readonly maxBytes: number
-  /** Largest width x height (of the image, and of every GIF frame). */
-  readonly maxPixels: number
-}
+export type ImageLimits = ImageCheck.ImageLimits
 
 /**
  * The default limits: 16 MiB encoded and 40 megapixels, enough for any camera photo and far below a
- * decompression bomb.
+ * decompression bomb. The command line reads files with the same limits.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const defaultLimits: ImageLimits = { maxBytes: 16 * 1024 * 1024, maxPixels: 40_000_000 }
-
-const mimeTypes: Readonly<Record<ImageFormat, string>> = {
-  jpeg: "image/jpeg",
-  png: "image/png",
-  gif: "image/gif",
-  webp: "image/webp"
-}
-
-const startsWith = (bytes: Uint8Array, at: number, ascii: string): boolean => {
-  if (bytes.length < at + ascii.length) return false
-  for (let i = 0; i < ascii.length; i++) if (bytes[at + i] !== ascii.charCodeAt(i)) return false
-  return true
-}
+export const defaultLimits: ImageLimits = ImageCheck.defaultLimits
 
 /**
  * The format the magic bytes announce, or `undefined` for anything else (SVG, TIFF, HEIF, text, ...). Only the
@@ -77,177 +56,39 @@ const startsWith = (bytes: Uint8Array, at: number, ascii: string): boolean => {
  * @since 0.1.0
  * @category checks
  */
-export const sniff = (bytes: Uint8Array): ImageFormat | undefined => {
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return "jpeg"
-  if (startsWith(bytes, 0, "\x89PNG\r\n\x1a\n")) return "png"
-  if (startsWith(bytes, 0, "GIF87a") || startsWith(bytes, 0, "GIF89a")) return "gif"
-  if (startsWith(bytes, 0, "RIFF") && startsWith(bytes, 8, "WEBP")) return "webp"
-  return undefined
-}
+export const sniff: (bytes: Uint8Array) => ImageFormat | undefined = ImageCheck.sniff
 
-/** What the bytes look like when they are not an accepted image, for error messages. */
-const describeOther = (bytes: Uint8Array): string => {
-  const head = new TextDecoder("latin1").decode(bytes.subarray(0, 256)).trimStart().toLowerCase()
-  if (head.startsWith("<svg") || (head.startsWith("<?xml") && head.includes("<svg"))) return "an SVG image"
-  if (startsWith(bytes, 0, "II*\0") || startsWith(bytes, 0, "MM\0*")) return "a TIFF image"
-  if (startsWith(bytes, 4, "ftyp")) return "an ISO media file (HEIF/AVIF/MP4)"
-  if (startsWith(bytes, 0, "BM")) return "a BMP image"
-  if (startsWith(bytes, 0, "%PDF")) return "a PDF document"
-  if (head.startsWith("<")) return "markup (HTML or XML)"
-  if (head.startsWith("{") || head.startsWith("[")) return "JSON"
-  return "not a JPEG, PNG, GIF or WebP image"
-}
-
-type Dimensions = { readonly width: number; readonly height: number } | string
-
-const u16be = (b: Uint8Array, i: number) => (b[i]! << 8) | b[i + 1]!
-const u16le = (b: Uint8Array, i: number) => b[i]! | (b[i + 1]! << 8)
-const u24le = (b: Uint8Array, i: number) => b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16)
-const u32be = (b: Uint8Array, i: number) => ((b[i]! << 24) >>> 0) + (b[i + 1]! << 16) + (b[i + 2]! << 8) + b[i + 3]!
-
-/** Start-of-frame markers (baseline, extended, progressive, lossless; Huffman and arithmetic coded). */
-const jpegFrameMarkers = new Set([0xc0, 0xc1, 0xc2, 0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf])
-
-const jpegSize = (b: Uint8Array): Dimensions => {
-  let p = 2
-  while (p + 4 <= b.length) {
-    if (b[p] !== 0xff) return `JPEG marker expected at byte ${p}`
-    const marker = b[p + 1]!
-    if (marker === 0xff) {
-      p++ // fill byte
-      continue
-    }
-    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
-      p += 2 // markers without a length
-      continue
-    }
-    if (marker === 0xd9 || marker === 0xda) return "the JPEG has no frame header before its image data"
-    const length = u16be(b, p + 2)
-    if (length < 2) return `JPEG segment at byte ${p} has length ${length}`
-    if (jpegFrameMarkers.has(marker)) {
-      if (p + 9 > b.length) break
-      const height = u16be(b, p + 5)
-      const width = u16be(b, p + 7)
-      if (height === 0 || width === 0) return "the JPEG frame header gives a zero dimension"
-      return { width, height }
-    }
-    p += 2 + length
-  }
-  return "the JPEG ends before its frame header"
-}
-
-const pngSize = (b: Uint8Array): Dimensions => {
-  if (b.length < 24 || !startsWith(b, 12, "IHDR")) return "the PNG does not start with an IHDR chunk"
-  const width = u32be(b, 16)
-  const height = u32be(b, 20)
-  if (width === 0 || height === 0) return "the PNG header gives a zero dimension"
-  return { width, height }
-}
-
-/** The GIF's logical screen, and the largest frame, walking the blocks without decompressing them. */
-const gifSize = (b: Uint8Array, maxPixels: number): Dimensions => {
-  if (b.length < 13) return "the GIF ends inside its header"
-  const width = u16le(b, 6)
-  const height = u16le(b, 8)
-  if (width === 0 || height === 0) return "the GIF header gives a zero dimension"
-  const flags = b[10]!
-  let p = 13 + (flags & 0x80 ? 3 * 2 ** ((flags & 0x07) + 1) : 0)
-  const skipSubBlocks = () => {
-    while (p < b.length) {
-      const size = b[p]!
-      p += 1 + size
-      if (size === 0) return true
-    }
-    return false
-  }
-  while (p < b.length) {
-    const block = b[p]!
-    if (block === 0x3b) break // trailer
-    if (block === 0x21) {
-      p += 2
-      if (!skipSubBlocks()) break
-    } else if (block === 0x2c) {
-      if (p + 10 > b.length) break
-      const fw = u16le(b, p + 5)
-      const fh = u16le(b, p + 7)
-      if (fw * fh > maxPixels) return { width: fw, height: fh }
-      const local = b[p + 9]!
-      p += 10 + (local & 0x80 ? 3 * 2 ** ((local & 0x07) + 1) : 0) + 1
-      if (!skipSubBlocks()) break
-    } else {
-      return `unexpected GIF block 0x${block.toString(16)} at byte ${p}`
-    }
-  }
-  return { width, height }
-}
-
-const webpSize = (b: Uint8Array): Dimensions => {
-  if (startsWith(b, 12, "VP8X")) {
-    if (b.length < 30) return "the WebP ends inside its VP8X header"
-    return { width: u24le(b, 24) + 1, height: u24le(b, 27) + 1 }
-  }
-  if (startsWith(b, 12, "VP8L")) {
-    if (b.length < 25 || b[20] !== 0x2f) return "the WebP lossless header is malformed"
-    const bits = b[21]! | (b[22]! << 8) | (b[23]! << 16) | (b[24]! << 24)
-    return { width: (bits & 0x3fff) + 1, height: ((bits >>> 14) & 0x3fff) + 1 }
-  }
-  if (startsWith(b, 12, "VP8 ")) {
-    if (b.length < 30 || b[23] !== 0x9d || b[24] !== 0x01 || b[25] !== 0x2a) return "the WebP lossy header is malformed"
-    const width = u16le(b, 26) & 0x3fff
-    const height = u16le(b, 28) & 0x3fff
-    if (width === 0 || height === 0) return "the WebP header gives a zero dimension"
-    return { width, height }
-  }
-  return "the WebP has no VP8, VP8L or VP8X chunk"
+/** The server's reason for each of the image check's problems. */
+const reasons: Readonly<Record<ImageCheck.ImageProblem["kind"], DeployError["reason"]>> = {
+  Empty: "InvalidImage",
+  TooManyBytes: "BodyTooLarge",
+  UnsupportedFormat: "UnsupportedMediaType",
+  Malformed: "InvalidImage",
+  TooManyPixels: "ImageTooLarge"
 }
 
 /**
- * Read an image's format and dimensions from its header and check them against `limits`. Nothing is decoded.
- * `field` names the input in errors (`data`, `file`).
+ * Read an image's format and dimensions from its header and check them against `limits` (`ImageCheck.check` of
+ * `@loupe/core`, which the command line runs too). Nothing is decoded. `field` names the input in errors (`data`,
+ * `file`).
  *
  * @since 0.1.0
  * @category checks
  */
 export const inspect = (bytes: Uint8Array, limits: ImageLimits, field: string): Effect.Effect<ImageInfo, DeployError> =>
-  Effect.suspend(() => {
-    if (bytes.byteLength === 0) {
-      return Effect.fail(new DeployError({ reason: "InvalidImage", field, message: `${field}: the image is empty` }))
-    }
-    if (bytes.byteLength > limits.maxBytes) {
-      return Effect.fail(new DeployError({
-        reason: "BodyTooLarge",
-        field,
-        message: `${field}: the image has ${bytes.byteLength} bytes; the limit is ${limits.maxBytes}`
-      }))
-    }
-    const format = sniff(bytes)
-    if (format === undefined) {
-      return Effect.fail(new DeployError({
-        reason: "UnsupportedMediaType",
-        field,
-        message: `${field}: ${describeOther(bytes)}; send a JPEG, PNG, GIF or WebP image`
-      }))
-    }
-    const size = format === "jpeg"
-      ? jpegSize(bytes)
-      : format === "png"
-      ? pngSize(bytes)
-      : format === "gif"
-      ? gifSize(bytes, limits.maxPixels)
-      : webpSize(bytes)
-    if (typeof size === "string") {
-      return Effect.fail(new DeployError({ reason: "InvalidImage", field, message: `${field}: ${size}` }))
-    }
-    if (size.width * size.height > limits.maxPixels) {
-      return Effect.fail(new DeployError({
-        reason: "ImageTooLarge",
-        field,
-        message: `${field}: the ${format.toUpperCase()} is ${size.width}x${size.height} ` +
-          `(${size.width * size.height} pixels); the limit is ${limits.maxPixels} pixels`
-      }))
-    }
-    return Effect.succeed({ format, mimeType: mimeTypes[format], width: size.width, height: size.height })
-  })
+  Effect.suspend(() =>
+    Either.match(ImageCheck.check(bytes, limits), {
+      onRight: Effect.succeed,
+      onLeft: (problem) =>
+        Effect.fail(
+          new DeployError({
+            reason: reasons[problem.kind],
+            field,
+            message: `${field}: ${problem.message}${problem.kind === "UnsupportedFormat" ? "; send a JPEG, PNG, GIF or WebP image" : ""}`
+          })
+        )
+    })
+  )
 
 /** The image format a media type names (`image/jpg` is taken for `image/jpeg`), `undefined` for others. */
 const formatOfMediaType = (mediaType: string): ImageFormat | undefined => {

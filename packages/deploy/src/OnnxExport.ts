@@ -40,13 +40,22 @@ import { mirrorTensor, session, syntheticInputs } from "./internal/ExportCheck.j
 import { freeName, mirrorNodes, poolingNodes } from "./internal/ExportGraph.js"
 
 /**
+ * The `format` of `model.json`, and the kind of output an ONNX export is (see `OutputFolder` in `@loupe/core`): an
+ * export replaces an earlier ONNX export, and nothing else.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const FORMAT = "loupe-onnx"
+
+/**
  * What `model.json` says beside `model.onnx`.
  *
  * @since 0.1.0
  * @category models
  */
 export interface OnnxManifest {
-  readonly format: "loupe-onnx"
+  readonly format: typeof FORMAT
   readonly formatVersion: 1
   readonly labels: ReadonlyArray<string>
   readonly input: {
@@ -299,7 +308,7 @@ export const build = (
     }
 
     const manifest: OnnxManifest = {
-      format: "loupe-onnx",
+      format: FORMAT,
       formatVersion: 1,
       labels,
       input: { name: IMAGE, shape: [BATCH, ...inputDims(1).slice(1)], preprocess: spec },
@@ -316,7 +325,8 @@ export const build = (
   }))
 
 /**
- * Export a bundle directory as `model.onnx` + `model.json` in `outDir` (written atomically).
+ * Export a bundle directory as `model.onnx` + `model.json` in `outDir` (written atomically). `outDir` must be
+ * missing, empty or an earlier ONNX export; anything else fails with `ExportFailed` naming it, untouched.
  *
  * @since 0.1.0
  * @category exports
@@ -343,7 +353,7 @@ export const exportBundle = (
     yield* Bundle.writeDirectoryAtomic(outDir, {
       "model.onnx": model,
       "model.json": JSON.stringify(manifest, null, 2) + "\n"
-    }).pipe(
+    }, FORMAT).pipe(
       Effect.mapError((e) => new DeployError({ reason: "ExportFailed", file: path.resolve(outDir), message: e.message, cause: e }))
     )
     return manifest

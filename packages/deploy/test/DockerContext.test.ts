@@ -33,8 +33,10 @@ describe("DockerContext", () => {
   it("holds the Dockerfile, the entry, the bundle, the exact weights and pinned native packages", () => {
     expect(info.files).toEqual([
       ".dockerignore",
+      ".loupe-output.json",
       "Dockerfile",
       "README.md",
+      "bundle/.loupe-output.json",
       "bundle/head.json",
       "bundle/manifest.json",
       "models/mobilenetv2-12-int8-onnx/mobilenetv2-12-int8-embedding.onnx",
@@ -143,6 +145,30 @@ describe("DockerContext", () => {
     expect(Object.keys(multiInfo.dependencies).sort()).toEqual(
       ["@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm", "onnxruntime-node", "sharp"]
     )
+  })
+
+  it("writes only over an earlier context: a folder of unrelated files or a bundle is refused, untouched", async () => {
+    const mine = path.join(work, "mine")
+    fs.mkdirSync(mine)
+    fs.writeFileSync(path.join(mine, "Dockerfile"), "FROM my-own-image\n")
+    for (const target of [mine, bundle]) {
+      const before = fs.readdirSync(target).sort().map((f) => [f, fs.readFileSync(path.join(target, f), "utf8")])
+      const error = await run(Effect.flip(DockerContext.write(bundle, target, serverEntry())))
+      expect(error).toMatchObject({ _tag: "DeployError", reason: "ExportFailed", file: target })
+      expect(fs.readdirSync(target).sort().map((f) => [f, fs.readFileSync(path.join(target, f), "utf8")])).toEqual(before)
+    }
+    // The context the serving test ran in holds its keys/ folder now: that is the user's, so it is not replaced.
+    expect(fs.existsSync(path.join(context, "keys"))).toBe(true)
+    const keys = await run(Effect.flip(DockerContext.write(bundle, context, serverEntry())))
+    expect(keys.message).toMatch(/holds keys, which Loupe did not write there/)
+    expect(fs.existsSync(path.join(context, "keys"))).toBe(true)
+    // An earlier context holding only what Loupe wrote is replaced, with nothing left beside it.
+    const second = path.join(work, "second")
+    await run(DockerContext.write(bundle, second, serverEntry(), { port: 8080 }))
+    const again = await run(DockerContext.write(bundle, second, serverEntry(), { port: 9090 }))
+    expect(again.files).toEqual(info.files)
+    expect(fs.readFileSync(path.join(second, "Dockerfile"), "utf8")).toContain("EXPOSE 9090")
+    expect(fs.readdirSync(work).filter((e) => e.startsWith("second."))).toEqual([])
   })
 
   it("refuses a bundle whose backbone the image cannot run, naming it", async () => {

@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, ParseResult, Schema } from "effect"
+import { Effect, ParseResult, Schema, SchemaAST } from "effect"
 import { LoupeConfig, Registry } from "@loupe/core"
 import { Download } from "@loupe/backbones"
 import type * as AutoML from "./AutoML.js"
@@ -294,11 +294,34 @@ export const named = (name: string, available: ReadonlyArray<Preset> = presets):
     )
 }
 
-/** The dotted path of the first problem in a parse error (`backbones.tagz`), for the error's `field`. */
-const firstPath = (error: ParseResult.ParseError): string => {
-  const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
-  return issue && issue.path.length > 0 ? issue.path.join(".") : "overrides"
+/** The first unexpected key in a parse issue: its path, and the keys the object holding it accepts. */
+const unexpectedKey = (
+  issue: ParseResult.ParseIssue,
+  at: ReadonlyArray<PropertyKey> = [],
+  accepted: ReadonlyArray<string> = []
+): { readonly path: ReadonlyArray<PropertyKey>; readonly accepted: ReadonlyArray<string> } | undefined => {
+  switch (issue._tag) {
+    case "Unexpected":
+      return { path: at, accepted }
+    case "Pointer":
+      return unexpectedKey(issue.issue, [...at, ...(Array.isArray(issue.path) ? issue.path : [issue.path])], accepted)
+    case "Refinement":
+    case "Transformation":
+      return unexpectedKey(issue.issue, at, accepted)
+    case "Composite": {
+      const keys = SchemaAST.isTypeLiteral(issue.ast) ? issue.ast.propertySignatures.map((p) => String(p.name)) : accepted
+      for (const child of Array.isArray(issue.issues) ? issue.issues : [issue.issues]) {
+        const found = unexpectedKey(child, at, keys)
+        if (found !== undefined) return found
+      }
+      return undefined
+    }
+    default:
+      return undefined
+  }
 }
+
+const overrideKeys = Object.keys(Overrides.fields).join(", ")
 
 /** `backbones` given as a list of ids is `backbones.ids`. */
 const idsListed = (overrides: unknown): unknown => {
@@ -307,16 +330,33 @@ const idsListed = (overrides: unknown): unknown => {
   return Array.isArray(backbones) ? { ...overrides, backbones: { ids: backbones } } : overrides
 }
 
-/** Validate user overrides; an unknown or ill-typed key fails with `InvalidOptions` naming it. */
+/**
+ * Validate user overrides; an unknown or ill-typed key fails with `InvalidOptions` naming it, in one line: an unknown
+ * key with the keys accepted where it stands, an ill-typed one with what was expected (never the whole schema).
+ */
 const decodeOverrides = (overrides: unknown): Effect.Effect<Overrides, FunctionsError> =>
   Schema.decodeUnknown(Overrides, { onExcessProperty: "error", errors: "all" })(idsListed(overrides ?? {})).pipe(
     Effect.mapError((error) => {
-      const field = firstPath(error)
-      return new FunctionsError({
-        reason: "InvalidOptions",
-        field,
-        message: `Invalid preset override "${field}": ${ParseResult.TreeFormatter.formatErrorSync(error)}`
-      })
+      const unexpected = unexpectedKey(error.issue)
+      if (unexpected !== undefined) {
+        const field = unexpected.path.join(".")
+        const parent = unexpected.path.slice(0, -1).join(".")
+        return new FunctionsError({
+          reason: "InvalidOptions",
+          field,
+          message: `Unknown preset override "${field}"; accepted keys${parent === "" ? "" : ` of "${parent}"`}: ${unexpected.accepted.join(", ")}`
+        })
+      }
+      const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
+      if (issue === undefined || issue.path.length === 0) {
+        return new FunctionsError({
+          reason: "InvalidOptions",
+          field: "overrides",
+          message: `Preset overrides must be an object of settings; accepted keys: ${overrideKeys}`
+        })
+      }
+      const field = issue.path.join(".")
+      return new FunctionsError({ reason: "InvalidOptions", field, message: `Invalid preset override "${field}": ${issue.message}` })
     })
   )
 

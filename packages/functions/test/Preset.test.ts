@@ -115,6 +115,25 @@ describe("Preset", () => {
       expect(unknownPreset.message).toContain("fast, balanced, best")
     }))
 
+  it.effect("an override error is one line: the key, and the keys accepted there, never the whole schema", () =>
+    Effect.gen(function*() {
+      const top = failure(yield* Effect.exit(Preset.resolve("fast", { foldz: 3 })))
+      expect(top.message).toBe(`Unknown preset override "foldz"; accepted keys: ${Object.keys(Preset.Overrides.fields).join(", ")}`)
+      expect(top.message).toContain("backbones, heads, folds, strategy")
+      const nested = failure(yield* Effect.exit(Preset.resolve("fast", { backbones: { tagz: ["clip"] } })))
+      expect(nested.message).toMatch(/^Unknown preset override "backbones.tagz"; accepted keys of "backbones": tags, max, (\w+, )*ids$/)
+      const inUnion = failure(yield* Effect.exit(Preset.resolve("best", { fineTune: { epochz: 1 } })))
+      expect(inUnion.message).toBe(`Unknown preset override "fineTune.epochz"; accepted keys of "fineTune": trainableLayers, epochs`)
+      const badType = failure(yield* Effect.exit(Preset.resolve("fast", { folds: 1 })))
+      expect(badType.message).toBe(`Invalid preset override "folds": Expected a number greater than or equal to 2, actual 1`)
+      const notObject = failure(yield* Effect.exit(Preset.resolve("fast", [1])))
+      expect(notObject).toMatchObject({ field: "overrides" })
+      for (const e of [top, nested, inUnion, badType, notObject]) {
+        expect(e.message).not.toContain("\n")
+        expect(e.message).not.toContain("readonly")
+      }
+    }))
+
   it.effect("backbones are chosen by tags: a user plugin tagged `fast` joins `fast`", () =>
     Effect.gen(function*() {
       const fast = yield* Preset.resolve("fast", { backbones: { max: 5 } })

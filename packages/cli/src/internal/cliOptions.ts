@@ -23,7 +23,10 @@ export const json = Flag.boolean("json", "Print one JSON object on stdout instea
 export const offline = Flag.boolean("offline", "Never reach the network: no hub probe, no download (as LOUPE_OFFLINE=1)")
 
 /** `--overwrite`, for the commands that write an `--out` folder (see `OutputFolder`). */
-export const overwrite = Flag.boolean("overwrite", "Replace the --out folder if it already holds something")
+export const overwrite = Flag.boolean(
+  "overwrite",
+  "Replace an earlier Loupe output of the same kind at --out (a folder holding anything else is never replaced)"
+)
 
 /** `--preset <name>`, defaulting to `fallback`. */
 export const preset = (fallback: string) =>

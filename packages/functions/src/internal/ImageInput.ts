@@ -6,8 +6,8 @@
  * @internal
  */
 import { FileSystem } from "@effect/platform"
-import { Effect } from "effect"
-import { Preprocess } from "@loupe/core"
+import { Effect, Either } from "effect"
+import { ImageCheck, Preprocess } from "@loupe/core"
 import { UrlFetch } from "@loupe/deploy"
 import { fileURLToPath } from "node:url"
 import { FunctionsError } from "../FunctionsError.js"
@@ -26,6 +26,8 @@ export interface ReadOptions {
   readonly allowPrivateUrls?: UrlFetch.AddressPolicy | undefined
   /** Largest image accepted, in bytes. Default 32 MiB. */
   readonly maxBytes?: number | undefined
+  /** Largest width x height accepted (read from the header, before decoding). Default `ImageCheck.defaultLimits`'. */
+  readonly maxPixels?: number | undefined
   /** Timeout of a URL fetch, redirects included. Default 10 s (`UrlFetch`'s). */
   readonly fetchTimeoutMs?: number | undefined
 }
@@ -82,7 +84,10 @@ const fromUrl = (url: URL, field: string, options: ReadOptions): Effect.Effect<U
   }
 }
 
-/** The bytes behind `data`, without decoding them. */
+/**
+ * The bytes behind `data`, without decoding them, checked as the server and the command line check images
+ * (`ImageCheck`: format from the magic bytes, size and pixel count from the header).
+ */
 export const readBytes = (
   data: unknown,
   field: string,
@@ -104,12 +109,13 @@ export const readBytes = (
       ? Effect.fail(invalid(field, "the path is empty"))
       : fromFile(data, field)
     : Effect.fail(invalid(field, "expected a file path, image bytes, a data URI or a URL"))
-  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES
-  return Effect.filterOrFail(
-    bytes,
-    (b) => b.byteLength > 0 && b.byteLength <= maxBytes,
-    (b) => invalid(field, b.byteLength === 0 ? "the image is empty" : `${b.byteLength} bytes is over the ${maxBytes}-byte limit`)
-  )
+  const limits = { maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES, maxPixels: options.maxPixels ?? ImageCheck.defaultLimits.maxPixels }
+  return Effect.flatMap(bytes, (b) =>
+    Either.match(ImageCheck.check(b, limits), {
+      onRight: () => Effect.succeed(b),
+      onLeft: (problem) =>
+        Effect.fail(invalid(field, problem.kind === "UnsupportedFormat" ? `${problem.message}; send a JPEG, PNG, GIF or WebP image` : problem.message))
+    }))
 }
 
 /** A tiny decode target: enough for sharp to decode the whole image, cheap thanks to shrink-on-load. */
