@@ -19,7 +19,7 @@ import { duration, escape, fixed, percent } from "./internal/Format.js"
 import { css } from "./internal/HtmlStyle.js"
 import * as Leaderboard from "./internal/Leaderboard.js"
 import * as Thumbnail from "./internal/Thumbnail.js"
-import { writeText } from "./internal/WriteFile.js"
+import { htmlGeneratorTag, writeText } from "./internal/WriteFile.js"
 
 /**
  * Settings of `render` and `write`.
@@ -196,7 +196,7 @@ const page = (
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="Loupe">
+${htmlGeneratorTag}
 <title>${escape(input.title)}</title>
 <link rel="icon" href="data:,">
 <style>${css}</style>

@@ -14,7 +14,7 @@ import { escape, fixed, percent } from "./internal/Format.js"
 import { css } from "./internal/HtmlStyle.js"
 import { style, table } from "./internal/Text.js"
 import * as Thumbnail from "./internal/Thumbnail.js"
-import { writeText } from "./internal/WriteFile.js"
+import { htmlGeneratorTag, writeText } from "./internal/WriteFile.js"
 
 /**
  * Settings of `text`.
@@ -186,6 +186,7 @@ export const render: (insights: Insights, options: HtmlOptions) => Effect.Effect
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+${htmlGeneratorTag}
 <title>${escape(title)}</title>
 <link rel="icon" href="data:,">
 <style>${css}${extraCss}</style>

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Effect } from "effect"
-import { mkdtemp, readFile, rm } from "node:fs/promises"
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import sharp from "sharp"
@@ -175,6 +175,35 @@ describe("HtmlReport", () => {
       const blocked = path.join(file, "report.html")
       const error = yield* Effect.flip(HtmlReport.write(input, blocked))
       expect(error).toMatchObject({ _tag: "MetricsError", reason: "Io", file: blocked })
+      yield* Effect.promise(() => rm(dir, { recursive: true, force: true }))
+    }).pipe(Effect.provide(NodeFileSystem.layer), Effect.runPromise))
+
+  it("replaces only a report Loupe wrote: another file of that name is refused and kept", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.promise(() => mkdtemp(path.join(tmpdir(), "loupe-report-")))
+      const html = path.join(dir, "report.html")
+      const json = path.join(dir, "report.json")
+      yield* HtmlReport.write({ ...input, evaluations: [] }, html)
+      yield* JsonReport.write({ ...input, evaluations: [] }, json)
+      // Loupe's own reports are replaced in place.
+      yield* HtmlReport.write({ ...input, title: "second", evaluations: [] }, html)
+      yield* JsonReport.write({ ...input, title: "second", evaluations: [] }, json)
+      expect(yield* Effect.promise(() => readFile(html, "utf8"))).toContain("<title>second</title>")
+      expect(JSON.parse(yield* Effect.promise(() => readFile(json, "utf8"))).title).toBe("second")
+      // A user's files are not.
+      const notes = path.join(dir, "notes.html")
+      const data = path.join(dir, "data.json")
+      yield* Effect.promise(() => writeFile(notes, "<html><body>my notes</body></html>"))
+      yield* Effect.promise(() => writeFile(data, "{\"rows\": [1, 2, 3]}"))
+      for (const [file, write] of [[notes, HtmlReport.write], [data, JsonReport.write]] as const) {
+        const error = yield* Effect.flip(write({ ...input, evaluations: [] }, file))
+        expect(error).toMatchObject({ _tag: "MetricsError", reason: "Io", file })
+        expect(error.message).toContain("not a Loupe report")
+      }
+      expect(yield* Effect.promise(() => readFile(notes, "utf8"))).toBe("<html><body>my notes</body></html>")
+      expect(yield* Effect.promise(() => readFile(data, "utf8"))).toBe("{\"rows\": [1, 2, 3]}")
+      // No temporary file is left beside them.
+      expect((yield* Effect.promise(() => readdir(dir))).sort()).toEqual(["data.json", "notes.html", "report.html", "report.json"])
       yield* Effect.promise(() => rm(dir, { recursive: true, force: true }))
     }).pipe(Effect.provide(NodeFileSystem.layer), Effect.runPromise))
 })
