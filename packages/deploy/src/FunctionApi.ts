@@ -13,6 +13,8 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
 import { Context, Schema } from "effect"
 import type * as ApiKeys from "./ApiKeys.js"
+import * as ImagePayload from "./ImagePayload.js"
+import * as JsonPayload from "./internal/JsonPayload.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Errors
@@ -164,6 +166,18 @@ export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("@loup
   }
 }) {}
 
+/**
+ * On routes that take a body: a request whose `Content-Type` is not one the route documents (or that has none) is
+ * answered 415 naming `content-type` before anything reads the body, and a multipart form that cannot be read
+ * (malformed, or over its limits) 400 or 413 naming `body`.
+ *
+ * @since 0.2.0
+ * @category middleware
+ */
+export class ContentTypes extends HttpApiMiddleware.Tag<ContentTypes>()("@loupe/deploy/ContentTypes", {
+  failure: Schema.Union(UnsupportedMediaType, BadRequest, PayloadTooLarge)
+}) {}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Schemas
 
@@ -313,14 +327,12 @@ export type SampleView = typeof SampleView.Type
 
 /**
  * An image in a JSON body: a data URI (`data:image/jpeg;base64,...`), or an http(s) URL when the server
- * fetches URLs (`UrlFetch`).
+ * fetches URLs (`UrlFetch`). It decodes to the image checked by `ImageGuard` (see `ImagePayload`).
  *
  * @since 0.1.0
  * @category schemas
  */
-export const ImageData = Schema.String.annotations({
-  description: "The image as a data URI (`data:image/jpeg;base64,...`). URLs are refused unless the server fetches URLs."
-})
+export const ImageData = ImagePayload.FromDataString
 
 /**
  * The JSON body of `POST /v1/functions/{functionId}/samples`: the image, an optional annotation by label
@@ -345,10 +357,10 @@ export type CreateSample = typeof CreateSample.Type
 
 /** The multipart form of a sample upload: the image file as `data`, the annotation as `labelName`. */
 const SampleForm = HttpApiSchema.Multipart(Schema.Struct({
-  data: Schema.Unknown.annotations({ description: "The image file" }),
+  data: ImagePayload.FromFile,
   labelName: Schema.optional(Name),
   externalId: Schema.optional(Id)
-})).annotations({ identifier: "SampleForm" })
+})).annotations({ identifier: "SampleForm", parseOptions: { onExcessProperty: "error" } })
 
 /**
  * The body of `PUT .../samples/{sampleId}/annotation`: the label by name or by id.
@@ -387,12 +399,12 @@ export const InvokeRequest = Schema.Struct({
 export type InvokeRequest = typeof InvokeRequest.Type
 
 const InvokeForm = HttpApiSchema.Multipart(Schema.Struct({
-  data: Schema.Unknown.annotations({ description: "The image file" }),
+  data: ImagePayload.FromFile,
   externalId: Schema.optional(Id)
-})).annotations({ identifier: "InvokeForm" })
+})).annotations({ identifier: "InvokeForm", parseOptions: { onExcessProperty: "error" } })
 
-/** A raw image body (`Content-Type: image/jpeg`, `image/png`, `image/gif` or `image/webp`). */
-const RawImage = HttpApiSchema.Uint8Array({ contentType: "image/jpeg" })
+/** Raw image bodies: `Content-Type` `image/jpeg`, `image/png`, `image/gif`, `image/webp` or `application/octet-stream`. */
+const RawImages = ImagePayload.rawContentTypes.map(ImagePayload.FromBody)
 
 /**
  * One label's probability in an invoke result, in [0, 1].
@@ -575,7 +587,10 @@ export const HealthGroup = HttpApiGroup.make("health")
  * @category groups
  */
 export const FunctionsGroup = HttpApiGroup.make("functions")
-  .add(HttpApiEndpoint.post("create", "/v1/functions").setPayload(CreateFunction).addSuccess(FunctionView, { status: 201 }))
+  .add(HttpApiEndpoint.post("create", "/v1/functions")
+      .setPayload(JsonPayload.strict(CreateFunction))
+      .addSuccess(FunctionView, { status: 201 })
+      .middleware(ContentTypes))
   .add(HttpApiEndpoint.get("list", "/v1/functions").addSuccess(Schema.Array(FunctionView)))
   .add(HttpApiEndpoint.get("get")`/v1/functions/${functionId}`.addSuccess(FunctionDetail))
   .add(HttpApiEndpoint.del("delete")`/v1/functions/${functionId}`)
@@ -589,9 +604,10 @@ export const FunctionsGroup = HttpApiGroup.make("functions")
  */
 export const LabelsGroup = HttpApiGroup.make("labels")
   .add(
-    HttpApiEndpoint.post("create")`/v1/functions/${functionId}/labels`.setPayload(CreateLabel).addSuccess(LabelView, {
-      status: 201
-    })
+    HttpApiEndpoint.post("create")`/v1/functions/${functionId}/labels`
+      .setPayload(JsonPayload.strict(CreateLabel))
+      .addSuccess(LabelView, { status: 201 })
+      .middleware(ContentTypes)
   )
   .add(HttpApiEndpoint.get("list")`/v1/functions/${functionId}/labels`.addSuccess(Schema.Array(LabelView)))
   .middleware(Authorization)
@@ -606,16 +622,18 @@ export const LabelsGroup = HttpApiGroup.make("labels")
 export const SamplesGroup = HttpApiGroup.make("samples")
   .add(
     HttpApiEndpoint.post("create")`/v1/functions/${functionId}/samples`
-      .setPayload(Schema.Union(CreateSample, SampleForm))
+      .setPayload(Schema.Union(JsonPayload.strict(CreateSample), SampleForm))
       .addSuccess(SampleView, { status: 201 })
+      .middleware(ContentTypes)
   )
   .add(HttpApiEndpoint.get("list")`/v1/functions/${functionId}/samples`.setUrlParams(Paging).addSuccess(Schema.Array(SampleView)))
   .add(HttpApiEndpoint.get("get")`/v1/functions/${functionId}/samples/${sampleId}`.addSuccess(SampleView))
   .add(HttpApiEndpoint.del("delete")`/v1/functions/${functionId}/samples/${sampleId}`)
   .add(
     HttpApiEndpoint.put("annotate")`/v1/functions/${functionId}/samples/${sampleId}/annotation`
-      .setPayload(AnnotationInput)
+      .setPayload(JsonPayload.strict(AnnotationInput))
       .addSuccess(SampleView)
+      .middleware(ContentTypes)
   )
   .add(HttpApiEndpoint.del("unannotate")`/v1/functions/${functionId}/samples/${sampleId}/annotation`.addSuccess(SampleView))
   .middleware(Authorization)
@@ -631,8 +649,9 @@ export const InvokeGroup = HttpApiGroup.make("invoke")
   .add(
     HttpApiEndpoint.post("invoke")`/v1/functions/${functionId}/invoke`
       .setUrlParams(InvokeParams)
-      .setPayload(Schema.Union(InvokeRequest, InvokeForm, RawImage))
+      .setPayload(Schema.Union(JsonPayload.strict(InvokeRequest), InvokeForm, ...RawImages))
       .addSuccess(InvokeResult)
+      .middleware(ContentTypes)
   )
   .add(HttpApiEndpoint.get("metrics")`/v1/functions/${functionId}/metrics`.addSuccess(Metrics))
   .add(
