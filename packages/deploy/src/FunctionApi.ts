@@ -14,7 +14,7 @@ import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchem
 import { Context, Schema } from "effect"
 import type * as ApiKeys from "./ApiKeys.js"
 import * as ImagePayload from "./ImagePayload.js"
-import * as JsonPayload from "./internal/JsonPayload.js"
+import * as Payload from "./internal/Payload.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Errors
@@ -588,7 +588,7 @@ export const HealthGroup = HttpApiGroup.make("health")
  */
 export const FunctionsGroup = HttpApiGroup.make("functions")
   .add(HttpApiEndpoint.post("create", "/v1/functions")
-      .setPayload(JsonPayload.strict(CreateFunction))
+      .setPayload(Payload.strict(CreateFunction))
       .addSuccess(FunctionView, { status: 201 })
       .middleware(ContentTypes))
   .add(HttpApiEndpoint.get("list", "/v1/functions").addSuccess(Schema.Array(FunctionView)))
@@ -605,7 +605,7 @@ export const FunctionsGroup = HttpApiGroup.make("functions")
 export const LabelsGroup = HttpApiGroup.make("labels")
   .add(
     HttpApiEndpoint.post("create")`/v1/functions/${functionId}/labels`
-      .setPayload(JsonPayload.strict(CreateLabel))
+      .setPayload(Payload.strict(CreateLabel))
       .addSuccess(LabelView, { status: 201 })
       .middleware(ContentTypes)
   )
@@ -622,7 +622,7 @@ export const LabelsGroup = HttpApiGroup.make("labels")
 export const SamplesGroup = HttpApiGroup.make("samples")
   .add(
     HttpApiEndpoint.post("create")`/v1/functions/${functionId}/samples`
-      .setPayload(Schema.Union(JsonPayload.strict(CreateSample), SampleForm))
+      .setPayload(Schema.Union(Payload.strict(CreateSample), Payload.strict(SampleForm)))
       .addSuccess(SampleView, { status: 201 })
       .middleware(ContentTypes)
   )
@@ -631,7 +631,7 @@ export const SamplesGroup = HttpApiGroup.make("samples")
   .add(HttpApiEndpoint.del("delete")`/v1/functions/${functionId}/samples/${sampleId}`)
   .add(
     HttpApiEndpoint.put("annotate")`/v1/functions/${functionId}/samples/${sampleId}/annotation`
-      .setPayload(JsonPayload.strict(AnnotationInput))
+      .setPayload(Payload.strict(AnnotationInput))
       .addSuccess(SampleView)
       .middleware(ContentTypes)
   )
@@ -649,7 +649,7 @@ export const InvokeGroup = HttpApiGroup.make("invoke")
   .add(
     HttpApiEndpoint.post("invoke")`/v1/functions/${functionId}/invoke`
       .setUrlParams(InvokeParams)
-      .setPayload(Schema.Union(JsonPayload.strict(InvokeRequest), InvokeForm, ...RawImages))
+      .setPayload(Schema.Union(Payload.strict(InvokeRequest), Payload.strict(InvokeForm), ...RawImages.map(Payload.strict)))
       .addSuccess(InvokeResult)
       .middleware(ContentTypes)
   )

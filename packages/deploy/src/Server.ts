@@ -196,19 +196,18 @@ const lifecycleMiddleware = (lifecycle: Lifecycle, limits: BodyLimits, logReques
         "retry-after": "1"
       })
     }
+    const secured = (response: HttpServerResponse.HttpServerResponse) => {
+      const headers = HttpServerResponse.setHeaders(response, { "x-content-type-options": "nosniff", "cache-control": "no-store" })
+      return lifecycle.draining ? HttpServerResponse.setHeader(headers, "connection", "close") : headers
+    }
     const type = mediaType(request)
     const limit = isRawImage(type) ? limits.image : limits.body
     const declared = Number(request.headers["content-length"] ?? "0")
-    if (declared > limit) return tooLarge(`${declared} bytes is over the ${limit}-byte limit`)
-    lifecycle.inflight++
+    if (declared > limit) return secured(tooLarge(`${declared} bytes is over the ${limit}-byte limit`))
     yield* HttpApp.appendPreResponseHandler((_, response) =>
       Effect.sync(() => {
         if (response.status === 413) drain(NodeHttpServerRequest.toIncomingMessage(request))
-        const secured = HttpServerResponse.setHeaders(response, {
-          "x-content-type-options": "nosniff",
-          "cache-control": "no-store"
-        })
-        return lifecycle.draining ? HttpServerResponse.setHeader(secured, "connection", "close") : secured
+        return secured(response)
       }).pipe(
         Effect.tap((response) =>
           logRequests
@@ -217,6 +216,7 @@ const lifecycleMiddleware = (lifecycle: Lifecycle, limits: BodyLimits, logReques
         )
       )
     )
+    lifecycle.inflight++
     const limited = type === "multipart/form-data"
       ? Multipart.withLimits(app, {
         maxParts: Option.some(16),
@@ -228,6 +228,15 @@ const lifecycleMiddleware = (lifecycle: Lifecycle, limits: BodyLimits, logReques
     return yield* Effect.ensuring(limited, Effect.sync(() => lifecycle.inflight--))
   })
 
+const tooLargeForm = (cause: unknown) =>
+  new Api.PayloadTooLarge({
+    reason: "BodyTooLarge",
+    field: "body",
+    message: `body: the form is over its limits (${
+      (cause as { readonly limit?: unknown } | undefined)?.limit ?? "size"
+    }; at most 16 parts, 64 KiB per text field, the image limit per file and the body limit in all)`
+  })
+
 /** The API error for a failure to read the body (the platform reads it, and dies when it cannot). */
 const bodyError = (defect: unknown): Api.BadRequest | Api.PayloadTooLarge | undefined => {
   if (defect instanceof Multipart.MultipartError) {
@@ -235,13 +244,10 @@ const bodyError = (defect: unknown): Api.BadRequest | Api.PayloadTooLarge | unde
       case "Parse":
         return new Api.BadRequest({ reason: "InvalidRequest", field: "body", message: "body: not a valid multipart form" })
       case "InternalError":
-        return undefined
+        // A file over its size limit fails the temporary file's write: a refusal too, not the server's fault.
+        return (defect.cause as { readonly _tag?: unknown } | undefined)?._tag === "ReachedLimit" ? tooLargeForm(defect.cause) : undefined
       default:
-        return new Api.PayloadTooLarge({
-          reason: "BodyTooLarge",
-          field: "body",
-          message: `body: the form is over its limits (${defect.reason}: at most 16 parts, 64 KiB per text field, the image limit per file and the body limit in all)`
-        })
+        return tooLargeForm(defect.cause)
     }
   }
   if (typeof defect === "object" && defect !== null && (defect as { readonly _tag?: unknown })._tag === "RequestError") {

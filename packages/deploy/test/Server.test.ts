@@ -5,6 +5,7 @@ import { Effect, Exit, Layer, Scope } from "effect"
 import { ApiKeys, BundleBackend, FunctionBackend, Predictor, Server } from "@loupe/deploy"
 import * as fs from "node:fs"
 import * as http from "node:http"
+import * as net from "node:net"
 import * as path from "node:path"
 import * as zlib from "node:zlib"
 import { environment, fitBundle, photos, tempDir } from "./fixtures/shared.js"
@@ -270,6 +271,106 @@ describe("bad input", () => {
     }
     expect(got).toEqual(want)
     // And the server is still there.
+    expect((await invokeJson({ data: dataUri(cat) })).status).toBe(200)
+  })
+})
+
+describe("deep nesting", () => {
+  it("answers JSON nested 5,000 levels deep with 400 naming the problem on every JSON route, as it does 1,000 levels", async () => {
+    const nested = (levels: number) => "[".repeat(levels) + "]".repeat(levels)
+    const routes: Array<[string, string]> = [
+      ["POST", "/v1/functions"],
+      ["POST", `/v1/functions/${fn}/labels`],
+      ["POST", `/v1/functions/${fn}/samples`],
+      ["PUT", `/v1/functions/${fn}/samples/s1/annotation`],
+      ["POST", `/v1/functions/${fn}/invoke`]
+    ]
+    const got: Array<unknown> = []
+    for (const [method, route] of routes) {
+      for (const body of [nested(5_000), `{"name":${nested(5_000)}}`, `{"data":${nested(1_000)}}`]) {
+        const r = await call(route, { method, headers: { ...auth(), "content-type": "application/json" }, body })
+        got.push({ route, size: body.length > 9_000, status: r.status, reason: r.body.reason, field: r.body.field, message: r.body.message })
+      }
+    }
+    expect(got).toEqual(routes.flatMap(([, route]) =>
+      [true, true, false].map((size) => ({
+        route,
+        size,
+        status: 400,
+        reason: "InvalidRequest",
+        field: "body",
+        message: "body: the JSON nests deeper than 64 levels"
+      }))
+    ))
+    expect((await invokeJson({ data: dataUri(cat) })).status).toBe(200)
+  })
+})
+
+/**
+ * A client that sends `headers`, then up to 50 MB of body (as fast as the socket takes it, chunked or not) while it
+ * reads: what it got back, how much it had sent by then, and any socket error.
+ */
+const keepSending = (target: Running, head: string, chunked: boolean) =>
+  new Promise<{ response: string; sent: number; error: string | undefined }>((resolve) => {
+    const { hostname, port } = new URL(target.url)
+    const socket = net.connect(Number(port), hostname)
+    const piece = Buffer.alloc(64 * 1024, 0x41)
+    const frame = chunked ? Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from("\r\n")]) : piece
+    let response = ""
+    let sent = 0
+    let error: string | undefined
+    let answered = false
+    const pump = () => {
+      while (!answered && sent < 50 * 1024 * 1024) {
+        sent += piece.length
+        if (!socket.write(frame)) return socket.once("drain", pump)
+      }
+    }
+    socket.on("connect", () => {
+      socket.write(head)
+      pump()
+    })
+    socket.on("data", (data) => {
+      response += data.toString("latin1")
+      // The whole answer is in once its JSON body is.
+      if (!answered && response.includes("\r\n\r\n") && response.trimEnd().endsWith("}")) {
+        answered = true
+        socket.end()
+      }
+    })
+    socket.on("error", (e) => (error = (e as NodeJS.ErrnoException).code ?? e.message))
+    socket.on("close", () => resolve({ response, sent, error }))
+  })
+
+describe("oversized bodies", () => {
+  it("answers 413 to a client still sending 50 MB, raw, JSON, multipart, with a length or chunked", async () => {
+    const route = `/v1/functions/${fn}/invoke`
+    const types = ["image/jpeg", "application/json", "multipart/form-data; boundary=b"]
+    const got: Array<unknown> = []
+    for (const chunked of [false, true]) {
+      for (const type of types) {
+        const preamble = type.startsWith("multipart")
+          ? "--b\r\nContent-Disposition: form-data; name=\"data\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+          : ""
+        const head = `POST ${route} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: ${type}\r\n` +
+          (chunked ? "Transfer-Encoding: chunked\r\n\r\n" : `Content-Length: ${50 * 1024 * 1024}\r\n\r\n`) +
+          (chunked && preamble !== "" ? `${preamble.length.toString(16)}\r\n${preamble}\r\n` : preamble)
+        const { response, sent, error } = await keepSending(server, head, chunked)
+        const body = JSON.parse(response.slice(response.indexOf("{"), response.lastIndexOf("}") + 1))
+        got.push({ type, chunked, status: response.slice(0, 12), reason: body.reason, field: body.field, error, stoppedEarly: sent < 50 * 1024 * 1024 })
+      }
+    }
+    expect(got).toEqual([false, true].flatMap((chunked) =>
+      types.map((type) => ({
+        type,
+        chunked,
+        status: "HTTP/1.1 413",
+        reason: "BodyTooLarge",
+        field: "body",
+        error: undefined,
+        stoppedEarly: true
+      }))
+    ))
     expect((await invokeJson({ data: dataUri(cat) })).status).toBe(200)
   })
 })
