@@ -375,6 +375,32 @@ describe("oversized bodies", () => {
   })
 })
 
+describe("slow clients", () => {
+  it("cuts a request whose headers trickle in at the configured timeout, not at Node's 30 s check", async () => {
+    const slow = await serve({ requestTimeoutMs: 1_500 })
+    try {
+      const { hostname, port } = new URL(slow.url)
+      const started = Date.now()
+      const { answer, after } = await new Promise<{ answer: string; after: number }>((resolve) => {
+        const socket = net.connect(Number(port), hostname, () => socket.write(`GET /healthz HTTP/1.1\r\nHost: x\r\n`))
+        let answer = ""
+        const trickle = setInterval(() => socket.write("X-Slow: 1\r\n"), 200)
+        socket.on("data", (d) => (answer += d.toString("latin1")))
+        socket.on("error", () => {})
+        socket.on("close", () => {
+          clearInterval(trickle)
+          resolve({ answer, after: Date.now() - started })
+        })
+      })
+      expect(answer).toMatch(/^HTTP\/1\.1 408/)
+      expect(after).toBeGreaterThanOrEqual(1_400)
+      expect(after).toBeLessThan(3_000)
+    } finally {
+      await slow.close()
+    }
+  })
+})
+
 describe("URL fetching", () => {
   it("fetches http URLs only when enabled, from private addresses only when allowed, re-checking redirects and capping downloads", async () => {
     const origin = http.createServer((req, res) => {
