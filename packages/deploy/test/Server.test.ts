@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Exit, Layer, Scope } from "effect"
-import { ApiKeys, BundleBackend, FunctionBackend, Predictor, Server } from "@loupe/deploy"
+import { ApiKeys, BundleBackend, DeployError, FunctionBackend, Predictor, Server } from "@loupe/deploy"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as net from "node:net"
@@ -397,6 +397,202 @@ describe("slow clients", () => {
       expect(after).toBeLessThan(3_000)
     } finally {
       await slow.close()
+    }
+  })
+})
+
+describe("the OpenAPI document", () => {
+  type Schema = { readonly [key: string]: any }
+  let spec: any
+  const resolve = (schema: Schema): Schema => (schema.$ref ? spec.components.schemas[schema.$ref.split("/").pop()] : schema)
+  /** Where `value` departs from the document's JSON schema (the parts of JSON Schema the document uses). */
+  const problems = (schema: Schema, value: unknown, at = "$"): Array<string> => {
+    const s = resolve(schema)
+    if (s.anyOf) return s.anyOf.some((o: Schema) => problems(o, value, at).length === 0) ? [] : [`${at}: matches none of its anyOf`]
+    const is = (ok: boolean) => (ok ? [] : [`${at}: ${JSON.stringify(value)} is not ${s.type}${s.enum ? ` in ${s.enum}` : ""}`])
+    switch (s.type) {
+      case "null":
+        return is(value === null)
+      case "string":
+        return is(typeof value === "string" && (s.enum === undefined || s.enum.includes(value)))
+      case "number":
+        return is(typeof value === "number")
+      case "integer":
+        return is(Number.isInteger(value))
+      case "boolean":
+        return is(typeof value === "boolean")
+      case "array":
+        return Array.isArray(value) ? value.flatMap((v, i) => problems(s.items ?? {}, v, `${at}[${i}]`)) : is(false)
+      case "object": {
+        if (typeof value !== "object" || value === null || Array.isArray(value)) return is(false)
+        const properties: Record<string, Schema> = s.properties ?? {}
+        return [
+          ...(s.required ?? []).filter((k: string) => !(k in value)).map((k: string) => `${at}.${k}: missing`),
+          ...(s.additionalProperties === false ? Object.keys(value).filter((k) => !(k in properties)).map((k) => `${at}.${k}: not documented`) : []),
+          ...Object.entries(value).flatMap(([k, v]) => (properties[k] ? problems(properties[k]!, v, `${at}.${k}`) : []))
+        ]
+      }
+      default:
+        return []
+    }
+  }
+  /** Where an answer departs from what the document says `operation` answers with `status`. */
+  const conformance = (operation: any, status: number, body: unknown): Array<string> => {
+    const documented = operation.responses[String(status)]
+    if (documented === undefined) return [`status ${status} is not documented`]
+    const schema = documented.content?.["application/json"]?.schema
+    if (schema === undefined) return body === "" ? [] : [`status ${status} documents no body, got ${JSON.stringify(body)}`]
+    return problems(schema, body)
+  }
+  const operations = () =>
+    Object.entries(spec.paths as Record<string, Record<string, any>>).flatMap(([route, methods]) =>
+      Object.entries(methods).map(([method, operation]) => ({ route, method: method.toUpperCase(), operation }))
+    )
+  const fill = (route: string) => route.replace("{functionId}", fn).replace("{sampleId}", "sample_1")
+
+  // Small images of each documented raw type (the invoke route decodes them for real).
+  const png = () => {
+    const ihdr = Buffer.alloc(13)
+    ihdr.writeUInt32BE(8, 0)
+    ihdr.writeUInt32BE(8, 4)
+    ihdr[8] = 8
+    ihdr[9] = 2
+    const rows = Buffer.concat(Array.from({ length: 8 }, () => Buffer.concat([Buffer.from([0]), Buffer.alloc(24, 0x80)])))
+    return new Uint8Array(Buffer.concat([
+      Buffer.from("\x89PNG\r\n\x1a\n", "latin1"),
+      chunk("IHDR", ihdr),
+      chunk("IDAT", zlib.deflateSync(rows)),
+      chunk("IEND", Buffer.alloc(0))
+    ]))
+  }
+  const images: Record<string, Uint8Array> = {
+    "image/jpeg": cat,
+    "image/png": png(),
+    "image/gif": new Uint8Array(Buffer.from("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==", "base64")),
+    "image/webp": new Uint8Array(Buffer.from("UklGRiIAAABXRUJQVlA4IBYAAAAwAQCdASoBAAEADsD+JaQAA3AAAAAA", "base64")),
+    "application/octet-stream": dog
+  }
+  /** A valid body of `type` for the route, and the headers it goes with (fetch sets a form's boundary). */
+  const valid = (route: string, type: string): { body: Body | Uint8Array; headers: Record<string, string> } => {
+    if (type === "multipart/form-data") {
+      const form = new FormData()
+      form.append("data", new Blob([cat], { type: "image/jpeg" }), "cat.jpg")
+      if (route.endsWith("/samples")) form.append("labelName", "cats")
+      form.append("externalId", "ext-1")
+      return { body: form, headers: {} }
+    }
+    if (type !== "application/json") return { body: images[type]!, headers: { "content-type": type } }
+    const json = route.endsWith("/invoke")
+      ? { data: dataUri(cat), externalId: "ext-1" }
+      : route.endsWith("/samples")
+      ? { data: dataUri(cat), annotation: { labelName: "cats" }, externalId: "ext-1" }
+      : route.endsWith("/annotation")
+      ? { labelName: "cats" }
+      : { name: "birds" }
+    return { body: JSON.stringify(json), headers: { "content-type": type } }
+  }
+
+  beforeAll(async () => {
+    spec = (await call("/openapi.json")).body
+  })
+
+  it("takes every documented content type on every route that documents it, answering as documented", async () => {
+    const tried: Array<string> = []
+    const departures: Array<string> = []
+    for (const { route, method, operation } of operations()) {
+      for (const type of Object.keys(operation.requestBody?.content ?? {})) {
+        const { body, headers } = valid(route, type)
+        const r = await call(fill(route), { method, headers: { ...auth(), ...headers }, body })
+        tried.push(`${method} ${route} ${type}`)
+        // Accepted: decoded and handled (the bundle server is read-only, so changes answer 405 ReadOnly).
+        const accepted = (r.status >= 200 && r.status < 300) || (r.status === 405 && r.body.reason === "ReadOnly")
+        if (!accepted) departures.push(`${method} ${route} ${type}: ${r.status} ${JSON.stringify(r.body)}`)
+        departures.push(...conformance(operation, r.status, r.body).map((p) => `${method} ${route} ${type}: ${p}`))
+      }
+    }
+    expect(departures).toEqual([])
+    expect(tried).toHaveLength(12)
+    expect(tried).toContain(`POST /v1/functions/{functionId}/invoke image/webp`)
+  })
+
+  it("answers each documented error status somewhere, in the shape the document gives it", async () => {
+    // Failures a bundle cannot show, injected: no model yet (409) and a failing store (500).
+    const faulty = await start(Server.layer({ port: 0 }).pipe(
+      Layer.provide(Layer.effect(
+        FunctionBackend.FunctionBackend,
+        Effect.map(FunctionBackend.FunctionBackend, (b): FunctionBackend.FunctionBackendShape => ({
+          ...b,
+          metrics: () => Effect.fail(new DeployError.DeployError({ reason: "NotTrained", field: "functionId", message: "functionId: no model yet" })),
+          listCaptures: () => Effect.fail(new DeployError.DeployError({ reason: "Internal", message: "the store failed" }))
+        }))
+      ).pipe(Layer.provide(backend))),
+      Layer.provide(keys)
+    ))
+    const limited = await serve({ rateLimit: { perSecond: 1, burst: 1 } })
+    const draining = await serve()
+    const op = (method: string, route: string) => spec.paths[route][method.toLowerCase()]
+    const invoke = "/v1/functions/{functionId}/invoke"
+    const jsonType = { ...auth(), "content-type": "application/json" }
+    try {
+      const provoke: Record<number, () => Promise<{ method: string; route: string; status: number; body: any }>> = {
+        400: async () => ({ method: "POST", route: invoke, ...(await call(fill(invoke), { method: "POST", headers: jsonType, body: "{}" })) }),
+        401: async () => ({ method: "GET", route: "/v1/functions", ...(await call("/v1/functions")) }),
+        404: async () => ({ method: "GET", route: "/v1/functions/{functionId}", ...(await call("/v1/functions/nope", { headers: auth() })) }),
+        405: async () => ({ method: "POST", route: "/v1/functions", ...(await call("/v1/functions", { method: "POST", headers: jsonType, body: "{\"name\":\"x\"}" })) }),
+        409: async () => ({ method: "GET", route: "/v1/functions/{functionId}/metrics", ...(await call(`/v1/functions/${fn}/metrics`, { headers: auth(), target: faulty })) }),
+        413: async () => ({ method: "POST", route: invoke, ...(await call(fill(invoke), { method: "POST", headers: jsonType, body: JSON.stringify({ data: dataUri(new Uint8Array(3_000_000)) }) })) }),
+        415: async () => ({ method: "POST", route: invoke, ...(await call(fill(invoke), { method: "POST", headers: { ...auth(), "content-type": "text/plain" }, body: "cat" })) }),
+        429: async () => {
+          await call("/v1/functions", { headers: auth(), target: limited })
+          return { method: "GET", route: "/v1/functions", ...(await call("/v1/functions", { headers: auth(), target: limited })) }
+        },
+        500: async () => ({ method: "GET", route: "/v1/functions/{functionId}/captures", ...(await call(`/v1/functions/${fn}/captures`, { headers: auth(), target: faulty })) }),
+        // A request whose headers are still arriving when the server starts to shut down, while another one, its
+        // body still arriving, keeps the server draining.
+        503: async () => {
+          const { hostname, port } = new URL(draining.url)
+          const open = async () => {
+            const socket = net.connect(Number(port), hostname)
+            let text = ""
+            const closed = new Promise<string>((resolve) => {
+              socket.on("data", (d) => (text += d.toString("latin1")))
+              socket.on("close", () => resolve(text))
+              socket.on("error", () => {})
+            })
+            await new Promise((r) => socket.once("connect", r))
+            return { socket, closed }
+          }
+          const body = JSON.stringify({ data: dataUri(cat) })
+          const inFlight = await open()
+          inFlight.socket.write(
+            `POST ${fill(invoke)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`
+          )
+          const late = await open()
+          late.socket.write(`GET /v1/functions HTTP/1.1\r\nHost: x\r\n`)
+          await new Promise((r) => setTimeout(r, 200))
+          const closing = draining.close()
+          await new Promise((r) => setTimeout(r, 100))
+          late.socket.write(`Authorization: Bearer ${token}\r\n\r\n`)
+          await new Promise((r) => setTimeout(r, 200))
+          inFlight.socket.write(body.slice(100))
+          const answer = await late.closed
+          expect((await inFlight.closed).slice(0, 12)).toBe("HTTP/1.1 200")
+          await closing
+          const json = JSON.parse(answer.slice(answer.indexOf("{"), answer.lastIndexOf("}") + 1))
+          return { method: "GET", route: "/v1/functions", status: Number(answer.slice(9, 12)), body: json }
+        }
+      }
+      const documented = new Set(operations().flatMap(({ operation }) => Object.keys(operation.responses).map(Number).filter((s) => s >= 400)))
+      expect([...documented].sort()).toEqual(Object.keys(provoke).map(Number).sort())
+      const got: Array<unknown> = []
+      for (const status of documented) {
+        const r = await provoke[status]!()
+        got.push({ status: r.status, departures: conformance(op(r.method, r.route), r.status, r.body) })
+      }
+      expect(got).toEqual([...documented].map((status) => ({ status, departures: [] })))
+    } finally {
+      await faulty.close()
+      await limited.close()
     }
   })
 })
