@@ -1,5 +1,5 @@
 /**
- * `loupe function create|add|invoke|metrics|list`: the function API from the command line, on a store folder
+ * `loupe function create|add|invoke|metrics|list|labels|models|rollback`: the function API from the command line, on a store folder
  * (`--store`, default `$LOUPE_STORE_DIR` or `~/.local/share/loupe`).
  *
  * A command line process lives only as long as its command, so `add` waits for the retrain it causes (and any
@@ -14,7 +14,8 @@ import { Dataset } from "@loupe/core"
 import type { CoreError as _CoreError } from "@loupe/core"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Functions, Preset } from "@loupe/functions"
+import { Functions, FunctionsError, Preset } from "@loupe/functions"
+import type { Retrainer, Store } from "@loupe/functions"
 import * as Arg from "./internal/Arg.js"
 import { environment, json, modelsDir, overrides, parseOverrides, plugins, preset, presetsHelp } from "./internal/cliOptions.js"
 import * as DocumentedCommand from "./internal/DocumentedCommand.js"
@@ -67,8 +68,13 @@ export const metricsText = (m: Functions.FunctionMetrics): string => {
     `selected: ${JSON.stringify(m.selected)}`
   ]
   if (m.skipped.length > 0) lines.push(`skipped ${m.skipped.length} unreadable images`)
+  if (m.leftOutLabels.length > 0) lines.push(`left out: ${leftOutText(m.leftOutLabels)}`)
   return lines.join("\n")
 }
+
+/** Labels left out of training, with why, as text. */
+const leftOutText = (labels: Functions.FunctionStatus["leftOutLabels"]): string =>
+  labels.map((l) => `${l.name} (${l.reason})`).join(", ")
 
 /** A function's status, as one line. */
 export const statusText = (s: Functions.FunctionStatus): string => {
@@ -77,7 +83,9 @@ export const statusText = (s: Functions.FunctionStatus): string => {
     ? `model ${s.model.id}, CV accuracy ${percent(s.model.cvAccuracy)}${s.model.upToDate ? "" : " (data changed since)"}`
     : `not trained${s.trainError ? `: ${s.trainError}` : ""}`
   const training = s.training.phase === "idle" ? "" : `, ${s.training.phase}`
-  return `${s.id}\t${s.name}\t${s.preset}\t${samples}\t${model}${training}`
+  const heldBack = s.heldBack === null ? "" : `; newer model ${s.heldBack.id} held back: ${s.heldBack.reason}`
+  const leftOut = s.leftOutLabels.length === 0 ? "" : `\tleft out: ${leftOutText(s.leftOutLabels)}`
+  return `${s.id}\t${s.name}\t${s.preset}\t${samples}\t${model}${training}${heldBack}${leftOut}`
 }
 
 /** The samples `add` posts: folders are read as a folder per label; files get `--label`. */
@@ -180,16 +188,22 @@ const add = DocumentedCommand.make(
           { concurrency: 4 }
         )
         const good = checked.filter((c) => c !== undefined)
-        const ids = yield* functions.createSamples(
+        const added = yield* functions.createSamples(
           flags.functionId,
           good.map((c) => (c.label === undefined ? { data: c.data } : { data: c.data, label: c.label }))
         )
+        const ids = added.map((a) => a.sample.id)
+        // A photo the function already held took this run's label: say so, file by file.
+        const relabelled = added.flatMap((a, i) => (a.updated.includes("annotation") ? [{ file: good[i]!.file, label: good[i]!.label }] : []))
         for (const s of skipped) yield* Console.error(`skipped ${s.file}: ${s.reason}`)
+        for (const r of relabelled) yield* Console.error(`relabelled ${r.file}: the function already held this image; now ${r.label}`)
         const status = flags.noWait ? yield* functions.get(flags.functionId) : yield* functions.awaitTrained(flags.functionId)
         if (flags.json) {
-          yield* Console.log(JSON.stringify({ sampleIds: ids, skipped, status }))
+          yield* Console.log(JSON.stringify({ sampleIds: ids, skipped, relabelled, status }))
         } else {
-          yield* Console.log(`added ${ids.length} samples (${new Set(ids).size} distinct), skipped ${skipped.length}`)
+          yield* Console.log(
+            `added ${ids.length} samples (${new Set(ids).size} distinct, ${relabelled.length} relabelled), skipped ${skipped.length}`
+          )
           yield* Console.log(statusText(status))
         }
       })
@@ -265,12 +279,161 @@ const list = DocumentedCommand.make(
   )
 )
 
-/** `loupe function create|add|invoke|metrics|list`. */
+/** A function's model versions, newest first, as a table: which serves, and why a newer one was held back. */
+export const modelsText = (versions: ReadonlyArray<Store.ModelVersionRecord>): string => {
+  const rows = versions.map((v) => {
+    const cv = (v.metrics as Partial<Retrainer.ModelMetrics>).cv
+    const se = cv?.macroF1StandardError
+    return [
+      v.id,
+      v.createdAt,
+      String(v.sampleCount),
+      cv === undefined ? "-" : `${cv.macroF1.toFixed(3)}${se === undefined ? "" : ` ± ${se.toFixed(3)}`}`,
+      cv === undefined ? "-" : percent(cv.accuracy),
+      v.promoted ? "serving" : ""
+    ]
+  })
+  const notes = versions.flatMap((v) => (v.heldBack === null ? [] : [`${v.id} held back: ${v.heldBack}`]))
+  return [table([["model", "trained", "samples", "macro-F1 ± SE", "accuracy", ""], ...rows]), ...notes].join("\n")
+}
+
+const models = DocumentedCommand.make(
+  "models",
+  {
+    summary: "List a function's model versions: when each trained, on how many samples, its CV scores, which serves",
+    details: [
+      "Newest first. A version the promotion rule held back says why. A function keeps its newest `keepVersions` " +
+      "versions (an override, default 10) and the serving one."
+    ],
+    examples: ["loupe function models function_3fa94c0e21b7d5a86c10 --store ./store"]
+  },
+  { ...common, functionId },
+  (flags) =>
+    withFunctions(
+      flags,
+      quiet,
+      Effect.gen(function*() {
+        const versions = yield* (yield* Functions.Functions).models(flags.functionId)
+        yield* Console.log(flags.json ? JSON.stringify({ models: versions }) : modelsText(versions))
+      })
+    )
+)
+
+const rollback = DocumentedCommand.make(
+  "rollback",
+  {
+    summary: "Serve another model version: by default the one before the serving one, or --model ID",
+    details: [
+      "Takes effect from the next invocation on, in `loupe serve` processes on the same store too (no restart). " +
+      "`--model` may name any listed version, also a newer one the promotion rule held back. The next retrain is " +
+      "promoted by the function's rule as usual."
+    ],
+    examples: [
+      "loupe function rollback function_3fa94c0e21b7d5a86c10 --store ./store",
+      "loupe function rollback function_3fa94c0e21b7d5a86c10 --model model_1c9e0f5a7b3d2e48a6f0"
+    ]
+  },
+  {
+    ...common,
+    functionId,
+    model: pipe(Flag.text("model", "<model-id>", "The version to serve, as `loupe function models` lists it"), Flag.optional())
+  },
+  (flags) =>
+    withFunctions(
+      flags,
+      quiet,
+      Effect.gen(function*() {
+        const functions = yield* Functions.Functions
+        const target = yield* Option.match(flags.model, {
+          onSome: Effect.succeed,
+          onNone: () =>
+            Effect.flatMap(functions.models(flags.functionId), (versions) => {
+              const serving = versions.findIndex((v) => v.promoted)
+              const previous = serving < 0 ? undefined : versions[serving + 1]
+              return previous === undefined
+                ? Effect.fail(
+                  new FunctionsError.FunctionsError({
+                    reason: "NotFound",
+                    field: "--model",
+                    message: serving < 0
+                      ? `Function ${flags.functionId} has no serving model to roll back from`
+                      : `Function ${flags.functionId} has no version older than the serving one (${versions[serving]!.id}); name one with --model`
+                  })
+                )
+                : Effect.succeed(previous.id)
+            })
+        })
+        const promoted = yield* functions.rollback(flags.functionId, target)
+        yield* Console.log(flags.json ? JSON.stringify(promoted) : `serving ${promoted.id} (trained ${promoted.createdAt} on ${promoted.sampleCount} samples)`)
+      })
+    )
+)
+
+const labelsList = DocumentedCommand.make(
+  "list",
+  {
+    summary: "List a function's labels: id, name, annotated samples, and whether training leaves the label out",
+    examples: ["loupe function labels list function_3fa94c0e21b7d5a86c10 --store ./store"]
+  },
+  { ...common, functionId },
+  (flags) =>
+    withFunctions(
+      flags,
+      quiet,
+      Effect.gen(function*() {
+        const functions = yield* Functions.Functions
+        const status = yield* functions.get(flags.functionId)
+        const reasons = new Map(status.leftOutLabels.map((l) => [l.id, l.reason]))
+        const labels = status.labels.map((l) => ({ ...l, leftOut: reasons.get(l.id) ?? null }))
+        if (flags.json) return yield* Console.log(JSON.stringify({ labels }))
+        for (const l of labels) {
+          yield* Console.log(`${l.id}\t${l.name}\t${l.sampleCount}${l.leftOut === null ? "" : `\tleft out: ${l.leftOut}`}`)
+        }
+      })
+    )
+)
+
+const labelsRemove = DocumentedCommand.make(
+  "rm",
+  {
+    summary: "Delete a label; its samples are kept, unlabelled (a retrain follows when there were any)",
+    details: ["The label is given by id or by name. Its samples stay in the function without an annotation."],
+    examples: ["loupe function labels rm function_3fa94c0e21b7d5a86c10 birds --store ./store"]
+  },
+  { ...common, functionId, label: Arg.text("label", "The label's id or name, as `loupe function labels list` shows it") },
+  (flags) =>
+    withFunctions(
+      flags,
+      { debounce: 0 },
+      Effect.gen(function*() {
+        const functions = yield* Functions.Functions
+        const labels = yield* functions.listLabels(flags.functionId)
+        const label = labels.find((l) => l.id === flags.label) ?? labels.find((l) => l.name === flags.label)
+        const deleted = yield* functions.deleteLabel(flags.functionId, label?.id ?? flags.label)
+        // The retrain it causes finishes before the command exits (as with `add`).
+        const status = yield* functions.awaitTrained(flags.functionId)
+        if (flags.json) return yield* Console.log(JSON.stringify({ ...deleted, status }))
+        yield* Console.log(`deleted label ${deleted.label.name} (${deleted.label.id}); ${deleted.unannotatedSamples} samples are now unlabelled`)
+        yield* Console.log(statusText(status))
+      })
+    )
+)
+
+const labels = DocumentedCommand.group(
+  "labels",
+  {
+    summary: "List a function's labels, or delete one (its samples stay, unlabelled)",
+    examples: ["loupe function labels list function_3fa94c0e21b7d5a86c10 --store ./store"]
+  },
+  [labelsList, labelsRemove]
+)
+
+/** `loupe function create|add|invoke|metrics|list|labels|models|rollback`. */
 export const command = DocumentedCommand.group(
   "function",
   {
-    summary: "Classifiers that train themselves: create one, add samples, invoke it, read its metrics",
+    summary: "Classifiers that train themselves: create one, add samples, invoke it, read its metrics, steer its versions",
     examples: ["loupe function create pets --store ./store"]
   },
-  [create, add, invoke, metrics, list]
+  [create, add, invoke, metrics, list, labels, models, rollback]
 )

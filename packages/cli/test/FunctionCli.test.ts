@@ -76,5 +76,48 @@ describe("loupe function", () => {
     expect(metrics.status).toBe(0)
     expect(metrics.stdout).toContain("cross-validation (3 folds, 52 samples)")
     expect(metrics.stdout).toContain("confusion matrix")
+
+    // A label with one sample is left out, not blocking; `labels rm` deletes it and keeps its sample, unlabelled.
+    const bird = path.join(test, "cats/cat.4003.jpg")
+    expect(loupe(["function", "add", fn.id, bird, "--label", "birds", "--no-wait"], env).status).toBe(0)
+    const listed = loupe(["function", "labels", "list", fn.id, "--json"], env)
+    expect(listed.status, listed.stderr).toBe(0)
+    expect(JSON.parse(listed.stdout).labels.map((l: { name: string; leftOut: string | null }) => [l.name, l.leftOut !== null])).toEqual([
+      ["birds", true],
+      ["cats", false],
+      ["dogs", false]
+    ])
+    const removed = loupe(["function", "labels", "rm", fn.id, "birds", "--json"], env)
+    expect(removed.status, removed.stderr).toBe(0)
+    const deleted = JSON.parse(removed.stdout)
+    expect(deleted).toMatchObject({ label: { name: "birds" }, unannotatedSamples: 1, status: { leftOutLabels: [], trainError: null } })
+    expect(deleted.status.labels.map((l: { name: string }) => l.name)).toEqual(["cats", "dogs"])
+    const missing = loupe(["function", "labels", "rm", fn.id, "birds"], env)
+    expect(missing.status).not.toBe(0)
+    expect(missing.stderr).toContain("birds")
+  })
+
+  it("models lists the versions; rollback serves the previous one (or --model), and invoke follows at once", async () => {
+    const fn = JSON.parse(loupe(["function", "create", "Versions", "--preset", "fast", "--overrides", "{\"folds\": 3}", "--json"], env).stdout)
+    expect(loupe(["function", "add", fn.id, folder("v1", 40, 4)], env).status).toBe(0)
+    expect(loupe(["function", "add", fn.id, folder("v2", 44, 2)], env).status).toBe(0)
+    const listed = loupe(["function", "models", fn.id, "--json"], env)
+    expect(listed.status).toBe(0)
+    const [v2, v1] = JSON.parse(listed.stdout).models
+    expect([v2.promoted, v1.promoted]).toEqual([true, false])
+    expect([v2.sampleCount, v1.sampleCount]).toEqual([12, 8])
+
+    const cat = path.join(sharedDir, "datasets/cats-vs-dogs/test/cats/cat.4003.jpg")
+    const invoked = () => JSON.parse(loupe(["function", "invoke", fn.id, cat, "--json"], env).stdout).predictions[0].modelId
+    const rolledBack = loupe(["function", "rollback", fn.id], env)
+    expect(rolledBack.status).toBe(0)
+    expect(rolledBack.stdout).toContain(`serving ${v1.id}`)
+    expect(invoked()).toBe(v1.id)
+    // Nothing is older than v1: the error says so and names --model.
+    const none = loupe(["function", "rollback", fn.id], env)
+    expect(none.status).not.toBe(0)
+    expect(none.stderr).toContain("--model")
+    const forward = loupe(["function", "rollback", fn.id, "--model", v2.id, "--json"], env)
+    expect(JSON.parse(forward.stdout)).toMatchObject({ id: v2.id, promoted: true })
   })
 })

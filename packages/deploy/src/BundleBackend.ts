@@ -1,8 +1,8 @@
 /**
  * A read-only `FunctionBackend` over one model bundle: the bundle is served as a single function (its id from the
  * bundle's metadata, or given), so clients call the same `/v1/functions/:id/invoke` as on `loupe serve`. Listing,
- * reading and invoking work; routes that change data answer 405 (`ReadOnly`), and invocations are not captured
- * (there is no sample store). This is what the exported Docker image runs.
+ * reading and invoking work (the models route lists the one model, which promoting leaves serving); routes that
+ * change data answer 405 (`ReadOnly`), and invocations are not captured (there is no sample store). This is what the exported Docker image runs.
  *
  * @since 0.1.0
  */
@@ -32,12 +32,14 @@ export interface BundleBackendOptions {
 const BundleMetadata = Schema.Struct({
   functionId: Schema.optional(Schema.String),
   versionId: Schema.optional(Schema.String),
+  revision: Schema.optional(Schema.Number),
   name: Schema.optional(Schema.String),
   labels: Schema.optional(Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String }))),
   metrics: Schema.optional(Schema.Struct({
     preset: Schema.optional(Schema.Struct({ name: Schema.String })),
     sampleCount: Schema.optional(Schema.Number),
-    cv: Schema.optional(Api.Metrics.fields.cv)
+    leftOutLabels: Schema.optional(Api.Metrics.fields.leftOutLabels),
+    cv: Schema.optional(Schema.Struct({ ...Api.Metrics.fields.cv.fields, macroF1StandardError: Schema.optional(Schema.Number) }))
   }))
 })
 
@@ -58,6 +60,7 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
   const createdAt = manifest?.createdAt ?? new Date(0).toISOString()
   const labelIds = new Map(predictor.fitted.labels.map((name) => [name, metadata.labels?.find((l) => l.name === name)?.id ?? name]))
   const cv = metadata.metrics?.cv
+  const leftOutLabels = metadata.metrics?.leftOutLabels ?? []
   const info: Api.FunctionView = { id, name: options.name ?? metadata.name ?? id, preset: metadata.metrics?.preset?.name ?? "bundle", createdAt }
   const labels: ReadonlyArray<Api.LabelView> = predictor.fitted.labels.map((name) => ({
     id: labelIds.get(name)!,
@@ -65,6 +68,20 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
     description: null,
     metadata: null
   }))
+
+  const model: Api.ModelView = {
+    id: modelId,
+    createdAt,
+    sampleCount: metadata.metrics?.sampleCount ?? cv?.total ?? 0,
+    revision: metadata.revision ?? 0,
+    labels: predictor.fitted.labels,
+    preset: metadata.metrics?.preset?.name ?? null,
+    cv: cv === undefined
+      ? null
+      : { folds: cv.folds, accuracy: cv.accuracy, macroF1: cv.macroF1, macroF1StandardError: cv.macroF1StandardError ?? null, logLoss: cv.logLoss },
+    serving: true,
+    heldBack: null
+  }
 
   const known = (functionId: string) =>
     functionId === id
@@ -82,13 +99,16 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
           name: l.name,
           sampleCount: cv?.perClass.find((c) => c.labelName === l.name)?.support ?? 0
         })),
+        leftOutLabels,
         model: { id: modelId, createdAt, cvAccuracy: cv?.accuracy ?? null, upToDate: true },
         training: { phase: "idle", pending: false },
-        trainError: null
+        trainError: null,
+        heldBack: null
       }),
     deleteFunction: () => readOnly("delete functions"),
     createLabel: () => readOnly("create labels"),
     listLabels: (functionId) => Effect.as(known(functionId), labels),
+    deleteLabel: () => readOnly("delete labels"),
     createSample: () => readOnly("store samples"),
     listSamples: (functionId) => Effect.as(known(functionId), []),
     getSample: (functionId, sampleId) =>
@@ -112,10 +132,27 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
         known(functionId),
         cv === undefined
           ? Effect.fail(new DeployError({ reason: "NotFound", field: "metrics", message: `The model of ${id} carries no cross-validation metrics` }))
-          : Effect.succeed({ functionId: id, modelId, createdAt, upToDate: true, sampleCount: metadata.metrics?.sampleCount ?? cv.total, cv })
+          : Effect.succeed({
+            functionId: id,
+            modelId,
+            createdAt,
+            upToDate: true,
+            sampleCount: metadata.metrics?.sampleCount ?? cv.total,
+            leftOutLabels,
+            cv
+          })
       ),
     capture: () => Effect.succeed(null),
-    listCaptures: (functionId) => Effect.as(known(functionId), [])
+    listCaptures: (functionId) => Effect.as(known(functionId), []),
+    listModels: (functionId) => Effect.as(known(functionId), [model]),
+    // Its one model already serves; any other id is not here.
+    promoteModel: (functionId, id) =>
+      Effect.zipRight(
+        known(functionId),
+        id === modelId
+          ? Effect.succeed(model)
+          : Effect.fail(new DeployError({ reason: "NotFound", field: "modelId", message: `No model ${JSON.stringify(id)}; this server serves ${modelId}` }))
+      )
   }
 }
 

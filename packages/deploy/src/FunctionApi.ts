@@ -1,6 +1,7 @@
 /**
  * The HTTP API of Loupe functions, modelled on Nyckel's: functions, labels, samples (with their annotation),
- * invoke (with invoke capture), metrics, the review queue of captured invocations, and health probes. This module
+ * invoke (with invoke capture), metrics, the review queue of captured invocations, model versions (list and
+ * promote), and health probes. This module
  * is the contract only (schemas, errors, endpoints; `/openapi.json` is generated from it); `Server` implements it
  * over a `FunctionBackend`.
  *
@@ -206,9 +207,24 @@ export const FunctionView = Schema.Struct({
 export type FunctionView = typeof FunctionView.Type
 
 /**
- * One function in full: its labels with their annotated sample counts, the promoted model (with its
- * cross-validated accuracy, and whether it saw every current sample), the retraining state, and the last training
- * error, if any.
+ * A label that training leaves out, with its annotated sample count and why: a label needs at least 2 annotated
+ * samples to be trained on. The function trains on its other labels meanwhile.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const LeftOutLabel = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  sampleCount: Schema.Number,
+  reason: Schema.String
+}).annotations({ identifier: "LeftOutLabel" })
+
+/**
+ * One function in full: its labels with their annotated sample counts, the labels the next training leaves out
+ * (and why), the promoted model (with its cross-validated accuracy, and whether it saw every current sample), the
+ * retraining state, the last training error, if any (such as fewer than 2 labels with 2 samples each), and the newest
+ * model when the promotion rule held it back (with why).
  *
  * @since 0.1.0
  * @category schemas
@@ -216,6 +232,7 @@ export type FunctionView = typeof FunctionView.Type
 export const FunctionDetail = Schema.Struct({
   ...FunctionView.fields,
   labels: Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String, sampleCount: Schema.Number })),
+  leftOutLabels: Schema.Array(LeftOutLabel),
   model: Schema.NullOr(Schema.Struct({
     id: Schema.String,
     createdAt: Schema.String,
@@ -224,7 +241,9 @@ export const FunctionDetail = Schema.Struct({
     upToDate: Schema.Boolean
   })),
   training: Schema.Struct({ phase: Schema.String, pending: Schema.Boolean }),
-  trainError: Schema.NullOr(Schema.String)
+  trainError: Schema.NullOr(Schema.String),
+  /** The newest model when it does not serve because it was held back, and why (new in 0.2.0). */
+  heldBack: Schema.NullOr(Schema.Struct({ id: Schema.String, createdAt: Schema.String, reason: Schema.String }))
 }).annotations({ identifier: "FunctionDetail" })
 /**
  * One function in full.
@@ -273,6 +292,26 @@ export const LabelView = Schema.Struct({
  * @category schemas
  */
 export type LabelView = typeof LabelView.Type
+
+/**
+ * The answer to `DELETE /v1/functions/{functionId}/labels/{labelId}`: the deleted label, and how many samples it
+ * annotated. Those samples are kept, unlabelled.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const DeletedLabel = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  unannotatedSamples: Schema.Number
+}).annotations({ identifier: "DeletedLabel" })
+/**
+ * The answer to the label delete route.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export type DeletedLabel = typeof DeletedLabel.Type
 
 /**
  * The body of `POST /v1/functions/{functionId}/labels`: a name (1 to 200 characters), an optional
@@ -324,6 +363,27 @@ export const SampleView = Schema.Struct({
  * @category schemas
  */
 export type SampleView = typeof SampleView.Type
+
+/**
+ * The answer to `POST /v1/functions/{functionId}/samples`: the sample, and `updated`, the fields of an existing
+ * sample this post changed. Posting an image the function already holds returns that sample (its id, as Nyckel
+ * does); an `annotation` or `externalId` the post carries that differs from the sample's is applied, and named in
+ * `updated` (`["annotation"]`, `["externalId"]` or both). Empty for a new sample, or when nothing differed.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const CreatedSample = Schema.Struct({
+  ...SampleView.fields,
+  updated: Schema.Array(Schema.Literal("annotation", "externalId"))
+}).annotations({ identifier: "CreatedSample" })
+/**
+ * The answer to the sample create route.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export type CreatedSample = typeof CreatedSample.Type
 
 /**
  * An image in a JSON body: a data URI (`data:image/jpeg;base64,...`), or an http(s) URL when the server
@@ -448,7 +508,7 @@ export type InvokeResult = typeof InvokeResult.Type
 /**
  * The promoted model's cross-validated metrics: accuracy, macro F1, log loss, the confusion matrix (rows are
  * true labels, columns predicted, in `labels` order) and per-label precision, recall and F1, over `total`
- * out-of-fold predictions.
+ * out-of-fold predictions; and the function's labels the model was not trained on, with why (`leftOutLabels`).
  *
  * @since 0.1.0
  * @category schemas
@@ -459,6 +519,7 @@ export const Metrics = Schema.Struct({
   createdAt: Schema.String,
   upToDate: Schema.Boolean,
   sampleCount: Schema.Number,
+  leftOutLabels: Schema.Array(LeftOutLabel),
   cv: Schema.Struct({
     folds: Schema.Number,
     total: Schema.Number,
@@ -485,6 +546,39 @@ export const Metrics = Schema.Struct({
  * @category schemas
  */
 export type Metrics = typeof Metrics.Type
+
+/**
+ * A trained model version of a function: when it trained, on how many samples (and which data revision), its
+ * classes, its cross-validated scores (`macroF1StandardError` across folds, `null` for models trained before
+ * 0.2.0), whether it serves, and why it was held back when it does not (`null` otherwise).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const ModelView = Schema.Struct({
+  id: Schema.String,
+  createdAt: Schema.String,
+  sampleCount: Schema.Number,
+  revision: Schema.Number,
+  labels: Schema.Array(Schema.String),
+  preset: Schema.NullOr(Schema.String),
+  cv: Schema.NullOr(Schema.Struct({
+    folds: Schema.Number,
+    accuracy: Schema.Number,
+    macroF1: Schema.Number,
+    macroF1StandardError: Schema.NullOr(Schema.Number),
+    logLoss: Schema.Number
+  })),
+  serving: Schema.Boolean,
+  heldBack: Schema.NullOr(Schema.String)
+}).annotations({ identifier: "Model" })
+/**
+ * A trained model version of a function.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export type ModelView = typeof ModelView.Type
 
 /**
  * Why an invocation was captured for review (see `CapturePolicy`).
@@ -568,6 +662,7 @@ export type InvokeParams = typeof InvokeParams.Type
 
 const functionId = HttpApiSchema.param("functionId", Id)
 const sampleId = HttpApiSchema.param("sampleId", Id)
+const labelId = HttpApiSchema.param("labelId", Id)
 
 /**
  * `GET /healthz` (the process is up) and `GET /readyz` (it serves); no API key needed.
@@ -597,7 +692,7 @@ export const FunctionsGroup = HttpApiGroup.make("functions")
   .middleware(Authorization)
 
 /**
- * Create and list a function's labels.
+ * Create, list and delete a function's labels.
  *
  * @since 0.1.0
  * @category groups
@@ -610,6 +705,16 @@ export const LabelsGroup = HttpApiGroup.make("labels")
       .middleware(ContentTypes)
   )
   .add(HttpApiEndpoint.get("list")`/v1/functions/${functionId}/labels`.addSuccess(Schema.Array(LabelView)))
+  .add(
+    HttpApiEndpoint.del("delete")`/v1/functions/${functionId}/labels/${labelId}`
+      .addSuccess(DeletedLabel)
+      .addError(NotFound)
+      .annotate(
+        OpenApi.Description,
+        "Delete a label. Its samples are not deleted: they become unlabelled (annotate them again, or delete them), " +
+          "and a retrain follows when there were any. 404 for an unknown function or label."
+      )
+  )
   .middleware(Authorization)
 
 /**
@@ -623,8 +728,14 @@ export const SamplesGroup = HttpApiGroup.make("samples")
   .add(
     HttpApiEndpoint.post("create")`/v1/functions/${functionId}/samples`
       .setPayload(Schema.Union(Payload.strict(CreateSample), Payload.strict(SampleForm)))
-      .addSuccess(SampleView, { status: 201 })
+      .addSuccess(CreatedSample, { status: 201 })
       .middleware(ContentTypes)
+      .annotate(
+        OpenApi.Description,
+        "Add a sample (JSON or multipart). An image the function already holds is not added twice: the answer is " +
+          "the existing sample (its id), with this post's annotation and externalId applied where they differ, " +
+          "and `updated` naming what changed (e.g. `[\"annotation\"]`). A change to the training data schedules a retrain."
+      )
   )
   .add(HttpApiEndpoint.get("list")`/v1/functions/${functionId}/samples`.setUrlParams(Paging).addSuccess(Schema.Array(SampleView)))
   .add(HttpApiEndpoint.get("get")`/v1/functions/${functionId}/samples/${sampleId}`.addSuccess(SampleView))
@@ -662,6 +773,37 @@ export const InvokeGroup = HttpApiGroup.make("invoke")
   )
   .middleware(Authorization)
 
+const modelId = HttpApiSchema.param("modelId", Id)
+
+/**
+ * List a function's model versions and promote one (a rollback, or serving a version the promotion rule held back).
+ *
+ * @since 0.2.0
+ * @category groups
+ */
+export const ModelsGroup = HttpApiGroup.make("models")
+  .add(
+    HttpApiEndpoint.get("list")`/v1/functions/${functionId}/models`
+      .addSuccess(Schema.Array(ModelView))
+      .annotate(
+        OpenApi.Description,
+        "Every kept model version, newest first: when it trained, on how many samples, its cross-validated scores, " +
+          "whether it serves and, when it does not, why it was held back. A function keeps its newest `keepVersions` " +
+          "versions (an override, default 10) and the serving one."
+      )
+  )
+  .add(
+    HttpApiEndpoint.post("promote")`/v1/functions/${functionId}/models/${modelId}/promote`
+      .addSuccess(ModelView)
+      .annotate(
+        OpenApi.Description,
+        "Serve this version from the next invocation on, with no restart: a rollback to an earlier version, or a " +
+          "version the `if-not-worse` promotion rule held back. The next retrain is promoted by the function's rule " +
+          "as usual."
+      )
+  )
+  .middleware(Authorization)
+
 /**
  * The whole API.
  *
@@ -674,6 +816,7 @@ export class FunctionApi extends HttpApi.make("loupe")
   .add(LabelsGroup)
   .add(SamplesGroup)
   .add(InvokeGroup)
+  .add(ModelsGroup)
   .addError(BadRequest)
   .addError(NotFound)
   .addError(MethodNotAllowed)

@@ -88,8 +88,17 @@ export interface FunctionBackendShape {
   readonly deleteFunction: (functionId: string) => Effect.Effect<void, DeployError>
   readonly createLabel: (functionId: string, label: FunctionApi.CreateLabel) => Effect.Effect<FunctionApi.LabelView, DeployError>
   readonly listLabels: (functionId: string) => Effect.Effect<ReadonlyArray<FunctionApi.LabelView>, DeployError>
-  /** Add a sample; an image the function already holds returns the existing sample. */
-  readonly createSample: (functionId: string, sample: NewSample) => Effect.Effect<FunctionApi.SampleView, DeployError>
+  /**
+   * Delete a label (`NotFound` for an unknown one); its samples stay, unlabelled.
+   *
+   * @since 0.2.0
+   */
+  readonly deleteLabel: (functionId: string, labelId: string) => Effect.Effect<FunctionApi.DeletedLabel, DeployError>
+  /**
+   * Add a sample; an image the function already holds returns the existing sample, with the post's label and
+   * `externalId` applied where they differ and named in `updated` (0.2.0).
+   */
+  readonly createSample: (functionId: string, sample: NewSample) => Effect.Effect<FunctionApi.CreatedSample, DeployError>
   readonly listSamples: (
     functionId: string,
     paging: FunctionApi.Paging
@@ -115,6 +124,18 @@ export interface FunctionBackendShape {
     functionId: string,
     paging: FunctionApi.Paging
   ) => Effect.Effect<ReadonlyArray<FunctionApi.CaptureView>, DeployError>
+  /**
+   * The function's model versions, newest first.
+   *
+   * @since 0.2.0
+   */
+  readonly listModels: (functionId: string) => Effect.Effect<ReadonlyArray<FunctionApi.ModelView>, DeployError>
+  /**
+   * Serve `modelId` from the next invocation on; `NotFound` (field `modelId`) for a version the function does not have.
+   *
+   * @since 0.2.0
+   */
+  readonly promoteModel: (functionId: string, modelId: string) => Effect.Effect<FunctionApi.ModelView, DeployError>
 }
 
 /**

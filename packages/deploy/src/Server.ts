@@ -444,7 +444,8 @@ const handlers = (options: {
     Effect.map(FunctionBackend, (backend) =>
       h
         .handle("create", ({ path, payload }) => api(backend.createLabel(path.functionId, payload)))
-        .handle("list", ({ path }) => api(backend.listLabels(path.functionId)))))
+        .handle("list", ({ path }) => api(backend.listLabels(path.functionId)))
+        .handle("delete", ({ path }) => api(backend.deleteLabel(path.functionId, path.labelId)))))
 
   const Samples = HttpApiBuilder.group(Api.FunctionApi, "samples", (h) =>
     Effect.map(FunctionBackend, (backend) =>
@@ -506,7 +507,13 @@ const handlers = (options: {
         .handle("captures", ({ path, urlParams }) => api(backend.listCaptures(path.functionId, urlParams)))
     }))
 
-  return Layer.mergeAll(Health, Functions, Labels, Samples, Invoke)
+  const Models = HttpApiBuilder.group(Api.FunctionApi, "models", (h) =>
+    Effect.map(FunctionBackend, (backend) =>
+      h
+        .handle("list", ({ path }) => api(backend.listModels(path.functionId)))
+        .handle("promote", ({ path }) => api(backend.promoteModel(path.functionId, path.modelId)))))
+
+  return Layer.mergeAll(Health, Functions, Labels, Samples, Invoke, Models)
 }
 
 /**

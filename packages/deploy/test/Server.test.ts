@@ -136,7 +136,20 @@ describe("routes", () => {
     })
     expect(create.status).toBe(405)
     expect(create.body).toMatchObject({ _tag: "MethodNotAllowed", reason: "ReadOnly" })
+    expect(detail.leftOutLabels).toEqual([])
+    const deleteLabel = await call(`/v1/functions/${fn}/labels/cats`, { method: "DELETE", headers: auth() })
+    expect(deleteLabel).toMatchObject({ status: 405, body: { reason: "ReadOnly" } })
     expect((await call(`/v1/functions/${fn}/metrics`, { headers: auth() })).body).toMatchObject({ reason: "NotFound", field: "metrics" })
+  })
+
+  it("lists the bundle's one model, serving; promoting it leaves it serving, another id is 404", async () => {
+    const models = (await call(`/v1/functions/${fn}/models`, { headers: auth() })).body
+    const detail = (await call(`/v1/functions/${fn}`, { headers: auth() })).body
+    expect(models).toEqual([expect.objectContaining({ id: detail.model.id, labels: ["cats", "dogs"], serving: true, heldBack: null })])
+    expect(detail.heldBack).toBeNull()
+    const promote = (id: string) => call(`/v1/functions/${fn}/models/${id}/promote`, { method: "POST", headers: auth() })
+    expect(await promote(detail.model.id)).toMatchObject({ status: 200, body: { id: detail.model.id, serving: true } })
+    expect(await promote("model_other")).toMatchObject({ status: 404, body: { reason: "NotFound", field: "modelId" } })
   })
 })
 

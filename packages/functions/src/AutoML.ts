@@ -128,7 +128,24 @@ export interface LeaderboardRow {
  */
 export interface FitResult {
   readonly fitted: Pipeline.FittedPipeline
-  readonly cv: Classification.Evaluation & { readonly macroF1: number; readonly folds: number; readonly repeats: number }
+  readonly cv: Classification.Evaluation & {
+    readonly macroF1: number
+    readonly folds: number
+    readonly repeats: number
+    /**
+     * The selected candidate's macro-F1 on each fold alone (`CrossValidation.foldScores`), repeat by repeat.
+     *
+     * @since 0.2.0
+     */
+    readonly foldMacroF1: ReadonlyArray<number>
+    /**
+     * The standard error of macro-F1 across those folds (`CrossValidation.foldStandardError`): how much the estimate
+     * would move on other folds of the same data.
+     *
+     * @since 0.2.0
+     */
+    readonly macroF1StandardError: number
+  }
   readonly selected: Candidate
   /** The candidates scored on all training rows, ranked by the selection rule: the selected one first. */
   readonly leaderboard: ReadonlyArray<LeaderboardRow>
@@ -411,6 +428,7 @@ export const fit: (
     : (best.backboneId === combinedId(ids) ? embedded : embedded.filter((e) => e.id === best.backboneId))
       .map((e) => ({ backbone: e.backbone, options: {} }))
   const evaluation = yield* Classification.evaluate(y, best.proba, labels).pipe(Effect.mapError(failed))
+  const foldMacroF1 = CrossValidation.foldScores(best.folds.plan, best.folds.repeatProba, Int32Array.from(best.sampleRows, (i) => y[i]!), Search.macroF1)
   const extraBackbones = chosen.slice(1)
   return {
     fitted: {
@@ -422,7 +440,14 @@ export const fit: (
       ...(extraBackbones.length > 0 ? { extraBackbones } : {}),
       ...(mirror ? { mirror } : {})
     },
-    cv: { ...evaluation, macroF1: evaluation.macro.f1, folds: plan.k, repeats: plan.repeats },
+    cv: {
+      ...evaluation,
+      macroF1: evaluation.macro.f1,
+      folds: plan.k,
+      repeats: plan.repeats,
+      foldMacroF1,
+      macroF1StandardError: CrossValidation.foldStandardError(best.folds.plan, foldMacroF1)
+    },
     selected: candidateOf(best),
     leaderboard: search.leaderboard.filter((entry) => entry.rows === y.length).map(rowOf),
     earlierRungs: search.leaderboard.filter((entry) => entry.rows < y.length).sort((a, b) => a.order - b.order).map(rowOf),

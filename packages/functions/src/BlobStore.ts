@@ -5,17 +5,18 @@
  * cache).
  *
  * Keys are `/`-separated relative names (`images/<function>/<sha256>`, `bundles/<function>/<version>`); a key with
- * `..`, a leading `/` or an empty segment is rejected.
+ * `..`, a leading `/`, an empty segment or a segment named like the store's temporary files is rejected.
  *
  * @since 0.1.0
  */
 import { FileSystem } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
 import { plainBytes } from "./internal/Bytes.js"
+import * as PrivateFiles from "./internal/PrivateFiles.js"
 
 /**
  * The operations of a blob store. Every operation fails with `FunctionsError`: `InvalidInput` (field `key`) for a
@@ -60,20 +61,65 @@ const storeFailed = (key: string, what: string) => (cause: PlatformError) =>
 
 const notFound = (key: string) => new FunctionsError({ reason: "NotFound", file: key, message: `Blob store: no blob ${key}` })
 
+/**
+ * The name of a write in progress: the target's name, then `.tmp-<writer's pid>-<12 hex digits>`. No key may end
+ * like this, so the names matching it are the store's own temporary files and folders.
+ */
+const tempSuffix = () => `.tmp-${process.pid}-${randomBytes(6).toString("hex")}`
+const tempName = /\.tmp-(\d+)-[0-9a-f]{12}$/
+
 /** Check a key's shape; fails with `InvalidInput` naming it. */
 const validateKey = (key: string): Effect.Effect<string, FunctionsError> => {
   const segments = key.split("/")
-  return key.length > 0 && !key.startsWith("/") && segments.every((s) => s !== "" && s !== "." && s !== "..")
+  return key.length > 0 && !key.startsWith("/") &&
+      segments.every((s) => s !== "" && s !== "." && s !== ".." && !tempName.test(s))
     ? Effect.succeed(key)
     : Effect.fail(new FunctionsError({ reason: "InvalidInput", field: "key", message: `Invalid blob key ${JSON.stringify(key)}` }))
 }
 
-const tempSuffix = () => `.tmp-${process.pid}-${randomBytes(6).toString("hex")}`
+/** Past this age a temporary file is an orphan even if its pid names a live process (the pid was reused). */
+const orphanAgeMs = 24 * 60 * 60 * 1000
+
+/** Whether a process with this pid runs on this machine (one of another user's counts: EPERM). */
+const processAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/**
+ * Remove the temporary files and staging folders that writers killed mid-write (kill -9, a crash, power loss) left
+ * under `base`: names matching `tempName` whose writer process is gone, or that are older than `orphanAgeMs`. A live
+ * writer's are left alone, from this process or any other on the machine. Returns the paths removed.
+ */
+const removeOrphans = (fs: FileSystem.FileSystem, base: string) =>
+  Effect.gen(function*() {
+    const entries = yield* fs.readDirectory(base, { recursive: true })
+    const removed: Array<string> = []
+    for (const entry of entries.sort()) {
+      const match = tempName.exec(path.basename(entry))
+      // Inside a staging folder already removed.
+      if (match === null || removed.some((r) => entry.startsWith(r + path.sep))) continue
+      const file = path.join(base, entry)
+      const info = yield* Effect.option(fs.stat(file))
+      if (info._tag === "None") continue
+      const age = Date.now() - Option.getOrElse(info.value.mtime, () => new Date()).getTime()
+      if (processAlive(Number(match[1])) && age < orphanAgeMs) continue
+      yield* fs.remove(file, { recursive: true, force: true })
+      removed.push(entry)
+    }
+    return removed
+  })
 
 /**
  * A blob store on the filesystem, in the folder `root` (created when missing; relative to the working directory).
- * Writes go to a temporary file, are flushed to disk and renamed into place. Fails with `StoreFailed` when `root`
- * cannot be created.
+ * Writes go to a temporary file, are flushed to disk and renamed into place. Opening it removes the temporary files
+ * of writers that died mid-write (a process that is gone, or a file a day old), never those of a live writer on this
+ * machine; processes that share a store must run on one machine (and in one pid namespace). Blob files are 0600 and
+ * folders 0700, `root` included. Fails with `StoreFailed` when `root` cannot be created or cleaned.
  *
  * @since 0.1.0
  * @category constructors
@@ -84,7 +130,12 @@ export const makeFileSystem = (
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const base = path.resolve(root)
-    yield* fs.makeDirectory(base, { recursive: true }).pipe(Effect.mapError(storeFailed(base, "create")))
+    yield* PrivateFiles.makeFolder(fs, base).pipe(
+      Effect.zipRight(PrivateFiles.tighten(fs, base, PrivateFiles.folderMode)),
+      Effect.mapError(storeFailed(base, "create"))
+    )
+    const orphans = yield* removeOrphans(fs, base).pipe(Effect.mapError(storeFailed(base, "clean")))
+    if (orphans.length > 0) yield* Effect.logInfo(`Blob store: removed ${orphans.length} temporary files left by interrupted writes`)
     const resolve = (key: string) => Effect.map(validateKey(key), (k) => path.join(base, ...k.split("/")))
 
     // Write to a temporary name, flush to disk, then rename: a reader sees the old bytes or all the new ones.
@@ -92,8 +143,11 @@ export const makeFileSystem = (
       Effect.flatMap(resolve(key), (file) => {
         const tmp = file + tempSuffix()
         return Effect.gen(function*() {
-          yield* fs.makeDirectory(path.dirname(file), { recursive: true })
-          yield* Effect.scoped(Effect.flatMap(fs.open(tmp, { flag: "w" }), (handle) => Effect.zipRight(handle.writeAll(bytes), handle.sync)))
+          yield* PrivateFiles.makeFolder(fs, path.dirname(file))
+          yield* Effect.scoped(
+            Effect.flatMap(fs.open(tmp, { flag: "wx", mode: PrivateFiles.fileMode }), (handle) =>
+              Effect.zipRight(handle.writeAll(bytes), handle.sync))
+          )
           yield* fs.rename(tmp, file)
         }).pipe(
           Effect.onError(() => Effect.ignore(fs.remove(tmp, { force: true }))),
@@ -127,7 +181,7 @@ export const makeFileSystem = (
           return yield* new FunctionsError({ reason: "StoreFailed", file: prefix, message: `Blob store: ${prefix} already exists` })
         }
         const staging = target + tempSuffix()
-        yield* fs.makeDirectory(staging, { recursive: true }).pipe(Effect.mapError(storeFailed(prefix, "create")))
+        yield* PrivateFiles.makeFolder(fs, staging).pipe(Effect.mapError(storeFailed(prefix, "create")))
         const cleanup = Effect.ignore(fs.remove(staging, { recursive: true, force: true }))
         const result = yield* write(staging).pipe(Effect.onError(() => cleanup))
         yield* fs.rename(staging, target).pipe(Effect.mapError(storeFailed(prefix, "publish")), Effect.onError(() => cleanup))

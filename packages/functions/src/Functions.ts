@@ -1,8 +1,9 @@
 /**
  * The function API, after the Nyckel SDK: a function owns labels, samples and a model history behind one id. Post
- * samples and it trains by itself, in the background, once there are at least 2 labels and every label has at
- * least 2 annotated samples; `invoke` answers with the promoted model meanwhile, and with a typed `NotTrained`
- * error (saying what is missing) before the first model exists.
+ * samples and it trains by itself, in the background, once at least 2 labels have at least 2 annotated samples
+ * each; a label with fewer is left out of training (`FunctionStatus.leftOutLabels` says which, and why) rather than
+ * holding the others back. `invoke` answers with the promoted model meanwhile, and with a typed `NotTrained` error
+ * (saying what is missing) before the first model exists.
  *
  * ```ts
  * const functions = yield* Functions.Functions
@@ -13,7 +14,9 @@
  * ```
  *
  * Samples are deduplicated by content (sha256) within a function, and their bytes are kept in the `BlobStore`, so a
- * function never depends on the original files staying where they were.
+ * function never depends on the original files staying where they were. Posting an image the function already
+ * holds returns the existing sample, with the post's label and `externalId` applied (`createSamples` says which
+ * fields changed).
  *
  * @since 0.1.0
  */
@@ -26,6 +29,7 @@ import * as path from "node:path"
 import { FunctionsError, fromConfigError } from "./FunctionsError.js"
 import { BlobStore, layerFileSystem } from "./BlobStore.js"
 import * as ImageInput from "./internal/ImageInput.js"
+import * as Trainable from "./internal/Trainable.js"
 import * as Preset from "./Preset.js"
 import * as Retrainer from "./Retrainer.js"
 import { bundlesPrefix, imageKey, imagesPrefix, layerSqlite, Store } from "./Store.js"
@@ -95,14 +99,21 @@ export interface LabelStatus {
 }
 
 /**
- * What `get` and `awaitTrained` return: the function, its labels, its promoted model (with its cross-validated
- * accuracy, 0 to 1) and its training state.
+ * What `get` and `awaitTrained` return: the function, its labels, the labels training leaves out, its promoted model
+ * (with its cross-validated accuracy, 0 to 1) and its training state.
  *
  * @since 0.1.0
  * @category models
  */
 export interface FunctionStatus extends FunctionInfo {
   readonly labels: ReadonlyArray<LabelStatus>
+  /**
+   * Labels the next training run leaves out, with why (fewer than 2 annotated samples); the others train without
+   * them.
+   *
+   * @since 0.2.0
+   */
+  readonly leftOutLabels: ReadonlyArray<Retrainer.LeftOutLabel>
   /** The promoted model, or `null` before the first one. */
   readonly model: {
     readonly id: string
@@ -114,6 +125,13 @@ export interface FunctionStatus extends FunctionInfo {
   readonly training: Retrainer.TrainingStatus
   /** Why the last training run produced no model, or `null`. */
   readonly trainError: string | null
+  /**
+   * The newest model when it does not serve because it was held back (the `if-not-worse` promotion rule judged it
+   * worse, or a model of newer data was serving), with the reason; else `null`. `rollback` to it serves it anyway.
+   *
+   * @since 0.2.0
+   */
+  readonly heldBack: { readonly id: string; readonly createdAt: string; readonly reason: string } | null
 }
 
 /**
@@ -185,8 +203,8 @@ export interface InvokeResult {
 }
 
 /**
- * What `metrics` returns: the promoted model's cross-validated metrics (`Retrainer.ModelMetrics`), its id and
- * creation time, and whether it was trained on the current data.
+ * What `metrics` returns: the promoted model's cross-validated metrics (`Retrainer.ModelMetrics`, with the labels it
+ * left out), its id and creation time, and whether it was trained on the current data.
  *
  * @since 0.1.0
  * @category models
@@ -224,14 +242,24 @@ export interface FunctionsShape {
   ) => Effect.Effect<ReadonlyArray<StoreTypes.LabelRecord>, FunctionsError>
   readonly listLabels: (functionId: string) => Effect.Effect<ReadonlyArray<StoreTypes.LabelRecord>, FunctionsError>
   /**
-   * Add samples; returns their ids in input order. An image the function already holds returns the existing id.
-   * All or nothing: an unreadable image fails the call with `InvalidImage` naming `samples[i].data`, and nothing
-   * is added. A change to the training data schedules a retrain.
+   * Delete a label (`NotFound` naming `labelId` for an unknown one). Its samples are not deleted: they become
+   * unlabelled (re-annotate them, or delete them with `deleteSamples`). A retrain follows when there were any.
+   *
+   * @since 0.2.0
+   */
+  readonly deleteLabel: (functionId: string, labelId: string) => Effect.Effect<StoreTypes.DeletedLabel, FunctionsError>
+  /**
+   * Add samples; returns each one's sample, in input order (0.2.0: the sample, whether it is new, and what changed,
+   * where 0.1 returned ids). An image the function already holds returns the existing sample; the post's `label`
+   * and `externalId` are applied to it where they differ, and listed in `updated` (`options.updateExisting: false`
+   * leaves it unchanged). All or nothing: an unreadable image fails the call with `InvalidImage` naming
+   * `samples[i].data`, and nothing is added. A change to the training data schedules a retrain.
    */
   readonly createSamples: (
     functionId: string,
-    samples: ReadonlyArray<SampleInput>
-  ) => Effect.Effect<ReadonlyArray<string>, FunctionsError>
+    samples: ReadonlyArray<SampleInput>,
+    options?: StoreTypes.AddSamplesOptions
+  ) => Effect.Effect<ReadonlyArray<StoreTypes.AddedSample>, FunctionsError>
   readonly listSamples: (
     functionId: string,
     options?: { readonly limit?: number; readonly offset?: number }
@@ -248,9 +276,15 @@ export interface FunctionsShape {
   readonly invoke: (functionId: string, data: ImageData, options?: InvokeOptions) => Effect.Effect<InvokeResult, FunctionsError>
   /** The promoted model's cross-validated metrics; `NotTrained` before there is one. */
   readonly metrics: (functionId: string) => Effect.Effect<FunctionMetrics, FunctionsError>
-  /** The model history, newest first. */
+  /**
+   * The model history, newest first: each version with its metrics, sample count, creation time, whether it is the
+   * promoted (serving) one and why it was held back. Only the newest `keepVersions` (and the promoted one) are kept.
+   */
   readonly models: (functionId: string) => Effect.Effect<ReadonlyArray<StoreTypes.ModelVersionRecord>, FunctionsError>
-  /** Promote an earlier model version again. */
+  /**
+   * Promote any version of the history (an earlier one, or one the promotion rule held back): invocations answer with
+   * it from the next one on, in this process and in every server on the store.
+   */
   readonly rollback: (functionId: string, versionId: string) => Effect.Effect<StoreTypes.ModelVersionRecord, FunctionsError>
   /** Wait until no retrain is scheduled or running, then return the function's status. */
   readonly awaitTrained: (functionId: string) => Effect.Effect<FunctionStatus, FunctionsError>
@@ -320,9 +354,12 @@ export const make = (
         const fn = yield* store.getFunction(functionId)
         const counts = yield* store.labelCounts(functionId)
         const promoted = yield* store.promotedVersion(functionId)
+        const [newest] = yield* store.listModelVersions(functionId)
+        const labels = counts.map((c) => ({ id: c.label.id, name: c.label.name, sampleCount: c.count }))
         return {
           ...toInfo(fn),
-          labels: counts.map((c) => ({ id: c.label.id, name: c.label.name, sampleCount: c.count })),
+          labels,
+          leftOutLabels: Trainable.split(labels).leftOut,
           model: promoted
             ? {
               id: promoted.id,
@@ -332,7 +369,10 @@ export const make = (
             }
             : null,
           training: yield* retrainer.status(functionId),
-          trainError: fn.trainError
+          trainError: fn.trainError,
+          heldBack: newest !== undefined && !newest.promoted && newest.heldBack !== null
+            ? { id: newest.id, createdAt: newest.createdAt, reason: newest.heldBack }
+            : null
         } satisfies FunctionStatus
       })
 
@@ -340,15 +380,11 @@ export const make = (
     const notTrained = (functionId: string) =>
       Effect.gen(function*() {
         const s = yield* status(functionId)
-        const short = s.labels.filter((l) => l.sampleCount < 2)
+        const tooFew = Trainable.tooFewLabels(s.labels)
         const why = s.training.phase === "training"
           ? "training is in progress"
-          : s.labels.length < 2
-          ? `it has ${s.labels.length} label${s.labels.length === 1 ? "" : "s"}; training needs at least 2 labels ` +
-            "with at least 2 annotated samples each"
-          : short.length > 0
-          ? short.map((l) => `label "${l.name}" has ${l.sampleCount} annotated sample${l.sampleCount === 1 ? "" : "s"}`)
-            .join(", ") + "; every label needs at least 2"
+          : tooFew !== undefined
+          ? tooFew
           : s.trainError !== null
           ? `the last training run failed: ${s.trainError}`
           : "training has not finished yet"
@@ -377,7 +413,7 @@ export const make = (
         return yield* store.createLabels(functionId, checked)
       })
 
-    const createSamples: FunctionsShape["createSamples"] = (functionId, samples) =>
+    const createSamples: FunctionsShape["createSamples"] = (functionId, samples, options) =>
       Effect.gen(function*() {
         yield* store.getFunction(functionId)
         const checked = yield* Effect.forEach(samples, (sample, i) =>
@@ -412,12 +448,13 @@ export const make = (
                 contentHash: img.contentHash,
                 externalId: checked[i]!.externalId,
                 labelName: checked[i]!.label
-              }))
+              })),
+              options
             )
           })
         )
         yield* retrainer.schedule(functionId)
-        return added.map((a) => a.sample.id)
+        return added
       })
 
     const invoke: FunctionsShape["invoke"] = (functionId, data, options = {}) =>
@@ -458,8 +495,10 @@ export const make = (
         const fn = yield* store.getFunction(functionId)
         const promoted = yield* store.promotedVersion(functionId)
         if (promoted === undefined) return yield* Effect.flatMap(notTrained(functionId), Effect.fail)
+        const modelMetrics = promoted.metrics as Retrainer.ModelMetrics
         return {
-          ...(promoted.metrics as Retrainer.ModelMetrics),
+          ...modelMetrics,
+          leftOutLabels: modelMetrics.leftOutLabels ?? [],
           functionId,
           modelId: promoted.id,
           createdAt: promoted.createdAt,
@@ -483,6 +522,9 @@ export const make = (
         ).pipe(Effect.ensuring(Effect.sync(() => locks.delete(functionId)))),
       createLabels,
       listLabels: store.listLabels,
+      deleteLabel: (functionId, labelId) =>
+        Effect.tap(store.deleteLabel(functionId, labelId), (deleted) =>
+          deleted.unannotatedSamples > 0 ? retrainer.schedule(functionId) : Effect.void),
       createSamples,
       listSamples: (functionId, options) => store.listSamples(functionId, options),
       getSample: store.getSample,

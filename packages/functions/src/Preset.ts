@@ -87,7 +87,23 @@ export const Settings = Schema.Struct({
   ensembles: Schema.Boolean,
   /** Partial fine-tuning of the first backbone that allows it, as one more candidate; `false` is off. */
   fineTune: Schema.Union(Schema.Literal(false), FineTuneRecipe),
-  seed: Schema.Int
+  seed: Schema.Int,
+  /**
+   * Which retrained model serves: `always` the newest; `if-not-worse` keeps a retrain unserved (in the history, with
+   * the reason) when its cross-validated macro-F1 is below the serving model's by more than the standard error of
+   * their difference, `sqrt(se_new^2 + se_serving^2)`, each estimated across folds. Not a training setting: it
+   * decides what happens after training.
+   *
+   * @since 0.2.0
+   */
+  promote: Schema.Literal("always", "if-not-worse"),
+  /**
+   * How many model versions a function keeps: the newest `keepVersions`, and the serving one whatever its age. After
+   * each retrain, older versions are removed with their bundles (the folders Loupe wrote them to in the blob store).
+   *
+   * @since 0.2.0
+   */
+  keepVersions: PositiveInt
 })
 /**
  * Every setting, all present (see the `Settings` schema for each field's meaning).
@@ -120,7 +136,9 @@ export const Overrides = Schema.Struct({
   ensembles: Schema.optional(Settings.fields.ensembles),
   /** `false` turns fine-tuning off; `true` or a (partial) recipe turns it on, over the preset's recipe or `fineTuneRecipe`. */
   fineTune: Schema.optional(Schema.Union(Schema.partialWith(FineTuneRecipe, { exact: true }), Schema.Boolean)),
-  seed: Schema.optional(Settings.fields.seed)
+  seed: Schema.optional(Settings.fields.seed),
+  promote: Schema.optional(Settings.fields.promote),
+  keepVersions: Schema.optional(Settings.fields.keepVersions)
 })
 /**
  * Any subset of the settings, as a preset or a user sets them.
@@ -146,7 +164,9 @@ export interface Preset {
 
 /**
  * The base every preset starts from: offline backbones, every head, 5 folds, successive halving with a budget of
- * 2,000,000 rows scored, no mirror images, augmented views, ensembles or fine-tuning, seed 0.
+ * 2,000,000 rows scored, no mirror images, augmented views, ensembles or fine-tuning, seed 0; every retrain promoted
+ * (`promote: "always"`, as Nyckel does: new data is what the user asked the model to learn) and the last 10 versions
+ * kept.
  *
  * @since 0.1.0
  * @category presets
@@ -161,7 +181,9 @@ export const defaults: Settings = {
   augmentedViews: 0,
   ensembles: false,
   fineTune: false,
-  seed: 0
+  seed: 0,
+  promote: "always",
+  keepVersions: 10
 }
 
 /**
@@ -291,7 +313,9 @@ const merge = (base: Settings, layer: Overrides): Settings => ({
   augmentedViews: layer.augmentedViews ?? base.augmentedViews,
   ensembles: layer.ensembles ?? base.ensembles,
   fineTune: mergeFineTune(base.fineTune, layer.fineTune),
-  seed: layer.seed ?? base.seed
+  seed: layer.seed ?? base.seed,
+  promote: layer.promote ?? base.promote,
+  keepVersions: layer.keepVersions ?? base.keepVersions
 })
 
 /**

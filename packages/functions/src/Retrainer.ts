@@ -1,8 +1,10 @@
 /**
  * Background retraining and the models that serve. After a change to a function's training data, `schedule` wakes
  * the function's worker fiber; it waits for the changes to settle (the debounce), reads a snapshot of the data,
- * fits with AutoML, writes a bundle to a versioned folder of the blob store, and promotes it. One run at a time per
- * function; changes that arrive during a run schedule another.
+ * fits with AutoML, writes a bundle to a versioned folder of the blob store, and promotes it (under the function's
+ * `promote` rule: `if-not-worse` keeps a worse retrain unserved). Then it removes versions beyond the function's
+ * `keepVersions` (never the promoted one). One run at a time per function; changes that arrive during a run schedule
+ * another.
  *
  * Serving reads the promoted version from the store and keeps loaded models in memory by version id. A new model is
  * put in that cache before the store transaction that promotes it commits, so an invocation sees either the old
@@ -40,7 +42,9 @@ import { BlobStore } from "./BlobStore.js"
 import * as Candidates from "./internal/Candidates.js"
 import * as Ids from "./internal/Ids.js"
 import * as SharedBackbones from "./internal/SharedBackbones.js"
+import * as Trainable from "./internal/Trainable.js"
 import * as Preset from "./Preset.js"
+import * as PromotionRule from "./internal/PromotionRule.js"
 import { bundlesPrefix, imageKey, Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
 
@@ -91,6 +95,19 @@ export interface TrainingStatus {
 }
 
 /**
+ * A label a training run left out, with its annotated sample count and why (today: fewer than 2 annotated samples).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface LeftOutLabel {
+  readonly id: string
+  readonly name: string
+  readonly sampleCount: number
+  readonly reason: string
+}
+
+/**
  * Cross-validated facts about a model, stored with its version (`ModelVersionRecord.metrics`): its preset, the
  * out-of-fold accuracy, macro-F1 (0 to 1), log loss, confusion matrix and per-label scores, the selected candidate,
  * the top of the leaderboard, the samples skipped and the time spent, in milliseconds.
@@ -108,6 +125,15 @@ export interface ModelMetrics {
     readonly accuracy: number
     readonly macroF1: number
     readonly logLoss: number
+    /**
+     * Macro-F1 on each fold alone, and its standard error across folds (`AutoML.FitResult.cv`); absent on models
+     * trained before 0.2.0.
+     *
+     * @since 0.2.0
+     */
+    readonly foldMacroF1?: ReadonlyArray<number>
+    /** @since 0.2.0 */
+    readonly macroF1StandardError?: number
     readonly labels: ReadonlyArray<string>
     /** `confusionMatrix[t][p]`: samples of true label `t` predicted as `p`, out of fold. */
     readonly confusionMatrix: ReadonlyArray<ReadonlyArray<number>>
@@ -127,6 +153,13 @@ export interface ModelMetrics {
   readonly leaderboard: ReadonlyArray<unknown>
   /** Samples whose image could not be used, with the reason. */
   readonly skipped: ReadonlyArray<{ readonly sampleId: string; readonly reason: string }>
+  /**
+   * Labels of the function this model was not trained on (too few samples), with the reason; their samples were
+   * left out too. Absent from models trained before 0.2.0.
+   *
+   * @since 0.2.0
+   */
+  readonly leftOutLabels: ReadonlyArray<LeftOutLabel>
   readonly timings: { readonly embedMs: number; readonly trainMs: number; readonly totalMs: number }
   /** `full`: the preset's whole space; `selected`: the previous model's candidate only (backbone, head and params). */
   readonly search: { readonly scope: "full" | "selected"; readonly fullSearchSamples: number }
@@ -144,7 +177,10 @@ export type RetrainEvent =
   | {
     readonly _tag: "Trained"
     readonly functionId: string
-    /** The new version; `promoted` is false when a model of newer data was promoted meanwhile. */
+    /**
+     * The new version; `promoted` is false, with the reason in `heldBack`, when a model of newer data was promoted
+     * meanwhile or the promotion rule (`if-not-worse`) kept it back.
+     */
     readonly version: StoreTypes.ModelVersionRecord
     readonly durationMs: number
   }
@@ -202,6 +238,9 @@ const idle: TrainingStatus = { phase: "idle", pending: false }
 const debouncing: TrainingStatus = { phase: "debouncing", pending: false }
 const training: TrainingStatus = { phase: "training", pending: false }
 
+/** Where the retrainer writes a version's bundle in the blob store. */
+const bundleKey = (functionId: string, versionId: string) => `${bundlesPrefix(functionId)}/${versionId}`
+
 const since = (start: number) => Math.round(performance.now() - start)
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
@@ -214,11 +253,13 @@ const toMetrics = (
   preset: Preset.Resolved["preset"],
   sampleCount: number,
   totalMs: number,
-  search: ModelMetrics["search"]
+  search: ModelMetrics["search"],
+  leftOutLabels: ReadonlyArray<LeftOutLabel>
 ): ModelMetrics => ({
   preset,
   sampleCount,
   search,
+  leftOutLabels,
   cv: {
     folds: result.cv.folds,
     total: result.cv.total,
@@ -226,6 +267,8 @@ const toMetrics = (
     accuracy: result.cv.accuracy,
     macroF1: result.cv.macroF1,
     logLoss: result.cv.logLoss,
+    foldMacroF1: result.cv.foldMacroF1,
+    macroF1StandardError: result.cv.macroF1StandardError,
     labels: result.cv.labels,
     confusionMatrix: result.cv.confusionMatrix,
     perClass: result.cv.perClass.map((c) => ({
@@ -355,6 +398,24 @@ export const make = (
         : undefined
     }
 
+    /**
+     * Keep the newest `keep` versions (and the promoted one): the others' records go, then their bundles, each only
+     * from the folder the retrainer wrote it to. A bundle recorded anywhere else was not written here and stays.
+     */
+    const prune = (functionId: string, keep: number) =>
+      Effect.gen(function*() {
+        const pruned = yield* store.pruneModelVersions(functionId, keep)
+        if (pruned.length === 0) return
+        yield* Ref.update(models, (map) => {
+          const next = new Map(map)
+          for (const v of pruned) next.delete(v.id)
+          return next
+        })
+        const ours = pruned.filter((v) => v.bundle === bundleKey(functionId, v.id))
+        yield* Effect.forEach(ours, (v) => blobs.remove(v.bundle), { discard: true })
+        yield* Effect.logInfo(`Function ${functionId}: removed ${pruned.length} old model version(s), keeping the newest ${keep}`)
+      })
+
     const trainOnce = (functionId: string) =>
       Effect.gen(function*() {
         const started = performance.now()
@@ -363,11 +424,21 @@ export const make = (
         if (fn.revision <= fn.trainedRevision) return
         const files = yield* Effect.forEach(snapshot.samples, (s) =>
           blobs.localFile(imageKey(functionId, s.contentHash)).pipe(Effect.option))
-        const samples = snapshot.samples.flatMap((s, i) =>
+        const usable = snapshot.samples.flatMap((s, i) =>
           Option.match(files[i]!, { onNone: () => [], onSome: (file) => [{ id: s.id, source: file, label: s.annotation.labelName }] })
         )
-        const dataset = Dataset.make(samples, { labels: snapshot.labels.map((l) => l.name) })
-        const trainable = yield* Effect.either(Dataset.validateForTraining(dataset))
+        // Labels with too few samples are left out (with their samples), not a reason to train nothing.
+        const perLabel = new Map<string, number>()
+        for (const s of usable) perLabel.set(s.label, (perLabel.get(s.label) ?? 0) + 1)
+        const counted = snapshot.labels.map((l) => ({ id: l.id, name: l.name, sampleCount: perLabel.get(l.name) ?? 0 }))
+        const { leftOut, trainable: kept } = Trainable.split(counted)
+        const keptNames = new Set(kept.map((l) => l.name))
+        const samples = usable.filter((s) => keptNames.has(s.label))
+        const dataset = Dataset.make(samples, { labels: keptNames })
+        const why = Trainable.tooFewLabels(counted)
+        const trainable = yield* Effect.either(
+          why === undefined ? Dataset.validateForTraining(dataset) : Effect.fail({ message: `Not trained: ${why}` })
+        )
         if (trainable._tag === "Left") {
           yield* store.markTrainingFailed(functionId, fn.revision, trainable.left.message)
           yield* PubSub.publish(events, { _tag: "Failed", functionId, revision: fn.revision, error: trainable.left.message })
@@ -386,10 +457,10 @@ export const make = (
               : { scope: "full", fullSearchSamples: samples.length }
             const result = yield* Effect.scoped(AutoML.fit(dataset, options)).pipe(Effect.mapError(trainingFailed))
             const versionId = Ids.make("model")
-            const bundle = `${bundlesPrefix(functionId)}/${versionId}`
+            const bundle = bundleKey(functionId, versionId)
             const labelIds = new Map(snapshot.labels.map((l) => [l.name, l.id]))
             const labels = result.fitted.labels.map((name) => ({ id: labelIds.get(name)!, name }))
-            const metrics = toMetrics(result, resolved.preset, samples.length, since(started), search)
+            const metrics = toMetrics(result, resolved.preset, samples.length, since(started), search, leftOut)
             yield* blobs.putDirectory(bundle, (dir) =>
               Bundle.save(result.fitted, dir, { functionId, versionId, revision: fn.revision, labels, metrics }).pipe(
                 Effect.provide(context),
@@ -406,11 +477,12 @@ export const make = (
                   labels,
                   metrics,
                   revision: fn.revision,
-                  sampleCount: samples.length
+                  sampleCount: samples.length,
+                  holdBack: resolved.settings.promote === "if-not-worse" ? PromotionRule.ifNotWorse(metrics.cv) : undefined
                 })
                 const promoted = yield* store.promotedVersion(functionId)
                 yield* evict(functionId, new Set(promoted ? [promoted.id] : []))
-                return version
+                return { version, keepVersions: resolved.settings.keepVersions }
               })
             )
           }).pipe(Effect.provide(context))
@@ -421,13 +493,17 @@ export const make = (
           yield* Effect.logWarning(`Training function ${functionId} failed after ${seconds(since(started))}: ${outcome.left.message}`)
           return
         }
-        const version = outcome.right
+        const { keepVersions, version } = outcome.right
+        yield* prune(functionId, keepVersions).pipe(
+          Effect.catchAll((e) => Effect.logWarning(`Removing old models of function ${functionId} failed: ${e.message}`))
+        )
         yield* PubSub.publish(events, { _tag: "Trained", functionId, version, durationMs: since(started) })
         yield* Effect.logInfo(
           `Training function ${functionId} finished in ${seconds(since(started))}: model ${version.id} on ${version.sampleCount} samples, ` +
-            (version.promoted ? "promoted" : "not promoted (a model of newer data was)")
+            (version.promoted ? "promoted" : `not promoted: ${version.heldBack}`)
         )
       })
+
 
     /** Wait until no change has arrived for `debounce` (at most `maxWait`). */
     const settle = (status: SubscriptionRef.SubscriptionRef<TrainingStatus>) =>

@@ -16,7 +16,7 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { FileSystem } from "@effect/platform"
+import type { FileSystem } from "@effect/platform"
 import type { HttpServer } from "@effect/platform"
 import type { EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
 import { ApiKeys, DeployError, FunctionBackend, Predictor, Server as DeployServer } from "@loupe/deploy"
@@ -25,6 +25,7 @@ import { Context, Effect, ExecutionStrategy, Exit, Layer, Scope } from "effect"
 import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
 import * as Functions from "./Functions.js"
+import * as PrivateFiles from "./internal/PrivateFiles.js"
 import * as Retrainer from "./Retrainer.js"
 import { Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
@@ -86,6 +87,24 @@ const labelView = (l: StoreTypes.LabelRecord): FunctionApi.LabelView => ({
   metadata: l.metadata
 })
 
+const modelView = (v: StoreTypes.ModelVersionRecord): FunctionApi.ModelView => {
+  const metrics = v.metrics as Partial<Retrainer.ModelMetrics> | null
+  const cv = metrics?.cv
+  return {
+    id: v.id,
+    createdAt: v.createdAt,
+    sampleCount: v.sampleCount,
+    revision: v.revision,
+    labels: v.labels.map((l) => l.name),
+    preset: metrics?.preset?.name ?? null,
+    cv: cv === undefined
+      ? null
+      : { folds: cv.folds, accuracy: cv.accuracy, macroF1: cv.macroF1, macroF1StandardError: cv.macroF1StandardError ?? null, logLoss: cv.logLoss },
+    serving: v.promoted,
+    heldBack: v.heldBack
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The capture log
 
@@ -101,8 +120,8 @@ interface CaptureRow {
 }
 
 /**
- * Captured invocations waiting for review, in `captures.db` in the store folder (SQLite, WAL). A record is dropped
- * once its sample is annotated or deleted.
+ * Captured invocations waiting for review, in `captures.db` in the store folder (SQLite, WAL; 0600 like the
+ * store's database). A record is dropped once its sample is annotated or deleted.
  *
  * @since 0.1.0
  * @category captures
@@ -181,7 +200,7 @@ export class CaptureLog extends Context.Tag("@loupe/functions/CaptureLog")<Captu
       )
     )
     const createDir = Layer.effectDiscard(
-      Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeDirectory(storeDir, { recursive: true })).pipe(
+      PrivateFiles.databaseIn(storeDir, path.join(storeDir, "captures.db")).pipe(
         Effect.mapError((cause) =>
           new DeployError.DeployError({ reason: "Internal", file: storeDir, message: `Cannot create ${storeDir}: ${cause.message}`, cause })
         )
@@ -292,15 +311,21 @@ export const backend: Effect.Effect<
         ([created]) => labelView(created!)
       )),
     listLabels: (functionId) => run(Effect.map(functions.listLabels(functionId), (labels) => labels.map(labelView))),
+    deleteLabel: (functionId, labelId) =>
+      run(Effect.map(functions.deleteLabel(functionId, labelId), (deleted) => ({
+        id: deleted.label.id,
+        name: deleted.label.name,
+        unannotatedSamples: deleted.unannotatedSamples
+      }))),
     createSample: (functionId, sample) =>
-      run(Effect.gen(function*() {
-        const [id] = yield* functions.createSamples(functionId, [{
+      run(Effect.map(
+        functions.createSamples(functionId, [{
           data: sample.image,
           ...(sample.labelName === undefined ? {} : { label: sample.labelName }),
           ...(sample.externalId === undefined ? {} : { externalId: sample.externalId })
-        }]).pipe(Effect.mapError(asOneSample))
-        return sampleView(yield* functions.getSample(functionId, id!))
-      })),
+        }]).pipe(Effect.mapError(asOneSample)),
+        ([added]) => ({ ...sampleView(added!.sample), updated: added!.updated })
+      )),
     listSamples: (functionId, paging) =>
       run(Effect.map(
         functions.listSamples(functionId, {
@@ -322,16 +347,18 @@ export const backend: Effect.Effect<
     metrics: (functionId) => run(functions.metrics(functionId)),
     capture: (functionId, image, capture) =>
       run(Effect.gen(function*() {
-        const [id] = yield* functions.createSamples(functionId, [{
+        // An invocation never rewrites a sample the function already holds.
+        const [{ sample }] = yield* functions.createSamples(functionId, [{
           data: image,
           ...(capture.externalId === undefined ? {} : { externalId: capture.externalId })
-        }])
-        const sample = yield* functions.getSample(functionId, id!)
+        }], { updateExisting: false })
         // An image the function already holds with an annotation needs no review.
         if (sample.annotation === null) yield* captures.add(functionId, sample.id, capture)
         return sample.id
       })),
-    listCaptures
+    listCaptures,
+    listModels: (functionId) => run(Effect.map(functions.models(functionId), (versions) => versions.map(modelView))),
+    promoteModel: (functionId, modelId) => run(Effect.map(functions.rollback(functionId, modelId), modelView))
   } satisfies FunctionBackend.FunctionBackendShape
 })
 

@@ -15,10 +15,11 @@
  */
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { FileSystem } from "@effect/platform"
+import type { FileSystem } from "@effect/platform"
 import { Context, Effect, Layer, Schedule } from "effect"
 import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
+import * as PrivateFiles from "./internal/PrivateFiles.js"
 import * as SqlStore from "./internal/SqlStore.js"
 
 /**
@@ -119,6 +120,13 @@ export interface ModelVersionRecord {
   readonly sampleCount: number
   readonly createdAt: string
   readonly promoted: boolean
+  /**
+   * Why it was not promoted when it was trained (the promotion rule judged it worse, or a model of newer data was
+   * serving), or `null`. Cleared when it is promoted.
+   *
+   * @since 0.2.0
+   */
+  readonly heldBack: string | null
 }
 
 /**
@@ -156,7 +164,15 @@ export interface NewSample {
 export type AnnotationInput = { readonly labelName: string } | { readonly labelId: string } | null
 
 /**
- * A sample `addSamples` added, or the existing one with the same content.
+ * A field of an existing sample that a post of the same image changed.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type SampleUpdate = "annotation" | "externalId"
+
+/**
+ * A sample `addSamples` added, or the existing one with the same content (as it is after the call).
  *
  * @since 0.1.0
  * @category models
@@ -165,6 +181,37 @@ export interface AddedSample {
   readonly sample: SampleRecord
   /** `false` when a sample with the same content already existed (its id is returned). */
   readonly created: boolean
+  /**
+   * The fields of the existing sample this post changed: its annotation (the post named another label) and its
+   * external id (the post carried another one). Empty for a new sample, or when nothing differed.
+   *
+   * @since 0.2.0
+   */
+  readonly updated: ReadonlyArray<SampleUpdate>
+}
+
+/**
+ * Options of `addSamples`. `updateExisting` (default true): a post of an image the function already holds applies
+ * its annotation and external id to that sample; `false` returns the existing sample unchanged (invoke capture,
+ * which must not rewrite a sample it happens to see again).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface AddSamplesOptions {
+  readonly updateExisting?: boolean | undefined
+}
+
+/**
+ * A deleted label, and how many samples lost their annotation with it (they stay, unlabelled).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface DeletedLabel {
+  readonly label: LabelRecord
+  /** Samples that were annotated with the label and are now unlabelled. */
+  readonly unannotatedSamples: number
 }
 
 /**
@@ -207,6 +254,13 @@ export interface NewModelVersion {
   readonly metrics: unknown
   readonly revision: number
   readonly sampleCount: number
+  /**
+   * The promotion rule: given the serving version, why not to promote this one over it (`undefined`: promote). Asked
+   * inside the recording transaction, so it sees the version that serves at that moment. Default: always promote.
+   *
+   * @since 0.2.0
+   */
+  readonly holdBack?: ((serving: ModelVersionRecord) => string | undefined) | undefined
 }
 
 /**
@@ -236,12 +290,22 @@ export interface StoreShape {
   /** Annotated samples per label (every label, zero included). */
   readonly labelCounts: (functionId: string) => Effect.Effect<ReadonlyArray<LabelCount>, FunctionsError>
   /**
+   * Delete a label (`NotFound` naming `labelId` when the function has none with that id). Its samples are kept and
+   * become unlabelled; the revision is bumped when there were any.
+   *
+   * @since 0.2.0
+   */
+  readonly deleteLabel: (functionId: string, labelId: string) => Effect.Effect<DeletedLabel, FunctionsError>
+  /**
    * Add samples in one transaction, creating labels on demand. A sample whose content hash the function already
-   * holds is not added again: its existing record is returned, annotated with `labelName` when it had no annotation.
+   * holds is not added again: its existing record is returned, with the post's `labelName` and `externalId` applied
+   * where they differ (listed in `updated`; see `AddSamplesOptions`). The same image twice in one call is taken
+   * as two posts in order.
    */
   readonly addSamples: (
     functionId: string,
-    samples: ReadonlyArray<NewSample>
+    samples: ReadonlyArray<NewSample>,
+    options?: AddSamplesOptions
   ) => Effect.Effect<ReadonlyArray<AddedSample>, FunctionsError>
   readonly listSamples: (
     functionId: string,
@@ -261,13 +325,21 @@ export interface StoreShape {
   readonly trainingSnapshot: (functionId: string) => Effect.Effect<TrainingSnapshot, FunctionsError>
   /**
    * Record a trained model version and promote it, unless a version trained on a newer revision is already promoted
-   * (then it is kept in the history, unpromoted). Marks `revision` as trained and clears the training error.
+   * or `holdBack` says why not (then it is kept in the history, unpromoted, with the reason in `heldBack`). Marks
+   * `revision` as trained and clears the training error.
    */
   readonly addModelVersion: (version: NewModelVersion) => Effect.Effect<ModelVersionRecord, FunctionsError>
   /** Record a training run that produced no model (`error` says why). */
   readonly markTrainingFailed: (functionId: string, revision: number, error: string) => Effect.Effect<void, FunctionsError>
-  /** Promote an existing version (a rollback, or a roll forward). */
+  /** Promote an existing version (a rollback, or a roll forward); clears its `heldBack`. */
   readonly promote: (functionId: string, versionId: string) => Effect.Effect<ModelVersionRecord, FunctionsError>
+  /**
+   * Delete the records of the function's versions beyond the newest `keep`, never the promoted one; returns them,
+   * oldest first (their bundles are the caller's to remove).
+   *
+   * @since 0.2.0
+   */
+  readonly pruneModelVersions: (functionId: string, keep: number) => Effect.Effect<ReadonlyArray<ModelVersionRecord>, FunctionsError>
   readonly promotedVersion: (functionId: string) => Effect.Effect<ModelVersionRecord | undefined, FunctionsError>
   /** Model history, newest first. */
   readonly listModelVersions: (functionId: string) => Effect.Effect<ReadonlyArray<ModelVersionRecord>, FunctionsError>
@@ -325,23 +397,26 @@ export const layer: Layer.Layer<Store, FunctionsError, SqlClient.SqlClient> = La
 
 /**
  * The embedded default: a SQLite database `loupe.db` in `dir` (created when missing), WAL mode, with a 10 s busy
- * timeout so concurrent writers from other processes wait for each other. Fails with `FunctionsError` `StoreFailed`
- * (naming `dir`) when the folder cannot be created or the database opened, configured or migrated.
+ * timeout so concurrent writers from other processes wait for each other. The database and its `-wal` / `-shm`
+ * files are 0600 (an older store's are tightened when opened), and `dir` is created 0700. Fails with
+ * `FunctionsError` `StoreFailed` (naming `dir`) when the folder cannot be created or the database opened,
+ * configured or migrated.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerSqlite = (dir: string): Layer.Layer<Store, FunctionsError, FileSystem.FileSystem> => {
+  const database = path.join(dir, "loupe.db")
   const createDir = Layer.effectDiscard(
-    Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeDirectory(dir, { recursive: true })).pipe(
+    PrivateFiles.databaseIn(dir, database).pipe(
       Effect.mapError((cause) =>
-        new FunctionsError({ reason: "StoreFailed", file: dir, message: `Store: cannot create ${dir}: ${cause.message}`, cause })
+        new FunctionsError({ reason: "StoreFailed", file: dir, message: `Store: cannot create ${database}: ${cause.message}`, cause })
       )
     )
   )
   // WAL is switched on below, not by the client: the switch needs a moment's exclusive lock, and when other processes
   // open the same new store at once SQLite answers SQLITE_BUSY without waiting, so the switch is retried.
-  const client = SqliteClient.layer({ filename: path.join(dir, "loupe.db"), disableWAL: true }).pipe(
+  const client = SqliteClient.layer({ filename: database, disableWAL: true }).pipe(
     Layer.mapError((cause) =>
       new FunctionsError({ reason: "StoreFailed", file: dir, message: `Store: cannot open ${dir}: ${String(cause)}`, cause })
     )

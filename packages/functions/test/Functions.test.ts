@@ -50,12 +50,12 @@ describe("Functions", () => {
       expect((yield* functions.awaitTrained(fn.id)).model).toBeNull()
       const short = yield* failure(functions.invoke(fn.id, probe))
       expect(short.reason).toBe("NotTrained")
-      expect(short.message).toContain(`label "cats" has 1 annotated sample`)
+      expect(short.message).toContain(`left out: "cats" (1 annotated sample), "dogs" (1 annotated sample)`)
       expect((yield* failure(functions.metrics(fn.id))).reason).toBe("NotTrained")
 
       // Every input form: a path, a Buffer, a file URL and a data URI; the first photo again is a duplicate.
       const [cat1, cat2, cat3] = images("train", "cats", 1, 3)
-      const ids = yield* functions.createSamples(fn.id, [
+      const added = yield* functions.createSamples(fn.id, [
         ...samples("cats", 4, 8),
         ...samples("dogs", 1, 11),
         { data: fs.readFileSync(cat1!), label: "cats", externalId: "buffer" },
@@ -63,7 +63,9 @@ describe("Functions", () => {
         { data: `data:image/jpeg;base64,${fs.readFileSync(cat3!).toString("base64")}`, label: "cats" },
         { data: images("train", "cats", 0, 1)[0]!, label: "cats" }
       ])
+      const ids = added.map((a) => a.sample.id)
       expect(ids.length).toBe(23)
+      expect(added.map((a) => a.created)).toEqual([...Array(22).fill(true), false])
       const listed = yield* functions.listSamples(fn.id)
       expect(listed.length).toBe(24)
       expect(new Set(ids).size).toBe(23)
@@ -154,6 +156,61 @@ describe("Functions", () => {
       yield* functions.delete(fn.id)
       expect((yield* functions.list).map((f) => f.id)).not.toContain(fn.id)
       expect(yield* failure(functions.get(fn.id))).toMatchObject({ reason: "NotFound", field: "functionId" })
+    }).pipe(Effect.provide(functionsIn(freshDir()))))
+
+  it.live("labels below 2 samples are left out, not blocking; re-posts apply their label; a deleted label's samples stay", () =>
+    Effect.gen(function*() {
+      const functions = yield* Functions.Functions
+      const fn = yield* functions.create("left-out", fast)
+      const [fish] = images("train", "cats", 90, 1)
+      // "birds" has no samples, "fish" one: the function trains on cats and dogs without them.
+      yield* functions.createLabels(fn.id, ["birds"])
+      const first = yield* functions.createSamples(fn.id, [
+        ...samples("cats", 80, 3),
+        ...samples("dogs", 80, 3),
+        { data: fish!, label: "fish" }
+      ])
+      const trained = yield* functions.awaitTrained(fn.id)
+      expect(trained.trainError).toBeNull()
+      expect(trained.model).not.toBeNull()
+      expect(trained.leftOutLabels.map((l) => [l.name, l.sampleCount])).toEqual([["birds", 0], ["fish", 1]])
+      expect(trained.leftOutLabels[1]!.reason).toContain("at least 2")
+      const metrics = yield* functions.metrics(fn.id)
+      expect(metrics.cv.labels).toEqual(["cats", "dogs"])
+      expect(metrics.sampleCount).toBe(6)
+      expect(metrics.leftOutLabels.map((l) => l.name)).toEqual(["birds", "fish"])
+
+      // The same images again: the existing samples, with what the posts changed applied and named.
+      const again = yield* functions.createSamples(fn.id, [
+        { data: fish!, label: "cats" },
+        { ...samples("dogs", 80, 1)[0]!, externalId: "dog-80" },
+        samples("cats", 80, 1)[0]!
+      ])
+      expect(again.map((a) => [a.sample.id, a.created, a.updated])).toEqual([
+        [first[6]!.sample.id, false, ["annotation"]],
+        [first[3]!.sample.id, false, ["externalId"]],
+        [first[0]!.sample.id, false, []]
+      ])
+      expect((yield* functions.getSample(fn.id, first[6]!.sample.id)).annotation?.labelName).toBe("cats")
+      const v2 = yield* functions.awaitTrained(fn.id)
+      expect(v2.labels.find((l) => l.name === "cats")!.sampleCount).toBe(4)
+      expect(v2.leftOutLabels.map((l) => [l.name, l.sampleCount])).toEqual([["birds", 0], ["fish", 0]])
+
+      // Deleting "cats" keeps its samples, unlabelled; one trainable label is not enough, and the status says so
+      // while the last model keeps serving.
+      const cats = (yield* functions.listLabels(fn.id)).find((l) => l.name === "cats")!
+      const deleted = yield* functions.deleteLabel(fn.id, cats.id)
+      expect(deleted).toMatchObject({ label: { id: cats.id, name: "cats" }, unannotatedSamples: 4 })
+      expect((yield* functions.listLabels(fn.id)).map((l) => l.name)).toEqual(["birds", "dogs", "fish"])
+      const kept = yield* functions.listSamples(fn.id)
+      expect(kept.length).toBe(7)
+      expect(kept.filter((s) => s.annotation === null).length).toBe(4)
+      expect(yield* failure(functions.deleteLabel(fn.id, cats.id))).toMatchObject({ reason: "NotFound", field: "labelId" })
+      const stuck = yield* functions.awaitTrained(fn.id)
+      expect(stuck.trainError).toContain("at least 2 labels with at least 2 annotated samples each")
+      expect(stuck.trainError).toContain(`it has 1 ("dogs": 3 annotated samples)`)
+      expect(stuck.model!.id).toBe(v2.model!.id)
+      expect((yield* functions.invoke(fn.id, images("test", "cats", 0, 1)[0]!)).modelId).toBe(v2.model!.id)
     }).pipe(Effect.provide(functionsIn(freshDir()))))
 
   it.live("an unknown preset key is rejected at creation, naming the key", () =>

@@ -44,7 +44,9 @@ describe("Preset", () => {
         augmentedViews: 0,
         ensembles: false,
         fineTune: false,
-        seed: Preset.defaults.seed
+        seed: Preset.defaults.seed,
+        promote: "always",
+        keepVersions: 10
       })
       const overridden = yield* Preset.resolve("fast", { folds: 3, backbones: { max: 2 }, searchBudget: 1500, strategy: "grid", mirror: true })
       expect(overridden.settings.folds).toBe(3)
@@ -98,6 +100,8 @@ describe("Preset", () => {
       expect(nested).toMatchObject({ reason: "InvalidOptions", field: "backbones.tag" })
       const badType = failure(yield* Effect.exit(Preset.resolve("fast", { folds: 1 })))
       expect(badType).toMatchObject({ reason: "InvalidOptions", field: "folds" })
+      expect(failure(yield* Effect.exit(Preset.resolve("fast", { promote: "sometimes" })))).toMatchObject({ field: "promote" })
+      expect(failure(yield* Effect.exit(Preset.resolve("fast", { keepVersions: 0 })))).toMatchObject({ field: "keepVersions" })
       const unknownPreset = failure(yield* Effect.exit(Preset.resolve("fastest")))
       expect(unknownPreset).toMatchObject({ reason: "InvalidOptions", field: "preset" })
       expect(unknownPreset.message).toContain("fast, balanced, best")

@@ -106,12 +106,14 @@ describe("the function API over HTTP", () => {
     expect(uploads.map((u) => u.status)).toEqual(Array(10).fill(201))
     expect(uploads[0]!.body).toMatchObject({ externalId: "cat.1.jpg", annotation: { labelName: "cats" } })
     expect(uploads[9]!.body.annotation.labelName).toBe("dogs")
+    expect(uploads.map((u) => u.body.updated)).toEqual(Array(10).fill([]))
     const again = await api("POST", `/v1/functions/${fn}/samples`, { data: dataUri(photos("train", "cats", 0, 1)[0]!) })
-    expect(again.body.id).toBe(uploads[0]!.body.id)
+    expect(again.body).toMatchObject({ id: uploads[0]!.body.id, updated: [] })
 
     const listed = await api("GET", `/v1/functions/${fn}/samples?limit=4&offset=2`)
     expect(listed.body).toHaveLength(4)
-    expect((await api("GET", `/v1/functions/${fn}/samples/${uploads[3]!.body.id}`)).body).toEqual(uploads[3]!.body)
+    const { updated: _, ...posted } = uploads[3]!.body
+    expect((await api("GET", `/v1/functions/${fn}/samples/${uploads[3]!.body.id}`)).body).toEqual(posted)
 
     const trained = await until(() => api("GET", `/v1/functions/${fn}`), (r) => r.body.model !== null && r.body.training.phase === "idle")
     expect(trained.body.labels).toEqual([
@@ -244,6 +246,92 @@ describe("the function API over HTTP", () => {
     }
     const unknown = await api("POST", `/v1/functions/${fn}/invoke?modelId=model_nope`, { data: probe })
     expect(unknown).toMatchObject({ status: 404, body: { reason: "NotFound" } })
+  })
+
+  it("lists the model versions and promotes one: invocations switch to it at once, and back", async () => {
+    const listed = await api("GET", `/v1/functions/${fn}/models`)
+    expect(listed.status).toBe(200)
+    const versions: Array<any> = listed.body
+    expect(versions.length).toBeGreaterThan(4)
+    const serving = (await api("GET", `/v1/functions/${fn}`)).body.model.id
+    expect(versions.filter((v) => v.serving).map((v) => v.id)).toEqual([serving])
+    // Newest first, each with when it trained, on how many samples, and its cross-validated scores.
+    expect(versions.map((v) => v.createdAt)).toEqual(versions.map((v) => v.createdAt).sort().reverse())
+    for (const v of versions) {
+      expect(v).toMatchObject({ labels: ["cats", "dogs"], preset: "fast", heldBack: null })
+      expect(v.sampleCount).toBeGreaterThanOrEqual(10)
+      expect(v.cv.macroF1).toBeGreaterThan(0)
+      expect(v.cv.macroF1StandardError).toBeGreaterThanOrEqual(0)
+    }
+    expect(versions.at(-1).sampleCount).toBe(10)
+
+    const probe = dataUri(photos("test", "dogs", 11, 1)[0]!)
+    const invoke = (query = "") => api("POST", `/v1/functions/${fn}/invoke?capture=false${query}`, { data: probe })
+    const oldest = versions.at(-1).id
+    const oldAnswer = (await invoke(`&modelId=${oldest}`)).body
+    const newAnswer = (await invoke()).body
+    expect(newAnswer.modelId).toBe(serving)
+    // The two versions answer differently (trained on different samples).
+    expect(oldAnswer.confidence).not.toBe(newAnswer.confidence)
+
+    const promoted = await api("POST", `/v1/functions/${fn}/models/${oldest}/promote`)
+    expect(promoted).toMatchObject({ status: 200, body: { id: oldest, serving: true } })
+    // The next invocation answers with the promoted version, exactly as that version does.
+    const afterPromote = (await invoke()).body
+    expect(afterPromote.modelId).toBe(oldest)
+    expect(afterPromote.labelConfidences).toEqual(oldAnswer.labelConfidences)
+    expect((await api("GET", `/v1/functions/${fn}`)).body.model.id).toBe(oldest)
+    expect((await api("GET", `/v1/functions/${fn}/models`)).body.filter((v: any) => v.serving).map((v: any) => v.id)).toEqual([oldest])
+
+    // And forward again.
+    expect((await api("POST", `/v1/functions/${fn}/models/${serving}/promote`)).status).toBe(200)
+    const back = (await invoke()).body
+    expect(back.modelId).toBe(serving)
+    expect(back.labelConfidences).toEqual(newAnswer.labelConfidences)
+
+    expect(await api("POST", `/v1/functions/${fn}/models/model_nope/promote`)).toMatchObject({ status: 404, body: { reason: "NotFound" } })
+    expect((await api("GET", `/v1/functions/function_nope/models`)).status).toBe(404)
+    const openapi: any = await (await fetch(`${base}/openapi.json`)).json()
+    expect(openapi.paths["/v1/functions/{functionId}/models"].get.description).toContain("newest first")
+    expect(openapi.paths["/v1/functions/{functionId}/models/{modelId}/promote"].post.description).toContain("no restart")
+  })
+
+  it("re-posted bytes: the existing sample, with the post's annotation and externalId applied and named in `updated`", async () => {
+    const [photo] = photos("train", "dogs", 30, 1)
+    const first = await api("POST", `/v1/functions/${fn}/samples`, { data: dataUri(photo!), annotation: { labelName: "cats" } })
+    expect(first).toMatchObject({ status: 201, body: { annotation: { labelName: "cats" }, externalId: null, updated: [] } })
+    const relabelled = await api("POST", `/v1/functions/${fn}/samples`, { data: dataUri(photo!), annotation: { labelName: "dogs" }, externalId: "dog-30" })
+    expect(relabelled.body).toMatchObject({ id: first.body.id, annotation: { labelName: "dogs" }, externalId: "dog-30", updated: ["annotation", "externalId"] })
+    const form = new FormData()
+    form.append("data", new Blob([fs.readFileSync(photo!)], { type: "image/jpeg" }), "dog.jpg")
+    form.append("externalId", "dog-30b")
+    const viaForm = await api("POST", `/v1/functions/${fn}/samples`, form)
+    expect(viaForm.body).toMatchObject({ id: first.body.id, annotation: { labelName: "dogs" }, externalId: "dog-30b", updated: ["externalId"] })
+    expect((await api("GET", `/v1/functions/${fn}/samples/${first.body.id}`)).body).toMatchObject({ externalId: "dog-30b", annotation: { labelName: "dogs" } })
+    const spec = (await api("GET", "/openapi.json")).body
+    expect(spec.paths["/v1/functions/{functionId}/samples"].post.description).toContain("`updated`")
+  })
+
+  it("leaves a label with fewer than 2 samples out and says so; deletes a label, keeping its samples unlabelled", async () => {
+    const birds = (await api("POST", `/v1/functions/${fn}/labels`, { name: "birds" })).body
+    const [bird] = photos("train", "cats", 31, 1)
+    const sample = (await api("POST", `/v1/functions/${fn}/samples`, { data: dataUri(bird!), annotation: { labelName: "birds" } })).body
+    const detail = await until(() => api("GET", `/v1/functions/${fn}`), (r) => r.body.training.phase === "idle" && r.body.model.upToDate)
+    expect(detail.body.trainError).toBeNull()
+    expect(detail.body.leftOutLabels).toEqual([{ id: birds.id, name: "birds", sampleCount: 1, reason: expect.stringContaining("at least 2") }])
+    const metrics = (await api("GET", `/v1/functions/${fn}/metrics`)).body
+    expect(metrics.cv.labels).toEqual(["cats", "dogs"])
+    expect(metrics.leftOutLabels.map((l: any) => l.name)).toEqual(["birds"])
+
+    const deleted = await api("DELETE", `/v1/functions/${fn}/labels/${birds.id}`)
+    expect(deleted).toMatchObject({ status: 200, body: { id: birds.id, name: "birds", unannotatedSamples: 1 } })
+    expect((await api("GET", `/v1/functions/${fn}/samples/${sample.id}`)).body.annotation).toBeNull()
+    expect((await api("GET", `/v1/functions/${fn}/labels`)).body.map((l: any) => l.name)).toEqual(["cats", "dogs"])
+    expect(await api("DELETE", `/v1/functions/${fn}/labels/${birds.id}`)).toMatchObject({ status: 404, body: { reason: "NotFound", field: "labelId" } })
+    expect((await api("DELETE", `/v1/functions/function_nope/labels/${birds.id}`)).status).toBe(404)
+    const spec = (await api("GET", "/openapi.json")).body
+    expect(Object.keys(spec.paths["/v1/functions/{functionId}/labels/{labelId}"].delete.responses)).toEqual(expect.arrayContaining(["200", "404"]))
+    await until(() => api("GET", `/v1/functions/${fn}`), (r) => r.body.training.phase === "idle")
   })
 
   it("deletes the function", async () => {

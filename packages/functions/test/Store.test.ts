@@ -1,12 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Exit, Layer } from "effect"
+import { createHash } from "node:crypto"
+import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import { BlobStore, Store } from "@loupe/functions"
+import { BlobStore, Server, Store } from "@loupe/functions"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { catsVsDogsPhotos } from "./fixtures/environment.js"
 
 const tempDir = (prefix: string) => Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), `loupe-${prefix}-`)))
 
@@ -66,13 +69,15 @@ describe("Store", () => {
           const added = yield* store.addSamples(fn.id, [
             { contentHash: hash(2), labelName: "cats" },
             { contentHash: hash(3), labelName: "birds" },
-            // The same content twice in one call, and content already present (unlabelled): one sample each.
-            { contentHash: hash(2), labelName: "dogs" },
+            // The same content twice in one call (the second post adds an external id), and content already present
+            // (unlabelled): one sample each, the later post applied.
+            { contentHash: hash(2), labelName: "cats", externalId: "x2" },
             { contentHash: hash(1), labelName: "dogs" }
           ])
           expect(added.map((a) => a.created)).toEqual([true, true, false, false])
+          expect(added.map((a) => a.updated)).toEqual([[], [], ["externalId"], ["annotation"]])
           expect(added[2]!.sample.id).toBe(added[0]!.sample.id)
-          expect(added[2]!.sample.annotation?.labelName).toBe("cats")
+          expect(added[0]!.sample).toMatchObject({ externalId: "x2", annotation: { labelName: "cats" } })
           expect(added[3]!.sample.id).toBe(unlabelled[0]!.sample.id)
           // The unlabelled duplicate took the annotation it came with.
           expect(added[3]!.sample.annotation?.labelName).toBe("dogs")
@@ -82,6 +87,7 @@ describe("Store", () => {
           const listed = yield* store.listSamples(fn.id)
           expect(listed.map((s) => s.contentHash)).toEqual([hash(1), hash(2), hash(3)])
           expect(listed[0]!.externalId).toBe("x1")
+          expect(listed[1]!.externalId).toBe("x2")
           expect((yield* store.listSamples(fn.id, { limit: 1, offset: 1 })).map((s) => s.contentHash)).toEqual([hash(2)])
 
           const counts = yield* store.labelCounts(fn.id)
@@ -111,6 +117,33 @@ describe("Store", () => {
           const snapshot = yield* store.trainingSnapshot(fn.id)
           expect(snapshot.samples.map((s) => s.annotation.labelName)).toEqual(["dogs"])
           expect(snapshot.function.revision).toBe(4)
+
+          // Posting known content again applies a different annotation and external id, and says so; the same
+          // values change nothing; `updateExisting: false` leaves the sample as it is.
+          const [relabelled] = yield* store.addSamples(fn.id, [{ contentHash: hash(1), labelName: "cats", externalId: "y1" }])
+          expect(relabelled).toMatchObject({ created: false, updated: ["annotation", "externalId"] })
+          expect(relabelled!.sample).toMatchObject({ id: unlabelled[0]!.sample.id, externalId: "y1", annotation: { labelName: "cats" } })
+          expect((yield* store.getSample(fn.id, relabelled!.sample.id)).externalId).toBe("y1")
+          expect((yield* store.getFunction(fn.id)).revision).toBe(5)
+          const [same] = yield* store.addSamples(fn.id, [{ contentHash: hash(1), labelName: "cats", externalId: "y1" }])
+          expect(same!.updated).toEqual([])
+          const [kept] = yield* store.addSamples(fn.id, [{ contentHash: hash(1), labelName: "dogs", externalId: "z1" }], { updateExisting: false })
+          expect(kept).toMatchObject({ created: false, updated: [], sample: { externalId: "y1", annotation: { labelName: "cats" } } })
+          expect((yield* store.getFunction(fn.id)).revision).toBe(5)
+
+          // Deleting a label keeps its samples, unlabelled, and bumps the revision when it had any.
+          const cats = (yield* store.listLabels(fn.id)).find((l) => l.name === "cats")!
+          const deletedLabel = yield* store.deleteLabel(fn.id, cats.id)
+          expect(deletedLabel).toMatchObject({ label: { name: "cats" }, unannotatedSamples: 1 })
+          expect((yield* store.getSample(fn.id, relabelled!.sample.id)).annotation).toBeNull()
+          expect((yield* store.listLabels(fn.id)).map((l) => l.name)).toEqual(["birds", "dogs"])
+          expect((yield* store.getFunction(fn.id)).revision).toBe(6)
+          const birds = (yield* store.listLabels(fn.id)).find((l) => l.name === "birds")!
+          expect((yield* store.deleteLabel(fn.id, birds.id)).unannotatedSamples).toBe(0)
+          expect((yield* store.getFunction(fn.id)).revision).toBe(6)
+          const deletedTwice = yield* Effect.exit(store.deleteLabel(fn.id, cats.id))
+          expect(deletedTwice).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "NotFound", field: "labelId" })))
+          expect((yield* store.listSamples(fn.id)).length).toBe(2)
 
           const missing = yield* Effect.exit(store.getFunction("function_missing"))
           expect(missing).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "NotFound", field: "functionId" })))
@@ -200,6 +233,135 @@ describe("Store", () => {
         })
       )
     }))
+})
+
+/** Every entry under `dir` named like a temporary file of the blob store. */
+const tempFiles = (dir: string) =>
+  fsSync.readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => /\.tmp-\d+-[0-9a-f]{12}$/.test(f))
+
+/** The permission bits of a file or folder. */
+const mode = (file: string) => fsSync.statSync(file).mode & 0o777
+
+describe("a store after a crash, and its permissions", () => {
+  it("a writer killed (kill -9) mid-ingest: reopening removes its temporary files, every acknowledged sample is there", async () => {
+    const script = fileURLToPath(new URL("./fixtures/ingest.mjs", import.meta.url))
+    const photos = catsVsDogsPhotos("train", "cats", 0, 60).flatMap((cat, i) => [cat, catsVsDogsPhotos("train", "dogs", i, 1)[0]!])
+    // A kill lands mid-write only when a write is in flight; each round kills the writer as soon as a temporary file
+    // shows, and the test needs one round where the file was still there after the kill.
+    for (let round = 0; round < 5; round++) {
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), "loupe-crash-"))
+      const child = spawn(process.execPath, [script, dir, ...photos])
+      let output = ""
+      child.stdout.on("data", (d) => (output += d))
+      child.stderr.on("data", (d) => (output += d))
+      const closed = new Promise((resolve) => child.on("close", resolve))
+      // Let a few posts be acknowledged first.
+      while (child.exitCode === null && (output.match(/^ack /gm) ?? []).length < 4) await new Promise((r) => setTimeout(r, 5))
+      const fnId = /^function (\S+)$/m.exec(output)?.[1]
+      expect(fnId, output).toBeDefined()
+      const images = path.join(dir, "blobs", "images", fnId!)
+      // Watch synchronously (nothing else runs meanwhile) and kill the moment a write is in flight.
+      const deadline = Date.now() + 20_000
+      while (Date.now() < deadline && !fsSync.readdirSync(images).some((f) => f.includes(".tmp-"))) {
+        // spin
+      }
+      child.kill("SIGKILL")
+      await closed
+      const orphans = tempFiles(dir)
+      if (orphans.length === 0) continue
+
+      const acked = [...output.matchAll(/^ack (\S+)$/gm)].map((m) => m[1]!)
+      expect(acked.length).toBeGreaterThanOrEqual(4)
+      const found = await Effect.runPromise(
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const blobs = yield* BlobStore.makeFileSystem(path.join(dir, "blobs"))
+          return yield* Effect.forEach(acked, (id) =>
+            Effect.flatMap(store.getSample(fnId!, id), (sample) =>
+              Effect.map(blobs.get(Store.imageKey(fnId!, sample.contentHash)), (bytes) =>
+                createHash("sha256").update(bytes).digest("hex") === sample.contentHash)))
+        }).pipe(Effect.provide(Store.layerSqlite(dir)), Effect.provide(NodeFileSystem.layer))
+      )
+      expect(found).toEqual(acked.map(() => true))
+      expect(tempFiles(dir)).toEqual([])
+      return
+    }
+    expect.fail("no round left a temporary file behind to clean")
+  })
+
+  it.effect("a live writer's temporary files are left alone; a dead writer's, and day-old ones, are removed", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("blobs")
+      const folder = path.join(dir, "images", "f")
+      fsSync.mkdirSync(folder, { recursive: true })
+      const dead = yield* Effect.promise(() =>
+        new Promise<number>((resolve) => {
+          const child = spawn(process.execPath, ["-e", ""])
+          child.on("close", () => resolve(child.pid!))
+        })
+      )
+      const live = `abc.tmp-${process.pid}-0123456789ab`
+      const orphan = `def.tmp-${dead}-0123456789ab`
+      const stale = `ghi.tmp-${process.pid}-ba9876543210`
+      const staging = path.join(dir, "bundles", "f", `model_1.tmp-${dead}-0123456789ab`)
+      for (const name of [live, orphan, stale, "unrelated.tmp", "jkl.tmp-1-xyz"]) fsSync.writeFileSync(path.join(folder, name), "")
+      fsSync.mkdirSync(staging, { recursive: true })
+      fsSync.writeFileSync(path.join(staging, "manifest.json"), "{}")
+      const dayAgo = new Date(Date.now() - 25 * 60 * 60 * 1000)
+      fsSync.utimesSync(path.join(folder, stale), dayAgo, dayAgo)
+
+      const blobs = yield* BlobStore.makeFileSystem(dir).pipe(Effect.provide(NodeFileSystem.layer))
+      expect(fsSync.readdirSync(folder).sort()).toEqual([live, "jkl.tmp-1-xyz", "unrelated.tmp"])
+      expect(fsSync.readdirSync(path.join(dir, "bundles", "f"))).toEqual([])
+      // Keys named like temporary files are refused, so the names cleaned are only ever the store's own.
+      const bad = yield* Effect.exit(blobs.put(`images/f/${orphan}`, new Uint8Array([1])))
+      expect(bad).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "InvalidInput", field: "key" })))
+    }))
+
+  it("database files are 0600 and folders 0700, from a new store and after tightening an old one", async () => {
+    const dir = path.join(await fs.mkdtemp(path.join(os.tmpdir(), "loupe-modes-")), "store")
+    const inStore = Effect.gen(function*() {
+      const store = yield* Store.Store
+      const blobs = yield* BlobStore.makeFileSystem(path.join(dir, "blobs"))
+      const fn = yield* store.createFunction({ name: "f", preset: "fast", overrides: {} })
+      yield* blobs.put(Store.imageKey(fn.id, hash(1)), new Uint8Array([1, 2, 3]))
+      yield* store.addSamples(fn.id, [{ contentHash: hash(1), labelName: "a" }])
+      // While the database is open its -wal and -shm files exist.
+      return [
+        ...["", "-wal", "-shm"].map((suffix) => [`loupe.db${suffix}`, mode(path.join(dir, `loupe.db${suffix}`))] as const),
+        ["store", mode(dir)] as const,
+        ["blobs", mode(path.join(dir, "blobs"))] as const,
+        ["images", mode(path.join(dir, "blobs", "images", fn.id))] as const,
+        ["image", mode(path.join(dir, "blobs", Store.imageKey(fn.id, hash(1))))] as const
+      ]
+    }).pipe(Effect.provide(Store.layerSqlite(dir)), Effect.provide(NodeFileSystem.layer))
+    const expected = [
+      ["loupe.db", 0o600],
+      ["loupe.db-wal", 0o600],
+      ["loupe.db-shm", 0o600],
+      ["store", 0o700],
+      ["blobs", 0o700],
+      ["images", 0o700],
+      ["image", 0o600]
+    ]
+    expect(await Effect.runPromise(inStore)).toEqual(expected)
+    // A store made before this (0644 files, a 0755 blobs folder) is tightened when opened.
+    fsSync.chmodSync(path.join(dir, "loupe.db"), 0o644)
+    fsSync.chmodSync(path.join(dir, "blobs"), 0o755)
+    const reopened = await Effect.runPromise(inStore)
+    expect(reopened.filter(([name]) => name === "loupe.db" || name === "blobs")).toEqual([["loupe.db", 0o600], ["blobs", 0o700]])
+
+    // The capture log beside it too.
+    await Effect.runPromise(
+      Effect.flatMap(Server.CaptureLog, (log) => log.add("f", "s", { reason: "random", labelName: "a", confidence: 1, modelId: "m" })).pipe(
+        Effect.tap(() =>
+          Effect.sync(() => expect(["", "-wal", "-shm"].map((suffix) => mode(path.join(dir, `captures.db${suffix}`)))).toEqual([0o600, 0o600, 0o600]))
+        ),
+        Effect.provide(Server.CaptureLog.layer(dir)),
+        Effect.provide(NodeFileSystem.layer)
+      )
+    )
+  })
 })
 
 describe("BlobStore (filesystem)", () => {

@@ -23,6 +23,7 @@
  * @since 0.1.0
  */
 import { Head, Matrix, Pipeline, Progress } from "@loupe/core"
+import type { Metric } from "@loupe/core"
 import { Effect } from "effect"
 import * as Random from "./internal/Random.js"
 import * as Scaler from "./internal/Scaler.js"
@@ -166,7 +167,8 @@ export interface FoldResult extends Fold {
 
 /**
  * A cross-validation's outcome: the plan, the out-of-fold probabilities (`n x numClasses`, each row the mean over
- * repeats of the fold that held it out), each fold's fit time, and the total fit time in milliseconds.
+ * repeats of the fold that held it out, and each repeat's own), each fold's fit time, and the total fit time in
+ * milliseconds.
  *
  * @since 0.1.0
  * @category models
@@ -175,6 +177,13 @@ export interface Result {
   readonly plan: Plan
   /** `n x numClasses` out-of-fold probabilities, averaged over repeats. */
   readonly proba: Matrix.Matrix
+  /**
+   * Each repeat's `n x numClasses` out-of-fold probabilities (`proba` is their mean), so each fold can be scored on
+   * its own (`foldScores`).
+   *
+   * @since 0.2.0
+   */
+  readonly repeatProba: ReadonlyArray<Matrix.Matrix>
   readonly folds: ReadonlyArray<FoldResult>
   /** Total time spent fitting, in milliseconds. */
   readonly fitMs: number
@@ -355,7 +364,7 @@ export const runPlan = <P>(
     const { data, plan: p } = folds
     const { numClasses } = data
     const n = data.y.length
-    const sums = new Float64Array(n * numClasses)
+    const perRepeat = Array.from({ length: p.repeats }, () => new Float32Array(n * numClasses))
     const results: Array<FoldResult> = []
     let fitMs = 0
     const rows = folds.rows ?? p.folds.map((fold) => foldRowsOf(data, fold))
@@ -371,16 +380,64 @@ export const runPlan = <P>(
         try: () => Pipeline.predictProba(fitted, { vectors: held.x, ...(held.mirrored ? { mirrored: held.mirrored } : {}) }),
         catch: (e) => fitFailed(head.kind, `fold ${fold.repeat}.${fold.index}`, { message: String(e) })
       })
+      const own = perRepeat[fold.repeat]!
       fold.test.forEach((row, t) => {
-        for (let c = 0; c < numClasses; c++) sums[row * numClasses + c] += proba.data[t * numClasses + c]!
+        for (let c = 0; c < numClasses; c++) own[row * numClasses + c] = proba.data[t * numClasses + c]!
       })
       results.push({ ...fold, fitMs: elapsed })
       yield* Progress.report({ stage: "cv", done: results.length, total: p.folds.length, detail: head.kind })
     }
-    const proba = new Float32Array(n * numClasses)
-    for (let i = 0; i < proba.length; i++) proba[i] = sums[i]! / p.repeats
-    return { plan: p, proba: Matrix.make(n, numClasses, proba), folds: results, fitMs }
+    const repeatProba = perRepeat.map((data) => Matrix.make(n, numClasses, data))
+    return { plan: p, proba: meanOf(repeatProba), repeatProba, folds: results, fitMs }
   })
+
+/** The element-wise mean of same-shaped matrices (summed in double precision); one matrix is its own mean. */
+const meanOf = (matrices: ReadonlyArray<Matrix.Matrix>): Matrix.Matrix => {
+  const [first] = matrices
+  if (matrices.length === 1) return first!
+  const sums = new Float64Array(first!.data.length)
+  for (const m of matrices) for (let i = 0; i < sums.length; i++) sums[i] += m.data[i]!
+  return Matrix.make(first!.rows, first!.cols, Float32Array.from(sums, (sum) => sum / matrices.length))
+}
+
+/**
+ * Each fold's own score by `metric`, in `plan.folds` order: the metric of the rows the fold held out, from its
+ * repeat's out-of-fold probabilities (`Result.repeatProba`), against their labels `y`. On a leave-one-out plan each
+ * fold is one row, so a fold's macro-F1 is 1 (right) or 0 (wrong).
+ *
+ * @since 0.2.0
+ * @category evaluation
+ */
+export const foldScores = (
+  plan: Plan,
+  repeatProba: ReadonlyArray<Matrix.Matrix>,
+  y: Int32Array,
+  metric: Metric.Metric
+): ReadonlyArray<number> =>
+  plan.folds.map((fold) => {
+    const proba = repeatProba[fold.repeat]!
+    return metric.compute({
+      yTrue: Int32Array.from(fold.test, (row) => y[row]!),
+      proba: Matrix.takeRows(proba, fold.test),
+      numClasses: proba.cols
+    })
+  })
+
+/**
+ * The standard error of the mean of per-fold `scores` (`foldScores`): their sample standard deviation over the square
+ * root of `plan.k`, the folds of one repeat. Repeats score the same rows again, so they add no independent evidence
+ * and do not shrink it. 0 when there are fewer than two scores.
+ *
+ * @since 0.2.0
+ * @category evaluation
+ */
+export const foldStandardError = (plan: Plan, scores: ReadonlyArray<number>): number => {
+  const n = scores.length
+  if (n < 2) return 0
+  const mean = scores.reduce((a, b) => a + b, 0) / n
+  const variance = scores.reduce((a, s) => a + (s - mean) ** 2, 0) / (n - 1)
+  return Math.sqrt(variance / plan.k)
+}
 
 /**
  * The final model: `head` fitted on every sample (and on their mirror images and views when there are any) with `seed`

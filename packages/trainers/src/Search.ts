@@ -109,6 +109,13 @@ export interface Entry {
   readonly cvMs: number
   /** `rows x numClasses` out-of-fold probabilities (rows in `sampleRows` order). */
   readonly proba: Matrix.Matrix
+  /**
+   * The folds it was cross-validated on (over its `sampleRows`), and each repeat's out-of-fold probabilities, so each
+   * fold can be scored on its own (`CrossValidation.foldScores`).
+   *
+   * @since 0.2.0
+   */
+  readonly folds: { readonly plan: CrossValidation.Plan; readonly repeatProba: ReadonlyArray<Matrix.Matrix> }
   /** The rows of the data this entry used, ascending. */
   readonly sampleRows: Int32Array
   /** Position in the order candidates were listed for evaluation; the last tie-break. */
@@ -556,6 +563,7 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
           fitMs: cv.fitMs / cv.folds.length,
           cvMs,
           proba: cv.proba,
+          folds: { plan, repeatProba: cv.repeatProba },
           sampleRows,
           order: position,
           augmented
@@ -635,6 +643,16 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         const proba = Matrix.make(n, data.numClasses)
         for (const m of members) for (let i = 0; i < proba.data.length; i++) proba.data[i] += m.proba.data[i]! / members.length
         const sampleRows = members[0]!.sampleRows
+        // Every member was cross-validated on the same plan (all rows), so the ensemble's repeats are theirs averaged.
+        const { plan } = members[0]!.folds
+        const repeatProba = members[0]!.folds.repeatProba.map((_, r) => {
+          const mean = Matrix.make(n, data.numClasses)
+          for (const m of members) {
+            const own = m.folds.repeatProba[r]!
+            for (let i = 0; i < mean.data.length; i++) mean.data[i] += own.data[i]! / members.length
+          }
+          return mean
+        })
         const entry: Entry = {
           candidate: { "backbone.id": spec.over, "head.kind": MultiBackbone.ensembleKind },
           backboneId: spec.over,
@@ -646,6 +664,7 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
           fitMs: members.reduce((sum, m) => sum + m.fitMs, 0),
           cvMs: 0,
           proba,
+          folds: { plan, repeatProba },
           sampleRows,
           order: order++,
           augmented: false,

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Matrix, Progress } from "@loupe/core"
 import type { Progress as P } from "@loupe/core"
-import { CrossValidation, Knn, LogisticRegression, NearestPrototype } from "@loupe/trainers"
+import { CrossValidation, Knn, LogisticRegression, NearestPrototype, Search } from "@loupe/trainers"
 import * as Scaler from "../src/internal/Scaler.js"
 import { correct, split } from "./fixtures/helpers.js"
 
@@ -160,6 +160,29 @@ describe("CrossValidation", () => {
       const refit = yield* CrossValidation.refit(LogisticRegression.plugin, LogisticRegression.Params.make({}), train.set)
       const test = yield* Effect.promise(() => split("cats-vs-dogs", "test"))
       expect(correct(refit.predictProba(test.x), test.y)).toBeGreaterThanOrEqual(38)
+    }))
+
+  it.effect("keeps each repeat's out-of-fold probabilities, so each fold is scored alone, with a standard error across folds", () =>
+    Effect.gen(function*() {
+      const train = yield* Effect.promise(() => split("cats-vs-dogs", "train", 15))
+      const result = yield* CrossValidation.crossValidate(NearestPrototype.plugin, NearestPrototype.Params.make({}), train.set, { seed: 2, repeats: 2 })
+      expect(result.plan.k).toBe(5)
+      expect(result.repeatProba).toHaveLength(2)
+      // `proba` is the mean of the repeats.
+      result.proba.data.forEach((p, i) => expect(p).toBeCloseTo((result.repeatProba[0]!.data[i]! + result.repeatProba[1]!.data[i]!) / 2, 6))
+      const scores = CrossValidation.foldScores(result.plan, result.repeatProba, train.y, Search.accuracy)
+      expect(scores).toHaveLength(10)
+      // Each fold's accuracy, counted by hand from its own repeat's predictions of the rows it held out.
+      result.plan.folds.forEach((fold, f) => {
+        const own = result.repeatProba[fold.repeat]!
+        const right = Array.from(fold.test).filter((row) => Matrix.argmaxRow(own, row) === train.y[row]).length
+        expect(scores[f]).toBeCloseTo(right / fold.test.length, 10)
+      })
+      const mean = scores.reduce((a, b) => a + b, 0) / scores.length
+      const variance = scores.reduce((a, s) => a + (s - mean) ** 2, 0) / (scores.length - 1)
+      // Over the folds of one repeat: the second repeat scores the same rows again.
+      expect(CrossValidation.foldStandardError(result.plan, scores)).toBeCloseTo(Math.sqrt(variance / 5), 12)
+      expect(CrossValidation.foldStandardError(result.plan, [0.5])).toBe(0)
     }))
 
   it.effect("candidates sharing prepared folds reuse the folds' rows and statistics, with the same results as fresh copies", () =>

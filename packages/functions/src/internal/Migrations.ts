@@ -59,7 +59,11 @@ const initial = Effect.gen(function*() {
   yield* sql`CREATE UNIQUE INDEX model_versions_promoted ON model_versions (function_id) WHERE promoted = 1`
 })
 
+/** Why a trained version was not promoted when it was recorded (`NULL`: it was, or nobody held it back). */
+const heldBack = Effect.flatMap(SqlClient.SqlClient, (sql) => sql`ALTER TABLE model_versions ADD COLUMN held_back TEXT`)
+
 /** Every migration, by id. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
-  "0001_initial": initial
+  "0001_initial": initial,
+  "0002_held_back": heldBack
 }

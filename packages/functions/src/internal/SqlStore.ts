@@ -8,7 +8,16 @@ import { Migrator, SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql"
 import { Effect } from "effect"
 import { FunctionsError } from "../FunctionsError.js"
-import type { AddedSample, FunctionRecord, LabelRecord, NewLabel, SampleRecord, StoreShape, TrainingSnapshot } from "../Store.js"
+import type {
+  AddedSample,
+  FunctionRecord,
+  LabelRecord,
+  NewLabel,
+  SampleRecord,
+  SampleUpdate,
+  StoreShape,
+  TrainingSnapshot
+} from "../Store.js"
 import * as Ids from "./Ids.js"
 import { migrations } from "./Migrations.js"
 import type { FunctionRow, LabelRow, ModelVersionRow, SampleRow } from "./StoreRows.js"
@@ -161,7 +170,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
   const setPromoted = (functionId: string, versionId: string) =>
     Effect.zipRight(
       sql`UPDATE model_versions SET promoted = 0 WHERE function_id = ${functionId} AND promoted = 1`,
-      sql`UPDATE model_versions SET promoted = 1 WHERE function_id = ${functionId} AND id = ${versionId}`
+      sql`UPDATE model_versions SET promoted = 1, held_back = NULL WHERE function_id = ${functionId} AND id = ${versionId}`
     )
 
   const store: StoreShape = {
@@ -240,7 +249,28 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
         })
       ),
 
-    addSamples: (functionId, samples) =>
+    deleteLabel: (functionId, labelId) =>
+      transaction(
+        "deleteLabel",
+        Effect.gen(function*() {
+          yield* lockFunction(functionId)
+          const rows = yield* sql<LabelRow>`SELECT * FROM labels WHERE function_id = ${functionId} AND id = ${labelId}`
+          if (!rows[0]) return yield* notFound("label", labelId, "labelId")
+          const label = yield* toLabel(rows[0])
+          const [{ n }] = yield* sql<{ readonly n: number }>`SELECT COUNT(*) AS n FROM samples
+            WHERE function_id = ${functionId} AND label_id = ${labelId}`
+          const unannotatedSamples = Number(n)
+          if (unannotatedSamples > 0) {
+            yield* sql`UPDATE samples SET label_id = NULL, updated_at = ${now()}
+              WHERE function_id = ${functionId} AND label_id = ${labelId}`
+            yield* bumpRevision(functionId)
+          }
+          yield* sql`DELETE FROM labels WHERE id = ${labelId}`
+          return { label, unannotatedSamples }
+        })
+      ),
+
+    addSamples: (functionId, samples, options = {}) =>
       transaction(
         "addSamples",
         Effect.gen(function*() {
@@ -251,57 +281,74 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
           const existingRows = (yield* Effect.forEach(chunks(hashes), (chunk) =>
             sql<SampleRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l ON l.id = s.label_id
               WHERE s.function_id = ${functionId} AND ${sql.in("s.content_hash", chunk)}`)).flat()
+          /** Each content's sample as this call leaves it. */
           const byHash = new Map(existingRows.map((r) => [r.content_hash, toSample(r)]))
-          const [{ next }] = yield* sql<{ readonly next: number }>`SELECT COALESCE(MAX(seq), 0) + 1 AS next
-            FROM samples WHERE function_id = ${functionId}`
-          let seq = Number(next)
-          let changed = false
-          const out: Array<AddedSample> = []
-          const rows: Array<Record<string, string | number | null>> = []
-          const createdAt = now()
+          /** New samples, in input order, and existing ones this call changes. */
+          const created = new Map<string, SampleRecord>()
+          const changedExisting = new Set<string>()
+          const entries: Array<{ readonly hash: string; readonly created: boolean; readonly updated: ReadonlyArray<SampleUpdate> }> = []
+          let trainingDataChanged = false
+          const at = now()
           for (const input of samples) {
             const label = input.labelName === undefined ? undefined : labels.get(input.labelName)!
             const annotation = label ? { labelId: label.id, labelName: label.name } : null
-            const existing = byHash.get(input.contentHash)
-            if (existing) {
-              if (existing.annotation === null && annotation !== null) {
-                yield* sql`UPDATE samples SET label_id = ${annotation.labelId}, updated_at = ${createdAt}
-                  WHERE id = ${existing.id}`
-                const updated = { ...existing, annotation, updatedAt: createdAt }
-                byHash.set(input.contentHash, updated)
-                changed = true
-                out.push({ sample: updated, created: false })
-              } else {
-                out.push({ sample: existing, created: false })
+            const current = byHash.get(input.contentHash)
+            if (current === undefined) {
+              const sample: SampleRecord = {
+                id: Ids.make("sample"),
+                functionId,
+                contentHash: input.contentHash,
+                externalId: input.externalId ?? null,
+                annotation,
+                createdAt: at,
+                updatedAt: at
               }
+              byHash.set(input.contentHash, sample)
+              created.set(input.contentHash, sample)
+              if (annotation !== null) trainingDataChanged = true
+              entries.push({ hash: input.contentHash, created: true, updated: [] })
               continue
             }
-            const sample: SampleRecord = {
-              id: Ids.make("sample"),
-              functionId,
-              contentHash: input.contentHash,
-              externalId: input.externalId ?? null,
-              annotation,
-              createdAt,
-              updatedAt: createdAt
+            // A post of known content applies what it carries and says so (see `AddedSample.updated`).
+            const updated: Array<SampleUpdate> = []
+            if (annotation !== null && current.annotation?.labelId !== annotation.labelId) updated.push("annotation")
+            if (input.externalId !== undefined && current.externalId !== input.externalId) updated.push("externalId")
+            if (options.updateExisting === false || updated.length === 0) {
+              entries.push({ hash: input.contentHash, created: false, updated: [] })
+              continue
             }
-            rows.push({
-              id: sample.id,
-              function_id: functionId,
-              seq: seq++,
-              content_hash: sample.contentHash,
-              external_id: sample.externalId,
-              label_id: annotation?.labelId ?? null,
-              created_at: createdAt,
-              updated_at: createdAt
-            })
-            if (annotation !== null) changed = true
-            byHash.set(input.contentHash, sample)
-            out.push({ sample, created: true })
+            const next: SampleRecord = {
+              ...current,
+              annotation: updated.includes("annotation") ? annotation : current.annotation,
+              externalId: input.externalId ?? current.externalId,
+              updatedAt: at
+            }
+            byHash.set(input.contentHash, next)
+            if (created.has(input.contentHash)) created.set(input.contentHash, next)
+            else changedExisting.add(input.contentHash)
+            if (updated.includes("annotation")) trainingDataChanged = true
+            entries.push({ hash: input.contentHash, created: false, updated })
           }
+          const [{ next }] = yield* sql<{ readonly next: number }>`SELECT COALESCE(MAX(seq), 0) + 1 AS next
+            FROM samples WHERE function_id = ${functionId}`
+          const rows = [...created.values()].map((sample, i) => ({
+            id: sample.id,
+            function_id: functionId,
+            seq: Number(next) + i,
+            content_hash: sample.contentHash,
+            external_id: sample.externalId,
+            label_id: sample.annotation?.labelId ?? null,
+            created_at: sample.createdAt,
+            updated_at: sample.updatedAt
+          }))
           for (const chunk of chunks(rows)) yield* sql`INSERT INTO samples ${sql.insert(chunk)}`
-          if (changed) yield* bumpRevision(functionId)
-          return out
+          for (const hash of changedExisting) {
+            const sample = byHash.get(hash)!
+            yield* sql`UPDATE samples SET label_id = ${sample.annotation?.labelId ?? null},
+              external_id = ${sample.externalId}, updated_at = ${sample.updatedAt} WHERE id = ${sample.id}`
+          }
+          if (trainingDataChanged) yield* bumpRevision(functionId)
+          return entries.map((e): AddedSample => ({ sample: byHash.get(e.hash)!, created: e.created, updated: e.updated }))
         })
       ),
 
@@ -390,7 +437,12 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
         Effect.gen(function*() {
           yield* lockFunction(version.functionId)
           const [current] = yield* selectVersions(version.functionId, "promoted")
-          const promote = current === undefined || current.revision <= version.revision
+          const heldBack = current === undefined
+            ? undefined
+            : current.revision > version.revision
+            ? `model ${current.id}, trained on newer data (revision ${current.revision}), was serving`
+            : version.holdBack?.(current)
+          const promote = heldBack === undefined
           if (promote) yield* sql`UPDATE model_versions SET promoted = 0 WHERE function_id = ${version.functionId}`
           const createdAt = now()
           yield* sql`INSERT INTO model_versions ${
@@ -403,7 +455,8 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
               revision: version.revision,
               sample_count: version.sampleCount,
               created_at: createdAt,
-              promoted: promote ? 1 : 0
+              promoted: promote ? 1 : 0,
+              held_back: heldBack ?? null
             })
           }`
           yield* sql`UPDATE functions SET trained_revision = ${version.revision}, train_error = NULL
@@ -439,7 +492,20 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
     listModelVersions: (functionId) =>
       run("listModelVersions", Effect.zipRight(selectFunction(functionId), selectVersions(functionId, "all"))),
 
-    getModelVersion: (functionId, versionId) => run("getModelVersion", selectVersion(functionId, versionId))
+    getModelVersion: (functionId, versionId) => run("getModelVersion", selectVersion(functionId, versionId)),
+
+    pruneModelVersions: (functionId, keep) =>
+      transaction(
+        "pruneModelVersions",
+        Effect.gen(function*() {
+          yield* lockFunction(functionId)
+          const pruned = (yield* selectVersions(functionId, "all")).slice(Math.max(0, keep)).filter((v) => !v.promoted)
+          for (const chunk of chunks(pruned.map((v) => v.id))) {
+            yield* sql`DELETE FROM model_versions WHERE function_id = ${functionId} AND ${sql.in("id", chunk)}`
+          }
+          return pruned.reverse()
+        })
+      )
   }
   return store
 })

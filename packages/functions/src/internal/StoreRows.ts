@@ -49,6 +49,7 @@ export interface ModelVersionRow {
   readonly sample_count: number
   readonly created_at: string
   readonly promoted: number
+  readonly held_back: string | null
 }
 
 export const parseJson = (text: string, what: string): Effect.Effect<unknown, FunctionsError> =>
@@ -103,6 +104,7 @@ export const toModelVersion = (row: ModelVersionRow) =>
       revision: Number(row.revision),
       sampleCount: Number(row.sample_count),
       createdAt: row.created_at,
-      promoted: Number(row.promoted) === 1
+      promoted: Number(row.promoted) === 1,
+      heldBack: row.held_back
     }))
   )
