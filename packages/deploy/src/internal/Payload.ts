@@ -9,10 +9,10 @@
 import { Schema, SchemaAST } from "effect"
 
 /** Deeper than any payload of the API needs; far below what formatting an error can take. */
-export const maxDepth = 64
+const maxDepth = 64
 
 /** Whether `value` nests arrays and objects more than `limit` levels deep; iterative, so any depth is safe. */
-export const tooDeep = (value: unknown, limit: number): boolean => {
+const tooDeep = (value: unknown, limit: number): boolean => {
   const stack: Array<[unknown, number]> = [[value, 0]]
   while (stack.length > 0) {
     const [node, depth] = stack.pop()!
