@@ -805,6 +805,26 @@ export const ModelsGroup = HttpApiGroup.make("models")
   .middleware(Authorization)
 
 /**
+ * The generated document without the platform's `HttpApiDecodeError`: the server answers every decoding failure as a
+ * `BadRequest` naming the field, so a 400 never has that shape.
+ */
+const withoutDecodeError = (spec: Record<string, any>): Record<string, any> => {
+  const ref = "#/components/schemas/HttpApiDecodeError"
+  for (const operations of Object.values<Record<string, any>>(spec.paths ?? {})) {
+    for (const operation of Object.values<Record<string, any>>(operations)) {
+      const content = operation.responses?.["400"]?.content?.["application/json"]
+      const anyOf: Array<{ readonly $ref?: string }> | undefined = content?.schema?.anyOf
+      if (anyOf === undefined) continue
+      const kept = anyOf.filter((s) => s.$ref !== ref)
+      content.schema = kept.length === 1 ? kept[0] : { ...content.schema, anyOf: kept }
+      operation.responses["400"].description = "A request that does not match its schema, or an invalid image"
+    }
+  }
+  const { HttpApiDecodeError: _, Issue: __, PropertyKey: ___, ...schemas } = spec.components?.schemas ?? {}
+  return { ...spec, components: { ...spec.components, schemas } }
+}
+
+/**
  * The whole API.
  *
  * @since 0.1.0
@@ -825,6 +845,7 @@ export class FunctionApi extends HttpApi.make("loupe")
   .addError(UnsupportedMediaType)
   .addError(InternalServerError)
   .addError(ServiceUnavailable)
+  .annotate(OpenApi.Transform, withoutDecodeError)
   .annotate(OpenApi.Title, "Loupe")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(OpenApi.Description, "Image classification functions: labels, samples, invoke with capture for review, metrics")
