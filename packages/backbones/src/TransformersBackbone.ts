@@ -17,6 +17,10 @@
  * Preprocessing is Loupe's own (sharp): `make` derives the `PreprocessSpec` from the model's
  * `preprocessor_config.json` (`internal/HfPreprocess.ts`), and the plugin receives the normalised NCHW batch.
  *
+ * CLIP-like models (`clip`, `chinese_clip`, `siglip`) also offer the `textTower` capability (core's `TextTower`):
+ * their tokenizer and `onnx/text_model.onnx` embed text into the image embeddings' space, for zero-shot
+ * classification. The text files are fetched (or checked) only when the text tower is loaded.
+ *
  * @since 0.1.0
  */
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -25,13 +29,14 @@ import { Config, Effect, Option, Redacted, Schema } from "effect"
 import type { Scope } from "effect"
 import type { PreTrainedModel, Tensor } from "@huggingface/transformers"
 import { LoupeConfig } from "@loupe/core"
-import type { Backbone, Preprocess } from "@loupe/core"
+import type { Backbone, Preprocess, TextTower } from "@loupe/core"
 import { createHash } from "node:crypto"
 import * as path from "node:path"
 import { BackboneError } from "./BackboneError.js"
 import { download } from "./internal/download.js"
 import { defaultHubUrl, exists, hasModel, hubCacheFolder, hubFileUrl, isHubRepo, modelsDirFolder } from "./internal/hub.js"
 import { preprocessFromConfig } from "./internal/HfPreprocess.js"
+import * as TransformersText from "./internal/TransformersText.js"
 import { hashFiles } from "./internal/weights.js"
 
 type Transformers = typeof import("@huggingface/transformers")
@@ -76,7 +81,43 @@ export interface TransformersModelConfig {
   readonly preprocess: Preprocess.PreprocessSpec
   readonly tags?: ReadonlyArray<string>
   readonly license?: string
+  /**
+   * The model's text tower (CLIP, SigLIP), offered as the `textTower` capability for zero-shot classification.
+   * `make` fills it in for model types that have one (`clip`, `chinese_clip`, `siglip`) when the image embedding is
+   * the projected one (pooling `auto`, `image_embeds` or `pooler_output`).
+   *
+   * @since 0.2.0
+   */
+  readonly text?: TextTowerSpec
 }
+
+/**
+ * A transformers.js text tower: `onnx/<modelFileName>.onnx` (default `text_model`, with the model's `dtype`) and the
+ * tokenizer (`tokenizer.json`, `tokenizer_config.json`) in the model's folder. Its output is `text_embeds` (CLIP) or
+ * `pooler_output` (SigLIP), in the image embeddings' space.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TextTowerSpec {
+  readonly modelFileName?: string
+  /**
+   * What cosine similarities are multiplied by before the softmax. Default 100: CLIP's learned logit scale (the
+   * CLIP paper caps it there and the released models sit at the cap). SigLIP's is about 112 (`exp(4.72)` for
+   * SO400M, open_clip issue #746); it changes confidences, never which label wins.
+   */
+  readonly logitScale?: number
+  /** `max_length` pads every prompt to the tokenizer's `model_max_length`, as SigLIP was trained. Default `longest`. */
+  readonly padding?: "longest" | "max_length"
+}
+
+/**
+ * The default logit scale of a text tower: CLIP's (see `TextTowerSpec.logitScale`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const defaultLogitScale = 100
 
 /**
  * What `make` needs: the model config without the parts it derives (`embeddingSize`, `preprocess`), which may
@@ -117,7 +158,10 @@ export const TransformersOptions = Schema.Struct({
  */
 export type TransformersOptions = typeof TransformersOptions.Type
 
-/** Models whose exports hold several ONNX files; the image encoder is `onnx/vision_model*.onnx`. */
+/**
+ * Models whose exports hold several ONNX files; the image encoder is `onnx/vision_model*.onnx`, the text encoder
+ * `onnx/text_model*.onnx`.
+ */
 const visionFileByModelType: Readonly<Record<string, string>> = {
   clip: "vision_model",
   chinese_clip: "vision_model",
@@ -158,8 +202,16 @@ interface Opened {
   readonly weightsHash: string
 }
 
-/** The folder holding the model, downloading missing hub files into the cache unless offline. */
-const locate = (spec: TransformersModelSpec, opts: TransformersOptions, loupe: LoupeConfig.LoupeConfigShape) =>
+/**
+ * The folder holding the model, downloading missing hub files into the cache unless offline. `extraFiles` are needed
+ * beside the model's own (a text tower's tokenizer).
+ */
+const locate = (
+  spec: TransformersModelSpec,
+  opts: TransformersOptions,
+  loupe: LoupeConfig.LoupeConfigShape,
+  extraFiles: ReadonlyArray<string> = []
+) =>
   Effect.gen(function*() {
     const { id, model: name } = spec
     const modelFileOf = (config: Record<string, unknown>) =>
@@ -176,7 +228,7 @@ const locate = (spec: TransformersModelSpec, opts: TransformersOptions, loupe: L
           }),
         catch: (cause) =>
           new BackboneError({ reason: "LoadFailed", field: id, message: `${id}: cannot list the files of ${name}: ${String(cause)}`, cause })
-      }))).pipe(Effect.map((files) => ["preprocessor_config.json", ...files.filter((f) => f !== "config.json")]))
+      }))).pipe(Effect.map((files) => ["preprocessor_config.json", ...files.filter((f) => f !== "config.json"), ...extraFiles]))
     const missingIn = (folder: string, files: ReadonlyArray<string>) =>
       Effect.filter(files, (f) => Effect.map(exists(path.join(folder, f)), (present) => !present))
     /** The files the model needs, from its config.json. */
@@ -382,6 +434,39 @@ const makeEmbed = (opened: Opened, id: string, pooling: Pooling, size: number) =
       })
   })
 
+/** The text tower capability: the tokenizer and text encoder from the model's folder (fetched when missing). */
+const textTowerOf = (config: TransformersModelConfig, text: TextTowerSpec): TextTower.TextTower => ({
+  load: ({ config: loupe, options }) =>
+    Effect.gen(function*() {
+      const opts = options as TransformersOptions
+      const modelFileName = text.modelFileName ?? "text_model"
+      const located = yield* locate({ ...config, modelFileName }, opts, loupe, TransformersText.tokenizerFiles)
+      return yield* TransformersText.open({
+        id: config.id,
+        folder: located.folder,
+        files: located.files.filter((f) => f.startsWith("onnx/") || TransformersText.tokenizerFiles.includes(f)),
+        transformers: yield* importTransformers,
+        modelFileName,
+        dtype: config.dtype ?? "fp32",
+        logitScale: text.logitScale ?? defaultLogitScale,
+        padding: text.padding ?? "longest",
+        embeddingSize: config.embeddingSize,
+        maxBatchSize: opts.maxBatchSize,
+        intraOpNumThreads: opts.intraOpNumThreads
+      })
+    }).pipe(Effect.provide(NodeFileSystem.layer))
+})
+
+/**
+ * The text tower a model type has, for an image embedding in the text's space (the projected one): SigLIP's
+ * prompts are padded to the longest length it was trained with.
+ */
+const textTowerFor = (modelType: unknown, pooling: Pooling | undefined): TextTowerSpec | undefined =>
+  typeof modelType === "string" && modelType in visionFileByModelType &&
+    (pooling === undefined || pooling === "auto" || pooling === "image_embeds" || pooling === "pooler_output")
+    ? { padding: modelType === "siglip" ? "max_length" : "longest" }
+    : undefined
+
 /** A failed probe inference at load time is a load failure of that folder. */
 const probeFailed = (id: string, folder: string) => (e: BackboneError) =>
   new BackboneError({ reason: "LoadFailed", field: id, file: folder, message: e.message, cause: e })
@@ -439,14 +524,16 @@ export const plugin = (config: TransformersModelConfig): Backbone.BackbonePlugin
             )
             : embed(batch, count)
         return { info, weightsHash: opened.weightsHash, maxBatchSize: opts.maxBatchSize, embedBatch } satisfies Backbone.LoadedBackbone
-      }).pipe(Effect.provide(NodeFileSystem.layer))
+      }).pipe(Effect.provide(NodeFileSystem.layer)),
+    ...(config.text === undefined ? {} : { textTower: textTowerOf(config, config.text) })
   }
 }
 
 /**
  * Describes a model from its own files and returns its plugin: the preprocessing from `preprocessor_config.json`
  * and the embedding size from one probe inference (given values win for preprocessing; a given embedding size must
- * match). Fetches the model first when it comes from the hub (see the module docs).
+ * match), and the text tower from `config.json`'s model type (CLIP, SigLIP; see `TransformersModelConfig.text`).
+ * Fetches the model first when it comes from the hub (see the module docs).
  *
  * @since 0.1.0
  * @category constructors
@@ -478,5 +565,7 @@ export const make = (
         message: `${spec.id} gives ${probe.length} values per image; the spec says ${spec.embeddingSize}`
       })
     }
-    return plugin({ ...spec, preprocess, embeddingSize: probe.length })
+    const modelConfig = yield* readJson(spec.id, path.join(opened.folder, "config.json"))
+    const text = spec.text ?? textTowerFor(modelConfig["model_type"], spec.pooling)
+    return plugin({ ...spec, preprocess, embeddingSize: probe.length, ...(text === undefined ? {} : { text }) })
   })).pipe(Effect.provide(NodeFileSystem.layer))

@@ -10,13 +10,13 @@ import { Catalog } from "@loupe/backbones"
 import { Heads, ManualTraining, MultiBackbone } from "@loupe/trainers"
 
 /**
- * The built-in backbones (every catalog entry) and heads (search, manual training, fine-tuning and ensemble
- * heads), ready for `Registry.make`; `Plugins.registryLayer` starts from these.
+ * The built-in backbones (every catalog entry) and heads (search, zero-shot, manual training, fine-tuning and
+ * ensemble heads), ready for `Registry.make`; `Plugins.registryLayer` starts from these.
  *
  * @since 0.1.0
  * @category plugins
  */
 export const builtins: Registry.Plugins = {
   backbones: Catalog.builtins,
-  heads: [...Heads.heads, ...ManualTraining.heads, ...MultiBackbone.heads]
+  heads: [...Heads.heads, ...Heads.zeroShotHeads, ...ManualTraining.heads, ...MultiBackbone.heads]
 }

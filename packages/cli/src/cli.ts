@@ -26,6 +26,7 @@ import * as ReportFile from "./ReportFile.js"
 import * as ServeCommand from "./ServeCommand.js"
 import * as Train from "./Train.js"
 import * as TrainSummary from "./TrainSummary.js"
+import * as ZeroShotTrain from "./ZeroShotTrain.js"
 
 const VERSION = "0.1.0"
 
@@ -42,9 +43,15 @@ const train = DocumentedCommand.make(
       "The folder holds a subfolder per label (cats/, dogs/, ...), or train/ and test/ folders that each do; with a " +
       "test/ folder, the model is also scored on it. The preset's search picks the backbone and head by " +
       "cross-validation. The bundle is a folder that `loupe predict`, `loupe evaluate` and `loupe serve --bundle` load.",
+      "With --zero-shot nothing is trained: the first backbone with a text tower (CLIP, SigLIP) classifies from the label " +
+      "names alone, in prompt templates such as \"a photo of a {}.\", and the run reports its accuracy on the test/ " +
+      "folder (or on every image without one) and saves that zero-shot model as the bundle.",
       presetsHelp
     ],
-    examples: ["loupe train ./photos --out ./pets-model --report ./pets-report.html"]
+    examples: [
+      "loupe train ./photos --out ./pets-model --report ./pets-report.html",
+      "loupe train ./photos --zero-shot --backbone hf:Xenova/clip-vit-base-patch32 --out ./pets-zero-shot"
+    ]
   },
   {
     dir: Arg.directory("dir", "The folder of labelled photos", { exists: "yes" }),
@@ -62,6 +69,7 @@ const train = DocumentedCommand.make(
       Flag.optional(String(Preset.defaults.seed))
     ),
     report,
+    zeroShot: Flag.boolean("zero-shot", "Train nothing: evaluate and save the zero-shot classifier of the label names (needs a backbone with a text tower)"),
     modelsDir,
     plugins,
     json
@@ -77,6 +85,16 @@ const train = DocumentedCommand.make(
       const user = yield* parseOverrides(flags.overrides)
       const isObject = typeof user === "object" && user !== null && !Array.isArray(user)
       const resolved = yield* Preset.resolve(flags.preset, user === undefined || isObject ? { ...user as object, ...fromFlags } : user)
+      if (flags.zeroShot) {
+        const zeroShot = yield* ZeroShotTrain.run({
+          dir: flags.dir,
+          out: flags.out,
+          overwrite: flags.overwrite,
+          backbones: (yield* Preset.fitOptions(resolved)).backbones ?? [],
+          ...Option.match(flags.report, { onNone: () => ({}), onSome: (report) => ({ report }) })
+        })
+        return yield* Console.log(flags.json ? JSON.stringify(TrainSummary.zeroShotJson(zeroShot)) : TrainSummary.zeroShotText(zeroShot))
+      }
       const result = yield* Train.train({
         dir: flags.dir,
         out: flags.out,

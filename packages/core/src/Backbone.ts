@@ -10,6 +10,7 @@ import { Context } from "effect"
 import type { LoupeConfigShape } from "./LoupeConfig.js"
 import type { PluginFailure } from "./CoreError.js"
 import type { PreprocessSpec } from "./Preprocess.js"
+import type { TextTower } from "./TextTower.js"
 import type { TrainableTail } from "./TrainableTail.js"
 
 /**
@@ -93,6 +94,8 @@ export interface BackbonePlugin {
   readonly load: (context: LoadContext) => Effect.Effect<LoadedBackbone, PluginFailure, Scope.Scope>
   /** Capability: a frozen trunk and a trainable tail, for partial fine-tuning. */
   readonly trainableTail?: TrainableTail
+  /** Capability: a text encoder into the image embeddings' space, for zero-shot classification (since 0.2.0). */
+  readonly textTower?: TextTower
 }
 
 /**

@@ -8,7 +8,7 @@ import { Data } from "effect"
 /**
  * What went wrong, for `CoreError`: an unreadable image, dataset, manifest or bundle, a bad configuration value, an
  * unknown or duplicate plugin, a backbone or head that failed, a shape mismatch between a backbone and its batch, a
- * cache failure, or a file-system error.
+ * cache failure, a file-system error, or a capability the plugin does not offer (`Unsupported`, new in 0.2.0).
  *
  * @since 0.1.0
  * @category errors
@@ -26,6 +26,7 @@ export type CoreErrorReason =
   | "InvalidBundle"
   | "CacheFailed"
   | "Io"
+  | "Unsupported"
 
 /**
  * The error every `@loupe/core` operation fails with: `reason` says what went wrong, `message` says it for people,

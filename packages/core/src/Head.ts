@@ -15,6 +15,7 @@ import { CoreError } from "./CoreError.js"
 import type { PluginFailure } from "./CoreError.js"
 import * as M from "./Matrix.js"
 import type { Matrix } from "./Matrix.js"
+import type { ZeroShotPrior } from "./TextTower.js"
 
 /**
  * What a head fits on: embeddings, a class index per row, and optional per-row weights and groups.
@@ -35,6 +36,13 @@ export interface TrainingSet {
    * splits its rows internally (held-out calibration, early stopping) keeps each group on one side.
    */
   readonly groups?: Int32Array
+  /**
+   * Optional: the zero-shot classifier of the labels, when the backbone has a text tower (`TextTower`). Heads built
+   * on it (zero-shot, Tip-Adapter) need it; the others ignore it.
+   *
+   * @since 0.2.0
+   */
+  readonly zeroShot?: ZeroShotPrior
 }
 
 /**

@@ -4,12 +4,13 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import type { BackbonePlugin, LoadedBackbone } from "./Backbone.js"
 import { CoreError } from "./CoreError.js"
 import type { HeadPlugin } from "./Head.js"
-import { LoupeConfig } from "./LoupeConfig.js"
+import * as LoadContext from "./internal/LoadContext.js"
+import type { LoupeConfig } from "./LoupeConfig.js"
 
 /**
  * The plugins to register: backbones and heads, each list optional (default empty).
@@ -122,16 +123,8 @@ export const loadBackbone = (
 ): Effect.Effect<LoadedBackbone, CoreError, Registry | LoupeConfig | Scope.Scope> =>
   Effect.gen(function*() {
     const registry = yield* Registry
-    const config = yield* LoupeConfig
     const plugin = yield* registry.backbone(id)
-    const decoded = plugin.optionsSchema
-      ? yield* Schema.decodeUnknown(plugin.optionsSchema, { onExcessProperty: "error" })(options).pipe(
-        Effect.mapError((e) =>
-          new CoreError({ reason: "InvalidConfig", field: id, message: `Invalid options for backbone ${id}: ${e.message}` })
-        )
-      )
-      : options
-    return yield* plugin.load({ config, options: decoded }).pipe(
+    return yield* plugin.load(yield* LoadContext.make(plugin, options)).pipe(
       Effect.mapError((e) =>
         new CoreError({ reason: "BackboneFailed", field: id, message: `Could not load backbone ${id}: ${e.message}`, cause: e })
       )

@@ -78,6 +78,13 @@ export interface ApiKeysShape {
   readonly revoke: (id: string) => Effect.Effect<KeyInfo, DeployError>
   /** The key a bearer token belongs to; `Unauthorized` for a malformed, unknown or revoked token. */
   readonly verify: (token: string) => Effect.Effect<KeyInfo, DeployError>
+  /**
+   * The key of a request, from its whole `Authorization` header (see `bearerToken`); `Unauthorized` for a missing
+   * header, another scheme, or a malformed, unknown or revoked token.
+   *
+   * @since 0.2.0
+   */
+  readonly authenticate: (authorization: string | undefined) => Effect.Effect<KeyInfo, DeployError>
 }
 
 /**
@@ -104,6 +111,38 @@ const storeFailed = (file: string, what: string) => (cause: unknown) =>
 
 const unauthorized = (message: string) => new DeployError({ reason: "Unauthorized", field: "authorization", message })
 
+/** `auth-scheme [ 1*SP credentials ]` (RFC 9110 section 11.4): the scheme is a token, compared without case. */
+const authorizationPattern = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?: +(.*))?$/
+
+/**
+ * The bearer token of an `Authorization` header value, read as RFC 9110 and RFC 6750 say: the scheme `Bearer` in
+ * any case, one or more spaces, then the token alone. Anything else is `Unauthorized` with a message saying what
+ * to send, never echoing the credentials: a missing or empty header, another scheme (`Basic`, `Digest`, ...), a
+ * scheme without a token, or more than one token. Reading only what follows the first seven characters, as a
+ * bare `Bearer ` prefix check does, would take `Digest <key>` or `Basic  <key>` as a bearer key.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const bearerToken = (authorization: string | undefined): Effect.Effect<string, DeployError> => {
+  const send = "send an API key as `Authorization: Bearer <key>`"
+  if (authorization === undefined || authorization === "") return Effect.fail(unauthorized(`No API key: ${send}`))
+  const match = authorizationPattern.exec(authorization)
+  if (match === null) return Effect.fail(unauthorized(`The Authorization header is malformed; ${send}`))
+  const [, scheme, credentials] = match
+  if (scheme!.toLowerCase() !== "bearer") {
+    // A long "scheme" is a bare key: it is not repeated back.
+    return Effect.fail(unauthorized(
+      scheme!.length > 12
+        ? `The Authorization header has no scheme; ${send}`
+        : `The Authorization scheme ${JSON.stringify(scheme)} is not accepted; ${send}`
+    ))
+  }
+  if (credentials === undefined || credentials === "") return Effect.fail(unauthorized(`The Bearer credentials are empty; ${send}`))
+  if (/\s/.test(credentials)) return Effect.fail(unauthorized(`The Bearer credentials are malformed: one key, no spaces; ${send}`))
+  return Effect.succeed(credentials)
+}
+
 /** How often a running server looks at the file for keys created or revoked elsewhere. */
 const RECHECK_MS = 1000
 
@@ -117,10 +156,11 @@ const readKeys = (fs: FileSystem.FileSystem, file: string): Effect.Effect<Readon
     Effect.mapError(storeFailed(file, "read"))
   )
 
-/** Replace the key file atomically (temp file, fsync, rename), readable by its owner only. */
+/** Replace the key file atomically (temp file, fsync, rename), readable by its owner only, in a folder made 0700. */
 const writeKeys = (fs: FileSystem.FileSystem, file: string, keys: ReadonlyArray<KeyRecord>): Effect.Effect<void, DeployError> =>
   Effect.gen(function*() {
-    yield* fs.makeDirectory(path.dirname(file), { recursive: true })
+    // A store folder made here (`loupe keys create` before the first `loupe serve`) is private, as the store's are.
+    yield* fs.makeDirectory(path.dirname(file), { recursive: true, mode: 0o700 })
     const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
     yield* Effect.scoped(Effect.gen(function*() {
       const handle = yield* fs.open(tmp, { flag: "w", mode: 0o600 })
@@ -232,7 +272,8 @@ export const make = (file: string): Effect.Effect<ApiKeysShape, DeployError, Fil
       create,
       list: Effect.map(current(), (keys) => keys.map(toInfo)),
       revoke,
-      verify
+      verify,
+      authenticate: (authorization) => Effect.flatMap(bearerToken(authorization), verify)
     } satisfies ApiKeysShape
   })
 

@@ -480,8 +480,8 @@ export const LabelConfidence = Schema.Struct({
 
 /**
  * The answer to an invoke: the top label and its confidence in [0, 1], every label's confidence (highest
- * first, or the top `labelCount`), the model version that answered, and the sample id when the invocation was
- * captured for review.
+ * first, or the top `labelCount`), the model version that answered, the sample id when the invocation was
+ * captured for review, and `mode: "zero-shot"` for an answer from the label names before the first model.
  *
  * @since 0.1.0
  * @category schemas
@@ -495,7 +495,12 @@ export const InvokeResult = Schema.Struct({
   modelId: Schema.String,
   /** The captured sample, when the invocation was captured for review. */
   sampleId: Schema.NullOr(Schema.String),
-  externalId: Schema.optional(Schema.String)
+  externalId: Schema.optional(Schema.String),
+  /**
+   * `zero-shot` when the function has no model yet and answered from its label names with its backbone's text tower
+   * (CLIP, SigLIP); absent for a trained model's answer. New in 0.2.0.
+   */
+  mode: Schema.optional(Schema.Literal("zero-shot"))
 }).annotations({ identifier: "InvokeResult" })
 /**
  * The answer to an invoke.

@@ -18,7 +18,7 @@
  * - Redirects: at most `maxRedirects` (default 3) are followed, and every hop's URL goes through the same checks
  *   (scheme, credentials, address) as the first.
  * - The byte cap is enforced from `Content-Length` and while the body streams in: the connection is dropped as
- *   soon as the body is over it.
+ *   soon as the body is over it, and the refusal is `BodyTooLarge` (HTTP 413), as for a request body that size.
  * - One timeout covers the whole fetch, redirects included.
  *
  * No proxy, no cookies, no connection reuse: each hop is one fresh connection with no headers from the caller.
@@ -190,6 +190,9 @@ const allows = (policy: AddressPolicy) => (address: string): { readonly allowed:
   return { allowed: kind === "public" || policy === true || (typeof policy === "function" && policy(address, kind)), kind }
 }
 
+/** A body over the byte cap, told apart from other failures: it is answered 413, like a request body that size. */
+class OverLimit extends Error {}
+
 /** A refused destination, raised inside node's connect path (a `lookup` callback or a socket), hence an `Error`. */
 class AddressRefused extends Error {
   constructor(readonly host: string, readonly address: string, readonly kind: AddressKind) {
@@ -308,7 +311,7 @@ const getOnce = (url: URL, policy: AddressPolicy, maxBytes: number): Effect.Effe
       const declared = Number(response.headers["content-length"] ?? "0")
       if (declared > maxBytes) {
         request.destroy()
-        return fail(new Error(`${declared} bytes is over the ${maxBytes}-byte limit`))
+        return fail(new OverLimit(`${declared} bytes is over the ${maxBytes}-byte limit`))
       }
       const chunks: Array<Buffer> = []
       let size = 0
@@ -316,7 +319,7 @@ const getOnce = (url: URL, policy: AddressPolicy, maxBytes: number): Effect.Effe
         size += chunk.length
         if (size > maxBytes) {
           request.destroy()
-          fail(new Error(`over the ${maxBytes}-byte limit`))
+          fail(new OverLimit(`over the ${maxBytes}-byte limit`))
         } else {
           chunks.push(chunk)
         }
@@ -360,15 +363,15 @@ const shown = (url: URL | string): string => {
   return text.length > 200 ? `${text.slice(0, 200)}...` : text
 }
 
-/** The error of every failure: `InvalidImage`, naming the field. */
+/** The error of every failure but an oversized body: `InvalidImage`, naming the field. */
 const refusal = (field: string, message: string, cause?: unknown) =>
   new DeployError({ reason: "InvalidImage", field, message: `${field}: ${message}`, cause })
 
 /**
  * The bytes behind an `http(s)` URL, under the address policy, byte cap, redirect limit and timeout of `options`
- * (see the module's description). Every failure is a `DeployError` with reason `InvalidImage` naming
- * `options.field`, whose message says why: `data: http://127.0.0.1:8080/cat.jpg resolves to 127.0.0.1, a loopback
- * address; ...`.
+ * (see the module's description). Every failure is a `DeployError` naming `options.field`, whose message says why:
+ * reason `BodyTooLarge` for a body over `maxBytes` (declared or streamed), `InvalidImage` for the rest (`data:
+ * http://127.0.0.1:8080/cat.jpg resolves to 127.0.0.1, a loopback address; ...`).
  *
  * @since 0.1.0
  * @category constructors
@@ -407,6 +410,8 @@ export const fetchBytes: (url: string | URL, options: UrlFetchOptions) => Effect
         Effect.mapError((cause) =>
           cause instanceof AddressRefused
             ? refuse(`${subject} resolves to ${cause.address}, ${describeAddressKind(cause.kind)}; ${hint}`, cause)
+            : cause instanceof OverLimit
+            ? new DeployError({ reason: "BodyTooLarge", field, message: `${field}: ${shown(current)} is too large: ${cause.message}`, cause })
             : refuse(`cannot fetch ${shown(current)}: ${messageOf(cause)}`, cause)
         )
       )

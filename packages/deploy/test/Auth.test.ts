@@ -17,6 +17,7 @@ layer(NodeFileSystem.layer)("ApiKeys", (it) => {
       expect(text).not.toContain(created.token)
       expect(text).not.toContain(created.token.slice(15))
       expect(fs.statSync(file).mode & 0o777).toBe(0o600)
+      expect(fs.statSync(path.dirname(file)).mode & 0o777).toBe(0o700)
       expect((yield* keys.verify(created.token)).id).toBe(created.id)
 
       const reason = (token: string) => Effect.map(Effect.flip(keys.verify(token)), (e) => `${e.reason}: ${e.message}`)
@@ -32,6 +33,41 @@ layer(NodeFileSystem.layer)("ApiKeys", (it) => {
       expect((yield* keys.list).map((k) => [k.name, k.revokedAt !== undefined])).toEqual([["ci", true]])
       const unknown = yield* Effect.either(keys.revoke("00000000"))
       expect(Either.isLeft(unknown) && unknown.left.reason).toBe("NotFound")
+    }))
+
+  it.effect("reads the key from a whole Authorization header: the Bearer scheme in any case, nothing else", () =>
+    Effect.gen(function*() {
+      const keys = yield* ApiKeys.make(path.join(tempDir("keys-header"), "keys.json"))
+      const { id, token } = yield* keys.create("ci")
+      for (const header of [`Bearer ${token}`, `bearer ${token}`, `BEARER ${token}`, `Bearer   ${token}`]) {
+        expect((yield* keys.authenticate(header)).id).toBe(id)
+      }
+      const refused = (header: string | undefined) => Effect.map(Effect.flip(keys.authenticate(header)), (e) => [e.reason, e.field, e.message])
+      const cases: ReadonlyArray<readonly [string | undefined, RegExp]> = [
+        [undefined, /^No API key: send an API key as `Authorization: Bearer <key>`$/],
+        ["", /^No API key/],
+        // A seven-character scheme: what a bare "Bearer " prefix check would have taken as a bearer key.
+        [`Digest ${token}`, /^The Authorization scheme "Digest" is not accepted/],
+        [`Basic  ${token}`, /^The Authorization scheme "Basic" is not accepted/],
+        [`Basic ${Buffer.from(`${token}:`).toString("base64")}`, /"Basic" is not accepted/],
+        [`Token ${token}`, /"Token" is not accepted/],
+        [`${token}`, /^The Authorization header has no scheme/],
+        ["Bearer", /Bearer credentials are empty/],
+        [`Bearer ${token} ${token}`, /malformed: one key, no spaces/],
+        [`Bearer\t${token}`, /Authorization header is malformed/],
+        [`: ${token}`, /Authorization header is malformed/],
+        [`Bearer ${token.toUpperCase()}`, /The API key is malformed/],
+        [`Bearer ${token.slice(0, -1)}${token.endsWith("A") ? "B" : "A"}`, /not known/]
+      ]
+      for (const [header, message] of cases) {
+        const [reason, field, text] = yield* refused(header)
+        expect([header, reason, field]).toEqual([header, "Unauthorized", "authorization"])
+        expect(text).toMatch(message)
+        // The credentials are never echoed back.
+        expect(text).not.toContain(token.slice(6, 20))
+      }
+      yield* keys.revoke(id)
+      expect((yield* refused(`Bearer ${token}`))[2]).toMatch(/revoked/)
     }))
 
   it.effect("names the file when it is not a key file", () =>

@@ -135,7 +135,7 @@ describe("OnnxExport", () => {
       expect(tfjs.message).toMatch(/tfjs:darknet-tiny runs on tfjs, not onnxruntime/)
       const knn = yield* Effect.flip(OnnxExport.exportable("onnx:mobilenetv2-int8", "knn"))
       expect(knn.field).toBe("head.kind")
-      expect(knn.message).toMatch(/The knn head has no ONNX form; exportable heads: logistic-regression, linear-svm, nearest-prototype, mlp, linear\./)
+      expect(knn.message).toMatch(/The knn head has no ONNX form; exportable heads: logistic-regression, linear-svm, nearest-prototype, mlp, zero-shot, tip-adapter, linear\./)
       const unknown = yield* Effect.flip(OnnxExport.exportable("onnx:nope", "logistic-regression"))
       expect(unknown.reason).toBe("BundleFailed")
     }).pipe(Effect.provide(environment)))

@@ -13,14 +13,19 @@
  * trains the tail and a head in each fold. It is neither concatenated nor part of the ensembles. When it wins, the
  * pipeline's backbone is the trunk (its `output` option names the cut), as in manual mode.
  *
+ * A backbone with a text tower (core's `TextTower`: CLIP, SigLIP) also brings the heads built on the labels'
+ * zero-shot classifier (`SearchSpace.zeroShotSearchSpace`): the zero-shot classifier itself, which answers from the
+ * label names alone, and Tip-Adapter, which mixes it with a cache of the samples. They are searched on that
+ * backbone's embeddings (not on concatenations) and compete under the same cross-validation rule as every head.
+ *
  * @since 0.1.0
  */
 import { Effect } from "effect"
 import type { Scope } from "effect"
-import { Dataset, Embedder, Matrix, Pipeline, Registry } from "@loupe/core"
+import { Dataset, Embedder, Matrix, Pipeline, Registry, TextTower } from "@loupe/core"
 import type { Backbone, CoreError, Embedder as EmbedderTypes, LoupeConfig, Sample } from "@loupe/core"
 import { Classification } from "@loupe/metrics"
-import { AugmentedProbe, CrossValidation, FineTune, MultiBackbone, Search, SearchSpace } from "@loupe/trainers"
+import { AugmentedProbe, CrossValidation, FineTune, MultiBackbone, Search, SearchSpace, ZeroShot } from "@loupe/trainers"
 import { FunctionsError } from "./FunctionsError.js"
 import { combinedId, membersOf, trunkId } from "./internal/Candidates.js"
 
@@ -209,36 +214,58 @@ const prepareFineTune = (backboneIds: ReadonlyArray<string>, trainableLayers: nu
     return undefined
   })
 
+const kindsOf = (space: SearchSpace.SearchSpace) => space.flatMap((branch) => (branch["head.kind"] as ReadonlyArray<SearchSpace.Value>).map(String))
+const zeroShotKinds = new Set(kindsOf(SearchSpace.zeroShotSearchSpace))
+
 /**
- * The head branches of the search space: one point, `kept`'s params of the one kind in `heads` (a retrain that keeps
- * the previous choice); else the default space's branches of the `heads` kinds, or all of them.
+ * The head branches of the search space, for every feature set (`plain`) and for backbones with a text tower
+ * (`zeroShot`): one point, `kept`'s params of the one kind in `heads` (a retrain that keeps the previous choice);
+ * else the branches of the `heads` kinds, or all of them.
  */
 const headBranches = (
   heads: ReadonlyArray<string> | undefined,
   kept: Readonly<Record<string, SearchSpace.Value>> | undefined
-): SearchSpace.SearchSpace => {
+): { readonly plain: SearchSpace.SearchSpace; readonly zeroShot: SearchSpace.SearchSpace } => {
   if (kept !== undefined && heads?.length === 1) {
-    return [{ "head.kind": [heads[0]!], ...Object.fromEntries(Object.entries(kept).map(([k, v]) => [`head.${k}`, [v]])) }]
+    const point = [{ "head.kind": [heads[0]!], ...Object.fromEntries(Object.entries(kept).map(([k, v]) => [`head.${k}`, [v]])) }]
+    return zeroShotKinds.has(heads[0]!) ? { plain: [], zeroShot: point } : { plain: point, zeroShot: [] }
   }
-  if (heads === undefined || heads.length === 0) return SearchSpace.defaultSearchSpace
-  return SearchSpace.defaultSearchSpace.filter((branch) => {
-    const kinds = branch["head.kind"]
-    return Array.isArray(kinds) && kinds.some((kind) => heads.includes(String(kind)))
-  })
+  const pick = (space: SearchSpace.SearchSpace) =>
+    heads === undefined || heads.length === 0 ? space : space.filter((branch) => kindsOf([branch]).some((kind) => heads.includes(kind)))
+  return { plain: pick(SearchSpace.defaultSearchSpace), zeroShot: pick(SearchSpace.zeroShotSearchSpace) }
 }
 
 /**
- * The search space: each of `branches` over the feature sets `ids` (the backbones and their concatenation), and with
- * fine-tuning, the `finetune` head over the trunk's features alone.
+ * The search space: the plain branches over the feature sets `ids` (the backbones and their concatenation), the
+ * zero-shot branches over the backbones with a text tower (`textIds`), and with fine-tuning, the `finetune` head over
+ * the trunk's features alone.
  */
 const spaceOf = (
-  branches: SearchSpace.SearchSpace,
+  branches: ReturnType<typeof headBranches>,
   ids: ReadonlyArray<string>,
+  textIds: ReadonlyArray<string>,
   fineTune: { readonly id: string; readonly epochs: number } | undefined
 ): SearchSpace.SearchSpace => [
-  ...(ids.length === 0 ? [] : branches.map((branch) => ({ "backbone.id": ids, ...branch }))),
+  ...(ids.length === 0 ? [] : branches.plain.map((branch) => ({ "backbone.id": ids, ...branch }))),
+  ...(textIds.length === 0 ? [] : branches.zeroShot.map((branch) => ({ "backbone.id": textIds, ...branch }))),
   ...(fineTune === undefined ? [] : [{ "backbone.id": [fineTune.id], "head.kind": [FineTune.headKind], "head.epochs": [fineTune.epochs] }])
 ]
+
+/**
+ * The labels' zero-shot classifier (`ZeroShot.classifier`) of each of `ids` whose backbone has a text tower, loaded
+ * in the fit's scope.
+ */
+const zeroShotPriors = (ids: ReadonlyArray<string>, labels: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const registry = yield* Registry.Registry
+    const priors = new Map<string, TextTower.ZeroShotPrior>()
+    for (const id of ids) {
+      if ((yield* registry.backbone(id)).textTower === undefined) continue
+      const encoder = yield* TextTower.load(id)
+      priors.set(id, yield* ZeroShot.classifier(encoder, labels).pipe(Effect.mapError(failed)))
+    }
+    return priors
+  })
 
 /** `features` plus, with more than one backbone, their concatenation under `combinedId`. */
 const withCombination = (features: Map<string, Matrix.Matrix>): Map<string, Matrix.Matrix> =>
@@ -352,13 +379,25 @@ export const fit: (
   const trainStart = performance.now()
   const folds = options.folds ?? 5
   const kept = options.headParams !== undefined && options.heads?.length === 1 ? options.headParams : undefined
-  const space = spaceOf(headBranches(options.heads, kept), ordinaryIds, fineTune && { id: fineTune.id, epochs: options.fineTune!.epochs })
+  // The zero-shot branches need their heads registered (the CLI registers `Heads.zeroShotHeads`).
+  const registered = new Set(registry.heads.map((h) => h.kind))
+  const { plain, zeroShot: zeroShotBranches } = headBranches(options.heads, kept)
+  const branches = { plain, zeroShot: zeroShotBranches.filter((branch) => kindsOf([branch]).every((kind) => registered.has(kind))) }
+  const zeroShot = branches.zeroShot.length === 0
+    ? new Map<string, TextTower.ZeroShotPrior>()
+    : yield* zeroShotPriors(ordinaryIds.filter((id) => backboneIds.includes(id)), labels)
+  const textIds = [...zeroShot.keys()]
+  const space = spaceOf(branches, ordinaryIds, textIds, fineTune && { id: fineTune.id, epochs: options.fineTune!.epochs })
   if (space.length === 0) {
     return yield* new FunctionsError({
       reason: "InvalidOptions",
       field: "heads",
       message: `None of the heads [${options.heads!.join(", ")}] is in the search space (searchable: ${
-        [...SearchSpace.defaultSearchSpace.map((b) => b["head.kind"]), ...(options.fineTune ? [FineTune.headKind] : [])].join(", ")
+        [
+          ...kindsOf(SearchSpace.defaultSearchSpace),
+          ...(textIds.length > 0 ? zeroShotKinds : []),
+          ...(options.fineTune ? [FineTune.headKind] : [])
+        ].join(", ")
       })`
     })
   }
@@ -378,6 +417,7 @@ export const fit: (
     weights,
     ...(mirrored ? { mirrored } : {}),
     ...(views ? { views } : {}),
+    ...(zeroShot.size > 0 ? { zeroShot } : {}),
     y,
     numClasses: labels.length
   }, {

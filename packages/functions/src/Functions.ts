@@ -2,8 +2,10 @@
  * The function API, after the Nyckel SDK: a function owns labels, samples and a model history behind one id. Post
  * samples and it trains by itself, in the background, once at least 2 labels have at least 2 annotated samples
  * each; a label with fewer is left out of training (`FunctionStatus.leftOutLabels` says which, and why) rather than
- * holding the others back. `invoke` answers with the promoted model meanwhile, and with a typed `NotTrained` error
- * (saying what is missing) before the first model exists.
+ * holding the others back. `invoke` answers with the promoted model meanwhile. Before the first model exists, a
+ * function whose preset selects a backbone with a text tower (CLIP, SigLIP) answers zero-shot from its label names
+ * (`mode: "zero-shot"`, see `Retrainer.zeroShot`); any other answers with a typed `NotTrained` error saying what is
+ * missing.
  *
  * ```ts
  * const functions = yield* Functions.Functions
@@ -198,8 +200,15 @@ export interface InvokeResult {
   readonly confidence: number
   /** Most likely first. */
   readonly labelConfidences: ReadonlyArray<LabelConfidence>
-  /** The model version that answered. */
+  /** The model version that answered; `zero-shot:<backbone id>` for a zero-shot answer. */
   readonly modelId: string
+  /**
+   * `zero-shot` when the function has no model yet and answered from its label names with a text tower; absent for
+   * a trained model's answer.
+   *
+   * @since 0.2.0
+   */
+  readonly mode?: "zero-shot"
 }
 
 /**
@@ -272,7 +281,10 @@ export interface FunctionsShape {
     annotation: StoreTypes.AnnotationInput
   ) => Effect.Effect<StoreTypes.SampleRecord, FunctionsError>
   readonly deleteSamples: (functionId: string, sampleIds: ReadonlyArray<string>) => Effect.Effect<void, FunctionsError>
-  /** Classify an image with the promoted model; `NotTrained` before there is one, `InvalidImage` naming `data`. */
+  /**
+   * Classify an image with the promoted model; before there is one, zero-shot when the function's backbone has a text
+   * tower (`mode: "zero-shot"`), else `NotTrained`; `InvalidImage` naming `data`.
+   */
   readonly invoke: (functionId: string, data: ImageData, options?: InvokeOptions) => Effect.Effect<InvokeResult, FunctionsError>
   /** The promoted model's cross-validated metrics; `NotTrained` before there is one. */
   readonly metrics: (functionId: string) => Effect.Effect<FunctionMetrics, FunctionsError>
@@ -465,7 +477,11 @@ export const make = (
         const bytes = yield* ImageInput.readBytes(data, "data", imageOptions).pipe(
           Effect.provideService(FileSystem.FileSystem, fileSystem)
         )
-        const model = yield* retrainer.model(functionId, options.modelId)
+        const trained = yield* retrainer.model(functionId, options.modelId)
+        const zeroShot = trained === undefined && options.modelId === undefined ? yield* retrainer.zeroShot(functionId) : undefined
+        const model = trained !== undefined
+          ? { fitted: trained.fitted, labels: trained.version.labels, modelId: trained.version.id }
+          : zeroShot && { fitted: zeroShot.fitted, labels: zeroShot.labels, modelId: `zero-shot:${zeroShot.backbone}` }
         if (model === undefined) return yield* Effect.flatMap(notTrained(functionId), Effect.fail)
         const prediction = yield* Pipeline.predict(model.fitted, bytes).pipe(
           Effect.mapError((e) =>
@@ -477,7 +493,7 @@ export const make = (
             })
           )
         )
-        const ids = new Map(model.version.labels.map((l) => [l.name, l.id]))
+        const ids = new Map(model.labels.map((l) => [l.name, l.id]))
         const labelConfidences = prediction.labelConfidences
           .slice(0, options.labelCount ?? Infinity)
           .map((c) => ({ labelName: c.labelName, labelId: ids.get(c.labelName)!, confidence: c.confidence }))
@@ -486,7 +502,8 @@ export const make = (
           labelId: ids.get(prediction.labelName)!,
           confidence: prediction.confidence,
           labelConfidences,
-          modelId: model.version.id
+          modelId: model.modelId,
+          ...(zeroShot === undefined ? {} : { mode: "zero-shot" as const })
         } satisfies InvokeResult
       })
 

@@ -14,6 +14,10 @@
  * Backbones are loaded once per service (see `internal/SharedBackbones`) and the `EmbeddingCache` keeps every
  * embedding, so a retrain embeds only images it has not seen.
  *
+ * Before a function's first model, `zeroShot` gives its zero-shot model when its preset selects a backbone with a
+ * text tower (CLIP, SigLIP): the labels' names, put into prompt templates, classify images (`ZeroShot` in
+ * `@loupe/trainers`). It is rebuilt when the labels change.
+ *
  * @since 0.1.0
  */
 import type { FileSystem } from "@effect/platform"
@@ -43,6 +47,7 @@ import * as Candidates from "./internal/Candidates.js"
 import * as Ids from "./internal/Ids.js"
 import * as SharedBackbones from "./internal/SharedBackbones.js"
 import * as Trainable from "./internal/Trainable.js"
+import * as ZeroShotModels from "./internal/ZeroShotModels.js"
 import * as Preset from "./Preset.js"
 import * as PromotionRule from "./internal/PromotionRule.js"
 import { bundlesPrefix, imageKey, Store } from "./Store.js"
@@ -198,6 +203,15 @@ export interface LoadedModel {
 }
 
 /**
+ * A function's zero-shot model (what `zeroShot` gives): the backbone with a text tower that answers, the labels it
+ * answers with (in class order) and the fitted pipeline (its head is the `zero-shot` head).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ZeroShotModel = ZeroShotModels.ZeroShotModel
+
+/**
  * The operations of the retrainer. `model` and `rollback` fail with `FunctionsError` (`NotFound` for an unknown
  * version, `StoreFailed`, or the bundle's load failure).
  *
@@ -218,6 +232,14 @@ export interface RetrainerShape {
   readonly rollback: (functionId: string, versionId: string) => Effect.Effect<StoreTypes.ModelVersionRecord, FunctionsError>
   /** Stop the function's worker and drop its loaded models (when the function is deleted). */
   readonly forget: (functionId: string) => Effect.Effect<void>
+  /**
+   * The function's zero-shot model (see the module docs); `undefined` when it has fewer than two labels or its
+   * preset selects no backbone with a text tower. Fails with `FunctionsError` `TrainingFailed` when the backbone or
+   * its text tower cannot load.
+   *
+   * @since 0.2.0
+   */
+  readonly zeroShot: (functionId: string) => Effect.Effect<ZeroShotModel | undefined, FunctionsError>
 }
 
 /**
@@ -329,6 +351,7 @@ export const make = (
     /** Loaded models by version id. */
     const models = yield* Ref.make(new Map<string, LoadedModel["fitted"]>())
     const loads = yield* Effect.makeSemaphore(1)
+    const zeroShot = yield* ZeroShotModels.make(store, context)
 
     const loadBundle = (version: StoreTypes.ModelVersionRecord) =>
       Effect.gen(function*() {
@@ -590,6 +613,7 @@ export const make = (
           return [map.get(functionId), next] as const
         })
         if (w) yield* Fiber.interrupt(w.fiber)
+        yield* zeroShot.forget(functionId)
         const versions = yield* Effect.orElseSucceed(store.listModelVersions(functionId), () => [])
         yield* Ref.update(models, (map) => {
           const next = new Map(map)
@@ -616,7 +640,8 @@ export const make = (
       subscribe: PubSub.subscribe(events),
       model,
       rollback,
-      forget
+      forget,
+      zeroShot: zeroShot.get
     } satisfies RetrainerShape
   })
 

@@ -121,6 +121,7 @@ export const subset = (data: Data, rows: ArrayLike<number>): Data => ({
   numClasses: data.numClasses,
   ...(data.weights ? { weights: Float32Array.from(rows, (i) => data.weights![i]!) } : {}),
   ...(data.groups ? { groups: Int32Array.from(rows, (i) => data.groups![i]!) } : {}),
+  ...(data.zeroShot ? { zeroShot: data.zeroShot } : {}),
   ...(data.mirrored ? { mirrored: Matrix.takeRows(data.mirrored, rows) } : {}),
   ...(data.views ? { views: viewsOf(data.views, rows) } : {})
 })

@@ -11,7 +11,9 @@ import * as LinearSvm from "./LinearSvm.js"
 import * as LogisticRegression from "./LogisticRegression.js"
 import * as Mlp from "./Mlp.js"
 import * as NearestPrototype from "./NearestPrototype.js"
+import * as TipAdapter from "./TipAdapter.js"
 import { TrainerError } from "./TrainerError.js"
+import * as ZeroShot from "./ZeroShot.js"
 
 /**
  * Every built-in head plugin, linear ones first.
@@ -26,6 +28,16 @@ export const heads: ReadonlyArray<Head.HeadPlugin> = [
   Knn.plugin,
   Mlp.plugin
 ]
+
+/**
+ * The built-in heads built on the labels' zero-shot classifier (`ZeroShot`, `TipAdapter`): they fit only training
+ * sets that carry one (`Head.TrainingSet.zeroShot`, from a backbone with a text tower), so they are kept apart from
+ * `heads`. Register both lists to train and load them.
+ *
+ * @since 0.2.0
+ * @category head
+ */
+export const zeroShotHeads: ReadonlyArray<Head.HeadPlugin> = [ZeroShot.plugin, TipAdapter.plugin]
 
 /**
  * Decodes `raw` with the head's params Schema, filling in defaults. Fails with `TrainerError` `InvalidParams` (field

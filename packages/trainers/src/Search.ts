@@ -43,7 +43,7 @@
  *
  * @since 0.1.0
  */
-import type { Head, Metric } from "@loupe/core"
+import type { Head, Metric, TextTower } from "@loupe/core"
 import { Matrix, Progress } from "@loupe/core"
 import { Classification } from "@loupe/metrics"
 import { Clock, Effect } from "effect"
@@ -76,6 +76,13 @@ export interface Data {
   readonly mirrored?: ReadonlyMap<string, Matrix.Matrix>
   /** Augmented views of the images per backbone (`CrossValidation.Views`): enables the augmented-probe refinement. */
   readonly views?: ReadonlyMap<string, CrossValidation.Views>
+  /**
+   * The labels' zero-shot classifier per backbone id with a text tower (`TextTower.ZeroShotPrior`): the training sets
+   * of that feature set carry it, for the heads built on it (`Heads.zeroShotHeads`).
+   *
+   * @since 0.2.0
+   */
+  readonly zeroShot?: ReadonlyMap<string, TextTower.ZeroShotPrior>
 }
 
 /**
@@ -404,13 +411,15 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
     const dataOf = (backboneId: string, augmented = false): CrossValidation.Data => {
       const mirrored = data.mirrored?.get(backboneId)
       const views = augmented ? data.views?.get(backboneId) : undefined
+      const zeroShot = data.zeroShot?.get(backboneId)
       return {
         x: data.embeddings.get(backboneId)!,
         y: data.y,
         numClasses: data.numClasses,
         ...(data.weights ? { weights: data.weights } : {}),
         ...(mirrored ? { mirrored } : {}),
-        ...(views ? { views } : {})
+        ...(views ? { views } : {}),
+        ...(zeroShot ? { zeroShot } : {})
       }
     }
     /** Out-of-fold scores and mistakes of `proba` (rows `sampleRows`). */

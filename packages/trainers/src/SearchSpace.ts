@@ -263,3 +263,17 @@ export const defaultSearchSpace: SearchSpace = [
   { "head.kind": ["nearest-prototype"], "head.scale": [10] },
   { "head.kind": ["knn"], "head.k": [10] }
 ]
+
+/**
+ * The branches for feature sets whose backbone has a text tower (their training sets carry the labels' zero-shot
+ * classifier, `Heads.zeroShotHeads`): the zero-shot classifier alone, and Tip-Adapter over a grid of its cache
+ * weight `alpha` and sharpness `beta` (the paper's defaults 1 and 5.5 among them; larger `alpha` lets the samples
+ * outvote a poor prior).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const zeroShotSearchSpace: SearchSpace = [
+  { "head.kind": ["zero-shot"] },
+  { "head.kind": ["tip-adapter"], "head.alpha": [1, 3, 10], "head.beta": [1, 5.5] }
+]

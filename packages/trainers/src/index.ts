@@ -13,6 +13,8 @@ export * as LinearSvm from "./LinearSvm.js"
 export * as LogisticRegression from "./LogisticRegression.js"
 export * as Mlp from "./Mlp.js"
 export * as NearestPrototype from "./NearestPrototype.js"
+export * as TipAdapter from "./TipAdapter.js"
+export * as ZeroShot from "./ZeroShot.js"
 
 // Training a head with its backbone: manual mode, partial fine-tuning, and their optimiser and schedule settings.
 export * as FineTune from "./FineTune.js"

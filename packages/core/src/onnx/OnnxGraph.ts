@@ -153,16 +153,31 @@ export const int64Initializer = (name: string, dims: ReadonlyArray<number>, valu
   initializer(name, dims, INT64, BigInt64Array.from(values, (v) => BigInt(v)))
 
 /**
+ * A tensor ValueInfoProto of element type `dataType` (`FLOAT`, `INT64`) as a GraphProto field (`GRAPH_INPUT` or
+ * `GRAPH_OUTPUT`); a string dim is symbolic.
+ *
+ * @since 0.2.0
+ * @category encoders
+ */
+export const valueInfo = (
+  field: number,
+  name: string,
+  dims: ReadonlyArray<number | string>,
+  dataType: number
+): Uint8Array => {
+  const shape = dims.map((d) => Pb.message(1, typeof d === "number" ? Pb.varintField(1, d) : Pb.stringField(2, d)))
+  const tensorType = Pb.message(1, Pb.varintField(1, dataType), Pb.message(2, ...shape))
+  return Pb.message(field, Pb.stringField(1, name), Pb.message(2, tensorType))
+}
+
+/**
  * A float tensor ValueInfoProto as a GraphProto field (`GRAPH_INPUT` or `GRAPH_OUTPUT`); a string dim is symbolic.
  *
  * @since 0.2.0
  * @category encoders
  */
-export const floatValueInfo = (field: number, name: string, dims: ReadonlyArray<number | string>): Uint8Array => {
-  const shape = dims.map((d) => Pb.message(1, typeof d === "number" ? Pb.varintField(1, d) : Pb.stringField(2, d)))
-  const tensorType = Pb.message(1, Pb.varintField(1, FLOAT), Pb.message(2, ...shape))
-  return Pb.message(field, Pb.stringField(1, name), Pb.message(2, tensorType))
-}
+export const floatValueInfo = (field: number, name: string, dims: ReadonlyArray<number | string>): Uint8Array =>
+  valueInfo(field, name, dims, FLOAT)
 
 /**
  * A whole ModelProto around graph fields, importing the default domain at `opset`.

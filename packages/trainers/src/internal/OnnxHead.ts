@@ -19,7 +19,7 @@ export interface DenseForm {
 const { floatInitializer, node } = OnnxGraph
 
 /** `x / max(||x||_2, 1e-12)` per row. */
-const l2Normalize = (input: string, output: string, dim: number, prefix: string): Head.HeadGraph => ({
+export const l2Normalize = (input: string, output: string, dim: number, prefix: string): Head.HeadGraph => ({
   nodes: [
     node("Mul", [input, input], [`${prefix}/squares`], `${prefix}/Square`),
     node("MatMul", [`${prefix}/squares`, `${prefix}/ones`], [`${prefix}/sum_squares`], `${prefix}/SumSquares`),
