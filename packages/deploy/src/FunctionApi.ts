@@ -732,7 +732,7 @@ export const LabelsGroup = HttpApiGroup.make("labels")
 export const SamplesGroup = HttpApiGroup.make("samples")
   .add(
     HttpApiEndpoint.post("create")`/v1/functions/${functionId}/samples`
-      .setPayload(Schema.Union(Payload.strict(CreateSample), Payload.strict(SampleForm)))
+      .setPayload(Schema.Union(Payload.strict(CreateSample), Payload.strict(SampleForm), ...RawImages.map(Payload.strict)))
       .addSuccess(CreatedSample, { status: 201 })
       .middleware(ContentTypes)
       .annotate(

@@ -368,9 +368,11 @@ const authorization = (rateLimit: RateLimiter.RateLimit) =>
       const keys = yield* ApiKeys
       const limiter = yield* RateLimiter.make(rateLimit)
       return {
-        bearer: (token: Redacted.Redacted<string>) =>
+        // The whole header, not the platform's token: it takes any scheme of the right length ("Digest <key>").
+        bearer: (_: Redacted.Redacted<string>) =>
           Effect.gen(function*() {
-            const key = yield* keys.verify(Redacted.value(token)).pipe(
+            const request = yield* HttpServerRequest.HttpServerRequest
+            const key = yield* keys.authenticate(request.headers["authorization"]).pipe(
               Effect.tapError((e) =>
                 e.reason === "Unauthorized"
                   ? HttpApp.appendPreResponseHandler((_, response) =>
@@ -453,6 +455,8 @@ const handlers = (options: {
         .handle("create", ({ path, payload }) =>
           api(
             Effect.gen(function*() {
+              // A raw body is the image alone; JSON and forms carry the annotation and externalId beside it.
+              if (Either.isEither(payload)) return yield* backend.createSample(path.functionId, { image: (yield* payload).bytes })
               const image = yield* payload.data
               return yield* backend.createSample(path.functionId, {
                 image: image.bytes,

@@ -1,8 +1,9 @@
 /**
  * Payloads as the API decodes them: unknown keys are errors naming the key, and the nesting depth is checked before
  * anything else, so that a deeply nested JSON body (thousands of levels in a few KB) is refused with a short message
- * instead of overflowing the stack when a schema error would format the value it got. Every member of a payload
- * union is checked so, as each one sees the value the body decoded to.
+ * instead of overflowing the stack when a schema error would format the value it got (the error names the top-level
+ * key the nesting is under). A body that was not UTF-8 (the platform decodes it with replacement characters) is
+ * refused too. Every member of a payload union is checked so, as each one sees the value the body decoded to.
  *
  * @internal
  */
@@ -11,19 +12,27 @@ import { Schema, SchemaAST } from "effect"
 /** Deeper than any payload of the API needs; far below what formatting an error can take. */
 const maxDepth = 64
 
-/** Whether `value` nests arrays and objects more than `limit` levels deep; iterative, so any depth is safe. */
-const tooDeep = (value: unknown, limit: number): boolean => {
-  const stack: Array<[unknown, number]> = [[value, 0]]
+/**
+ * What is wrong with the shape of a decoded body, if anything: nesting deeper than `limit` (under which top-level key),
+ * or the replacement character U+FFFD, which is what bytes that are not UTF-8 decode to. Iterative, so any depth is
+ * safe.
+ */
+const shapeIssue = (value: unknown, limit: number): { readonly path: ReadonlyArray<string>; readonly message: string } | undefined => {
+  const stack: Array<[unknown, number, string | undefined]> = [[value, 0, undefined]]
   while (stack.length > 0) {
-    const [node, depth] = stack.pop()!
+    const [node, depth, key] = stack.pop()!
+    if (typeof node === "string") {
+      if (node.includes("\uFFFD")) return { path: [], message: "not valid UTF-8 (it decodes to U+FFFD)" }
+      continue
+    }
     // Bytes (a raw body) are one value, not a nesting.
     if (typeof node !== "object" || node === null || ArrayBuffer.isView(node)) continue
-    if (depth >= limit) return true
-    for (const child of Array.isArray(node) ? node : Object.values(node)) {
-      if (typeof child === "object" && child !== null) stack.push([child, depth + 1])
+    if (depth >= limit) return { path: key === undefined ? [] : [key], message: `nests arrays or objects deeper than ${limit} levels` }
+    for (const [k, child] of Object.entries(node)) {
+      stack.push([child, depth + 1, key ?? (Array.isArray(node) ? undefined : k)])
     }
   }
-  return false
+  return undefined
 }
 
 /**
@@ -32,9 +41,7 @@ const tooDeep = (value: unknown, limit: number): boolean => {
  */
 export const strict = <A, I, R>(schema: Schema.Schema<A, I, R>): Schema.Schema<A, unknown, R> => {
   const shallow = Schema.Unknown.pipe(
-    Schema.filter((u) => !tooDeep(u, maxDepth), {
-      message: () => `the JSON nests deeper than ${maxDepth} levels`
-    })
+    Schema.filter((u) => shapeIssue(u, maxDepth) ?? true)
   ).annotations({ [SchemaAST.SurrogateAnnotationId]: schema.ast })
   return Schema.compose(shallow, schema, { strict: false }).annotations({
     parseOptions: { onExcessProperty: "error" }
