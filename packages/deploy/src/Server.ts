@@ -151,7 +151,7 @@ const mediaType = (request: HttpServerRequest.HttpServerRequest): string =>
 const isRawImage = (type: string) => type.startsWith("image/") || type === "application/octet-stream"
 
 /**
- * Read and drop the rest of a request body nobody will read (the answer to it was a 413), so that the client, still
+ * Read and drop the rest of a request body nobody will read (the answer to it is a 413), so that the client, still
  * sending, gets the answer rather than a reset connection. Node's `requestTimeout` bounds how long this goes on.
  */
 const drain = (incoming: http.IncomingMessage) => {
@@ -175,6 +175,25 @@ class DrainingIncomingMessage extends http.IncomingMessage {
   }
 }
 
+/**
+ * Drain the rest of the body and wait until it has arrived (at most `limitMs`) before a 413 is written: a client that
+ * reads only once it has sent everything would otherwise find the connection closed under it (Node closes a
+ * `Connection: close` exchange as soon as the answer is written).
+ */
+const drained = (incoming: http.IncomingMessage, limitMs: number): Effect.Effect<void> =>
+  incoming.complete || incoming.socket.destroyed
+    ? Effect.void
+    : Effect.async<void>((resume) => {
+      const done = () => resume(Effect.void)
+      incoming.once("end", done)
+      incoming.once("close", done)
+      drain(incoming)
+      return Effect.sync(() => {
+        incoming.off("end", done)
+        incoming.off("close", done)
+      })
+    }).pipe(Effect.timeout(limitMs), Effect.ignore)
+
 const tooLarge = (message: string) =>
   json(413, { _tag: "PayloadTooLarge", reason: "BodyTooLarge", field: "body", message: `body: ${message}` })
 
@@ -185,7 +204,7 @@ const tooLarge = (message: string) =>
  * inside), where `logRequests` also logs the request with the time until its response was ready. Probes still answer
  * while draining (`/readyz` says 503 from its handler).
  */
-const lifecycleMiddleware = (lifecycle: Lifecycle, limits: BodyLimits, logRequests: boolean) => (app: HttpApp.Default): HttpApp.Default =>
+const lifecycleMiddleware = (lifecycle: Lifecycle, limits: BodyLimits, requestTimeoutMs: number, logRequests: boolean) => (app: HttpApp.Default): HttpApp.Default =>
   Effect.gen(function*() {
     const started = performance.now()
     const request = yield* HttpServerRequest.HttpServerRequest
@@ -203,12 +222,13 @@ const lifecycleMiddleware = (lifecycle: Lifecycle, limits: BodyLimits, logReques
     const type = mediaType(request)
     const limit = isRawImage(type) ? limits.image : limits.body
     const declared = Number(request.headers["content-length"] ?? "0")
-    if (declared > limit) return secured(tooLarge(`${declared} bytes is over the ${limit}-byte limit`))
+    const incoming = NodeHttpServerRequest.toIncomingMessage(request)
+    if (declared > limit) {
+      return yield* Effect.as(drained(incoming, requestTimeoutMs), secured(tooLarge(`${declared} bytes is over the ${limit}-byte limit`)))
+    }
     yield* HttpApp.appendPreResponseHandler((_, response) =>
-      Effect.sync(() => {
-        if (response.status === 413) drain(NodeHttpServerRequest.toIncomingMessage(request))
-        return secured(response)
-      }).pipe(
+      (response.status === 413 ? drained(incoming, requestTimeoutMs) : Effect.void).pipe(
+        Effect.as(secured(response)),
         Effect.tap((response) =>
           logRequests
             ? Effect.logInfo(`${request.method} ${request.url.split("?")[0]} ${response.status} ${Math.round(performance.now() - started)} ms`)
@@ -347,6 +367,9 @@ const contentTypes = Layer.effect(
         })
       }
       if (type === "multipart/form-data") {
+        if (!/;\s*boundary=/i.test(request.headers["content-type"] ?? "")) {
+          return yield* new Api.BadRequest({ reason: "InvalidRequest", field: "body", message: "body: a multipart/form-data body needs a boundary in its Content-Type" })
+        }
         yield* readForm(request, 2_000).pipe(
           Effect.provide(platform),
           // An `InternalError` (the temporary file could not be written) is the server's: a logged 500.
@@ -557,7 +580,7 @@ export const layer = (
       Layer.provide(contentTypes),
       Layer.provide(authorization(options.rateLimit ?? { perSecond: 50, burst: 100 }))
     )
-    const serving = HttpApiBuilder.serve(lifecycleMiddleware(lifecycle, limits, options.logRequests ?? false)).pipe(
+    const serving = HttpApiBuilder.serve(lifecycleMiddleware(lifecycle, limits, requestTimeout, options.logRequests ?? false)).pipe(
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
       Layer.provide(apiMiddleware),
       Layer.provide(apiLayer),

@@ -334,11 +334,12 @@ const keepSending = (target: Running, head: string, chunked: boolean) =>
     let sent = 0
     let error: string | undefined
     let answered = false
-    const pump = () => {
+    const pump = (): unknown => {
       while (!answered && sent < 50 * 1024 * 1024) {
         sent += piece.length
         if (!socket.write(frame)) return socket.once("drain", pump)
       }
+      return chunked && !answered ? socket.write("0\r\n\r\n") : undefined
     }
     socket.on("connect", () => {
       socket.write(head)
@@ -357,6 +358,8 @@ const keepSending = (target: Running, head: string, chunked: boolean) =>
   })
 
 describe("oversized bodies", () => {
+  // The answer comes once the rest of the body has been read and dropped, so a client that reads only after sending
+  // gets it too (the corpus in @loupe/functions has that client).
   it("answers 413 to a client still sending 50 MB, raw, JSON, multipart, with a length or chunked", async () => {
     const route = `/v1/functions/${fn}/invoke`
     const types = ["image/jpeg", "application/json", "multipart/form-data; boundary=b"]
@@ -367,11 +370,11 @@ describe("oversized bodies", () => {
           ? "--b\r\nContent-Disposition: form-data; name=\"data\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
           : ""
         const head = `POST ${route} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: ${type}\r\n` +
-          (chunked ? "Transfer-Encoding: chunked\r\n\r\n" : `Content-Length: ${50 * 1024 * 1024}\r\n\r\n`) +
+          (chunked ? "Transfer-Encoding: chunked\r\n\r\n" : `Content-Length: ${50 * 1024 * 1024 + preamble.length}\r\n\r\n`) +
           (chunked && preamble !== "" ? `${preamble.length.toString(16)}\r\n${preamble}\r\n` : preamble)
         const { response, sent, error } = await keepSending(server, head, chunked)
         const body = JSON.parse(response.slice(response.indexOf("{"), response.lastIndexOf("}") + 1))
-        got.push({ type, chunked, status: response.slice(0, 12), reason: body.reason, field: body.field, error, stoppedEarly: sent < 50 * 1024 * 1024 })
+        got.push({ type, chunked, status: response.slice(0, 12), reason: body.reason, field: body.field, error, sent: sent > 0 })
       }
     }
     expect(got).toEqual([false, true].flatMap((chunked) =>
@@ -382,7 +385,7 @@ describe("oversized bodies", () => {
         reason: "BodyTooLarge",
         field: "body",
         error: undefined,
-        stoppedEarly: true
+        sent: true
       }))
     ))
     expect((await invokeJson({ data: dataUri(cat) })).status).toBe(200)
