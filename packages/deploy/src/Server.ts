@@ -176,23 +176,16 @@ class DrainingIncomingMessage extends http.IncomingMessage {
 }
 
 /**
- * Drain the rest of the body and wait until it has arrived (at most `limitMs`) before a 413 is written: a client that
- * reads only once it has sent everything would otherwise find the connection closed under it (Node closes a
- * `Connection: close` exchange as soon as the answer is written).
+ * A 413 for a body still arriving: answered at once (a client reading while it sends stops there), with the rest of
+ * the body drained and the connection kept open (`Connection: keep-alive`, whatever the client asked), so that a
+ * client that reads only once it has sent everything does not find the connection closed under it. Node closes the
+ * connection after its keep-alive timeout, or cuts a body that takes longer than the request timeout.
  */
-const drained = (incoming: http.IncomingMessage, limitMs: number): Effect.Effect<void> =>
-  incoming.complete || incoming.socket.destroyed
-    ? Effect.void
-    : Effect.async<void>((resume) => {
-      const done = () => resume(Effect.void)
-      incoming.once("end", done)
-      incoming.once("close", done)
-      drain(incoming)
-      return Effect.sync(() => {
-        incoming.off("end", done)
-        incoming.off("close", done)
-      })
-    }).pipe(Effect.timeout(limitMs), Effect.ignore)
+const answerWhileDraining = (incoming: http.IncomingMessage, response: HttpServerResponse.HttpServerResponse) => {
+  if (incoming.complete || incoming.socket.destroyed) return response
+  drain(incoming)
+  return HttpServerResponse.setHeader(response, "connection", "keep-alive")
+}
 
 const tooLarge = (message: string) =>
   json(413, { _tag: "PayloadTooLarge", reason: "BodyTooLarge", field: "body", message: `body: ${message}` })
@@ -204,7 +197,7 @@ const tooLarge = (message: string) =>
  * inside), where `logRequests` also logs the request with the time until its response was ready. Probes still answer
  * while draining (`/readyz` says 503 from its handler).
  */
-const lifecycleMiddleware = (lifecycle: Lifecycle, limits: BodyLimits, requestTimeoutMs: number, logRequests: boolean) => (app: HttpApp.Default): HttpApp.Default =>
+const lifecycleMiddleware = (lifecycle: Lifecycle, limits: BodyLimits, logRequests: boolean) => (app: HttpApp.Default): HttpApp.Default =>
   Effect.gen(function*() {
     const started = performance.now()
     const request = yield* HttpServerRequest.HttpServerRequest
@@ -223,12 +216,9 @@ const lifecycleMiddleware = (lifecycle: Lifecycle, limits: BodyLimits, requestTi
     const limit = isRawImage(type) ? limits.image : limits.body
     const declared = Number(request.headers["content-length"] ?? "0")
     const incoming = NodeHttpServerRequest.toIncomingMessage(request)
-    if (declared > limit) {
-      return yield* Effect.as(drained(incoming, requestTimeoutMs), secured(tooLarge(`${declared} bytes is over the ${limit}-byte limit`)))
-    }
+    if (declared > limit) return secured(answerWhileDraining(incoming, tooLarge(`${declared} bytes is over the ${limit}-byte limit`)))
     yield* HttpApp.appendPreResponseHandler((_, response) =>
-      (response.status === 413 ? drained(incoming, requestTimeoutMs) : Effect.void).pipe(
-        Effect.as(secured(response)),
+      Effect.sync(() => secured(response.status === 413 ? answerWhileDraining(incoming, response) : response)).pipe(
         Effect.tap((response) =>
           logRequests
             ? Effect.logInfo(`${request.method} ${request.url.split("?")[0]} ${response.status} ${Math.round(performance.now() - started)} ms`)
@@ -580,7 +570,7 @@ export const layer = (
       Layer.provide(contentTypes),
       Layer.provide(authorization(options.rateLimit ?? { perSecond: 50, burst: 100 }))
     )
-    const serving = HttpApiBuilder.serve(lifecycleMiddleware(lifecycle, limits, requestTimeout, options.logRequests ?? false)).pipe(
+    const serving = HttpApiBuilder.serve(lifecycleMiddleware(lifecycle, limits, options.logRequests ?? false)).pipe(
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
       Layer.provide(apiMiddleware),
       Layer.provide(apiLayer),
