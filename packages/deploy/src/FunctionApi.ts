@@ -464,7 +464,7 @@ const InvokeForm = HttpApiSchema.Multipart(Schema.Struct({
 })).annotations({ identifier: "InvokeForm", parseOptions: { onExcessProperty: "error" } })
 
 /** Raw image bodies: `Content-Type` `image/jpeg`, `image/png`, `image/gif`, `image/webp` or `application/octet-stream`. */
-const RawImages = ImagePayload.rawContentTypes.map(ImagePayload.FromBody)
+const RawImages = ImagePayload.rawContentTypes.map((type) => Payload.strict(ImagePayload.FromBody(type), type))
 
 /**
  * One label's probability in an invoke result, in [0, 1].
@@ -688,7 +688,7 @@ export const HealthGroup = HttpApiGroup.make("health")
  */
 export const FunctionsGroup = HttpApiGroup.make("functions")
   .add(HttpApiEndpoint.post("create", "/v1/functions")
-      .setPayload(Payload.strict(CreateFunction))
+      .setPayload(Payload.strict(CreateFunction, "application/json"))
       .addSuccess(FunctionView, { status: 201 })
       .middleware(ContentTypes))
   .add(HttpApiEndpoint.get("list", "/v1/functions").addSuccess(Schema.Array(FunctionView)))
@@ -705,7 +705,7 @@ export const FunctionsGroup = HttpApiGroup.make("functions")
 export const LabelsGroup = HttpApiGroup.make("labels")
   .add(
     HttpApiEndpoint.post("create")`/v1/functions/${functionId}/labels`
-      .setPayload(Payload.strict(CreateLabel))
+      .setPayload(Payload.strict(CreateLabel, "application/json"))
       .addSuccess(LabelView, { status: 201 })
       .middleware(ContentTypes)
   )
@@ -732,7 +732,7 @@ export const LabelsGroup = HttpApiGroup.make("labels")
 export const SamplesGroup = HttpApiGroup.make("samples")
   .add(
     HttpApiEndpoint.post("create")`/v1/functions/${functionId}/samples`
-      .setPayload(Schema.Union(Payload.strict(CreateSample), Payload.strict(SampleForm), ...RawImages.map(Payload.strict)))
+      .setPayload(Schema.Union(Payload.strict(CreateSample, "application/json"), Payload.strict(SampleForm, "multipart/form-data"), ...RawImages))
       .addSuccess(CreatedSample, { status: 201 })
       .middleware(ContentTypes)
       .annotate(
@@ -747,7 +747,7 @@ export const SamplesGroup = HttpApiGroup.make("samples")
   .add(HttpApiEndpoint.del("delete")`/v1/functions/${functionId}/samples/${sampleId}`)
   .add(
     HttpApiEndpoint.put("annotate")`/v1/functions/${functionId}/samples/${sampleId}/annotation`
-      .setPayload(Payload.strict(AnnotationInput))
+      .setPayload(Payload.strict(AnnotationInput, "application/json"))
       .addSuccess(SampleView)
       .middleware(ContentTypes)
   )
@@ -765,7 +765,7 @@ export const InvokeGroup = HttpApiGroup.make("invoke")
   .add(
     HttpApiEndpoint.post("invoke")`/v1/functions/${functionId}/invoke`
       .setUrlParams(InvokeParams)
-      .setPayload(Schema.Union(Payload.strict(InvokeRequest), Payload.strict(InvokeForm), ...RawImages.map(Payload.strict)))
+      .setPayload(Schema.Union(Payload.strict(InvokeRequest, "application/json"), Payload.strict(InvokeForm, "multipart/form-data"), ...RawImages))
       .addSuccess(InvokeResult)
       .middleware(ContentTypes)
   )

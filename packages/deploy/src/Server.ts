@@ -44,6 +44,7 @@ import * as Api from "./FunctionApi.js"
 import { FunctionBackend } from "./FunctionBackend.js"
 import type * as ImageGuard from "./ImageGuard.js"
 import * as ImagePayload from "./ImagePayload.js"
+import { mediaType, otherContentType } from "./internal/Payload.js"
 import * as RateLimiter from "./RateLimiter.js"
 import type * as UrlFetch from "./UrlFetch.js"
 
@@ -144,9 +145,6 @@ interface BodyLimits {
   readonly image: number
 }
 
-/** The media type of a request (lowercase, without parameters); `""` when there is none. */
-const mediaType = (request: HttpServerRequest.HttpServerRequest): string =>
-  (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
 
 const isRawImage = (type: string) => type.startsWith("image/") || type === "application/octet-stream"
 
@@ -281,7 +279,8 @@ const apiMiddleware = HttpApiBuilder.middleware(Api.FunctionApi, (app) =>
   (app as HttpApp.Default<unknown>).pipe(
     Effect.catchAll((e) => {
       if (e instanceof HttpApiError.HttpApiDecodeError) {
-        const issue = e.issues[0]
+        // The payload's members for other content types than the request's have nothing to say about it.
+        const issue = e.issues.find((i) => i.message !== otherContentType) ?? e.issues[0]
         const field = issue && issue.path.length > 0 ? issue.path.map(String).join(".") : "body"
         return Effect.fail(new Api.BadRequest({ reason: "InvalidRequest", field, message: `${field}: ${issue?.message ?? e.message}` }))
       }

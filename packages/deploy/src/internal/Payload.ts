@@ -7,7 +7,18 @@
  *
  * @internal
  */
-import { Schema, SchemaAST } from "effect"
+import { HttpServerRequest } from "@effect/platform"
+import { Effect, ParseResult, Schema, SchemaAST } from "effect"
+
+/** The media type of a request (lowercase, without parameters); `""` when there is none. */
+export const mediaType = (request: HttpServerRequest.HttpServerRequest): string =>
+  (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
+
+/**
+ * The message of a payload member's failure for a request of another content type: a union's members all see the
+ * body, and only the one for the request's content type has something to say about it.
+ */
+export const otherContentType = "is for another content type"
 
 /** Deeper than any payload of the API needs; far below what formatting an error can take. */
 const maxDepth = 64
@@ -36,14 +47,25 @@ const shapeIssue = (value: unknown, limit: number): { readonly path: ReadonlyArr
 }
 
 /**
- * `schema` for a body: the depth check runs first (with a message that does not show the value), then `schema` with
- * unknown keys refused. The OpenAPI document shows `schema` itself, with its content type.
+ * `schema` for a body of `contentType`: the depth check runs first (with a message that does not show the value),
+ * then, for a request of that content type only, `schema` with unknown keys refused. The OpenAPI document shows
+ * `schema` itself, with its content type.
  */
-export const strict = <A, I, R>(schema: Schema.Schema<A, I, R>): Schema.Schema<A, unknown, R> => {
+export const strict = <A, I, R>(
+  schema: Schema.Schema<A, I, R>,
+  contentType: string
+): Schema.Schema<A, unknown, R | HttpServerRequest.HttpServerRequest> => {
   const shallow = Schema.Unknown.pipe(
     Schema.filter((u) => shapeIssue(u, maxDepth) ?? true)
   ).annotations({ [SchemaAST.SurrogateAnnotationId]: schema.ast })
-  return Schema.compose(shallow, schema, { strict: false }).annotations({
+  const forThisType = Schema.transformOrFail(shallow, Schema.Unknown, {
+    strict: true,
+    decode: (u, _, ast) =>
+      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+        mediaType(request) === contentType ? ParseResult.succeed(u) : ParseResult.fail(new ParseResult.Type(ast, u, otherContentType))),
+    encode: ParseResult.succeed
+  })
+  return Schema.compose(forThisType, schema, { strict: false }).annotations({
     parseOptions: { onExcessProperty: "error" }
   })
 }
