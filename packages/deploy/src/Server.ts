@@ -574,7 +574,10 @@ export const layer = (
       Layer.provide(apiMiddleware),
       Layer.provide(apiLayer),
       // The payload schemas check images under this policy while the request decodes, outside any handler.
-      Layer.provide(intake)
+      Layer.provide(intake),
+      // A path parameter longer than the router's default 100 characters would be "no route"; let the schema say
+      // which parameter is too long instead.
+      Layer.provide(HttpRouter.setRouterConfig({ maxParamLength: 4096 }))
     )
     // Built after `serving`, so released before it: requests drain while the handler is still attached.
     const draining = Layer.scopedDiscard(Effect.addFinalizer(() =>

@@ -264,7 +264,7 @@ describe("bad input", () => {
     ["capture=maybe", () => invokeJson({ data: dataUri(cat) }, "?capture=maybe"), 400, "InvalidRequest", "capture"],
     ["an unknown model id", () => invokeJson({ data: dataUri(cat) }, "?modelId=model_x"), 404, "NotFound", "modelId"],
     ["an unknown function", () => call("/v1/functions/nope/invoke", { method: "POST", headers: { ...auth(), ...jsonType }, body: JSON.stringify({ data: dataUri(cat) }) }), 404, "NotFound", "functionId"],
-    ["a function id longer than any id", () => call(`/v1/functions/${"f".repeat(300)}`, { headers: auth() }), 404, "NotFound", undefined],
+    ["a function id longer than any id", () => call(`/v1/functions/${"f".repeat(300)}`, { headers: auth() }), 400, "InvalidRequest", "functionId"],
     ["a limit over 1000", () => call(`/v1/functions/${fn}/captures?limit=5000`, { headers: auth() }), 400, "InvalidRequest", "limit"],
     ["a form without a file", () => post("", {}, form([["externalId", "x"]])), 400, "InvalidRequest", "data"],
     ["a form with an unknown field", () => post("", {}, form([["data", new Blob([cat], { type: "image/jpeg" })], ["label", "cats"]])), 400, "InvalidRequest", "label"],
