@@ -765,7 +765,8 @@ export const InvokeGroup = HttpApiGroup.make("invoke")
   .add(
     HttpApiEndpoint.post("invoke")`/v1/functions/${functionId}/invoke`
       .setUrlParams(InvokeParams)
-      .setPayload(Schema.Union(Payload.strict(InvokeRequest, "application/json"), Payload.strict(InvokeForm, "multipart/form-data"), ...RawImages))
+      // Raw bodies first: the union tries its members in order, and a raw JPEG is the common (and cheapest) invoke.
+      .setPayload(Schema.Union(...RawImages, Payload.strict(InvokeRequest, "application/json"), Payload.strict(InvokeForm, "multipart/form-data")))
       .addSuccess(InvokeResult)
       .middleware(ContentTypes)
   )
