@@ -14,6 +14,8 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
 import { Context, Schema } from "effect"
 import type * as ApiKeys from "./ApiKeys.js"
+import * as ImagePayload from "./ImagePayload.js"
+import * as Payload from "./internal/Payload.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Errors
@@ -163,6 +165,18 @@ export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("@loup
       HttpApiSecurity.annotate(OpenApi.Description, "An API key made with `loupe keys create`")
     )
   }
+}) {}
+
+/**
+ * On routes that take a body: a request whose `Content-Type` is not one the route documents (or that has none) is
+ * answered 415 naming `content-type` before anything reads the body, and a multipart form that cannot be read
+ * (malformed, or over its limits) 400 or 413 naming `body`.
+ *
+ * @since 0.2.0
+ * @category middleware
+ */
+export class ContentTypes extends HttpApiMiddleware.Tag<ContentTypes>()("@loupe/deploy/ContentTypes", {
+  failure: Schema.Union(UnsupportedMediaType, BadRequest, PayloadTooLarge)
 }) {}
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -373,14 +387,12 @@ export type CreatedSample = typeof CreatedSample.Type
 
 /**
  * An image in a JSON body: a data URI (`data:image/jpeg;base64,...`), or an http(s) URL when the server
- * fetches URLs (`UrlFetch`).
+ * fetches URLs (`UrlFetch`). It decodes to the image checked by `ImageGuard` (see `ImagePayload`).
  *
  * @since 0.1.0
  * @category schemas
  */
-export const ImageData = Schema.String.annotations({
-  description: "The image as a data URI (`data:image/jpeg;base64,...`). URLs are refused unless the server fetches URLs."
-})
+export const ImageData = ImagePayload.FromDataString
 
 /**
  * The JSON body of `POST /v1/functions/{functionId}/samples`: the image, an optional annotation by label
@@ -405,10 +417,10 @@ export type CreateSample = typeof CreateSample.Type
 
 /** The multipart form of a sample upload: the image file as `data`, the annotation as `labelName`. */
 const SampleForm = HttpApiSchema.Multipart(Schema.Struct({
-  data: Schema.Unknown.annotations({ description: "The image file" }),
+  data: ImagePayload.FromFile,
   labelName: Schema.optional(Name),
   externalId: Schema.optional(Id)
-})).annotations({ identifier: "SampleForm" })
+})).annotations({ identifier: "SampleForm", parseOptions: { onExcessProperty: "error" } })
 
 /**
  * The body of `PUT .../samples/{sampleId}/annotation`: the label by name or by id.
@@ -447,12 +459,12 @@ export const InvokeRequest = Schema.Struct({
 export type InvokeRequest = typeof InvokeRequest.Type
 
 const InvokeForm = HttpApiSchema.Multipart(Schema.Struct({
-  data: Schema.Unknown.annotations({ description: "The image file" }),
+  data: ImagePayload.FromFile,
   externalId: Schema.optional(Id)
-})).annotations({ identifier: "InvokeForm" })
+})).annotations({ identifier: "InvokeForm", parseOptions: { onExcessProperty: "error" } })
 
-/** A raw image body (`Content-Type: image/jpeg`, `image/png`, `image/gif` or `image/webp`). */
-const RawImage = HttpApiSchema.Uint8Array({ contentType: "image/jpeg" })
+/** Raw image bodies: `Content-Type` `image/jpeg`, `image/png`, `image/gif`, `image/webp` or `application/octet-stream`. */
+const RawImages = ImagePayload.rawContentTypes.map((type) => Payload.strict(ImagePayload.FromBody(type), type))
 
 /**
  * One label's probability in an invoke result, in [0, 1].
@@ -675,7 +687,10 @@ export const HealthGroup = HttpApiGroup.make("health")
  * @category groups
  */
 export const FunctionsGroup = HttpApiGroup.make("functions")
-  .add(HttpApiEndpoint.post("create", "/v1/functions").setPayload(CreateFunction).addSuccess(FunctionView, { status: 201 }))
+  .add(HttpApiEndpoint.post("create", "/v1/functions")
+      .setPayload(Payload.strict(CreateFunction, "application/json"))
+      .addSuccess(FunctionView, { status: 201 })
+      .middleware(ContentTypes))
   .add(HttpApiEndpoint.get("list", "/v1/functions").addSuccess(Schema.Array(FunctionView)))
   .add(HttpApiEndpoint.get("get")`/v1/functions/${functionId}`.addSuccess(FunctionDetail))
   .add(HttpApiEndpoint.del("delete")`/v1/functions/${functionId}`)
@@ -689,9 +704,10 @@ export const FunctionsGroup = HttpApiGroup.make("functions")
  */
 export const LabelsGroup = HttpApiGroup.make("labels")
   .add(
-    HttpApiEndpoint.post("create")`/v1/functions/${functionId}/labels`.setPayload(CreateLabel).addSuccess(LabelView, {
-      status: 201
-    })
+    HttpApiEndpoint.post("create")`/v1/functions/${functionId}/labels`
+      .setPayload(Payload.strict(CreateLabel, "application/json"))
+      .addSuccess(LabelView, { status: 201 })
+      .middleware(ContentTypes)
   )
   .add(HttpApiEndpoint.get("list")`/v1/functions/${functionId}/labels`.addSuccess(Schema.Array(LabelView)))
   .add(
@@ -716,8 +732,9 @@ export const LabelsGroup = HttpApiGroup.make("labels")
 export const SamplesGroup = HttpApiGroup.make("samples")
   .add(
     HttpApiEndpoint.post("create")`/v1/functions/${functionId}/samples`
-      .setPayload(Schema.Union(CreateSample, SampleForm))
+      .setPayload(Schema.Union(Payload.strict(CreateSample, "application/json"), Payload.strict(SampleForm, "multipart/form-data"), ...RawImages))
       .addSuccess(CreatedSample, { status: 201 })
+      .middleware(ContentTypes)
       .annotate(
         OpenApi.Description,
         "Add a sample (JSON or multipart). An image the function already holds is not added twice: the answer is " +
@@ -730,8 +747,9 @@ export const SamplesGroup = HttpApiGroup.make("samples")
   .add(HttpApiEndpoint.del("delete")`/v1/functions/${functionId}/samples/${sampleId}`)
   .add(
     HttpApiEndpoint.put("annotate")`/v1/functions/${functionId}/samples/${sampleId}/annotation`
-      .setPayload(AnnotationInput)
+      .setPayload(Payload.strict(AnnotationInput, "application/json"))
       .addSuccess(SampleView)
+      .middleware(ContentTypes)
   )
   .add(HttpApiEndpoint.del("unannotate")`/v1/functions/${functionId}/samples/${sampleId}/annotation`.addSuccess(SampleView))
   .middleware(Authorization)
@@ -747,8 +765,10 @@ export const InvokeGroup = HttpApiGroup.make("invoke")
   .add(
     HttpApiEndpoint.post("invoke")`/v1/functions/${functionId}/invoke`
       .setUrlParams(InvokeParams)
-      .setPayload(Schema.Union(InvokeRequest, InvokeForm, RawImage))
+      // Raw bodies first: the union tries its members in order, and a raw JPEG is the common (and cheapest) invoke.
+      .setPayload(Schema.Union(...RawImages, Payload.strict(InvokeRequest, "application/json"), Payload.strict(InvokeForm, "multipart/form-data")))
       .addSuccess(InvokeResult)
+      .middleware(ContentTypes)
   )
   .add(HttpApiEndpoint.get("metrics")`/v1/functions/${functionId}/metrics`.addSuccess(Metrics))
   .add(
@@ -791,6 +811,26 @@ export const ModelsGroup = HttpApiGroup.make("models")
   .middleware(Authorization)
 
 /**
+ * The generated document without the platform's `HttpApiDecodeError`: the server answers every decoding failure as a
+ * `BadRequest` naming the field, so a 400 never has that shape.
+ */
+const withoutDecodeError = (spec: Record<string, any>): Record<string, any> => {
+  const ref = "#/components/schemas/HttpApiDecodeError"
+  for (const operations of Object.values<Record<string, any>>(spec.paths ?? {})) {
+    for (const operation of Object.values<Record<string, any>>(operations)) {
+      const content = operation.responses?.["400"]?.content?.["application/json"]
+      const anyOf: Array<{ readonly $ref?: string }> | undefined = content?.schema?.anyOf
+      if (anyOf === undefined) continue
+      const kept = anyOf.filter((s) => s.$ref !== ref)
+      content.schema = kept.length === 1 ? kept[0] : { ...content.schema, anyOf: kept }
+      operation.responses["400"].description = "A request that does not match its schema, or an invalid image"
+    }
+  }
+  const { HttpApiDecodeError: _, Issue: __, PropertyKey: ___, ...schemas } = spec.components?.schemas ?? {}
+  return { ...spec, components: { ...spec.components, schemas } }
+}
+
+/**
  * The whole API.
  *
  * @since 0.1.0
@@ -811,6 +851,7 @@ export class FunctionApi extends HttpApi.make("loupe")
   .addError(UnsupportedMediaType)
   .addError(InternalServerError)
   .addError(ServiceUnavailable)
+  .annotate(OpenApi.Transform, withoutDecodeError)
   .annotate(OpenApi.Title, "Loupe")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(OpenApi.Description, "Image classification functions: labels, samples, invoke with capture for review, metrics")

@@ -5,6 +5,11 @@
  *
  * Time comes from the Effect `Clock`, so tests drive it with `TestClock`.
  *
+ * Why not `@effect/experimental`'s `RateLimiter` (token-bucket over `layerStoreMemory`): it would give the same per-key
+ * buckets and retry delay, but its memory store never forgets a key, where this one forgets refilled buckets past
+ * `maxKeys`; a store shared by several servers (Redis) is what it would add, and this server keeps its state per
+ * process anyway.
+ *
  * @since 0.1.0
  */
 import { Clock, Effect } from "effect"

@@ -21,15 +21,21 @@
  * @since 0.1.0
  */
 import {
+  FileSystem,
+  HttpApi,
   HttpApiBuilder,
   HttpApiError,
   HttpApp,
+  HttpIncomingMessage,
+  HttpRouter,
   HttpServer,
   HttpServerRequest,
-  HttpServerResponse
+  HttpServerResponse,
+  Multipart,
+  Path
 } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer, Random, Redacted, Schema } from "effect"
+import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
+import { Effect, Either, Layer, Option, Random, Redacted, Schema } from "effect"
 import * as http from "node:http"
 import { ApiKeys } from "./ApiKeys.js"
 import * as CapturePolicy from "./CapturePolicy.js"
@@ -37,7 +43,8 @@ import { DeployError, status } from "./DeployError.js"
 import * as Api from "./FunctionApi.js"
 import { FunctionBackend } from "./FunctionBackend.js"
 import type * as ImageGuard from "./ImageGuard.js"
-import * as Body from "./internal/Body.js"
+import * as ImagePayload from "./ImagePayload.js"
+import { mediaType, otherContentType } from "./internal/Payload.js"
 import * as RateLimiter from "./RateLimiter.js"
 import type * as UrlFetch from "./UrlFetch.js"
 
@@ -72,7 +79,10 @@ export interface ServerOptions {
   readonly allowPrivateUrls?: UrlFetch.AddressPolicy
   /** The longest a shutdown waits for requests in flight. Default 10 s. */
   readonly drainTimeoutMs?: number
-  /** The longest a client may take to send a request. Default 30 s. */
+  /**
+   * The longest a client may take to send a request. Default 30 s; its headers must arrive within 20 s (or this,
+   * when shorter). Both are checked every second (or every tenth of the headers' time, when shorter).
+   */
   readonly requestTimeoutMs?: number
   /** Log each request at info level: method, path, status and milliseconds. Default false. */
   readonly logRequests?: boolean
@@ -127,12 +137,65 @@ interface Lifecycle {
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
   HttpServerResponse.unsafeJson(body, { status, headers })
 
+/** The byte limits on request bodies. */
+interface BodyLimits {
+  /** A JSON or multipart body: the image as base64 (4/3 larger) plus a little more. */
+  readonly body: number
+  /** A raw image body, and a multipart form's file. */
+  readonly image: number
+}
+
+
+const isRawImage = (type: string) => type.startsWith("image/") || type === "application/octet-stream"
+
 /**
- * The outermost middleware: the in-flight count, 503 once draining, and headers on every response (set in a
- * pre-response handler, as the response is written inside), where `logRequests` also logs the request with the time
- * until its response was ready. Probes still answer while draining (`/readyz` says 503 from its handler).
+ * Read and drop the rest of a request body nobody will read (the answer to it is a 413), so that the client, still
+ * sending, gets the answer rather than a reset connection. Node's `requestTimeout` bounds how long this goes on.
  */
-const lifecycleMiddleware = (lifecycle: Lifecycle, logRequests: boolean) => (app: HttpApp.Default): HttpApp.Default =>
+const drain = (incoming: http.IncomingMessage) => {
+  if (incoming.complete || incoming.socket.destroyed) return
+  incoming.unpipe()
+  incoming.removeAllListeners("data")
+  incoming.resume()
+}
+
+/**
+ * The server's requests: a reader that stops early (the platform's, past `MaxBodySize`) destroys the request, which
+ * in Node destroys the socket before the 413 is written. An unfinished body is drained instead (see `drain`).
+ */
+class DrainingIncomingMessage extends http.IncomingMessage {
+  override destroy(error?: Error): this {
+    if (error === undefined && !this.complete && !this.socket.destroyed) {
+      drain(this)
+      return this
+    }
+    return super.destroy(error)
+  }
+}
+
+/**
+ * A 413 for a body still arriving: answered at once (a client reading while it sends stops there), with the rest of
+ * the body drained and the connection kept open (`Connection: keep-alive`, whatever the client asked), so that a
+ * client that reads only once it has sent everything does not find the connection closed under it. Node closes the
+ * connection after its keep-alive timeout, or cuts a body that takes longer than the request timeout.
+ */
+const answerWhileDraining = (incoming: http.IncomingMessage, response: HttpServerResponse.HttpServerResponse) => {
+  if (incoming.complete || incoming.socket.destroyed) return response
+  drain(incoming)
+  return HttpServerResponse.setHeader(response, "connection", "keep-alive")
+}
+
+const tooLarge = (message: string) =>
+  json(413, { _tag: "PayloadTooLarge", reason: "BodyTooLarge", field: "body", message: `body: ${message}` })
+
+/**
+ * The outermost middleware: the in-flight count, 503 once draining, the body limits (a declared `Content-Length`
+ * over the limit is answered 413 before anything reads; the platform's `MaxBodySize` and multipart limits enforce
+ * the rest while reading), and headers on every response (set in a pre-response handler, as the response is written
+ * inside), where `logRequests` also logs the request with the time until its response was ready. Probes still answer
+ * while draining (`/readyz` says 503 from its handler).
+ */
+const lifecycleMiddleware = (lifecycle: Lifecycle, limits: BodyLimits, logRequests: boolean) => (app: HttpApp.Default): HttpApp.Default =>
   Effect.gen(function*() {
     const started = performance.now()
     const request = yield* HttpServerRequest.HttpServerRequest
@@ -143,15 +206,17 @@ const lifecycleMiddleware = (lifecycle: Lifecycle, logRequests: boolean) => (app
         "retry-after": "1"
       })
     }
-    lifecycle.inflight++
+    const secured = (response: HttpServerResponse.HttpServerResponse) => {
+      const headers = HttpServerResponse.setHeaders(response, { "x-content-type-options": "nosniff", "cache-control": "no-store" })
+      return lifecycle.draining ? HttpServerResponse.setHeader(headers, "connection", "close") : headers
+    }
+    const type = mediaType(request)
+    const limit = isRawImage(type) ? limits.image : limits.body
+    const declared = Number(request.headers["content-length"] ?? "0")
+    const incoming = NodeHttpServerRequest.toIncomingMessage(request)
+    if (declared > limit) return secured(answerWhileDraining(incoming, tooLarge(`${declared} bytes is over the ${limit}-byte limit`)))
     yield* HttpApp.appendPreResponseHandler((_, response) =>
-      Effect.sync(() => {
-        const secured = HttpServerResponse.setHeaders(response, {
-          "x-content-type-options": "nosniff",
-          "cache-control": "no-store"
-        })
-        return lifecycle.draining ? HttpServerResponse.setHeader(secured, "connection", "close") : secured
-      }).pipe(
+      Effect.sync(() => secured(response.status === 413 ? answerWhileDraining(incoming, response) : response)).pipe(
         Effect.tap((response) =>
           logRequests
             ? Effect.logInfo(`${request.method} ${request.url.split("?")[0]} ${response.status} ${Math.round(performance.now() - started)} ms`)
@@ -159,19 +224,64 @@ const lifecycleMiddleware = (lifecycle: Lifecycle, logRequests: boolean) => (app
         )
       )
     )
-    return yield* Effect.ensuring(app, Effect.sync(() => lifecycle.inflight--))
+    lifecycle.inflight++
+    const limited = type === "multipart/form-data"
+      ? Multipart.withLimits(app, {
+        maxParts: Option.some(16),
+        maxFieldSize: 64 * 1024,
+        maxFileSize: Option.some(limits.image),
+        maxTotalSize: Option.some(limits.body)
+      })
+      : HttpIncomingMessage.withMaxBodySize(app, Option.some(limit))
+    return yield* Effect.ensuring(limited, Effect.sync(() => lifecycle.inflight--))
   })
 
+const tooLargeForm = (cause: unknown) =>
+  new Api.PayloadTooLarge({
+    reason: "BodyTooLarge",
+    field: "body",
+    message: `body: the form is over its limits (${
+      (cause as { readonly limit?: unknown } | undefined)?.limit ?? "size"
+    }; at most 16 parts, 64 KiB per text field, the image limit per file and the body limit in all)`
+  })
+
+/** The API error for a failure to read the body (the platform reads it, and dies when it cannot). */
+const bodyError = (defect: unknown): Api.BadRequest | Api.PayloadTooLarge | undefined => {
+  if (defect instanceof Multipart.MultipartError) {
+    switch (defect.reason) {
+      case "Parse":
+        return new Api.BadRequest({ reason: "InvalidRequest", field: "body", message: "body: not a valid multipart form" })
+      case "InternalError":
+        // A file over its size limit fails the temporary file's write: a refusal too, not the server's fault.
+        return (defect.cause as { readonly _tag?: unknown } | undefined)?._tag === "ReachedLimit" ? tooLargeForm(defect.cause) : undefined
+      default:
+        return tooLargeForm(defect.cause)
+    }
+  }
+  if (typeof defect === "object" && defect !== null && (defect as { readonly _tag?: unknown })._tag === "RequestError") {
+    const cause = (defect as { readonly cause?: unknown }).cause
+    if (cause instanceof Error && cause.message === "maxBytes exceeded") {
+      return new Api.PayloadTooLarge({ reason: "BodyTooLarge", field: "body", message: "body: over the byte limit" })
+    }
+    const detail = cause instanceof SyntaxError ? `not valid JSON: ${cause.message}` : `cannot be read: ${cause instanceof Error ? cause.message : String(cause)}`
+    return new Api.BadRequest({ reason: "InvalidRequest", field: "body", message: `body: ${detail}` })
+  }
+  return undefined
+}
+
 /**
- * Inside the API's error handling: schema failures of paths and query parameters become `BadRequest` naming the
- * field, unknown routes `NotFound`, and defects a logged `InternalServerError`, all in the API's JSON error form.
+ * Inside the API's error handling: schema failures of paths, query parameters and payloads become `BadRequest`
+ * naming the field (`body` for the payload as a whole), bodies that cannot be read `BadRequest` or
+ * `PayloadTooLarge`, unknown routes `NotFound`, and other defects a logged `InternalServerError`, all in the API's
+ * JSON error form.
  */
 const apiMiddleware = HttpApiBuilder.middleware(Api.FunctionApi, (app) =>
   (app as HttpApp.Default<unknown>).pipe(
     Effect.catchAll((e) => {
       if (e instanceof HttpApiError.HttpApiDecodeError) {
-        const issue = e.issues[0]
-        const field = issue && issue.path.length > 0 ? issue.path.map(String).join(".") : "request"
+        // The payload's members for other content types than the request's have nothing to say about it.
+        const issue = e.issues.find((i) => i.message !== otherContentType) ?? e.issues[0]
+        const field = issue && issue.path.length > 0 ? issue.path.map(String).join(".") : "body"
         return Effect.fail(new Api.BadRequest({ reason: "InvalidRequest", field, message: `${field}: ${issue?.message ?? e.message}` }))
       }
       if (typeof e === "object" && e !== null && (e as { readonly _tag?: unknown })._tag === "RouteNotFound") {
@@ -180,13 +290,87 @@ const apiMiddleware = HttpApiBuilder.middleware(Api.FunctionApi, (app) =>
       }
       return Effect.fail(e)
     }),
-    Effect.catchAllDefect((defect) =>
-      Effect.zipRight(
+    Effect.catchAllDefect((defect): Effect.Effect<never, Api.BadRequest | Api.PayloadTooLarge | Api.InternalServerError> => {
+      const refused = bodyError(defect)
+      if (refused !== undefined) return Effect.fail(refused)
+      return Effect.zipRight(
         Effect.logError("Defect while handling a request", defect),
         Effect.fail(new Api.InternalServerError({ reason: "Internal", message: "The server failed; see its log" }))
       )
-    )
-  ) as HttpApp.Default<Api.BadRequest | Api.NotFound | Api.InternalServerError>)
+    })
+  ) as HttpApp.Default<Api.BadRequest | Api.NotFound | Api.PayloadTooLarge | Api.InternalServerError>)
+
+/** Each route's documented body content types, by `METHOD path` as the router names them. */
+const documentedContentTypes = (): ReadonlyMap<string, ReadonlySet<string>> => {
+  const byRoute = new Map<string, ReadonlySet<string>>()
+  HttpApi.reflect(Api.FunctionApi, {
+    onGroup: () => {},
+    onEndpoint: ({ endpoint, payloads }) => {
+      if (payloads.size > 0) byRoute.set(`${endpoint.method} ${endpoint.path}`, new Set(payloads.keys()))
+    }
+  })
+  return byRoute
+}
+
+/**
+ * A multipart form, read (the platform caches it for the payload's decoding) with a bound: the parser never
+ * finishes a body that ends inside a part's headers, so once the body has arrived the form must be read within
+ * `graceMs`.
+ */
+const readForm = (request: HttpServerRequest.HttpServerRequest, graceMs: number) => {
+  const incoming = NodeHttpServerRequest.toIncomingMessage(request)
+  const arrived = incoming.complete
+    ? Effect.void
+    : Effect.async<void>((resume) => {
+      const done = () => resume(Effect.void)
+      incoming.once("end", done)
+      return Effect.sync(() => incoming.off("end", done))
+    })
+  const cut = Effect.zipRight(
+    arrived,
+    Effect.zipRight(Effect.sleep(graceMs), Effect.fail(new Multipart.MultipartError({ reason: "Parse", cause: "the body ends inside a part" })))
+  )
+  return Effect.raceFirst(Effect.asVoid(request.multipart), cut)
+}
+
+/**
+ * `ContentTypes`: a body whose content type the route does not document is refused before it is read, and a
+ * multipart form is read here, after the API key was checked, so that its failures are answered as such.
+ */
+const contentTypes = Layer.effect(
+  Api.ContentTypes,
+  Effect.gen(function*() {
+    const byRoute = documentedContentTypes()
+    const platform = yield* Effect.context<FileSystem.FileSystem | Path.Path>()
+    return Effect.gen(function*() {
+      const { route } = yield* HttpRouter.RouteContext
+      const accepted = byRoute.get(`${route.method} ${route.path}`)
+      if (accepted === undefined) return
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const type = mediaType(request)
+      if (!accepted.has(type)) {
+        return yield* new Api.UnsupportedMediaType({
+          reason: "UnsupportedMediaType",
+          field: "content-type",
+          message: `content-type: ${type === "" ? "missing" : type}; this route takes ${[...accepted].join(", ")}`
+        })
+      }
+      if (type === "multipart/form-data") {
+        if (!/;\s*boundary=/i.test(request.headers["content-type"] ?? "")) {
+          return yield* new Api.BadRequest({ reason: "InvalidRequest", field: "body", message: "body: a multipart/form-data body needs a boundary in its Content-Type" })
+        }
+        yield* readForm(request, 2_000).pipe(
+          Effect.provide(platform),
+          // An `InternalError` (the temporary file could not be written) is the server's: a logged 500.
+          Effect.catchAll((e) => {
+            const refused = bodyError(e)
+            return refused === undefined ? Effect.die(e) : Effect.fail(refused)
+          })
+        )
+      }
+    })
+  })
+)
 
 /** Bearer API keys and the per-key rate limit. */
 const authorization = (rateLimit: RateLimiter.RateLimit) =>
@@ -196,9 +380,11 @@ const authorization = (rateLimit: RateLimiter.RateLimit) =>
       const keys = yield* ApiKeys
       const limiter = yield* RateLimiter.make(rateLimit)
       return {
-        bearer: (token: Redacted.Redacted<string>) =>
+        // The whole header, not the platform's token: it takes any scheme of the right length ("Digest <key>").
+        bearer: (_: Redacted.Redacted<string>) =>
           Effect.gen(function*() {
-            const key = yield* keys.verify(Redacted.value(token)).pipe(
+            const request = yield* HttpServerRequest.HttpServerRequest
+            const key = yield* keys.authenticate(request.headers["authorization"]).pipe(
               Effect.tapError((e) =>
                 e.reason === "Unauthorized"
                   ? HttpApp.appendPreResponseHandler((_, response) =>
@@ -226,14 +412,6 @@ const authorization = (rateLimit: RateLimiter.RateLimit) =>
     })
   )
 
-const formSampleFields = Schema.Struct({
-  labelName: Schema.optional(Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(200))),
-  externalId: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100)))
-})
-const formInvokeFields = Schema.Struct({
-  externalId: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100)))
-})
-
 /** Label counts per function for the rare-class policy, refreshed every 10 s. */
 const labelCountsCache = (backend: typeof FunctionBackend.Service) => {
   const cache = new Map<string, { readonly at: number; readonly counts: ReadonlyMap<string, number> }>()
@@ -254,11 +432,10 @@ const labelCountsCache = (backend: typeof FunctionBackend.Service) => {
 }
 
 const handlers = (options: {
-  readonly limits: Body.BodyLimits
   readonly capture: CapturePolicy.CapturePolicy
   readonly lifecycle: Lifecycle
 }) => {
-  const { limits, lifecycle } = options
+  const { lifecycle } = options
   const policy = options.capture
 
   const Health = HttpApiBuilder.group(Api.FunctionApi, "health", (h) =>
@@ -272,7 +449,7 @@ const handlers = (options: {
   const Functions = HttpApiBuilder.group(Api.FunctionApi, "functions", (h) =>
     Effect.map(FunctionBackend, (backend) =>
       h
-        .handleRaw("create", () => api(Effect.flatMap(Body.json(Api.CreateFunction, limits), backend.createFunction)))
+        .handle("create", ({ payload }) => api(backend.createFunction(payload)))
         .handle("list", () => api(backend.listFunctions))
         .handle("get", ({ path }) => api(backend.getFunction(path.functionId)))
         .handle("delete", ({ path }) => api(backend.deleteFunction(path.functionId)))))
@@ -280,43 +457,30 @@ const handlers = (options: {
   const Labels = HttpApiBuilder.group(Api.FunctionApi, "labels", (h) =>
     Effect.map(FunctionBackend, (backend) =>
       h
-        .handleRaw("create", ({ path }) =>
-          api(Effect.flatMap(Body.json(Api.CreateLabel, limits), (label) => backend.createLabel(path.functionId, label))))
+        .handle("create", ({ path, payload }) => api(backend.createLabel(path.functionId, payload)))
         .handle("list", ({ path }) => api(backend.listLabels(path.functionId)))
         .handle("delete", ({ path }) => api(backend.deleteLabel(path.functionId, path.labelId)))))
 
   const Samples = HttpApiBuilder.group(Api.FunctionApi, "samples", (h) =>
     Effect.map(FunctionBackend, (backend) =>
       h
-        .handleRaw("create", ({ path }) =>
+        .handle("create", ({ path, payload }) =>
           api(
             Effect.gen(function*() {
-              const { fields, image } = yield* Body.image(Api.CreateSample, {
-                schema: formSampleFields,
-                fields: ["labelName", "externalId"],
-                toFields: (f) => ({
-                  ...(f.labelName === undefined ? {} : { annotation: { labelName: f.labelName } }),
-                  ...(f.externalId === undefined ? {} : { externalId: f.externalId })
-                })
-              }, limits)
-              const sample = yield* backend.createSample(path.functionId, {
-                image,
-                labelName: fields.annotation?.labelName,
-                externalId: fields.externalId
+              // A raw body is the image alone; JSON and forms carry the annotation and externalId beside it.
+              if (Either.isEither(payload)) return yield* backend.createSample(path.functionId, { image: (yield* payload).bytes })
+              const image = yield* payload.data
+              return yield* backend.createSample(path.functionId, {
+                image: image.bytes,
+                labelName: "annotation" in payload ? payload.annotation?.labelName : "labelName" in payload ? payload.labelName : undefined,
+                externalId: payload.externalId
               })
-              return HttpServerResponse.unsafeJson(sample, { status: 201 })
             })
           ))
         .handle("list", ({ path, urlParams }) => api(backend.listSamples(path.functionId, urlParams)))
         .handle("get", ({ path }) => api(backend.getSample(path.functionId, path.sampleId)))
         .handle("delete", ({ path }) => api(backend.deleteSample(path.functionId, path.sampleId)))
-        .handleRaw("annotate", ({ path }) =>
-          api(
-            Effect.flatMap(
-              Body.json(Api.AnnotationInput, limits),
-              (annotation) => backend.setAnnotation(path.functionId, path.sampleId, annotation)
-            )
-          ))
+        .handle("annotate", ({ path, payload }) => api(backend.setAnnotation(path.functionId, path.sampleId, payload)))
         .handle("unannotate", ({ path }) => api(backend.setAnnotation(path.functionId, path.sampleId, null)))))
 
   const Invoke = HttpApiBuilder.group(Api.FunctionApi, "invoke", (h) =>
@@ -338,23 +502,20 @@ const handlers = (options: {
         })
 
       return h
-        .handleRaw("invoke", ({ path, urlParams }) =>
+        .handle("invoke", ({ path, payload, urlParams }) =>
           api(
             Effect.gen(function*() {
-              const { fields, image } = yield* Body.image(Api.InvokeRequest, {
-                schema: formInvokeFields,
-                fields: ["externalId"],
-                toFields: (f) => f
-              }, limits)
+              const { data, externalId } = Either.isEither(payload) ? { data: payload, externalId: undefined } : payload
+              const image = (yield* data).bytes
               const result = yield* backend.invoke(path.functionId, image, {
                 labelCount: urlParams.labelCount,
                 modelId: urlParams.modelId
               })
-              const sampleId = urlParams.capture === false ? null : yield* capture(path.functionId, image, result, fields.externalId)
+              const sampleId = urlParams.capture === false ? null : yield* capture(path.functionId, image, result, externalId)
               return {
                 ...result,
                 sampleId,
-                ...(fields.externalId === undefined ? {} : { externalId: fields.externalId })
+                ...(externalId === undefined ? {} : { externalId })
               } satisfies Api.InvokeResult
             })
           ))
@@ -385,28 +546,38 @@ export const layer = (
   Layer.suspend(() => {
     const lifecycle: Lifecycle = { inflight: 0, draining: false }
     const image = { ...defaultImageLimits, ...options.image }
-    const limits: Body.BodyLimits = {
-      // A JSON body carries the image as base64 (4/3 larger) plus a little more.
-      maxBodyBytes: Math.ceil((image.maxBytes * 4) / 3) + 64 * 1024,
-      image,
+    const limits: BodyLimits = { body: Math.ceil((image.maxBytes * 4) / 3) + 64 * 1024, image: image.maxBytes }
+    const intake = Layer.succeed(ImagePayload.ImageIntake, {
+      limits: image,
       allowUrlFetch: options.allowUrlFetch ?? false,
       allowPrivateUrls: options.allowPrivateUrls ?? false
-    }
+    })
     const capture = Schema.decodeSync(CapturePolicy.CapturePolicy)(options.capture ?? {})
     const drainTimeoutMs = options.drainTimeoutMs ?? 10_000
+    const requestTimeout = options.requestTimeoutMs ?? 30_000
+    const headersTimeout = Math.min(requestTimeout, 20_000)
     const server = http.createServer({
-      requestTimeout: options.requestTimeoutMs ?? 30_000,
-      headersTimeout: Math.min(options.requestTimeoutMs ?? 30_000, 20_000)
+      IncomingMessage: DrainingIncomingMessage,
+      requestTimeout,
+      headersTimeout,
+      // Node looks for expired requests this often (30 s unless told): the timeouts are only as precise as this.
+      connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeout / 10))
     })
 
     const apiLayer = HttpApiBuilder.api(Api.FunctionApi).pipe(
-      Layer.provide(handlers({ limits, capture, lifecycle })),
+      Layer.provide(handlers({ capture, lifecycle })),
+      Layer.provide(contentTypes),
       Layer.provide(authorization(options.rateLimit ?? { perSecond: 50, burst: 100 }))
     )
-    const serving = HttpApiBuilder.serve(lifecycleMiddleware(lifecycle, options.logRequests ?? false)).pipe(
+    const serving = HttpApiBuilder.serve(lifecycleMiddleware(lifecycle, limits, options.logRequests ?? false)).pipe(
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
       Layer.provide(apiMiddleware),
-      Layer.provide(apiLayer)
+      Layer.provide(apiLayer),
+      // The payload schemas check images under this policy while the request decodes, outside any handler.
+      Layer.provide(intake),
+      // A path parameter longer than the router's default 100 characters would be "no route"; let the schema say
+      // which parameter is too long instead.
+      Layer.provide(HttpRouter.setRouterConfig({ maxParamLength: 4096 }))
     )
     // Built after `serving`, so released before it: requests drain while the handler is still attached.
     const draining = Layer.scopedDiscard(Effect.addFinalizer(() =>

@@ -2,9 +2,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Exit, Layer, Scope } from "effect"
-import { ApiKeys, BundleBackend, FunctionBackend, Predictor, Server } from "@loupe/deploy"
+import { ApiKeys, BundleBackend, DeployError, FunctionBackend, Predictor, Server } from "@loupe/deploy"
 import * as fs from "node:fs"
 import * as http from "node:http"
+import * as net from "node:net"
 import * as path from "node:path"
 import * as zlib from "node:zlib"
 import { environment, fitBundle, photos, tempDir } from "./fixtures/shared.js"
@@ -263,7 +264,7 @@ describe("bad input", () => {
     ["capture=maybe", () => invokeJson({ data: dataUri(cat) }, "?capture=maybe"), 400, "InvalidRequest", "capture"],
     ["an unknown model id", () => invokeJson({ data: dataUri(cat) }, "?modelId=model_x"), 404, "NotFound", "modelId"],
     ["an unknown function", () => call("/v1/functions/nope/invoke", { method: "POST", headers: { ...auth(), ...jsonType }, body: JSON.stringify({ data: dataUri(cat) }) }), 404, "NotFound", "functionId"],
-    ["a function id longer than any id", () => call(`/v1/functions/${"f".repeat(300)}`, { headers: auth() }), 404, "NotFound", undefined],
+    ["a function id longer than any id", () => call(`/v1/functions/${"f".repeat(300)}`, { headers: auth() }), 400, "InvalidRequest", "functionId"],
     ["a limit over 1000", () => call(`/v1/functions/${fn}/captures?limit=5000`, { headers: auth() }), 400, "InvalidRequest", "limit"],
     ["a form without a file", () => post("", {}, form([["externalId", "x"]])), 400, "InvalidRequest", "data"],
     ["a form with an unknown field", () => post("", {}, form([["data", new Blob([cat], { type: "image/jpeg" })], ["label", "cats"]])), 400, "InvalidRequest", "label"],
@@ -284,6 +285,334 @@ describe("bad input", () => {
     expect(got).toEqual(want)
     // And the server is still there.
     expect((await invokeJson({ data: dataUri(cat) })).status).toBe(200)
+  })
+})
+
+describe("deep nesting", () => {
+  it("answers JSON nested 5,000 levels deep with 400 naming the problem on every JSON route, as it does 1,000 levels", async () => {
+    const nested = (levels: number) => "[".repeat(levels) + "]".repeat(levels)
+    const routes: Array<[string, string]> = [
+      ["POST", "/v1/functions"],
+      ["POST", `/v1/functions/${fn}/labels`],
+      ["POST", `/v1/functions/${fn}/samples`],
+      ["PUT", `/v1/functions/${fn}/samples/s1/annotation`],
+      ["POST", `/v1/functions/${fn}/invoke`]
+    ]
+    const got: Array<unknown> = []
+    for (const [method, route] of routes) {
+      for (const body of [nested(5_000), `{"name":${nested(5_000)}}`, `{"data":${nested(1_000)}}`]) {
+        const r = await call(route, { method, headers: { ...auth(), "content-type": "application/json" }, body })
+        got.push({ route, size: body.length > 9_000, status: r.status, reason: r.body.reason, field: r.body.field, message: r.body.message })
+      }
+    }
+    // The field is the top-level key the nesting is under (the body itself for a nested array).
+    expect(got).toEqual(routes.flatMap(([, route]) =>
+      ([[true, "body"], [true, "name"], [false, "data"]] as const).map(([size, field]) => ({
+        route,
+        size,
+        status: 400,
+        reason: "InvalidRequest",
+        field,
+        message: `${field}: nests arrays or objects deeper than 64 levels`
+      }))
+    ))
+    expect((await invokeJson({ data: dataUri(cat) })).status).toBe(200)
+  })
+})
+
+/**
+ * A client that sends `headers`, then up to 50 MB of body (as fast as the socket takes it, chunked or not) while it
+ * reads: what it got back, how much it had sent by then, and any socket error.
+ */
+const keepSending = (target: Running, head: string, chunked: boolean) =>
+  new Promise<{ response: string; sent: number; error: string | undefined }>((resolve) => {
+    const { hostname, port } = new URL(target.url)
+    const socket = net.connect(Number(port), hostname)
+    const piece = Buffer.alloc(64 * 1024, 0x41)
+    const frame = chunked ? Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from("\r\n")]) : piece
+    let response = ""
+    let sent = 0
+    let error: string | undefined
+    let answered = false
+    const pump = (): unknown => {
+      while (!answered && sent < 50 * 1024 * 1024) {
+        sent += piece.length
+        if (!socket.write(frame)) return socket.once("drain", pump)
+      }
+      return chunked && !answered ? socket.write("0\r\n\r\n") : undefined
+    }
+    socket.on("connect", () => {
+      socket.write(head)
+      pump()
+    })
+    socket.on("data", (data) => {
+      response += data.toString("latin1")
+      // The whole answer is in once its JSON body is.
+      if (!answered && response.includes("\r\n\r\n") && response.trimEnd().endsWith("}")) {
+        answered = true
+        socket.end()
+      }
+    })
+    socket.on("error", (e) => (error = (e as NodeJS.ErrnoException).code ?? e.message))
+    socket.on("close", () => resolve({ response, sent, error }))
+  })
+
+describe("oversized bodies", () => {
+  // The answer comes at once, and the rest of the body is read and dropped with the connection kept open, so a client
+  // that reads only after sending gets it too (the corpus in @loupe/functions has that client).
+  it("answers 413 to a client still sending 50 MB, raw, JSON, multipart, with a length or chunked", async () => {
+    const route = `/v1/functions/${fn}/invoke`
+    const types = ["image/jpeg", "application/json", "multipart/form-data; boundary=b"]
+    const got: Array<unknown> = []
+    for (const chunked of [false, true]) {
+      for (const type of types) {
+        const preamble = type.startsWith("multipart")
+          ? "--b\r\nContent-Disposition: form-data; name=\"data\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+          : ""
+        const head = `POST ${route} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: ${type}\r\n` +
+          (chunked ? "Transfer-Encoding: chunked\r\n\r\n" : `Content-Length: ${50 * 1024 * 1024 + preamble.length}\r\n\r\n`) +
+          (chunked && preamble !== "" ? `${preamble.length.toString(16)}\r\n${preamble}\r\n` : preamble)
+        const { response, sent, error } = await keepSending(server, head, chunked)
+        const body = JSON.parse(response.slice(response.indexOf("{"), response.lastIndexOf("}") + 1))
+        got.push({ type, chunked, status: response.slice(0, 12), reason: body.reason, field: body.field, error, stoppedEarly: sent < 50 * 1024 * 1024 })
+      }
+    }
+    expect(got).toEqual([false, true].flatMap((chunked) =>
+      types.map((type) => ({
+        type,
+        chunked,
+        status: "HTTP/1.1 413",
+        reason: "BodyTooLarge",
+        field: "body",
+        error: undefined,
+        stoppedEarly: true
+      }))
+    ))
+    expect((await invokeJson({ data: dataUri(cat) })).status).toBe(200)
+  })
+})
+
+describe("slow clients", () => {
+  it("cuts a request whose headers trickle in at the configured timeout, not at Node's 30 s check", async () => {
+    const slow = await serve({ requestTimeoutMs: 1_500 })
+    try {
+      const { hostname, port } = new URL(slow.url)
+      const started = Date.now()
+      const { answer, after } = await new Promise<{ answer: string; after: number }>((resolve) => {
+        const socket = net.connect(Number(port), hostname, () => socket.write(`GET /healthz HTTP/1.1\r\nHost: x\r\n`))
+        let answer = ""
+        const trickle = setInterval(() => socket.write("X-Slow: 1\r\n"), 200)
+        socket.on("data", (d) => (answer += d.toString("latin1")))
+        socket.on("error", () => {})
+        socket.on("close", () => {
+          clearInterval(trickle)
+          resolve({ answer, after: Date.now() - started })
+        })
+      })
+      expect(answer).toMatch(/^HTTP\/1\.1 408/)
+      expect(after).toBeGreaterThanOrEqual(1_400)
+      expect(after).toBeLessThan(3_000)
+    } finally {
+      await slow.close()
+    }
+  })
+})
+
+describe("the OpenAPI document", () => {
+  type Schema = { readonly [key: string]: any }
+  let spec: any
+  const resolve = (schema: Schema): Schema => (schema.$ref ? spec.components.schemas[schema.$ref.split("/").pop()] : schema)
+  /** Where `value` departs from the document's JSON schema (the parts of JSON Schema the document uses). */
+  const problems = (schema: Schema, value: unknown, at = "$"): Array<string> => {
+    const s = resolve(schema)
+    if (s.anyOf) return s.anyOf.some((o: Schema) => problems(o, value, at).length === 0) ? [] : [`${at}: matches none of its anyOf`]
+    const is = (ok: boolean) => (ok ? [] : [`${at}: ${JSON.stringify(value)} is not ${s.type}${s.enum ? ` in ${s.enum}` : ""}`])
+    switch (s.type) {
+      case "null":
+        return is(value === null)
+      case "string":
+        return is(typeof value === "string" && (s.enum === undefined || s.enum.includes(value)))
+      case "number":
+        return is(typeof value === "number")
+      case "integer":
+        return is(Number.isInteger(value))
+      case "boolean":
+        return is(typeof value === "boolean")
+      case "array":
+        return Array.isArray(value) ? value.flatMap((v, i) => problems(s.items ?? {}, v, `${at}[${i}]`)) : is(false)
+      case "object": {
+        if (typeof value !== "object" || value === null || Array.isArray(value)) return is(false)
+        const properties: Record<string, Schema> = s.properties ?? {}
+        return [
+          ...(s.required ?? []).filter((k: string) => !(k in value)).map((k: string) => `${at}.${k}: missing`),
+          ...(s.additionalProperties === false ? Object.keys(value).filter((k) => !(k in properties)).map((k) => `${at}.${k}: not documented`) : []),
+          ...Object.entries(value).flatMap(([k, v]) => (properties[k] ? problems(properties[k]!, v, `${at}.${k}`) : []))
+        ]
+      }
+      default:
+        return []
+    }
+  }
+  /** Where an answer departs from what the document says `operation` answers with `status`. */
+  const conformance = (operation: any, status: number, body: unknown): Array<string> => {
+    const documented = operation.responses[String(status)]
+    if (documented === undefined) return [`status ${status} is not documented`]
+    const schema = documented.content?.["application/json"]?.schema
+    if (schema === undefined) return body === "" ? [] : [`status ${status} documents no body, got ${JSON.stringify(body)}`]
+    return problems(schema, body)
+  }
+  const operations = () =>
+    Object.entries(spec.paths as Record<string, Record<string, any>>).flatMap(([route, methods]) =>
+      Object.entries(methods).map(([method, operation]) => ({ route, method: method.toUpperCase(), operation }))
+    )
+  const fill = (route: string) => route.replace("{functionId}", fn).replace("{sampleId}", "sample_1")
+
+  // Small images of each documented raw type (the invoke route decodes them for real).
+  const png = () => {
+    const ihdr = Buffer.alloc(13)
+    ihdr.writeUInt32BE(8, 0)
+    ihdr.writeUInt32BE(8, 4)
+    ihdr[8] = 8
+    ihdr[9] = 2
+    const rows = Buffer.concat(Array.from({ length: 8 }, () => Buffer.concat([Buffer.from([0]), Buffer.alloc(24, 0x80)])))
+    return new Uint8Array(Buffer.concat([
+      Buffer.from("\x89PNG\r\n\x1a\n", "latin1"),
+      chunk("IHDR", ihdr),
+      chunk("IDAT", zlib.deflateSync(rows)),
+      chunk("IEND", Buffer.alloc(0))
+    ]))
+  }
+  const images: Record<string, Uint8Array> = {
+    "image/jpeg": cat,
+    "image/png": png(),
+    "image/gif": new Uint8Array(Buffer.from("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==", "base64")),
+    "image/webp": new Uint8Array(Buffer.from("UklGRiIAAABXRUJQVlA4IBYAAAAwAQCdASoBAAEADsD+JaQAA3AAAAAA", "base64")),
+    "application/octet-stream": dog
+  }
+  /** A valid body of `type` for the route, and the headers it goes with (fetch sets a form's boundary). */
+  const valid = (route: string, type: string): { body: Body | Uint8Array; headers: Record<string, string> } => {
+    if (type === "multipart/form-data") {
+      const form = new FormData()
+      form.append("data", new Blob([cat], { type: "image/jpeg" }), "cat.jpg")
+      if (route.endsWith("/samples")) form.append("labelName", "cats")
+      form.append("externalId", "ext-1")
+      return { body: form, headers: {} }
+    }
+    if (type !== "application/json") return { body: images[type]!, headers: { "content-type": type } }
+    const json = route.endsWith("/invoke")
+      ? { data: dataUri(cat), externalId: "ext-1" }
+      : route.endsWith("/samples")
+      ? { data: dataUri(cat), annotation: { labelName: "cats" }, externalId: "ext-1" }
+      : route.endsWith("/annotation")
+      ? { labelName: "cats" }
+      : { name: "birds" }
+    return { body: JSON.stringify(json), headers: { "content-type": type } }
+  }
+
+  beforeAll(async () => {
+    spec = (await call("/openapi.json")).body
+  })
+
+  it("takes every documented content type on every route that documents it, answering as documented", async () => {
+    const tried: Array<string> = []
+    const departures: Array<string> = []
+    for (const { route, method, operation } of operations()) {
+      for (const type of Object.keys(operation.requestBody?.content ?? {})) {
+        const { body, headers } = valid(route, type)
+        const r = await call(fill(route), { method, headers: { ...auth(), ...headers }, body })
+        tried.push(`${method} ${route} ${type}`)
+        // Accepted: decoded and handled (the bundle server is read-only, so changes answer 405 ReadOnly).
+        const accepted = (r.status >= 200 && r.status < 300) || (r.status === 405 && r.body.reason === "ReadOnly")
+        if (!accepted) departures.push(`${method} ${route} ${type}: ${r.status} ${JSON.stringify(r.body)}`)
+        departures.push(...conformance(operation, r.status, r.body).map((p) => `${method} ${route} ${type}: ${p}`))
+      }
+    }
+    expect(departures).toEqual([])
+    expect(tried).toHaveLength(17)
+    expect(tried).toContain(`POST /v1/functions/{functionId}/invoke image/webp`)
+    // Decoding failures are answered as BadRequest, so the platform's own decode error is not documented.
+    expect(JSON.stringify(spec)).not.toContain("HttpApiDecodeError")
+  })
+
+  it("answers each documented error status somewhere, in the shape the document gives it", async () => {
+    // Failures a bundle cannot show, injected: no model yet (409) and a failing store (500).
+    const faulty = await start(Server.layer({ port: 0 }).pipe(
+      Layer.provide(Layer.effect(
+        FunctionBackend.FunctionBackend,
+        Effect.map(FunctionBackend.FunctionBackend, (b): FunctionBackend.FunctionBackendShape => ({
+          ...b,
+          metrics: () => Effect.fail(new DeployError.DeployError({ reason: "NotTrained", field: "functionId", message: "functionId: no model yet" })),
+          listCaptures: () => Effect.fail(new DeployError.DeployError({ reason: "Internal", message: "the store failed" }))
+        }))
+      ).pipe(Layer.provide(backend))),
+      Layer.provide(keys)
+    ))
+    const limited = await serve({ rateLimit: { perSecond: 1, burst: 1 } })
+    const draining = await serve()
+    const op = (method: string, route: string) => spec.paths[route][method.toLowerCase()]
+    const invoke = "/v1/functions/{functionId}/invoke"
+    const jsonType = { ...auth(), "content-type": "application/json" }
+    try {
+      const provoke: Record<number, () => Promise<{ method: string; route: string; status: number; body: any }>> = {
+        400: async () => ({ method: "POST", route: invoke, ...(await call(fill(invoke), { method: "POST", headers: jsonType, body: "{}" })) }),
+        401: async () => ({ method: "GET", route: "/v1/functions", ...(await call("/v1/functions")) }),
+        404: async () => ({ method: "GET", route: "/v1/functions/{functionId}", ...(await call("/v1/functions/nope", { headers: auth() })) }),
+        405: async () => ({ method: "POST", route: "/v1/functions", ...(await call("/v1/functions", { method: "POST", headers: jsonType, body: "{\"name\":\"x\"}" })) }),
+        409: async () => ({ method: "GET", route: "/v1/functions/{functionId}/metrics", ...(await call(`/v1/functions/${fn}/metrics`, { headers: auth(), target: faulty })) }),
+        413: async () => ({ method: "POST", route: invoke, ...(await call(fill(invoke), { method: "POST", headers: jsonType, body: JSON.stringify({ data: dataUri(new Uint8Array(3_000_000)) }) })) }),
+        415: async () => ({ method: "POST", route: invoke, ...(await call(fill(invoke), { method: "POST", headers: { ...auth(), "content-type": "text/plain" }, body: "cat" })) }),
+        429: async () => {
+          await call("/v1/functions", { headers: auth(), target: limited })
+          return { method: "GET", route: "/v1/functions", ...(await call("/v1/functions", { headers: auth(), target: limited })) }
+        },
+        500: async () => ({ method: "GET", route: "/v1/functions/{functionId}/captures", ...(await call(`/v1/functions/${fn}/captures`, { headers: auth(), target: faulty })) }),
+        // A request whose headers are still arriving when the server starts to shut down, while another one, its
+        // body still arriving, keeps the server draining.
+        503: async () => {
+          const { hostname, port } = new URL(draining.url)
+          const open = async () => {
+            const socket = net.connect(Number(port), hostname)
+            let text = ""
+            const closed = new Promise<string>((resolve) => {
+              socket.on("data", (d) => (text += d.toString("latin1")))
+              socket.on("close", () => resolve(text))
+              socket.on("error", () => {})
+            })
+            await new Promise((r) => socket.once("connect", r))
+            return { socket, closed }
+          }
+          const body = JSON.stringify({ data: dataUri(cat) })
+          const inFlight = await open()
+          inFlight.socket.write(
+            `POST ${fill(invoke)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`
+          )
+          const late = await open()
+          late.socket.write(`GET /v1/functions HTTP/1.1\r\nHost: x\r\n`)
+          await new Promise((r) => setTimeout(r, 200))
+          const closing = draining.close()
+          await new Promise((r) => setTimeout(r, 100))
+          late.socket.write(`Authorization: Bearer ${token}\r\n\r\n`)
+          await new Promise((r) => setTimeout(r, 200))
+          inFlight.socket.write(body.slice(100))
+          const answer = await late.closed
+          expect((await inFlight.closed).slice(0, 12)).toBe("HTTP/1.1 200")
+          await closing
+          const json = JSON.parse(answer.slice(answer.indexOf("{"), answer.lastIndexOf("}") + 1))
+          return { method: "GET", route: "/v1/functions", status: Number(answer.slice(9, 12)), body: json }
+        }
+      }
+      const documented = new Set(operations().flatMap(({ operation }) => Object.keys(operation.responses).map(Number).filter((s) => s >= 400)))
+      expect([...documented].sort()).toEqual(Object.keys(provoke).map(Number).sort())
+      const got: Array<unknown> = []
+      for (const status of documented) {
+        const r = await provoke[status]!()
+        got.push({ status: r.status, departures: conformance(op(r.method, r.route), r.status, r.body) })
+      }
+      expect(got).toEqual([...documented].map((status) => ({ status, departures: [] })))
+    } finally {
+      await faulty.close()
+      await limited.close()
+    }
   })
 })
 

@@ -23,7 +23,7 @@ import { ApiKeys, DeployError, FunctionBackend, Predictor, Server as DeployServe
 import type { FunctionApi } from "@loupe/deploy"
 import { Context, Effect, ExecutionStrategy, Exit, Layer, Scope } from "effect"
 import * as path from "node:path"
-import type { FunctionsError } from "./FunctionsError.js"
+import { FunctionsError } from "./FunctionsError.js"
 import * as Functions from "./Functions.js"
 import * as PrivateFiles from "./internal/PrivateFiles.js"
 import * as Retrainer from "./Retrainer.js"
@@ -57,6 +57,21 @@ const reasons: Readonly<Record<FunctionsError["reason"], DeployError.DeployError
 /** The server's error for a function API error, keeping its message and field. */
 const toDeployError = (e: FunctionsError): DeployError.DeployError =>
   new DeployError.DeployError({ reason: reasons[e.reason] ?? "Internal", message: e.message, field: e.field, file: e.file, cause: e })
+
+/** The route's fields for an error of the one-sample batch it makes: `data`, not `samples[0].data`. */
+const routeFields: Readonly<Record<string, string>> = { data: "data", label: "annotation.labelName", externalId: "externalId" }
+const asOneSample = (e: FunctionsError): FunctionsError => {
+  const field = e.field?.match(/^samples\[0\]\.(\w+)$/)?.[1]
+  const named = field === undefined ? undefined : routeFields[field]
+  if (named === undefined) return e
+  return new FunctionsError({
+    reason: e.reason,
+    field: named,
+    message: e.message.replaceAll(`samples[0].${field}`, named),
+    ...(e.file === undefined ? {} : { file: e.file }),
+    cause: e.cause
+  })
+}
 
 const sampleView = (s: StoreTypes.SampleRecord): FunctionApi.SampleView => ({
   id: s.id,
@@ -308,7 +323,7 @@ export const backend: Effect.Effect<
           data: sample.image,
           ...(sample.labelName === undefined ? {} : { label: sample.labelName }),
           ...(sample.externalId === undefined ? {} : { externalId: sample.externalId })
-        }]),
+        }]).pipe(Effect.mapError(asOneSample)),
         ([added]) => ({ ...sampleView(added!.sample), updated: added!.updated })
       )),
     listSamples: (functionId, paging) =>

@@ -370,7 +370,8 @@ group("data URIs", [
 
 group("content types and image bytes", [
   { name: "text sent as image/jpeg", send: () => postSampleRaw("image/jpeg", "hello, not an image"), status: 415, field: "data" },
-  { name: "an SVG as image/svg+xml", send: () => postSampleRaw("image/svg+xml", svg), status: 415, field: "data" },
+  // image/svg+xml is not a content type the route documents: refused before the body is read.
+  { name: "an SVG as image/svg+xml", send: () => postSampleRaw("image/svg+xml", svg), status: 415, field: "content-type" },
   { name: "an SVG in a data URI", send: () => postSample({ data: dataUri(svg, "image/svg+xml") }), status: 415, field: "data" },
   { name: "an SVG named .jpg in a form", send: () => postForm([["data", "cat.jpg", "image/jpeg", svg]]), status: 415, field: "data" },
   { name: "a JPEG declared as PNG", send: () => postSampleRaw("image/png", catPhoto), status: 415, field: "data" },

@@ -176,6 +176,15 @@ describe("the function API over HTTP", () => {
     expect(noData.body).toMatchObject({ reason: "InvalidRequest", field: "data" })
   })
 
+  it("names `data` (not the batch's `samples[0].data`) for a truncated JPEG posted as a sample", async () => {
+    const bytes = fs.readFileSync(photos("test", "cats", 0, 1)[0]!)
+    const truncated = `data:image/jpeg;base64,${bytes.subarray(0, Math.floor(bytes.length / 2)).toString("base64")}`
+    const r = await api("POST", `/v1/functions/${fn}/samples`, { data: truncated })
+    expect(r).toMatchObject({ status: 400, body: { reason: "InvalidImage", field: "data" } })
+    expect(r.body.message).toMatch(/^data: /)
+    expect(r.body.message).not.toContain("samples[0]")
+  })
+
   it("serves every invocation during a retrain and promotion: zero failures, old model then new", async () => {
     const probes = [...photos("test", "cats", 2, 4), ...photos("test", "dogs", 2, 4)].map(dataUri)
     /** Each answer with when its request started and ended. */
