@@ -96,7 +96,9 @@ const train = DocumentedCommand.make(
       // Flags win over --overrides; JSON that is not an object goes to the preset check as it is, to be rejected there.
       const user = yield* parseOverrides(flags.overrides)
       const isObject = typeof user === "object" && user !== null && !Array.isArray(user)
-      const resolved = yield* Preset.resolve(flags.preset, user === undefined || isObject ? { ...user as object, ...fromFlags } : user)
+      const resolved = yield* Preset.resolve(flags.preset, user === undefined || isObject ? { ...user as object, ...fromFlags } : user).pipe(
+        Effect.flatMap(Preset.forTraining)
+      )
       if (flags.zeroShot) {
         const zeroShot = yield* ZeroShotTrain.run({
           dir: flags.dir,

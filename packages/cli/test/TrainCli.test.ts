@@ -250,7 +250,11 @@ describe("loupe train with bad input", () => {
     expect(key.status).not.toBe(0)
     // One line naming the key and the keys accepted, not the whole schema.
     expect(key.stderr).toMatch(/^loupe: Unknown preset override "mirorr"; accepted keys: backbones, heads, folds, [a-zA-Z, ]+ \[FunctionsError: InvalidOptions\]\n$/)
-    expect(fs.existsSync(path.join(work, "p")) || fs.existsSync(path.join(work, "k"))).toBe(false)
+    // A function-only setting is refused, not taken and ignored.
+    const promote = loupe(["train", dataset, "--models-dir", modelsDir, "--out", path.join(work, "f"), "--overrides", '{"promote": "if-not-worse"}'], cacheEnv)
+    expect(promote.status).not.toBe(0)
+    expect(promote.stderr).toMatch(/^loupe: Preset override "promote" applies to functions [^\n]*\[FunctionsError: InvalidOptions\]\n$/)
+    expect(fs.existsSync(path.join(work, "p")) || fs.existsSync(path.join(work, "k")) || fs.existsSync(path.join(work, "f"))).toBe(false)
   })
 
   it("rejects a dataset with a single label, naming it", () => {

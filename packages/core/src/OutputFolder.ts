@@ -10,7 +10,9 @@
  *
  * Writing is atomic: the new folder is built beside the target, marked, and renamed into place; an earlier output
  * is first renamed aside and removed only after the swap. A failure before the swap leaves the target as it was and
- * removes only the folder Loupe was building. The new output gets no more access than the folder it replaces had
+ * removes only the folder Loupe was building; the staging and set-aside folders a killed writer left beside the target
+ * (`<dir>.tmp-<pid>-*`, `<dir>.old-<pid>-*`) are removed once the next write to it is in place, when they are Loupe's own (empty,
+ * or holding only what their marker lists) and their writer is gone. The new output gets no more access than the folder it replaces had
  * (an empty 0700 folder gets 0700 folders and 0600 files).
  *
  * @since 0.2.0
@@ -22,6 +24,7 @@ import { randomBytes } from "node:crypto"
 import * as os from "node:os"
 import * as path from "node:path"
 import { CoreError } from "./CoreError.js"
+import * as Leftovers from "./Leftovers.js"
 
 /**
  * The marker file in every folder Loupe writes.
@@ -150,6 +153,27 @@ export const check = (dir: string, kind: string): Effect.Effect<State, CoreError
   }).pipe(Effect.mapError((e) => (e._tag === "CoreError" ? e : io(dir)(e))))
 
 /**
+ * Remove what writers killed mid-write (kill -9) left beside `target`: `<target>.tmp-*` and `<target>.old-*` folders
+ * that are Loupe's own (empty, or holding nothing but what their marker lists) and whose writer is gone
+ * (`Leftovers.orphaned`). Anything else of such a name is left alone.
+ */
+const removeLeftovers = (fs: FileSystem.FileSystem, target: string) =>
+  Effect.gen(function*() {
+    const removed = yield* Leftovers.removeBeside(target, {
+      tags: ["tmp", "old"],
+      hexDigits: 8,
+      owned: (folder) =>
+        Effect.gen(function*() {
+          if ((yield* fs.stat(folder)).type !== "Directory" || (yield* Effect.isSuccess(fs.readLink(folder)))) return false
+          if ((yield* fs.readDirectory(folder)).length === 0) return true
+          const marker = yield* readMarker(fs, folder)
+          return marker !== undefined && (yield* foreignEntry(fs, folder, marker)) === undefined
+        }).pipe(Effect.orElseSucceed(() => false))
+    })
+    if (removed.length > 0) yield* Effect.logInfo(`${target}: removed ${removed.length} folders left by interrupted writes: ${removed.join(", ")}`)
+  }).pipe(Effect.catchAll((e) => Effect.logWarning(`${target}: cannot clean what interrupted writes left beside it: ${e.message}`)))
+
+/**
  * Write an output of `kind` to `dir`, atomically: `build` fills a fresh folder beside `dir`, which is marked (see
  * `MARKER`) and renamed into place. `dir` is checked (see `check`) before `build` runs and again just before the
  * swap; an earlier output of the same kind is renamed aside, and removed once the new one is in place, unless
@@ -211,5 +235,8 @@ export const write = <A, E, R>(
       }
       return result
     })
-    return yield* Effect.onError(swap, () => Effect.ignore(fs.remove(staging, { recursive: true })))
+    const result = yield* Effect.onError(swap, () => Effect.ignore(fs.remove(staging, { recursive: true })))
+    // Only once the new output is in place: a set-aside folder may be the only copy of the earlier output.
+    yield* removeLeftovers(fs, target)
+    return result
   })

@@ -2,6 +2,7 @@
 import { expect, layer } from "@effect/vitest"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Exit } from "effect"
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -159,5 +160,38 @@ layer(NodeFileSystem.layer)("OutputFolder", (it) => {
       expect(seenDuringBuild).toEqual(before)
       expect(fs.readFileSync(path.join(target, "head.json"), "utf8")).toBe("[3]")
       expect(leftovers(target)).toEqual([])
+    }))
+  it.effect("removes what a killed writer left beside the target, once the next write is in place: only its own, only a dead writer's", () =>
+    Effect.gen(function*() {
+      const target = fresh()
+      yield* Bundle.writeDirectoryAtomic(target, bundleFiles(1))
+      // A pid no process has any more (one that has exited), and this live process's.
+      const dead = spawnSync(process.execPath, ["-e", ""]).pid!
+      const live = process.pid
+      const earlier = fresh()
+      yield* Bundle.writeDirectoryAtomic(earlier, bundleFiles(0))
+      const besides = {
+        setAside: `${target}.old-${dead}-0123abcd`, // an earlier bundle moved aside, the writer killed before removing it
+        staged: `${target}.tmp-${dead}-89abcdef`, // killed before building anything
+        liveStaging: `${target}.tmp-${live}-01234567`, // a writer still at work
+        userFile: `${target}.old-${dead}-fedcba98`, // a set-aside bundle a user has since put a file into
+        unmarked: `${target}.tmp-${dead}-76543210`, // files, but no marker: not provably Loupe's
+        otherName: `${target}.tmp-notes` // not Loupe's naming
+      }
+      fs.renameSync(earlier, besides.setAside)
+      fs.mkdirSync(besides.staged)
+      fs.mkdirSync(besides.liveStaging)
+      fs.cpSync(besides.setAside, besides.userFile, { recursive: true })
+      fs.writeFileSync(path.join(besides.userFile, "notes.txt"), "mine")
+      fs.mkdirSync(besides.unmarked)
+      fs.writeFileSync(path.join(besides.unmarked, "head.json"), "[9]")
+      fs.mkdirSync(besides.otherName)
+
+      yield* Bundle.writeDirectoryAtomic(target, bundleFiles(2))
+      expect(fs.readFileSync(path.join(target, "head.json"), "utf8")).toBe("[2]")
+      expect(leftovers(target).sort()).toEqual(
+        [besides.liveStaging, besides.userFile, besides.unmarked, besides.otherName].map((f) => path.basename(f)).sort()
+      )
+      expect(fs.readFileSync(path.join(besides.userFile, "notes.txt"), "utf8")).toBe("mine")
     }))
 })

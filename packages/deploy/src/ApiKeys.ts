@@ -4,13 +4,15 @@
  * as its sha256, so the file gives nothing away. The token is shown once, when it is created.
  *
  * Keys are 192-bit random, so a plain sha256 is enough (a slow password hash is for guessable secrets); tokens are
- * compared in constant time. The file is written atomically (temp file, fsync, rename) with mode 0600, and a
+ * compared in constant time. The file is written atomically (temp file, fsync, rename) with mode 0600; the temporary
+ * files of a writer killed mid-write are removed when the file is next opened, once that process is gone. A
  * running server notices keys created or revoked by `loupe keys` within a second.
  *
  * @since 0.1.0
  */
 import { FileSystem } from "@effect/platform"
 import { Context, Effect, Layer, Option, Schema } from "effect"
+import { Leftovers } from "@loupe/core"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import * as path from "node:path"
 import { DeployError } from "./DeployError.js"
@@ -171,6 +173,25 @@ const writeKeys = (fs: FileSystem.FileSystem, file: string, keys: ReadonlyArray<
   }).pipe(Effect.mapError(storeFailed(file, "write")))
 
 /**
+ * Remove the temporary files of writers killed mid-write (kill -9) beside the key file, `<file>.tmp-<pid>-<8 hex>`:
+ * regular files whose writer is gone (`Leftovers.orphaned` of `@loupe/core`). A failure to clean is only logged.
+ */
+const removeLeftovers = (fs: FileSystem.FileSystem, file: string): Effect.Effect<void, never, FileSystem.FileSystem> =>
+  Leftovers.removeBeside(file, {
+    tags: ["tmp"],
+    hexDigits: 8,
+    owned: (tmp) =>
+      Effect.zipWith(fs.stat(tmp), Effect.isSuccess(fs.readLink(tmp)), (info, link) => info.type === "File" && !link).pipe(
+        Effect.orElseSucceed(() => false)
+      )
+  }).pipe(
+    Effect.flatMap((removed) =>
+      removed.length === 0 ? Effect.void : Effect.logInfo(`${file}: removed ${removed.length} temporary files left by interrupted writes`)
+    ),
+    Effect.catchAll((e) => Effect.logWarning(`${file}: cannot clean what interrupted writes left beside it: ${e.message}`))
+  )
+
+/**
  * What says the file changed: its modification time and size ("" when it does not exist). The size as well,
  * because `File.Info` gives the time in whole milliseconds, and every write changes the size (a key added, or a
  * `revokedAt` added).
@@ -191,6 +212,7 @@ export const make = (file: string): Effect.Effect<ApiKeysShape, DeployError, Fil
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const target = path.resolve(file)
+    yield* removeLeftovers(fs, target)
     // Read-change-write runs one at a time in this process (another process may still write between them).
     const writing = yield* Effect.makeSemaphore(1)
 

@@ -42,7 +42,7 @@ import * as CapturePolicy from "./CapturePolicy.js"
 import { DeployError, status } from "./DeployError.js"
 import * as Api from "./FunctionApi.js"
 import { FunctionBackend } from "./FunctionBackend.js"
-import type * as ImageGuard from "./ImageGuard.js"
+import * as ImageGuard from "./ImageGuard.js"
 import * as ImagePayload from "./ImagePayload.js"
 import { mediaType, otherContentType } from "./internal/Payload.js"
 import * as RateLimiter from "./RateLimiter.js"
@@ -94,7 +94,7 @@ export interface ServerOptions {
  * @since 0.1.0
  * @category constants
  */
-export const defaultImageLimits: ImageGuard.ImageLimits = { maxBytes: 16 * 1024 * 1024, maxPixels: 40_000_000 }
+export const defaultImageLimits: ImageGuard.ImageLimits = ImageGuard.defaultLimits
 
 /** An API error (the wire form) for a `DeployError`; server-side failures are logged. */
 const toApiError = (e: DeployError): Effect.Effect<never, Api.ApiError> => {

@@ -2,6 +2,7 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Either, Schema, TestClock } from "effect"
 import { ApiKeys, CapturePolicy, RateLimiter } from "@loupe/deploy"
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { tempDir } from "./fixtures/shared.js"
@@ -68,6 +69,26 @@ layer(NodeFileSystem.layer)("ApiKeys", (it) => {
       }
       yield* keys.revoke(id)
       expect((yield* refused(`Bearer ${token}`))[2]).toMatch(/revoked/)
+    }))
+
+  it.effect("removes the temporary files a killed writer left beside the key file, never a live writer's", () =>
+    Effect.gen(function*() {
+      const dir = tempDir("keys-leftovers")
+      const file = path.join(dir, "keys.json")
+      yield* Effect.flatMap(ApiKeys.make(file), (k) => k.create("ci"))
+      // A pid no process has any more (one that has exited), and this live process's.
+      const dead = spawnSync(process.execPath, ["-e", ""]).pid!
+      const orphan = `keys.json.tmp-${dead}-0123abcd`
+      const half = `keys.json.tmp-${dead}-89abcdef`
+      const live = `keys.json.tmp-${process.pid}-01234567`
+      const notOurs = `keys.json.tmp-${dead}-backup`
+      fs.writeFileSync(path.join(dir, orphan), "")
+      fs.writeFileSync(path.join(dir, half), "{\n  \"version\": 1,\n  \"ke")
+      fs.writeFileSync(path.join(dir, live), "")
+      fs.writeFileSync(path.join(dir, notOurs), "mine")
+      const keys = yield* ApiKeys.make(file)
+      expect(fs.readdirSync(dir).sort()).toEqual(["keys.json", live, notOurs].sort())
+      expect((yield* keys.list).map((k) => k.name)).toEqual(["ci"])
     }))
 
   it.effect("names the file when it is not a key file", () =>

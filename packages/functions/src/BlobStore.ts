@@ -11,7 +11,8 @@
  */
 import { FileSystem } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { Leftovers } from "@loupe/core"
 import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
@@ -77,23 +78,11 @@ const validateKey = (key: string): Effect.Effect<string, FunctionsError> => {
     : Effect.fail(new FunctionsError({ reason: "InvalidInput", field: "key", message: `Invalid blob key ${JSON.stringify(key)}` }))
 }
 
-/** Past this age a temporary file is an orphan even if its pid names a live process (the pid was reused). */
-const orphanAgeMs = 24 * 60 * 60 * 1000
-
-/** Whether a process with this pid runs on this machine (one of another user's counts: EPERM). */
-const processAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
-
 /**
  * Remove the temporary files and staging folders that writers killed mid-write (kill -9, a crash, power loss) left
- * under `base`: names matching `tempName` whose writer process is gone, or that are older than `orphanAgeMs`. A live
- * writer's are left alone, from this process or any other on the machine. Returns the paths removed.
+ * under `base`: names matching `tempName` that are orphaned (`Leftovers.orphaned` of `@loupe/core`: the writer process
+ * is gone, or they are a day old). A live writer's are left alone, from this process or any other on the machine.
+ * Returns the paths removed.
  */
 const removeOrphans = (fs: FileSystem.FileSystem, base: string) =>
   Effect.gen(function*() {
@@ -104,10 +93,7 @@ const removeOrphans = (fs: FileSystem.FileSystem, base: string) =>
       // Inside a staging folder already removed.
       if (match === null || removed.some((r) => entry.startsWith(r + path.sep))) continue
       const file = path.join(base, entry)
-      const info = yield* Effect.option(fs.stat(file))
-      if (info._tag === "None") continue
-      const age = Date.now() - Option.getOrElse(info.value.mtime, () => new Date()).getTime()
-      if (processAlive(Number(match[1])) && age < orphanAgeMs) continue
+      if (!(yield* Leftovers.orphaned(fs, file, Number(match[1])))) continue
       yield* fs.remove(file, { recursive: true, force: true })
       removed.push(entry)
     }

@@ -70,8 +70,13 @@ export interface FunctionsConfig extends Retrainer.RetrainerConfig {
    * addresses are fetched.
    */
   readonly allowPrivateUrls?: UrlFetch.AddressPolicy
-  /** Largest image accepted, in bytes. Default 32 MiB. */
+  /** Largest image accepted, in bytes. Default `ImageCheck.defaultLimits`' in `@loupe/core` (16 MiB), as the server. */
   readonly maxImageBytes?: number
+  /**
+   * Largest image accepted, in pixels (width x height, read from the header before decoding). Default
+   * `ImageCheck.defaultLimits`' in `@loupe/core` (40 megapixels), as the server.
+   */
+  readonly maxImagePixels?: number
 }
 
 /**
@@ -347,7 +352,8 @@ export const make = (
     const imageOptions: ImageInput.ReadOptions = {
       allowUrlFetch: config.allowUrlFetch,
       allowPrivateUrls: config.allowPrivateUrls,
-      maxBytes: config.maxImageBytes
+      maxBytes: config.maxImageBytes,
+      maxPixels: config.maxImagePixels
     }
 
     // Sample writes and deletes of one function run one at a time, so an image's blob and its row never race.

@@ -417,6 +417,37 @@ export const resolve = (name: string, overrides: unknown = {}): Effect.Effect<Re
   })
 
 /**
+ * The settings that only mean something for a function, since they decide what happens after each retrain (which
+ * model serves, how many versions are kept): `promote` and `keepVersions`.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const functionOnly: ReadonlyArray<keyof Settings> = ["promote", "keepVersions"]
+
+/**
+ * `resolved`, for a one-off training run (`loupe train`), which has no retrains to steer: fails with `FunctionsError`
+ * `InvalidOptions`, in one line naming the key, when the user's overrides set a `functionOnly` setting, rather than
+ * taking it and ignoring it.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const forTraining = (resolved: Resolved): Effect.Effect<Resolved, FunctionsError> => {
+  const key = resolved.overridden.find((k) => functionOnly.includes(k))
+  return key === undefined
+    ? Effect.succeed(resolved)
+    : Effect.fail(
+      new FunctionsError({
+        reason: "InvalidOptions",
+        field: key,
+        message: `Preset override "${key}" applies to functions (what happens after each retrain), not to a training run; ` +
+          "set it with `loupe function create --overrides`"
+      })
+    )
+}
+
+/**
  * Which backbones a run searches, and why, in words: recorded in `loupe train --json`, its report and each model's
  * metrics.
  *

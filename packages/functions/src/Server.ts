@@ -378,7 +378,14 @@ export const layer = (
   Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
 > => {
   const store = path.resolve(options.store)
-  const { store: _, ...config } = options
+  const { store: _, ...rest } = options
+  // Samples and invokes are checked again on the function path: with the server's limits unless set apart.
+  const limits = { ...DeployServer.defaultImageLimits, ...options.image }
+  const config: Functions.FunctionsConfig = {
+    ...rest,
+    maxImageBytes: rest.maxImageBytes ?? limits.maxBytes,
+    maxImagePixels: rest.maxImagePixels ?? limits.maxPixels
+  }
   return DeployServer.layer(options).pipe(
     Layer.provide(Layer.scoped(FunctionBackend.FunctionBackend, backend)),
     Layer.provide(Layer.mergeAll(CaptureLog.layer(store), ApiKeys.layer(ApiKeys.fileIn(store)))),

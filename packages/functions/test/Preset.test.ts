@@ -37,6 +37,20 @@ const failure = <A>(exit: Exit.Exit<A, { readonly reason: string; readonly field
 }
 
 describe("Preset", () => {
+  it.effect("refuses, for a training run, the settings that only steer a function's retrains, naming the key", () =>
+    Effect.gen(function*() {
+      for (const overrides of [{ promote: "if-not-worse" }, { keepVersions: 3 }]) {
+        const [key] = Object.keys(overrides)
+        const resolved = yield* Preset.resolve("fast", overrides)
+        const refused = yield* Effect.flip(Preset.forTraining(resolved))
+        expect(refused).toMatchObject({ _tag: "FunctionsError", reason: "InvalidOptions", field: key })
+        expect(refused.message).toMatch(new RegExp(`^Preset override "${key}" applies to functions .*\\bloupe function create --overrides\\b`))
+        expect(refused.message).not.toContain("\n")
+      }
+      const plain = yield* Preset.resolve("fast", { folds: 3 })
+      expect(yield* Preset.forTraining(plain)).toBe(plain)
+    }))
+
   it.effect("precedence: defaults, then the preset, then the user's overrides (nested objects merge by key)", () =>
     Effect.gen(function*() {
       const plain = yield* Preset.resolve("fast")

@@ -24,15 +24,13 @@ export interface ReadOptions {
    * for all, or a function deciding per address. Off by default: only public addresses are fetched.
    */
   readonly allowPrivateUrls?: UrlFetch.AddressPolicy | undefined
-  /** Largest image accepted, in bytes. Default 32 MiB. */
+  /** Largest image accepted, in bytes. Default `ImageCheck.defaultLimits`' (the server's). */
   readonly maxBytes?: number | undefined
   /** Largest width x height accepted (read from the header, before decoding). Default `ImageCheck.defaultLimits`'. */
   readonly maxPixels?: number | undefined
   /** Timeout of a URL fetch, redirects included. Default 10 s (`UrlFetch`'s). */
   readonly fetchTimeoutMs?: number | undefined
 }
-
-const DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 
 const invalid = (field: string, message: string, cause?: unknown) =>
   new FunctionsError({ reason: "InvalidImage", field, message: `${field}: ${message}`, cause })
@@ -69,7 +67,7 @@ const fromUrl = (url: URL, field: string, options: ReadOptions): Effect.Effect<U
         return Effect.fail(invalid(field, `fetching ${url.href} is disabled; enable URL fetching or send the bytes`))
       }
       return UrlFetch.fetchBytes(url, {
-        maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
+        maxBytes: options.maxBytes ?? ImageCheck.defaultLimits.maxBytes,
         field,
         allowPrivateAddresses: options.allowPrivateUrls ?? false,
         privateAddressHint: "private addresses are not fetched (allowPrivateUrls allows them)",
@@ -109,7 +107,10 @@ export const readBytes = (
       ? Effect.fail(invalid(field, "the path is empty"))
       : fromFile(data, field)
     : Effect.fail(invalid(field, "expected a file path, image bytes, a data URI or a URL"))
-  const limits = { maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES, maxPixels: options.maxPixels ?? ImageCheck.defaultLimits.maxPixels }
+  const limits = {
+    maxBytes: options.maxBytes ?? ImageCheck.defaultLimits.maxBytes,
+    maxPixels: options.maxPixels ?? ImageCheck.defaultLimits.maxPixels
+  }
   return Effect.flatMap(bytes, (b) =>
     Either.match(ImageCheck.check(b, limits), {
       onRight: () => Effect.succeed(b),
