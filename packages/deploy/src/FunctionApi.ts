@@ -689,11 +689,13 @@ export const HealthGroup = HttpApiGroup.make("health")
 export const FunctionsGroup = HttpApiGroup.make("functions")
   .add(HttpApiEndpoint.post("create", "/v1/functions")
       .setPayload(Payload.strict(CreateFunction, "application/json"))
-      .addSuccess(FunctionView, { status: 201 })
-      .middleware(ContentTypes))
+      .addSuccess(FunctionView, { status: 201 }))
   .add(HttpApiEndpoint.get("list", "/v1/functions").addSuccess(Schema.Array(FunctionView)))
   .add(HttpApiEndpoint.get("get")`/v1/functions/${functionId}`.addSuccess(FunctionDetail))
   .add(HttpApiEndpoint.del("delete")`/v1/functions/${functionId}`)
+  // The middleware added last runs first, endpoint middleware before group middleware: so both are set here, the key
+  // check last, and a request without a valid key is refused before its content type is looked at or a form is read.
+  .middleware(ContentTypes)
   .middleware(Authorization)
 
 /**
@@ -707,7 +709,6 @@ export const LabelsGroup = HttpApiGroup.make("labels")
     HttpApiEndpoint.post("create")`/v1/functions/${functionId}/labels`
       .setPayload(Payload.strict(CreateLabel, "application/json"))
       .addSuccess(LabelView, { status: 201 })
-      .middleware(ContentTypes)
   )
   .add(HttpApiEndpoint.get("list")`/v1/functions/${functionId}/labels`.addSuccess(Schema.Array(LabelView)))
   .add(
@@ -720,6 +721,7 @@ export const LabelsGroup = HttpApiGroup.make("labels")
           "and a retrain follows when there were any. 404 for an unknown function or label."
       )
   )
+  .middleware(ContentTypes)
   .middleware(Authorization)
 
 /**
@@ -734,7 +736,6 @@ export const SamplesGroup = HttpApiGroup.make("samples")
     HttpApiEndpoint.post("create")`/v1/functions/${functionId}/samples`
       .setPayload(Schema.Union(Payload.strict(CreateSample, "application/json"), Payload.strict(SampleForm, "multipart/form-data"), ...RawImages))
       .addSuccess(CreatedSample, { status: 201 })
-      .middleware(ContentTypes)
       .annotate(
         OpenApi.Description,
         "Add a sample (JSON or multipart). An image the function already holds is not added twice: the answer is " +
@@ -749,9 +750,9 @@ export const SamplesGroup = HttpApiGroup.make("samples")
     HttpApiEndpoint.put("annotate")`/v1/functions/${functionId}/samples/${sampleId}/annotation`
       .setPayload(Payload.strict(AnnotationInput, "application/json"))
       .addSuccess(SampleView)
-      .middleware(ContentTypes)
   )
   .add(HttpApiEndpoint.del("unannotate")`/v1/functions/${functionId}/samples/${sampleId}/annotation`.addSuccess(SampleView))
+  .middleware(ContentTypes)
   .middleware(Authorization)
 
 /**
@@ -768,7 +769,6 @@ export const InvokeGroup = HttpApiGroup.make("invoke")
       // Raw bodies first: the union tries its members in order, and a raw JPEG is the common (and cheapest) invoke.
       .setPayload(Schema.Union(...RawImages, Payload.strict(InvokeRequest, "application/json"), Payload.strict(InvokeForm, "multipart/form-data")))
       .addSuccess(InvokeResult)
-      .middleware(ContentTypes)
   )
   .add(HttpApiEndpoint.get("metrics")`/v1/functions/${functionId}/metrics`.addSuccess(Metrics))
   .add(
@@ -777,6 +777,7 @@ export const InvokeGroup = HttpApiGroup.make("invoke")
       .addSuccess(Schema.Array(CaptureView))
       .annotate(OpenApi.Description, "The review queue: captured invocations not annotated yet, newest first")
   )
+  .middleware(ContentTypes)
   .middleware(Authorization)
 
 const modelId = HttpApiSchema.param("modelId", Id)
@@ -808,6 +809,7 @@ export const ModelsGroup = HttpApiGroup.make("models")
           "as usual."
       )
   )
+  .middleware(ContentTypes)
   .middleware(Authorization)
 
 /**

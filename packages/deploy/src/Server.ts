@@ -80,10 +80,12 @@ export interface ServerOptions {
   /** The longest a shutdown waits for requests in flight. Default 10 s. */
   readonly drainTimeoutMs?: number
   /**
-   * The longest a client may take to send a request. Default 30 s; its headers must arrive within 20 s (or this,
-   * when shorter). Both are checked every second (or every tenth of the headers' time, when shorter).
+   * The longest a client may take to send a request. Default 30 s. Checked every second (or every tenth of the
+   * headers' time, when shorter).
    */
   readonly requestTimeoutMs?: number
+  /** The longest a client may take to send a request's headers. Default 20 s, or `requestTimeoutMs` when shorter. */
+  readonly headersTimeoutMs?: number
   /** Log each request at info level: method, path, status and milliseconds. Default false. */
   readonly logRequests?: boolean
 }
@@ -555,7 +557,7 @@ export const layer = (
     const capture = Schema.decodeSync(CapturePolicy.CapturePolicy)(options.capture ?? {})
     const drainTimeoutMs = options.drainTimeoutMs ?? 10_000
     const requestTimeout = options.requestTimeoutMs ?? 30_000
-    const headersTimeout = Math.min(requestTimeout, 20_000)
+    const headersTimeout = Math.min(requestTimeout, options.headersTimeoutMs ?? 20_000)
     const server = http.createServer({
       IncomingMessage: DrainingIncomingMessage,
       requestTimeout,

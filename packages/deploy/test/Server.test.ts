@@ -169,6 +169,12 @@ describe("auth", () => {
     expect((await post({ authorization: `Bearer ${wrong}` })).body.message).toMatch(/not known/)
     // Reads need a key too.
     expect((await call("/v1/functions")).status).toBe(401)
+    // The key is checked before anything about the body: no content type, an undocumented one, or a form (which
+    // the server would otherwise read) all answer 401.
+    for (const headers of [{}, { "content-type": "text/plain" }, { "content-type": "multipart/form-data; boundary=x" }]) {
+      const unkeyed = await call(route, { method: "POST", headers, body: "--x\r\ncontent-disposition: form-data; name=\"data\"\r\n\r\ncat\r\n--x--\r\n" })
+      expect(unkeyed.status).toBe(401)
+    }
 
     const store = await Effect.runPromise(ApiKeys.make(keysFile).pipe(Effect.provide(NodeFileSystem.layer)))
     const doomed = await Effect.runPromise(store.create("doomed"))

@@ -35,8 +35,8 @@ import {
 } from "./fixtures/badInput.js"
 import { catsVsDogsPhotos } from "./fixtures/environment.js"
 
-/** The server's request timeout here; slow headers must be cut after it (item 7). */
-const REQUEST_TIMEOUT_MS = 3000
+/** The server's headers timeout here; slow headers must be cut after it (item 7). */
+const HEADERS_TIMEOUT_MS = 3000
 /**
  * A temporary file a writer killed mid-write leaves in the image blobs (item 6), planted before the store opens,
  * named with the pid of a process that has exited.
@@ -175,7 +175,7 @@ beforeAll(async () => {
   canaryOrigin = await canary()
   origin = await imageOrigin(canaryOrigin.base)
   server = await serve({
-    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    headersTimeoutMs: HEADERS_TIMEOUT_MS,
     beforeOpen: (store) => {
       // As a Loupe writer leaves it: its folders 0700, the file 0600 and empty.
       fs.mkdirSync(path.dirname(path.join(store, ORPHAN)), { recursive: true, mode: 0o700 })
@@ -707,14 +707,14 @@ describe("found items", () => {
     expect(modes).toEqual(modes.map((m) => m.replace(/\d+(\/?)$/, (_, folder: string) => (folder === "/" ? "700/" : "600"))))
   })
 
-  it(`slow headers are cut at the configured ${REQUEST_TIMEOUT_MS} ms, not at the next half-minute sweep (item 7)`, async () => {
+  it(`slow headers are cut at the configured ${HEADERS_TIMEOUT_MS} ms, not at the next half-minute sweep (item 7)`, async () => {
     // Two slow clients 2.5 s apart: a sweep that happens to fall in one's window cannot fall in the other's too.
     const clients = [0, 2500].map((delay) =>
-      new Promise<void>((r) => setTimeout(r, delay)).then(() => slowHeaders(server.base, REQUEST_TIMEOUT_MS + 3000)))
+      new Promise<void>((r) => setTimeout(r, delay)).then(() => slowHeaders(server.base, HEADERS_TIMEOUT_MS + 3000)))
     for (const cut of await Promise.all(clients)) {
       expect(cut, "the connection was still open").toBeDefined()
-      expect(cut!.closedAfterMs).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_MS - 500)
-      expect(cut!.closedAfterMs).toBeLessThanOrEqual(REQUEST_TIMEOUT_MS + 1500)
+      expect(cut!.closedAfterMs).toBeGreaterThanOrEqual(HEADERS_TIMEOUT_MS - 500)
+      expect(cut!.closedAfterMs).toBeLessThanOrEqual(HEADERS_TIMEOUT_MS + 1500)
       expect(cut!.answer === "" || cut!.answer.startsWith("HTTP/1.1 408")).toBe(true)
     }
     expect((await call("GET", "/healthz")).status).toBe(200)
