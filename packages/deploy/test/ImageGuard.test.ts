@@ -2,35 +2,11 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import { ImageGuard } from "@loupe/deploy"
 import * as fs from "node:fs"
-import * as zlib from "node:zlib"
+import { png } from "../../../test/fixtures/png.mjs"
 import { photos } from "./fixtures/shared.js"
 
 const limits = ImageGuard.defaultLimits
 const inspect = (bytes: Uint8Array, l = limits) => Effect.runSync(Effect.either(ImageGuard.inspect(bytes, l, "data")))
-
-const chunk = (type: string, data: Uint8Array) => {
-  const head = Buffer.alloc(8)
-  head.writeUInt32BE(data.length, 0)
-  head.write(type, 4, "latin1")
-  const crc = Buffer.alloc(4)
-  crc.writeUInt32BE(zlib.crc32(Buffer.concat([Buffer.from(type, "latin1"), data])) >>> 0, 0)
-  return Buffer.concat([head, data, crc])
-}
-
-/** A valid greyscale PNG of zero pixels: it compresses about 1000:1, so a small file decodes to width*height bytes. */
-const pngBomb = (width: number, height: number) => {
-  const ihdr = Buffer.alloc(13)
-  ihdr.writeUInt32BE(width, 0)
-  ihdr.writeUInt32BE(height, 4)
-  ihdr[8] = 8 // bit depth
-  ihdr[9] = 0 // greyscale
-  return new Uint8Array(Buffer.concat([
-    Buffer.from("\x89PNG\r\n\x1a\n", "latin1"),
-    chunk("IHDR", ihdr),
-    chunk("IDAT", zlib.deflateSync(Buffer.alloc((width + 1) * height), { level: 9 })),
-    chunk("IEND", Buffer.alloc(0))
-  ]))
-}
 
 describe("ImageGuard", () => {
   const jpeg = new Uint8Array(fs.readFileSync(photos("test", "cats", 1)[0]!))
@@ -41,7 +17,7 @@ describe("ImageGuard", () => {
   })
 
   it("rejects a decompression bomb PNG from its header, before decoding", () => {
-    const bomb = pngBomb(8_000, 8_000)
+    const bomb = png(8_000, 8_000)
     expect(bomb.byteLength).toBeLessThan(1_000_000)
     const started = performance.now()
     const result = inspect(bomb)
@@ -51,8 +27,8 @@ describe("ImageGuard", () => {
   })
 
   it("reads PNG, GIF (every frame) and WebP headers", () => {
-    const png = pngBomb(64, 32)
-    expect(Either.getOrThrow(inspect(png))).toMatchObject({ format: "png", width: 64, height: 32 })
+    const small = png(64, 32)
+    expect(Either.getOrThrow(inspect(small))).toMatchObject({ format: "png", width: 64, height: 32 })
     // GIF89a with a 10x10 screen and one 50000x50000 frame: the frame is what counts.
     const gif = Buffer.concat([
       Buffer.from("GIF89a", "latin1"),

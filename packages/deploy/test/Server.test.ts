@@ -7,7 +7,7 @@ import * as fs from "node:fs"
 import * as http from "node:http"
 import * as net from "node:net"
 import * as path from "node:path"
-import * as zlib from "node:zlib"
+import { png } from "../../../test/fixtures/png.mjs"
 import { environment, fitBundle, photos, tempDir } from "./fixtures/shared.js"
 import { dataUri, type Running, start } from "./fixtures/server.js"
 
@@ -207,26 +207,6 @@ describe("auth", () => {
   })
 })
 
-const chunk = (type: string, data: Buffer) => {
-  const head = Buffer.alloc(8)
-  head.writeUInt32BE(data.length, 0)
-  head.write(type, 4, "latin1")
-  const crc = Buffer.alloc(4)
-  crc.writeUInt32BE(zlib.crc32(Buffer.concat([Buffer.from(type, "latin1"), data])) >>> 0, 0)
-  return Buffer.concat([head, data, crc])
-}
-const pngBomb = () => {
-  const ihdr = Buffer.alloc(13)
-  ihdr.writeUInt32BE(8000, 0)
-  ihdr.writeUInt32BE(8000, 4)
-  ihdr[8] = 8
-  return new Uint8Array(Buffer.concat([
-    Buffer.from("\x89PNG\r\n\x1a\n", "latin1"),
-    chunk("IHDR", ihdr),
-    chunk("IDAT", zlib.deflateSync(Buffer.alloc(8001 * 8000), { level: 9 })),
-    chunk("IEND", Buffer.alloc(0))
-  ]))
-}
 
 describe("bad input", () => {
   const svg = new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"></svg>')
@@ -259,7 +239,7 @@ describe("bad input", () => {
     ["a truncated JPEG", () => invokeJson({ data: dataUri(cat.subarray(0, 3000)) }), 400, "InvalidImage", "data"],
     ["an empty image", () => post("", { "content-type": "image/jpeg" }, new Uint8Array(0)), 400, "InvalidImage", "data"],
     ["text sent as image/jpeg", () => post("", { "content-type": "image/jpeg" }, "hello"), 415, "UnsupportedMediaType", "data"],
-    ["a PNG decompression bomb", () => post("", { "content-type": "image/png" }, pngBomb()), 413, "ImageTooLarge", "data"],
+    ["a PNG decompression bomb", () => post("", { "content-type": "image/png" }, png(8000, 8000)), 413, "ImageTooLarge", "data"],
     ["a GIF with a giant frame", () => invokeJson({ data: dataUri(gifBomb, "image/gif") }), 413, "ImageTooLarge", "data"],
     ["a body over the size limit", () => invokeJson({ data: dataUri(new Uint8Array(3_000_000)) }), 413, "BodyTooLarge", "body"],
     ["a chunked body over the limit", () => post("", { "content-type": "image/jpeg" }, new Blob([new Uint8Array(2_500_000)]).stream() as any), 413, "BodyTooLarge", "body"],
@@ -474,23 +454,9 @@ describe("the OpenAPI document", () => {
   const fill = (route: string) => route.replace("{functionId}", fn).replace("{sampleId}", "sample_1")
 
   // Small images of each documented raw type (the invoke route decodes them for real).
-  const png = () => {
-    const ihdr = Buffer.alloc(13)
-    ihdr.writeUInt32BE(8, 0)
-    ihdr.writeUInt32BE(8, 4)
-    ihdr[8] = 8
-    ihdr[9] = 2
-    const rows = Buffer.concat(Array.from({ length: 8 }, () => Buffer.concat([Buffer.from([0]), Buffer.alloc(24, 0x80)])))
-    return new Uint8Array(Buffer.concat([
-      Buffer.from("\x89PNG\r\n\x1a\n", "latin1"),
-      chunk("IHDR", ihdr),
-      chunk("IDAT", zlib.deflateSync(rows)),
-      chunk("IEND", Buffer.alloc(0))
-    ]))
-  }
   const images: Record<string, Uint8Array> = {
     "image/jpeg": cat,
-    "image/png": png(),
+    "image/png": png(8, 8, { colourType: 2, fill: 0x80 }),
     "image/gif": new Uint8Array(Buffer.from("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==", "base64")),
     "image/webp": new Uint8Array(Buffer.from("UklGRiIAAABXRUJQVlA4IBYAAAAwAQCdASoBAAEADsD+JaQAA3AAAAAA", "base64")),
     "application/octet-stream": dog

@@ -11,45 +11,11 @@ import { Functions, Server } from "@loupe/functions"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as zlib from "node:zlib"
+import { png } from "../../../test/fixtures/png.mjs"
 import { catsVsDogsPhotos, functionsEnvironment } from "./fixtures/environment.js"
 
-const crcTable = Array.from({ length: 256 }, (_, n) => {
-  let c = n
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-  return c >>> 0
-})
-const crc32 = (bytes: Buffer) => {
-  let c = 0xffffffff
-  for (const b of bytes) c = crcTable[(c ^ b) & 0xff]! ^ (c >>> 8)
-  return (c ^ 0xffffffff) >>> 0
-}
-const chunk = (type: string, data: Buffer) => {
-  const body = Buffer.concat([Buffer.from(type, "latin1"), data])
-  const length = Buffer.alloc(4)
-  length.writeUInt32BE(data.length)
-  const crc = Buffer.alloc(4)
-  crc.writeUInt32BE(crc32(body))
-  return Buffer.concat([length, body, crc])
-}
-/** A real, decodable black PNG of `width` x `height` (1-bit greyscale, so a 41-megapixel one is a few KB). */
-const blackPng = (width: number, height: number) => {
-  const header = Buffer.alloc(13)
-  header.writeUInt32BE(width, 0)
-  header.writeUInt32BE(height, 4)
-  header.set([1, 0, 0, 0, 0], 8)
-  const row = Buffer.alloc(1 + Math.ceil(width / 8))
-  const rows = Buffer.concat(Array.from({ length: height }, () => row))
-  return new Uint8Array(Buffer.concat([
-    Buffer.from("\x89PNG\r\n\x1a\n", "latin1"),
-    chunk("IHDR", header),
-    chunk("IDAT", zlib.deflateSync(rows)),
-    chunk("IEND", Buffer.alloc(0))
-  ]))
-}
-
-/** 6400 x 6400: 40.96 megapixels, just over the default 40. */
-const bigPng = blackPng(6400, 6400)
+/** 6400 x 6400: 40.96 megapixels, just over the default 40; a real, decodable black image (1-bit, a few KB). */
+const bigPng = png(6400, 6400, { bitDepth: 1 })
 /** A real cat photo followed by padding to one byte over the default 16 MiB (a JPEG decoder ignores what follows its end). */
 const catPhoto = fs.readFileSync(catsVsDogsPhotos("train", "cats", 0, 1)[0]!)
 const heavyJpeg = new Uint8Array(Buffer.concat([catPhoto, Buffer.alloc(ImageCheck.defaultLimits.maxBytes + 1 - catPhoto.length)]))
