@@ -16,10 +16,10 @@ import type { MetricsError } from "./MetricsError.js"
 import * as ReliabilityDiagram from "./ReliabilityDiagram.js"
 import type { LeaderboardRow, MisclassifiedItem, NamedEvaluation, ReportInput } from "./Report.js"
 import { duration, escape, fixed, percent } from "./internal/Format.js"
-import { css } from "./internal/HtmlStyle.js"
+import { pageStart } from "./internal/HtmlStyle.js"
 import * as Leaderboard from "./internal/Leaderboard.js"
 import * as Thumbnail from "./internal/Thumbnail.js"
-import { htmlGeneratorTag, writeText } from "./internal/WriteFile.js"
+import { writeText } from "./internal/WriteFile.js"
 
 /**
  * Settings of `render` and `write`.
@@ -191,21 +191,7 @@ const page = (
     ...(leaderboard.length > 0 ? [[`#leaderboard`, "Leaderboard"]] : []),
     ...input.evaluations.map((e, i) => [`#evaluation-${i}`, e.name])
   ]
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-${htmlGeneratorTag}
-<title>${escape(input.title)}</title>
-<link rel="icon" href="data:,">
-<style>${css}</style>
-</head>
-<body>
-<div class="page">
-<header class="top"><div><h1>${escape(input.title)}</h1>` +
-    (input.subtitle === undefined ? "" : `<div class="subtitle">${escape(input.subtitle)}</div>`) +
-    `</div><div class="meta">Generated ${escape(generated)}</div></header>` +
+  return pageStart({ title: input.title, subtitle: input.subtitle, metaHtml: `Generated ${escape(generated)}` }) +
     (toc.length > 1
       ? `<nav class="toc">${toc.map(([href, text]) => `<a href="${href}">${escape(text!)}</a>`).join("")}</nav>`
       : `<div style="height:18px"></div>`) +

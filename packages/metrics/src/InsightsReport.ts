@@ -11,10 +11,10 @@ import type { Sample } from "@loupe/core"
 import type { Insights } from "./Insights.js"
 import type { MetricsError } from "./MetricsError.js"
 import { escape, fixed, percent } from "./internal/Format.js"
-import { css } from "./internal/HtmlStyle.js"
+import { pageStart } from "./internal/HtmlStyle.js"
 import { style, table } from "./internal/Text.js"
 import * as Thumbnail from "./internal/Thumbnail.js"
-import { htmlGeneratorTag, writeText } from "./internal/WriteFile.js"
+import { writeText } from "./internal/WriteFile.js"
 
 /**
  * Settings of `text`.
@@ -181,21 +181,7 @@ export const render: (insights: Insights, options: HtmlOptions) => Effect.Effect
         `<div class="conf">nearest ${bidi(o.nearest)} · cosine ${fixed(o.similarity)}</div>${name(o.id)}</figcaption></figure>`
       ).join("")}</div></section>`
     const title = options.title ?? "Dataset insights"
-    return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-${htmlGeneratorTag}
-<title>${escape(title)}</title>
-<link rel="icon" href="data:,">
-<style>${css}${extraCss}</style>
-</head>
-<body>
-<div class="page">
-<header class="top"><div><h1>${escape(title)}</h1>` +
-      (options.subtitle === undefined ? "" : `<div class="subtitle">${escape(options.subtitle)}</div>`) +
-      `</div><div class="meta">${insights.images} images · ${insights.labels.length} labels</div></header>` +
+    return pageStart({ title, subtitle: options.subtitle, metaHtml: `${insights.images} images · ${insights.labels.length} labels`, extraCss }) +
       `<nav class="toc"><a href="#health">Class health</a><a href="#suspects">Suspects</a><a href="#duplicates">Duplicates</a><a href="#outliers">Outliers</a></nav>` +
       health + suspectSection + duplicateSection + outlierSection +
       `<footer>Made with Loupe · a single self-contained file</footer>

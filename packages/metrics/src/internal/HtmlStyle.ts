@@ -1,5 +1,7 @@
-/** The HTML report's inline stylesheet: system fonts only, no external requests. */
+/** The HTML reports' inline stylesheet (system fonts only, no external requests) and their common page opening. */
+import { escape } from "./Format.js"
 import * as Palette from "./Palette.js"
+import { htmlGeneratorTag } from "./WriteFile.js"
 
 export const css = `
 :root {
@@ -91,3 +93,29 @@ footer { color: var(--muted); font-size: 12.5px; text-align: center; margin-top:
 }
 @media print { body { background: #fff; } .panel { box-shadow: none; break-inside: avoid; } nav.toc { display: none; } }
 `
+
+/**
+ * A report page up to the end of its header: the head (Loupe's generator tag, the stylesheet and `extraCss`), then
+ * the title, the subtitle if any, and `metaHtml` (already escaped) on the right.
+ */
+export const pageStart = (page: {
+  readonly title: string
+  readonly subtitle?: string | undefined
+  readonly metaHtml: string
+  readonly extraCss?: string
+}): string =>
+  `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+${htmlGeneratorTag}
+<title>${escape(page.title)}</title>
+<link rel="icon" href="data:,">
+<style>${css}${page.extraCss ?? ""}</style>
+</head>
+<body>
+<div class="page">
+<header class="top"><div><h1>${escape(page.title)}</h1>` +
+  (page.subtitle === undefined ? "" : `<div class="subtitle">${escape(page.subtitle)}</div>`) +
+  `</div><div class="meta">${page.metaHtml}</div></header>`
