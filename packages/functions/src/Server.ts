@@ -45,6 +45,7 @@ export interface ServeOptions extends DeployServer.ServerOptions, Functions.Func
 const reasons: Readonly<Record<FunctionsError["reason"], DeployError.DeployErrorReason>> = {
   NotFound: "NotFound",
   NotTrained: "NotTrained",
+  TooFewSamples: "TooFewSamples",
   InvalidImage: "InvalidImage",
   InvalidInput: "InvalidRequest",
   InvalidOptions: "InvalidRequest",
