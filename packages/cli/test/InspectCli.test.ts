@@ -70,9 +70,8 @@ describe("loupe inspect on photos with corrupted labels", () => {
     expect(leak.similarity).toBeGreaterThan(0.99)
   })
 
-  it("reports class health, and no correctly labelled photo as an outlier", () => {
-    // The sunflower is the image farthest from both centres, but under the default cutoff (see Outliers' doc).
-    for (const o of result.outliers) expect(o.id).toBe(flower)
+  it("reports class health, and the flower filed among the dogs as the one outlier", () => {
+    expect(result.outliers.map((o: any) => o.id)).toEqual([flower])
     expect(result.health.perLabel.map((l: any) => [l.label, l.count])).toEqual([["cats", 15], ["dogs", 18]])
     for (const l of result.health.perLabel) expect(l.recall).toBeGreaterThan(0.5)
   })
@@ -102,7 +101,7 @@ describe("loupe inspect on a function of a store", () => {
     return JSON.parse(run.stdout).sampleIds
   }
 
-  it("inspects the function's samples, named by sample id, as a folder's photos are (summary, --json, --report)", () => {
+  it("inspects the function's samples, named by sample id, as a folder's photos are (--json, --report)", () => {
     const created = loupe(["function", "create", "IsCatOrDog", "--preset", "fast", "--json"], env)
     expect(created.status).toBe(0)
     const fn = JSON.parse(created.stdout).id
@@ -125,21 +124,12 @@ describe("loupe inspect on a function of a store", () => {
     for (const id of suspects) expect(flippedIds).toContain(id)
     expect(suspects.length).toBeGreaterThanOrEqual(2)
     expect(fs.readFileSync(report, "utf8")).toMatch(/src="data:image\/jpeg;base64,/)
-
-    const summary = loupe(["inspect", fn], env)
-    expect(summary.status).toBe(0)
-    expect(summary.stdout).toContain(`${fn} in ${store}`)
-    expect(summary.stdout).toMatch(/Label-noise suspects · \d+/)
   }, 300_000)
 
-  it("says which function is unknown, and why one with too few samples has no insights", () => {
+  it("says which function is unknown", () => {
     const unknown = loupe(["inspect", "function_0123456789abcdef", "--json"], env)
     expect(unknown.status).not.toBe(0)
     expect(unknown.stdout + unknown.stderr).toContain("function_0123456789abcdef")
-    const created = JSON.parse(loupe(["function", "create", "TooFew", "--json"], env).stdout).id
-    add(created, cats.slice(0, 2), "cats")
-    const tooFew = loupe(["inspect", created, "--json"], env)
-    expect(tooFew.status).not.toBe(0)
-    expect(tooFew.stdout + tooFew.stderr).toContain("TooFewSamples")
-  }, 120_000)
+  }, 60_000)
 })
+
