@@ -130,7 +130,7 @@ describe("GET /v1/functions/:id/insights", () => {
 
   const get = async (route: string, key = token) => {
     const response = await fetch(`${base}${route}`, { headers: { authorization: `Bearer ${key}` } })
-    return { status: response.status, body: await response.json() }
+    return { status: response.status, body: (await response.json()) as any }
   }
 
   it("answers what Functions.insights found, each sample by id", async () => {
@@ -155,7 +155,7 @@ describe("GET /v1/functions/:id/insights", () => {
 
   it("is in the OpenAPI document", async () => {
     const response = await fetch(`${base}/openapi.json`)
-    const spec = await response.json()
+    const spec: any = await response.json()
     expect(spec.paths["/v1/functions/{functionId}/insights"].get.responses["409"]).toBeDefined()
     expect(spec.components.schemas.Insights).toBeDefined()
   })
