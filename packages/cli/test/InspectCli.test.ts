@@ -5,6 +5,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { loupe, modelsDir, sharedDir } from "./fixtures/cli.js"
+import { withComment } from "../../../test/fixtures/jpeg.mjs"
 
 const source = path.join(sharedDir, "datasets/cats-vs-dogs")
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-inspect-cli-"))
@@ -17,14 +18,6 @@ const put = (file: string, split: string, label: string, name = path.basename(fi
   fs.mkdirSync(path.join(dir, split, label), { recursive: true })
   fs.copyFileSync(file, path.join(dir, split, label, name))
   return `${split}/${label}/${name}`
-}
-
-// The same JPEG with a comment segment after its start marker: other bytes, the same pixels.
-const withComment = (file: string) => {
-  const bytes = fs.readFileSync(file)
-  const text = Buffer.from("edited by a photo manager")
-  const segment = Buffer.concat([Buffer.from([0xff, 0xfe, 0, text.length + 2]), text])
-  return Buffer.concat([bytes.subarray(0, 2), segment, bytes.subarray(2)])
 }
 
 const cats = pick("train", "cats", 0, 14)

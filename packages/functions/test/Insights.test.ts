@@ -1,29 +1,20 @@
 // A function's data insights end to end, on a store built from shared cats-vs-dogs photos (12 + 12, two of them
-// filed under the wrong label, a copy of one with other bytes, two unlabelled captures, one a flower): through
-// `Functions.insights`, then through `GET /v1/functions/:id/insights` of `loupe serve` on the same store.
+// filed under the wrong label, a copy of one with other bytes, and two unlabelled samples, as captured invocations
+// are, one of them a flower): through `Functions.insights`, then through `GET /v1/functions/:id/insights` of
+// `loupe serve` on the same store.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
-import { HttpServer } from "@effect/platform"
-import { NodeFileSystem } from "@effect/platform-node"
-import { ApiKeys, Server as DeployServer } from "@loupe/deploy"
-import { Functions, Server } from "@loupe/functions"
+import { Effect, Layer } from "effect"
+import { Functions } from "@loupe/functions"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { sharedDir } from "../../../test/fixtures/shared.mjs"
-import { catsVsDogsPhotos, functionsEnvironment } from "./fixtures/environment.js"
+import { catsVsDogsPhotos, functionsEnvironment, serveStore } from "./fixtures/environment.js"
+import { withComment } from "../../../test/fixtures/jpeg.mjs"
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-insights-"))
 const store = path.join(work, "store")
 const environment = functionsEnvironment(path.join(work, "cache"))
-
-// The same JPEG with a comment segment after its start marker: other bytes (so another sample), the same pixels.
-const withComment = (file: string) => {
-  const bytes = fs.readFileSync(file)
-  const text = Buffer.from("edited by a photo manager")
-  const segment = Buffer.concat([Buffer.from([0xff, 0xfe, 0, text.length + 2]), text])
-  return Buffer.concat([bytes.subarray(0, 2), segment, bytes.subarray(2)])
-}
 
 const cats = catsVsDogsPhotos("train", "cats", 0, 12)
 const dogs = catsVsDogsPhotos("train", "dogs", 0, 12)
@@ -113,19 +104,18 @@ describe("Functions.insights", () => {
 })
 
 describe("GET /v1/functions/:id/insights", () => {
-  let scope: Scope.CloseableScope
+  let served: Awaited<ReturnType<typeof serveStore>>
   let base = ""
   let token = ""
 
   beforeAll(async () => {
-    token = (await Effect.runPromise(Effect.flatMap(ApiKeys.make(ApiKeys.fileIn(store)), (k) => k.create("tests")).pipe(Effect.provide(NodeFileSystem.layer)))).token
-    scope = Effect.runSync(Scope.make())
-    const context = await Effect.runPromise(Layer.buildWithScope(Server.layer({ store, port: 0 }).pipe(Layer.provide(environment)), scope))
-    base = Effect.runSync(Effect.provide(DeployServer.url, Context.pick(HttpServer.HttpServer)(context)))
+    served = await serveStore(store, path.join(work, "cache"))
+    base = served.base
+    token = served.token
   }, 60_000)
 
   afterAll(async () => {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await served.close()
   })
 
   const get = async (route: string, key = token) => {
