@@ -24,9 +24,10 @@
  */
 import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
-import { Cause, Context, Effect, Exit, Layer, ManagedRuntime } from "effect"
+import { Cause, Context, Effect, Either, Exit, Layer, ManagedRuntime } from "effect"
 import { DiskEmbeddingCache, EmbeddingCache, LoupeConfig, Pipeline, Registry } from "@loupe/core"
 import type { UrlFetch } from "@loupe/deploy"
+import * as crypto from "node:crypto"
 import * as path from "node:path"
 import { FunctionsError, fromConfigError } from "./FunctionsError.js"
 import { BlobStore, layerFileSystem } from "./BlobStore.js"
@@ -34,8 +35,9 @@ import * as ImageInput from "./internal/ImageInput.js"
 import * as Trainable from "./internal/Trainable.js"
 import * as Preset from "./Preset.js"
 import * as Retrainer from "./Retrainer.js"
-import { bundlesPrefix, imageKey, imagesPrefix, layerSqlite, Store } from "./Store.js"
+import { bundlesPrefix, imageKey, imagesPrefix, layerPostgres, layerSqlite, Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
+import * as StoreLocation from "./StoreLocation.js"
 
 /**
  * An image as the function API takes it: a file path, its bytes (a Buffer is a Uint8Array), a `data:` URI, or an
@@ -601,6 +603,44 @@ export const layerDirectory = (
 > => layer(config).pipe(Layer.provideMerge(Layer.mergeAll(layerSqlite(dir), layerFileSystem(path.join(dir, "blobs")))))
 
 /**
+ * TEMPORARY, until the Postgres blob store lands (branch `pg-shared`, `BlobStore.layerPostgres`): a Postgres store's
+ * image bytes and bundles in a local folder, `<cacheDir>/postgres-blobs/<hash of the URL>`. Several processes on
+ * one machine share it; processes on other machines do not.
+ */
+const postgresBlobsInLocalFolder = (
+  location: StoreLocation.Postgres
+): Layer.Layer<BlobStore, FunctionsError, LoupeConfig.LoupeConfig | FileSystem.FileSystem> =>
+  Layer.unwrapEffect(
+    Effect.map(LoupeConfig.LoupeConfig, ({ cacheDir }) => {
+      const id = crypto.createHash("sha256").update(StoreLocation.describe(location)).digest("hex").slice(0, 16)
+      return layerFileSystem(path.join(cacheDir, "postgres-blobs", id))
+    })
+  )
+
+/**
+ * The function API on a store location (`StoreLocation.parse` reads one from `--store` or `LOUPE_STORE_URL`): a
+ * folder is `layerDirectory`; a `postgres://` database holds the store, shared by every process given the same URL.
+ * Needs the registry, config and an embedding cache. Fails with `FunctionsError` `StoreFailed` when the store cannot
+ * be opened or migrated.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerStore = (
+  location: StoreLocation.StoreLocation,
+  config: FunctionsConfig = {}
+): Layer.Layer<
+  Functions | Retrainer.Retrainer | Store | BlobStore,
+  FunctionsError,
+  Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
+> =>
+  location._tag === "Directory"
+    ? layerDirectory(location.path, config)
+    : layer(config).pipe(
+      Layer.provideMerge(Layer.mergeAll(layerPostgres(location.url), postgresBlobsInLocalFolder(location)))
+    )
+
+/**
  * Read an image input as the function API does (a path, bytes, a data URI or a URL), checking that it decodes.
  * Fails with `FunctionsError` `InvalidImage` naming `field` when it cannot be read, is empty, is over the size cap
  * or does not decode, or is a URL while fetching is off.
@@ -645,7 +685,10 @@ export type Client =
  * @category models
  */
 export interface OpenOptions extends FunctionsConfig {
-  /** The store folder. */
+  /**
+   * The store: a folder, or a `postgres://` URL (`StoreLocation.parse`; any other `scheme:` is an `InvalidInput`
+   * error, never a folder).
+   */
   readonly store: string
   /** Where the offline model folders are (default `$LOUPE_MODELS_DIR`). */
   readonly modelsDir?: string
@@ -661,7 +704,7 @@ export interface OpenOptions extends FunctionsConfig {
 }
 
 /**
- * Open a store folder for use from plain JavaScript (no Effect code needed).
+ * Open a store (a folder, or a `postgres://` URL) for use from plain JavaScript (no Effect code needed).
  *
  * ```js
  * const loupe = await Functions.open({ store: "./loupe-store", modelsDir: "../shared/models", plugins: Plugins.builtins })
@@ -673,14 +716,17 @@ export interface OpenOptions extends FunctionsConfig {
  * ```
  *
  * Rejects with `FunctionsError`: `InvalidPlugin` (field `plugins` or the plugin's) when the plugins cannot be
- * registered, `InvalidOptions` for a malformed `LOUPE_*` environment variable, `StoreFailed` when the store cannot be
- * opened. Call `close` when done.
+ * registered, `InvalidOptions` for a malformed `LOUPE_*` environment variable, `InvalidInput` (field `store`) for a
+ * store that is neither a folder nor a `postgres://` URL, `StoreFailed` when the store cannot be opened. Call
+ * `close` when done.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const open = async (options: OpenOptions): Promise<Client> => {
-  const { cacheDir, modelsDir, plugins, store: dir, ...config } = options
+  const { cacheDir, modelsDir, plugins, store, ...config } = options
+  const location = StoreLocation.parse(store, "store")
+  if (Either.isLeft(location)) throw location.left
   const loupeConfig = LoupeConfig.LoupeConfig.layerConfig({
     ...(modelsDir === undefined ? {} : { modelsDir: path.resolve(modelsDir) }),
     ...(cacheDir === undefined ? {} : { cacheDir: path.resolve(cacheDir) })
@@ -693,7 +739,7 @@ export const open = async (options: OpenOptions): Promise<Client> => {
     )
   )
   const runtime = ManagedRuntime.make(
-    layerDirectory(path.resolve(dir), config).pipe(Layer.provide(environment), Layer.provide(NodeFileSystem.layer))
+    layerStore(location.right, config).pipe(Layer.provide(environment), Layer.provide(NodeFileSystem.layer))
   )
   const run = async <A>(effect: Effect.Effect<A, FunctionsError, Functions>): Promise<A> => {
     const exit = await runtime.runPromiseExit(effect)
