@@ -35,7 +35,7 @@ import * as ImageInput from "./internal/ImageInput.js"
 import * as Trainable from "./internal/Trainable.js"
 import * as Preset from "./Preset.js"
 import * as Retrainer from "./Retrainer.js"
-import { bundlesPrefix, imageKey, imagesPrefix, layerPostgres, layerSqlite, Store } from "./Store.js"
+import { bundlesPrefix, imageKey, imagesPrefix, layerLocation, layerSqlite, Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
 import * as StoreLocation from "./StoreLocation.js"
 
@@ -603,25 +603,48 @@ export const layerDirectory = (
 > => layer(config).pipe(Layer.provideMerge(Layer.mergeAll(layerSqlite(dir), layerFileSystem(path.join(dir, "blobs")))))
 
 /**
- * TEMPORARY, until the Postgres blob store lands (branch `pg-shared`, `BlobStore.layerPostgres`): a Postgres store's
- * image bytes and bundles in a local folder, `<cacheDir>/postgres-blobs/<hash of the URL>`. Several processes on
- * one machine share it; processes on other machines do not.
+ * The local folder that holds a store's files that are not in its database: its blobs (`blobs/`), API keys
+ * (`keys.json`) and capture log (`captures.db`). For a folder store, the folder itself. For a Postgres store, and
+ * only until those move into the database (branch `pg-shared`: `BlobStore.layerPostgres`, keys and captures over
+ * SQL), TEMPORARILY `<cacheDir>/postgres-stores/<hash of the URL without its password>`: processes on one machine
+ * share it, processes on other machines do not.
+ *
+ * @since 0.2.0
+ * @category layers
  */
-const postgresBlobsInLocalFolder = (
-  location: StoreLocation.Postgres
-): Layer.Layer<BlobStore, FunctionsError, LoupeConfig.LoupeConfig | FileSystem.FileSystem> =>
-  Layer.unwrapEffect(
-    Effect.map(LoupeConfig.LoupeConfig, ({ cacheDir }) => {
-      const id = crypto.createHash("sha256").update(StoreLocation.describe(location)).digest("hex").slice(0, 16)
-      return layerFileSystem(path.join(cacheDir, "postgres-blobs", id))
-    })
+export const localFolder = (
+  location: StoreLocation.StoreLocation
+): Effect.Effect<string, never, LoupeConfig.LoupeConfig> =>
+  location._tag === "Directory"
+    ? Effect.succeed(location.path)
+    : Effect.map(LoupeConfig.LoupeConfig, ({ cacheDir }) =>
+      path.join(
+        cacheDir,
+        "postgres-stores",
+        crypto.createHash("sha256").update(StoreLocation.describe(location)).digest("hex").slice(0, 16)
+      ))
+
+/**
+ * The records and blobs of a store location, without the function API: the store (`Store.layerLocation`) and the
+ * blob store in `localFolder(location)/blobs`. What `layerStore` runs the function API on; for tools that read a
+ * store (export, inspection).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerStorage = (
+  location: StoreLocation.StoreLocation
+): Layer.Layer<Store | BlobStore, FunctionsError, LoupeConfig.LoupeConfig | FileSystem.FileSystem> =>
+  Layer.merge(
+    layerLocation(location),
+    Layer.unwrapEffect(Effect.map(localFolder(location), (folder) => layerFileSystem(path.join(folder, "blobs"))))
   )
 
 /**
  * The function API on a store location (`StoreLocation.parse` reads one from `--store` or `LOUPE_STORE_URL`): a
- * folder is `layerDirectory`; a `postgres://` database holds the store, shared by every process given the same URL.
- * Needs the registry, config and an embedding cache. Fails with `FunctionsError` `StoreFailed` when the store cannot
- * be opened or migrated.
+ * folder is the SQLite store with its blobs beside it (as `layerDirectory`); a `postgres://` database holds the
+ * store, shared by every process given the same URL. Needs the registry, config and an embedding cache. Fails with
+ * `FunctionsError` `StoreFailed` when the store cannot be opened or migrated.
  *
  * @since 0.2.0
  * @category layers
@@ -633,12 +656,7 @@ export const layerStore = (
   Functions | Retrainer.Retrainer | Store | BlobStore,
   FunctionsError,
   Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
-> =>
-  location._tag === "Directory"
-    ? layerDirectory(location.path, config)
-    : layer(config).pipe(
-      Layer.provideMerge(Layer.mergeAll(layerPostgres(location.url), postgresBlobsInLocalFolder(location)))
-    )
+> => layer(config).pipe(Layer.provideMerge(layerStorage(location)))
 
 /**
  * Read an image input as the function API does (a path, bytes, a data URI or a URL), checking that it decodes.
