@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { NodeFileSystem } from "@effect/platform-node"
+import { SqlClient } from "@effect/sql"
 import { Effect, Exit, Layer } from "effect"
 import { createHash } from "node:crypto"
 import * as fsSync from "node:fs"
@@ -9,7 +10,7 @@ import * as path from "node:path"
 import { BlobStore, Server, Store, StoreLocation } from "@loupe/functions"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { dialects, dialectTest } from "./fixtures/dialects.js"
+import { dialects, dialectTest, sqlClientAt } from "./fixtures/dialects.js"
 import { catsVsDogsPhotos } from "./fixtures/environment.js"
 
 const tempDir = (prefix: string) => Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), `loupe-${prefix}-`)))
@@ -210,6 +211,17 @@ describe.each(dialects())("Store on $name", (dialect) => {
           expect(yield* store.promotedVersion(fnId)).toBeUndefined()
         })
       )
+    }))
+
+  dialectTest(dialect, "a column that does not decode is StoreFailed naming table.column", (location) =>
+    Effect.gen(function*() {
+      const fn = yield* withStoreAt(location, Effect.flatMap(Store.Store, (store) => store.createFunction({ name: "f", preset: "fast", overrides: {} })))
+      yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`UPDATE functions SET overrides = ${"{not json"} WHERE id = ${fn.id}`).pipe(
+        Effect.provide(sqlClientAt(location))
+      )
+      const failed = yield* Effect.flip(withStoreAt(location, Effect.flatMap(Store.Store, (store) => store.getFunction(fn.id))))
+      expect(failed).toMatchObject({ reason: "StoreFailed", field: "functions.overrides" })
+      expect(failed.message).toContain("functions.overrides")
     }))
 
   dialectTest(dialect, "concurrent writers in one process lose nothing and keep one sample per content", (location) =>
