@@ -29,6 +29,7 @@ import * as PrivateFiles from "./internal/PrivateFiles.js"
 import * as SharedSchema from "./internal/SharedSchema.js"
 import * as Retrainer from "./Retrainer.js"
 import { Store } from "./Store.js"
+import * as StoreLocation from "./StoreLocation.js"
 import type * as StoreTypes from "./Store.js"
 
 /**
@@ -39,8 +40,11 @@ import type * as StoreTypes from "./Store.js"
  * @category models
  */
 export interface ServeOptions extends DeployServer.ServerOptions, Functions.FunctionsConfig {
-  /** The function store folder; its `keys.json` holds the API keys. */
-  readonly store: string
+  /**
+   * The function store: a folder (its `keys.json` holds the API keys), or a `StoreLocation` (a folder or a Postgres
+   * database; see `Functions.localFolder` for where a Postgres store's keys and captures are kept).
+   */
+  readonly store: string | StoreLocation.StoreLocation
 }
 
 const reasons: Readonly<Record<FunctionsError["reason"], DeployError.DeployErrorReason>> = {
@@ -413,7 +417,7 @@ export const layer = (
   DeployError.DeployError | FunctionsError,
   Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
 > => {
-  const store = path.resolve(options.store)
+  const location = typeof options.store === "string" ? StoreLocation.directory(options.store) : options.store
   const { store: _, ...rest } = options
   // Samples and invokes are checked again on the function path: with the server's limits unless set apart.
   const limits = { ...DeployServer.defaultImageLimits, ...options.image }
@@ -422,9 +426,13 @@ export const layer = (
     maxImageBytes: rest.maxImageBytes ?? limits.maxBytes,
     maxImagePixels: rest.maxImagePixels ?? limits.maxPixels
   }
+  const keysAndCaptures = Layer.unwrapEffect(
+    Effect.map(Functions.localFolder(location), (folder) =>
+      Layer.mergeAll(CaptureLog.layer(folder), ApiKeys.layer(ApiKeys.fileIn(folder))))
+  )
   return DeployServer.layer(options).pipe(
     Layer.provide(Layer.scoped(FunctionBackend.FunctionBackend, backend)),
-    Layer.provide(Layer.mergeAll(CaptureLog.layer(store), ApiKeys.layer(ApiKeys.fileIn(store)))),
-    Layer.provide(Functions.layerDirectory(store, config))
+    Layer.provide(keysAndCaptures),
+    Layer.provide(Functions.layerStore(location, config))
   )
 }
