@@ -80,6 +80,9 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
   /** `promoted` as each dialect stores it: a boolean in Postgres, 0/1 in SQLite. */
   const flag = (value: boolean) => (pg ? value : value ? 1 : 0)
   const isPromoted = sql.literal(pg ? "promoted" : "promoted = 1")
+  // `Migrator.make` is the engine of `PgMigrator.run` and `SqliteMigrator.run` (on Postgres it locks the migrations
+  // table, so concurrent migrators wait); those add only schema dumps (pg_dump, sqlite3), which would make the store
+  // need a FileSystem, a Path and a CommandExecutor for nothing.
   yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: "loupe_migrations" }).pipe(
     Effect.mapError((cause) =>
       new FunctionsError({ reason: "StoreFailed", message: `Store: migrating the schema failed: ${cause.message}`, cause })
