@@ -24,10 +24,14 @@
  */
 import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
-import { Cause, Context, Effect, Exit, Layer, ManagedRuntime } from "effect"
+import { Cause, Context, Effect, Either, Exit, Layer, ManagedRuntime } from "effect"
 import { DiskEmbeddingCache, EmbeddingCache, LoupeConfig, Pipeline, Registry } from "@loupe/core"
 import type { UrlFetch } from "@loupe/deploy"
+<<<<<<< HEAD
 import type { Insights } from "@loupe/metrics"
+=======
+import * as crypto from "node:crypto"
+>>>>>>> pg-store
 import * as path from "node:path"
 import { FunctionsError, fromConfigError } from "./FunctionsError.js"
 import { BlobStore, layerFileSystem } from "./BlobStore.js"
@@ -40,6 +44,8 @@ import * as Preset from "./Preset.js"
 import * as Retrainer from "./Retrainer.js"
 import { bundlesPrefix, imageKey, imagesPrefix, layerSqlite, Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
+import * as SharedState from "./SharedState.js"
+import * as StoreLocation from "./StoreLocation.js"
 
 /**
  * An image as the function API takes it: a file path, its bytes (a Buffer is a Uint8Array), a `data:` URI, or an
@@ -692,7 +698,62 @@ export const layerDirectory = (
   Functions | Retrainer.Retrainer | Store | BlobStore,
   FunctionsError,
   Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
-> => layer(config).pipe(Layer.provideMerge(Layer.mergeAll(layerSqlite(dir), layerFileSystem(path.join(dir, "blobs")))))
+> => layerStore(StoreLocation.directory(dir), config)
+
+/**
+ * The local folder that holds a store's files that are not in its database: for a folder store, the folder itself,
+ * with its blobs (`blobs/`), API keys (`keys.json`) and capture log (`captures.db`). A Postgres store keeps all of
+ * those in its database (`SharedState`); its local folder, `<cacheDir>/postgres-stores/<hash of the URL without its
+ * password>`, only holds the key file of `loupe serve --bundle`.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const localFolder = (
+  location: StoreLocation.StoreLocation
+): Effect.Effect<string, never, LoupeConfig.LoupeConfig> =>
+  location._tag === "Directory"
+    ? Effect.succeed(location.path)
+    : Effect.map(LoupeConfig.LoupeConfig, ({ cacheDir }) =>
+      path.join(
+        cacheDir,
+        "postgres-stores",
+        crypto.createHash("sha256").update(StoreLocation.describe(location)).digest("hex").slice(0, 16)
+      ))
+
+/**
+ * The records and blobs of a store location, without the function API: for a folder, the SQLite store and the blob
+ * store in its `blobs/`; for Postgres, `SharedState.layerPostgres` (store, blobs in the database, and the shared
+ * embedding cache, which the function API then uses in place of the one it is given). What `layerStore` runs the
+ * function API on; for tools that read a store (export, inspection).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerStorage = (
+  location: StoreLocation.StoreLocation
+): Layer.Layer<Store | BlobStore, FunctionsError, LoupeConfig.LoupeConfig | FileSystem.FileSystem> =>
+  location._tag === "Directory"
+    ? Layer.merge(layerSqlite(location.path), layerFileSystem(path.join(location.path, "blobs")))
+    : SharedState.layerPostgres(location.url)
+
+/**
+ * The function API on a store location (`StoreLocation.parse` reads one from `--store` or `LOUPE_STORE_URL`): a
+ * folder is the SQLite store with its blobs beside it (as `layerDirectory`); a `postgres://` database holds the
+ * store, shared by every process given the same URL. Needs the registry, config and an embedding cache. Fails with
+ * `FunctionsError` `StoreFailed` when the store cannot be opened or migrated.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerStore = (
+  location: StoreLocation.StoreLocation,
+  config: FunctionsConfig = {}
+): Layer.Layer<
+  Functions | Retrainer.Retrainer | Store | BlobStore,
+  FunctionsError,
+  Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
+> => layer(config).pipe(Layer.provideMerge(layerStorage(location)))
 
 /**
  * Read an image input as the function API does (a path, bytes, a data URI or a URL), checking that it decodes.
@@ -739,7 +800,10 @@ export type Client =
  * @category models
  */
 export interface OpenOptions extends FunctionsConfig {
-  /** The store folder. */
+  /**
+   * The store: a folder, or a `postgres://` URL (`StoreLocation.parse`; any other `scheme:` is an `InvalidInput`
+   * error, never a folder).
+   */
   readonly store: string
   /** Where the offline model folders are (default `$LOUPE_MODELS_DIR`). */
   readonly modelsDir?: string
@@ -755,7 +819,7 @@ export interface OpenOptions extends FunctionsConfig {
 }
 
 /**
- * Open a store folder for use from plain JavaScript (no Effect code needed).
+ * Open a store (a folder, or a `postgres://` URL) for use from plain JavaScript (no Effect code needed).
  *
  * ```js
  * const loupe = await Functions.open({ store: "./loupe-store", modelsDir: "../shared/models", plugins: Plugins.builtins })
@@ -767,14 +831,17 @@ export interface OpenOptions extends FunctionsConfig {
  * ```
  *
  * Rejects with `FunctionsError`: `InvalidPlugin` (field `plugins` or the plugin's) when the plugins cannot be
- * registered, `InvalidOptions` for a malformed `LOUPE_*` environment variable, `StoreFailed` when the store cannot be
- * opened. Call `close` when done.
+ * registered, `InvalidOptions` for a malformed `LOUPE_*` environment variable, `InvalidInput` (field `store`) for a
+ * store that is neither a folder nor a `postgres://` URL, `StoreFailed` when the store cannot be opened. Call
+ * `close` when done.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const open = async (options: OpenOptions): Promise<Client> => {
-  const { cacheDir, modelsDir, plugins, store: dir, ...config } = options
+  const { cacheDir, modelsDir, plugins, store, ...config } = options
+  const location = StoreLocation.parse(store, "store")
+  if (Either.isLeft(location)) throw location.left
   const loupeConfig = LoupeConfig.LoupeConfig.layerConfig({
     ...(modelsDir === undefined ? {} : { modelsDir: path.resolve(modelsDir) }),
     ...(cacheDir === undefined ? {} : { cacheDir: path.resolve(cacheDir) })
@@ -787,7 +854,7 @@ export const open = async (options: OpenOptions): Promise<Client> => {
     )
   )
   const runtime = ManagedRuntime.make(
-    layerDirectory(path.resolve(dir), config).pipe(Layer.provide(environment), Layer.provide(NodeFileSystem.layer))
+    layerStore(location.right, config).pipe(Layer.provide(environment), Layer.provide(NodeFileSystem.layer))
   )
   const run = async <A>(effect: Effect.Effect<A, FunctionsError, Functions>): Promise<A> => {
     const exit = await runtime.runPromiseExit(effect)
