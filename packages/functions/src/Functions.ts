@@ -27,11 +27,8 @@ import { NodeFileSystem } from "@effect/platform-node"
 import { Cause, Context, Effect, Either, Exit, Layer, ManagedRuntime } from "effect"
 import { DiskEmbeddingCache, EmbeddingCache, LoupeConfig, Pipeline, Registry } from "@loupe/core"
 import type { UrlFetch } from "@loupe/deploy"
-<<<<<<< HEAD
 import type { Insights } from "@loupe/metrics"
-=======
 import * as crypto from "node:crypto"
->>>>>>> pg-store
 import * as path from "node:path"
 import { FunctionsError, fromConfigError } from "./FunctionsError.js"
 import { BlobStore, layerFileSystem } from "./BlobStore.js"
