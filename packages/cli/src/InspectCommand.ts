@@ -11,7 +11,7 @@ import { Console, Effect, Option, pipe } from "effect"
 import type { FileSystem } from "@effect/platform"
 import { Dataset, Registry } from "@loupe/core"
 import type { EmbeddingCache, LoupeConfig, Sample } from "@loupe/core"
-import { BlobStore, Functions, FunctionsError, Inspection as ImageInspection, Store } from "@loupe/functions"
+import { BlobStore, Functions, FunctionsError, Inspection as ImageInspection, Store, StoreLocation } from "@loupe/functions"
 import type { Insights } from "@loupe/metrics"
 import { InsightsReport, TerminalReport } from "@loupe/metrics"
 import * as fs from "node:fs"
@@ -92,7 +92,7 @@ export interface FunctionInspection {
 }
 
 /**
- * The insights of the function `functionId` of the store folder `storeDir` (see `Functions.insights`: its samples,
+ * The insights of the function `functionId` of the store at `location` (a folder or Postgres; see `Functions.insights`: its samples,
  * embedded with its serving model's backbone, cross-validated with its preset's folds and seed). Starts no training.
  * Fails with `FunctionsError`: `NotFound` for an unknown function, `TooFewSamples` before 2 labels have 2 annotated
  * samples, `StoreFailed` when the store cannot be opened.
@@ -101,7 +101,7 @@ export interface FunctionInspection {
  * @category inspection
  */
 export const inspectFunction = (
-  storeDir: string,
+  location: StoreLocation.StoreLocation,
   functionId: string
 ): Effect.Effect<
   FunctionInspection,
@@ -115,8 +115,8 @@ export const inspectFunction = (
     const samples = yield* functions.listSamples(functionId)
     const files = yield* Effect.forEach(samples, (s) => Effect.option(blobs.localFile(Store.imageKey(functionId, s.contentHash))))
     const sources = new Map(samples.flatMap((s, i) => Option.match(files[i]!, { onNone: () => [], onSome: (file) => [[s.id, file] as const] })))
-    return { store: storeDir, insights, sources } satisfies FunctionInspection
-  }).pipe(Effect.provide(Functions.layerDirectory(storeDir, { resumeOnStart: false })))
+    return { store: StoreLocation.describe(location), insights, sources } satisfies FunctionInspection
+  }).pipe(Effect.provide(Functions.layerStore(location, { resumeOnStart: false })))
 
 /** A function id (`function_<hex>`) rather than a folder. */
 const isFunctionId = (argument: string) => /^function_[0-9a-f]+$/.test(argument)
@@ -165,7 +165,7 @@ export const command = DocumentedCommand.make(
     Effect.gen(function*() {
       const report = Option.map(flags.report, (file) => path.resolve(file))
       const found = isFunctionId(flags.dir) && !fs.existsSync(flags.dir)
-        ? yield* Effect.map(inspectFunction(path.resolve(flags.store), flags.dir), (f) => {
+        ? yield* Effect.map(inspectFunction(flags.store, flags.dir), (f) => {
           const { backbone, functionId, modelId, skipped, ...insights } = f.insights
           return {
             heading: `${functionId} in ${f.store} · ${backbone}`,
