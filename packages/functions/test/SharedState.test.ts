@@ -34,7 +34,7 @@ const server = () => {
   )
 }
 
-/** Run `effect` on each server in turn, closing them afterwards. */
+/** Two servers, started one after the other, closed afterwards. */
 const withServers = async (body: (a: ManagedRuntime.ManagedRuntime<Shared, unknown>, b: ManagedRuntime.ManagedRuntime<Shared, unknown>) => Promise<void>) => {
   const a = server()
   const b = server()
@@ -58,6 +58,27 @@ const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffse
 const modelFile = (name: string) => path.join(modelsDir, "mobilenetv2-12-int8-onnx", name)
 
 describe.skipIf(pg === undefined)("SharedState on Postgres", () => {
+  it("several processes migrating a new database at the same moment all get the schema", async () => {
+    for (let round = 0; round < 3; round++) {
+      const database = `loupe_race_${round}_${process.pid}`
+      await query((sql) => sql`CREATE DATABASE ${sql(database)}`)
+      const url = new URL(pg!.url)
+      url.pathname = `/${database}`
+      const open = () =>
+        Effect.runPromise(Effect.scoped(Layer.build(
+          SharedState.layerSql().pipe(
+            Layer.provide(Layer.mergeAll(
+              PgClient.layer({ url: Redacted.make(url.toString()) }),
+              NodeFileSystem.layer,
+              LoupeConfig.LoupeConfig.layer({ cacheDir: fs.mkdtempSync(path.join(os.tmpdir(), "loupe-shared-")) })
+            ))
+          )
+        )))
+      await Promise.all([open(), open(), open()])
+      await query((sql) => sql`DROP DATABASE ${sql(database)} WITH (FORCE)`)
+    }
+  })
+
   it("blobs: a photo and a 3.6 MB model round-trip between servers; a reader never sees half of a rewritten blob", async () => {
     await withServers(async (a, b) => {
       const photo = bytesOf(catsVsDogsPhotos("train", "cats", 0, 1)[0]!)
