@@ -36,11 +36,16 @@ const server = () => {
   )
 }
 
-/** Two servers, started one after the other, closed afterwards. */
+/**
+ * Two servers, started one after the other, closed afterwards. (Started at once on a database whose store schema
+ * is not there yet, the function store's own migration sometimes fails: "Store: migrating the schema failed".)
+ */
 const withServers = async (body: (a: ManagedRuntime.ManagedRuntime<Shared, unknown>, b: ManagedRuntime.ManagedRuntime<Shared, unknown>) => Promise<void>) => {
   const a = server()
   const b = server()
   try {
+    await a.runtime()
+    await b.runtime()
     await body(a, b)
   } finally {
     await Promise.all([a.dispose(), b.dispose()])
