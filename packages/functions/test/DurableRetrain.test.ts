@@ -3,9 +3,10 @@
 // store would be). The runner holding the retrain is killed with SIGKILL while it searches, after the embedding
 // activity finished; the other runner finishes the workflow, and the activities' executions are counted from the
 // workers' logs: embedding ran once, the search twice (the killed run and the resumed one), the promotion once.
+// Requests for the same function and revision, during the run and after it, are that one workflow.
 import { describe, expect, it } from "@effect/vitest"
 import { BlobStore, Functions, RetrainWorkflow, Store } from "@loupe/functions"
-import { Effect, Layer } from "effect"
+import { Effect, Fiber, Layer } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -96,6 +97,10 @@ describe.skipIf("skipped" in pg)(`durable retrain${"skipped" in pg ? ` (skipped:
       // The runner that searches is killed as soon as it says so; embedding had finished before.
       const searching = new RegExp(`Retrain ${fn.id}@\\d+: activity search running in process (\\d+)`)
       const holder = yield* waitFor(workers, searching)
+      const revision = Number(new RegExp(`Retrain ${fn.id}@(\\d+)`).exec(holder.output())![1])
+      // A second request for the same function and revision, while the first runs: the same workflow (idempotency key).
+      const jobs = yield* RetrainWorkflow.RetrainJobs
+      const again = yield* Effect.fork(jobs.retrain(fn.id, revision))
       expect(holder.output()).toMatch(new RegExp(`Retrain ${fn.id}@\\d+: embedded 20 images in 4 range`))
       holder.child.kill("SIGKILL")
       const survivor = workers.find((w) => w !== holder)!
@@ -117,12 +122,18 @@ describe.skipIf("skipped" in pg)(`durable retrain${"skipped" in pg ? ` (skipped:
       expect(versions).toHaveLength(1)
       expect(versions[0]!.promoted).toBe(true)
       expect(status.model!.id).toBe(versions[0]!.id)
+      // The second request got the first one's outcome, and so does a third after the end, with nothing run again.
+      const outcome = yield* Fiber.join(again)
+      expect(outcome).toEqual({ _tag: "Trained", versionId: versions[0]!.id, promoted: true })
+      expect(yield* jobs.retrain(fn.id, revision)).toEqual(outcome)
+      const after = workers.map((w) => w.output()).join("\n")
+      expect(count(after, /activity (embed|search|promote) running/)).toBe(4)
       const answer = yield* functions.invoke(fn.id, catsVsDogsPhotos("test", "dogs", 0, 1)[0]!)
       expect(["cats", "dogs"]).toContain(answer.labelName)
     }).pipe(
       Effect.provide(
         Functions.layer({ debounce: "50 millis" }).pipe(
-          Layer.provide(RetrainWorkflow.layerJobs()),
+          Layer.provideMerge(RetrainWorkflow.layerJobs()),
           Layer.provideMerge(Layer.mergeAll(Store.layerPostgres(url), BlobStore.layerFileSystem(blobs))),
           Layer.provide(functionsEnvironment(cache))
         )
