@@ -21,17 +21,14 @@
  */
 import { ClusterWorkflowEngine, Entity, RunnerAddress, ShardingConfig } from "@effect/cluster"
 import type { MessageStorage, Runners, Sharding } from "@effect/cluster"
-import type { FileSystem } from "@effect/platform"
 import { NodeClusterSocket } from "@effect/platform-node"
 import { Rpc } from "@effect/rpc"
 import type { SqlClient } from "@effect/sql"
 import { Activity, Workflow, WorkflowEngine } from "@effect/workflow"
 import { Registry } from "@loupe/core"
-import type { EmbeddingCache, LoupeConfig } from "@loupe/core"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import type { ConfigError } from "effect/ConfigError"
 import * as AutoML from "./AutoML.js"
-import type { BlobStore } from "./BlobStore.js"
 import type { FunctionsError } from "./FunctionsError.js"
 import * as RetrainSteps from "./internal/RetrainSteps.js"
 import * as SharedBackbones from "./internal/SharedBackbones.js"
@@ -165,14 +162,6 @@ const running = (activity: string, functionId: string, revision: number) =>
 const chunks = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> =>
   Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
 
-type StepContext =
-  | Store
-  | BlobStore
-  | Registry.Registry
-  | LoupeConfig.LoupeConfig
-  | EmbeddingCache.EmbeddingCache
-  | FileSystem.FileSystem
-
 /**
  * The workflow and the embedding entity, registered with the cluster: what a runner executes. Backbones are loaded
  * once per runner (not once per activity).
@@ -182,7 +171,7 @@ type StepContext =
  */
 export const layerWorkflows = (
   options: WorkflowOptions = {}
-): Layer.Layer<never, never, StepContext | WorkflowEngine.WorkflowEngine | Sharding.Sharding> => {
+): Layer.Layer<never, never, RetrainSteps.Requirements | WorkflowEngine.WorkflowEngine | Sharding.Sharding> => {
   const growth = Math.max(0, options.fullSearchGrowth ?? 0.25)
   const rangeSize = Math.max(1, options.embedRangeSize ?? 64)
 
@@ -252,7 +241,7 @@ export const layerWorkflows = (
   )
 
   const embedding = Embedding.toLayer(Effect.gen(function*() {
-    const context = yield* Effect.context<StepContext>()
+    const context = yield* Effect.context<RetrainSteps.Requirements>()
     return {
       EmbedRange: ({ payload }) =>
         Effect.gen(function*() {
@@ -298,7 +287,7 @@ type ClusterServices = Sharding.Sharding | Runners.Runners | MessageStorage.Mess
 export const layerRunner = (
   cluster: ClusterOptions = {},
   options: WorkflowOptions = {}
-): Layer.Layer<ClusterServices, ConfigError, StepContext | SqlClient.SqlClient> => {
+): Layer.Layer<ClusterServices, ConfigError, RetrainSteps.Requirements | SqlClient.SqlClient> => {
   const address = RunnerAddress.make(cluster.host ?? "localhost", cluster.port ?? 34431)
   return layerWorkflows(options).pipe(
     Layer.provideMerge(ClusterWorkflowEngine.layer),
