@@ -6,9 +6,11 @@
 // Requests for the same function and revision, during the run and after it, are that one workflow.
 import { describe, expect, it } from "@effect/vitest"
 import { BlobStore, Functions, RetrainWorkflow, Store } from "@loupe/functions"
-import { Effect, Fiber, Layer } from "effect"
+import { SqlClient } from "@effect/sql"
+import { Effect, Fiber, Layer, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { startPostgres } from "../../../test/fixtures/postgres.mjs"
@@ -56,6 +58,17 @@ const startWorker = (url: string, port: number): Promise<Worker> =>
     child.on("exit", (code, signal) => reject(new Error(`loupe worker exited with ${code ?? signal}:\n${output}`)))
   })
 
+/** A port free on loopback now, for a runner to listen on. */
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = net.createServer()
+    server.on("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+
 const count = (text: string, pattern: RegExp) => (text.match(new RegExp(pattern, "g")) ?? []).length
 
 /** Resolves once `find` matches one of the workers' output (polled), with that worker. */
@@ -76,7 +89,17 @@ describe.skipIf("skipped" in pg)(`durable retrain${"skipped" in pg ? ` (skipped:
 
   it.live("a runner killed mid-search is replaced; finished activities do not run again; one model is promoted", () =>
     Effect.gen(function*() {
-      const workers = [yield* Effect.promise(() => startWorker(url, 34631)), yield* Effect.promise(() => startWorker(url, 34632))]
+      const workers = [
+        yield* Effect.promise(() => freePort().then((port) => startWorker(url, port))),
+        yield* Effect.promise(() => freePort().then((port) => startWorker(url, port)))
+      ]
+      // Once the shards are split between the two (a rebalance later would move the workflow for another reason): each
+      // runner holds its shards as Postgres advisory locks, on a connection of its own.
+      const sql = yield* SqlClient.SqlClient
+      yield* sql<{ readonly runners: string }>`SELECT count(DISTINCT pid) AS runners FROM pg_locks WHERE locktype = 'advisory' AND granted`.pipe(
+        Effect.repeat({ schedule: Schedule.spaced("200 millis"), until: (rows) => Number(rows[0]!.runners) === 2 }),
+        Effect.timeout("60 seconds")
+      )
       // Their logs stay in the work folder, for a failure's post-mortem.
       yield* Effect.addFinalizer(() =>
         Effect.sync(() =>
