@@ -6,24 +6,20 @@
  * hands the worker's shards back, then exits.
  *
  * ```sh
- * loupe worker --store postgres://loupe@db/loupe --blobs /srv/loupe/blobs --port 34431
+ * loupe worker --store postgres://loupe@db/loupe --port 34431
  * ```
  *
  * @since 0.2.0
  */
-import { Console, Effect, Either, Layer, pipe } from "effect"
-import * as path from "node:path"
-import { BlobStore, FunctionsError, RetrainWorkflow, Store, StoreLocation } from "@loupe/functions"
+import { Console, Effect, Layer, pipe } from "effect"
+import { Functions, FunctionsError, RetrainWorkflow, StoreLocation } from "@loupe/functions"
+import { store } from "./FunctionCommand.js"
 import { environment, modelsDir, plugins } from "./internal/cliOptions.js"
 import * as DocumentedCommand from "./internal/DocumentedCommand.js"
 import * as Flag from "./internal/Flag.js"
 
 const flags = {
-  store: pipe(
-    Flag.text("store", "<postgres://...>", "The shared store: a postgres:// URL (the cluster's state lives in the same database)"),
-    Flag.withFallbackEnv("LOUPE_STORE_URL")
-  ),
-  blobs: Flag.directory("blobs", "The blob store folder (images and model bundles) the servers share"),
+  store,
   host: pipe(Flag.text("host", "<address>", "Address other runners reach this one at"), Flag.withDefault("localhost")),
   port: pipe(Flag.integer("port", "<port>", "Port this runner listens on for other runners"), Flag.withDefault(34431)),
   embedRangeSize: pipe(
@@ -48,12 +44,12 @@ export const command = DocumentedCommand.make(
       "RUNNER_HEALTH_CHECK_INTERVAL, ENTITY_MESSAGE_POLL_INTERVAL, SHARD_LOCK_EXPIRATION, ...",
       "A folder store (SQLite) needs no worker: `loupe serve` retrains in its own process."
     ],
-    examples: ["loupe worker --store postgres://loupe@localhost/loupe --blobs ./blobs --port 34431"]
+    examples: ["loupe worker --store postgres://loupe@localhost/loupe --port 34431"]
   },
   flags,
   (f) =>
     Effect.gen(function*() {
-      const location = yield* Either.match(StoreLocation.parse(f.store), { onLeft: Effect.fail, onRight: Effect.succeed })
+      const location = f.store
       if (location._tag !== "Postgres") {
         return yield* new FunctionsError.FunctionsError({
           reason: "InvalidOptions",
@@ -61,10 +57,9 @@ export const command = DocumentedCommand.make(
           message: `--store ${location.path} is a folder: a folder store retrains inside \`loupe serve\`; workers need a postgres:// store`
         })
       }
-      const blobs = path.resolve(f.blobs)
-      const runner = RetrainWorkflow.layerRunner({ host: f.host, port: f.port }, { embedRangeSize: f.embedRangeSize }).pipe(
-        Layer.provide(BlobStore.layerFileSystem(blobs)),
-        Layer.provide(Store.layerPostgres(location.url))
+      // The store and blobs as the servers open them; the cluster and the embedding cache in the store's database.
+      const runner = RetrainWorkflow.layerRunnerPostgres(location.url, { host: f.host, port: f.port }, { embedRangeSize: f.embedRangeSize }).pipe(
+        Layer.provide(Functions.layerStorage(location))
       )
       yield* Layer.launch(
         Layer.mergeAll(

@@ -28,6 +28,7 @@ import * as Functions from "./Functions.js"
 import * as PrivateFiles from "./internal/PrivateFiles.js"
 import * as SharedSchema from "./internal/SharedSchema.js"
 import * as Retrainer from "./Retrainer.js"
+import * as RetrainWorkflow from "./RetrainWorkflow.js"
 import { Store } from "./Store.js"
 import * as StoreLocation from "./StoreLocation.js"
 import type * as StoreTypes from "./Store.js"
@@ -404,7 +405,8 @@ export const backend: Effect.Effect<
 
 /**
  * Serve the function store in `options.store` over HTTP. Needs the registry, config and embedding cache (the CLI's
- * environment). Fails with `FunctionsError` `StoreFailed` when the store cannot be opened, and with `DeployError`
+ * environment). A folder store retrains in this process; a Postgres store submits each retrain as a
+ * `RetrainWorkflow` for the `loupe worker` runners to execute (the server is a cluster client, no runner). Fails with `FunctionsError` `StoreFailed` when the store cannot be opened, and with `DeployError`
  * when the API keys or the capture log cannot be read or the server cannot start.
  *
  * @since 0.1.0
@@ -433,6 +435,7 @@ export const layer = (
   return DeployServer.layer(options).pipe(
     Layer.provide(Layer.scoped(FunctionBackend.FunctionBackend, backend)),
     Layer.provide(keysAndCaptures),
-    Layer.provide(Functions.layerStore(location, config))
+    // On a Postgres store, retrains are submitted as workflows that `loupe worker` runners execute.
+    Layer.provide(Functions.layerStore(location, config).pipe(Layer.provide(RetrainWorkflow.layerJobsFor(location))))
   )
 }

@@ -5,7 +5,7 @@
 // workers' logs: embedding ran once, the search twice (the killed run and the resumed one), the promotion once.
 // Requests for the same function and revision, during the run and after it, are that one workflow.
 import { describe, expect, it } from "@effect/vitest"
-import { BlobStore, Functions, RetrainWorkflow, Store } from "@loupe/functions"
+import { Functions, RetrainWorkflow, Store, StoreLocation } from "@loupe/functions"
 import { SqlClient } from "@effect/sql"
 import { Effect, Fiber, Layer, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
@@ -20,7 +20,6 @@ import { catsVsDogsPhotos, functionsEnvironment } from "./fixtures/environment.j
 const pg = await startPostgres()
 const cli = path.join(repoRoot, "packages/cli/dist/cli.js")
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-durable-"))
-const blobs = path.join(work, "blobs")
 const cache = path.join(work, "cache")
 
 // Short cluster timings (`ShardingConfig` from the environment), so that a dead runner is noticed in seconds. The
@@ -40,7 +39,7 @@ interface Worker {
 
 const startWorker = (url: string, port: number): Promise<Worker> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, "worker", "--store", url, "--blobs", blobs, "--port", String(port), "--embed-range-size", "5"], {
+    const child = spawn(process.execPath, [cli, "worker", "--store", url, "--port", String(port), "--embed-range-size", "5"], {
       env: { ...process.env, ...clusterEnv, LOUPE_CACHE_DIR: cache, LOUPE_MODELS_DIR: modelsDir, LOUPE_OFFLINE: "true" },
       stdio: ["ignore", "pipe", "pipe"]
     })
@@ -155,9 +154,10 @@ describe.skipIf("skipped" in pg)(`durable retrain${"skipped" in pg ? ` (skipped:
       expect(["cats", "dogs"]).toContain(answer.labelName)
     }).pipe(
       Effect.provide(
-        Functions.layer({ debounce: "50 millis" }).pipe(
+        // The store and blobs as `loupe serve` opens them (`Functions.layerStore`), with retrains submitted as jobs.
+        Functions.layerStore(StoreLocation.postgres(url), { debounce: "50 millis" }).pipe(
           Layer.provideMerge(RetrainWorkflow.layerJobs()),
-          Layer.provideMerge(Layer.mergeAll(Store.layerPostgres(url), BlobStore.layerFileSystem(blobs))),
+          Layer.provideMerge(Store.layerPostgres(url)),
           Layer.provide(functionsEnvironment(cache))
         )
       ),
