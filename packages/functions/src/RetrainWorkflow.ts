@@ -14,8 +14,21 @@
  * `Embedding` entity (id `<functionId>/<revision>/<range>`), which the cluster places on any runner; each range
  * writes its vectors into the embedding cache every process reads.
  *
- * `layerRunner` runs both (a runner: `loupe worker`); `layerJobs` gives the `Retrainer` a `RetrainJobs` that submits
- * retrains as workflows and waits for their outcome, from a client that runs no entities itself (`loupe serve`).
+ * `layerRunner` (over any `SqlClient`) and `layerRunnerPostgres` (over a Postgres store's database) run both: a
+ * runner, what `loupe worker` is. `layerJobs` and `layerJobsFor` give the `Retrainer` a `RetrainJobs` that submits
+ * retrains as workflows and waits for their outcome, from a cluster client that runs no entities itself: what
+ * `loupe serve` on a Postgres store is, so that HTTP processes never train. A server on a folder store (SQLite)
+ * retrains in its own process, as before.
+ *
+ * ```ts
+ * // A runner on a Postgres store, with the store and blobs as the servers open them.
+ * const location = StoreLocation.postgres("postgres://loupe@db/loupe")
+ * const runner = RetrainWorkflow.layerRunnerPostgres(location.url, { host: "10.0.0.5", port: 34431 }).pipe(
+ *   Layer.provide(Functions.layerStorage(location))
+ * )
+ * // A client: the function API whose retrains run on the runners.
+ * const api = Functions.layerStore(location).pipe(Layer.provide(RetrainWorkflow.layerJobsFor(location)))
+ * ```
  *
  * @since 0.2.0
  */
