@@ -44,12 +44,11 @@ import type { ConfigError } from "effect/ConfigError"
 import type { EmbeddingCache } from "@loupe/core"
 import * as AutoML from "./AutoML.js"
 import { type FunctionsError, fromConfigError } from "./FunctionsError.js"
-import * as PgConnection from "./internal/PgConnection.js"
 import * as RetrainSteps from "./internal/RetrainSteps.js"
 import * as SharedBackbones from "./internal/SharedBackbones.js"
 import type { ModelMetrics } from "./Retrainer.js"
 import * as SharedState from "./SharedState.js"
-import { Store } from "./Store.js"
+import { layerPostgres as storeOnPostgres, Store } from "./Store.js"
 import type * as StoreLocation from "./StoreLocation.js"
 
 /**
@@ -338,10 +337,10 @@ export const layerJobs = (
   )
 
 /**
- * A runner on a Postgres store (what `loupe worker` runs): `layerRunner` over a connection pool of its own to the
- * store's database, with the embedding cache in that database (`SharedState.embeddingCacheSql`), so every runner
- * reuses the vectors any of them computed. The store and blob store come from the caller (`Functions.layerStorage`),
- * as the servers' do.
+ * A runner on a Postgres store (what `loupe worker` runs): `layerRunner` over the store (`Store.layerPostgres`, a
+ * connection pool of its own), with the embedding cache in that database (`SharedState.embeddingCacheSql`), so every
+ * runner reuses the vectors any of them computed. The blob store comes from the caller (`Functions.layerStorage`),
+ * as the servers' does.
  *
  * @since 0.2.0
  * @category layers
@@ -353,12 +352,12 @@ export const layerRunnerPostgres = (
 ): Layer.Layer<
   ClusterServices,
   FunctionsError,
-  Exclude<RetrainSteps.Requirements, EmbeddingCache.EmbeddingCache>
+  Exclude<RetrainSteps.Requirements, EmbeddingCache.EmbeddingCache | Store>
 > =>
   layerRunner(cluster, options).pipe(
     Layer.mapError(fromConfigError),
     Layer.provide(SharedState.embeddingCacheSql),
-    Layer.provide(PgConnection.layer(Redacted.value(url)))
+    Layer.provide(storeOnPostgres(url))
   )
 
 /**
@@ -371,4 +370,4 @@ export const layerRunnerPostgres = (
 export const layerJobsFor = (location: StoreLocation.StoreLocation): Layer.Layer<never, FunctionsError> =>
   location._tag === "Directory"
     ? Layer.empty
-    : layerJobs().pipe(Layer.mapError(fromConfigError), Layer.provide(PgConnection.layer(Redacted.value(location.url))))
+    : layerJobs().pipe(Layer.mapError(fromConfigError), Layer.provide(storeOnPostgres(location.url)))
