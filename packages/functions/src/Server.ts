@@ -24,6 +24,7 @@ import { FunctionsError } from "./FunctionsError.js"
 import * as Functions from "./Functions.js"
 import { CaptureLog } from "./CaptureLog.js"
 import * as Retrainer from "./Retrainer.js"
+import * as RetrainWorkflow from "./RetrainWorkflow.js"
 import * as SharedState from "./SharedState.js"
 import { Store } from "./Store.js"
 import * as StoreLocation from "./StoreLocation.js"
@@ -301,7 +302,8 @@ export const backend: Effect.Effect<
 
 /**
  * Serve the function store in `options.store` over HTTP. Needs the registry, config and embedding cache (the CLI's
- * environment). Fails with `FunctionsError` `StoreFailed` when the store cannot be opened, and with `DeployError`
+ * environment). A folder store retrains in this process; a Postgres store submits each retrain as a
+ * `RetrainWorkflow` for the `loupe worker` runners to execute (the server is a cluster client, no runner). Fails with `FunctionsError` `StoreFailed` when the store cannot be opened, and with `DeployError`
  * when the API keys or the capture log cannot be read or the server cannot start.
  *
  * @since 0.1.0
@@ -329,7 +331,11 @@ export const layer = (
     ? Layer.mergeAll(CaptureLog.layer(location.path), ApiKeys.layer(ApiKeys.fileIn(location.path))).pipe(
       Layer.provideMerge(Functions.layerStore(location, config))
     )
-    : Functions.layer(config).pipe(Layer.provideMerge(SharedState.layerPostgres(location.url)))
+    // Its retrains are submitted as workflows that `loupe worker` runners execute.
+    : Functions.layer(config).pipe(
+      Layer.provide(RetrainWorkflow.layerJobsFor(location)),
+      Layer.provideMerge(SharedState.layerPostgres(location.url))
+    )
   return DeployServer.layer(options).pipe(
     Layer.provide(Layer.scoped(FunctionBackend.FunctionBackend, backend)),
     Layer.provide(services)
