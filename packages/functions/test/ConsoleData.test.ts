@@ -173,6 +173,34 @@ describe("the console's data page", () => {
     expect(gone.status).toBe(404)
   })
 
+  it("filters by label-noise suspect and by duplicate, in the order and with the notes of the function's insights", async () => {
+    const noisy = await createFunction("Noisy")
+    const cats = catsVsDogsPhotos("train", "cats", 10, 6)
+    const dogs = catsVsDogsPhotos("train", "dogs", 10, 7)
+    for (const file of cats) await upload(noisy, file, "cats")
+    for (const file of dogs.slice(0, 6)) await upload(noisy, file, "dogs")
+    await upload(noisy, dogs[6]!, "cats")
+    // A recompressed copy of a cat: a near-duplicate.
+    const copy = path.join(work, "copy.jpg")
+    await sharp(cats[0]!).jpeg({ quality: 90 }).toFile(copy)
+    await upload(noisy, copy)
+
+    const insights = await (await fetch(`${server.base}/v1/functions/${noisy}/insights`, { headers: { authorization: `Bearer ${server.token}` } })).json() as {
+      suspects: Array<{ sampleId: string; suggested: string }>
+      duplicates: Array<{ sampleIdA: string; sampleIdB: string }>
+    }
+    expect(insights.suspects.length).toBeGreaterThan(0)
+    const suspects = (await client.get(`/console/functions/${noisy}/data?filter=suspect`)).text
+    expect(tileIds(suspects)).toEqual(insights.suspects.map((s) => s.sampleId))
+    for (const s of insights.suspects) expect(suspects).toContain(`suspect → <bdi>${s.suggested}</bdi>`)
+    expect(suspects).toContain(`Page 1 of 1 · ${insights.suspects.length} image`)
+
+    expect(insights.duplicates.length).toBeGreaterThan(0)
+    const duplicates = (await client.get(`/console/functions/${noisy}/data?filter=duplicate`)).text
+    expect(tileIds(duplicates)).toEqual([...new Set(insights.duplicates.flatMap((d) => [d.sampleIdA, d.sampleIdB]))])
+    expect(duplicates).toMatch(/class="badge"[^>]*>near-duplicate/)
+  })
+
   it("lists functions with their sample counts, and deletes one after asking", async () => {
     const list = (await client.get("/console/functions")).text
     expect(list).toMatch(/Paged<\/bdi><\/a>[\s\S]*?<td class="num">75<\/td>/)
