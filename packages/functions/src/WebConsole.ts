@@ -34,7 +34,7 @@
  */
 import type { FileSystem } from "@effect/platform"
 import { HttpApiBuilder, HttpRouter, HttpServerResponse } from "@effect/platform"
-import { ApiKeys } from "@loupe/deploy"
+import { ApiKeys, FunctionBackend } from "@loupe/deploy"
 import { Context, Effect, Layer } from "effect"
 import type { BlobStore } from "./BlobStore.js"
 import * as Assets from "./console/Assets.js"
@@ -80,13 +80,14 @@ export const securityHeaders: Readonly<Record<string, string>> = {
 const pages = [SignInPage.routes, FunctionsPage.routes, DataPage.routes]
 
 /**
- * The services the console's routes read: the function API, its store and blob store, the retrainer and the API
- * keys.
+ * The services the console's routes read: the function API, its store and blob store, the retrainer, the API keys,
+ * and the API's backend (for changes that must do exactly what the API does, such as deleting a function with its
+ * captures).
  *
  * @since 0.2.0
  * @category models
  */
-export type Services = Functions | Retrainer | Store | BlobStore | ApiKeys.ApiKeys
+export type Services = Functions | Retrainer | Store | BlobStore | ApiKeys.ApiKeys | FunctionBackend.FunctionBackend
 
 /**
  * The console's routes, added to the function API's router (`HttpApiBuilder.Router`): build it beside

@@ -6,6 +6,7 @@
  * @internal
  */
 import { HttpRouter, HttpServerRequest, UrlParams } from "@effect/platform"
+import { FunctionBackend } from "@loupe/deploy"
 import { Effect, Option } from "effect"
 import { FunctionsError } from "../FunctionsError.js"
 import * as Functions from "../Functions.js"
@@ -132,7 +133,8 @@ ${csrfField(session)}
 
 const remove = Effect.gen(function*() {
   const functionId = yield* functionIdParam
-  yield* Effect.flatMap(Functions.Functions, (f) => f.delete(functionId))
+  // As `DELETE /v1/functions/:id` does: the function, and its captures waiting for review.
+  yield* Effect.flatMap(FunctionBackend.FunctionBackend, (backend) => backend.deleteFunction(functionId))
   yield* Effect.flatMap(Thumbnails, (t) => t.forget(functionId))
   return yield* redirect("/console/functions")
 })
