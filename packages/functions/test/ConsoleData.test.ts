@@ -226,7 +226,7 @@ describe("the console's data page", () => {
 
   it("lists functions with their sample counts, and deletes one after asking", async () => {
     const list = (await client.get("/console/functions")).text
-    expect(list).toMatch(/Paged<\/bdi><\/a>[\s\S]*?<td class="num">75<\/td>/)
+    expect(list).toMatch(/Paged<\/bdi><\/a>[\s\S]*?<td class="num" data-th="Samples">75<\/td>/)
     const doomed = await createFunction("Doomed")
     const ask = await client.get(`/console/functions/${doomed}/delete`)
     expect(ask.text).toContain("Delete <bdi>Doomed</bdi>?")

@@ -59,10 +59,10 @@ ${status.heldBack === null ? "" : html`<span class="held">newer model held back:
 const row = (status: Functions.FunctionStatus, samples: number) =>
   html`<tr>
 <td><a href="${path("/console/functions", status.id, "data")}">${text(status.name)}</a><br><code class="id">${status.id}</code></td>
-<td>${status.preset}</td>
-<td class="num">${samples}</td>
-<td class="num">${status.model === null ? "–" : percent(status.model.cvAccuracy)}</td>
-<td>${statusFragment(status, status.model?.id ?? null)}</td>
+<td data-th="Preset">${status.preset}</td>
+<td class="num" data-th="Samples">${samples}</td>
+<td class="num" data-th="CV accuracy">${status.model === null ? "–" : percent(status.model.cvAccuracy)}</td>
+<td data-th="Status">${statusFragment(status, status.model?.id ?? null)}</td>
 <td><a class="danger" href="${path("/console/functions", status.id, "delete")}">Delete…</a></td>
 </tr>`
 
