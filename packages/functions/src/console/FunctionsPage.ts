@@ -7,6 +7,8 @@
  */
 import { HttpRouter, HttpServerRequest, UrlParams } from "@effect/platform"
 import { FunctionBackend } from "@loupe/deploy"
+// Named here so that the declaration of `routes` (whose errors include it) can refer to it.
+import type { DeployError } from "@loupe/deploy"
 import { Effect, Option } from "effect"
 import { FunctionsError } from "../FunctionsError.js"
 import * as Functions from "../Functions.js"
