@@ -15,10 +15,12 @@
  *   by adding it to `pages` below, and a function tab to `functionTabs` in `console/Page.ts`.
  * - A handler that reads is wrapped in `page(...)` (the browser must be signed in; `SignedIn` gives the session);
  *   one that changes anything (any POST, PUT or DELETE) in `action(...)`, which also checks the CSRF token. A
- *   handler may fail with `FunctionsError`: it becomes an error page (404 for `NotFound`, 400 for bad input, a
- *   logged 500 otherwise).
+ *   handler may fail with `FunctionsError` (or the API backend's `DeployError`): it becomes an error page (404 for
+ *   `NotFound`, 400 for bad input, a logged 500 otherwise). A plain-text answer for the script is `refuse(status,
+ *   message)`.
  * - It renders with `html\`...\`` (`console/Html.ts`): interpolated strings are escaped; user text shown as text
- *   goes through `text(...)`; URL paths with dynamic segments through `path(...)`. A whole page is
+ *   goes through `text(...)` (a `<bdi>`), a sentence quoting user text (an error message) through `message(...)`
+ *   (bidi controls shown as `[U+202E]`); URL paths with dynamic segments through `path(...)`. A whole page is
  *   `documentResponse({ title, fn: { id, name, tab } }, content)` (the layout, with the function's tabs); an htmx
  *   fragment is `respond(html\`...\`)`.
  * - A form that posts includes `csrfField(session)` (with `const session = yield* SignedIn`); htmx requests send the
@@ -26,7 +28,10 @@
  *   `<meta name="csrf-token">` for its own `fetch`es (header `X-CSRF-Token`).
  * - Images: `<img src="/console/functions/<id>/samples/<sampleId>/thumbnail">` (a 192 px WebP, cached) and
  *   `.../image` (the full image), both behind the session.
- * - Live status: `statusFragment(status, modelId)` from `console/FunctionsPage.ts` polls itself every 2 s.
+ * - Live status: `statusFragment(status, servingModelId ?? null)` from `console/FunctionsPage.ts` polls itself every
+ *   2 s, names the serving model in `data-model`, and says "New model serving" once another one serves.
+ * - Insights (suspects, duplicates, outliers): `InsightsCache` (`console/InsightsCache.ts`), computed once per state
+ *   of the function's data.
  * - No inline scripts, inline event handlers or `style` attributes: behaviour goes in `assets/console/console.js`,
  *   styles in `assets/console/console.css`.
  *

@@ -5,6 +5,10 @@
  * deleting go through `Functions`, so they schedule the usual background retrain. Thumbnails and full images
  * (`GET .../samples/:sampleId/thumbnail` and `/image`) need the session like the page.
  *
+ * Keys (in `console.js`): `1`-`9` label the selected images, or else the focused one (then focus moves on), with the
+ * n-th label in creation order (`data-labels` on the grid); `x` or Delete deletes them after a `confirm()`; arrows
+ * move focus; space toggles selection; shift-click selects a range, ctrl/cmd-click toggles one; Esc clears.
+ *
  * The grid reads one page of samples at a time from the store (`LIMIT`/`OFFSET`), so a function with thousands of
  * samples opens as fast as a small one; the suspect and duplicate filters page through `Functions.insights`.
  *
