@@ -29,6 +29,7 @@ import * as SharedState from "./SharedState.js"
 import { Store } from "./Store.js"
 import * as StoreLocation from "./StoreLocation.js"
 import type * as StoreTypes from "./Store.js"
+import * as WebConsole from "./WebConsole.js"
 
 /**
  * Options of `layer`: the store folder, the HTTP server's options (`@loupe/deploy`'s `Server.ServerOptions`: port,
@@ -43,6 +44,12 @@ export interface ServeOptions extends DeployServer.ServerOptions, Functions.Func
    * database, which holds the keys and captures too).
    */
   readonly store: string | StoreLocation.StoreLocation
+  /**
+   * Serve the console (`WebConsole`) under `/console` too. Default false.
+   *
+   * @since 0.2.0
+   */
+  readonly console?: boolean
 }
 
 const reasons: Readonly<Record<FunctionsError["reason"], DeployError.DeployErrorReason>> = {
@@ -317,7 +324,7 @@ export const layer = (
   Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
 > => {
   const location = typeof options.store === "string" ? StoreLocation.directory(options.store) : options.store
-  const { store: _, ...rest } = options
+  const { console: withConsole, store: _, ...rest } = options
   // Samples and invokes are checked again on the function path: with the server's limits unless set apart.
   const limits = { ...DeployServer.defaultImageLimits, ...options.image }
   const config: Functions.FunctionsConfig = {
@@ -336,7 +343,7 @@ export const layer = (
       Layer.provide(RetrainWorkflow.layerJobsFor(location)),
       Layer.provideMerge(SharedState.layerPostgres(location.url))
     )
-  return DeployServer.layer(options).pipe(
+  return DeployServer.layer(options, withConsole === true ? WebConsole.layer : Layer.empty).pipe(
     Layer.provide(Layer.scoped(FunctionBackend.FunctionBackend, backend)),
     Layer.provide(services)
   )
