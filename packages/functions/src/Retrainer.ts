@@ -23,6 +23,7 @@
 import type { FileSystem } from "@effect/platform"
 import { Bundle, Dataset, EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
 import type { Pipeline } from "@loupe/core"
+import { Classification } from "@loupe/metrics"
 import {
   Cause,
   Context,
@@ -151,6 +152,26 @@ export interface ModelMetrics {
       readonly f1: number
       readonly support: number
     }>
+    /**
+     * The expected calibration error and the reliability-diagram bins it comes from (`Classification.calibration`);
+     * absent on models trained before 0.2.0.
+     *
+     * @since 0.2.0
+     */
+    readonly calibration?: { readonly ece: number; readonly bins: ReadonlyArray<Classification.CalibrationBin> }
+    /**
+     * Each training sample's out-of-fold prediction, in parallel arrays: its id, its label when trained (`given`) and
+     * the predicted one (indices into `labels`), and the predicted label's probability. A confusion-matrix cell's
+     * samples are those with that `given` and `predicted`. Absent on models trained before 0.2.0.
+     *
+     * @since 0.2.0
+     */
+    readonly outOfFold?: {
+      readonly sampleIds: ReadonlyArray<string>
+      readonly given: ReadonlyArray<number>
+      readonly predicted: ReadonlyArray<number>
+      readonly confidence: ReadonlyArray<number>
+    }
   }
   /** The chosen candidate (backbone, head and parameters). */
   readonly selected: unknown
@@ -276,6 +297,18 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 const trainingFailed = (e: { readonly message: string }) =>
   e instanceof FunctionsError ? e : new FunctionsError({ reason: "TrainingFailed", message: e.message, cause: e })
 
+/** The selected candidate's out-of-fold prediction of each training sample (`ModelMetrics.cv.outOfFold`). */
+const outOfFoldPredictions = (result: AutoML.FitResult): NonNullable<ModelMetrics["cv"]["outOfFold"]> => {
+  const { proba, samples } = result.outOfFold
+  const predicted = Classification.predictions(proba)
+  return {
+    sampleIds: samples.map((s) => s.id),
+    given: samples.map((s) => result.cv.labels.indexOf(s.label!)),
+    predicted: Array.from(predicted),
+    confidence: Array.from(predicted, (p, i) => proba.data[i * proba.cols + p]!)
+  }
+}
+
 const toMetrics = (
   result: AutoML.FitResult,
   preset: Preset.Resolved["preset"],
@@ -308,7 +341,9 @@ const toMetrics = (
       recall: c.recall,
       f1: c.f1,
       support: c.support
-    }))
+    })),
+    calibration: { ece: result.cv.ece, bins: result.cv.calibration },
+    outOfFold: outOfFoldPredictions(result)
   },
   selected: result.selected,
   leaderboard: result.leaderboard.slice(0, 10),
