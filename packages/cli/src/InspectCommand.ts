@@ -8,11 +8,11 @@
  * @since 0.2.0
  */
 import { Console, Effect, Option, pipe } from "effect"
-import { Dataset, Embedder, Matrix, Registry } from "@loupe/core"
+import { Dataset, Registry } from "@loupe/core"
 import type { Sample } from "@loupe/core"
-import { FunctionsError } from "@loupe/functions"
-import { Insights, InsightsReport, TerminalReport } from "@loupe/metrics"
-import { CrossValidation, Heads, LogisticRegression } from "@loupe/trainers"
+import { FunctionsError, Inspection as ImageInspection } from "@loupe/functions"
+import type { Insights } from "@loupe/metrics"
+import { InsightsReport, TerminalReport } from "@loupe/metrics"
 import * as path from "node:path"
 import * as Arg from "./internal/Arg.js"
 import { environment, json, modelsDir, plugins } from "./internal/cliOptions.js"
@@ -37,8 +37,9 @@ export interface Inspection {
 /**
  * Embeds `dir` (a folder per label, or `train/` and `test/` folders of them) with `backbone` (default: the first
  * registered backbone tagged `default`), cross-validates a default logistic regression on the training images
- * (`folds` folds, images with the same bytes in one fold, `seed`), and runs `Insights.analyse`. Without two labels of
- * two training images each there is no cross-validation, so no suspects and no recall. Fails with `CoreError` when the
+ * (`folds` folds, images with the same bytes in one fold, `seed`), and runs `Insights.analyse`, all through
+ * `Inspection.inspect` of `@loupe/functions`. Labels with fewer than two training images stay out of the
+ * cross-validation; with fewer than two labels left there are no suspects and no recall. Fails with `CoreError` when the
  * folder or a backbone cannot be read, `FunctionsError` when no backbone is tagged `default` or cross-validation
  * fails, `MetricsError` when the analyses reject their input.
  *
@@ -50,55 +51,27 @@ export const inspect = Effect.fn("InspectCommand.inspect")(function*(
   options: { readonly backbone?: string; readonly folds?: number; readonly seed?: number } = {}
 ) {
   const registry = yield* Registry.Registry
-  const backboneId = options.backbone ?? registry.backbonesWithTags(["default"])[0]?.info.id
-  if (backboneId === undefined) {
+  const backbone = options.backbone ?? registry.backbonesWithTags(["default"])[0]?.info.id
+  if (backbone === undefined) {
     return yield* new FunctionsError.FunctionsError({ reason: "NoBackbone", field: "--backbone", message: "No --backbone given and none is tagged `default`" })
   }
   const split = yield* Dataset.fromSplitFolders(dir)
   const labels = [...new Set([...split.train.labels, ...(split.test?.labels ?? [])])].sort()
-  const all = [
-    ...split.train.samples.map((sample) => ({ sample, split: "train" })),
-    ...(split.test?.samples ?? []).map((sample) => ({ sample, split: "test" }))
-  ]
-  const backbone = yield* Registry.loadBackbone(backboneId)
-  const embedded = yield* Embedder.embedSamples(backbone, all.map((s) => s.sample))
-  const splitOf = new Map(all.map((s) => [s.sample, s.split]))
-  const splits = embedded.samples.map((s) => splitOf.get(s)!)
-  const y = Int32Array.from(embedded.samples, (s) => (s.label === undefined ? -1 : labels.indexOf(s.label)))
-  const trainRows = splits.flatMap((s, i) => (s === "train" && y[i]! >= 0 ? [i] : []))
-  const perLabel = labels.map((_, c) => trainRows.filter((i) => y[i] === c).length)
-  const crossValidated = Effect.gen(function*() {
-    const params = yield* Heads.decodeParams(LogisticRegression.plugin, {})
-    const cv = yield* CrossValidation.crossValidate(LogisticRegression.plugin, params, {
-      x: Matrix.takeRows(embedded.vectors, trainRows),
-      y: Int32Array.from(trainRows, (i) => y[i]!),
-      numClasses: labels.length
-    }, { folds: options.folds ?? 5, seed: options.seed ?? 0, groups: trainRows.map((i) => embedded.contentHashes[i]!) })
-    // The fold that held each image out (leave-one-out plans have one fold per image, which is as good a key).
-    const folds = new Int32Array(trainRows.length).fill(-1)
-    for (const fold of cv.plan.folds) if (fold.repeat === 0) for (const row of fold.test) folds[row] = fold.index
-    return { rows: trainRows, proba: cv.proba, folds }
-  }).pipe(
-    Effect.mapError((e) => new FunctionsError.FunctionsError({ reason: "TrainingFailed", message: `cross-validation: ${e.message}`, cause: e }))
-  )
-  const outOfFold = labels.length >= 2 && perLabel.every((n) => n >= 2) ? yield* crossValidated : undefined
   // With a test split, ids name it: `train/cats/1.jpg` and `test/cats/1.jpg` are different images.
-  const ids = embedded.samples.map((s, i) => (split.test ? `${splits[i]}/${s.id}` : s.id))
-  const insights = yield* Insights.analyse({
+  const images = (samples: ReadonlyArray<Sample.Sample>, from: "train" | "test"): Array<ImageInspection.Image> =>
+    samples.map((s) => ({ id: split.test ? `${from}/${s.id}` : s.id, source: s.source, label: s.label, split: from }))
+  const found = yield* ImageInspection.inspect([...images(split.train.samples, "train"), ...images(split.test?.samples ?? [], "test")], {
+    backbone,
     labels,
-    ids,
-    y,
-    embeddings: embedded.vectors,
-    contentHashes: embedded.contentHashes,
-    ...(split.test ? { splits } : {}),
-    ...(outOfFold ? { outOfFold } : {})
+    ...(options.folds === undefined ? {} : { folds: options.folds }),
+    ...(options.seed === undefined ? {} : { seed: options.seed })
   })
   return {
     dir: path.resolve(dir),
-    backbone: backboneId,
-    insights,
-    skipped: [...split.train.skipped, ...(split.test?.skipped ?? []), ...embedded.skipped.map((s) => ({ file: s.sample.id, reason: s.reason }))],
-    sources: new Map(embedded.samples.map((s, i) => [ids[i]!, s.source]))
+    backbone,
+    insights: found.insights,
+    skipped: [...split.train.skipped, ...(split.test?.skipped ?? []), ...found.skipped.map((s) => ({ file: s.id, reason: s.reason }))],
+    sources: found.sources
   } satisfies Inspection
 })
 

@@ -142,6 +142,11 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
             cv
           })
       ),
+    insights: (functionId) =>
+      Effect.zipRight(
+        known(functionId),
+        Effect.fail(new DeployError({ reason: "TooFewSamples", field: "functionId", message: `No insights for ${id}: this server keeps no samples` }))
+      ),
     capture: () => Effect.succeed(null),
     listCaptures: (functionId) => Effect.as(known(functionId), []),
     listModels: (functionId) => Effect.as(known(functionId), [model]),

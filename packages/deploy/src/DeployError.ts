@@ -33,6 +33,8 @@ export type DeployErrorReason =
   | "NotFound"
   /** A function with no trained model yet. */
   | "NotTrained"
+  /** A function without enough annotated samples for what was asked (its insights). */
+  | "TooFewSamples"
   /** A change the server does not make (a read-only bundle server asked to add samples). */
   | "ReadOnly"
   /** The server is starting or shutting down. */
@@ -65,7 +67,7 @@ export class DeployError extends Data.TaggedError("DeployError")<{
 
 /**
  * The HTTP status that answers an error of each reason: 400 for bad input, 401, 404, 405 (`ReadOnly`), 409
- * (`NotTrained`), 413 for size limits, 415, 422 (`NotExportable`), 429, 503 (`Unavailable`), else 500.
+ * (`NotTrained`, `TooFewSamples`), 413 for size limits, 415, 422 (`NotExportable`), 429, 503 (`Unavailable`), else 500.
  *
  * @since 0.1.0
  * @category errors
@@ -83,6 +85,7 @@ export const status = (reason: DeployErrorReason): number => {
     case "ReadOnly":
       return 405
     case "NotTrained":
+    case "TooFewSamples":
       return 409
     case "BodyTooLarge":
     case "ImageTooLarge":

@@ -586,6 +586,68 @@ export const ModelView = Schema.Struct({
 export type ModelView = typeof ModelView.Type
 
 /**
+ * A function's data insights (`GET /v1/functions/:id/insights`): the analyses of `@loupe/metrics`' `Insights` over
+ * its samples, each image named by its sample id. `health` counts each label (with its cross-validated recall),
+ * `suspects` are the samples whose label looks wrong, with the label they suggest (lowest self-confidence first),
+ * `duplicates` the pairs of copies (`exact`: same bytes, `near`: embeddings at or above the near-duplicate cosine),
+ * with `leak: "fold"` when the copies sat in different cross-validation folds and `conflict` when their labels
+ * differ, and `outliers` the samples far from every label's centre. `backbone` embedded them; `modelId` is the
+ * promoted model whose backbone it is (`null` before the first model).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const InsightsView = Schema.Struct({
+  functionId: Schema.String,
+  backbone: Schema.String,
+  modelId: Schema.NullOr(Schema.String),
+  images: Schema.Number,
+  labels: Schema.Array(Schema.String),
+  health: Schema.Struct({
+    perLabel: Schema.Array(Schema.Struct({ label: Schema.String, count: Schema.Number, recall: Schema.NullOr(Schema.Number) })),
+    unlabelled: Schema.Number,
+    imbalanceRatio: Schema.Number,
+    warnings: Schema.Array(Schema.Struct({
+      kind: Schema.Literal("Empty", "TooFew", "Imbalance"),
+      label: Schema.NullOr(Schema.String),
+      message: Schema.String
+    }))
+  }),
+  suspects: Schema.Array(Schema.Struct({
+    sampleId: Schema.String,
+    given: Schema.String,
+    suggested: Schema.String,
+    selfConfidence: Schema.Number,
+    suggestedConfidence: Schema.Number
+  })),
+  duplicates: Schema.Array(Schema.Struct({
+    sampleIdA: Schema.String,
+    sampleIdB: Schema.String,
+    labelA: Schema.NullOr(Schema.String),
+    labelB: Schema.NullOr(Schema.String),
+    kind: Schema.Literal("exact", "near"),
+    similarity: Schema.Number,
+    leak: Schema.NullOr(Schema.Literal("split", "fold")),
+    conflict: Schema.Boolean
+  })),
+  outliers: Schema.Array(Schema.Struct({
+    sampleId: Schema.String,
+    label: Schema.NullOr(Schema.String),
+    nearest: Schema.String,
+    similarity: Schema.Number,
+    score: Schema.Number
+  })),
+  skipped: Schema.Array(Schema.Struct({ sampleId: Schema.String, reason: Schema.String }))
+}).annotations({ identifier: "Insights" })
+/**
+ * A function's data insights.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export type InsightsView = typeof InsightsView.Type
+
+/**
  * Why an invocation was captured for review (see `CapturePolicy`).
  *
  * @since 0.1.0
@@ -756,8 +818,8 @@ export const SamplesGroup = HttpApiGroup.make("samples")
   .middleware(Authorization)
 
 /**
- * Invoke a function on an image (JSON, multipart or raw body), read its model's metrics, and list its review
- * queue of captured invocations.
+ * Invoke a function on an image (JSON, multipart or raw body), read its model's metrics and its data insights, and
+ * list its review queue of captured invocations.
  *
  * @since 0.1.0
  * @category groups
@@ -771,6 +833,17 @@ export const InvokeGroup = HttpApiGroup.make("invoke")
       .addSuccess(InvokeResult)
   )
   .add(HttpApiEndpoint.get("metrics")`/v1/functions/${functionId}/metrics`.addSuccess(Metrics))
+  .add(
+    HttpApiEndpoint.get("insights")`/v1/functions/${functionId}/insights`
+      .addSuccess(InsightsView)
+      .annotate(
+        OpenApi.Description,
+        "What to fix in the function's data: label-noise suspects with the label they suggest, exact and near " +
+          "duplicates (with leaks across cross-validation folds and conflicting labels), outliers, and class health. " +
+          "Computed on request from every sample (annotated or not) with the serving model's backbone; 409 " +
+          "`TooFewSamples` until 2 labels have 2 annotated samples each."
+      )
+  )
   .add(
     HttpApiEndpoint.get("captures")`/v1/functions/${functionId}/captures`
       .setUrlParams(Paging)

@@ -117,6 +117,12 @@ export interface FunctionBackendShape {
     options: { readonly labelCount?: number | undefined; readonly modelId?: string | undefined }
   ) => Effect.Effect<Invocation, DeployError>
   readonly metrics: (functionId: string) => Effect.Effect<FunctionApi.Metrics, DeployError>
+  /**
+   * The function's data insights; `TooFewSamples` when it has too few annotated samples to cross-validate.
+   *
+   * @since 0.2.0
+   */
+  readonly insights: (functionId: string) => Effect.Effect<FunctionApi.InsightsView, DeployError>
   /** Store an invoked image as an unlabelled sample in the review queue; its sample id, or `null` when not kept. */
   readonly capture: (functionId: string, image: Uint8Array, capture: NewCapture) => Effect.Effect<string | null, DeployError>
   /** The review queue: captured samples not annotated yet, newest first. */

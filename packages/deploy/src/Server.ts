@@ -522,6 +522,7 @@ const handlers = (options: {
             })
           ))
         .handle("metrics", ({ path }) => api(backend.metrics(path.functionId)))
+        .handle("insights", ({ path }) => api(backend.insights(path.functionId)))
         .handle("captures", ({ path, urlParams }) => api(backend.listCaptures(path.functionId, urlParams)))
     }))
 

@@ -27,10 +27,14 @@ import { NodeFileSystem } from "@effect/platform-node"
 import { Cause, Context, Effect, Exit, Layer, ManagedRuntime } from "effect"
 import { DiskEmbeddingCache, EmbeddingCache, LoupeConfig, Pipeline, Registry } from "@loupe/core"
 import type { UrlFetch } from "@loupe/deploy"
+import type { Insights } from "@loupe/metrics"
 import * as path from "node:path"
 import { FunctionsError, fromConfigError } from "./FunctionsError.js"
 import { BlobStore, layerFileSystem } from "./BlobStore.js"
+import type * as AutoML from "./AutoML.js"
+import * as Candidates from "./internal/Candidates.js"
 import * as ImageInput from "./internal/ImageInput.js"
+import * as Inspection from "./Inspection.js"
 import * as Trainable from "./internal/Trainable.js"
 import * as Preset from "./Preset.js"
 import * as Retrainer from "./Retrainer.js"
@@ -232,6 +236,26 @@ export interface FunctionMetrics extends Retrainer.ModelMetrics {
 }
 
 /**
+ * What `insights` returns: `Insights.Insights` of `@loupe/metrics` over the function's samples, each image named by
+ * its sample id (suspects with the suggested label name, duplicate pairs with both sample ids, exact or near, the
+ * leaks across cross-validation folds and the conflicting labels, outliers), and how they were computed: the
+ * backbone, the model whose backbone it is (`null`: the preset's default backbone, before the first model), and the
+ * samples whose image could not be used.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface FunctionInsights extends Insights.Insights {
+  readonly functionId: string
+  /** The backbone the samples were embedded with. */
+  readonly backbone: string
+  /** The promoted model whose backbone that is, or `null` when there is none yet (the preset's default backbone). */
+  readonly modelId: string | null
+  /** Samples left out of the analyses, with why (an image that cannot be read). */
+  readonly skipped: ReadonlyArray<{ readonly sampleId: string; readonly reason: string }>
+}
+
+/**
  * The operations of the function API. Every one fails with `FunctionsError`: `NotFound` for an unknown function,
  * label, sample or model version, `InvalidInput` / `InvalidImage` naming the field at fault, `NotTrained` from
  * `invoke` and `metrics` before the first model, `StoreFailed` when the store or blob store fails.
@@ -303,6 +327,16 @@ export interface FunctionsShape {
    * it from the next one on, in this process and in every server on the store.
    */
   readonly rollback: (functionId: string, versionId: string) => Effect.Effect<StoreTypes.ModelVersionRecord, FunctionsError>
+  /**
+   * The data analyses of the function's samples (`FunctionInsights`): every sample, annotated or not (captured
+   * invocations included), embedded through the embedding cache with the promoted model's backbone (else the preset's
+   * first), and a logistic regression cross-validated on the annotated ones, with the preset's folds and seed, for
+   * label-noise suspects and per-label recall. Unannotated samples are checked for duplicates and outliers.
+   * `TooFewSamples` when the function does not have 2 labels with 2 annotated samples each.
+   *
+   * @since 0.2.0
+   */
+  readonly insights: (functionId: string) => Effect.Effect<FunctionInsights, FunctionsError>
   /** Wait until no retrain is scheduled or running, then return the function's status. */
   readonly awaitTrained: (functionId: string) => Effect.Effect<FunctionStatus, FunctionsError>
 }
@@ -529,6 +563,65 @@ export const make = (
         } satisfies FunctionMetrics
       })
 
+    /**
+     * The backbone of a model: the first of its feature set (a backbone, a concatenation `a+b`, or a fine-tuned trunk
+     * `a@cut`, whose backbone is `a`).
+     */
+    const backboneOf = (version: StoreTypes.ModelVersionRecord) =>
+      Effect.gen(function*() {
+        const registry = yield* Registry.Registry
+        const first = Candidates.membersOf(((version.metrics as Retrainer.ModelMetrics).selected as AutoML.Candidate).backbone)[0]!
+        const trunkOf = first.lastIndexOf("@") > 0 ? first.slice(0, first.lastIndexOf("@")) : first
+        return yield* registry.backbone(first).pipe(Effect.as(first), Effect.orElseSucceed(() => trunkOf))
+      })
+
+    const insights: FunctionsShape["insights"] = (functionId) =>
+      Effect.gen(function*() {
+        const fn = yield* store.getFunction(functionId)
+        const counts = yield* store.labelCounts(functionId)
+        const tooFew = Trainable.tooFewLabels(counts.map((c) => ({ id: c.label.id, name: c.label.name, sampleCount: c.count })))
+        if (tooFew !== undefined) {
+          return yield* new FunctionsError({
+            reason: "TooFewSamples",
+            field: "functionId",
+            message: `Function ${fn.name} (${functionId}) has too few samples for insights: cross-validation ${tooFew.replace(/^training /, "")}`
+          })
+        }
+        const samples = yield* store.listSamples(functionId)
+        const files = yield* Effect.forEach(samples, (s) => Effect.either(blobs.localFile(imageKey(functionId, s.contentHash))), {
+          concurrency: 8
+        })
+        const promoted = yield* store.promotedVersion(functionId)
+        const resolved = yield* Preset.resolve(fn.preset, fn.overrides)
+        const missing = samples.flatMap((s, i) => (files[i]!._tag === "Left" ? [{ sampleId: s.id, reason: "its image is missing from the blob store" }] : []))
+        const images = samples.flatMap((s, i) => {
+          const file = files[i]!
+          return file._tag === "Left" ? [] : [{ id: s.id, source: file.right, label: s.annotation?.labelName }]
+        })
+        return yield* retrainer.withEnvironment(Effect.gen(function*() {
+          const backbone = promoted === undefined ? (yield* Preset.chooseBackbones(resolved)).backbones[0]! : yield* backboneOf(promoted)
+          const found = yield* Effect.scoped(Inspection.inspect(images, {
+            backbone,
+            labels: counts.map((c) => c.label.name),
+            folds: resolved.settings.folds,
+            seed: resolved.settings.seed
+          }))
+          return {
+            ...found.insights,
+            functionId,
+            backbone,
+            modelId: promoted?.id ?? null,
+            skipped: [...missing, ...found.skipped.map((s) => ({ sampleId: s.id, reason: s.reason }))]
+          } satisfies FunctionInsights
+        })).pipe(
+          Effect.mapError((e) =>
+            e._tag === "FunctionsError"
+              ? e
+              : new FunctionsError({ reason: "TrainingFailed", message: `Insights of function ${functionId}: ${e.message}`, cause: e })
+          )
+        )
+      })
+
     return {
       create,
       get: status,
@@ -564,6 +657,7 @@ export const make = (
       metrics,
       models: store.listModelVersions,
       rollback: retrainer.rollback,
+      insights,
       awaitTrained: (functionId) => Effect.zipRight(retrainer.awaitIdle(functionId), status(functionId))
     } satisfies FunctionsShape
   })

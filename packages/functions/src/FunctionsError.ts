@@ -22,6 +22,8 @@ export type FunctionsErrorReason =
   | "NotFound"
   /** `invoke` or `metrics` on a function that has no trained model yet. */
   | "NotTrained"
+  /** `insights` on a function without enough annotated samples to cross-validate (the message says what is missing). */
+  | "TooFewSamples"
   /** Image input that cannot be read or decoded (the field names which one). */
   | "InvalidImage"
   /** Other bad input to the function API (an empty name, an unknown label id, ...). */

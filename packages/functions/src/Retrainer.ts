@@ -267,6 +267,15 @@ export interface RetrainerShape {
    * @since 0.2.0
    */
   readonly zeroShot: (functionId: string) => Effect.Effect<ZeroShotModel | undefined, FunctionsError>
+  /**
+   * Run `effect` in the environment training runs in: the config, the embedding cache, the file system, and the
+   * registry whose backbones load once for the whole service (`Functions.insights` embeds with them).
+   *
+   * @since 0.2.0
+   */
+  readonly withEnvironment: <A, E>(
+    effect: Effect.Effect<A, E, Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem>
+  ) => Effect.Effect<A, E>
 }
 
 /**
@@ -684,7 +693,8 @@ export const make = (
       model,
       rollback,
       forget,
-      zeroShot: zeroShot.get
+      zeroShot: zeroShot.get,
+      withEnvironment: (effect) => Effect.provide(effect, context)
     } satisfies RetrainerShape
   })
 

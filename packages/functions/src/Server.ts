@@ -45,6 +45,7 @@ export interface ServeOptions extends DeployServer.ServerOptions, Functions.Func
 const reasons: Readonly<Record<FunctionsError["reason"], DeployError.DeployErrorReason>> = {
   NotFound: "NotFound",
   NotTrained: "NotTrained",
+  TooFewSamples: "TooFewSamples",
   InvalidImage: "InvalidImage",
   InvalidInput: "InvalidRequest",
   InvalidOptions: "InvalidRequest",
@@ -104,6 +105,36 @@ const modelView = (v: StoreTypes.ModelVersionRecord): FunctionApi.ModelView => {
     heldBack: v.heldBack
   }
 }
+
+/** The route's form of a function's insights: images named as sample ids, both ids of a duplicate pair. */
+const insightsView = (i: Functions.FunctionInsights): FunctionApi.InsightsView => ({
+  functionId: i.functionId,
+  backbone: i.backbone,
+  modelId: i.modelId,
+  images: i.images,
+  labels: i.labels,
+  health: i.health,
+  // No cross-validation (too few readable samples) finds no suspects.
+  suspects: (i.suspects ?? []).map((s) => ({
+    sampleId: s.id,
+    given: s.given,
+    suggested: s.suggested,
+    selfConfidence: s.selfConfidence,
+    suggestedConfidence: s.suggestedConfidence
+  })),
+  duplicates: i.duplicates.map((d) => ({
+    sampleIdA: d.a,
+    sampleIdB: d.b,
+    labelA: d.labelA,
+    labelB: d.labelB,
+    kind: d.kind,
+    similarity: d.similarity,
+    leak: d.leak,
+    conflict: d.conflict
+  })),
+  outliers: i.outliers.map((o) => ({ sampleId: o.id, label: o.label, nearest: o.nearest, similarity: o.similarity, score: o.score })),
+  skipped: i.skipped
+})
 
 // ---------------------------------------------------------------------------------------------------------------
 // The capture log
@@ -345,6 +376,7 @@ export const backend: Effect.Effect<
       })),
     invoke,
     metrics: (functionId) => run(functions.metrics(functionId)),
+    insights: (functionId) => run(Effect.map(functions.insights(functionId), insightsView)),
     capture: (functionId, image, capture) =>
       run(Effect.gen(function*() {
         // An invocation never rewrites a sample the function already holds.
