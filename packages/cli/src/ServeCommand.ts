@@ -5,7 +5,7 @@
  *
  * ```sh
  * loupe keys create --name app          # prints the key once
- * loupe serve --store ./store --port 8080
+ * loupe serve --store ./store --port 8080          # add --console for the pages under /console
  * curl -H "Authorization: Bearer $KEY" -H "Content-Type: image/jpeg" --data-binary @cat.jpg \
  *   http://127.0.0.1:8080/v1/functions/$FUNCTION/invoke
  * ```
@@ -72,6 +72,11 @@ const flags = {
   ),
   captureRandom: optionalNumber("capture-random", "<fraction>", "Keep this fraction of invocations at random (0: never)", String(capture.randomFraction)),
   capturePerMinute: optionalNumber("capture-per-minute", "<n>", "Most invocations kept per function per minute", String(capture.perMinute)),
+  console: Flag.boolean(
+    "console",
+    "Serve the console too: pages under /console to upload, label and inspect data in a browser, signed in with an " +
+      "API key. Off by default"
+  ),
   modelsDir,
   plugins
 }
@@ -100,6 +105,13 @@ export const command = DocumentedCommand.make(
         message: "--allow-private-urls only applies to URL fetching: add --allow-url-fetch, or drop --allow-private-urls"
       })
     }
+    if (f.console && Option.isSome(f.bundle)) {
+      return yield* new FunctionsError.FunctionsError({
+        reason: "InvalidOptions",
+        field: "console",
+        message: "--console shows a store's functions: drop --bundle, or drop --console"
+      })
+    }
     const options: DeployServer.ServerOptions = {
       port: f.port,
       host: f.host,
@@ -121,7 +133,7 @@ export const command = DocumentedCommand.make(
       DeployError.DeployError | FunctionsError.FunctionsError,
       Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
     > = Option.match(f.bundle, {
-      onNone: () => Server.layer({ ...options, store: storeDir }),
+      onNone: () => Server.layer({ ...options, store: storeDir, console: f.console }),
       onSome: (bundle) => ServeBundle.layer({ ...options, bundle: path.resolve(bundle), keysFile: ApiKeys.fileIn(storeDir) })
     })
     const running = yield* Layer.build(serving)
@@ -131,6 +143,7 @@ export const command = DocumentedCommand.make(
       yield* Effect.logWarning(`No API key in ${ApiKeys.fileIn(storeDir)} yet: create one with \`loupe keys create --store ${storeDir}\``)
     }
     yield* Console.log(`Serving ${Option.getOrElse(f.bundle, () => storeDir)} on ${url} (OpenAPI: ${url}/openapi.json)`)
+    if (f.console && Option.isNone(f.bundle)) yield* Console.log(`Console: ${url}/console`)
     return yield* Effect.never
   }).pipe(Effect.scoped, Effect.provide(environment(f)))
 )

@@ -209,7 +209,11 @@ const lifecycleMiddleware = (lifecycle: Lifecycle, limits: BodyLimits, logReques
       })
     }
     const secured = (response: HttpServerResponse.HttpServerResponse) => {
-      const headers = HttpServerResponse.setHeaders(response, { "x-content-type-options": "nosniff", "cache-control": "no-store" })
+      // `no-store` unless the route chose its own caching (the console's static files).
+      const headers = HttpServerResponse.setHeaders(response, {
+        "x-content-type-options": "nosniff",
+        "cache-control": response.headers["cache-control"] ?? "no-store"
+      })
       return lifecycle.draining ? HttpServerResponse.setHeader(headers, "connection", "close") : headers
     }
     const type = mediaType(request)
@@ -539,12 +543,17 @@ const handlers = (options: {
  * Serve `FunctionApi` over the `FunctionBackend` and `ApiKeys` in context. The layer holds the listening server
  * (its `HttpServer` tells the bound address); closing it drains and stops.
  *
+ * `routes` adds routes of the caller's beside the API's (the console's pages): a layer that adds them to
+ * `HttpApiBuilder.Router` (`HttpApiBuilder.Router.use(...)`). They get the same limits, draining and headers as the
+ * API, and answer for themselves (no API key is asked of them).
+ *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (
-  options: ServerOptions = {}
-): Layer.Layer<HttpServer.HttpServer, DeployError, FunctionBackend | ApiKeys> =>
+export const layer = <E = never, R = never>(
+  options: ServerOptions = {},
+  routes: Layer.Layer<never, E, R> = Layer.empty as Layer.Layer<never, E, R>
+): Layer.Layer<HttpServer.HttpServer, DeployError | E, FunctionBackend | ApiKeys | R> =>
   // Each build gets its own Node server and lifecycle.
   Layer.suspend(() => {
     const lifecycle: Lifecycle = { inflight: 0, draining: false }
@@ -574,6 +583,7 @@ export const layer = (
     )
     const serving = HttpApiBuilder.serve(lifecycleMiddleware(lifecycle, limits, options.logRequests ?? false)).pipe(
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+      Layer.provide(routes),
       Layer.provide(apiMiddleware),
       Layer.provide(apiLayer),
       // The payload schemas check images under this policy while the request decodes, outside any handler.

@@ -29,6 +29,7 @@ import * as PrivateFiles from "./internal/PrivateFiles.js"
 import * as Retrainer from "./Retrainer.js"
 import { Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
+import * as WebConsole from "./WebConsole.js"
 
 /**
  * Options of `layer`: the store folder, the HTTP server's options (`@loupe/deploy`'s `Server.ServerOptions`: port,
@@ -40,6 +41,12 @@ import type * as StoreTypes from "./Store.js"
 export interface ServeOptions extends DeployServer.ServerOptions, Functions.FunctionsConfig {
   /** The function store folder; its `keys.json` holds the API keys. */
   readonly store: string
+  /**
+   * Serve the console (`WebConsole`) under `/console` too. Default false.
+   *
+   * @since 0.2.0
+   */
+  readonly console?: boolean
 }
 
 const reasons: Readonly<Record<FunctionsError["reason"], DeployError.DeployErrorReason>> = {
@@ -410,7 +417,7 @@ export const layer = (
   Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
 > => {
   const store = path.resolve(options.store)
-  const { store: _, ...rest } = options
+  const { console: withConsole, store: _, ...rest } = options
   // Samples and invokes are checked again on the function path: with the server's limits unless set apart.
   const limits = { ...DeployServer.defaultImageLimits, ...options.image }
   const config: Functions.FunctionsConfig = {
@@ -418,9 +425,10 @@ export const layer = (
     maxImageBytes: rest.maxImageBytes ?? limits.maxBytes,
     maxImagePixels: rest.maxImagePixels ?? limits.maxPixels
   }
-  return DeployServer.layer(options).pipe(
+  const keys = ApiKeys.layer(ApiKeys.fileIn(store))
+  return DeployServer.layer(options, withConsole === true ? WebConsole.layer : Layer.empty).pipe(
     Layer.provide(Layer.scoped(FunctionBackend.FunctionBackend, backend)),
-    Layer.provide(Layer.mergeAll(CaptureLog.layer(store), ApiKeys.layer(ApiKeys.fileIn(store)))),
+    Layer.provide(Layer.mergeAll(CaptureLog.layer(store), keys)),
     Layer.provide(Functions.layerDirectory(store, config))
   )
 }

@@ -264,6 +264,17 @@ export interface NewModelVersion {
 }
 
 /**
+ * Which samples `listSamples` and `countSamples` take: those annotated with the label `labelId`, or with `labelId:
+ * null` the unlabelled ones; all when `labelId` is left out.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface SampleFilter {
+  readonly labelId?: string | null | undefined
+}
+
+/**
  * The operations of the store. Every one fails with `FunctionsError`: `NotFound` (naming the field) for an unknown
  * function, label, sample or version, `InvalidInput` for bad input (e.g. an unknown label id), `StoreFailed` when
  * the database fails.
@@ -307,10 +318,17 @@ export interface StoreShape {
     samples: ReadonlyArray<NewSample>,
     options?: AddSamplesOptions
   ) => Effect.Effect<ReadonlyArray<AddedSample>, FunctionsError>
+  /** Samples in the order they were added, a page at a time (`limit`, `offset`), optionally filtered (`SampleFilter`). */
   readonly listSamples: (
     functionId: string,
-    options?: { readonly limit?: number | undefined; readonly offset?: number | undefined }
+    options?: { readonly limit?: number | undefined; readonly offset?: number | undefined } & SampleFilter
   ) => Effect.Effect<ReadonlyArray<SampleRecord>, FunctionsError>
+  /**
+   * How many samples the function holds, or how many pass `filter`.
+   *
+   * @since 0.2.0
+   */
+  readonly countSamples: (functionId: string, filter?: SampleFilter) => Effect.Effect<number, FunctionsError>
   readonly getSample: (functionId: string, sampleId: string) => Effect.Effect<SampleRecord, FunctionsError>
   readonly setAnnotation: (
     functionId: string,

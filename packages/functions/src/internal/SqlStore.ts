@@ -102,6 +102,10 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
   const sampleColumns = sql`s.id, s.function_id, s.content_hash, s.external_id, s.label_id, l.name AS label_name,
     s.created_at, s.updated_at`
 
+  /** `SampleFilter.labelId` as a condition on `samples s`: a label's samples, the unlabelled ones, or all. */
+  const labelCondition = (labelId: string | null | undefined) =>
+    labelId === undefined ? sql`` : labelId === null ? sql`AND s.label_id IS NULL` : sql`AND s.label_id = ${labelId}`
+
   const selectSamples = (functionId: string, ids: ReadonlyArray<string>) =>
     Effect.map(
       Effect.forEach(chunks(ids), (chunk) =>
@@ -360,9 +364,20 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
           const limit = options.limit ?? -1
           const offset = options.offset ?? 0
           const rows = yield* sql<SampleRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l
-            ON l.id = s.label_id WHERE s.function_id = ${functionId} ORDER BY s.seq
+            ON l.id = s.label_id WHERE s.function_id = ${functionId} ${labelCondition(options.labelId)} ORDER BY s.seq
             LIMIT ${limit < 0 ? Number.MAX_SAFE_INTEGER : limit} OFFSET ${offset}`
           return rows.map(toSample)
+        })
+      ),
+
+    countSamples: (functionId, filter = {}) =>
+      run(
+        "countSamples",
+        Effect.gen(function*() {
+          yield* selectFunction(functionId)
+          const rows = yield* sql<{ readonly n: number | string }>`SELECT COUNT(*) AS n FROM samples s
+            WHERE s.function_id = ${functionId} ${labelCondition(filter.labelId)}`
+          return Number(rows[0]?.n ?? 0)
         })
       ),
 
