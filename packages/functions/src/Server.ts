@@ -29,6 +29,7 @@ import * as PrivateFiles from "./internal/PrivateFiles.js"
 import * as Retrainer from "./Retrainer.js"
 import { Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
+import * as Dismissals from "./console/Dismissals.js"
 import * as WebConsole from "./WebConsole.js"
 
 /**
@@ -426,7 +427,8 @@ export const layer = (
     maxImagePixels: rest.maxImagePixels ?? limits.maxPixels
   }
   const keys = ApiKeys.layer(ApiKeys.fileIn(store))
-  return DeployServer.layer(options, withConsole === true ? WebConsole.layer : Layer.empty).pipe(
+  const webConsole = withConsole === true ? WebConsole.layer.pipe(Layer.provide(Dismissals.layer(store))) : Layer.empty
+  return DeployServer.layer(options, webConsole).pipe(
     Layer.provide(Layer.scoped(FunctionBackend.FunctionBackend, backend)),
     Layer.provide(Layer.mergeAll(CaptureLog.layer(store), keys)),
     Layer.provide(Functions.layerDirectory(store, config))

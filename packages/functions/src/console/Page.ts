@@ -88,7 +88,12 @@ export interface FunctionTab {
 }
 
 /** The tabs of a function's pages, in order. */
-export const functionTabs: ReadonlyArray<FunctionTab> = [{ label: "Data", path: "data" }]
+export const functionTabs: ReadonlyArray<FunctionTab> = [
+  { label: "Data", path: "data" },
+  { label: "Model", path: "model" },
+  { label: "Review", path: "review" },
+  { label: "Try it", path: "try" }
+]
 
 /** What a page shows around its content. */
 export interface Layout {
@@ -141,6 +146,7 @@ export const documentResponse = (layout: Layout, content: Part, status = 200) =>
 const statusOf: Readonly<Record<FunctionsError["reason"], number>> = {
   NotFound: 404,
   NotTrained: 409,
+  TooFewSamples: 409,
   InvalidImage: 400,
   InvalidInput: 400,
   InvalidOptions: 400,

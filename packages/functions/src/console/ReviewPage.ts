@@ -16,8 +16,9 @@
 import { HttpRouter, HttpServerRequest } from "@effect/platform"
 import { FunctionBackend } from "@loupe/deploy"
 import type { FunctionApi } from "@loupe/deploy"
+import type { Insights } from "@loupe/metrics"
 import { Effect } from "effect"
-import type { FunctionsError } from "../FunctionsError.js"
+import { FunctionsError } from "../FunctionsError.js"
 import * as Functions from "../Functions.js"
 import * as Dismissals from "./Dismissals.js"
 import { formField, functionIdParam, statusFragment } from "./FunctionsPage.js"
@@ -41,10 +42,10 @@ export interface View {
  * Read what the page shows; `captures` lists the function's review queue (the server's). A function without enough
  * annotated samples has no insights: the page says why instead.
  */
-export const load = <E>(
+export const load = (
   functionId: string,
-  captures: Effect.Effect<ReadonlyArray<FunctionApi.CaptureView>, E>
-): Effect.Effect<View, FunctionsError | E, Functions.Functions | Dismissals.Dismissals> =>
+  captures: Effect.Effect<ReadonlyArray<FunctionApi.CaptureView>, FunctionsError>
+): Effect.Effect<View, FunctionsError, Functions.Functions | Dismissals.Dismissals> =>
   Effect.gen(function*() {
     const functions = yield* Functions.Functions
     const dismissals = yield* Dismissals.Dismissals
@@ -56,7 +57,15 @@ export const load = <E>(
   })
 
 /** The suggestions of each kind still to show, in the order shown. */
-export const pending = (view: View) => {
+export interface Pending {
+  readonly suspects: ReadonlyArray<Insights.Suspect>
+  readonly duplicates: ReadonlyArray<Insights.DuplicatePair>
+  readonly outliers: ReadonlyArray<Insights.Outlier>
+  readonly captures: ReadonlyArray<FunctionApi.CaptureView>
+}
+
+/** The suggestions of each kind still to show (not dismissed), at most `shown` of each, in the order shown. */
+export const pending = (view: View): Pending => {
   const open = (kind: Dismissals.Kind, subject: string) => !view.dismissed.has(Dismissals.key(kind, subject))
   const insights = "unavailable" in view.insights ? undefined : view.insights
   return {
@@ -202,7 +211,9 @@ export const decide = (
 const show = Effect.gen(function*() {
   const functionId = yield* functionIdParam
   const backend = yield* FunctionBackend.FunctionBackend
-  const view = yield* load(functionId, backend.listCaptures(functionId, { limit: 100 }))
+  const captures = Effect.mapError(backend.listCaptures(functionId, { limit: 100 }), (e) =>
+    new FunctionsError({ reason: "StoreFailed", message: `Listing the captures: ${e.message}`, cause: e }))
+  const view = yield* load(functionId, captures)
   const status = yield* Effect.flatMap(Functions.Functions, (functions) => functions.get(functionId))
   const session = yield* SignedIn
   return yield* documentResponse(
