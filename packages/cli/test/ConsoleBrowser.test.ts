@@ -68,11 +68,16 @@ const serve = (): Promise<string> =>
     child.on("exit", (code) => reject(new Error(`loupe serve exited with ${code}:\n${output}`)))
   })
 
-/** The function API, as the test's own client (to check what the pages claim). */
-const api = async (route: string) => {
-  const response = await fetch(`${url}${route}`, { headers: { authorization: `Bearer ${token}` } })
+/**
+ * A GET of the function API, as the test's own client (to check what the pages claim). Tried again once when the
+ * connection drops: Node's server may close a kept-alive socket just as the next request goes out on it (its event
+ * loop busy training), which a browser retries by itself and `fetch` does not.
+ */
+const api = async (route: string): Promise<any> => {
+  const get = () => fetch(`${url}${route}`, { headers: { authorization: `Bearer ${token}` } })
+  const response = await get().catch(get)
   expect(response.status).toBe(200)
-  return response.json() as Promise<any>
+  return response.json()
 }
 
 beforeAll(async () => {
@@ -148,13 +153,13 @@ describe("the console in Chromium", () => {
       // Upload: each batch with its label (none for the last), through the page's file picker.
       const upload = async (files: ReadonlyArray<string>, label: string) => {
         await page.fill("[data-upload-label]", label)
-        await page.locator("[data-upload] input[type=file]:not([webkitdirectory])").setInputFiles([...files])
+        await page.locator("[data-upload-files]").setInputFiles([...files])
         await page.waitForFunction((n) => document.querySelector("[data-message]")?.textContent?.startsWith(`Uploaded ${n} of ${n}`), files.length)
       }
       await upload(asCats, "cats")
       await upload(asDogs, "dogs")
       await upload(unlabelled, "")
-      expect((await api(`/v1/functions/${functionId}/samples?limit=100`)).data.length).toBe(48)
+      expect((await api(`/v1/functions/${functionId}/samples?limit=100`)).length).toBe(48)
       await shoot(page, "2-data")
 
       // Label the 8 unlabelled ones with the keyboard: click the first, then one key per image (focus moves on).
@@ -172,7 +177,7 @@ describe("the console in Chromium", () => {
         await expect.poll(() => tile.locator(".caption").innerText()).toBe(label)
       }
       for (const f of unlabelled) expect(truth.get(f)).toBeDefined()
-      const samples = (await api(`/v1/functions/${functionId}/samples?limit=100`)).data as Array<any>
+      const samples = (await api(`/v1/functions/${functionId}/samples?limit=100`)) as Array<any>
       expect(samples.filter((s) => s.annotation === null)).toEqual([])
 
       // Training: wait until the model serving has seen everything.

@@ -53,7 +53,7 @@ export const cellSamples = (
 
 /** The Data page's link to one confusion-matrix cell's samples (see `cellSamples`). */
 export const cellHref = (functionId: string, given: string, predicted: string): string =>
-  `${path("/console/functions", functionId, "data")}?${new URLSearchParams({ given, predicted })}`
+  `${path("/console/functions", functionId, "data")}?${new URLSearchParams({ filter: "cell", given, predicted })}`
 
 const percent = (v: number) => `${(v * 100).toFixed(1)}%`
 const fixed = (v: number) => v.toFixed(3)
@@ -75,14 +75,14 @@ const headline = (m: Functions.FunctionMetrics): Html =>
   ]}</div>`
 
 const perLabel = (m: Functions.FunctionMetrics): Html =>
-  html`<table class="per-label"><thead><tr><th>Label</th><th>Samples</th><th>Precision</th><th>Recall</th><th>F1</th></tr></thead>
+  html`<div class="table-wrap"><table class="per-label"><thead><tr><th>Label</th><th>Samples</th><th>Precision</th><th>Recall</th><th>F1</th></tr></thead>
 <tbody>${
     m.cv.perClass.map((c) =>
       html`<tr><td>${text(c.labelName)}</td><td class="num">${c.support}</td><td class="num">${fixed(c.precision)}</td><td class="num">${
         fixed(c.recall)
       }</td><td class="num">${fixed(c.f1)}</td></tr>`
     )
-  }</tbody></table>`
+  }</tbody></table></div>`
 
 const confusion = (functionId: string, m: Functions.FunctionMetrics): Html => {
   const labels = m.cv.labels
@@ -121,7 +121,7 @@ const versionRow = (functionId: string, csrf: Html, v: StoreTypes.ModelVersionRe
 const versions = (functionId: string, csrf: Html, all: ReadonlyArray<StoreTypes.ModelVersionRecord>): Html =>
   all.length === 0
     ? html`<p class="muted">No model versions yet.</p>`
-    : html`<div class="table-scroll"><table class="versions"><thead><tr><th>Version</th><th>Trained</th><th>Samples</th><th>CV accuracy</th><th>CV errors</th><th>State</th><th></th></tr></thead>
+    : html`<div class="table-wrap"><table class="versions"><thead><tr><th>Version</th><th>Trained</th><th>Samples</th><th>CV accuracy</th><th>CV errors</th><th>State</th><th></th></tr></thead>
 <tbody>${all.map((v) => versionRow(functionId, csrf, v))}</tbody></table></div>`
 
 /** The page's content (the shell wraps it in the layout); `csrf` is the session's hidden CSRF field. */

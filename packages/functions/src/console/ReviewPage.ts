@@ -23,7 +23,7 @@ import * as Functions from "../Functions.js"
 import * as Dismissals from "./Dismissals.js"
 import { formField, functionIdParam, statusFragment } from "./FunctionsPage.js"
 import { type Html, html, path, text } from "./Html.js"
-import { action, csrfField, documentResponse, errorFragment, isHtmx, page, redirect, respond, SignedIn } from "./Page.js"
+import { action, csrfField, documentResponse, isHtmx, page, redirect, refuse, respond, SignedIn } from "./Page.js"
 import { Thumbnails } from "./Thumbnails.js"
 
 /** How many suggestions of each kind the page shows at once (the next ones appear as these are handled). */
@@ -229,7 +229,7 @@ const post = Effect.gen(function*() {
   const values = new Map(fields)
   const chosen = decision((name) => values.get(name))
   const htmx = isHtmx(yield* HttpServerRequest.HttpServerRequest)
-  if (chosen === undefined) return respond(errorFragment("That suggestion's form was malformed; reload the page"), 400)
+  if (chosen === undefined) return refuse(400, "That suggestion's form was malformed; reload the page")
   const sample = chosen.action === "delete"
     ? yield* Effect.flatMap(Functions.Functions, (functions) => functions.getSample(functionId, chosen.sampleId))
     : undefined

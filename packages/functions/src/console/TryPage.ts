@@ -11,7 +11,7 @@ import { FunctionsError } from "../FunctionsError.js"
 import * as Functions from "../Functions.js"
 import { functionIdParam, statusFragment } from "./FunctionsPage.js"
 import { type Html, html, path, text } from "./Html.js"
-import { action, csrfField, documentResponse, errorFragment, page, respond, SignedIn } from "./Page.js"
+import { action, csrfField, documentResponse, page, respond, SignedIn } from "./Page.js"
 
 /** The page's content (the shell wraps it in the layout); `csrf` is the session's hidden CSRF field. */
 export const render = (status: Functions.FunctionStatus, csrf: Html): Html => {
@@ -78,7 +78,8 @@ const tryImage = Effect.gen(function*() {
   return respond(yield* predict(functionId, bytes))
 }).pipe(
   // Answered in place of the prediction (htmx swaps only a 2xx answer): a bad image, or no model yet.
-  Effect.catchIf((e) => e.reason === "InvalidImage" || e.reason === "NotTrained", (e) => Effect.succeed(respond(errorFragment(e.message))))
+  Effect.catchIf((e) => e.reason === "InvalidImage" || e.reason === "NotTrained", (e) =>
+    Effect.succeed(respond(html`<p class="error" role="alert">${text(e.message)}</p>`)))
 )
 
 /** The try page's routes. */
