@@ -42,6 +42,7 @@ import * as Assets from "./console/Assets.js"
 import * as DataPage from "./console/DataPage.js"
 import type * as Dismissals from "./console/Dismissals.js"
 import * as FunctionsPage from "./console/FunctionsPage.js"
+import * as InsightsCache from "./console/InsightsCache.js"
 import * as ModelPage from "./console/ModelPage.js"
 import { errorResponse, refuse } from "./console/Page.js"
 import * as ReviewPage from "./console/ReviewPage.js"
@@ -112,10 +113,12 @@ export const layer: Layer.Layer<never, FunctionsError, Services | FileSystem.Fil
     const assets = yield* Assets.make
     const sessions = Session.make(yield* ApiKeys.ApiKeys)
     const thumbnails = yield* Thumbnails.make
+    const insights = yield* InsightsCache.make
     const services = (yield* Effect.context<Services>()).pipe(
       Context.add(Assets.Assets, assets),
       Context.add(Session.Sessions, sessions),
-      Context.add(Thumbnails.Thumbnails, thumbnails)
+      Context.add(Thumbnails.Thumbnails, thumbnails),
+      Context.add(InsightsCache.InsightsCache, insights)
     )
     const notFound = HttpRouter.all("/console/*", Effect.succeed(refuse(404, "No such console page")))
     const all = HttpRouter.concatAll(...pages, Assets.routes(assets)).pipe(

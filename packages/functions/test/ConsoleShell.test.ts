@@ -131,7 +131,7 @@ describe("the console's shell", () => {
     expect(page).not.toMatch(/\sstyle=/i)
   })
 
-  it("serves htmx, the stylesheet and the script at versioned paths cached for a year", async () => {
+  it("serves htmx, the stylesheet, the script and the icon at versioned paths cached for a year", async () => {
     const client = await ConsoleClient.signedIn(server.base, token)
     const page = (await client.get("/console/functions")).text
     const assets = [...page.matchAll(/(?:src|href)="(\/console\/static\/[^"]+)"/g)].map((m) => m[1]!)
@@ -142,7 +142,7 @@ describe("the console's shell", () => {
       const response = await fetch(`${server.base}${asset}`)
       expect(response.status, asset).toBe(200)
       expect(response.headers.get("cache-control"), asset).toBe("public, max-age=31536000, immutable")
-      expect(response.headers.get("content-type"), asset).toMatch(/^text\/(javascript|css)/)
+      expect(response.headers.get("content-type"), asset).toMatch(/^(text\/(javascript|css)|image\/svg\+xml)/)
     }
     const htmx = await (await fetch(`${server.base}/console/static/htmx-2.0.11.min.js`)).text()
     expect(htmx).toContain("htmx")

@@ -1,5 +1,5 @@
 /**
- * The console's static files: htmx (from the `htmx.org` package), the stylesheet and the script (hand-written, in
+ * The console's static files: htmx (from the `htmx.org` package), the stylesheet, the script and the icon (hand-written, in
  * `assets/console/` of this package). Each is served at a path holding its content hash, so it can be cached for a
  * year (`immutable`): a changed file gets a new path.
  *
@@ -25,6 +25,7 @@ export interface AssetsShape {
   readonly htmx: string
   readonly stylesheet: string
   readonly script: string
+  readonly icon: string
   readonly files: ReadonlyArray<Asset>
 }
 
@@ -51,12 +52,14 @@ export const make: Effect.Effect<AssetsShape, FunctionsError, FileSystem.FileSys
   const htmx = yield* read(htmxFile)
   const css = yield* read(path.join(dir, "console.css"))
   const js = yield* read(path.join(dir, "console.js"))
+  const icon = yield* read(path.join(dir, "favicon.svg"))
   const files: ReadonlyArray<Asset> = [
     { path: `/console/static/htmx-${htmxVersion}.min.js`, contentType: "text/javascript; charset=utf-8", bytes: htmx },
     { path: hashed("console", "css", css), contentType: "text/css; charset=utf-8", bytes: css },
-    { path: hashed("console", "js", js), contentType: "text/javascript; charset=utf-8", bytes: js }
+    { path: hashed("console", "js", js), contentType: "text/javascript; charset=utf-8", bytes: js },
+    { path: hashed("favicon", "svg", icon), contentType: "image/svg+xml", bytes: icon }
   ]
-  return { htmx: files[0]!.path, stylesheet: files[1]!.path, script: files[2]!.path, files }
+  return { htmx: files[0]!.path, stylesheet: files[1]!.path, script: files[2]!.path, icon: files[3]!.path, files }
 })
 
 /** Routes serving the static files, cached for a year. */

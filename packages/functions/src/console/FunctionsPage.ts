@@ -12,7 +12,7 @@ import * as Functions from "../Functions.js"
 import * as Preset from "../Preset.js"
 import { Store } from "../Store.js"
 import type { Html } from "./Html.js"
-import { html, path, text } from "./Html.js"
+import { html, message, path, text } from "./Html.js"
 import { action, csrfField, documentResponse, page, redirect, respond, SignedIn } from "./Page.js"
 import { Thumbnails } from "./Thumbnails.js"
 
@@ -50,8 +50,8 @@ export const statusFragment = (status: Functions.FunctionStatus, since: string |
 ${model === null
     ? html`<span class="model none">no model yet</span>`
     : html`<span class="model">${fresh ? html`<strong class="new">New model serving:</strong> ` : "serving "}<code>${model.id}</code> · CV accuracy ${percent(model.cvAccuracy)}${model.upToDate ? "" : " · data changed since"}</span>`}
-${status.trainError === null ? "" : html`<span class="error">last run failed: ${text(status.trainError)}</span>`}
-${status.heldBack === null ? "" : html`<span class="held">newer model held back: ${text(status.heldBack.reason)}</span>`}
+${status.trainError === null ? "" : html`<span class="error">last run failed: ${message(status.trainError)}</span>`}
+${status.heldBack === null ? "" : html`<span class="held">newer model held back: ${message(status.heldBack.reason)}</span>`}
 </div>`
 }
 
@@ -76,7 +76,7 @@ ${csrfField(session)}
 <select id="preset" name="preset">${Preset.presets.map((p) =>
       html`<option value="${p.name}"${p.name === Preset.defaultPreset ? html` selected` : ""}>${p.name}</option>`
     )}</select>
-${problem === undefined ? "" : html`<p class="error" role="alert">${text(problem)}</p>`}
+${problem === undefined ? "" : html`<p class="error" role="alert">${message(problem)}</p>`}
 <button type="submit">Create</button>
 </form>`)
 

@@ -43,6 +43,19 @@ export const html = (strings: TemplateStringsArray, ...parts: ReadonlyArray<Part
 /** User text as content: escaped and isolated from the surrounding text's direction. */
 export const text = (value: string): Html => html`<bdi>${value}</bdi>`
 
+/** Bidirectional embedding, override and isolate controls (U+202A to U+202E, U+2066 to U+2069). */
+const bidiControls = /[\u202A-\u202E\u2066-\u2069]/g
+
+/**
+ * A sentence that quotes user text (an error message naming a label): its bidi controls are shown as `[U+202E]`,
+ * so a quoted name cannot reverse the rest of the sentence.
+ */
+export const visibleControls = (value: string): string =>
+  value.replace(bidiControls, (c) => `[U+${c.codePointAt(0)!.toString(16).toUpperCase()}]`)
+
+/** A message quoting user text, as content: escaped, with its bidi controls shown (`visibleControls`). */
+export const message = (value: string): Html => html`<bdi>${visibleControls(value)}</bdi>`
+
 /** A URL path with each dynamic segment percent-encoded: `path("/console/functions", id, "data")`. */
 export const path = (base: string, ...segments: ReadonlyArray<string>): string =>
   [base, ...segments.map(encodeURIComponent)].join("/")

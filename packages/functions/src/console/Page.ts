@@ -9,7 +9,7 @@ import { Context, Effect, Option } from "effect"
 import type { FunctionsError } from "../FunctionsError.js"
 import { Assets } from "./Assets.js"
 import type { Html, Part } from "./Html.js"
-import { html, path, raw, text } from "./Html.js"
+import { html, message as quoting, path, raw, text, visibleControls } from "./Html.js"
 import type { Session } from "./Session.js"
 import { sameToken, sessionCookie, Sessions } from "./Session.js"
 
@@ -35,7 +35,7 @@ export const redirect = (location: string): Effect.Effect<HttpServerResponse.Htt
 
 /** A plain-text refusal (`403`, `401`, ...). */
 export const refuse = (status: number, message: string): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.text(message, { status })
+  HttpServerResponse.text(visibleControls(message), { status })
 
 /**
  * A page only a signed-in browser sees: the handler runs with `SignedIn`; without a live session a page load is
@@ -120,6 +120,7 @@ export const document = (layout: Layout, content: Part): Effect.Effect<Html, nev
 <meta name="csrf-token" content="${session.csrf}">
 <title>${layout.title} · Loupe</title>
 <link rel="stylesheet" href="${assets.stylesheet}">
+<link rel="icon" href="${assets.icon}" type="image/svg+xml">
 <script src="${assets.htmx}" defer></script>
 <script src="${assets.script}" defer></script>
 </head>
@@ -163,12 +164,9 @@ export const errorResponse = (error: unknown): Effect.Effect<HttpServerResponse.
     : undefined
   const status = known === undefined ? 500 : statusOf[known.reason] ?? 500
   const message = status === 500 ? "The server failed; see its log" : known!.message
-  const body = html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error · Loupe</title></head><body><main><p class="error" role="alert">${message}</p><p><a href="/console/functions">Back to the functions</a></p></main></body></html>`
+  const body = html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error · Loupe</title></head><body><main><p class="error" role="alert">${quoting(message)}</p><p><a href="/console/functions">Back to the functions</a></p></main></body></html>`
   return Effect.as(
     status === 500 ? Effect.logError("Console request failed", error) : Effect.void,
     respond(body, status)
   )
 }
-
-/** An error message as an htmx fragment (swapped into the page's message area). */
-export const errorFragment = (message: string): Html => html`<p class="error" role="alert">${text(message)}</p>`

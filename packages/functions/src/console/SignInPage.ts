@@ -24,6 +24,7 @@ const signInForm = (token: string, next: string, problem: string | undefined) =>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · Loupe</title>
 <link rel="stylesheet" href="${assets.stylesheet}">
+<link rel="icon" href="${assets.icon}" type="image/svg+xml">
 </head>
 <body class="signin">
 <main>
