@@ -1,7 +1,7 @@
 /**
  * Page 4, a function's review (`GET /console/functions/:functionId/review`): what to fix in a function's data, each suggestion with a one-click accept and dismiss.
  *
- * - Label-noise suspects (`Functions.insights`), most suspicious first: accepting relabels the sample as suggested.
+ * - Label-noise suspects (`Functions.insights`, through the console's `InsightsCache`), most suspicious first: accepting relabels the sample as suggested.
  * - Duplicates (exact and near, with leaks across folds and conflicting labels): accepting deletes the second copy.
  * - Outliers (far from every label): accepting deletes the sample.
  * - Low-confidence captures from invoke (the review queue): accepting annotates it with the label the model gave, or
@@ -23,6 +23,7 @@ import * as Functions from "../Functions.js"
 import * as Dismissals from "./Dismissals.js"
 import { formField, functionIdParam, statusFragment } from "./FunctionsPage.js"
 import { type Html, html, path, text } from "./Html.js"
+import { InsightsCache } from "./InsightsCache.js"
 import { action, csrfField, documentResponse, isHtmx, page, redirect, refuse, respond, SignedIn } from "./Page.js"
 import { Thumbnails } from "./Thumbnails.js"
 
@@ -45,13 +46,13 @@ export interface View {
 export const load = (
   functionId: string,
   captures: Effect.Effect<ReadonlyArray<FunctionApi.CaptureView>, FunctionsError>
-): Effect.Effect<View, FunctionsError, Functions.Functions | Dismissals.Dismissals> =>
+): Effect.Effect<View, FunctionsError, Functions.Functions | Dismissals.Dismissals | InsightsCache> =>
   Effect.gen(function*() {
     const functions = yield* Functions.Functions
     const dismissals = yield* Dismissals.Dismissals
     const labels = (yield* functions.listLabels(functionId)).map((l) => l.name)
-    const insights = yield* functions.insights(functionId).pipe(
-      Effect.catchIf((e) => e.reason === "TooFewSamples", (e) => Effect.succeed({ unavailable: e.message }))
+    const insights = yield* Effect.flatMap(InsightsCache, (cache) => cache.get(functionId)).pipe(
+      Effect.catchIf((e) => e.reason === "TooFewSamples" || e.reason === "TrainingFailed", (e) => Effect.succeed({ unavailable: e.message }))
     )
     return { functionId, labels, insights, captures: yield* captures, dismissed: yield* dismissals.list(functionId) }
   })
