@@ -6,13 +6,12 @@
 // screenshotted at 1280x800 and at a 390 px wide phone viewport into out/console-screenshots/ (CI artifacts), and
 // no page may log an error (a Content-Security-Policy violation is one).
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type ChildProcess, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { type Page, chromium } from "playwright-core"
-import { loupe, modelsDir, repoRoot, sharedDir } from "./fixtures/cli.js"
+import { loupe, modelsDir, repoRoot, serve, type Serving, sharedDir } from "./fixtures/cli.js"
 
 const dataset = path.join(sharedDir, "datasets", "cats-vs-dogs")
 /** `count` photos of `label` in `split`, from the `from`-th in numeric order. */
@@ -36,37 +35,16 @@ const fileByHash = new Map([...cats, ...dogs].map((f) => [sha256(fs.readFileSync
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-console-"))
 const store = path.join(work, "store")
 const env = { LOUPE_CACHE_DIR: path.join(work, "cache"), LOUPE_MODELS_DIR: modelsDir }
-const cli = path.join(repoRoot, "packages/cli/dist/cli.js")
 const screenshots = path.join(repoRoot, "out", "console-screenshots")
+
+/** The page's `document`, inside `page.evaluate` (the tests compile without the DOM's types). */
+declare const document: any
 
 const chromiumArgs = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-let server: ChildProcess | undefined
+let server: Serving | undefined
 let url = ""
 let token = ""
-
-/** Start `loupe serve --console` on a free port and wait for its "Serving ... on <url>" line. */
-const serve = (): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, "serve", "--console", "--store", store, "--port", "0", "--capture-random", "0"], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    server = child
-    let output = ""
-    const timer = setTimeout(() => reject(new Error(`loupe serve did not start:\n${output}`)), 60_000)
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString()
-      const match = /Serving .* on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      if (match) {
-        clearTimeout(timer)
-        resolve(match[1]!)
-      }
-    }
-    child.stdout!.on("data", onData)
-    child.stderr!.on("data", onData)
-    child.on("exit", (code) => reject(new Error(`loupe serve exited with ${code}:\n${output}`)))
-  })
 
 /**
  * A GET of the function API, as the test's own client (to check what the pages claim). Tried again once when the
@@ -84,12 +62,13 @@ beforeAll(async () => {
   const created = loupe(["keys", "create", "--store", store, "--name", "browser", "--json"], env)
   expect(created.status).toBe(0)
   token = JSON.parse(created.stdout).token
-  url = await serve()
+  server = await serve(["--console", "--store", store, "--port", "0", "--capture-random", "0"], env)
+  url = server.url
   fs.mkdirSync(screenshots, { recursive: true })
 })
 
 afterAll(() => {
-  server?.kill("SIGKILL")
+  server?.child.kill("SIGKILL")
 })
 
 /** Screenshots of the page as it is, at 1280x800 and 390 px wide (the page must not scroll sideways on a phone). */
