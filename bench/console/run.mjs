@@ -15,22 +15,19 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { Functions } from "@loupe/functions"
 import { Plugins } from "@loupe/cli"
 import sharp from "sharp"
 import { sharedDir as shared } from "../../test/fixtures/shared.mjs"
+import { cli, runLoupe } from "../lib/cli.mjs"
 
-const here = path.dirname(fileURLToPath(import.meta.url))
-const repo = path.resolve(here, "../..")
 const { values: args } = parseArgs({ options: { samples: { type: "string", default: "5000" } } })
 const count = Number(args.samples)
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-bench-console-"))
 const store = path.join(work, "store")
 const env = { ...process.env, LOUPE_MODELS_DIR: path.join(shared, "models"), LOUPE_CACHE_DIR: path.join(work, "cache") }
-const cli = path.join(repo, "packages/cli/dist/cli.js")
 
 const photos = ["train", "test"].flatMap((split) =>
   ["cats", "dogs"].flatMap((label) => {
@@ -56,14 +53,7 @@ await loupe.close()
 console.log(`store: ${count} samples in ${((performance.now() - started) / 1000).toFixed(1)} s`)
 
 // 2. The server and a key.
-const run = (/** @type {Array<string>} */ argv) =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...argv], { env, stdio: ["ignore", "pipe", "inherit"] })
-    let out = ""
-    child.stdout.on("data", (c) => (out += c))
-    child.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`loupe ${argv.join(" ")} exited with ${code}`))))
-  })
-const token = String(await run(["keys", "create", "--store", store, "--name", "bench"])).match(/loupe_[0-9a-f]{8}_[A-Za-z0-9_-]{32}/)?.[0]
+const token = (await runLoupe(env, ["keys", "create", "--store", store, "--name", "bench"])).match(/loupe_[0-9a-f]{8}_[A-Za-z0-9_-]{32}/)?.[0]
 if (token === undefined) throw new Error("no key printed")
 // Its request log (stderr) is dropped: a pipe nobody reads would fill and stall the server.
 const server = spawn(process.execPath, [cli, "serve", "--store", store, "--port", "0", "--console"], { env, stdio: ["ignore", "pipe", "ignore"] })

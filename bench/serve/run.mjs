@@ -16,7 +16,6 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 // The packages by name, resolved through bench/package.json (a workspace package), as a user's project would.
 import { LoupeConfig, Registry } from "@loupe/core"
@@ -26,9 +25,8 @@ import { Predictor } from "@loupe/deploy"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { sharedDir as shared } from "../../test/fixtures/shared.mjs"
+import { cli, runLoupe } from "../lib/cli.mjs"
 
-const here = path.dirname(fileURLToPath(import.meta.url))
-const repo = path.resolve(here, "../..")
 const models = path.join(shared, "models")
 const image = fs.readFileSync(path.join(shared, "datasets/cats-vs-dogs-large/train/cats/cat.402.jpg"))
 
@@ -46,16 +44,9 @@ const counts = String(args.requests).split(",").map(Number)
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-bench-serve-"))
 const store = path.join(work, "store")
 const env = { ...process.env, LOUPE_MODELS_DIR: models, LOUPE_CACHE_DIR: path.join(work, "cache") }
-const cli = path.join(repo, "packages/cli/dist/cli.js")
 
 /** Run the CLI to completion and return its stdout. */
-const loupe = (/** @type {Array<string>} */ argv) =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...argv], { env, stdio: ["ignore", "pipe", "inherit"] })
-    let out = ""
-    child.stdout.on("data", (c) => (out += c))
-    child.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`loupe ${argv.join(" ")} exited with ${code}`))))
-  })
+const loupe = (/** @type {Array<string>} */ argv) => runLoupe(env, argv)
 
 /** Resident memory (MiB) and CPU time (ms, user + system) of a process, from /proc. */
 const processStats = (/** @type {number} */ pid) => {

@@ -34,8 +34,7 @@
  */
 import type { FileSystem } from "@effect/platform"
 import { HttpApiBuilder, HttpRouter, HttpServerResponse } from "@effect/platform"
-import { ApiKeys } from "@loupe/deploy"
-import type { FunctionBackend } from "@loupe/deploy"
+import { ApiKeys, FunctionBackend } from "@loupe/deploy"
 import { Context, Effect, Layer } from "effect"
 import type { BlobStore } from "./BlobStore.js"
 import * as Assets from "./console/Assets.js"
@@ -85,8 +84,9 @@ export const securityHeaders: Readonly<Record<string, string>> = {
 const pages = [SignInPage.routes, FunctionsPage.routes, DataPage.routes, ModelPage.routes, ReviewPage.routes, TryPage.routes]
 
 /**
- * The services the console's routes read: the function API, its store and blob store, the retrainer, the API
- * keys, the server's backend (its review queue of captures) and the Review page's dismissals.
+ * The services the console's routes read: the function API, its store and blob store, the retrainer, the API keys,
+ * the API's backend (for changes that must do exactly what the API does, such as deleting a function with its
+ * captures, and for the review queue of captures) and the Review page's dismissals.
  *
  * @since 0.2.0
  * @category models

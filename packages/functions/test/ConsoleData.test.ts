@@ -201,9 +201,32 @@ describe("the console's data page", () => {
     expect(duplicates).toMatch(/class="badge"[^>]*>near-duplicate/)
   })
 
+  it("shows training live, and announces a model promoted since the page was drawn", async () => {
+    const functions = (await (await fetch(`${server.base}/v1/functions`, { headers: { authorization: `Bearer ${server.token}` } })).json()) as Array<{ id: string; name: string }>
+    const id = functions.find((f) => f.name === "Noisy")!.id
+    const status = (since: string) => client.get(`/console/functions/${id}/status?since=${since}`)
+    let model = ""
+    const deadline = Date.now() + 180_000
+    while (model === "" && Date.now() < deadline) {
+      const fragment = (await status("none")).text
+      expect(fragment).toMatch(/hx-trigger="every 2s"/)
+      model = fragment.match(/data-model="(model_[0-9a-f]+)"/)?.[1] ?? ""
+      if (model === "") await new Promise((r) => setTimeout(r, 500))
+    }
+    expect(model).not.toBe("")
+    // Drawn before any model: the first one is new. Drawn with it: it is just serving.
+    const fresh = (await status("none")).text
+    expect(fresh).toContain(`New model serving:</strong> <code>${model}</code>`)
+    expect(fresh).toContain(`?since=none`)
+    const same = (await status(model)).text
+    expect(same).toContain(`serving <code>${model}</code>`)
+    expect(same).not.toContain("New model serving")
+    expect((await status("model_0123")).text).toContain(`New model serving:</strong> <code>${model}</code>`)
+  })
+
   it("lists functions with their sample counts, and deletes one after asking", async () => {
     const list = (await client.get("/console/functions")).text
-    expect(list).toMatch(/Paged<\/bdi><\/a>[\s\S]*?<td class="num">75<\/td>/)
+    expect(list).toMatch(/Paged<\/bdi><\/a>[\s\S]*?<td class="num" data-th="Samples">75<\/td>/)
     const doomed = await createFunction("Doomed")
     const ask = await client.get(`/console/functions/${doomed}/delete`)
     expect(ask.text).toContain("Delete <bdi>Doomed</bdi>?")

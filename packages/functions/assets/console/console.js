@@ -102,6 +102,13 @@
     htmx.ajax("GET", area.dataset.src || location.pathname + location.search, { target: "#samples", select: "#samples", swap: "outerHTML" })
   }
 
+  /** Reload the filter counts alone, so that focus and selection in the grid stay where they are. */
+  const refreshCounts = () => {
+    const area = document.getElementById("samples")
+    if (area === null || area.querySelector(".filters") === null || typeof htmx === "undefined") return
+    htmx.ajax("GET", area.dataset.src, { target: "#samples .filters", select: ".filters", swap: "outerHTML" })
+  }
+
   const setUpUpload = (zone) => {
     if (zone.dataset.ready) return
     zone.dataset.ready = "1"
@@ -232,6 +239,7 @@
       }
     }
     updateBulk()
+    refreshCounts()
   }
 
   const labelTargets = (label) => {

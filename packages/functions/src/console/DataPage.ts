@@ -236,7 +236,7 @@ const dataPage = Effect.gen(function*() {
   return yield* documentResponse(
     { title: `${status.name}: data`, fn: { id: functionId, name: status.name, tab: "data" } },
     html`<h1>${text(status.name)}</h1>
-${statusFragment(status, status.model?.id)}
+${statusFragment(status, status.model?.id ?? null)}
 ${uploadZone(functionId, labelNames)}
 <p data-message role="status" aria-live="polite"></p>
 ${samples}

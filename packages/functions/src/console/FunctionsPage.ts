@@ -6,6 +6,9 @@
  * @internal
  */
 import { HttpRouter, HttpServerRequest, UrlParams } from "@effect/platform"
+import { FunctionBackend } from "@loupe/deploy"
+// Named here so that the declaration of `routes` (whose errors include it) can refer to it.
+import type { DeployError } from "@loupe/deploy"
 import { Effect, Option } from "effect"
 import { FunctionsError } from "../FunctionsError.js"
 import * as Functions from "../Functions.js"
@@ -37,15 +40,15 @@ const phaseText: Readonly<Record<Functions.FunctionStatus["training"]["phase"], 
 
 /**
  * The live status of a function: training phase, the model serving and its CV accuracy. It polls itself every 2 s
- * (htmx replaces it with the next one); `since` is the model that was serving when the page was drawn, so a newer
- * one is announced as "new model serving".
+ * (htmx replaces it with the next one); `since` is the model that was serving when the page was drawn (`null`:
+ * none), so a model promoted since is announced as "new model serving".
  */
-export const statusFragment = (status: Functions.FunctionStatus, since: string | undefined): Html => {
+export const statusFragment = (status: Functions.FunctionStatus, since: string | null): Html => {
   const model = status.model
-  const fresh = model !== null && since !== undefined && model.id !== since
-  const href = `${path("/console/functions", status.id, "status")}?since=${encodeURIComponent(since ?? model?.id ?? "")}`
+  const fresh = model !== null && model.id !== since
+  const href = `${path("/console/functions", status.id, "status")}?since=${encodeURIComponent(since ?? "none")}`
   const busy = status.training.phase !== "idle" || status.training.pending
-  return html`<div class="status${busy ? " busy" : ""}" hx-get="${href}" hx-trigger="every 2s" hx-swap="outerHTML" aria-live="polite">
+  return html`<div class="status${busy ? " busy" : ""}" data-model="${model?.id ?? ""}" hx-get="${href}" hx-trigger="every 2s" hx-swap="outerHTML" aria-live="polite">
 <span class="phase">${busy ? html`<span class="spinner" aria-hidden="true"></span>` : ""}${phaseText[status.training.phase]}${status.training.pending ? ", another run follows" : ""}</span>
 ${model === null
     ? html`<span class="model none">no model yet</span>`
@@ -58,10 +61,10 @@ ${status.heldBack === null ? "" : html`<span class="held">newer model held back:
 const row = (status: Functions.FunctionStatus, samples: number) =>
   html`<tr>
 <td><a href="${path("/console/functions", status.id, "data")}">${text(status.name)}</a><br><code class="id">${status.id}</code></td>
-<td>${status.preset}</td>
-<td class="num">${samples}</td>
-<td class="num">${status.model === null ? "–" : percent(status.model.cvAccuracy)}</td>
-<td>${statusFragment(status, status.model?.id)}</td>
+<td data-th="Preset">${status.preset}</td>
+<td class="num" data-th="Samples">${samples}</td>
+<td class="num" data-th="CV accuracy">${status.model === null ? "–" : percent(status.model.cvAccuracy)}</td>
+<td data-th="Status">${statusFragment(status, status.model?.id ?? null)}</td>
 <td><a class="danger" href="${path("/console/functions", status.id, "delete")}">Delete…</a></td>
 </tr>`
 
@@ -132,7 +135,8 @@ ${csrfField(session)}
 
 const remove = Effect.gen(function*() {
   const functionId = yield* functionIdParam
-  yield* Effect.flatMap(Functions.Functions, (f) => f.delete(functionId))
+  // As `DELETE /v1/functions/:id` does: the function, and its captures waiting for review.
+  yield* Effect.flatMap(FunctionBackend.FunctionBackend, (backend) => backend.deleteFunction(functionId))
   yield* Effect.flatMap(Thumbnails, (t) => t.forget(functionId))
   return yield* redirect("/console/functions")
 })
@@ -140,7 +144,8 @@ const remove = Effect.gen(function*() {
 const status = Effect.gen(function*() {
   const functionId = yield* functionIdParam
   const params = yield* HttpServerRequest.ParsedSearchParams
-  const since = typeof params["since"] === "string" && params["since"] !== "" ? params["since"] : undefined
+  // A model id, or "none" (no model was serving when the page was drawn).
+  const since = typeof params["since"] === "string" && params["since"] !== "none" ? params["since"] : null
   const current = yield* Effect.flatMap(Functions.Functions, (f) => f.get(functionId))
   return respond(statusFragment(current, since))
 })

@@ -5,6 +5,7 @@
  * @internal
  */
 import { HttpServerRequest, HttpServerResponse, UrlParams } from "@effect/platform"
+import { DeployError } from "@loupe/deploy"
 import { Context, Effect, Option } from "effect"
 import type { FunctionsError } from "../FunctionsError.js"
 import { Assets } from "./Assets.js"
@@ -157,16 +158,28 @@ const statusOf: Readonly<Record<FunctionsError["reason"], number>> = {
   StoreFailed: 500
 }
 
+/** The status and message of a failure the console can explain: a `FunctionsError`, or a `DeployError` of the API's backend. */
+const explain = (error: unknown): { readonly status: number; readonly message: string } | undefined => {
+  const tag = typeof error === "object" && error !== null ? (error as { readonly _tag?: unknown })._tag : undefined
+  if (tag === "FunctionsError") {
+    const e = error as FunctionsError
+    return { status: statusOf[e.reason] ?? 500, message: e.message }
+  }
+  if (tag === "DeployError") {
+    const e = error as DeployError.DeployError
+    return { status: DeployError.status(e.reason), message: e.message }
+  }
+  return undefined
+}
+
 /** The answer to a failed console request: the error's message (a server failure is logged, not shown). */
 export const errorResponse = (error: unknown): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
-  const known = typeof error === "object" && error !== null && (error as { readonly _tag?: unknown })._tag === "FunctionsError"
-    ? error as FunctionsError
-    : undefined
-  const status = known === undefined ? 500 : statusOf[known.reason] ?? 500
-  const message = status === 500 ? "The server failed; see its log" : known!.message
+  const known = explain(error)
+  const status = known === undefined ? 500 : known.status
+  const message = status >= 500 ? "The server failed; see its log" : known!.message
   const body = html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error · Loupe</title></head><body><main><p class="error" role="alert">${quoting(message)}</p><p><a href="/console/functions">Back to the functions</a></p></main></body></html>`
   return Effect.as(
-    status === 500 ? Effect.logError("Console request failed", error) : Effect.void,
+    status >= 500 ? Effect.logError("Console request failed", error) : Effect.void,
     respond(body, status)
   )
 }
