@@ -1,44 +1,36 @@
 // `loupe serve` in process: every route of the function API over HTTP on a real store (cats-vs-dogs photos,
 // MobileNetV2-int8, the `fast` preset), invoke capture into the review queue, and a retrain under load.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
-import { HttpServer } from "@effect/platform"
-import { ApiKeys, Server as DeployServer } from "@loupe/deploy"
+import { Effect, Layer } from "effect"
 import { NodeFileSystem } from "@effect/platform-node"
-import { Server, Store } from "@loupe/functions"
+import { Store } from "@loupe/functions"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { catsVsDogsPhotos, functionsEnvironment } from "./fixtures/environment.js"
+import { catsVsDogsPhotos, serveStore } from "./fixtures/environment.js"
 
 const photos = catsVsDogsPhotos
 const dataUri = (file: string) => `data:image/jpeg;base64,${fs.readFileSync(file).toString("base64")}`
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-serve-"))
 const store = path.join(work, "store")
-const environment = functionsEnvironment(path.join(work, "cache"))
-
-let scope: Scope.CloseableScope
+let served: Awaited<ReturnType<typeof serveStore>>
 let base = ""
 let token = ""
 
 beforeAll(async () => {
-  token = (await Effect.runPromise(Effect.flatMap(ApiKeys.make(ApiKeys.fileIn(store)), (k) => k.create("tests")).pipe(Effect.provide(NodeFileSystem.layer)))).token
-  scope = Effect.runSync(Scope.make())
-  const serving = Server.layer({
-    store,
-    port: 0,
+  served = await serveStore(store, path.join(work, "cache"), {
     debounce: "100 millis",
     rateLimit: { perSecond: 10_000, burst: 10_000 },
     // Capture every invocation (the policy's random fraction is 1), so the review queue is deterministic.
     capture: { lowConfidence: 0, rareClassShare: 0, randomFraction: 1, perMinute: 6000 }
-  }).pipe(Layer.provide(environment))
-  const context = await Effect.runPromise(Layer.buildWithScope(serving, scope))
-  base = Effect.runSync(Effect.provide(DeployServer.url, Context.pick(HttpServer.HttpServer)(context)))
+  })
+  base = served.base
+  token = served.token
 })
 
 afterAll(async () => {
-  await Effect.runPromise(Scope.close(scope, Exit.void))
+  await served.close()
 })
 
 const api = async (method: string, route: string, body?: unknown, headers: Record<string, string> = {}) => {

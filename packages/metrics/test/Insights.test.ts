@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
-import { Matrix } from "@loupe/core"
+import { Matrix, Prng } from "@loupe/core"
 import { ClassHealth, Duplicates, Insights, InsightsReport, LabelNoise, Outliers } from "@loupe/metrics"
 
 const rows = (values: ReadonlyArray<ReadonlyArray<number>>) => Matrix.fromRows(values)
@@ -89,9 +89,25 @@ describe("Outliers.find", () => {
     const y = Int32Array.from([...new Array(20).fill(0), ...new Array(20).fill(1), 1])
     const outliers = Outliers.find(x, y, 2)
     expect(outliers.map((o) => o.index)).toEqual([40])
-    expect(outliers[0]!.score).toBeGreaterThan(2)
+    expect(outliers[0]!.score).toBeGreaterThan(3.5)
     // Unlabelled, it is still far from both centres.
     expect(Outliers.find(x, Int32Array.from(y, (c, i) => (i === 40 ? -1 : c)), 2).map((o) => o.index)).toEqual([40])
+  })
+
+  it("flags an image of another kind filed under a label, and few of the labels' own, when cosines crowd together", () => {
+    // As CNN features are: all positive, so every cosine is high. Two labels of 100 images, each image its label's
+    // prototype plus positive skewed noise; the stray is another prototype with the same noise, filed under label 0.
+    const prng = Prng.make(3)
+    const dims = 64
+    const prototype = () => Array.from({ length: dims }, () => prng.next())
+    const image = (p: ReadonlyArray<number>) => p.map((v) => v * (0.5 + prng.next()) + 0.8 * prng.next() ** 3)
+    const [cats, dogs, flowers] = [prototype(), prototype(), prototype()]
+    const x = rows([...Array.from({ length: 100 }, () => image(cats)), ...Array.from({ length: 100 }, () => image(dogs)), image(flowers)])
+    const y = Int32Array.from({ length: 201 }, (_, i) => (i < 100 || i === 200 ? 0 : 1))
+    const flagged = Outliers.find(x, y, 2).map((o) => o.index)
+    expect(flagged[0]).toBe(200)
+    // A normal spread would put 0.05 % of the labels' own images past 3.5; allow a longer tail, not a flood.
+    expect(flagged.length - 1).toBeLessThanOrEqual(4)
   })
 })
 
