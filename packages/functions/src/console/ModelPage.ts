@@ -149,7 +149,7 @@ const show = Effect.gen(function*() {
   const session = yield* SignedIn
   return yield* documentResponse(
     { title: `${view.status.name}: model`, fn: { id: functionId, name: view.status.name, tab: "model" } },
-    html`<h1>Model</h1>${statusFragment(view.status, view.status.model?.id)}${render(view, csrfField(session))}`
+    html`<h1>Model</h1>${statusFragment(view.status, view.status.model?.id ?? null)}${render(view, csrfField(session))}`
   )
 })
 

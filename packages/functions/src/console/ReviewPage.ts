@@ -219,7 +219,7 @@ const show = Effect.gen(function*() {
   const session = yield* SignedIn
   return yield* documentResponse(
     { title: `${status.name}: review`, fn: { id: functionId, name: status.name, tab: "review" } },
-    html`<h1>Review</h1>${statusFragment(status, status.model?.id)}${render(view, csrfField(session))}`
+    html`<h1>Review</h1>${statusFragment(status, status.model?.id ?? null)}${render(view, csrfField(session))}`
   )
 })
 

@@ -53,7 +53,7 @@ const show = Effect.gen(function*() {
   const session = yield* SignedIn
   return yield* documentResponse(
     { title: `${status.name}: try`, fn: { id: functionId, name: status.name, tab: "try" } },
-    html`<h1>Try it</h1>${statusFragment(status, status.model?.id)}${render(status, csrfField(session))}`
+    html`<h1>Try it</h1>${statusFragment(status, status.model?.id ?? null)}${render(status, csrfField(session))}`
   )
 })
 
