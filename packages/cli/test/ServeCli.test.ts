@@ -1,11 +1,10 @@
 // The built CLI: `loupe keys`, `loupe serve` killed with SIGKILL while samples stream in (every acknowledged sample
 // survives the restart), `loupe export` of the trained function in every format, and SIGTERM stopping cleanly.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { loupe, modelsDir, repoRoot, sharedDir } from "./fixtures/cli.js"
+import { loupe, modelsDir, serve as serveCli, type Serving, sharedDir } from "./fixtures/cli.js"
 
 const dataset = path.join(sharedDir, "datasets", "cats-vs-dogs")
 const photos = (label: "cats" | "dogs", count: number) =>
@@ -14,40 +13,9 @@ const photos = (label: "cats" | "dogs", count: number) =>
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-serve-cli-"))
 const store = path.join(work, "store")
 const env = { LOUPE_CACHE_DIR: path.join(work, "cache"), LOUPE_MODELS_DIR: modelsDir }
-const cli = path.join(repoRoot, "packages/cli/dist/cli.js")
 
-interface Serving {
-  readonly child: ChildProcess
-  readonly url: string
-  readonly exited: Promise<number | null>
-  /** What it has written on stderr so far. */
-  readonly stderr: () => string
-}
-
-/** Start `loupe serve` on a free port and wait for its "Serving ... on <url>" line. */
-const serve = (): Promise<Serving> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, "serve", "--store", store, "--port", "0", "--capture-random", "0"], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    const exited = new Promise<number | null>((done) => child.on("exit", (code, signal) => done(code ?? (signal === null ? null : -1))))
-    let output = ""
-    let stderr = ""
-    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
-    const timer = setTimeout(() => reject(new Error(`loupe serve did not start:\n${output}`)), 60_000)
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString()
-      const match = /Serving .* on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      if (match) {
-        clearTimeout(timer)
-        resolve({ child, url: match[1]!, exited, stderr: () => stderr })
-      }
-    }
-    child.stdout!.on("data", onData)
-    child.stderr!.on("data", onData)
-    void exited.then((code) => reject(new Error(`loupe serve exited with ${code}:\n${output}`)))
-  })
+/** Start `loupe serve` on the store, on a free port. */
+const serve = () => serveCli(["--store", store, "--port", "0", "--capture-random", "0"], env)
 
 let token = ""
 let server: Serving | undefined

@@ -23,6 +23,7 @@
 import type { FileSystem } from "@effect/platform"
 import { Bundle, EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
 import type { Pipeline } from "@loupe/core"
+import type { Classification } from "@loupe/metrics"
 import {
   Cause,
   Context,
@@ -148,6 +149,26 @@ export interface ModelMetrics {
       readonly f1: number
       readonly support: number
     }>
+    /**
+     * The expected calibration error and the reliability-diagram bins it comes from (`Classification.calibration`);
+     * absent on models trained before 0.2.0.
+     *
+     * @since 0.2.0
+     */
+    readonly calibration?: { readonly ece: number; readonly bins: ReadonlyArray<Classification.CalibrationBin> }
+    /**
+     * Each training sample's out-of-fold prediction, in parallel arrays: its id, its label when trained (`given`) and
+     * the predicted one (indices into `labels`), and the predicted label's probability. A confusion-matrix cell's
+     * samples are those with that `given` and `predicted`. Absent on models trained before 0.2.0.
+     *
+     * @since 0.2.0
+     */
+    readonly outOfFold?: {
+      readonly sampleIds: ReadonlyArray<string>
+      readonly given: ReadonlyArray<number>
+      readonly predicted: ReadonlyArray<number>
+      readonly confidence: ReadonlyArray<number>
+    }
   }
   /** The chosen candidate (backbone, head and parameters). */
   readonly selected: unknown

@@ -29,6 +29,7 @@ import * as SharedState from "./SharedState.js"
 import { Store } from "./Store.js"
 import * as StoreLocation from "./StoreLocation.js"
 import type * as StoreTypes from "./Store.js"
+import * as Dismissals from "./console/Dismissals.js"
 import * as WebConsole from "./WebConsole.js"
 
 /**
@@ -343,7 +344,13 @@ export const layer = (
       Layer.provide(RetrainWorkflow.layerJobsFor(location)),
       Layer.provideMerge(SharedState.layerPostgres(location.url))
     )
-  return DeployServer.layer(options, withConsole === true ? WebConsole.layer : Layer.empty).pipe(
+  // The console's dismissed suggestions live in review.db in the store folder; a Postgres store keeps them in this
+  // machine's cache folder for now, so each server remembers its own dismissals.
+  const dismissals = location._tag === "Directory"
+    ? Dismissals.layer(location.path)
+    : Layer.unwrapEffect(Effect.map(Functions.localFolder(location), Dismissals.layer))
+  const webConsole = withConsole === true ? WebConsole.layer.pipe(Layer.provide(dismissals)) : Layer.empty
+  return DeployServer.layer(options, webConsole).pipe(
     Layer.provide(Layer.scoped(FunctionBackend.FunctionBackend, backend)),
     Layer.provide(services)
   )

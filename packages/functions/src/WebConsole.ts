@@ -44,12 +44,16 @@ import { Context, Effect, Layer } from "effect"
 import type { BlobStore } from "./BlobStore.js"
 import * as Assets from "./console/Assets.js"
 import * as DataPage from "./console/DataPage.js"
+import type * as Dismissals from "./console/Dismissals.js"
 import * as FunctionsPage from "./console/FunctionsPage.js"
 import * as InsightsCache from "./console/InsightsCache.js"
+import * as ModelPage from "./console/ModelPage.js"
 import { errorResponse, refuse } from "./console/Page.js"
+import * as ReviewPage from "./console/ReviewPage.js"
 import * as Session from "./console/Session.js"
 import * as SignInPage from "./console/SignInPage.js"
 import * as Thumbnails from "./console/Thumbnails.js"
+import * as TryPage from "./console/TryPage.js"
 import type { FunctionsError } from "./FunctionsError.js"
 import type { Functions } from "./Functions.js"
 import type { Retrainer } from "./Retrainer.js"
@@ -82,17 +86,24 @@ export const securityHeaders: Readonly<Record<string, string>> = {
 }
 
 /** The console's pages, in the order their routes are added. */
-const pages = [SignInPage.routes, FunctionsPage.routes, DataPage.routes]
+const pages = [SignInPage.routes, FunctionsPage.routes, DataPage.routes, ModelPage.routes, ReviewPage.routes, TryPage.routes]
 
 /**
  * The services the console's routes read: the function API, its store and blob store, the retrainer, the API keys,
- * and the API's backend (for changes that must do exactly what the API does, such as deleting a function with its
- * captures).
+ * the API's backend (for changes that must do exactly what the API does, such as deleting a function with its
+ * captures, and for the review queue of captures) and the Review page's dismissals.
  *
  * @since 0.2.0
  * @category models
  */
-export type Services = Functions | Retrainer | Store | BlobStore | ApiKeys.ApiKeys | FunctionBackend.FunctionBackend
+export type Services =
+  | Functions
+  | Retrainer
+  | Store
+  | BlobStore
+  | ApiKeys.ApiKeys
+  | FunctionBackend.FunctionBackend
+  | Dismissals.Dismissals
 
 /**
  * The console's routes, added to the function API's router (`HttpApiBuilder.Router`): build it beside

@@ -108,6 +108,18 @@ describe("Functions", () => {
       expect(metrics.cv.confusionMatrix.flat().reduce((a, b) => a + b, 0)).toBe(24)
       expect(metrics.cv.perClass.map((c) => [c.labelName, c.support])).toEqual([["cats", 12], ["dogs", 12]])
       for (const c of metrics.cv.perClass) expect(c.accuracy).toBeCloseTo(c.recall, 10)
+      // Each sample's out-of-fold prediction is kept: they add up to the confusion matrix, cell by cell.
+      const oof = metrics.cv.outOfFold!
+      expect(new Set(oof.sampleIds)).toEqual(new Set(listed.map((s) => s.id)))
+      const cells = metrics.cv.labels.map(() => metrics.cv.labels.map(() => 0))
+      oof.sampleIds.forEach((id, i) => {
+        expect(oof.given[i]).toBe(metrics.cv.labels.indexOf(listed.find((s) => s.id === id)!.annotation!.labelName))
+        expect(oof.confidence[i]).toBeGreaterThanOrEqual(0.5)
+        cells[oof.given[i]!]![oof.predicted[i]!]!++
+      })
+      expect(cells).toEqual(metrics.cv.confusionMatrix)
+      expect(metrics.cv.calibration!.bins.reduce((n, b) => n + b.count, 0)).toBe(24)
+      expect(metrics.cv.calibration!.ece).toBeGreaterThanOrEqual(0)
 
       // Bad input: an error naming the field, and nothing added.
       const notAnImage = path.join(work, "notes.jpg")

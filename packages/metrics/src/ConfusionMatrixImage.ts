@@ -22,6 +22,13 @@ export interface SvgOptions {
   readonly cellSize?: number
   /** Text for `aria-label` and a title above the grid; no visible title when absent. */
   readonly title?: string
+  /**
+   * A link for a cell (true class `t`, predicted class `p`), for an SVG shown inside an HTML page: the cell becomes an
+   * `<a>` to it (escaped). `undefined` leaves the cell without a link. Default: no links.
+   *
+   * @since 0.2.0
+   */
+  readonly cellHref?: (t: number, p: number) => string | undefined
 }
 
 /**
@@ -113,6 +120,8 @@ export const svg = (
       const y = gridTop + t * cell
       const color = count === 0 ? "#b8bec9" : Palette.textOn(fill)
       const tooltip = `true ${labels[t]} → predicted ${labels[p]}: ${count} (${percent(share)} of ${labels[t]})`
+      const href = options.cellHref?.(t, p)
+      if (href !== undefined) parts.push(`<a href="${escape(href)}" aria-label="${escape(tooltip)}">`)
       parts.push(
         `<g class="cm-cell" data-true="${t}" data-predicted="${p}"><title>${escape(tooltip)}</title>`,
         `<rect x="${x + 1}" y="${y + 1}" width="${cell - 2}" height="${cell - 2}" rx="3" fill="${fill}"/>`
@@ -131,7 +140,7 @@ export const svg = (
           )
         }
       }
-      parts.push(`</g>`)
+      parts.push(href === undefined ? `</g>` : `</g></a>`)
     })
   })
   parts.push(`</svg>`)

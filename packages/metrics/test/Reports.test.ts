@@ -143,6 +143,16 @@ describe("ConfusionMatrixImage", () => {
       const error = yield* Effect.flip(ConfusionMatrixImage.png(evaluation.confusionMatrix, evaluation.labels, { scale: 0 }))
       expect(error).toMatchObject({ reason: "InvalidOption", field: "scale" })
     }).pipe(Effect.runPromise))
+
+  it("links the cells it is given links for, escaped, and no others", () => {
+    const svg = ConfusionMatrixImage.svg(evaluation.confusionMatrix, evaluation.labels, {
+      cellHref: (t, p) => (t === p ? undefined : `/grid?given=${evaluation.labels[t]}&predicted=${evaluation.labels[p]}`)
+    })
+    const links = [...svg.matchAll(/<a href="([^"]*)"[^>]*><g class="cm-cell" data-true="(\d)" data-predicted="(\d)"/g)]
+    expect(links.map((m) => [Number(m[2]), Number(m[3])])).toEqual([[0, 1], [0, 2], [1, 0], [1, 2], [2, 0], [2, 1]])
+    expect(links[0]![1]).toBe("/grid?given=cat&amp;predicted=dog &lt;&amp;&gt; &quot;wolf&quot;")
+    expect(svg.match(/<\/a>/g)).toHaveLength(6)
+  })
 })
 
 describe("ReliabilityDiagram", () => {

@@ -1,7 +1,8 @@
 /**
  * Page 2, a function's data: upload (drag and drop, file or folder picker, per-file progress; `console.js` posts
  * each file to `POST .../samples`), a paginated grid of thumbnails filtered by label, unlabelled, suspect or
- * duplicate, multi-select, keyboard shortcuts and bulk label/delete (`POST .../samples/bulk`). Labelling and
+ * duplicate, or by a cell of the serving model's confusion matrix (`?filter=cell&given=X&predicted=Y`, the Model
+ * page's links), multi-select, keyboard shortcuts and bulk label/delete (`POST .../samples/bulk`). Labelling and
  * deleting go through `Functions`, so they schedule the usual background retrain. Thumbnails and full images
  * (`GET .../samples/:sampleId/thumbnail` and `/image`) need the session like the page.
  *
@@ -24,6 +25,7 @@ import { formField, functionIdParam, statusFragment } from "./FunctionsPage.js"
 import type { Html } from "./Html.js"
 import { html, message, path, raw, text } from "./Html.js"
 import { InsightsCache } from "./InsightsCache.js"
+import * as ModelPage from "./ModelPage.js"
 import { action, documentResponse, isHtmx, page, refuse } from "./Page.js"
 import { Thumbnails } from "./Thumbnails.js"
 
@@ -37,8 +39,12 @@ type Filter =
   | { readonly kind: "label"; readonly labelId: string }
   | { readonly kind: "suspect" }
   | { readonly kind: "duplicate" }
+  | { readonly kind: "cell"; readonly given: string; readonly predicted: string }
 
-const parseFilter = (value: string | undefined): Filter => {
+const parseFilter = (value: string | undefined, param: (name: string) => string | undefined): Filter => {
+  const given = param("given")
+  const predicted = param("predicted")
+  if (value === "cell" && given !== undefined && predicted !== undefined) return { kind: "cell", given, predicted }
   if (value === "unlabelled" || value === "suspect" || value === "duplicate") return { kind: value }
   if (value !== undefined && value.startsWith("label:")) return { kind: "label", labelId: value.slice("label:".length) }
   return { kind: "all" }
@@ -49,6 +55,10 @@ const filterParam = (f: Filter) => (f.kind === "label" ? `label:${f.labelId}` : 
 const dataUrl = (functionId: string, filter: Filter, pageNumber: number) => {
   const query = new URLSearchParams()
   if (filter.kind !== "all") query.set("filter", filterParam(filter))
+  if (filter.kind === "cell") {
+    query.set("given", filter.given)
+    query.set("predicted", filter.predicted)
+  }
   if (pageNumber > 1) query.set("page", String(pageNumber))
   const q = query.toString()
   return path("/console/functions", functionId, "data") + (q === "" ? "" : `?${q}`)
@@ -128,6 +138,20 @@ const fromInsights = (functionId: string, kind: "suspect" | "duplicate", offset:
     } satisfies Slice
   })
 
+/** A page of the samples of one cell of the serving model's confusion matrix (`ModelPage.cellSamples`). */
+const fromCell = (functionId: string, given: string, predicted: string, offset: number) =>
+  Effect.gen(function*() {
+    const metrics = yield* Effect.flatMap(Functions.Functions, (f) => f.metrics(functionId)).pipe(
+      Effect.catchIf((e) => e.reason === "NotTrained", () => Effect.succeed(undefined))
+    )
+    if (metrics === undefined) return { samples: [], total: 0, notes: new Map(), unavailable: "No model serves yet" } satisfies Slice
+    const ids = ModelPage.cellSamples(metrics, given, predicted)
+    const store = yield* Store
+    // A sample deleted since the model was trained is skipped.
+    const samples = yield* Effect.forEach(ids.slice(offset, offset + PAGE_SIZE), (id) => Effect.option(store.getSample(functionId, id)))
+    return { samples: samples.flatMap((s) => (s._tag === "Some" ? [s.value] : [])), total: ids.length, notes: new Map() } satisfies Slice
+  })
+
 const chip = (href: string, current: boolean, content: Html | string, count: number | undefined) =>
   html`<a href="${href}"${current ? raw(` aria-current="true"`) : ""}>${content}${count === undefined ? "" : html` <span class="count">${count}</span>`}</a>`
 
@@ -140,6 +164,8 @@ const samplesSection = (functionId: string, filter: Filter, pageNumber: number, 
       ? yield* fromStore(functionId, { labelId: null }, offset)
       : filter.kind === "label"
       ? yield* fromStore(functionId, { labelId: filter.labelId }, offset)
+      : filter.kind === "cell"
+      ? yield* fromCell(functionId, filter.given, filter.predicted, offset)
       : yield* fromInsights(functionId, filter.kind, offset)
     const labelled = counts.reduce((n, c) => n + c.count, 0)
     const pages = Math.max(1, Math.ceil(slice.total / PAGE_SIZE))
@@ -151,7 +177,8 @@ const samplesSection = (functionId: string, filter: Filter, pageNumber: number, 
         chip(dataUrl(functionId, { kind: "label", labelId: c.label.id }, 1), filter.kind === "label" && filter.labelId === c.label.id, text(c.label.name), c.count)
       ),
       chip(dataUrl(functionId, { kind: "suspect" }, 1), filter.kind === "suspect", "Suspects", undefined),
-      chip(dataUrl(functionId, { kind: "duplicate" }, 1), filter.kind === "duplicate", "Duplicates", undefined)
+      chip(dataUrl(functionId, { kind: "duplicate" }, 1), filter.kind === "duplicate", "Duplicates", undefined),
+      filter.kind === "cell" ? chip(dataUrl(functionId, filter, 1), true, html`Given <bdi>${filter.given}</bdi>, predicted <bdi>${filter.predicted}</bdi>`, undefined) : ""
     ]
     return html`<section id="samples" data-src="${dataUrl(functionId, filter, pageNumber)}">
 <nav class="filters" aria-label="Filter">${chips}</nav>
@@ -196,7 +223,7 @@ const dataPage = Effect.gen(function*() {
   const params = yield* HttpServerRequest.ParsedSearchParams
   const request = yield* HttpServerRequest.HttpServerRequest
   const one = (name: string) => (typeof params[name] === "string" ? params[name] : undefined)
-  const filter = parseFilter(one("filter"))
+  const filter = parseFilter(one("filter"), one)
   const pageNumber = Math.max(1, Math.min(1_000_000, Number.parseInt(one("page") ?? "1", 10) || 1))
   const store = yield* Store
   const [status, counts, all] = yield* Effect.all([

@@ -17,6 +17,7 @@ import { Store } from "../Store.js"
 import type { Html } from "./Html.js"
 import { html, message, path, text } from "./Html.js"
 import { action, csrfField, documentResponse, page, redirect, respond, SignedIn } from "./Page.js"
+import * as Dismissals from "./Dismissals.js"
 import { Thumbnails } from "./Thumbnails.js"
 
 /** The `:functionId` of the route. */
@@ -138,6 +139,7 @@ const remove = Effect.gen(function*() {
   // As `DELETE /v1/functions/:id` does: the function, and its captures waiting for review.
   yield* Effect.flatMap(FunctionBackend.FunctionBackend, (backend) => backend.deleteFunction(functionId))
   yield* Effect.flatMap(Thumbnails, (t) => t.forget(functionId))
+  yield* Effect.flatMap(Dismissals.Dismissals, (d) => d.forget(functionId))
   return yield* redirect("/console/functions")
 })
 

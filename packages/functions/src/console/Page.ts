@@ -89,7 +89,12 @@ export interface FunctionTab {
 }
 
 /** The tabs of a function's pages, in order. */
-export const functionTabs: ReadonlyArray<FunctionTab> = [{ label: "Data", path: "data" }]
+export const functionTabs: ReadonlyArray<FunctionTab> = [
+  { label: "Data", path: "data" },
+  { label: "Model", path: "model" },
+  { label: "Review", path: "review" },
+  { label: "Try it", path: "try" }
+]
 
 /** What a page shows around its content. */
 export interface Layout {

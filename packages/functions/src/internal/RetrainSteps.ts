@@ -11,6 +11,7 @@ import type { FileSystem } from "@effect/platform"
 import { Bundle, Dataset, Embedder, Registry } from "@loupe/core"
 import type { EmbeddingCache, LoupeConfig, Pipeline } from "@loupe/core"
 import { Effect, Option } from "effect"
+import { Classification } from "@loupe/metrics"
 import * as AutoML from "../AutoML.js"
 import { BlobStore } from "../BlobStore.js"
 import { FunctionsError } from "../FunctionsError.js"
@@ -168,6 +169,18 @@ const narrowing = (
   return sameLabels && samePreset && small ? { ...selected, fullSearchSamples: metrics.search.fullSearchSamples } : undefined
 }
 
+/** The selected candidate's out-of-fold prediction of each training sample (`ModelMetrics.cv.outOfFold`). */
+const outOfFoldPredictions = (result: AutoML.FitResult): NonNullable<ModelMetrics["cv"]["outOfFold"]> => {
+  const { proba, samples } = result.outOfFold
+  const predicted = Classification.predictions(proba)
+  return {
+    sampleIds: samples.map((s) => s.id),
+    given: samples.map((s) => result.cv.labels.indexOf(s.label!)),
+    predicted: Array.from(predicted),
+    confidence: Array.from(predicted, (p, i) => proba.data[i * proba.cols + p]!)
+  }
+}
+
 const toMetrics = (
   result: AutoML.FitResult,
   preset: Preset.Resolved["preset"],
@@ -200,7 +213,9 @@ const toMetrics = (
       recall: c.recall,
       f1: c.f1,
       support: c.support
-    }))
+    })),
+    calibration: { ece: result.cv.ece, bins: result.cv.calibration },
+    outOfFold: outOfFoldPredictions(result)
   },
   selected: result.selected,
   leaderboard: result.leaderboard.slice(0, 10),
