@@ -1,26 +1,29 @@
 /**
  * The function store: functions, labels, samples (content hash, external id, annotation), model versions (bundle
  * location, labels, metrics, promoted flag) and the data revision each model was trained on. It sits behind
- * `@effect/sql`'s `SqlClient`, so any SQL database can back it; `layerSqlite` gives the embedded default, a SQLite
- * file in WAL mode. Image bytes and bundles are not in here: they live in the `BlobStore`.
+ * `@effect/sql`'s `SqlClient`: `layerSqlite` gives the embedded default, a SQLite file in WAL mode, and
+ * `layerPostgres` a Postgres database that several processes share. Image bytes and bundles are not in here: they
+ * live in the `BlobStore`.
  *
  * Every write that changes training data (an annotated sample added, an annotation changed, a sample deleted) bumps
  * the function's `revision`; a training run records the revision it saw, so "is the model up to date" is
  * `trainedRevision === revision`, across restarts and across processes.
  *
  * Write transactions start with a write to the function's row, so a second process waits for the lock (SQLite's
- * busy timeout) instead of failing on a stale snapshot.
+ * busy timeout, Postgres' row lock) instead of failing on a stale snapshot.
  *
  * @since 0.1.0
  */
 import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import type { FileSystem } from "@effect/platform"
-import { Context, Effect, Layer, Schedule } from "effect"
+import { Context, Effect, Layer, Redacted, Schedule } from "effect"
 import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
 import * as PrivateFiles from "./internal/PrivateFiles.js"
 import * as SqlStore from "./internal/SqlStore.js"
+import * as StoreLocation from "./StoreLocation.js"
 
 /**
  * A stored function: its id, name, preset and overrides, creation time (ISO 8601), data revision and training state.
@@ -433,3 +436,41 @@ export const layerSqlite = (dir: string): Layer.Layer<Store, FunctionsError, Fil
   )
   return layer.pipe(Layer.provide(Layer.provideMerge(pragmas, client)), Layer.provide(createDir))
 }
+
+/**
+ * The store in a Postgres database, shared by every process given the same URL (`postgres://user:pass@host/db`,
+ * or a unix socket folder as `postgres://user@localhost/db?host=/run/postgresql`). The schema is migrated on first
+ * use (concurrent migrators wait for each other). Fails with `FunctionsError` `StoreFailed` when the database cannot
+ * be reached or migrated; messages name the URL with its password masked.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerPostgres = (
+  url: string | Redacted.Redacted<string>
+): Layer.Layer<Store | SqlClient.SqlClient | PgClient.PgClient, FunctionsError> => {
+  const location = StoreLocation.postgres(url)
+  const shown = StoreLocation.describe(location)
+  const client = PgClient.layer({ url: location.url, applicationName: "loupe" }).pipe(
+    Layer.mapError((cause) =>
+      new FunctionsError({
+        reason: "StoreFailed",
+        field: "store",
+        message: `Store: cannot connect to ${shown}: ${cause.message}${cause.cause instanceof Error ? ` (${cause.cause.message})` : ""}`,
+        cause
+      })
+    )
+  )
+  return Layer.provideMerge(layer, client)
+}
+
+/**
+ * The store at a location: `layerSqlite` for a folder, `layerPostgres` for a `postgres://` URL.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerLocation = (
+  location: StoreLocation.StoreLocation
+): Layer.Layer<Store, FunctionsError, FileSystem.FileSystem> =>
+  location._tag === "Directory" ? layerSqlite(location.path) : layerPostgres(location.url)

@@ -6,9 +6,10 @@ import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import { BlobStore, Server, Store } from "@loupe/functions"
+import { BlobStore, Server, Store, StoreLocation } from "@loupe/functions"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { dialects, dialectTest } from "./fixtures/dialects.js"
 import { catsVsDogsPhotos } from "./fixtures/environment.js"
 
 const tempDir = (prefix: string) => Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), `loupe-${prefix}-`)))
@@ -16,6 +17,10 @@ const tempDir = (prefix: string) => Effect.promise(() => fs.mkdtemp(path.join(os
 /** Run `effect` with a store opened on `dir`, closing it afterwards (like a process exiting). */
 const withStore = <A, E>(dir: string, effect: Effect.Effect<A, E, Store.Store>) =>
   Effect.provide(effect, Store.layerSqlite(dir).pipe(Layer.provide(NodeFileSystem.layer)))
+
+/** Run `effect` with the store at `location` opened, closing it afterwards (like a process exiting). */
+const withStoreAt = <A, E>(location: StoreLocation.StoreLocation, effect: Effect.Effect<A, E, Store.Store>) =>
+  Effect.provide(effect, Store.layerLocation(location).pipe(Layer.provide(NodeFileSystem.layer)))
 
 const hash = (i: number) => i.toString(16).padStart(64, "0")
 
@@ -42,12 +47,13 @@ describe("Store", () => {
       expect(ids.length).toBe(3)
     }
   })
+})
 
-  it.effect("functions, labels and samples: dedupe by content, annotations, revisions, listing order", () =>
+describe.each(dialects())("Store on $name", (dialect) => {
+  dialectTest(dialect, "functions, labels and samples: dedupe by content, annotations, revisions, listing order", (location) =>
     Effect.gen(function*() {
-      const dir = yield* tempDir("store")
-      yield* withStore(
-        dir,
+      yield* withStoreAt(
+        location,
         Effect.gen(function*() {
           const store = yield* Store.Store
           const fn = yield* store.createFunction({ name: "IsCatOrDog", preset: "fast", overrides: { folds: 3 } })
@@ -151,9 +157,8 @@ describe("Store", () => {
       )
     }))
 
-  it.effect("model versions: one promoted at a time, stale versions not promoted, rollback, all survive a reopen", () =>
+  dialectTest(dialect, "model versions: one promoted at a time, stale versions not promoted, rollback, all survive a reopen", (location) =>
     Effect.gen(function*() {
-      const dir = yield* tempDir("store")
       const version = (functionId: string, id: string, revision: number): Store.NewModelVersion => ({
         functionId,
         id,
@@ -163,8 +168,8 @@ describe("Store", () => {
         revision,
         sampleCount: 4
       })
-      const fnId = yield* withStore(
-        dir,
+      const fnId = yield* withStoreAt(
+        location,
         Effect.gen(function*() {
           const store = yield* Store.Store
           const fn = yield* store.createFunction({ name: "f", preset: "fast", overrides: {} })
@@ -192,9 +197,9 @@ describe("Store", () => {
           return fn.id
         })
       )
-      // A new store on the same folder sees everything.
-      yield* withStore(
-        dir,
+      // A new store on the same location sees everything.
+      yield* withStoreAt(
+        location,
         Effect.gen(function*() {
           const store = yield* Store.Store
           expect((yield* store.promotedVersion(fnId))?.id).toBe("model_1")
@@ -207,11 +212,10 @@ describe("Store", () => {
       )
     }))
 
-  it.effect("concurrent writers in one process lose nothing and keep one sample per content", () =>
+  dialectTest(dialect, "concurrent writers in one process lose nothing and keep one sample per content", (location) =>
     Effect.gen(function*() {
-      const dir = yield* tempDir("store")
-      yield* withStore(
-        dir,
+      yield* withStoreAt(
+        location,
         Effect.gen(function*() {
           const store = yield* Store.Store
           const fn = yield* store.createFunction({ name: "f", preset: "fast", overrides: {} })

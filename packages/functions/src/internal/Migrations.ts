@@ -1,7 +1,9 @@
 /**
- * The store's schema, as numbered migrations run by `@effect/sql`'s Migrator (recorded in `loupe_migrations`).
- * Plain SQL that SQLite and Postgres both accept; add a new numbered entry for every change, never edit one that
- * has shipped.
+ * The store's schema, as numbered migrations run by `@effect/sql`'s Migrator (recorded in `loupe_migrations`), the
+ * same ids on every dialect. Where the dialects' types differ, `sql.onDialectOrElse` picks the type: Postgres gets a
+ * real `BOOLEAN` for `promoted`, and byte-order `COLLATE "C"` on label names so listings sort as in SQLite. The
+ * SQLite statements are exactly the ones that shipped. Add a new numbered entry for every change, never edit what
+ * one does on a dialect where it has shipped.
  *
  * @internal
  */
@@ -10,6 +12,10 @@ import { Effect } from "effect"
 
 const initial = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
+  const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+  const nameType = sql.literal(pg ? `TEXT COLLATE "C"` : "TEXT")
+  const flagType = sql.literal(pg ? "BOOLEAN NOT NULL DEFAULT FALSE" : "INTEGER NOT NULL DEFAULT 0")
+  const promoted = sql.literal(pg ? "promoted" : "promoted = 1")
   yield* sql`CREATE TABLE functions (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -24,7 +30,7 @@ const initial = Effect.gen(function*() {
   yield* sql`CREATE TABLE labels (
     id TEXT PRIMARY KEY,
     function_id TEXT NOT NULL REFERENCES functions(id),
-    name TEXT NOT NULL,
+    name ${nameType} NOT NULL,
     description TEXT,
     metadata TEXT,
     created_at TEXT NOT NULL,
@@ -52,11 +58,11 @@ const initial = Effect.gen(function*() {
     revision INTEGER NOT NULL,
     sample_count INTEGER NOT NULL,
     created_at TEXT NOT NULL,
-    promoted INTEGER NOT NULL DEFAULT 0
+    promoted ${flagType}
   )`
   yield* sql`CREATE INDEX model_versions_by_function ON model_versions (function_id, created_at)`
   // At most one promoted version per function, enforced by the database.
-  yield* sql`CREATE UNIQUE INDEX model_versions_promoted ON model_versions (function_id) WHERE promoted = 1`
+  yield* sql`CREATE UNIQUE INDEX model_versions_promoted ON model_versions (function_id) WHERE ${promoted}`
 })
 
 /** Why a trained version was not promoted when it was recorded (`NULL`: it was, or nobody held it back). */

@@ -1,6 +1,11 @@
 /**
  * The store's implementation over `@effect/sql`'s `SqlClient`: migrations, then every read and write of `StoreShape`
- * as SQL. Dialect-neutral SQL only, so any database `@effect/sql` supports can back it.
+ * as SQL, for SQLite and Postgres; where they differ (`promoted` is an integer in one and a boolean in the other,
+ * a consistent read needs `REPEATABLE READ` in Postgres), `sql.onDialectOrElse` picks.
+ *
+ * Every write transaction starts by updating the function's row (`lockFunction`): in SQLite that takes the database's
+ * write lock, in Postgres the row's lock, so two writers to one function, in any processes, run one after the other
+ * and each sees what the other committed.
  *
  * @internal
  */
@@ -65,6 +70,10 @@ const awaitSchema = (sql: SqlClient.SqlClient): Effect.Effect<void, FunctionsErr
 /** The store over whatever `SqlClient` is provided; runs the migrations first. */
 export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient> = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
+  const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+  /** `promoted` as each dialect stores it: a boolean in Postgres, 0/1 in SQLite. */
+  const flag = (value: boolean) => (pg ? value : value ? 1 : 0)
+  const isPromoted = sql.literal(pg ? "promoted" : "promoted = 1")
   yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: "loupe_migrations" }).pipe(
     Effect.mapError((cause) =>
       new FunctionsError({ reason: "StoreFailed", message: `Store: migrating the schema failed: ${cause.message}`, cause })
@@ -156,7 +165,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
       where === "all"
         ? sql<ModelVersionRow>`SELECT * FROM model_versions WHERE function_id = ${functionId}
             ORDER BY created_at DESC, revision DESC`
-        : sql<ModelVersionRow>`SELECT * FROM model_versions WHERE function_id = ${functionId} AND promoted = 1`,
+        : sql<ModelVersionRow>`SELECT * FROM model_versions WHERE function_id = ${functionId} AND ${isPromoted}`,
       Effect.forEach(toModelVersion)
     )
 
@@ -169,8 +178,9 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
 
   const setPromoted = (functionId: string, versionId: string) =>
     Effect.zipRight(
-      sql`UPDATE model_versions SET promoted = 0 WHERE function_id = ${functionId} AND promoted = 1`,
-      sql`UPDATE model_versions SET promoted = 1, held_back = NULL WHERE function_id = ${functionId} AND id = ${versionId}`
+      sql`UPDATE model_versions SET promoted = ${flag(false)} WHERE function_id = ${functionId} AND ${isPromoted}`,
+      sql`UPDATE model_versions SET promoted = ${flag(true)}, held_back = NULL
+        WHERE function_id = ${functionId} AND id = ${versionId}`
     )
 
   const store: StoreShape = {
@@ -419,6 +429,8 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
       transaction(
         "trainingSnapshot",
         Effect.gen(function*() {
+          // SQLite reads one snapshot per transaction; Postgres' default (READ COMMITTED) one per statement.
+          if (pg) yield* sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`
           const fn = yield* selectFunction(functionId)
           const labels = yield* selectLabels(functionId)
           const rows = yield* sql<SampleRow>`SELECT ${sampleColumns} FROM samples s JOIN labels l ON l.id = s.label_id
@@ -443,7 +455,9 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
             ? `model ${current.id}, trained on newer data (revision ${current.revision}), was serving`
             : version.holdBack?.(current)
           const promote = heldBack === undefined
-          if (promote) yield* sql`UPDATE model_versions SET promoted = 0 WHERE function_id = ${version.functionId}`
+          if (promote) {
+            yield* sql`UPDATE model_versions SET promoted = ${flag(false)} WHERE function_id = ${version.functionId}`
+          }
           const createdAt = now()
           yield* sql`INSERT INTO model_versions ${
             sql.insert({
@@ -455,7 +469,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
               revision: version.revision,
               sample_count: version.sampleCount,
               created_at: createdAt,
-              promoted: promote ? 1 : 0,
+              promoted: flag(promote),
               held_back: heldBack ?? null
             })
           }`
