@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Layer } from "effect"
 import { BlobStore, Functions, Store } from "@loupe/functions"
-import type { Retrainer } from "@loupe/functions"
+import type { FunctionsError, Retrainer } from "@loupe/functions"
+import type { FileSystem } from "@effect/platform"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -28,7 +29,7 @@ afterAll(async () => {
 })
 
 /** The function API on a store and its blobs, each run with an embedding cache of its own. */
-const functionsOn = (stores: Layer.Layer<Store.Store | BlobStore.BlobStore, unknown, any>, name: string) =>
+const functionsOn = (stores: Layer.Layer<Store.Store | BlobStore.BlobStore, FunctionsError.FunctionsError, FileSystem.FileSystem>, name: string) =>
   Functions.layer({ debounce: "1 second" }).pipe(
     Layer.provideMerge(stores),
     Layer.provide(functionsEnvironment(path.join(work, `cache-${name}`)))
@@ -60,7 +61,11 @@ const script = Effect.gen(function*() {
       contentHash: s.contentHash,
       annotation: s.annotation === null ? null : { labelName: s.annotation.labelName, sameId: labelName.get(s.annotation.labelId) }
     })),
-    function: { revision: status.revision, trainedRevision: status.trainedRevision },
+    function: {
+      labels: status.labels.map((l) => ({ name: l.name, sampleCount: l.sampleCount })),
+      upToDate: status.model?.upToDate,
+      trainError: status.trainError
+    },
     model: {
       serving: status.model?.id === version.id,
       promoted: version.promoted,
@@ -110,6 +115,7 @@ describe("the SQLite and Postgres stores", () => {
     )
     expect(sqlite.samples).toHaveLength(16)
     expect(sqlite.model.sampleCount).toBe(15)
+    expect(sqlite.function).toMatchObject({ upToDate: true, trainError: null })
     expect(onPostgres.labels).toEqual(sqlite.labels)
     expect(onPostgres.samples).toEqual(sqlite.samples)
     expect(onPostgres.function).toEqual(sqlite.function)
