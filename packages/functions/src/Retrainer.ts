@@ -21,7 +21,7 @@
  * @since 0.1.0
  */
 import type { FileSystem } from "@effect/platform"
-import { Bundle, Dataset, EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
+import { Bundle, EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
 import type { Pipeline } from "@loupe/core"
 import {
   Cause,
@@ -40,17 +40,14 @@ import {
   SubscriptionRef,
   SynchronizedRef
 } from "effect"
-import * as AutoML from "./AutoML.js"
 import { FunctionsError } from "./FunctionsError.js"
 import { BlobStore } from "./BlobStore.js"
-import * as Candidates from "./internal/Candidates.js"
-import * as Ids from "./internal/Ids.js"
 import * as SharedBackbones from "./internal/SharedBackbones.js"
-import * as Trainable from "./internal/Trainable.js"
 import * as ZeroShotModels from "./internal/ZeroShotModels.js"
 import * as Preset from "./Preset.js"
-import * as PromotionRule from "./internal/PromotionRule.js"
-import { bundlesPrefix, imageKey, Store } from "./Store.js"
+import * as RetrainSteps from "./internal/RetrainSteps.js"
+import { RetrainJobs } from "./RetrainWorkflow.js"
+import { Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
 
 /**
@@ -266,55 +263,9 @@ const idle: TrainingStatus = { phase: "idle", pending: false }
 const debouncing: TrainingStatus = { phase: "debouncing", pending: false }
 const training: TrainingStatus = { phase: "training", pending: false }
 
-/** Where the retrainer writes a version's bundle in the blob store. */
-const bundleKey = (functionId: string, versionId: string) => `${bundlesPrefix(functionId)}/${versionId}`
-
 const since = (start: number) => Math.round(performance.now() - start)
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
-
-const trainingFailed = (e: { readonly message: string }) =>
-  e instanceof FunctionsError ? e : new FunctionsError({ reason: "TrainingFailed", message: e.message, cause: e })
-
-const toMetrics = (
-  result: AutoML.FitResult,
-  preset: Preset.Resolved["preset"],
-  sampleCount: number,
-  totalMs: number,
-  search: ModelMetrics["search"],
-  leftOutLabels: ReadonlyArray<LeftOutLabel>,
-  backboneChoice: Preset.BackboneChoice
-): ModelMetrics => ({
-  preset,
-  sampleCount,
-  search,
-  leftOutLabels,
-  backboneChoice,
-  cv: {
-    folds: result.cv.folds,
-    total: result.cv.total,
-    correct: result.cv.correct,
-    accuracy: result.cv.accuracy,
-    macroF1: result.cv.macroF1,
-    logLoss: result.cv.logLoss,
-    foldMacroF1: result.cv.foldMacroF1,
-    macroF1StandardError: result.cv.macroF1StandardError,
-    labels: result.cv.labels,
-    confusionMatrix: result.cv.confusionMatrix,
-    perClass: result.cv.perClass.map((c) => ({
-      labelName: c.label,
-      accuracy: c.support === 0 ? 0 : c.correct / c.support,
-      precision: c.precision,
-      recall: c.recall,
-      f1: c.f1,
-      support: c.support
-    }))
-  },
-  selected: result.selected,
-  leaderboard: result.leaderboard.slice(0, 10),
-  skipped: result.skipped.map((s) => ({ sampleId: s.file, reason: s.reason })),
-  timings: { ...result.timings, totalMs }
-})
 
 /**
  * The retrainer, scoped: closing the scope stops every worker. Needs the store, the blob store, the registry,
@@ -347,7 +298,7 @@ export const make = (
     const registry = yield* SharedBackbones.make(yield* Registry.Registry, scope).pipe(Effect.orDie)
     // Everything the layer was given (config, cache, file system, progress), with the shared-backbone registry in front.
     const context = Context.add(
-      yield* Effect.context<LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem>(),
+      yield* Effect.context<LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem | Store | BlobStore>(),
       Registry.Registry,
       registry
     )
@@ -407,120 +358,51 @@ export const make = (
       })
 
     const growth = Math.max(0, config.fullSearchGrowth ?? 0.25)
+    const jobs = yield* Effect.serviceOption(RetrainJobs)
 
-    /** The previous model's choice when a retrain may search only it (see `fullSearchGrowth`), else `undefined`. */
-    const narrowing = (
-      previous: StoreTypes.ModelVersionRecord | undefined,
-      resolved: Preset.Resolved,
-      full: AutoML.FitOptions,
-      dataset: Dataset.Dataset
-    ): (AutoML.Candidate & { readonly fullSearchSamples: number }) | undefined => {
-      const metrics = previous?.metrics as ModelMetrics | undefined
-      if (previous === undefined || metrics?.search === undefined || growth === 0) return undefined
-      const selected = metrics.selected as AutoML.Candidate
-      // Only a choice the full space can still make (backbones the preset selects today).
-      if (!Candidates.membersOf(selected.backbone).every((id) => full.backbones?.includes(id))) return undefined
-      const sameLabels = previous.labels.length === dataset.labels.length &&
-        previous.labels.every((l, i) => l.name === dataset.labels[i])
-      const samePreset = metrics.preset.name === resolved.preset.name && metrics.preset.version === resolved.preset.version
-      const small = dataset.samples.length <= metrics.search.fullSearchSamples * (1 + growth)
-      return sameLabels && samePreset && small
-        ? { ...selected, fullSearchSamples: metrics.search.fullSearchSamples }
-        : undefined
-    }
-
-    /**
-     * Keep the newest `keep` versions (and the promoted one): the others' records go, then their bundles, each only
-     * from the folder the retrainer wrote it to. A bundle recorded anywhere else was not written here and stays.
-     */
+    /** Old versions go from the store and the blob store (`RetrainSteps.prune`), and from the loaded models. */
     const prune = (functionId: string, keep: number) =>
-      Effect.gen(function*() {
-        const pruned = yield* store.pruneModelVersions(functionId, keep)
-        if (pruned.length === 0) return
-        yield* Ref.update(models, (map) => {
+      Effect.flatMap(RetrainSteps.prune(functionId, keep), (pruned) =>
+        Ref.update(models, (map) => {
           const next = new Map(map)
           for (const v of pruned) next.delete(v.id)
           return next
-        })
-        const ours = pruned.filter((v) => v.bundle === bundleKey(functionId, v.id))
-        yield* Effect.forEach(ours, (v) => blobs.remove(v.bundle), { discard: true })
-        yield* Effect.logInfo(`Function ${functionId}: removed ${pruned.length} old model version(s), keeping the newest ${keep}`)
-      })
+        }))
 
-    const trainOnce = (functionId: string) =>
+    const failed = (functionId: string, revision: number, error: string) =>
+      Effect.zipRight(
+        store.markTrainingFailed(functionId, revision, error),
+        PubSub.publish(events, { _tag: "Failed", functionId, revision, error })
+      ).pipe(Effect.asVoid)
+
+    /** One run in this process, through the steps the durable workflow also takes (`RetrainSteps`). */
+    const trainHere = (functionId: string) =>
       Effect.gen(function*() {
         const started = performance.now()
-        const snapshot = yield* store.trainingSnapshot(functionId)
-        const fn = snapshot.function
-        if (fn.revision <= fn.trainedRevision) return
-        const files = yield* Effect.forEach(snapshot.samples, (s) =>
-          blobs.localFile(imageKey(functionId, s.contentHash)).pipe(Effect.option))
-        const usable = snapshot.samples.flatMap((s, i) =>
-          Option.match(files[i]!, { onNone: () => [], onSome: (file) => [{ id: s.id, source: file, label: s.annotation.labelName }] })
-        )
-        // Labels with too few samples are left out (with their samples), not a reason to train nothing.
-        const perLabel = new Map<string, number>()
-        for (const s of usable) perLabel.set(s.label, (perLabel.get(s.label) ?? 0) + 1)
-        const counted = snapshot.labels.map((l) => ({ id: l.id, name: l.name, sampleCount: perLabel.get(l.name) ?? 0 }))
-        const { leftOut, trainable: kept } = Trainable.split(counted)
-        const keptNames = new Set(kept.map((l) => l.name))
-        const samples = usable.filter((s) => keptNames.has(s.label))
-        const dataset = Dataset.make(samples, { labels: keptNames })
-        const why = Trainable.tooFewLabels(counted)
-        const trainable = yield* Effect.either(
-          why === undefined ? Dataset.validateForTraining(dataset) : Effect.fail({ message: `Not trained: ${why}` })
-        )
-        if (trainable._tag === "Left") {
-          yield* store.markTrainingFailed(functionId, fn.revision, trainable.left.message)
-          yield* PubSub.publish(events, { _tag: "Failed", functionId, revision: fn.revision, error: trainable.left.message })
-          return
-        }
-        yield* PubSub.publish(events, { _tag: "Started", functionId, revision: fn.revision, samples: samples.length })
-        yield* Effect.logInfo(`Training function ${functionId} started: ${samples.length} samples, revision ${fn.revision}`)
+        const prepared = yield* RetrainSteps.prepare(functionId)
+        if (prepared._tag === "UpToDate") return
+        if (prepared._tag === "Untrainable") return yield* failed(functionId, prepared.revision, prepared.reason)
+        const { plan } = prepared
+        yield* PubSub.publish(events, { _tag: "Started", functionId, revision: plan.revision, samples: plan.samples.length })
+        yield* Effect.logInfo(`Training function ${functionId} started: ${plan.samples.length} samples, revision ${plan.revision}`)
         const outcome = yield* Effect.either(
           Effect.gen(function*() {
-            const resolved = yield* Preset.resolve(fn.preset, fn.overrides)
-            const full = yield* Preset.fitOptions(resolved)
-            const narrowTo = narrowing(yield* store.promotedVersion(functionId), resolved, full, dataset)
-            const options = narrowTo ? Candidates.narrowedTo(full, narrowTo) : full
-            const search: ModelMetrics["search"] = narrowTo
-              ? { scope: "selected", fullSearchSamples: narrowTo.fullSearchSamples }
-              : { scope: "full", fullSearchSamples: samples.length }
-            const result = yield* Effect.scoped(AutoML.fit(dataset, options)).pipe(Effect.mapError(trainingFailed))
-            const versionId = Ids.make("model")
-            const bundle = bundleKey(functionId, versionId)
-            const labelIds = new Map(snapshot.labels.map((l) => [l.name, l.id]))
-            const labels = result.fitted.labels.map((name) => ({ id: labelIds.get(name)!, name }))
-            const metrics = toMetrics(result, resolved.preset, samples.length, since(started), search, leftOut, full.backboneChoice)
-            yield* blobs.putDirectory(bundle, (dir) =>
-              Bundle.save(result.fitted, dir, { functionId, versionId, revision: fn.revision, labels, metrics }).pipe(
-                Effect.provide(context),
-                Effect.mapError(trainingFailed)
-              ))
+            yield* RetrainSteps.embedImages(functionId, plan.samples, yield* RetrainSteps.embedOptions(plan))
+            const { fitted, trained } = yield* RetrainSteps.search(plan, growth)
             // Cached first, promoted second: an invocation finds whichever version the store names.
             return yield* Effect.uninterruptible(
               Effect.gen(function*() {
-                yield* Ref.update(models, (map) => new Map(map).set(versionId, result.fitted))
-                const version = yield* store.addModelVersion({
-                  functionId,
-                  id: versionId,
-                  bundle,
-                  labels,
-                  metrics,
-                  revision: fn.revision,
-                  sampleCount: samples.length,
-                  holdBack: resolved.settings.promote === "if-not-worse" ? PromotionRule.ifNotWorse(metrics.cv) : undefined
-                })
+                yield* Ref.update(models, (map) => new Map(map).set(trained.versionId, fitted))
+                const version = yield* RetrainSteps.promote(trained)
                 const promoted = yield* store.promotedVersion(functionId)
                 yield* evict(functionId, new Set(promoted ? [promoted.id] : []))
-                return { version, keepVersions: resolved.settings.keepVersions }
+                return { version, keepVersions: trained.keepVersions }
               })
             )
           }).pipe(Effect.provide(context))
         )
         if (outcome._tag === "Left") {
-          yield* store.markTrainingFailed(functionId, fn.revision, outcome.left.message)
-          yield* PubSub.publish(events, { _tag: "Failed", functionId, revision: fn.revision, error: outcome.left.message })
+          yield* failed(functionId, plan.revision, outcome.left.message)
           yield* Effect.logWarning(`Training function ${functionId} failed after ${seconds(since(started))}: ${outcome.left.message}`)
           return
         }
@@ -528,13 +410,35 @@ export const make = (
         yield* prune(functionId, keepVersions).pipe(
           Effect.catchAll((e) => Effect.logWarning(`Removing old models of function ${functionId} failed: ${e.message}`))
         )
-        yield* PubSub.publish(events, { _tag: "Trained", functionId, version, durationMs: since(started) })
-        yield* Effect.logInfo(
+        yield* trainedEvent(functionId, version, started)
+      }).pipe(Effect.provide(context))
+
+    const trainedEvent = (functionId: string, version: StoreTypes.ModelVersionRecord, started: number) =>
+      Effect.zipRight(
+        PubSub.publish(events, { _tag: "Trained", functionId, version, durationMs: since(started) }),
+        Effect.logInfo(
           `Training function ${functionId} finished in ${seconds(since(started))}: model ${version.id} on ${version.sampleCount} samples, ` +
             (version.promoted ? "promoted" : `not promoted: ${version.heldBack}`)
         )
+      )
+
+    /** One run as a durable job (`RetrainJobs`): this process waits for its outcome and reports it. */
+    const trainAsJob = (functionId: string, submit: RetrainJobs["Type"]) =>
+      Effect.gen(function*() {
+        const started = performance.now()
+        const fn = yield* store.getFunction(functionId)
+        if (fn.revision <= fn.trainedRevision) return
+        yield* Effect.logInfo(`Training function ${functionId} at revision ${fn.revision} submitted as a job`)
+        const outcome = yield* submit.retrain(functionId, fn.revision)
+        if (outcome._tag === "Failed") {
+          yield* PubSub.publish(events, { _tag: "Failed", functionId, revision: outcome.revision, error: outcome.error })
+        } else if (outcome._tag === "Trained") {
+          yield* trainedEvent(functionId, yield* store.getModelVersion(functionId, outcome.versionId), started)
+        }
       })
 
+    const trainOnce = (functionId: string) =>
+      Option.match(jobs, { onNone: () => trainHere(functionId), onSome: (submit) => trainAsJob(functionId, submit) })
 
     /** Wait until no change has arrived for `debounce` (at most `maxWait`). */
     const settle = (status: SubscriptionRef.SubscriptionRef<TrainingStatus>) =>

@@ -1,0 +1,332 @@
+/**
+ * Retraining as a durable job on `@effect/cluster` and `@effect/workflow`, for stores that several processes share.
+ * The `Retrain` workflow takes the same steps as the in-process `Retrainer`, each an activity whose result the engine
+ * persists (in Postgres, through `SqlMessageStorage`): `embed` (a snapshot of the function's data, its images embedded
+ * into the shared embedding cache), `search` (the AutoML search, the refit of the winner and its evaluation, written
+ * as a bundle), then `promote` (record the version under the promotion rule, prune old ones). A runner that dies
+ * mid-retrain loses its shards; the runner that takes them over resumes the workflow, and the activities that had
+ * finished return their stored results instead of running again.
+ *
+ * The idempotency key is the function id and the store revision: two retrain requests for the same function at the
+ * same revision, from any process, are one workflow.
+ *
+ * Embedding is sharded: the `embed` activity splits the images into ranges (`embedRangeSize`) and sends each to an
+ * `Embedding` entity (id `<functionId>/<revision>/<range>`), which the cluster places on any runner; each range
+ * writes its vectors into the embedding cache every process reads.
+ *
+ * `layerRunner` runs both (a runner: `loupe worker`); `layerJobs` gives the `Retrainer` a `RetrainJobs` that submits
+ * retrains as workflows and waits for their outcome, from a client that runs no entities itself (`loupe serve`).
+ *
+ * @since 0.2.0
+ */
+import { ClusterWorkflowEngine, Entity, RunnerAddress, ShardingConfig } from "@effect/cluster"
+import type { MessageStorage, Runners, Sharding } from "@effect/cluster"
+import type { FileSystem } from "@effect/platform"
+import { NodeClusterSocket } from "@effect/platform-node"
+import { Rpc } from "@effect/rpc"
+import type { SqlClient } from "@effect/sql"
+import { Activity, Workflow, WorkflowEngine } from "@effect/workflow"
+import { Registry } from "@loupe/core"
+import type { EmbeddingCache, LoupeConfig } from "@loupe/core"
+import { Context, Effect, Layer, Option, Schema } from "effect"
+import type { ConfigError } from "effect/ConfigError"
+import * as AutoML from "./AutoML.js"
+import type { BlobStore } from "./BlobStore.js"
+import type { FunctionsError } from "./FunctionsError.js"
+import * as RetrainSteps from "./internal/RetrainSteps.js"
+import * as SharedBackbones from "./internal/SharedBackbones.js"
+import type { ModelMetrics } from "./Retrainer.js"
+import { Store } from "./Store.js"
+
+/**
+ * How a retrain job ended: a version trained (`promoted` false, with the reason, when the promotion rule held it
+ * back), the function could not be trained (and why), or its model was already up to date.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const Outcome = Schema.Union(
+  Schema.TaggedStruct("Trained", { versionId: Schema.String, promoted: Schema.Boolean, heldBack: Schema.optional(Schema.String) }),
+  Schema.TaggedStruct("Failed", { revision: Schema.Number, error: Schema.String }),
+  Schema.TaggedStruct("UpToDate", {})
+)
+
+/**
+ * How a retrain job ended (the type of `Outcome`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Outcome = typeof Outcome.Type
+
+/**
+ * The retrain workflow: payload the function id and the store revision that asked for it, which together are the
+ * idempotency key.
+ *
+ * @since 0.2.0
+ * @category workflows
+ */
+export const Retrain = Workflow.make({
+  name: "loupe/Retrain",
+  payload: { functionId: Schema.String, revision: Schema.Number },
+  success: Outcome,
+  idempotencyKey: ({ functionId, revision }) => `${functionId}@${revision}`
+})
+
+const Plan = Schema.Struct({
+  functionId: Schema.String,
+  revision: Schema.Number,
+  preset: Schema.String,
+  overrides: Schema.Unknown,
+  samples: Schema.Array(Schema.Struct({ id: Schema.String, contentHash: Schema.String, label: Schema.String })),
+  labels: Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String })),
+  trained: Schema.Array(Schema.String),
+  leftOut: Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String, sampleCount: Schema.Number, reason: Schema.String }))
+})
+
+const Prepared = Schema.Union(
+  Schema.TaggedStruct("Trainable", { plan: Plan }),
+  Schema.TaggedStruct("Untrainable", { revision: Schema.Number, reason: Schema.String }),
+  Schema.TaggedStruct("UpToDate", {})
+)
+
+const Trained = Schema.Struct({
+  functionId: Schema.String,
+  versionId: Schema.String,
+  bundle: Schema.String,
+  labels: Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String })),
+  // The store keeps metrics as JSON; they are the `ModelMetrics` `search` computed.
+  metrics: Schema.Unknown as Schema.Schema<ModelMetrics>,
+  revision: Schema.Number,
+  sampleCount: Schema.Number,
+  promote: Schema.Literal("always", "if-not-worse"),
+  keepVersions: Schema.Number
+})
+
+/** A step's failure, as the engine stores it: the message of the `FunctionsError`. */
+const StepFailed = Schema.TaggedStruct("Failed", { error: Schema.String })
+
+const orFailed = <A, R>(step: Effect.Effect<A, FunctionsError, R>) =>
+  Effect.catchAll(step, (e) => Effect.succeed({ _tag: "Failed" as const, error: e.message }))
+
+/**
+ * One range of a function's images to embed into the embedding cache, with the backbones (and mirroring) of the
+ * function's preset; answers the number of images embedded or already cached.
+ *
+ * @since 0.2.0
+ * @category entities
+ */
+export const EmbedRange = Rpc.make("EmbedRange", {
+  payload: {
+    functionId: Schema.String,
+    backbones: Schema.Array(Schema.String),
+    mirror: Schema.Boolean,
+    images: Schema.Array(Schema.Struct({ id: Schema.String, contentHash: Schema.String }))
+  },
+  success: Schema.Number,
+  error: Schema.String
+})
+
+/**
+ * The embedding entity: one per function, revision and range of images, placed on any runner.
+ *
+ * @since 0.2.0
+ * @category entities
+ */
+export const Embedding = Entity.make("loupe/Embedding", [EmbedRange])
+
+/**
+ * Where retrains run when not in this process: `retrain` submits (or joins) the workflow for the function at this
+ * revision and waits for its outcome. The `Retrainer` uses it when it is in its context.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export class RetrainJobs extends Context.Tag("@loupe/functions/RetrainWorkflow/RetrainJobs")<RetrainJobs, {
+  readonly retrain: (functionId: string, revision: number) => Effect.Effect<Outcome, FunctionsError>
+}>() {}
+
+/**
+ * Options of a retrain runner: `fullSearchGrowth` as in `RetrainerConfig`; `embedRangeSize` images per `Embedding`
+ * entity (default 64).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface WorkflowOptions {
+  readonly fullSearchGrowth?: number
+  readonly embedRangeSize?: number
+}
+
+/** Log that an activity runs, with the process: how the logs (and the crash test) count executions. */
+const running = (activity: string, functionId: string, revision: number) =>
+  Effect.logInfo(`Retrain ${functionId}@${revision}: activity ${activity} running in process ${process.pid}`)
+
+const chunks = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
+
+type StepContext =
+  | Store
+  | BlobStore
+  | Registry.Registry
+  | LoupeConfig.LoupeConfig
+  | EmbeddingCache.EmbeddingCache
+  | FileSystem.FileSystem
+
+/**
+ * The workflow and the embedding entity, registered with the cluster: what a runner executes. Backbones are loaded
+ * once per runner (not once per activity).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerWorkflows = (
+  options: WorkflowOptions = {}
+): Layer.Layer<never, never, StepContext | WorkflowEngine.WorkflowEngine | Sharding.Sharding> => {
+  const growth = Math.max(0, options.fullSearchGrowth ?? 0.25)
+  const rangeSize = Math.max(1, options.embedRangeSize ?? 64)
+
+  const workflow = Retrain.toLayer(({ functionId, revision }) =>
+    Effect.gen(function*() {
+      const prepared = yield* Activity.make({
+        name: "embed",
+        success: Schema.Union(Prepared, StepFailed),
+        execute: Effect.gen(function*() {
+          yield* running("embed", functionId, revision)
+          const prepared = yield* RetrainSteps.prepare(functionId)
+          if (prepared._tag !== "Trainable") return prepared
+          const { plan } = prepared
+          const embed = yield* RetrainSteps.embedOptions(plan)
+          const client = (yield* Embedding.client)
+          const ranges = chunks(plan.samples, rangeSize)
+          yield* Effect.forEach(ranges, (images, i) =>
+            client(`${functionId}/${plan.revision}/${i}`).EmbedRange({ functionId, ...embed, images }).pipe(
+              Effect.catchAll((e) => Effect.fail(typeof e === "string" ? e : String(e)))
+            ), { concurrency: "unbounded", discard: true })
+          yield* Effect.logInfo(`Retrain ${functionId}@${revision}: embedded ${plan.samples.length} images in ${ranges.length} range(s)`)
+          return prepared
+        }).pipe(
+          Effect.catchAll((e) => Effect.succeed({ _tag: "Failed" as const, error: typeof e === "string" ? e : e.message }))
+        )
+      })
+      if (prepared._tag === "UpToDate") return prepared
+      const failed = (revision: number, error: string) =>
+        Activity.make({
+          name: "fail",
+          execute: Effect.flatMap(Store, (store) => store.markTrainingFailed(functionId, revision, error)).pipe(Effect.orDie)
+        }).pipe(Effect.as({ _tag: "Failed" as const, revision, error }))
+      if (prepared._tag === "Untrainable") return yield* failed(prepared.revision, prepared.reason)
+      if (prepared._tag === "Failed") return yield* failed(revision, prepared.error)
+      const { plan } = prepared
+      const searched = yield* Activity.make({
+        name: "search",
+        success: Schema.Union(Schema.TaggedStruct("Searched", { trained: Trained }), StepFailed),
+        execute: Effect.gen(function*() {
+          yield* running("search", functionId, revision)
+          const { trained } = yield* RetrainSteps.search(plan, growth)
+          yield* Effect.logInfo(`Retrain ${functionId}@${revision}: search selected ${AutoML.describeCandidate(trained.metrics.selected as AutoML.Candidate)}`)
+          return { _tag: "Searched" as const, trained }
+        }).pipe(orFailed)
+      })
+      if (searched._tag === "Failed") return yield* failed(plan.revision, searched.error)
+      const { trained } = searched
+      const version = yield* Activity.make({
+        name: "promote",
+        success: Schema.Union(Schema.TaggedStruct("Promoted", { promoted: Schema.Boolean, heldBack: Schema.optional(Schema.String) }), StepFailed),
+        execute: Effect.gen(function*() {
+          yield* running("promote", functionId, revision)
+          const version = yield* RetrainSteps.promote(trained)
+          yield* RetrainSteps.prune(functionId, trained.keepVersions).pipe(
+            Effect.catchAll((e) => Effect.logWarning(`Removing old models of function ${functionId} failed: ${e.message}`))
+          )
+          yield* Effect.logInfo(
+            `Retrain ${functionId}@${revision}: model ${version.id} ${version.promoted ? "promoted" : `not promoted: ${version.heldBack}`}`
+          )
+          return { _tag: "Promoted" as const, promoted: version.promoted, ...(version.heldBack ? { heldBack: version.heldBack } : {}) }
+        }).pipe(orFailed)
+      })
+      if (version._tag === "Failed") return yield* failed(plan.revision, version.error)
+      const { _tag, ...rest } = version
+      return { _tag: "Trained" as const, versionId: trained.versionId, ...rest }
+    })
+  )
+
+  const embedding = Embedding.toLayer(Effect.gen(function*() {
+    const context = yield* Effect.context<StepContext>()
+    return {
+      EmbedRange: ({ payload }) =>
+        Effect.gen(function*() {
+          yield* Effect.logInfo(`Embedding ${payload.images.length} images of function ${payload.functionId} in process ${process.pid}`)
+          return yield* RetrainSteps.embedImages(payload.functionId, payload.images, payload)
+        }).pipe(Effect.mapError((e) => e.message), Effect.provide(context))
+    }
+  }))
+
+  const sharedBackbones = Layer.scoped(
+    Registry.Registry,
+    Effect.flatMap(Registry.Registry, (registry) => Effect.flatMap(Effect.scope, (scope) => SharedBackbones.make(registry, scope))).pipe(
+      Effect.orDie
+    )
+  )
+  return Layer.mergeAll(workflow, embedding).pipe(Layer.provide(sharedBackbones))
+}
+
+/**
+ * Options of the cluster a process joins: the runner's `host` and `port` (other runners connect there; a client
+ * listens nowhere), and `shardingConfig` for anything else (`@effect/cluster`'s `ShardingConfig`, e.g. shorter
+ * shard lock timeouts).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ClusterOptions {
+  readonly host?: string
+  readonly port?: number
+  readonly shardingConfig?: Partial<ShardingConfig.ShardingConfig["Type"]>
+}
+
+type ClusterServices = Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage | WorkflowEngine.WorkflowEngine
+
+/**
+ * A runner (what `loupe worker` runs): joins the cluster whose state lives in the `SqlClient`'s database (Postgres),
+ * listens for other runners on `host:port` (default `localhost:34431`), and executes retrain workflows and embedding
+ * ranges.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerRunner = (
+  cluster: ClusterOptions = {},
+  options: WorkflowOptions = {}
+): Layer.Layer<ClusterServices, ConfigError, StepContext | SqlClient.SqlClient> => {
+  const address = RunnerAddress.make(cluster.host ?? "localhost", cluster.port ?? 34431)
+  return layerWorkflows(options).pipe(
+    Layer.provideMerge(ClusterWorkflowEngine.layer),
+    Layer.provideMerge(
+      Layer.orDie(NodeClusterSocket.layer({
+        storage: "sql",
+        shardingConfig: { runnerAddress: Option.some(address), ...cluster.shardingConfig }
+      }))
+    )
+  )
+}
+
+/**
+ * `RetrainJobs` through the cluster, from a client that runs no entities (what `loupe serve` uses on a shared
+ * store): each retrain is submitted as the `Retrain` workflow and awaited.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerJobs = (
+  cluster: Pick<ClusterOptions, "shardingConfig"> = {}
+): Layer.Layer<RetrainJobs, ConfigError, SqlClient.SqlClient> =>
+  Layer.effect(
+    RetrainJobs,
+    Effect.map(Effect.context<WorkflowEngine.WorkflowEngine>(), (context) => ({
+      retrain: (functionId: string, revision: number) => Effect.provide(Retrain.execute({ functionId, revision }), context)
+    }))
+  ).pipe(
+    Layer.provide(ClusterWorkflowEngine.layer),
+    Layer.provide(NodeClusterSocket.layer({ clientOnly: true, storage: "sql", shardingConfig: cluster.shardingConfig ?? {} }))
+  )

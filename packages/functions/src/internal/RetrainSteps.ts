@@ -1,0 +1,287 @@
+/**
+ * The steps of one retrain, shared by the in-process `Retrainer` and the durable `RetrainWorkflow`: `prepare` (read a
+ * snapshot of the function's data into a plan), `embed` (the plan's images, into the embedding cache), `search` (the
+ * AutoML search, the refit of the winner and its cross-validated evaluation, written as a bundle), `promote` (record
+ * the version under the promotion rule) and `prune`. Every input and output except the fitted pipeline is plain
+ * JSON, so the workflow engine can persist it between steps and a resumed workflow skips the steps that finished.
+ *
+ * @internal
+ */
+import type { FileSystem } from "@effect/platform"
+import { Bundle, Dataset, Embedder, Registry } from "@loupe/core"
+import type { EmbeddingCache, LoupeConfig, Pipeline } from "@loupe/core"
+import { Effect, Option } from "effect"
+import * as AutoML from "../AutoML.js"
+import { BlobStore } from "../BlobStore.js"
+import { FunctionsError } from "../FunctionsError.js"
+import * as Preset from "../Preset.js"
+import type { LeftOutLabel, ModelMetrics } from "../Retrainer.js"
+import { bundlesPrefix, imageKey, Store } from "../Store.js"
+import type { ModelVersionRecord } from "../Store.js"
+import * as Candidates from "./Candidates.js"
+import * as Ids from "./Ids.js"
+import * as PromotionRule from "./PromotionRule.js"
+import * as Trainable from "./Trainable.js"
+
+/** What a retrain trains on: the function's annotated samples (by content hash) at `revision`, with its labels. */
+export interface Plan {
+  readonly functionId: string
+  readonly revision: number
+  readonly preset: string
+  readonly overrides: unknown
+  readonly samples: ReadonlyArray<{ readonly id: string; readonly contentHash: string; readonly label: string }>
+  /** Every label of the function, to map the model's label names back to ids. */
+  readonly labels: ReadonlyArray<{ readonly id: string; readonly name: string }>
+  /** The labels trained on. */
+  readonly trained: ReadonlyArray<string>
+  readonly leftOut: ReadonlyArray<LeftOutLabel>
+}
+
+/** What `prepare` finds: a plan, a function that cannot be trained (and why), or one whose model is up to date. */
+export type Prepared =
+  | { readonly _tag: "Trainable"; readonly plan: Plan }
+  | { readonly _tag: "Untrainable"; readonly revision: number; readonly reason: string }
+  | { readonly _tag: "UpToDate" }
+
+/** A trained version, written to the blob store, not yet recorded: what `promote` records. */
+export interface Trained {
+  readonly functionId: string
+  readonly versionId: string
+  readonly bundle: string
+  readonly labels: ReadonlyArray<{ readonly id: string; readonly name: string }>
+  readonly metrics: ModelMetrics
+  readonly revision: number
+  readonly sampleCount: number
+  readonly promote: Preset.Resolved["settings"]["promote"]
+  readonly keepVersions: number
+}
+
+/** Where a retrain writes a version's bundle in the blob store. */
+export const bundleKey = (functionId: string, versionId: string) => `${bundlesPrefix(functionId)}/${versionId}`
+
+const since = (start: number) => Math.round(performance.now() - start)
+
+const trainingFailed = (e: { readonly message: string }) =>
+  e instanceof FunctionsError ? e : new FunctionsError({ reason: "TrainingFailed", message: e.message, cause: e })
+
+/** The snapshot of the function's data a retrain trains on; labels with too few samples are left out, not fatal. */
+export const prepare = (functionId: string): Effect.Effect<Prepared, FunctionsError, Store | BlobStore> =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    const blobs = yield* BlobStore
+    const snapshot = yield* store.trainingSnapshot(functionId)
+    const fn = snapshot.function
+    if (fn.revision <= fn.trainedRevision) return { _tag: "UpToDate" } as const
+    const present = yield* Effect.forEach(snapshot.samples, (s) =>
+      blobs.localFile(imageKey(functionId, s.contentHash)).pipe(Effect.option))
+    const usable = snapshot.samples.flatMap((s, i) =>
+      Option.isSome(present[i]!) ? [{ id: s.id, contentHash: s.contentHash, label: s.annotation.labelName }] : []
+    )
+    const perLabel = new Map<string, number>()
+    for (const s of usable) perLabel.set(s.label, (perLabel.get(s.label) ?? 0) + 1)
+    const counted = snapshot.labels.map((l) => ({ id: l.id, name: l.name, sampleCount: perLabel.get(l.name) ?? 0 }))
+    const { leftOut, trainable } = Trainable.split(counted)
+    const trained = new Set(trainable.map((l) => l.name))
+    const plan: Plan = {
+      functionId,
+      revision: fn.revision,
+      preset: fn.preset,
+      overrides: fn.overrides,
+      samples: usable.filter((s) => trained.has(s.label)),
+      labels: snapshot.labels.map((l) => ({ id: l.id, name: l.name })),
+      trained: [...trained],
+      leftOut
+    }
+    const why = Trainable.tooFewLabels(counted)
+    const valid = yield* Effect.either(
+      why === undefined ? Effect.flatMap(dataset(plan), Dataset.validateForTraining) : Effect.fail({ message: `Not trained: ${why}` })
+    )
+    return valid._tag === "Left"
+      ? { _tag: "Untrainable", revision: fn.revision, reason: valid.left.message } as const
+      : { _tag: "Trainable", plan } as const
+  })
+
+/** The plan's samples as a dataset of local files (a blob store elsewhere downloads them). */
+const dataset = (plan: Plan) =>
+  Effect.gen(function*() {
+    const blobs = yield* BlobStore
+    const samples = yield* Effect.forEach(plan.samples, (s) =>
+      Effect.map(blobs.localFile(imageKey(plan.functionId, s.contentHash)), (source) => ({ id: s.id, source, label: s.label })))
+    return Dataset.make(samples, { labels: new Set(plan.trained) })
+  })
+
+/** The backbones and mirroring the plan's preset embeds with. */
+export const embedOptions = (plan: Pick<Plan, "preset" | "overrides">) =>
+  Effect.gen(function*() {
+    const options = yield* Preset.fitOptions(yield* Preset.resolve(plan.preset, plan.overrides))
+    return { backbones: options.backbones ?? [], mirror: options.mirror === true }
+  })
+
+/**
+ * Embed these of a function's images (by content hash) with these backbones into the embedding cache, so that the
+ * search only reads the cache. Returns how many images were embedded (or already cached).
+ */
+export const embedImages = (
+  functionId: string,
+  images: ReadonlyArray<{ readonly id: string; readonly contentHash: string }>,
+  options: { readonly backbones: ReadonlyArray<string>; readonly mirror: boolean }
+): Effect.Effect<
+  number,
+  FunctionsError,
+  BlobStore | Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
+> =>
+  Effect.scoped(Effect.gen(function*() {
+    const blobs = yield* BlobStore
+    const samples = yield* Effect.forEach(images, (s) =>
+      Effect.map(blobs.localFile(imageKey(functionId, s.contentHash)), (source) => ({ id: s.id, source })))
+    const loaded = yield* Effect.forEach(options.backbones, (id) => Registry.loadBackbone(id))
+    const embeddings = yield* Embedder.embedSamplesMany(loaded, samples, { mirror: options.mirror })
+    return embeddings[0]?.samples.length ?? 0
+  })).pipe(Effect.mapError(trainingFailed))
+
+/** The previous model's choice when a retrain may search only it (see `RetrainerConfig.fullSearchGrowth`). */
+const narrowing = (
+  previous: ModelVersionRecord | undefined,
+  resolved: Preset.Resolved,
+  full: AutoML.FitOptions,
+  data: Dataset.Dataset,
+  growth: number
+): (AutoML.Candidate & { readonly fullSearchSamples: number }) | undefined => {
+  const metrics = previous?.metrics as ModelMetrics | undefined
+  if (previous === undefined || metrics?.search === undefined || growth === 0) return undefined
+  const selected = metrics.selected as AutoML.Candidate
+  // Only a choice the full space can still make (backbones the preset selects today).
+  if (!Candidates.membersOf(selected.backbone).every((id) => full.backbones?.includes(id))) return undefined
+  const sameLabels = previous.labels.length === data.labels.length &&
+    previous.labels.every((l, i) => l.name === data.labels[i])
+  const samePreset = metrics.preset.name === resolved.preset.name && metrics.preset.version === resolved.preset.version
+  const small = data.samples.length <= metrics.search.fullSearchSamples * (1 + growth)
+  return sameLabels && samePreset && small ? { ...selected, fullSearchSamples: metrics.search.fullSearchSamples } : undefined
+}
+
+const toMetrics = (
+  result: AutoML.FitResult,
+  preset: Preset.Resolved["preset"],
+  sampleCount: number,
+  totalMs: number,
+  search: ModelMetrics["search"],
+  leftOutLabels: ReadonlyArray<LeftOutLabel>,
+  backboneChoice: Preset.BackboneChoice
+): ModelMetrics => ({
+  preset,
+  sampleCount,
+  search,
+  leftOutLabels,
+  backboneChoice,
+  cv: {
+    folds: result.cv.folds,
+    total: result.cv.total,
+    correct: result.cv.correct,
+    accuracy: result.cv.accuracy,
+    macroF1: result.cv.macroF1,
+    logLoss: result.cv.logLoss,
+    foldMacroF1: result.cv.foldMacroF1,
+    macroF1StandardError: result.cv.macroF1StandardError,
+    labels: result.cv.labels,
+    confusionMatrix: result.cv.confusionMatrix,
+    perClass: result.cv.perClass.map((c) => ({
+      labelName: c.label,
+      accuracy: c.support === 0 ? 0 : c.correct / c.support,
+      precision: c.precision,
+      recall: c.recall,
+      f1: c.f1,
+      support: c.support
+    }))
+  },
+  selected: result.selected,
+  leaderboard: result.leaderboard.slice(0, 10),
+  skipped: result.skipped.map((s) => ({ sampleId: s.file, reason: s.reason })),
+  timings: { ...result.timings, totalMs }
+})
+
+/**
+ * Search, refit and evaluate on the plan (AutoML; with `growth`, only the promoted model's candidate until the data
+ * has grown that much), and write the bundle to a new version's folder in the blob store.
+ */
+export const search = (
+  plan: Plan,
+  growth: number
+): Effect.Effect<
+  { readonly trained: Trained; readonly fitted: Pipeline.FittedPipeline },
+  FunctionsError,
+  Store | BlobStore | Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
+> =>
+  Effect.gen(function*() {
+    const started = performance.now()
+    const store = yield* Store
+    const blobs = yield* BlobStore
+    const data = yield* dataset(plan)
+    const resolved = yield* Preset.resolve(plan.preset, plan.overrides)
+    const full = yield* Preset.fitOptions(resolved)
+    const narrowTo = narrowing(yield* store.promotedVersion(plan.functionId), resolved, full, data, growth)
+    const options = narrowTo ? Candidates.narrowedTo(full, narrowTo) : full
+    const scope: ModelMetrics["search"] = narrowTo
+      ? { scope: "selected", fullSearchSamples: narrowTo.fullSearchSamples }
+      : { scope: "full", fullSearchSamples: plan.samples.length }
+    const result = yield* Effect.scoped(AutoML.fit(data, options)).pipe(Effect.mapError(trainingFailed))
+    const versionId = Ids.make("model")
+    const bundle = bundleKey(plan.functionId, versionId)
+    const labelIds = new Map(plan.labels.map((l) => [l.name, l.id]))
+    const labels = result.fitted.labels.map((name) => ({ id: labelIds.get(name)!, name }))
+    const metrics = toMetrics(result, resolved.preset, plan.samples.length, since(started), scope, plan.leftOut, full.backboneChoice)
+    yield* blobs.putDirectory(bundle, (dir) =>
+      Bundle.save(result.fitted, dir, { functionId: plan.functionId, versionId, revision: plan.revision, labels, metrics }).pipe(
+        Effect.mapError(trainingFailed)
+      ))
+    const trained: Trained = {
+      functionId: plan.functionId,
+      versionId,
+      bundle,
+      labels,
+      metrics,
+      revision: plan.revision,
+      sampleCount: plan.samples.length,
+      promote: resolved.settings.promote,
+      keepVersions: resolved.settings.keepVersions
+    }
+    return { trained, fitted: result.fitted }
+  })
+
+/**
+ * Record the trained version and promote it under its promotion rule. Recording a version twice (a step retried
+ * after it committed) returns the recorded one.
+ */
+export const promote = (trained: Trained): Effect.Effect<ModelVersionRecord, FunctionsError, Store> =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    const recorded = yield* Effect.option(store.getModelVersion(trained.functionId, trained.versionId))
+    if (Option.isSome(recorded)) return recorded.value
+    return yield* store.addModelVersion({
+      functionId: trained.functionId,
+      id: trained.versionId,
+      bundle: trained.bundle,
+      labels: trained.labels,
+      metrics: trained.metrics,
+      revision: trained.revision,
+      sampleCount: trained.sampleCount,
+      holdBack: trained.promote === "if-not-worse" ? PromotionRule.ifNotWorse(trained.metrics.cv) : undefined
+    })
+  })
+
+/**
+ * Keep the newest `keep` versions (and the promoted one): the others' records go, then their bundles, each only
+ * from the folder a retrain wrote it to. A bundle recorded anywhere else was not written here and stays. Returns the
+ * versions removed.
+ */
+export const prune = (functionId: string, keep: number): Effect.Effect<ReadonlyArray<ModelVersionRecord>, FunctionsError, Store | BlobStore> =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    const blobs = yield* BlobStore
+    const pruned = yield* store.pruneModelVersions(functionId, keep)
+    const ours = pruned.filter((v) => v.bundle === bundleKey(functionId, v.id))
+    yield* Effect.forEach(ours, (v) => blobs.remove(v.bundle), { discard: true })
+    if (pruned.length > 0) {
+      yield* Effect.logInfo(`Function ${functionId}: removed ${pruned.length} old model version(s), keeping the newest ${keep}`)
+    }
+    return pruned
+  })
