@@ -65,13 +65,20 @@ export const startServe = async (
     })
     return response.json()
   }
-  const stopped = new Promise((resolve) => server.on("exit", resolve))
+  let stopping = false
+  const stopped = new Promise((resolve) =>
+    server.on("exit", (code, signal) => {
+      if (!stopping) console.error(`loupe serve on ${store} exited by itself: code ${code}, signal ${signal}`)
+      resolve(undefined)
+    })
+  )
   return {
     url,
     token,
     pid: /** @type {number} */ (server.pid),
     call,
     stop: async () => {
+      stopping = true
       server.kill("SIGTERM")
       await stopped
     }
@@ -94,10 +101,13 @@ export const trainedFunction = async (
       await call("POST", `/v1/functions/${fn}/samples`, { data, annotation: { labelName: label } })
     }
   }
-  let detail = await call("GET", `/v1/functions/${fn}`)
+  // A GET again when the connection drops: while the server trains in process its event loop can stall past the
+  // server's 3 s header timeout under load, and it then drops the keep-alive connection the request was sent on.
+  const get = () => call("GET", `/v1/functions/${fn}`).catch(() => call("GET", `/v1/functions/${fn}`))
+  let detail = await get()
   while (detail.model === null || detail.training.phase !== "idle") {
     await new Promise((r) => setTimeout(r, 200))
-    detail = await call("GET", `/v1/functions/${fn}`)
+    detail = await get()
   }
   return { fn, detail }
 }
