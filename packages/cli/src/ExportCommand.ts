@@ -13,9 +13,10 @@
 import { DeployError, DockerContext, OnnxExport } from "@loupe/deploy"
 import { FileSystem } from "@effect/platform"
 import { Bundle, OutputFolder } from "@loupe/core"
-import { Console, Effect, Layer, pipe } from "effect"
+import { Console, Effect, pipe } from "effect"
 import * as path from "node:path"
-import { BlobStore, FunctionsError, Store } from "@loupe/functions"
+import { BlobStore, Functions, FunctionsError, Store } from "@loupe/functions"
+import type { StoreLocation } from "@loupe/functions"
 import { store } from "./FunctionCommand.js"
 import * as Arg from "./internal/Arg.js"
 import { environment, json, modelsDir, overwrite, plugins } from "./internal/cliOptions.js"
@@ -28,7 +29,7 @@ import * as ServerImage from "./ServerImage.js"
 const VERIFY_SAMPLES = 8
 
 /** The bundle behind a function id: its promoted model, with a few of its images. */
-const functionBundle = (storeDir: string, functionId: string) =>
+const functionBundle = (location: StoreLocation.StoreLocation, functionId: string) =>
   Effect.gen(function*() {
     const records = yield* Store.Store
     const blobs = yield* BlobStore.BlobStore
@@ -44,7 +45,7 @@ const functionBundle = (storeDir: string, functionId: string) =>
       images: images.flatMap((o) => (o._tag === "Some" ? [o.value] : [])),
       functionId
     }
-  }).pipe(Effect.provide(Layer.mergeAll(Store.layerSqlite(storeDir), BlobStore.layerFileSystem(path.join(storeDir, "blobs")))))
+  }).pipe(Effect.provide(Functions.layerStorage(location)))
 
 /** Copy a bundle directory to `out`, atomically; `out` may only hold an earlier bundle (see `OutputFolder`). */
 const copyBundle = (from: string, out: string) =>
@@ -97,7 +98,7 @@ export const command = DocumentedCommand.make(
       )
       const source = isBundle
         ? { dir: path.resolve(flags.source), images: [] as ReadonlyArray<string>, functionId: undefined }
-        : yield* functionBundle(path.resolve(flags.store), flags.source)
+        : yield* functionBundle(flags.store, flags.source)
       const verifyImages = flags.verifyImage.length > 0 ? flags.verifyImage : source.images
       const result = flags.format === "bundle"
         ? { format: "bundle", dir: yield* copyBundle(source.dir, flags.out) }

@@ -1,6 +1,6 @@
 /**
- * `loupe function create|add|invoke|metrics|list|labels|models|rollback`: the function API from the command line, on a store folder
- * (`--store`, default `$LOUPE_STORE_DIR` or `~/.local/share/loupe`).
+ * `loupe function create|add|invoke|metrics|list|labels|models|rollback`: the function API from the command line, on a store
+ * (`--store`: a folder or a `postgres://` URL; default `$LOUPE_STORE_URL`, `$LOUPE_STORE_DIR` or `~/.local/share/loupe`).
  *
  * A command line process lives only as long as its command, so `add` waits for the retrain it causes (and any
  * retrain left over from an earlier interrupted run) before it exits; `--no-wait` leaves it to the next `add`.
@@ -8,13 +8,13 @@
  * @since 0.1.0
  */
 import { FileSystem } from "@effect/platform"
-import { Console, Effect, Option, pipe } from "effect"
+import { Console, Effect, Either, Option, pipe } from "effect"
 import { Dataset } from "@loupe/core"
 // Named so the declaration emitter can refer to the error types in this module's inferred command type.
 import type { CoreError as _CoreError } from "@loupe/core"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Functions, FunctionsError, Preset } from "@loupe/functions"
+import { Functions, FunctionsError, Preset, StoreLocation } from "@loupe/functions"
 import type { Retrainer, Store } from "@loupe/functions"
 import * as Arg from "./internal/Arg.js"
 import { environment, json, modelsDir, offline, overrides, parseOverrides, plugins, preset, presetsHelp } from "./internal/cliOptions.js"
@@ -25,11 +25,27 @@ import * as Flag from "./internal/Flag.js"
 export const defaultStoreDir = (): string =>
   path.join(process.env["XDG_DATA_HOME"] ?? path.join(os.homedir(), ".local", "share"), "loupe")
 
-/** `--store`: the function store folder, shared by the commands that work on one. */
+/**
+ * `--store`: the function store, shared by the commands that work on one: a folder, or a `postgres://` URL; when
+ * not given, `$LOUPE_STORE_URL`, else `$LOUPE_STORE_DIR`, else `defaultStoreDir()`. Any other `scheme:` is an error
+ * naming it (`StoreLocation.parse`), never a folder.
+ */
 export const store = pipe(
-  Flag.directory("store", "The function store folder: functions, samples, models and API keys"),
-  Flag.withFallbackEnv("LOUPE_STORE_DIR"),
-  Flag.withDefault(defaultStoreDir(), `$LOUPE_STORE_DIR, else ${defaultStoreDir()}`)
+  Flag.text(
+    "store",
+    "<dir|url>",
+    "The function store: a folder (functions, samples, models and API keys), or a postgres:// URL that several processes share"
+  ),
+  Flag.optional(`$LOUPE_STORE_URL, else $LOUPE_STORE_DIR, else ${defaultStoreDir()}`),
+  Flag.mapEither((given: Option.Option<string>) =>
+    Either.mapLeft(
+      Option.match(given, {
+        onSome: (text) => StoreLocation.parse(text, "--store"),
+        onNone: () => StoreLocation.fromEnv() ?? Either.right(StoreLocation.directory(defaultStoreDir()))
+      }),
+      (error) => error.message
+    )
+  )
 )
 
 const functionId = Arg.text("function-id", "The function's id, as `loupe function create` printed it")
@@ -113,14 +129,14 @@ const collect = (paths: ReadonlyArray<string>, label: Option.Option<string>) =>
 const common = { store, modelsDir, plugins, offline, json }
 type Common = DocumentedCommand.Parsed<typeof common>
 
-/** Run `effect` with the function API on the store folder. */
+/** Run `effect` with the function API on the store. */
 const withFunctions = <A, E>(
   flags: Common,
   config: Functions.FunctionsConfig,
   effect: Effect.Effect<A, E, Functions.Functions | FileSystem.FileSystem>
 ) =>
   effect.pipe(
-    Effect.provide(Functions.layerDirectory(path.resolve(flags.store), config)),
+    Effect.provide(Functions.layerStore(flags.store, config)),
     Effect.provide(environment(flags))
   )
 

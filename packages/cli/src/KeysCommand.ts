@@ -6,6 +6,9 @@
  * @since 0.1.0
  */
 import { ApiKeys } from "@loupe/deploy"
+import { LoupeConfig } from "@loupe/core"
+import { Functions, FunctionsError } from "@loupe/functions"
+import type { StoreLocation } from "@loupe/functions"
 import { Console, Effect, Option, pipe } from "effect"
 import * as path from "node:path"
 import { store } from "./FunctionCommand.js"
@@ -19,8 +22,17 @@ const file = pipe(
   Flag.optional()
 )
 
-const keysIn = (flags: { readonly store: string; readonly file: Option.Option<string> }) =>
-  ApiKeys.make(Option.getOrElse(flags.file, () => ApiKeys.fileIn(path.resolve(flags.store))))
+/** The keys in `--file`, else in the store's `keys.json` (see `Functions.localFolder`). */
+const keysIn = (flags: { readonly store: StoreLocation.StoreLocation; readonly file: Option.Option<string> }) =>
+  Option.match(flags.file, {
+    onSome: (file) => Effect.succeed(path.resolve(file)),
+    onNone: () =>
+      Functions.localFolder(flags.store).pipe(
+        Effect.map(ApiKeys.fileIn),
+        Effect.provide(LoupeConfig.LoupeConfig.layerConfig({})),
+        Effect.mapError(FunctionsError.fromConfigError)
+      )
+  }).pipe(Effect.flatMap(ApiKeys.make))
 
 const create = DocumentedCommand.make(
   "create",

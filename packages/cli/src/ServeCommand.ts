@@ -1,5 +1,6 @@
 /**
- * `loupe serve`: the function API over HTTP on a store folder (`--store`), or one bundle read-only (`--bundle`).
+ * `loupe serve`: the function API over HTTP on a store (`--store`: a folder, or a `postgres://` URL that several
+ * servers share), or one bundle read-only (`--bundle`).
  * Listens on 127.0.0.1 unless `--host` says otherwise; every `/v1` route needs an API key (`loupe keys create`);
  * SIGINT or SIGTERM drains requests in flight, then exits.
  *
@@ -18,7 +19,7 @@ import { ApiKeys, CapturePolicy, ServeBundle, Server as DeployServer } from "@lo
 import type { DeployError } from "@loupe/deploy"
 import { Console, Effect, Layer, Option, pipe } from "effect"
 import * as path from "node:path"
-import { FunctionsError } from "@loupe/functions"
+import { Functions, FunctionsError, StoreLocation } from "@loupe/functions"
 import { store } from "./FunctionCommand.js"
 import { environment, modelsDir, plugins } from "./internal/cliOptions.js"
 import * as DocumentedCommand from "./internal/DocumentedCommand.js"
@@ -115,22 +116,23 @@ export const command = DocumentedCommand.make(
         ...some("perMinute", f.capturePerMinute)
       }
     }
-    const storeDir = path.resolve(f.store)
+    const keysFile = ApiKeys.fileIn(yield* Functions.localFolder(f.store))
+    const shown = StoreLocation.describe(f.store)
     const serving: Layer.Layer<
       HttpServer.HttpServer,
       DeployError.DeployError | FunctionsError.FunctionsError,
       Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
     > = Option.match(f.bundle, {
-      onNone: () => Server.layer({ ...options, store: storeDir }),
-      onSome: (bundle) => ServeBundle.layer({ ...options, bundle: path.resolve(bundle), keysFile: ApiKeys.fileIn(storeDir) })
+      onNone: () => Server.layer({ ...options, store: f.store }),
+      onSome: (bundle) => ServeBundle.layer({ ...options, bundle: path.resolve(bundle), keysFile })
     })
     const running = yield* Layer.build(serving)
     const url = yield* Effect.provide(DeployServer.url, running)
-    const keys = yield* Effect.flatMap(ApiKeys.make(ApiKeys.fileIn(storeDir)), (k) => k.list)
+    const keys = yield* Effect.flatMap(ApiKeys.make(keysFile), (k) => k.list)
     if (!keys.some((k) => k.revokedAt === undefined)) {
-      yield* Effect.logWarning(`No API key in ${ApiKeys.fileIn(storeDir)} yet: create one with \`loupe keys create --store ${storeDir}\``)
+      yield* Effect.logWarning(`No API key in ${keysFile} yet: create one with \`loupe keys create --store ${shown}\``)
     }
-    yield* Console.log(`Serving ${Option.getOrElse(f.bundle, () => storeDir)} on ${url} (OpenAPI: ${url}/openapi.json)`)
+    yield* Console.log(`Serving ${Option.getOrElse(f.bundle, () => shown)} on ${url} (OpenAPI: ${url}/openapi.json)`)
     return yield* Effect.never
   }).pipe(Effect.scoped, Effect.provide(environment(f)))
 )

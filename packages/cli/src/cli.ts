@@ -28,6 +28,7 @@ import * as ReportFile from "./ReportFile.js"
 import * as ServeCommand from "./ServeCommand.js"
 import * as Train from "./Train.js"
 import * as TrainSummary from "./TrainSummary.js"
+import * as WorkerCommand from "./WorkerCommand.js"
 import * as ZeroShotTrain from "./ZeroShotTrain.js"
 
 const VERSION = "0.1.0"
@@ -195,7 +196,7 @@ const loupe = DocumentedCommand.group(
     details: ["Logs and progress go to stderr; stdout carries results (one JSON object with --json)."],
     examples: ["loupe train ./photos --out ./pets-model", "loupe predict ./pets-model cat.jpg"]
   },
-  [train, predict, evaluate, InspectCommand.command, ModelsCommand.command, FunctionCommand.command, ServeCommand.command, KeysCommand.command, ExportCommand.command]
+  [train, predict, evaluate, InspectCommand.command, ModelsCommand.command, FunctionCommand.command, ServeCommand.command, WorkerCommand.command, KeysCommand.command, ExportCommand.command]
 )
 
 const args = process.argv.slice(2)

@@ -203,6 +203,77 @@ const stampOf = (fs: FileSystem.FileSystem, file: string): Effect.Effect<string>
   )
 
 /**
+ * Where a key service keeps its records: the key file (`make`), or a database table (`@loupe/functions`'s
+ * `SharedState`, so that several servers share their keys). `fromStorage` builds the service over one.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface KeyStorage {
+  /** Where the keys are, for messages: the key file's path, or a database and table. */
+  readonly location: string
+  /** The record with this id, as fresh as a verification needs (a key created or revoked elsewhere is seen). */
+  readonly find: (id: string) => Effect.Effect<KeyRecord | undefined, DeployError>
+  readonly all: Effect.Effect<ReadonlyArray<KeyRecord>, DeployError>
+  /** Add `record`; `false`, adding nothing, when its id is taken. */
+  readonly insert: (record: KeyRecord) => Effect.Effect<boolean, DeployError>
+  /** Set `revokedAt` to `at` unless already set; the record afterwards, or `undefined` when there is no such id. */
+  readonly revoke: (id: string, at: string) => Effect.Effect<KeyRecord | undefined, DeployError>
+}
+
+/**
+ * The key service over a `KeyStorage`: names are checked, ids drawn until one is free, tokens made and hashed, and
+ * verification compares hashes in constant time.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const fromStorage = (storage: KeyStorage): ApiKeysShape => {
+  const create = (name: string): Effect.Effect<CreatedKey, DeployError> =>
+    name.trim() === ""
+      ? Effect.fail(new DeployError({ reason: "InvalidRequest", field: "name", message: "name: a key needs a non-empty name" }))
+      : Effect.suspend(() => {
+        const id = randomBytes(4).toString("hex")
+        const token = `loupe_${id}_${randomBytes(24).toString("base64url")}`
+        const record: KeyRecord = { id, name: name.trim(), hash: sha256(token).toString("hex"), createdAt: new Date().toISOString() }
+        // An id already taken: draw another.
+        return Effect.flatMap(storage.insert(record), (added) => (added ? Effect.succeed({ ...toInfo(record), token }) : create(name)))
+      })
+
+  const revoke = (id: string) =>
+    Effect.flatMap(storage.revoke(id, new Date().toISOString()), (record) =>
+      record === undefined
+        ? Effect.fail(new DeployError({ reason: "NotFound", field: "id", message: `No API key with id ${JSON.stringify(id)}` }))
+        : Effect.succeed(toInfo(record)))
+
+  const verify = (token: string) => {
+    const match = tokenPattern.exec(token)
+    if (match === null) {
+      return Effect.fail(unauthorized(
+        token === "" ? "Send an API key as `Authorization: Bearer <key>`" : "The API key is malformed"
+      ))
+    }
+    return Effect.flatMap(storage.find(match[1]!), (record) => {
+      const expected = record ? Buffer.from(record.hash, "hex") : undefined
+      if (record === undefined || expected === undefined || expected.length !== 32 || !timingSafeEqual(expected, sha256(token))) {
+        return Effect.fail(unauthorized("The API key is not known"))
+      }
+      if (record.revokedAt !== undefined) return Effect.fail(unauthorized(`The API key ${record.id} was revoked`))
+      return Effect.succeed(toInfo(record))
+    })
+  }
+
+  return {
+    file: storage.location,
+    create,
+    list: Effect.map(storage.all, (keys) => keys.map(toInfo)),
+    revoke,
+    verify,
+    authenticate: (authorization) => Effect.flatMap(bearerToken(authorization), verify)
+  }
+}
+
+/**
  * The keys in `file` (created on the first `create`; a missing file means no keys).
  *
  * @since 0.1.0
@@ -235,68 +306,35 @@ export const make = (file: string): Effect.Effect<ApiKeysShape, DeployError, Fil
         return cache.keys
       })
 
-    /** Read, change and write the file (always re-read first: another process may have written it). */
-    const update = <A>(change: (keys: ReadonlyArray<KeyRecord>) => { keys: ReadonlyArray<KeyRecord>; result: A } | DeployError) =>
+    /**
+     * Read, change and write the file (always re-read first: another process may have written it); a change
+     * without `keys` writes nothing.
+     */
+    const update = <A>(change: (keys: ReadonlyArray<KeyRecord>) => { keys?: ReadonlyArray<KeyRecord>; result: A }) =>
       writing.withPermits(1)(Effect.gen(function*() {
-        const outcome = change(yield* readKeys(fs, target))
-        if (outcome instanceof DeployError) return yield* outcome
-        yield* writeKeys(fs, target, outcome.keys)
-        cache = { keys: outcome.keys, stamp: yield* stampOf(fs, target), checkedAt: Date.now() }
+        const keys = yield* readKeys(fs, target)
+        const outcome = change(keys)
+        if (outcome.keys !== undefined) yield* writeKeys(fs, target, outcome.keys)
+        cache = { keys: outcome.keys ?? keys, stamp: yield* stampOf(fs, target), checkedAt: Date.now() }
         return outcome.result
       }))
 
-    const create = (name: string) =>
-      name.trim() === ""
-        ? Effect.fail(new DeployError({ reason: "InvalidRequest", field: "name", message: "name: a key needs a non-empty name" }))
-        : update((keys) => {
-          let id = randomBytes(4).toString("hex")
-          while (keys.some((k) => k.id === id)) id = randomBytes(4).toString("hex")
-          const token = `loupe_${id}_${randomBytes(24).toString("base64url")}`
-          const record: KeyRecord = {
-            id,
-            name: name.trim(),
-            hash: sha256(token).toString("hex"),
-            createdAt: new Date().toISOString()
-          }
-          return { keys: [...keys, record], result: { ...toInfo(record), token } }
+    return fromStorage({
+      location: target,
+      find: (id) => Effect.map(current(id), (keys) => keys.find((k) => k.id === id)),
+      all: current(),
+      insert: (record) =>
+        update((keys) =>
+          keys.some((k) => k.id === record.id) ? { result: false } : { keys: [...keys, record], result: true }
+        ),
+      revoke: (id, at) =>
+        update((keys) => {
+          const found = keys.find((k) => k.id === id)
+          if (found === undefined) return { result: undefined }
+          const revoked = { ...found, revokedAt: found.revokedAt ?? at }
+          return { keys: keys.map((k) => (k.id === id ? revoked : k)), result: revoked }
         })
-
-    const revoke = (id: string) =>
-      update((keys) => {
-        const found = keys.find((k) => k.id === id)
-        if (found === undefined) {
-          return new DeployError({ reason: "NotFound", field: "id", message: `No API key with id ${JSON.stringify(id)}` })
-        }
-        const revoked = { ...found, revokedAt: found.revokedAt ?? new Date().toISOString() }
-        return { keys: keys.map((k) => (k.id === id ? revoked : k)), result: toInfo(revoked) }
-      })
-
-    const verify = (token: string) => {
-      const match = tokenPattern.exec(token)
-      if (match === null) {
-        return Effect.fail(unauthorized(
-          token === "" ? "Send an API key as `Authorization: Bearer <key>`" : "The API key is malformed"
-        ))
-      }
-      return Effect.flatMap(current(match[1]), (keys) => {
-        const record = keys.find((k) => k.id === match[1])
-        const expected = record ? Buffer.from(record.hash, "hex") : undefined
-        if (record === undefined || expected === undefined || expected.length !== 32 || !timingSafeEqual(expected, sha256(token))) {
-          return Effect.fail(unauthorized("The API key is not known"))
-        }
-        if (record.revokedAt !== undefined) return Effect.fail(unauthorized(`The API key ${record.id} was revoked`))
-        return Effect.succeed(toInfo(record))
-      })
-    }
-
-    return {
-      file: target,
-      create,
-      list: Effect.map(current(), (keys) => keys.map(toInfo)),
-      revoke,
-      verify,
-      authenticate: (authorization) => Effect.flatMap(bearerToken(authorization), verify)
-    } satisfies ApiKeysShape
+    })
   })
 
 /**

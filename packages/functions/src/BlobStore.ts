@@ -11,13 +11,17 @@
  */
 import { FileSystem } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
+import type { SqlClient } from "@effect/sql"
 import { Context, Effect, Layer } from "effect"
-import { Leftovers } from "@loupe/core"
+import { Leftovers, LoupeConfig } from "@loupe/core"
 import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
 import { plainBytes } from "./internal/Bytes.js"
+import { notFound, tempName, validateKey } from "./internal/BlobKeys.js"
+import * as PgConnection from "./internal/PgConnection.js"
 import * as PrivateFiles from "./internal/PrivateFiles.js"
+import * as SqlBlobStore from "./internal/SqlBlobStore.js"
 
 /**
  * The operations of a blob store. Every operation fails with `FunctionsError`: `InvalidInput` (field `key`) for a
@@ -34,6 +38,12 @@ export interface BlobStoreShape {
   readonly has: (key: string) => Effect.Effect<boolean, FunctionsError>
   /** Remove `key`, or every key under the folder `key`. Removing what is not there is not an error. */
   readonly remove: (key: string) => Effect.Effect<void, FunctionsError>
+  /**
+   * The keys of the blobs under the folder `prefix`, at any depth, sorted; none when there are none.
+   *
+   * @since 0.2.0
+   */
+  readonly list: (prefix: string) => Effect.Effect<ReadonlyArray<string>, FunctionsError>
   /** A local file holding the bytes under `key` (the file itself on a filesystem store; a cached copy elsewhere). */
   readonly localFile: (key: string) => Effect.Effect<string, FunctionsError>
   /**
@@ -60,23 +70,8 @@ export class BlobStore extends Context.Tag("@loupe/functions/BlobStore")<BlobSto
 const storeFailed = (key: string, what: string) => (cause: PlatformError) =>
   new FunctionsError({ reason: "StoreFailed", file: key, message: `Blob store: cannot ${what} ${key}: ${cause.message}`, cause })
 
-const notFound = (key: string) => new FunctionsError({ reason: "NotFound", file: key, message: `Blob store: no blob ${key}` })
-
-/**
- * The name of a write in progress: the target's name, then `.tmp-<writer's pid>-<12 hex digits>`. No key may end
- * like this, so the names matching it are the store's own temporary files and folders.
- */
+/** The name of a write in progress (see `BlobKeys.tempName`). */
 const tempSuffix = () => `.tmp-${process.pid}-${randomBytes(6).toString("hex")}`
-const tempName = /\.tmp-(\d+)-[0-9a-f]{12}$/
-
-/** Check a key's shape; fails with `InvalidInput` naming it. */
-const validateKey = (key: string): Effect.Effect<string, FunctionsError> => {
-  const segments = key.split("/")
-  return key.length > 0 && !key.startsWith("/") &&
-      segments.every((s) => s !== "" && s !== "." && s !== ".." && !tempName.test(s))
-    ? Effect.succeed(key)
-    : Effect.fail(new FunctionsError({ reason: "InvalidInput", field: "key", message: `Invalid blob key ${JSON.stringify(key)}` }))
-}
 
 /**
  * Remove the temporary files and staging folders that writers killed mid-write (kill -9, a crash, power loss) left
@@ -156,6 +151,24 @@ export const makeFileSystem = (
       Effect.flatMap(resolve(key), (file) =>
         fs.remove(file, { recursive: true, force: true }).pipe(Effect.mapError(storeFailed(key, "remove"))))
 
+    const list = (prefix: string) =>
+      Effect.flatMap(resolve(prefix), (dir) =>
+        Effect.gen(function*() {
+          const info = yield* fs.stat(dir)
+          if (info.type !== "Directory") return []
+          const entries = yield* fs.readDirectory(dir, { recursive: true })
+          const keys: Array<string> = []
+          for (const entry of entries) {
+            // Writes in progress, and anything inside a folder being staged.
+            if (entry.split(path.sep).some((segment) => tempName.test(segment))) continue
+            if ((yield* fs.stat(path.join(dir, entry))).type === "File") keys.push(`${prefix}/${entry.split(path.sep).join("/")}`)
+          }
+          return keys.sort()
+        }).pipe(
+          Effect.catchIf((e) => e._tag === "SystemError" && e.reason === "NotFound", () => Effect.succeed([])),
+          Effect.mapError(storeFailed(prefix, "list"))
+        ))
+
     const localFile = (key: string) =>
       Effect.flatMap(resolve(key), (file) =>
         Effect.flatMap(has(key), (present) => (present ? Effect.succeed(file) : Effect.fail(notFound(key)))))
@@ -176,7 +189,7 @@ export const makeFileSystem = (
 
     const localDirectory = (prefix: string) => localFile(prefix)
 
-    return { put, get, has, remove, localFile, putDirectory, localDirectory } satisfies BlobStoreShape
+    return { put, get, has, remove, list, localFile, putDirectory, localDirectory } satisfies BlobStoreShape
   })
 
 /**
@@ -187,3 +200,59 @@ export const makeFileSystem = (
  */
 export const layerFileSystem = (root: string): Layer.Layer<BlobStore, FunctionsError, FileSystem.FileSystem> =>
   Layer.effect(BlobStore, makeFileSystem(root))
+
+/**
+ * Options of `layerSql` and `layerPostgres`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface SqlBlobOptions {
+  /**
+   * Where the local copies that `localFile` and `localDirectory` hand out are kept (0700; named by content, so a
+   * copy is never stale). Default: `blobs` in `LoupeConfig`'s cache folder.
+   */
+  readonly cacheDir?: string
+  /** Blobs above this many bytes are stored in several chunks of this size. Default 1 MiB. */
+  readonly chunkBytes?: number
+}
+
+/**
+ * A blob store in the database of the provided `SqlClient` (Postgres: `BYTEA`), which every process that reaches
+ * the database shares. Blobs are rows of `blobs` (key, size, sha256) with their bytes in `blob_chunks` of at most
+ * `chunkBytes` (1 MiB), keyed (key, seq). A blob, or a whole folder of `putDirectory`, is written in one
+ * transaction, and a read is one statement that checks size and sha256, so a reader never sees half of one.
+ * `localFile` and `localDirectory` download to a local cache. Runs its migrations (`loupe_shared_migrations`) first;
+ * fails with `StoreFailed` when they or the cache folder fail.
+ *
+ * The next step past one database is an S3-compatible object store: keys map to object names, `put` is one
+ * `PutObject` (atomic there), `putDirectory` uploads the staged files and then a manifest object that makes the
+ * folder visible, and the local cache stays as here.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerSql = (
+  options: SqlBlobOptions = {}
+): Layer.Layer<BlobStore, FunctionsError, SqlClient.SqlClient | FileSystem.FileSystem | LoupeConfig.LoupeConfig> =>
+  Layer.effect(
+    BlobStore,
+    Effect.flatMap(LoupeConfig.LoupeConfig, (config) =>
+      SqlBlobStore.make({
+        cacheDir: options.cacheDir ?? path.join(config.cacheDir, "blobs"),
+        ...(options.chunkBytes === undefined ? {} : { chunkBytes: options.chunkBytes })
+      }))
+  )
+
+/**
+ * `layerSql` over its own Postgres connection pool to `url` (`postgres://user@host/database`). `SharedState.layerPostgres`
+ * gives this with the capture log, API keys and embedding cache on one pool.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerPostgres = (
+  url: string,
+  options: SqlBlobOptions = {}
+): Layer.Layer<BlobStore, FunctionsError, FileSystem.FileSystem | LoupeConfig.LoupeConfig> =>
+  layerSql(options).pipe(Layer.provide(PgConnection.layer(url)))

@@ -24,9 +24,10 @@
  */
 import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
-import { Cause, Context, Effect, Exit, Layer, ManagedRuntime } from "effect"
+import { Cause, Context, Effect, Either, Exit, Layer, ManagedRuntime } from "effect"
 import { DiskEmbeddingCache, EmbeddingCache, LoupeConfig, Pipeline, Registry } from "@loupe/core"
 import type { UrlFetch } from "@loupe/deploy"
+import * as crypto from "node:crypto"
 import * as path from "node:path"
 import { FunctionsError, fromConfigError } from "./FunctionsError.js"
 import { BlobStore, layerFileSystem } from "./BlobStore.js"
@@ -34,8 +35,9 @@ import * as ImageInput from "./internal/ImageInput.js"
 import * as Trainable from "./internal/Trainable.js"
 import * as Preset from "./Preset.js"
 import * as Retrainer from "./Retrainer.js"
-import { bundlesPrefix, imageKey, imagesPrefix, layerSqlite, Store } from "./Store.js"
+import { bundlesPrefix, imageKey, imagesPrefix, layerLocation, layerSqlite, Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
+import * as StoreLocation from "./StoreLocation.js"
 
 /**
  * An image as the function API takes it: a file path, its bytes (a Buffer is a Uint8Array), a `data:` URI, or an
@@ -601,6 +603,62 @@ export const layerDirectory = (
 > => layer(config).pipe(Layer.provideMerge(Layer.mergeAll(layerSqlite(dir), layerFileSystem(path.join(dir, "blobs")))))
 
 /**
+ * The local folder that holds a store's files that are not in its database: its blobs (`blobs/`), API keys
+ * (`keys.json`) and capture log (`captures.db`). For a folder store, the folder itself. For a Postgres store, and
+ * only until those move into the database (branch `pg-shared`: `BlobStore.layerPostgres`, keys and captures over
+ * SQL), TEMPORARILY `<cacheDir>/postgres-stores/<hash of the URL without its password>`: processes on one machine
+ * share it, processes on other machines do not.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const localFolder = (
+  location: StoreLocation.StoreLocation
+): Effect.Effect<string, never, LoupeConfig.LoupeConfig> =>
+  location._tag === "Directory"
+    ? Effect.succeed(location.path)
+    : Effect.map(LoupeConfig.LoupeConfig, ({ cacheDir }) =>
+      path.join(
+        cacheDir,
+        "postgres-stores",
+        crypto.createHash("sha256").update(StoreLocation.describe(location)).digest("hex").slice(0, 16)
+      ))
+
+/**
+ * The records and blobs of a store location, without the function API: the store (`Store.layerLocation`) and the
+ * blob store in `localFolder(location)/blobs`. What `layerStore` runs the function API on; for tools that read a
+ * store (export, inspection).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerStorage = (
+  location: StoreLocation.StoreLocation
+): Layer.Layer<Store | BlobStore, FunctionsError, LoupeConfig.LoupeConfig | FileSystem.FileSystem> =>
+  Layer.merge(
+    layerLocation(location),
+    Layer.unwrapEffect(Effect.map(localFolder(location), (folder) => layerFileSystem(path.join(folder, "blobs"))))
+  )
+
+/**
+ * The function API on a store location (`StoreLocation.parse` reads one from `--store` or `LOUPE_STORE_URL`): a
+ * folder is the SQLite store with its blobs beside it (as `layerDirectory`); a `postgres://` database holds the
+ * store, shared by every process given the same URL. Needs the registry, config and an embedding cache. Fails with
+ * `FunctionsError` `StoreFailed` when the store cannot be opened or migrated.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerStore = (
+  location: StoreLocation.StoreLocation,
+  config: FunctionsConfig = {}
+): Layer.Layer<
+  Functions | Retrainer.Retrainer | Store | BlobStore,
+  FunctionsError,
+  Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
+> => layer(config).pipe(Layer.provideMerge(layerStorage(location)))
+
+/**
  * Read an image input as the function API does (a path, bytes, a data URI or a URL), checking that it decodes.
  * Fails with `FunctionsError` `InvalidImage` naming `field` when it cannot be read, is empty, is over the size cap
  * or does not decode, or is a URL while fetching is off.
@@ -645,7 +703,10 @@ export type Client =
  * @category models
  */
 export interface OpenOptions extends FunctionsConfig {
-  /** The store folder. */
+  /**
+   * The store: a folder, or a `postgres://` URL (`StoreLocation.parse`; any other `scheme:` is an `InvalidInput`
+   * error, never a folder).
+   */
   readonly store: string
   /** Where the offline model folders are (default `$LOUPE_MODELS_DIR`). */
   readonly modelsDir?: string
@@ -661,7 +722,7 @@ export interface OpenOptions extends FunctionsConfig {
 }
 
 /**
- * Open a store folder for use from plain JavaScript (no Effect code needed).
+ * Open a store (a folder, or a `postgres://` URL) for use from plain JavaScript (no Effect code needed).
  *
  * ```js
  * const loupe = await Functions.open({ store: "./loupe-store", modelsDir: "../shared/models", plugins: Plugins.builtins })
@@ -673,14 +734,17 @@ export interface OpenOptions extends FunctionsConfig {
  * ```
  *
  * Rejects with `FunctionsError`: `InvalidPlugin` (field `plugins` or the plugin's) when the plugins cannot be
- * registered, `InvalidOptions` for a malformed `LOUPE_*` environment variable, `StoreFailed` when the store cannot be
- * opened. Call `close` when done.
+ * registered, `InvalidOptions` for a malformed `LOUPE_*` environment variable, `InvalidInput` (field `store`) for a
+ * store that is neither a folder nor a `postgres://` URL, `StoreFailed` when the store cannot be opened. Call
+ * `close` when done.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const open = async (options: OpenOptions): Promise<Client> => {
-  const { cacheDir, modelsDir, plugins, store: dir, ...config } = options
+  const { cacheDir, modelsDir, plugins, store, ...config } = options
+  const location = StoreLocation.parse(store, "store")
+  if (Either.isLeft(location)) throw location.left
   const loupeConfig = LoupeConfig.LoupeConfig.layerConfig({
     ...(modelsDir === undefined ? {} : { modelsDir: path.resolve(modelsDir) }),
     ...(cacheDir === undefined ? {} : { cacheDir: path.resolve(cacheDir) })
@@ -693,7 +757,7 @@ export const open = async (options: OpenOptions): Promise<Client> => {
     )
   )
   const runtime = ManagedRuntime.make(
-    layerDirectory(path.resolve(dir), config).pipe(Layer.provide(environment), Layer.provide(NodeFileSystem.layer))
+    layerStore(location.right, config).pipe(Layer.provide(environment), Layer.provide(NodeFileSystem.layer))
   )
   const run = async <A>(effect: Effect.Effect<A, FunctionsError, Functions>): Promise<A> => {
     const exit = await runtime.runPromiseExit(effect)

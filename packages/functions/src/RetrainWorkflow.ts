@@ -21,22 +21,23 @@
  */
 import { ClusterWorkflowEngine, Entity, RunnerAddress, ShardingConfig } from "@effect/cluster"
 import type { MessageStorage, Runners, Sharding } from "@effect/cluster"
-import type { FileSystem } from "@effect/platform"
 import { NodeClusterSocket } from "@effect/platform-node"
 import { Rpc } from "@effect/rpc"
 import type { SqlClient } from "@effect/sql"
 import { Activity, Workflow, WorkflowEngine } from "@effect/workflow"
 import { Registry } from "@loupe/core"
-import type { EmbeddingCache, LoupeConfig } from "@loupe/core"
-import { Context, Effect, Layer, Option, Schema } from "effect"
+import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { ConfigError } from "effect/ConfigError"
+import type { EmbeddingCache } from "@loupe/core"
 import * as AutoML from "./AutoML.js"
-import type { BlobStore } from "./BlobStore.js"
-import type { FunctionsError } from "./FunctionsError.js"
+import { type FunctionsError, fromConfigError } from "./FunctionsError.js"
+import * as PgConnection from "./internal/PgConnection.js"
 import * as RetrainSteps from "./internal/RetrainSteps.js"
 import * as SharedBackbones from "./internal/SharedBackbones.js"
 import type { ModelMetrics } from "./Retrainer.js"
+import * as SharedState from "./SharedState.js"
 import { Store } from "./Store.js"
+import type * as StoreLocation from "./StoreLocation.js"
 
 /**
  * How a retrain job ended: a version trained (`promoted` false, with the reason, when the promotion rule held it
@@ -165,14 +166,6 @@ const running = (activity: string, functionId: string, revision: number) =>
 const chunks = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> =>
   Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
 
-type StepContext =
-  | Store
-  | BlobStore
-  | Registry.Registry
-  | LoupeConfig.LoupeConfig
-  | EmbeddingCache.EmbeddingCache
-  | FileSystem.FileSystem
-
 /**
  * The workflow and the embedding entity, registered with the cluster: what a runner executes. Backbones are loaded
  * once per runner (not once per activity).
@@ -182,7 +175,7 @@ type StepContext =
  */
 export const layerWorkflows = (
   options: WorkflowOptions = {}
-): Layer.Layer<never, never, StepContext | WorkflowEngine.WorkflowEngine | Sharding.Sharding> => {
+): Layer.Layer<never, never, RetrainSteps.Requirements | WorkflowEngine.WorkflowEngine | Sharding.Sharding> => {
   const growth = Math.max(0, options.fullSearchGrowth ?? 0.25)
   const rangeSize = Math.max(1, options.embedRangeSize ?? 64)
 
@@ -252,7 +245,7 @@ export const layerWorkflows = (
   )
 
   const embedding = Embedding.toLayer(Effect.gen(function*() {
-    const context = yield* Effect.context<StepContext>()
+    const context = yield* Effect.context<RetrainSteps.Requirements>()
     return {
       EmbedRange: ({ payload }) =>
         Effect.gen(function*() {
@@ -298,7 +291,7 @@ type ClusterServices = Sharding.Sharding | Runners.Runners | MessageStorage.Mess
 export const layerRunner = (
   cluster: ClusterOptions = {},
   options: WorkflowOptions = {}
-): Layer.Layer<ClusterServices, ConfigError, StepContext | SqlClient.SqlClient> => {
+): Layer.Layer<ClusterServices, ConfigError, RetrainSteps.Requirements | SqlClient.SqlClient> => {
   const address = RunnerAddress.make(cluster.host ?? "localhost", cluster.port ?? 34431)
   return layerWorkflows(options).pipe(
     Layer.provideMerge(ClusterWorkflowEngine.layer),
@@ -330,3 +323,39 @@ export const layerJobs = (
     Layer.provide(ClusterWorkflowEngine.layer),
     Layer.provide(NodeClusterSocket.layer({ clientOnly: true, storage: "sql", shardingConfig: cluster.shardingConfig ?? {} }))
   )
+
+/**
+ * A runner on a Postgres store (what `loupe worker` runs): `layerRunner` over a connection pool of its own to the
+ * store's database, with the embedding cache in that database (`SharedState.embeddingCacheSql`), so every runner
+ * reuses the vectors any of them computed. The store and blob store come from the caller (`Functions.layerStorage`),
+ * as the servers' do.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerRunnerPostgres = (
+  url: Redacted.Redacted<string>,
+  cluster: ClusterOptions = {},
+  options: WorkflowOptions = {}
+): Layer.Layer<
+  ClusterServices,
+  FunctionsError,
+  Exclude<RetrainSteps.Requirements, EmbeddingCache.EmbeddingCache>
+> =>
+  layerRunner(cluster, options).pipe(
+    Layer.mapError(fromConfigError),
+    Layer.provide(SharedState.embeddingCacheSql),
+    Layer.provide(PgConnection.layer(Redacted.value(url)))
+  )
+
+/**
+ * `RetrainJobs` for a store location: through the cluster in a Postgres store's database (`layerJobs` over a pool of
+ * its own), so that retrains run on the workers; nothing for a folder store, whose retrains stay in the process.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerJobsFor = (location: StoreLocation.StoreLocation): Layer.Layer<never, FunctionsError> =>
+  location._tag === "Directory"
+    ? Layer.empty
+    : layerJobs().pipe(Layer.mapError(fromConfigError), Layer.provide(PgConnection.layer(Redacted.value(location.url))))

@@ -281,13 +281,7 @@ export const make = (
 ): Effect.Effect<
   RetrainerShape,
   FunctionsError,
-  | Store
-  | BlobStore
-  | Registry.Registry
-  | LoupeConfig.LoupeConfig
-  | EmbeddingCache.EmbeddingCache
-  | FileSystem.FileSystem
-  | Scope.Scope
+  RetrainSteps.Requirements | Scope.Scope
 > =>
   Effect.gen(function*() {
     const store = yield* Store

@@ -29,8 +29,11 @@ import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
 import * as Functions from "./Functions.js"
 import * as PrivateFiles from "./internal/PrivateFiles.js"
+import * as SharedSchema from "./internal/SharedSchema.js"
 import * as Retrainer from "./Retrainer.js"
+import * as RetrainWorkflow from "./RetrainWorkflow.js"
 import { Store } from "./Store.js"
+import * as StoreLocation from "./StoreLocation.js"
 import type * as StoreTypes from "./Store.js"
 
 /**
@@ -41,8 +44,11 @@ import type * as StoreTypes from "./Store.js"
  * @category models
  */
 export interface ServeOptions extends DeployServer.ServerOptions, Functions.FunctionsConfig {
-  /** The function store folder; its `keys.json` holds the API keys. */
-  readonly store: string
+  /**
+   * The function store: a folder (its `keys.json` holds the API keys), or a `StoreLocation` (a folder or a Postgres
+   * database; see `Functions.localFolder` for where a Postgres store's keys and captures are kept).
+   */
+  readonly store: string | StoreLocation.StoreLocation
 }
 
 const reasons: Readonly<Record<FunctionsError["reason"], DeployError.DeployErrorReason>> = {
@@ -123,21 +129,81 @@ interface CaptureRow {
 }
 
 /**
- * Captured invocations waiting for review, in `captures.db` in the store folder (SQLite, WAL; 0600 like the
- * store's database). A record is dropped once its sample is annotated or deleted.
+ * The capture log's operations.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category captures
  */
-export class CaptureLog extends Context.Tag("@loupe/functions/CaptureLog")<CaptureLog, {
+export interface CaptureLogShape {
   readonly add: (functionId: string, sampleId: string, capture: FunctionBackend.NewCapture) => Effect.Effect<void, DeployError.DeployError>
   readonly page: (functionId: string, limit: number, offset: number) => Effect.Effect<ReadonlyArray<FunctionApi.CaptureView>, DeployError.DeployError>
   readonly remove: (functionId: string, sampleIds: ReadonlyArray<string>) => Effect.Effect<void, DeployError.DeployError>
   readonly forget: (functionId: string) => Effect.Effect<void, DeployError.DeployError>
-}>() {
-  static readonly layer = (storeDir: string): Layer.Layer<CaptureLog, DeployError.DeployError, FileSystem.FileSystem> => {
+}
+
+/**
+ * The capture log over the provided `SqlClient`, whose `captures` table exists (SQL that SQLite and Postgres both
+ * accept). `where` names the database in errors.
+ */
+const makeCaptureLog = (where: string): Effect.Effect<CaptureLogShape, never, SqlClient.SqlClient> =>
+  Effect.map(SqlClient.SqlClient, (sql) => {
     const failed = (what: string) => (cause: SqlError.SqlError) =>
-      new DeployError.DeployError({ reason: "Internal", file: path.join(storeDir, "captures.db"), message: `Capture log: ${what} failed: ${cause.message}`, cause })
+      new DeployError.DeployError({ reason: "Internal", file: where, message: `Capture log: ${what} failed: ${cause.message}`, cause })
+    return {
+      add: (functionId, sampleId, c) =>
+        sql`INSERT INTO captures ${
+          sql.insert({
+            function_id: functionId,
+            sample_id: sampleId,
+            reason: c.reason,
+            label_name: c.labelName,
+            confidence: c.confidence,
+            model_id: c.modelId,
+            external_id: c.externalId ?? null,
+            captured_at: new Date().toISOString()
+          })
+        } ON CONFLICT (function_id, sample_id) DO UPDATE SET reason = excluded.reason, label_name = excluded.label_name,
+          confidence = excluded.confidence, model_id = excluded.model_id, external_id = excluded.external_id,
+          captured_at = excluded.captured_at`.pipe(Effect.asVoid, Effect.mapError(failed("recording a capture"))),
+      page: (functionId, limit, offset) =>
+        sql<CaptureRow>`SELECT * FROM captures WHERE function_id = ${functionId}
+          ORDER BY captured_at DESC, sample_id LIMIT ${limit} OFFSET ${offset}`.pipe(
+          Effect.map((rows) =>
+            rows.map((r): FunctionApi.CaptureView => ({
+              sampleId: r.sample_id,
+              capturedAt: r.captured_at,
+              reason: r.reason,
+              labelName: r.label_name,
+              confidence: Number(r.confidence),
+              modelId: r.model_id,
+              externalId: r.external_id
+            }))
+          ),
+          Effect.mapError(failed("listing captures"))
+        ),
+      remove: (functionId, sampleIds) =>
+        sampleIds.length === 0
+          ? Effect.void
+          : sql`DELETE FROM captures WHERE function_id = ${functionId} AND ${sql.in("sample_id", sampleIds)}`.pipe(
+            Effect.asVoid,
+            Effect.mapError(failed("removing captures"))
+          ),
+      forget: (functionId) =>
+        sql`DELETE FROM captures WHERE function_id = ${functionId}`.pipe(Effect.asVoid, Effect.mapError(failed("removing captures")))
+    }
+  })
+
+/**
+ * Captured invocations waiting for review: in `captures.db` in a store folder (SQLite, WAL; 0600 like the store's
+ * database), or in the `captures` table of a shared database (`layerSql`). A record is dropped once its sample is
+ * annotated or deleted.
+ *
+ * @since 0.1.0
+ * @category captures
+ */
+export class CaptureLog extends Context.Tag("@loupe/functions/CaptureLog")<CaptureLog, CaptureLogShape>() {
+  static readonly layer = (storeDir: string): Layer.Layer<CaptureLog, DeployError.DeployError, FileSystem.FileSystem> => {
+    const file = path.join(storeDir, "captures.db")
     const make = Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       yield* Effect.all([
@@ -155,55 +221,20 @@ export class CaptureLog extends Context.Tag("@loupe/functions/CaptureLog")<Captu
           PRIMARY KEY (function_id, sample_id)
         )`,
         sql`CREATE INDEX IF NOT EXISTS captures_by_time ON captures (function_id, captured_at)`
-      ], { discard: true }).pipe(Effect.mapError(failed("creating the table")))
-      return CaptureLog.of({
-        add: (functionId, sampleId, c) =>
-          sql`INSERT OR REPLACE INTO captures ${
-            sql.insert({
-              function_id: functionId,
-              sample_id: sampleId,
-              reason: c.reason,
-              label_name: c.labelName,
-              confidence: c.confidence,
-              model_id: c.modelId,
-              external_id: c.externalId ?? null,
-              captured_at: new Date().toISOString()
-            })
-          }`.pipe(Effect.asVoid, Effect.mapError(failed("recording a capture"))),
-        page: (functionId, limit, offset) =>
-          sql<CaptureRow>`SELECT * FROM captures WHERE function_id = ${functionId}
-            ORDER BY captured_at DESC, sample_id LIMIT ${limit} OFFSET ${offset}`.pipe(
-            Effect.map((rows) =>
-              rows.map((r): FunctionApi.CaptureView => ({
-                sampleId: r.sample_id,
-                capturedAt: r.captured_at,
-                reason: r.reason,
-                labelName: r.label_name,
-                confidence: Number(r.confidence),
-                modelId: r.model_id,
-                externalId: r.external_id
-              }))
-            ),
-            Effect.mapError(failed("listing captures"))
-          ),
-        remove: (functionId, sampleIds) =>
-          sampleIds.length === 0
-            ? Effect.void
-            : sql`DELETE FROM captures WHERE function_id = ${functionId} AND ${sql.in("sample_id", sampleIds)}`.pipe(
-              Effect.asVoid,
-              Effect.mapError(failed("removing captures"))
-            ),
-        forget: (functionId) =>
-          sql`DELETE FROM captures WHERE function_id = ${functionId}`.pipe(Effect.asVoid, Effect.mapError(failed("removing captures")))
-      })
+      ], { discard: true }).pipe(
+        Effect.mapError((cause) =>
+          new DeployError.DeployError({ reason: "Internal", file, message: `Capture log: creating the table failed: ${cause.message}`, cause })
+        )
+      )
+      return yield* makeCaptureLog(file)
     })
-    const client = SqliteClient.layer({ filename: path.join(storeDir, "captures.db") }).pipe(
+    const client = SqliteClient.layer({ filename: file }).pipe(
       Layer.mapError((cause) =>
         new DeployError.DeployError({ reason: "Internal", file: storeDir, message: `Cannot open the capture log in ${storeDir}: ${String(cause)}`, cause })
       )
     )
     const createDir = Layer.effectDiscard(
-      PrivateFiles.databaseIn(storeDir, path.join(storeDir, "captures.db")).pipe(
+      PrivateFiles.databaseIn(storeDir, file).pipe(
         Effect.mapError((cause) =>
           new DeployError.DeployError({ reason: "Internal", file: storeDir, message: `Cannot create ${storeDir}: ${cause.message}`, cause })
         )
@@ -211,6 +242,16 @@ export class CaptureLog extends Context.Tag("@loupe/functions/CaptureLog")<Captu
     )
     return Layer.effect(CaptureLog, make).pipe(Layer.provide(client), Layer.provide(createDir))
   }
+
+  /**
+   * The capture log in the `captures` table of the provided `SqlClient`'s database (created by the shared-state
+   * migrations, `loupe_shared_migrations`), so every server on a shared store sees the same review queue. Fails with
+   * `FunctionsError` `StoreFailed` when the migrations fail.
+   *
+   * @since 0.2.0
+   */
+  static readonly layerSql = (where: string = "the store database"): Layer.Layer<CaptureLog, FunctionsError, SqlClient.SqlClient> =>
+    Layer.effect(CaptureLog, Effect.zipRight(SharedSchema.migrate, makeCaptureLog(where)))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -400,7 +441,8 @@ export const backend: Effect.Effect<
 
 /**
  * Serve the function store in `options.store` over HTTP. Needs the registry, config and embedding cache (the CLI's
- * environment). Fails with `FunctionsError` `StoreFailed` when the store cannot be opened, and with `DeployError`
+ * environment). A folder store retrains in this process; a Postgres store submits each retrain as a
+ * `RetrainWorkflow` for the `loupe worker` runners to execute (the server is a cluster client, no runner). Fails with `FunctionsError` `StoreFailed` when the store cannot be opened, and with `DeployError`
  * when the API keys or the capture log cannot be read or the server cannot start.
  *
  * @since 0.1.0
@@ -413,7 +455,7 @@ export const layer = (
   DeployError.DeployError | FunctionsError,
   Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
 > => {
-  const store = path.resolve(options.store)
+  const location = typeof options.store === "string" ? StoreLocation.directory(options.store) : options.store
   const { store: _, ...rest } = options
   // Samples and invokes are checked again on the function path: with the server's limits unless set apart.
   const limits = { ...DeployServer.defaultImageLimits, ...options.image }
@@ -422,9 +464,14 @@ export const layer = (
     maxImageBytes: rest.maxImageBytes ?? limits.maxBytes,
     maxImagePixels: rest.maxImagePixels ?? limits.maxPixels
   }
+  const keysAndCaptures = Layer.unwrapEffect(
+    Effect.map(Functions.localFolder(location), (folder) =>
+      Layer.mergeAll(CaptureLog.layer(folder), ApiKeys.layer(ApiKeys.fileIn(folder))))
+  )
   return DeployServer.layer(options).pipe(
     Layer.provide(Layer.scoped(FunctionBackend.FunctionBackend, backend)),
-    Layer.provide(Layer.mergeAll(CaptureLog.layer(store), ApiKeys.layer(ApiKeys.fileIn(store)))),
-    Layer.provide(Functions.layerDirectory(store, config))
+    Layer.provide(keysAndCaptures),
+    // On a Postgres store, retrains are submitted as workflows that `loupe worker` runners execute.
+    Layer.provide(Functions.layerStore(location, config).pipe(Layer.provide(RetrainWorkflow.layerJobsFor(location))))
   )
 }

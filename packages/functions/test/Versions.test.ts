@@ -7,6 +7,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Functions, Retrainer } from "@loupe/functions"
+import type { StoreLocation } from "@loupe/functions"
+import { dialects, dialectTest } from "./fixtures/dialects.js"
 import { catsVsDogsPhotos, functionsEnvironment } from "./fixtures/environment.js"
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-versions-"))
@@ -15,6 +17,8 @@ const freshDir = () => path.join(work, `store-${folders++}`)
 const environment = functionsEnvironment(path.join(work, "cache"))
 const functionsIn = (dir: string) =>
   Functions.layerDirectory(dir, { debounce: "50 millis" }).pipe(Layer.provide(environment))
+const functionsAt = (location: StoreLocation.StoreLocation) =>
+  Functions.layerStore(location, { debounce: "50 millis" }).pipe(Layer.provide(environment))
 
 /** `count` training photos of `photo`, annotated `label` (another label than the photo's is a mislabelled sample). */
 const samples = (photo: "cats" | "dogs", from: number, count: number, label: string = photo) =>
@@ -24,8 +28,8 @@ const probe = catsVsDogsPhotos("test", "cats", 0, 1)[0]!
 
 const cvOf = (version: { readonly metrics: unknown }) => (version.metrics as Retrainer.ModelMetrics).cv
 
-describe("model versions", () => {
-  it.live("if-not-worse keeps a retrain on mislabelled photos unserved and says why; rollback serves it anyway", () =>
+describe.each(dialects())("model versions on $name", (dialect) => {
+  dialectTest(dialect, "if-not-worse keeps a retrain on mislabelled photos unserved and says why; rollback serves it anyway", (location) =>
     Effect.gen(function*() {
       const functions = yield* Functions.Functions
       // keepVersions 1: the newest version and the serving one, which is older while retrains are held back.
@@ -80,8 +84,10 @@ describe("model versions", () => {
       expect(promoted).toMatchObject({ id: v3, promoted: true, heldBack: null })
       expect((yield* functions.invoke(guarded.id, probe)).modelId).toBe(v3)
       expect((yield* functions.get(guarded.id)).heldBack).toBeNull()
-    }).pipe(Effect.provide(functionsIn(freshDir()))))
+    }).pipe(Effect.provide(functionsAt(location))))
+})
 
+describe("model versions", () => {
   it.live("retention keeps the newest keepVersions versions, removing only the bundles it wrote", () => {
     const dir = freshDir()
     return Effect.gen(function*() {

@@ -2,8 +2,8 @@
  * A command-line option together with what its help says about it. The `Options` that parse a flag and the line
  * that documents it are made here together, so `--help` cannot drift from what the command accepts.
  */
-import { Options } from "@effect/cli"
-import { Config } from "effect"
+import { HelpDoc, Options, ValidationError } from "@effect/cli"
+import { Config, Either } from "effect"
 import type { Option } from "effect"
 
 export interface FlagDoc {
@@ -76,4 +76,11 @@ export const repeated = <A>(self: Flag<A>): Flag<Array<A>> => ({
   _tag: "Flag",
   options: Options.repeated(self.options),
   doc: { ...self.doc, repeatable: true }
+})
+
+/** Check and convert the flag's value: `f` answers the value, or why it is invalid (shown as the command's error). */
+export const mapEither = <A, B>(f: (a: A) => Either.Either<B, string>) => (self: Flag<A>): Flag<B> => ({
+  _tag: "Flag",
+  options: Options.mapEffect(self.options, (a) => Either.mapLeft(f(a), (why) => ValidationError.invalidValue(HelpDoc.p(why)))),
+  doc: self.doc
 })

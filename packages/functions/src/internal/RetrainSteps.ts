@@ -56,6 +56,15 @@ export interface Trained {
   readonly keepVersions: number
 }
 
+/** What the steps together need: the store, the blob store, the registry, config, the embedding cache, files. */
+export type Requirements =
+  | Store
+  | BlobStore
+  | Registry.Registry
+  | LoupeConfig.LoupeConfig
+  | EmbeddingCache.EmbeddingCache
+  | FileSystem.FileSystem
+
 /** Where a retrain writes a version's bundle in the blob store. */
 export const bundleKey = (functionId: string, versionId: string) => `${bundlesPrefix(functionId)}/${versionId}`
 
@@ -209,7 +218,7 @@ export const search = (
 ): Effect.Effect<
   { readonly trained: Trained; readonly fitted: Pipeline.FittedPipeline },
   FunctionsError,
-  Store | BlobStore | Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
+  Requirements
 > =>
   Effect.gen(function*() {
     const started = performance.now()

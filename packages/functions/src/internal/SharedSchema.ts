@@ -1,0 +1,80 @@
+/**
+ * The tables of the state that several processes share through the store's database (`SharedState`): blobs and
+ * their chunks, the capture log, API keys and the embedding cache. Numbered migrations run by `@effect/sql`'s
+ * Migrator, recorded in `loupe_shared_migrations` (apart from the store's `loupe_migrations`, so the two lists grow
+ * independently). Written for Postgres and SQLite alike: bytes are `BYTEA` on Postgres and `BLOB` elsewhere, and blob
+ * keys sort bytewise (`COLLATE "C"`) on Postgres so that a prefix `LIKE` can use the primary key's index.
+ *
+ * @internal
+ */
+import { Migrator, SqlClient } from "@effect/sql"
+import { Effect, Schedule } from "effect"
+import { FunctionsError } from "../FunctionsError.js"
+
+const initial = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const bytes = sql.literal(sql.onDialectOrElse({ pg: () => "BYTEA", orElse: () => "BLOB" }))
+  const bytewise = sql.literal(sql.onDialectOrElse({ pg: () => `COLLATE "C"`, orElse: () => "" }))
+  // One row per blob (its size and sha256, checked on every read), its bytes in chunks of at most `CHUNK_BYTES`.
+  yield* sql`CREATE TABLE blobs (
+    key TEXT ${bytewise} PRIMARY KEY,
+    size BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    written_at TEXT NOT NULL
+  )`
+  yield* sql`CREATE TABLE blob_chunks (
+    key TEXT ${bytewise} NOT NULL REFERENCES blobs(key) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    data ${bytes} NOT NULL,
+    PRIMARY KEY (key, seq)
+  )`
+  yield* sql`CREATE TABLE captures (
+    function_id TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    label_name TEXT NOT NULL,
+    confidence DOUBLE PRECISION NOT NULL,
+    model_id TEXT NOT NULL,
+    external_id TEXT,
+    captured_at TEXT NOT NULL,
+    PRIMARY KEY (function_id, sample_id)
+  )`
+  yield* sql`CREATE INDEX captures_by_time ON captures (function_id, captured_at)`
+  yield* sql`CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+  )`
+  yield* sql`CREATE TABLE embeddings (
+    namespace TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    vector ${bytes} NOT NULL,
+    PRIMARY KEY (namespace, content_hash)
+  )`
+  yield* sql`CREATE TABLE file_hashes (
+    fingerprint TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL
+  )`
+})
+
+const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
+  "0001_shared_state": initial
+}
+
+/**
+ * Run the migrations. Two processes starting on a new database at once can both try to create the migrations table
+ * (the Migrator checks for it outside its lock), and one fails: a short retry then finds it, and the Migrator's table
+ * lock (Postgres) makes the second wait for the first's migrations.
+ */
+export const migrate: Effect.Effect<void, FunctionsError, SqlClient.SqlClient> = Migrator.make({})({
+  loader: Migrator.fromRecord(migrations),
+  table: "loupe_shared_migrations"
+}).pipe(
+  Effect.retry(Schedule.spaced("200 millis").pipe(Schedule.intersect(Schedule.recurs(5)))),
+  Effect.asVoid,
+  Effect.mapError((cause) =>
+    new FunctionsError({ reason: "StoreFailed", message: `Shared state: migrating the schema failed: ${cause.message}`, cause })
+  )
+)
