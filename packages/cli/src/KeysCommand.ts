@@ -1,15 +1,15 @@
 /**
- * `loupe keys create|list|revoke`: the API keys of `loupe serve`, kept hashed in the store's `keys.json` (or any key
- * file, `--file`, e.g. one to mount into an exported Docker image). A key is printed once, when it is created. A
+ * `loupe keys create|list|revoke`: the API keys of `loupe serve`, kept hashed in the store's `keys.json`, in the
+ * `api_keys` table of a Postgres store (`--store postgres://...`), or in any key file (`--file`, e.g. one to mount
+ * into an exported Docker image). A key is printed once, when it is created. A
  * running server notices new and revoked keys within a second.
  *
  * @since 0.1.0
  */
 import { ApiKeys } from "@loupe/deploy"
-import { LoupeConfig } from "@loupe/core"
-import { Functions, FunctionsError } from "@loupe/functions"
+import { SharedState } from "@loupe/functions"
 import type { StoreLocation } from "@loupe/functions"
-import { Console, Effect, Option, pipe } from "effect"
+import { Console, Context, Effect, Layer, Option, pipe } from "effect"
 import * as path from "node:path"
 import { store } from "./FunctionCommand.js"
 import * as Arg from "./internal/Arg.js"
@@ -22,17 +22,15 @@ const file = pipe(
   Flag.optional()
 )
 
-/** The keys in `--file`, else in the store's `keys.json` (see `Functions.localFolder`). */
+/**
+ * The keys in `--file`, else the store's (`SharedState.apiKeysAt`): its `keys.json`, or a Postgres store's
+ * `api_keys` table. Open for the scope.
+ */
 const keysIn = (flags: { readonly store: StoreLocation.StoreLocation; readonly file: Option.Option<string> }) =>
   Option.match(flags.file, {
-    onSome: (file) => Effect.succeed(path.resolve(file)),
-    onNone: () =>
-      Functions.localFolder(flags.store).pipe(
-        Effect.map(ApiKeys.fileIn),
-        Effect.provide(LoupeConfig.LoupeConfig.layerConfig({})),
-        Effect.mapError(FunctionsError.fromConfigError)
-      )
-  }).pipe(Effect.flatMap(ApiKeys.make))
+    onSome: (file) => ApiKeys.make(path.resolve(file)),
+    onNone: () => Effect.map(Layer.build(SharedState.apiKeysAt(flags.store)), Context.get(ApiKeys.ApiKeys))
+  })
 
 const create = DocumentedCommand.make(
   "create",
@@ -48,7 +46,7 @@ const create = DocumentedCommand.make(
       if (flags.json) return yield* Console.log(JSON.stringify({ ...key, file: keys.file }))
       yield* Console.log(key.token)
       yield* Console.error(`Created key ${key.id} (${key.name}) in ${keys.file}. It is shown only now; send it as "Authorization: Bearer <key>".`)
-    })
+    }).pipe(Effect.scoped)
 )
 
 const list = DocumentedCommand.make(
@@ -66,7 +64,7 @@ const list = DocumentedCommand.make(
     for (const k of all) {
       yield* Console.log(`${k.id}\t${k.name}\t${k.createdAt}${k.revokedAt === undefined ? "" : `\trevoked ${k.revokedAt}`}`)
     }
-  })
+  }).pipe(Effect.scoped)
 )
 
 const revoke = DocumentedCommand.make(
@@ -78,7 +76,7 @@ const revoke = DocumentedCommand.make(
     const keys = yield* keysIn(flags)
     const revoked = yield* keys.revoke(flags.id)
     yield* Console.log(flags.json ? JSON.stringify(revoked) : `Revoked ${revoked.id} (${revoked.name})`)
-  })
+  }).pipe(Effect.scoped)
 )
 
 export const command = DocumentedCommand.group(

@@ -19,7 +19,7 @@ import { ApiKeys, CapturePolicy, ServeBundle, Server as DeployServer } from "@lo
 import type { DeployError } from "@loupe/deploy"
 import { Console, Effect, Layer, Option, pipe } from "effect"
 import * as path from "node:path"
-import { Functions, FunctionsError, StoreLocation } from "@loupe/functions"
+import { Functions, FunctionsError, SharedState, StoreLocation } from "@loupe/functions"
 import { store } from "./FunctionCommand.js"
 import { environment, modelsDir, plugins } from "./internal/cliOptions.js"
 import * as DocumentedCommand from "./internal/DocumentedCommand.js"
@@ -128,9 +128,10 @@ export const command = DocumentedCommand.make(
     })
     const running = yield* Layer.build(serving)
     const url = yield* Effect.provide(DeployServer.url, running)
-    const keys = yield* Effect.flatMap(ApiKeys.make(keysFile), (k) => k.list)
-    if (!keys.some((k) => k.revokedAt === undefined)) {
-      yield* Effect.logWarning(`No API key in ${keysFile} yet: create one with \`loupe keys create --store ${shown}\``)
+    const keys = Option.isSome(f.bundle) ? ApiKeys.layer(keysFile) : SharedState.apiKeysAt(f.store)
+    const active = yield* Effect.provide(Effect.flatMap(ApiKeys.ApiKeys, (k) => k.list), keys)
+    if (!active.some((k) => k.revokedAt === undefined)) {
+      yield* Effect.logWarning(`No API key in ${Option.isSome(f.bundle) ? keysFile : shown} yet: create one with \`loupe keys create --store ${shown}\``)
     }
     yield* Console.log(`Serving ${Option.getOrElse(f.bundle, () => shown)} on ${url} (OpenAPI: ${url}/openapi.json)`)
     return yield* Effect.never

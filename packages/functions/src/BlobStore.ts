@@ -19,7 +19,6 @@ import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
 import { plainBytes } from "./internal/Bytes.js"
 import { notFound, tempName, validateKey } from "./internal/BlobKeys.js"
-import * as PgConnection from "./internal/PgConnection.js"
 import * as PrivateFiles from "./internal/PrivateFiles.js"
 import * as SqlBlobStore from "./internal/SqlBlobStore.js"
 
@@ -202,7 +201,7 @@ export const layerFileSystem = (root: string): Layer.Layer<BlobStore, FunctionsE
   Layer.effect(BlobStore, makeFileSystem(root))
 
 /**
- * Options of `layerSql` and `layerPostgres`.
+ * Options of `layerSql`.
  *
  * @since 0.2.0
  * @category models
@@ -223,7 +222,8 @@ export interface SqlBlobOptions {
  * `chunkBytes` (1 MiB), keyed (key, seq). A blob, or a whole folder of `putDirectory`, is written in one
  * transaction, and a read is one statement that checks size and sha256, so a reader never sees half of one.
  * `localFile` and `localDirectory` download to a local cache. Runs its migrations (`loupe_shared_migrations`) first;
- * fails with `StoreFailed` when they or the cache folder fail.
+ * fails with `StoreFailed` when they or the cache folder fail. `SharedState.layerPostgres` gives it on a Postgres
+ * store's connection pool.
  *
  * The next step past one database is an S3-compatible object store: keys map to object names, `put` is one
  * `PutObject` (atomic there), `putDirectory` uploads the staged files and then a manifest object that makes the
@@ -243,16 +243,3 @@ export const layerSql = (
         ...(options.chunkBytes === undefined ? {} : { chunkBytes: options.chunkBytes })
       }))
   )
-
-/**
- * `layerSql` over its own Postgres connection pool to `url` (`postgres://user@host/database`). `SharedState.layerPostgres`
- * gives this with the capture log, API keys and embedding cache on one pool.
- *
- * @since 0.2.0
- * @category layers
- */
-export const layerPostgres = (
-  url: string,
-  options: SqlBlobOptions = {}
-): Layer.Layer<BlobStore, FunctionsError, FileSystem.FileSystem | LoupeConfig.LoupeConfig> =>
-  layerSql(options).pipe(Layer.provide(PgConnection.layer(url)))

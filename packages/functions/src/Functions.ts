@@ -37,6 +37,7 @@ import * as Preset from "./Preset.js"
 import * as Retrainer from "./Retrainer.js"
 import { bundlesPrefix, imageKey, imagesPrefix, layerLocation, layerSqlite, Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
+import * as SharedState from "./SharedState.js"
 import * as StoreLocation from "./StoreLocation.js"
 
 /**
@@ -603,11 +604,10 @@ export const layerDirectory = (
 > => layer(config).pipe(Layer.provideMerge(Layer.mergeAll(layerSqlite(dir), layerFileSystem(path.join(dir, "blobs")))))
 
 /**
- * The local folder that holds a store's files that are not in its database: its blobs (`blobs/`), API keys
- * (`keys.json`) and capture log (`captures.db`). For a folder store, the folder itself. For a Postgres store, and
- * only until those move into the database (branch `pg-shared`: `BlobStore.layerPostgres`, keys and captures over
- * SQL), TEMPORARILY `<cacheDir>/postgres-stores/<hash of the URL without its password>`: processes on one machine
- * share it, processes on other machines do not.
+ * The local folder that holds a store's files that are not in its database: for a folder store, the folder itself,
+ * with its blobs (`blobs/`), API keys (`keys.json`) and capture log (`captures.db`). A Postgres store keeps all of
+ * those in its database (`SharedState`); its local folder, `<cacheDir>/postgres-stores/<hash of the URL without its
+ * password>`, only holds the key file of `loupe serve --bundle`.
  *
  * @since 0.2.0
  * @category layers
@@ -625,9 +625,10 @@ export const localFolder = (
       ))
 
 /**
- * The records and blobs of a store location, without the function API: the store (`Store.layerLocation`) and the
- * blob store in `localFolder(location)/blobs`. What `layerStore` runs the function API on; for tools that read a
- * store (export, inspection).
+ * The records and blobs of a store location, without the function API: for a folder, the SQLite store and the blob
+ * store in its `blobs/`; for Postgres, `SharedState.layerPostgres` (store, blobs in the database, and the shared
+ * embedding cache, which the function API then uses in place of the one it is given). What `layerStore` runs the
+ * function API on; for tools that read a store (export, inspection).
  *
  * @since 0.2.0
  * @category layers
@@ -635,10 +636,9 @@ export const localFolder = (
 export const layerStorage = (
   location: StoreLocation.StoreLocation
 ): Layer.Layer<Store | BlobStore, FunctionsError, LoupeConfig.LoupeConfig | FileSystem.FileSystem> =>
-  Layer.merge(
-    layerLocation(location),
-    Layer.unwrapEffect(Effect.map(localFolder(location), (folder) => layerFileSystem(path.join(folder, "blobs"))))
-  )
+  location._tag === "Directory"
+    ? Layer.merge(layerLocation(location), layerFileSystem(path.join(location.path, "blobs")))
+    : SharedState.layerPostgres(location.url)
 
 /**
  * The function API on a store location (`StoreLocation.parse` reads one from `--store` or `LOUPE_STORE_URL`): a

@@ -31,12 +31,11 @@ import type { ConfigError } from "effect/ConfigError"
 import type { EmbeddingCache } from "@loupe/core"
 import * as AutoML from "./AutoML.js"
 import { type FunctionsError, fromConfigError } from "./FunctionsError.js"
-import * as PgConnection from "./internal/PgConnection.js"
 import * as RetrainSteps from "./internal/RetrainSteps.js"
 import * as SharedBackbones from "./internal/SharedBackbones.js"
 import type { ModelMetrics } from "./Retrainer.js"
 import * as SharedState from "./SharedState.js"
-import { Store } from "./Store.js"
+import { layerPostgres, Store } from "./Store.js"
 import type * as StoreLocation from "./StoreLocation.js"
 
 /**
@@ -345,7 +344,7 @@ export const layerRunnerPostgres = (
   layerRunner(cluster, options).pipe(
     Layer.mapError(fromConfigError),
     Layer.provide(SharedState.embeddingCacheSql),
-    Layer.provide(PgConnection.layer(Redacted.value(url)))
+    Layer.provide(layerPostgres(url))
   )
 
 /**
@@ -358,4 +357,4 @@ export const layerRunnerPostgres = (
 export const layerJobsFor = (location: StoreLocation.StoreLocation): Layer.Layer<never, FunctionsError> =>
   location._tag === "Directory"
     ? Layer.empty
-    : layerJobs().pipe(Layer.mapError(fromConfigError), Layer.provide(PgConnection.layer(Redacted.value(location.url))))
+    : layerJobs().pipe(Layer.mapError(fromConfigError), Layer.provide(layerPostgres(location.url)))

@@ -16,9 +16,6 @@
  *
  * @since 0.1.0
  */
-import { SqlClient } from "@effect/sql"
-import type { SqlError } from "@effect/sql"
-import { SqliteClient } from "@effect/sql-sqlite-node"
 import type { FileSystem } from "@effect/platform"
 import type { HttpServer } from "@effect/platform"
 import type { EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
@@ -28,10 +25,10 @@ import { Context, Effect, ExecutionStrategy, Exit, Layer, Schedule, Scope } from
 import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
 import * as Functions from "./Functions.js"
-import * as PrivateFiles from "./internal/PrivateFiles.js"
-import * as SharedSchema from "./internal/SharedSchema.js"
+import { CaptureLog } from "./CaptureLog.js"
 import * as Retrainer from "./Retrainer.js"
 import * as RetrainWorkflow from "./RetrainWorkflow.js"
+import * as SharedState from "./SharedState.js"
 import { Store } from "./Store.js"
 import * as StoreLocation from "./StoreLocation.js"
 import type * as StoreTypes from "./Store.js"
@@ -114,145 +111,13 @@ const modelView = (v: StoreTypes.ModelVersionRecord): FunctionApi.ModelView => {
   }
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// The capture log
-
-interface CaptureRow {
-  readonly function_id: string
-  readonly sample_id: string
-  readonly reason: FunctionApi.CaptureView["reason"]
-  readonly label_name: string
-  readonly confidence: number
-  readonly model_id: string
-  readonly external_id: string | null
-  readonly captured_at: string
-}
-
 /**
- * The capture log's operations.
- *
- * @since 0.2.0
- * @category captures
- */
-export interface CaptureLogShape {
-  readonly add: (functionId: string, sampleId: string, capture: FunctionBackend.NewCapture) => Effect.Effect<void, DeployError.DeployError>
-  readonly page: (functionId: string, limit: number, offset: number) => Effect.Effect<ReadonlyArray<FunctionApi.CaptureView>, DeployError.DeployError>
-  readonly remove: (functionId: string, sampleIds: ReadonlyArray<string>) => Effect.Effect<void, DeployError.DeployError>
-  readonly forget: (functionId: string) => Effect.Effect<void, DeployError.DeployError>
-}
-
-/**
- * The capture log over the provided `SqlClient`, whose `captures` table exists (SQL that SQLite and Postgres both
- * accept). `where` names the database in errors.
- */
-const makeCaptureLog = (where: string): Effect.Effect<CaptureLogShape, never, SqlClient.SqlClient> =>
-  Effect.map(SqlClient.SqlClient, (sql) => {
-    const failed = (what: string) => (cause: SqlError.SqlError) =>
-      new DeployError.DeployError({ reason: "Internal", file: where, message: `Capture log: ${what} failed: ${cause.message}`, cause })
-    return {
-      add: (functionId, sampleId, c) =>
-        sql`INSERT INTO captures ${
-          sql.insert({
-            function_id: functionId,
-            sample_id: sampleId,
-            reason: c.reason,
-            label_name: c.labelName,
-            confidence: c.confidence,
-            model_id: c.modelId,
-            external_id: c.externalId ?? null,
-            captured_at: new Date().toISOString()
-          })
-        } ON CONFLICT (function_id, sample_id) DO UPDATE SET reason = excluded.reason, label_name = excluded.label_name,
-          confidence = excluded.confidence, model_id = excluded.model_id, external_id = excluded.external_id,
-          captured_at = excluded.captured_at`.pipe(Effect.asVoid, Effect.mapError(failed("recording a capture"))),
-      page: (functionId, limit, offset) =>
-        sql<CaptureRow>`SELECT * FROM captures WHERE function_id = ${functionId}
-          ORDER BY captured_at DESC, sample_id LIMIT ${limit} OFFSET ${offset}`.pipe(
-          Effect.map((rows) =>
-            rows.map((r): FunctionApi.CaptureView => ({
-              sampleId: r.sample_id,
-              capturedAt: r.captured_at,
-              reason: r.reason,
-              labelName: r.label_name,
-              confidence: Number(r.confidence),
-              modelId: r.model_id,
-              externalId: r.external_id
-            }))
-          ),
-          Effect.mapError(failed("listing captures"))
-        ),
-      remove: (functionId, sampleIds) =>
-        sampleIds.length === 0
-          ? Effect.void
-          : sql`DELETE FROM captures WHERE function_id = ${functionId} AND ${sql.in("sample_id", sampleIds)}`.pipe(
-            Effect.asVoid,
-            Effect.mapError(failed("removing captures"))
-          ),
-      forget: (functionId) =>
-        sql`DELETE FROM captures WHERE function_id = ${functionId}`.pipe(Effect.asVoid, Effect.mapError(failed("removing captures")))
-    }
-  })
-
-/**
- * Captured invocations waiting for review: in `captures.db` in a store folder (SQLite, WAL; 0600 like the store's
- * database), or in the `captures` table of a shared database (`layerSql`). A record is dropped once its sample is
- * annotated or deleted.
+ * The review queue of captured invocations (moved to its own module, `CaptureLog`, in 0.2.0; still exported here).
  *
  * @since 0.1.0
  * @category captures
  */
-export class CaptureLog extends Context.Tag("@loupe/functions/CaptureLog")<CaptureLog, CaptureLogShape>() {
-  static readonly layer = (storeDir: string): Layer.Layer<CaptureLog, DeployError.DeployError, FileSystem.FileSystem> => {
-    const file = path.join(storeDir, "captures.db")
-    const make = Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      yield* Effect.all([
-        sql`PRAGMA journal_mode = WAL`,
-        sql`PRAGMA busy_timeout = 10000`,
-        sql`CREATE TABLE IF NOT EXISTS captures (
-          function_id TEXT NOT NULL,
-          sample_id TEXT NOT NULL,
-          reason TEXT NOT NULL,
-          label_name TEXT NOT NULL,
-          confidence REAL NOT NULL,
-          model_id TEXT NOT NULL,
-          external_id TEXT,
-          captured_at TEXT NOT NULL,
-          PRIMARY KEY (function_id, sample_id)
-        )`,
-        sql`CREATE INDEX IF NOT EXISTS captures_by_time ON captures (function_id, captured_at)`
-      ], { discard: true }).pipe(
-        Effect.mapError((cause) =>
-          new DeployError.DeployError({ reason: "Internal", file, message: `Capture log: creating the table failed: ${cause.message}`, cause })
-        )
-      )
-      return yield* makeCaptureLog(file)
-    })
-    const client = SqliteClient.layer({ filename: file }).pipe(
-      Layer.mapError((cause) =>
-        new DeployError.DeployError({ reason: "Internal", file: storeDir, message: `Cannot open the capture log in ${storeDir}: ${String(cause)}`, cause })
-      )
-    )
-    const createDir = Layer.effectDiscard(
-      PrivateFiles.databaseIn(storeDir, file).pipe(
-        Effect.mapError((cause) =>
-          new DeployError.DeployError({ reason: "Internal", file: storeDir, message: `Cannot create ${storeDir}: ${cause.message}`, cause })
-        )
-      )
-    )
-    return Layer.effect(CaptureLog, make).pipe(Layer.provide(client), Layer.provide(createDir))
-  }
-
-  /**
-   * The capture log in the `captures` table of the provided `SqlClient`'s database (created by the shared-state
-   * migrations, `loupe_shared_migrations`), so every server on a shared store sees the same review queue. Fails with
-   * `FunctionsError` `StoreFailed` when the migrations fail.
-   *
-   * @since 0.2.0
-   */
-  static readonly layerSql = (where: string = "the store database"): Layer.Layer<CaptureLog, FunctionsError, SqlClient.SqlClient> =>
-    Layer.effect(CaptureLog, Effect.zipRight(SharedSchema.migrate, makeCaptureLog(where)))
-}
+export { CaptureLog } from "./CaptureLog.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // The backend
@@ -464,14 +329,16 @@ export const layer = (
     maxImageBytes: rest.maxImageBytes ?? limits.maxBytes,
     maxImagePixels: rest.maxImagePixels ?? limits.maxPixels
   }
-  const keysAndCaptures = Layer.unwrapEffect(
-    Effect.map(Functions.localFolder(location), (folder) =>
-      Layer.mergeAll(CaptureLog.layer(folder), ApiKeys.layer(ApiKeys.fileIn(folder))))
-  )
+  // A folder keeps captures.db and keys.json beside the store; a Postgres store keeps both, with the blobs and the
+  // embedding cache, in its database (one pool for all), so every server on it shares them.
+  const services = location._tag === "Directory"
+    ? Layer.mergeAll(CaptureLog.layer(location.path), ApiKeys.layer(ApiKeys.fileIn(location.path))).pipe(
+      Layer.provideMerge(Functions.layerStore(location, config))
+    )
+    : Functions.layer(config).pipe(Layer.provideMerge(SharedState.layerPostgres(location.url)))
   return DeployServer.layer(options).pipe(
     Layer.provide(Layer.scoped(FunctionBackend.FunctionBackend, backend)),
-    Layer.provide(keysAndCaptures),
     // On a Postgres store, retrains are submitted as workflows that `loupe worker` runners execute.
-    Layer.provide(Functions.layerStore(location, config).pipe(Layer.provide(RetrainWorkflow.layerJobsFor(location))))
+    Layer.provide(services.pipe(Layer.provide(RetrainWorkflow.layerJobsFor(location))))
   )
 }

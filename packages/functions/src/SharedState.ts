@@ -1,14 +1,14 @@
 /**
  * What several processes on one shared store (`--store postgres://...`) must see alike, kept in the store's
  * database: image bytes and model bundles (`BlobStore.layerSql`), the review queue of captured invocations
- * (`Server.CaptureLog.layerSql`), API keys (`apiKeysSql`) and the embedding cache (`embeddingCacheSql`). Their
+ * (`CaptureLog.layerSql`), API keys (`apiKeysSql`) and the embedding cache (`embeddingCacheSql`). Their
  * tables come from numbered migrations recorded in `loupe_shared_migrations`, apart from the function store's own.
  *
  * A store folder keeps its files as before: blobs in `blobs/`, `captures.db`, `keys.json` and the disk embedding
  * cache. Rate limits are not shared: each server counts its own requests (see docs/scale-out.md).
  *
  * ```ts
- * // Every service a Postgres store shares, over one connection pool.
+ * // The store and every service it shares, over one connection pool.
  * const shared = SharedState.layerPostgres("postgres://loupe@db/loupe")
  * ```
  *
@@ -18,14 +18,17 @@ import type { FileSystem } from "@effect/platform"
 import type { SqlClient } from "@effect/sql"
 import { EmbeddingCache, type LoupeConfig } from "@loupe/core"
 import { ApiKeys } from "@loupe/deploy"
+import type { DeployError } from "@loupe/deploy"
 import { Effect, Layer } from "effect"
+import type { Redacted } from "effect"
 import * as BlobStore from "./BlobStore.js"
 import type { FunctionsError } from "./FunctionsError.js"
-import * as PgConnection from "./internal/PgConnection.js"
 import * as SharedSchema from "./internal/SharedSchema.js"
 import * as SqlApiKeys from "./internal/SqlApiKeys.js"
 import * as SqlEmbeddingCache from "./internal/SqlEmbeddingCache.js"
-import { CaptureLog } from "./Server.js"
+import { CaptureLog } from "./CaptureLog.js"
+import * as Store from "./Store.js"
+import * as StoreLocation from "./StoreLocation.js"
 
 /**
  * The API keys in the `api_keys` table of the provided `SqlClient`'s database, hashed as in a key file; every
@@ -76,14 +79,31 @@ export const layerSql = (
   )
 
 /**
- * `layerSql` over a Postgres connection pool of its own to `url`. Fails with `StoreFailed` (field `store`, naming
- * the URL without its password) when the database cannot be reached or migrated.
+ * A Postgres store with everything it shares on one connection pool to `url`: the function store
+ * (`Store.layerPostgres`) and `layerSql`'s blob store, capture log, API keys and embedding cache. This is what
+ * `Functions.layerStore` and `Server.layer` run a `postgres://` location on. Fails with `StoreFailed` (field
+ * `store`, naming the URL without its password) when the database cannot be reached or migrated.
  *
  * @since 0.2.0
  * @category layers
  */
 export const layerPostgres = (
-  url: string,
+  url: string | Redacted.Redacted<string>,
   options: BlobStore.SqlBlobOptions = {}
-): Layer.Layer<Services, FunctionsError, FileSystem.FileSystem | LoupeConfig.LoupeConfig> =>
-  layerSql(PgConnection.redact(url), options).pipe(Layer.provide(PgConnection.layer(url)))
+): Layer.Layer<Services | Store.Store, FunctionsError, FileSystem.FileSystem | LoupeConfig.LoupeConfig> =>
+  layerSql(StoreLocation.describe(StoreLocation.postgres(url)), options).pipe(Layer.provideMerge(Store.layerPostgres(url)))
+
+/**
+ * The API keys of a store location, as `loupe keys` and `loupe serve` use them: `keys.json` in a store folder, the
+ * `api_keys` table of a Postgres store. Fails with `DeployError` when the key file cannot be read, `FunctionsError`
+ * `StoreFailed` when the database cannot be reached or migrated.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const apiKeysAt = (
+  location: StoreLocation.StoreLocation
+): Layer.Layer<ApiKeys.ApiKeys, FunctionsError | DeployError.DeployError, FileSystem.FileSystem> =>
+  location._tag === "Directory"
+    ? ApiKeys.layer(ApiKeys.fileIn(location.path))
+    : apiKeysSql(StoreLocation.describe(location)).pipe(Layer.provide(Store.layerPostgres(location.url)))

@@ -6,6 +6,7 @@
  */
 export * as AutoML from "./AutoML.js"
 export * as BlobStore from "./BlobStore.js"
+export * as CaptureLog from "./CaptureLog.js"
 export * as Functions from "./Functions.js"
 export * as FunctionsError from "./FunctionsError.js"
 export * as Preset from "./Preset.js"

@@ -16,9 +16,10 @@ import { startPostgres } from "../../../test/fixtures/postgres.mjs"
 import { modelsDir } from "../../../test/fixtures/shared.mjs"
 import { catsVsDogsPhotos } from "./fixtures/environment.js"
 
-const pg = await startPostgres()
-if (pg.skipped !== undefined) console.log(`SharedState tests skipped: ${pg.skipped}`)
-afterAll(() => pg.skipped === undefined ? pg.stop() : undefined)
+const started = await startPostgres()
+const pg = "url" in started ? started : undefined
+if (!("url" in started)) console.log(`SharedState tests skipped: ${started.skipped}`)
+afterAll(() => pg?.stop())
 
 type Shared = SharedState.Services | Registry.Registry | LoupeConfig.LoupeConfig
 
@@ -27,13 +28,13 @@ const server = () => {
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-shared-"))
   const config = LoupeConfig.LoupeConfig.layer({ modelsDir, cacheDir, offline: true })
   return ManagedRuntime.make(
-    Layer.mergeAll(SharedState.layerPostgres(pg.url!), Plugins.registryLayer(), config).pipe(
+    Layer.mergeAll(SharedState.layerPostgres(pg!.url), Plugins.registryLayer(), config).pipe(
       Layer.provide(Layer.mergeAll(NodeFileSystem.layer, config))
     )
   )
 }
 
-/** Run `effect` on each server in turn, closing them afterwards. */
+/** Two servers, started one after the other, closed afterwards. */
 const withServers = async (body: (a: ManagedRuntime.ManagedRuntime<Shared, unknown>, b: ManagedRuntime.ManagedRuntime<Shared, unknown>) => Promise<void>) => {
   const a = server()
   const b = server()
@@ -47,7 +48,7 @@ const withServers = async (body: (a: ManagedRuntime.ManagedRuntime<Shared, unkno
 /** Raw SQL on the test database, to look at the rows themselves. */
 const query = <A>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) =>
   Effect.runPromise(Effect.scoped(Effect.flatMap(SqlClient.SqlClient, f)).pipe(
-    Effect.provide(PgClient.layer({ url: Redacted.make(pg.url!) }))
+    Effect.provide(PgClient.layer({ url: Redacted.make(pg!.url) }))
   ))
 
 const blobs = BlobStore.BlobStore
@@ -56,7 +57,28 @@ const bytesOf = (file: string) => new Uint8Array(fs.readFileSync(file))
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
 const modelFile = (name: string) => path.join(modelsDir, "mobilenetv2-12-int8-onnx", name)
 
-describe.skipIf(pg.skipped !== undefined)("SharedState on Postgres", () => {
+describe.skipIf(pg === undefined)("SharedState on Postgres", () => {
+  it("several processes migrating a new database at the same moment all get the schema", async () => {
+    for (let round = 0; round < 3; round++) {
+      const database = `loupe_race_${round}_${process.pid}`
+      await query((sql) => sql`CREATE DATABASE ${sql(database)}`)
+      const url = new URL(pg!.url)
+      url.pathname = `/${database}`
+      const open = () =>
+        Effect.runPromise(Effect.scoped(Layer.build(
+          SharedState.layerSql().pipe(
+            Layer.provide(Layer.mergeAll(
+              PgClient.layer({ url: Redacted.make(url.toString()) }),
+              NodeFileSystem.layer,
+              LoupeConfig.LoupeConfig.layer({ cacheDir: fs.mkdtempSync(path.join(os.tmpdir(), "loupe-shared-")) })
+            ))
+          )
+        )))
+      await Promise.all([open(), open(), open()])
+      await query((sql) => sql`DROP DATABASE ${sql(database)} WITH (FORCE)`)
+    }
+  })
+
   it("blobs: a photo and a 3.6 MB model round-trip between servers; a reader never sees half of a rewritten blob", async () => {
     await withServers(async (a, b) => {
       const photo = bytesOf(catsVsDogsPhotos("train", "cats", 0, 1)[0]!)
