@@ -35,7 +35,7 @@ import * as ImageInput from "./internal/ImageInput.js"
 import * as Trainable from "./internal/Trainable.js"
 import * as Preset from "./Preset.js"
 import * as Retrainer from "./Retrainer.js"
-import { bundlesPrefix, imageKey, imagesPrefix, layerLocation, layerSqlite, Store } from "./Store.js"
+import { bundlesPrefix, imageKey, imagesPrefix, layerSqlite, Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
 import * as SharedState from "./SharedState.js"
 import * as StoreLocation from "./StoreLocation.js"
@@ -601,7 +601,7 @@ export const layerDirectory = (
   Functions | Retrainer.Retrainer | Store | BlobStore,
   FunctionsError,
   Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
-> => layer(config).pipe(Layer.provideMerge(Layer.mergeAll(layerSqlite(dir), layerFileSystem(path.join(dir, "blobs")))))
+> => layerStore(StoreLocation.directory(dir), config)
 
 /**
  * The local folder that holds a store's files that are not in its database: for a folder store, the folder itself,
@@ -637,7 +637,7 @@ export const layerStorage = (
   location: StoreLocation.StoreLocation
 ): Layer.Layer<Store | BlobStore, FunctionsError, LoupeConfig.LoupeConfig | FileSystem.FileSystem> =>
   location._tag === "Directory"
-    ? Layer.merge(layerLocation(location), layerFileSystem(path.join(location.path, "blobs")))
+    ? Layer.merge(layerSqlite(location.path), layerFileSystem(path.join(location.path, "blobs")))
     : SharedState.layerPostgres(location.url)
 
 /**

@@ -42,8 +42,8 @@ import type * as StoreTypes from "./Store.js"
  */
 export interface ServeOptions extends DeployServer.ServerOptions, Functions.FunctionsConfig {
   /**
-   * The function store: a folder (its `keys.json` holds the API keys), or a `StoreLocation` (a folder or a Postgres
-   * database; see `Functions.localFolder` for where a Postgres store's keys and captures are kept).
+   * The function store: a folder (its `keys.json` holds the API keys), or a `StoreLocation` (a folder, or a Postgres
+   * database, which holds the keys and captures too).
    */
   readonly store: string | StoreLocation.StoreLocation
 }

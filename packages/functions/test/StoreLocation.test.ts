@@ -1,6 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Store, StoreLocation } from "@loupe/functions"
+import { Plugins } from "@loupe/cli"
+import { Functions, Store, StoreLocation } from "@loupe/functions"
 import { Effect, Either, Exit, Redacted } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 
 const parsed = (input: string) => StoreLocation.parse(input, "--store", "/work")
@@ -80,4 +83,21 @@ describe("Store.layerPostgres", () => {
       expect(message).toContain("postgres://loupe:***@127.0.0.1:1/loupe")
       expect(message).not.toContain("hunter2")
     }))
+})
+
+describe("Functions.open", () => {
+  it("an unknown scheme rejects with InvalidInput naming store, and no folder is made", async () => {
+    const cwd = process.cwd()
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-open-scheme-"))
+    process.chdir(dir)
+    try {
+      await expect(Functions.open({ store: "s3://bucket/loupe", plugins: Plugins.builtins })).rejects.toMatchObject({
+        reason: "InvalidInput",
+        field: "store"
+      })
+    } finally {
+      process.chdir(cwd)
+    }
+    expect(fs.readdirSync(dir)).toEqual([])
+  })
 })

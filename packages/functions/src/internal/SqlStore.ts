@@ -11,7 +11,7 @@
  */
 import { Migrator, SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import { FunctionsError } from "../FunctionsError.js"
 import type {
   AddedSample,
@@ -25,8 +25,8 @@ import type {
 } from "../Store.js"
 import * as Ids from "./Ids.js"
 import { migrations } from "./Migrations.js"
-import type { FunctionRow, LabelRow, ModelVersionRow, SampleRow } from "./StoreRows.js"
-import { toFunction, toLabel, toModelVersion, toSample } from "./StoreRows.js"
+import { findAll, FunctionRow, Int, LabelRow, ModelVersionRow, toSample } from "./StoreRows.js"
+import type { SampleJoinRow } from "./StoreRows.js"
 
 export const sqlFailed = (what: string) => (cause: SqlError.SqlError) =>
   new FunctionsError({ reason: "StoreFailed", message: `Store: ${what} failed: ${cause.message}`, cause })
@@ -44,6 +44,12 @@ const CHUNK = 400
 
 const chunks = <A>(items: ReadonlyArray<A>): ReadonlyArray<ReadonlyArray<A>> =>
   Array.from({ length: Math.ceil(items.length / CHUNK) }, (_, i) => items.slice(i * CHUNK, (i + 1) * CHUNK))
+
+/** A request for a function's row by id (a label, a model version). */
+const ById = Schema.Struct({ functionId: Schema.String, id: Schema.String })
+
+/** A request for a function's model versions: all of them, or the promoted one. */
+const ByFunction = Schema.Struct({ functionId: Schema.String, all: Schema.Boolean })
 
 const newestMigration = Math.max(...Object.keys(migrations).map((key) => Number.parseInt(key, 10)))
 
@@ -74,6 +80,9 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
   /** `promoted` as each dialect stores it: a boolean in Postgres, 0/1 in SQLite. */
   const flag = (value: boolean) => (pg ? value : value ? 1 : 0)
   const isPromoted = sql.literal(pg ? "promoted" : "promoted = 1")
+  // `Migrator.make` is the engine of `PgMigrator.run` and `SqliteMigrator.run` (on Postgres it locks the migrations
+  // table, so concurrent migrators wait); those add only schema dumps (pg_dump, sqlite3), which would make the store
+  // need a FileSystem, a Path and a CommandExecutor for nothing.
   yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: "loupe_migrations" }).pipe(
     Effect.mapError((cause) =>
       new FunctionsError({ reason: "StoreFailed", message: `Store: migrating the schema failed: ${cause.message}`, cause })
@@ -90,20 +99,23 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
 
   const transaction = <A, E, R>(what: string, effect: Effect.Effect<A, E, R>) => run(what, sql.withTransaction(effect))
 
-  const selectFunction = (functionId: string) =>
-    sql<FunctionRow>`SELECT * FROM functions WHERE id = ${functionId}`.pipe(
-      Effect.flatMap((rows) =>
-        rows[0] ? toFunction(rows[0]) : Effect.fail(notFound("function", functionId, "functionId"))
-      )
-    )
+  const theFunction = (functionId: string) => (rows: ReadonlyArray<FunctionRow>) =>
+    rows[0] ? Effect.succeed(rows[0]) : Effect.fail(notFound("function", functionId, "functionId"))
 
-  /** The first statement of a write transaction: takes the write lock and checks the function exists. */
-  const lockFunction = (functionId: string) =>
-    sql<FunctionRow>`UPDATE functions SET updated_at = ${now()} WHERE id = ${functionId} RETURNING *`.pipe(
-      Effect.flatMap((rows) =>
-        rows[0] ? toFunction(rows[0]) : Effect.fail(notFound("function", functionId, "functionId"))
-      )
-    )
+  const functionsById = findAll("functions", Schema.String, FunctionRow, (id) => sql`SELECT * FROM functions WHERE id = ${id}`)
+  const selectFunction = (functionId: string) => Effect.flatMap(functionsById(functionId), theFunction(functionId))
+
+  /**
+   * The first statement of a write transaction: takes the write lock (SQLite's database lock, Postgres' lock on the
+   * function's row) and checks the function exists.
+   */
+  const lockedFunctions = findAll(
+    "functions",
+    Schema.String,
+    FunctionRow,
+    (id) => sql`UPDATE functions SET updated_at = ${now()} WHERE id = ${id} RETURNING *`
+  )
+  const lockFunction = (functionId: string) => Effect.flatMap(lockedFunctions(functionId), theFunction(functionId))
 
   const bumpRevision = (functionId: string) =>
     sql`UPDATE functions SET revision = revision + 1 WHERE id = ${functionId}`
@@ -114,7 +126,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
   const selectSamples = (functionId: string, ids: ReadonlyArray<string>) =>
     Effect.map(
       Effect.forEach(chunks(ids), (chunk) =>
-        sql<SampleRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l ON l.id = s.label_id
+        sql<SampleJoinRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l ON l.id = s.label_id
           WHERE s.function_id = ${functionId} AND ${sql.in("s.id", chunk)}`),
       (rows) => rows.flat().map(toSample)
     )
@@ -123,11 +135,42 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
     Effect.flatMap(selectSamples(functionId, [sampleId]), ([sample]) =>
       sample ? Effect.succeed(sample) : Effect.fail(notFound("sample", sampleId, "sampleId")))
 
-  const selectLabels = (functionId: string) =>
-    Effect.flatMap(
-      sql<LabelRow>`SELECT * FROM labels WHERE function_id = ${functionId} ORDER BY name`,
-      Effect.forEach(toLabel)
-    )
+  const selectLabels = findAll(
+    "labels",
+    Schema.String,
+    LabelRow,
+    (functionId) => sql`SELECT * FROM labels WHERE function_id = ${functionId} ORDER BY name`
+  )
+
+  const labelsById = findAll(
+    "labels",
+    ById,
+    LabelRow,
+    ({ functionId, id }) => sql`SELECT * FROM labels WHERE function_id = ${functionId} AND id = ${id}`
+  )
+
+  const annotatedWith = findAll(
+    "samples",
+    ById,
+    Schema.Struct({ n: Int }),
+    ({ functionId, id }) => sql`SELECT COUNT(*) AS n FROM samples WHERE function_id = ${functionId} AND label_id = ${id}`
+  )
+
+  const labelCountsOf = findAll(
+    "samples",
+    Schema.String,
+    Schema.Struct({ label_id: Schema.String, n: Int }),
+    (functionId) =>
+      sql`SELECT label_id, COUNT(*) AS n FROM samples WHERE function_id = ${functionId} AND label_id IS NOT NULL
+        GROUP BY label_id`
+  )
+
+  const nextSeq = findAll(
+    "samples",
+    Schema.String,
+    Schema.Struct({ next: Int }),
+    (functionId) => sql`SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM samples WHERE function_id = ${functionId}`
+  )
 
   /** Labels by name, creating the missing ones (inside a write transaction). */
   const ensureLabels = (functionId: string, labels: ReadonlyArray<NewLabel>) =>
@@ -160,21 +203,22 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
       return existing
     })
 
+  const selectVersionsOf = findAll("model_versions", ByFunction, ModelVersionRow, ({ all, functionId }) =>
+    all
+      ? sql`SELECT * FROM model_versions WHERE function_id = ${functionId} ORDER BY created_at DESC, revision DESC`
+      : sql`SELECT * FROM model_versions WHERE function_id = ${functionId} AND ${isPromoted}`)
   const selectVersions = (functionId: string, where: "all" | "promoted") =>
-    Effect.flatMap(
-      where === "all"
-        ? sql<ModelVersionRow>`SELECT * FROM model_versions WHERE function_id = ${functionId}
-            ORDER BY created_at DESC, revision DESC`
-        : sql<ModelVersionRow>`SELECT * FROM model_versions WHERE function_id = ${functionId} AND ${isPromoted}`,
-      Effect.forEach(toModelVersion)
-    )
+    selectVersionsOf({ functionId, all: where === "all" })
 
+  const versionsById = findAll(
+    "model_versions",
+    ById,
+    ModelVersionRow,
+    ({ functionId, id }) => sql`SELECT * FROM model_versions WHERE function_id = ${functionId} AND id = ${id}`
+  )
   const selectVersion = (functionId: string, versionId: string) =>
-    sql<ModelVersionRow>`SELECT * FROM model_versions WHERE function_id = ${functionId} AND id = ${versionId}`.pipe(
-      Effect.flatMap((rows) =>
-        rows[0] ? toModelVersion(rows[0]) : Effect.fail(notFound("model version", versionId, "versionId"))
-      )
-    )
+    Effect.flatMap(versionsById({ functionId, id: versionId }), ([version]) =>
+      version ? Effect.succeed(version) : Effect.fail(notFound("model version", versionId, "versionId")))
 
   const setPromoted = (functionId: string, versionId: string) =>
     Effect.zipRight(
@@ -218,7 +262,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
 
     listFunctions: run(
       "listFunctions",
-      Effect.flatMap(sql<FunctionRow>`SELECT * FROM functions ORDER BY created_at, id`, Effect.forEach(toFunction))
+      findAll("functions", Schema.Void, FunctionRow, () => sql`SELECT * FROM functions ORDER BY created_at, id`)(undefined)
     ),
 
     deleteFunction: (functionId) =>
@@ -252,9 +296,8 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
         Effect.gen(function*() {
           yield* selectFunction(functionId)
           const labels = yield* selectLabels(functionId)
-          const rows = yield* sql<{ readonly label_id: string; readonly n: number }>`SELECT label_id, COUNT(*) AS n
-            FROM samples WHERE function_id = ${functionId} AND label_id IS NOT NULL GROUP BY label_id`
-          const counts = new Map(rows.map((r) => [r.label_id, Number(r.n)]))
+          const rows = yield* labelCountsOf(functionId)
+          const counts = new Map(rows.map((r) => [r.label_id, r.n]))
           return labels.map((label) => ({ label, count: counts.get(label.id) ?? 0 }))
         })
       ),
@@ -264,12 +307,9 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
         "deleteLabel",
         Effect.gen(function*() {
           yield* lockFunction(functionId)
-          const rows = yield* sql<LabelRow>`SELECT * FROM labels WHERE function_id = ${functionId} AND id = ${labelId}`
-          if (!rows[0]) return yield* notFound("label", labelId, "labelId")
-          const label = yield* toLabel(rows[0])
-          const [{ n }] = yield* sql<{ readonly n: number }>`SELECT COUNT(*) AS n FROM samples
-            WHERE function_id = ${functionId} AND label_id = ${labelId}`
-          const unannotatedSamples = Number(n)
+          const [label] = yield* labelsById({ functionId, id: labelId })
+          if (label === undefined) return yield* notFound("label", labelId, "labelId")
+          const [{ n: unannotatedSamples }] = yield* annotatedWith({ functionId, id: labelId })
           if (unannotatedSamples > 0) {
             yield* sql`UPDATE samples SET label_id = NULL, updated_at = ${now()}
               WHERE function_id = ${functionId} AND label_id = ${labelId}`
@@ -289,7 +329,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
           const labels = yield* ensureLabels(functionId, wanted)
           const hashes = [...new Set(samples.map((s) => s.contentHash))]
           const existingRows = (yield* Effect.forEach(chunks(hashes), (chunk) =>
-            sql<SampleRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l ON l.id = s.label_id
+            sql<SampleJoinRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l ON l.id = s.label_id
               WHERE s.function_id = ${functionId} AND ${sql.in("s.content_hash", chunk)}`)).flat()
           /** Each content's sample as this call leaves it. */
           const byHash = new Map(existingRows.map((r) => [r.content_hash, toSample(r)]))
@@ -339,12 +379,11 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
             if (updated.includes("annotation")) trainingDataChanged = true
             entries.push({ hash: input.contentHash, created: false, updated })
           }
-          const [{ next }] = yield* sql<{ readonly next: number }>`SELECT COALESCE(MAX(seq), 0) + 1 AS next
-            FROM samples WHERE function_id = ${functionId}`
+          const [{ next }] = yield* nextSeq(functionId)
           const rows = [...created.values()].map((sample, i) => ({
             id: sample.id,
             function_id: functionId,
-            seq: Number(next) + i,
+            seq: next + i,
             content_hash: sample.contentHash,
             external_id: sample.externalId,
             label_id: sample.annotation?.labelId ?? null,
@@ -369,7 +408,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
           yield* selectFunction(functionId)
           const limit = options.limit ?? -1
           const offset = options.offset ?? 0
-          const rows = yield* sql<SampleRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l
+          const rows = yield* sql<SampleJoinRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l
             ON l.id = s.label_id WHERE s.function_id = ${functionId} ORDER BY s.seq
             LIMIT ${limit < 0 ? Number.MAX_SAFE_INTEGER : limit} OFFSET ${offset}`
           return rows.map(toSample)
@@ -389,9 +428,8 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
           if (annotation !== null && "labelName" in annotation) {
             labelId = (yield* ensureLabels(functionId, [{ name: annotation.labelName }])).get(annotation.labelName)!.id
           } else if (annotation !== null) {
-            const rows = yield* sql<{ readonly id: string }>`SELECT id FROM labels
-              WHERE function_id = ${functionId} AND id = ${annotation.labelId}`
-            if (!rows[0]) return yield* notFound("label", annotation.labelId, "annotation.labelId")
+            const [label] = yield* labelsById({ functionId, id: annotation.labelId })
+            if (label === undefined) return yield* notFound("label", annotation.labelId, "annotation.labelId")
             labelId = annotation.labelId
           }
           if ((sample.annotation?.labelId ?? null) === labelId) return sample
@@ -433,13 +471,9 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
           if (pg) yield* sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`
           const fn = yield* selectFunction(functionId)
           const labels = yield* selectLabels(functionId)
-          const rows = yield* sql<SampleRow>`SELECT ${sampleColumns} FROM samples s JOIN labels l ON l.id = s.label_id
+          const rows = yield* sql<SampleJoinRow>`SELECT ${sampleColumns} FROM samples s JOIN labels l ON l.id = s.label_id
             WHERE s.function_id = ${functionId} ORDER BY s.seq`
-          return {
-            function: fn,
-            labels,
-            samples: rows.map(toSample) as TrainingSnapshot["samples"]
-          }
+          return { function: fn, labels, samples: rows.map(toSample) as TrainingSnapshot["samples"] }
         })
       ),
 
