@@ -136,7 +136,9 @@ export const invokeLoad = async (
   let next = 0
   const worker = async () => {
     while (next < total) {
-      options.onRequest?.(++next)
+      // Counted apart from the call: `onRequest?.(++next)` skips the increment when there is no `onRequest`.
+      next++
+      options.onRequest?.(next)
       const t = performance.now()
       try {
         await invoke()
