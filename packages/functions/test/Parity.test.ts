@@ -2,11 +2,13 @@
 // (one re-annotated, one left unlabelled), a retrain with the `fast` preset and a fixed seed, invokes of 4 test
 // photos. Both give the same samples, labels, model choice and cross-validated figures, and the same predictions to
 // within 1e-6. Ids are random, so samples and labels are compared by what they hold. The debounce (1 s) outlasts the
-// script's writes, so each run trains once, on the same data. Image bytes and bundles sit in a blob folder in both runs
-// for now: the Postgres blob store is compared once it lands.
+// script's writes, so each run trains once, on the same data. Each store keeps its blobs as a server keeps them: in a
+// folder beside the SQLite store, in the database for Postgres.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Layer } from "effect"
-import { BlobStore, Functions, Store } from "@loupe/functions"
+import { Functions, StoreLocation } from "@loupe/functions"
+import type { BlobStore, Store } from "@loupe/functions"
+import type { LoupeConfig } from "@loupe/core"
 import type { FunctionsError, Retrainer } from "@loupe/functions"
 import type { FileSystem } from "@effect/platform"
 import * as fs from "node:fs"
@@ -28,8 +30,12 @@ afterAll(async () => {
   fs.rmSync(work, { recursive: true, force: true })
 })
 
-/** The function API on a store and its blobs, each run with an embedding cache of its own. */
-const functionsOn = (stores: Layer.Layer<Store.Store | BlobStore.BlobStore, FunctionsError.FunctionsError, FileSystem.FileSystem>, name: string) =>
+/** The function API on a store and its blobs (`Functions.layerStorage`, as the servers open them), each run with an
+ * embedding cache of its own: a disk cache for the folder, the database's for Postgres. */
+const functionsOn = (
+  stores: Layer.Layer<Store.Store | BlobStore.BlobStore, FunctionsError.FunctionsError, FileSystem.FileSystem | LoupeConfig.LoupeConfig>,
+  name: string
+) =>
   Functions.layer({ debounce: "1 second" }).pipe(
     Layer.provideMerge(stores),
     Layer.provide(functionsEnvironment(path.join(work, `cache-${name}`)))
@@ -108,10 +114,10 @@ describe("the SQLite and Postgres stores", () => {
     if ("skipped" in postgres) return ctx.skip(postgres.skipped)
     const sqliteDir = path.join(work, "sqlite")
     const sqlite = await Effect.runPromise(
-      Effect.provide(script, functionsOn(Layer.mergeAll(Store.layerSqlite(sqliteDir), BlobStore.layerFileSystem(path.join(sqliteDir, "blobs"))), "sqlite"))
+      Effect.provide(script, functionsOn(Functions.layerStorage(StoreLocation.directory(sqliteDir)), "sqlite"))
     )
     const onPostgres = await Effect.runPromise(
-      Effect.provide(script, functionsOn(Layer.mergeAll(Store.layerPostgres(postgres.url), BlobStore.layerFileSystem(path.join(work, "postgres-blobs"))), "postgres"))
+      Effect.provide(script, functionsOn(Functions.layerStorage(StoreLocation.postgres(postgres.url)), "postgres"))
     )
     expect(sqlite.samples).toHaveLength(16)
     expect(sqlite.model.sampleCount).toBe(15)
