@@ -15,8 +15,9 @@
  *    It reports images/s and CPU ms per image (the runners' and this process's CPU, from /proc) and the coordination
  *    overhead: wall time against in-process. On a 2-core machine 2 runners cannot be faster than one: they share the
  *    cores, so what they show is the cost of coordination, not a speed-up.
- * 2. **Invoke**: `loupe serve` on a SQLite folder, then on the Postgres store (bench/lib/serve.mjs): a function trained
- *    on 10 + 10 photos, invoked with one 500x375 JPEG one at a time (p50) and `--concurrency` at once (req/s).
+ * 2. **Invoke** (first, while this process runs nothing else): `loupe serve` on a SQLite folder, then on the Postgres
+ *    store with one `loupe worker` to train (bench/lib/serve.mjs): a function trained on 10 + 10 photos, invoked with
+ *    one 500x375 JPEG one at a time (p50) and `--concurrency` at once (req/s).
  */
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -31,7 +32,7 @@ import { BlobStore, Functions, RetrainWorkflow, Store } from "@loupe/functions"
 import { Cause, Effect, Layer } from "effect"
 import { startPostgres } from "../../test/fixtures/postgres.mjs"
 import { datasetDir, modelsDir, sharedDir } from "../../test/fixtures/shared.mjs"
-import { invokeLoad, percentile, processStats, startServe, trainedFunction } from "../lib/serve.mjs"
+import { cli, invokeLoad, percentile, processStats, startServe, trainedFunction } from "../lib/serve.mjs"
 
 const { values: args } = parseArgs({
   options: {
@@ -92,6 +93,46 @@ const stopRunner = (/** @type {import("node:child_process").ChildProcess} */ chi
     child.kill("SIGTERM")
   })
 try {
+  // Invoke first, while this process has nothing else running: one server on SQLite, then one on Postgres.
+  const invokeRows = []
+  const image = fs.readFileSync(path.join(sharedDir, "datasets/cats-vs-dogs-large/train/cats/cat.402.jpg"))
+  for (const [name, store] of [["SQLite", path.join(work, "sqlite-store")], ["Postgres", postgres.url.replace("/loupe?", "/serve?")]]) {
+    if (name === "Postgres") {
+      const { execFileSync } = await import("node:child_process")
+      execFileSync("psql", [postgres.url, "-qAtc", "CREATE DATABASE serve"])
+    }
+    const env = { ...process.env, LOUPE_MODELS_DIR: modelsDir, LOUPE_CACHE_DIR: path.join(work, `serve-cache-${name}`) }
+    console.log(`Invoking one server on ${name}...`)
+    // A server on Postgres submits its retrains to runners: one `loupe worker` trains the function.
+    const worker = name === "Postgres"
+      ? spawn(process.execPath, [cli, "worker", "--store", store, "--port", "34590"], { env, stdio: ["ignore", "ignore", "inherit"] })
+      : undefined
+    if (worker !== undefined) children.push(worker)
+    const server = await startServe({ store, env })
+    try {
+      const { fn } = await trainedFunction(server.call)
+      const load = (/** @type {number} */ concurrency, /** @type {number} */ total) =>
+        invokeLoad({ url: server.url, token: server.token, fn, image, concurrency, total })
+      await load(Number(args.concurrency), 200)
+      const before = processStats(server.pid).cpuMs
+      const single = await load(1, Number(args.requests))
+      const burst = await load(Number(args.concurrency), Number(args.requests))
+      invokeRows.push(/** @type {any} */ ({
+        name,
+        p50: percentile(single.latencies, 50),
+        p99: percentile(single.latencies, 99),
+        rps: burst.latencies.length / burst.seconds,
+        errors: single.errors + burst.errors,
+        serverCpuMsPerRequest: (processStats(server.pid).cpuMs - before) / (2 * Number(args.requests))
+      }))
+      console.log(JSON.stringify(invokeRows.at(-1)))
+    } finally {
+      await server.stop()
+      if (worker !== undefined) await stopRunner(worker)
+    }
+  }
+
+
   // The function and its images: unlabelled samples, so no retrain starts.
   console.log(`Adding ${imageCount} photos to a function on Postgres...`)
   const { all, fnId } = await Effect.gen(function*() {
@@ -126,6 +167,7 @@ try {
     const [embedded] = yield* Embedder.embedSamplesMany([loaded], images.map((s) => ({ id: s.id, source: blobFile(s) })), { mirror: false })
     if (embedded?.samples.length !== imageCount) throw new Error(`embedded ${embedded?.samples.length} of ${imageCount}`)
     embedRows.push({ name: "in process", wall: (performance.now() - start) / 1000, cpuMs: ownCpuMs() - cpu })
+    console.log(JSON.stringify(embedRows.at(-1)))
   }).pipe(Effect.scoped, Effect.provide(environment(path.join(work, "inprocess-cache"))), Effect.runPromise)
 
   // The same images through 1, then 2 runners.
@@ -188,39 +230,8 @@ try {
     if (resent > 0) console.log(`${count} runner(s): ${resent} range(s) sent again after an interruption`)
     const runnerCpu = runners.reduce((sum, pid, i) => sum + processStats(pid).cpuMs - before[i], 0)
     embedRows.push({ name: `${count} runner${count > 1 ? "s" : ""}`, wall, cpuMs: runnerCpu + ownCpuMs() - cpu })
+    console.log(JSON.stringify(embedRows.at(-1)))
     await Promise.all(children.splice(0).map(stopRunner))
-  }
-
-  // Invoke: one server on SQLite, then one on Postgres.
-  const invokeRows = []
-  const image = fs.readFileSync(path.join(sharedDir, "datasets/cats-vs-dogs-large/train/cats/cat.402.jpg"))
-  for (const [name, store] of [["SQLite", path.join(work, "sqlite-store")], ["Postgres", postgres.url.replace("/loupe?", "/serve?")]]) {
-    if (name === "Postgres") {
-      const { execFileSync } = await import("node:child_process")
-      execFileSync("psql", [postgres.url, "-qAtc", "CREATE DATABASE serve"])
-    }
-    const env = { ...process.env, LOUPE_MODELS_DIR: modelsDir, LOUPE_CACHE_DIR: path.join(work, `serve-cache-${name}`) }
-    console.log(`Invoking one server on ${name}...`)
-    const server = await startServe({ store, env })
-    try {
-      const { fn } = await trainedFunction(server.call)
-      const load = (/** @type {number} */ concurrency, /** @type {number} */ total) =>
-        invokeLoad({ url: server.url, token: server.token, fn, image, concurrency, total })
-      await load(Number(args.concurrency), 200)
-      const before = processStats(server.pid).cpuMs
-      const single = await load(1, Number(args.requests))
-      const burst = await load(Number(args.concurrency), Number(args.requests))
-      invokeRows.push({
-        name,
-        p50: percentile(single.latencies, 50),
-        p99: percentile(single.latencies, 99),
-        rps: burst.latencies.length / burst.seconds,
-        errors: single.errors + burst.errors,
-        serverCpuMsPerRequest: (processStats(server.pid).cpuMs - before) / (2 * Number(args.requests))
-      })
-    } finally {
-      await server.stop()
-    }
   }
 
   const inProcess = embedRows[0]
