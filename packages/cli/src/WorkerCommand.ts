@@ -21,7 +21,7 @@ import * as Flag from "./internal/Flag.js"
 const flags = {
   store,
   host: pipe(Flag.text("host", "<address>", "Address other runners reach this one at"), Flag.withDefault("localhost")),
-  port: pipe(Flag.integer("port", "<port>", "Port this runner listens on for other runners"), Flag.withDefault(34431)),
+  port: pipe(Flag.integer("port", "<port>", "Port this runner listens on for other runners (a fixed one: it is registered for them to connect to)"), Flag.withDefault(34431)),
   embedRangeSize: pipe(
     Flag.integer("embed-range-size", "<n>", "Images per embedding range: a retrain's images are split into ranges spread over the runners"),
     Flag.withDefault(64)
@@ -55,6 +55,13 @@ export const command = DocumentedCommand.make(
           reason: "InvalidOptions",
           field: "store",
           message: `--store ${location.path} is a folder: a folder store retrains inside \`loupe serve\`; workers need a postgres:// store`
+        })
+      }
+      if (!Number.isInteger(f.port) || f.port < 1 || f.port > 65535) {
+        return yield* new FunctionsError.FunctionsError({
+          reason: "InvalidOptions",
+          field: "port",
+          message: `--port ${f.port}: a runner needs a fixed port from 1 to 65535, the one other runners connect to`
         })
       }
       // The store and blobs as the servers open them; the cluster and the embedding cache in the store's database.

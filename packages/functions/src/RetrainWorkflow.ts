@@ -14,8 +14,21 @@
  * `Embedding` entity (id `<functionId>/<revision>/<range>`), which the cluster places on any runner; each range
  * writes its vectors into the embedding cache every process reads.
  *
- * `layerRunner` runs both (a runner: `loupe worker`); `layerJobs` gives the `Retrainer` a `RetrainJobs` that submits
- * retrains as workflows and waits for their outcome, from a client that runs no entities itself (`loupe serve`).
+ * `layerRunner` (over any `SqlClient`) and `layerRunnerPostgres` (over a Postgres store's database) run both: a
+ * runner, what `loupe worker` is. `layerJobs` and `layerJobsFor` give the `Retrainer` a `RetrainJobs` that submits
+ * retrains as workflows and waits for their outcome, from a cluster client that runs no entities itself: what
+ * `loupe serve` on a Postgres store is, so that HTTP processes never train. A server on a folder store (SQLite)
+ * retrains in its own process, as before.
+ *
+ * ```ts
+ * // A runner on a Postgres store, with the store and blobs as the servers open them.
+ * const location = StoreLocation.postgres("postgres://loupe@db/loupe")
+ * const runner = RetrainWorkflow.layerRunnerPostgres(location.url, { host: "10.0.0.5", port: 34431 }).pipe(
+ *   Layer.provide(Functions.layerStorage(location))
+ * )
+ * // A client: the function API whose retrains run on the runners.
+ * const api = Functions.layerStore(location).pipe(Layer.provide(RetrainWorkflow.layerJobsFor(location)))
+ * ```
  *
  * @since 0.2.0
  */
@@ -35,7 +48,7 @@ import * as RetrainSteps from "./internal/RetrainSteps.js"
 import * as SharedBackbones from "./internal/SharedBackbones.js"
 import type { ModelMetrics } from "./Retrainer.js"
 import * as SharedState from "./SharedState.js"
-import { layerPostgres, Store } from "./Store.js"
+import { layerPostgres as storeOnPostgres, Store } from "./Store.js"
 import type * as StoreLocation from "./StoreLocation.js"
 
 /**
@@ -324,10 +337,10 @@ export const layerJobs = (
   )
 
 /**
- * A runner on a Postgres store (what `loupe worker` runs): `layerRunner` over a connection pool of its own to the
- * store's database, with the embedding cache in that database (`SharedState.embeddingCacheSql`), so every runner
- * reuses the vectors any of them computed. The store and blob store come from the caller (`Functions.layerStorage`),
- * as the servers' do.
+ * A runner on a Postgres store (what `loupe worker` runs): `layerRunner` over the store (`Store.layerPostgres`, a
+ * connection pool of its own), with the embedding cache in that database (`SharedState.embeddingCacheSql`), so every
+ * runner reuses the vectors any of them computed. The blob store comes from the caller (`Functions.layerStorage`),
+ * as the servers' does.
  *
  * @since 0.2.0
  * @category layers
@@ -339,12 +352,12 @@ export const layerRunnerPostgres = (
 ): Layer.Layer<
   ClusterServices,
   FunctionsError,
-  Exclude<RetrainSteps.Requirements, EmbeddingCache.EmbeddingCache>
+  Exclude<RetrainSteps.Requirements, EmbeddingCache.EmbeddingCache | Store>
 > =>
   layerRunner(cluster, options).pipe(
     Layer.mapError(fromConfigError),
     Layer.provide(SharedState.embeddingCacheSql),
-    Layer.provide(layerPostgres(url))
+    Layer.provide(storeOnPostgres(url))
   )
 
 /**
@@ -357,4 +370,4 @@ export const layerRunnerPostgres = (
 export const layerJobsFor = (location: StoreLocation.StoreLocation): Layer.Layer<never, FunctionsError> =>
   location._tag === "Directory"
     ? Layer.empty
-    : layerJobs().pipe(Layer.mapError(fromConfigError), Layer.provide(layerPostgres(location.url)))
+    : layerJobs().pipe(Layer.mapError(fromConfigError), Layer.provide(storeOnPostgres(location.url)))

@@ -335,10 +335,13 @@ export const layer = (
     ? Layer.mergeAll(CaptureLog.layer(location.path), ApiKeys.layer(ApiKeys.fileIn(location.path))).pipe(
       Layer.provideMerge(Functions.layerStore(location, config))
     )
-    : Functions.layer(config).pipe(Layer.provideMerge(SharedState.layerPostgres(location.url)))
+    // Its retrains are submitted as workflows that `loupe worker` runners execute.
+    : Functions.layer(config).pipe(
+      Layer.provide(RetrainWorkflow.layerJobsFor(location)),
+      Layer.provideMerge(SharedState.layerPostgres(location.url))
+    )
   return DeployServer.layer(options).pipe(
     Layer.provide(Layer.scoped(FunctionBackend.FunctionBackend, backend)),
-    // On a Postgres store, retrains are submitted as workflows that `loupe worker` runners execute.
-    Layer.provide(services.pipe(Layer.provide(RetrainWorkflow.layerJobsFor(location))))
+    Layer.provide(services)
   )
 }
