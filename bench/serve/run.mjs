@@ -12,7 +12,6 @@
  * `Predictor.predict` in this process on the promoted bundle and the same image, one call at a time and 32 at once;
  * the ratios say what serving adds. (Neither path has an embedding cache: each call decodes and runs the model.)
  */
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -25,7 +24,7 @@ import { Predictor } from "@loupe/deploy"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { sharedDir as shared } from "../../test/fixtures/shared.mjs"
-import { cli, runLoupe } from "../lib/cli.mjs"
+import { invokeLoad, percentile, processStats, startServe, trainedFunction } from "../lib/serve.mjs"
 
 const models = path.join(shared, "models")
 const image = fs.readFileSync(path.join(shared, "datasets/cats-vs-dogs-large/train/cats/cat.402.jpg"))
@@ -44,102 +43,28 @@ const counts = String(args.requests).split(",").map(Number)
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-bench-serve-"))
 const store = path.join(work, "store")
 const env = { ...process.env, LOUPE_MODELS_DIR: models, LOUPE_CACHE_DIR: path.join(work, "cache") }
-
-/** Run the CLI to completion and return its stdout. */
-const loupe = (/** @type {Array<string>} */ argv) => runLoupe(env, argv)
-
-/** Resident memory (MiB) and CPU time (ms, user + system) of a process, from /proc. */
-const processStats = (/** @type {number} */ pid) => {
-  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8")
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")
-  const ticks = Number(fields[11]) + Number(fields[12])
-  return { rss, cpuMs: (ticks * 1000) / 100 }
-}
-
-const percentile = (/** @type {Array<number>} */ sorted, /** @type {number} */ p) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
-
-const token = JSON.parse(String(await loupe(["keys", "create", "--store", store, "--name", "bench", "--json"]))).token
-const server = spawn(process.execPath, [cli, "serve", "--store", store, "--port", "0", "--rate-limit", "100000"], {
-  env,
-  stdio: ["ignore", "pipe", "inherit"]
-})
-const url = await new Promise((resolve, reject) => {
-  let out = ""
-  server.stdout.on("data", (c) => {
-    out += c
-    const match = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
-    if (match) resolve(match[1])
-  })
-  server.on("exit", (code) => reject(new Error(`loupe serve exited with ${code}`)))
-})
-const pid = /** @type {number} */ (server.pid)
-
-const call = async (/** @type {string} */ method, /** @type {string} */ route, /** @type {unknown} */ body) => {
-  const response = await fetch(`${url}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  return response.json()
-}
+const server = await startServe({ store, env })
+const { call, pid, token, url } = server
 
 try {
   // A function trained on 10 + 10 photos.
-  const fn = (await call("POST", "/v1/functions", {
-    name: "bench",
-    preset: "fast",
-    ...(args.mirror ? { overrides: { mirror: true } } : {})
-  })).id
-  for (const label of ["cats", "dogs"]) {
-    const dir = path.join(shared, "datasets/cats-vs-dogs/train", label)
-    for (const file of fs.readdirSync(dir).sort().slice(0, 10)) {
-      const data = `data:image/jpeg;base64,${fs.readFileSync(path.join(dir, file)).toString("base64")}`
-      await call("POST", `/v1/functions/${fn}/samples`, { data, annotation: { labelName: label } })
-    }
-  }
-  let detail = await call("GET", `/v1/functions/${fn}`)
-  while (detail.model === null || detail.training.phase !== "idle") {
-    await new Promise((r) => setTimeout(r, 200))
-    detail = await call("GET", `/v1/functions/${fn}`)
-  }
+  const { detail, fn } = await trainedFunction(call, args.mirror ? { mirror: true } : undefined)
 
-  const invoke = async () => {
-    const response = await fetch(`${url}/v1/functions/${fn}/invoke`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "image/jpeg" },
-      body: image
-    })
-    const body = await response.text()
-    if (response.status !== 200) throw new Error(`${response.status} ${body}`)
-  }
-
-  /** `total` invocations by `concurrency` workers; latency of each, errors counted. */
+  /** `total` invocations by `concurrency` workers, sampling the server's memory every 1000 requests. */
   /** @type {Array<number>} */
   let rssTrace = []
-  const phase = async (/** @type {number} */ concurrency, /** @type {number} */ total) => {
-    const latencies = []
-    let errors = 0
-    let next = 0
-    const worker = async () => {
-      while (next < total) {
-        if (++next % 1000 === 0) rssTrace.push(Math.round(processStats(pid).rss))
-        const t = performance.now()
-        try {
-          await invoke()
-          latencies.push(performance.now() - t)
-        } catch (e) {
-          if (errors++ < 3) console.error(String(e))
-        }
+  const phase = (/** @type {number} */ concurrency, /** @type {number} */ total) =>
+    invokeLoad({
+      url,
+      token,
+      fn,
+      image,
+      concurrency,
+      total,
+      onRequest: (n) => {
+        if (n % 1000 === 0) rssTrace.push(Math.round(processStats(pid).rss))
       }
-    }
-    const started = performance.now()
-    await Promise.all(Array.from({ length: concurrency }, worker))
-    const seconds = (performance.now() - started) / 1000
-    latencies.sort((a, b) => a - b)
-    return { seconds, latencies, errors }
-  }
+    })
 
   // Warm-up at the highest concurrency: loads the model, warms the JIT and opens the client's connections (a cold
   // connection opened under load waits behind the busy ones; that start-up tail is not the steady state measured).
@@ -215,5 +140,5 @@ try {
   )
   console.log(JSON.stringify({ rows, rss: { afterWarmup: afterWarmup.rss, peak, end: end.rss, trace: rssTrace }, baseline: { p50: baseline, rps: baselineRps } }))
 } finally {
-  server.kill("SIGTERM")
+  await server.stop()
 }

@@ -9,7 +9,10 @@
  *
  * Invocations go to the promoted model (as `Functions.invoke` finds it) through a `Predictor` per model version, so
  * concurrent invocations share backbone calls in batches. The server holds no state of its own beyond this: models
- * come from the store's promoted versions, so several servers can serve one store.
+ * come from the store's promoted versions, so several servers can serve one store: each invocation reads the
+ * promoted version, so a promotion by any process (another server, a worker, `loupe function rollback`) is answered
+ * with from the next call, while calls in flight finish on the model they started with. Once a second, each server
+ * loads the newly promoted version of the functions it serves, so that those calls rarely wait for the load.
  *
  * @since 0.1.0
  */
@@ -18,7 +21,7 @@ import type { HttpServer } from "@effect/platform"
 import type { EmbeddingCache, LoupeConfig, Registry } from "@loupe/core"
 import { ApiKeys, DeployError, FunctionBackend, Predictor, Server as DeployServer } from "@loupe/deploy"
 import type { FunctionApi } from "@loupe/deploy"
-import { Context, Effect, ExecutionStrategy, Exit, Layer, Scope } from "effect"
+import { Context, Effect, ExecutionStrategy, Exit, Layer, Schedule, Scope } from "effect"
 import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
 import * as Functions from "./Functions.js"
@@ -161,6 +164,9 @@ export { CaptureLog } from "./CaptureLog.js"
 /** Model versions whose predictors are kept; an older one is released a while after it drops out. */
 const PREDICTORS = 4
 
+/** How often a server checks for promotions made by other processes (see `warmPromoted` in `backend`). */
+const PROMOTION_POLL = "1 second"
+
 /**
  * The function API as the HTTP server's backend. Its predictors live as long as the scope.
  *
@@ -212,11 +218,41 @@ export const backend: Effect.Effect<
       return predictor
     }))
 
+  /** The promoted version each function had when this server last answered for it or loaded it. */
+  const served = new Map<string, string>()
+  /**
+   * Another process (a server, a worker, `loupe function rollback`) may promote a version at any time. Invocations
+   * read the promoted version from the store on every call, so they switch at once; this loads a newly promoted
+   * version and its predictor beside the old one, so that the first invocations after the switch do not wait for it.
+   */
+  const warmPromoted = Effect.suspend(() => Effect.forEach([...served], ([functionId, seen]) =>
+    store.promotedVersion(functionId).pipe(
+      Effect.flatMap((version) =>
+        // No promoted version: the function was deleted (it had one when it was served).
+        version === undefined
+          ? Effect.sync(() => served.delete(functionId))
+          : version.id === seen
+          ? Effect.void
+          : retrainer.model(functionId, version.id).pipe(
+            Effect.flatMap((model) => (model === undefined ? Effect.void : predictorFor(model))),
+            Effect.zipRight(Effect.sync(() => served.set(functionId, version.id))),
+            Effect.zipRight(Effect.logInfo(`Function ${functionId}: model ${version.id} is promoted, loaded`))
+          )
+      ),
+      Effect.catchAll((e) =>
+        e.reason === "NotFound"
+          ? Effect.sync(() => served.delete(functionId))
+          : Effect.logWarning(`Loading the promoted model of function ${functionId} failed: ${e.message}`)
+      )
+    ), { discard: true }))
+  yield* Effect.forkIn(Effect.repeat(warmPromoted, Schedule.spaced(PROMOTION_POLL)), scope)
+
   const invoke: FunctionBackend.FunctionBackendShape["invoke"] = (functionId, image, options) =>
     run(Effect.gen(function*() {
       const model = yield* retrainer.model(functionId, options.modelId)
       // No model yet: the function API says why, in words.
       if (model === undefined) return yield* functions.invoke(functionId, image, options.labelCount === undefined ? {} : { labelCount: options.labelCount })
+      if (options.modelId === undefined) served.set(functionId, model.version.id)
       const prediction = yield* Effect.flatMap(predictorFor(model), (p) => p.predict(image))
       const ids = new Map(model.version.labels.map((l) => [l.name, l.id]))
       return FunctionBackend.invocation(prediction, ids, model.version.id, options.labelCount)
