@@ -66,7 +66,13 @@ describe("the console's data page", () => {
       // Every <script> tag is one of ours, with a src.
       expect(page.match(/<script\b[^>]*>/g)?.every((tag) => / src="\/console\/static\//.test(tag)), route).toBe(true)
     }
-    const data = (await client.get(`/console/functions/${fn}/data`)).text
+    // The message quoting a label name (below) is the background run's: read the page once that run has failed.
+    const quoted = "&quot;[U+202E]gnp.exe&quot; (1 annotated sample)"
+    let data = (await client.get(`/console/functions/${fn}/data`)).text
+    for (let tries = 0; !data.includes(quoted) && tries < 60; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      data = (await client.get(`/console/functions/${fn}/data`)).text
+    }
     // Wherever the RTL override is shown as text, it is the whole content of a <bdi> (isolated), never loose in the
     // text around it.
     const tokens = data.split(/(<[^>]*>)/)
@@ -74,7 +80,7 @@ describe("the console's data page", () => {
     expect(shown.length).toBeGreaterThan(1)
     for (const around of shown) expect(around).toEqual(["<bdi>", rtl, "</bdi>"])
     // A message quoting the name (why training waits) shows the override as a code, so it cannot reverse the rest.
-    expect(data).toContain("&quot;[U+202E]gnp.exe&quot; (1 annotated sample)")
+    expect(data).toContain(quoted)
     // The keyboard's label list is JSON in an attribute, escaped.
     expect(data).toContain(`data-labels="[&quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;,&quot;${rtl}&quot;]"`)
   })
