@@ -6,13 +6,13 @@
 // The kill -9 of a worker mid-retrain is the durable-retrain test's (packages/functions/test/DurableRetrain.test.ts).
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startPostgres } from "../../../test/fixtures/postgres.mjs"
 import type { RunningPostgres } from "../../../test/fixtures/postgres.mjs"
 import { loupe, modelsDir, repoRoot, sharedDir } from "./fixtures/cli.js"
+import { freePort, jsonCall } from "../../../test/fixtures/loopback.mjs"
 
 const cli = path.join(repoRoot, "packages/cli/dist/cli.js")
 const catsVsDogs = path.join(sharedDir, "datasets/cats-vs-dogs")
@@ -44,15 +44,6 @@ const start = (args: ReadonlyArray<string>, name: string, pattern: RegExp) =>
     child.on("exit", (code, signal) => reject(new Error(`loupe ${args[0]} exited with ${code ?? signal}:\n${output}`)))
   })
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 
 let postgres: RunningPostgres | { readonly skipped: string }
 let token = ""
@@ -93,15 +84,8 @@ afterAll(async () => {
   fs.rmSync(work, { recursive: true, force: true })
 }, 60_000)
 
-const api = async (server: number, method: string, route: string, body?: unknown) => {
-  const response = await fetch(`${servers[server]}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  const text = await response.text()
-  return { status: response.status, body: text === "" ? undefined : JSON.parse(text) }
-}
+const api = (server: number, method: string, route: string, body?: unknown) =>
+  jsonCall(servers[server]!, token, method, route, body)
 
 const photos = (split: "train" | "test", label: "cats" | "dogs", count: number) =>
   fs.readdirSync(path.join(catsVsDogs, split, label))

@@ -7,14 +7,13 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql"
-import { SqliteClient } from "@effect/sql-sqlite-node"
 import type { FileSystem } from "@effect/platform"
 import { DeployError } from "@loupe/deploy"
 import type { FunctionApi, FunctionBackend } from "@loupe/deploy"
 import { Context, Effect, Layer } from "effect"
 import * as path from "node:path"
 import type { FunctionsError } from "./FunctionsError.js"
-import * as PrivateFiles from "./internal/PrivateFiles.js"
+import * as SideDatabase from "./internal/SideDatabase.js"
 import * as SharedSchema from "./internal/SharedSchema.js"
 
 interface CaptureRow {
@@ -104,11 +103,11 @@ const makeCaptureLog = (where: string): Effect.Effect<CaptureLogShape, never, Sq
 export class CaptureLog extends Context.Tag("@loupe/functions/CaptureLog")<CaptureLog, CaptureLogShape>() {
   static readonly layer = (storeDir: string): Layer.Layer<CaptureLog, DeployError.DeployError, FileSystem.FileSystem> => {
     const file = path.join(storeDir, "captures.db")
+    const failed = (what: string) => (cause: { readonly message: string }) =>
+      new DeployError.DeployError({ reason: "Internal", file, message: `Capture log: ${what} failed: ${cause.message}`, cause })
     const make = Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       yield* Effect.all([
-        sql`PRAGMA journal_mode = WAL`,
-        sql`PRAGMA busy_timeout = 10000`,
         sql`CREATE TABLE IF NOT EXISTS captures (
           function_id TEXT NOT NULL,
           sample_id TEXT NOT NULL,
@@ -121,26 +120,10 @@ export class CaptureLog extends Context.Tag("@loupe/functions/CaptureLog")<Captu
           PRIMARY KEY (function_id, sample_id)
         )`,
         sql`CREATE INDEX IF NOT EXISTS captures_by_time ON captures (function_id, captured_at)`
-      ], { discard: true }).pipe(
-        Effect.mapError((cause) =>
-          new DeployError.DeployError({ reason: "Internal", file, message: `Capture log: creating the table failed: ${cause.message}`, cause })
-        )
-      )
+      ], { discard: true }).pipe(Effect.mapError(failed("creating the table")))
       return yield* makeCaptureLog(file)
     })
-    const client = SqliteClient.layer({ filename: file }).pipe(
-      Layer.mapError((cause) =>
-        new DeployError.DeployError({ reason: "Internal", file: storeDir, message: `Cannot open the capture log in ${storeDir}: ${String(cause)}`, cause })
-      )
-    )
-    const createDir = Layer.effectDiscard(
-      PrivateFiles.databaseIn(storeDir, file).pipe(
-        Effect.mapError((cause) =>
-          new DeployError.DeployError({ reason: "Internal", file: storeDir, message: `Cannot create ${storeDir}: ${cause.message}`, cause })
-        )
-      )
-    )
-    return Layer.effect(CaptureLog, make).pipe(Layer.provide(client), Layer.provide(createDir))
+    return Layer.effect(CaptureLog, make).pipe(Layer.provide(SideDatabase.layer(storeDir, file, failed)))
   }
 
   /**

@@ -10,12 +10,12 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Fiber, Layer, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { startPostgres } from "../../../test/fixtures/postgres.mjs"
 import { modelsDir, repoRoot } from "../../../test/fixtures/shared.mjs"
 import { catsVsDogsPhotos, functionsEnvironment } from "./fixtures/environment.js"
+import { freePort } from "../../../test/fixtures/loopback.mjs"
 
 const pg = await startPostgres()
 const cli = path.join(repoRoot, "packages/cli/dist/cli.js")
@@ -57,16 +57,6 @@ const startWorker = (url: string, port: number): Promise<Worker> =>
     child.on("exit", (code, signal) => reject(new Error(`loupe worker exited with ${code ?? signal}:\n${output}`)))
   })
 
-/** A port free on loopback now, for a runner to listen on. */
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 
 const count = (text: string, pattern: RegExp) => (text.match(new RegExp(pattern, "g")) ?? []).length
 

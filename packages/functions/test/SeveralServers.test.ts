@@ -11,6 +11,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { catsVsDogsPhotos as photos, functionsEnvironment } from "./fixtures/environment.js"
+import { jsonCall } from "../../../test/fixtures/loopback.mjs"
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-servers-"))
 const store = path.join(work, "store")
@@ -44,15 +45,8 @@ afterAll(async () => {
   fs.rmSync(work, { recursive: true, force: true })
 })
 
-const api = async (server: number, method: string, route: string, body?: unknown) => {
-  const response = await fetch(`${servers[server]}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  const text = await response.text()
-  return { status: response.status, body: text === "" ? undefined : JSON.parse(text) }
-}
+const api = (server: number, method: string, route: string, body?: unknown) =>
+  jsonCall(servers[server]!, token, method, route, body)
 
 const dataUri = (file: string) => `data:image/jpeg;base64,${fs.readFileSync(file).toString("base64")}`
 

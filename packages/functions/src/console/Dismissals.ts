@@ -9,11 +9,10 @@
 import type { FileSystem } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql"
-import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Context, Effect, Layer } from "effect"
 import * as path from "node:path"
 import { FunctionsError } from "../FunctionsError.js"
-import * as PrivateFiles from "../internal/PrivateFiles.js"
+import * as SideDatabase from "../internal/SideDatabase.js"
 
 /**
  * What a suggestion is about: `suspect` and `outlier` name a sample, `duplicate` a pair of samples, `capture` a
@@ -73,17 +72,13 @@ export const layer = (storeDir: string): Layer.Layer<Dismissals, FunctionsError,
     new FunctionsError({ reason: "StoreFailed", file, message: `Review dismissals: ${what} failed: ${cause.message}`, cause })
   const make = Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    yield* Effect.all([
-      sql`PRAGMA journal_mode = WAL`,
-      sql`PRAGMA busy_timeout = 10000`,
-      sql`CREATE TABLE IF NOT EXISTS dismissed (
-        function_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        dismissed_at TEXT NOT NULL,
-        PRIMARY KEY (function_id, kind, subject)
-      )`
-    ], { discard: true }).pipe(Effect.mapError(failed("creating the table")))
+    yield* sql`CREATE TABLE IF NOT EXISTS dismissed (
+      function_id TEXT NOT NULL,
+      kind TEXT NOT NULL,
+      subject TEXT NOT NULL,
+      dismissed_at TEXT NOT NULL,
+      PRIMARY KEY (function_id, kind, subject)
+    )`.pipe(Effect.mapError(failed("creating the table")))
     return Dismissals.of({
       dismiss: (functionId, kind, subject) =>
         sql`INSERT OR IGNORE INTO dismissed ${
@@ -102,7 +97,5 @@ export const layer = (storeDir: string): Layer.Layer<Dismissals, FunctionsError,
         )
     })
   })
-  const client = SqliteClient.layer({ filename: file }).pipe(Layer.mapError(failed("opening the database")))
-  const createFile = Layer.effectDiscard(Effect.mapError(PrivateFiles.databaseIn(storeDir, file), failed("creating the file")))
-  return Layer.effect(Dismissals, make).pipe(Layer.provide(client), Layer.provide(createFile))
+  return Layer.effect(Dismissals, make).pipe(Layer.provide(SideDatabase.layer(storeDir, file, failed)))
 }
