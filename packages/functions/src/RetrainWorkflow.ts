@@ -191,81 +191,84 @@ export const layerWorkflows = (
   const growth = Math.max(0, options.fullSearchGrowth ?? 0.25)
   const rangeSize = Math.max(1, options.embedRangeSize ?? 64)
 
-  const workflow = Retrain.toLayer(({ functionId, revision }) =>
-    Effect.gen(function*() {
-      const prepared = yield* Activity.make({
-        name: "embed",
-        success: Schema.Union(Prepared, StepFailed),
-        execute: Effect.gen(function*() {
-          yield* running("embed", functionId, revision)
-          const prepared = yield* RetrainSteps.prepare(functionId)
-          if (prepared._tag !== "Trainable") return prepared
-          const { plan } = prepared
-          const embed = yield* RetrainSteps.embedOptions(plan)
-          const client = (yield* Embedding.client)
-          const ranges = chunks(plan.samples, rangeSize)
-          yield* Effect.forEach(ranges, (images, i) =>
-            client(`${functionId}/${plan.revision}/${i}`).EmbedRange({ functionId, ...embed, images }).pipe(
-              Effect.catchAll((e) => Effect.fail(typeof e === "string" ? e : String(e)))
-            ), { concurrency: "unbounded", discard: true })
-          yield* Effect.logInfo(`Retrain ${functionId}@${revision}: embedded ${plan.samples.length} images in ${ranges.length} range(s)`)
-          return prepared
-        }).pipe(
-          Effect.catchAll((e) => Effect.succeed({ _tag: "Failed" as const, error: typeof e === "string" ? e : e.message }))
-        )
-      })
-      if (prepared._tag === "UpToDate") return prepared
-      const failed = (revision: number, error: string) =>
-        Activity.make({
-          name: "fail",
-          execute: Effect.flatMap(Store, (store) => store.markTrainingFailed(functionId, revision, error)).pipe(Effect.orDie)
-        }).pipe(Effect.as({ _tag: "Failed" as const, revision, error }))
-      if (prepared._tag === "Untrainable") return yield* failed(prepared.revision, prepared.reason)
-      if (prepared._tag === "Failed") return yield* failed(revision, prepared.error)
-      const { plan } = prepared
-      const searched = yield* Activity.make({
-        name: "search",
-        success: Schema.Union(Schema.TaggedStruct("Searched", { trained: Trained }), StepFailed),
-        execute: Effect.gen(function*() {
-          yield* running("search", functionId, revision)
-          const { trained } = yield* RetrainSteps.search(plan, growth)
-          yield* Effect.logInfo(`Retrain ${functionId}@${revision}: search selected ${AutoML.describeCandidate(trained.metrics.selected as AutoML.Candidate)}`)
-          return { _tag: "Searched" as const, trained }
-        }).pipe(orFailed)
-      })
-      if (searched._tag === "Failed") return yield* failed(plan.revision, searched.error)
-      const { trained } = searched
-      const version = yield* Activity.make({
-        name: "promote",
-        success: Schema.Union(Schema.TaggedStruct("Promoted", { promoted: Schema.Boolean, heldBack: Schema.optional(Schema.String) }), StepFailed),
-        execute: Effect.gen(function*() {
-          yield* running("promote", functionId, revision)
-          const version = yield* RetrainSteps.promote(trained)
-          yield* RetrainSteps.prune(functionId, trained.keepVersions).pipe(
-            Effect.catchAll((e) => Effect.logWarning(`Removing old models of function ${functionId} failed: ${e.message}`))
+  // The workflow runs in the Sharding's context too: it (and its activities) gets the shared backbones explicitly.
+  const workflow = Layer.unwrapEffect(Effect.map(Registry.Registry, (registry) =>
+    Retrain.toLayer(({ functionId, revision }) =>
+        Effect.gen(function*() {
+        const prepared = yield* Activity.make({
+          name: "embed",
+          success: Schema.Union(Prepared, StepFailed),
+          execute: Effect.gen(function*() {
+            yield* running("embed", functionId, revision)
+            const prepared = yield* RetrainSteps.prepare(functionId)
+            if (prepared._tag !== "Trainable") return prepared
+            const { plan } = prepared
+            const embed = yield* RetrainSteps.embedOptions(plan)
+            const client = (yield* Embedding.client)
+            const ranges = chunks(plan.samples, rangeSize)
+            yield* Effect.forEach(ranges, (images, i) =>
+              client(`${functionId}/${plan.revision}/${i}`).EmbedRange({ functionId, ...embed, images }).pipe(
+                Effect.catchAll((e) => Effect.fail(typeof e === "string" ? e : String(e)))
+              ), { concurrency: "unbounded", discard: true })
+            yield* Effect.logInfo(`Retrain ${functionId}@${revision}: embedded ${plan.samples.length} images in ${ranges.length} range(s)`)
+            return prepared
+          }).pipe(
+            Effect.catchAll((e) => Effect.succeed({ _tag: "Failed" as const, error: typeof e === "string" ? e : e.message }))
           )
-          yield* Effect.logInfo(
-            `Retrain ${functionId}@${revision}: model ${version.id} ${version.promoted ? "promoted" : `not promoted: ${version.heldBack}`}`
-          )
-          return { _tag: "Promoted" as const, promoted: version.promoted, ...(version.heldBack ? { heldBack: version.heldBack } : {}) }
-        }).pipe(orFailed)
-      })
-      if (version._tag === "Failed") return yield* failed(plan.revision, version.error)
-      const { _tag, ...rest } = version
-      return { _tag: "Trained" as const, versionId: trained.versionId, ...rest }
-    })
-  )
+        })
+        if (prepared._tag === "UpToDate") return prepared
+        const failed = (revision: number, error: string) =>
+          Activity.make({
+            name: "fail",
+            execute: Effect.flatMap(Store, (store) => store.markTrainingFailed(functionId, revision, error)).pipe(Effect.orDie)
+          }).pipe(Effect.as({ _tag: "Failed" as const, revision, error }))
+        if (prepared._tag === "Untrainable") return yield* failed(prepared.revision, prepared.reason)
+        if (prepared._tag === "Failed") return yield* failed(revision, prepared.error)
+        const { plan } = prepared
+        const searched = yield* Activity.make({
+          name: "search",
+          success: Schema.Union(Schema.TaggedStruct("Searched", { trained: Trained }), StepFailed),
+          execute: Effect.gen(function*() {
+            yield* running("search", functionId, revision)
+            const { trained } = yield* RetrainSteps.search(plan, growth)
+            yield* Effect.logInfo(`Retrain ${functionId}@${revision}: search selected ${AutoML.describeCandidate(trained.metrics.selected as AutoML.Candidate)}`)
+            return { _tag: "Searched" as const, trained }
+          }).pipe(orFailed)
+        })
+        if (searched._tag === "Failed") return yield* failed(plan.revision, searched.error)
+        const { trained } = searched
+        const version = yield* Activity.make({
+          name: "promote",
+          success: Schema.Union(Schema.TaggedStruct("Promoted", { promoted: Schema.Boolean, heldBack: Schema.optional(Schema.String) }), StepFailed),
+          execute: Effect.gen(function*() {
+            yield* running("promote", functionId, revision)
+            const version = yield* RetrainSteps.promote(trained)
+            yield* RetrainSteps.prune(functionId, trained.keepVersions).pipe(
+              Effect.catchAll((e) => Effect.logWarning(`Removing old models of function ${functionId} failed: ${e.message}`))
+            )
+            yield* Effect.logInfo(
+              `Retrain ${functionId}@${revision}: model ${version.id} ${version.promoted ? "promoted" : `not promoted: ${version.heldBack}`}`
+            )
+            return { _tag: "Promoted" as const, promoted: version.promoted, ...(version.heldBack ? { heldBack: version.heldBack } : {}) }
+          }).pipe(orFailed)
+        })
+        if (version._tag === "Failed") return yield* failed(plan.revision, version.error)
+        const { _tag, ...rest } = version
+        return { _tag: "Trained" as const, versionId: trained.versionId, ...rest }
+      }).pipe(Effect.provideService(Registry.Registry, registry))
+    )
+  ))
 
-  const embedding = Embedding.toLayer(Effect.gen(function*() {
-    const context = yield* Effect.context<RetrainSteps.Requirements>()
-    return {
+  // The handlers close over this layer's context, with the shared backbones: an entity's own build effect runs in
+  // the Sharding's context, whose Registry would load the backbone again (a new worker thread and session) per range.
+  const embedding = Layer.unwrapEffect(Effect.map(Effect.context<RetrainSteps.Requirements>(), (context) =>
+    Embedding.toLayer({
       EmbedRange: ({ payload }) =>
         Effect.gen(function*() {
           yield* Effect.logInfo(`Embedding ${payload.images.length} images of function ${payload.functionId} in process ${process.pid}`)
           return yield* RetrainSteps.embedImages(payload.functionId, payload.images, payload)
         }).pipe(Effect.mapError((e) => e.message), Effect.provide(context))
-    }
-  }))
+    })))
 
   const sharedBackbones = Layer.scoped(
     Registry.Registry,
