@@ -203,7 +203,8 @@ export const layerWorkflows = (
             const prepared = yield* RetrainSteps.prepare(functionId)
             if (prepared._tag !== "Trainable") return prepared
             const { plan } = prepared
-            const embed = yield* RetrainSteps.embedOptions(plan)
+            // The search activity resolves the preset again (it may run on another runner, later).
+            const embed = RetrainSteps.embedOptions((yield* RetrainSteps.fitOptions(plan)).full)
             const client = (yield* Embedding.client)
             const ranges = chunks(plan.samples, rangeSize)
             yield* Effect.forEach(ranges, (images, i) =>

@@ -411,8 +411,9 @@ export const make = (
         yield* Effect.logInfo(`Training function ${functionId} started: ${plan.samples.length} samples, revision ${plan.revision}`)
         const outcome = yield* Effect.either(
           Effect.gen(function*() {
-            yield* RetrainSteps.embedImages(functionId, plan.samples, yield* RetrainSteps.embedOptions(plan))
-            const { fitted, trained } = yield* RetrainSteps.search(plan, growth)
+            const options = yield* RetrainSteps.fitOptions(plan)
+            yield* RetrainSteps.embedImages(functionId, plan.samples, RetrainSteps.embedOptions(options.full))
+            const { fitted, trained } = yield* RetrainSteps.search(plan, growth, options)
             // Cached first, promoted second: an invocation finds whichever version the store names.
             return yield* Effect.uninterruptible(
               Effect.gen(function*() {

@@ -120,12 +120,19 @@ const dataset = (plan: Plan) =>
     return Dataset.make(samples, { labels: new Set(plan.trained) })
   })
 
-/** The backbones and mirroring the plan's preset embeds with. */
-export const embedOptions = (plan: Pick<Plan, "preset" | "overrides">) =>
+/**
+ * The plan's preset resolved and its fit options, backbone choice included. A retrain resolves them once and gives
+ * them to both the embed step and the search: resolved again after embedding, the choice would see weights that
+ * embedding has just pulled and explain itself by them.
+ */
+export const fitOptions = (plan: Pick<Plan, "preset" | "overrides">) =>
   Effect.gen(function*() {
-    const options = yield* Preset.fitOptions(yield* Preset.resolve(plan.preset, plan.overrides))
-    return { backbones: options.backbones ?? [], mirror: options.mirror === true }
+    const resolved = yield* Preset.resolve(plan.preset, plan.overrides)
+    return { resolved, full: yield* Preset.fitOptions(resolved) }
   })
+
+/** The backbones and mirroring a retrain with these fit options embeds with. */
+export const embedOptions = (full: AutoML.FitOptions) => ({ backbones: full.backbones ?? [], mirror: full.mirror === true })
 
 /**
  * Embed these of a function's images (by content hash) with these backbones into the embedding cache, so that the
@@ -225,11 +232,13 @@ const toMetrics = (
 
 /**
  * Search, refit and evaluate on the plan (AutoML; with `growth`, only the promoted model's candidate until the data
- * has grown that much), and write the bundle to a new version's folder in the blob store.
+ * has grown that much), and write the bundle to a new version's folder in the blob store. `fit`: the fit options
+ * the embed step used (`fitOptions`), else they are resolved here.
  */
 export const search = (
   plan: Plan,
-  growth: number
+  growth: number,
+  fit?: Effect.Effect.Success<ReturnType<typeof fitOptions>>
 ): Effect.Effect<
   { readonly trained: Trained; readonly fitted: Pipeline.FittedPipeline },
   FunctionsError,
@@ -240,8 +249,7 @@ export const search = (
     const store = yield* Store
     const blobs = yield* BlobStore
     const data = yield* dataset(plan)
-    const resolved = yield* Preset.resolve(plan.preset, plan.overrides)
-    const full = yield* Preset.fitOptions(resolved)
+    const { resolved, full } = fit ?? (yield* fitOptions(plan))
     const narrowTo = narrowing(yield* store.promotedVersion(plan.functionId), resolved, full, data, growth)
     const options = narrowTo ? Candidates.narrowedTo(full, narrowTo) : full
     const scope: ModelMetrics["search"] = narrowTo

@@ -7,9 +7,10 @@
  *
  * @internal
  */
-import { Migrator, SqlClient } from "@effect/sql"
-import { Effect, Schedule } from "effect"
-import { FunctionsError } from "../FunctionsError.js"
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import type { FunctionsError } from "../FunctionsError.js"
+import * as Migrate from "./Migrate.js"
 
 const initial = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -63,18 +64,9 @@ const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClien
   "0001_shared_state": initial
 }
 
-/**
- * Run the migrations. Two processes starting on a new database at once can both try to create the migrations table
- * (the Migrator checks for it outside its lock), and one fails: a short retry then finds it, and the Migrator's table
- * lock (Postgres) makes the second wait for the first's migrations.
- */
-export const migrate: Effect.Effect<void, FunctionsError, SqlClient.SqlClient> = Migrator.make({})({
-  loader: Migrator.fromRecord(migrations),
-  table: "loupe_shared_migrations"
-}).pipe(
-  Effect.retry(Schedule.spaced("200 millis").pipe(Schedule.intersect(Schedule.recurs(5)))),
-  Effect.asVoid,
-  Effect.mapError((cause) =>
-    new FunctionsError({ reason: "StoreFailed", message: `Shared state: migrating the schema failed: ${cause.message}`, cause })
-  )
+/** Run the migrations (see `Migrate.run` for several processes on one new database). */
+export const migrate: Effect.Effect<void, FunctionsError, SqlClient.SqlClient> = Migrate.run(
+  "Shared state",
+  "loupe_shared_migrations",
+  migrations
 )

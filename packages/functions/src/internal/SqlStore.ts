@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import { Migrator, SqlClient } from "@effect/sql"
+import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql"
 import { Effect, Schema } from "effect"
 import { FunctionsError } from "../FunctionsError.js"
@@ -24,6 +24,7 @@ import type {
   TrainingSnapshot
 } from "../Store.js"
 import * as Ids from "./Ids.js"
+import * as Migrate from "./Migrate.js"
 import { migrations } from "./Migrations.js"
 import { findAll, FunctionRow, Int, LabelRow, ModelVersionRow, toSample } from "./StoreRows.js"
 import type { SampleJoinRow } from "./StoreRows.js"
@@ -80,14 +81,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
   /** `promoted` as each dialect stores it: a boolean in Postgres, 0/1 in SQLite. */
   const flag = (value: boolean) => (pg ? value : value ? 1 : 0)
   const isPromoted = sql.literal(pg ? "promoted" : "promoted = 1")
-  // `Migrator.make` is the engine of `PgMigrator.run` and `SqliteMigrator.run` (on Postgres it locks the migrations
-  // table, so concurrent migrators wait); those add only schema dumps (pg_dump, sqlite3), which would make the store
-  // need a FileSystem, a Path and a CommandExecutor for nothing.
-  yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: "loupe_migrations" }).pipe(
-    Effect.mapError((cause) =>
-      new FunctionsError({ reason: "StoreFailed", message: `Store: migrating the schema failed: ${cause.message}`, cause })
-    )
-  )
+  yield* Migrate.run("Store", "loupe_migrations", migrations)
   yield* awaitSchema(sql)
 
   const run = <A, E, R>(what: string, effect: Effect.Effect<A, E | SqlError.SqlError, R>) =>
