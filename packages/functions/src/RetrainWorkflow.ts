@@ -89,9 +89,15 @@ export const Retrain = Workflow.make({
 const Plan = Schema.Struct({
   functionId: Schema.String,
   revision: Schema.Number,
+  output: Schema.Literal("Classification", "Tags"),
   preset: Schema.String,
   overrides: Schema.Unknown,
-  samples: Schema.Array(Schema.Struct({ id: Schema.String, contentHash: Schema.String, label: Schema.String })),
+  samples: Schema.Array(Schema.Struct({
+    id: Schema.String,
+    contentHash: Schema.String,
+    label: Schema.optional(Schema.String),
+    tags: Schema.optional(Schema.Array(Schema.String))
+  })),
   labels: Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String })),
   trained: Schema.Array(Schema.String),
   leftOut: Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String, sampleCount: Schema.Number, reason: Schema.String }))

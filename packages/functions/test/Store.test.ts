@@ -163,6 +163,103 @@ describe.each(storeDialects)("Store on $name", (dialect) => {
       )
     }))
 
+  dialectTest(dialect, "tags: tag sets by name or id, dedupe by content, counts, filters, label deletion, snapshot", (location) =>
+    withStoreAt(
+      location,
+      Effect.gen(function*() {
+        const store = yield* Store.Store
+        const fn = yield* store.createFunction({ name: "Photos", preset: "fast", overrides: {}, output: "Tags" })
+        expect(fn.output).toBe("Tags")
+        expect((yield* store.getFunction(fn.id)).output).toBe("Tags")
+        const classifier = yield* store.createFunction({ name: "Plain", preset: "fast", overrides: {} })
+        expect(classifier.output).toBe("Classification")
+        const names = (tags: ReadonlyArray<Store.Annotation> | null) => tags?.map((t) => t.labelName) ?? null
+        const revision = Effect.map(store.getFunction(fn.id), (f) => f.revision)
+
+        // An untagged sample is not training data; a tagged one is, an empty tag set included (a negative of every tag).
+        const added = yield* store.addSamples(fn.id, [
+          { contentHash: hash(1), tags: ["flower", "daisy"] },
+          { contentHash: hash(2), tags: [] },
+          { contentHash: hash(3) },
+          // The same content again: one sample, its later tag set applied (duplicates in a set count once).
+          { contentHash: hash(1), tags: ["flower", "daisy", "flower"] }
+        ])
+        expect(added.map((a) => [a.created, a.updated])).toEqual([[true, []], [true, []], [true, []], [false, []]])
+        expect(names(added[0]!.sample.tags)).toEqual(["daisy", "flower"])
+        expect(added[0]!.sample.annotation).toBeNull()
+        expect(names(added[1]!.sample.tags)).toEqual([])
+        expect(added[2]!.sample.tags).toBeNull()
+        expect(yield* revision).toBe(1)
+        const [d, f] = [added[0]!.sample, added[1]!.sample]
+        expect(names((yield* store.getSample(fn.id, d.id)).tags)).toEqual(["daisy", "flower"])
+
+        // A re-post with another tag set changes it and says so; the same set changes nothing.
+        const [retagged] = yield* store.addSamples(fn.id, [{ contentHash: hash(2), tags: ["animal"], externalId: "e2" }])
+        expect(retagged).toMatchObject({ created: false, updated: ["annotation", "externalId"] })
+        expect(names(retagged!.sample.tags)).toEqual(["animal"])
+        const [same] = yield* store.addSamples(fn.id, [{ contentHash: hash(2), tags: ["animal"] }])
+        expect(same!.updated).toEqual([])
+        expect(yield* revision).toBe(2)
+
+        const labels = yield* store.listLabels(fn.id)
+        expect(labels.map((l) => l.name)).toEqual(["animal", "daisy", "flower"])
+        const byName = new Map(labels.map((l) => [l.name, l]))
+        expect((yield* store.labelCounts(fn.id)).map((c) => [c.label.name, c.count])).toEqual([["animal", 1], ["daisy", 1], ["flower", 1]])
+
+        // setTags by name and by id; the same set does not bump the revision; null untags.
+        const set = yield* store.setTags(fn.id, added[2]!.sample.id, [{ labelName: "flower" }, { labelId: byName.get("animal")!.id }])
+        expect(names(set.tags)).toEqual(["animal", "flower"])
+        expect(yield* revision).toBe(3)
+        yield* store.setTags(fn.id, added[2]!.sample.id, [{ labelId: byName.get("flower")!.id }, { labelName: "animal" }])
+        expect(yield* revision).toBe(3)
+        const unknown = yield* Effect.exit(store.setTags(fn.id, d.id, [{ labelName: "flower" }, { labelId: "label_nope" }]))
+        expect(unknown).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "NotFound", field: "tags[1].labelId" })))
+        expect(names((yield* store.getSample(fn.id, d.id)).tags)).toEqual(["daisy", "flower"])
+
+        // Filters: a tag's samples, and the untagged ones.
+        const flowerSamples = yield* store.listSamples(fn.id, { labelId: byName.get("flower")!.id })
+        expect(flowerSamples.map((s) => s.contentHash)).toEqual([hash(1), hash(3)])
+        expect(yield* store.countSamples(fn.id, { labelId: byName.get("flower")!.id })).toBe(2)
+        const untagged = yield* store.addSamples(fn.id, [{ contentHash: hash(4) }])
+        expect((yield* store.listSamples(fn.id, { labelId: null })).map((s) => s.id)).toEqual([untagged[0]!.sample.id])
+        // Paged listing carries the tags too.
+        expect((yield* store.listSamples(fn.id, { limit: 2, offset: 0 })).map((s) => names(s.tags))).toEqual([["daisy", "flower"], ["animal"]])
+
+        const snapshot = yield* store.trainingSnapshot(fn.id)
+        expect(snapshot.samples).toEqual([])
+        expect(snapshot.taggedSamples.map((s) => [s.contentHash, names(s.tags)])).toEqual([
+          [hash(1), ["daisy", "flower"]],
+          [hash(2), ["animal"]],
+          [hash(3), ["animal", "flower"]]
+        ])
+
+        // Deleting a label takes it off every tag set; the samples stay tagged (with the rest).
+        const deleted = yield* store.deleteLabel(fn.id, byName.get("flower")!.id)
+        expect(deleted.unannotatedSamples).toBe(2)
+        expect(yield* revision).toBe(4)
+        expect(names((yield* store.getSample(fn.id, d.id)).tags)).toEqual(["daisy"])
+        const cleared = yield* store.setTags(fn.id, d.id, null)
+        expect(cleared.tags).toBeNull()
+        expect(yield* revision).toBe(5)
+
+        // Wrong kind of annotation for the function, naming the field.
+        const labelInTags = yield* Effect.exit(store.addSamples(fn.id, [{ contentHash: hash(5) }, { contentHash: hash(6), labelName: "x" }]))
+        expect(labelInTags).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "InvalidInput", field: "samples[1].labelName" })))
+        const tagsInClassifier = yield* Effect.exit(store.addSamples(classifier.id, [{ contentHash: hash(5), tags: ["x"] }]))
+        expect(tagsInClassifier).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "InvalidInput", field: "samples[0].tags" })))
+        expect((yield* Effect.flip(store.setAnnotation(fn.id, f.id, { labelName: "x" }))).field).toBe("annotation")
+        expect((yield* Effect.flip(store.setTags(classifier.id, f.id, []))).field).toBe("tags")
+        expect(yield* store.countSamples(fn.id)).toBe(4)
+
+        // Deleting tagged samples and the function removes their tags with them.
+        yield* store.deleteSamples(fn.id, [f.id])
+        expect(yield* revision).toBe(6)
+        expect((yield* store.labelCounts(fn.id)).map((c) => [c.label.name, c.count])).toEqual([["animal", 1], ["daisy", 0]])
+        yield* store.deleteFunction(fn.id)
+        expect((yield* store.listFunctions).map((x) => x.id)).toEqual([classifier.id])
+      })
+    ))
+
   dialectTest(dialect, "model versions: one promoted at a time, stale versions not promoted, rollback, all survive a reopen", (location) =>
     Effect.gen(function*() {
       const version = (functionId: string, id: string, revision: number): Store.NewModelVersion => ({

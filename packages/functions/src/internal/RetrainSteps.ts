@@ -18,22 +18,37 @@ import { FunctionsError } from "../FunctionsError.js"
 import * as Preset from "../Preset.js"
 import type { LeftOutLabel, ModelMetrics } from "../Retrainer.js"
 import { bundlesPrefix, imageKey, Store } from "../Store.js"
-import type { ModelVersionRecord } from "../Store.js"
+import type { FunctionOutput, ModelVersionRecord, TrainingSnapshot } from "../Store.js"
 import * as Candidates from "./Candidates.js"
 import * as Ids from "./Ids.js"
 import * as PromotionRule from "./PromotionRule.js"
 import * as Trainable from "./Trainable.js"
 
-/** What a retrain trains on: the function's annotated samples (by content hash) at `revision`, with its labels. */
+/**
+ * A sample a retrain trains on, by content hash: a Classification function's with its label, a Tags function's with
+ * its tags (those trained on; possibly none).
+ */
+export interface PlanSample {
+  readonly id: string
+  readonly contentHash: string
+  readonly label?: string | undefined
+  readonly tags?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * What a retrain trains on: the function's annotated (Classification) or tagged (Tags) samples at `revision`, with
+ * its labels.
+ */
 export interface Plan {
   readonly functionId: string
   readonly revision: number
+  readonly output: FunctionOutput
   readonly preset: string
   readonly overrides: unknown
-  readonly samples: ReadonlyArray<{ readonly id: string; readonly contentHash: string; readonly label: string }>
+  readonly samples: ReadonlyArray<PlanSample>
   /** Every label of the function, to map the model's label names back to ids. */
   readonly labels: ReadonlyArray<{ readonly id: string; readonly name: string }>
-  /** The labels trained on. */
+  /** The labels (Tags: the tags) trained on. */
   readonly trained: ReadonlyArray<string>
   readonly leftOut: ReadonlyArray<LeftOutLabel>
 }
@@ -74,37 +89,88 @@ const since = (start: number) => Math.round(performance.now() - start)
 const trainingFailed = (e: { readonly message: string }) =>
   e instanceof FunctionsError ? e : new FunctionsError({ reason: "TrainingFailed", message: e.message, cause: e })
 
+/** The samples (of a snapshot's) whose image is in the blob store; a retrain trains on those only. */
+const withImages = <S extends { readonly contentHash: string }>(functionId: string, samples: ReadonlyArray<S>) =>
+  Effect.gen(function*() {
+    const blobs = yield* BlobStore
+    const present = yield* Effect.forEach(samples, (s) => blobs.localFile(imageKey(functionId, s.contentHash)).pipe(Effect.option))
+    return samples.filter((_, i) => Option.isSome(present[i]!))
+  })
+
+/** Samples per name, for every label of the snapshot (zero included). */
+const countPerLabel = (snapshot: TrainingSnapshot, names: ReadonlyArray<string>) => {
+  const counts = new Map<string, number>()
+  for (const name of names) counts.set(name, (counts.get(name) ?? 0) + 1)
+  return snapshot.labels.map((l) => ({ id: l.id, name: l.name, sampleCount: counts.get(l.name) ?? 0 }))
+}
+
+/** A Classification function's plan: its annotated samples, labels with too few left out (`Trainable.split`). */
+const classificationPlan = (snapshot: TrainingSnapshot) =>
+  Effect.gen(function*() {
+    const usable = (yield* withImages(snapshot.function.id, snapshot.samples)).map((s) => ({
+      id: s.id,
+      contentHash: s.contentHash,
+      label: s.annotation.labelName
+    }))
+    const counted = countPerLabel(snapshot, usable.map((s) => s.label))
+    const { leftOut, trainable } = Trainable.split(counted)
+    const trained = new Set(trainable.map((l) => l.name))
+    return {
+      samples: usable.filter((s) => trained.has(s.label)),
+      trained: [...trained],
+      leftOut,
+      why: Trainable.tooFewLabels(counted)
+    }
+  })
+
+/**
+ * A Tags function's plan: its tagged samples (every one, an empty tag set included: the negatives), each with the
+ * tags trained on; tags with too few samples with or without them are left out (`Trainable.splitTags`).
+ */
+const tagsPlan = (snapshot: TrainingSnapshot) =>
+  Effect.gen(function*() {
+    const usable = yield* withImages(snapshot.function.id, snapshot.taggedSamples)
+    const counted = countPerLabel(snapshot, usable.flatMap((s) => s.tags.map((t) => t.labelName)))
+    const { leftOut, trainable } = Trainable.splitTags(counted, usable.length)
+    const trained = new Set(trainable.map((l) => l.name))
+    return {
+      samples: usable.map((s) => ({
+        id: s.id,
+        contentHash: s.contentHash,
+        tags: s.tags.map((t) => t.labelName).filter((name) => trained.has(name))
+      })),
+      trained: [...trained].sort(),
+      leftOut,
+      why: Trainable.tooFewTags(counted, usable.length)
+    }
+  })
+
 /** The snapshot of the function's data a retrain trains on; labels with too few samples are left out, not fatal. */
 export const prepare = (functionId: string): Effect.Effect<Prepared, FunctionsError, Store | BlobStore> =>
   Effect.gen(function*() {
     const store = yield* Store
-    const blobs = yield* BlobStore
     const snapshot = yield* store.trainingSnapshot(functionId)
     const fn = snapshot.function
     if (fn.revision <= fn.trainedRevision) return { _tag: "UpToDate" } as const
-    const present = yield* Effect.forEach(snapshot.samples, (s) =>
-      blobs.localFile(imageKey(functionId, s.contentHash)).pipe(Effect.option))
-    const usable = snapshot.samples.flatMap((s, i) =>
-      Option.isSome(present[i]!) ? [{ id: s.id, contentHash: s.contentHash, label: s.annotation.labelName }] : []
-    )
-    const perLabel = new Map<string, number>()
-    for (const s of usable) perLabel.set(s.label, (perLabel.get(s.label) ?? 0) + 1)
-    const counted = snapshot.labels.map((l) => ({ id: l.id, name: l.name, sampleCount: perLabel.get(l.name) ?? 0 }))
-    const { leftOut, trainable } = Trainable.split(counted)
-    const trained = new Set(trainable.map((l) => l.name))
+    const { leftOut, samples, trained, why } = yield* (fn.output === "Tags" ? tagsPlan(snapshot) : classificationPlan(snapshot))
     const plan: Plan = {
       functionId,
       revision: fn.revision,
+      output: fn.output,
       preset: fn.preset,
       overrides: fn.overrides,
-      samples: usable.filter((s) => trained.has(s.label)),
+      samples,
       labels: snapshot.labels.map((l) => ({ id: l.id, name: l.name })),
-      trained: [...trained],
+      trained,
       leftOut
     }
-    const why = Trainable.tooFewLabels(counted)
+    // Classification data is checked as any training dataset is; the tags rule (`Trainable.splitTags`) is the check of tags.
     const valid = yield* Effect.either(
-      why === undefined ? Effect.flatMap(dataset(plan), Dataset.validateForTraining) : Effect.fail({ message: `Not trained: ${why}` })
+      why !== undefined
+        ? Effect.fail({ message: `Not trained: ${why}` })
+        : fn.output === "Tags"
+        ? Effect.void
+        : Effect.flatMap(dataset(plan), Dataset.validateForTraining)
     )
     return valid._tag === "Left"
       ? { _tag: "Untrainable", revision: fn.revision, reason: valid.left.message } as const
@@ -116,7 +182,11 @@ const dataset = (plan: Plan) =>
   Effect.gen(function*() {
     const blobs = yield* BlobStore
     const samples = yield* Effect.forEach(plan.samples, (s) =>
-      Effect.map(blobs.localFile(imageKey(plan.functionId, s.contentHash)), (source) => ({ id: s.id, source, label: s.label })))
+      Effect.map(blobs.localFile(imageKey(plan.functionId, s.contentHash)), (source) => ({
+        id: s.id,
+        source,
+        ...(s.label === undefined ? {} : { label: s.label })
+      })))
     return Dataset.make(samples, { labels: new Set(plan.trained) })
   })
 
