@@ -47,6 +47,7 @@ import * as Inspection from "./Inspection.js"
 import * as Trainable from "./internal/Trainable.js"
 import * as Preset from "./Preset.js"
 import * as Retrainer from "./Retrainer.js"
+import * as TagsAutoML from "./TagsAutoML.js"
 import { bundlesPrefix, imageKey, imagesPrefix, layerSqlite, Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
 import * as SharedState from "./SharedState.js"
@@ -715,13 +716,28 @@ export const make = (
         )
         const trained = yield* retrainer.model(functionId, options.modelId)
         if (trained === undefined) return yield* Effect.flatMap(notTrained(functionId), Effect.fail)
-        const prediction = yield* predict(trained.fitted, bytes)
+        const predicted = yield* TagsAutoML.predict(trained.fitted, bytes).pipe(
+          Effect.mapError((e) =>
+            e._tag === "FunctionsError" && e.reason !== "InvalidImage"
+              ? e
+              : new FunctionsError({
+                reason: "InvalidImage",
+                field: "data",
+                message: `data: ${e.message.replace("Cannot decode <", "not a decodable image <")}`,
+                cause: e
+              })
+          )
+        )
         const ids = new Map(trained.version.labels.map((l) => [l.name, l.id]))
-        const thresholds = new Map((trained.version.metrics as Retrainer.TagsModelMetrics).cv.perTag.map((t) => [t.labelName, t.threshold]))
-        const tags = prediction.labelConfidences.map(({ confidence, labelName }): TagConfidence => {
-          const threshold = thresholds.get(labelName)!
-          return { labelName, labelId: ids.get(labelName)!, confidence, threshold, present: confidence >= threshold }
-        })
+        const tags = predicted
+          .map((t): TagConfidence => ({
+            labelName: t.tag,
+            labelId: ids.get(t.tag)!,
+            confidence: t.probability,
+            threshold: t.threshold,
+            present: t.passes
+          }))
+          .sort((a, b) => b.confidence - a.confidence)
         return { tags, modelId: trained.version.id } satisfies TagsInvokeResult
       })
 
