@@ -150,8 +150,8 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
             ORDER BY l.name`)).flat()
       const tagsOf = new Map<string, Array<Annotation>>()
       for (const t of tagRows) {
-        const list = tagsOf.get(t.sample_id) ?? []
-        if (list.length === 0) tagsOf.set(t.sample_id, list)
+        let list = tagsOf.get(t.sample_id)
+        if (list === undefined) tagsOf.set(t.sample_id, list = [])
         list.push({ labelId: t.label_id, labelName: t.name })
       }
       return rows.map((row) => toSample(row, tagsOf))
