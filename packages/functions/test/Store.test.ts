@@ -11,6 +11,8 @@ import { BlobStore, Server, Store, StoreLocation } from "@loupe/functions"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { dialects, dialectTest, sqlClientAt } from "./fixtures/dialects.js"
+import * as Migrate from "../src/internal/Migrate.js"
+import { migrations } from "../src/internal/Migrations.js"
 import { catsVsDogsPhotos } from "./fixtures/environment.js"
 
 const tempDir = (prefix: string) => Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), `loupe-${prefix}-`)))
@@ -259,6 +261,29 @@ describe.each(storeDialects)("Store on $name", (dialect) => {
         expect((yield* store.listFunctions).map((x) => x.id)).toEqual([classifier.id])
       })
     ))
+
+  dialectTest(dialect, "a store from before tags migrates: its functions are Classification, its samples untagged and still annotated", (location) =>
+    Effect.gen(function*() {
+      const before = Object.fromEntries(Object.entries(migrations).filter(([id]) => id < "0003"))
+      yield* Effect.gen(function*() {
+        yield* Migrate.run("Store", "loupe_migrations", before)
+        const sql = yield* SqlClient.SqlClient
+        const at = new Date().toISOString()
+        yield* sql`INSERT INTO functions ${sql.insert({ id: "function_old", name: "Old", preset: "fast", overrides: "{}", created_at: at, updated_at: at, revision: 1, trained_revision: 0 })}`
+        yield* sql`INSERT INTO labels ${sql.insert({ id: "label_cats", function_id: "function_old", name: "cats", created_at: at })}`
+        yield* sql`INSERT INTO samples ${sql.insert({ id: "sample_old", function_id: "function_old", seq: 1, content_hash: hash(1), label_id: "label_cats", created_at: at, updated_at: at })}`
+      }).pipe(Effect.provide(sqlClientAt(location)), Effect.orDie)
+      yield* withStoreAt(
+        location,
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          expect((yield* store.getFunction("function_old")).output).toBe("Classification")
+          const sample = yield* store.getSample("function_old", "sample_old")
+          expect(sample).toMatchObject({ annotation: { labelName: "cats" }, tags: null })
+          expect((yield* store.trainingSnapshot("function_old")).samples.map((s) => s.id)).toEqual(["sample_old"])
+        })
+      )
+    }))
 
   dialectTest(dialect, "model versions: one promoted at a time, stale versions not promoted, rollback, all survive a reopen", (location) =>
     Effect.gen(function*() {
