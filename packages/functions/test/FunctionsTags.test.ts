@@ -40,6 +40,7 @@ describe("Functions with image tags", () => {
       expect(empty.message).toContain("at least 1 tag that at least 2 tagged samples have and at least 2 do not")
       expect(yield* Effect.flip(functions.invoke(fn.id, probe))).toMatchObject({ reason: "InvalidInput", field: "functionId" })
       expect(yield* Effect.flip(functions.metrics(fn.id))).toMatchObject({ reason: "InvalidInput", field: "functionId" })
+      expect(yield* Effect.flip(functions.insights(fn.id))).toMatchObject({ reason: "InvalidInput", field: "functionId" })
       const labelled = yield* Effect.flip(functions.createSamples(fn.id, [{ data: probe, label: "flower" }]))
       expect(labelled).toMatchObject({ reason: "InvalidInput", field: "samples[0].labelName" })
 
@@ -104,14 +105,17 @@ describe("Functions with image tags", () => {
       const [version] = yield* functions.models(fn.id)
       expect(version!.labels.map((l) => l.name)).toEqual(metrics.cv.tags)
 
-      // Retagging a sample (the untagged photo becomes a flower) and deleting a tag retrain with the rest.
-      const tulip = yield* functions.updateTags(fn.id, added[12]!.sample.id, [{ labelName: "flower" }])
-      expect(tulip.tags?.map((t) => t.labelName)).toEqual(["flower"])
+      // Tagging the untagged photo (a flower, and a tulip: a tag on 1 sample, left out) and deleting a tag retrain
+      // with the rest.
+      const tulip = yield* functions.updateTags(fn.id, added[12]!.sample.id, [{ labelName: "flower" }, { labelName: "tulip" }])
+      expect(tulip.tags?.map((t) => t.labelName)).toEqual(["flower", "tulip"])
       const sunflower = (yield* functions.listLabels(fn.id)).find((l) => l.name === "sunflower")!
       expect((yield* functions.deleteLabel(fn.id, sunflower.id)).unannotatedSamples).toBe(3)
       const retrained = yield* functions.awaitTrained(fn.id)
       expect(retrained.model!.id).not.toBe(trained.model!.id)
       expect(retrained.model!.upToDate).toBe(true)
+      expect(retrained.leftOutLabels).toEqual([expect.objectContaining({ name: "tulip", sampleCount: 1 })])
+      expect(retrained.leftOutLabels[0]!.reason).toBe("1 tagged sample with it and 12 without it; a tag needs at least 2 of each to be trained on")
       const again = yield* functions.tagsMetrics(fn.id)
       expect(again.cv.tags).toEqual(["animal", "cat", "daisy", "dog", "flower"])
       expect(again.cv.total).toBe(13)
