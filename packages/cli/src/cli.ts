@@ -23,7 +23,7 @@ import * as InspectCommand from "./InspectCommand.js"
 import * as KeysCommand from "./KeysCommand.js"
 import * as ModelsCommand from "./ModelsCommand.js"
 import * as Predict from "./Predict.js"
-import { Preset } from "@loupe/functions"
+import { FunctionsError, Preset } from "@loupe/functions"
 import * as ReportFile from "./ReportFile.js"
 import * as ServeCommand from "./ServeCommand.js"
 import * as TagsTrain from "./TagsTrain.js"
@@ -108,17 +108,14 @@ const train = DocumentedCommand.make(
       const resolved = yield* Preset.resolve(flags.preset, user === undefined || isObject ? { ...user as object, ...fromFlags } : user).pipe(
         Effect.flatMap(Preset.forTraining)
       )
-      if (flags.zeroShot) {
-        const zeroShot = yield* ZeroShotTrain.run({
-          dir: flags.dir,
-          out: flags.out,
-          overwrite: flags.overwrite,
-          backbones: (yield* Preset.fitOptions(resolved)).backbones ?? [],
-          ...Option.match(flags.report, { onNone: () => ({}), onSome: (report) => ({ report }) })
-        })
-        return yield* Console.log(flags.json ? JSON.stringify(TrainSummary.zeroShotJson(zeroShot)) : TrainSummary.zeroShotText(zeroShot))
-      }
       if (flags.tags) {
+        if (flags.zeroShot || Option.isSome(flags.report)) {
+          return yield* new FunctionsError.FunctionsError({
+            reason: "InvalidOptions",
+            field: "tags",
+            message: `--tags does not take ${flags.zeroShot ? "--zero-shot" : "--report"}: a tags run prints its metrics (--json for all of them)`
+          })
+        }
         const { backbones, folds, seed } = yield* Preset.fitOptions(resolved)
         const tagged = yield* TagsTrain.train({
           dir: flags.dir,
@@ -129,6 +126,16 @@ const train = DocumentedCommand.make(
           ...(seed === undefined ? {} : { seed })
         })
         return yield* Console.log(flags.json ? JSON.stringify(TagsTrain.toJson(tagged)) : TagsTrain.toText(tagged))
+      }
+      if (flags.zeroShot) {
+        const zeroShot = yield* ZeroShotTrain.run({
+          dir: flags.dir,
+          out: flags.out,
+          overwrite: flags.overwrite,
+          backbones: (yield* Preset.fitOptions(resolved)).backbones ?? [],
+          ...Option.match(flags.report, { onNone: () => ({}), onSome: (report) => ({ report }) })
+        })
+        return yield* Console.log(flags.json ? JSON.stringify(TrainSummary.zeroShotJson(zeroShot)) : TrainSummary.zeroShotText(zeroShot))
       }
       const result = yield* Train.train({
         dir: flags.dir,

@@ -59,11 +59,14 @@ describe("loupe train --tags", () => {
     expect(text.stdout).toMatch(/daisy.*\tanimal=0\.\d{4} cat=0\.\d{4} daisy=/)
   })
 
-  it("refuses a folder without a manifest, naming what it looks for", () => {
+  it("refuses a folder without a manifest, naming what it looks for, and --zero-shot", () => {
     const empty = path.join(work, "empty")
     fs.mkdirSync(empty)
     const run = loupe(["train", empty, "--tags", "--models-dir", modelsDir, "--out", path.join(work, "nothing")], cacheEnv)
     expect(run.status).not.toBe(0)
     expect(run.stderr).toContain("tags.csv or tags.jsonl")
+    const zeroShot = loupe(["train", dir, "--tags", "--zero-shot", "--models-dir", modelsDir, "--out", path.join(work, "nothing")], cacheEnv)
+    expect(zeroShot.status).not.toBe(0)
+    expect(zeroShot.stderr).toContain("--tags does not take --zero-shot")
   })
 })
