@@ -78,7 +78,7 @@ describe("TagsAutoML on flowers and pets", () => {
     // The bundle carries the calibrators and thresholds: reloaded, it answers the same.
     const reloaded = await run(Effect.flatMap(Bundle.load(dir), ({ fitted }) => TagsAutoML.predictMany(fitted, test)))
     expect(reloaded.predictions.map((p) => p.tags)).toEqual(predicted.predictions.map((p) => p.tags))
-  }, 120_000)
+  }, 300_000)
 
   it("refuses a dataset it cannot train on, naming the tag", async () => {
     const error = await run(Effect.flip(TagsAutoML.fit(Dataset.make(tagsSamples("train", { daisy: 1, cats: 3 })), { backbones: ["onnx:mobilenetv2-int8"] })))
