@@ -28,7 +28,7 @@ import { Classification } from "@loupe/metrics"
 import { AugmentedProbe, CrossValidation, FineTune, MultiBackbone, Search, SearchSpace, ZeroShot } from "@loupe/trainers"
 import { FunctionsError } from "./FunctionsError.js"
 import { combinedId, membersOf, trunkId } from "./internal/Candidates.js"
-import { alignRows, backboneIds as resolveBackboneIds, embeddedByAll, repeatsFor, withCombination } from "./internal/Features.js"
+import { alignRows, backboneIds as resolveBackboneIds, embeddedByAll, failed, repeatsFor, since, withCombination } from "./internal/Features.js"
 
 /**
  * What `fit` searches: the backbones, the heads and how they are cross-validated. Every field is optional; the
@@ -163,10 +163,6 @@ export interface FitResult {
   readonly skipped: ReadonlyArray<{ readonly file: string; readonly reason: string }>
   readonly timings: { readonly embedMs: number; readonly trainMs: number }
 }
-
-const since = (start: number) => Math.round(performance.now() - start)
-
-const failed = (e: { readonly message: string }) => new FunctionsError({ reason: "TrainingFailed", message: e.message, cause: e })
 
 /** A backbone id without its runtime (`onnx:mobilenetv2-int8` is `mobilenetv2-int8`); a concatenation as `concat(a, b)`. */
 const describeBackbone = (id: string): string => {

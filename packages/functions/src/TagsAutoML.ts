@@ -24,7 +24,7 @@ import { MultiLabelFolds, OneVsRest } from "@loupe/trainers"
 import type * as AutoML from "./AutoML.js"
 import { FunctionsError } from "./FunctionsError.js"
 import { combinedId } from "./internal/Candidates.js"
-import { alignRows, backboneIds as resolveBackboneIds, embeddedByAll, repeatsFor, withCombination } from "./internal/Features.js"
+import { alignRows, backboneIds as resolveBackboneIds, embeddedByAll, failed, repeatsFor, since, withCombination } from "./internal/Features.js"
 
 /**
  * What `fit` searches. The backbone, fold and seed settings are `AutoML.FitOptions`' own (so `Preset.fitOptions`'s
@@ -88,10 +88,6 @@ export interface FitResult {
   readonly skipped: ReadonlyArray<{ readonly file: string; readonly reason: string }>
   readonly timings: { readonly embedMs: number; readonly trainMs: number }
 }
-
-const since = (start: number) => Math.round(performance.now() - start)
-
-const failed = (e: { readonly message: string }) => new FunctionsError({ reason: "TrainingFailed", message: e.message, cause: e })
 
 /**
  * The `samples x tags` 0 / 1 matrix of which sample has which tag.

@@ -24,8 +24,8 @@
  */
 import { Head, Matrix, Pipeline, Progress } from "@loupe/core"
 import type { Metric } from "@loupe/core"
-import { Effect } from "effect"
-import { toFolds } from "./internal/Folds.js"
+import { Effect, Either } from "effect"
+import { checkOptions, invalid, toFolds } from "./internal/Folds.js"
 import * as Random from "./internal/Random.js"
 import * as Scaler from "./internal/Scaler.js"
 import { TrainerError } from "./TrainerError.js"
@@ -196,8 +196,6 @@ interface Unit {
   readonly label: number
 }
 
-const invalid = (field: string, message: string) => new TrainerError({ reason: "InvalidData", field, message })
-
 const units = (y: Int32Array, numClasses: number, groups: Options["groups"]): ReadonlyArray<Unit> => {
   if (groups === undefined) return Array.from(y, (label, i) => ({ rows: [i], label }))
   const byKey = new Map<string | number, Array<number>>()
@@ -243,14 +241,9 @@ const stratify = (all: ReadonlyArray<Unit>, numClasses: number, k: number, seed:
  */
 export const plan = (y: Int32Array, numClasses: number, options: Options = {}): Effect.Effect<Plan, TrainerError> =>
   Effect.suspend((): Effect.Effect<Plan, TrainerError> => {
-    const maxFolds = options.folds ?? 5
-    const repeats = options.repeats ?? 1
-    const seed = options.seed ?? 0
-    if (!Number.isInteger(maxFolds) || maxFolds < 2) return invalid("options.folds", `folds must be an integer >= 2, got ${maxFolds}`)
-    if (!Number.isInteger(repeats) || repeats < 1) return invalid("options.repeats", `repeats must be an integer >= 1, got ${repeats}`)
-    if (options.groups !== undefined && options.groups.length !== y.length) {
-      return invalid("options.groups", `${options.groups.length} group keys for ${y.length} rows`)
-    }
+    const checked = checkOptions(options, y.length)
+    if (Either.isLeft(checked)) return checked.left
+    const { maxFolds, repeats, seed } = checked.right
     const all = units(y, numClasses, options.groups)
     const perClass = new Array<number>(numClasses).fill(0)
     for (const u of all) perClass[u.label]++

@@ -18,9 +18,9 @@
  * @since 0.2.0
  */
 import type { Matrix } from "@loupe/core"
-import { Effect } from "effect"
+import { Effect, Either } from "effect"
 import type * as CrossValidation from "./CrossValidation.js"
-import { toFolds } from "./internal/Folds.js"
+import { checkOptions, invalid, toFolds } from "./internal/Folds.js"
 import * as Random from "./internal/Random.js"
 import { TrainerError } from "./TrainerError.js"
 
@@ -43,8 +43,6 @@ interface Unit {
   /** The tags any of its rows has. */
   readonly tags: ReadonlyArray<number>
 }
-
-const invalid = (field: string, message: string) => new TrainerError({ reason: "InvalidData", field, message })
 
 const unitsOf = (truth: Matrix.Matrix, groups: Options["groups"]): Array<Unit> => {
   const byKey = new Map<string | number, Array<number>>()
@@ -109,14 +107,9 @@ const stratify = (all: ReadonlyArray<Unit>, numTags: number, k: number, seed: nu
  */
 export const plan = (truth: Matrix.Matrix, options: Options = {}): Effect.Effect<CrossValidation.Plan, TrainerError> =>
   Effect.suspend((): Effect.Effect<CrossValidation.Plan, TrainerError> => {
-    const maxFolds = options.folds ?? 5
-    const repeats = options.repeats ?? 1
-    const seed = options.seed ?? 0
-    if (!Number.isInteger(maxFolds) || maxFolds < 2) return invalid("options.folds", `folds must be an integer >= 2, got ${maxFolds}`)
-    if (!Number.isInteger(repeats) || repeats < 1) return invalid("options.repeats", `repeats must be an integer >= 1, got ${repeats}`)
-    if (options.groups !== undefined && options.groups.length !== truth.rows) {
-      return invalid("options.groups", `${options.groups.length} group keys for ${truth.rows} rows`)
-    }
+    const checked = checkOptions(options, truth.rows)
+    if (Either.isLeft(checked)) return checked.left
+    const { maxFolds, repeats, seed } = checked.right
     const all = unitsOf(truth, options.groups)
     if (all.length < 2) return invalid("truth", `${all.length} ${options.groups ? "group" : "sample"}; cross-validation needs at least 2`)
     const k = Math.min(maxFolds, all.length)

@@ -10,6 +10,12 @@ import type { Embedder, Sample } from "@loupe/core"
 import { FunctionsError } from "../FunctionsError.js"
 import { combinedId } from "./Candidates.js"
 
+/** Milliseconds since `start` (a `performance.now()`), rounded. */
+export const since = (start: number) => Math.round(performance.now() - start)
+
+/** A search's or evaluation's failure as the fit's `TrainingFailed`. */
+export const failed = (e: { readonly message: string }) => new FunctionsError({ reason: "TrainingFailed", message: e.message, cause: e })
+
 /** The backbone ids asked for, or the registered ones tagged `default`; `NoBackbone` when that leaves none. */
 export const backboneIds = (asked: ReadonlyArray<string> | undefined) =>
   Effect.gen(function*() {
