@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os"
 import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
@@ -19,6 +20,9 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 300_000,
     pool: "forks",
+    // Two test files at a time even on 2 cores (vitest's default is cores - 1): most files spend their time in one
+    // single-threaded search or waiting on a child process or server, so one file at a time leaves a core idle.
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     // No test reaches a real model hub: the default one is a loopback port where nothing listens, so a preset's hub
     // probe fails at once; tests that pull point HF_ENDPOINT or hubUrl at their own loopback hub.
     env: { HF_ENDPOINT: "http://127.0.0.1:9" },

@@ -7,11 +7,11 @@
  */
 import type { Registry } from "@loupe/core"
 import { Catalog } from "@loupe/backbones"
-import { Heads, ManualTraining, MultiBackbone } from "@loupe/trainers"
+import { Heads, ManualTraining, MultiBackbone, OneVsRest } from "@loupe/trainers"
 
 /**
  * The built-in backbones (every catalog entry, and `Catalog.resolveBackbone` for any other hub repository
- * `hf:org/name[@revision]` or model folder) and heads (search, zero-shot, manual training, fine-tuning and ensemble
+ * `hf:org/name[@revision]` or model folder) and heads (search, zero-shot, manual training, fine-tuning, ensemble and tags
  * heads), ready for `Registry.make`; `Plugins.registryLayer` starts from these.
  *
  * @since 0.1.0
@@ -20,5 +20,5 @@ import { Heads, ManualTraining, MultiBackbone } from "@loupe/trainers"
 export const builtins: Registry.Plugins = {
   backbones: Catalog.builtins,
   resolveBackbone: Catalog.resolveBackbone,
-  heads: [...Heads.heads, ...Heads.zeroShotHeads, ...ManualTraining.heads, ...MultiBackbone.heads]
+  heads: [...Heads.heads, ...Heads.zeroShotHeads, ...ManualTraining.heads, ...MultiBackbone.heads, OneVsRest.plugin]
 }

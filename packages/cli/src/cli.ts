@@ -23,9 +23,10 @@ import * as InspectCommand from "./InspectCommand.js"
 import * as KeysCommand from "./KeysCommand.js"
 import * as ModelsCommand from "./ModelsCommand.js"
 import * as Predict from "./Predict.js"
-import { Preset } from "@loupe/functions"
+import { FunctionsError, Preset } from "@loupe/functions"
 import * as ReportFile from "./ReportFile.js"
 import * as ServeCommand from "./ServeCommand.js"
+import * as TagsTrain from "./TagsTrain.js"
 import * as Train from "./Train.js"
 import * as TrainSummary from "./TrainSummary.js"
 import * as WorkerCommand from "./WorkerCommand.js"
@@ -49,10 +50,16 @@ const train = DocumentedCommand.make(
       "With --zero-shot nothing is trained: the first backbone with a text tower (CLIP, SigLIP) classifies from the label " +
       "names alone, in prompt templates such as \"a photo of a {}.\", and the run reports its accuracy on the test/ " +
       "folder (or on every image without one) and saves that zero-shot model as the bundle.",
+      "With --tags the model is multi-label (image tags): each image has zero or more tags, and the model answers " +
+      "every tag with its probability and whether it passes that tag's threshold (chosen by cross-validation). The " +
+      "folder holds a manifest, tags.csv (lines \"path,tag1;tag2\": tags separated by semicolons, an empty field for " +
+      "none; an optional header \"path,tags\") or tags.jsonl (lines {\"path\": ..., \"tags\": [...]}), paths relative " +
+      "to the folder. It prints the cross-validated micro and macro precision, recall and F1, mAP and each tag's scores.",
       presetsHelp
     ],
     examples: [
       "loupe train ./photos --out ./pets-model --report ./pets-report.html",
+      "loupe train ./tagged-photos --tags --out ./tags-model",
       "loupe train ./photos --backbone hf:Xenova/dinov2-small --out ./pets-dinov2",
       "loupe train ./photos --zero-shot --backbone hf:Xenova/clip-vit-base-patch32 --out ./pets-zero-shot"
     ]
@@ -82,6 +89,7 @@ const train = DocumentedCommand.make(
     ),
     report,
     zeroShot: Flag.boolean("zero-shot", "Train nothing: evaluate and save the zero-shot classifier of the label names (needs a backbone with a text tower)"),
+    tags: Flag.boolean("tags", "Train an image-tags (multi-label) model from the folder's tags.csv or tags.jsonl manifest (see above)"),
     modelsDir,
     plugins,
     offline,
@@ -100,6 +108,25 @@ const train = DocumentedCommand.make(
       const resolved = yield* Preset.resolve(flags.preset, user === undefined || isObject ? { ...user as object, ...fromFlags } : user).pipe(
         Effect.flatMap(Preset.forTraining)
       )
+      if (flags.tags) {
+        if (flags.zeroShot || Option.isSome(flags.report)) {
+          return yield* new FunctionsError.FunctionsError({
+            reason: "InvalidOptions",
+            field: "tags",
+            message: `--tags does not take ${flags.zeroShot ? "--zero-shot" : "--report"}: a tags run prints its metrics (--json for all of them)`
+          })
+        }
+        const { backbones, folds, seed } = yield* Preset.fitOptions(resolved)
+        const tagged = yield* TagsTrain.train({
+          dir: flags.dir,
+          out: flags.out,
+          overwrite: flags.overwrite,
+          ...(backbones === undefined ? {} : { backbones }),
+          ...(folds === undefined ? {} : { folds }),
+          ...(seed === undefined ? {} : { seed })
+        })
+        return yield* Console.log(flags.json ? JSON.stringify(TagsTrain.toJson(tagged)) : TagsTrain.toText(tagged))
+      }
       if (flags.zeroShot) {
         const zeroShot = yield* ZeroShotTrain.run({
           dir: flags.dir,
@@ -124,8 +151,12 @@ const train = DocumentedCommand.make(
 const predict = DocumentedCommand.make(
   "predict",
   {
-    summary: "Predict the label of each image with a saved bundle",
-    details: ["Prints a line per image: the file, the predicted label and its probability (or the reason it was skipped)."],
+    summary: "Predict the label (or the tags) of each image with a saved bundle",
+    details: [
+      "Prints a line per image: the file, the predicted label and its probability (or the reason it was skipped).",
+      "With a tags bundle (`loupe train --tags`): the file, the tags that pass their thresholds, and every tag's " +
+      "probability; --json gives each tag's probability, threshold and whether it passes."
+    ],
     examples: ["loupe predict ./pets-model cat.jpg dog.png"]
   },
   {
@@ -137,6 +168,19 @@ const predict = DocumentedCommand.make(
   },
   (flags) =>
     Effect.gen(function*() {
+      if (yield* Predict.isTagsBundle(flags.bundle)) {
+        const tagLines = yield* Predict.predictTagFiles(flags.bundle, flags.images)
+        if (flags.json) return yield* Console.log(JSON.stringify({ predictions: tagLines }))
+        for (const line of tagLines) {
+          const passing = line.tags.filter((t) => t.passes).map((t) => t.tag).join(",")
+          yield* Console.log(
+            line.error
+              ? `${line.file}\terror: ${line.error}`
+              : `${line.file}\t${passing === "" ? "-" : passing}\t${line.tags.map((t) => `${t.tag}=${t.probability.toFixed(4)}`).join(" ")}`
+          )
+        }
+        return
+      }
       const lines = yield* Predict.predictFiles(flags.bundle, flags.images)
       if (flags.json) {
         yield* Console.log(JSON.stringify({ predictions: lines }))

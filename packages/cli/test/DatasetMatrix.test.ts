@@ -21,7 +21,8 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-dataset-matrix-"))
 const data = path.join(work, "data")
 // One embedding cache for the whole matrix: `balanced` reuses the MobileNetV2-int8 embeddings `fast` computed.
 const env = { LOUPE_CACHE_DIR: path.join(work, "cache"), LOUPE_MODELS_DIR: modelsDir }
-const timeout = 600_000
+// A hang guard, not a speed bar: 120 labels with `balanced` took 560 s on a busy 2-core machine.
+const timeout = 1_200_000
 
 /** Every file below `dir`, relative to it, with `/`. */
 const filesUnder = (dir: string, prefix = ""): Array<string> =>

@@ -36,7 +36,10 @@ export interface SkippedFile {
  * @category models
  */
 export interface Dataset {
-  /** Sorted, distinct. Folder datasets include label folders that hold no images. */
+  /**
+   * Sorted, distinct: the samples' labels, or for multi-label data their tags. Folder datasets include label folders
+   * that hold no images.
+   */
   readonly labels: ReadonlyArray<string>
   /** In a deterministic order: sorted by path for folders, as written for manifests and lists. */
   readonly samples: ReadonlyArray<Sample>
@@ -97,7 +100,7 @@ const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
 /**
  * Build a dataset from samples. `labels` adds labels that have no samples (e.g. an empty label folder); the result's
- * labels are the sorted union of those and the samples' labels.
+ * labels are the sorted union of those and the samples' labels and tags.
  *
  * @since 0.1.0
  * @category constructors
@@ -107,7 +110,10 @@ export const make = (
   options: { readonly labels?: Iterable<string>; readonly skipped?: ReadonlyArray<SkippedFile> } = {}
 ): Dataset => {
   const labels = new Set(options.labels ?? [])
-  for (const sample of samples) if (sample.label !== undefined) labels.add(sample.label)
+  for (const sample of samples) {
+    if (sample.label !== undefined) labels.add(sample.label)
+    for (const tag of sample.tags ?? []) labels.add(tag)
+  }
   return { labels: [...labels].sort(byName), samples, skipped: options.skipped ?? [] }
 }
 
@@ -333,20 +339,35 @@ interface ManifestRow {
   readonly line: number
   readonly path: string
   readonly label: string | undefined
+  /** Multi-label manifests: the row's tags (possibly none). */
+  readonly tags?: ReadonlyArray<string>
 }
+
+/** What a manifest's second column holds: one label per image, or several tags. */
+type ManifestKind = "label" | "tags"
+
+/** `a;b; c` as `["a", "b", "c"]`: tags separated by semicolons, blanks around them, empty and repeated ones dropped. */
+const splitTags = (field: string | undefined): ReadonlyArray<string> => [
+  ...new Set((field ?? "").split(";").map((tag) => tag.trim()).filter((tag) => tag !== ""))
+]
+
+const rowOf = (kind: ManifestKind, line: number, path: string, field: string | undefined): ManifestRow =>
+  kind === "tags" ? { line, path, label: undefined, tags: splitTags(field) } : { line, path, label: optionalLabel(field) }
 
 type ParsedRow = { readonly line: number; readonly row: Either.Either<ManifestRow, string> }
 
 const optionalLabel = (label: string | undefined): string | undefined =>
   label === undefined || label === "" ? undefined : label
 
-/** CSV rows: `path,label` or `path`, with an optional header naming the columns (`path`, `label`, others). */
-const parseCsv = (lines: ReadonlyArray<string>): ReadonlyArray<ParsedRow> => {
+/**
+ * CSV rows: `path,label` or `path`, with an optional header naming the columns (`path`, `label`, others); for tags,
+ * `path,tag1;tag2` and the column `tags`.
+ */
+const parseCsv = (lines: ReadonlyArray<string>, kind: ManifestKind): ReadonlyArray<ParsedRow> => {
   let header: { readonly path: number; readonly label: number; readonly count: number } | undefined
   let first = true
   const rows: Array<ParsedRow> = []
-  const ok = (line: number, path: string, label: string | undefined) =>
-    rows.push({ line, row: Either.right({ line, path, label: optionalLabel(label) }) })
+  const ok = (line: number, path: string, field: string | undefined) => rows.push({ line, row: Either.right(rowOf(kind, line, path, field)) })
   const bad = (line: number, problem: string) => rows.push({ line, row: Either.left(problem) })
   for (const [i, text] of lines.entries()) {
     const line = i + 1
@@ -361,12 +382,12 @@ const parseCsv = (lines: ReadonlyArray<string>): ReadonlyArray<ParsedRow> => {
     const values = fields.right
     const names = values.map((v) => v.toLowerCase())
     if (isFirst && names.includes("path")) {
-      header = { path: names.indexOf("path"), label: names.indexOf("label"), count: names.length }
+      header = { path: names.indexOf("path"), label: names.indexOf(kind), count: names.length }
     } else if (header !== undefined) {
       if (values.length !== header.count) bad(line, `expected ${header.count} fields like the header, found ${values.length}`)
       else ok(line, values[header.path]!, header.label < 0 ? undefined : values[header.label])
     } else if (values.length > 2) {
-      bad(line, `expected "path,label", found ${values.length} fields`)
+      bad(line, `expected "path,${kind === "tags" ? "tag1;tag2" : "label"}", found ${values.length} fields`)
     } else {
       ok(line, values[0]!, values[1])
     }
@@ -374,8 +395,11 @@ const parseCsv = (lines: ReadonlyArray<string>): ReadonlyArray<ParsedRow> => {
   return rows
 }
 
-/** JSONL rows: one `{"path": "...", "label": "..."}` object per line (`label` may be absent or null). */
-const parseJsonl = (lines: ReadonlyArray<string>): ReadonlyArray<ParsedRow> =>
+/**
+ * JSONL rows: one `{"path": "...", "label": "..."}` object per line (`label` may be absent or null); for tags,
+ * `{"path": "...", "tags": ["...", ...]}` (`tags` may be absent: no tag).
+ */
+const parseJsonl = (lines: ReadonlyArray<string>, kind: ManifestKind): ReadonlyArray<ParsedRow> =>
   lines.flatMap((text, i): Array<ParsedRow> => {
     const line = i + 1
     if (text.trim() === "") return []
@@ -383,10 +407,16 @@ const parseJsonl = (lines: ReadonlyArray<string>): ReadonlyArray<ParsedRow> =>
     if (Either.isLeft(parsed)) return [{ line, row: Either.left(`not valid JSON (${String(parsed.left)})`) }]
     const value = parsed.right
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      return [{ line, row: Either.left("expected an object with \"path\" and \"label\"") }]
+      return [{ line, row: Either.left(`expected an object with "path" and "${kind}"`) }]
     }
-    const { path: file, label } = value as { readonly path?: unknown; readonly label?: unknown }
+    const { label, path: file, tags } = value as { readonly path?: unknown; readonly label?: unknown; readonly tags?: unknown }
     if (typeof file !== "string") return [{ line, row: Either.left("\"path\" must be a string") }]
+    if (kind === "tags") {
+      if (tags !== undefined && tags !== null && !(Array.isArray(tags) && tags.every((tag) => typeof tag === "string"))) {
+        return [{ line, row: Either.left("\"tags\" must be an array of strings") }]
+      }
+      return [{ line, row: Either.right(rowOf(kind, line, file, ((tags ?? []) as ReadonlyArray<string>).join(";"))) }]
+    }
     if (label !== undefined && label !== null && typeof label !== "string") {
       return [{ line, row: Either.left("\"label\" must be a string or null") }]
     }
@@ -410,11 +440,19 @@ const missingReason = (file: string): Effect.Effect<string | undefined, never, F
  * path listed twice fails with `InvalidManifest` naming the file and line; listed files that do not exist are
  * `skipped`.
  *
+ * With `{ tags: true }` (since 0.2.0) the manifest is multi-label and its samples carry `tags`: CSV lines
+ * `path,tag1;tag2` (tags separated by semicolons; a header names the column `tags`) or JSONL
+ * `{"path": ..., "tags": [...]}`. An empty tag list is an image with none of the tags.
+ *
  * @since 0.1.0
  * @category constructors
  */
-export const fromManifest: (file: string) => Effect.Effect<Dataset, CoreError, FileSystem.FileSystem> = Effect.fn("Dataset.fromManifest")(
-  function*(file: string) {
+export const fromManifest: (
+  file: string,
+  options?: { readonly tags?: boolean }
+) => Effect.Effect<Dataset, CoreError, FileSystem.FileSystem> = Effect.fn("Dataset.fromManifest")(
+  function*(file: string, options: { readonly tags?: boolean } = {}) {
+    const kind: ManifestKind = options.tags === true ? "tags" : "label"
     const ext = path.extname(file).toLowerCase()
     const parse = ext === ".csv" ? parseCsv : ext === ".jsonl" || ext === ".ndjson" ? parseJsonl : undefined
     if (parse === undefined) {
@@ -429,15 +467,15 @@ export const fromManifest: (file: string) => Effect.Effect<Dataset, CoreError, F
     const base = path.dirname(path.resolve(file))
     const seen = new Map<string, number>()
     const rows: Array<ManifestRow & { readonly source: string }> = []
-    for (const { line, row } of parse(text.replace(/^\uFEFF/, "").split(/\r?\n/))) {
+    for (const { line, row } of parse(text.replace(/^\uFEFF/, "").split(/\r?\n/), kind)) {
       if (Either.isLeft(row)) return yield* manifestError(file, line, row.left)
-      const { path: listed, label } = row.right
+      const { label, path: listed, tags } = row.right
       if (listed === "") return yield* manifestError(file, line, "the path is empty")
       const source = path.resolve(base, listed)
       const earlier = seen.get(source)
       if (earlier !== undefined) return yield* manifestError(file, line, `${listed} is already listed on line ${earlier}`)
       seen.set(source, line)
-      rows.push({ line, path: listed, label, source })
+      rows.push({ line, path: listed, label, ...(tags === undefined ? {} : { tags }), source })
     }
     const reasons = yield* Effect.forEach(rows, (row) => missingReason(row.source), { concurrency: 16 })
     const samples: Array<Sample> = []
@@ -445,6 +483,7 @@ export const fromManifest: (file: string) => Effect.Effect<Dataset, CoreError, F
     rows.forEach((row, i) => {
       const reason = reasons[i]
       if (reason !== undefined) skipped.push({ file: row.source, reason: `${reason} (line ${row.line} of ${file})` })
+      else if (row.tags !== undefined) samples.push({ id: row.path, source: row.source, tags: row.tags })
       else samples.push(row.label === undefined ? { id: row.path, source: row.source } : { id: row.path, source: row.source, label: row.label })
     })
     return make(samples, { skipped })
@@ -514,6 +553,42 @@ export const validateForTraining = (dataset: Dataset): Effect.Effect<Dataset, Co
     return Effect.fail(invalidDataset(
       `${small.length === 1 ? "Label" : "Labels"} ${listed} ${small.length === 1 ? "has" : "have"} fewer than 2 ` +
         "images; every label needs at least 2"
+    ))
+  }
+  return Effect.succeed(dataset)
+}
+
+/**
+ * Check that a multi-label dataset can be trained on (one yes/no head per tag), before any image is decoded: it has
+ * images, every image carries `tags` (none is a label-only or unlabelled sample), there is at least one tag, and
+ * every tag has at least 2 images with it and 1 without. Fails with `InvalidDataset` naming the offending samples or
+ * tags.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const validateForTags = (dataset: Dataset): Effect.Effect<Dataset, CoreError> => {
+  if (dataset.samples.length === 0) return Effect.fail(invalidDataset("The dataset has no images"))
+  const untagged = dataset.samples.filter((s) => s.tags === undefined).map((s) => s.id)
+  if (untagged.length > 0) {
+    return Effect.fail(invalidDataset(
+      `${untagged.length} image${untagged.length === 1 ? " has" : "s have"} no tags list: ${quoteList(untagged)}. ` +
+        "Every image of a tags dataset lists its tags (an empty list for none)"
+    ))
+  }
+  if (dataset.labels.length === 0) return Effect.fail(invalidDataset("No image has a tag; training needs at least 1 tag"))
+  const counts = new Map(dataset.labels.map((tag) => [tag, 0]))
+  for (const sample of dataset.samples) for (const tag of sample.tags!) counts.set(tag, (counts.get(tag) ?? 0) + 1)
+  const rare = [...counts].filter(([, n]) => n < 2)
+  if (rare.length > 0) {
+    const listed = rare.map(([tag, n]) => `${JSON.stringify(tag)} (${n} image${n === 1 ? "" : "s"})`).join(", ")
+    return Effect.fail(invalidDataset(`${rare.length === 1 ? "Tag" : "Tags"} ${listed}: every tag needs at least 2 images`))
+  }
+  const everywhere = [...counts].filter(([, n]) => n === dataset.samples.length).map(([tag]) => tag)
+  if (everywhere.length > 0) {
+    return Effect.fail(invalidDataset(
+      `${everywhere.length === 1 ? "Tag" : "Tags"} ${quoteList(everywhere)} ${everywhere.length === 1 ? "is" : "are"} on every image; ` +
+        "every tag needs at least 1 image without it"
     ))
   }
   return Effect.succeed(dataset)

@@ -13,7 +13,7 @@
 export type ImageSource = string | Uint8Array
 
 /**
- * One image of a dataset: a stable id, its source, and its label when it has one.
+ * One image of a dataset: a stable id, its source, and its label (or, for multi-label data, its tags) when it has one.
  *
  * @since 0.1.0
  * @category models
@@ -23,6 +23,13 @@ export interface Sample {
   readonly id: string
   readonly source: ImageSource
   readonly label?: string
+  /**
+   * The sample's tags, for multi-label (image tags) training: zero or more, each an independent yes. A tagged sample
+   * carries `tags` instead of `label`; `[]` is a sample known to have none of the tags.
+   *
+   * @since 0.2.0
+   */
+  readonly tags?: ReadonlyArray<string>
 }
 
 /**

@@ -260,6 +260,46 @@ layer(NodeFileSystem.layer)("Dataset.fromManifest", (it) => {
     }))
 })
 
+layer(NodeFileSystem.layer)("Dataset.fromManifest with tags (multi-label)", (it) => {
+  const cat = (n: number) => path.join(catsVsDogs, "train", "cats", `cat.${n}.jpg`)
+  const dog = (n: number) => path.join(catsVsDogs, "train", "dogs", `dog.${n}.jpg`)
+
+  it.effect("CSV path,tag1;tag2 (blanks and repeats dropped, an empty field for none) and JSONL {path, tags}", () =>
+    Effect.gen(function*() {
+      const root = yield* tempDir("tags")
+      const csv = path.join(root, "tags.csv")
+      yield* Effect.promise(() => fs.writeFile(csv, `path,tags\n${cat(1)},animal; cat;cat\n${dog(1)},"animal;dog"\n${cat(2)},\n`))
+      const fromCsv = yield* Dataset.fromManifest(csv, { tags: true })
+      expect(fromCsv.samples).toEqual([
+        { id: cat(1), source: cat(1), tags: ["animal", "cat"] },
+        { id: dog(1), source: dog(1), tags: ["animal", "dog"] },
+        { id: cat(2), source: cat(2), tags: [] }
+      ])
+      // The tags are the dataset's labels.
+      expect(fromCsv.labels).toEqual(["animal", "cat", "dog"])
+      const jsonl = path.join(root, "tags.jsonl")
+      yield* Effect.promise(() => fs.writeFile(jsonl, `{"path": "${cat(1)}", "tags": ["animal", "cat"]}\n{"path": "${dog(1)}"}\n`))
+      expect((yield* Dataset.fromManifest(jsonl, { tags: true })).samples.map((s) => s.tags)).toEqual([["animal", "cat"], []])
+      const bad = path.join(root, "bad.jsonl")
+      yield* Effect.promise(() => fs.writeFile(bad, `{"path": "${cat(1)}", "tags": "animal"}\n`))
+      const error = yield* Effect.flip(Dataset.fromManifest(bad, { tags: true }))
+      expect(error.message).toBe(`Invalid manifest ${bad}, line 1: "tags" must be an array of strings`)
+    }))
+
+  it.effect("validateForTags: every image lists its tags, and each tag is on at least 2 images and missing from 1", () =>
+    Effect.gen(function*() {
+      const sample = (id: string, tags?: ReadonlyArray<string>) => (tags === undefined ? { id, source: id } : { id, source: id, tags })
+      const ok = Dataset.make([sample("a", ["x"]), sample("b", ["x", "y"]), sample("c", ["y"]), sample("d", [])])
+      expect(yield* Dataset.validateForTags(ok)).toBe(ok)
+      const untagged = yield* Effect.flip(Dataset.validateForTags(Dataset.make([sample("a", ["x"]), sample("b")])))
+      expect(untagged.message).toContain("1 image has no tags list: \"b\"")
+      const rare = yield* Effect.flip(Dataset.validateForTags(Dataset.make([sample("a", ["x", "z"]), sample("b", ["x"]), sample("c", [])])))
+      expect(rare.message).toBe("Tag \"z\" (1 image): every tag needs at least 2 images")
+      const everywhere = yield* Effect.flip(Dataset.validateForTags(Dataset.make([sample("a", ["x"]), sample("b", ["x"])])))
+      expect(everywhere.message).toContain("Tag \"x\" is on every image")
+    }))
+})
+
 layer(NodeFileSystem.layer)("Dataset.fromList and streams", (it) => {
   it.effect("paths and bytes, labelled or not; ids are positions; labels sorted", () =>
     Effect.gen(function*() {

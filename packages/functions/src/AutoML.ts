@@ -23,11 +23,12 @@
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import { Dataset, Embedder, Matrix, Pipeline, Registry, TextTower } from "@loupe/core"
-import type { Backbone, CoreError, Embedder as EmbedderTypes, LoupeConfig, Sample } from "@loupe/core"
+import type { Backbone, CoreError, LoupeConfig, Sample } from "@loupe/core"
 import { Classification } from "@loupe/metrics"
 import { AugmentedProbe, CrossValidation, FineTune, MultiBackbone, Search, SearchSpace, ZeroShot } from "@loupe/trainers"
 import { FunctionsError } from "./FunctionsError.js"
 import { combinedId, membersOf, trunkId } from "./internal/Candidates.js"
+import { alignRows, backboneIds as resolveBackboneIds, embeddedByAll, repeatsFor, withCombination } from "./internal/Features.js"
 
 /**
  * What `fit` searches: the backbones, the heads and how they are cross-validated. Every field is optional; the
@@ -167,12 +168,6 @@ const since = (start: number) => Math.round(performance.now() - start)
 
 const failed = (e: { readonly message: string }) => new FunctionsError({ reason: "TrainingFailed", message: e.message, cause: e })
 
-/** Rows of `vectors` (one per embedded sample) for the samples whose ids are in `keep`, in `keep`'s order. */
-const alignRows = (embeddings: EmbedderTypes.Embeddings, vectors: Matrix.Matrix, keep: ReadonlyArray<string>): Matrix.Matrix => {
-  const rowOf = new Map(embeddings.samples.map((s, i) => [s.id, i]))
-  return Matrix.takeRows(vectors, keep.map((id) => rowOf.get(id)!))
-}
-
 /** A backbone id without its runtime (`onnx:mobilenetv2-int8` is `mobilenetv2-int8`); a concatenation as `concat(a, b)`. */
 const describeBackbone = (id: string): string => {
   const short = (member: string) => member.slice(member.indexOf(":") + 1)
@@ -267,10 +262,6 @@ const zeroShotPriors = (ids: ReadonlyArray<string>, labels: ReadonlyArray<string
     return priors
   })
 
-/** `features` plus, with more than one backbone, their concatenation under `combinedId`. */
-const withCombination = (features: Map<string, Matrix.Matrix>): Map<string, Matrix.Matrix> =>
-  features.size < 2 ? features : features.set(combinedId([...features.keys()]), Matrix.concatColumns([...features.values()]))
-
 /**
  * `views` augmented views of each of `samples` for every backbone (the same crops for each), as training rows for
  * `samples`' rows; plus their concatenation when every backbone viewed the same images.
@@ -320,12 +311,7 @@ export const fit: (
   const labels = dataset.labels
   const seed = options.seed ?? 0
 
-  const backboneIds = options.backbones && options.backbones.length > 0
-    ? options.backbones
-    : registry.backbonesWithTags(["default"]).map((p) => p.info.id)
-  if (backboneIds.length === 0) {
-    return yield* new FunctionsError({ reason: "NoBackbone", message: "No backbone selected and none is tagged `default`" })
-  }
+  const backboneIds = yield* resolveBackboneIds(options.backbones)
 
   const mirror = options.mirror === true
   const embedStart = performance.now()
@@ -342,14 +328,7 @@ export const fit: (
   const fineTune = trunk && { ...trunk, embeddings: embeddings[backboneIds.length]! }
 
   // An image that fails to decode fails for every backbone; train on the images every backbone embedded.
-  const embeddedBy = embeddings.map((e) => new Set(e.samples.map((s) => s.id)))
-  const samples = dataset.samples.filter((s) => embeddedBy.every((ids) => ids.has(s.id)))
-  const skipped = dataset.samples
-    .filter((s) => !embeddedBy.every((ids) => ids.has(s.id)))
-    .map((s) => ({
-      file: s.id,
-      reason: embeddings.flatMap((e) => e.skipped).find((k) => k.sample.id === s.id)?.reason ?? "not embedded"
-    }))
+  const { samples, skipped } = embeddedByAll(dataset.samples, embeddings)
   yield* Dataset.validateForTraining(Dataset.make(samples, { labels }))
   const keep = samples.map((s) => s.id)
   const searched = <V>(all: Map<string, V>): Map<string, V> => only === undefined ? all : new Map([...all].filter(([id]) => id === only))
@@ -401,9 +380,7 @@ export const fit: (
       })`
     })
   }
-  // Small sets are cross-validated several times over (about 100 held-out predictions in all, at most 5 repeats): on
-  // 10 images one 5-fold split is too noisy to choose between candidates.
-  const repeats = Math.min(5, Math.max(1, Math.round(100 / samples.length)))
+  const repeats = repeatsFor(samples.length)
   const cvOptions = { folds, repeats, groups: keep.map((id) => hashOf.get(id)!) }
   const plan = yield* CrossValidation.plan(y, labels.length, { ...cvOptions, seed }).pipe(Effect.mapError(failed))
   const ids = embedded.map((e) => e.id)

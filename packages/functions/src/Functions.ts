@@ -15,6 +15,14 @@
  * const { labelName, confidence } = yield* functions.invoke(fn.id, "some.jpg")
  * ```
  *
+ * A function answers `Classification` (one label per image, the default) or `Tags` (any number of its labels per image,
+ * multi-label; `create(name, { output: "Tags" })`). A Tags function's samples carry tag sets (`SampleInput.tags`,
+ * `updateTags`; a tagged sample with no tag is a negative of every tag), it trains one-vs-rest heads with per-tag
+ * thresholds chosen by cross-validation (once a tag has at least 2 tagged samples with it and 2 without it), and it
+ * answers with `invokeTags` (every tag's probability, and whether it reaches the tag's threshold) and `tagsMetrics`.
+ * The classification-only operations (`invoke`, `metrics`, `updateAnnotation`, `insights`) refuse a Tags function
+ * with `InvalidInput`, and the tags ones a Classification function.
+ *
  * Samples are deduplicated by content (sha256) within a function, and their bytes are kept in the `BlobStore`, so a
  * function never depends on the original files staying where they were. Posting an image the function already
  * holds returns the existing sample, with the post's label and `externalId` applied (`createSamples` says which
@@ -39,6 +47,7 @@ import * as Inspection from "./Inspection.js"
 import * as Trainable from "./internal/Trainable.js"
 import * as Preset from "./Preset.js"
 import * as Retrainer from "./Retrainer.js"
+import * as TagsAutoML from "./TagsAutoML.js"
 import { bundlesPrefix, imageKey, imagesPrefix, layerSqlite, Store } from "./Store.js"
 import type * as StoreTypes from "./Store.js"
 import * as SharedState from "./SharedState.js"
@@ -93,7 +102,15 @@ export interface FunctionsConfig extends Retrainer.RetrainerConfig {
 }
 
 /**
- * A function: its id (`function_<hex>`), name, preset name and creation time (ISO 8601).
+ * What a function answers: `Classification` (one label per image) or `Tags` (multi-label).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type FunctionOutput = StoreTypes.FunctionOutput
+
+/**
+ * A function: its id (`function_<hex>`), name, output kind, preset name and creation time (ISO 8601).
  *
  * @since 0.1.0
  * @category models
@@ -101,6 +118,8 @@ export interface FunctionsConfig extends Retrainer.RetrainerConfig {
 export interface FunctionInfo {
   readonly id: string
   readonly name: string
+  /** @since 0.2.0 */
+  readonly output: FunctionOutput
   readonly preset: string
   readonly createdAt: string
 }
@@ -120,7 +139,7 @@ export interface LabelStatus {
 
 /**
  * What `get` and `awaitTrained` return: the function, its labels, the labels training leaves out, its promoted model
- * (with its cross-validated accuracy, 0 to 1) and its training state.
+ * (with its cross-validated accuracy, 0 to 1; for a Tags model its exact-match ratio) and its training state.
  *
  * @since 0.1.0
  * @category models
@@ -167,16 +186,23 @@ export interface NewLabel {
 }
 
 /**
- * A sample to add: its image and, optionally, its annotation (a label name, created when missing) and an id of
- * your own (`externalId`).
+ * A sample to add: its image and, optionally, its annotation (a Classification function's: a label name, created
+ * when missing) or tags (a Tags function's) and an id of your own (`externalId`).
  *
  * @since 0.1.0
  * @category models
  */
 export interface SampleInput {
   readonly data: ImageData
-  /** The annotation: a label name (created on demand). */
+  /** The annotation of a Classification function's sample: a label name (created on demand). */
   readonly label?: string
+  /**
+   * The tags of a Tags function's sample: label names (created on demand); `[]` tags it with none (a negative of
+   * every tag). Left out, the sample is untagged and not trained on.
+   *
+   * @since 0.2.0
+   */
+  readonly tags?: ReadonlyArray<string>
   readonly externalId?: string
 }
 
@@ -230,6 +256,58 @@ export interface InvokeResult {
 }
 
 /**
+ * One tag's probability (0 to 1) in `invokeTags`' answer, the tag's threshold (chosen by cross-validation) and
+ * whether the probability reaches it (`present`: the image has the tag).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TagConfidence {
+  readonly labelName: string
+  readonly labelId: string
+  readonly confidence: number
+  readonly threshold: number
+  readonly present: boolean
+}
+
+/**
+ * Options of `invokeTags`: which model version answers (default: the promoted one).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface InvokeTagsOptions {
+  readonly modelId?: string
+}
+
+/**
+ * What `invokeTags` answers: every tag the model knows with its probability and threshold, most likely first, and the
+ * model version that answered.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TagsInvokeResult {
+  readonly tags: ReadonlyArray<TagConfidence>
+  readonly modelId: string
+}
+
+/**
+ * What `tagsMetrics` returns: the promoted Tags model's cross-validated multi-label metrics
+ * (`Retrainer.TagsModelMetrics`), its id and creation time, and whether it was trained on the current data.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TagsFunctionMetrics extends Retrainer.TagsModelMetrics {
+  readonly functionId: string
+  readonly modelId: string
+  readonly createdAt: string
+  /** Trained on the current data (no change since). */
+  readonly upToDate: boolean
+}
+
+/**
  * What `metrics` returns: the promoted model's cross-validated metrics (`Retrainer.ModelMetrics`, with the labels it
  * left out), its id and creation time, and whether it was trained on the current data.
  *
@@ -273,10 +351,13 @@ export interface FunctionInsights extends Insights.Insights {
  * @category models
  */
 export interface FunctionsShape {
-  /** Create a function; `preset` (default `balanced`) and `overrides` are validated now (unknown keys fail). */
+  /**
+   * Create a function; `preset` (default `balanced`) and `overrides` are validated now (unknown keys fail). `output`
+   * (new in 0.2.0): `Classification` (default) or `Tags`; anything else is `InvalidInput` naming `output`.
+   */
   readonly create: (
     name: string,
-    options?: { readonly preset?: string; readonly overrides?: unknown }
+    options?: { readonly preset?: string; readonly overrides?: unknown; readonly output?: FunctionOutput }
   ) => Effect.Effect<FunctionInfo, FunctionsError>
   readonly get: (functionId: string) => Effect.Effect<FunctionStatus, FunctionsError>
   readonly list: Effect.Effect<ReadonlyArray<FunctionInfo>, FunctionsError>
@@ -305,8 +386,9 @@ export interface FunctionsShape {
   /**
    * Add samples; returns each one's sample, in input order (0.2.0: the sample, whether it is new, and what changed,
    * where 0.1 returned ids). An image the function already holds returns the existing sample; the post's `label`
-   * and `externalId` are applied to it where they differ, and listed in `updated` (`options.updateExisting: false`
-   * leaves it unchanged). All or nothing: an unreadable image fails the call with `InvalidImage` naming
+   * (Tags: `tags`) and `externalId` are applied to it where they differ, and listed in `updated` (a changed tag set as
+   * `annotation`; `options.updateExisting: false` leaves it unchanged). `InvalidInput` naming `samples[i].tags` for
+   * tags in a Classification function, `samples[i].labelName` for a label in a Tags function. All or nothing: an unreadable image fails the call with `InvalidImage` naming
    * `samples[i].data`, and nothing is added. A change to the training data schedules a retrain.
    */
   readonly createSamples: (
@@ -319,11 +401,26 @@ export interface FunctionsShape {
     options?: { readonly limit?: number; readonly offset?: number }
   ) => Effect.Effect<ReadonlyArray<StoreTypes.SampleRecord>, FunctionsError>
   readonly getSample: (functionId: string, sampleId: string) => Effect.Effect<StoreTypes.SampleRecord, FunctionsError>
-  /** Set (`{ labelName }` or `{ labelId }`) or remove (`null`) a sample's annotation. */
+  /**
+   * Set (`{ labelName }` or `{ labelId }`) or remove (`null`) a Classification function sample's annotation
+   * (`InvalidInput` naming `annotation` in a Tags function).
+   */
   readonly updateAnnotation: (
     functionId: string,
     sampleId: string,
     annotation: StoreTypes.AnnotationInput
+  ) => Effect.Effect<StoreTypes.SampleRecord, FunctionsError>
+  /**
+   * Set a Tags function sample's tag set, each tag by `{ labelName }` (created on demand) or `{ labelId }`; `[]` tags
+   * it with none, `null` untags it. A change schedules a retrain. `InvalidInput` naming `tags` in a Classification
+   * function, `NotFound` naming `tags[i].labelId` for an unknown label.
+   *
+   * @since 0.2.0
+   */
+  readonly updateTags: (
+    functionId: string,
+    sampleId: string,
+    tags: StoreTypes.TagsInput
   ) => Effect.Effect<StoreTypes.SampleRecord, FunctionsError>
   readonly deleteSamples: (functionId: string, sampleIds: ReadonlyArray<string>) => Effect.Effect<void, FunctionsError>
   /**
@@ -331,8 +428,28 @@ export interface FunctionsShape {
    * tower (`mode: "zero-shot"`), else `NotTrained`; `InvalidImage` naming `data`.
    */
   readonly invoke: (functionId: string, data: ImageData, options?: InvokeOptions) => Effect.Effect<InvokeResult, FunctionsError>
+  /**
+   * Tag an image with a Tags function's promoted model (or `options.modelId`): every tag with its probability and
+   * threshold. `NotTrained` before the first model, `InvalidImage` naming `data`, `InvalidInput` naming `functionId`
+   * for a Classification function.
+   *
+   * @since 0.2.0
+   */
+  readonly invokeTags: (
+    functionId: string,
+    data: ImageData,
+    options?: InvokeTagsOptions
+  ) => Effect.Effect<TagsInvokeResult, FunctionsError>
   /** The promoted model's cross-validated metrics; `NotTrained` before there is one. */
   readonly metrics: (functionId: string) => Effect.Effect<FunctionMetrics, FunctionsError>
+  /**
+   * A Tags function's promoted model's cross-validated multi-label metrics (per-tag precision, recall, F1, average
+   * precision and threshold; micro, macro, mAP); `NotTrained` before there is one, `InvalidInput` naming
+   * `functionId` for a Classification function.
+   *
+   * @since 0.2.0
+   */
+  readonly tagsMetrics: (functionId: string) => Effect.Effect<TagsFunctionMetrics, FunctionsError>
   /**
    * The model history, newest first: each version with its metrics, sample count, creation time, whether it is the
    * promoted (serving) one and why it was held back. Only the newest `keepVersions` (and the promoted one) are kept.
@@ -378,11 +495,27 @@ const checkOptionalString = (value: unknown, field: string): Effect.Effect<strin
 const toInfo = (fn: StoreTypes.FunctionRecord): FunctionInfo => ({
   id: fn.id,
   name: fn.name,
+  output: fn.output,
   preset: fn.preset,
   createdAt: fn.createdAt
 })
 
-const cvAccuracy = (metrics: unknown): number => (metrics as Retrainer.ModelMetrics).cv.accuracy
+const cvAccuracy = (metrics: unknown): number =>
+  (metrics as { readonly output?: string }).output === "Tags"
+    ? (metrics as Retrainer.TagsModelMetrics).cv.exactMatch
+    : (metrics as Retrainer.ModelMetrics).cv.accuracy
+
+const outputs: ReadonlyArray<FunctionOutput> = ["Classification", "Tags"]
+
+/** Fails unless the function answers `output`: `operation` is not for the other kind. */
+const expectOutput = (fn: StoreTypes.FunctionRecord, output: FunctionOutput, operation: string) =>
+  fn.output === output ? Effect.void : Effect.fail(
+    invalidInput(
+      "functionId",
+      `Function ${fn.name} (${fn.id}) outputs ${fn.output}: ${operation} is for ${output} functions` +
+        (fn.output === "Tags" ? " (a Tags function has invokeTags, tagsMetrics and updateTags)" : "")
+    )
+  )
 
 /**
  * Build the function API over the store, blob store and retrainer in context. Never fails itself; its operations
@@ -417,17 +550,28 @@ export const make = (
       return lock.withPermits(1)
     }
 
+    /** The function's labels with their sample counts, and why it cannot train yet (`undefined`: it can). */
+    const trainability = (fn: StoreTypes.FunctionRecord) =>
+      Effect.gen(function*() {
+        const counts = yield* store.labelCounts(fn.id)
+        const labels = counts.map((c) => ({ id: c.label.id, name: c.label.name, sampleCount: c.count }))
+        if (fn.output === "Classification") {
+          return { labels, leftOut: Trainable.split(labels).leftOut, tooFew: Trainable.tooFewLabels(labels) }
+        }
+        const tagged = (yield* store.countSamples(fn.id)) - (yield* store.countSamples(fn.id, { labelId: null }))
+        return { labels, leftOut: Trainable.splitTags(labels, tagged).leftOut, tooFew: Trainable.tooFewTags(labels, tagged) }
+      })
+
     const status = (functionId: string) =>
       Effect.gen(function*() {
         const fn = yield* store.getFunction(functionId)
-        const counts = yield* store.labelCounts(functionId)
+        const { labels, leftOut } = yield* trainability(fn)
         const promoted = yield* store.promotedVersion(functionId)
         const [newest] = yield* store.listModelVersions(functionId)
-        const labels = counts.map((c) => ({ id: c.label.id, name: c.label.name, sampleCount: c.count }))
         return {
           ...toInfo(fn),
           labels,
-          leftOutLabels: Trainable.split(labels).leftOut,
+          leftOutLabels: leftOut,
           model: promoted
             ? {
               id: promoted.id,
@@ -448,7 +592,7 @@ export const make = (
     const notTrained = (functionId: string) =>
       Effect.gen(function*() {
         const s = yield* status(functionId)
-        const tooFew = Trainable.tooFewLabels(s.labels)
+        const { tooFew } = yield* trainability(yield* store.getFunction(functionId))
         const why = s.training.phase === "training"
           ? "training is in progress"
           : tooFew !== undefined
@@ -466,10 +610,14 @@ export const make = (
     const create: FunctionsShape["create"] = (name, options = {}) =>
       Effect.gen(function*() {
         const checked = yield* checkName(name, "name")
+        const output = options.output ?? "Classification"
+        if (!outputs.includes(output)) {
+          return yield* invalidInput("output", `output must be one of ${outputs.join(", ")}, got ${JSON.stringify(output)}`)
+        }
         const preset = options.preset ?? config.defaultPreset ?? Preset.defaultPreset
         // Validates the preset name and the overrides now, so a typo fails at creation, not at the first retrain.
         yield* Preset.resolve(preset, options.overrides ?? {})
-        return toInfo(yield* store.createFunction({ name: checked, preset, overrides: options.overrides ?? {} }))
+        return toInfo(yield* store.createFunction({ name: checked, preset, overrides: options.overrides ?? {}, output }))
       })
 
     const createLabels: FunctionsShape["createLabels"] = (functionId, labels) =>
@@ -487,6 +635,11 @@ export const make = (
         const checked = yield* Effect.forEach(samples, (sample, i) =>
           Effect.all({
             label: checkOptionalString(sample?.label, `samples[${i}].label`),
+            tags: sample?.tags === undefined
+              ? Effect.succeed(undefined)
+              : Array.isArray(sample.tags)
+              ? Effect.forEach(sample.tags, (tag, j) => checkName(tag, `samples[${i}].tags[${j}]`))
+              : Effect.fail(invalidInput(`samples[${i}].tags`, `samples[${i}].tags must be an array of label names`)),
             externalId: checkOptionalString(sample?.externalId, `samples[${i}].externalId`)
           }))
         // Read and decode-check every image before anything is written.
@@ -515,7 +668,8 @@ export const make = (
               images.map((img, i) => ({
                 contentHash: img.contentHash,
                 externalId: checked[i]!.externalId,
-                labelName: checked[i]!.label
+                labelName: checked[i]!.label,
+                tags: checked[i]!.tags
               })),
               options
             )
@@ -525,11 +679,24 @@ export const make = (
         return added
       })
 
+    const predict = (fitted: Pipeline.FittedPipeline, bytes: Uint8Array) =>
+      Pipeline.predict(fitted, bytes).pipe(
+        Effect.mapError((e) =>
+          new FunctionsError({
+            reason: "InvalidImage",
+            field: "data",
+            message: `data: ${e.message.replace("Cannot decode <", "not a decodable image <")}`,
+            cause: e
+          })
+        )
+      )
+
     const invoke: FunctionsShape["invoke"] = (functionId, data, options = {}) =>
       Effect.gen(function*() {
         if (options.labelCount !== undefined && !(Number.isInteger(options.labelCount) && options.labelCount > 0)) {
           return yield* invalidInput("labelCount", `labelCount must be a positive integer, got ${options.labelCount}`)
         }
+        yield* expectOutput(yield* store.getFunction(functionId), "Classification", "invoke")
         const bytes = yield* ImageInput.readBytes(data, "data", imageOptions).pipe(
           Effect.provideService(FileSystem.FileSystem, fileSystem)
         )
@@ -539,16 +706,7 @@ export const make = (
           ? { fitted: trained.fitted, labels: trained.version.labels, modelId: trained.version.id }
           : zeroShot && { fitted: zeroShot.fitted, labels: zeroShot.labels, modelId: `zero-shot:${zeroShot.backbone}` }
         if (model === undefined) return yield* Effect.flatMap(notTrained(functionId), Effect.fail)
-        const prediction = yield* Pipeline.predict(model.fitted, bytes).pipe(
-          Effect.mapError((e) =>
-            new FunctionsError({
-              reason: "InvalidImage",
-              field: "data",
-              message: `data: ${e.message.replace("Cannot decode <", "not a decodable image <")}`,
-              cause: e
-            })
-          )
-        )
+        const prediction = yield* predict(model.fitted, bytes)
         const ids = new Map(model.labels.map((l) => [l.name, l.id]))
         const labelConfidences = prediction.labelConfidences
           .slice(0, options.labelCount ?? Infinity)
@@ -563,11 +721,61 @@ export const make = (
         } satisfies InvokeResult
       })
 
-    const metrics: FunctionsShape["metrics"] = (functionId) =>
+    const invokeTags: FunctionsShape["invokeTags"] = (functionId, data, options = {}) =>
+      Effect.gen(function*() {
+        yield* expectOutput(yield* store.getFunction(functionId), "Tags", "invokeTags")
+        const bytes = yield* ImageInput.readBytes(data, "data", imageOptions).pipe(
+          Effect.provideService(FileSystem.FileSystem, fileSystem)
+        )
+        const trained = yield* retrainer.model(functionId, options.modelId)
+        if (trained === undefined) return yield* Effect.flatMap(notTrained(functionId), Effect.fail)
+        const predicted = yield* TagsAutoML.predict(trained.fitted, bytes).pipe(
+          Effect.mapError((e) =>
+            e._tag === "FunctionsError" && e.reason !== "InvalidImage"
+              ? e
+              : new FunctionsError({
+                reason: "InvalidImage",
+                field: "data",
+                message: `data: ${e.message.replace("Cannot decode <", "not a decodable image <")}`,
+                cause: e
+              })
+          )
+        )
+        const ids = new Map(trained.version.labels.map((l) => [l.name, l.id]))
+        const tags = predicted
+          .map((t): TagConfidence => ({
+            labelName: t.tag,
+            labelId: ids.get(t.tag)!,
+            confidence: t.probability,
+            threshold: t.threshold,
+            present: t.passes
+          }))
+          .sort((a, b) => b.confidence - a.confidence)
+        return { tags, modelId: trained.version.id } satisfies TagsInvokeResult
+      })
+
+    /** The promoted version of a function that answers `output`, and the function; `NotTrained` without one. */
+    const promotedOf = (functionId: string, output: FunctionOutput, operation: string) =>
       Effect.gen(function*() {
         const fn = yield* store.getFunction(functionId)
+        yield* expectOutput(fn, output, operation)
         const promoted = yield* store.promotedVersion(functionId)
         if (promoted === undefined) return yield* Effect.flatMap(notTrained(functionId), Effect.fail)
+        return { fn, promoted }
+      })
+
+    const tagsMetrics: FunctionsShape["tagsMetrics"] = (functionId) =>
+      Effect.map(promotedOf(functionId, "Tags", "tagsMetrics"), ({ fn, promoted }) => ({
+        ...(promoted.metrics as Retrainer.TagsModelMetrics),
+        functionId,
+        modelId: promoted.id,
+        createdAt: promoted.createdAt,
+        upToDate: promoted.revision === fn.revision
+      } satisfies TagsFunctionMetrics))
+
+    const metrics: FunctionsShape["metrics"] = (functionId) =>
+      Effect.gen(function*() {
+        const { fn, promoted } = yield* promotedOf(functionId, "Classification", "metrics")
         const modelMetrics = promoted.metrics as Retrainer.ModelMetrics
         return {
           ...modelMetrics,
@@ -594,6 +802,7 @@ export const make = (
     const insights: FunctionsShape["insights"] = (functionId) =>
       Effect.gen(function*() {
         const fn = yield* store.getFunction(functionId)
+        yield* expectOutput(fn, "Classification", "insights")
         const counts = yield* store.labelCounts(functionId)
         const tooFew = Trainable.tooFewLabels(counts.map((c) => ({ id: c.label.id, name: c.label.name, sampleCount: c.count })))
         if (tooFew !== undefined) {
@@ -670,6 +879,8 @@ export const make = (
       getSample: store.getSample,
       updateAnnotation: (functionId, sampleId, annotation) =>
         Effect.tap(store.setAnnotation(functionId, sampleId, annotation), () => retrainer.schedule(functionId)),
+      updateTags: (functionId, sampleId, tags) =>
+        Effect.tap(store.setTags(functionId, sampleId, tags), () => retrainer.schedule(functionId)),
       deleteSamples: (functionId, sampleIds) =>
         exclusive(functionId)(
           Effect.gen(function*() {
@@ -678,7 +889,9 @@ export const make = (
           })
         ).pipe(Effect.zipLeft(retrainer.schedule(functionId))),
       invoke,
+      invokeTags,
       metrics,
+      tagsMetrics,
       models: store.listModelVersions,
       rollback: retrainer.rollback,
       insights,

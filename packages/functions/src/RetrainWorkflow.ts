@@ -42,11 +42,10 @@ import { Registry } from "@loupe/core"
 import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { ConfigError } from "effect/ConfigError"
 import type { EmbeddingCache } from "@loupe/core"
-import * as AutoML from "./AutoML.js"
 import { type FunctionsError, fromConfigError } from "./FunctionsError.js"
 import * as RetrainSteps from "./internal/RetrainSteps.js"
 import * as SharedBackbones from "./internal/SharedBackbones.js"
-import type { ModelMetrics } from "./Retrainer.js"
+import type { ModelMetrics, TagsModelMetrics } from "./Retrainer.js"
 import * as SharedState from "./SharedState.js"
 import { layerPostgres as storeOnPostgres, Store } from "./Store.js"
 import type * as StoreLocation from "./StoreLocation.js"
@@ -89,9 +88,15 @@ export const Retrain = Workflow.make({
 const Plan = Schema.Struct({
   functionId: Schema.String,
   revision: Schema.Number,
+  output: Schema.Literal("Classification", "Tags"),
   preset: Schema.String,
   overrides: Schema.Unknown,
-  samples: Schema.Array(Schema.Struct({ id: Schema.String, contentHash: Schema.String, label: Schema.String })),
+  samples: Schema.Array(Schema.Struct({
+    id: Schema.String,
+    contentHash: Schema.String,
+    label: Schema.optional(Schema.String),
+    tags: Schema.optional(Schema.Array(Schema.String))
+  })),
   labels: Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String })),
   trained: Schema.Array(Schema.String),
   leftOut: Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String, sampleCount: Schema.Number, reason: Schema.String }))
@@ -108,8 +113,8 @@ const Trained = Schema.Struct({
   versionId: Schema.String,
   bundle: Schema.String,
   labels: Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String })),
-  // The store keeps metrics as JSON; they are the `ModelMetrics` `search` computed.
-  metrics: Schema.Unknown as Schema.Schema<ModelMetrics>,
+  // The store keeps metrics as JSON; they are the `ModelMetrics` (Tags: `TagsModelMetrics`) `search` computed.
+  metrics: Schema.Unknown as Schema.Schema<ModelMetrics | TagsModelMetrics>,
   revision: Schema.Number,
   sampleCount: Schema.Number,
   promote: Schema.Literal("always", "if-not-worse"),
@@ -232,7 +237,7 @@ export const layerWorkflows = (
           execute: Effect.gen(function*() {
             yield* running("search", functionId, revision)
             const { trained } = yield* RetrainSteps.search(plan, growth)
-            yield* Effect.logInfo(`Retrain ${functionId}@${revision}: search selected ${AutoML.describeCandidate(trained.metrics.selected as AutoML.Candidate)}`)
+            yield* Effect.logInfo(`Retrain ${functionId}@${revision}: search selected ${RetrainSteps.describeSelected(trained.metrics)}`)
             return { _tag: "Searched" as const, trained }
           }).pipe(orFailed)
         })

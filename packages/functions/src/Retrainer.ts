@@ -195,6 +195,49 @@ export interface ModelMetrics {
 }
 
 /**
+ * One tag's cross-validated scores in a Tags model (`TagsModelMetrics.cv.perTag`): out-of-fold precision, recall and
+ * F1 at its threshold, its average precision over every threshold (`null` when no sample has it), its support
+ * (samples with it) and the threshold itself, chosen by cross-validation.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TagScore {
+  readonly labelName: string
+  readonly precision: number
+  readonly recall: number
+  readonly f1: number
+  readonly averagePrecision: number | null
+  readonly support: number
+  /** A probability at or above it says the image has the tag. */
+  readonly threshold: number
+}
+
+/**
+ * Cross-validated facts about a Tags (multi-label) model, stored with its version: what `ModelMetrics` says of a
+ * classifier but `cv`, which holds the multi-label metrics (out of fold, each tag at its own threshold): per-tag
+ * scores, micro (pooled) and macro (mean over tags) precision, recall and F1, mAP (mean average precision, `null`
+ * when no tag has a sample) and the exact-match ratio (the share of samples whose whole tag set was right).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TagsModelMetrics extends Omit<ModelMetrics, "cv"> {
+  readonly output: "Tags"
+  readonly cv: {
+    readonly folds: number
+    readonly total: number
+    /** The tags, in the model's output order. */
+    readonly tags: ReadonlyArray<string>
+    readonly perTag: ReadonlyArray<TagScore>
+    readonly micro: { readonly precision: number; readonly recall: number; readonly f1: number }
+    readonly macro: { readonly precision: number; readonly recall: number; readonly f1: number }
+    readonly meanAveragePrecision: number | null
+    readonly exactMatch: number
+  }
+}
+
+/**
  * A training event, as `subscribe` delivers them: a run `Started`, `Trained` (with its new version and duration in
  * milliseconds) or `Failed` (with the error's message).
  *

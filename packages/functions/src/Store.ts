@@ -26,7 +26,17 @@ import * as SqlStore from "./internal/SqlStore.js"
 import * as StoreLocation from "./StoreLocation.js"
 
 /**
- * A stored function: its id, name, preset and overrides, creation time (ISO 8601), data revision and training state.
+ * What a function answers: `Classification`, one label per image (a sample's `annotation`), or `Tags`, any number of
+ * its labels per image (a sample's `tags`; multi-label).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type FunctionOutput = "Classification" | "Tags"
+
+/**
+ * A stored function: its id, name, output kind, preset and overrides, creation time (ISO 8601), data revision and
+ * training state.
  *
  * @since 0.1.0
  * @category models
@@ -34,6 +44,12 @@ import * as StoreLocation from "./StoreLocation.js"
 export interface FunctionRecord {
   readonly id: string
   readonly name: string
+  /**
+   * What it answers (functions created before 0.2.0 are `Classification`).
+   *
+   * @since 0.2.0
+   */
+  readonly output: FunctionOutput
   /** The preset name the function trains with. */
   readonly preset: string
   /** User overrides on top of the preset (validated by `Preset.resolve` when the function is created). */
@@ -74,8 +90,8 @@ export interface Annotation {
 }
 
 /**
- * A stored sample: its image's content hash (the bytes are in the blob store), external id, annotation and times
- * (ISO 8601).
+ * A stored sample: its image's content hash (the bytes are in the blob store), external id, annotation (a
+ * Classification function's) or tags (a Tags function's) and times (ISO 8601).
  *
  * @since 0.1.0
  * @category models
@@ -86,7 +102,15 @@ export interface SampleRecord {
   /** sha256 of the image bytes, hex; the bytes are in the blob store under `imageKey(functionId, contentHash)`. */
   readonly contentHash: string
   readonly externalId: string | null
+  /** A Classification function's sample: its label, or `null` when unlabelled. Always `null` in a Tags function. */
   readonly annotation: Annotation | null
+  /**
+   * A Tags function's sample: its tags, by label name (an empty list tags it with none: a negative example of every
+   * tag), or `null` when it is not tagged yet. Always `null` in a Classification function.
+   *
+   * @since 0.2.0
+   */
+  readonly tags: ReadonlyArray<Annotation> | null
   readonly createdAt: string
   readonly updatedAt: string
 }
@@ -146,7 +170,7 @@ export interface NewLabel {
 
 /**
  * A sample to add to the store: the content hash of its image (already in the blob store), an optional external id
- * and an optional label name.
+ * and an optional label name (a Classification function) or tag names (a Tags function).
  *
  * @since 0.1.0
  * @category models
@@ -154,8 +178,15 @@ export interface NewLabel {
 export interface NewSample {
   readonly contentHash: string
   readonly externalId?: string | undefined
-  /** Annotate with this label, created on demand. */
+  /** A Classification function's sample: annotate with this label, created on demand. */
   readonly labelName?: string | undefined
+  /**
+   * A Tags function's sample: tag it with these labels, created on demand (`[]`: tagged with none). Left out, the
+   * sample is not tagged.
+   *
+   * @since 0.2.0
+   */
+  readonly tags?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -165,6 +196,15 @@ export interface NewSample {
  * @category models
  */
 export type AnnotationInput = { readonly labelName: string } | { readonly labelId: string } | null
+
+/**
+ * A Tags function sample's tag set, each tag by label name (created on demand) or label id; `[]` tags it with none,
+ * `null` removes its tags (it is not tagged any more).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type TagsInput = ReadonlyArray<{ readonly labelName: string } | { readonly labelId: string }> | null
 
 /**
  * A field of an existing sample that a post of the same image changed.
@@ -206,19 +246,19 @@ export interface AddSamplesOptions {
 }
 
 /**
- * A deleted label, and how many samples lost their annotation with it (they stay, unlabelled).
+ * A deleted label, and how many samples lost their annotation (or, in a Tags function, that tag) with it; they stay.
  *
  * @since 0.2.0
  * @category models
  */
 export interface DeletedLabel {
   readonly label: LabelRecord
-  /** Samples that were annotated with the label and are now unlabelled. */
+  /** Samples that were annotated with the label and are now unlabelled (Tags: that had the tag and lost it). */
   readonly unannotatedSamples: number
 }
 
 /**
- * A label with its number of annotated samples.
+ * A label with its number of annotated samples (Tags: of samples tagged with it).
  *
  * @since 0.1.0
  * @category models
@@ -230,7 +270,8 @@ export interface LabelCount {
 }
 
 /**
- * What a training run reads, in one consistent snapshot: the function, its labels and its annotated samples.
+ * What a training run reads, in one consistent snapshot: the function, its labels and its annotated samples (a
+ * Classification function's) or tagged samples (a Tags function's).
  *
  * @since 0.1.0
  * @category models
@@ -238,8 +279,14 @@ export interface LabelCount {
 export interface TrainingSnapshot {
   readonly function: FunctionRecord
   readonly labels: ReadonlyArray<LabelRecord>
-  /** Annotated samples only, in insertion order. */
+  /** Annotated samples only, in insertion order (none in a Tags function). */
   readonly samples: ReadonlyArray<SampleRecord & { readonly annotation: Annotation }>
+  /**
+   * Tagged samples only (an empty tag set included), in insertion order (none in a Classification function).
+   *
+   * @since 0.2.0
+   */
+  readonly taggedSamples: ReadonlyArray<SampleRecord & { readonly tags: ReadonlyArray<Annotation> }>
 }
 
 /**
@@ -267,8 +314,8 @@ export interface NewModelVersion {
 }
 
 /**
- * Which samples `listSamples` and `countSamples` take: those annotated with the label `labelId`, or with `labelId:
- * null` the unlabelled ones; all when `labelId` is left out.
+ * Which samples `listSamples` and `countSamples` take: those annotated (Tags: tagged) with the label `labelId`, or
+ * with `labelId: null` the unlabelled (Tags: untagged) ones; all when `labelId` is left out.
  *
  * @since 0.2.0
  * @category models
@@ -279,21 +326,23 @@ export interface SampleFilter {
 
 /**
  * The operations of the store. Every one fails with `FunctionsError`: `NotFound` (naming the field) for an unknown
- * function, label, sample or version, `InvalidInput` for bad input (e.g. an unknown label id), `StoreFailed` when
- * the database fails.
+ * function, label, sample or version, `InvalidInput` for bad input (e.g. tags for a Classification function's
+ * sample, or a label for a Tags function's), `StoreFailed` when the database fails.
  *
  * @since 0.1.0
  * @category models
  */
 export interface StoreShape {
+  /** Create a function; `output` defaults to `Classification`. */
   readonly createFunction: (input: {
     readonly name: string
     readonly preset: string
     readonly overrides: unknown
+    readonly output?: FunctionOutput | undefined
   }) => Effect.Effect<FunctionRecord, FunctionsError>
   readonly getFunction: (functionId: string) => Effect.Effect<FunctionRecord, FunctionsError>
   readonly listFunctions: Effect.Effect<ReadonlyArray<FunctionRecord>, FunctionsError>
-  /** Delete a function with its labels, samples and model versions (its blobs are the caller's to remove). */
+  /** Delete a function with its labels, samples, tags and model versions (its blobs are the caller's to remove). */
   readonly deleteFunction: (functionId: string) => Effect.Effect<void, FunctionsError>
   /** Create labels; a name that exists returns the existing label. */
   readonly createLabels: (
@@ -305,7 +354,7 @@ export interface StoreShape {
   readonly labelCounts: (functionId: string) => Effect.Effect<ReadonlyArray<LabelCount>, FunctionsError>
   /**
    * Delete a label (`NotFound` naming `labelId` when the function has none with that id). Its samples are kept and
-   * become unlabelled; the revision is bumped when there were any.
+   * become unlabelled (Tags: lose that tag); the revision is bumped when there were any.
    *
    * @since 0.2.0
    */
@@ -320,9 +369,10 @@ export interface StoreShape {
   readonly updateLabel: (functionId: string, labelId: string, label: NewLabel) => Effect.Effect<LabelRecord, FunctionsError>
   /**
    * Add samples in one transaction, creating labels on demand. A sample whose content hash the function already
-   * holds is not added again: its existing record is returned, with the post's `labelName` and `externalId` applied
-   * where they differ (listed in `updated`; see `AddSamplesOptions`). The same image twice in one call is taken
-   * as two posts in order.
+   * holds is not added again: its existing record is returned, with the post's `labelName` (Tags: `tags`, a changed
+   * tag set listed as `annotation`) and `externalId` applied where they differ (listed in `updated`; see
+   * `AddSamplesOptions`). The same image twice in one call is taken as two posts in order. `InvalidInput` naming
+   * `samples[i].tags` for tags in a Classification function, `samples[i].labelName` for a label in a Tags function.
    */
   readonly addSamples: (
     functionId: string,
@@ -341,11 +391,20 @@ export interface StoreShape {
    */
   readonly countSamples: (functionId: string, filter?: SampleFilter) => Effect.Effect<number, FunctionsError>
   readonly getSample: (functionId: string, sampleId: string) => Effect.Effect<SampleRecord, FunctionsError>
+  /** Set or remove a Classification function sample's annotation (`InvalidInput` naming `annotation` in a Tags function). */
   readonly setAnnotation: (
     functionId: string,
     sampleId: string,
     annotation: AnnotationInput
   ) => Effect.Effect<SampleRecord, FunctionsError>
+  /**
+   * Set or remove a Tags function sample's tag set (`TagsInput`); the revision is bumped when it changed.
+   * `InvalidInput` naming `tags` in a Classification function, `NotFound` naming `tags[i].labelId` for an unknown
+   * label id.
+   *
+   * @since 0.2.0
+   */
+  readonly setTags: (functionId: string, sampleId: string, tags: TagsInput) => Effect.Effect<SampleRecord, FunctionsError>
   /** Delete samples; unknown ids are an error naming them (nothing is deleted then). Returns the deleted records. */
   readonly deleteSamples: (
     functionId: string,

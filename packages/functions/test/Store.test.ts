@@ -11,6 +11,8 @@ import { BlobStore, Server, Store, StoreLocation } from "@loupe/functions"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { dialects, dialectTest, sqlClientAt } from "./fixtures/dialects.js"
+import * as Migrate from "../src/internal/Migrate.js"
+import { migrations } from "../src/internal/Migrations.js"
 import { catsVsDogsPhotos } from "./fixtures/environment.js"
 
 const tempDir = (prefix: string) => Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), `loupe-${prefix}-`)))
@@ -159,6 +161,126 @@ describe.each(storeDialects)("Store on $name", (dialect) => {
 
           const missing = yield* Effect.exit(store.getFunction("function_missing"))
           expect(missing).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "NotFound", field: "functionId" })))
+        })
+      )
+    }))
+
+  dialectTest(dialect, "tags: tag sets by name or id, dedupe by content, counts, filters, label deletion, snapshot", (location) =>
+    withStoreAt(
+      location,
+      Effect.gen(function*() {
+        const store = yield* Store.Store
+        const fn = yield* store.createFunction({ name: "Photos", preset: "fast", overrides: {}, output: "Tags" })
+        expect(fn.output).toBe("Tags")
+        expect((yield* store.getFunction(fn.id)).output).toBe("Tags")
+        const classifier = yield* store.createFunction({ name: "Plain", preset: "fast", overrides: {} })
+        expect(classifier.output).toBe("Classification")
+        const names = (tags: ReadonlyArray<Store.Annotation> | null) => tags?.map((t) => t.labelName) ?? null
+        const revision = Effect.map(store.getFunction(fn.id), (f) => f.revision)
+
+        // An untagged sample is not training data; a tagged one is, an empty tag set included (a negative of every tag).
+        const added = yield* store.addSamples(fn.id, [
+          { contentHash: hash(1), tags: ["flower", "daisy"] },
+          { contentHash: hash(2), tags: [] },
+          { contentHash: hash(3) },
+          // The same content again: one sample, its later tag set applied (duplicates in a set count once).
+          { contentHash: hash(1), tags: ["flower", "daisy", "flower"] }
+        ])
+        expect(added.map((a) => [a.created, a.updated])).toEqual([[true, []], [true, []], [true, []], [false, []]])
+        expect(names(added[0]!.sample.tags)).toEqual(["daisy", "flower"])
+        expect(added[0]!.sample.annotation).toBeNull()
+        expect(names(added[1]!.sample.tags)).toEqual([])
+        expect(added[2]!.sample.tags).toBeNull()
+        expect(yield* revision).toBe(1)
+        const [d, f] = [added[0]!.sample, added[1]!.sample]
+        expect(names((yield* store.getSample(fn.id, d.id)).tags)).toEqual(["daisy", "flower"])
+
+        // A re-post with another tag set changes it and says so; the same set changes nothing.
+        const [retagged] = yield* store.addSamples(fn.id, [{ contentHash: hash(2), tags: ["animal"], externalId: "e2" }])
+        expect(retagged).toMatchObject({ created: false, updated: ["annotation", "externalId"] })
+        expect(names(retagged!.sample.tags)).toEqual(["animal"])
+        const [same] = yield* store.addSamples(fn.id, [{ contentHash: hash(2), tags: ["animal"] }])
+        expect(same!.updated).toEqual([])
+        expect(yield* revision).toBe(2)
+
+        const labels = yield* store.listLabels(fn.id)
+        expect(labels.map((l) => l.name)).toEqual(["animal", "daisy", "flower"])
+        const byName = new Map(labels.map((l) => [l.name, l]))
+        expect((yield* store.labelCounts(fn.id)).map((c) => [c.label.name, c.count])).toEqual([["animal", 1], ["daisy", 1], ["flower", 1]])
+
+        // setTags by name and by id; the same set does not bump the revision; null untags.
+        const set = yield* store.setTags(fn.id, added[2]!.sample.id, [{ labelName: "flower" }, { labelId: byName.get("animal")!.id }])
+        expect(names(set.tags)).toEqual(["animal", "flower"])
+        expect(yield* revision).toBe(3)
+        yield* store.setTags(fn.id, added[2]!.sample.id, [{ labelId: byName.get("flower")!.id }, { labelName: "animal" }])
+        expect(yield* revision).toBe(3)
+        const unknown = yield* Effect.exit(store.setTags(fn.id, d.id, [{ labelName: "flower" }, { labelId: "label_nope" }]))
+        expect(unknown).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "NotFound", field: "tags[1].labelId" })))
+        expect(names((yield* store.getSample(fn.id, d.id)).tags)).toEqual(["daisy", "flower"])
+
+        // Filters: a tag's samples, and the untagged ones.
+        const flowerSamples = yield* store.listSamples(fn.id, { labelId: byName.get("flower")!.id })
+        expect(flowerSamples.map((s) => s.contentHash)).toEqual([hash(1), hash(3)])
+        expect(yield* store.countSamples(fn.id, { labelId: byName.get("flower")!.id })).toBe(2)
+        const untagged = yield* store.addSamples(fn.id, [{ contentHash: hash(4) }])
+        expect((yield* store.listSamples(fn.id, { labelId: null })).map((s) => s.id)).toEqual([untagged[0]!.sample.id])
+        // Paged listing carries the tags too.
+        expect((yield* store.listSamples(fn.id, { limit: 2, offset: 0 })).map((s) => names(s.tags))).toEqual([["daisy", "flower"], ["animal"]])
+
+        const snapshot = yield* store.trainingSnapshot(fn.id)
+        expect(snapshot.samples).toEqual([])
+        expect(snapshot.taggedSamples.map((s) => [s.contentHash, names(s.tags)])).toEqual([
+          [hash(1), ["daisy", "flower"]],
+          [hash(2), ["animal"]],
+          [hash(3), ["animal", "flower"]]
+        ])
+
+        // Deleting a label takes it off every tag set; the samples stay tagged (with the rest).
+        const deleted = yield* store.deleteLabel(fn.id, byName.get("flower")!.id)
+        expect(deleted.unannotatedSamples).toBe(2)
+        expect(yield* revision).toBe(4)
+        expect(names((yield* store.getSample(fn.id, d.id)).tags)).toEqual(["daisy"])
+        const cleared = yield* store.setTags(fn.id, d.id, null)
+        expect(cleared.tags).toBeNull()
+        expect(yield* revision).toBe(5)
+
+        // Wrong kind of annotation for the function, naming the field.
+        const labelInTags = yield* Effect.exit(store.addSamples(fn.id, [{ contentHash: hash(5) }, { contentHash: hash(6), labelName: "x" }]))
+        expect(labelInTags).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "InvalidInput", field: "samples[1].labelName" })))
+        const tagsInClassifier = yield* Effect.exit(store.addSamples(classifier.id, [{ contentHash: hash(5), tags: ["x"] }]))
+        expect(tagsInClassifier).toStrictEqual(Exit.fail(expect.objectContaining({ reason: "InvalidInput", field: "samples[0].tags" })))
+        expect((yield* Effect.flip(store.setAnnotation(fn.id, f.id, { labelName: "x" }))).field).toBe("annotation")
+        expect((yield* Effect.flip(store.setTags(classifier.id, f.id, []))).field).toBe("tags")
+        expect(yield* store.countSamples(fn.id)).toBe(4)
+
+        // Deleting tagged samples and the function removes their tags with them.
+        yield* store.deleteSamples(fn.id, [f.id])
+        expect(yield* revision).toBe(6)
+        expect((yield* store.labelCounts(fn.id)).map((c) => [c.label.name, c.count])).toEqual([["animal", 1], ["daisy", 0]])
+        yield* store.deleteFunction(fn.id)
+        expect((yield* store.listFunctions).map((x) => x.id)).toEqual([classifier.id])
+      })
+    ))
+
+  dialectTest(dialect, "a store from before tags migrates: its functions are Classification, its samples untagged and still annotated", (location) =>
+    Effect.gen(function*() {
+      const before = Object.fromEntries(Object.entries(migrations).filter(([id]) => id < "0003"))
+      yield* Effect.gen(function*() {
+        yield* Migrate.run("Store", "loupe_migrations", before)
+        const sql = yield* SqlClient.SqlClient
+        const at = new Date().toISOString()
+        yield* sql`INSERT INTO functions ${sql.insert({ id: "function_old", name: "Old", preset: "fast", overrides: "{}", created_at: at, updated_at: at, revision: 1, trained_revision: 0 })}`
+        yield* sql`INSERT INTO labels ${sql.insert({ id: "label_cats", function_id: "function_old", name: "cats", created_at: at })}`
+        yield* sql`INSERT INTO samples ${sql.insert({ id: "sample_old", function_id: "function_old", seq: 1, content_hash: hash(1), label_id: "label_cats", created_at: at, updated_at: at })}`
+      }).pipe(Effect.provide(sqlClientAt(location)), Effect.orDie)
+      yield* withStoreAt(
+        location,
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          expect((yield* store.getFunction("function_old")).output).toBe("Classification")
+          const sample = yield* store.getSample("function_old", "sample_old")
+          expect(sample).toMatchObject({ annotation: { labelName: "cats" }, tags: null })
+          expect((yield* store.trainingSnapshot("function_old")).samples.map((s) => s.id)).toEqual(["sample_old"])
         })
       )
     }))

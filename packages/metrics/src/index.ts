@@ -107,3 +107,10 @@ export * as Outliers from "./Outliers.js"
  * @since 0.2.0
  */
 export * as InsightsReport from "./InsightsReport.js"
+
+/**
+ * Multi-label (image tags) metrics: per-tag precision, recall, F1 and support, micro and macro averages, mAP.
+ *
+ * @since 0.2.0
+ */
+export * as MultiLabel from "./MultiLabel.js"

@@ -25,6 +25,7 @@
 import { Head, Matrix, Pipeline, Progress } from "@loupe/core"
 import type { Metric } from "@loupe/core"
 import { Effect } from "effect"
+import { toFolds } from "./internal/Folds.js"
 import * as Random from "./internal/Random.js"
 import * as Scaler from "./internal/Scaler.js"
 import { TrainerError } from "./TrainerError.js"
@@ -211,17 +212,6 @@ const units = (y: Int32Array, numClasses: number, groups: Options["groups"]): Re
     return { rows, label: counts.indexOf(Math.max(...counts)) }
   })
 }
-
-const sorted = (rows: Array<number>): Int32Array => Int32Array.from(rows).sort()
-
-/** Splits `assignment` (unit -> fold) into train/test row sets. */
-const toFolds = (all: ReadonlyArray<Unit>, assignment: Int32Array, k: number, repeat: number): Array<Fold> =>
-  Array.from({ length: k }, (_, index) => {
-    const train: Array<number> = []
-    const test: Array<number> = []
-    all.forEach((u, j) => (assignment[j] === index ? test : train).push(...u.rows))
-    return { repeat, index, train: sorted(train), test: sorted(test) }
-  })
 
 const stratify = (all: ReadonlyArray<Unit>, numClasses: number, k: number, seed: number): Int32Array => {
   const random = Random.make(seed)

@@ -209,7 +209,15 @@ const train = (data: Head.TrainingSet, params: Params): Effect.Effect<State, Tra
     }
   })
 
-const predict = (state: State, _params: Params, x: Matrix.Matrix): Matrix.Matrix => {
+/**
+ * The probabilities of a fitted state for embeddings `x`, `rows x numClasses`, exactly as the fitted head's
+ * `predictProba` computes them; for heads built from several logistic regressions (`OneVsRest`). The width of `x` is
+ * not checked.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const probabilities = (state: State, x: Matrix.Matrix): Matrix.Matrix => {
   const { numClasses } = state
   const dim = x.cols
   const z = Scaler.transform(state.scaler, x)
@@ -237,7 +245,7 @@ export const plugin: HeadKit.Plugin<Params, State> = HeadKit.make({
   paramsSchema: Params,
   stateSchema: State,
   train: (data, params) => train(data, params),
-  predict,
+  predict: (state, _params, x) => probabilities(state, x),
   shape: (state) => {
     const dim = state.scaler.mean.length
     const free = freeVectors(state.numClasses)

@@ -13,6 +13,7 @@ export * as LinearSvm from "./LinearSvm.js"
 export * as LogisticRegression from "./LogisticRegression.js"
 export * as Mlp from "./Mlp.js"
 export * as NearestPrototype from "./NearestPrototype.js"
+export * as OneVsRest from "./OneVsRest.js"
 export * as TipAdapter from "./TipAdapter.js"
 export * as ZeroShot from "./ZeroShot.js"
 
@@ -25,6 +26,7 @@ export * as Optimizer from "./Optimizer.js"
 // Model selection: folds, calibration of out-of-fold probabilities, search spaces and the search.
 export * as Calibration from "./Calibration.js"
 export * as CrossValidation from "./CrossValidation.js"
+export * as MultiLabelFolds from "./MultiLabelFolds.js"
 export * as Search from "./Search.js"
 export * as SearchSpace from "./SearchSpace.js"
 

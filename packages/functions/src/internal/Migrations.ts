@@ -68,8 +68,29 @@ const initial = Effect.gen(function*() {
 /** Why a trained version was not promoted when it was recorded (`NULL`: it was, or nobody held it back). */
 const heldBack = Effect.flatMap(SqlClient.SqlClient, (sql) => sql`ALTER TABLE model_versions ADD COLUMN held_back TEXT`)
 
+/**
+ * Image tags (multi-label): a function's output kind (existing functions are `Classification`), a sample's `tagged`
+ * flag (a Tags function's sample is tagged once its tag set is given, possibly empty: a negative for every tag) and
+ * its tags, one row per sample and label.
+ */
+const tags = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+  const flagType = sql.literal(pg ? "BOOLEAN NOT NULL DEFAULT FALSE" : "INTEGER NOT NULL DEFAULT 0")
+  yield* sql`ALTER TABLE functions ADD COLUMN output TEXT NOT NULL DEFAULT 'Classification'`
+  yield* sql`ALTER TABLE samples ADD COLUMN tagged ${flagType}`
+  yield* sql`CREATE TABLE sample_tags (
+    sample_id TEXT NOT NULL REFERENCES samples(id),
+    label_id TEXT NOT NULL REFERENCES labels(id),
+    function_id TEXT NOT NULL REFERENCES functions(id),
+    PRIMARY KEY (sample_id, label_id)
+  )`
+  yield* sql`CREATE INDEX sample_tags_by_label ON sample_tags (function_id, label_id)`
+})
+
 /** Every migration, by id. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "0001_initial": initial,
-  "0002_held_back": heldBack
+  "0002_held_back": heldBack,
+  "0003_tags": tags
 }

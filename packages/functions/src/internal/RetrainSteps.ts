@@ -16,24 +16,40 @@ import * as AutoML from "../AutoML.js"
 import { BlobStore } from "../BlobStore.js"
 import { FunctionsError } from "../FunctionsError.js"
 import * as Preset from "../Preset.js"
-import type { LeftOutLabel, ModelMetrics } from "../Retrainer.js"
+import * as TagsAutoML from "../TagsAutoML.js"
+import type { LeftOutLabel, ModelMetrics, TagsModelMetrics } from "../Retrainer.js"
 import { bundlesPrefix, imageKey, Store } from "../Store.js"
-import type { ModelVersionRecord } from "../Store.js"
+import type { FunctionOutput, ModelVersionRecord, TrainingSnapshot } from "../Store.js"
 import * as Candidates from "./Candidates.js"
 import * as Ids from "./Ids.js"
 import * as PromotionRule from "./PromotionRule.js"
 import * as Trainable from "./Trainable.js"
 
-/** What a retrain trains on: the function's annotated samples (by content hash) at `revision`, with its labels. */
+/**
+ * A sample a retrain trains on, by content hash: a Classification function's with its label, a Tags function's with
+ * its tags (those trained on; possibly none).
+ */
+export interface PlanSample {
+  readonly id: string
+  readonly contentHash: string
+  readonly label?: string | undefined
+  readonly tags?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * What a retrain trains on: the function's annotated (Classification) or tagged (Tags) samples at `revision`, with
+ * its labels.
+ */
 export interface Plan {
   readonly functionId: string
   readonly revision: number
+  readonly output: FunctionOutput
   readonly preset: string
   readonly overrides: unknown
-  readonly samples: ReadonlyArray<{ readonly id: string; readonly contentHash: string; readonly label: string }>
+  readonly samples: ReadonlyArray<PlanSample>
   /** Every label of the function, to map the model's label names back to ids. */
   readonly labels: ReadonlyArray<{ readonly id: string; readonly name: string }>
-  /** The labels trained on. */
+  /** The labels (Tags: the tags) trained on. */
   readonly trained: ReadonlyArray<string>
   readonly leftOut: ReadonlyArray<LeftOutLabel>
 }
@@ -50,7 +66,7 @@ export interface Trained {
   readonly versionId: string
   readonly bundle: string
   readonly labels: ReadonlyArray<{ readonly id: string; readonly name: string }>
-  readonly metrics: ModelMetrics
+  readonly metrics: ModelMetrics | TagsModelMetrics
   readonly revision: number
   readonly sampleCount: number
   readonly promote: Preset.Resolved["settings"]["promote"]
@@ -74,37 +90,88 @@ const since = (start: number) => Math.round(performance.now() - start)
 const trainingFailed = (e: { readonly message: string }) =>
   e instanceof FunctionsError ? e : new FunctionsError({ reason: "TrainingFailed", message: e.message, cause: e })
 
+/** The samples (of a snapshot's) whose image is in the blob store; a retrain trains on those only. */
+const withImages = <S extends { readonly contentHash: string }>(functionId: string, samples: ReadonlyArray<S>) =>
+  Effect.gen(function*() {
+    const blobs = yield* BlobStore
+    const present = yield* Effect.forEach(samples, (s) => blobs.localFile(imageKey(functionId, s.contentHash)).pipe(Effect.option))
+    return samples.filter((_, i) => Option.isSome(present[i]!))
+  })
+
+/** Samples per name, for every label of the snapshot (zero included). */
+const countPerLabel = (snapshot: TrainingSnapshot, names: ReadonlyArray<string>) => {
+  const counts = new Map<string, number>()
+  for (const name of names) counts.set(name, (counts.get(name) ?? 0) + 1)
+  return snapshot.labels.map((l) => ({ id: l.id, name: l.name, sampleCount: counts.get(l.name) ?? 0 }))
+}
+
+/** A Classification function's plan: its annotated samples, labels with too few left out (`Trainable.split`). */
+const classificationPlan = (snapshot: TrainingSnapshot) =>
+  Effect.gen(function*() {
+    const usable = (yield* withImages(snapshot.function.id, snapshot.samples)).map((s) => ({
+      id: s.id,
+      contentHash: s.contentHash,
+      label: s.annotation.labelName
+    }))
+    const counted = countPerLabel(snapshot, usable.map((s) => s.label))
+    const { leftOut, trainable } = Trainable.split(counted)
+    const trained = new Set(trainable.map((l) => l.name))
+    return {
+      samples: usable.filter((s) => trained.has(s.label)),
+      trained: [...trained],
+      leftOut,
+      why: Trainable.tooFewLabels(counted)
+    }
+  })
+
+/**
+ * A Tags function's plan: its tagged samples (every one, an empty tag set included: the negatives), each with the
+ * tags trained on; tags with too few samples with or without them are left out (`Trainable.splitTags`).
+ */
+const tagsPlan = (snapshot: TrainingSnapshot) =>
+  Effect.gen(function*() {
+    const usable = yield* withImages(snapshot.function.id, snapshot.taggedSamples)
+    const counted = countPerLabel(snapshot, usable.flatMap((s) => s.tags.map((t) => t.labelName)))
+    const { leftOut, trainable } = Trainable.splitTags(counted, usable.length)
+    const trained = new Set(trainable.map((l) => l.name))
+    return {
+      samples: usable.map((s) => ({
+        id: s.id,
+        contentHash: s.contentHash,
+        tags: s.tags.map((t) => t.labelName).filter((name) => trained.has(name))
+      })),
+      trained: [...trained].sort(),
+      leftOut,
+      why: Trainable.tooFewTags(counted, usable.length)
+    }
+  })
+
 /** The snapshot of the function's data a retrain trains on; labels with too few samples are left out, not fatal. */
 export const prepare = (functionId: string): Effect.Effect<Prepared, FunctionsError, Store | BlobStore> =>
   Effect.gen(function*() {
     const store = yield* Store
-    const blobs = yield* BlobStore
     const snapshot = yield* store.trainingSnapshot(functionId)
     const fn = snapshot.function
     if (fn.revision <= fn.trainedRevision) return { _tag: "UpToDate" } as const
-    const present = yield* Effect.forEach(snapshot.samples, (s) =>
-      blobs.localFile(imageKey(functionId, s.contentHash)).pipe(Effect.option))
-    const usable = snapshot.samples.flatMap((s, i) =>
-      Option.isSome(present[i]!) ? [{ id: s.id, contentHash: s.contentHash, label: s.annotation.labelName }] : []
-    )
-    const perLabel = new Map<string, number>()
-    for (const s of usable) perLabel.set(s.label, (perLabel.get(s.label) ?? 0) + 1)
-    const counted = snapshot.labels.map((l) => ({ id: l.id, name: l.name, sampleCount: perLabel.get(l.name) ?? 0 }))
-    const { leftOut, trainable } = Trainable.split(counted)
-    const trained = new Set(trainable.map((l) => l.name))
+    const { leftOut, samples, trained, why } = yield* (fn.output === "Tags" ? tagsPlan(snapshot) : classificationPlan(snapshot))
     const plan: Plan = {
       functionId,
       revision: fn.revision,
+      output: fn.output,
       preset: fn.preset,
       overrides: fn.overrides,
-      samples: usable.filter((s) => trained.has(s.label)),
+      samples,
       labels: snapshot.labels.map((l) => ({ id: l.id, name: l.name })),
-      trained: [...trained],
+      trained,
       leftOut
     }
-    const why = Trainable.tooFewLabels(counted)
+    // Classification data is checked as any training dataset is; the tags rule (`Trainable.splitTags`) is the check of tags.
     const valid = yield* Effect.either(
-      why === undefined ? Effect.flatMap(dataset(plan), Dataset.validateForTraining) : Effect.fail({ message: `Not trained: ${why}` })
+      why !== undefined
+        ? Effect.fail({ message: `Not trained: ${why}` })
+        : fn.output === "Tags"
+        ? Effect.void
+        : Effect.flatMap(dataset(plan), Dataset.validateForTraining)
     )
     return valid._tag === "Left"
       ? { _tag: "Untrainable", revision: fn.revision, reason: valid.left.message } as const
@@ -116,7 +183,12 @@ const dataset = (plan: Plan) =>
   Effect.gen(function*() {
     const blobs = yield* BlobStore
     const samples = yield* Effect.forEach(plan.samples, (s) =>
-      Effect.map(blobs.localFile(imageKey(plan.functionId, s.contentHash)), (source) => ({ id: s.id, source, label: s.label })))
+      Effect.map(blobs.localFile(imageKey(plan.functionId, s.contentHash)), (source) => ({
+        id: s.id,
+        source,
+        ...(s.label === undefined ? {} : { label: s.label }),
+        ...(s.tags === undefined ? {} : { tags: s.tags })
+      })))
     return Dataset.make(samples, { labels: new Set(plan.trained) })
   })
 
@@ -230,10 +302,98 @@ const toMetrics = (
   timings: { ...result.timings, totalMs }
 })
 
+/** A Tags model's metrics (`TagsModelMetrics`) from the multi-label fit's result. */
+const toTagsMetrics = (
+  result: TagsAutoML.FitResult,
+  preset: Preset.Resolved["preset"],
+  sampleCount: number,
+  totalMs: number,
+  leftOutLabels: ReadonlyArray<LeftOutLabel>,
+  backboneChoice: Preset.BackboneChoice
+): TagsModelMetrics => {
+  const thresholds = new Map(result.thresholds.map((t) => [t.tag, t.threshold]))
+  return {
+    output: "Tags",
+    preset,
+    sampleCount,
+    // Every tags retrain searches the whole space (the multi-label fit has no narrowed search).
+    search: { scope: "full", fullSearchSamples: sampleCount },
+    leftOutLabels,
+    backboneChoice,
+    cv: {
+      folds: result.cv.folds,
+      total: result.cv.total,
+      tags: result.cv.tags,
+      perTag: result.cv.perTag.map((t) => ({
+        labelName: t.tag,
+        precision: t.precision,
+        recall: t.recall,
+        f1: t.f1,
+        averagePrecision: t.averagePrecision,
+        support: t.support,
+        threshold: thresholds.get(t.tag)!
+      })),
+      micro: result.cv.micro,
+      macro: result.cv.macro,
+      meanAveragePrecision: result.cv.meanAveragePrecision,
+      exactMatch: result.cv.exactMatch
+    },
+    selected: result.selected,
+    leaderboard: result.leaderboard.slice(0, 10),
+    skipped: result.skipped.map((s) => ({ sampleId: s.file, reason: s.reason })),
+    timings: { ...result.timings, totalMs }
+  }
+}
+
+/** A fitted model, its metrics and what produced them: what `search` writes as a new version. */
+interface Fitted {
+  readonly fitted: Pipeline.FittedPipeline
+  readonly metrics: ModelMetrics | TagsModelMetrics
+}
+
+/** The classification search (AutoML; with `growth`, only the promoted model's candidate until the data grew that much). */
+const fitClassification = (
+  plan: Plan,
+  data: Dataset.Dataset,
+  growth: number,
+  { full, resolved }: Effect.Effect.Success<ReturnType<typeof fitOptions>>,
+  started: number
+) =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    const narrowTo = narrowing(yield* store.promotedVersion(plan.functionId), resolved, full, data, growth)
+    const options = narrowTo ? Candidates.narrowedTo(full, narrowTo) : full
+    const scope: ModelMetrics["search"] = narrowTo
+      ? { scope: "selected", fullSearchSamples: narrowTo.fullSearchSamples }
+      : { scope: "full", fullSearchSamples: plan.samples.length }
+    const result = yield* Effect.scoped(AutoML.fit(data, options)).pipe(Effect.mapError(trainingFailed))
+    const metrics = toMetrics(result, resolved.preset, plan.samples.length, since(started), scope, plan.leftOut, full.backboneChoice)
+    return { fitted: result.fitted, metrics } satisfies Fitted
+  })
+
+/** The multi-label search (`TagsAutoML.fit`) with the preset's backbones, folds and seed. */
+const fitTags = (
+  plan: Plan,
+  data: Dataset.Dataset,
+  { full, resolved }: Effect.Effect.Success<ReturnType<typeof fitOptions>>,
+  started: number
+) =>
+  Effect.gen(function*() {
+    const options: TagsAutoML.FitOptions = {
+      ...(full.backbones === undefined ? {} : { backbones: full.backbones }),
+      ...(full.folds === undefined ? {} : { folds: full.folds }),
+      ...(full.seed === undefined ? {} : { seed: full.seed })
+    }
+    const result = yield* Effect.scoped(TagsAutoML.fit(data, options)).pipe(Effect.mapError(trainingFailed))
+    const metrics = toTagsMetrics(result, resolved.preset, plan.samples.length, since(started), plan.leftOut, full.backboneChoice)
+    return { fitted: result.fitted, metrics } satisfies Fitted
+  })
+
 /**
- * Search, refit and evaluate on the plan (AutoML; with `growth`, only the promoted model's candidate until the data
- * has grown that much), and write the bundle to a new version's folder in the blob store. `fit`: the fit options
- * the embed step used (`fitOptions`), else they are resolved here.
+ * Search, refit and evaluate on the plan, and write the bundle to a new version's folder in the blob store: for a
+ * Classification function with AutoML (with `growth`, only the promoted model's candidate until the data has grown
+ * that much), for a Tags function with the multi-label fit (`TagsAutoML`). `fit`: the fit options the embed step
+ * used (`fitOptions`), else they are resolved here.
  */
 export const search = (
   plan: Plan,
@@ -246,23 +406,18 @@ export const search = (
 > =>
   Effect.gen(function*() {
     const started = performance.now()
-    const store = yield* Store
     const blobs = yield* BlobStore
     const data = yield* dataset(plan)
-    const { resolved, full } = fit ?? (yield* fitOptions(plan))
-    const narrowTo = narrowing(yield* store.promotedVersion(plan.functionId), resolved, full, data, growth)
-    const options = narrowTo ? Candidates.narrowedTo(full, narrowTo) : full
-    const scope: ModelMetrics["search"] = narrowTo
-      ? { scope: "selected", fullSearchSamples: narrowTo.fullSearchSamples }
-      : { scope: "full", fullSearchSamples: plan.samples.length }
-    const result = yield* Effect.scoped(AutoML.fit(data, options)).pipe(Effect.mapError(trainingFailed))
+    const options = fit ?? (yield* fitOptions(plan))
+    const { fitted, metrics } = plan.output === "Tags"
+      ? yield* fitTags(plan, data, options, started)
+      : yield* fitClassification(plan, data, growth, options, started)
     const versionId = Ids.make("model")
     const bundle = bundleKey(plan.functionId, versionId)
     const labelIds = new Map(plan.labels.map((l) => [l.name, l.id]))
-    const labels = result.fitted.labels.map((name) => ({ id: labelIds.get(name)!, name }))
-    const metrics = toMetrics(result, resolved.preset, plan.samples.length, since(started), scope, plan.leftOut, full.backboneChoice)
+    const labels = fitted.labels.map((name) => ({ id: labelIds.get(name)!, name }))
     yield* blobs.putDirectory(bundle, (dir) =>
-      Bundle.save(result.fitted, dir, { functionId: plan.functionId, versionId, revision: plan.revision, labels, metrics }).pipe(
+      Bundle.save(fitted, dir, { functionId: plan.functionId, versionId, revision: plan.revision, labels, metrics }).pipe(
         Effect.mapError(trainingFailed)
       ))
     const trained: Trained = {
@@ -273,11 +428,18 @@ export const search = (
       metrics,
       revision: plan.revision,
       sampleCount: plan.samples.length,
-      promote: resolved.settings.promote,
-      keepVersions: resolved.settings.keepVersions
+      promote: options.resolved.settings.promote,
+      keepVersions: options.resolved.settings.keepVersions
     }
-    return { trained, fitted: result.fitted }
+    return { trained, fitted }
   })
+
+/** The selected candidate of a trained model, in words (for the logs). */
+export const describeSelected = (metrics: ModelMetrics | TagsModelMetrics): string => {
+  if (!("output" in metrics)) return AutoML.describeCandidate(metrics.selected as AutoML.Candidate)
+  const { backbone, l2 } = metrics.selected as TagsAutoML.FitResult["selected"]
+  return `${backbone} + one-vs-rest logistic regressions l2=${l2}`
+}
 
 /**
  * Record the trained version and promote it under its promotion rule. Recording a version twice (a step retried
@@ -296,7 +458,7 @@ export const promote = (trained: Trained): Effect.Effect<ModelVersionRecord, Fun
       metrics: trained.metrics,
       revision: trained.revision,
       sampleCount: trained.sampleCount,
-      holdBack: trained.promote === "if-not-worse" ? PromotionRule.ifNotWorse(trained.metrics.cv) : undefined
+      holdBack: trained.promote === "if-not-worse" ? PromotionRule.ifNotWorse(trained.metrics) : undefined
     })
   })
 

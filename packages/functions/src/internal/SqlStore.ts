@@ -15,6 +15,7 @@ import { Effect, Schema } from "effect"
 import { FunctionsError } from "../FunctionsError.js"
 import type {
   AddedSample,
+  Annotation,
   FunctionRecord,
   LabelRecord,
   NewLabel,
@@ -81,6 +82,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
   /** `promoted` as each dialect stores it: a boolean in Postgres, 0/1 in SQLite. */
   const flag = (value: boolean) => (pg ? value : value ? 1 : 0)
   const isPromoted = sql.literal(pg ? "promoted" : "promoted = 1")
+  const isTagged = sql.literal(pg ? "s.tagged" : "s.tagged = 1")
   yield* Migrate.run("Store", "loupe_migrations", migrations)
   yield* awaitSchema(sql)
 
@@ -115,18 +117,52 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
     sql`UPDATE functions SET revision = revision + 1 WHERE id = ${functionId}`
 
   const sampleColumns = sql`s.id, s.function_id, s.content_hash, s.external_id, s.label_id, l.name AS label_name,
-    s.created_at, s.updated_at`
+    s.tagged, s.created_at, s.updated_at`
 
-  /** `SampleFilter.labelId` as a condition on `samples s`: a label's samples, the unlabelled ones, or all. */
+  /**
+   * `SampleFilter.labelId` as a condition on `samples s`: a label's samples (annotated or tagged with it), the
+   * unlabelled and untagged ones, or all.
+   */
   const labelCondition = (labelId: string | null | undefined) =>
-    labelId === undefined ? sql`` : labelId === null ? sql`AND s.label_id IS NULL` : sql`AND s.label_id = ${labelId}`
+    labelId === undefined
+      ? sql``
+      : labelId === null
+      ? sql`AND s.label_id IS NULL AND NOT ${isTagged}`
+      : sql`AND (s.label_id = ${labelId}
+        OR EXISTS (SELECT 1 FROM sample_tags t WHERE t.sample_id = s.id AND t.label_id = ${labelId}))`
+
+  type TagRow = { readonly sample_id: string; readonly label_id: string; readonly name: string }
+  const tagColumns = sql`t.sample_id, t.label_id, l.name FROM sample_tags t JOIN labels l ON l.id = t.label_id`
+
+  /**
+   * The rows as records with their tags: the tags of the tagged ones are read in chunks of ids, or, with `everyTag`
+   * (a whole function's samples), in one query of the function's tags.
+   */
+  const withTags = (functionId: string, rows: ReadonlyArray<SampleJoinRow>, everyTag = false) =>
+    Effect.gen(function*() {
+      const tagged = rows.flatMap((r) => (r.tagged === true || r.tagged === 1 ? [r.id] : []))
+      const tagRows = tagged.length === 0
+        ? []
+        : everyTag
+        ? yield* sql<TagRow>`SELECT ${tagColumns} WHERE t.function_id = ${functionId} ORDER BY l.name`
+        : (yield* Effect.forEach(chunks(tagged), (chunk) =>
+          sql<TagRow>`SELECT ${tagColumns} WHERE t.function_id = ${functionId} AND ${sql.in("t.sample_id", chunk)}
+            ORDER BY l.name`)).flat()
+      const tagsOf = new Map<string, Array<Annotation>>()
+      for (const t of tagRows) {
+        let list = tagsOf.get(t.sample_id)
+        if (list === undefined) tagsOf.set(t.sample_id, list = [])
+        list.push({ labelId: t.label_id, labelName: t.name })
+      }
+      return rows.map((row) => toSample(row, tagsOf))
+    })
 
   const selectSamples = (functionId: string, ids: ReadonlyArray<string>) =>
-    Effect.map(
+    Effect.flatMap(
       Effect.forEach(chunks(ids), (chunk) =>
         sql<SampleJoinRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l ON l.id = s.label_id
           WHERE s.function_id = ${functionId} AND ${sql.in("s.id", chunk)}`),
-      (rows) => rows.flat().map(toSample)
+      (rows) => withTags(functionId, rows.flat())
     )
 
   const selectSample = (functionId: string, sampleId: string) =>
@@ -154,13 +190,23 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
     ({ functionId, id }) => sql`SELECT COUNT(*) AS n FROM samples WHERE function_id = ${functionId} AND label_id = ${id}`
   )
 
+  const taggedWith = findAll(
+    "sample_tags",
+    ById,
+    Schema.Struct({ n: Int }),
+    ({ functionId, id }) => sql`SELECT COUNT(*) AS n FROM sample_tags WHERE function_id = ${functionId} AND label_id = ${id}`
+  )
+
+  /** Samples per label: annotated with it (Classification) and tagged with it (Tags); a function has one or the other. */
   const labelCountsOf = findAll(
     "samples",
     Schema.String,
     Schema.Struct({ label_id: Schema.String, n: Int }),
     (functionId) =>
-      sql`SELECT label_id, COUNT(*) AS n FROM samples WHERE function_id = ${functionId} AND label_id IS NOT NULL
-        GROUP BY label_id`
+      sql`SELECT label_id, COUNT(*) AS n FROM (
+          SELECT label_id FROM samples WHERE function_id = ${functionId} AND label_id IS NOT NULL
+          UNION ALL SELECT label_id FROM sample_tags WHERE function_id = ${functionId}
+        ) AS annotations GROUP BY label_id`
   )
 
   const nextSeq = findAll(
@@ -225,12 +271,40 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
         WHERE function_id = ${functionId} AND id = ${versionId}`
     )
 
+  /** A tag list as the store keeps it: each label once, by name. */
+  const tagList = (labels: Iterable<LabelRecord>): ReadonlyArray<Annotation> =>
+    [...new Map([...labels].map((l) => [l.id, { labelId: l.id, labelName: l.name }])).values()]
+      .sort((a, b) => (a.labelName < b.labelName ? -1 : a.labelName > b.labelName ? 1 : 0))
+
+  const sameTags = (a: ReadonlyArray<Annotation> | null, b: ReadonlyArray<Annotation> | null) =>
+    a === null || b === null ? a === b : a.length === b.length && a.every((t, i) => t.labelId === b[i]!.labelId)
+
+  /** Replace a sample's tag rows (inside a write transaction). */
+  const writeTags = (functionId: string, sampleId: string, tags: ReadonlyArray<Annotation> | null) =>
+    Effect.zipRight(
+      sql`DELETE FROM sample_tags WHERE sample_id = ${sampleId}`,
+      tags === null || tags.length === 0 ? Effect.void : sql`INSERT INTO sample_tags ${
+        sql.insert(tags.map((t) => ({ sample_id: sampleId, label_id: t.labelId, function_id: functionId })))
+      }`
+    )
+
+  /** Fails unless the function answers `output`, naming `field`, the input only the other kind takes. */
+  const expectOutput = (fn: FunctionRecord, output: FunctionRecord["output"], field: string, what: string) =>
+    fn.output === output ? Effect.void : Effect.fail(
+      new FunctionsError({
+        reason: "InvalidInput",
+        field,
+        message: `${field}: function ${fn.name} (${fn.id}) outputs ${fn.output}; ${what} are for ${output} functions`
+      })
+    )
+
   const store: StoreShape = {
-    createFunction: ({ name, overrides, preset }) => {
+    createFunction: ({ name, output = "Classification", overrides, preset }) => {
       const createdAt = now()
       const record: FunctionRecord = {
         id: Ids.make("function"),
         name,
+        output,
         preset,
         overrides,
         createdAt,
@@ -244,6 +318,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
           sql.insert({
             id: record.id,
             name,
+            output,
             preset,
             overrides: JSON.stringify(overrides ?? {}),
             created_at: createdAt,
@@ -269,6 +344,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
         Effect.gen(function*() {
           yield* lockFunction(functionId)
           yield* sql`DELETE FROM model_versions WHERE function_id = ${functionId}`
+          yield* sql`DELETE FROM sample_tags WHERE function_id = ${functionId}`
           yield* sql`DELETE FROM samples WHERE function_id = ${functionId}`
           yield* sql`DELETE FROM labels WHERE function_id = ${functionId}`
           yield* sql`DELETE FROM functions WHERE id = ${functionId}`
@@ -307,12 +383,19 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
           yield* lockFunction(functionId)
           const [label] = yield* labelsById({ functionId, id: labelId })
           if (label === undefined) return yield* notFound("label", labelId, "labelId")
-          const [{ n: unannotatedSamples }] = yield* annotatedWith({ functionId, id: labelId })
-          if (unannotatedSamples > 0) {
+          const [{ n: annotated }] = yield* annotatedWith({ functionId, id: labelId })
+          const [{ n: tagged }] = yield* taggedWith({ functionId, id: labelId })
+          if (annotated > 0) {
             yield* sql`UPDATE samples SET label_id = NULL, updated_at = ${now()}
               WHERE function_id = ${functionId} AND label_id = ${labelId}`
-            yield* bumpRevision(functionId)
           }
+          if (tagged > 0) {
+            yield* sql`UPDATE samples SET updated_at = ${now()} WHERE id IN
+              (SELECT sample_id FROM sample_tags WHERE function_id = ${functionId} AND label_id = ${labelId})`
+            yield* sql`DELETE FROM sample_tags WHERE function_id = ${functionId} AND label_id = ${labelId}`
+          }
+          const unannotatedSamples = annotated + tagged
+          if (unannotatedSamples > 0) yield* bumpRevision(functionId)
           yield* sql`DELETE FROM labels WHERE id = ${labelId}`
           return { label, unannotatedSamples }
         })
@@ -341,15 +424,21 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
       transaction(
         "addSamples",
         Effect.gen(function*() {
-          yield* lockFunction(functionId)
-          const wanted = samples.flatMap((s) => (s.labelName === undefined ? [] : [{ name: s.labelName }]))
-          const labels = yield* ensureLabels(functionId, wanted)
+          const fn = yield* lockFunction(functionId)
+          yield* Effect.forEach(samples, (s, i) =>
+            s.tags !== undefined
+              ? expectOutput(fn, "Tags", `samples[${i}].tags`, "tags")
+              : s.labelName !== undefined
+              ? expectOutput(fn, "Classification", `samples[${i}].labelName`, "labels (annotations)")
+              : Effect.void)
+          const wanted = samples.flatMap((s) => [...(s.labelName === undefined ? [] : [s.labelName]), ...(s.tags ?? [])])
+          const labels = yield* ensureLabels(functionId, wanted.map((name) => ({ name })))
           const hashes = [...new Set(samples.map((s) => s.contentHash))]
           const existingRows = (yield* Effect.forEach(chunks(hashes), (chunk) =>
             sql<SampleJoinRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l ON l.id = s.label_id
               WHERE s.function_id = ${functionId} AND ${sql.in("s.content_hash", chunk)}`)).flat()
           /** Each content's sample as this call leaves it. */
-          const byHash = new Map(existingRows.map((r) => [r.content_hash, toSample(r)]))
+          const byHash = new Map((yield* withTags(functionId, existingRows)).map((s) => [s.contentHash, s]))
           /** New samples, in input order, and existing ones this call changes. */
           const created = new Map<string, SampleRecord>()
           const changedExisting = new Set<string>()
@@ -359,6 +448,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
           for (const input of samples) {
             const label = input.labelName === undefined ? undefined : labels.get(input.labelName)!
             const annotation = label ? { labelId: label.id, labelName: label.name } : null
+            const tags = input.tags === undefined ? undefined : tagList(input.tags.map((name) => labels.get(name)!))
             const current = byHash.get(input.contentHash)
             if (current === undefined) {
               const sample: SampleRecord = {
@@ -367,18 +457,22 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
                 contentHash: input.contentHash,
                 externalId: input.externalId ?? null,
                 annotation,
+                tags: tags ?? null,
                 createdAt: at,
                 updatedAt: at
               }
               byHash.set(input.contentHash, sample)
               created.set(input.contentHash, sample)
-              if (annotation !== null) trainingDataChanged = true
+              if (annotation !== null || tags !== undefined) trainingDataChanged = true
               entries.push({ hash: input.contentHash, created: true, updated: [] })
               continue
             }
             // A post of known content applies what it carries and says so (see `AddedSample.updated`).
             const updated: Array<SampleUpdate> = []
-            if (annotation !== null && current.annotation?.labelId !== annotation.labelId) updated.push("annotation")
+            if (
+              (annotation !== null && current.annotation?.labelId !== annotation.labelId) ||
+              (tags !== undefined && !sameTags(current.tags, tags))
+            ) updated.push("annotation")
             if (input.externalId !== undefined && current.externalId !== input.externalId) updated.push("externalId")
             if (options.updateExisting === false || updated.length === 0) {
               entries.push({ hash: input.contentHash, created: false, updated: [] })
@@ -387,6 +481,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
             const next: SampleRecord = {
               ...current,
               annotation: updated.includes("annotation") ? annotation : current.annotation,
+              tags: updated.includes("annotation") ? tags ?? null : current.tags,
               externalId: input.externalId ?? current.externalId,
               updatedAt: at
             }
@@ -404,14 +499,19 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
             content_hash: sample.contentHash,
             external_id: sample.externalId,
             label_id: sample.annotation?.labelId ?? null,
+            tagged: flag(sample.tags !== null),
             created_at: sample.createdAt,
             updated_at: sample.updatedAt
           }))
           for (const chunk of chunks(rows)) yield* sql`INSERT INTO samples ${sql.insert(chunk)}`
+          const tagRows = [...created.values()].flatMap((sample) =>
+            (sample.tags ?? []).map((t) => ({ sample_id: sample.id, label_id: t.labelId, function_id: functionId })))
+          for (const chunk of chunks(tagRows)) yield* sql`INSERT INTO sample_tags ${sql.insert(chunk)}`
           for (const hash of changedExisting) {
             const sample = byHash.get(hash)!
-            yield* sql`UPDATE samples SET label_id = ${sample.annotation?.labelId ?? null},
+            yield* sql`UPDATE samples SET label_id = ${sample.annotation?.labelId ?? null}, tagged = ${flag(sample.tags !== null)},
               external_id = ${sample.externalId}, updated_at = ${sample.updatedAt} WHERE id = ${sample.id}`
+            if (fn.output === "Tags") yield* writeTags(functionId, sample.id, sample.tags)
           }
           if (trainingDataChanged) yield* bumpRevision(functionId)
           return entries.map((e): AddedSample => ({ sample: byHash.get(e.hash)!, created: e.created, updated: e.updated }))
@@ -428,7 +528,7 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
           const rows = yield* sql<SampleJoinRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l
             ON l.id = s.label_id WHERE s.function_id = ${functionId} ${labelCondition(options.labelId)} ORDER BY s.seq
             LIMIT ${limit < 0 ? Number.MAX_SAFE_INTEGER : limit} OFFSET ${offset}`
-          return rows.map(toSample)
+          return yield* withTags(functionId, rows, limit < 0 && offset === 0 && options.labelId === undefined)
         })
       ),
 
@@ -450,7 +550,8 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
       transaction(
         "setAnnotation",
         Effect.gen(function*() {
-          yield* lockFunction(functionId)
+          const fn = yield* lockFunction(functionId)
+          yield* expectOutput(fn, "Classification", "annotation", "annotations")
           const sample = yield* selectSample(functionId, sampleId)
           let labelId: string | null = null
           if (annotation !== null && "labelName" in annotation) {
@@ -462,6 +563,36 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
           }
           if ((sample.annotation?.labelId ?? null) === labelId) return sample
           yield* sql`UPDATE samples SET label_id = ${labelId}, updated_at = ${now()} WHERE id = ${sampleId}`
+          yield* bumpRevision(functionId)
+          return yield* selectSample(functionId, sampleId)
+        })
+      ),
+
+    setTags: (functionId, sampleId, input) =>
+      transaction(
+        "setTags",
+        Effect.gen(function*() {
+          const fn = yield* lockFunction(functionId)
+          yield* expectOutput(fn, "Tags", "tags", "tags")
+          const sample = yield* selectSample(functionId, sampleId)
+          let tags: ReadonlyArray<Annotation> | null = null
+          if (input !== null) {
+            const byName = yield* ensureLabels(
+              functionId,
+              input.flatMap((t) => ("labelName" in t ? [{ name: t.labelName }] : []))
+            )
+            const byId = new Map([...byName.values()].map((l) => [l.id, l]))
+            const chosen: Array<LabelRecord> = []
+            for (const [i, t] of input.entries()) {
+              const label = "labelName" in t ? byName.get(t.labelName) : byId.get(t.labelId)
+              if (label === undefined) return yield* notFound("label", (t as { labelId: string }).labelId, `tags[${i}].labelId`)
+              chosen.push(label)
+            }
+            tags = tagList(chosen)
+          }
+          if (sameTags(sample.tags, tags)) return sample
+          yield* sql`UPDATE samples SET tagged = ${flag(tags !== null)}, updated_at = ${now()} WHERE id = ${sampleId}`
+          yield* writeTags(functionId, sampleId, tags)
           yield* bumpRevision(functionId)
           return yield* selectSample(functionId, sampleId)
         })
@@ -484,9 +615,10 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
             })
           }
           for (const chunk of chunks(ids)) {
+            yield* sql`DELETE FROM sample_tags WHERE function_id = ${functionId} AND ${sql.in("sample_id", chunk)}`
             yield* sql`DELETE FROM samples WHERE function_id = ${functionId} AND ${sql.in("id", chunk)}`
           }
-          if (found.some((s) => s.annotation !== null)) yield* bumpRevision(functionId)
+          if (found.some((s) => s.annotation !== null || s.tags !== null)) yield* bumpRevision(functionId)
           return found
         })
       ),
@@ -501,7 +633,16 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
           const labels = yield* selectLabels(functionId)
           const rows = yield* sql<SampleJoinRow>`SELECT ${sampleColumns} FROM samples s JOIN labels l ON l.id = s.label_id
             WHERE s.function_id = ${functionId} ORDER BY s.seq`
-          return { function: fn, labels, samples: rows.map(toSample) as TrainingSnapshot["samples"] }
+          const tagged = fn.output === "Tags"
+            ? yield* sql<SampleJoinRow>`SELECT ${sampleColumns} FROM samples s LEFT JOIN labels l ON l.id = s.label_id
+                WHERE s.function_id = ${functionId} AND ${isTagged} ORDER BY s.seq`
+            : []
+          return {
+            function: fn,
+            labels,
+            samples: rows.map((row) => toSample(row)) as TrainingSnapshot["samples"],
+            taggedSamples: (yield* withTags(functionId, tagged, true)) as TrainingSnapshot["taggedSamples"]
+          }
         })
       ),
 
