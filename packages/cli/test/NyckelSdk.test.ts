@@ -27,12 +27,7 @@ if (missing !== undefined) {
 
 /** Tests deselected by name, each with why. */
 const deselected: Record<string, string> = {
-  "tests/test_image_tags_function.py::TestSamples::test_create_url": "it fetches images from nyckel.com (no internet here)",
-  // Tags functions come with the multi-label store (branch tags-store); until it lands, Loupe answers output "Tags"
-  // with a 400.
-  "tests/test_image_tags_function.py::TestSamples::test_create_inline": "Tags functions are not in the store yet",
-  "tests/test_image_tags_function.py::TestSamples::test_create_PIL": "Tags functions are not in the store yet",
-  "tests/test_image_tags_function.py::TestSamples::test_create_local_path": "Tags functions are not in the store yet"
+  "tests/test_image_tags_function.py::TestSamples::test_create_url": "it fetches images from nyckel.com (no internet here)"
 }
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-nyckel-sdk-"))
@@ -85,8 +80,8 @@ describe.skipIf(missing !== undefined)("Nyckel's Python SDK against loupe serve"
     const run = pytest(["tests/test_image_classification_function.py", "tests/test_white_background.py", "tests/test_image_tags_function.py"])
     console.log(run.output.split("\n").filter((l) => /passed|failed|error|SKIPPED|FAILED|ERROR/.test(l)).join("\n"))
     expect(run.status, run.output).toBe(0)
-    // test_samples, test_end_to_end, 5 x test_post_sample_overloading, test_white_background.
-    expect(run.passed).toBe(8)
+    // test_samples, test_end_to_end, 5 x test_post_sample_overloading, test_white_background, 3 tags sample creates.
+    expect(run.passed).toBe(11)
   }, 240_000)
 
   it("passes Loupe's port of the SDK's label and sample handler tests onto image functions", () => {

@@ -862,6 +862,20 @@ export const NyckelMetrics = Schema.Struct({
 }).annotations({ identifier: "NyckelMetrics" })
 
 /**
+ * The body of `POST /v0.9/functions/{functionId}/samples`, Nyckel's sample of a Tags function: the image, its tags
+ * by label name (`present: false` ones are left out), and an optional `externalId`.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const CreateTagsSample = Schema.Struct({
+  data: ImageData,
+  annotation: Schema.optional(Schema.NullOr(Schema.Array(Schema.Struct({ labelName: Name, present: Schema.optional(Schema.Boolean) })))),
+  externalId: Schema.optional(Schema.NullOr(Id)),
+  sampleSets: CreateSample.fields.sampleSets
+}).annotations({ identifier: "CreateTagsSample" })
+
+/**
  * A Nyckel project. Loupe has one per server, `project_default`, which holds every function.
  *
  * @since 0.2.0
@@ -1073,6 +1087,12 @@ export const TokenGroup = HttpApiGroup.make("token")
 export const NyckelGroup = HttpApiGroup.make("nyckel")
   .add(HttpApiEndpoint.get("function")`/v0.9/functions/${functionId}`.addSuccess(NyckelFunction))
   .add(HttpApiEndpoint.get("metrics")`/v0.9/functions/${functionId}/metrics`.addSuccess(NyckelMetrics))
+  .add(
+    HttpApiEndpoint.post("createSample")`/v0.9/functions/${functionId}/samples`
+      .setPayload(Payload.strict(CreateTagsSample, "application/json"))
+      .addSuccess(CreatedSample, { status: 201 })
+      .annotate(OpenApi.Description, "Add a sample to a Tags function, with its tags (those `present`); as the /v1 route, an image it holds is not added twice")
+  )
   .add(HttpApiEndpoint.get("projects", "/v0.9/projects").addSuccess(Schema.Array(Project)))
   .add(
     HttpApiEndpoint.post("createProject", "/v0.9/projects")

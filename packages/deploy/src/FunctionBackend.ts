@@ -70,6 +70,8 @@ export interface NewCapture {
 export interface NewSample {
   readonly image: Uint8Array
   readonly labelName?: string | undefined
+  /** A Tags function's sample: its tags by label name (new in 0.2.0). */
+  readonly tags?: ReadonlyArray<string> | undefined
   readonly externalId?: string | undefined
 }
 

@@ -461,7 +461,7 @@ const sampleFor = (backend: typeof FunctionBackend.Service, functionId: string) 
     }))
   })
 
-/** The function kinds a create may ask for: images only, classification (tags come with the multi-label store). */
+/** The function kinds a create may ask for: images only, classification or tags. */
 const checkKind = (input: Api.CreateFunction): Effect.Effect<void, DeployError> => {
   if (input.input !== undefined && input.input !== "Image") {
     return Effect.fail(new DeployError({
@@ -470,13 +470,11 @@ const checkKind = (input: Api.CreateFunction): Effect.Effect<void, DeployError> 
       message: `input: Loupe functions take images; ${JSON.stringify(input.input)} functions are not supported (send "Image")`
     }))
   }
-  if (input.output !== undefined && input.output !== "Classification") {
+  if (input.output !== undefined && input.output !== "Classification" && input.output !== "Tags") {
     return Effect.fail(new DeployError({
       reason: "InvalidRequest",
       field: "output",
-      message: input.output === "Tags"
-        ? `output: Tags functions are not supported yet; send "Classification"`
-        : `output: ${JSON.stringify(input.output)} is not a function output Loupe has; send "Classification"`
+      message: `output: ${JSON.stringify(input.output)} is not a function output Loupe has; send "Classification" or "Tags"`
     }))
   }
   return Effect.void
@@ -652,6 +650,12 @@ const handlers = (options: {
             predictionCount: fn.model?.upToDate === true ? fn.sampleCount : 0,
             annotatedLabelCounts: Object.fromEntries(fn.labels.filter((l) => l.sampleCount > 0).map((l) => [l.id, l.sampleCount]))
           }))))
+        .handle("createSample", ({ path, payload }) =>
+          api(Effect.gen(function*() {
+            const image = yield* payload.data
+            const tags = (payload.annotation ?? []).filter((a) => a.present !== false).map((a) => a.labelName)
+            return yield* backend.createSample(path.functionId, { image: image.bytes, tags, externalId: payload.externalId ?? undefined })
+          })))
         .handle("projects", () => Effect.succeed([defaultProject]))
         .handle("createProject", () => Effect.succeed(defaultProject))))
 

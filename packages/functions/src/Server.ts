@@ -291,12 +291,13 @@ export const backend: Effect.Effect<
     createFunction: (input) =>
       run(Effect.map(functions.create(input.name, {
         ...(input.preset === undefined ? {} : { preset: input.preset }),
-        ...(input.overrides === undefined ? {} : { overrides: input.overrides })
-      }), imageClassifier)),
-    listFunctions: run(Effect.map(functions.list, (all) => all.map(imageClassifier))),
+        ...(input.overrides === undefined ? {} : { overrides: input.overrides }),
+        ...(input.output === "Tags" ? { output: "Tags" as const } : {})
+      }), imageFunction)),
+    listFunctions: run(Effect.map(functions.list, (all) => all.map(imageFunction))),
     getFunction: (functionId) =>
       run(Effect.zipWith(functions.get(functionId), store.countSamples(functionId), (fn, sampleCount) => ({
-        ...imageClassifier(fn),
+        ...imageFunction(fn),
         sampleCount
       }))),
     deleteFunction: (functionId) => run(Effect.zipRight(functions.delete(functionId), captures.forget(functionId))),
@@ -325,6 +326,7 @@ export const backend: Effect.Effect<
         functions.createSamples(functionId, [{
           data: sample.image,
           ...(sample.labelName === undefined ? {} : { label: sample.labelName }),
+          ...(sample.tags === undefined ? {} : { tags: sample.tags }),
           ...(sample.externalId === undefined ? {} : { externalId: sample.externalId })
         }]).pipe(Effect.mapError(asOneSample)),
         ([added]) => ({ ...sampleView(added!.sample), updated: added!.updated })
@@ -375,8 +377,8 @@ export const backend: Effect.Effect<
   return acceptingBareIds(shape)
 })
 
-/** Every function is an image classifier, as Nyckel names its kind. */
-const imageClassifier = <F extends Functions.FunctionInfo>(fn: F) => ({ ...fn, input: "Image" as const, output: "Classification" as const })
+/** Every function takes images, as Nyckel names its input. */
+const imageFunction = <F extends Functions.FunctionInfo>(fn: F) => ({ ...fn, input: "Image" as const })
 
 /** A label of the API as the function API takes it (`null` is left out). */
 const newLabel = (label: FunctionApi.CreateLabel): Functions.NewLabel => ({
