@@ -478,6 +478,8 @@ describe("the OpenAPI document", () => {
     if (type !== "application/json") return { body: images[type]!, headers: { "content-type": type } }
     const json = route.endsWith("/invoke")
       ? { data: dataUri(cat), externalId: "ext-1" }
+      : route.startsWith("/v0.9/") && route.endsWith("/samples")
+      ? { data: dataUri(cat), annotation: [{ labelName: "cats", present: true }], externalId: "ext-1" }
       : route.endsWith("/samples")
       ? { data: dataUri(cat), annotation: { labelName: "cats" }, externalId: "ext-1" }
       : route.endsWith("/annotation")
@@ -505,8 +507,8 @@ describe("the OpenAPI document", () => {
       }
     }
     expect(departures).toEqual([])
-    // 17, and the Nyckel routes': the token, a label's update and a project's creation.
-    expect(tried).toHaveLength(20)
+    // 17, and the Nyckel routes': the token, a label's update, a Tags sample and a project's creation.
+    expect(tried).toHaveLength(21)
     expect(tried).toContain(`POST /v1/functions/{functionId}/invoke image/webp`)
     // Decoding failures are answered as BadRequest, so the platform's own decode error is not documented.
     expect(JSON.stringify(spec)).not.toContain("HttpApiDecodeError")
