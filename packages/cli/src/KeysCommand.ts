@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { ApiKeys } from "@loupe/deploy"
+import { ApiKeys, DeployError } from "@loupe/deploy"
 import { SharedState } from "@loupe/functions"
 import type { StoreLocation } from "@loupe/functions"
 import { Console, Context, Effect, Layer, Option, pipe } from "effect"
@@ -32,18 +32,45 @@ const keysIn = (flags: { readonly store: StoreLocation.StoreLocation; readonly f
     onNone: () => Effect.map(Layer.build(SharedState.apiKeysAt(flags.store)), Context.get(ApiKeys.ApiKeys))
   })
 
+/** The environment variable that allows `--secret`: a chosen secret is for test setups only. */
+const CHOSEN_SECRETS = "LOUPE_TEST_ALLOW_CHOSEN_SECRET"
+
 const create = DocumentedCommand.make(
   "create",
   {
     summary: "Create an API key and print it: it is shown this once only",
-    examples: ["loupe keys create --name my-app --store ./store"]
+    details: [
+      "With --client-id, the key is also an OAuth2 client by that id (as Nyckel's clients sign in: POST /connect/token " +
+      "with the client id and the key as secret), and both are printed. Every key is a client by its id otherwise. " +
+      `--secret sets the secret instead of drawing one, for test setups only: it is refused unless ${CHOSEN_SECRETS}=1.`
+    ],
+    examples: ["loupe keys create --name my-app --store ./store", "loupe keys create --name nyckel-app --client-id my-app --store ./store"]
   },
-  { store, file, json, name: pipe(Flag.text("name", "<name>", "What the key is for"), Flag.withDefault("default")) },
+  {
+    store,
+    file,
+    json,
+    name: pipe(Flag.text("name", "<name>", "What the key is for"), Flag.withDefault("default")),
+    clientId: pipe(Flag.text("client-id", "<id>", "An OAuth2 client id for the key (for Nyckel's clients)"), Flag.optional()),
+    secret: pipe(Flag.text("secret", "<secret>", `Test setups only (needs ${CHOSEN_SECRETS}=1): use this secret instead of a random key`), Flag.optional())
+  },
   (flags) =>
     Effect.gen(function*() {
+      const secret = Option.getOrUndefined(flags.secret)
+      if (secret !== undefined && process.env[CHOSEN_SECRETS] !== "1") {
+        return yield* new DeployError.DeployError({
+          reason: "InvalidRequest",
+          field: "secret",
+          message: `--secret is for test setups only: set ${CHOSEN_SECRETS}=1 to use a chosen secret`
+        })
+      }
       const keys = yield* keysIn(flags)
-      const key = yield* keys.create(flags.name)
+      const key = yield* keys.create(flags.name, { clientId: Option.getOrUndefined(flags.clientId), secret })
       if (flags.json) return yield* Console.log(JSON.stringify({ ...key, file: keys.file }))
+      if (key.clientId !== undefined) {
+        yield* Console.log(`client id:     ${key.clientId}\nclient secret: ${key.token}`)
+        return yield* Console.error(`Created key ${key.id} (${key.name}) in ${keys.file}. The secret is shown only now; trade both for an access token at POST /connect/token.`)
+      }
       yield* Console.log(key.token)
       yield* Console.error(`Created key ${key.id} (${key.name}) in ${keys.file}. It is shown only now; send it as "Authorization: Bearer <key>".`)
     }).pipe(Effect.scoped)

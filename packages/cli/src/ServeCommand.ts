@@ -73,6 +73,10 @@ const flags = {
   ),
   captureRandom: optionalNumber("capture-random", "<fraction>", "Keep this fraction of invocations at random (0: never)", String(capture.randomFraction)),
   capturePerMinute: optionalNumber("capture-per-minute", "<n>", "Most invocations kept per function per minute", String(capture.perMinute)),
+  defaultPreset: pipe(
+    Flag.text("default-preset", "<name>", "The preset of functions created without one, as Nyckel's clients create them"),
+    Flag.optional("balanced")
+  ),
   console: Flag.boolean(
     "console",
     "Serve the console too: pages under /console to upload, label and inspect data in a browser, signed in with an " +
@@ -135,7 +139,7 @@ export const command = DocumentedCommand.make(
       DeployError.DeployError | FunctionsError.FunctionsError,
       Registry.Registry | LoupeConfig.LoupeConfig | EmbeddingCache.EmbeddingCache | FileSystem.FileSystem
     > = Option.match(f.bundle, {
-      onNone: () => Server.layer({ ...options, store: f.store, console: f.console }),
+      onNone: () => Server.layer({ ...options, store: f.store, console: f.console, ...some("defaultPreset", f.defaultPreset) }),
       onSome: (bundle) => ServeBundle.layer({ ...options, bundle: path.resolve(bundle), keysFile })
     })
     const running = yield* Layer.build(serving)

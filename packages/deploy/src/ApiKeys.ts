@@ -3,6 +3,12 @@
  * `loupe_<id>_<secret>`: the id (8 hex digits) names it in listings and revocation; the whole token is stored only
  * as its sha256, so the file gives nothing away. The token is shown once, when it is created.
  *
+ * Every key is also an OAuth2 client (the client credentials grant, as Nyckel's clients use): its client id is the
+ * key's `clientId` when it was created with one (`loupe keys create --client-id NAME`), else the key's id, and its
+ * client secret is the key's token. `issueToken` trades them for an access token `loupe_at_<id>_<expiry>_<mac>`,
+ * valid for an hour: an HMAC-SHA256 of the key id and expiry, keyed by the key's stored hash. So tokens need no
+ * storage of their own, and every use looks the key up again: revoking the key revokes its tokens at once.
+ *
  * Keys are 192-bit random, so a plain sha256 is enough (a slow password hash is for guessable secrets); tokens are
  * compared in constant time. The file is written atomically (temp file, fsync, rename) with mode 0600; the temporary
  * files of a writer killed mid-write are removed when the file is next opened, once that process is gone. A
@@ -13,7 +19,7 @@
 import { FileSystem } from "@effect/platform"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import { Leftovers } from "@loupe/core"
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import * as path from "node:path"
 import { DeployError } from "./DeployError.js"
 
@@ -30,7 +36,9 @@ export const KeyRecord = Schema.Struct({
   /** sha256 of the whole token, hex. */
   hash: Schema.String,
   createdAt: Schema.String,
-  revokedAt: Schema.optional(Schema.String)
+  revokedAt: Schema.optional(Schema.String),
+  /** The OAuth2 client id it was created with, if any (new in 0.2.0; else the client id is `id`). */
+  clientId: Schema.optional(Schema.String)
 })
 /**
  * A key record, decoded.
@@ -53,6 +61,43 @@ export interface KeyInfo {
   readonly name: string
   readonly createdAt: string
   readonly revokedAt?: string
+  /** The OAuth2 client id it was created with (new in 0.2.0); keys without one are clients by their `id`. */
+  readonly clientId?: string
+}
+
+/**
+ * The key a request was authenticated with, and how: the key itself as a bearer token (`apiKey`), or an OAuth2
+ * access token issued for it by `issueToken` (`accessToken`, as Nyckel's clients send).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Caller extends KeyInfo {
+  readonly via: "apiKey" | "accessToken"
+}
+
+/**
+ * An OAuth2 access token for a key's client credentials: the token and its lifetime in seconds.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface AccessToken {
+  readonly accessToken: string
+  readonly expiresIn: number
+}
+
+/**
+ * What `create` may be told besides the name: an OAuth2 client id for the key (unique among live keys), and, for
+ * test setups only, the secret to use instead of a random token (a client secret such as Nyckel's SDK test suite
+ * expects). A chosen secret is only a client secret: it is not a `loupe_...` bearer key.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CreateOptions {
+  readonly clientId?: string | undefined
+  readonly secret?: string | undefined
 }
 
 /**
@@ -74,11 +119,15 @@ export interface CreatedKey extends KeyInfo {
  */
 export interface ApiKeysShape {
   readonly file: string
-  readonly create: (name: string) => Effect.Effect<CreatedKey, DeployError>
+  /** Create a key; with `options.clientId`, a client id that no live key has (`InvalidRequest` naming `client-id`). */
+  readonly create: (name: string, options?: CreateOptions) => Effect.Effect<CreatedKey, DeployError>
   readonly list: Effect.Effect<ReadonlyArray<KeyInfo>, DeployError>
   /** Revoke by id; an unknown id is `NotFound`. */
   readonly revoke: (id: string) => Effect.Effect<KeyInfo, DeployError>
-  /** The key a bearer token belongs to; `Unauthorized` for a malformed, unknown or revoked token. */
+  /**
+   * The key a bearer token (an API key, or an access token from `issueToken`) belongs to; `Unauthorized` for a
+   * malformed, unknown, expired or revoked one.
+   */
   readonly verify: (token: string) => Effect.Effect<KeyInfo, DeployError>
   /**
    * The key of a request, from its whole `Authorization` header (see `bearerToken`); `Unauthorized` for a missing
@@ -86,7 +135,14 @@ export interface ApiKeysShape {
    *
    * @since 0.2.0
    */
-  readonly authenticate: (authorization: string | undefined) => Effect.Effect<KeyInfo, DeployError>
+  readonly authenticate: (authorization: string | undefined) => Effect.Effect<Caller, DeployError>
+  /**
+   * The OAuth2 client credentials grant: an access token for the live key with this client id and secret;
+   * `Unauthorized` naming `client_id` (no live key has it) or `client_secret` (it does not match).
+   *
+   * @since 0.2.0
+   */
+  readonly issueToken: (clientId: string, clientSecret: string) => Effect.Effect<AccessToken, DeployError>
 }
 
 /**
@@ -98,6 +154,10 @@ export interface ApiKeysShape {
 export class ApiKeys extends Context.Tag("@loupe/deploy/ApiKeys")<ApiKeys, ApiKeysShape>() {}
 
 const tokenPattern = /^loupe_([0-9a-f]{8})_([A-Za-z0-9_-]{32})$/
+const accessTokenPattern = /^loupe_at_([0-9a-f]{8})_([0-9]{1,15})_([A-Za-z0-9_-]{43})$/
+
+/** How long an access token lives: an hour, as Nyckel's do. */
+const ACCESS_TOKEN_SECONDS = 3600
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest()
 
@@ -105,8 +165,15 @@ const toInfo = (record: KeyRecord): KeyInfo => ({
   id: record.id,
   name: record.name,
   createdAt: record.createdAt,
-  ...(record.revokedAt === undefined ? {} : { revokedAt: record.revokedAt })
+  ...(record.revokedAt === undefined ? {} : { revokedAt: record.revokedAt }),
+  ...(record.clientId === undefined ? {} : { clientId: record.clientId })
 })
+
+/** The MAC of an access token: keyed by the key's stored hash, which only the key storage holds. */
+const tokenMac = (record: KeyRecord, expiry: string) =>
+  createHmac("sha256", Buffer.from(record.hash, "hex")).update(`${record.id}.${expiry}`).digest()
+
+const sameDigest = (expected: Buffer, actual: Buffer) => expected.length === actual.length && timingSafeEqual(expected, actual)
 
 const storeFailed = (file: string, what: string) => (cause: unknown) =>
   new DeployError({ reason: "KeyStoreFailed", file, message: `Cannot ${what} the API key file ${file}: ${String(cause)}`, cause })
@@ -229,16 +296,41 @@ export interface KeyStorage {
  * @category constructors
  */
 export const fromStorage = (storage: KeyStorage): ApiKeysShape => {
-  const create = (name: string): Effect.Effect<CreatedKey, DeployError> =>
-    name.trim() === ""
-      ? Effect.fail(new DeployError({ reason: "InvalidRequest", field: "name", message: "name: a key needs a non-empty name" }))
-      : Effect.suspend(() => {
-        const id = randomBytes(4).toString("hex")
-        const token = `loupe_${id}_${randomBytes(24).toString("base64url")}`
-        const record: KeyRecord = { id, name: name.trim(), hash: sha256(token).toString("hex"), createdAt: new Date().toISOString() }
-        // An id already taken: draw another.
-        return Effect.flatMap(storage.insert(record), (added) => (added ? Effect.succeed({ ...toInfo(record), token }) : create(name)))
-      })
+  const invalid = (field: string, message: string) => new DeployError({ reason: "InvalidRequest", field, message: `${field}: ${message}` })
+
+  const insert = (name: string, options: CreateOptions): Effect.Effect<CreatedKey, DeployError> =>
+    Effect.suspend(() => {
+      const id = randomBytes(4).toString("hex")
+      const token = options.secret ?? `loupe_${id}_${randomBytes(24).toString("base64url")}`
+      const record: KeyRecord = {
+        id,
+        name: name.trim(),
+        hash: sha256(token).toString("hex"),
+        createdAt: new Date().toISOString(),
+        ...(options.clientId === undefined ? {} : { clientId: options.clientId })
+      }
+      // An id already taken: draw another.
+      return Effect.flatMap(storage.insert(record), (added) => (added ? Effect.succeed({ ...toInfo(record), token }) : insert(name, options)))
+    })
+
+  const create = (name: string, options: CreateOptions = {}): Effect.Effect<CreatedKey, DeployError> =>
+    Effect.gen(function*() {
+      if (name.trim() === "") return yield* invalid("name", "a key needs a non-empty name")
+      if (options.secret !== undefined && options.secret.length === 0) return yield* invalid("secret", "a chosen secret cannot be empty")
+      if (options.clientId !== undefined) {
+        if (!/^[A-Za-z0-9._-]{1,100}$/.test(options.clientId)) {
+          return yield* invalid("client-id", "1 to 100 letters, digits, dots, dashes or underscores")
+        }
+        if ((yield* live(options.clientId)) !== undefined) {
+          return yield* invalid("client-id", `a live key already has the client id ${JSON.stringify(options.clientId)}`)
+        }
+      }
+      return yield* insert(name, options)
+    })
+
+  /** The live key whose client id is `clientId` (its `clientId`, or its `id` when it has none). */
+  const live = (clientId: string) =>
+    Effect.map(storage.all, (keys) => keys.find((k) => k.revokedAt === undefined && (k.clientId ?? k.id) === clientId))
 
   const revoke = (id: string) =>
     Effect.flatMap(storage.revoke(id, new Date().toISOString()), (record) =>
@@ -246,7 +338,7 @@ export const fromStorage = (storage: KeyStorage): ApiKeysShape => {
         ? Effect.fail(new DeployError({ reason: "NotFound", field: "id", message: `No API key with id ${JSON.stringify(id)}` }))
         : Effect.succeed(toInfo(record)))
 
-  const verify = (token: string) => {
+  const verifyKey = (token: string): Effect.Effect<KeyInfo, DeployError> => {
     const match = tokenPattern.exec(token)
     if (match === null) {
       return Effect.fail(unauthorized(
@@ -263,13 +355,47 @@ export const fromStorage = (storage: KeyStorage): ApiKeysShape => {
     })
   }
 
+  /** An access token: its MAC under the key's hash, its expiry, and the key still live (revoking it revokes them). */
+  const verifyAccessToken = (match: RegExpExecArray): Effect.Effect<KeyInfo, DeployError> =>
+    Effect.flatMap(storage.find(match[1]!), (record) => {
+      if (record === undefined || !sameDigest(tokenMac(record, match[2]!), Buffer.from(match[3]!, "base64url"))) {
+        return Effect.fail(unauthorized("The access token is not valid"))
+      }
+      if (Number(match[2]) * 1000 <= Date.now()) return Effect.fail(unauthorized("The access token has expired: ask /connect/token for another"))
+      if (record.revokedAt !== undefined) return Effect.fail(unauthorized(`The API key ${record.id} of this access token was revoked`))
+      return Effect.succeed(toInfo(record))
+    })
+
+  const authenticate = (token: string): Effect.Effect<Caller, DeployError> => {
+    const access = accessTokenPattern.exec(token)
+    return access === null
+      ? Effect.map(verifyKey(token), (key) => ({ ...key, via: "apiKey" as const }))
+      : Effect.map(verifyAccessToken(access), (key) => ({ ...key, via: "accessToken" as const }))
+  }
+
+  const issueToken = (clientId: string, clientSecret: string): Effect.Effect<AccessToken, DeployError> =>
+    Effect.flatMap(live(clientId), (record) => {
+      if (record === undefined) {
+        return Effect.fail(new DeployError({ reason: "Unauthorized", field: "client_id", message: `client_id: no live API key has the client id ${JSON.stringify(clientId)}` }))
+      }
+      if (!sameDigest(Buffer.from(record.hash, "hex"), sha256(clientSecret))) {
+        return Effect.fail(new DeployError({ reason: "Unauthorized", field: "client_secret", message: `client_secret: not the secret of client ${JSON.stringify(clientId)}` }))
+      }
+      const expiry = String(Math.floor(Date.now() / 1000) + ACCESS_TOKEN_SECONDS)
+      return Effect.succeed({
+        accessToken: `loupe_at_${record.id}_${expiry}_${tokenMac(record, expiry).toString("base64url")}`,
+        expiresIn: ACCESS_TOKEN_SECONDS
+      })
+    })
+
   return {
     file: storage.location,
     create,
     list: Effect.map(storage.all, (keys) => keys.map(toInfo)),
     revoke,
-    verify,
-    authenticate: (authorization) => Effect.flatMap(bearerToken(authorization), verify)
+    verify: (token) => Effect.map(authenticate(token), ({ via: _, ...key }) => key),
+    authenticate: (authorization) => Effect.flatMap(bearerToken(authorization), authenticate),
+    issueToken
   }
 }
 

@@ -61,7 +61,14 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
   const labelIds = new Map(predictor.fitted.labels.map((name) => [name, metadata.labels?.find((l) => l.name === name)?.id ?? name]))
   const cv = metadata.metrics?.cv
   const leftOutLabels = metadata.metrics?.leftOutLabels ?? []
-  const info: Api.FunctionView = { id, name: options.name ?? metadata.name ?? id, preset: metadata.metrics?.preset?.name ?? "bundle", createdAt }
+  const info: Api.FunctionView = {
+    id,
+    name: options.name ?? metadata.name ?? id,
+    preset: metadata.metrics?.preset?.name ?? "bundle",
+    createdAt,
+    input: "Image",
+    output: "Classification"
+  }
   const labels: ReadonlyArray<Api.LabelView> = predictor.fitted.labels.map((name) => ({
     id: labelIds.get(name)!,
     name,
@@ -94,6 +101,7 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
     getFunction: (functionId) =>
       Effect.as(known(functionId), {
         ...info,
+        sampleCount: 0,
         labels: labels.map((l) => ({
           id: l.id,
           name: l.name,
@@ -109,6 +117,12 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
     createLabel: () => readOnly("create labels"),
     listLabels: (functionId) => Effect.as(known(functionId), labels),
     deleteLabel: () => readOnly("delete labels"),
+    getLabel: (functionId, labelId) =>
+      Effect.zipRight(known(functionId), Effect.fromNullable(labels.find((l) => l.id === labelId))).pipe(
+        Effect.catchTag("NoSuchElementException", () =>
+          Effect.fail(new DeployError({ reason: "NotFound", field: "labelId", message: `No label ${JSON.stringify(labelId)}` })))
+      ),
+    updateLabel: () => readOnly("update labels"),
     createSample: () => readOnly("store samples"),
     listSamples: (functionId) => Effect.as(known(functionId), []),
     getSample: (functionId, sampleId) =>
@@ -117,6 +131,11 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
         Effect.fail(new DeployError({ reason: "NotFound", field: "sampleId", message: `No sample ${JSON.stringify(sampleId)}: this server keeps no samples` }))
       ),
     deleteSample: () => readOnly("delete samples"),
+    sampleData: (functionId, sampleId) =>
+      Effect.zipRight(
+        known(functionId),
+        Effect.fail(new DeployError({ reason: "NotFound", field: "sampleId", message: `No sample ${JSON.stringify(sampleId)}: this server keeps no samples` }))
+      ),
     setAnnotation: () => readOnly("annotate samples"),
     invoke: (functionId, image, options) =>
       Effect.gen(function*() {

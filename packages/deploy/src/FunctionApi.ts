@@ -144,12 +144,12 @@ export type ApiError =
 // Auth
 
 /**
- * The API key a request was made with.
+ * The API key a request was made with, and whether it came as the key itself or as an OAuth2 access token (0.2.0).
  *
  * @since 0.1.0
  * @category auth
  */
-export class CurrentKey extends Context.Tag("@loupe/deploy/CurrentKey")<CurrentKey, ApiKeys.KeyInfo>() {}
+export class CurrentKey extends Context.Tag("@loupe/deploy/CurrentKey")<CurrentKey, ApiKeys.Caller>() {}
 
 /**
  * Bearer-token auth and the per-key rate limit, on every `/v1` route.
@@ -162,7 +162,12 @@ export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("@loup
   provides: CurrentKey,
   security: {
     bearer: HttpApiSecurity.bearer.pipe(
-      HttpApiSecurity.annotate(OpenApi.Description, "An API key made with `loupe keys create`")
+      HttpApiSecurity.annotate(
+        OpenApi.Description,
+        "An API key made with `loupe keys create`, or an access token from `POST /connect/token`. A request with an " +
+          "access token (as Nyckel's clients send) is answered as Nyckel answers: 200 for creates and deletes, samples " +
+          "with their image as `data` and without a null `annotation`"
+      )
     )
   }
 }) {}
@@ -196,7 +201,11 @@ export const FunctionView = Schema.Struct({
   id: Schema.String,
   name: Schema.String,
   preset: Schema.String,
-  createdAt: Schema.String
+  createdAt: Schema.String,
+  /** Always `Image` (new in 0.2.0, as Nyckel names a function's input). */
+  input: Schema.Literal("Image"),
+  /** What the function answers (new in 0.2.0, as Nyckel names it). */
+  output: Schema.Literal("Classification", "Tags")
 }).annotations({ identifier: "Function" })
 /**
  * A function as listed.
@@ -231,6 +240,8 @@ export const LeftOutLabel = Schema.Struct({
  */
 export const FunctionDetail = Schema.Struct({
   ...FunctionView.fields,
+  /** Every sample, annotated or not (new in 0.2.0). */
+  sampleCount: Schema.Number,
   labels: Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String, sampleCount: Schema.Number })),
   leftOutLabels: Schema.Array(LeftOutLabel),
   model: Schema.NullOr(Schema.Struct({
@@ -263,7 +274,11 @@ export type FunctionDetail = typeof FunctionDetail.Type
 export const CreateFunction = Schema.Struct({
   name: Name,
   preset: Schema.optional(Name),
-  overrides: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+  overrides: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  /** Nyckel's function kind (0.2.0): `Image` is the only input Loupe takes; `Text` or `Tabular` is a 400 naming it. */
+  input: Schema.optional(Schema.String),
+  /** Nyckel's function kind (0.2.0): `Classification` (the default) or `Tags`. */
+  output: Schema.optional(Schema.String)
 }).annotations({ identifier: "CreateFunction" })
 /**
  * The body of `POST /v1/functions`.
@@ -322,8 +337,9 @@ export type DeletedLabel = typeof DeletedLabel.Type
  */
 export const CreateLabel = Schema.Struct({
   name: Name,
-  description: Schema.optional(Schema.String.pipe(Schema.maxLength(2000))),
-  metadata: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String }))
+  // null is taken as left out (0.2.0), as Nyckel's clients send it.
+  description: Schema.optional(Schema.NullOr(Schema.String.pipe(Schema.maxLength(2000)))),
+  metadata: Schema.optional(Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.String })))
 }).annotations({ identifier: "CreateLabel" })
 /**
  * The body of the label create route.
@@ -353,8 +369,14 @@ export const Annotation = Schema.Struct({ labelId: Schema.String, labelName: Sch
 export const SampleView = Schema.Struct({
   id: Schema.String,
   externalId: Schema.NullOr(Schema.String),
-  annotation: Schema.NullOr(Annotation),
-  createdAt: Schema.String
+  /** `null` while unlabelled; left out instead for a Nyckel client (a request with an access token). */
+  annotation: Schema.optional(Schema.NullOr(Annotation)),
+  createdAt: Schema.String,
+  /**
+   * The image as a data URI, transparency flattened onto white: sent to Nyckel clients (requests with an access
+   * token), as Nyckel sends each sample's image (new in 0.2.0).
+   */
+  data: Schema.optional(Schema.String)
 }).annotations({ identifier: "Sample" })
 /**
  * A sample of a function.
@@ -404,8 +426,13 @@ export const ImageData = ImagePayload.FromDataString
  */
 export const CreateSample = Schema.Struct({
   data: ImageData,
-  annotation: Schema.optional(Schema.Struct({ labelName: Name })),
-  externalId: Schema.optional(Id)
+  annotation: Schema.optional(Schema.NullOr(Schema.Struct({ labelName: Name }))),
+  // null is taken as left out (0.2.0), as Nyckel's clients send it.
+  externalId: Schema.optional(Schema.NullOr(Id)),
+  /** Nyckel's sample sets: Loupe has none, so only an empty list is taken (0.2.0). */
+  sampleSets: Schema.optional(Schema.Array(Schema.Unknown).pipe(
+    Schema.filter((sets) => sets.length === 0 || "Loupe has no sample sets: send an empty list, or leave sampleSets out")
+  ))
 }).annotations({ identifier: "CreateSample" })
 /**
  * The JSON body of the sample create route.
@@ -714,7 +741,11 @@ export type Paging = typeof Paging.Type
 export const InvokeParams = Schema.Struct({
   capture: Schema.optional(Schema.BooleanFromString.annotations({ description: "Capture for review when the policy says so (default true)" })),
   labelCount: Schema.optional(Int(1, 1000).annotations({ description: "Return only the top n label confidences" })),
-  modelId: Schema.optional(Id.annotations({ description: "Answer with this model version instead of the promoted one" }))
+  modelId: Schema.optional(
+    Schema.Union(Schema.Literal(""), Id).annotations({
+      description: "Answer with this model version instead of the promoted one (empty: the promoted one, as Nyckel's clients send)"
+    })
+  )
 })
 /**
  * The invoke route's URL parameters.
@@ -723,6 +754,134 @@ export const InvokeParams = Schema.Struct({
  * @category schemas
  */
 export type InvokeParams = typeof InvokeParams.Type
+
+/**
+ * The URL parameters of the sample list: `limit` and `offset` as every list, or Nyckel's `batchSize` (the same as
+ * `limit`), `sortBy=creation` and `sortOrder` (`ascending`, the default, or `descending`: newest first). A full page
+ * is answered with a `Link: <...>; rel="next"` header to the next one.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const SampleListParams = Schema.Struct({
+  ...Paging.fields,
+  batchSize: Schema.optional(Int(1, 1000)),
+  sortBy: Schema.optional(Schema.Literal("creation")),
+  sortOrder: Schema.optional(Schema.Literal("ascending", "descending"))
+})
+/**
+ * The URL parameters of the sample list.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export type SampleListParams = typeof SampleListParams.Type
+
+/**
+ * The form of `POST /connect/token` (OAuth2 client credentials, RFC 6749 section 4.4): the key's client id and
+ * secret, and `grant_type=client_credentials`. Fields are checked by the route, so that a missing one is answered
+ * as OAuth2 says.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const TokenRequest = HttpApiSchema.withEncoding(
+  Schema.Struct({
+    grant_type: Schema.optional(Schema.String),
+    client_id: Schema.optional(Schema.String),
+    client_secret: Schema.optional(Schema.String),
+    scope: Schema.optional(Schema.String)
+  }),
+  { kind: "UrlParams" }
+).annotations({ identifier: "TokenRequest" })
+
+/**
+ * An OAuth2 access token: send it as `Authorization: Bearer <access_token>` until it expires (`expires_in` seconds).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const TokenResponse = Schema.Struct({
+  access_token: Schema.String,
+  token_type: Schema.Literal("Bearer"),
+  expires_in: Schema.Number
+}).annotations({ identifier: "TokenResponse" })
+
+const oauthErrorFields = {
+  error: Schema.String,
+  error_description: Schema.String,
+  field: Schema.String
+}
+
+/**
+ * 400 from `/connect/token`, as OAuth2 words it: `invalid_request` (a field missing) or `unsupported_grant_type`;
+ * `field` names the form field.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class OAuthBadRequest extends Schema.TaggedError<OAuthBadRequest>()("OAuthBadRequest", oauthErrorFields, HttpApiSchema.annotations({ status: 400 })) {}
+/**
+ * 401 from `/connect/token`: `invalid_client`, an unknown client id or a wrong secret (`field` says which).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class OAuthUnauthorized extends Schema.TaggedError<OAuthUnauthorized>()("OAuthUnauthorized", oauthErrorFields, HttpApiSchema.annotations({ status: 401 })) {}
+
+/**
+ * A function as Nyckel's `/v0.9` API shows it: its kind and its `state`, `Annotating` until a model serves, then
+ * `Tuning`.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const NyckelFunction = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  input: Schema.Literal("Image"),
+  output: Schema.Literal("Classification", "Tags"),
+  state: Schema.Literal("Annotating", "Tuning"),
+  createdAt: Schema.String
+}).annotations({ identifier: "NyckelFunction" })
+
+/**
+ * A function's counts as Nyckel's `/v0.9` metrics route gives them: whether it trains now, how many samples it has,
+ * how many of them the serving model answers for (all of them once a model trained on the current data serves, else
+ * none), and its annotated samples per label id (labels with at least one).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const NyckelMetrics = Schema.Struct({
+  functionId: Schema.String,
+  isTraining: Schema.Boolean,
+  sampleCount: Schema.Number,
+  predictionCount: Schema.Number,
+  annotatedLabelCounts: Schema.Record({ key: Schema.String, value: Schema.Number })
+}).annotations({ identifier: "NyckelMetrics" })
+
+/**
+ * The body of `POST /v0.9/functions/{functionId}/samples`, Nyckel's sample of a Tags function: the image, its tags
+ * by label name (`present: false` ones are left out), and an optional `externalId`.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const CreateTagsSample = Schema.Struct({
+  data: ImageData,
+  annotation: Schema.optional(Schema.NullOr(Schema.Array(Schema.Struct({ labelName: Name, present: Schema.optional(Schema.Boolean) })))),
+  externalId: Schema.optional(Schema.NullOr(Id)),
+  sampleSets: CreateSample.fields.sampleSets
+}).annotations({ identifier: "CreateTagsSample" })
+
+/**
+ * A Nyckel project. Loupe has one per server, `project_default`, which holds every function.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const Project = Schema.Struct({ id: Schema.String, name: Schema.String }).annotations({ identifier: "Project" })
 
 // ---------------------------------------------------------------------------------------------------------------
 // Endpoints
@@ -773,6 +932,18 @@ export const LabelsGroup = HttpApiGroup.make("labels")
       .addSuccess(LabelView, { status: 201 })
   )
   .add(HttpApiEndpoint.get("list")`/v1/functions/${functionId}/labels`.addSuccess(Schema.Array(LabelView)))
+  .add(HttpApiEndpoint.get("get")`/v1/functions/${functionId}/labels/${labelId}`.addSuccess(LabelView).addError(NotFound))
+  .add(
+    HttpApiEndpoint.put("update")`/v1/functions/${functionId}/labels/${labelId}`
+      .setPayload(Payload.strict(CreateLabel, "application/json"))
+      .addSuccess(LabelView)
+      .addError(NotFound)
+      .annotate(
+        OpenApi.Description,
+        "Rename a label and set its description and metadata (left out: none). A rename of a label with samples " +
+          "schedules a retrain, so that the model answers with the new name."
+      )
+  )
   .add(
     HttpApiEndpoint.del("delete")`/v1/functions/${functionId}/labels/${labelId}`
       .addSuccess(DeletedLabel)
@@ -805,7 +976,7 @@ export const SamplesGroup = HttpApiGroup.make("samples")
           "and `updated` naming what changed (e.g. `[\"annotation\"]`). A change to the training data schedules a retrain."
       )
   )
-  .add(HttpApiEndpoint.get("list")`/v1/functions/${functionId}/samples`.setUrlParams(Paging).addSuccess(Schema.Array(SampleView)))
+  .add(HttpApiEndpoint.get("list")`/v1/functions/${functionId}/samples`.setUrlParams(SampleListParams).addSuccess(Schema.Array(SampleView)))
   .add(HttpApiEndpoint.get("get")`/v1/functions/${functionId}/samples/${sampleId}`.addSuccess(SampleView))
   .add(HttpApiEndpoint.del("delete")`/v1/functions/${functionId}/samples/${sampleId}`)
   .add(
@@ -886,6 +1057,54 @@ export const ModelsGroup = HttpApiGroup.make("models")
   .middleware(Authorization)
 
 /**
+ * `POST /connect/token`: OAuth2 client credentials for an access token (no API key needed), as Nyckel's clients ask.
+ *
+ * @since 0.2.0
+ * @category groups
+ */
+export const TokenGroup = HttpApiGroup.make("token")
+  .add(
+    HttpApiEndpoint.post("token", "/connect/token")
+      .setPayload(TokenRequest)
+      .addSuccess(TokenResponse)
+      .addError(OAuthBadRequest)
+      .addError(OAuthUnauthorized)
+      .annotate(
+        OpenApi.Description,
+        "The OAuth2 client credentials grant: an API key's client id (its `--client-id`, else its id) and secret (the " +
+          "key) for an access token valid for an hour. Revoking the key revokes its tokens."
+      )
+  )
+  .middleware(ContentTypes)
+
+/**
+ * The routes of Nyckel's `/v0.9` API that its clients call: a function with its `state`, its counts (`metrics`),
+ * and the projects (Loupe has one).
+ *
+ * @since 0.2.0
+ * @category groups
+ */
+export const NyckelGroup = HttpApiGroup.make("nyckel")
+  .add(HttpApiEndpoint.get("function")`/v0.9/functions/${functionId}`.addSuccess(NyckelFunction))
+  .add(HttpApiEndpoint.get("metrics")`/v0.9/functions/${functionId}/metrics`.addSuccess(NyckelMetrics))
+  .add(
+    HttpApiEndpoint.post("createSample")`/v0.9/functions/${functionId}/samples`
+      .setPayload(Payload.strict(CreateTagsSample, "application/json"))
+      .addSuccess(CreatedSample, { status: 201 })
+      .annotate(OpenApi.Description, "Add a sample to a Tags function, with its tags (those `present`); as the /v1 route, an image it holds is not added twice")
+  )
+  .add(HttpApiEndpoint.get("projects", "/v0.9/projects").addSuccess(Schema.Array(Project)))
+  .add(
+    HttpApiEndpoint.post("createProject", "/v0.9/projects")
+      .setPayload(Payload.strict(Schema.Struct({ name: Schema.optional(Schema.String) }), "application/json"))
+      .addSuccess(Project)
+      .annotate(OpenApi.Description, "Loupe has one project, which holds every function: this answers it")
+  )
+  .annotate(OpenApi.Description, "Nyckel's /v0.9 routes, for Nyckel's clients")
+  .middleware(ContentTypes)
+  .middleware(Authorization)
+
+/**
  * The generated document without the platform's `HttpApiDecodeError`: the server answers every decoding failure as a
  * `BadRequest` naming the field, so a 400 never has that shape.
  */
@@ -918,6 +1137,8 @@ export class FunctionApi extends HttpApi.make("loupe")
   .add(SamplesGroup)
   .add(InvokeGroup)
   .add(ModelsGroup)
+  .add(TokenGroup)
+  .add(NyckelGroup)
   .addError(BadRequest)
   .addError(NotFound)
   .addError(MethodNotAllowed)

@@ -70,6 +70,8 @@ export interface NewCapture {
 export interface NewSample {
   readonly image: Uint8Array
   readonly labelName?: string | undefined
+  /** A Tags function's sample: its tags by label name (new in 0.2.0). */
+  readonly tags?: ReadonlyArray<string> | undefined
   readonly externalId?: string | undefined
 }
 
@@ -95,16 +97,39 @@ export interface FunctionBackendShape {
    */
   readonly deleteLabel: (functionId: string, labelId: string) => Effect.Effect<FunctionApi.DeletedLabel, DeployError>
   /**
+   * One label (`NotFound` naming `labelId`).
+   *
+   * @since 0.2.0
+   */
+  readonly getLabel: (functionId: string, labelId: string) => Effect.Effect<FunctionApi.LabelView, DeployError>
+  /**
+   * Rename a label and set its description and metadata.
+   *
+   * @since 0.2.0
+   */
+  readonly updateLabel: (
+    functionId: string,
+    labelId: string,
+    label: FunctionApi.CreateLabel
+  ) => Effect.Effect<FunctionApi.LabelView, DeployError>
+  /**
    * Add a sample; an image the function already holds returns the existing sample, with the post's label and
    * `externalId` applied where they differ and named in `updated` (0.2.0).
    */
   readonly createSample: (functionId: string, sample: NewSample) => Effect.Effect<FunctionApi.CreatedSample, DeployError>
+  /** A page of samples, oldest first, or newest first with `descending` (0.2.0). */
   readonly listSamples: (
     functionId: string,
-    paging: FunctionApi.Paging
+    paging: FunctionApi.Paging & { readonly descending?: boolean | undefined }
   ) => Effect.Effect<ReadonlyArray<FunctionApi.SampleView>, DeployError>
   readonly getSample: (functionId: string, sampleId: string) => Effect.Effect<FunctionApi.SampleView, DeployError>
   readonly deleteSample: (functionId: string, sampleId: string) => Effect.Effect<void, DeployError>
+  /**
+   * A sample's image as a data URI, transparency flattened onto white (what Nyckel's clients read back).
+   *
+   * @since 0.2.0
+   */
+  readonly sampleData: (functionId: string, sampleId: string) => Effect.Effect<string, DeployError>
   /** Set (or, with `null`, remove) a sample's annotation; a change to the training data schedules a retrain. */
   readonly setAnnotation: (
     functionId: string,

@@ -400,6 +400,12 @@ const authorization = (rateLimit: RateLimiter.RateLimit) =>
               ),
               Effect.catchAll((e) => toApiError(e) as Effect.Effect<never, Api.Unauthorized | Api.InternalServerError>)
             )
+            // Nyckel's clients (an access token) are answered as Nyckel answers: 200 where Loupe says 201 or 204.
+            if (key.via === "accessToken") {
+              yield* HttpApp.appendPreResponseHandler((_, response) =>
+                Effect.succeed(response.status === 201 || response.status === 204 ? HttpServerResponse.setStatus(response, 200) : response)
+              )
+            }
             const decision = yield* limiter.take(key.id)
             if (!decision.allowed) {
               const seconds = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)))
@@ -437,6 +443,56 @@ const labelCountsCache = (backend: typeof FunctionBackend.Service) => {
     })
 }
 
+/** Whether the request came from a Nyckel client: one that authenticated with an OAuth2 access token. */
+const fromNyckelClient = Effect.map(Api.CurrentKey, (key) => key.via === "accessToken")
+
+/**
+ * A sample as its caller expects it: Loupe's view for an API key; for a Nyckel client, with its image as `data` and
+ * no `annotation` while unlabelled (Nyckel leaves it out).
+ */
+const sampleFor = (backend: typeof FunctionBackend.Service, functionId: string) => (sample: Api.SampleView) =>
+  Effect.flatMap(fromNyckelClient, (nyckel): Effect.Effect<Api.SampleView, DeployError> => {
+    if (!nyckel) return Effect.succeed(sample)
+    const { annotation, ...rest } = sample
+    return Effect.map(backend.sampleData(functionId, sample.id), (data) => ({
+      ...rest,
+      ...(annotation === null || annotation === undefined ? {} : { annotation }),
+      data
+    }))
+  })
+
+/** The function kinds a create may ask for: images only, classification or tags. */
+const checkKind = (input: Api.CreateFunction): Effect.Effect<void, DeployError> => {
+  if (input.input !== undefined && input.input !== "Image") {
+    return Effect.fail(new DeployError({
+      reason: "InvalidRequest",
+      field: "input",
+      message: `input: Loupe functions take images; ${JSON.stringify(input.input)} functions are not supported (send "Image")`
+    }))
+  }
+  if (input.output !== undefined && input.output !== "Classification" && input.output !== "Tags") {
+    return Effect.fail(new DeployError({
+      reason: "InvalidRequest",
+      field: "output",
+      message: `output: ${JSON.stringify(input.output)} is not a function output Loupe has; send "Classification" or "Tags"`
+    }))
+  }
+  return Effect.void
+}
+
+/** The one project Loupe has, for Nyckel's clients (every function is in it). */
+const defaultProject = { id: "project_default", name: "default" }
+
+/** OAuth2's error answer (RFC 6749 section 5.2) for a refused token request. */
+const oauthError = (e: DeployError): Effect.Effect<never, Api.OAuthUnauthorized | Api.InternalServerError> =>
+  e.reason === "Unauthorized"
+    ? Effect.fail(new Api.OAuthUnauthorized({ error: "invalid_client", error_description: e.message, field: e.field ?? "client_id" }))
+    // The key store failed: the server's fault.
+    : Effect.zipRight(
+      Effect.logError(`${e.reason}: ${e.message}`, e.cause ?? ""),
+      Effect.fail(new Api.InternalServerError({ reason: e.reason, message: "The server failed; see its log" }))
+    )
+
 const handlers = (options: {
   readonly capture: CapturePolicy.CapturePolicy
   readonly lifecycle: Lifecycle
@@ -455,7 +511,7 @@ const handlers = (options: {
   const Functions = HttpApiBuilder.group(Api.FunctionApi, "functions", (h) =>
     Effect.map(FunctionBackend, (backend) =>
       h
-        .handle("create", ({ payload }) => api(backend.createFunction(payload)))
+        .handle("create", ({ payload }) => api(Effect.zipRight(checkKind(payload), backend.createFunction(payload))))
         .handle("list", () => api(backend.listFunctions))
         .handle("get", ({ path }) => api(backend.getFunction(path.functionId)))
         .handle("delete", ({ path }) => api(backend.deleteFunction(path.functionId)))))
@@ -465,6 +521,8 @@ const handlers = (options: {
       h
         .handle("create", ({ path, payload }) => api(backend.createLabel(path.functionId, payload)))
         .handle("list", ({ path }) => api(backend.listLabels(path.functionId)))
+        .handle("get", ({ path }) => api(backend.getLabel(path.functionId, path.labelId)))
+        .handle("update", ({ path, payload }) => api(backend.updateLabel(path.functionId, path.labelId, payload)))
         .handle("delete", ({ path }) => api(backend.deleteLabel(path.functionId, path.labelId)))))
 
   const Samples = HttpApiBuilder.group(Api.FunctionApi, "samples", (h) =>
@@ -479,12 +537,27 @@ const handlers = (options: {
               return yield* backend.createSample(path.functionId, {
                 image: image.bytes,
                 labelName: "annotation" in payload ? payload.annotation?.labelName : "labelName" in payload ? payload.labelName : undefined,
-                externalId: payload.externalId
+                externalId: payload.externalId ?? undefined
               })
             })
           ))
-        .handle("list", ({ path, urlParams }) => api(backend.listSamples(path.functionId, urlParams)))
-        .handle("get", ({ path }) => api(backend.getSample(path.functionId, path.sampleId)))
+        .handle("list", ({ path, urlParams }) =>
+          api(Effect.gen(function*() {
+            const limit = urlParams.batchSize ?? urlParams.limit ?? 100
+            const offset = urlParams.offset ?? 0
+            const samples = yield* backend.listSamples(path.functionId, { limit, offset, descending: urlParams.sortOrder === "descending" })
+            if (samples.length === limit) {
+              // A full page: say where the next one is, as Nyckel does (a path, with this request's parameters).
+              const request = yield* HttpServerRequest.HttpServerRequest
+              const next = new URL(request.url, "http://localhost")
+              next.searchParams.set("offset", String(offset + limit))
+              yield* HttpApp.appendPreResponseHandler((_, response) =>
+                Effect.succeed(HttpServerResponse.setHeader(response, "link", `<${next.pathname}${next.search}>; rel="next"`))
+              )
+            }
+            return yield* Effect.forEach(samples, sampleFor(backend, path.functionId))
+          })))
+        .handle("get", ({ path }) => api(Effect.flatMap(backend.getSample(path.functionId, path.sampleId), sampleFor(backend, path.functionId))))
         .handle("delete", ({ path }) => api(backend.deleteSample(path.functionId, path.sampleId)))
         .handle("annotate", ({ path, payload }) => api(backend.setAnnotation(path.functionId, path.sampleId, payload)))
         .handle("unannotate", ({ path }) => api(backend.setAnnotation(path.functionId, path.sampleId, null)))))
@@ -515,7 +588,7 @@ const handlers = (options: {
               const image = (yield* data).bytes
               const result = yield* backend.invoke(path.functionId, image, {
                 labelCount: urlParams.labelCount,
-                modelId: urlParams.modelId
+                modelId: urlParams.modelId === "" ? undefined : urlParams.modelId
               })
               const sampleId = urlParams.capture === false ? null : yield* capture(path.functionId, image, result, externalId)
               return {
@@ -536,7 +609,57 @@ const handlers = (options: {
         .handle("list", ({ path }) => api(backend.listModels(path.functionId)))
         .handle("promote", ({ path }) => api(backend.promoteModel(path.functionId, path.modelId)))))
 
-  return Layer.mergeAll(Health, Functions, Labels, Samples, Invoke, Models)
+  const Token = HttpApiBuilder.group(Api.FunctionApi, "token", (h) =>
+    Effect.map(ApiKeys, (keys) =>
+      h.handle("token", ({ payload }) => {
+        const missing = (field: string) =>
+          Effect.fail(new Api.OAuthBadRequest({ error: "invalid_request", error_description: `${field}: missing`, field }))
+        if (payload.grant_type === undefined) return missing("grant_type")
+        if (payload.grant_type !== "client_credentials") {
+          return Effect.fail(new Api.OAuthBadRequest({
+            error: "unsupported_grant_type",
+            error_description: `grant_type: ${JSON.stringify(payload.grant_type)} is not supported; send "client_credentials"`,
+            field: "grant_type"
+          }))
+        }
+        if (payload.client_id === undefined || payload.client_id === "") return missing("client_id")
+        if (payload.client_secret === undefined || payload.client_secret === "") return missing("client_secret")
+        return keys.issueToken(payload.client_id, payload.client_secret).pipe(
+          Effect.map((token) => ({ access_token: token.accessToken, token_type: "Bearer" as const, expires_in: token.expiresIn })),
+          Effect.catchAll(oauthError)
+        )
+      })))
+
+  const Nyckel = HttpApiBuilder.group(Api.FunctionApi, "nyckel", (h) =>
+    Effect.map(FunctionBackend, (backend) =>
+      h
+        .handle("function", ({ path }) =>
+          api(Effect.map(backend.getFunction(path.functionId), (fn) => ({
+            id: fn.id,
+            name: fn.name,
+            input: fn.input,
+            output: fn.output,
+            state: fn.model === null ? "Annotating" as const : "Tuning" as const,
+            createdAt: fn.createdAt
+          }))))
+        .handle("metrics", ({ path }) =>
+          api(Effect.map(backend.getFunction(path.functionId), (fn) => ({
+            functionId: fn.id,
+            isTraining: fn.training.pending || fn.training.phase !== "idle",
+            sampleCount: fn.sampleCount,
+            predictionCount: fn.model?.upToDate === true ? fn.sampleCount : 0,
+            annotatedLabelCounts: Object.fromEntries(fn.labels.filter((l) => l.sampleCount > 0).map((l) => [l.id, l.sampleCount]))
+          }))))
+        .handle("createSample", ({ path, payload }) =>
+          api(Effect.gen(function*() {
+            const image = yield* payload.data
+            const tags = (payload.annotation ?? []).filter((a) => a.present !== false).map((a) => a.labelName)
+            return yield* backend.createSample(path.functionId, { image: image.bytes, tags, externalId: payload.externalId ?? undefined })
+          })))
+        .handle("projects", () => Effect.succeed([defaultProject]))
+        .handle("createProject", () => Effect.succeed(defaultProject))))
+
+  return Layer.mergeAll(Health, Functions, Labels, Samples, Invoke, Models, Token, Nyckel)
 }
 
 /**

@@ -36,6 +36,37 @@ layer(NodeFileSystem.layer)("ApiKeys", (it) => {
       expect(Either.isLeft(unknown) && unknown.left.reason).toBe("NotFound")
     }))
 
+  it.effect("trades client credentials for access tokens that die with their key", () =>
+    Effect.gen(function*() {
+      const file = path.join(tempDir("keys-oauth"), "keys.json")
+      const keys = yield* ApiKeys.make(file)
+      const plain = yield* keys.create("plain")
+      const named = yield* keys.create("sdk", { clientId: "python-sdk-test", secret: "secret" })
+      expect(fs.readFileSync(file, "utf8")).not.toContain("\"secret\"")
+      // Every key is a client by its id with the key as secret; a named one by its client id.
+      const byId = yield* keys.issueToken(plain.id, plain.token)
+      const byName = yield* keys.issueToken("python-sdk-test", "secret")
+      expect(byName.expiresIn).toBe(3600)
+      expect(yield* keys.authenticate(`Bearer ${byId.accessToken}`)).toMatchObject({ id: plain.id, via: "accessToken" })
+      expect(yield* keys.authenticate(`Bearer ${plain.token}`)).toMatchObject({ id: plain.id, via: "apiKey" })
+      expect((yield* keys.verify(byName.accessToken)).clientId).toBe("python-sdk-test")
+
+      const refused = <A>(effect: Effect.Effect<A, { readonly field?: string | undefined; readonly message: string }>) =>
+        Effect.map(Effect.flip(effect), (e) => `${e.field}: ${e.message}`)
+      expect(yield* refused(keys.issueToken("nobody", "secret"))).toMatch(/^client_id: .*no live API key has the client id "nobody"/)
+      expect(yield* refused(keys.issueToken("python-sdk-test", "wrong"))).toMatch(/^client_secret: /)
+      expect(yield* refused(keys.create("again", { clientId: "python-sdk-test" }))).toMatch(/^client-id: .*already has the client id/)
+      // A token changed by one character, or signed for another key, is refused.
+      const forged = byName.accessToken.replace(named.id, plain.id)
+      expect(yield* refused(keys.verify(forged))).toMatch(/access token is not valid/)
+
+      yield* keys.revoke(named.id)
+      expect(yield* refused(keys.verify(byName.accessToken))).toMatch(/of this access token was revoked/)
+      expect(yield* refused(keys.issueToken("python-sdk-test", "secret"))).toMatch(/^client_id: /)
+      // The client id is free again once its key is revoked.
+      expect((yield* keys.create("sdk 2", { clientId: "python-sdk-test" })).clientId).toBe("python-sdk-test")
+    }))
+
   it.effect("reads the key from a whole Authorization header: the Bearer scheme in any case, nothing else", () =>
     Effect.gen(function*() {
       const keys = yield* ApiKeys.make(path.join(tempDir("keys-header"), "keys.json"))

@@ -470,9 +470,16 @@ describe("the OpenAPI document", () => {
       form.append("externalId", "ext-1")
       return { body: form, headers: {} }
     }
+    if (type === "application/x-www-form-urlencoded") {
+      // The key's client credentials: its id, and the key as secret.
+      const form = new URLSearchParams({ grant_type: "client_credentials", client_id: token.split("_")[1]!, client_secret: token })
+      return { body: form.toString(), headers: { "content-type": type } }
+    }
     if (type !== "application/json") return { body: images[type]!, headers: { "content-type": type } }
     const json = route.endsWith("/invoke")
       ? { data: dataUri(cat), externalId: "ext-1" }
+      : route.startsWith("/v0.9/") && route.endsWith("/samples")
+      ? { data: dataUri(cat), annotation: [{ labelName: "cats", present: true }], externalId: "ext-1" }
       : route.endsWith("/samples")
       ? { data: dataUri(cat), annotation: { labelName: "cats" }, externalId: "ext-1" }
       : route.endsWith("/annotation")
@@ -500,7 +507,8 @@ describe("the OpenAPI document", () => {
       }
     }
     expect(departures).toEqual([])
-    expect(tried).toHaveLength(17)
+    // 17, and the Nyckel routes': the token, a label's update, a Tags sample and a project's creation.
+    expect(tried).toHaveLength(21)
     expect(tried).toContain(`POST /v1/functions/{functionId}/invoke image/webp`)
     // Decoding failures are answered as BadRequest, so the platform's own decode error is not documented.
     expect(JSON.stringify(spec)).not.toContain("HttpApiDecodeError")

@@ -93,6 +93,12 @@ export interface FunctionsConfig extends Retrainer.RetrainerConfig {
    * `ImageCheck.defaultLimits`' in `@loupe/core` (40 megapixels), as the server.
    */
   readonly maxImagePixels?: number
+  /**
+   * The preset of functions created without one (as Nyckel's clients create them). Default `balanced`.
+   *
+   * @since 0.2.0
+   */
+  readonly defaultPreset?: string
 }
 
 /**
@@ -371,6 +377,13 @@ export interface FunctionsShape {
    */
   readonly deleteLabel: (functionId: string, labelId: string) => Effect.Effect<StoreTypes.DeletedLabel, FunctionsError>
   /**
+   * Rename a label and set its description and metadata (see `Store.updateLabel`); a rename of a label with samples
+   * schedules a retrain, so that the model answers with the new name.
+   *
+   * @since 0.2.0
+   */
+  readonly updateLabel: (functionId: string, labelId: string, label: NewLabel) => Effect.Effect<StoreTypes.LabelRecord, FunctionsError>
+  /**
    * Add samples; returns each one's sample, in input order (0.2.0: the sample, whether it is new, and what changed,
    * where 0.1 returned ids). An image the function already holds returns the existing sample; the post's `label`
    * (Tags: `tags`) and `externalId` are applied to it where they differ, and listed in `updated` (a changed tag set as
@@ -601,7 +614,7 @@ export const make = (
         if (!outputs.includes(output)) {
           return yield* invalidInput("output", `output must be one of ${outputs.join(", ")}, got ${JSON.stringify(output)}`)
         }
-        const preset = options.preset ?? Preset.defaultPreset
+        const preset = options.preset ?? config.defaultPreset ?? Preset.defaultPreset
         // Validates the preset name and the overrides now, so a typo fails at creation, not at the first retrain.
         yield* Preset.resolve(preset, options.overrides ?? {})
         return toInfo(yield* store.createFunction({ name: checked, preset, overrides: options.overrides ?? {}, output }))
@@ -853,6 +866,14 @@ export const make = (
       deleteLabel: (functionId, labelId) =>
         Effect.tap(store.deleteLabel(functionId, labelId), (deleted) =>
           deleted.unannotatedSamples > 0 ? retrainer.schedule(functionId) : Effect.void),
+      updateLabel: (functionId, labelId, label) =>
+        Effect.gen(function*() {
+          const name = (yield* checkName(label.name, "name")).trim()
+          const revision = (yield* store.getFunction(functionId)).revision
+          const updated = yield* store.updateLabel(functionId, labelId, { ...label, name })
+          if ((yield* store.getFunction(functionId)).revision !== revision) yield* retrainer.schedule(functionId)
+          return updated
+        }),
       createSamples,
       listSamples: (functionId, options) => store.listSamples(functionId, options),
       getSample: store.getSample,

@@ -25,11 +25,14 @@ import { Context, Effect, ExecutionStrategy, Exit, Layer, Schedule, Scope } from
 import * as path from "node:path"
 import { FunctionsError } from "./FunctionsError.js"
 import * as Functions from "./Functions.js"
+import { BlobStore } from "./BlobStore.js"
 import { CaptureLog } from "./CaptureLog.js"
+import * as Ids from "./internal/Ids.js"
+import * as SampleData from "./internal/SampleData.js"
 import * as Retrainer from "./Retrainer.js"
 import * as RetrainWorkflow from "./RetrainWorkflow.js"
 import * as SharedState from "./SharedState.js"
-import { Store } from "./Store.js"
+import { imageKey, Store } from "./Store.js"
 import * as StoreLocation from "./StoreLocation.js"
 import type * as StoreTypes from "./Store.js"
 import * as Dismissals from "./console/Dismissals.js"
@@ -176,9 +179,10 @@ const PROMOTION_POLL = "1 second"
 export const backend: Effect.Effect<
   FunctionBackend.FunctionBackendShape,
   never,
-  Functions.Functions | Retrainer.Retrainer | Store | CaptureLog | Scope.Scope
+  Functions.Functions | Retrainer.Retrainer | Store | BlobStore | CaptureLog | Scope.Scope
 > = Effect.gen(function*() {
   const functions = yield* Functions.Functions
+  const blobs = yield* BlobStore
   const retrainer = yield* Retrainer.Retrainer
   const store = yield* Store
   const captures = yield* CaptureLog
@@ -273,24 +277,43 @@ export const backend: Effect.Effect<
       }
     }))
 
-  return {
+  /** A page of samples, newest first: the matching page of the oldest-first order, reversed. */
+  const newestFirst = (functionId: string, limit: number, offset: number) =>
+    Effect.gen(function*() {
+      const count = yield* store.countSamples(functionId)
+      const end = count - offset
+      if (end <= 0) return []
+      const page = yield* functions.listSamples(functionId, { limit: Math.min(limit, end), offset: Math.max(0, end - limit) })
+      return [...page].reverse()
+    })
+
+  const shape: FunctionBackend.FunctionBackendShape = {
     createFunction: (input) =>
-      run(functions.create(input.name, {
+      run(Effect.map(functions.create(input.name, {
         ...(input.preset === undefined ? {} : { preset: input.preset }),
-        ...(input.overrides === undefined ? {} : { overrides: input.overrides })
-      })),
-    listFunctions: run(functions.list),
-    getFunction: (functionId) => run(functions.get(functionId)),
+        ...(input.overrides === undefined ? {} : { overrides: input.overrides }),
+        ...(input.output === "Tags" ? { output: "Tags" as const } : {})
+      }), imageFunction)),
+    listFunctions: run(Effect.map(functions.list, (all) => all.map(imageFunction))),
+    getFunction: (functionId) =>
+      run(Effect.zipWith(functions.get(functionId), store.countSamples(functionId), (fn, sampleCount) => ({
+        ...imageFunction(fn),
+        sampleCount
+      }))),
     deleteFunction: (functionId) => run(Effect.zipRight(functions.delete(functionId), captures.forget(functionId))),
     createLabel: (functionId, label) =>
       run(Effect.map(
-        functions.createLabels(functionId, [{
-          name: label.name,
-          ...(label.description === undefined ? {} : { description: label.description }),
-          ...(label.metadata === undefined ? {} : { metadata: label.metadata })
-        }]),
+        functions.createLabels(functionId, [newLabel(label)]),
         ([created]) => labelView(created!)
       )),
+    getLabel: (functionId, labelId) =>
+      run(Effect.flatMap(functions.listLabels(functionId), (labels) => {
+        const label = labels.find((l) => l.id === labelId)
+        return label === undefined
+          ? Effect.fail(new DeployError.DeployError({ reason: "NotFound", field: "labelId", message: `No label ${JSON.stringify(labelId)}` }))
+          : Effect.succeed(labelView(label))
+      })),
+    updateLabel: (functionId, labelId, label) => run(Effect.map(functions.updateLabel(functionId, labelId, newLabel(label)), labelView)),
     listLabels: (functionId) => run(Effect.map(functions.listLabels(functionId), (labels) => labels.map(labelView))),
     deleteLabel: (functionId, labelId) =>
       run(Effect.map(functions.deleteLabel(functionId, labelId), (deleted) => ({
@@ -303,18 +326,27 @@ export const backend: Effect.Effect<
         functions.createSamples(functionId, [{
           data: sample.image,
           ...(sample.labelName === undefined ? {} : { label: sample.labelName }),
+          ...(sample.tags === undefined ? {} : { tags: sample.tags }),
           ...(sample.externalId === undefined ? {} : { externalId: sample.externalId })
         }]).pipe(Effect.mapError(asOneSample)),
         ([added]) => ({ ...sampleView(added!.sample), updated: added!.updated })
       )),
     listSamples: (functionId, paging) =>
       run(Effect.map(
-        functions.listSamples(functionId, {
-          ...(paging.limit === undefined ? {} : { limit: paging.limit }),
-          ...(paging.offset === undefined ? {} : { offset: paging.offset })
-        }),
+        paging.descending === true
+          ? newestFirst(functionId, paging.limit ?? 100, paging.offset ?? 0)
+          : functions.listSamples(functionId, {
+            ...(paging.limit === undefined ? {} : { limit: paging.limit }),
+            ...(paging.offset === undefined ? {} : { offset: paging.offset })
+          }),
         (samples) => samples.map(sampleView)
       )),
+    sampleData: (functionId, sampleId) =>
+      run(Effect.gen(function*() {
+        const sample = yield* functions.getSample(functionId, sampleId)
+        const key = imageKey(functionId, sample.contentHash)
+        return yield* SampleData.dataUri(yield* blobs.get(key), key)
+      })),
     getSample: (functionId, sampleId) => run(Effect.map(functions.getSample(functionId, sampleId), sampleView)),
     deleteSample: (functionId, sampleId) =>
       run(Effect.zipRight(functions.deleteSamples(functionId, [sampleId]), captures.remove(functionId, [sampleId]))),
@@ -341,8 +373,54 @@ export const backend: Effect.Effect<
     listCaptures,
     listModels: (functionId) => run(Effect.map(functions.models(functionId), (versions) => versions.map(modelView))),
     promoteModel: (functionId, modelId) => run(Effect.map(functions.rollback(functionId, modelId), modelView))
-  } satisfies FunctionBackend.FunctionBackendShape
+  }
+  return acceptingBareIds(shape)
 })
+
+/** Every function takes images, as Nyckel names its input. */
+const imageFunction = <F extends Functions.FunctionInfo>(fn: F) => ({ ...fn, input: "Image" as const })
+
+/** A label of the API as the function API takes it (`null` is left out). */
+const newLabel = (label: FunctionApi.CreateLabel): Functions.NewLabel => ({
+  name: label.name,
+  ...(label.description == null ? {} : { description: label.description }),
+  ...(label.metadata == null ? {} : { metadata: label.metadata })
+})
+
+/**
+ * The backend taking ids with or without their kind prefix: Nyckel's clients strip `function_`, `label_`, `sample_`
+ * from every id they are given, and send them back so.
+ */
+const acceptingBareIds = (shape: FunctionBackend.FunctionBackendShape): FunctionBackend.FunctionBackendShape => {
+  const fn = (id: string) => Ids.withPrefix("function", id)
+  const label = (id: string) => Ids.withPrefix("label", id)
+  const sample = (id: string) => Ids.withPrefix("sample", id)
+  const model = (id: string) => Ids.withPrefix("model", id)
+  return {
+    ...shape,
+    getFunction: (f) => shape.getFunction(fn(f)),
+    deleteFunction: (f) => shape.deleteFunction(fn(f)),
+    createLabel: (f, l) => shape.createLabel(fn(f), l),
+    listLabels: (f) => shape.listLabels(fn(f)),
+    deleteLabel: (f, l) => shape.deleteLabel(fn(f), label(l)),
+    getLabel: (f, l) => shape.getLabel(fn(f), label(l)),
+    updateLabel: (f, l, body) => shape.updateLabel(fn(f), label(l), body),
+    createSample: (f, s) => shape.createSample(fn(f), s),
+    listSamples: (f, paging) => shape.listSamples(fn(f), paging),
+    getSample: (f, s) => shape.getSample(fn(f), sample(s)),
+    deleteSample: (f, s) => shape.deleteSample(fn(f), sample(s)),
+    sampleData: (f, s) => shape.sampleData(fn(f), sample(s)),
+    setAnnotation: (f, s, a) => shape.setAnnotation(fn(f), sample(s), a !== null && "labelId" in a ? { labelId: label(a.labelId) } : a),
+    invoke: (f, image, options) =>
+      shape.invoke(fn(f), image, options.modelId === undefined ? options : { ...options, modelId: model(options.modelId) }),
+    metrics: (f) => shape.metrics(fn(f)),
+    insights: (f) => shape.insights(fn(f)),
+    capture: (f, image, c) => shape.capture(fn(f), image, c),
+    listCaptures: (f, paging) => shape.listCaptures(fn(f), paging),
+    listModels: (f) => shape.listModels(fn(f)),
+    promoteModel: (f, m) => shape.promoteModel(fn(f), model(m))
+  }
+}
 
 /**
  * Serve the function store in `options.store` over HTTP. Needs the registry, config and embedding cache (the CLI's

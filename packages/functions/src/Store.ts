@@ -360,6 +360,14 @@ export interface StoreShape {
    */
   readonly deleteLabel: (functionId: string, labelId: string) => Effect.Effect<DeletedLabel, FunctionsError>
   /**
+   * Rename a label and set its description and metadata (`NotFound` naming `labelId`; `InvalidInput` naming `name`
+   * when another label has the name). A rename of a label with samples bumps the revision: models name their
+   * classes, so the next one learns the new name.
+   *
+   * @since 0.2.0
+   */
+  readonly updateLabel: (functionId: string, labelId: string, label: NewLabel) => Effect.Effect<LabelRecord, FunctionsError>
+  /**
    * Add samples in one transaction, creating labels on demand. A sample whose content hash the function already
    * holds is not added again: its existing record is returned, with the post's `labelName` (Tags: `tags`, a changed
    * tag set listed as `annotation`) and `externalId` applied where they differ (listed in `updated`; see

@@ -334,3 +334,53 @@ describe("the function API over HTTP", () => {
     expect((await api("GET", `/v1/functions/${fn}/captures`)).status).toBe(404)
   })
 })
+
+describe("Nyckel's clients: access tokens, Nyckel's shapes, ids without their prefix", () => {
+  it("answers a client with an access token as Nyckel does, and an API key as before", async () => {
+    const form = new URLSearchParams({ grant_type: "client_credentials", client_id: token.split("_")[1]!, client_secret: token })
+    const issued = await fetch(`${base}/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: form })
+    expect(issued.status).toBe(200)
+    const { access_token: access, token_type } = await issued.json() as any
+    expect(token_type).toBe("Bearer")
+    const nyckel = (method: string, route: string, body?: unknown) => api(method, route, body, { authorization: `Bearer ${access}` })
+    const bare = (id: string) => id.split("_")[1]!
+    const [cat1, cat2] = photos("train", "cats", 0, 2) as [string, string]
+    const [dog] = photos("train", "dogs", 0, 1) as [string]
+
+    expect(await nyckel("POST", "/v1/functions", { input: "Text", output: "Classification", name: "x" })).toMatchObject({ status: 400, body: { field: "input" } })
+    const created = await nyckel("POST", "/v1/functions", { input: "Image", output: "Classification", name: "Nyckel" })
+    expect(created).toMatchObject({ status: 200, body: { input: "Image", output: "Classification" } })
+    const fn = bare(created.body.id)
+    const ids: Array<string> = []
+    for (const [file, label] of [[cat1, "cats"], [dog, "dogs"], [cat2, null]] as const) {
+      const posted = await nyckel("POST", `/v1/functions/${fn}/samples`, { data: dataUri(file), externalId: null, sampleSets: [], ...(label ? { annotation: { labelName: label } } : {}) })
+      expect(posted.status).toBe(200)
+      ids.push(posted.body.id)
+    }
+    expect((await nyckel("POST", `/v1/functions/${fn}/samples`, { data: dataUri(cat1) })).body.id).toBe(ids[0])
+
+    // Newest first, two at a time, with a Link to the next page while a page is full.
+    const first = await fetch(`${base}/v1/functions/${fn}/samples?batchSize=2&sortBy=creation&sortOrder=descending`, { headers: { authorization: `Bearer ${access}` } })
+    expect(((await first.json()) as Array<any>).map((s) => s.id)).toEqual([ids[2], ids[1]])
+    const next = /^<(\/v1\/functions\/[^>]+)>; rel="next"$/.exec(first.headers.get("link") ?? "")![1]!
+    const second = await fetch(`${base}${next}`, { headers: { authorization: `Bearer ${access}` } })
+    expect(((await second.json()) as Array<any>).map((s) => s.id)).toEqual([ids[0]])
+    expect(second.headers.get("link")).toBeNull()
+
+    // A Nyckel client reads the image back and no null annotation; an API key reads Loupe's shape.
+    const unlabelled = await nyckel("GET", `/v1/functions/${fn}/samples/${bare(ids[2]!)}`)
+    expect(unlabelled.body.data).toMatch(/^data:image\/jpeg;base64,/)
+    expect(Buffer.from(unlabelled.body.data.split(",")[1], "base64")).toEqual(fs.readFileSync(cat2))
+    expect("annotation" in unlabelled.body).toBe(false)
+    expect((await api("GET", `/v1/functions/${fn}/samples/${ids[2]}`)).body).toMatchObject({ annotation: null })
+    expect("data" in (await api("GET", `/v1/functions/${fn}/samples/${ids[2]}`)).body).toBe(false)
+
+    expect((await nyckel("GET", `/v0.9/functions/${fn}`)).body).toMatchObject({ state: "Annotating", input: "Image" })
+    expect((await nyckel("GET", `/v0.9/functions/${fn}/metrics`)).body).toMatchObject({ sampleCount: 3, predictionCount: 0 })
+    expect((await nyckel("GET", "/v0.9/projects")).body).toHaveLength(1)
+
+    expect((await nyckel("DELETE", `/v1/functions/${fn}/samples/${bare(ids[2]!)}`)).status).toBe(200)
+    expect((await api("DELETE", `/v1/functions/${fn}/samples/${ids[1]}`)).status).toBe(204)
+    expect((await nyckel("DELETE", `/v1/functions/${fn}`)).status).toBe(200)
+  })
+})

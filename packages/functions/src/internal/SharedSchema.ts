@@ -60,8 +60,12 @@ const initial = Effect.gen(function*() {
   )`
 })
 
+/** A key's OAuth2 client id, when it was created with one (`ApiKeys.KeyRecord.clientId`). */
+const clientIds = Effect.flatMap(SqlClient.SqlClient, (sql) => sql`ALTER TABLE api_keys ADD COLUMN client_id TEXT`)
+
 const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
-  "0001_shared_state": initial
+  "0001_shared_state": initial,
+  "0002_client_ids": clientIds
 }
 
 /** Run the migrations (see `Migrate.run` for several processes on one new database). */

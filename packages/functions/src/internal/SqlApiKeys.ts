@@ -16,6 +16,7 @@ interface KeyRow {
   readonly hash: string
   readonly created_at: string
   readonly revoked_at: string | null
+  readonly client_id: string | null
 }
 
 const toRecord = (row: KeyRow): ApiKeys.KeyRecord => ({
@@ -23,7 +24,8 @@ const toRecord = (row: KeyRow): ApiKeys.KeyRecord => ({
   name: row.name,
   hash: row.hash,
   createdAt: row.created_at,
-  ...(row.revoked_at === null ? {} : { revokedAt: row.revoked_at })
+  ...(row.revoked_at === null ? {} : { revokedAt: row.revoked_at }),
+  ...(row.client_id === null ? {} : { clientId: row.client_id })
 })
 
 /** The key service over the provided `SqlClient`, whose `api_keys` table exists; `where` names it in messages. */
@@ -44,7 +46,7 @@ export const make = (where: string): Effect.Effect<ApiKeys.ApiKeysShape, never, 
       ),
       insert: (record) =>
         sql<{ readonly id: string }>`INSERT INTO api_keys ${
-          sql.insert({ id: record.id, name: record.name, hash: record.hash, created_at: record.createdAt, revoked_at: null })
+          sql.insert({ id: record.id, name: record.name, hash: record.hash, created_at: record.createdAt, revoked_at: null, client_id: record.clientId ?? null })
         } ON CONFLICT (id) DO NOTHING RETURNING id`.pipe(Effect.map((rows) => rows.length === 1), Effect.mapError(failed("write"))),
       revoke: (id, at) =>
         sql<KeyRow>`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ${at}) WHERE id = ${id} RETURNING *`.pipe(

@@ -401,6 +401,25 @@ export const make: Effect.Effect<StoreShape, FunctionsError, SqlClient.SqlClient
         })
       ),
 
+    updateLabel: (functionId, labelId, update) =>
+      transaction(
+        "updateLabel",
+        Effect.gen(function*() {
+          yield* lockFunction(functionId)
+          const [label] = yield* labelsById({ functionId, id: labelId })
+          if (label === undefined) return yield* notFound("label", labelId, "labelId")
+          const labels = yield* selectLabels(functionId)
+          if (labels.some((l) => l.name === update.name && l.id !== labelId)) {
+            return yield* new FunctionsError({ reason: "InvalidInput", field: "name", message: `name: the function has another label named ${JSON.stringify(update.name)}` })
+          }
+          const updated: LabelRecord = { ...label, name: update.name, description: update.description ?? null, metadata: update.metadata ?? null }
+          yield* sql`UPDATE labels SET name = ${updated.name}, description = ${updated.description},
+            metadata = ${updated.metadata === null ? null : JSON.stringify(updated.metadata)} WHERE id = ${labelId}`
+          if (updated.name !== label.name && (yield* annotatedWith({ functionId, id: labelId }))[0]!.n > 0) yield* bumpRevision(functionId)
+          return updated
+        })
+      ),
+
     addSamples: (functionId, samples, options = {}) =>
       transaction(
         "addSamples",
