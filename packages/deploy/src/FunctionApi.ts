@@ -960,7 +960,9 @@ export const NyckelMetrics = Schema.Struct({
   isTraining: Schema.Boolean,
   sampleCount: Schema.Number,
   predictionCount: Schema.Number,
-  annotatedLabelCounts: Schema.Record({ key: Schema.String, value: Schema.Number })
+  annotatedLabelCounts: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  /** A Tags function's tagged samples per label id (labels with at least one), as Nyckel's tags clients count labels. */
+  positiveAnnotatedLabelCounts: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Number }))
 }).annotations({ identifier: "NyckelMetrics" })
 
 /**
@@ -979,7 +981,7 @@ export const CreateTagsSample = Schema.Struct({
 
 /**
  * A Tags function's sample as Nyckel's `/v0.9` routes show it: its image as a data URI (transparency flattened onto
- * white), and its tags as `annotation` (absent while untagged).
+ * white), and its tags as `annotation`, each `present: true` (absent while untagged).
  *
  * @since 0.2.0
  * @category schemas
@@ -989,7 +991,8 @@ export const NyckelTagsSample = Schema.Struct({
   externalId: Schema.NullOr(Schema.String),
   createdAt: Schema.String,
   data: Schema.String,
-  annotation: Schema.optional(Schema.Array(Annotation))
+  /** The sample's tags, each `present` (the tags it does not have are not listed). */
+  annotation: Schema.optional(Schema.Array(Schema.Struct({ ...Annotation.fields, present: Schema.Literal(true) })))
 }).annotations({ identifier: "NyckelTagsSample" })
 /**
  * A Tags function's sample as Nyckel's `/v0.9` routes show it.

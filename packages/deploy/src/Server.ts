@@ -490,7 +490,7 @@ const nyckelTagsSample = (backend: typeof FunctionBackend.Service, functionId: s
     externalId: sample.externalId,
     createdAt: sample.createdAt,
     data,
-    ...(sample.tags === undefined ? {} : { annotation: sample.tags })
+    ...(sample.tags === undefined ? {} : { annotation: sample.tags.map((t) => ({ ...t, present: true as const })) })
   }))
 
 /** The function kinds a create may ask for: images only, classification or tags. */
@@ -665,13 +665,17 @@ const handlers = (options: {
             createdAt: fn.createdAt
           }))))
         .handle("metrics", ({ path }) =>
-          api(Effect.map(backend.getFunction(path.functionId), (fn) => ({
-            functionId: fn.id,
-            isTraining: fn.training.pending || fn.training.phase !== "idle",
-            sampleCount: fn.sampleCount,
-            predictionCount: fn.model?.upToDate === true ? fn.sampleCount : 0,
-            annotatedLabelCounts: Object.fromEntries(fn.labels.filter((l) => l.sampleCount > 0).map((l) => [l.id, l.sampleCount]))
-          }))))
+          api(Effect.map(backend.getFunction(path.functionId), (fn) => {
+            const counts = Object.fromEntries(fn.labels.filter((l) => l.sampleCount > 0).map((l) => [l.id, l.sampleCount]))
+            return {
+              functionId: fn.id,
+              isTraining: fn.training.pending || fn.training.phase !== "idle",
+              sampleCount: fn.sampleCount,
+              predictionCount: fn.model?.upToDate === true ? fn.sampleCount : 0,
+              annotatedLabelCounts: counts,
+              ...(fn.output === "Tags" ? { positiveAnnotatedLabelCounts: counts } : {})
+            }
+          })))
         .handle("createSample", ({ path, payload }) =>
           api(Effect.gen(function*() {
             const image = yield* payload.data

@@ -105,7 +105,10 @@ describe("a Tags function over HTTP", () => {
     expect(names((await key("GET", `/v1/functions/${fn}/samples/${daisy}`)).body.tags)).toEqual(["daisy", "flower"])
     const read = await nyckel("GET", `/v0.9/functions/${fn}/samples/${daisy}`)
     expect(names(read.body.annotation)).toEqual(["daisy", "flower"])
+    expect(read.body.annotation.map((t: { readonly present: boolean }) => t.present)).toEqual([true, true])
     expect(read.body.data).toMatch(/^data:image\//)
+    const counts = (await nyckel("GET", `/v0.9/functions/${fn}/metrics`)).body.positiveAnnotatedLabelCounts
+    expect(Object.values(counts).sort()).toEqual([3, 3, 3, 3, 6])
     const page = await nyckel("GET", `/v0.9/functions/${fn}/samples?batchSize=4&sortBy=creation&sortOrder=descending`)
     expect(page.body).toHaveLength(4)
     expect(page.body.every((s: { readonly annotation: ReadonlyArray<unknown> }) => s.annotation.length === 2)).toBe(true)
