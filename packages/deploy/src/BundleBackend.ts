@@ -137,6 +137,7 @@ export const make = (predictor: Predictor.PredictorShape, source: string, option
         Effect.fail(new DeployError({ reason: "NotFound", field: "sampleId", message: `No sample ${JSON.stringify(sampleId)}: this server keeps no samples` }))
       ),
     setAnnotation: () => readOnly("annotate samples"),
+    setTags: () => readOnly("tag samples"),
     invoke: (functionId, image, options) =>
       Effect.gen(function*() {
         yield* known(functionId)

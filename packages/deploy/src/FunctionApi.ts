@@ -371,6 +371,11 @@ export const SampleView = Schema.Struct({
   externalId: Schema.NullOr(Schema.String),
   /** `null` while unlabelled; left out instead for a Nyckel client (a request with an access token). */
   annotation: Schema.optional(Schema.NullOr(Annotation)),
+  /**
+   * A tagged sample of a Tags function: its tags, by id and name (an empty list: tagged with none, a negative of
+   * every tag); absent while untagged, and for a Classification function's sample (new in 0.2.0).
+   */
+  tags: Schema.optional(Schema.Array(Annotation)),
   createdAt: Schema.String,
   /**
    * The image as a data URI, transparency flattened onto white: sent to Nyckel clients (requests with an access
@@ -467,6 +472,25 @@ export const AnnotationInput = Schema.Union(Schema.Struct({ labelName: Name }), 
 export type AnnotationInput = typeof AnnotationInput.Type
 
 /**
+ * The body of `PUT .../samples/{sampleId}/annotation` on a Tags function: its whole tag set, each tag by name (created
+ * on demand) or by id; Nyckel's `present: false` tags are left out, and `[]` tags it with none.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const TagsAnnotationInput = Schema.Array(Schema.Union(
+  Schema.Struct({ labelName: Name, present: Schema.optional(Schema.Boolean) }),
+  Schema.Struct({ labelId: Id, present: Schema.optional(Schema.Boolean) })
+)).annotations({ identifier: "TagsAnnotationInput" })
+/**
+ * The body of the annotate route on a Tags function.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export type TagsAnnotationInput = typeof TagsAnnotationInput.Type
+
+/**
  * The JSON body of `POST /v1/functions/{functionId}/invoke`: the image and an optional `externalId`, echoed
  * back. The same route takes a multipart form or a raw image body.
  *
@@ -538,6 +562,40 @@ export const InvokeResult = Schema.Struct({
 export type InvokeResult = typeof InvokeResult.Type
 
 /**
+ * One tag in a Tags function's invoke result: its probability in [0, 1], its threshold (chosen by cross-validation)
+ * and whether the probability reaches it (`present`: the image has the tag).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const TagConfidence = Schema.Struct({
+  ...LabelConfidence.fields,
+  threshold: Schema.Number,
+  present: Schema.Boolean
+}).annotations({ identifier: "TagConfidence" })
+
+/**
+ * The answer to an invoke of a Tags function: every tag the model knows, most likely first, and the model version
+ * that answered. Tags invocations are not captured for review (`sampleId` is `null`).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const TagsInvokeResult = Schema.Struct({
+  tags: Schema.Array(TagConfidence),
+  modelId: Schema.String,
+  sampleId: Schema.Null,
+  externalId: Schema.optional(Schema.String)
+}).annotations({ identifier: "TagsInvokeResult" })
+/**
+ * The answer to an invoke of a Tags function.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export type TagsInvokeResult = typeof TagsInvokeResult.Type
+
+/**
  * The promoted model's cross-validated metrics: accuracy, macro F1, log loss, the confusion matrix (rows are
  * true labels, columns predicted, in `labels` order) and per-label precision, recall and F1, over `total`
  * out-of-fold predictions; and the function's labels the model was not trained on, with why (`leftOutLabels`).
@@ -578,6 +636,50 @@ export const Metrics = Schema.Struct({
  * @category schemas
  */
 export type Metrics = typeof Metrics.Type
+
+const PrecisionRecall = Schema.Struct({ precision: Schema.Number, recall: Schema.Number, f1: Schema.Number })
+
+/**
+ * A Tags function's promoted model's cross-validated multi-label metrics, out of fold, each tag at its own
+ * threshold: per tag precision, recall, F1, average precision (`null` when no sample has it), support and threshold;
+ * micro (pooled) and macro (mean over tags) precision, recall and F1; mAP; and the exact-match ratio (the share of
+ * samples whose whole tag set was right).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const TagsMetrics = Schema.Struct({
+  functionId: Schema.String,
+  modelId: Schema.String,
+  createdAt: Schema.String,
+  upToDate: Schema.Boolean,
+  sampleCount: Schema.Number,
+  leftOutLabels: Schema.Array(LeftOutLabel),
+  output: Schema.Literal("Tags"),
+  cv: Schema.Struct({
+    folds: Schema.Number,
+    total: Schema.Number,
+    tags: Schema.Array(Schema.String),
+    perTag: Schema.Array(Schema.Struct({
+      labelName: Schema.String,
+      ...PrecisionRecall.fields,
+      averagePrecision: Schema.NullOr(Schema.Number),
+      support: Schema.Number,
+      threshold: Schema.Number
+    })),
+    micro: PrecisionRecall,
+    macro: PrecisionRecall,
+    meanAveragePrecision: Schema.NullOr(Schema.Number),
+    exactMatch: Schema.Number
+  })
+}).annotations({ identifier: "TagsMetrics" })
+/**
+ * A Tags function's cross-validated multi-label metrics.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export type TagsMetrics = typeof TagsMetrics.Type
 
 /**
  * A trained model version of a function: when it trained, on how many samples (and which data revision), its
@@ -858,7 +960,9 @@ export const NyckelMetrics = Schema.Struct({
   isTraining: Schema.Boolean,
   sampleCount: Schema.Number,
   predictionCount: Schema.Number,
-  annotatedLabelCounts: Schema.Record({ key: Schema.String, value: Schema.Number })
+  annotatedLabelCounts: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  /** A Tags function's tagged samples per label id (labels with at least one), as Nyckel's tags clients count labels. */
+  positiveAnnotatedLabelCounts: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Number }))
 }).annotations({ identifier: "NyckelMetrics" })
 
 /**
@@ -874,6 +978,29 @@ export const CreateTagsSample = Schema.Struct({
   externalId: Schema.optional(Schema.NullOr(Id)),
   sampleSets: CreateSample.fields.sampleSets
 }).annotations({ identifier: "CreateTagsSample" })
+
+/**
+ * A Tags function's sample as Nyckel's `/v0.9` routes show it: its image as a data URI (transparency flattened onto
+ * white), and its tags as `annotation`, each `present: true` (absent while untagged).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const NyckelTagsSample = Schema.Struct({
+  id: Schema.String,
+  externalId: Schema.NullOr(Schema.String),
+  createdAt: Schema.String,
+  data: Schema.String,
+  /** The sample's tags, each `present` (the tags it does not have are not listed). */
+  annotation: Schema.optional(Schema.Array(Schema.Struct({ ...Annotation.fields, present: Schema.Literal(true) })))
+}).annotations({ identifier: "NyckelTagsSample" })
+/**
+ * A Tags function's sample as Nyckel's `/v0.9` routes show it.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export type NyckelTagsSample = typeof NyckelTagsSample.Type
 
 /**
  * A Nyckel project. Loupe has one per server, `project_default`, which holds every function.
@@ -981,10 +1108,19 @@ export const SamplesGroup = HttpApiGroup.make("samples")
   .add(HttpApiEndpoint.del("delete")`/v1/functions/${functionId}/samples/${sampleId}`)
   .add(
     HttpApiEndpoint.put("annotate")`/v1/functions/${functionId}/samples/${sampleId}/annotation`
-      .setPayload(Payload.strict(AnnotationInput, "application/json"))
+      .setPayload(Payload.strict(Schema.Union(AnnotationInput, TagsAnnotationInput), "application/json"))
       .addSuccess(SampleView)
+      .annotate(
+        OpenApi.Description,
+        "Set a sample's annotation: a label (by name or id) for a Classification function, the whole tag set (a list) " +
+          "for a Tags function. A change schedules a retrain."
+      )
   )
-  .add(HttpApiEndpoint.del("unannotate")`/v1/functions/${functionId}/samples/${sampleId}/annotation`.addSuccess(SampleView))
+  .add(
+    HttpApiEndpoint.del("unannotate")`/v1/functions/${functionId}/samples/${sampleId}/annotation`
+      .addSuccess(SampleView)
+      .annotate(OpenApi.Description, "Remove a sample's annotation (a Tags function's: its tags); a change schedules a retrain.")
+  )
   .middleware(ContentTypes)
   .middleware(Authorization)
 
@@ -1001,9 +1137,18 @@ export const InvokeGroup = HttpApiGroup.make("invoke")
       .setUrlParams(InvokeParams)
       // Raw bodies first: the union tries its members in order, and a raw JPEG is the common (and cheapest) invoke.
       .setPayload(Schema.Union(...RawImages, Payload.strict(InvokeRequest, "application/json"), Payload.strict(InvokeForm, "multipart/form-data")))
-      .addSuccess(InvokeResult)
+      .addSuccess(Schema.Union(InvokeResult, TagsInvokeResult))
+      .annotate(
+        OpenApi.Description,
+        "Classify an image (`InvokeResult`), or, for a Tags function, tag it: every tag with its probability, " +
+          "threshold and whether it is present (`TagsInvokeResult`)."
+      )
   )
-  .add(HttpApiEndpoint.get("metrics")`/v1/functions/${functionId}/metrics`.addSuccess(Metrics))
+  .add(
+    HttpApiEndpoint.get("metrics")`/v1/functions/${functionId}/metrics`
+      .addSuccess(Schema.Union(Metrics, TagsMetrics))
+      .annotate(OpenApi.Description, "The serving model's cross-validated metrics: `Metrics` for a Classification function, `TagsMetrics` for a Tags function.")
+  )
   .add(
     HttpApiEndpoint.get("insights")`/v1/functions/${functionId}/insights`
       .addSuccess(InsightsView)
@@ -1079,7 +1224,7 @@ export const TokenGroup = HttpApiGroup.make("token")
 
 /**
  * The routes of Nyckel's `/v0.9` API that its clients call: a function with its `state`, its counts (`metrics`),
- * and the projects (Loupe has one).
+ * a Tags function's samples (add, list, read, retag, delete) and invoke, and the projects (Loupe has one).
  *
  * @since 0.2.0
  * @category groups
@@ -1093,6 +1238,26 @@ export const NyckelGroup = HttpApiGroup.make("nyckel")
       .addSuccess(CreatedSample, { status: 201 })
       .annotate(OpenApi.Description, "Add a sample to a Tags function, with its tags (those `present`); as the /v1 route, an image it holds is not added twice")
   )
+  .add(
+    HttpApiEndpoint.post("invoke")`/v0.9/functions/${functionId}/invoke`
+      .setPayload(Payload.strict(InvokeRequest, "application/json"))
+      .addSuccess(Schema.Array(LabelConfidence))
+      .annotate(OpenApi.Description, "Tag an image, as Nyckel answers a Tags function: every tag with its probability, most likely first (not captured)")
+  )
+  .add(
+    HttpApiEndpoint.get("listSamples")`/v0.9/functions/${functionId}/samples`
+      .setUrlParams(SampleListParams)
+      .addSuccess(Schema.Array(NyckelTagsSample))
+      .annotate(OpenApi.Description, "A page of a Tags function's samples with their images and tags; a full page links the next one")
+  )
+  .add(HttpApiEndpoint.get("getSample")`/v0.9/functions/${functionId}/samples/${sampleId}`.addSuccess(NyckelTagsSample))
+  .add(
+    HttpApiEndpoint.put("annotate")`/v0.9/functions/${functionId}/samples/${sampleId}/annotation`
+      .setPayload(Payload.strict(TagsAnnotationInput, "application/json"))
+      .addSuccess(NyckelTagsSample)
+      .annotate(OpenApi.Description, "Set a Tags function sample's tag set (those `present`); a change schedules a retrain")
+  )
+  .add(HttpApiEndpoint.del("deleteSample")`/v0.9/functions/${functionId}/samples/${sampleId}`)
   .add(HttpApiEndpoint.get("projects", "/v0.9/projects").addSuccess(Schema.Array(Project)))
   .add(
     HttpApiEndpoint.post("createProject", "/v0.9/projects")

@@ -23,6 +23,15 @@ import type { Pipeline } from "@loupe/core"
 export type Invocation = Omit<FunctionApi.InvokeResult, "sampleId" | "externalId">
 
 /**
+ * A Tags function's invocation as the backend answers it: every tag with its probability, threshold and whether it
+ * is present.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type TagsInvocation = Omit<FunctionApi.TagsInvokeResult, "sampleId" | "externalId">
+
+/**
  * A prediction as an invocation: label ids from `labelIds` (label name -> id), at most `labelCount` label
  * confidences.
  *
@@ -136,12 +145,25 @@ export interface FunctionBackendShape {
     sampleId: string,
     annotation: FunctionApi.AnnotationInput | null
   ) => Effect.Effect<FunctionApi.SampleView, DeployError>
+  /**
+   * Set (or, with `null`, remove) a Tags function sample's tag set; `[]` tags it with none. A change schedules a
+   * retrain.
+   *
+   * @since 0.2.0
+   */
+  readonly setTags: (
+    functionId: string,
+    sampleId: string,
+    tags: ReadonlyArray<{ readonly labelName: string } | { readonly labelId: string }> | null
+  ) => Effect.Effect<FunctionApi.SampleView, DeployError>
+  /** Classify an image; a Tags function answers a `TagsInvocation` (0.2.0). */
   readonly invoke: (
     functionId: string,
     image: Uint8Array,
     options: { readonly labelCount?: number | undefined; readonly modelId?: string | undefined }
-  ) => Effect.Effect<Invocation, DeployError>
-  readonly metrics: (functionId: string) => Effect.Effect<FunctionApi.Metrics, DeployError>
+  ) => Effect.Effect<Invocation | TagsInvocation, DeployError>
+  /** The serving model's metrics; a Tags function's are `TagsMetrics` (0.2.0). */
+  readonly metrics: (functionId: string) => Effect.Effect<FunctionApi.Metrics | FunctionApi.TagsMetrics, DeployError>
   /**
    * The function's data insights; `TooFewSamples` when it has too few annotated samples to cross-validate.
    *

@@ -461,6 +461,38 @@ const sampleFor = (backend: typeof FunctionBackend.Service, functionId: string) 
     }))
   })
 
+/** A tag set as the backend takes it: the tags a Nyckel client marks `present: false` are not the sample's. */
+const presentTags = (tags: Api.TagsAnnotationInput) =>
+  tags.filter((t) => t.present !== false).map((t) => ("labelId" in t ? { labelId: t.labelId } : { labelName: t.labelName }))
+
+/** A page of samples as the list routes ask for it; a full page says where the next one is, as Nyckel does. */
+const samplesPage = (backend: typeof FunctionBackend.Service, functionId: string, urlParams: Api.SampleListParams) =>
+  Effect.gen(function*() {
+    const limit = urlParams.batchSize ?? urlParams.limit ?? 100
+    const offset = urlParams.offset ?? 0
+    const samples = yield* backend.listSamples(functionId, { limit, offset, descending: urlParams.sortOrder === "descending" })
+    if (samples.length === limit) {
+      // A path, with this request's parameters.
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const next = new URL(request.url, "http://localhost")
+      next.searchParams.set("offset", String(offset + limit))
+      yield* HttpApp.appendPreResponseHandler((_, response) =>
+        Effect.succeed(HttpServerResponse.setHeader(response, "link", `<${next.pathname}${next.search}>; rel="next"`))
+      )
+    }
+    return samples
+  })
+
+/** A Tags function's sample as Nyckel shows it: its image as `data`, its tags as `annotation`. */
+const nyckelTagsSample = (backend: typeof FunctionBackend.Service, functionId: string) => (sample: Api.SampleView) =>
+  Effect.map(backend.sampleData(functionId, sample.id), (data): Api.NyckelTagsSample => ({
+    id: sample.id,
+    externalId: sample.externalId,
+    createdAt: sample.createdAt,
+    data,
+    ...(sample.tags === undefined ? {} : { annotation: sample.tags.map((t) => ({ ...t, present: true as const })) })
+  }))
+
 /** The function kinds a create may ask for: images only, classification or tags. */
 const checkKind = (input: Api.CreateFunction): Effect.Effect<void, DeployError> => {
   if (input.input !== undefined && input.input !== "Image") {
@@ -542,24 +574,15 @@ const handlers = (options: {
             })
           ))
         .handle("list", ({ path, urlParams }) =>
-          api(Effect.gen(function*() {
-            const limit = urlParams.batchSize ?? urlParams.limit ?? 100
-            const offset = urlParams.offset ?? 0
-            const samples = yield* backend.listSamples(path.functionId, { limit, offset, descending: urlParams.sortOrder === "descending" })
-            if (samples.length === limit) {
-              // A full page: say where the next one is, as Nyckel does (a path, with this request's parameters).
-              const request = yield* HttpServerRequest.HttpServerRequest
-              const next = new URL(request.url, "http://localhost")
-              next.searchParams.set("offset", String(offset + limit))
-              yield* HttpApp.appendPreResponseHandler((_, response) =>
-                Effect.succeed(HttpServerResponse.setHeader(response, "link", `<${next.pathname}${next.search}>; rel="next"`))
-              )
-            }
-            return yield* Effect.forEach(samples, sampleFor(backend, path.functionId))
-          })))
+          api(Effect.flatMap(samplesPage(backend, path.functionId, urlParams), Effect.forEach(sampleFor(backend, path.functionId)))))
         .handle("get", ({ path }) => api(Effect.flatMap(backend.getSample(path.functionId, path.sampleId), sampleFor(backend, path.functionId))))
         .handle("delete", ({ path }) => api(backend.deleteSample(path.functionId, path.sampleId)))
-        .handle("annotate", ({ path, payload }) => api(backend.setAnnotation(path.functionId, path.sampleId, payload)))
+        .handle("annotate", ({ path, payload }) =>
+          api(
+            Array.isArray(payload)
+              ? backend.setTags(path.functionId, path.sampleId, presentTags(payload as Api.TagsAnnotationInput))
+              : backend.setAnnotation(path.functionId, path.sampleId, payload as Api.AnnotationInput)
+          ))
         .handle("unannotate", ({ path }) => api(backend.setAnnotation(path.functionId, path.sampleId, null)))))
 
   const Invoke = HttpApiBuilder.group(Api.FunctionApi, "invoke", (h) =>
@@ -590,12 +613,11 @@ const handlers = (options: {
                 labelCount: urlParams.labelCount,
                 modelId: urlParams.modelId === "" ? undefined : urlParams.modelId
               })
+              const echo = externalId === undefined ? {} : { externalId }
+              // The review queue holds classification answers: tags invocations are not captured.
+              if ("tags" in result) return { ...result, sampleId: null, ...echo } satisfies Api.TagsInvokeResult
               const sampleId = urlParams.capture === false ? null : yield* capture(path.functionId, image, result, externalId)
-              return {
-                ...result,
-                sampleId,
-                ...(externalId === undefined ? {} : { externalId })
-              } satisfies Api.InvokeResult
+              return { ...result, sampleId, ...echo } satisfies Api.InvokeResult
             })
           ))
         .handle("metrics", ({ path }) => api(backend.metrics(path.functionId)))
@@ -643,19 +665,36 @@ const handlers = (options: {
             createdAt: fn.createdAt
           }))))
         .handle("metrics", ({ path }) =>
-          api(Effect.map(backend.getFunction(path.functionId), (fn) => ({
-            functionId: fn.id,
-            isTraining: fn.training.pending || fn.training.phase !== "idle",
-            sampleCount: fn.sampleCount,
-            predictionCount: fn.model?.upToDate === true ? fn.sampleCount : 0,
-            annotatedLabelCounts: Object.fromEntries(fn.labels.filter((l) => l.sampleCount > 0).map((l) => [l.id, l.sampleCount]))
-          }))))
+          api(Effect.map(backend.getFunction(path.functionId), (fn) => {
+            const counts = Object.fromEntries(fn.labels.filter((l) => l.sampleCount > 0).map((l) => [l.id, l.sampleCount]))
+            return {
+              functionId: fn.id,
+              isTraining: fn.training.pending || fn.training.phase !== "idle",
+              sampleCount: fn.sampleCount,
+              predictionCount: fn.model?.upToDate === true ? fn.sampleCount : 0,
+              annotatedLabelCounts: counts,
+              ...(fn.output === "Tags" ? { positiveAnnotatedLabelCounts: counts } : {})
+            }
+          })))
         .handle("createSample", ({ path, payload }) =>
           api(Effect.gen(function*() {
             const image = yield* payload.data
             const tags = (payload.annotation ?? []).filter((a) => a.present !== false).map((a) => a.labelName)
             return yield* backend.createSample(path.functionId, { image: image.bytes, tags, externalId: payload.externalId ?? undefined })
           })))
+        .handle("invoke", ({ path, payload }) =>
+          api(Effect.gen(function*() {
+            const result = yield* backend.invoke(path.functionId, (yield* payload.data).bytes, {})
+            const scores = "tags" in result ? result.tags : result.labelConfidences
+            return scores.map((t) => ({ labelName: t.labelName, labelId: t.labelId, confidence: t.confidence }))
+          })))
+        .handle("listSamples", ({ path, urlParams }) =>
+          api(Effect.flatMap(samplesPage(backend, path.functionId, urlParams), Effect.forEach(nyckelTagsSample(backend, path.functionId)))))
+        .handle("getSample", ({ path }) =>
+          api(Effect.flatMap(backend.getSample(path.functionId, path.sampleId), nyckelTagsSample(backend, path.functionId))))
+        .handle("annotate", ({ path, payload }) =>
+          api(Effect.flatMap(backend.setTags(path.functionId, path.sampleId, presentTags(payload)), nyckelTagsSample(backend, path.functionId))))
+        .handle("deleteSample", ({ path }) => api(backend.deleteSample(path.functionId, path.sampleId)))
         .handle("projects", () => Effect.succeed([defaultProject]))
         .handle("createProject", () => Effect.succeed(defaultProject))))
 

@@ -95,6 +95,8 @@ const sampleView = (s: StoreTypes.SampleRecord): FunctionApi.SampleView => ({
   id: s.id,
   externalId: s.externalId,
   annotation: s.annotation,
+  // A Tags function's sample once tagged; a Classification function's never is.
+  ...(s.tags === null ? {} : { tags: s.tags }),
   createdAt: s.createdAt
 })
 
@@ -255,7 +257,12 @@ export const backend: Effect.Effect<
     run(Effect.gen(function*() {
       const model = yield* retrainer.model(functionId, options.modelId)
       // No model yet: the function API says why, in words.
-      if (model === undefined) return yield* functions.invoke(functionId, image, options.labelCount === undefined ? {} : { labelCount: options.labelCount })
+      if (model === undefined) {
+        return (yield* functions.get(functionId)).output === "Tags"
+          ? yield* functions.invokeTags(functionId, image)
+          : yield* functions.invoke(functionId, image, options.labelCount === undefined ? {} : { labelCount: options.labelCount })
+      }
+      if (isTagsModel(model.version)) return yield* functions.invokeTags(functionId, image, { modelId: model.version.id })
       if (options.modelId === undefined) served.set(functionId, model.version.id)
       const prediction = yield* Effect.flatMap(predictorFor(model), (p) => p.predict(image))
       const ids = new Map(model.version.labels.map((l) => [l.name, l.id]))
@@ -352,12 +359,22 @@ export const backend: Effect.Effect<
       run(Effect.zipRight(functions.deleteSamples(functionId, [sampleId]), captures.remove(functionId, [sampleId]))),
     setAnnotation: (functionId, sampleId, annotation) =>
       run(Effect.gen(function*() {
+        // Removing a Tags function sample's annotation removes its tags.
+        if (annotation === null && (yield* functions.get(functionId)).output === "Tags") {
+          return sampleView(yield* functions.updateTags(functionId, sampleId, null))
+        }
         const sample = yield* functions.updateAnnotation(functionId, sampleId, annotation)
         if (sample.annotation !== null) yield* captures.remove(functionId, [sampleId])
         return sampleView(sample)
       })),
+    setTags: (functionId, sampleId, tags) => run(Effect.map(functions.updateTags(functionId, sampleId, tags), sampleView)),
     invoke,
-    metrics: (functionId) => run(functions.metrics(functionId)),
+    metrics: (functionId) =>
+      run(Effect.flatMap(
+        functions.get(functionId),
+        (fn): Effect.Effect<FunctionApi.Metrics | FunctionApi.TagsMetrics, FunctionsError> =>
+          fn.output === "Tags" ? functions.tagsMetrics(functionId) : functions.metrics(functionId)
+      )),
     insights: (functionId) => run(Effect.map(functions.insights(functionId), insightsView)),
     capture: (functionId, image, capture) =>
       run(Effect.gen(function*() {
@@ -376,6 +393,10 @@ export const backend: Effect.Effect<
   }
   return acceptingBareIds(shape)
 })
+
+/** Whether a model version is a Tags function's (its metrics say so), which `invokeTags` answers with. */
+const isTagsModel = (version: StoreTypes.ModelVersionRecord) =>
+  (version.metrics as { readonly output?: string } | null)?.output === "Tags"
 
 /** Every function takes images, as Nyckel names its input. */
 const imageFunction = <F extends Functions.FunctionInfo>(fn: F) => ({ ...fn, input: "Image" as const })
@@ -411,6 +432,8 @@ const acceptingBareIds = (shape: FunctionBackend.FunctionBackendShape): Function
     deleteSample: (f, s) => shape.deleteSample(fn(f), sample(s)),
     sampleData: (f, s) => shape.sampleData(fn(f), sample(s)),
     setAnnotation: (f, s, a) => shape.setAnnotation(fn(f), sample(s), a !== null && "labelId" in a ? { labelId: label(a.labelId) } : a),
+    setTags: (f, s, tags) =>
+      shape.setTags(fn(f), sample(s), tags === null ? null : tags.map((t) => ("labelId" in t ? { labelId: label(t.labelId) } : t))),
     invoke: (f, image, options) =>
       shape.invoke(fn(f), image, options.modelId === undefined ? options : { ...options, modelId: model(options.modelId) }),
     metrics: (f) => shape.metrics(fn(f)),
