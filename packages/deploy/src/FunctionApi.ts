@@ -595,6 +595,16 @@ export const TagsInvokeResult = Schema.Struct({
  */
 export type TagsInvokeResult = typeof TagsInvokeResult.Type
 
+/** What both metrics answers (`Metrics`, `TagsMetrics`) start with: whose, which model, and how current. */
+const metricsHeader = {
+  functionId: Schema.String,
+  modelId: Schema.String,
+  createdAt: Schema.String,
+  upToDate: Schema.Boolean,
+  sampleCount: Schema.Number,
+  leftOutLabels: Schema.Array(LeftOutLabel)
+}
+
 /**
  * The promoted model's cross-validated metrics: accuracy, macro F1, log loss, the confusion matrix (rows are
  * true labels, columns predicted, in `labels` order) and per-label precision, recall and F1, over `total`
@@ -604,12 +614,7 @@ export type TagsInvokeResult = typeof TagsInvokeResult.Type
  * @category schemas
  */
 export const Metrics = Schema.Struct({
-  functionId: Schema.String,
-  modelId: Schema.String,
-  createdAt: Schema.String,
-  upToDate: Schema.Boolean,
-  sampleCount: Schema.Number,
-  leftOutLabels: Schema.Array(LeftOutLabel),
+  ...metricsHeader,
   cv: Schema.Struct({
     folds: Schema.Number,
     total: Schema.Number,
@@ -649,12 +654,7 @@ const PrecisionRecall = Schema.Struct({ precision: Schema.Number, recall: Schema
  * @category schemas
  */
 export const TagsMetrics = Schema.Struct({
-  functionId: Schema.String,
-  modelId: Schema.String,
-  createdAt: Schema.String,
-  upToDate: Schema.Boolean,
-  sampleCount: Schema.Number,
-  leftOutLabels: Schema.Array(LeftOutLabel),
+  ...metricsHeader,
   output: Schema.Literal("Tags"),
   cv: Schema.Struct({
     folds: Schema.Number,
