@@ -123,6 +123,6 @@ describe("loupe inspect on a function of a store", () => {
     const unknown = loupe(["inspect", "function_0123456789abcdef", "--json"], env)
     expect(unknown.status).not.toBe(0)
     expect(unknown.stdout + unknown.stderr).toContain("function_0123456789abcdef")
-  }, 60_000)
+  }, 180_000)
 })
 

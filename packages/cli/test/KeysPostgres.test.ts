@@ -17,7 +17,7 @@ describe("loupe keys --store postgres://", () => {
   beforeAll(async () => {
     postgres = await startPostgres()
     if ("skipped" in postgres) console.warn(`Postgres keys CLI test skipped: ${postgres.skipped}`)
-  }, 120_000)
+  }, 300_000)
   afterAll(async () => {
     if (postgres !== undefined && !("skipped" in postgres)) await postgres.stop()
   })

@@ -73,7 +73,7 @@ describe.skipIf(missing !== undefined)("Nyckel's Python SDK against loupe serve"
       "--store", store, "--port", "5000", "--default-preset", "fast",
       "--capture-random", "0", "--capture-low-confidence", "0", "--capture-rare-share", "0"
     ], env)
-  }, 90_000)
+  }, 180_000)
 
   afterAll(() => {
     server?.child.kill("SIGTERM")

@@ -82,7 +82,7 @@ afterAll(async () => {
   ))
   if (!("skipped" in postgres)) await postgres.stop()
   fs.rmSync(work, { recursive: true, force: true })
-}, 60_000)
+}, 180_000)
 
 const api = (server: number, method: string, route: string, body?: unknown) =>
   jsonCall(servers[server]!, token, method, route, body)

@@ -41,7 +41,7 @@ describe("--store postgres://", () => {
   beforeAll(async () => {
     postgres = await startPostgres()
     if ("skipped" in postgres) console.warn(`Postgres CLI tests skipped: ${postgres.skipped}`)
-  }, 120_000)
+  }, 300_000)
   afterAll(async () => {
     if (postgres !== undefined && !("skipped" in postgres)) await postgres.stop()
   })

@@ -26,7 +26,7 @@ describe("loupe train --tags", () => {
     expect(run.stderr).not.toMatch(/Error:/)
     expect(run.status).toBe(0)
     result = JSON.parse(run.stdout)
-  }, 200_000)
+  }, 300_000)
 
   it("prints the cross-validated multi-label metrics and per-tag thresholds", () => {
     expect(result.task).toBe("tags")

@@ -148,5 +148,5 @@ describe("DiskEmbeddingCache", () => {
         }), { maxSegments: 100 })
       // None was found broken and removed.
       expect(files(path.join(dir, "shared-namespace"))).toEqual(written)
-    }), 60_000)
+    }), 180_000)
 })

@@ -194,7 +194,7 @@ beforeAll(async () => {
   victim.fn = (await json("POST", "/v1/functions", { name: "victim" })).body.id
   victim.labelId = (await json("POST", `/v1/functions/${victim.fn}/labels`, { name: "dogs" })).body.id
   victim.sampleId = (await json("POST", `/v1/functions/${victim.fn}/samples`, { data: dataUri(dogPhoto) })).body.id
-}, 60_000)
+}, 180_000)
 
 afterAll(async () => {
   await server?.close()
@@ -693,7 +693,7 @@ describe("found items", () => {
     const removed = await call("DELETE", `/v1/functions/${sparse}/labels/${birds.body.id}`, { headers: key() })
     expect([200, 204]).toContain(removed.status)
     expect((await call("GET", `/v1/functions/${sparse}/labels`, { headers: key() })).body.map((l: { name: string }) => l.name)).not.toContain("birds")
-  }, 90_000)
+  }, 270_000)
 
   it("opening the store removed the temporary file a killed writer left (item 6)", () => {
     expect(fs.existsSync(path.join(server.store, ORPHAN))).toBe(false)

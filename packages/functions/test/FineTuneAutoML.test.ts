@@ -53,7 +53,7 @@ describe("AutoML with fineTune", () => {
         `AutoML + fine-tune on 24 photos: ${result.leaderboard.length} candidates, selected ${AutoML.describeCandidate(result.selected)}; ` +
           `fine-tune CV accuracy ${fineTuned[0]!.accuracy.toFixed(3)}; train ${result.timings.trainMs} ms`
       )
-    }).pipe(Effect.scoped, Effect.provide(environment)), 180_000)
+    }).pipe(Effect.scoped, Effect.provide(environment)), 400_000)
 
   it.effect("selected, its bundle records the trunk, reloads and predicts identically; the same seed gives the same model", () =>
     Effect.gen(function*() {
@@ -76,5 +76,5 @@ describe("AutoML with fineTune", () => {
       const again = yield* AutoML.fit(dataset, forced)
       expect(again.outOfFold.proba.data).toEqual(result.outOfFold.proba.data)
       expect((yield* Pipeline.predictMany(again.fitted, photos)).proba.data).toEqual(proba.data)
-    }).pipe(Effect.scoped, Effect.provide(environment)), 180_000)
+    }).pipe(Effect.scoped, Effect.provide(environment)), 400_000)
 })

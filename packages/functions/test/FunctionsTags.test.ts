@@ -123,7 +123,7 @@ describe("Functions with image tags", () => {
       // The previous version still answers by id, with the tags it was trained on.
       const old = yield* functions.invokeTags(fn.id, probe, { modelId: trained.model!.id })
       expect(old.tags.length).toBe(6)
-    }).pipe(Effect.provide(functionsIn(path.join(work, "store")))), 120_000)
+    }).pipe(Effect.provide(functionsIn(path.join(work, "store")))), 300_000)
 
   it.live("a Classification function refuses the tags operations, naming the field", () =>
     Effect.gen(function*() {
@@ -140,5 +140,5 @@ describe("Functions with image tags", () => {
       expect(yield* Effect.flip(functions.updateTags(fn.id, sample.id, []))).toMatchObject({ reason: "InvalidInput", field: "tags" })
       expect(yield* Effect.flip(functions.invokeTags(fn.id, photo!.data))).toMatchObject({ reason: "InvalidInput", field: "functionId" })
       expect(yield* Effect.flip(functions.tagsMetrics(fn.id))).toMatchObject({ reason: "InvalidInput", field: "functionId" })
-    }).pipe(Effect.provide(functionsIn(path.join(work, "plain")))), 60_000)
+    }).pipe(Effect.provide(functionsIn(path.join(work, "plain")))), 180_000)
 })

@@ -100,7 +100,7 @@ describe("Functions.insights", () => {
     )
     expect(error).toMatchObject({ reason: "TooFewSamples", field: "functionId" })
     expect(error.message).toContain(`"dogs" (1 annotated sample)`)
-  }, 60_000)
+  }, 180_000)
 })
 
 describe("GET /v1/functions/:id/insights", () => {
@@ -112,7 +112,7 @@ describe("GET /v1/functions/:id/insights", () => {
     served = await serveStore(store, path.join(work, "cache"))
     base = served.base
     token = served.token
-  }, 60_000)
+  }, 180_000)
 
   afterAll(async () => {
     await served.close()
@@ -131,7 +131,7 @@ describe("GET /v1/functions/:id/insights", () => {
     expect(body.duplicates.map((d: any) => [d.sampleIdA, d.sampleIdB, d.kind])).toEqual(found.duplicates.map((d) => [d.a, d.b, d.kind]))
     expect(body.outliers.map((o: any) => o.sampleId)).toEqual(found.outliers.map((o) => o.id))
     expect(body.health).toEqual(found.health)
-  }, 120_000)
+  }, 300_000)
 
   it("needs an API key, answers 404 for an unknown function and 409 TooFewSamples for too few samples", async () => {
     expect((await get(`/v1/functions/${functionId}/insights`, "nope")).status).toBe(401)
@@ -141,7 +141,7 @@ describe("GET /v1/functions/:id/insights", () => {
     expect(tooFew.status).toBe(409)
     expect(tooFew.body).toMatchObject({ reason: "TooFewSamples", field: "functionId" })
     expect(tooFew.body.message).toContain("at least 2 labels with at least 2 annotated samples")
-  }, 60_000)
+  }, 180_000)
 
   it("is in the OpenAPI document", async () => {
     const response = await fetch(`${base}/openapi.json`)

@@ -23,7 +23,7 @@ let postgres: Awaited<ReturnType<typeof startPostgres>>
 beforeAll(async () => {
   postgres = await startPostgres()
   if ("skipped" in postgres) console.warn(`Parity test skipped: ${postgres.skipped}`)
-}, 120_000)
+}, 300_000)
 
 afterAll(async () => {
   if (!("skipped" in postgres)) await postgres.stop()

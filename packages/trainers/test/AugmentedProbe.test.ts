@@ -57,7 +57,7 @@ describe("AugmentedProbe (MobileNetV2-int8, 25 + 25 cats-vs-dogs, 2 views each)"
       console.log(`augmented probe CV on 50 images: originals ${plain}, with TTA ${tta}`)
       expect(plain).toBeGreaterThanOrEqual(0.85)
       expect(tta).toBeGreaterThanOrEqual(0.85)
-    }).pipe(Effect.scoped, Effect.provide(services)), 120_000)
+    }).pipe(Effect.scoped, Effect.provide(services)), 300_000)
 
   it.effect("an image's views do not depend on its position; with a cache, a second run embeds nothing", () =>
     Effect.gen(function*() {
@@ -83,7 +83,7 @@ describe("AugmentedProbe (MobileNetV2-int8, 25 + 25 cats-vs-dogs, 2 views each)"
       // And without a cache they are computed again, the same.
       const uncached = yield* AugmentedProbe.embed(backbone, [four[2]!, four[0]!], views)
       Array.from(uncached.x.data.subarray(4 * 1280, 6 * 1280)).forEach((v, k) => expect(v).toBeCloseTo(first.x.data[4 * 1280 + k]!, 4))
-    }).pipe(Effect.scoped, Effect.provide(services)), 120_000)
+    }).pipe(Effect.scoped, Effect.provide(services)), 300_000)
 
   it.effect("fits on originals + views and predicts the test split, with and without test-time augmentation", () =>
     Effect.gen(function*() {
@@ -102,5 +102,5 @@ describe("AugmentedProbe (MobileNetV2-int8, 25 + 25 cats-vs-dogs, 2 views each)"
       for (let i = 0; i < 40; i++) expect(tta.proba.data[2 * i]! + tta.proba.data[2 * i + 1]!).toBeCloseTo(1, 5)
       // TTA averages in the standard view: it is not the plain prediction
       expect(tta.proba.data).not.toEqual(plain.proba.data)
-    }).pipe(Effect.scoped, Effect.provide(services)), 120_000)
+    }).pipe(Effect.scoped, Effect.provide(services)), 300_000)
 })
