@@ -589,7 +589,13 @@ group("paging and labelCount", [
   { name: "labelCount=1.5", send: invokeWith("?labelCount=1.5"), status: 400, field: "labelCount" },
   { name: "labelCount=abc", send: invokeWith("?labelCount=abc"), status: 400, field: "labelCount" },
   { name: "capture=maybe", send: invokeWith("?capture=maybe"), status: 400, field: "capture" },
-  { name: "an empty modelId", send: invokeWith("?modelId="), status: 400, field: "modelId" },
+  // Nyckel's SDK sends `modelId=` when no model is named: the promoted model answers, as with no modelId at all.
+  {
+    name: "an empty modelId is the promoted model",
+    send: invokeWith("?modelId="),
+    status: 200,
+    check: (a) => expect(a.body.modelId).toEqual(expect.stringMatching(/^model_/))
+  },
   { name: "a modelId of 101 characters", send: invokeWith(`?modelId=${"m".repeat(101)}`), status: 400, field: "modelId" }
 ])
 
