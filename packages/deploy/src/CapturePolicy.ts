@@ -89,3 +89,19 @@ export const decide = (policy: CapturePolicy, invocation: Invocation, random: nu
   if (random < policy.randomFraction) return "random"
   return undefined
 }
+
+/**
+ * What the capture policy judges a tags answer by: its least sure tag, the one whose decision (present at or above
+ * its threshold, absent below) has the lowest probability of being right, `p` for a present tag and `1 - p` for an
+ * absent one. A tag near its threshold makes the whole answer worth a review.
+ *
+ * @since 0.2.0
+ * @category decisions
+ */
+export const leastSureTag = (
+  tags: ReadonlyArray<{ readonly labelName: string; readonly confidence: number; readonly present: boolean }>
+): { readonly labelName: string; readonly confidence: number } | undefined =>
+  tags.reduce<{ readonly labelName: string; readonly confidence: number } | undefined>((least, tag) => {
+    const sure = tag.present ? tag.confidence : 1 - tag.confidence
+    return least === undefined || sure < least.confidence ? { labelName: tag.labelName, confidence: sure } : least
+  }, undefined)

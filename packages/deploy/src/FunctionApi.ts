@@ -576,7 +576,8 @@ export const TagConfidence = Schema.Struct({
 
 /**
  * The answer to an invoke of a Tags function: every tag the model knows, most likely first, and the model version
- * that answered. Tags invocations are not captured for review (`sampleId` is `null`).
+ * that answered, and the sample id when the invocation was captured for review (the capture policy judges it by its
+ * least sure tag, `CapturePolicy.leastSureTag`), else `null`.
  *
  * @since 0.2.0
  * @category schemas
@@ -584,7 +585,7 @@ export const TagConfidence = Schema.Struct({
 export const TagsInvokeResult = Schema.Struct({
   tags: Schema.Array(TagConfidence),
   modelId: Schema.String,
-  sampleId: Schema.Null,
+  sampleId: Schema.NullOr(Schema.String),
   externalId: Schema.optional(Schema.String)
 }).annotations({ identifier: "TagsInvokeResult" })
 /**

@@ -614,8 +614,13 @@ const handlers = (options: {
                 modelId: urlParams.modelId === "" ? undefined : urlParams.modelId
               })
               const echo = externalId === undefined ? {} : { externalId }
-              // The review queue holds classification answers: tags invocations are not captured.
-              if ("tags" in result) return { ...result, sampleId: null, ...echo } satisfies Api.TagsInvokeResult
+              if ("tags" in result) {
+                const least = CapturePolicy.leastSureTag(result.tags)
+                const sampleId = urlParams.capture === false || least === undefined
+                  ? null
+                  : yield* capture(path.functionId, image, { ...least, modelId: result.modelId }, externalId)
+                return { ...result, sampleId, ...echo } satisfies Api.TagsInvokeResult
+              }
               const sampleId = urlParams.capture === false ? null : yield* capture(path.functionId, image, result, externalId)
               return { ...result, sampleId, ...echo } satisfies Api.InvokeResult
             })

@@ -253,6 +253,9 @@ export const backend: Effect.Effect<
     ), { discard: true }))
   yield* Effect.forkIn(Effect.repeat(warmPromoted, Schedule.spaced(PROMOTION_POLL)), scope)
 
+  /** A sample the user has answered for: annotated (classification) or given a tag set, even an empty one (tags). */
+  const isReviewed = (sample: StoreTypes.SampleRecord) => sample.annotation !== null || sample.tags !== null
+
   const invoke: FunctionBackend.FunctionBackendShape["invoke"] = (functionId, image, options) =>
     run(Effect.gen(function*() {
       const model = yield* retrainer.model(functionId, options.modelId)
@@ -278,7 +281,7 @@ export const backend: Effect.Effect<
       while (true) {
         const page = yield* captures.page(functionId, limit, offset)
         const samples = yield* Effect.forEach(page, (c) => Effect.option(store.getSample(functionId, c.sampleId)))
-        const resolved = page.filter((_, i) => samples[i]!._tag === "None" || samples[i]!.value.annotation !== null)
+        const resolved = page.filter((_, i) => samples[i]!._tag === "None" || isReviewed(samples[i]!.value))
         if (resolved.length === 0) return page
         yield* captures.remove(functionId, resolved.map((c) => c.sampleId))
       }
@@ -364,10 +367,15 @@ export const backend: Effect.Effect<
           return sampleView(yield* functions.updateTags(functionId, sampleId, null))
         }
         const sample = yield* functions.updateAnnotation(functionId, sampleId, annotation)
-        if (sample.annotation !== null) yield* captures.remove(functionId, [sampleId])
+        if (isReviewed(sample)) yield* captures.remove(functionId, [sampleId])
         return sampleView(sample)
       })),
-    setTags: (functionId, sampleId, tags) => run(Effect.map(functions.updateTags(functionId, sampleId, tags), sampleView)),
+    setTags: (functionId, sampleId, tags) =>
+      run(Effect.gen(function*() {
+        const sample = yield* functions.updateTags(functionId, sampleId, tags)
+        if (isReviewed(sample)) yield* captures.remove(functionId, [sampleId])
+        return sampleView(sample)
+      })),
     invoke,
     metrics: (functionId) =>
       run(Effect.flatMap(
@@ -383,8 +391,8 @@ export const backend: Effect.Effect<
           data: image,
           ...(capture.externalId === undefined ? {} : { externalId: capture.externalId })
         }], { updateExisting: false })
-        // An image the function already holds with an annotation needs no review.
-        if (sample.annotation === null) yield* captures.add(functionId, sample.id, capture)
+        // An image the function already holds with an annotation (or a tag set) needs no review.
+        if (!isReviewed(sample)) yield* captures.add(functionId, sample.id, capture)
         return sample.id
       })),
     listCaptures,

@@ -18,7 +18,9 @@ let access = ""
 beforeAll(async () => {
   served = await serveStore(path.join(work, "store"), path.join(work, "cache"), {
     debounce: "100 millis",
-    rateLimit: { perSecond: 10_000, burst: 10_000 }
+    rateLimit: { perSecond: 10_000, burst: 10_000 },
+    // Every invocation is judged low-confidence (its least sure tag is below 1), so one asking for capture is captured.
+    capture: { lowConfidence: 1, rareClassShare: 0, randomFraction: 0 }
   })
   const form = new URLSearchParams({ grant_type: "client_credentials", client_id: served.token.split("_")[1]!, client_secret: served.token })
   const issued = await fetch(`${served.base}/connect/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: form })
@@ -69,10 +71,10 @@ describe("a Tags function over HTTP", () => {
     expect(detail.body.model).toMatchObject({ upToDate: true })
     const allTags = ["animal", "cat", "daisy", "dog", "flower"]
 
-    // Loupe's answer: every tag with its probability, threshold and presence, most likely first; not captured.
+    // Loupe's answer: every tag with its probability, threshold and presence, most likely first (not captured here).
     for (const [kind, yes, no] of [["daisy", "flower", "animal"], ["cats", "animal", "flower"]] as const) {
       const image = dataUri(tagsSamples("test", { [kind]: 1 })[0]!.source as string)
-      const answer = await key("POST", `/v1/functions/${fn}/invoke`, { data: image, externalId: "probe" })
+      const answer = await key("POST", `/v1/functions/${fn}/invoke?capture=false`, { data: image, externalId: "probe" })
       expect(answer.status).toBe(200)
       expect(answer.body).toMatchObject({ modelId: detail.body.model.id, sampleId: null, externalId: "probe" })
       expect(names(answer.body.tags)).toEqual(allTags)
@@ -130,7 +132,18 @@ describe("a Tags function over HTTP", () => {
     expect(untagged.status).toBe(200)
     expect(untagged.body.tags).toBeUndefined()
     expect((await nyckel("GET", `/v0.9/functions/${fn}/samples/${daisy}`)).body.annotation).toBeUndefined()
-  }, 60_000)
+
+    // Capture: an invocation kept for review is an untagged sample in the review queue until it is given a tag set.
+    const captured = await key("POST", `/v1/functions/${fn}/invoke`, { data: probe })
+    expect(captured.status).toBe(200)
+    expect(captured.body.sampleId).toEqual(expect.stringMatching(/^sample_/))
+    const queued = await key("GET", `/v1/functions/${fn}/captures`)
+    expect(queued.body.map((c: { readonly sampleId: string }) => c.sampleId)).toContain(captured.body.sampleId)
+    const reviewed = await key("PUT", `/v1/functions/${fn}/samples/${captured.body.sampleId}/annotation`, [{ labelName: "flower" }, { labelName: "daisy" }])
+    expect(names(reviewed.body.tags)).toEqual(["daisy", "flower"])
+    const after = await key("GET", `/v1/functions/${fn}/captures`)
+    expect(after.body.map((c: { readonly sampleId: string }) => c.sampleId)).not.toContain(captured.body.sampleId)
+  }, 180_000)
 
   it("documents the tags answers in /openapi.json", async () => {
     const spec = await (await fetch(`${served.base}/openapi.json`)).json() as any
