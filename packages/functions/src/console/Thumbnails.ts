@@ -11,6 +11,7 @@ import { Context, Effect } from "effect"
 import sharp from "sharp"
 import { BlobStore } from "../BlobStore.js"
 import { FunctionsError } from "../FunctionsError.js"
+import * as SampleData from "../internal/SampleData.js"
 import { imageKey } from "../Store.js"
 
 /** The thumbnails' edge, in pixels. */
@@ -37,15 +38,6 @@ export class Thumbnails extends Context.Tag("@loupe/functions/console/Thumbnails
 
 const prefix = (functionId: string) => `thumbnails/${functionId}`
 const key = (functionId: string, contentHash: string) => `${prefix(functionId)}/${contentHash}-${SIZE}.webp`
-
-/** The content type of bytes a browser may show as they are, from their signature. */
-const servable = (b: Uint8Array): string | undefined => {
-  if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "image/jpeg"
-  if (b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return "image/png"
-  if (b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) return "image/gif"
-  if (String.fromCharCode(...b.subarray(0, 4)) === "RIFF" && String.fromCharCode(...b.subarray(8, 12)) === "WEBP") return "image/webp"
-  return undefined
-}
 
 const encode = (what: string, functionId: string, contentHash: string, run: () => Promise<Buffer>) =>
   Effect.tryPromise({
@@ -76,7 +68,7 @@ export const make: Effect.Effect<ThumbnailsShape, never, BlobStore> = Effect.gen
     image: (functionId, contentHash) =>
       Effect.gen(function*() {
         const bytes = yield* blobs.get(imageKey(functionId, contentHash))
-        const type = servable(bytes)
+        const type = SampleData.mimeType(bytes)
         if (type !== undefined) return { bytes, contentType: type }
         const png = yield* encode("PNG copy", functionId, contentHash, () => sharp(bytes, { failOn: "error" }).rotate().png().toBuffer())
         return { bytes: png, contentType: "image/png" }

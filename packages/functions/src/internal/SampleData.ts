@@ -4,16 +4,15 @@
  *
  * @internal
  */
+import { ImageCheck } from "@loupe/core"
 import { Effect } from "effect"
 import sharp from "sharp"
 import { FunctionsError } from "../FunctionsError.js"
 
-const typeOf = (b: Uint8Array): string | undefined => {
-  if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "image/jpeg"
-  if (b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return "image/png"
-  if (b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) return "image/gif"
-  if (String.fromCharCode(...b.subarray(0, 4)) === "RIFF" && String.fromCharCode(...b.subarray(8, 12)) === "WEBP") return "image/webp"
-  return undefined
+/** The MIME type of bytes in a format browsers and clients decode as they are (`ImageCheck.sniff`), else undefined. */
+export const mimeType = (bytes: Uint8Array): string | undefined => {
+  const format = ImageCheck.sniff(bytes)
+  return format === undefined ? undefined : `image/${format}`
 }
 
 const uri = (type: string, bytes: Uint8Array) => `data:${type};base64,${Buffer.from(bytes).toString("base64")}`
@@ -22,7 +21,7 @@ const uri = (type: string, bytes: Uint8Array) => `data:${type};base64,${Buffer.f
 export const dataUri = (bytes: Uint8Array, file: string): Effect.Effect<string, FunctionsError> =>
   Effect.tryPromise({
     try: async () => {
-      const type = typeOf(bytes)
+      const type = mimeType(bytes)
       const image = sharp(bytes, { failOn: "error" })
       const { hasAlpha } = await image.metadata()
       if (type !== undefined && !hasAlpha) return uri(type, bytes)
