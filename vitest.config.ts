@@ -16,7 +16,7 @@ const alias = [
 
 // The files that take longest start first, so that the run does not end with one worker on a long file and the other
 // idle. Vitest orders by the last run's durations when it has them; a fresh clone (CI) has none, and falls back to
-// file size, which puts these late. From the summary reporter's "Slowest files" of CI runs.
+// file size, which does not put them first. From the summary reporter's "Slowest files" of CI runs.
 const longestFirst = ["packages/cli/test/DatasetMatrixBalanced.test.ts", "packages/cli/test/DatasetMatrix.test.ts"]
 
 class LongestFirst extends BaseSequencer {
