@@ -289,7 +289,6 @@ const embedTrainingViews = (
 interface Embedded {
   readonly labels: ReadonlyArray<string>
   readonly seed: number
-  readonly backboneIds: ReadonlyArray<string>
   readonly embedded: ReadonlyArray<{ readonly id: string; readonly backbone: Backbone.LoadedBackbone }>
   readonly fineTune: { readonly id: string; readonly prepared: FineTune.Prepared } | undefined
   readonly samples: ReadonlyArray<Sample.Sample>
@@ -397,7 +396,6 @@ const embed = Effect.fnUntraced(function*(dataset: Dataset.Dataset, options: Fit
   return {
     labels,
     seed,
-    backboneIds,
     embedded,
     fineTune: fineTune && { id: fineTune.id, prepared: fineTune.prepared },
     samples,

@@ -394,6 +394,7 @@ export const search = (
     }
     const store = yield* Store
     const narrowTo = narrowing(yield* store.promotedVersion(plan.functionId), resolved, full, data, growth)
+    // Stored without the backbone choice's explanation, which `common` carries once.
     const { backboneChoice: _, ...searchable } = full
     const options = narrowTo ? Candidates.narrowedTo(searchable, narrowTo) : searchable
     const scope: ModelMetrics["search"] = narrowTo
