@@ -2,7 +2,8 @@
 // and this process as the client (the function API with `RetrainWorkflow.layerJobs`, as `loupe serve` on a shared
 // store would be). The runner holding the retrain is killed with SIGKILL while it searches, after the embedding
 // activity finished; the other runner finishes the workflow, and the activities' executions are counted from the
-// workers' logs: embedding ran once, the search twice (the killed run and the resumed one), the promotion once.
+// workers' logs: embedding ran once, the search twice (the killed run and the resumed one), then the evaluation, the
+// refit and the promotion once each.
 // Requests for the same function and revision, during the run and after it, are that one workflow.
 import { describe, expect, it } from "@effect/vitest"
 import { Functions, RetrainWorkflow, Store, StoreLocation } from "@loupe/functions"
@@ -126,7 +127,11 @@ describe.skipIf("skipped" in pg)(`durable retrain${"skipped" in pg ? ` (skipped:
       expect(count(all, /activity embed running/)).toBe(1)
       expect(count(all, /activity search running/)).toBe(2)
       expect(count(survivor.output(), /activity search running/)).toBe(1)
+      expect(count(all, /activity evaluate running/)).toBe(1)
+      expect(count(all, /activity refit running/)).toBe(1)
       expect(count(all, /activity promote running/)).toBe(1)
+      // The killed runner had started none of the steps after the search.
+      expect(killedOutput).not.toMatch(/activity (evaluate|refit|promote) running/)
       // The 4 ranges of 5 images were embedded once each, on whichever runners held them.
       expect(count(all, /Embedding 5 images of function/)).toBe(4)
 
@@ -139,7 +144,7 @@ describe.skipIf("skipped" in pg)(`durable retrain${"skipped" in pg ? ` (skipped:
       expect(outcome).toEqual({ _tag: "Trained", versionId: versions[0]!.id, promoted: true })
       expect(yield* jobs.retrain(fn.id, revision)).toEqual(outcome)
       const after = workers.map((w) => w.output()).join("\n")
-      expect(count(after, /activity (embed|search|promote) running/)).toBe(4)
+      expect(count(after, /activity (embed|search|evaluate|refit|promote) running/)).toBe(6)
       const answer = yield* functions.invoke(fn.id, catsVsDogsPhotos("test", "dogs", 0, 1)[0]!)
       expect(["cats", "dogs"]).toContain(answer.labelName)
     }).pipe(
