@@ -4,17 +4,16 @@
 // exercising anything more); every acknowledged sample is then in the store, the trained model answers on both
 // servers, and the invokes sent to both while the model changed all succeed, with one model promoted for the data.
 // The kill -9 of a worker mid-retrain is the durable-retrain test's (packages/functions/test/DurableRetrain.test.ts).
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startPostgres } from "../../../test/fixtures/postgres.mjs"
 import type { RunningPostgres } from "../../../test/fixtures/postgres.mjs"
-import { loupe, modelsDir, repoRoot, sharedDir } from "./fixtures/cli.js"
+import { loupe, modelsDir, sharedDir, startCli } from "./fixtures/cli.js"
 import { freePort, jsonCall } from "../../../test/fixtures/loopback.mjs"
 
-const cli = path.join(repoRoot, "packages/cli/dist/cli.js")
 const catsVsDogs = path.join(sharedDir, "datasets/cats-vs-dogs")
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-scale-out-"))
 /** Each process its own cache folder: the database is all they share. */
@@ -28,22 +27,12 @@ const envOf = (name: string) => ({
 
 const children: Array<ChildProcess> = []
 
-/** Spawns the CLI and resolves with `pattern`'s first match in its output. */
+/** Spawns the CLI and resolves with `pattern`'s first match in its output; stopped after the tests. */
 const start = (args: ReadonlyArray<string>, name: string, pattern: RegExp) =>
-  new Promise<{ child: ChildProcess; match: RegExpExecArray; output: () => string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { env: envOf(name), stdio: ["ignore", "pipe", "pipe"] })
-    children.push(child)
-    let output = ""
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString()
-      const match = pattern.exec(output)
-      if (match) resolve({ child, match, output: () => output })
-    }
-    child.stdout!.on("data", onData)
-    child.stderr!.on("data", onData)
-    child.on("exit", (code, signal) => reject(new Error(`loupe ${args[0]} exited with ${code ?? signal}:\n${output}`)))
+  startCli(args, envOf(name), pattern).then((started) => {
+    children.push(started.child)
+    return started
   })
-
 
 let postgres: RunningPostgres | { readonly skipped: string }
 let token = ""
