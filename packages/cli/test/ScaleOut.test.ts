@@ -1,7 +1,6 @@
 // Several machines' worth of Loupe on loopback: a real Postgres, two `loupe serve --store postgres://...` and two
-// `loupe worker` processes. A function made through server 1 gets 40 photos posted through both servers (20 per
-// label; a CI-sized stand-in for the issue's 200, which would add minutes of embedding on 2 shared cores without
-// exercising anything more); every acknowledged sample is then in the store, the trained model answers on both
+// `loupe worker` processes. A function made through server 1 gets 200 photos posted through both servers (100 per
+// label, cats-vs-dogs-large); every acknowledged sample is then in the store, the trained model answers on both
 // servers, and the invokes sent to both while the model changed all succeed, with one model promoted for the data.
 // The kill -9 of a worker mid-retrain is the durable-retrain test's (packages/functions/test/DurableRetrain.test.ts).
 import type { ChildProcess } from "node:child_process"
@@ -11,10 +10,11 @@ import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startPostgres } from "../../../test/fixtures/postgres.mjs"
 import type { RunningPostgres } from "../../../test/fixtures/postgres.mjs"
-import { loupe, modelsDir, sharedDir, startCli } from "./fixtures/cli.js"
+import { datasetDir } from "../../../test/fixtures/shared.mjs"
+import { loupe, modelsDir, startCli } from "./fixtures/cli.js"
 import { freePort, jsonCall } from "../../../test/fixtures/loopback.mjs"
 
-const catsVsDogs = path.join(sharedDir, "datasets/cats-vs-dogs")
+const catsVsDogs = datasetDir("cats-vs-dogs-large")
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-scale-out-"))
 /** Each process its own cache folder: the database is all they share. */
 const envOf = (name: string) => ({
@@ -91,7 +91,7 @@ describe("2 servers and 2 workers on one Postgres", () => {
     expect(fn).toMatch(/^function_/)
     expect((await api(1, "GET", `/v1/functions/${fn}`)).status).toBe(200)
 
-    const posts = (["cats", "dogs"] as const).flatMap((label) => photos("train", label, 20).map((file) => ({ file, label })))
+    const posts = (["cats", "dogs"] as const).flatMap((label) => photos("train", label, 100).map((file) => ({ file, label })))
     const acknowledged: Array<string> = []
     // Invokes on both servers all along: before the first model they answer 409 NotTrained (or zero-shot), after it 200.
     const probe = dataUri(photos("test", "cats", 1)[0]!)
@@ -135,7 +135,7 @@ describe("2 servers and 2 workers on one Postgres", () => {
     // Every acknowledged sample is in the store, through either server.
     const listed = (await api(0, "GET", `/v1/functions/${fn}/samples?limit=1000`)).body.map((s: any) => s.id).sort()
     expect(listed).toEqual([...new Set(acknowledged)].sort())
-    expect(acknowledged).toHaveLength(40)
+    expect(acknowledged).toHaveLength(200)
     // No invoke failed: before the first model NotTrained (409), after it 200.
     expect(answers.filter((a) => a.status !== 200 && a.status !== 409)).toEqual([])
     expect(answers.filter((a) => a.status === 200).length).toBeGreaterThan(0)
