@@ -11,11 +11,16 @@ import { freePort } from "../../../test/fixtures/loopback.mjs"
 import { startPostgres } from "../../../test/fixtures/postgres.mjs"
 import type { RunningPostgres } from "../../../test/fixtures/postgres.mjs"
 import { catsVsDogs } from "../../../test/fixtures/shared.mjs"
-import { loupe, loupeAsync, modelsDir, startCli } from "./fixtures/cli.js"
+import { labelFolders, loupe, loupeAsync, modelsDir, startCli } from "./fixtures/cli.js"
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-function-pg-"))
-/** The CLI and the worker share nothing on disk: the database is all they share. */
+/**
+ * The CLI and the worker share nothing on disk: the database is all they share. The worker polls for the job every
+ * second, not every 10 (`ShardingConfig`'s default), and learns the shard assignments as often.
+ */
 const envOf = (name: string) => ({
+  ENTITY_MESSAGE_POLL_INTERVAL: "1 second",
+  REFRESH_ASSIGNMENTS_INTERVAL: "1 second",
   LOUPE_CACHE_DIR: path.join(work, name),
   LOUPE_MODELS_DIR: modelsDir,
   LOUPE_OFFLINE: "true",
@@ -23,18 +28,7 @@ const envOf = (name: string) => ({
   LOUPE_STORE_URL: ""
 })
 
-/** A folder per label with the first `count` training photos of each: what `add` reads. */
-const photos = (name: string, first: number, count: number) => {
-  const dir = path.join(work, name)
-  for (const label of ["cats", "dogs"]) {
-    fs.mkdirSync(path.join(dir, label), { recursive: true })
-    const files = fs.readdirSync(path.join(catsVsDogs, "train", label))
-      .sort((a, b) => Number(a.split(".")[1]) - Number(b.split(".")[1]))
-      .slice(first, first + count)
-    for (const f of files) fs.copyFileSync(path.join(catsVsDogs, "train", label, f), path.join(dir, label, f))
-  }
-  return dir
-}
+const photos = (name: string, from: number, count: number) => labelFolders(path.join(work, name), from, count)
 
 let postgres: RunningPostgres | { readonly skipped: string }
 let worker: ChildProcess | undefined
