@@ -8,19 +8,15 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { freePort } from "../../../test/fixtures/loopback.mjs"
-import { startPostgres } from "../../../test/fixtures/postgres.mjs"
+import { clusterEnv, startPostgres } from "../../../test/fixtures/postgres.mjs"
 import type { RunningPostgres } from "../../../test/fixtures/postgres.mjs"
 import { catsVsDogs } from "../../../test/fixtures/shared.mjs"
 import { labelFolders, loupe, loupeAsync, modelsDir, startCli } from "./fixtures/cli.js"
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-function-pg-"))
-/**
- * The CLI and the worker share nothing on disk: the database is all they share. The worker polls for the job every
- * second, not every 10 (`ShardingConfig`'s default), and learns the shard assignments as often.
- */
+/** The CLI and the worker share nothing on disk: the database is all they share. Short cluster timings. */
 const envOf = (name: string) => ({
-  ENTITY_MESSAGE_POLL_INTERVAL: "1 second",
-  REFRESH_ASSIGNMENTS_INTERVAL: "1 second",
+  ...clusterEnv,
   LOUPE_CACHE_DIR: path.join(work, name),
   LOUPE_MODELS_DIR: modelsDir,
   LOUPE_OFFLINE: "true",

@@ -12,7 +12,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { startPostgres } from "../../../test/fixtures/postgres.mjs"
+import { clusterEnv, startPostgres } from "../../../test/fixtures/postgres.mjs"
 import { modelsDir, repoRoot } from "../../../test/fixtures/shared.mjs"
 import { catsVsDogsPhotos, functionsEnvironment } from "./fixtures/environment.js"
 import { freePort } from "../../../test/fixtures/loopback.mjs"
@@ -21,19 +21,6 @@ const pg = await startPostgres()
 const cli = path.join(repoRoot, "packages/cli/dist/cli.js")
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-durable-"))
 const cache = path.join(work, "cache")
-
-// Short cluster timings (`ShardingConfig` from the environment), so that a dead runner is noticed in seconds. The
-// runner-health check is a cluster singleton: when the killed runner held it, nobody marks the dead runner unhealthy,
-// and it keeps its shards (the retrain's among them) until its last heartbeat is SHARD_LOCK_EXPIRATION old (35 s by
-// default: the occasional 34 s takeover). Expiring after 10 s, with a heartbeat every 3 s, bounds that wait; each
-// lock query then has 3 s to answer, which a loopback Postgres does even while the runners embed (docs/scale-out.md).
-const clusterEnv = {
-  REFRESH_ASSIGNMENTS_INTERVAL: "1 second",
-  RUNNER_HEALTH_CHECK_INTERVAL: "2 seconds",
-  ENTITY_MESSAGE_POLL_INTERVAL: "1 second",
-  SHARD_LOCK_EXPIRATION: "10 seconds",
-  SHARD_LOCK_REFRESH_INTERVAL: "3 seconds"
-}
 
 interface Worker {
   readonly child: ChildProcess
