@@ -13,7 +13,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { startPostgres } from "../../../test/fixtures/postgres.mjs"
+import { clusterEnv, startPostgres } from "../../../test/fixtures/postgres.mjs"
 import { modelsDir, repoRoot } from "../../../test/fixtures/shared.mjs"
 import { catsVsDogsPhotos, functionsEnvironment } from "./fixtures/environment.js"
 import { freePort } from "../../../test/fixtures/loopback.mjs"
@@ -22,15 +22,6 @@ const pg = await startPostgres()
 const cli = path.join(repoRoot, "packages/cli/dist/cli.js")
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-durable-"))
 const cache = path.join(work, "cache")
-
-// Short cluster timings (`ShardingConfig` from the environment), so that a dead runner is noticed in seconds. The
-// shard locks keep their defaults: Postgres frees a dead runner's advisory locks with its connection, and a shorter
-// refresh times out on a machine busy embedding, which stops the runner's entities mid-activity.
-const clusterEnv = {
-  REFRESH_ASSIGNMENTS_INTERVAL: "1 second",
-  RUNNER_HEALTH_CHECK_INTERVAL: "2 seconds",
-  ENTITY_MESSAGE_POLL_INTERVAL: "1 second"
-}
 
 interface Worker {
   readonly child: ChildProcess
@@ -116,10 +107,16 @@ describe.skipIf("skipped" in pg)(`durable retrain${"skipped" in pg ? ` (skipped:
       const again = yield* Effect.fork(jobs.retrain(fn.id, revision))
       expect(holder.output()).toMatch(new RegExp(`Retrain ${fn.id}@\\d+: embedded 20 images in 4 range`))
       holder.child.kill("SIGKILL")
+      const killedAt = Date.now()
       const survivor = workers.find((w) => w !== holder)!
       const killedOutput = holder.output()
       // Killed mid-search: it never logged the search's result.
       expect(killedOutput).not.toMatch(/search selected/)
+      // The survivor resumes the search within the lock expiry and a few refreshes, whichever runner held what.
+      yield* waitFor([survivor], searching, 60_000)
+      const takeover = Date.now() - killedAt
+      console.log(`takeover after kill -9: ${takeover} ms`)
+      expect(takeover).toBeLessThan(20_000)
 
       const status = yield* functions.awaitTrained(fn.id).pipe(Effect.timeout("120 seconds"))
       expect(status.model).not.toBeNull()
