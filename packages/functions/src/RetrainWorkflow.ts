@@ -13,8 +13,9 @@
  * same revision, from any process, are one workflow.
  *
  * Embedding is sharded: the `embed` activity splits the images into ranges (`embedRangeSize`) and sends each to an
- * `Embedding` entity (id `<functionId>/<revision>/<range>`), which the cluster places on any runner; each range
- * writes its vectors into the embedding cache every process reads.
+ * `Embedding` entity (id `<functionId>/<hash of the range's images and embedding options>`), which the cluster places
+ * on any runner; each range writes its vectors into the embedding cache every process reads. Two retrains of one
+ * function at different revisions send the ranges they share to the same entity, which embeds them once.
  *
  * `layerRunner` (over any `SqlClient`) and `layerRunnerPostgres` (over a Postgres store's database) run both: a
  * runner, what `loupe worker` is. `layerJobs` and `layerJobsFor` give the `Retrainer` a `RetrainJobs` that submits
@@ -42,6 +43,7 @@ import type { SqlClient } from "@effect/sql"
 import { Activity, Workflow, WorkflowEngine } from "@effect/workflow"
 import { Registry } from "@loupe/core"
 import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { createHash } from "node:crypto"
 import type { ConfigError } from "effect/ConfigError"
 import type { EmbeddingCache } from "@loupe/core"
 import { type FunctionsError, fromConfigError } from "./FunctionsError.js"
@@ -153,7 +155,7 @@ export const EmbedRange = Rpc.make("EmbedRange", {
 })
 
 /**
- * The embedding entity: one per function, revision and range of images, placed on any runner.
+ * The embedding entity: one per function and range of images (named by their content), placed on any runner.
  *
  * @since 0.2.0
  * @category entities
@@ -187,6 +189,23 @@ export interface WorkflowOptions {
 const running = (activity: string, functionId: string, revision: number) =>
   Effect.logInfo(`Retrain ${functionId}@${revision}: activity ${activity} running in process ${process.pid}`)
 
+/**
+ * The `Embedding` entity of a range: named by what it embeds (the images' content and the embedding options), not by
+ * revision, so that retrains of one function at different revisions (two servers each submitting the revision it
+ * saw) send a range they share to one entity. An entity takes its messages one at a time, so the second finds the
+ * first's vectors in the cache instead of embedding the same images beside it. Samples are listed in the order they
+ * were added, so adding samples leaves the earlier ranges as they were.
+ */
+const rangeEntityId = (
+  functionId: string,
+  embed: { readonly backbones: ReadonlyArray<string>; readonly mirror: boolean },
+  images: ReadonlyArray<{ readonly contentHash: string }>
+) => {
+  const hash = createHash("sha256").update(JSON.stringify([embed.backbones, embed.mirror]))
+  for (const image of images) hash.update(image.contentHash)
+  return `${functionId}/${hash.digest("hex").slice(0, 32)}`
+}
+
 const chunks = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> =>
   Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
 
@@ -219,8 +238,8 @@ export const layerWorkflows = (
             const embed = RetrainSteps.embedOptions((yield* RetrainSteps.fitOptions(plan)).full)
             const client = (yield* Embedding.client)
             const ranges = chunks(plan.samples, rangeSize)
-            yield* Effect.forEach(ranges, (images, i) =>
-              client(`${functionId}/${plan.revision}/${i}`).EmbedRange({ functionId, ...embed, images }).pipe(
+            yield* Effect.forEach(ranges, (images) =>
+              client(rangeEntityId(functionId, embed, images)).EmbedRange({ functionId, ...embed, images }).pipe(
                 Effect.catchAll((e) => Effect.fail(typeof e === "string" ? e : String(e)))
               ), { concurrency: "unbounded", discard: true })
             yield* Effect.logInfo(`Retrain ${functionId}@${revision}: embedded ${plan.samples.length} images in ${ranges.length} range(s)`)
