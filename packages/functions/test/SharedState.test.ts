@@ -11,6 +11,7 @@ import { HttpServer } from "@effect/platform"
 import { BlobStore, CaptureLog, Server, SharedState, StoreLocation } from "@loupe/functions"
 import { Server as DeployServer } from "@loupe/deploy"
 import { Context, Effect, Exit, Layer, ManagedRuntime, Redacted, Scope } from "effect"
+import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -252,6 +253,28 @@ describe.skipIf(pg === undefined)("SharedState on Postgres", () => {
       expect(Array.from(second.vectors.data)).toEqual(Array.from(first.vectors.data))
       const missing = await b.runPromise(Effect.flatMap(EmbeddingCache.EmbeddingCache, (c) => c.get("no-such-namespace", first.contentHashes[0]!)))
       expect(missing).toBeUndefined()
+    })
+  })
+
+  it("embedding cache: many vectors go in and out in chunked statements, aligned with the keys asked for", async () => {
+    await withServers(async (a, b) => {
+      const samples = catsVsDogsPhotos("test", "dogs", 0, 3).map((source, i) => ({ id: String(i), source }))
+      const { vectors } = await a.runPromise(Effect.scoped(Effect.flatMap(Registry.loadBackbone("onnx:mobilenetv2-int8"), (backbone) =>
+        Embedder.embedSamples(backbone, samples))))
+      const row = (i: number) => vectors.data.subarray((i % 3) * vectors.cols, (i % 3 + 1) * vectors.cols)
+      // More keys than one statement takes (400), one of them twice.
+      const keys = Array.from({ length: 450 }, (_, i) => crypto.hash("sha256", `vector ${i}`))
+      const entries = [...keys, keys[7]!].map((contentHash, i) => ({ contentHash, vector: row(i) }))
+      await a.runPromise(Effect.flatMap(EmbeddingCache.EmbeddingCache, (c) => EmbeddingCache.setMany(c, "many", entries)))
+      const asked = [keys[449]!, "not-stored", ...keys, keys[0]!]
+      const found = await b.runPromise(Effect.flatMap(EmbeddingCache.EmbeddingCache, (c) => EmbeddingCache.getMany(c, "many", asked)))
+      expect(found).toHaveLength(asked.length)
+      expect(found[1]).toBeUndefined()
+      expect(Array.from(found[0]!)).toEqual(Array.from(row(449)))
+      keys.forEach((_, i) => expect(Array.from(found[i + 2]!)).toEqual(Array.from(row(i))))
+      expect(Array.from(found.at(-1)!)).toEqual(Array.from(row(0)))
+      const [stored] = await query((sql) => sql<{ readonly n: number | string }>`SELECT COUNT(*) AS n FROM embeddings WHERE namespace = 'many'`)
+      expect(Number(stored!.n)).toBe(450)
     })
   })
 })
