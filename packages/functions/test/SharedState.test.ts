@@ -17,6 +17,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { startPostgres } from "../../../test/fixtures/postgres.mjs"
 import { modelsDir } from "../../../test/fixtures/shared.mjs"
+import * as Dismissals from "../src/console/Dismissals.js"
 import { catsVsDogsPhotos, functionsEnvironment } from "./fixtures/environment.js"
 
 const started = await startPostgres()
@@ -253,6 +254,28 @@ describe.skipIf(pg === undefined)("SharedState on Postgres", () => {
       expect(Array.from(second.vectors.data)).toEqual(Array.from(first.vectors.data))
       const missing = await b.runPromise(Effect.flatMap(EmbeddingCache.EmbeddingCache, (c) => c.get("no-such-namespace", first.contentHashes[0]!)))
       expect(missing).toBeUndefined()
+    })
+  })
+
+  it("console dismissals made through one server are seen by the other, in the store's database", async () => {
+    await withServers(async (a, b) => {
+      const dismissals = <A>(f: (d: Dismissals.Dismissals["Type"]) => Effect.Effect<A, unknown>) => Effect.flatMap(Dismissals.Dismissals, f)
+      await a.runPromise(dismissals((d) =>
+        Effect.all([
+          d.dismiss("function_a", "suspect", "sample_1"),
+          d.dismiss("function_a", "duplicate", Dismissals.pairSubject("sample_3", "sample_2")),
+          d.dismiss("function_b", "outlier", "sample_9")
+        ])))
+      // The same dismissal again, through the other server: still one row.
+      await b.runPromise(dismissals((d) => d.dismiss("function_a", "suspect", "sample_1")))
+      expect(await b.runPromise(dismissals((d) => d.list("function_a")))).toEqual(
+        new Set(["suspect:sample_1", `duplicate:${Dismissals.pairSubject("sample_2", "sample_3")}`])
+      )
+      await b.runPromise(dismissals((d) => d.forget("function_a")))
+      expect((await a.runPromise(dismissals((d) => d.list("function_a")))).size).toBe(0)
+      expect(await a.runPromise(dismissals((d) => d.list("function_b")))).toEqual(new Set(["outlier:sample_9"]))
+      const rows = await query((sql) => sql<{ readonly function_id: string }>`SELECT function_id FROM dismissed`)
+      expect(rows.map((r) => r.function_id)).toEqual(["function_b"])
     })
   })
 
