@@ -28,7 +28,16 @@ import { Chunk, Effect, Option, Stream } from "effect"
 import * as fs from "node:fs"
 import type { LoadedBackbone } from "./Backbone.js"
 import { CoreError } from "./CoreError.js"
-import { type CacheEntry, contentHash, EmbeddingCache, fileFingerprint, getMany, namespaceOf, setMany } from "./EmbeddingCache.js"
+import {
+  type CacheEntry,
+  contentHash,
+  EmbeddingCache,
+  fileFingerprint,
+  getMany,
+  knownContentHashes,
+  namespaceOf,
+  setMany
+} from "./EmbeddingCache.js"
 import * as Matrix from "./Matrix.js"
 import { decodeKey, decodeRgb, type PreprocessSpec, readSource, toTensor } from "./Preprocess.js"
 import { report } from "./Progress.js"
@@ -250,17 +259,19 @@ const embedGroups = <E, R>(
      */
     const recall = (group: ReadonlyArray<Sample>): Effect.Effect<Array<Prepared | Pending>> =>
       Effect.gen(function*() {
-        const files = yield* Effect.forEach(group, (sample) =>
-          Effect.gen(function*() {
-            const { source } = sample
-            if (typeof source !== "string" || cache?.knownContentHash === undefined) return undefined
-            // Node's stat rather than FileSystem's: synchronous (a microsecond system call, cheaper than a thread-pool
-            // round trip), and with the change time in nanoseconds that the fingerprint needs (see `EmbeddingCache.FileStat`).
-            const stat = yield* Effect.try(() => fs.statSync(source, { bigint: true })).pipe(Effect.orElseSucceed(() => undefined))
-            if (stat === undefined) return undefined
-            const fingerprint = fileFingerprint(source, stat)
-            return { fingerprint, hash: yield* cache.knownContentHash(fingerprint) }
-          }))
+        const fingerprints = group.map(({ source }) => {
+          if (typeof source !== "string" || cache?.knownContentHash === undefined) return undefined
+          // Node's stat rather than FileSystem's: synchronous (a microsecond system call, cheaper than a thread-pool
+          // round trip), and with the change time in nanoseconds that the fingerprint needs (see `EmbeddingCache.FileStat`).
+          try {
+            return fileFingerprint(source, fs.statSync(source, { bigint: true }))
+          } catch {
+            return undefined
+          }
+        })
+        const asked = fingerprints.filter((f) => f !== undefined)
+        const hashOf = new Map(cache === undefined ? [] : (yield* knownContentHashes(cache, asked)).map((hash, k) => [asked[k]!, hash]))
+        const files = fingerprints.map((fingerprint) => (fingerprint === undefined ? undefined : { fingerprint, hash: hashOf.get(fingerprint) }))
         const known = files.flatMap((file) => (file?.hash === undefined ? [] : [file.hash]))
         const hitsOf = new Map((yield* lookupMany(known)).map((hits, k) => [known[k]!, hits]))
         return group.map((sample, i): Prepared | Pending => {

@@ -13,8 +13,8 @@ import type { LoadedBackbone } from "./Backbone.js"
 /**
  * An embedding cache: vectors by (namespace, content hash), and optionally content hashes by file fingerprint.
  * Lookups of a missing entry give `undefined`; a cache never fails, it only misses. A cache where each access costs
- * a round trip (a database) also implements `getMany` and `setMany`; callers go through the module's `getMany` and
- * `setMany`, which fall back to one `get` or `set` per key for a cache without them.
+ * a round trip (a database) also implements `getMany`, `setMany` and `knownContentHashes`; callers go through the
+ * module's functions of those names, which fall back to one call per key for a cache without them.
  *
  * @since 0.1.0
  * @category models
@@ -31,6 +31,8 @@ export interface EmbeddingCacheShape {
    * read and hash unchanged files again.
    */
   readonly knownContentHash?: (fingerprint: string) => Effect.Effect<string | undefined>
+  /** Optional, with `knownContentHash`: the content hashes of several fingerprints, aligned with them. */
+  readonly knownContentHashes?: (fingerprints: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string | undefined>>
   /** Optional: record a file's content hash under its fingerprint. */
   readonly rememberContentHash?: (fingerprint: string, contentHash: string) => Effect.Effect<void>
 }
@@ -61,6 +63,23 @@ export const getMany = (
   contentHashes.length === 0
     ? Effect.succeed([])
     : cache.getMany?.(namespace, contentHashes) ?? Effect.forEach(contentHashes, (hash) => cache.get(namespace, hash))
+
+/**
+ * The content hashes a cache that remembers file fingerprints knows for several of them, aligned with
+ * `fingerprints`: through its own `knownContentHashes` when it has one, else one `knownContentHash` each; all
+ * unknown for a cache that remembers none.
+ *
+ * @since 0.2.0
+ * @category lookups
+ */
+export const knownContentHashes = (
+  cache: EmbeddingCacheShape,
+  fingerprints: ReadonlyArray<string>
+): Effect.Effect<ReadonlyArray<string | undefined>> => {
+  const one = cache.knownContentHash
+  if (fingerprints.length === 0 || one === undefined) return Effect.succeed(fingerprints.map(() => undefined))
+  return cache.knownContentHashes?.(fingerprints) ?? Effect.forEach(fingerprints, one)
+}
 
 /**
  * Store several vectors in one namespace: through the cache's own `setMany` when it has one, else one `set` each.

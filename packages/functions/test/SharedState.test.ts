@@ -282,8 +282,13 @@ describe.skipIf(pg === undefined)("SharedState on Postgres", () => {
   it("embedding cache: many vectors go in and out in chunked statements, aligned with the keys asked for", async () => {
     await withServers(async (a, b) => {
       const samples = catsVsDogsPhotos("test", "dogs", 0, 3).map((source, i) => ({ id: String(i), source }))
-      const { vectors } = await a.runPromise(Effect.scoped(Effect.flatMap(Registry.loadBackbone("onnx:mobilenetv2-int8"), (backbone) =>
+      const { contentHashes, vectors } = await a.runPromise(Effect.scoped(Effect.flatMap(Registry.loadBackbone("onnx:mobilenetv2-int8"), (backbone) =>
         Embedder.embedSamples(backbone, samples))))
+      // The photos' content hashes, remembered by file fingerprint, in one lookup on the other server.
+      const fingerprints = samples.map((s) => EmbeddingCache.fileFingerprint(s.source, fs.statSync(s.source, { bigint: true })))
+      const hashes = await b.runPromise(Effect.flatMap(EmbeddingCache.EmbeddingCache, (c) =>
+        EmbeddingCache.knownContentHashes(c, [fingerprints[2]!, "unknown", ...fingerprints])))
+      expect(hashes).toEqual([contentHashes[2], undefined, ...contentHashes])
       const row = (i: number) => vectors.data.subarray((i % 3) * vectors.cols, (i % 3 + 1) * vectors.cols)
       // More keys than one statement takes (400), one of them twice.
       const keys = Array.from({ length: 450 }, (_, i) => crypto.hash("sha256", `vector ${i}`))

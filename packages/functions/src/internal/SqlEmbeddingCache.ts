@@ -1,8 +1,8 @@
 /**
  * The embedding cache in the `embeddings` table of a shared database, keyed as the disk cache is, by (namespace,
  * content sha256), so every runner reuses the vectors any of them computed. Vectors are float32 bytes. Lookups and
- * writes of many vectors take one statement per chunk of keys (`getMany`, `setMany`), not one round trip per
- * vector. As every embedding cache, it never fails: a database error is logged and taken as a miss (or a write
+ * writes of many vectors or file fingerprints take one statement per chunk of keys (`getMany`, `setMany`,
+ * `knownContentHashes`), not one round trip per key. As every embedding cache, it never fails: a database error is logged and taken as a miss (or a write
  * skipped).
  *
  * @internal
@@ -48,16 +48,23 @@ export const make: Effect.Effect<EmbeddingCache.EmbeddingCacheShape, never, SqlC
           Effect.catchAll(miss("a write", undefined))
         )
     }
+    const knownContentHashes = (fingerprints: ReadonlyArray<string>) =>
+      Effect.forEach(chunks([...new Set(fingerprints)]), (chunk) =>
+        sql<{ readonly fingerprint: string; readonly content_hash: string }>`SELECT fingerprint, content_hash FROM file_hashes
+          WHERE ${sql.in("fingerprint", chunk)}`).pipe(
+          Effect.map((rows) => {
+            const found = new Map(rows.flat().map((row) => [row.fingerprint, row.content_hash]))
+            return fingerprints.map((fingerprint) => found.get(fingerprint))
+          }),
+          Effect.catchAll(miss("a read", fingerprints.map(() => undefined)))
+        )
     return {
       get: (namespace, contentHash) => Effect.map(getMany(namespace, [contentHash]), (vectors) => vectors[0]),
       set: (namespace, contentHash, vector) => setMany(namespace, [{ contentHash, vector }]),
       getMany,
       setMany,
-      knownContentHash: (fingerprint) =>
-        sql<{ readonly content_hash: string }>`SELECT content_hash FROM file_hashes WHERE fingerprint = ${fingerprint}`.pipe(
-          Effect.map((rows) => rows[0]?.content_hash),
-          Effect.catchAll(miss("a read", undefined))
-        ),
+      knownContentHash: (fingerprint) => Effect.map(knownContentHashes([fingerprint]), (hashes) => hashes[0]),
+      knownContentHashes,
       rememberContentHash: (fingerprint, contentHash) =>
         sql`INSERT INTO file_hashes ${sql.insert({ fingerprint, content_hash: contentHash })}
           ON CONFLICT (fingerprint) DO UPDATE SET content_hash = excluded.content_hash`.pipe(
