@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os"
 import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
+import { BaseSequencer, type TestSpecification } from "vitest/node"
 
 const packages = ["core", "backbones", "trainers", "metrics", "deploy", "functions", "cli"]
 
@@ -12,6 +13,22 @@ const alias = [
   { find: "@loupe/core/onnx", replacement: source("core/src/onnx.ts") },
   ...packages.map((p) => ({ find: `@loupe/${p}`, replacement: source(`${p}/src/index.ts`) }))
 ]
+
+// The files that take longest start first, so that the run does not end with one worker on a long file and the other
+// idle. Vitest orders by the last run's durations when it has them; a fresh clone (CI) has none, and falls back to
+// file size, which does not put them first. From the summary reporter's "Slowest files" of CI runs.
+const longestFirst = ["packages/cli/test/DatasetMatrixBalanced.test.ts", "packages/cli/test/DatasetMatrix.test.ts"]
+
+class LongestFirst extends BaseSequencer {
+  override async sort(files: Array<TestSpecification>): Promise<Array<TestSpecification>> {
+    const rank = (file: TestSpecification) => {
+      const i = longestFirst.findIndex((long) => file.moduleId.endsWith(long))
+      return i === -1 ? longestFirst.length : i
+    }
+    // Array.prototype.sort is stable: the other files keep vitest's order.
+    return (await super.sort(files)).sort((a, b) => rank(a) - rank(b))
+  }
+}
 
 export default defineConfig({
   resolve: { alias },
@@ -28,6 +45,7 @@ export default defineConfig({
     // No test reaches a real model hub: the default one is a loopback port where nothing listens, so a preset's hub
     // probe fails at once; tests that pull point HF_ENDPOINT or hubUrl at their own loopback hub.
     env: { HF_ENDPOINT: "http://127.0.0.1:9" },
-    reporters: ["default", "./scripts/summary-reporter.ts"]
+    reporters: ["default", "./scripts/summary-reporter.ts"],
+    sequence: { sequencer: LongestFirst }
   }
 })

@@ -2,7 +2,7 @@
 /**
  * bench/scale: what spreading work over processes costs on one machine, and what a Postgres store costs an invoke.
  *
- *   pnpm build && node bench/scale/run.mjs [--images 2000] [--range 64] [--requests 1000] [--concurrency 8]
+ *   pnpm build && node bench/scale/run.mjs [--images 2000] [--range 64] [--rounds 3] [--requests 1000] [--concurrency 8]
  *
  * Starts a throwaway Postgres (test/fixtures/postgres.mjs, or LOUPE_PG_URL) and puts `--images` real photos
  * (cats-vs-dogs-large, train then test, sorted) into a function of a Postgres store, blobs in a folder. Then:
@@ -12,12 +12,13 @@
  *    - 1 runner, then 2 runners: `bench/scale/runner.mjs` processes (`RetrainWorkflow.layerRunner`, what
  *      `loupe worker` runs) sharing the store, and this process as a cluster client sending the images as
  *      `Embedding` entity messages of `--range` images each (the retrain workflow's sharded embed step).
- *    It reports images/s and CPU ms per image (the runners' and this process's CPU, from /proc) and the coordination
- *    overhead: wall time against in-process. On a 2-core machine 2 runners cannot be faster than one: they share the
+ *    The three modes take turns for `--rounds` rounds (every photo read once before, so none pays for a cold disk).
+ *    It reports each mode's median images/s and CPU ms per image (the runners' and this process's CPU, from /proc)
+ *    and the coordination overhead: wall time against the same round's in-process run, the median and each round. On a 2-core machine 2 runners cannot be faster than one: they share the
  *    cores, so what they show is the cost of coordination, not a speed-up.
  * 2. **Invoke** (first, while this process runs nothing else): `loupe serve` on a SQLite folder, then on the Postgres
  *    store with one `loupe worker` to train (bench/lib/serve.mjs): a function trained on 10 + 10 photos, invoked with
- *    one 500x375 JPEG one at a time (p50) and `--concurrency` at once (req/s).
+ *    one 500x375 JPEG one at a time (p50) and `--concurrency` at once (req/s). `--requests 0` leaves it out.
  */
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -39,11 +40,13 @@ const { values: args } = parseArgs({
     images: { type: "string", default: "2000" },
     range: { type: "string", default: "64" },
     requests: { type: "string", default: "1000" },
-    concurrency: { type: "string", default: "8" }
+    concurrency: { type: "string", default: "8" },
+    rounds: { type: "string", default: "3" }
   }
 })
 const imageCount = Number(args.images)
 const rangeSize = Number(args.range)
+const roundCount = Math.max(1, Number(args.rounds))
 const backbone = "onnx:mobilenetv2-int8"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -96,7 +99,8 @@ try {
   // Invoke first, while this process has nothing else running: one server on SQLite, then one on Postgres.
   const invokeRows = []
   const image = fs.readFileSync(path.join(sharedDir, "datasets/cats-vs-dogs-large/train/cats/cat.402.jpg"))
-  for (const [name, store] of [["SQLite", path.join(work, "sqlite-store")], ["Postgres", postgres.url.replace("/loupe?", "/serve?")]]) {
+  const invokeStores = Number(args.requests) > 0 ? [["SQLite", path.join(work, "sqlite-store")], ["Postgres", postgres.url.replace("/loupe?", "/serve?")]] : []
+  for (const [name, store] of invokeStores) {
     if (name === "Postgres") {
       const { execFileSync } = await import("node:child_process")
       execFileSync("psql", [postgres.url, "-qAtc", "CREATE DATABASE serve"])
@@ -153,22 +157,24 @@ try {
   const warmup = all.slice(imageCount)
   const blobFile = (/** @type {{ contentHash: string }} */ s) => path.join(blobDir, Store.imageKey(fnId, s.contentHash))
 
-  /** @type {Array<{ name: string; wall: number; cpuMs: number }>} */
-  const embedRows = []
+  // Every photo read once before timing, so that no mode pays for cold disk reads that a later one gets free.
+  for (const s of all) fs.readFileSync(blobFile(s))
 
-  // In process: the retrain's embed step without the cluster, a fresh cache.
-  console.log(`Embedding in process...`)
-  await Effect.gen(function*() {
-    const loaded = yield* Registry.loadBackbone(backbone)
-    // Warm-up: the model's first batches.
-    yield* Embedder.embedSamplesMany([loaded], warmup.map((s) => ({ id: s.id, source: blobFile(s) })), { mirror: false })
-    const cpu = ownCpuMs()
-    const start = performance.now()
-    const [embedded] = yield* Embedder.embedSamplesMany([loaded], images.map((s) => ({ id: s.id, source: blobFile(s) })), { mirror: false })
-    if (embedded?.samples.length !== imageCount) throw new Error(`embedded ${embedded?.samples.length} of ${imageCount}`)
-    embedRows.push({ name: "in process", wall: (performance.now() - start) / 1000, cpuMs: ownCpuMs() - cpu })
-    console.log(JSON.stringify(embedRows.at(-1)))
-  }).pipe(Effect.scoped, Effect.provide(environment(path.join(work, "inprocess-cache"))), Effect.runPromise)
+  /** One timed run of a mode: wall seconds and CPU ms (this process, and the runners for the cluster modes). */
+  /** @typedef {{ wall: number; cpuMs: number }} Timed */
+
+  /** In process: the retrain's embed step without the cluster, on a fresh cache. */
+  const inProcessRun = (/** @type {number} */ round) =>
+    Effect.gen(function*() {
+      const loaded = yield* Registry.loadBackbone(backbone)
+      // Warm-up: the model's first batches.
+      yield* Embedder.embedSamplesMany([loaded], warmup.map((s) => ({ id: s.id, source: blobFile(s) })), { mirror: false })
+      const cpu = ownCpuMs()
+      const start = performance.now()
+      const [embedded] = yield* Embedder.embedSamplesMany([loaded], images.map((s) => ({ id: s.id, source: blobFile(s) })), { mirror: false })
+      if (embedded?.samples.length !== imageCount) throw new Error(`embedded ${embedded?.samples.length} of ${imageCount}`)
+      return /** @type {Timed} */ ({ wall: (performance.now() - start) / 1000, cpuMs: ownCpuMs() - cpu })
+    }).pipe(Effect.scoped, Effect.provide(environment(path.join(work, `inprocess-cache-${round}`))), Effect.runPromise)
 
   // The same images through 1, then 2 runners.
   const client = NodeClusterSocket.layer({ clientOnly: true, storage: "sql" }).pipe(Layer.provide(Store.layerPostgres(postgres.url)))
@@ -199,10 +205,10 @@ try {
       Effect.runPromise
     )
 
-  for (const count of [1, 2]) {
-    console.log(`Embedding with ${count} runner(s)...`)
+  /** `count` fresh runners (fresh caches), warmed up, then timed on the images. */
+  const runnersRun = async (/** @type {number} */ count, /** @type {number} */ round) => {
     const runners = await Promise.all(Array.from({ length: count }, async (_, i) => {
-      const cache = path.join(work, `runner-${count}-${i}-cache`)
+      const cache = path.join(work, `runner-${round}-${count}-${i}-cache`)
       const child = spawn(process.execPath, [path.join(here, "runner.mjs"), postgres.url, blobDir, cache, String(34500 + 10 * count + i)], {
         stdio: ["ignore", "pipe", "inherit"]
       })
@@ -217,29 +223,63 @@ try {
       })
       return /** @type {number} */ (child.pid)
     }))
-    // The runners share out the shards once all have joined.
-    await new Promise((r) => setTimeout(r, 5000))
-    // Warm-up: small ranges, so that every runner loads the model and holds shards, cached apart from the measured images.
-    await send(`warmup-${count}`, warmup, 4)
-    const before = runners.map((pid) => processStats(pid).cpuMs)
-    const cpu = ownCpuMs()
-    const start = performance.now()
-    resent = 0
-    await send(`run-${count}`, images, rangeSize)
-    const wall = (performance.now() - start) / 1000
-    if (resent > 0) console.log(`${count} runner(s): ${resent} range(s) sent again after an interruption`)
-    const runnerCpu = runners.reduce((sum, pid, i) => sum + processStats(pid).cpuMs - before[i], 0)
-    embedRows.push({ name: `${count} runner${count > 1 ? "s" : ""}`, wall, cpuMs: runnerCpu + ownCpuMs() - cpu })
-    console.log(JSON.stringify(embedRows.at(-1)))
-    await Promise.all(children.splice(0).map(stopRunner))
+    try {
+      // The runners share out the shards once all have joined.
+      await new Promise((r) => setTimeout(r, 5000))
+      // Warm-up: small ranges, so that every runner loads the model and holds shards, cached apart from the measured images.
+      await send(`warmup-${round}-${count}`, warmup, 4)
+      const before = runners.map((pid) => processStats(pid).cpuMs)
+      const cpu = ownCpuMs()
+      const start = performance.now()
+      resent = 0
+      await send(`run-${round}-${count}`, images, rangeSize)
+      const wall = (performance.now() - start) / 1000
+      if (resent > 0) console.log(`${count} runner(s): ${resent} range(s) sent again after an interruption`)
+      const runnerCpu = runners.reduce((sum, pid, i) => sum + processStats(pid).cpuMs - before[i], 0)
+      return /** @type {Timed} */ ({ wall, cpuMs: runnerCpu + ownCpuMs() - cpu })
+    } finally {
+      await Promise.all(children.splice(0).map(stopRunner))
+    }
   }
 
+  // The modes take turns, round after round, so that a load that comes and goes on the machine falls on all of them;
+  // each mode's row is its median round, and each round's overhead is against that round's in-process run.
+  const modes = [
+    { name: "in process", run: inProcessRun },
+    { name: "1 runner", run: (/** @type {number} */ round) => runnersRun(1, round) },
+    { name: "2 runners", run: (/** @type {number} */ round) => runnersRun(2, round) }
+  ]
+  /** @type {Array<Array<Timed>>} */
+  const rounds = []
+  for (let round = 0; round < roundCount; round++) {
+    /** @type {Array<Timed>} */
+    const timed = []
+    for (const mode of modes) {
+      console.log(`Round ${round + 1}/${roundCount}: embedding ${mode.name}...`)
+      timed.push(await mode.run(round))
+      console.log(JSON.stringify({ round: round + 1, mode: mode.name, ...timed.at(-1) }))
+    }
+    rounds.push(timed)
+  }
+  const median = (/** @type {Array<number>} */ xs) => {
+    const sorted = [...xs].sort((a, b) => a - b)
+    const mid = Math.floor(sorted.length / 2)
+    return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+  }
+  const embedRows = modes.map((mode, m) => ({
+    name: mode.name,
+    wall: median(rounds.map((r) => r[m].wall)),
+    cpuMs: median(rounds.map((r) => r[m].cpuMs)),
+    overheads: rounds.map((r) => r[m].wall / r[0].wall - 1)
+  }))
   const inProcess = embedRows[0]
   console.log(`\nbench/scale: ${imageCount} photos, ${backbone}, ranges of ${rangeSize}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}`)
-  console.log("embedding        images/s   wall s   CPU ms/image   overhead vs in process")
+  console.log(`embedding (median of ${roundCount} rounds)  images/s   wall s   CPU ms/image   overhead vs in process: median (each round)`)
   for (const r of embedRows) {
-    const overhead = r === inProcess ? "" : `${f1((r.wall / inProcess.wall - 1) * 100)} %`
-    console.log(`${r.name.padEnd(15)}  ${f1(imageCount / r.wall).padStart(8)}  ${f1(r.wall).padStart(7)}  ${f1(r.cpuMs / imageCount).padStart(13)}   ${overhead}`)
+    const overhead = r === inProcess
+      ? ""
+      : `${f1(median(r.overheads) * 100)} % (${r.overheads.map((o) => `${f1(o * 100)} %`).join(", ")})`
+    console.log(`${r.name.padEnd(29)}  ${f1(imageCount / r.wall).padStart(8)}  ${f1(r.wall).padStart(7)}  ${f1(r.cpuMs / imageCount).padStart(13)}   ${overhead}`)
   }
   console.log(`\ninvoke (500x375 JPEG)  p50 ms   p99 ms   req/s at c=${args.concurrency}   errors   server CPU ms/req`)
   for (const r of invokeRows) {

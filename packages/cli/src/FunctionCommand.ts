@@ -3,18 +3,21 @@
  * (`--store`: a folder or a `postgres://` URL; default `$LOUPE_STORE_URL`, `$LOUPE_STORE_DIR` or `~/.local/share/loupe`).
  *
  * A command line process lives only as long as its command, so `add` waits for the retrain it causes (and any
- * retrain left over from an earlier interrupted run) before it exits; `--no-wait` leaves it to the next `add`.
+ * retrain left over from an earlier interrupted run) before it exits; `--no-wait` leaves it to the next `add`. On a
+ * Postgres store the retrain is not run in this process: it is submitted as a job (`RetrainWorkflow`) for the
+ * `loupe worker` runners, as `loupe serve` submits it, and the command waits for a worker to finish it, at most
+ * `--wait-timeout` seconds.
  *
  * @since 0.1.0
  */
 import { FileSystem } from "@effect/platform"
-import { Console, Effect, Either, Option, pipe } from "effect"
+import { Console, Duration, Effect, Either, Layer, Option, pipe, Schedule } from "effect"
 import { Dataset } from "@loupe/core"
 // Named so the declaration emitter can refer to the error types in this module's inferred command type.
 import type { CoreError as _CoreError } from "@loupe/core"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Functions, FunctionsError, Preset, StoreLocation } from "@loupe/functions"
+import { Functions, FunctionsError, Preset, RetrainWorkflow, StoreLocation } from "@loupe/functions"
 import type { Retrainer, Store } from "@loupe/functions"
 import * as Arg from "./internal/Arg.js"
 import { environment, json, modelsDir, offline, overrides, parseOverrides, plugins, preset, presetsHelp } from "./internal/cliOptions.js"
@@ -129,19 +132,80 @@ const collect = (paths: ReadonlyArray<string>, label: Option.Option<string>) =>
 const common = { store, modelsDir, plugins, offline, json }
 type Common = DocumentedCommand.Parsed<typeof common>
 
-/** Run `effect` with the function API on the store. */
+/**
+ * Run `effect` with the function API on the store. Commands that train (`config` without `resumeOnStart: false`)
+ * submit their retrains to the workers on a Postgres store, as `loupe serve` does; a folder store trains here.
+ */
 const withFunctions = <A, E>(
   flags: Common,
   config: Functions.FunctionsConfig,
   effect: Effect.Effect<A, E, Functions.Functions | FileSystem.FileSystem>
 ) =>
   effect.pipe(
-    Effect.provide(Functions.layerStore(flags.store, config)),
+    Effect.provide(
+      Functions.layerStore(flags.store, config).pipe(
+        Layer.provide(config.resumeOnStart === false ? Layer.empty : RetrainWorkflow.layerJobsFor(flags.store))
+      )
+    ),
     Effect.provide(environment(flags))
   )
 
 /** Commands that only read or write records never start training; `add` does. */
 const quiet: Functions.FunctionsConfig = { resumeOnStart: false }
+
+/** How often the wait for a worker says it still waits. */
+const progressEvery = Duration.seconds(10)
+
+/**
+ * `--wait-timeout`: how long `add` and `labels rm` wait for a worker to finish the retrain on a Postgres store.
+ */
+const waitTimeout = pipe(
+  Flag.integer(
+    "wait-timeout",
+    "<seconds>",
+    "On a postgres:// store, how long to wait for a `loupe worker` to finish the retrain; past it the command fails " +
+      "and the job stays submitted for the workers"
+  ),
+  Flag.withDefault(600),
+  Flag.mapEither((seconds: number) =>
+    seconds >= 1 ? Either.right(seconds) : Either.left(`--wait-timeout ${seconds}: give at least 1 second`)
+  )
+)
+
+/**
+ * Wait for the function's retrain (`awaitTrained`). On a Postgres store the retrain is a job for the workers: say
+ * so on stderr, say every `progressEvery` that it still waits, and fail with `TrainingFailed` naming
+ * `--wait-timeout` when no worker has finished it within `timeoutSeconds` (the job itself stays submitted).
+ */
+const awaitRetrain = (store: StoreLocation.StoreLocation, functionId: string, timeoutSeconds: number) =>
+  Effect.gen(function*() {
+    const functions = yield* Functions.Functions
+    if (store._tag === "Directory") return yield* functions.awaitTrained(functionId)
+    const shown = StoreLocation.describe(store)
+    yield* Console.error(
+      `retrain of ${functionId} submitted as a job; waiting for a worker (\`loupe worker --store ${shown}\`)`
+    )
+    const started = Date.now()
+    const progress = Effect.suspend(() =>
+      Console.error(`waiting for a worker to retrain ${functionId}: ${Math.round((Date.now() - started) / 1000)} s`)
+    ).pipe(Effect.delay(progressEvery), Effect.repeat(Schedule.spaced(progressEvery)))
+    const status = yield* functions.awaitTrained(functionId).pipe(
+      Effect.raceFirst(Effect.zipRight(progress, Effect.never)),
+      Effect.timeoutFail({
+        duration: Duration.seconds(timeoutSeconds),
+        onTimeout: () =>
+          new FunctionsError.FunctionsError({
+            reason: "TrainingFailed",
+            field: "wait-timeout",
+            message: `No worker finished the retrain of ${functionId} within ${timeoutSeconds} s (--wait-timeout): is a ` +
+              `\`loupe worker --store ${shown}\` running? The job stays submitted; a worker runs it when one starts, ` +
+              `and \`loupe function list\` shows the model once it has.`
+          })
+      })
+    )
+    yield* Console.error(`retrain finished on a worker after ${Math.round((Date.now() - started) / 1000)} s`)
+    return status
+  })
 
 const create = DocumentedCommand.make(
   "create",
@@ -184,7 +248,8 @@ const add = DocumentedCommand.make(
     functionId,
     paths: Arg.atLeastOne(Arg.path("path", "A folder of labelled photos, or an image file", { exists: "yes" })),
     label: pipe(Flag.text("label", "<label>", "The label of the image files given (not of folders)"), Flag.optional()),
-    noWait: Flag.boolean("no-wait", "Return at once, without waiting for the retrain; the next `add` (or `loupe serve`) resumes it")
+    noWait: Flag.boolean("no-wait", "Return at once, without waiting for the retrain; the next `add` (or `loupe serve`) resumes it"),
+    waitTimeout
   },
   (flags) =>
     withFunctions(
@@ -213,7 +278,9 @@ const add = DocumentedCommand.make(
         const relabelled = added.flatMap((a, i) => (a.updated.includes("annotation") ? [{ file: good[i]!.file, label: good[i]!.label }] : []))
         for (const s of skipped) yield* Console.error(`skipped ${s.file}: ${s.reason}`)
         for (const r of relabelled) yield* Console.error(`relabelled ${r.file}: the function already held this image; now ${r.label}`)
-        const status = flags.noWait ? yield* functions.get(flags.functionId) : yield* functions.awaitTrained(flags.functionId)
+        const status = flags.noWait
+          ? yield* functions.get(flags.functionId)
+          : yield* awaitRetrain(flags.store, flags.functionId, flags.waitTimeout)
         if (flags.json) {
           yield* Console.log(JSON.stringify({ sampleIds: ids, skipped, relabelled, status }))
         } else {
@@ -416,7 +483,7 @@ const labelsRemove = DocumentedCommand.make(
     details: ["The label is given by id or by name. Its samples stay in the function without an annotation."],
     examples: ["loupe function labels rm function_3fa94c0e21b7d5a86c10 birds --store ./store"]
   },
-  { ...common, functionId, label: Arg.text("label", "The label's id or name, as `loupe function labels list` shows it") },
+  { ...common, functionId, label: Arg.text("label", "The label's id or name, as `loupe function labels list` shows it"), waitTimeout },
   (flags) =>
     withFunctions(
       flags,
@@ -427,7 +494,7 @@ const labelsRemove = DocumentedCommand.make(
         const label = labels.find((l) => l.id === flags.label) ?? labels.find((l) => l.name === flags.label)
         const deleted = yield* functions.deleteLabel(flags.functionId, label?.id ?? flags.label)
         // The retrain it causes finishes before the command exits (as with `add`).
-        const status = yield* functions.awaitTrained(flags.functionId)
+        const status = yield* awaitRetrain(flags.store, flags.functionId, flags.waitTimeout)
         if (flags.json) return yield* Console.log(JSON.stringify({ ...deleted, status }))
         yield* Console.log(`deleted label ${deleted.label.name} (${deleted.label.id}); ${deleted.unannotatedSamples} samples are now unlabelled`)
         yield* Console.log(statusText(status))

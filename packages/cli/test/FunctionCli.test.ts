@@ -1,38 +1,14 @@
 // `loupe function ...` end to end with the built CLI, including two processes writing to one store at once.
 import { describe, expect, it } from "vitest"
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { loupe, modelsDir, repoRoot, sharedDir } from "./fixtures/cli.js"
+import { labelFolders, loupe, loupeAsync, modelsDir, sharedDir } from "./fixtures/cli.js"
 
-const train = path.join(sharedDir, "datasets/cats-vs-dogs/train")
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-function-cli-"))
 const env = { LOUPE_CACHE_DIR: path.join(work, "cache"), LOUPE_STORE_DIR: path.join(work, "store"), LOUPE_MODELS_DIR: modelsDir }
 
-/** A folder per label holding `count` training photos of each label, from the `from`-th on. */
-const folder = (name: string, from: number, count: number) => {
-  const dir = path.join(work, name)
-  for (const label of ["cats", "dogs"]) {
-    fs.mkdirSync(path.join(dir, label), { recursive: true })
-    const files = fs.readdirSync(path.join(train, label)).sort().slice(from, from + count)
-    for (const f of files) fs.copyFileSync(path.join(train, label, f), path.join(dir, label, f))
-  }
-  return dir
-}
-
-/** The CLI as a child process that runs alongside others. */
-const loupeAsync = (args: ReadonlyArray<string>) =>
-  new Promise<{ readonly status: number | null; readonly stdout: string; readonly stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [path.join(repoRoot, "packages/cli/dist/cli.js"), ...args], {
-      env: { ...process.env, ...env }
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (d) => (stdout += d))
-    child.stderr.on("data", (d) => (stderr += d))
-    child.on("close", (status) => resolve({ status, stdout, stderr }))
-  })
+const folder = (name: string, from: number, count: number) => labelFolders(path.join(work, name), from, count)
 
 describe("loupe function", () => {
   it("create, two concurrent add processes, add with a bad file (trains), invoke, metrics", async () => {
@@ -43,8 +19,8 @@ describe("loupe function", () => {
 
     // Two writers at once on one SQLite store (WAL, busy timeout): every sample lands.
     const [a, b] = await Promise.all([
-      loupeAsync(["function", "add", fn.id, folder("a", 0, 12), "--no-wait", "--json"]),
-      loupeAsync(["function", "add", fn.id, folder("b", 12, 12), "--no-wait", "--json"])
+      loupeAsync(["function", "add", fn.id, folder("a", 0, 12), "--no-wait", "--json"], env),
+      loupeAsync(["function", "add", fn.id, folder("b", 12, 12), "--no-wait", "--json"], env)
     ])
     expect(a.stderr + b.stderr).not.toMatch(/Error/)
     expect([a.status, b.status]).toEqual([0, 0])

@@ -2,7 +2,6 @@
 // end to end with the built CLI, against a loopback hub publishing test models under the catalog's ids.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Exit, Scope } from "effect"
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -10,7 +9,7 @@ import { writeColourFolder } from "../../backbones/test/fixtures/colourImages.js
 import { colours, hubModelFiles } from "../../backbones/test/fixtures/hubModels.js"
 import { commitOf, serveHub } from "../../backbones/test/fixtures/hubServer.js"
 import type { LoopbackHub } from "../../backbones/test/fixtures/hubServer.js"
-import { modelsDir, repoRoot } from "./fixtures/cli.js"
+import { loupeAsync, modelsDir } from "./fixtures/cli.js"
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-hub-cli-"))
 const scope = Effect.runSync(Scope.make())
@@ -25,17 +24,7 @@ const { red, green, blue } = colours
 const labels = { red: red!, green: green!, blue: blue! }
 
 /** The built CLI as a child process (asynchronous, so the loopback hub in this process keeps answering). */
-const loupe = (args: ReadonlyArray<string>, extra: Record<string, string> = {}) =>
-  new Promise<{ readonly status: number | null; readonly stdout: string; readonly stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [path.join(repoRoot, "packages/cli/dist/cli.js"), ...args], {
-      env: { ...process.env, ...env, ...extra }
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (d) => (stdout += d))
-    child.stderr.on("data", (d) => (stderr += d))
-    child.on("close", (status) => resolve({ status, stdout, stderr }))
-  })
+const loupe = (args: ReadonlyArray<string>, extra: Record<string, string> = {}) => loupeAsync(args, { ...env, ...extra })
 
 beforeAll(async () => {
   hub = await Effect.runPromise(Scope.extend(serveHub(repos), scope))

@@ -2,6 +2,10 @@
  * Fit the best model for a labelled dataset without choosing one: embed with each candidate backbone, search heads
  * and hyperparameters by stratified cross-validation on the embeddings, and refit the winner on every image.
  *
+ * `fit` does it in one go; `search` (the cross-validation and the choice, as plain JSON), `evaluate` (the winner's
+ * cross-validated metrics from its out-of-fold predictions) and `refit` (the winner on every image) are its steps
+ * apart, which a durable retrain runs as separate activities, possibly on different machines.
+ *
  * With several backbones, their concatenated embeddings (one head on all of them, backbone id `a+b+...`) compete
  * with each backbone alone, and optionally (`ensembles`) so does the probability ensemble of each backbone's best
  * head. Optionally (`augmentedViews`) the best candidate is also tried as an augmented probe, trained on augmented
@@ -23,7 +27,7 @@
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import { Dataset, Embedder, Matrix, Pipeline, Registry, TextTower } from "@loupe/core"
-import type { Backbone, CoreError, LoupeConfig, Sample } from "@loupe/core"
+import type { Backbone, CoreError, Head, LoupeConfig, Sample } from "@loupe/core"
 import { Classification } from "@loupe/metrics"
 import { AugmentedProbe, CrossValidation, FineTune, MultiBackbone, Search, SearchSpace, ZeroShot } from "@loupe/trainers"
 import { FunctionsError } from "./FunctionsError.js"
@@ -281,27 +285,28 @@ const embedTrainingViews = (
     return out
   })
 
+/** The training rows of a dataset as every step of `fit` needs them: embedded, aligned, with the heads to search. */
+interface Embedded {
+  readonly labels: ReadonlyArray<string>
+  readonly seed: number
+  readonly embedded: ReadonlyArray<{ readonly id: string; readonly backbone: Backbone.LoadedBackbone }>
+  readonly fineTune: { readonly id: string; readonly prepared: FineTune.Prepared } | undefined
+  readonly samples: ReadonlyArray<Sample.Sample>
+  readonly skipped: FitResult["skipped"]
+  /** Each sample's content hash: the CV groups (copies of an image stay in one fold). */
+  readonly groups: ReadonlyArray<string>
+  readonly data: Search.Data
+  readonly heads: ReadonlyArray<Head.HeadPlugin>
+  readonly space: SearchSpace.SearchSpace
+  readonly kept: Readonly<Record<string, SearchSpace.Value>> | undefined
+  readonly embedMs: number
+}
+
 /**
- * Fit the best model for a labelled dataset (see the module's description): embeds every image with each backbone
- * (through the `EmbeddingCache` when one is provided), runs the search and refits the winner on every image that
- * every backbone could embed. Images that cannot be decoded are skipped and reported in `FitResult.skipped`.
- *
- * Fails with `FunctionsError` `NoBackbone` (none given and none tagged `default`), `InvalidOptions` (a
- * `searchBackbone` or `heads` that leaves nothing to search, naming the field) or `TrainingFailed` (the search or the
- * evaluation failed), and with `CoreError` when the dataset cannot be trained on (no images, an unlabelled image,
- * fewer than two labels or a label with fewer than two images) or a backbone is not registered or does not load.
- *
- * @since 0.1.0
- * @category constructors
+ * Embed the dataset for `options` (through the `EmbeddingCache` when one is provided) and lay out what the search
+ * and the refit train on: the feature sets, mirror images, augmented views and zero-shot priors `options` ask for.
  */
-export const fit: (
-  dataset: Dataset.Dataset,
-  options?: FitOptions
-) => Effect.Effect<
-  FitResult,
-  FunctionsError | CoreError.CoreError,
-  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope
-> = Effect.fn("AutoML.fit")(function*(dataset: Dataset.Dataset, options: FitOptions = {}) {
+const embed = Effect.fnUntraced(function*(dataset: Dataset.Dataset, options: FitOptions) {
   const registry = yield* Registry.Registry
   yield* Dataset.validateForTraining(dataset)
   const labels = dataset.labels
@@ -351,8 +356,6 @@ export const fit: (
   const embedMs = since(embedStart)
   const y = yield* Pipeline.labelIndices(labels, samples)
 
-  const trainStart = performance.now()
-  const folds = options.folds ?? 5
   const kept = options.headParams !== undefined && options.heads?.length === 1 ? options.headParams : undefined
   // The zero-shot branches need their heads registered (the CLI registers `Heads.zeroShotHeads`).
   const registered = new Set(registry.heads.map((h) => h.kind))
@@ -376,16 +379,12 @@ export const fit: (
       })`
     })
   }
-  const repeats = repeatsFor(samples.length)
-  const cvOptions = { folds, repeats, groups: keep.map((id) => hashOf.get(id)!) }
-  const plan = yield* CrossValidation.plan(y, labels.length, { ...cvOptions, seed }).pipe(Effect.mapError(failed))
-  const ids = embedded.map((e) => e.id)
   // Labels weigh the same in training as in the selection metric (macro-F1): each row weighs n / (labels * its label's
   // rows), scikit-learn's class_weight="balanced". On 40 cats and 2 dogs, unweighted heads learned "always cat".
   const perLabel = new Array<number>(labels.length).fill(0)
   for (const label of y) perLabel[label]++
   const weights = Float32Array.from(y, (label) => y.length / (labels.length * perLabel[label]!))
-  const search = yield* Search.run({
+  const data: Search.Data = {
     embeddings: features,
     weights,
     ...(mirrored ? { mirrored } : {}),
@@ -393,79 +392,258 @@ export const fit: (
     ...(zeroShot.size > 0 ? { zeroShot } : {}),
     y,
     numClasses: labels.length
-  }, {
-    space,
+  }
+  return {
+    labels,
+    seed,
+    embedded,
+    fineTune: fineTune && { id: fineTune.id, prepared: fineTune.prepared },
+    samples,
+    skipped,
+    groups: keep.map((id) => hashOf.get(id)!),
+    data,
     // The `finetune` kind trains the prepared tail here; the registered one only loads bundles.
     heads: fineTune
       ? [...registry.heads.filter((h) => h.kind !== FineTune.headKind), FineTune.searchHead(fineTune.prepared)]
       : registry.heads,
-    seed,
-    // One candidate: cross-validate it on every row at once, with no subsampled first rung.
-    ...(kept !== undefined || options.strategy === "grid" ? { strategy: Search.grid() } : {}),
-    ...(options.searchBudget === undefined ? {} : { budget: options.searchBudget }),
-    ...(options.ensembles === true && ids.length > 1 && only === undefined ? { ensemble: { members: ids, over: combinedId(ids) } } : {}),
-    cv: cvOptions
-  }).pipe(Effect.mapError(failed))
-  const trainMs = since(trainStart)
+    space,
+    kept,
+    embedMs
+  } satisfies Embedded
+})
 
-  const candidateOf = (entry: Search.Entry): Candidate => {
-    if (entry.ensembleOf !== undefined) {
-      const members = entry.ensembleOf.map((m) => ({ backbone: m.backboneId, ...candidateOf(m).head }))
-      return { backbone: entry.backboneId, head: { kind: entry.headKind, params: { members } } }
-    }
-    const resolved = SearchSpace.resolve(entry.candidate)
-    return {
-      backbone: resolved.backboneId,
-      head: { kind: resolved.headKind, params: resolved.headParams },
-      ...(entry.augmented ? { augmentedViews: viewCount } : {})
-    }
+/**
+ * What `search` returns, plain data that survives JSON (a durable retrain stores it between its steps): the
+ * selected candidate, the leaderboard, the selected candidate's out-of-fold predictions (`proba`: one row of
+ * `labels.length` probabilities per sample in `sampleIds`, whose label index is in `given`) and its per-fold
+ * macro-F1, the images skipped and the time spent embedding and searching.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Searched {
+  readonly labels: ReadonlyArray<string>
+  readonly selected: Candidate
+  readonly leaderboard: ReadonlyArray<LeaderboardRow>
+  readonly earlierRungs: ReadonlyArray<LeaderboardRow>
+  readonly outOfFold: {
+    readonly sampleIds: ReadonlyArray<string>
+    readonly given: ReadonlyArray<number>
+    readonly proba: ReadonlyArray<number>
   }
-  const rowOf = (entry: Search.Entry): LeaderboardRow => {
-    const candidate = candidateOf(entry)
-    return {
-      candidate,
-      description: describeCandidate(candidate),
-      rows: entry.rows,
-      round: Search.describeRound(entry.round),
-      accuracy: entry.metrics["accuracy"]!,
-      macroF1: entry.metrics["macroF1"]!,
-      logLoss: entry.metrics["logLoss"]!,
-      mistakes: entry.mistakes,
-      fitMs: Math.round(entry.cvMs)
+  readonly folds: number
+  readonly repeats: number
+  readonly foldMacroF1: ReadonlyArray<number>
+  readonly macroF1StandardError: number
+  readonly skipped: FitResult["skipped"]
+  readonly timings: FitResult["timings"]
+}
+
+/** The search on embedded rows: its JSON-safe outcome, and the best entry (what `fit` refits in the same process). */
+const searchEmbedded = (embedded: Embedded, options: FitOptions) =>
+  Effect.gen(function*() {
+    const { data, labels, seed, samples, kept } = embedded
+    const { y } = data
+    const trainStart = performance.now()
+    const viewCount = options.augmentedViews ?? 0
+    const cvOptions = { folds: options.folds ?? 5, repeats: repeatsFor(samples.length), groups: embedded.groups }
+    const plan = yield* CrossValidation.plan(y, labels.length, { ...cvOptions, seed }).pipe(Effect.mapError(failed))
+    const ids = embedded.embedded.map((e) => e.id)
+    const only = options.searchBackbone
+    const selection = yield* Search.select(data, {
+      space: embedded.space,
+      heads: embedded.heads,
+      seed,
+      // One candidate: cross-validate it on every row at once, with no subsampled first rung.
+      ...(kept !== undefined || options.strategy === "grid" ? { strategy: Search.grid() } : {}),
+      ...(options.searchBudget === undefined ? {} : { budget: options.searchBudget }),
+      ...(options.ensembles === true && ids.length > 1 && only === undefined ? { ensemble: { members: ids, over: combinedId(ids) } } : {}),
+      cv: cvOptions
+    }).pipe(Effect.mapError(failed))
+
+    const candidateOf = (entry: Search.Entry): Candidate => {
+      if (entry.ensembleOf !== undefined) {
+        const members = entry.ensembleOf.map((m) => ({ backbone: m.backboneId, ...candidateOf(m).head }))
+        return { backbone: entry.backboneId, head: { kind: entry.headKind, params: { members } } }
+      }
+      const resolved = SearchSpace.resolve(entry.candidate)
+      return {
+        backbone: resolved.backboneId,
+        head: { kind: resolved.headKind, params: resolved.headParams },
+        ...(entry.augmented ? { augmentedViews: viewCount } : {})
+      }
     }
-  }
-  const best = search.best
-  // The trunk, the selected backbone, or the backbones whose concatenation was selected, in concatenation order.
-  const chosen = best.backboneId === fineTune?.id
-    ? [{ backbone: fineTune.prepared.trunk, options: fineTune.prepared.trunkOptions }]
-    : (best.backboneId === combinedId(ids) ? embedded : embedded.filter((e) => e.id === best.backboneId))
-      .map((e) => ({ backbone: e.backbone, options: {} }))
-  const evaluation = yield* Classification.evaluate(y, best.proba, labels).pipe(Effect.mapError(failed))
-  const foldMacroF1 = CrossValidation.foldScores(best.folds.plan, best.folds.repeatProba, Int32Array.from(best.sampleRows, (i) => y[i]!), Search.macroF1)
-  const extraBackbones = chosen.slice(1)
-  return {
-    fitted: {
+    const rowOf = (entry: Search.Entry): LeaderboardRow => {
+      const candidate = candidateOf(entry)
+      return {
+        candidate,
+        description: describeCandidate(candidate),
+        rows: entry.rows,
+        round: Search.describeRound(entry.round),
+        accuracy: entry.metrics["accuracy"]!,
+        macroF1: entry.metrics["macroF1"]!,
+        logLoss: entry.metrics["logLoss"]!,
+        mistakes: entry.mistakes,
+        fitMs: Math.round(entry.cvMs)
+      }
+    }
+    const best = selection.best
+    const foldMacroF1 = CrossValidation.foldScores(best.folds.plan, best.folds.repeatProba, Int32Array.from(best.sampleRows, (i) => y[i]!), Search.macroF1)
+    const searched: Searched = {
       labels,
-      backbone: chosen[0]!.backbone,
-      backboneOptions: chosen[0]!.options,
-      head: search.fitted,
-      embed: {},
-      ...(extraBackbones.length > 0 ? { extraBackbones } : {}),
-      ...(mirror ? { mirror } : {})
-    },
-    cv: {
-      ...evaluation,
-      macroF1: evaluation.macro.f1,
+      selected: candidateOf(best),
+      leaderboard: selection.leaderboard.filter((entry) => entry.rows === y.length).map(rowOf),
+      earlierRungs: selection.leaderboard.filter((entry) => entry.rows < y.length).sort((a, b) => a.order - b.order).map(rowOf),
+      outOfFold: { sampleIds: samples.map((s) => s.id), given: Array.from(y), proba: Array.from(best.proba.data) },
       folds: plan.k,
       repeats: plan.repeats,
       foldMacroF1,
-      macroF1StandardError: CrossValidation.foldStandardError(best.folds.plan, foldMacroF1)
-    },
-    selected: candidateOf(best),
-    leaderboard: search.leaderboard.filter((entry) => entry.rows === y.length).map(rowOf),
-    earlierRungs: search.leaderboard.filter((entry) => entry.rows < y.length).sort((a, b) => a.order - b.order).map(rowOf),
-    outOfFold: { samples, proba: best.proba },
-    skipped,
-    timings: { embedMs, trainMs }
+      macroF1StandardError: CrossValidation.foldStandardError(best.folds.plan, foldMacroF1),
+      skipped: embedded.skipped,
+      timings: { embedMs: embedded.embedMs, trainMs: since(trainStart) }
+    }
+    return { searched, best }
+  })
+
+/** Refit the selected candidate on every embedded row, as the pipeline a bundle saves. */
+const refitEmbedded = (embedded: Embedded, chosen: Search.Refittable, mirror: boolean) =>
+  Effect.gen(function*() {
+    const { backboneId } = SearchSpace.resolve(chosen.candidate)
+    const { fineTune } = embedded
+    const ids = embedded.embedded.map((e) => e.id)
+    const head = yield* Search.refit(embedded.data, chosen, { heads: embedded.heads, seed: embedded.seed }).pipe(Effect.mapError(failed))
+    // The trunk, the selected backbone, or the backbones whose concatenation was selected, in concatenation order.
+    const chosenBackbones = backboneId === fineTune?.id
+      ? [{ backbone: fineTune.prepared.trunk, options: fineTune.prepared.trunkOptions }]
+      : (backboneId === combinedId(ids) ? embedded.embedded : embedded.embedded.filter((e) => e.id === backboneId))
+        .map((e) => ({ backbone: e.backbone, options: {} }))
+    const extraBackbones = chosenBackbones.slice(1)
+    return {
+      labels: embedded.labels,
+      backbone: chosenBackbones[0]!.backbone,
+      backboneOptions: chosenBackbones[0]!.options,
+      head,
+      embed: {},
+      ...(extraBackbones.length > 0 ? { extraBackbones } : {}),
+      ...(mirror ? { mirror } : {})
+    } satisfies Pipeline.FittedPipeline
+  })
+
+/** A serialized candidate as the search's grid point (an ensemble as its members'), for `Search.refit`. */
+const refittable = (c: Candidate): Search.Refittable => {
+  const members = c.head.params["members"] as ReadonlyArray<{ readonly backbone: string; readonly kind: string; readonly params: Record<string, unknown> }> | undefined
+  const point = (backbone: string, kind: string, params: Record<string, unknown>) =>
+    ({ "backbone.id": backbone, "head.kind": kind, ...Object.fromEntries(Object.entries(params).map(([k, v]) => [`head.${k}`, v])) }) as SearchSpace.Candidate
+  if (c.head.kind === MultiBackbone.ensembleKind && members !== undefined) {
+    return {
+      candidate: { "backbone.id": c.backbone, "head.kind": c.head.kind },
+      augmented: false,
+      ensembleOf: members.map((m) => ({ candidate: point(m.backbone, m.kind, m.params), augmented: false }))
+    }
+  }
+  return { candidate: point(c.backbone, c.head.kind, c.head.params), augmented: (c.augmentedViews ?? 0) > 0 }
+}
+
+/**
+ * The search of `fit` alone: embeds every image with each backbone (through the `EmbeddingCache` when one is
+ * provided), cross-validates the candidates and selects one, without refitting it (`refit` does, `evaluate` scores
+ * it). Fails as `fit` does.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const search: (
+  dataset: Dataset.Dataset,
+  options?: FitOptions
+) => Effect.Effect<Searched, FunctionsError | CoreError.CoreError, Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope> = Effect.fn(
+  "AutoML.search"
+)(function*(dataset: Dataset.Dataset, options: FitOptions = {}) {
+  return (yield* searchEmbedded(yield* embed(dataset, options), options)).searched
+})
+
+/**
+ * The selected candidate's cross-validated evaluation, from the search's out-of-fold predictions (what
+ * `FitResult.cv` holds). Fails with `FunctionsError` `TrainingFailed` when they cannot be evaluated.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const evaluate = (searched: Searched): Effect.Effect<FitResult["cv"], FunctionsError> =>
+  Effect.gen(function*() {
+    const { given, proba, sampleIds } = searched.outOfFold
+    const y = Int32Array.from(given)
+    const oof = Matrix.make(sampleIds.length, searched.labels.length, Float32Array.from(proba))
+    const evaluation = yield* Classification.evaluate(y, oof, searched.labels).pipe(Effect.mapError(failed))
+    return {
+      ...evaluation,
+      macroF1: evaluation.macro.f1,
+      folds: searched.folds,
+      repeats: searched.repeats,
+      foldMacroF1: searched.foldMacroF1,
+      macroF1StandardError: searched.macroF1StandardError
+    }
+  })
+
+/**
+ * Refit a candidate `search` selected on every image of the dataset that every backbone embeds, with the options
+ * the search had: the pipeline `fit` returns. Only what the candidate trains on is embedded (through the
+ * `EmbeddingCache` when one is provided, where the search left it). Fails as `fit` does.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const refit: (
+  dataset: Dataset.Dataset,
+  options: FitOptions,
+  selected: Candidate
+) => Effect.Effect<Pipeline.FittedPipeline, FunctionsError | CoreError.CoreError, Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope> =
+  Effect.fn("AutoML.refit")(function*(dataset: Dataset.Dataset, options: FitOptions, selected: Candidate) {
+    const chosen = refittable(selected)
+    const members = chosen.ensembleOf?.map((m) => SearchSpace.resolve(m.candidate).headKind)
+    const embedded = yield* embed(dataset, {
+      ...options,
+      heads: members ?? [selected.head.kind],
+      augmentedViews: selected.augmentedViews ?? 0,
+      ...(members === undefined ? { searchBackbone: selected.backbone } : {})
+    })
+    return yield* refitEmbedded(embedded, chosen, options.mirror === true)
+  })
+
+/**
+ * Fit the best model for a labelled dataset (see the module's description): embeds every image with each backbone
+ * (through the `EmbeddingCache` when one is provided), runs the search and refits the winner on every image that
+ * every backbone could embed. Images that cannot be decoded are skipped and reported in `FitResult.skipped`.
+ *
+ * Fails with `FunctionsError` `NoBackbone` (none given and none tagged `default`), `InvalidOptions` (a
+ * `searchBackbone` or `heads` that leaves nothing to search, naming the field) or `TrainingFailed` (the search or the
+ * evaluation failed), and with `CoreError` when the dataset cannot be trained on (no images, an unlabelled image,
+ * fewer than two labels or a label with fewer than two images) or a backbone is not registered or does not load.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fit: (
+  dataset: Dataset.Dataset,
+  options?: FitOptions
+) => Effect.Effect<
+  FitResult,
+  FunctionsError | CoreError.CoreError,
+  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope
+> = Effect.fn("AutoML.fit")(function*(dataset: Dataset.Dataset, options: FitOptions = {}) {
+  // The three steps on one embedding: `search`, `evaluate` and `refit` as a durable retrain runs them apart.
+  const embedded = yield* embed(dataset, options)
+  const trainStart = performance.now()
+  const { best, searched } = yield* searchEmbedded(embedded, options)
+  const cv = yield* evaluate(searched)
+  const fitted = yield* refitEmbedded(embedded, best, options.mirror === true)
+  return {
+    fitted,
+    cv,
+    selected: searched.selected,
+    leaderboard: searched.leaderboard,
+    earlierRungs: searched.earlierRungs,
+    outOfFold: { samples: embedded.samples, proba: best.proba },
+    skipped: searched.skipped,
+    timings: { embedMs: embedded.embedMs, trainMs: since(trainStart) }
   } satisfies FitResult
 })

@@ -2,10 +2,12 @@
  * Retraining as a durable job on `@effect/cluster` and `@effect/workflow`, for stores that several processes share.
  * The `Retrain` workflow takes the same steps as the in-process `Retrainer`, each an activity whose result the engine
  * persists (in Postgres, through `SqlMessageStorage`): `embed` (a snapshot of the function's data, its images embedded
- * into the shared embedding cache), `search` (the AutoML search, the refit of the winner and its evaluation, written
- * as a bundle), then `promote` (record the version under the promotion rule, prune old ones). A runner that dies
- * mid-retrain loses its shards; the runner that takes them over resumes the workflow, and the activities that had
- * finished return their stored results instead of running again.
+ * into the shared embedding cache), `search` (the AutoML search on the cached embeddings: the selected candidate, the
+ * leaderboard and the winner's out-of-fold predictions, as plain JSON), `evaluate` (the winner's cross-validated
+ * metrics, from those predictions), `refit` (the winner fit on every sample, written as a bundle with its metrics),
+ * then `promote` (record the version under the promotion rule, prune old ones). A runner that dies mid-retrain loses
+ * its shards; the runner that takes them over resumes the workflow, and the activities that had finished return
+ * their stored results instead of running again: a refit cut off is run again, the search it follows is not.
  *
  * The idempotency key is the function id and the store revision: two retrain requests for the same function at the
  * same revision, from any process, are one workflow.
@@ -108,13 +110,18 @@ const Prepared = Schema.Union(
   Schema.TaggedStruct("UpToDate", {})
 )
 
+// The store keeps metrics as JSON; they are the `ModelMetrics` (Tags: `TagsModelMetrics`) `evaluate` computed.
+const Metrics = Schema.Unknown as Schema.Schema<ModelMetrics | TagsModelMetrics>
+
+// The search's outcome is plain JSON too (`RetrainSteps.Searched`: candidates, scores, out-of-fold probabilities).
+const Searched = Schema.Unknown as Schema.Schema<RetrainSteps.Searched>
+
 const Trained = Schema.Struct({
   functionId: Schema.String,
   versionId: Schema.String,
   bundle: Schema.String,
   labels: Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String })),
-  // The store keeps metrics as JSON; they are the `ModelMetrics` (Tags: `TagsModelMetrics`) `search` computed.
-  metrics: Schema.Unknown as Schema.Schema<ModelMetrics | TagsModelMetrics>,
+  metrics: Metrics,
   revision: Schema.Number,
   sampleCount: Schema.Number,
   promote: Schema.Literal("always", "if-not-worse"),
@@ -231,18 +238,41 @@ export const layerWorkflows = (
         if (prepared._tag === "Untrainable") return yield* failed(prepared.revision, prepared.reason)
         if (prepared._tag === "Failed") return yield* failed(revision, prepared.error)
         const { plan } = prepared
+        // Each step's result is stored: a runner that takes the workflow over runs only the steps after the last one
+        // stored (a refit resumed does not search again).
         const searched = yield* Activity.make({
           name: "search",
-          success: Schema.Union(Schema.TaggedStruct("Searched", { trained: Trained }), StepFailed),
+          success: Schema.Union(Schema.TaggedStruct("Searched", { searched: Searched }), StepFailed),
           execute: Effect.gen(function*() {
             yield* running("search", functionId, revision)
-            const { trained } = yield* RetrainSteps.search(plan, growth)
-            yield* Effect.logInfo(`Retrain ${functionId}@${revision}: search selected ${RetrainSteps.describeSelected(trained.metrics)}`)
-            return { _tag: "Searched" as const, trained }
+            const searched = yield* RetrainSteps.search(plan, growth)
+            yield* Effect.logInfo(`Retrain ${functionId}@${revision}: search selected ${RetrainSteps.describeSelected(searched)}`)
+            return { _tag: "Searched" as const, searched }
           }).pipe(orFailed)
         })
         if (searched._tag === "Failed") return yield* failed(plan.revision, searched.error)
-        const { trained } = searched
+        const evaluated = yield* Activity.make({
+          name: "evaluate",
+          success: Schema.Union(Schema.TaggedStruct("Evaluated", { metrics: Metrics }), StepFailed),
+          execute: Effect.gen(function*() {
+            yield* running("evaluate", functionId, revision)
+            const metrics = yield* RetrainSteps.evaluate(plan, searched.searched)
+            return { _tag: "Evaluated" as const, metrics }
+          }).pipe(orFailed)
+        })
+        if (evaluated._tag === "Failed") return yield* failed(plan.revision, evaluated.error)
+        const refit = yield* Activity.make({
+          name: "refit",
+          success: Schema.Union(Schema.TaggedStruct("Refit", { trained: Trained }), StepFailed),
+          execute: Effect.gen(function*() {
+            yield* running("refit", functionId, revision)
+            const { trained } = yield* RetrainSteps.refit(plan, searched.searched, evaluated.metrics)
+            yield* Effect.logInfo(`Retrain ${functionId}@${revision}: refit written to ${trained.bundle}`)
+            return { _tag: "Refit" as const, trained }
+          }).pipe(orFailed)
+        })
+        if (refit._tag === "Failed") return yield* failed(plan.revision, refit.error)
+        const { trained } = refit
         const version = yield* Activity.make({
           name: "promote",
           success: Schema.Union(Schema.TaggedStruct("Promoted", { promoted: Schema.Boolean, heldBack: Schema.optional(Schema.String) }), StepFailed),

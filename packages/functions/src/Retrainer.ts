@@ -456,7 +456,9 @@ export const make = (
           Effect.gen(function*() {
             const options = yield* RetrainSteps.fitOptions(plan)
             yield* RetrainSteps.embedImages(functionId, plan.samples, RetrainSteps.embedOptions(options.full))
-            const { fitted, trained } = yield* RetrainSteps.search(plan, growth, options)
+            const searched = yield* RetrainSteps.search(plan, growth, options)
+            const metrics = yield* RetrainSteps.evaluate(plan, searched)
+            const { fitted, trained } = yield* RetrainSteps.refit(plan, searched, metrics)
             // Cached first, promoted second: an invocation finds whichever version the store names.
             return yield* Effect.uninterruptible(
               Effect.gen(function*() {

@@ -3,7 +3,8 @@
  * its probability and whether it passes that tag's threshold.
  *
  * Like `AutoML.fit`, it embeds every image with each backbone (their concatenation competing too), cross-validates
- * candidates on the embeddings and refits the winner on every image. The candidates are one-vs-rest heads
+ * candidates on the embeddings and refits the winner on every image; as there, `search`, `evaluate` and `refit` are
+ * its steps apart (what a durable retrain runs as separate activities). The candidates are one-vs-rest heads
  * (`OneVsRest`: one balanced logistic regression per tag) over a small grid of L2 strengths; the folds are stratified
  * for multi-label data (`MultiLabelFolds`, iterative stratification), duplicate images kept in one fold. Each
  * candidate's out-of-fold probabilities are calibrated per tag (`OneVsRest.calibrate`), per-tag thresholds are chosen
@@ -21,6 +22,7 @@ import { Dataset, Embedder, Matrix, Pipeline, Registry } from "@loupe/core"
 import type { CoreError, LoupeConfig, Sample } from "@loupe/core"
 import { MultiLabel } from "@loupe/metrics"
 import { MultiLabelFolds, OneVsRest } from "@loupe/trainers"
+import type { Calibration } from "@loupe/trainers"
 import type * as AutoML from "./AutoML.js"
 import { FunctionsError } from "./FunctionsError.js"
 import { combinedId } from "./internal/Candidates.js"
@@ -126,9 +128,28 @@ export const fit: (
 ) => Effect.Effect<FitResult, FunctionsError | CoreError.CoreError, Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope> = Effect.fn(
   "TagsAutoML.fit"
 )(function*(dataset: Dataset.Dataset, options: FitOptions = {}) {
+  // The three steps on one embedding: `search`, `evaluate` and `refit` as a durable retrain runs them apart.
+  const embedded = yield* embed(dataset, options)
+  const trainStart = performance.now()
+  const searched = yield* searchEmbedded(embedded, options)
+  const cv = yield* evaluate(searched)
+  const fitted = yield* refitEmbedded(embedded, searched)
+  return {
+    fitted,
+    cv,
+    thresholds: searched.thresholds,
+    selected: searched.selected,
+    leaderboard: searched.leaderboard,
+    outOfFold: { samples: embedded.samples, proba: Matrix.make(embedded.samples.length, embedded.tags.length, Float32Array.from(searched.outOfFold.proba)) },
+    skipped: searched.skipped,
+    timings: { embedMs: embedded.embedMs, trainMs: since(trainStart) }
+  } satisfies FitResult
+})
+
+/** Check the options, embed the dataset with every backbone and lay out the feature sets and the tags' truth. */
+const embed = Effect.fnUntraced(function*(dataset: Dataset.Dataset, options: FitOptions) {
   yield* Dataset.validateForTags(dataset)
   const tags = dataset.labels
-  const seed = options.seed ?? 0
   const grid = options.l2 ?? [1, 10, 100, 1000]
   if (grid.length === 0 || grid.some((l2) => !(l2 > 0 && Number.isFinite(l2)))) {
     return yield* new FunctionsError({ reason: "InvalidOptions", field: "l2", message: `l2 must list positive finite strengths, got [${grid.join(", ")}]` })
@@ -146,65 +167,183 @@ export const fit: (
   yield* Dataset.validateForTags(Dataset.make(samples, { labels: tags }))
   const keep = samples.map((s) => s.id)
   const features = withCombination(new Map(ids.map((id, i) => [id, alignRows(embeddings[i]!, embeddings[i]!.vectors, keep)])))
-  const embedMs = since(embedStart)
-
-  const trainStart = performance.now()
-  const truth = truthOf(samples, tags)
   const hashOf = new Map(embeddings[0]!.samples.map((s, i) => [s.id, embeddings[0]!.contentHashes[i]!]))
-  const plan = yield* MultiLabelFolds.plan(truth, {
-    folds: options.folds ?? 5,
-    repeats: repeatsFor(samples.length),
-    seed,
-    groups: keep.map((id) => hashOf.get(id)!)
-  }).pipe(Effect.mapError(failed))
-
-  const scored = yield* Effect.forEach([...features].flatMap(([backbone, x]) => grid.map((l2) => ({ backbone, x, l2 }))), ({ backbone, l2, x }) =>
-    Effect.gen(function*() {
-      const start = performance.now()
-      const oof = yield* OneVsRest.crossValidate(x, truth, { l2 }, plan, seed)
-      const { calibrated, calibrators } = yield* OneVsRest.calibrate(truth, oof.proba)
-      const thresholds = OneVsRest.chooseThresholds(truth, calibrated, { minPositives })
-      const evaluation = yield* MultiLabel.evaluate(truth, calibrated, thresholds.map((t) => t.threshold), tags)
-      const row: LeaderboardRow = {
-        backbone,
-        l2,
-        meanAveragePrecision: evaluation.meanAveragePrecision,
-        microF1: evaluation.micro.f1,
-        macroF1: evaluation.macro.f1,
-        fitMs: since(start)
-      }
-      yield* Effect.logDebug(`tags: ${backbone} l2=${l2}: mAP ${row.meanAveragePrecision?.toFixed(3)}, micro-F1 ${row.microF1.toFixed(3)}`)
-      return { row, x, calibrated, calibrators, thresholds, evaluation }
-    }).pipe(Effect.mapError(failed)))
-  const key = (r: LeaderboardRow) => (options.score === "microF1" ? r.microF1 : r.meanAveragePrecision ?? 0)
-  // Stable: equal scores keep the grid's order (each backbone, then its strengths from weakest).
-  const ranked = [...scored].sort((a, b) => key(b.row) - key(a.row))
-  const best = ranked[0]!
-
-  const tagHeads = yield* OneVsRest.fitTagHeads(best.x, truth, { l2: best.row.l2 }, seed).pipe(Effect.mapError(failed))
-  const head = yield* OneVsRest.make({ dim: best.x.cols, tags: tagHeads, calibrators: best.calibrators, thresholds: best.thresholds }, { l2: best.row.l2 })
-    .pipe(Effect.mapError(failed))
-  const trainMs = since(trainStart)
-  const chosen = best.row.backbone === combinedId(ids) ? loaded : [loaded[ids.indexOf(best.row.backbone)]!]
-  const extraBackbones = chosen.slice(1).map((backbone) => ({ backbone, options: {} }))
   return {
-    fitted: {
-      labels: tags,
+    tags,
+    grid,
+    minPositives,
+    seed: options.seed ?? 0,
+    ids,
+    loaded,
+    samples,
+    skipped,
+    features,
+    truth: truthOf(samples, tags),
+    groups: keep.map((id) => hashOf.get(id)!),
+    embedMs: since(embedStart)
+  }
+})
+
+type Embedded = Effect.Effect.Success<ReturnType<typeof embed>>
+
+/**
+ * What `search` returns, plain data that survives JSON (a durable retrain stores it between its steps): the
+ * selected candidate with its calibrators and thresholds (what the refit head carries), the leaderboard, the
+ * selected candidate's calibrated out-of-fold probabilities (`proba`, and the tags the samples carry, `truth`: one
+ * row per sample in `sampleIds`, one column per tag), the folds, the images skipped and the time spent embedding
+ * and searching.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Searched {
+  readonly tags: ReadonlyArray<string>
+  readonly selected: FitResult["selected"]
+  readonly calibrators: ReadonlyArray<Calibration.Calibrator>
+  readonly thresholds: ReadonlyArray<TagThreshold>
+  readonly leaderboard: ReadonlyArray<LeaderboardRow>
+  readonly outOfFold: {
+    readonly sampleIds: ReadonlyArray<string>
+    readonly truth: ReadonlyArray<number>
+    readonly proba: ReadonlyArray<number>
+  }
+  readonly folds: number
+  readonly repeats: number
+  readonly skipped: FitResult["skipped"]
+  readonly timings: FitResult["timings"]
+}
+
+/** Cross-validate every backbone and L2 strength on the embedded rows and rank them. */
+const searchEmbedded = (embedded: Embedded, options: FitOptions) =>
+  Effect.gen(function*() {
+    const { features, grid, minPositives, samples, seed, tags, truth } = embedded
+    const trainStart = performance.now()
+    const plan = yield* MultiLabelFolds.plan(truth, {
+      folds: options.folds ?? 5,
+      repeats: repeatsFor(samples.length),
+      seed,
+      groups: embedded.groups
+    }).pipe(Effect.mapError(failed))
+
+    const scored = yield* Effect.forEach([...features].flatMap(([backbone, x]) => grid.map((l2) => ({ backbone, x, l2 }))), ({ backbone, l2, x }) =>
+      Effect.gen(function*() {
+        const start = performance.now()
+        const oof = yield* OneVsRest.crossValidate(x, truth, { l2 }, plan, seed)
+        const { calibrated, calibrators } = yield* OneVsRest.calibrate(truth, oof.proba)
+        const thresholds = OneVsRest.chooseThresholds(truth, calibrated, { minPositives })
+        const evaluation = yield* MultiLabel.evaluate(truth, calibrated, thresholds.map((t) => t.threshold), tags)
+        const row: LeaderboardRow = {
+          backbone,
+          l2,
+          meanAveragePrecision: evaluation.meanAveragePrecision,
+          microF1: evaluation.micro.f1,
+          macroF1: evaluation.macro.f1,
+          fitMs: since(start)
+        }
+        yield* Effect.logDebug(`tags: ${backbone} l2=${l2}: mAP ${row.meanAveragePrecision?.toFixed(3)}, micro-F1 ${row.microF1.toFixed(3)}`)
+        return { row, calibrated, calibrators, thresholds }
+      }).pipe(Effect.mapError(failed)))
+    const key = (r: LeaderboardRow) => (options.score === "microF1" ? r.microF1 : r.meanAveragePrecision ?? 0)
+    // Stable: equal scores keep the grid's order (each backbone, then its strengths from weakest).
+    const ranked = [...scored].sort((a, b) => key(b.row) - key(a.row))
+    const best = ranked[0]!
+    return {
+      tags,
+      selected: { backbone: best.row.backbone, l2: best.row.l2 },
+      calibrators: best.calibrators,
+      thresholds: best.thresholds.map((t, i) => ({ tag: tags[i]!, ...t })),
+      leaderboard: ranked.map((r) => r.row),
+      outOfFold: { sampleIds: samples.map((s) => s.id), truth: Array.from(truth.data), proba: Array.from(best.calibrated.data) },
+      folds: plan.k,
+      repeats: plan.repeats,
+      skipped: embedded.skipped,
+      timings: { embedMs: embedded.embedMs, trainMs: since(trainStart) }
+    } satisfies Searched
+  })
+
+/** Refit the selected candidate's per-tag heads on every embedded row, with the search's calibrators and thresholds. */
+const refitEmbedded = (embedded: Embedded, searched: Pick<Searched, "selected" | "calibrators" | "thresholds">) =>
+  Effect.gen(function*() {
+    const { backbone, l2 } = searched.selected
+    const x = embedded.features.get(backbone)
+    if (x === undefined) {
+      return yield* new FunctionsError({
+        reason: "InvalidOptions",
+        field: "selected.backbone",
+        message: `"${backbone}" is neither one of the backbones [${embedded.ids.join(", ")}] nor their concatenation`
+      })
+    }
+    const tagHeads = yield* OneVsRest.fitTagHeads(x, embedded.truth, { l2 }, embedded.seed).pipe(Effect.mapError(failed))
+    const thresholds = searched.thresholds.map(({ tag: _tag, ...threshold }) => threshold)
+    const head = yield* OneVsRest.make({ dim: x.cols, tags: tagHeads, calibrators: searched.calibrators, thresholds }, { l2 })
+      .pipe(Effect.mapError(failed))
+    const { ids, loaded } = embedded
+    const chosen = backbone === combinedId(ids) ? loaded : [loaded[ids.indexOf(backbone)]!]
+    const extraBackbones = chosen.slice(1).map((b) => ({ backbone: b, options: {} }))
+    return {
+      labels: embedded.tags,
       backbone: chosen[0]!,
       backboneOptions: {},
       head,
       embed: {},
       ...(extraBackbones.length > 0 ? { extraBackbones } : {})
-    },
-    cv: { ...best.evaluation, folds: plan.k, repeats: plan.repeats },
-    thresholds: best.thresholds.map((t, i) => ({ tag: tags[i]!, ...t })),
-    selected: { backbone: best.row.backbone, l2: best.row.l2 },
-    leaderboard: ranked.map((r) => r.row),
-    outOfFold: { samples, proba: best.calibrated },
-    skipped,
-    timings: { embedMs, trainMs }
-  } satisfies FitResult
+    } satisfies Pipeline.FittedPipeline
+  })
+
+/**
+ * The search of `fit` alone: embeds the images (through the `EmbeddingCache` when one is provided), cross-validates
+ * every candidate, calibrates the selected one's out-of-fold probabilities and chooses its thresholds, without
+ * refitting it (`refit` does, `evaluate` scores it). Fails as `fit` does.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const search: (
+  dataset: Dataset.Dataset,
+  options?: FitOptions
+) => Effect.Effect<Searched, FunctionsError | CoreError.CoreError, Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope> = Effect.fn(
+  "TagsAutoML.search"
+)(function*(dataset: Dataset.Dataset, options: FitOptions = {}) {
+  return yield* searchEmbedded(yield* embed(dataset, options), options)
 })
+
+/**
+ * The selected candidate's cross-validated evaluation at its thresholds, from the search's calibrated out-of-fold
+ * probabilities (what `FitResult.cv` holds). Fails with `FunctionsError` `TrainingFailed` when they cannot be
+ * evaluated.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const evaluate = (searched: Searched): Effect.Effect<FitResult["cv"], FunctionsError> =>
+  Effect.gen(function*() {
+    const rows = searched.outOfFold.sampleIds.length
+    const cols = searched.tags.length
+    const truth = Matrix.make(rows, cols, Float32Array.from(searched.outOfFold.truth))
+    const proba = Matrix.make(rows, cols, Float32Array.from(searched.outOfFold.proba))
+    const evaluation = yield* MultiLabel.evaluate(truth, proba, searched.thresholds.map((t) => t.threshold), searched.tags).pipe(
+      Effect.mapError(failed)
+    )
+    return { ...evaluation, folds: searched.folds, repeats: searched.repeats }
+  })
+
+/**
+ * Refit the candidate `search` selected on every image every backbone embeds (through the `EmbeddingCache` when one
+ * is provided, where the search left them), with the search's calibrators and thresholds: the pipeline `fit`
+ * returns. Fails as `fit` does, and with `FunctionsError` `InvalidOptions` (field `selected.backbone`) when the
+ * selected backbone is not among `options.backbones`.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const refit: (
+  dataset: Dataset.Dataset,
+  options: FitOptions,
+  searched: Pick<Searched, "selected" | "calibrators" | "thresholds">
+) => Effect.Effect<Pipeline.FittedPipeline, FunctionsError | CoreError.CoreError, Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope> =
+  Effect.fn("TagsAutoML.refit")(function*(dataset: Dataset.Dataset, options: FitOptions, searched: Pick<Searched, "selected" | "calibrators" | "thresholds">) {
+    return yield* refitEmbedded(yield* embed(dataset, options), searched)
+  })
 
 /**
  * Whether a fitted pipeline is a tags model (its head is one-vs-rest), as a loaded bundle tells.

@@ -2,7 +2,8 @@
 // and this process as the client (the function API with `RetrainWorkflow.layerJobs`, as `loupe serve` on a shared
 // store would be). The runner holding the retrain is killed with SIGKILL while it searches, after the embedding
 // activity finished; the other runner finishes the workflow, and the activities' executions are counted from the
-// workers' logs: embedding ran once, the search twice (the killed run and the resumed one), the promotion once.
+// workers' logs: embedding ran once, the search twice (the killed run and the resumed one), then the evaluation, the
+// refit and the promotion once each.
 // Requests for the same function and revision, during the run and after it, are that one workflow.
 import { describe, expect, it } from "@effect/vitest"
 import { Functions, RetrainWorkflow, Store, StoreLocation } from "@loupe/functions"
@@ -12,7 +13,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { startPostgres } from "../../../test/fixtures/postgres.mjs"
+import { clusterEnv, startPostgres } from "../../../test/fixtures/postgres.mjs"
 import { modelsDir, repoRoot } from "../../../test/fixtures/shared.mjs"
 import { catsVsDogsPhotos, functionsEnvironment } from "./fixtures/environment.js"
 import { freePort } from "../../../test/fixtures/loopback.mjs"
@@ -21,15 +22,6 @@ const pg = await startPostgres()
 const cli = path.join(repoRoot, "packages/cli/dist/cli.js")
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-durable-"))
 const cache = path.join(work, "cache")
-
-// Short cluster timings (`ShardingConfig` from the environment), so that a dead runner is noticed in seconds. The
-// shard locks keep their defaults: Postgres frees a dead runner's advisory locks with its connection, and a shorter
-// refresh times out on a machine busy embedding, which stops the runner's entities mid-activity.
-const clusterEnv = {
-  REFRESH_ASSIGNMENTS_INTERVAL: "1 second",
-  RUNNER_HEALTH_CHECK_INTERVAL: "2 seconds",
-  ENTITY_MESSAGE_POLL_INTERVAL: "1 second"
-}
 
 interface Worker {
   readonly child: ChildProcess
@@ -115,10 +107,16 @@ describe.skipIf("skipped" in pg)(`durable retrain${"skipped" in pg ? ` (skipped:
       const again = yield* Effect.fork(jobs.retrain(fn.id, revision))
       expect(holder.output()).toMatch(new RegExp(`Retrain ${fn.id}@\\d+: embedded 20 images in 4 range`))
       holder.child.kill("SIGKILL")
+      const killedAt = Date.now()
       const survivor = workers.find((w) => w !== holder)!
       const killedOutput = holder.output()
       // Killed mid-search: it never logged the search's result.
       expect(killedOutput).not.toMatch(/search selected/)
+      // The survivor resumes the search within the lock expiry and a few refreshes, whichever runner held what.
+      yield* waitFor([survivor], searching, 60_000)
+      const takeover = Date.now() - killedAt
+      console.log(`takeover after kill -9: ${takeover} ms`)
+      expect(takeover).toBeLessThan(20_000)
 
       const status = yield* functions.awaitTrained(fn.id).pipe(Effect.timeout("120 seconds"))
       expect(status.model).not.toBeNull()
@@ -126,7 +124,11 @@ describe.skipIf("skipped" in pg)(`durable retrain${"skipped" in pg ? ` (skipped:
       expect(count(all, /activity embed running/)).toBe(1)
       expect(count(all, /activity search running/)).toBe(2)
       expect(count(survivor.output(), /activity search running/)).toBe(1)
+      expect(count(all, /activity evaluate running/)).toBe(1)
+      expect(count(all, /activity refit running/)).toBe(1)
       expect(count(all, /activity promote running/)).toBe(1)
+      // The killed runner had started none of the steps after the search.
+      expect(killedOutput).not.toMatch(/activity (evaluate|refit|promote) running/)
       // The 4 ranges of 5 images were embedded once each, on whichever runners held them.
       expect(count(all, /Embedding 5 images of function/)).toBe(4)
 
@@ -139,7 +141,7 @@ describe.skipIf("skipped" in pg)(`durable retrain${"skipped" in pg ? ` (skipped:
       expect(outcome).toEqual({ _tag: "Trained", versionId: versions[0]!.id, promoted: true })
       expect(yield* jobs.retrain(fn.id, revision)).toEqual(outcome)
       const after = workers.map((w) => w.output()).join("\n")
-      expect(count(after, /activity (embed|search|promote) running/)).toBe(4)
+      expect(count(after, /activity (embed|search|evaluate|refit|promote) running/)).toBe(6)
       const answer = yield* functions.invoke(fn.id, catsVsDogsPhotos("test", "dogs", 0, 1)[0]!)
       expect(["cats", "dogs"]).toContain(answer.labelName)
     }).pipe(

@@ -35,11 +35,16 @@ describe("TagsAutoML on flowers and pets", () => {
   it("fits one-vs-rest heads with per-tag thresholds, beats the trivial baseline on held-out photos, and reloads identically", async () => {
     const dir = path.join(work, "bundle")
     // The backbones live as long as the scope: fit, predict and save in one.
-    const { predicted, result } = await run(Effect.gen(function*() {
-      const result = yield* TagsAutoML.fit(Dataset.make(train), { backbones: ["onnx:mobilenetv2-int8"], l2: [10, 100], seed: 0 })
+    const options: TagsAutoML.FitOptions = { backbones: ["onnx:mobilenetv2-int8"], l2: [10, 100], seed: 0 }
+    const { predicted, result, steps } = await run(Effect.gen(function*() {
+      const result = yield* TagsAutoML.fit(Dataset.make(train), options)
       const predicted = yield* TagsAutoML.predictMany(result.fitted, test)
       yield* Bundle.save(result.fitted, dir, { task: "tags" })
-      return { predicted, result }
+      // The steps apart, as a durable retrain runs them, the search's result stored as JSON in between.
+      const searched: TagsAutoML.Searched = JSON.parse(JSON.stringify(yield* TagsAutoML.search(Dataset.make(train), options)))
+      const cv = yield* TagsAutoML.evaluate(searched)
+      const refit = yield* TagsAutoML.refit(Dataset.make(train), options, searched)
+      return { predicted, result, steps: { searched, cv, predicted: yield* TagsAutoML.predictMany(refit, test) } }
     }))
     const tags = result.fitted.labels
     expect(tags).toEqual(["animal", "cat", "daisy", "dandelion", "dog", "flower", "rose", "sunflower"])
@@ -74,6 +79,12 @@ describe("TagsAutoML on flowers and pets", () => {
     expect(baseline).toBeGreaterThan(0.3)
     expect(evaluation.micro.f1).toBeGreaterThan(baseline + 0.25)
     console.log(`tags: held-out micro-F1 ${evaluation.micro.f1.toFixed(3)} (baseline ${baseline.toFixed(3)}), macro-F1 ${evaluation.macro.f1.toFixed(3)}, mAP ${evaluation.meanAveragePrecision?.toFixed(3)}; CV micro-F1 ${result.cv.micro.f1.toFixed(3)}, mAP ${result.cv.meanAveragePrecision?.toFixed(3)}`)
+
+    // Search, evaluate and refit apart give fit's model: the same choice, thresholds, evaluation and answers.
+    expect(steps.searched.selected).toEqual(result.selected)
+    expect(steps.searched.thresholds).toEqual(result.thresholds)
+    expect(steps.cv).toEqual(result.cv)
+    expect(steps.predicted.predictions.map((p) => p.tags)).toEqual(predicted.predictions.map((p) => p.tags))
 
     // The bundle carries the calibrators and thresholds: reloaded, it answers the same.
     const reloaded = await run(Effect.flatMap(Bundle.load(dir), ({ fitted }) => TagsAutoML.predictMany(fitted, test)))

@@ -24,7 +24,7 @@
  * earliest listed of them wins (spaces list the preferred candidates first: the first backbone, the plainest head).
  * On 10 images every candidate is often perfect out of fold and log losses differ by noise; the rule then keeps the
  * first candidate instead of a lucky one. Entries on fewer rows (early successive-halving rungs) rank below entries
- * on all rows. The best candidate is refit on every row.
+ * on all rows. The best candidate is refit on every row: `run` does both, `select` and `refit` are the two apart.
  *
  * The budget counts work, not time: `budget` is the most rows scored, summed over the candidates cross-validated
  * (a candidate cross-validated on `r` rows costs `r`). A candidate that would pass it is skipped, so the result is the
@@ -254,12 +254,21 @@ export interface Failure {
  * @since 0.1.0
  * @category models
  */
-export interface Result {
+export interface Result extends Selection {
+  /** The best candidate refit on all rows. */
+  readonly fitted: Head.FittedHead
+}
+
+/**
+ * A search's outcome before the refit (`select`): everything of `Result` but the fitted head.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Selection {
   /** Best first. */
   readonly leaderboard: ReadonlyArray<Entry>
   readonly best: Entry
-  /** The best candidate refit on all rows. */
-  readonly fitted: Head.FittedHead
   readonly strategy: string
   readonly elapsedMs: number
   /** Rows scored by the strategy (what `budget` limits). */
@@ -377,6 +386,22 @@ export const logLoss: Metric.Metric = scoreNamed("logLoss")
 export const macroF1: Metric.Metric = scoreNamed("macroF1")
 
 /** The scores in every entry's `metrics`, in this order, besides the selection metric. */
+/** Every row of one backbone's embeddings (and mirror images, and with `augmented` its views), with the labels. */
+const rowsOf = (data: Data, backboneId: string, augmented: boolean): CrossValidation.Data => {
+  const mirrored = data.mirrored?.get(backboneId)
+  const views = augmented ? data.views?.get(backboneId) : undefined
+  const zeroShot = data.zeroShot?.get(backboneId)
+  return {
+    x: data.embeddings.get(backboneId)!,
+    y: data.y,
+    numClasses: data.numClasses,
+    ...(data.weights ? { weights: data.weights } : {}),
+    ...(mirrored ? { mirrored } : {}),
+    ...(views ? { views } : {}),
+    ...(zeroShot ? { zeroShot } : {})
+  }
+}
+
 const scored = [macroF1, logLoss, accuracy]
 
 /**
@@ -390,6 +415,17 @@ const scored = [macroF1, logLoss, accuracy]
  * @category search
  */
 export const run = (data: Data, options: Options = {}): Effect.Effect<Result, TrainerError> =>
+  Effect.flatMap(select(data, options), (selection) =>
+    Effect.map(refit(data, selection.best, options), (fitted): Result => ({ ...selection, fitted }))).pipe(Effect.withSpan("Search.run"))
+
+/**
+ * The search of `run` without its refit: cross-validates the candidates and ranks them; `refit` fits the best one
+ * afterwards (possibly elsewhere, from its `Refittable` description). Fails as `run` does, but for the refit.
+ *
+ * @since 0.2.0
+ * @category search
+ */
+export const select = (data: Data, options: Options = {}): Effect.Effect<Selection, TrainerError> =>
   Effect.gen(function*() {
     const start = yield* Clock.currentTimeMillis
     const space = options.space ?? SearchSpace.defaultSearchSpace
@@ -407,21 +443,7 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         return yield* fail("InvalidData", `mirrored.${id}`, `${id}: ${mirrored?.rows ?? 0} mirror-image rows for ${n} labels`)
       }
     }
-    /** Every row of one backbone's embeddings (and mirror images, and with `augmented` its views), with the labels. */
-    const dataOf = (backboneId: string, augmented = false): CrossValidation.Data => {
-      const mirrored = data.mirrored?.get(backboneId)
-      const views = augmented ? data.views?.get(backboneId) : undefined
-      const zeroShot = data.zeroShot?.get(backboneId)
-      return {
-        x: data.embeddings.get(backboneId)!,
-        y: data.y,
-        numClasses: data.numClasses,
-        ...(data.weights ? { weights: data.weights } : {}),
-        ...(mirrored ? { mirrored } : {}),
-        ...(views ? { views } : {}),
-        ...(zeroShot ? { zeroShot } : {})
-      }
-    }
+    const dataOf = (backboneId: string, augmented = false) => rowsOf(data, backboneId, augmented)
     /** Out-of-fold scores and mistakes of `proba` (rows `sampleRows`). */
     const scoresOf = (sampleRows: Int32Array, proba: Matrix.Matrix) => {
       const input = { yTrue: Int32Array.from(sampleRows, (i) => data.y[i]!), proba, numClasses: data.numClasses }
@@ -682,21 +704,6 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         return entry
       })
 
-    /** Refit an entry on every row: its head, or each member's head for the ensemble. */
-    const refit = (entry: Entry): Effect.Effect<Head.FittedHead, TrainerError> =>
-      entry.ensembleOf === undefined
-        ? CrossValidation.refit(headsByKind.get(entry.headKind)!, entry.params, dataOf(entry.backboneId, entry.augmented), Random.derive(seed, 5))
-        : Effect.gen(function*() {
-          let offset = 0
-          const members = yield* Effect.forEach(entry.ensembleOf!, (m) =>
-            Effect.map(refit(m), (head) => {
-              const columns = [[offset, offset + head.dim] as const]
-              offset += head.dim
-              return { head, columns, weight: 1 }
-            }))
-          return yield* MultiBackbone.makeEnsembleHead(offset, members)
-        })
-
     const folds = options.cv?.folds ?? 5
     yield* strategy.run(evaluate, { space, backboneIds, rows: n, numClasses: data.numClasses, folds, seed, rank })
     // The selection is made on all rows: if the budget stopped every candidate short of them, the best so far goes on.
@@ -722,7 +729,52 @@ export const run = (data: Data, options: Options = {}): Effect.Effect<Result, Tr
         budgetExhausted ? `the budget (${budget} rows scored) is smaller than one candidate on ${n} rows` : "no candidate could be evaluated"
       )
     }
-    const fitted = yield* refit(best)
     const elapsedMs = (yield* Clock.currentTimeMillis) - start
-    return { leaderboard, best, fitted, strategy: strategy.name, elapsedMs, work, budgetExhausted, failures }
-  }).pipe(Effect.withSpan("Search.run"))
+    return { leaderboard, best, strategy: strategy.name, elapsedMs, work, budgetExhausted, failures }
+  }).pipe(Effect.withSpan("Search.select"))
+
+/**
+ * What `refit` needs of a selected candidate: its grid point, whether it also trained on augmented views, and for
+ * the probability ensemble its members (an `Entry` is one).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Refittable {
+  readonly candidate: SearchSpace.Candidate
+  readonly augmented: boolean
+  readonly ensembleOf?: ReadonlyArray<Refittable>
+}
+
+/**
+ * Refit a selected candidate on every row of `data`: its head, or each member's head for the ensemble, with the
+ * heads and the seed the search had (`options.heads`, `options.seed`). Fails with `TrainerError` `Unknown` for a
+ * head kind or backbone id that `options.heads` or `data` lacks, `InvalidParams` for params the head rejects, and
+ * `TrainingFailed` when the fit fails.
+ *
+ * @since 0.2.0
+ * @category search
+ */
+export const refit = (
+  data: Data,
+  chosen: Refittable,
+  options: Pick<Options, "heads" | "seed"> = {}
+): Effect.Effect<Head.FittedHead, TrainerError> =>
+  Effect.gen(function*() {
+    if (chosen.ensembleOf !== undefined) {
+      let offset = 0
+      const members = yield* Effect.forEach(chosen.ensembleOf, (m) =>
+        Effect.map(refit(data, m, options), (head) => {
+          const columns = [[offset, offset + head.dim] as const]
+          offset += head.dim
+          return { head, columns, weight: 1 }
+        }))
+      return yield* MultiBackbone.makeEnsembleHead(offset, members)
+    }
+    const { backboneId, headKind, headParams } = SearchSpace.resolve(chosen.candidate)
+    const head = (options.heads ?? Heads.heads).find((h) => h.kind === headKind)
+    if (head === undefined) return yield* fail("Unknown", "head.kind", `no head "${headKind}" to refit`)
+    if (!data.embeddings.has(backboneId)) return yield* fail("Unknown", "backbone.id", `no embeddings for "${backboneId}" to refit on`)
+    const params = yield* Heads.decodeParams(head, headParams)
+    return yield* CrossValidation.refit(head, params, rowsOf(data, backboneId, chosen.augmented), Random.derive(options.seed ?? 0, 5))
+  }).pipe(Effect.withSpan("Search.refit"))

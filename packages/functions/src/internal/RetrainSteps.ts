@@ -1,14 +1,16 @@
 /**
  * The steps of one retrain, shared by the in-process `Retrainer` and the durable `RetrainWorkflow`: `prepare` (read a
  * snapshot of the function's data into a plan), `embed` (the plan's images, into the embedding cache), `search` (the
- * AutoML search, the refit of the winner and its cross-validated evaluation, written as a bundle), `promote` (record
- * the version under the promotion rule) and `prune`. Every input and output except the fitted pipeline is plain
- * JSON, so the workflow engine can persist it between steps and a resumed workflow skips the steps that finished.
+ * AutoML search, without the refit: the selected candidate and its out-of-fold predictions), `evaluate` (the
+ * winner's cross-validated metrics), `refit` (the winner fit on every sample, written as a bundle with its metrics),
+ * `promote` (record the version under the promotion rule) and `prune`. Every input and output except the fitted
+ * pipeline is plain JSON, so the workflow engine can persist it between steps and a resumed workflow skips the steps
+ * that finished.
  *
  * @internal
  */
 import type { FileSystem } from "@effect/platform"
-import { Bundle, Dataset, Embedder, Registry } from "@loupe/core"
+import { Bundle, Dataset, Embedder, Matrix, Registry } from "@loupe/core"
 import type { EmbeddingCache, LoupeConfig, Pipeline } from "@loupe/core"
 import { Effect, Option } from "effect"
 import { Classification } from "@loupe/metrics"
@@ -248,83 +250,96 @@ const narrowing = (
   return sameLabels && samePreset && small ? { ...selected, fullSearchSamples: metrics.search.fullSearchSamples } : undefined
 }
 
+/**
+ * What `search` found, plain JSON (the workflow engine stores it): the AutoML search's outcome (Tags: the
+ * multi-label search's), with what `evaluate` and `refit` need of the preset it ran under, so that neither resolves
+ * the preset again: the fit options searched (narrowed, for a narrowed retrain), the preset, the backbone choice and
+ * the promotion settings.
+ */
+export type Searched = {
+  readonly preset: Preset.Resolved["preset"]
+  readonly backboneChoice: Preset.BackboneChoice
+  readonly promote: Preset.Resolved["settings"]["promote"]
+  readonly keepVersions: number
+} & (
+  | {
+    readonly output: "Classification"
+    readonly options: AutoML.FitOptions
+    readonly scope: ModelMetrics["search"]
+    readonly result: AutoML.Searched
+  }
+  | { readonly output: "Tags"; readonly options: TagsAutoML.FitOptions; readonly result: TagsAutoML.Searched }
+)
+
 /** The selected candidate's out-of-fold prediction of each training sample (`ModelMetrics.cv.outOfFold`). */
-const outOfFoldPredictions = (result: AutoML.FitResult): NonNullable<ModelMetrics["cv"]["outOfFold"]> => {
-  const { proba, samples } = result.outOfFold
-  const predicted = Classification.predictions(proba)
+const outOfFoldPredictions = (searched: AutoML.Searched): NonNullable<ModelMetrics["cv"]["outOfFold"]> => {
+  const { given, proba, sampleIds } = searched.outOfFold
+  const cols = searched.labels.length
+  const predicted = Classification.predictions(Matrix.make(sampleIds.length, cols, Float32Array.from(proba)))
   return {
-    sampleIds: samples.map((s) => s.id),
-    given: samples.map((s) => result.cv.labels.indexOf(s.label!)),
+    sampleIds: [...sampleIds],
+    given: [...given],
     predicted: Array.from(predicted),
-    confidence: Array.from(predicted, (p, i) => proba.data[i * proba.cols + p]!)
+    confidence: Array.from(predicted, (p, i) => proba[i * cols + p]!)
   }
 }
 
-const toMetrics = (
-  result: AutoML.FitResult,
-  preset: Preset.Resolved["preset"],
-  sampleCount: number,
-  totalMs: number,
-  search: ModelMetrics["search"],
-  leftOutLabels: ReadonlyArray<LeftOutLabel>,
-  backboneChoice: Preset.BackboneChoice
-): ModelMetrics => ({
-  preset,
-  sampleCount,
-  search,
-  leftOutLabels,
-  backboneChoice,
-  cv: {
-    folds: result.cv.folds,
-    total: result.cv.total,
-    correct: result.cv.correct,
-    accuracy: result.cv.accuracy,
-    macroF1: result.cv.macroF1,
-    logLoss: result.cv.logLoss,
-    foldMacroF1: result.cv.foldMacroF1,
-    macroF1StandardError: result.cv.macroF1StandardError,
-    labels: result.cv.labels,
-    confusionMatrix: result.cv.confusionMatrix,
-    perClass: result.cv.perClass.map((c) => ({
-      labelName: c.label,
-      accuracy: c.support === 0 ? 0 : c.correct / c.support,
-      precision: c.precision,
-      recall: c.recall,
-      f1: c.f1,
-      support: c.support
-    })),
-    calibration: { ece: result.cv.ece, bins: result.cv.calibration },
-    outOfFold: outOfFoldPredictions(result)
-  },
-  selected: result.selected,
-  leaderboard: result.leaderboard.slice(0, 10),
-  skipped: result.skipped.map((s) => ({ sampleId: s.file, reason: s.reason })),
-  timings: { ...result.timings, totalMs }
-})
+/** A Classification model's metrics (`ModelMetrics`) from the search and its evaluation. */
+const toMetrics = (plan: Plan, searched: Extract<Searched, { output: "Classification" }>, cv: AutoML.FitResult["cv"]): ModelMetrics => {
+  const { result } = searched
+  return {
+    preset: searched.preset,
+    sampleCount: plan.samples.length,
+    search: searched.scope,
+    leftOutLabels: plan.leftOut,
+    backboneChoice: searched.backboneChoice,
+    cv: {
+      folds: cv.folds,
+      total: cv.total,
+      correct: cv.correct,
+      accuracy: cv.accuracy,
+      macroF1: cv.macroF1,
+      logLoss: cv.logLoss,
+      foldMacroF1: cv.foldMacroF1,
+      macroF1StandardError: cv.macroF1StandardError,
+      labels: cv.labels,
+      confusionMatrix: cv.confusionMatrix,
+      perClass: cv.perClass.map((c) => ({
+        labelName: c.label,
+        accuracy: c.support === 0 ? 0 : c.correct / c.support,
+        precision: c.precision,
+        recall: c.recall,
+        f1: c.f1,
+        support: c.support
+      })),
+      calibration: { ece: cv.ece, bins: cv.calibration },
+      outOfFold: outOfFoldPredictions(result)
+    },
+    selected: result.selected,
+    leaderboard: result.leaderboard.slice(0, 10),
+    skipped: result.skipped.map((s) => ({ sampleId: s.file, reason: s.reason })),
+    timings: { ...result.timings, totalMs: result.timings.embedMs + result.timings.trainMs }
+  }
+}
 
-/** A Tags model's metrics (`TagsModelMetrics`) from the multi-label fit's result. */
-const toTagsMetrics = (
-  result: TagsAutoML.FitResult,
-  preset: Preset.Resolved["preset"],
-  sampleCount: number,
-  totalMs: number,
-  leftOutLabels: ReadonlyArray<LeftOutLabel>,
-  backboneChoice: Preset.BackboneChoice
-): TagsModelMetrics => {
+/** A Tags model's metrics (`TagsModelMetrics`) from the multi-label search and its evaluation. */
+const toTagsMetrics = (plan: Plan, searched: Extract<Searched, { output: "Tags" }>, cv: TagsAutoML.FitResult["cv"]): TagsModelMetrics => {
+  const { result } = searched
   const thresholds = new Map(result.thresholds.map((t) => [t.tag, t.threshold]))
+  const sampleCount = plan.samples.length
   return {
     output: "Tags",
-    preset,
+    preset: searched.preset,
     sampleCount,
     // Every tags retrain searches the whole space (the multi-label fit has no narrowed search).
     search: { scope: "full", fullSearchSamples: sampleCount },
-    leftOutLabels,
-    backboneChoice,
+    leftOutLabels: plan.leftOut,
+    backboneChoice: searched.backboneChoice,
     cv: {
-      folds: result.cv.folds,
-      total: result.cv.total,
-      tags: result.cv.tags,
-      perTag: result.cv.perTag.map((t) => ({
+      folds: cv.folds,
+      total: cv.total,
+      tags: cv.tags,
+      perTag: cv.perTag.map((t) => ({
         labelName: t.tag,
         precision: t.precision,
         recall: t.recall,
@@ -333,91 +348,95 @@ const toTagsMetrics = (
         support: t.support,
         threshold: thresholds.get(t.tag)!
       })),
-      micro: result.cv.micro,
-      macro: result.cv.macro,
-      meanAveragePrecision: result.cv.meanAveragePrecision,
-      exactMatch: result.cv.exactMatch
+      micro: cv.micro,
+      macro: cv.macro,
+      meanAveragePrecision: cv.meanAveragePrecision,
+      exactMatch: cv.exactMatch
     },
     selected: result.selected,
     leaderboard: result.leaderboard.slice(0, 10),
     skipped: result.skipped.map((s) => ({ sampleId: s.file, reason: s.reason })),
-    timings: { ...result.timings, totalMs }
+    timings: { ...result.timings, totalMs: result.timings.embedMs + result.timings.trainMs }
   }
 }
 
-/** A fitted model, its metrics and what produced them: what `search` writes as a new version. */
-interface Fitted {
-  readonly fitted: Pipeline.FittedPipeline
-  readonly metrics: ModelMetrics | TagsModelMetrics
-}
-
-/** The classification search (AutoML; with `growth`, only the promoted model's candidate until the data grew that much). */
-const fitClassification = (
-  plan: Plan,
-  data: Dataset.Dataset,
-  growth: number,
-  { full, resolved }: Effect.Effect.Success<ReturnType<typeof fitOptions>>,
-  started: number
-) =>
-  Effect.gen(function*() {
-    const store = yield* Store
-    const narrowTo = narrowing(yield* store.promotedVersion(plan.functionId), resolved, full, data, growth)
-    const options = narrowTo ? Candidates.narrowedTo(full, narrowTo) : full
-    const scope: ModelMetrics["search"] = narrowTo
-      ? { scope: "selected", fullSearchSamples: narrowTo.fullSearchSamples }
-      : { scope: "full", fullSearchSamples: plan.samples.length }
-    const result = yield* Effect.scoped(AutoML.fit(data, options)).pipe(Effect.mapError(trainingFailed))
-    const metrics = toMetrics(result, resolved.preset, plan.samples.length, since(started), scope, plan.leftOut, full.backboneChoice)
-    return { fitted: result.fitted, metrics } satisfies Fitted
-  })
-
-/** The multi-label search (`TagsAutoML.fit`) with the preset's backbones, folds and seed. */
-const fitTags = (
-  plan: Plan,
-  data: Dataset.Dataset,
-  { full, resolved }: Effect.Effect.Success<ReturnType<typeof fitOptions>>,
-  started: number
-) =>
-  Effect.gen(function*() {
-    const options: TagsAutoML.FitOptions = {
-      ...(full.backbones === undefined ? {} : { backbones: full.backbones }),
-      ...(full.folds === undefined ? {} : { folds: full.folds }),
-      ...(full.seed === undefined ? {} : { seed: full.seed })
-    }
-    const result = yield* Effect.scoped(TagsAutoML.fit(data, options)).pipe(Effect.mapError(trainingFailed))
-    const metrics = toTagsMetrics(result, resolved.preset, plan.samples.length, since(started), plan.leftOut, full.backboneChoice)
-    return { fitted: result.fitted, metrics } satisfies Fitted
-  })
+/** The multi-label fit's options from the preset's: its backbones, folds and seed. */
+const tagsOptions = (full: AutoML.FitOptions): TagsAutoML.FitOptions => ({
+  ...(full.backbones === undefined ? {} : { backbones: full.backbones }),
+  ...(full.folds === undefined ? {} : { folds: full.folds }),
+  ...(full.seed === undefined ? {} : { seed: full.seed })
+})
 
 /**
- * Search, refit and evaluate on the plan, and write the bundle to a new version's folder in the blob store: for a
- * Classification function with AutoML (with `growth`, only the promoted model's candidate until the data has grown
- * that much), for a Tags function with the multi-label fit (`TagsAutoML`). `fit`: the fit options the embed step
- * used (`fitOptions`), else they are resolved here.
+ * The search on the plan's samples (read from the embedding cache the embed step filled), without refitting: for a
+ * Classification function AutoML's (with `growth`, only the promoted model's candidate until the data has grown
+ * that much), for a Tags function the multi-label one (`TagsAutoML`). `fit`: the fit options the embed step used
+ * (`fitOptions`), else they are resolved here.
  */
 export const search = (
   plan: Plan,
   growth: number,
   fit?: Effect.Effect.Success<ReturnType<typeof fitOptions>>
-): Effect.Effect<
-  { readonly trained: Trained; readonly fitted: Pipeline.FittedPipeline },
-  FunctionsError,
-  Requirements
-> =>
+): Effect.Effect<Searched, FunctionsError, Requirements> =>
+  Effect.gen(function*() {
+    const data = yield* dataset(plan)
+    const { full, resolved } = fit ?? (yield* fitOptions(plan))
+    const common = {
+      preset: resolved.preset,
+      backboneChoice: full.backboneChoice,
+      promote: resolved.settings.promote,
+      keepVersions: resolved.settings.keepVersions
+    }
+    if (plan.output === "Tags") {
+      const options = tagsOptions(full)
+      const result = yield* Effect.scoped(TagsAutoML.search(data, options)).pipe(Effect.mapError(trainingFailed))
+      return { ...common, output: "Tags", options, result } as const
+    }
+    const store = yield* Store
+    const narrowTo = narrowing(yield* store.promotedVersion(plan.functionId), resolved, full, data, growth)
+    // Stored without the backbone choice's explanation, which `common` carries once.
+    const { backboneChoice: _, ...searchable } = full
+    const options = narrowTo ? Candidates.narrowedTo(searchable, narrowTo) : searchable
+    const scope: ModelMetrics["search"] = narrowTo
+      ? { scope: "selected", fullSearchSamples: narrowTo.fullSearchSamples }
+      : { scope: "full", fullSearchSamples: plan.samples.length }
+    const result = yield* Effect.scoped(AutoML.search(data, options)).pipe(Effect.mapError(trainingFailed))
+    return { ...common, output: "Classification", options, scope, result } as const
+  })
+
+/** The selected candidate's metrics (`ModelMetrics`; Tags: `TagsModelMetrics`), from the search's out-of-fold predictions. */
+export const evaluate = (plan: Plan, searched: Searched): Effect.Effect<ModelMetrics | TagsModelMetrics, FunctionsError> =>
+  searched.output === "Tags"
+    ? Effect.map(TagsAutoML.evaluate(searched.result), (cv) => toTagsMetrics(plan, searched, cv))
+    : Effect.map(AutoML.evaluate(searched.result), (cv) => toMetrics(plan, searched, cv))
+
+/**
+ * Refit the selected candidate on the plan's samples and write the bundle, with its metrics (their times now
+ * counting the refit), to a new version's folder in the blob store: the version `promote` records.
+ */
+export const refit = (
+  plan: Plan,
+  searched: Searched,
+  metrics: ModelMetrics | TagsModelMetrics
+): Effect.Effect<{ readonly trained: Trained; readonly fitted: Pipeline.FittedPipeline }, FunctionsError, Requirements> =>
   Effect.gen(function*() {
     const started = performance.now()
     const blobs = yield* BlobStore
     const data = yield* dataset(plan)
-    const options = fit ?? (yield* fitOptions(plan))
-    const { fitted, metrics } = plan.output === "Tags"
-      ? yield* fitTags(plan, data, options, started)
-      : yield* fitClassification(plan, data, growth, options, started)
+    const fitted = yield* Effect.scoped(
+      searched.output === "Tags"
+        ? TagsAutoML.refit(data, searched.options, searched.result)
+        : AutoML.refit(data, searched.options, searched.result.selected)
+    ).pipe(Effect.mapError(trainingFailed))
+    const refitMs = since(started)
+    const timings = { ...metrics.timings, trainMs: metrics.timings.trainMs + refitMs, totalMs: metrics.timings.totalMs + refitMs }
+    const withRefit = { ...metrics, timings }
     const versionId = Ids.make("model")
     const bundle = bundleKey(plan.functionId, versionId)
     const labelIds = new Map(plan.labels.map((l) => [l.name, l.id]))
     const labels = fitted.labels.map((name) => ({ id: labelIds.get(name)!, name }))
     yield* blobs.putDirectory(bundle, (dir) =>
-      Bundle.save(fitted, dir, { functionId: plan.functionId, versionId, revision: plan.revision, labels, metrics }).pipe(
+      Bundle.save(fitted, dir, { functionId: plan.functionId, versionId, revision: plan.revision, labels, metrics: withRefit }).pipe(
         Effect.mapError(trainingFailed)
       ))
     const trained: Trained = {
@@ -425,19 +444,19 @@ export const search = (
       versionId,
       bundle,
       labels,
-      metrics,
+      metrics: withRefit,
       revision: plan.revision,
       sampleCount: plan.samples.length,
-      promote: options.resolved.settings.promote,
-      keepVersions: options.resolved.settings.keepVersions
+      promote: searched.promote,
+      keepVersions: searched.keepVersions
     }
     return { trained, fitted }
   })
 
-/** The selected candidate of a trained model, in words (for the logs). */
-export const describeSelected = (metrics: ModelMetrics | TagsModelMetrics): string => {
-  if (!("output" in metrics)) return AutoML.describeCandidate(metrics.selected as AutoML.Candidate)
-  const { backbone, l2 } = metrics.selected as TagsAutoML.FitResult["selected"]
+/** The candidate a search selected, in words (for the logs). */
+export const describeSelected = (searched: Searched): string => {
+  if (searched.output === "Classification") return AutoML.describeCandidate(searched.result.selected)
+  const { backbone, l2 } = searched.result.selected
   return `${backbone} + one-vs-rest logistic regressions l2=${l2}`
 }
 
