@@ -6,10 +6,14 @@
  * The work is a pipeline of stages that run at the same time, each holding a bounded number of items, so memory
  * does not grow with the dataset:
  *
- * 1. prepare a batch (two batches at a time): look each sample up in the cache (with a cache that remembers file
- *    fingerprints, an unchanged file whose vector is cached is not even read), then read, hash and decode the rest,
- *    up to `decodeConcurrency` images at once, and normalise them into one float tensor;
+ * 1. prepare a batch (two batches at a time): look its samples up in the cache (with a cache that remembers file
+ *    fingerprints, an unchanged file whose vector is cached is not even read), then read and hash the rest, look
+ *    those up, and decode the images still missing, up to `decodeConcurrency` images at once, and normalise them
+ *    into one float tensor;
  * 2. run the backbone on a batch while stage 1 prepares the next ones; store the new vectors in the cache.
+ *
+ * The cache is asked once per batch and namespace (`EmbeddingCache.getMany` / `setMany`), not once per image: a
+ * database cache then costs a round trip per batch.
  *
  * With `mirror`, each image is also embedded flipped left to right, from the same decode and in the same backbone
  * calls; heads train on both vectors and predict the mean of both (see `Pipeline`).
@@ -24,7 +28,16 @@ import { Chunk, Effect, Option, Stream } from "effect"
 import * as fs from "node:fs"
 import type { LoadedBackbone } from "./Backbone.js"
 import { CoreError } from "./CoreError.js"
-import { contentHash, EmbeddingCache, fileFingerprint, namespaceOf } from "./EmbeddingCache.js"
+import {
+  type CacheEntry,
+  contentHash,
+  EmbeddingCache,
+  fileFingerprint,
+  getMany,
+  knownContentHashes,
+  namespaceOf,
+  setMany
+} from "./EmbeddingCache.js"
 import * as Matrix from "./Matrix.js"
 import { decodeKey, decodeRgb, type PreprocessSpec, readSource, toTensor } from "./Preprocess.js"
 import { report } from "./Progress.js"
@@ -217,63 +230,96 @@ const embedGroups = <E, R>(
       return spareTensors[l]!.pop() ?? new Float32Array((mirror ? 2 : 1) * batchSize * size * size * 3)
     }
 
-    const lookupIn = (ns: string, dim: number, hash: string) =>
-      Effect.map(cache ? cache.get(ns, hash) : Effect.succeed(undefined), (hit) => (hit?.length === dim ? hit : undefined))
-    /** The cached vectors of an image for one lane: a hit needs the mirror image's vector too when `mirror` is on. */
-    const lookup = (lane: Lane, hash: string): Effect.Effect<Hit | undefined> =>
+    /**
+     * The cached vectors of some images, per image then per lane, one cache round trip per namespace: a hit needs
+     * the mirror image's vector too when `mirror` is on.
+     */
+    const lookupMany = (hashes: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<ReadonlyArray<Hit | undefined>>> =>
       Effect.gen(function*() {
-        const vector = yield* lookupIn(lane.namespace, lane.dim, hash)
-        if (vector === undefined || !mirror) return vector && { vector, mirrored: undefined }
-        const mirrored = yield* lookupIn(lane.mirrorNamespace, lane.dim, hash)
-        return mirrored && { vector, mirrored }
+        if (cache === undefined || hashes.length === 0) return hashes.map(() => lanes.map(() => undefined))
+        const fetch = (ns: string, dim: number, of: ReadonlyArray<string>) =>
+          Effect.map(getMany(cache, ns, of), (vectors) => vectors.map((v) => (v?.length === dim ? v : undefined)))
+        const perLane = yield* Effect.forEach(lanes, (lane) =>
+          Effect.gen(function*() {
+            const vectors = yield* fetch(lane.namespace, lane.dim, hashes)
+            if (!mirror) return vectors.map((vector) => vector && { vector, mirrored: undefined })
+            const found = hashes.filter((_, i) => vectors[i] !== undefined)
+            const mirrored = new Map((yield* fetch(lane.mirrorNamespace, lane.dim, found)).map((m, j) => [found[j]!, m]))
+            return vectors.map((vector, i): Hit | undefined => {
+              const m = mirrored.get(hashes[i]!)
+              return vector && m && { vector, mirrored: m }
+            })
+          }))
+        return hashes.map((_, i) => perLane.map((hits) => hits[i]))
       })
-    const lookupAll = (hash: string) => Effect.forEach(lanes, (lane) => lookup(lane, hash))
 
     /**
-     * The cheap first look, one sample after another: for a file, its fingerprint and the content hash the cache
-     * remembers for it; when every backbone has a cached vector under that hash, the sample is done without reading
-     * the file.
+     * The cheap first look at a batch: for each file, its fingerprint and the content hash the cache remembers for
+     * it; a sample every backbone has a cached vector for under that hash is done without reading the file.
      */
-    const recall = (sample: Sample): Effect.Effect<Prepared | Pending> =>
+    const recall = (group: ReadonlyArray<Sample>): Effect.Effect<Array<Prepared | Pending>> =>
       Effect.gen(function*() {
-        const { source } = sample
-        if (typeof source !== "string" || cache?.knownContentHash === undefined) return { _tag: "Pending", sample } as const
-        // Node's stat rather than FileSystem's: synchronous (a microsecond system call, cheaper than a thread-pool
-        // round trip), and with the change time in nanoseconds that the fingerprint needs (see `EmbeddingCache.FileStat`).
-        const stat = yield* Effect.try(() => fs.statSync(source, { bigint: true })).pipe(Effect.orElseSucceed(() => undefined))
-        if (stat === undefined) return { _tag: "Pending", sample } as const
-        const fingerprint = fileFingerprint(source, stat)
-        const hash = yield* cache.knownContentHash(fingerprint)
-        const hits = hash === undefined ? [] : yield* lookupAll(hash)
-        return hash !== undefined && hits.every((hit) => hit !== undefined)
-          ? { _tag: "Ready", sample, hash, hits, rgb: new Map() } as const
-          : { _tag: "Pending", sample, file: { fingerprint, hash, hits } } as const
+        const fingerprints = group.map(({ source }) => {
+          if (typeof source !== "string" || cache?.knownContentHash === undefined) return undefined
+          // Node's stat rather than FileSystem's: synchronous (a microsecond system call, cheaper than a thread-pool
+          // round trip), and with the change time in nanoseconds that the fingerprint needs (see `EmbeddingCache.FileStat`).
+          try {
+            return fileFingerprint(source, fs.statSync(source, { bigint: true }))
+          } catch {
+            return undefined
+          }
+        })
+        const asked = fingerprints.filter((f) => f !== undefined)
+        const hashOf = new Map(cache === undefined ? [] : (yield* knownContentHashes(cache, asked)).map((hash, k) => [asked[k]!, hash]))
+        const files = fingerprints.map((fingerprint) => (fingerprint === undefined ? undefined : { fingerprint, hash: hashOf.get(fingerprint) }))
+        const known = files.flatMap((file) => (file?.hash === undefined ? [] : [file.hash]))
+        const hitsOf = new Map((yield* lookupMany(known)).map((hits, k) => [known[k]!, hits]))
+        return group.map((sample, i): Prepared | Pending => {
+          const file = files[i]
+          if (file === undefined) return { _tag: "Pending", sample }
+          const hits = file.hash === undefined ? [] : hitsOf.get(file.hash)!
+          return file.hash !== undefined && hits.every((hit) => hit !== undefined)
+            ? { _tag: "Ready", sample, hash: file.hash, hits, rgb: new Map() }
+            : { _tag: "Pending", sample, file: { fingerprint: file.fingerprint, hash: file.hash, hits } }
+        })
       })
 
-    /** The expensive part, run `decodeConcurrency` at a time: read, hash, look up again, decode what is missing. */
-    const load = ({ file, sample }: Pending): Effect.Effect<Prepared> =>
+    const skip = (sample: Sample) => (error: { readonly message: string }) =>
+      Effect.succeed({ _tag: "Skipped", sample, reason: error.message } as const)
+
+    /** Read and hash a sample the first look could not finish; the hits are known when its file's hash was right. */
+    const read = ({ file, sample }: Pending) =>
       Effect.gen(function*() {
         const bytes = yield* readSource(sample.source)
         const hash = contentHash(bytes)
         if (file !== undefined && file.hash !== hash) yield* cache!.rememberContentHash!(file.fingerprint, hash)
-        const hits = file !== undefined && hash === file.hash ? file.hits : yield* lookupAll(hash)
+        return { _tag: "Read", sample, bytes, hash, hits: file !== undefined && hash === file.hash ? file.hits : undefined } as const
+      }).pipe(Effect.catchAll(skip(sample)), decodePermits.withPermits(1))
+
+    /** Decode an image once per decoding among the lanes that must embed it. */
+    const decode = (sample: Sample, bytes: Uint8Array, hash: string, hits: ReadonlyArray<Hit | undefined>): Effect.Effect<Prepared> =>
+      Effect.gen(function*() {
         const rgb = new Map<string, Uint8Array>()
         for (const [l, lane] of lanes.entries()) {
           if (hits[l] !== undefined || rgb.has(lane.decodeKey)) continue
           rgb.set(lane.decodeKey, yield* decodeRgb(bytes, lane.spec, describeSource(sample.source)))
         }
         return { _tag: "Ready", sample, hash, hits, rgb } as const
-      }).pipe(
-        Effect.catchAll((error) => Effect.succeed({ _tag: "Skipped", sample, reason: error.message } as const)),
-        decodePermits.withPermits(1)
-      )
+      }).pipe(Effect.catchAll(skip(sample)), decodePermits.withPermits(1))
 
-    /** Prepare one batch: recall every sample, load the rest concurrently, normalise the decoded images per lane. */
+    /**
+     * Prepare one batch: recall every sample, read and hash the rest (`decodeConcurrency` at a time), look up the
+     * new hashes in one go, decode what is missing, and normalise the decoded images per lane.
+     */
     const prepare = (group: ReadonlyArray<Sample>) =>
       Effect.gen(function*() {
-        const prepared = yield* Effect.forEach(group, recall)
+        const prepared = yield* recall(group)
         const pending = prepared.flatMap((p, i) => (p._tag === "Pending" ? [i] : []))
-        const loaded = yield* Effect.forEach(pending, (i) => load(prepared[i] as Pending), { concurrency: "unbounded" })
+        const reads = yield* Effect.forEach(pending, (i) => read(prepared[i] as Pending), { concurrency: "unbounded" })
+        const unknown = [...new Set(reads.flatMap((r) => (r._tag === "Read" && r.hits === undefined ? [r.hash] : [])))]
+        const hitsOf = new Map((yield* lookupMany(unknown)).map((hits, k) => [unknown[k]!, hits]))
+        const loaded = yield* Effect.forEach(reads, (r) =>
+          r._tag === "Skipped" ? Effect.succeed(r) : decode(r.sample, r.bytes, r.hash, r.hits ?? hitsOf.get(r.hash)!), { concurrency: "unbounded" })
         loaded.forEach((p, j) => (prepared[pending[j]!] = p))
         return assemble(prepared as Array<Prepared>)
       })
@@ -296,6 +342,8 @@ const embedGroups = <E, R>(
         if (input !== undefined) spareTensors[l]!.push(input.tensor)
         const mirrorOffset = (input?.count ?? 0) * dim
         const vectors = new Map<Prepared, Hit & { readonly cached: boolean }>()
+        const fresh: Array<CacheEntry> = []
+        const freshMirrored: Array<CacheEntry> = []
         let k = 0
         for (const p of group) {
           if (p._tag !== "Ready") continue
@@ -307,11 +355,13 @@ const embedGroups = <E, R>(
           const vector = output.subarray(k * dim, (k + 1) * dim)
           const mirrored = mirror ? output.subarray(mirrorOffset + k * dim, mirrorOffset + (k + 1) * dim) : undefined
           k++
-          if (cache) {
-            yield* cache.set(lane.namespace, p.hash, vector)
-            if (mirrored) yield* cache.set(lane.mirrorNamespace, p.hash, mirrored)
-          }
+          fresh.push({ contentHash: p.hash, vector })
+          if (mirrored) freshMirrored.push({ contentHash: p.hash, vector: mirrored })
           vectors.set(p, { vector, mirrored, cached: false })
+        }
+        if (cache) {
+          yield* setMany(cache, lane.namespace, fresh)
+          yield* setMany(cache, lane.mirrorNamespace, freshMirrored)
         }
         return vectors
       })

@@ -12,13 +12,14 @@
 import { FileSystem } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import type { SqlClient } from "@effect/sql"
-import { Context, Effect, Layer } from "effect"
+import { Config, Context, Effect, Layer, Option } from "effect"
 import { Leftovers, LoupeConfig } from "@loupe/core"
 import { randomBytes } from "node:crypto"
 import * as path from "node:path"
-import { FunctionsError } from "./FunctionsError.js"
+import { FunctionsError, fromConfigError } from "./FunctionsError.js"
 import { plainBytes } from "./internal/Bytes.js"
 import { notFound, tempName, validateKey } from "./internal/BlobKeys.js"
+import * as BlobCache from "./internal/BlobCache.js"
 import * as PrivateFiles from "./internal/PrivateFiles.js"
 import * as SqlBlobStore from "./internal/SqlBlobStore.js"
 
@@ -212,6 +213,14 @@ export interface SqlBlobOptions {
    * copy is never stale). Default: `blobs` in `LoupeConfig`'s cache folder.
    */
   readonly cacheDir?: string
+  /**
+   * About how many bytes the local copies may take before the least recently used are deleted (copies used in the
+   * last 10 minutes and model folders this or another live process handed out are kept). Default: the
+   * `LOUPE_BLOB_CACHE_MB` environment variable in MiB, else 4 GiB.
+   *
+   * @since 0.2.0
+   */
+  readonly maxCacheBytes?: number
   /** Blobs above this many bytes are stored in several chunks of this size. Default 1 MiB. */
   readonly chunkBytes?: number
 }
@@ -222,7 +231,8 @@ export interface SqlBlobOptions {
  * `chunkBytes` (1 MiB), keyed (key, seq). A blob, or a whole folder of `putDirectory`, is written in one
  * transaction, and a read is one statement that checks size and sha256, so a reader never sees half of one.
  * `localFile` and `localDirectory` download to a local cache. Runs its migrations (`loupe_shared_migrations`) first;
- * fails with `StoreFailed` when they or the cache folder fail. `SharedState.layerPostgres` gives it on a Postgres
+ * fails with `StoreFailed` when they or the cache folder fail, `InvalidOptions` (field
+ * `LOUPE_BLOB_CACHE_MB`) when that variable is not a positive number. `SharedState.layerPostgres` gives it on a Postgres
  * store's connection pool.
  *
  * The next step past one database is an S3-compatible object store: keys map to object names, `put` is one
@@ -235,11 +245,27 @@ export interface SqlBlobOptions {
 export const layerSql = (
   options: SqlBlobOptions = {}
 ): Layer.Layer<BlobStore, FunctionsError, SqlClient.SqlClient | FileSystem.FileSystem | LoupeConfig.LoupeConfig> =>
-  Layer.effect(
+  Layer.scoped(
     BlobStore,
-    Effect.flatMap(LoupeConfig.LoupeConfig, (config) =>
-      SqlBlobStore.make({
+    Effect.gen(function*() {
+      const config = yield* LoupeConfig.LoupeConfig
+      const maxCacheBytes = options.maxCacheBytes ?? (yield* cacheLimitFromEnv)
+      return yield* SqlBlobStore.make({
         cacheDir: options.cacheDir ?? path.join(config.cacheDir, "blobs"),
+        maxCacheBytes,
         ...(options.chunkBytes === undefined ? {} : { chunkBytes: options.chunkBytes })
-      }))
+      })
+    })
   )
+
+/** `LOUPE_BLOB_CACHE_MB` in bytes, else the default; a value that is not a positive number fails, naming it. */
+const cacheLimitFromEnv = Config.option(Config.number("LOUPE_BLOB_CACHE_MB")).pipe(
+  Effect.mapError(fromConfigError),
+  Effect.flatMap(Option.match({
+    onNone: () => Effect.succeed(BlobCache.DEFAULT_MAX_BYTES),
+    onSome: (mb) =>
+      mb > 0 && Number.isFinite(mb)
+        ? Effect.succeed(Math.round(mb * 1024 * 1024))
+        : Effect.fail(new FunctionsError({ reason: "InvalidOptions", field: "LOUPE_BLOB_CACHE_MB", message: `LOUPE_BLOB_CACHE_MB must be a positive number of MiB, not ${mb}` }))
+  }))
+)

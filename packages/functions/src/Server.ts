@@ -478,22 +478,18 @@ export const layer = (
     maxImageBytes: rest.maxImageBytes ?? limits.maxBytes,
     maxImagePixels: rest.maxImagePixels ?? limits.maxPixels
   }
-  // A folder keeps captures.db and keys.json beside the store; a Postgres store keeps both, with the blobs and the
-  // embedding cache, in its database (one pool for all), so every server on it shares them.
+  // A folder keeps captures.db, keys.json and the console's review.db beside the store; a Postgres store keeps them,
+  // with the blobs and the embedding cache, in its database (one pool for all), so every server on it shares them.
+  // `shared` is one layer value, provided to both the services and the console: it is built once, one pool.
+  const shared = location._tag === "Directory" ? undefined : SharedState.layerPostgres(location.url)
   const services = location._tag === "Directory"
     ? Layer.mergeAll(CaptureLog.layer(location.path), ApiKeys.layer(ApiKeys.fileIn(location.path))).pipe(
       Layer.provideMerge(Functions.layerStore(location, config))
     )
     // Its retrains are submitted as workflows that `loupe worker` runners execute.
-    : Functions.layer(config).pipe(
-      Layer.provide(RetrainWorkflow.layerJobsFor(location)),
-      Layer.provideMerge(SharedState.layerPostgres(location.url))
-    )
-  // The console's dismissed suggestions live in review.db in the store folder; a Postgres store keeps them in this
-  // machine's cache folder for now, so each server remembers its own dismissals.
-  const dismissals = location._tag === "Directory"
-    ? Dismissals.layer(location.path)
-    : Layer.unwrapEffect(Effect.map(Functions.localFolder(location), Dismissals.layer))
+    : Functions.layer(config).pipe(Layer.provide(RetrainWorkflow.layerJobsFor(location)), Layer.provideMerge(shared!))
+  const dismissals: Layer.Layer<Dismissals.Dismissals, FunctionsError, FileSystem.FileSystem | LoupeConfig.LoupeConfig> =
+    location._tag === "Directory" ? Dismissals.layer(location.path) : shared!
   const webConsole = withConsole === true ? WebConsole.layer.pipe(Layer.provide(dismissals)) : Layer.empty
   return DeployServer.layer(options, webConsole).pipe(
     Layer.provide(Layer.scoped(FunctionBackend.FunctionBackend, backend)),

@@ -1,11 +1,12 @@
 /**
  * What several processes on one shared store (`--store postgres://...`) must see alike, kept in the store's
  * database: image bytes and model bundles (`BlobStore.layerSql`), the review queue of captured invocations
- * (`CaptureLog.layerSql`), API keys (`apiKeysSql`) and the embedding cache (`embeddingCacheSql`). Their
+ * (`CaptureLog.layerSql`), API keys (`apiKeysSql`), the embedding cache (`embeddingCacheSql`) and the console's
+ * dismissed suggestions (`Dismissals.layerSql`). Their
  * tables come from numbered migrations recorded in `loupe_shared_migrations`, apart from the function store's own.
  *
- * A store folder keeps its files as before: blobs in `blobs/`, `captures.db`, `keys.json` and the disk embedding
- * cache. Rate limits are not shared: each server counts its own requests (see docs/scale-out.md).
+ * A store folder keeps its files as before: blobs in `blobs/`, `captures.db`, `keys.json`, `review.db` and the disk
+ * embedding cache. Rate limits are not shared: each server counts its own requests (see docs/scale-out.md).
  *
  * ```ts
  * // The store and every service it shares, over one connection pool.
@@ -22,6 +23,7 @@ import type { DeployError } from "@loupe/deploy"
 import { Effect, Layer } from "effect"
 import type { Redacted } from "effect"
 import * as BlobStore from "./BlobStore.js"
+import * as Dismissals from "./console/Dismissals.js"
 import type { FunctionsError } from "./FunctionsError.js"
 import * as SharedSchema from "./internal/SharedSchema.js"
 import * as SqlApiKeys from "./internal/SqlApiKeys.js"
@@ -60,10 +62,10 @@ export const embeddingCacheSql: Layer.Layer<EmbeddingCache.EmbeddingCache, Funct
  * @since 0.2.0
  * @category models
  */
-export type Services = BlobStore.BlobStore | CaptureLog | ApiKeys.ApiKeys | EmbeddingCache.EmbeddingCache
+export type Services = BlobStore.BlobStore | CaptureLog | ApiKeys.ApiKeys | EmbeddingCache.EmbeddingCache | Dismissals.Dismissals
 
 /**
- * Blob store, capture log, API keys and embedding cache over the provided `SqlClient` (the function store's, so one
+ * Blob store, capture log, API keys, embedding cache and console dismissals over the provided `SqlClient` (the function store's, so one
  * connection pool serves all). `where` names the database in messages.
  *
  * @since 0.2.0
@@ -73,14 +75,14 @@ export const layerSql = (
   where: string = "the store database",
   options: BlobStore.SqlBlobOptions = {}
 ): Layer.Layer<Services, FunctionsError, SqlClient.SqlClient | FileSystem.FileSystem | LoupeConfig.LoupeConfig> =>
-  // Migrated once up front: the four layers are built at once and would otherwise race to create the tables.
-  Layer.mergeAll(BlobStore.layerSql(options), CaptureLog.layerSql(where), apiKeysSql(where), embeddingCacheSql).pipe(
+  // Migrated once up front: the layers are built at once and would otherwise race to create the tables.
+  Layer.mergeAll(BlobStore.layerSql(options), CaptureLog.layerSql(where), apiKeysSql(where), embeddingCacheSql, Dismissals.layerSql(where)).pipe(
     Layer.provide(Layer.effectDiscard(SharedSchema.migrate))
   )
 
 /**
  * A Postgres store with everything it shares on one connection pool to `url`: the function store
- * (`Store.layerPostgres`) and `layerSql`'s blob store, capture log, API keys and embedding cache. This is what
+ * (`Store.layerPostgres`) and `layerSql`'s blob store, capture log, API keys, embedding cache and dismissals. This is what
  * `Functions.layerStore` and `Server.layer` run a `postgres://` location on. Fails with `StoreFailed` (field
  * `store`, naming the URL without its password) when the database cannot be reached or migrated.
  *

@@ -11,11 +11,13 @@ import { HttpServer } from "@effect/platform"
 import { BlobStore, CaptureLog, Server, SharedState, StoreLocation } from "@loupe/functions"
 import { Server as DeployServer } from "@loupe/deploy"
 import { Context, Effect, Exit, Layer, ManagedRuntime, Redacted, Scope } from "effect"
+import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { startPostgres } from "../../../test/fixtures/postgres.mjs"
 import { modelsDir } from "../../../test/fixtures/shared.mjs"
+import * as Dismissals from "../src/console/Dismissals.js"
 import { catsVsDogsPhotos, functionsEnvironment } from "./fixtures/environment.js"
 
 const started = await startPostgres()
@@ -252,6 +254,55 @@ describe.skipIf(pg === undefined)("SharedState on Postgres", () => {
       expect(Array.from(second.vectors.data)).toEqual(Array.from(first.vectors.data))
       const missing = await b.runPromise(Effect.flatMap(EmbeddingCache.EmbeddingCache, (c) => c.get("no-such-namespace", first.contentHashes[0]!)))
       expect(missing).toBeUndefined()
+    })
+  })
+
+  it("console dismissals made through one server are seen by the other, in the store's database", async () => {
+    await withServers(async (a, b) => {
+      const dismissals = <A>(f: (d: Dismissals.Dismissals["Type"]) => Effect.Effect<A, unknown>) => Effect.flatMap(Dismissals.Dismissals, f)
+      await a.runPromise(dismissals((d) =>
+        Effect.all([
+          d.dismiss("function_a", "suspect", "sample_1"),
+          d.dismiss("function_a", "duplicate", Dismissals.pairSubject("sample_3", "sample_2")),
+          d.dismiss("function_b", "outlier", "sample_9")
+        ])))
+      // The same dismissal again, through the other server: still one row.
+      await b.runPromise(dismissals((d) => d.dismiss("function_a", "suspect", "sample_1")))
+      expect(await b.runPromise(dismissals((d) => d.list("function_a")))).toEqual(
+        new Set(["suspect:sample_1", `duplicate:${Dismissals.pairSubject("sample_2", "sample_3")}`])
+      )
+      await b.runPromise(dismissals((d) => d.forget("function_a")))
+      expect((await a.runPromise(dismissals((d) => d.list("function_a")))).size).toBe(0)
+      expect(await a.runPromise(dismissals((d) => d.list("function_b")))).toEqual(new Set(["outlier:sample_9"]))
+      const rows = await query((sql) => sql<{ readonly function_id: string }>`SELECT function_id FROM dismissed`)
+      expect(rows.map((r) => r.function_id)).toEqual(["function_b"])
+    })
+  })
+
+  it("embedding cache: many vectors go in and out in chunked statements, aligned with the keys asked for", async () => {
+    await withServers(async (a, b) => {
+      const samples = catsVsDogsPhotos("test", "dogs", 0, 3).map((source, i) => ({ id: String(i), source }))
+      const { contentHashes, vectors } = await a.runPromise(Effect.scoped(Effect.flatMap(Registry.loadBackbone("onnx:mobilenetv2-int8"), (backbone) =>
+        Embedder.embedSamples(backbone, samples))))
+      // The photos' content hashes, remembered by file fingerprint, in one lookup on the other server.
+      const fingerprints = samples.map((s) => EmbeddingCache.fileFingerprint(s.source, fs.statSync(s.source, { bigint: true })))
+      const hashes = await b.runPromise(Effect.flatMap(EmbeddingCache.EmbeddingCache, (c) =>
+        EmbeddingCache.knownContentHashes(c, [fingerprints[2]!, "unknown", ...fingerprints])))
+      expect(hashes).toEqual([contentHashes[2], undefined, ...contentHashes])
+      const row = (i: number) => vectors.data.subarray((i % 3) * vectors.cols, (i % 3 + 1) * vectors.cols)
+      // More keys than one statement takes (400), one of them twice.
+      const keys = Array.from({ length: 450 }, (_, i) => crypto.hash("sha256", `vector ${i}`))
+      const entries = [...keys, keys[7]!].map((contentHash, i) => ({ contentHash, vector: row(i) }))
+      await a.runPromise(Effect.flatMap(EmbeddingCache.EmbeddingCache, (c) => EmbeddingCache.setMany(c, "many", entries)))
+      const asked = [keys[449]!, "not-stored", ...keys, keys[0]!]
+      const found = await b.runPromise(Effect.flatMap(EmbeddingCache.EmbeddingCache, (c) => EmbeddingCache.getMany(c, "many", asked)))
+      expect(found).toHaveLength(asked.length)
+      expect(found[1]).toBeUndefined()
+      expect(Array.from(found[0]!)).toEqual(Array.from(row(449)))
+      keys.forEach((_, i) => expect(Array.from(found[i + 2]!)).toEqual(Array.from(row(i))))
+      expect(Array.from(found.at(-1)!)).toEqual(Array.from(row(0)))
+      const [stored] = await query((sql) => sql<{ readonly n: number | string }>`SELECT COUNT(*) AS n FROM embeddings WHERE namespace = 'many'`)
+      expect(Number(stored!.n)).toBe(450)
     })
   })
 })

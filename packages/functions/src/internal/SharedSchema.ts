@@ -1,6 +1,6 @@
 /**
  * The tables of the state that several processes share through the store's database (`SharedState`): blobs and
- * their chunks, the capture log, API keys and the embedding cache. Numbered migrations run by `@effect/sql`'s
+ * their chunks, the capture log, API keys, the embedding cache and the console's dismissed suggestions. Numbered migrations run by `@effect/sql`'s
  * Migrator, recorded in `loupe_shared_migrations` (apart from the store's `loupe_migrations`, so the two lists grow
  * independently). Written for Postgres and SQLite alike: bytes are `BYTEA` on Postgres and `BLOB` elsewhere, and blob
  * keys sort bytewise (`COLLATE "C"`) on Postgres so that a prefix `LIKE` can use the primary key's index.
@@ -60,12 +60,26 @@ const initial = Effect.gen(function*() {
   )`
 })
 
+/**
+ * The console's dismissed suggestions (`Dismissals`), one row per function, kind and subject. Also what a store
+ * folder's `review.db` holds, hence `IF NOT EXISTS`: that file is opened without migrations.
+ */
+export const createDismissed = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  sql`CREATE TABLE IF NOT EXISTS dismissed (
+    function_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    dismissed_at TEXT NOT NULL,
+    PRIMARY KEY (function_id, kind, subject)
+  )`)
+
 /** A key's OAuth2 client id, when it was created with one (`ApiKeys.KeyRecord.clientId`). */
 const clientIds = Effect.flatMap(SqlClient.SqlClient, (sql) => sql`ALTER TABLE api_keys ADD COLUMN client_id TEXT`)
 
 const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "0001_shared_state": initial,
-  "0002_client_ids": clientIds
+  "0002_client_ids": clientIds,
+  "0003_dismissed": createDismissed
 }
 
 /** Run the migrations (see `Migrate.run` for several processes on one new database). */

@@ -9,10 +9,12 @@ import type { PlatformError } from "@effect/platform/Error"
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql"
 import { Effect } from "effect"
+import type { Scope } from "effect"
 import { hash, randomBytes } from "node:crypto"
 import * as path from "node:path"
 import type { BlobStoreShape } from "../BlobStore.js"
 import { FunctionsError } from "../FunctionsError.js"
+import * as BlobCache from "./BlobCache.js"
 import { notFound, validateKey } from "./BlobKeys.js"
 import { plainBytes } from "./Bytes.js"
 import * as PrivateFiles from "./PrivateFiles.js"
@@ -41,11 +43,11 @@ const stagingName = (target: string) => `${target}.tmp-${process.pid}-${randomBy
 /**
  * The blob store over the provided `SqlClient`, keeping local copies (`localFile`, `localDirectory`) in `cacheDir`,
  * named by content (a file by its sha256, a folder by the hash of its keys and their sha256s), so a copy is never
- * stale. Runs the shared-state migrations first.
+ * stale, and trimmed to about `maxCacheBytes` (see `BlobCache`). Runs the shared-state migrations first.
  */
 export const make = (
-  options: { readonly cacheDir: string; readonly chunkBytes?: number }
-): Effect.Effect<BlobStoreShape, FunctionsError, SqlClient.SqlClient | FileSystem.FileSystem> =>
+  options: { readonly cacheDir: string; readonly chunkBytes?: number; readonly maxCacheBytes: number }
+): Effect.Effect<BlobStoreShape, FunctionsError, SqlClient.SqlClient | FileSystem.FileSystem | Scope.Scope> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const fs = yield* FileSystem.FileSystem
@@ -56,6 +58,7 @@ export const make = (
       PrivateFiles.makeFolder(fs, dir).pipe(Effect.zipRight(PrivateFiles.tighten(fs, dir, PrivateFiles.folderMode))), {
       discard: true
     }).pipe(Effect.mapError(failed(cacheDir, "create")))
+    const cache = yield* BlobCache.make(cacheDir, { maxBytes: options.maxCacheBytes }).pipe(Effect.mapError(failed(cacheDir, "open")))
 
     const under = (prefix: string) => sql`key LIKE ${underPattern(prefix)} ESCAPE '!'`
 
@@ -140,12 +143,13 @@ export const make = (
           Effect.mapError(failed(key, "look up"))
         )
         if (rows.length === 0) return yield* notFound(key)
-        const cached = path.join(cacheDir, "files", rows[0]!.sha256)
-        if (yield* fs.exists(cached).pipe(Effect.mapError(failed(key, "copy")))) return cached
+        const cached = cache.filePath(rows[0]!.sha256)
+        if (yield* cache.use(cached)) return cached
         // Named by what was read: the blob may have been replaced since the lookup.
         const blob = yield* read(key)
-        const file = path.join(cacheDir, "files", blob.sha256)
+        const file = cache.filePath(blob.sha256)
         yield* writeCopy(file, blob.bytes).pipe(Effect.mapError(failed(key, "copy")))
+        yield* cache.added(blob.bytes.byteLength)
         return file
       })
 
@@ -154,12 +158,15 @@ export const make = (
         const rows = yield* blobsUnder(prefix)
         if (rows.length === 0) return yield* notFound(prefix)
         const files = rows.map((r) => ({ key: r.key, name: r.key.slice(prefix.length + 1), sha256: r.sha256 }))
-        const folder = path.join(cacheDir, "folders", hash("sha256", JSON.stringify(files.map((f) => [f.name, f.sha256]))))
-        if (yield* fs.exists(folder).pipe(Effect.mapError(failed(prefix, "copy")))) return folder
+        const folder = cache.folderPath(hash("sha256", JSON.stringify(files.map((f) => [f.name, f.sha256]))))
+        const pin = cache.pin(folder).pipe(Effect.mapError(failed(prefix, "copy")))
+        if (yield* cache.use(folder)) return yield* Effect.as(pin, folder)
         const staging = stagingName(folder)
+        let bytes = 0
         yield* Effect.gen(function*() {
           for (const f of files) {
             const blob = yield* read(f.key)
+            bytes += blob.bytes.byteLength
             const file = path.join(staging, ...f.name.split("/"))
             yield* PrivateFiles.makeFolder(fs, path.dirname(file)).pipe(Effect.mapError(failed(prefix, "copy")))
             yield* fs.writeFile(file, blob.bytes, { mode: PrivateFiles.fileMode }).pipe(Effect.mapError(failed(f.key, "copy")))
@@ -170,6 +177,8 @@ export const make = (
             Effect.mapError(failed(prefix, "copy"))
           )
         }).pipe(Effect.ensuring(Effect.ignore(fs.remove(staging, { recursive: true, force: true }))))
+        yield* pin
+        yield* cache.added(bytes)
         return folder
       })
 

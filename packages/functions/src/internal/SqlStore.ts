@@ -27,6 +27,7 @@ import type {
 import * as Ids from "./Ids.js"
 import * as Migrate from "./Migrate.js"
 import { migrations } from "./Migrations.js"
+import { chunks } from "./SqlChunks.js"
 import { findAll, FunctionRow, Int, LabelRow, ModelVersionRow, toSample } from "./StoreRows.js"
 import type { SampleJoinRow } from "./StoreRows.js"
 
@@ -37,15 +38,6 @@ const notFound = (what: string, id: string, field: string) =>
   new FunctionsError({ reason: "NotFound", field, message: `No ${what} ${JSON.stringify(id)}` })
 
 const now = () => new Date().toISOString()
-
-/**
- * Databases cap bound parameters per statement (SQLite: 32766, Postgres: 65535); `IN (...)` lists and multi-row
- * inserts go in chunks of this many rows (at most 8 columns each).
- */
-const CHUNK = 400
-
-const chunks = <A>(items: ReadonlyArray<A>): ReadonlyArray<ReadonlyArray<A>> =>
-  Array.from({ length: Math.ceil(items.length / CHUNK) }, (_, i) => items.slice(i * CHUNK, (i + 1) * CHUNK))
 
 /** A request for a function's row by id (a label, a model version). */
 const ById = Schema.Struct({ functionId: Schema.String, id: Schema.String })
