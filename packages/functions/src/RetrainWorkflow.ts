@@ -185,6 +185,14 @@ export interface WorkflowOptions {
   readonly embedRangeSize?: number
 }
 
+/**
+ * Ranges a runner embeds at once. Two keep the backbone busy while the next range's first images decode; the rest
+ * wait. A retrain sends all its ranges at once, and each range embedding runs its own pipeline with its own batch
+ * tensors: 32 ranges at once (2,000 images) spent 16 % more CPU than one pipeline, in allocating and collecting
+ * tensors (bench/scale, bench/RESULTS.md).
+ */
+const EMBEDDING_RANGES_AT_ONCE = 2
+
 /** Log that an activity runs, with the process: how the logs (and the crash test) count executions. */
 const running = (activity: string, functionId: string, revision: number) =>
   Effect.logInfo(`Retrain ${functionId}@${revision}: activity ${activity} running in process ${process.pid}`)
@@ -316,14 +324,17 @@ export const layerWorkflows = (
 
   // The handlers close over this layer's context, with the shared backbones: an entity's own build effect runs in
   // the Sharding's context, whose Registry would load the backbone again (a new worker thread and session) per range.
-  const embedding = Layer.unwrapEffect(Effect.map(Effect.context<RetrainSteps.Requirements>(), (context) =>
-    Embedding.toLayer({
+  const embedding = Layer.unwrapEffect(Effect.gen(function*() {
+    const context = yield* Effect.context<RetrainSteps.Requirements>()
+    const permits = yield* Effect.makeSemaphore(EMBEDDING_RANGES_AT_ONCE)
+    return Embedding.toLayer({
       EmbedRange: ({ payload }) =>
         Effect.gen(function*() {
           yield* Effect.logInfo(`Embedding ${payload.images.length} images of function ${payload.functionId} in process ${process.pid}`)
           return yield* RetrainSteps.embedImages(payload.functionId, payload.images, payload)
-        }).pipe(Effect.mapError((e) => e.message), Effect.provide(context))
-    })))
+        }).pipe(permits.withPermits(1), Effect.mapError((e) => e.message), Effect.provide(context))
+    })
+  }))
 
   const sharedBackbones = Layer.scoped(
     Registry.Registry,
