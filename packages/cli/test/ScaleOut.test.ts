@@ -154,6 +154,10 @@ describe("2 servers and 2 workers on one Postgres", () => {
       detail = (await api(1, "GET", `/v1/functions/${fn}`)).body
     }
     expect(detail.model, JSON.stringify(detail)).toMatchObject({ upToDate: true })
+    // The killed retrain may be for a revision before the last: then the last one's retrain, on the survivor, can
+    // finish before the survivor has taken over the killed workflow. Its outcome comes later; wait for it.
+    await loggedAfter(workers.map(() => 0), new RegExp(`${retrain} model model_\\w+ (promoted|not promoted)`))
+    detail = (await api(1, "GET", `/v1/functions/${fn}`)).body
     const model = detail.model.id
     // Both servers answer with it.
     for (const server of [0, 1]) {
