@@ -455,7 +455,8 @@ export const make = (
         const outcome = yield* Effect.either(
           Effect.gen(function*() {
             const options = yield* RetrainSteps.fitOptions(plan)
-            yield* RetrainSteps.embedImages(functionId, plan.samples, RetrainSteps.embedOptions(options.full))
+            // No separate embed step here: the search embeds what the cache lacks itself. The durable workflow has
+            // one because its embedding is sharded over the runners; in one process it would be a second pass.
             const searched = yield* RetrainSteps.search(plan, growth, options)
             const metrics = yield* RetrainSteps.evaluate(plan, searched)
             const { fitted, trained } = yield* RetrainSteps.refit(plan, searched, metrics)
