@@ -2,12 +2,13 @@
  * Retraining as a durable job on `@effect/cluster` and `@effect/workflow`, for stores that several processes share.
  * The `Retrain` workflow takes the in-process `Retrainer`'s steps, plus a sharded embed step, each an activity whose
  * result the engine persists (in Postgres, through `SqlMessageStorage`): `embed` (a snapshot of the function's data,
- * its images embedded into the shared embedding cache), `search` (the AutoML search on the cached embeddings: the selected candidate, the
- * leaderboard and the winner's out-of-fold predictions, as plain JSON), `evaluate` (the winner's cross-validated
- * metrics, from those predictions), `refit` (the winner fit on every sample, written as a bundle with its metrics),
- * then `promote` (record the version under the promotion rule, prune old ones). A runner that dies mid-retrain loses
- * its shards; the runner that takes them over resumes the workflow, and the activities that had finished return
- * their stored results instead of running again: a refit cut off is run again, the search it follows is not.
+ * its images embedded into the shared embedding cache), `search` (the AutoML search on the cached embeddings: the
+ * selected candidate, the leaderboard and the winner's out-of-fold predictions, as plain JSON), `evaluate` (the
+ * winner's cross-validated metrics, from those predictions), `refit` (the winner fit on every sample, written as a
+ * bundle with its metrics), then `promote` (record the version under the promotion rule, prune old ones). A runner that
+ * dies mid-retrain loses its shards; the runner that takes them over resumes the workflow, and the activities that had
+ * finished return their stored results instead of running again: a refit cut off is run again, the search it follows is
+ * not.
  *
  * The idempotency key is the function id and the store revision: two retrain requests for the same function at the
  * same revision, from any process, are one workflow.
