@@ -268,44 +268,48 @@ export const layerWorkflows = (
         const { plan } = prepared
         // Each step's result is stored: a runner that takes the workflow over runs only the steps after the last one
         // stored (a refit resumed does not search again).
-        const searched = yield* Activity.make({
-          name: "search",
-          success: Schema.Union(Schema.TaggedStruct("Searched", { searched: Searched }), StepFailed),
-          execute: Effect.gen(function*() {
-            yield* running("search", functionId, revision)
+        /** A step: logged as it runs, its `FunctionsError` stored as `Failed`. */
+        const step = <S extends Schema.Schema.Any, R>(
+          name: string,
+          success: S,
+          execute: Effect.Effect<Schema.Schema.Type<S>, FunctionsError, R>
+        ) =>
+          Activity.make({
+            name,
+            success: Schema.Union(success, StepFailed),
+            execute: Effect.zipRight(running(name, functionId, revision), execute).pipe(orFailed)
+          })
+        const searched = yield* step(
+          "search",
+          Schema.TaggedStruct("Searched", { searched: Searched }),
+          Effect.gen(function*() {
             const searched = yield* RetrainSteps.search(plan, growth)
             yield* Effect.logInfo(`Retrain ${functionId}@${revision}: search selected ${RetrainSteps.describeSelected(searched)}`)
             return { _tag: "Searched" as const, searched }
-          }).pipe(orFailed)
-        })
+          })
+        )
         if (searched._tag === "Failed") return yield* failed(plan.revision, searched.error)
-        const evaluated = yield* Activity.make({
-          name: "evaluate",
-          success: Schema.Union(Schema.TaggedStruct("Evaluated", { metrics: Metrics }), StepFailed),
-          execute: Effect.gen(function*() {
-            yield* running("evaluate", functionId, revision)
-            const metrics = yield* RetrainSteps.evaluate(plan, searched.searched)
-            return { _tag: "Evaluated" as const, metrics }
-          }).pipe(orFailed)
-        })
+        const evaluated = yield* step(
+          "evaluate",
+          Schema.TaggedStruct("Evaluated", { metrics: Metrics }),
+          Effect.map(RetrainSteps.evaluate(plan, searched.searched), (metrics) => ({ _tag: "Evaluated" as const, metrics }))
+        )
         if (evaluated._tag === "Failed") return yield* failed(plan.revision, evaluated.error)
-        const refit = yield* Activity.make({
-          name: "refit",
-          success: Schema.Union(Schema.TaggedStruct("Refit", { trained: Trained }), StepFailed),
-          execute: Effect.gen(function*() {
-            yield* running("refit", functionId, revision)
+        const refit = yield* step(
+          "refit",
+          Schema.TaggedStruct("Refit", { trained: Trained }),
+          Effect.gen(function*() {
             const { trained } = yield* RetrainSteps.refit(plan, searched.searched, evaluated.metrics)
             yield* Effect.logInfo(`Retrain ${functionId}@${revision}: refit written to ${trained.bundle}`)
             return { _tag: "Refit" as const, trained }
-          }).pipe(orFailed)
-        })
+          })
+        )
         if (refit._tag === "Failed") return yield* failed(plan.revision, refit.error)
         const { trained } = refit
-        const version = yield* Activity.make({
-          name: "promote",
-          success: Schema.Union(Schema.TaggedStruct("Promoted", { promoted: Schema.Boolean, heldBack: Schema.optional(Schema.String) }), StepFailed),
-          execute: Effect.gen(function*() {
-            yield* running("promote", functionId, revision)
+        const version = yield* step(
+          "promote",
+          Schema.TaggedStruct("Promoted", { promoted: Schema.Boolean, heldBack: Schema.optional(Schema.String) }),
+          Effect.gen(function*() {
             const version = yield* RetrainSteps.promote(trained)
             yield* RetrainSteps.prune(functionId, trained.keepVersions).pipe(
               Effect.catchAll((e) => Effect.logWarning(`Removing old models of function ${functionId} failed: ${e.message}`))
@@ -314,8 +318,8 @@ export const layerWorkflows = (
               `Retrain ${functionId}@${revision}: model ${version.id} ${version.promoted ? "promoted" : `not promoted: ${version.heldBack}`}`
             )
             return { _tag: "Promoted" as const, promoted: version.promoted, ...(version.heldBack ? { heldBack: version.heldBack } : {}) }
-          }).pipe(orFailed)
-        })
+          })
+        )
         if (version._tag === "Failed") return yield* failed(plan.revision, version.error)
         const { _tag, ...rest } = version
         return { _tag: "Trained" as const, versionId: trained.versionId, ...rest }
