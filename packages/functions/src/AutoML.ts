@@ -562,6 +562,37 @@ export const search: (
 })
 
 /**
+ * What `searchWithRefit` returns (`TagsAutoML.searchWithRefit` too, with its own `Searched`): the search's outcome,
+ * and the refit of its selected candidate on the rows it embedded.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface SearchedWithRefit<S = Searched> {
+  readonly searched: S
+  readonly refit: Effect.Effect<Pipeline.FittedPipeline, FunctionsError>
+}
+
+/**
+ * `search`, keeping the rows it embedded for the refit: `refit` fits the selected candidate on them, as `fit` does,
+ * without reading the images and the embedding cache again. For a caller that runs the steps in one process but needs
+ * the search's JSON outcome before it refits (the in-process retrain evaluates in between); the rows live as long as
+ * the returned value. Fails as `fit` does.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const searchWithRefit: (
+  dataset: Dataset.Dataset,
+  options?: FitOptions
+) => Effect.Effect<SearchedWithRefit, FunctionsError | CoreError.CoreError, Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope> =
+  Effect.fn("AutoML.searchWithRefit")(function*(dataset: Dataset.Dataset, options: FitOptions = {}) {
+  const embedded = yield* embed(dataset, options)
+  const { best, searched } = yield* searchEmbedded(embedded, options)
+  return { searched, refit: refitEmbedded(embedded, best, options.mirror === true) }
+})
+
+/**
  * The selected candidate's cross-validated evaluation, from the search's out-of-fold predictions (what
  * `FitResult.cv` holds). Fails with `FunctionsError` `TrainingFailed` when they cannot be evaluated.
  *

@@ -455,11 +455,10 @@ export const make = (
         const outcome = yield* Effect.either(
           Effect.gen(function*() {
             const options = yield* RetrainSteps.fitOptions(plan)
-            // No separate embed step here: the search embeds what the cache lacks itself. The durable workflow has
-            // one because its embedding is sharded over the runners; in one process it would be a second pass.
-            const searched = yield* RetrainSteps.search(plan, growth, options)
-            const metrics = yield* RetrainSteps.evaluate(plan, searched)
-            const { fitted, trained } = yield* RetrainSteps.refit(plan, searched, metrics)
+            // No separate embed step, and the refit reuses the search's rows: in one process either would be another
+            // pass over the images and the cache. The durable workflow has both, its embedding sharded over the
+            // runners and its refit possibly on another one.
+            const { fitted, trained } = yield* RetrainSteps.train(plan, growth, options)
             // Cached first, promoted second: an invocation finds whichever version the store names.
             return yield* Effect.uninterruptible(
               Effect.gen(function*() {

@@ -308,6 +308,26 @@ export const search: (
 })
 
 /**
+ * `search`, keeping the rows it embedded for the refit: `refit` fits the selected candidate's heads on them, as `fit`
+ * does, without reading the images and the embedding cache again (see `AutoML.searchWithRefit`). Fails as `fit` does.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const searchWithRefit: (
+  dataset: Dataset.Dataset,
+  options?: FitOptions
+) => Effect.Effect<
+  AutoML.SearchedWithRefit<Searched>,
+  FunctionsError | CoreError.CoreError,
+  Registry.Registry | LoupeConfig.LoupeConfig | Scope.Scope
+> = Effect.fn("TagsAutoML.searchWithRefit")(function*(dataset: Dataset.Dataset, options: FitOptions = {}) {
+  const embedded = yield* embed(dataset, options)
+  const searched = yield* searchEmbedded(embedded, options)
+  return { searched, refit: refitEmbedded(embedded, searched) }
+})
+
+/**
  * The selected candidate's cross-validated evaluation at its thresholds, from the search's calibrated out-of-fold
  * probabilities (what `FitResult.cv` holds). Fails with `FunctionsError` `TrainingFailed` when they cannot be
  * evaluated.

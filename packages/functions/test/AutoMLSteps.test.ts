@@ -1,6 +1,7 @@
 // AutoML's steps apart, as a durable retrain runs them (each on any runner, its result stored as JSON between them):
 // `search`, `evaluate` and `refit` on real cats-vs-dogs photos with two real backbones give what `fit` gives in one
-// go, and a refit of any leaderboard candidate, the probability ensemble included, is a working pipeline.
+// go (so does `searchWithRefit`, which keeps the search's rows for the refit), and a refit of any leaderboard
+// candidate, the probability ensemble included, is a working pipeline.
 import { describe, expect, it } from "@effect/vitest"
 import { Dataset, Pipeline } from "@loupe/core"
 import type { Sample } from "@loupe/core"
@@ -50,6 +51,12 @@ describe("AutoML's steps apart", () => {
       const refit = yield* AutoML.refit(dataset, options, searched.selected)
       const expected = yield* Pipeline.predictMany(result.fitted, photos)
       expect((yield* Pipeline.predictMany(refit, photos)).proba.data).toEqual(expected.proba.data)
+
+      // In one process (the in-process retrain): the search keeps its rows and refits on them, to the same model.
+      const kept = yield* AutoML.searchWithRefit(dataset, options)
+      expect(kept.searched.selected).toEqual(searched.selected)
+      expect(kept.searched.outOfFold).toEqual(searched.outOfFold)
+      expect((yield* Pipeline.predictMany(yield* kept.refit, photos)).proba.data).toEqual(expected.proba.data)
 
       // The ensemble of each backbone's best head, refit from its stored description: both backbones, one head each.
       const ensemble = searched.leaderboard.find((row) => row.candidate.head.kind === "ensemble")!

@@ -5,7 +5,7 @@
  * winner's cross-validated metrics), `refit` (the winner fit on every sample, written as a bundle with its metrics),
  * `promote` (record the version under the promotion rule) and `prune`. Every input and output except the fitted
  * pipeline is plain JSON, so the workflow engine can persist it between steps and a resumed workflow skips the steps
- * that finished.
+ * that finished. In one process, `train` runs search, evaluate and refit on one embedding of the samples.
  *
  * @internal
  */
@@ -368,16 +368,16 @@ const tagsOptions = (full: AutoML.FitOptions): TagsAutoML.FitOptions => ({
 })
 
 /**
- * The search on the plan's samples (read from the embedding cache the embed step filled), without refitting: for a
- * Classification function AutoML's (with `growth`, only the promoted model's candidate until the data has grown
- * that much), for a Tags function the multi-label one (`TagsAutoML`). `fit`: the fit options the embed step used
- * (`fitOptions`), else they are resolved here.
+ * The search on the plan's samples, keeping the rows it embedded for `refit` in this process: for a Classification
+ * function AutoML's (with `growth`, only the promoted model's candidate until the data has grown that much), for a
+ * Tags function the multi-label one (`TagsAutoML`). `fit`: the fit options the embed step used (`fitOptions`), else
+ * they are resolved here.
  */
-export const search = (
+const searchKeepingRows = (
   plan: Plan,
   growth: number,
   fit?: Effect.Effect.Success<ReturnType<typeof fitOptions>>
-): Effect.Effect<Searched, FunctionsError, Requirements> =>
+) =>
   Effect.gen(function*() {
     const data = yield* dataset(plan)
     const { full, resolved } = fit ?? (yield* fitOptions(plan))
@@ -389,8 +389,8 @@ export const search = (
     }
     if (plan.output === "Tags") {
       const options = tagsOptions(full)
-      const result = yield* Effect.scoped(TagsAutoML.search(data, options)).pipe(Effect.mapError(trainingFailed))
-      return { ...common, output: "Tags", options, result } as const
+      const { refit, searched } = yield* TagsAutoML.searchWithRefit(data, options)
+      return { searched: { ...common, output: "Tags", options, result: searched } as Searched, refit }
     }
     const store = yield* Store
     const narrowTo = narrowing(yield* store.promotedVersion(plan.functionId), resolved, full, data, growth)
@@ -400,9 +400,20 @@ export const search = (
     const scope: ModelMetrics["search"] = narrowTo
       ? { scope: "selected", fullSearchSamples: narrowTo.fullSearchSamples }
       : { scope: "full", fullSearchSamples: plan.samples.length }
-    const result = yield* Effect.scoped(AutoML.search(data, options)).pipe(Effect.mapError(trainingFailed))
-    return { ...common, output: "Classification", options, scope, result } as const
-  })
+    const { refit, searched } = yield* AutoML.searchWithRefit(data, options)
+    return { searched: { ...common, output: "Classification", options, scope, result: searched } as Searched, refit }
+  }).pipe(Effect.mapError(trainingFailed))
+
+/**
+ * The search on the plan's samples (read from the embedding cache the embed step filled), without refitting (see
+ * `searchKeepingRows`): the durable workflow's search activity.
+ */
+export const search = (
+  plan: Plan,
+  growth: number,
+  fit?: Effect.Effect.Success<ReturnType<typeof fitOptions>>
+): Effect.Effect<Searched, FunctionsError, Requirements> =>
+  Effect.scoped(Effect.map(searchKeepingRows(plan, growth, fit), ({ searched }) => searched))
 
 /** The selected candidate's metrics (`ModelMetrics`; Tags: `TagsModelMetrics`), from the search's out-of-fold predictions. */
 export const evaluate = (plan: Plan, searched: Searched): Effect.Effect<ModelMetrics | TagsModelMetrics, FunctionsError> =>
@@ -410,25 +421,25 @@ export const evaluate = (plan: Plan, searched: Searched): Effect.Effect<ModelMet
     ? Effect.map(TagsAutoML.evaluate(searched.result), (cv) => toTagsMetrics(plan, searched, cv))
     : Effect.map(AutoML.evaluate(searched.result), (cv) => toMetrics(plan, searched, cv))
 
+/** What the refit steps return: the version written (for `promote`) and its pipeline (for this process to serve). */
+export interface Refit {
+  readonly trained: Trained
+  readonly fitted: Pipeline.FittedPipeline
+}
+
 /**
- * Refit the selected candidate on the plan's samples and write the bundle, with its metrics (their times now
- * counting the refit), to a new version's folder in the blob store: the version `promote` records.
+ * Write a refit pipeline as a new version's bundle, with its metrics (their times now counting the refit's
+ * `refitMs`), to the version's folder in the blob store: the version `promote` records.
  */
-export const refit = (
+const writeVersion = (
   plan: Plan,
   searched: Searched,
-  metrics: ModelMetrics | TagsModelMetrics
-): Effect.Effect<{ readonly trained: Trained; readonly fitted: Pipeline.FittedPipeline }, FunctionsError, Requirements> =>
+  metrics: ModelMetrics | TagsModelMetrics,
+  fitted: Pipeline.FittedPipeline,
+  refitMs: number
+): Effect.Effect<Refit, FunctionsError, BlobStore | FileSystem.FileSystem> =>
   Effect.gen(function*() {
-    const started = performance.now()
     const blobs = yield* BlobStore
-    const data = yield* dataset(plan)
-    const fitted = yield* Effect.scoped(
-      searched.output === "Tags"
-        ? TagsAutoML.refit(data, searched.options, searched.result)
-        : AutoML.refit(data, searched.options, searched.result.selected)
-    ).pipe(Effect.mapError(trainingFailed))
-    const refitMs = since(started)
     const timings = { ...metrics.timings, trainMs: metrics.timings.trainMs + refitMs, totalMs: metrics.timings.totalMs + refitMs }
     const withRefit = { ...metrics, timings }
     const versionId = Ids.make("model")
@@ -452,6 +463,44 @@ export const refit = (
     }
     return { trained, fitted }
   })
+
+/**
+ * Refit the selected candidate on the plan's samples (read from the embedding cache) and write the version
+ * (`writeVersion`): the durable workflow's refit activity, which may run in another process than the search.
+ */
+export const refit = (
+  plan: Plan,
+  searched: Searched,
+  metrics: ModelMetrics | TagsModelMetrics
+): Effect.Effect<Refit, FunctionsError, Requirements> =>
+  Effect.gen(function*() {
+    const started = performance.now()
+    const data = yield* dataset(plan)
+    const fitted = yield* Effect.scoped(
+      searched.output === "Tags"
+        ? TagsAutoML.refit(data, searched.options, searched.result)
+        : AutoML.refit(data, searched.options, searched.result.selected)
+    ).pipe(Effect.mapError(trainingFailed))
+    return yield* writeVersion(plan, searched, metrics, fitted, since(started))
+  })
+
+/**
+ * Search, evaluate and refit in this process on one embedding of the plan's samples, then write the version: the
+ * in-process retrain's steps, which the durable workflow runs as separate activities (there the refit reads the
+ * rows from the embedding cache again, since it may run on another runner).
+ */
+export const train = (
+  plan: Plan,
+  growth: number,
+  fit?: Effect.Effect.Success<ReturnType<typeof fitOptions>>
+): Effect.Effect<Refit, FunctionsError, Requirements> =>
+  Effect.scoped(Effect.gen(function*() {
+    const kept = yield* searchKeepingRows(plan, growth, fit)
+    const metrics = yield* evaluate(plan, kept.searched)
+    const started = performance.now()
+    const fitted = yield* kept.refit
+    return yield* writeVersion(plan, kept.searched, metrics, fitted, since(started))
+  }))
 
 /** The candidate a search selected, in words (for the logs). */
 export const describeSelected = (searched: Searched): string => {
