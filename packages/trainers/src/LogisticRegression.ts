@@ -19,7 +19,7 @@ import * as Codec from "./internal/Codec.js"
 import * as HeadKit from "./internal/HeadKit.js"
 import * as OnnxHead from "./internal/OnnxHead.js"
 import * as Lbfgs from "./internal/Lbfgs.js"
-import { addRowCombination, axpyRows, dotRows, softmaxInPlace } from "./internal/Linalg.js"
+import { addRowCombination, crossDots, dotRows, softmaxInPlace } from "./internal/Linalg.js"
 import * as Scaler from "./internal/Scaler.js"
 import { TrainerError } from "./TrainerError.js"
 
@@ -109,29 +109,49 @@ const logits = (
   for (let k = 0; k < free; k++) out[offset + k] += bias[k]!
 }
 
+/**
+ * Rows per block of the objective below: the block's logits share passes over the weights (`crossDots`) and its
+ * gradient terms one pass over each class's gradient (`addRowCombination`), where row by row the weights and the
+ * gradient (free x dim, megabytes with many classes) were streamed once per row.
+ */
+const rowsPerBlock = 8
+
 /** The objective above over parameters laid out as `[weights (free x dim), bias (free)]`, for any class count. */
 const objective = (z: Float64Array, y: Int32Array, w: Float64Array, numClasses: number, dim: number, l2: number) => {
   const n = y.length
   const free = freeVectors(numClasses)
   const offset = numClasses - free
   const p = new Float64Array(numClasses)
-  const residual = new Float64Array(free)
+  // The block's logits (rows x free), then its residuals in their place.
+  const block = new Float64Array(rowsPerBlock * free)
+  const column = new Float64Array(rowsPerBlock)
+  const offsets = new Int32Array(rowsPerBlock)
   return (theta: Float64Array, grad: Float64Array): number => {
     const weights = theta.subarray(0, free * dim)
     const bias = theta.subarray(free * dim)
     grad.fill(0)
     let loss = 0
-    for (let i = 0; i < n; i++) {
-      logits(weights, bias, numClasses, z, i, dim, p)
-      const label = y[i]!
-      const labelLogit = p[label]!
-      const wi = w[i]!
-      loss += wi * (softmaxInPlace(p, 0, numClasses) - labelLogit)
-      for (let k = 0; k < free; k++) {
-        residual[k] = wi * (p[offset + k]! - (offset + k === label ? 1 : 0))
-        grad[free * dim + k] += residual[k]!
+    for (let i = 0; i < n; i += rowsPerBlock) {
+      const rows = Math.min(rowsPerBlock, n - i)
+      crossDots(z.subarray(i * dim, (i + rows) * dim), rows, weights, free, dim, block)
+      for (let r = 0; r < rows; r++) {
+        p[0] = 0
+        for (let k = 0; k < free; k++) p[offset + k] = block[r * free + k]! + bias[k]!
+        const label = y[i + r]!
+        const labelLogit = p[label]!
+        const wi = w[i + r]!
+        loss += wi * (softmaxInPlace(p, 0, numClasses) - labelLogit)
+        for (let k = 0; k < free; k++) {
+          const residual = wi * (p[offset + k]! - (offset + k === label ? 1 : 0))
+          block[r * free + k] = residual
+          grad[free * dim + k] += residual
+        }
+        offsets[r] = (i + r) * dim
       }
-      axpyRows(residual, 0, free, z, i * dim, grad, 0, dim)
+      for (let k = 0; k < free; k++) {
+        for (let r = 0; r < rows; r++) column[r] = block[r * free + k]!
+        addRowCombination(z, offsets, column, rows, dim, grad, k * dim)
+      }
     }
     let penalty = 0
     for (let j = 0; j < free * dim; j++) {

@@ -146,38 +146,6 @@ export const crossDots = (a: Float64Array, aRows: number, b: Float64Array, bRows
   if (i < aRows) dotRows(b, 0, bRows, dim, a, i * dim, out, i * bRows)
 }
 
-/** `G row (first + k) += r[rOffset + k] * x[xOffset ..]` for `k < count`; the transpose of `dotRows`. */
-export const axpyRows = (
-  r: Float64Array,
-  rOffset: number,
-  count: number,
-  x: Float64Array,
-  xOffset: number,
-  g: Float64Array,
-  first: number,
-  dim: number
-): void => {
-  let k = 0
-  for (; k + 3 < count; k += 4) {
-    const g0 = (first + k) * dim
-    const g1 = g0 + dim
-    const g2 = g1 + dim
-    const g3 = g2 + dim
-    const r0 = r[rOffset + k]!
-    const r1 = r[rOffset + k + 1]!
-    const r2 = r[rOffset + k + 2]!
-    const r3 = r[rOffset + k + 3]!
-    for (let j = 0; j < dim; j++) {
-      const v = x[xOffset + j]!
-      g[g0 + j] += r0 * v
-      g[g1 + j] += r1 * v
-      g[g2 + j] += r2 * v
-      g[g3 + j] += r3 * v
-    }
-  }
-  for (; k < count; k++) axpy(r[rOffset + k]!, x, g, dim, xOffset, (first + k) * dim)
-}
-
 /**
  * `g[gOffset + j] += sum_k coefficients[k] * x[offsets[k] + j]` for `j < dim`, `k < count`: a weighted sum of rows of
  * `x` (a gradient's outer products, row by row). Eight rows share one read and write of `g`, then four, then one.
