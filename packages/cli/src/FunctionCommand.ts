@@ -6,7 +6,7 @@
  * retrain left over from an earlier interrupted run) before it exits; `--no-wait` leaves it to the next `add`. On a
  * Postgres store the retrain is not run in this process: it is submitted as a job (`RetrainWorkflow`) for the
  * `loupe worker` runners, as `loupe serve` submits it, and the command waits for a worker to finish it, at most
- * `--wait-timeout` seconds.
+ * `--wait-timeout` seconds; with `--no-wait` it returns once the job is submitted.
  *
  * @since 0.1.0
  */
@@ -207,6 +207,20 @@ const awaitRetrain = (store: StoreLocation.StoreLocation, functionId: string, ti
     return status
   })
 
+/**
+ * `--no-wait`: on a Postgres store, submit the retrain to the workers before exiting (a folder store's retrain runs
+ * in this process, so it is left to the next `add`); then the function's status.
+ */
+const submitRetrain = (store: StoreLocation.StoreLocation, functionId: string) =>
+  Effect.gen(function*() {
+    const functions = yield* Functions.Functions
+    if (store._tag !== "Directory") {
+      yield* functions.submitRetrain(functionId)
+      yield* Console.error(`retrain of ${functionId} submitted as a job for the workers (\`loupe worker --store ${StoreLocation.describe(store)}\`)`)
+    }
+    return yield* functions.get(functionId)
+  })
+
 const create = DocumentedCommand.make(
   "create",
   {
@@ -248,7 +262,11 @@ const add = DocumentedCommand.make(
     functionId,
     paths: Arg.atLeastOne(Arg.path("path", "A folder of labelled photos, or an image file", { exists: "yes" })),
     label: pipe(Flag.text("label", "<label>", "The label of the image files given (not of folders)"), Flag.optional()),
-    noWait: Flag.boolean("no-wait", "Return at once, without waiting for the retrain; the next `add` (or `loupe serve`) resumes it"),
+    noWait: Flag.boolean(
+      "no-wait",
+      "Return at once, without waiting for the retrain: on a postgres:// store it is submitted to the workers; on a " +
+        "folder the next `add` (or `loupe serve`) runs it"
+    ),
     waitTimeout
   },
   (flags) =>
@@ -279,7 +297,7 @@ const add = DocumentedCommand.make(
         for (const s of skipped) yield* Console.error(`skipped ${s.file}: ${s.reason}`)
         for (const r of relabelled) yield* Console.error(`relabelled ${r.file}: the function already held this image; now ${r.label}`)
         const status = flags.noWait
-          ? yield* functions.get(flags.functionId)
+          ? yield* submitRetrain(flags.store, flags.functionId)
           : yield* awaitRetrain(flags.store, flags.functionId, flags.waitTimeout)
         if (flags.json) {
           yield* Console.log(JSON.stringify({ sampleIds: ids, skipped, relabelled, status }))

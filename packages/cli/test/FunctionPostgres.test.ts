@@ -1,7 +1,8 @@
 // `loupe function add` on a Postgres store: the retrain is not run in the CLI's process but submitted as a job for
 // the `loupe worker` runners, as `loupe serve` submits it. With no worker up, the command says it waits for one and
 // gives up after --wait-timeout with a message naming the flag (the job stays submitted); with a worker, the worker
-// runs every activity and the command prints the trained status.
+// runs every activity and the command prints the trained status; with --no-wait, the command submits and exits, and
+// the worker trains it.
 import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -86,5 +87,19 @@ describe("loupe function add --store postgres://", () => {
     const invoked = loupe(["function", "invoke", fn, path.join(catsVsDogs, "test", "dogs", fs.readdirSync(path.join(catsVsDogs, "test", "dogs"))[0]!), "--store", url], envOf("cli"))
     expect(invoked.status, invoked.stderr).toBe(0)
     expect(invoked.stdout).toMatch(/\tdogs\t/)
+
+    // --no-wait submits the retrain and exits: the worker trains it with no later command to submit it.
+    const noWait = await loupeAsync(["function", "add", fn, photos("third", 5, 1), "--store", url, "--no-wait", "--json"], envOf("cli"))
+    expect(noWait.status, noWait.stderr).toBe(0)
+    const revision = (log: string) => [...log.matchAll(new RegExp(`Retrain ${fn}@(\\d+): model \\w+ promoted`, "g"))].map((m) => Number(m[1]))
+    const before = Math.max(...revision(started.output()))
+    const deadline = Date.now() + 120_000
+    while (Math.max(...revision(started.output())) <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500))
+    expect(Math.max(...revision(started.output())), "a model for the --no-wait samples' revision").toBeGreaterThan(before)
+    expect(noWait.stderr).toContain(`retrain of ${fn} submitted as a job for the workers`)
+    const listed = loupe(["function", "list", "--store", url, "--json"], envOf("cli"))
+    const latest = JSON.parse(listed.stdout).functions.find((f: { id: string }) => f.id === fn)
+    expect(latest.labels.map((l: { sampleCount: number }) => l.sampleCount)).toEqual([6, 6])
+    expect(latest.model).toMatchObject({ upToDate: true })
   }, 300_000)
 })

@@ -472,6 +472,14 @@ export interface FunctionsShape {
   readonly insights: (functionId: string) => Effect.Effect<FunctionInsights, FunctionsError>
   /** Wait until no retrain is scheduled or running, then return the function's status. */
   readonly awaitTrained: (functionId: string) => Effect.Effect<FunctionStatus, FunctionsError>
+  /**
+   * On a store whose retrains run on workers (`RetrainWorkflow.layerJobsFor`), submit the function's pending retrain
+   * to them now and return once they have it, without waiting for it to run: for a process about to exit (`loupe
+   * function add --no-wait`). In process, the retrain is scheduled as any change schedules it.
+   *
+   * @since 0.2.0
+   */
+  readonly submitRetrain: (functionId: string) => Effect.Effect<void, FunctionsError>
 }
 
 /**
@@ -895,7 +903,8 @@ export const make = (
       models: store.listModelVersions,
       rollback: retrainer.rollback,
       insights,
-      awaitTrained: (functionId) => Effect.zipRight(retrainer.awaitIdle(functionId), status(functionId))
+      awaitTrained: (functionId) => Effect.zipRight(retrainer.awaitIdle(functionId), status(functionId)),
+      submitRetrain: retrainer.submit
     } satisfies FunctionsShape
   })
 

@@ -165,13 +165,15 @@ export const Embedding = Entity.make("loupe/Embedding", [EmbedRange])
 
 /**
  * Where retrains run when not in this process: `retrain` submits (or joins) the workflow for the function at this
- * revision and waits for its outcome. The `Retrainer` uses it when it is in its context.
+ * revision and waits for its outcome; `submit` only hands it to the cluster, returning once the cluster has it (for
+ * a command that exits at once). The `Retrainer` uses it when it is in its context.
  *
  * @since 0.2.0
  * @category tags
  */
 export class RetrainJobs extends Context.Tag("@loupe/functions/RetrainWorkflow/RetrainJobs")<RetrainJobs, {
   readonly retrain: (functionId: string, revision: number) => Effect.Effect<Outcome, FunctionsError>
+  readonly submit: (functionId: string, revision: number) => Effect.Effect<void>
 }>() {}
 
 /**
@@ -403,7 +405,9 @@ export const layerJobs = (
   Layer.effect(
     RetrainJobs,
     Effect.map(Effect.context<WorkflowEngine.WorkflowEngine>(), (context) => ({
-      retrain: (functionId: string, revision: number) => Effect.provide(Retrain.execute({ functionId, revision }), context)
+      retrain: (functionId: string, revision: number) => Effect.provide(Retrain.execute({ functionId, revision }), context),
+      submit: (functionId: string, revision: number) =>
+        Effect.provide(Retrain.execute({ functionId, revision }, { discard: true }), context).pipe(Effect.asVoid)
     }))
   ).pipe(
     Layer.provide(ClusterWorkflowEngine.layer),

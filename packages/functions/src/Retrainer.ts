@@ -288,6 +288,13 @@ export type ZeroShotModel = ZeroShotModels.ZeroShotModel
 export interface RetrainerShape {
   /** Note a change to a function's training data: a retrain follows after the debounce. */
   readonly schedule: (functionId: string) => Effect.Effect<void>
+  /**
+   * Where retrains run as jobs (`RetrainJobs`): submit the function's pending retrain now, without the debounce and
+   * without waiting for it, returning once the cluster has it. In this process: `schedule`.
+   *
+   * @since 0.2.0
+   */
+  readonly submit: (functionId: string) => Effect.Effect<void, FunctionsError>
   readonly status: (functionId: string) => Effect.Effect<TrainingStatus>
   /** Wait until the function has no retrain scheduled or running. */
   readonly awaitIdle: (functionId: string) => Effect.Effect<void>
@@ -578,6 +585,18 @@ export const make = (
           : Effect.void
       })
 
+    const submit = (functionId: string) =>
+      Option.match(jobs, {
+        onNone: () => schedule(functionId),
+        onSome: (submitter) =>
+          Effect.gen(function*() {
+            const fn = yield* store.getFunction(functionId)
+            if (fn.revision <= fn.trainedRevision) return
+            yield* submitter.submit(functionId, fn.revision)
+            yield* Effect.logInfo(`Training function ${functionId} at revision ${fn.revision} submitted as a job`)
+          })
+      })
+
     const rollback = (functionId: string, versionId: string) =>
       Effect.gen(function*() {
         const version = yield* store.getModelVersion(functionId, versionId)
@@ -617,6 +636,7 @@ export const make = (
 
     return {
       schedule,
+      submit,
       status,
       awaitIdle,
       subscribe: PubSub.subscribe(events),
