@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Dataset, DiskEmbeddingCache, LoupeConfig, Pipeline, Registry } from "@loupe/core"
+import { Dataset, DiskEmbeddingCache, EmbeddingCache, LoupeConfig, Pipeline, Registry } from "@loupe/core"
 import type { Backbone, Sample } from "@loupe/core"
 import { Catalog } from "@loupe/backbones"
 import { AugmentedProbe, LogisticRegression } from "@loupe/trainers"
@@ -83,6 +83,30 @@ describe("AugmentedProbe (MobileNetV2-int8, 25 + 25 cats-vs-dogs, 2 views each)"
       // And without a cache they are computed again, the same.
       const uncached = yield* AugmentedProbe.embed(backbone, [four[2]!, four[0]!], views)
       Array.from(uncached.x.data.subarray(4 * 1280, 6 * 1280)).forEach((v, k) => expect(v).toBeCloseTo(first.x.data[4 * 1280 + k]!, 4))
+    }).pipe(Effect.scoped, Effect.provide(services)), 300_000)
+
+  it.effect("asks a batching cache once per view for a chunk of images, and stores a batch's vectors at once", () =>
+    Effect.gen(function*() {
+      const data = yield* subset
+      const backbone = yield* Registry.loadBackbone("onnx:mobilenetv2-int8")
+      // A cache in memory with the batch methods (as the Postgres cache has), counting each kind of call.
+      const stored = new Map<string, Float32Array>()
+      const calls = { get: 0, set: 0, getMany: 0, setMany: 0 }
+      const cache: EmbeddingCache.EmbeddingCacheShape = {
+        get: (ns, h) => Effect.sync(() => (calls.get++, stored.get(`${ns}/${h}`))),
+        set: (ns, h, v) => Effect.sync(() => void (calls.set++, stored.set(`${ns}/${h}`, v.slice()))),
+        getMany: (ns, hs) => Effect.sync(() => (calls.getMany++, hs.map((h) => stored.get(`${ns}/${h}`)))),
+        setMany: (ns, entries) => Effect.sync(() => void (calls.setMany++, entries.forEach((e) => stored.set(`${ns}/${e.contentHash}`, e.vector.slice()))))
+      }
+      const withCache = Effect.provideService(EmbeddingCache.EmbeddingCache, cache)
+      const twenty = data.train.slice(0, 20)
+      const first = yield* AugmentedProbe.embedTrainingViews(backbone, twenty, views).pipe(withCache)
+      // 20 images: two chunks of lookups (16 + 4), one per view each; the 40 views embed in two batches of 32 and 8,
+      // stored one call per view of each batch.
+      expect(calls).toEqual({ get: 0, set: 0, getMany: 2 * 2, setMany: 2 * 2 })
+      const again = yield* AugmentedProbe.embedTrainingViews(backbone, twenty, views).pipe(withCache)
+      expect(calls).toMatchObject({ get: 0, set: 0, getMany: 2 * 2 * 2, setMany: 2 * 2 })
+      expect(Array.from(again.x.data)).toEqual(Array.from(first.x.data))
     }).pipe(Effect.scoped, Effect.provide(services)), 300_000)
 
   it.effect("fits on originals + views and predicts the test split, with and without test-time augmentation", () =>

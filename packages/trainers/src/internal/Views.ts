@@ -7,7 +7,8 @@
  * View `v` of an image is drawn from `Augment.deriveSeed(seed, key, v)`, where `key` comes from the image's content
  * hash: the same seed, image and options give the same pixels wherever the image sits in the dataset, and the same
  * view of an image is the same crop for every backbone. With an `EmbeddingCache` in context the vectors are cached
- * under the backbone, the options, the seed and the view, so a retrain embeds only the views of new images.
+ * under the backbone, the options, the seed and the view, so a retrain embeds only the views of new images; the
+ * cache is asked for 16 images at a time and given a batch's vectors at once (`getMany`, `setMany`).
  */
 import { Augment, CoreError, EmbeddingCache, Matrix, Preprocess, Progress, Sample } from "@loupe/core"
 import type { Backbone } from "@loupe/core"
@@ -21,7 +22,7 @@ export interface ViewOptions {
   readonly seed: number
   /** Images per `embedBatch` call (capped by the backbone's `maxBatchSize`). Default 32. */
   readonly batchSize?: number
-  /** Images decoded at once. Default 4. */
+  /** Images read and decoded at once. Default 4. */
   readonly decodeConcurrency?: number
 }
 
@@ -33,10 +34,31 @@ export interface EmbeddedViews {
   readonly skipped: ReadonlyArray<Sample.SkippedSample>
 }
 
+/** An image that could not be read or decoded, with the reason. */
+interface Skipped {
+  readonly _tag: "Skipped"
+  readonly sample: Sample.Sample
+  readonly reason: string
+}
+
+/** An image read, with its content hash. */
+interface Read {
+  readonly _tag: "Read"
+  readonly index: number
+  readonly bytes: Uint8Array
+  readonly hash: string
+}
+
 type Decoded =
   | { readonly _tag: "Views"; readonly index: number; readonly hash: string; readonly rgb: ReadonlyArray<Uint8Array> }
   | { readonly _tag: "Cached"; readonly index: number; readonly vectors: ReadonlyArray<Float32Array> }
-  | { readonly _tag: "Skipped"; readonly sample: Sample.Sample; readonly reason: string }
+  | Skipped
+
+/**
+ * Images whose cache lookups go together: one `getMany` per view for them all, where one `get` per view and image
+ * cost a database round trip each (the Postgres cache).
+ */
+const lookupChunk = 16
 
 /** One view to embed: view `view` of input image `index`. */
 interface PendingView {
@@ -88,30 +110,45 @@ export const embedViews = (
     const seeds = (contentHash: string) =>
       Array.from({ length: views }, (_, v) => Augment.deriveSeed(options.seed, Number.parseInt(contentHash.slice(0, 8), 16), v))
 
-    /** The cached vectors of every view of an image, or undefined when one is missing. */
-    const cached = (contentHash: string) =>
+    const concurrency = Math.max(1, options.decodeConcurrency ?? 4)
+
+    /** Read an image and hash its bytes; one that cannot be read is skipped with the reason. */
+    const read = (index: number): Effect.Effect<Read | Skipped> =>
+      Preprocess.readSource(samples[index]!.source).pipe(
+        Effect.map((bytes): Read => ({ _tag: "Read", index, bytes, hash: EmbeddingCache.contentHash(bytes) })),
+        Effect.catchAll((e) => Effect.succeed<Skipped>({ _tag: "Skipped", sample: samples[index]!, reason: e.message }))
+      )
+
+    /** The cached vectors of every view of each hash (one lookup per view for them all), or undefined where one is missing. */
+    const cachedViews = (hashes: ReadonlyArray<string>) =>
       Effect.gen(function*() {
-        if (cache === undefined) return undefined
-        const vectors: Array<Float32Array> = []
-        for (let v = 0; v < views; v++) {
-          const hit = yield* cache.get(namespace(v), contentHash)
-          if (hit?.length !== dim) return undefined
-          vectors.push(hit)
-        }
-        return vectors
+        if (cache === undefined) return hashes.map(() => undefined)
+        const perView = yield* Effect.forEach(Array.from({ length: views }, (_, v) => v), (v) => EmbeddingCache.getMany(cache, namespace(v), hashes))
+        return hashes.map((_, i) => {
+          const vectors = perView.map((hits) => hits[i])
+          return vectors.every((hit) => hit?.length === dim) ? (vectors as Array<Float32Array>) : undefined
+        })
       })
 
-    const decode = (index: number): Effect.Effect<Decoded> => {
-      const sample = samples[index]!
-      return Effect.gen(function*() {
-        const bytes = yield* Preprocess.readSource(sample.source)
-        const contentHash = EmbeddingCache.contentHash(bytes)
-        const vectors = yield* cached(contentHash)
-        if (vectors !== undefined) return { _tag: "Cached", index, vectors } as const
-        const rgb = yield* Augment.augmentViews(bytes, spec, options.augment, seeds(contentHash), Sample.describeSource(sample.source))
-        return { _tag: "Views", index, hash: contentHash, rgb } as const
-      }).pipe(Effect.catchAll((e) => Effect.succeed<Decoded>({ _tag: "Skipped", sample, reason: e.message })))
-    }
+    /** Images read and hashed together, looked up in the cache together; the views of those it lacks are cut. */
+    const decode = (indices: ReadonlyArray<number>): Effect.Effect<ReadonlyArray<Decoded>> =>
+      Effect.gen(function*() {
+        const images = yield* Effect.forEach(indices, read, { concurrency })
+        const readable = images.filter((image) => image._tag === "Read")
+        const hits = yield* cachedViews(readable.map((image) => image.hash))
+        const cachedOf = new Map(readable.map((image, i) => [image.index, hits[i]]))
+        return yield* Effect.forEach(images, (image): Effect.Effect<Decoded> => {
+          if (image._tag === "Skipped") return Effect.succeed(image)
+          const { hash, index } = image
+          const vectors = cachedOf.get(index)
+          if (vectors !== undefined) return Effect.succeed<Decoded>({ _tag: "Cached", index, vectors })
+          const sample = samples[index]!
+          return Augment.augmentViews(image.bytes, spec, options.augment, seeds(hash), Sample.describeSource(sample.source)).pipe(
+            Effect.map((rgb): Decoded => ({ _tag: "Views", index, hash, rgb })),
+            Effect.catchAll((e) => Effect.succeed<Decoded>({ _tag: "Skipped", sample, reason: e.message }))
+          )
+        }, { concurrency })
+      })
 
     // Rows by input image (`index * views + view`), compacted to the kept images at the end.
     const data = new Float32Array(samples.length * views * dim)
@@ -120,7 +157,9 @@ export const embedViews = (
     const skipped: Array<Sample.SkippedSample> = []
     let done = 0
     yield* Stream.fromIterable(samples.map((_, index) => index)).pipe(
-      Stream.mapEffect(decode, { concurrency: Math.max(1, options.decodeConcurrency ?? 4) }),
+      Stream.grouped(lookupChunk),
+      Stream.mapEffect((chunk) => decode(Chunk.toReadonlyArray(chunk))),
+      Stream.flatMap(Stream.fromIterable),
       Stream.tap((d) =>
         Effect.suspend(() => {
           if (d._tag === "Skipped") skipped.push({ sample: d.sample, reason: d.reason })
@@ -140,12 +179,18 @@ export const embedViews = (
       }),
       Stream.buffer({ capacity: 1 }),
       Stream.mapEffect(({ pending, tensor }) =>
-        Effect.flatMap(embedTensor(backbone, tensor, pending.length), (out) =>
-          Effect.forEach(pending, (p, k) => {
+        Effect.flatMap(embedTensor(backbone, tensor, pending.length), (out) => {
+          // Stored one namespace (view) at a time, in one call each.
+          const byView = new Map<number, Array<EmbeddingCache.CacheEntry>>()
+          pending.forEach((p, k) => {
             const vector = out.subarray(k * dim, (k + 1) * dim)
             place(p.index, p.view, vector)
-            return cache ? cache.set(namespace(p.view), p.hash, vector) : Effect.void
-          }, { discard: true }))
+            byView.set(p.view, [...(byView.get(p.view) ?? []), { contentHash: p.hash, vector }])
+          })
+          return cache === undefined
+            ? Effect.void
+            : Effect.forEach(byView, ([view, entries]) => EmbeddingCache.setMany(cache, namespace(view), entries), { discard: true })
+        })
       ),
       Stream.runDrain
     )
