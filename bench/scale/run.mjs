@@ -2,7 +2,7 @@
 /**
  * bench/scale: what spreading work over processes costs on one machine, and what a Postgres store costs an invoke.
  *
- *   pnpm build && node bench/scale/run.mjs [--images 2000] [--range 64] [--rounds 3] [--requests 1000] [--concurrency 8]
+ *   pnpm build && node bench/scale/run.mjs [--images 2000] [--range 64] [--rounds 3] [--requests 1000] [--concurrency 8] [--overlap]
  *
  * Starts a throwaway Postgres (test/fixtures/postgres.mjs, or LOUPE_PG_URL) and puts `--images` real photos
  * (cats-vs-dogs-large, train then test, sorted) into a function of a Postgres store, blobs in a folder. Then:
@@ -16,11 +16,17 @@
  *    It reports each mode's median images/s and CPU ms per image (the runners' and this process's CPU, from /proc)
  *    and the coordination overhead: wall time against the same round's in-process run, the median and each round. On a 2-core machine 2 runners cannot be faster than one: they share the
  *    cores, so what they show is the cost of coordination, not a speed-up.
- * 2. **Invoke** (first, while this process runs nothing else): `loupe serve` on a SQLite folder, then on the Postgres
+ * 2. **Overlapping retrains** (`--overlap`): two servers that each saw a different revision submit two retrains whose
+ *    images overlap (all but the last image, and all). With 1, then 2 fresh runners each time, it times the two sets of
+ *    ranges sent at once, with the ranges' entities named per retrain (each retrain's own) and named by their images'
+ *    content (as the retrain workflow names them), against one retrain alone. Named by content, the shared ranges go
+ *    to the same entity, which takes one message at a time: the second finds the first's vectors in the cache.
+ * 3. **Invoke** (first, while this process runs nothing else): `loupe serve` on a SQLite folder, then on the Postgres
  *    store with one `loupe worker` to train (bench/lib/serve.mjs): a function trained on 10 + 10 photos, invoked with
  *    one 500x375 JPEG one at a time (p50) and `--concurrency` at once (req/s). `--requests 0` leaves it out.
  */
 import { spawn } from "node:child_process"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -41,7 +47,8 @@ const { values: args } = parseArgs({
     range: { type: "string", default: "64" },
     requests: { type: "string", default: "1000" },
     concurrency: { type: "string", default: "8" },
-    rounds: { type: "string", default: "3" }
+    rounds: { type: "string", default: "3" },
+    overlap: { type: "boolean", default: false }
   }
 })
 const imageCount = Number(args.images)
@@ -179,7 +186,11 @@ try {
   // The same images through 1, then 2 runners.
   const client = NodeClusterSocket.layer({ clientOnly: true, storage: "sql" }).pipe(Layer.provide(Store.layerPostgres(postgres.url)))
   let resent = 0
-  const send = (/** @type {string} */ prefix, /** @type {typeof images} */ batch, /** @type {number} */ size) =>
+  /**
+   * Send `batch` to the runners in ranges of `size`, range `i` to the entity `${prefix}/${i}`, or with `byContent`
+   * to one named by the range's content hashes (as the retrain workflow names them).
+   */
+  const send = (/** @type {string} */ prefix, /** @type {typeof images} */ batch, /** @type {number} */ size, byContent = false) =>
     Effect.gen(function*() {
       const embedding = yield* RetrainWorkflow.Embedding.client
       const ranges = Array.from({ length: Math.ceil(batch.length / size) }, (_, i) => batch.slice(i * size, (i + 1) * size))
@@ -195,7 +206,9 @@ try {
             return embedRange(range, `${id}-again`, tries - 1)
           })
         )
-      const counts = yield* Effect.forEach(ranges, (range, i) => embedRange(range, `${prefix}/${i}`, 3), { concurrency: "unbounded" })
+      const idOf = (/** @type {typeof batch} */ range, /** @type {number} */ i) =>
+        byContent ? `${prefix}/${createHash("sha256").update(range.map((s) => s.contentHash).join()).digest("hex").slice(0, 32)}` : `${prefix}/${i}`
+      const counts = yield* Effect.forEach(ranges, (range, i) => embedRange(range, idOf(range, i), 3), { concurrency: "unbounded" })
       const total = counts.reduce((a, b) => a + b, 0)
       if (total !== batch.length) throw new Error(`the runners embedded ${total} of ${batch.length}`)
     }).pipe(
@@ -205,8 +218,12 @@ try {
       Effect.runPromise
     )
 
-  /** `count` fresh runners (fresh caches), warmed up, then timed on the images. */
-  const runnersRun = async (/** @type {number} */ count, /** @type {number} */ round) => {
+  /** `count` fresh runners (fresh caches), warmed up, then timed on `workload` (by default the images, once). */
+  const runnersRun = async (
+    /** @type {number} */ count,
+    /** @type {number | string} */ round,
+    workload = () => send(`run-${round}-${count}`, images, rangeSize)
+  ) => {
     const runners = await Promise.all(Array.from({ length: count }, async (_, i) => {
       const cache = path.join(work, `runner-${round}-${count}-${i}-cache`)
       const child = spawn(process.execPath, [path.join(here, "runner.mjs"), postgres.url, blobDir, cache, String(34500 + 10 * count + i)], {
@@ -232,7 +249,7 @@ try {
       const cpu = ownCpuMs()
       const start = performance.now()
       resent = 0
-      await send(`run-${round}-${count}`, images, rangeSize)
+      await workload()
       const wall = (performance.now() - start) / 1000
       if (resent > 0) console.log(`${count} runner(s): ${resent} range(s) sent again after an interruption`)
       const runnerCpu = runners.reduce((sum, pid, i) => sum + processStats(pid).cpuMs - before[i], 0)
@@ -281,12 +298,44 @@ try {
       : `${f1(median(r.overheads) * 100)} % (${r.overheads.map((o) => `${f1(o * 100)} %`).join(", ")})`
     console.log(`${r.name.padEnd(29)}  ${f1(imageCount / r.wall).padStart(8)}  ${f1(r.wall).padStart(7)}  ${f1(r.cpuMs / imageCount).padStart(13)}   ${overhead}`)
   }
+  /** @type {Array<{ name: string; runners: number } & Timed>} */
+  const overlapRows = []
+  if (args.overlap) {
+    // The first retrain saw every image but the last; the second, all of them.
+    const earlier = images.slice(0, -1)
+    const runs = [
+      { name: "one retrain alone", workload: () => send("alone", images, rangeSize) },
+      {
+        name: "two, ranges named per retrain",
+        workload: () => Promise.all([send("retrain-1", earlier, rangeSize), send("retrain-2", images, rangeSize)])
+      },
+      {
+        name: "two, ranges named by content",
+        workload: () => Promise.all([send("shared", earlier, rangeSize, true), send("shared", images, rangeSize, true)])
+      }
+    ]
+    for (const runners of [1, 2]) {
+      for (const run of runs) {
+        const name = `${runners} runner${runners > 1 ? "s" : ""}: ${run.name}`
+        console.log(`Overlapping retrains, ${name}...`)
+        overlapRows.push({ name, runners, ...(await runnersRun(runners, `overlap-${overlapRows.length}`, run.workload)) })
+        console.log(JSON.stringify(overlapRows.at(-1)))
+      }
+    }
+  }
   console.log(`\ninvoke (500x375 JPEG)  p50 ms   p99 ms   req/s at c=${args.concurrency}   errors   server CPU ms/req`)
   for (const r of invokeRows) {
     console.log(`${r.name.padEnd(21)}  ${f1(r.p50).padStart(6)}  ${f1(r.p99).padStart(7)}  ${f1(r.rps).padStart(13)}  ${String(r.errors).padStart(7)}  ${f1(r.serverCpuMsPerRequest).padStart(18)}`)
   }
+  if (overlapRows.length > 0) {
+    console.log(`\noverlapping retrains                         wall s   CPU ms/image   CPU against one retrain alone`)
+    for (const r of overlapRows) {
+      const alone = overlapRows.find((o) => o.runners === r.runners)
+      console.log(`${r.name.padEnd(43)}  ${f1(r.wall).padStart(6)}  ${f1(r.cpuMs / imageCount).padStart(13)}   ${(r.cpuMs / (alone?.cpuMs ?? r.cpuMs)).toFixed(2)}x`)
+    }
+  }
   console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
-  console.log(JSON.stringify({ images: imageCount, range: rangeSize, embedding: embedRows, invoke: invokeRows }))
+  console.log(JSON.stringify({ images: imageCount, range: rangeSize, embedding: embedRows, invoke: invokeRows, overlap: overlapRows }))
 } finally {
   await Promise.all(children.map(stopRunner))
   await postgres.stop()
