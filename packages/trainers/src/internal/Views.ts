@@ -185,7 +185,9 @@ export const embedViews = (
           pending.forEach((p, k) => {
             const vector = out.subarray(k * dim, (k + 1) * dim)
             place(p.index, p.view, vector)
-            byView.set(p.view, [...(byView.get(p.view) ?? []), { contentHash: p.hash, vector }])
+            const entries = byView.get(p.view) ?? []
+            entries.push({ contentHash: p.hash, vector })
+            byView.set(p.view, entries)
           })
           return cache === undefined
             ? Effect.void
